@@ -1,0 +1,115 @@
+// Hybrid's build script: `dotnet fsi build.fsx <target> [options]`.
+// Each target restores and builds what it needs, then calls one entry point: the test executables for
+// `test`, the `hybrid` command (src/Cli) for everything else. Run `dotnet fsi build.fsx help` for the list.
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Text.RegularExpressions
+
+let root = __SOURCE_DIRECTORY__
+let configuration = "Release"
+
+/// Runs a process in the repository root, streaming its output; returns the exit code and, when asked, the lines.
+let run (file: string) (args: string list) (env: (string * string) list) (capture: bool) =
+    let psi = ProcessStartInfo(file, args)
+    psi.WorkingDirectory <- root
+    psi.UseShellExecute <- false
+    psi.RedirectStandardOutput <- capture
+    for (k, v) in env do psi.Environment.[k] <- v
+    use p = Process.Start psi
+    let lines = Collections.Generic.List<string>()
+    if capture then
+        let mutable line = p.StandardOutput.ReadLine()
+        while not (isNull line) do
+            Console.WriteLine line
+            lines.Add line
+            line <- p.StandardOutput.ReadLine()
+    p.WaitForExit()
+    p.ExitCode, List.ofSeq lines
+
+let dotnet args = run "dotnet" args [] false |> fst
+
+let build () =
+    printfn "build: restoring and building Hybrid.sln (%s)" configuration
+    let code = dotnet [ "build"; Path.Combine(root, "Hybrid.sln"); "-c"; configuration; "-nologo"; "-v"; "q"; "-clp:ErrorsOnly" ]
+    if code <> 0 then
+        eprintfn "build: failed (exit %d)" code
+        exit code
+
+let testProjects () =
+    Directory.GetDirectories(Path.Combine(root, "tests"), "*.Tests")
+    |> Array.sort
+    |> Array.map (fun dir ->
+        let name = Path.GetFileName dir
+        name, Path.Combine(dir, "bin", configuration, "net10.0", sprintf "Hybrid.%s.dll" name))
+
+let countLine = Regex(@"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$")
+let ansi = Regex(@"\x1b\[[0-9;]*m")
+
+/// `test [--fsdd DIR] [--require-data] [-- EXPECTO ARGS]`: every Expecto suite, then the summed count line.
+let test (args: string list) =
+    let rec parse env rest =
+        function
+        | "--fsdd" :: dir :: tail -> parse (("HYBRID_FSDD", Path.GetFullPath dir) :: env) rest tail
+        | "--require-data" :: tail -> parse (("HYBRID_REQUIRE_DATA", "1") :: env) rest tail
+        | "--" :: tail -> env, rest @ tail
+        | x :: tail -> parse env (rest @ [ x ]) tail
+        | [] -> env, rest
+    let env, expectoArgs = parse [] [] args
+    build ()
+    let mutable passed, failed, skipped = 0, 0, 0
+    for (name, dll) in testProjects () do
+        printfn "test: %s" name
+        let code, lines = run "dotnet" (dll :: expectoArgs) env true
+        let counted =
+            lines
+            |> List.rev
+            |> List.tryPick (fun l ->
+                let m = countLine.Match(ansi.Replace(l, "").Trim())
+                if m.Success then Some(int m.Groups.[1].Value, int m.Groups.[2].Value, (if m.Groups.[3].Success then int m.Groups.[3].Value else 0))
+                else None)
+        match counted with
+        | Some (p, f, s) ->
+            passed <- passed + p
+            failed <- failed + f + (if code <> 0 && f = 0 then 1 else 0)
+            skipped <- skipped + s
+        | None ->
+            eprintfn "test: %s exited %d without a count line" name code
+            failed <- failed + 1
+    printfn "%d passed, %d failed, %d skipped" passed failed skipped
+    if failed > 0 then 1 else 0
+
+/// Targets implemented by the `hybrid` command (src/Cli); build.fsx only forwards their options.
+let cliTargets = [ ]
+
+let cli (target: string) (args: string list) =
+    build ()
+    let dll = Path.Combine(root, "src", "Cli", "bin", configuration, "net10.0", "hybrid.dll")
+    run "dotnet" (dll :: target :: args) [] false |> fst
+
+let help () =
+    printfn "usage: dotnet fsi build.fsx <target> [options]   (every target accepts --help)"
+    printfn "targets:"
+    printfn "  build    restore and build the solution"
+    printfn "  test     run every test suite: [--fsdd DIR] [--require-data] [-- expecto options]"
+    for (name, description) in cliTargets do
+        printfn "  %-8s %s" name description
+    0
+
+let args = fsi.CommandLineArgs |> Array.skip 1 |> List.ofArray
+
+let code =
+    match args with
+    | [] | [ "help" ] | [ "--help" ] | [ "-h" ] -> help ()
+    | "build" :: [ "--help" ] -> printfn "build: restore and build Hybrid.sln in Release"; 0
+    | "build" :: _ -> build (); 0
+    | "test" :: [ "--help" ] -> printfn "test [--fsdd DIR] [--require-data] [-- expecto options]: build, run every suite, print 'N passed, N failed, N skipped'"; 0
+    | "test" :: rest -> test rest
+    | target :: rest when List.exists (fun (n, _) -> n = target) cliTargets -> cli target rest
+    | target :: _ ->
+        eprintfn "unknown target '%s'" target
+        help () |> ignore
+        2
+
+exit code

@@ -1,0 +1,17 @@
+/// The `hybrid` command: one entry point per build.fsx target.
+module Hybrid.Cli.Program
+
+open System
+
+let private usage =
+    """usage: hybrid <target> [options]   (targets: help; run with --help for a target's options)"""
+
+[<EntryPoint>]
+let main argv =
+    match List.ofArray argv with
+    | [] | [ "help" ] | [ "--help" ] ->
+        printfn "%s" usage
+        0
+    | target :: _ ->
+        eprintfn "hybrid: unknown target '%s'. %s" target usage
+        2

@@ -1,0 +1,72 @@
+namespace Hybrid.Dsp;
+
+/// <summary>
+/// Batched DSP operations shared by every engine. All tensors are float32, row-major, allocated by the
+/// engine that runs the operation; the leading axis is always the batch (clips). Plans (twiddles in double
+/// precision, windows, mel bases, DCT and chroma matrices) are built once per configuration and cached.
+/// Parameter names and defaults mirror librosa 0.10; shapes are given as [axis, ...].
+/// </summary>
+public interface IDspOps
+{
+    /// <summary>Complex FFT of length n over the batch. input/output: [batch, n, 2] (re, im interleaved).
+    /// Inverse divides by n (numpy.fft.ifft). Any n in 2..16384.</summary>
+    void Fft(Tensor input, Tensor output, bool inverse = false);
+
+    /// <summary>Real FFT (numpy.fft.rfft). input: [batch, n]; output: [batch, n/2+1, 2]. Any n in 2..16384.</summary>
+    void Rfft(Tensor input, Tensor output);
+
+    /// <summary>Inverse real FFT (numpy.fft.irfft with n given). input: [batch, n/2+1, 2]; output: [batch, n].</summary>
+    void Irfft(Tensor input, Tensor output);
+
+    /// <summary>librosa.stft (then |.|^power for Power/Magnitude). clips: [batch, samples];
+    /// output: [batch, bins, frames] for Power/Magnitude, [batch, bins, frames, 2] for Complex,
+    /// with bins = n_fft/2+1 and frames = <see cref="StftConfig.FrameCount"/>.</summary>
+    void Stft(StftConfig config, Tensor clips, Tensor output, SpectrumKind kind = SpectrumKind.Power);
+
+    /// <summary>librosa.istft with the window-sum normalisation (perfect reconstruction for COLA pairs).
+    /// spectrum: [batch, bins, frames, 2]; output: [batch, length] (length chosen by the caller, as librosa's length).</summary>
+    void Istft(StftConfig config, Tensor spectrum, Tensor output);
+
+    /// <summary>Applies a mel filter bank (librosa.feature.melspectrogram from a spectrogram S).
+    /// spectrogram: [batch, n_fft/2+1, frames]; output: [batch, n_mels, frames].</summary>
+    void Mel(MelConfig config, int nFft, Tensor spectrogram, Tensor output);
+
+    /// <summary>librosa.power_to_db with top_db applied per clip. input/output: [batch, ...] (may be the same tensor).</summary>
+    void PowerToDb(DbConfig config, Tensor input, Tensor output);
+
+    /// <summary>librosa.amplitude_to_db (20 log10, amin and ref on amplitudes, top_db per clip).</summary>
+    void AmplitudeToDb(DbConfig config, Tensor input, Tensor output);
+
+    /// <summary>MFCC from a log-power mel spectrogram (librosa.feature.mfcc with S given: DCT-II ortho over the mel
+    /// axis, then optional sinusoidal lifter when lifter &gt; 0). logMel: [batch, n_mels, frames]; output: [batch, n_mfcc, frames].</summary>
+    void Mfcc(int nMfcc, float lifter, Tensor logMel, Tensor output);
+
+    /// <summary>librosa.feature.delta (Savitzky-Golay, mode 'interp') along the last axis.
+    /// input/output: [batch, features, frames]; width odd and at least 3; order 1 or 2.</summary>
+    void Delta(int width, int order, Tensor input, Tensor output);
+
+    /// <summary>librosa.feature.spectral_centroid from a magnitude spectrogram. s: [batch, bins, frames]; output: [batch, frames].</summary>
+    void SpectralCentroid(int sampleRate, int nFft, Tensor s, Tensor output);
+
+    /// <summary>librosa.feature.spectral_bandwidth (norm=True, exponent p). s: [batch, bins, frames]; output: [batch, frames].</summary>
+    void SpectralBandwidth(int sampleRate, int nFft, float p, Tensor s, Tensor output);
+
+    /// <summary>librosa.feature.spectral_rolloff. s: [batch, bins, frames]; output: [batch, frames].</summary>
+    void SpectralRolloff(int sampleRate, int nFft, float rollPercent, Tensor s, Tensor output);
+
+    /// <summary>librosa.feature.spectral_flatness (amin 1e-10, power 2) from a magnitude spectrogram.
+    /// s: [batch, bins, frames]; output: [batch, frames].</summary>
+    void SpectralFlatness(float amin, float power, Tensor s, Tensor output);
+
+    /// <summary>librosa.feature.zero_crossing_rate (threshold 1e-10, zero counts as positive, edge-padded centring).
+    /// clips: [batch, samples]; output: [batch, frames].</summary>
+    void ZeroCrossingRate(int frameLength, int hopLength, bool center, Tensor clips, Tensor output);
+
+    /// <summary>librosa.feature.rms from the waveform (frames padded by padMode when centred).
+    /// clips: [batch, samples]; output: [batch, frames].</summary>
+    void Rms(int frameLength, int hopLength, bool center, PadMode padMode, Tensor clips, Tensor output);
+
+    /// <summary>librosa.feature.chroma_stft from a power spectrogram with the given tuning (in fractions of a bin)
+    /// and per-frame infinity-norm normalisation. s: [batch, bins, frames]; output: [batch, nChroma, frames].</summary>
+    void Chroma(int sampleRate, int nFft, int nChroma, float tuning, Tensor s, Tensor output);
+}

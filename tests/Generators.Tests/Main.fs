@@ -1,0 +1,7 @@
+module Hybrid.GeneratorsTests.Main
+
+open Expecto
+
+[<EntryPoint>]
+let main argv =
+    Hybrid.TestSupport.Runner.run argv (testList "Generators" [])

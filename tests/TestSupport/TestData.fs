@@ -1,0 +1,69 @@
+/// Where the tests find shared data, and how a test that needs absent data is reported.
+module Hybrid.TestSupport.TestData
+
+open System
+open System.IO
+open Expecto
+
+/// Environment variable naming the FSDD folder (the one holding recordings/).
+[<Literal>]
+let FsddVariable = "HYBRID_FSDD"
+
+/// Environment variable that, set to 1 or true, turns "data absent, test skipped" into a failure.
+[<Literal>]
+let RequireDataVariable = "HYBRID_REQUIRE_DATA"
+
+/// Environment variable naming the librosa reference folder.
+[<Literal>]
+let ReferenceVariable = "HYBRID_LIBROSA_REFERENCE"
+
+let private repoRoot =
+    lazy (
+        let rec up (dir: DirectoryInfo | null) =
+            match dir with
+            | null -> None
+            | d when File.Exists(Path.Combine(d.FullName, "Hybrid.sln")) -> Some d.FullName
+            | d -> up d.Parent
+        up (DirectoryInfo AppContext.BaseDirectory))
+
+/// True when missing data must fail the test run instead of skipping.
+let requireData () =
+    match Environment.GetEnvironmentVariable RequireDataVariable with
+    | null -> false
+    | v -> v = "1" || v.Equals("true", StringComparison.OrdinalIgnoreCase)
+
+let private locate (variable: string) (besideRepo: string) =
+    match Environment.GetEnvironmentVariable variable with
+    | null | "" ->
+        repoRoot.Value
+        |> Option.map (fun root -> Path.GetFullPath(Path.Combine(root, "..", besideRepo)))
+        |> Option.filter Directory.Exists
+    | path -> if Directory.Exists path then Some(Path.GetFullPath path) else None
+
+/// The FSDD folder from HYBRID_FSDD, else ../shared/data/fsdd beside the repository, if it exists.
+let fsddFolder () = locate FsddVariable (Path.Combine("shared", "data", "fsdd"))
+
+/// The librosa 0.10.2 reference folder from HYBRID_LIBROSA_REFERENCE, else ../shared/reference/librosa-0.10.2.
+let referenceFolder () = locate ReferenceVariable (Path.Combine("shared", "reference", "librosa-0.10.2"))
+
+/// The SHA-256 list of FSDD v1.0.10 shipped with the repository, as a path.
+let repositoryRoot () = repoRoot.Value
+
+let private missing what variable =
+    let message = sprintf "%s not found (set %s)" what variable
+    if requireData () then failtestf "%s and %s is set" message RequireDataVariable
+    else skiptest message
+
+/// A test that receives the FSDD folder, skipped (or failed under HYBRID_REQUIRE_DATA) when it is absent.
+let testWithFsdd name (body: string -> unit) =
+    testCase name (fun () ->
+        match fsddFolder () with
+        | Some dir -> body dir
+        | None -> missing "FSDD folder" FsddVariable)
+
+/// A test that receives the librosa reference folder, skipped (or failed) when it is absent.
+let testWithReference name (body: string -> unit) =
+    testCase name (fun () ->
+        match referenceFolder () with
+        | Some dir -> body dir
+        | None -> missing "librosa reference folder" ReferenceVariable)
