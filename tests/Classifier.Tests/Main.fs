@@ -1,7 +1,5 @@
+/// Entry point: runs every [<Tests>] value in this assembly and prints "N passed, N failed, N skipped".
 module Hybrid.ClassifierTests.Main
 
-open Expecto
-
 [<EntryPoint>]
-let main argv =
-    Hybrid.TestSupport.Runner.run argv (testList "Classifier" [])
+let main argv = Hybrid.TestSupport.Runner.runInAssembly argv

@@ -1,7 +1,5 @@
+/// Entry point: runs every [<Tests>] value in this assembly and prints "N passed, N failed, N skipped".
 module Hybrid.FeaturesTests.Main
 
-open Expecto
-
 [<EntryPoint>]
-let main argv =
-    Hybrid.TestSupport.Runner.run argv (testList "Features" [])
+let main argv = Hybrid.TestSupport.Runner.runInAssembly argv
