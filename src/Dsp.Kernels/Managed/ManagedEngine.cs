@@ -1,0 +1,130 @@
+namespace Hybrid.Dsp.Managed;
+
+/// <summary>A tensor in host memory: a slice of a float[] owned by the managed engine.</summary>
+public sealed class ManagedTensor : Tensor
+{
+    internal ManagedTensor(ManagedEngine engine, int[] shape, float[] data, int offset)
+        : base(engine, shape)
+    {
+        if (offset < 0 || offset + Length > data.Length)
+            throw new ArgumentException($"View [{offset}, {offset + Length}) is outside storage of {data.Length} elements.");
+        Data = data;
+        Offset = offset;
+    }
+
+    /// <summary>The backing array (shared by views).</summary>
+    public float[] Data { get; }
+
+    /// <summary>Index of element 0 in <see cref="Data"/>.</summary>
+    public int Offset { get; }
+
+    /// <summary>The tensor's elements.</summary>
+    public Span<float> Span => Data.AsSpan(Offset, checked((int)Length));
+
+    /// <inheritdoc />
+    public override void CopyFrom(ReadOnlySpan<float> source, long offset = 0)
+    {
+        CheckRange(offset, source.Length);
+        source.CopyTo(Data.AsSpan(Offset + (int)offset, source.Length));
+    }
+
+    /// <inheritdoc />
+    public override void CopyTo(Span<float> destination, long offset = 0)
+    {
+        CheckRange(offset, destination.Length);
+        Data.AsSpan(Offset + (int)offset, destination.Length).CopyTo(destination);
+    }
+
+    /// <inheritdoc />
+    public override Tensor Reshape(params int[] shape)
+    {
+        var view = new ManagedTensor((ManagedEngine)Engine, shape, Data, Offset);
+        if (view.Length != Length)
+            throw new ArgumentException($"Cannot reshape [{string.Join(", ", Shape)}] ({Length} elements) to [{string.Join(", ", shape)}] ({view.Length} elements).", nameof(shape));
+        return view;
+    }
+
+    /// <summary>A view of rows [start, start + count) along the leading axis, sharing storage.</summary>
+    public ManagedTensor Slice(int start, int count)
+    {
+        if (Rank == 0 || start < 0 || count < 0 || start + count > Shape[0])
+            throw new ArgumentOutOfRangeException(nameof(start), $"Rows [{start}, {start + count}) are outside [0, {(Rank == 0 ? 0 : Shape[0])}).");
+        var shape = (int[])Shape.Clone();
+        shape[0] = count;
+        var rowLength = Shape[0] == 0 ? 0 : (int)(Length / Shape[0]);
+        return new ManagedTensor((ManagedEngine)Engine, shape, Data, Offset + start * rowLength);
+    }
+
+    /// <inheritdoc />
+    public override void Dispose()
+    {
+    }
+
+    private void CheckRange(long offset, int count)
+    {
+        if (offset < 0 || offset + count > Length)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"Range [{offset}, {offset + count}) is outside the tensor's {Length} elements.");
+    }
+}
+
+/// <summary>
+/// The managed CPU engine: SIMD (System.Numerics / System.Runtime.Intrinsics) and multithreaded C#.
+/// The correctness reference for every other engine, and the default where no GPU is found.
+/// </summary>
+public sealed class ManagedEngine : Engine
+{
+    private ManagedDsp? _dsp;
+
+    /// <summary>Creates the engine; <paramref name="maxThreads"/> caps parallelism (default: all cores).</summary>
+    public ManagedEngine(int? maxThreads = null)
+    {
+        if (maxThreads is < 1) throw new ArgumentOutOfRangeException(nameof(maxThreads), $"maxThreads must be at least 1, was {maxThreads}.");
+        MaxThreads = maxThreads ?? Environment.ProcessorCount;
+        Parallel = new ParallelOptions { MaxDegreeOfParallelism = MaxThreads };
+    }
+
+    /// <summary>Maximum worker threads used by one operation.</summary>
+    public int MaxThreads { get; }
+
+    internal ParallelOptions Parallel { get; }
+
+    /// <inheritdoc />
+    public override string Name => "managed";
+
+    /// <inheritdoc />
+    public override string DeviceName =>
+        $"{System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture} CPU, {MaxThreads} threads, " +
+        $"{(System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated ? "256" : System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated ? "128" : "scalar")}-bit SIMD";
+
+    /// <inheritdoc />
+    public override Tensor Allocate(params int[] shape) => AllocateManaged(shape);
+
+    /// <summary>Allocates a zero-filled host tensor.</summary>
+    public ManagedTensor AllocateManaged(params int[] shape)
+    {
+        long length = 1;
+        foreach (var d in shape) length = checked(length * Math.Max(d, 0));
+        if (length > Array.MaxLength) throw new ArgumentException($"Shape [{string.Join(", ", shape)}] has {length} elements, more than one array can hold.", nameof(shape));
+        return new ManagedTensor(this, shape, new float[length], 0);
+    }
+
+    /// <summary>Wraps an existing array (no copy) as a tensor of the given shape.</summary>
+    public ManagedTensor Wrap(float[] data, params int[] shape) => new(this, shape, data, 0);
+
+    /// <inheritdoc />
+    public override IDspOps Dsp => _dsp ??= new ManagedDsp(this);
+
+    /// <inheritdoc />
+    public override void Synchronize()
+    {
+    }
+
+    /// <inheritdoc />
+    public override void Dispose()
+    {
+    }
+
+    /// <summary>Returns the managed storage of a tensor, or throws if it belongs to another engine.</summary>
+    internal static ManagedTensor Expect(Tensor t, string name) =>
+        t as ManagedTensor ?? throw new ArgumentException($"{name}: tensor lives on engine '{t.Engine.Name}', not 'managed'.", name);
+}
