@@ -6,6 +6,7 @@ open System.Globalization
 open System.IO
 open System.Text
 open System.Text.RegularExpressions
+open System.Runtime.ExceptionServices
 open System.Threading.Tasks
 
 /// Where a dataset's items were found.
@@ -494,7 +495,13 @@ module Dataset =
                     start ()
                 while pending.Count > 0 do
                     let task = pending.Dequeue()
-                    let result = task.GetAwaiter().GetResult()
+                    let result =
+                        try
+                            task.GetAwaiter().GetResult()
+                        with :? AggregateException as e ->
+                            // Array.Parallel wraps the loader's exception: raise the loader's own.
+                            ExceptionDispatchInfo.Capture(e.Flatten().InnerExceptions.[0]).Throw()
+                            Unchecked.defaultof<_>
                     if next < batches.Length then start ()
                     yield result
             finally
