@@ -19,27 +19,6 @@ type FsddSource =
       /// Folder the verified copy is kept in (and looked for in before downloading).
       CacheFolder: string }
 
-/// Progress of a long transfer: an overwritten line on a terminal, plain lines (every 10%) when redirected.
-/// Written to standard error so that standard output stays machine-readable.
-type internal Progress(what: string, total: int64 option) =
-    let terminal = not Console.IsErrorRedirected
-    let mutable lastStep = -1L
-    let megabytes (b: int64) = float b / 1048576.0
-
-    member _.Report(done': int64) =
-        let step, text =
-            match total with
-            | Some t when t > 0L ->
-                let percent = 100L * done' / t
-                (if terminal then percent else percent / 10L), sprintf "%s: %3d%% (%.1f of %.1f MB)" what percent (megabytes done') (megabytes t)
-            | _ -> done' / (if terminal then 262144L else 5242880L), sprintf "%s: %.1f MB" what (megabytes done')
-        if step <> lastStep then
-            lastStep <- step
-            if terminal then eprintf "\r%s" text else eprintfn "%s" text
-
-    member _.Finish(message: string) =
-        if terminal then eprintfn "\r%s" message else eprintfn "%s" message
-
 /// Fetching the Free Spoken Digit Dataset for users who have none: local path, user cache, else the v1.0.10
 /// release archive, extracted safely, verified file by file against the shipped SHA-256 list and moved into
 /// place atomically.
@@ -197,8 +176,12 @@ module Download =
             use response = client.Value.GetAsync(source.Url, HttpCompletionOption.ResponseHeadersRead).GetAwaiter().GetResult()
             if not response.IsSuccessStatusCode then
                 raise (offline source.Url (sprintf "HTTP %d %s" (int response.StatusCode) response.ReasonPhrase) source.CacheFolder)
-            let total = response.Content.Headers.ContentLength |> Option.ofNullable
-            let progress = Progress("download FSDD", total)
+            // Progress in KiB: a bar on a terminal, a line every 10% when standard error is redirected.
+            let totalKiB = response.Content.Headers.ContentLength |> Option.ofNullable |> Option.map (fun b -> int ((b + 1023L) / 1024L))
+            let progress =
+                match totalKiB with
+                | Some kib -> Progress.create "download FSDD (KiB)" kib
+                | None -> Progress.silent
             use input = response.Content.ReadAsStream()
             use output = new FileStream(destination, FileMode.CreateNew, FileAccess.Write)
             let buffer = Array.zeroCreate<byte> 81920
@@ -207,9 +190,10 @@ module Download =
             while read > 0 do
                 output.Write(buffer, 0, read)
                 total' <- total' + int64 read
-                progress.Report total'
+                progress.Report(int (total' / 1024L))
                 read <- input.Read(buffer, 0, buffer.Length)
-            progress.Finish(sprintf "download FSDD: %.1f MB from %s" (float total' / 1048576.0) source.Url)
+            progress.Finish()
+            eprintfn "downloaded %.1f MB from %s" (float total' / 1048576.0) source.Url
         with
         | :? HttpRequestException as e -> raise (offline source.Url e.Message source.CacheFolder)
         | :? TaskCanceledException -> raise (offline source.Url "timed out" source.CacheFolder)
