@@ -81,7 +81,7 @@ let test (args: string list) =
     if failed > 0 then 1 else 0
 
 /// Targets implemented by the `hybrid` command (src/Cli); build.fsx only forwards their options.
-let cliTargets = [ ]
+let cliTargets = [ ("dataset", "summarise a dataset folder and its split") ]
 
 let cli (target: string) (args: string list) =
     build ()
