@@ -81,7 +81,8 @@ let test (args: string list) =
     if failed > 0 then 1 else 0
 
 /// Targets implemented by the `hybrid` command (src/Cli); build.fsx only forwards their options.
-let cliTargets = [ ]
+let cliTargets =
+    [ ("bench", "time the DSP workloads per engine: [--device all|NAME] [--json FILE] [--runs N] [--workload NAME ...]") ]
 
 let cli (target: string) (args: string list) =
     build ()
