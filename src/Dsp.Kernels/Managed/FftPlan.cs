@@ -182,6 +182,7 @@ internal sealed class ComplexFftPlan
 
     // Stockham DIF stage: for p < m = len/4 and q < stride, reads x[q + stride (p + j m)], writes
     // y[q + stride (4p + k)] = (DFT4 of the four inputs)[k] * w^(pk) with w = exp(-2 pi i / len).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Radix4(ref V x, ref V y, int len, int stride, float[] tw)
     {
         var m = len / 4;
@@ -224,6 +225,7 @@ internal sealed class ComplexFftPlan
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Radix2(ref V x, ref V y, int len, int stride, float[] tw)
     {
         var m = len / 2;
@@ -386,6 +388,7 @@ internal sealed class RealFftPlan
     }
 
     /// <summary>rfft: buffer[0..N) holds samples on input; buffer[2k], buffer[2k+1] hold bin k on output.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Forward(Span<V> buffer, Span<V> scratch)
     {
         if (N % 2 == 1)
@@ -488,10 +491,17 @@ internal sealed class RealFftPlan
 /// <summary>Moves data between row-major float rows and lane-major vectors (8x8 transposes with AVX).</summary>
 internal static class Lanes
 {
-    /// <summary>dst[i] lane j = src[start + j * stride + i] (times window[i] when given) for i &lt; len and j &lt; rows;
-    /// lanes j &gt;= rows are zero.</summary>
-    public static void Load(ReadOnlySpan<float> src, int start, int stride, int rows, int len, Span<V> dst)
+    /// <summary>dst[i] lane j = src[start + j * stride + i] for i &lt; len and j &lt; rows; lanes j &gt;= rows are zero.</summary>
+    public static void Load(ReadOnlySpan<float> src, int start, int stride, int rows, int len, Span<V> dst) =>
+        Load(src, start, stride, rows, len, dst, default);
+
+    /// <summary>dst[i] lane j = src[start + j * stride + i] * window[i] (window empty: times 1) for i &lt; len and
+    /// j &lt; rows; lanes j &gt;= rows are zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Load(ReadOnlySpan<float> src, int start, int stride, int rows, int len, Span<V> dst, ReadOnlySpan<float> window)
     {
+        var windowed = !window.IsEmpty;
+        if (windowed && window.Length < len) throw new ArgumentException("window is shorter than the frame.", nameof(window));
         ref var s0 = ref Unsafe.AsRef(in src[0]);
         var i = 0;
         if (rows == 8 && System.Runtime.Intrinsics.X86.Avx.IsSupported)
@@ -507,6 +517,12 @@ internal static class Lanes
                     Vector256.LoadUnsafe(ref Unsafe.Add(ref r, 4 * stride)), Vector256.LoadUnsafe(ref Unsafe.Add(ref r, 5 * stride)),
                     Vector256.LoadUnsafe(ref Unsafe.Add(ref r, 6 * stride)), Vector256.LoadUnsafe(ref Unsafe.Add(ref r, 7 * stride)),
                     ref Unsafe.Add(ref d, i));
+                if (windowed)
+                {
+                    ref var w = ref Unsafe.AsRef(in window[i]);
+                    for (var l = 0; l < 8; l++)
+                        Unsafe.Add(ref d, i + l) *= Vector256.Create(Unsafe.Add(ref w, l));
+                }
             }
         }
         Span<float> lane = stackalloc float[8];
@@ -515,10 +531,12 @@ internal static class Lanes
             lane.Clear();
             for (var j = 0; j < rows; j++) lane[j] = src[start + j * stride + i];
             dst[i] = Vector256.Create((ReadOnlySpan<float>)lane);
+            if (windowed) dst[i] *= Vector256.Create(window[i]);
         }
     }
 
     /// <summary>dst[start + j * stride + i] = src[i] lane j for i &lt; len and j &lt; rows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Store(ReadOnlySpan<V> src, int len, Span<float> dst, int start, int stride, int rows)
     {
         var i = 0;

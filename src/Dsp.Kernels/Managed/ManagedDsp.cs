@@ -59,6 +59,30 @@ internal sealed class ManagedDsp : IDspOps
 
     // ---------------------------------------------------------------- FFT
 
+    /// <summary>Transforms rows of x into rows of y eight at a time: each group of rows is loaded into lanes
+    /// (inLength floats per row), transformed in place by <paramref name="transform"/>, and stored (outLength per row).</summary>
+    private void RowTransform(ManagedTensor x, ManagedTensor y, int batch, int inLength, int outLength, int bufferLength,
+        int scratchLength, TransformRows transform)
+    {
+        ForRanges((batch + 7) / 8, (g0, g1) =>
+        {
+            var ws = Workspace.Current;
+            var buf = ws.Vectors(0, bufferLength);
+            var scratch = ws.Vectors(1, scratchLength);
+            var src = x.Span;
+            var dst = y.Span;
+            for (var g = g0; g < g1; g++)
+            {
+                var rows = Math.Min(8, batch - 8 * g);
+                Lanes.Load(src, 8 * g * inLength, inLength, rows, inLength, buf);
+                transform(buf, scratch);
+                Lanes.Store(buf, outLength, dst, 8 * g * outLength, outLength, rows);
+            }
+        });
+    }
+
+    private delegate void TransformRows(Span<V> buffer, Span<V> scratch);
+
     public void Fft(Tensor input, Tensor output, bool inverse = false)
     {
         var x = Check(input, nameof(input), 3);
@@ -68,30 +92,19 @@ internal sealed class ManagedDsp : IDspOps
             throw new ArgumentException($"input: expected shape [batch, n, 2] with n in 2..16384, was [{string.Join(", ", x.Shape)}].", nameof(input));
         y.RequireShape(nameof(output), batch, n, 2);
         var plan = ComplexFftPlan.Get(n);
-        var row = 2 * n;
-        ForRanges((batch + 7) / 8, (g0, g1) =>
+        var scale = Vector256.Create(1f / n);
+        RowTransform(x, y, batch, 2 * n, 2 * n, 2 * n, plan.ScratchLength, (buf, scratch) =>
         {
-            var ws = Workspace.Current;
-            var buf = ws.Vectors(0, row);
-            var scratch = ws.Vectors(1, plan.ScratchLength);
-            var src = x.Span;
-            var dst = y.Span;
-            var scale = Vector256.Create(1f / n);
-            for (var g = g0; g < g1; g++)
-            {
-                var rows = Math.Min(8, batch - 8 * g);
-                Lanes.Load(src, 8 * g * row, row, rows, row, buf);
-                if (inverse)
-                    for (var i = 1; i < row; i += 2) buf[i] = -buf[i];
-                plan.Forward(buf, scratch);
-                if (inverse)
-                    for (var i = 0; i < row; i += 2)
-                    {
-                        buf[i] *= scale;
-                        buf[i + 1] = -buf[i + 1] * scale;
-                    }
-                Lanes.Store(buf, row, dst, 8 * g * row, row, rows);
-            }
+            // The inverse is conj(FFT(conj X)) / n.
+            if (inverse)
+                for (var i = 1; i < 2 * n; i += 2) buf[i] = -buf[i];
+            plan.Forward(buf, scratch);
+            if (inverse)
+                for (var i = 0; i < 2 * n; i += 2)
+                {
+                    buf[i] *= scale;
+                    buf[i + 1] = -buf[i + 1] * scale;
+                }
         });
     }
 
@@ -102,22 +115,7 @@ internal sealed class ManagedDsp : IDspOps
         int batch = x.Shape[0], n = x.Shape[1];
         var plan = RealFftPlan.Get(n);
         y.RequireShape(nameof(output), batch, plan.Bins, 2);
-        var outRow = 2 * plan.Bins;
-        ForRanges((batch + 7) / 8, (g0, g1) =>
-        {
-            var ws = Workspace.Current;
-            var buf = ws.Vectors(0, plan.BufferLength);
-            var scratch = ws.Vectors(1, plan.ScratchLength);
-            var src = x.Span;
-            var dst = y.Span;
-            for (var g = g0; g < g1; g++)
-            {
-                var rows = Math.Min(8, batch - 8 * g);
-                Lanes.Load(src, 8 * g * n, n, rows, n, buf);
-                plan.Forward(buf, scratch);
-                Lanes.Store(buf, outRow, dst, 8 * g * outRow, outRow, rows);
-            }
-        });
+        RowTransform(x, y, batch, n, 2 * plan.Bins, plan.BufferLength, plan.ScratchLength, plan.Forward);
     }
 
     public void Irfft(Tensor input, Tensor output)
@@ -127,22 +125,7 @@ internal sealed class ManagedDsp : IDspOps
         int batch = y.Shape[0], n = y.Shape[1];
         var plan = RealFftPlan.Get(n);
         x.RequireShape(nameof(input), batch, plan.Bins, 2);
-        var inRow = 2 * plan.Bins;
-        ForRanges((batch + 7) / 8, (g0, g1) =>
-        {
-            var ws = Workspace.Current;
-            var buf = ws.Vectors(0, plan.BufferLength);
-            var scratch = ws.Vectors(1, plan.ScratchLength);
-            var src = x.Span;
-            var dst = y.Span;
-            for (var g = g0; g < g1; g++)
-            {
-                var rows = Math.Min(8, batch - 8 * g);
-                Lanes.Load(src, 8 * g * inRow, inRow, rows, inRow, buf);
-                plan.Inverse(buf, scratch);
-                Lanes.Store(buf, n, dst, 8 * g * n, n, rows);
-            }
-        });
+        RowTransform(x, y, batch, 2 * plan.Bins, n, plan.BufferLength, plan.ScratchLength, plan.Inverse);
     }
 
     // ---------------------------------------------------------------- STFT
@@ -209,8 +192,7 @@ internal sealed class ManagedDsp : IDspOps
                 for (var f = f0; f < f1; f += 8)
                 {
                     var rows = Math.Min(8, f1 - f);
-                    Lanes.Load(seg, (f - f0) * hop, hop, rows, nFft, buf);
-                    for (var i = 0; i < nFft; i++) buf[i] *= Vector256.Create(window[i]);
+                    Lanes.Load(seg, (f - f0) * hop, hop, rows, nFft, buf, window);
                     plan.Forward(buf, scratch);
                     sink.Consume(clip, f, rows, buf);
                 }
