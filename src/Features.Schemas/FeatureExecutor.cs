@@ -1,0 +1,321 @@
+using Hybrid.Dsp;
+
+namespace Hybrid.Features.Schemas;
+
+/// <summary>
+/// Runs a schema's plan through <see cref="IDspOps"/>: each intermediate (spectrogram per exponent, mel,
+/// dB mel, MFCC, deltas, chroma, framed waveform features) is computed at most once per call for the whole
+/// batch, copied to the host once, and every member is reduced (statistic) or copied (time series) from it.
+/// </summary>
+internal static class FeatureExecutor
+{
+    /// <summary>A computed batch of per-frame values on the host: [batch, rows, frames].</summary>
+    private readonly record struct Block(float[] Data, int Rows, int Frames);
+
+    internal static void Run(FeatureSchemaInfo info, FeatureMember[] members, Engine engine, Tensor clips, Span<float> destination)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        ArgumentNullException.ThrowIfNull(clips);
+        if (clips.Rank != 2)
+            throw new SchemaMismatchException(info.Name, $"clips must have shape [batch, samples], was [{string.Join(", ", clips.Shape)}].");
+        if (!ReferenceEquals(clips.Engine, engine))
+            throw new ArgumentException($"clips live on engine '{clips.Engine.Name}', not on the given engine '{engine.Name}'.", nameof(clips));
+        int batch = clips.Shape[0], samples = clips.Shape[1];
+        if (info.ClipSamples > 0 && samples != info.ClipSamples)
+            throw new SchemaMismatchException(info.Name, $"clips must have {info.ClipSamples} samples, had {samples}; cut or zero-pad them first.");
+        if (destination.Length != (long)batch * info.Length)
+            throw new SchemaMismatchException(info.Name, $"destination must hold batch x Length = {batch} x {info.Length} = {(long)batch * info.Length} floats, had {destination.Length}.");
+        if (batch == 0) return;
+
+        using var run = new Intermediates(info, engine, clips, samples);
+        foreach (var m in members)
+        {
+            var block = run.BlockFor(m);
+            if (m.Statistic == Statistic.TimeSeries && m.Kind != FeatureKind.Waveform && block.Frames != m.Frames)
+                throw new SchemaMismatchException(info.Name, $"member '{m.Property}' has {block.Frames} frames for {samples} samples, the layout expects {m.Frames}.");
+            Write(m, block, batch, info.Length, destination);
+        }
+    }
+
+    private static void Write(FeatureMember m, Block block, int batch, int length, Span<float> destination)
+    {
+        var f = block.Frames;
+        for (var b = 0; b < batch; b++)
+        {
+            var row = destination.Slice(b * length + m.Offset, m.Width);
+            var source = block.Data.AsSpan(b * block.Rows * f, block.Rows * f);
+            if (m.Kind == FeatureKind.Waveform)
+            {
+                var n = Math.Min(f, m.Frames);
+                source[..n].CopyTo(row);
+                row[n..].Clear();
+            }
+            else if (m.Statistic == Statistic.TimeSeries)
+            {
+                source[..(m.Rows * f)].CopyTo(row);
+            }
+            else if (m.Pooled)
+            {
+                row[0] = Reduce(m.Statistic, source);
+            }
+            else
+            {
+                for (var r = 0; r < m.Rows; r++) row[r] = Reduce(m.Statistic, source.Slice(r * f, f));
+            }
+        }
+    }
+
+    /// <summary>Mean, population std, min or max of <paramref name="values"/>, accumulated in double.</summary>
+    internal static float Reduce(Statistic statistic, ReadOnlySpan<float> values)
+    {
+        if (values.IsEmpty) return float.NaN;
+        switch (statistic)
+        {
+            case Statistic.Min:
+            {
+                var min = values[0];
+                foreach (var v in values) if (v < min || float.IsNaN(v)) min = v;
+                return min;
+            }
+            case Statistic.Max:
+            {
+                var max = values[0];
+                foreach (var v in values) if (v > max || float.IsNaN(v)) max = v;
+                return max;
+            }
+            case Statistic.Mean or Statistic.Std:
+            {
+                double sum = 0;
+                foreach (var v in values) sum += v;
+                var mean = sum / values.Length;
+                if (statistic == Statistic.Mean) return (float)mean;
+                double squares = 0;
+                foreach (var v in values) squares += (v - mean) * (v - mean);
+                return (float)Math.Sqrt(squares / values.Length);
+            }
+            default:
+                throw new ArgumentOutOfRangeException(nameof(statistic), statistic, "Expected Mean, Std, Min or Max.");
+        }
+    }
+
+    /// <summary>Frames of librosa's framing (util.frame after optional centring by frame_length / 2).</summary>
+    internal static int FrameCount(int frameLength, int hop, bool center, int samples)
+    {
+        var padded = center ? samples + 2 * (frameLength / 2) : samples;
+        return padded < frameLength ? 0 : 1 + (padded - frameLength) / hop;
+    }
+
+    /// <summary>The intermediates of one Extract call, computed lazily and released at the end.</summary>
+    private sealed class Intermediates(FeatureSchemaInfo info, Engine engine, Tensor clips, int samples) : IDisposable
+    {
+        private readonly FeatureParameters _p = info.Parameters;
+        private readonly int _batch = clips.Shape[0];
+        private readonly List<Tensor> _owned = [];
+        private readonly Dictionary<double, Tensor> _spectra = [];
+        private readonly Dictionary<(FeatureKind, int, int), Block> _blocks = [];
+        private float[]? _magnitudeHost;
+        private Tensor? _mel;
+        private Tensor? _melDb;
+        private Tensor? _mfcc;
+        private int _frames = -1;
+
+        private IDspOps Dsp => engine.Dsp;
+
+        private int Frames
+        {
+            get
+            {
+                if (_frames >= 0) return _frames;
+                var n = FrameCount(_p.NFft, _p.HopLength, _p.Center, samples);
+                if (n < 1)
+                    throw new SchemaMismatchException(info.Name, $"clips of {samples} samples are shorter than n_fft = {_p.NFft}{(_p.Center ? " after centring" : "")}.");
+                return _frames = n;
+            }
+        }
+
+        private int Bins => _p.NFft / 2 + 1;
+
+        private Tensor Allocate(params int[] shape)
+        {
+            var t = engine.Allocate(shape);
+            _owned.Add(t);
+            return t;
+        }
+
+        private static Block Download(Tensor t, int rows, int frames) => new(t.ToArray(), rows, frames);
+
+        /// <summary>|STFT|^exponent, [batch, bins, frames]. The STFT runs once: directly as power or magnitude
+        /// when only one exponent is needed, else as magnitude raised to each exponent.</summary>
+        private Tensor Spectrum(double exponent)
+        {
+            if (_spectra.TryGetValue(exponent, out var cached)) return cached;
+            var exponents = Exponents();
+            Tensor result;
+            if (exponents.Count == 1 && exponent is 1.0 or 2.0)
+            {
+                result = Allocate(_batch, Bins, Frames);
+                Dsp.Stft(_p.Stft, clips, result, exponent == 2.0 ? SpectrumKind.Power : SpectrumKind.Magnitude);
+            }
+            else
+            {
+                if (_magnitudeHost is null)
+                {
+                    var magnitude = Allocate(_batch, Bins, Frames);
+                    Dsp.Stft(_p.Stft, clips, magnitude, SpectrumKind.Magnitude);
+                    _spectra[1.0] = magnitude;
+                    _magnitudeHost = magnitude.ToArray();
+                    if (exponent == 1.0) return magnitude;
+                }
+                var raised = new float[_magnitudeHost.Length];
+                for (var i = 0; i < raised.Length; i++) raised[i] = (float)Math.Pow(_magnitudeHost[i], exponent);
+                result = Allocate(_batch, Bins, Frames);
+                result.CopyFrom(raised);
+            }
+            _spectra[exponent] = result;
+            return result;
+        }
+
+        private HashSet<double> Exponents()
+        {
+            var set = new HashSet<double>();
+            foreach (var m in info.Members)
+            {
+                switch (m.Kind)
+                {
+                    case FeatureKind.SpectralCentroid or FeatureKind.SpectralBandwidth or FeatureKind.SpectralRolloff or FeatureKind.SpectralFlatness:
+                        set.Add(1.0);
+                        break;
+                    case FeatureKind.Chroma:
+                        set.Add(2.0);
+                        break;
+                    case FeatureKind.Mfcc or FeatureKind.MfccDelta or FeatureKind.MelBands:
+                        set.Add(_p.Power);
+                        break;
+                }
+            }
+            return set;
+        }
+
+        private Tensor Mel()
+        {
+            if (_mel is not null) return _mel;
+            _mel = Allocate(_batch, _p.NMels, Frames);
+            Dsp.Mel(_p.Mel, _p.NFft, Spectrum(_p.Power), _mel);
+            return _mel;
+        }
+
+        private Tensor MelDb()
+        {
+            if (_melDb is not null) return _melDb;
+            _melDb = Allocate(_batch, _p.NMels, Frames);
+            Dsp.PowerToDb(_p.Db, Mel(), _melDb);
+            return _melDb;
+        }
+
+        /// <summary>MFCCs with the largest count any member asks for (DCT rows do not depend on the count).</summary>
+        private Tensor Mfcc()
+        {
+            if (_mfcc is not null) return _mfcc;
+            var count = 0;
+            foreach (var m in info.Members)
+                if (m.Kind is FeatureKind.Mfcc or FeatureKind.MfccDelta) count = Math.Max(count, m.Rows);
+            _mfcc = Allocate(_batch, count, Frames);
+            Dsp.Mfcc(count, (float)_p.Lifter, MelDb(), _mfcc);
+            return _mfcc;
+        }
+
+        private Block Framed(FeatureMember m)
+        {
+            var n = FrameCount(m.FrameLength, m.HopLength, _p.Center, samples);
+            if (n < 1)
+                throw new SchemaMismatchException(info.Name, $"clips of {samples} samples are shorter than the frame length {m.FrameLength} of '{m.Property}'.");
+            var output = Allocate(_batch, n);
+            if (m.Kind == FeatureKind.Rms) Dsp.Rms(m.FrameLength, m.HopLength, _p.Center, _p.PadMode, clips, output);
+            else Dsp.ZeroCrossingRate(m.FrameLength, m.HopLength, _p.Center, clips, output);
+            return Download(output, 1, n);
+        }
+
+        internal Block BlockFor(FeatureMember m)
+        {
+            var key = m.Kind switch
+            {
+                FeatureKind.ZeroCrossingRate or FeatureKind.Rms => (m.Kind, m.FrameLength, m.HopLength),
+                FeatureKind.MfccDelta => (m.Kind, m.DeltaOrder, m.DeltaWidth),
+                FeatureKind.MelBands => (m.Kind, m.Decibels ? 1 : 0, 0),
+                _ => (m.Kind, 0, 0),
+            };
+            if (_blocks.TryGetValue(key, out var cached)) return cached;
+            Block block;
+            switch (m.Kind)
+            {
+                case FeatureKind.Waveform:
+                    block = new Block(clips.ToArray(), 1, samples);
+                    break;
+                case FeatureKind.ZeroCrossingRate or FeatureKind.Rms:
+                    block = Framed(m);
+                    break;
+                case FeatureKind.SpectralCentroid:
+                {
+                    var output = Allocate(_batch, Frames);
+                    Dsp.SpectralCentroid(_p.SampleRate, _p.NFft, Spectrum(1.0), output);
+                    block = Download(output, 1, Frames);
+                    break;
+                }
+                case FeatureKind.SpectralBandwidth:
+                {
+                    var output = Allocate(_batch, Frames);
+                    Dsp.SpectralBandwidth(_p.SampleRate, _p.NFft, 2f, Spectrum(1.0), output);
+                    block = Download(output, 1, Frames);
+                    break;
+                }
+                case FeatureKind.SpectralRolloff:
+                {
+                    var output = Allocate(_batch, Frames);
+                    Dsp.SpectralRolloff(_p.SampleRate, _p.NFft, (float)_p.RollPercent, Spectrum(1.0), output);
+                    block = Download(output, 1, Frames);
+                    break;
+                }
+                case FeatureKind.SpectralFlatness:
+                {
+                    var output = Allocate(_batch, Frames);
+                    Dsp.SpectralFlatness(1e-10f, 2f, Spectrum(1.0), output);
+                    block = Download(output, 1, Frames);
+                    break;
+                }
+                case FeatureKind.Chroma:
+                {
+                    var output = Allocate(_batch, 12, Frames);
+                    Dsp.Chroma(_p.SampleRate, _p.NFft, 12, (float)_p.Tuning, Spectrum(2.0), output);
+                    block = Download(output, 12, Frames);
+                    break;
+                }
+                case FeatureKind.MelBands:
+                    block = Download(m.Decibels ? MelDb() : Mel(), _p.NMels, Frames);
+                    break;
+                case FeatureKind.Mfcc:
+                {
+                    var mfcc = Mfcc();
+                    block = Download(mfcc, mfcc.Shape[1], Frames);
+                    break;
+                }
+                case FeatureKind.MfccDelta:
+                {
+                    var mfcc = Mfcc();
+                    var output = Allocate(mfcc.Shape);
+                    Dsp.Delta(m.DeltaWidth, m.DeltaOrder, mfcc, output);
+                    block = Download(output, mfcc.Shape[1], Frames);
+                    break;
+                }
+                default:
+                    throw new SchemaMismatchException(info.Name, $"member '{m.Property}' has unknown kind {m.Kind}.");
+            }
+            _blocks[key] = block;
+            return block;
+        }
+
+        public void Dispose()
+        {
+            foreach (var t in _owned) t.Dispose();
+        }
+    }
+}

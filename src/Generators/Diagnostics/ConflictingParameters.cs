@@ -1,0 +1,18 @@
+using Microsoft.CodeAnalysis;
+
+namespace Hybrid.Generators.Diagnostics
+{
+    /// <summary>HYB007: Conflicting DSP parameters.</summary>
+    internal static class ConflictingParameters
+    {
+        public const string Id = "HYB007";
+
+        public static readonly DiagnosticDescriptor Descriptor = new DiagnosticDescriptor(
+            Id,
+            "Conflicting DSP parameters",
+            "Feature schema '{0}': {1}",
+            Categories.FeatureSchema,
+            DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+    }
+}

@@ -1,0 +1,18 @@
+using Microsoft.CodeAnalysis;
+
+namespace Hybrid.Generators.Diagnostics
+{
+    /// <summary>HYB004: Feature count must be positive.</summary>
+    internal static class CountNotPositive
+    {
+        public const string Id = "HYB004";
+
+        public static readonly DiagnosticDescriptor Descriptor = new DiagnosticDescriptor(
+            Id,
+            "Feature count must be positive",
+            "'{0}.{1}': {2} must be positive, was {3}",
+            Categories.FeatureSchema,
+            DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+    }
+}

@@ -1,0 +1,18 @@
+using Microsoft.CodeAnalysis;
+
+namespace Hybrid.Generators.Diagnostics
+{
+    /// <summary>HYB006: Statistic not supported by the feature.</summary>
+    internal static class UnsupportedStatistic
+    {
+        public const string Id = "HYB006";
+
+        public static readonly DiagnosticDescriptor Descriptor = new DiagnosticDescriptor(
+            Id,
+            "Statistic not supported by the feature",
+            "'{0}.{1}': {2} does not support the statistic {3}; {4}",
+            Categories.FeatureSchema,
+            DiagnosticSeverity.Error,
+            isEnabledByDefault: true);
+    }
+}

@@ -1,0 +1,28 @@
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+
+namespace Hybrid.Generators
+{
+    /// <summary>
+    /// Generates the layout, typed properties, column names, fingerprint and extraction plan of every
+    /// <c>[FeatureSchema]</c> partial record or struct, and reports HYB001..HYB013 for invalid schemas.
+    /// </summary>
+    [Generator(LanguageNames.CSharp)]
+    public sealed class FeatureSchemaGenerator : IIncrementalGenerator
+    {
+        /// <inheritdoc />
+        public void Initialize(IncrementalGeneratorInitializationContext context)
+        {
+            var schemas = context.SyntaxProvider.ForAttributeWithMetadataName(
+                Parser.SchemaAttributeName,
+                static (node, _) => node is TypeDeclarationSyntax,
+                static (ctx, ct) => Parser.Parse(ctx, ct));
+
+            context.RegisterSourceOutput(schemas, static (spc, result) =>
+            {
+                foreach (var d in result.Diagnostics) spc.ReportDiagnostic(d.ToDiagnostic());
+                if (result.Model != null) spc.AddSource(Emitter.HintName(result.Model), Emitter.Emit(result.Model));
+            });
+        }
+    }
+}
