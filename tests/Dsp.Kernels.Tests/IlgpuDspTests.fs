@@ -184,8 +184,9 @@ let tests =
             test $"iSTFT(STFT x) reconstructs x for n_fft {n}, hop {hop}, {window}, center {center}" {
                 let e = engine.Value
                 let config = StftConfig(n, hop, Window = window, Center = center)
-                let samples = 3 * n + 17
-                let batch = 2
+                // the global-memory path (n_fft > 2048) is slow on the CPU simulator: keep its case small
+                let samples = if n > 2048 then n + 17 else 3 * n + 17
+                let batch = if n > 2048 then 1 else 2
                 let x = randomSignal (n + hop) (batch * samples)
                 let frames = config.FrameCount samples
                 use clips = upload e x [| batch; samples |]

@@ -443,6 +443,17 @@ internal static class FftKernels
         }
         long complexCount = (long)transforms * m;
         if (complexCount * 2 > int.MaxValue) throw new ArgumentException($"FFT batch too large for one launch: {transforms} transforms of padded length {m}.");
+        // the work area is shared by the engine's operations: enqueue under its lock (launches then run in stream order)
+        lock (engine.ScratchGate)
+        {
+            RunGlobal(engine, job, transforms, input, output, window, plan, complexCount);
+        }
+    }
+
+    private static void RunGlobal(IlgpuEngine engine, FftJob job, int transforms, ArrayView<float> input, ArrayView<float> output, ArrayView<float> window, DevicePlan plan, long complexCount)
+    {
+        int m = job.M, log2M = job.Log2M;
+        bool bluestein = job.Bluestein != 0;
         var scratch = engine.Scratch(4 * complexCount);
         ArrayView<float> a = scratch.SubView(0, 2 * complexCount);
         ArrayView<float> b = scratch.SubView(2 * complexCount, 2 * complexCount);

@@ -76,7 +76,6 @@ public sealed class IlgpuEngine : Engine
 {
     private readonly ConcurrentDictionary<string, Delegate> _kernels = new();
     private readonly ConcurrentDictionary<object, IDisposable> _plans = new();
-    private readonly object _scratchLock = new();
     private MemoryBuffer1D<float, Stride1D.Dense>? _scratch;
     private IlgpuDsp? _dsp;
     private bool _disposed;
@@ -152,13 +151,16 @@ public sealed class IlgpuEngine : Engine
         return buffer;
     }
 
+    /// <summary>Held while an operation enqueues work that uses <see cref="Scratch"/>.</summary>
+    internal object ScratchGate { get; } = new();
+
     /// <summary>
     /// A device work area of at least <paramref name="floats"/> elements, reused across calls (grown when needed).
     /// Operations on one engine run one at a time on its stream, so one area suffices.
     /// </summary>
     internal ArrayView1D<float, Stride1D.Dense> Scratch(long floats)
     {
-        lock (_scratchLock)
+        lock (ScratchGate)
         {
             if (_scratch is null || _scratch.Length < floats)
             {

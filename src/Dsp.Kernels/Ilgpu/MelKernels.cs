@@ -41,6 +41,7 @@ internal static class MelKernels
     internal static void Mel(IlgpuEngine engine, MelConfig config, int nFft, ArrayView<float> s, int batch, int frames, ArrayView<float> output)
     {
         int bins = nFft / 2 + 1;
+        if (batch == 0 || frames == 0) return;
         var plan = engine.Plan(new MelKey(config, nFft), () =>
         {
             var basis = Filters.Mel(config, nFft);
@@ -147,6 +148,7 @@ internal static class MelKernels
 
     internal static void Mfcc(IlgpuEngine engine, int nMfcc, float lifter, ArrayView<float> logMel, int batch, int nMels, int frames, ArrayView<float> output)
     {
+        if (batch == 0 || frames == 0) return;
         var plan = engine.Plan(new MfccKey(nMfcc, nMels, lifter), () =>
         {
             var dct = (float[])Filters.DctOrtho(nMfcc, nMels).Clone();
@@ -201,6 +203,7 @@ internal static class MelKernels
 
     internal static void Delta(IlgpuEngine engine, int width, int order, ArrayView<float> input, long cells, int frames, ArrayView<float> output)
     {
+        if (cells == 0) return;
         var plan = engine.Plan(new DeltaKey(width, order), () => new DevicePlan(engine.Upload(Filters.DeltaWeights(width, order))));
         DeltaLoaded(engine)(checked((int)cells), input, plan[0], output, width, frames);
     }

@@ -152,16 +152,23 @@ internal static class SpectralKernels
         for (int c = 0; c < chroma; c++) output[oBase + (long)c * frames] *= inv;
     }
 
-    internal static void Stat(IlgpuEngine engine, int stat, ArrayView<float> s, int batch, int bins, int frames, ArrayView<float> output, float binHz, float param, float amin) =>
+    internal static void Stat(IlgpuEngine engine, int stat, ArrayView<float> s, int batch, int bins, int frames, ArrayView<float> output, float binHz, float param, float amin)
+    {
+        if (batch == 0 || frames == 0) return;
         StatLoaded(engine)(checked(batch * frames), s, output, bins, frames, stat, binHz, param, amin);
+    }
 
-    internal static void Frame(IlgpuEngine engine, int kind, ArrayView<float> clips, int batch, int samples, int frames, int frameLength, int hop, int padLeft, PadMode padMode, ArrayView<float> output) =>
+    internal static void Frame(IlgpuEngine engine, int kind, ArrayView<float> clips, int batch, int samples, int frames, int frameLength, int hop, int padLeft, PadMode padMode, ArrayView<float> output)
+    {
+        if (batch == 0 || frames == 0) return;
         FrameLoaded(engine)(checked(batch * frames), clips, output, samples, frames, frameLength, hop, padLeft, (int)padMode, kind);
+    }
 
     private sealed record ChromaKey(int SampleRate, int NFft, int NChroma, float Tuning);
 
     internal static void Chroma(IlgpuEngine engine, int sampleRate, int nFft, int nChroma, float tuning, ArrayView<float> s, int batch, int frames, ArrayView<float> output)
     {
+        if (batch == 0 || frames == 0) return;
         var plan = engine.Plan(new ChromaKey(sampleRate, nFft, nChroma, tuning),
             () => new DevicePlan(engine.Upload(Filters.Chroma(sampleRate, nFft, nChroma, tuning))));
         ChromaLoaded(engine)(checked(batch * frames), s, plan[0], output, nFft / 2 + 1, nChroma, frames);
