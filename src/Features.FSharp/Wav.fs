@@ -40,6 +40,8 @@ type WavInfo =
       DataOffset: int64
       /// Declared size of the data chunk in bytes (never more than the bytes present).
       DataBytes: int64 }
+    /// Length in seconds (Frames / SampleRate).
+    member this.Duration = float this.Frames / float this.SampleRate
 
 /// Decoded audio, channel-major: Samples.[channel].[frame], scaled to [-1, 1) the way soundfile does
 /// (float files are passed through unchanged, so they may exceed that range).
@@ -48,6 +50,10 @@ type Audio =
       SampleRate: int
       /// One array per channel, all of the same length.
       Samples: float32[][] }
+    /// Frames per channel.
+    member this.Frames = if this.Samples.Length = 0 then 0 else this.Samples.[0].Length
+    /// Length in seconds (Frames / SampleRate).
+    member this.Duration = float this.Frames / float this.SampleRate
 
 /// How Wav.writeStreamWith lays out a file.
 type WavWriteOptions =
@@ -499,6 +505,11 @@ module Wav =
     /// Reads every channel of a WAV file held in a stream (left open; non-seekable streams are buffered
     /// first); name is used in error messages.
     let readStream (name: string) (stream: Stream) : Audio = withSource name stream (rangeOf name 0.0 None false)
+
+    /// readRange for a WAV file held in a stream (left open); a seekable stream is read only where the
+    /// header and the range lie.
+    let readRangeStream (name: string) (stream: Stream) (offsetSeconds: float) (durationSeconds: float option) : Audio =
+        withSource name stream (rangeOf name offsetSeconds durationSeconds false)
 
     /// readStream mixed down to one channel.
     let readStreamMono (name: string) (stream: Stream) : Audio = withSource name stream (rangeOf name 0.0 None true)
