@@ -447,7 +447,8 @@ module Wav =
     let private frameRange name (info: WavInfo) (offsetSeconds: float) (durationSeconds: float option) =
         if not (offsetSeconds >= 0.0) || Double.IsInfinity offsetSeconds then
             raise (ArgumentOutOfRangeException("offsetSeconds", offsetSeconds, sprintf "%s: offset must be a finite number of seconds >= 0" name))
-        let start = min info.Frames (int64 (Math.Round(offsetSeconds * float info.SampleRate)))
+        let startFrame = Math.Round(offsetSeconds * float info.SampleRate)
+        let start = if startFrame >= float info.Frames then info.Frames else int64 startFrame
         let stop =
             match durationSeconds with
             | None -> info.Frames

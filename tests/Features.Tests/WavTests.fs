@@ -249,6 +249,8 @@ let tests =
                         sameBits "range to the end" audio.Samples.[0].[12000..] tail.Samples.[0]
                         let past = Wav.readRange path 3.0 (Some 1.0)
                         Expect.equal past.Samples.[0].Length 0 "a range past the end is empty"
+                        let far = Wav.readRange path 1e300 (Some 1e300)
+                        Expect.equal far.Samples.[0].Length 0 "a range far past the end is empty"
                         let clipped = Wav.readRangeMono path 1.9 (Some 5.0)
                         Assertions.allClose 0.0 1e-7 mean.[15200..] clipped.Samples.[0] "a range is clipped to the file"
                     finally
