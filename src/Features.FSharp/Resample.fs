@@ -200,3 +200,12 @@ module Resample =
                 finally
                     ArrayPool<float32>.Shared.Return xp
             output
+
+    /// Speed perturbation (as Kaldi's and torchaudio's speed augmentation): plays samples factor times
+    /// faster, so durations shrink and frequencies rise by factor at the same sample rate. Returns
+    /// ceil(n / factor') samples where factor' is factor rounded to a multiple of 0.001 (0.001 to 1000),
+    /// which keeps the polyphase table small; implemented as resample (1000 factor') 1000.
+    let speed (factor: float) (samples: float32[]) : float32[] =
+        if not (factor >= 0.001 && factor <= 1000.0) then
+            raise (ArgumentOutOfRangeException("factor", factor, "speed factor must lie in [0.001, 1000]"))
+        resample (int (Math.Round(factor * 1000.0))) 1000 samples

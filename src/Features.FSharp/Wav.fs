@@ -397,7 +397,7 @@ module Wav =
 
     /// Decodes frames [start, start + count) into fresh arrays: one per channel, or one holding the mean
     /// of the channels when mix is true. Reads the data in blocks of at most 64 KiB.
-    let private decode (source: HeadedSource) (info: WavInfo) (start: int64) (count: int) (mix: bool) : Audio =
+    let private decode (name: string) (source: HeadedSource) (info: WavInfo) (start: int64) (count: int) (mix: bool) : Audio =
         let channels = info.Channels
         let outputs = if mix || channels = 1 then 1 else channels
         let samples = Array.init outputs (fun _ -> Array.zeroCreate<float32> count)
@@ -415,7 +415,7 @@ module Wav =
                     let offset = info.DataOffset + (start + int64 done') * int64 blockAlign
                     let got = source.ReadAt(offset, Span<byte>(bytes, 0, byteCount))
                     if got < byteCount then
-                        raise (IOException(sprintf "the file shrank while being read (wanted %d bytes at %d, got %d)" byteCount offset got))
+                        raise (IOException(sprintf "%s: the file shrank while being read (wanted %d bytes at %d, got %d)" name byteCount offset got))
                     let src = ReadOnlySpan<byte>(bytes, 0, byteCount)
                     if channels = 1 then
                         SampleCodec.decode info.Format src (Span<float32>(samples.[0], done', frames))
@@ -479,7 +479,7 @@ module Wav =
     let private rangeOf name offsetSeconds durationSeconds mix (source: HeadedSource) =
         let info = parse name source
         let start, count = frameRange name info offsetSeconds durationSeconds
-        decode source info start count mix
+        decode name source info start count mix
 
     /// Reads and validates the header of the WAV file at path (reads no samples).
     /// Raises AudioFormatException for malformed or unsupported files.

@@ -136,6 +136,17 @@ let tests =
                         let residualDb = db (rms residual 0 count / (0.5 / sqrt 2.0))
                         if residualDb > -60.0 then failtestf "expected the output within -60 dB of the ideal tone, was %.1f dB" residualDb
                     }
+                for factor in [ 0.9; 1.1; 1.25 ] do
+                    test (sprintf "speed %g moves a tone to %g times its frequency and scales the length" factor factor) {
+                        let x = tone 8000 500.0 0.5 0.5
+                        let y = Resample.speed factor x
+                        Expect.equal y.Length (int (ceil (float x.Length / factor - 1e-9))) "length"
+                        let first, count = middle 8000 y
+                        let moved = db (amplitudeAt y 8000 (500.0 * factor) first count / 0.5)
+                        let original = db (amplitudeAt y 8000 500.0 first count / 0.5)
+                        if abs moved > 0.1 then failtestf "expected the tone at %g Hz within 0.1 dB, was %+.3f dB" (500.0 * factor) moved
+                        if original > -60.0 then failtestf "expected nothing left at 500 Hz, was %.1f dB" original
+                    }
                 test "equal rates return a copy and the empty signal stays empty" {
                     let x = [| 1.0f; 2.0f |]
                     let y = Resample.resample 8000 8000 x
