@@ -125,6 +125,10 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     try
         let args = parser.ParseCommandLine(argv, raiseOnUsage = true)
         let started = Diagnostics.Stopwatch.StartNew()
+        match args.TryGetResult Schema, args.TryGetResult Transform with
+        | Some _, Some _ -> invalidArg "schema" "give either --schema or --transform, not both"
+        | None, None -> invalidArg "schema" "give --schema NAME or --transform NAME"
+        | _ -> ()
         let folder = args.TryGetResult Data |> Option.defaultWith (fun () -> Download.ensureFsdd None)
         let dataset = Dataset.openFolder false folder
         for s in dataset.Skipped do
@@ -147,14 +151,12 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         let longestAt (sr: int) = items |> Array.map (fun i -> int (ceil (float i.Frames * float sr / float i.SampleRate))) |> Array.max
         let extractor, rowShape, columns =
             match args.TryGetResult Schema, args.TryGetResult Transform with
-            | Some _, Some _ -> invalidArg "schema" "give either --schema or --transform, not both"
-            | None, None -> invalidArg "schema" "give --schema NAME or --transform NAME"
-            | Some name, None ->
+            | Some name, _ ->
                 let info = Schemas.ByName name
                 let anyLength = args.GetResult(Length, defaultValue = longestAt info.SampleRate)
                 Transforms.ofSchema engine anyLength info, Array.ofSeq info.Shape, Array.ofSeq info.Names
-            | None, Some name ->
-                let kind = Transforms.parseKind name
+            | None, name ->
+                let kind = Transforms.parseKind (Option.defaultValue "" name)
                 let sr = args.GetResult(Sr, defaultValue = items.[0].SampleRate)
                 let length = args.GetResult(Length, defaultValue = longestAt sr)
                 let settings = settingsOf args sr
