@@ -200,6 +200,17 @@ let tests =
                 Expect.throwsT<AudioFormatException> (fun () -> s |> Seq.iter ignore) "failure surfaces"
         ]
 
+        testList "loadMono" [
+            testCase "reads an item as mono at the requested rate" <| fun () ->
+                use temp = new TempFolder()
+                write (temp.Combine "words/yes/a_nohash_0.wav") (toneWav 16000 1600)
+                let d = Dataset.openFolder false (temp.Combine "words")
+                let item = d.Items.[0]
+                Expect.equal (Dataset.read item).Samples.[0].Length 1600 "native rate"
+                Expect.equal (Dataset.loadMono 8000 item).Length 800 "resampled to 8 kHz"
+                Expect.equal (Dataset.loadMono 16000 item) (Dataset.read item).Samples.[0] "same rate: unchanged"
+        ]
+
         testList "FSDD" [
             testWithFsdd "opens the shared FSDD with 2,500 items, 5 speakers and nothing skipped" <| fun dir ->
                 let d = Dataset.openFolder false dir
