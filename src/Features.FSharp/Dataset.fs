@@ -236,9 +236,13 @@ module Dataset =
                    let name = fileName path
                    let speech = speechCommandsName.Match name
                    let numbered = numberedName.Match name
+                   let number (text: string) =
+                       match Int32.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture) with
+                       | true, v -> Some v
+                       | _ -> None
                    let speaker, index =
-                       if speech.Success then Some speech.Groups.[1].Value, Some(int speech.Groups.[2].Value)
-                       elif numbered.Success && numbered.Groups.[1].Value.Length < 9 then None, Some(int numbered.Groups.[1].Value)
+                       if speech.Success then Some speech.Groups.[1].Value, number speech.Groups.[2].Value
+                       elif numbered.Success then None, number numbered.Groups.[1].Value
                        else None, None
                    let subset =
                        if not hasLists then None

@@ -111,6 +111,17 @@ let tests =
                 let item = d.Items |> Array.find (fun i -> i.Key = "yes/ffee0011_nohash_1.wav")
                 Expect.equal (item.LabelIndex, item.Speaker, item.Index) (1, Some "ffee0011", Some 1) "speaker and index from the name"
 
+            testCase "lists the broken files of class folders and survives odd names" <| fun () ->
+                use temp = new TempFolder()
+                write (temp.Combine "yes/abc_nohash_99999999999.wav") (toneWav 16000 800)
+                write (temp.Combine "no/x.00000000000000000001.wav") (toneWav 16000 800)
+                for (kind, bytes) in brokenWavs () do
+                    write (temp.Combine(sprintf "no/%s.wav" kind)) bytes
+                let d = Dataset.openFolder false temp.Path
+                Expect.equal d.Items.Length 2 "the two good files"
+                Expect.equal (d.Items |> Array.map (fun i -> i.Index)) [| Some 1; None |] "indices that fit an int are read"
+                Expect.equal (names (d.Skipped |> Array.map (fun s -> s.Path))) (set [ for (k, _) in brokenWavs () -> k + ".wav" ]) "every broken file"
+
             testCase "reads GTZAN-style names without speakers" <| fun () ->
                 use temp = new TempFolder()
                 for genre in [ "rock"; "blues"; "jazz" ] do
