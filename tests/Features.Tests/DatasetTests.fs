@@ -155,6 +155,23 @@ let tests =
                 Expect.equal d.Skipped.Length 1 "the missing file is reported"
                 Expect.stringContains d.Skipped.[0].Reason "not found" "reason"
 
+            testCase "finds bare file names in sub-folders, as GTZAN's features CSV lists them" <| fun () ->
+                use temp = new TempFolder()
+                for genre in [ "blues"; "jazz" ] do
+                    write (temp.Combine(sprintf "genres_original/%s/%s.00000.wav" genre genre)) (toneWav 22050 2205)
+                let csv = "filename,length,label\nblues.00000.wav,66149,blues\njazz.00000.wav,66149,jazz\n"
+                write (temp.Combine "features_30_sec.csv") (Text.Encoding.UTF8.GetBytes csv)
+                let d = Dataset.openFolder false temp.Path
+                Expect.equal (d.Items |> Array.map (fun i -> i.Key, i.Label)) [| "genres_original/blues/blues.00000.wav", "blues"; "genres_original/jazz/jazz.00000.wav", "jazz" |] "items"
+
+            testCase "ignores a CSV naming no existing file and falls back to class folders" <| fun () ->
+                use temp = new TempFolder()
+                write (temp.Combine "cat/a.wav") (toneWav 8000 800)
+                write (temp.Combine "notes.csv") (Text.Encoding.UTF8.GetBytes "file,label\nelsewhere.wav,dog\n")
+                let d = Dataset.openFolder false temp.Path
+                Expect.equal d.Source FolderPerClass "folder per class"
+                Expect.equal d.Labels [| "cat" |] "labels"
+
             testCase "uses an explicit column mapping" <| fun () ->
                 use temp = new TempFolder()
                 write (temp.Combine "clips/a.wav") (toneWav 8000 800)
