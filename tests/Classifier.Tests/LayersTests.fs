@@ -67,13 +67,14 @@ let private cases: (string * (Random -> Layer * int[] * int * (Random -> float32
           Conv1D(rng.Next(1, 4), k, rng.Next(1, 3), p, d, HeUniform), [| rng.Next(1, 4); l |], rng.Next(1, 4), keep)
       "Conv2D", (fun rng ->
           Layers.conv2dWith (rng.Next(1, 4)) (rng.Next(1, 4), rng.Next(1, 4)) (rng.Next(1, 3), rng.Next(1, 3)) Same,
-          [| rng.Next(1, 4); rng.Next(3, 8); rng.Next(3, 8) |], rng.Next(1, 3), keep)
+          [| rng.Next(1, 6); rng.Next(3, 8); rng.Next(3, 8) |], rng.Next(1, 3), keep)
       "Conv2D valid", (fun rng ->
           Layers.conv2d (rng.Next(1, 4)) (rng.Next(1, 4), rng.Next(1, 4)) Valid, [| rng.Next(1, 3); rng.Next(3, 7); rng.Next(3, 7) |], rng.Next(1, 3), keep)
       "MaxPool1D", (fun rng -> Pool1D(PoolKind.Max, rng.Next(1, 4), rng.Next(1, 4), padding rng), [| rng.Next(1, 3); rng.Next(4, 10) |], rng.Next(1, 3), distinct)
       "AvgPool1D", (fun rng -> Pool1D(PoolKind.Average, rng.Next(1, 4), rng.Next(1, 4), padding rng), [| rng.Next(1, 3); rng.Next(4, 10) |], rng.Next(1, 3), keep)
       "MaxPool2D", (fun rng ->
           Pool2D(PoolKind.Max, rng.Next(1, 4), rng.Next(1, 4), rng.Next(1, 3), rng.Next(1, 3), padding rng), [| rng.Next(1, 3); rng.Next(4, 8); rng.Next(4, 8) |], rng.Next(1, 3), distinct)
+      "MaxPool2D 2x2", (fun rng -> Layers.maxPool2d 2, [| rng.Next(1, 3); rng.Next(2, 8); rng.Next(2, 8) |], rng.Next(1, 3), distinct)
       "AvgPool2D", (fun rng ->
           Pool2D(PoolKind.Average, rng.Next(1, 4), rng.Next(1, 4), rng.Next(1, 3), rng.Next(1, 3), padding rng), [| rng.Next(1, 3); rng.Next(4, 8); rng.Next(4, 8) |], rng.Next(1, 3), keep)
       "GlobalAvgPool", (fun rng -> GlobalAvgPool, (if rng.Next 2 = 0 then [| rng.Next(1, 4); rng.Next(1, 6) |] else [| rng.Next(1, 4); rng.Next(1, 4); rng.Next(1, 4) |]), rng.Next(1, 3), keep)

@@ -82,7 +82,7 @@ let tests =
         testPropertyWithConfig config "Conv2D forward matches direct convolution with strides, dilation and padding" (fun (seed: int) ->
             let rng = Random(seed)
             use engine = new ManagedEngine(2)
-            let n, ci, h, w, co = rng.Next(1, 3), rng.Next(1, 4), rng.Next(1, 9), rng.Next(1, 12), rng.Next(1, 5)
+            let n, ci, h, w, co = rng.Next(1, 3), rng.Next(1, 6), rng.Next(1, 9), rng.Next(1, 12), rng.Next(1, 5)
             let kh, kw, sh, sw, dh, dw = rng.Next(1, 4), rng.Next(1, 4), rng.Next(1, 3), rng.Next(1, 4), rng.Next(1, 3), rng.Next(1, 3)
             let pt, pl = rng.Next(0, 3), rng.Next(0, 3)
             let oh = max 1 ((h + 2 * pt - ((kh - 1) * dh + 1)) / sh + 1)
@@ -97,11 +97,11 @@ let tests =
             let run threads =
                 use engine = new ManagedEngine(Nullable threads)
                 let rng = Random 5
-                let g = ConvGeometry(13, 3, 9, 11, 5, 3, 3, 1, 1, 1, 1, 1, 1, 9, 11)
-                let x = tensor engine (uniform rng (13 * 3 * 99)) [| 13; 3; 9; 11 |]
-                let w = tensor engine (uniform rng (5 * 27)) [| 5; 3; 3; 3 |]
+                let g = ConvGeometry(13, 4, 9, 11, 5, 3, 3, 1, 1, 1, 1, 1, 1, 9, 11)
+                let x = tensor engine (uniform rng (13 * 4 * 99)) [| 13; 4; 9; 11 |]
+                let w = tensor engine (uniform rng (5 * 36)) [| 5; 4; 3; 3 |]
                 let dy = tensor engine (uniform rng (13 * 5 * 99)) [| 13; 5; 9; 11 |]
-                let dx, dw, db = engine.Allocate(13, 3, 9, 11), engine.Allocate(5, 3, 3, 3), engine.Allocate 5
+                let dx, dw, db = engine.Allocate(13, 4, 9, 11), engine.Allocate(5, 4, 3, 3), engine.Allocate 5
                 (NnOps.For engine).Conv2DBackward(&g, x, w, dy, dx, dw, db)
                 dx.ToArray(), dw.ToArray(), db.ToArray()
             let dx1, dw1, db1 = run 1
