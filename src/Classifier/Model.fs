@@ -5,7 +5,7 @@ open Hybrid.Dsp
 
 /// Samples for training or evaluation: `Inputs` holds count x (product of the network's input shape) floats,
 /// sample after sample in row-major order; `Labels` holds one class index per sample.
-type Dataset =
+type Examples =
     { Inputs: float32[]
       Labels: int[] }
 
@@ -146,8 +146,8 @@ module Model =
         result
 
     /// Metrics of the model on a dataset (inference mode).
-    let evaluate (model: Model) (data: Dataset) : Metrics =
+    let evaluate (model: Model) (data: Examples) : Metrics =
         let count = checkInputs model data.Inputs
         if data.Labels.Length <> count then
-            invalidArg "data" (sprintf "Dataset has %d samples but %d labels." count data.Labels.Length)
+            invalidArg "data" (sprintf "Examples have %d samples but %d labels." count data.Labels.Length)
         Metrics.compute (predict model data.Inputs) data.Labels

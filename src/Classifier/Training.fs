@@ -289,7 +289,7 @@ module Training =
     /// epoch and ends with the same weights as an uninterrupted run. A NaN or infinite loss raises TrainingException
     /// naming the epoch and batch before anything is saved. With early stopping and RestoreBestWeights the model ends
     /// with the best epoch's weights.
-    let fit (options: FitOptions) (model: Model) (train: Dataset) (validation: Dataset option) : FitResult =
+    let fit (options: FitOptions) (model: Model) (train: Examples) (validation: Examples option) : FitResult =
         if options.Epochs < 1 then invalidArg "options" (sprintf "Epochs must be at least 1, was %d." options.Epochs)
         if options.BatchSize < 1 then invalidArg "options" (sprintf "BatchSize must be at least 1, was %d." options.BatchSize)
         if not (options.LabelSmoothing >= 0.0 && options.LabelSmoothing < 1.0) then
@@ -378,6 +378,11 @@ module Training =
                     wait <- wait + 1
                     if wait >= es.Patience then stopped <- true
             | None -> ()
+            let weightNorm = model.Parameters |> Array.sumBy (fun p -> model.Ops.SumOfSquares p.Value)
+            if not (Double.IsFinite weightNorm) then
+                raise (TrainingException(
+                    sprintf "Training stopped: the weights became NaN or infinite during epoch %d (last batch %d of %d, learning rate %g). Nothing was saved for this epoch; lower the learning rate or enable gradient clipping."
+                        (epoch + 1) batches batches rate))
             epoch <- epoch + 1
             match options.CheckpointDir with
             | Some dir ->

@@ -102,6 +102,18 @@ let tests =
             Expect.isFalse (File.Exists(Path.Combine(dir, "checkpoint.hnn"))) "nothing saved"
             Directory.Delete(dir, true))
 
+        testCase "weights that become infinite stop training at the epoch's end, before its checkpoint" (fun () ->
+            use engine = new ManagedEngine(1)
+            let dir = tempDir ()
+            let model = Model.create engine 1 (Net.sequential [ 2 ] [ Layers.dense 2 ])
+            try
+                Training.fit { FitOptions.defaults with Epochs = 1; BatchSize = 4; Optimizer = Optimizer.sgd 1e39; CheckpointDir = Some dir } model xor None |> ignore
+                failtest "expected TrainingException"
+            with :? TrainingException as e ->
+                Expect.stringContains e.Message "epoch 1" "epoch named"
+            Expect.isFalse (File.Exists(Path.Combine(dir, "checkpoint.hnn"))) "nothing saved"
+            Directory.Delete(dir, true))
+
         testCase "early stopping stops after the patience and restores the best epoch's weights" (fun () ->
             use engine = new ManagedEngine(2)
             let model = Model.create engine 5 (cnn ())
