@@ -159,7 +159,7 @@ namespace Hybrid.Generators
                 SampleRate: sr,
                 ClipSamples: Int("ClipSamples", 0),
                 NFft: nFft,
-                HopLength: hop == 0 ? nFft / 4 : hop,
+                HopLength: hop == 0 ? System.Math.Max(1, nFft / 4) : hop,
                 WinLength: win == 0 ? nFft : win,
                 Window: Int("Window", 0),
                 Center: Bool("Center", true),
