@@ -10,13 +10,17 @@ namespace Hybrid.Generators
     [Generator(LanguageNames.CSharp)]
     public sealed class FeatureSchemaGenerator : IIncrementalGenerator
     {
+        /// <summary>Name of the step producing one parse result per schema (for incremental-caching tests).</summary>
+        public const string TrackingName = "FeatureSchemas";
+
         /// <inheritdoc />
         public void Initialize(IncrementalGeneratorInitializationContext context)
         {
             var schemas = context.SyntaxProvider.ForAttributeWithMetadataName(
                 Parser.SchemaAttributeName,
                 static (node, _) => node is TypeDeclarationSyntax,
-                static (ctx, ct) => Parser.Parse(ctx, ct));
+                static (ctx, ct) => Parser.Parse(ctx, ct))
+                .WithTrackingName(TrackingName);
 
             context.RegisterSourceOutput(schemas, static (spc, result) =>
             {

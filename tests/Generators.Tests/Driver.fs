@@ -131,3 +131,21 @@ let fingerprintOf (source: string) =
         let m = Text.RegularExpressions.Regex.Match(text, "const string Fingerprint = \"([0-9a-f]{64})\"")
         if m.Success then m.Groups.[1].Value else failwithf "no fingerprint in:\n%s" text
     | diagnostics, files -> failwithf "expected one clean schema, got %d files and:\n%s" files.Length (describe diagnostics)
+
+/// Runs the generator on `before`, then on `after` (the same file edited), and returns the run reasons of the
+/// parse step's outputs in the second run: Unchanged or Cached when the model compared equal.
+let secondRunReasons (before: string) (after: string) =
+    let parse text = CSharpSyntaxTree.ParseText(prelude + text, parseOptions, path = "Schema.cs")
+    let first = parse before
+    let compilation = CSharpCompilation.Create("Incremental", [ first ], references.Value, CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary))
+    let options = GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps = true)
+    let driver =
+        CSharpGeneratorDriver
+            .Create([| Hybrid.Generators.FeatureSchemaGenerator().AsSourceGenerator() |], parseOptions = parseOptions, driverOptions = options)
+            .RunGenerators(compilation)
+    let second = driver.RunGenerators(compilation.ReplaceSyntaxTree(first, parse after))
+    let result = second.GetRunResult().Results.[0]
+    result.TrackedSteps.[Hybrid.Generators.FeatureSchemaGenerator.TrackingName]
+    |> Seq.collect (fun step -> step.Outputs)
+    |> Seq.map (fun struct (_, reason) -> reason)
+    |> Seq.toList

@@ -4,6 +4,7 @@ module Hybrid.GeneratorsTests.FeatureSchemaGeneratorTests
 open System
 open Expecto
 open FsCheck
+open Microsoft.CodeAnalysis
 open Hybrid.Features.Schemas
 open Hybrid.GeneratorsTests.Driver
 
@@ -165,6 +166,17 @@ let tests =
                   (genreSource "Genre" "genre" "").Replace("[Chroma(Statistic.Mean)]", "[Chroma(Statistic.Mean, PerBin = true)]").Replace("partial float ChromaStft", "partial ReadOnlyMemory<float> ChromaStft") ]
             for v in variants do
                 Expect.notEqual (fingerprintOf v) baseline "a layout change must change the fingerprint"
+
+        testCase "an edit that leaves the schema alone reuses the cached model" <| fun () ->
+            let source = genreSource "Genre" "genre" ""
+            let reasons = secondRunReasons (source + "public class Other { }") (source + "public class Other { public int X; }")
+            Expect.isNonEmpty reasons "the parse step ran"
+            for r in reasons do
+                Expect.isTrue (r = IncrementalStepRunReason.Unchanged || r = IncrementalStepRunReason.Cached) (sprintf "reason %A" r)
+
+        testCase "an edit to the schema produces a new model" <| fun () ->
+            let reasons = secondRunReasons (genreSource "Genre" "genre" "") (genreSource "Genre" "genre" ", NFft = 1024")
+            Expect.contains reasons IncrementalStepRunReason.Modified "the model changed"
 
         testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 12 } "an MFCC member of count n gives columns mfcc1..mfccn" <| fun (PositiveInt n) ->
             let n = 1 + (n - 1) % 128

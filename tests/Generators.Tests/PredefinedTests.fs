@@ -24,6 +24,10 @@ let tests =
             Expect.equal info.SampleRate 22050 "sr"
             Expect.equal info.ClipSamples 0 "any clip length"
             Expect.equal (info.Parameters.NFft, info.Parameters.HopLength, info.Parameters.NMels) (2048, 512, 128) "librosa defaults"
+            Expect.equal
+                (info.Parameters.Window, info.Parameters.PadMode, info.Parameters.Norm, info.Parameters.Center)
+                (Hybrid.Dsp.WindowKind.Hann, Hybrid.Dsp.PadMode.Constant, Hybrid.Dsp.MelNorm.Slaney, true)
+                "window, padding, mel norm and centring"
             Expect.isTrue (info.Members |> Seq.forall (fun m -> m.Statistic = Statistic.Mean)) "all means"
             Expect.isTrue (Object.ReferenceEquals(info, GenreFeatures.Info)) "the registry returns the generated Info"
 
