@@ -1,0 +1,175 @@
+namespace Hybrid.Dsp;
+
+/// <summary>
+/// Geometry of a batched 2-D convolution in NCHW layout (a 1-D convolution is the case
+/// <c>InHeight = KernelHeight = 1</c>). Padding is explicit and may be asymmetric: <see cref="PadTop"/> and
+/// <see cref="PadLeft"/> zeros precede the input, and the output sizes decide how much follows, so TensorFlow's
+/// 'same' (extra zero at the end) and 'valid' are both expressible. Tensors:
+/// x [Batch, InChannels, InHeight, InWidth], w [OutChannels, InChannels, KernelHeight, KernelWidth],
+/// bias [OutChannels], y [Batch, OutChannels, OutHeight, OutWidth].
+/// Output element (oh, ow) reads input rows <c>oh * StrideH - PadTop + kh * DilationH</c> (and likewise for columns).
+/// </summary>
+public readonly record struct ConvGeometry(
+    int Batch, int InChannels, int InHeight, int InWidth,
+    int OutChannels, int KernelHeight, int KernelWidth,
+    int StrideH, int StrideW, int PadTop, int PadLeft, int DilationH, int DilationW,
+    int OutHeight, int OutWidth)
+{
+    /// <summary>Rows of the im2col matrix: InChannels x KernelHeight x KernelWidth.</summary>
+    public int PatchSize => InChannels * KernelHeight * KernelWidth;
+
+    /// <summary>Throws <see cref="ArgumentException"/> when a size is not positive or the output reads no input.</summary>
+    public void Validate()
+    {
+        if (Batch < 1 || InChannels < 1 || InHeight < 1 || InWidth < 1 || OutChannels < 1 || KernelHeight < 1 || KernelWidth < 1
+            || StrideH < 1 || StrideW < 1 || DilationH < 1 || DilationW < 1 || OutHeight < 1 || OutWidth < 1 || PadTop < 0 || PadLeft < 0)
+            throw new ArgumentException($"Invalid convolution geometry {this}: sizes, strides and dilations must be positive and padding non-negative.");
+    }
+}
+
+/// <summary>Pooling flavour: maximum over the window, or average over the window's cells that lie inside the input
+/// (padding cells are excluded from the count, as Keras' 'same' pooling and PyTorch's count_include_pad=False).</summary>
+public enum PoolKind
+{
+    /// <summary>Maximum; its gradient goes to the first maximal cell of each window.</summary>
+    Max,
+    /// <summary>Mean of the in-bounds cells.</summary>
+    Average,
+}
+
+/// <summary>
+/// Geometry of batched 2-D pooling in NCHW layout (1-D pooling: <c>InHeight = PoolHeight = 1</c>).
+/// x [Batch, Channels, InHeight, InWidth]; y [Batch, Channels, OutHeight, OutWidth]. Window (oh, ow) covers rows
+/// <c>oh * StrideH - PadTop</c> .. + PoolHeight - 1 (cells outside the input are ignored).
+/// </summary>
+public readonly record struct PoolGeometry(
+    int Batch, int Channels, int InHeight, int InWidth,
+    int PoolHeight, int PoolWidth, int StrideH, int StrideW, int PadTop, int PadLeft,
+    int OutHeight, int OutWidth)
+{
+    /// <summary>Throws <see cref="ArgumentException"/> when a size is not positive.</summary>
+    public void Validate()
+    {
+        if (Batch < 1 || Channels < 1 || InHeight < 1 || InWidth < 1 || PoolHeight < 1 || PoolWidth < 1 || StrideH < 1 || StrideW < 1
+            || OutHeight < 1 || OutWidth < 1 || PadTop < 0 || PadLeft < 0)
+            throw new ArgumentException($"Invalid pooling geometry {this}: sizes and strides must be positive and padding non-negative.");
+    }
+}
+
+/// <summary>
+/// Batched float32 neural-network operations, forward and backward, on one engine's tensors. Every tensor is
+/// row-major and allocated by the same engine; the leading axis is the batch. Operations take tensors in and write
+/// tensors out (no host callbacks), so each engine implements them as kernels. Channel-wise operations see
+/// activations as [Batch, Channels, Spatial...] where the spatial part may be empty.
+/// Results on the managed engine are deterministic: every reduction uses a fixed partitioning and order that does
+/// not depend on thread timing or thread count. One instance is not meant to be used from several threads at once.
+/// </summary>
+public interface INnOps
+{
+    /// <summary>The engine whose tensors these operations accept.</summary>
+    Engine Engine { get; }
+
+    /// <summary>Sets every element of <paramref name="x"/> to <paramref name="value"/>.</summary>
+    void Fill(Tensor x, float value);
+
+    /// <summary>Copies <paramref name="source"/> into <paramref name="destination"/> (equal element counts).</summary>
+    void Copy(Tensor source, Tensor destination);
+
+    /// <summary>Multiplies every element of <paramref name="x"/> by <paramref name="factor"/> in place.</summary>
+    void Scale(Tensor x, float factor);
+
+    /// <summary>Sum of squares of all elements, accumulated in double in a fixed order (the squared L2 norm used by
+    /// gradient clipping). Synchronises with the device.</summary>
+    double SumOfSquares(Tensor x);
+
+    /// <summary>
+    /// General matrix product C = alpha * op(A) * op(B) + beta * C (BLAS sgemm, row-major). op(A) is [M, K]
+    /// (A stored [M, K], or [K, M] when <paramref name="transposeA"/>); op(B) is [K, N] (stored [K, N], or [N, K]
+    /// when <paramref name="transposeB"/>); C is [M, N]. Tensors of higher rank are read as matrices of their first
+    /// axis by the product of the rest. beta = 0 ignores C's previous contents (NaN included).
+    /// </summary>
+    void Gemm(Tensor a, bool transposeA, Tensor b, bool transposeB, Tensor c, float alpha = 1f, float beta = 0f);
+
+    /// <summary>y[n, c, s] = x[n, c, s] + bias[c]. x, y: [N, C, spatial...] (may be the same tensor); bias: [C].</summary>
+    void BiasAdd(Tensor x, Tensor bias, Tensor y);
+
+    /// <summary>dBias[c] = sum over n and s of dy[n, c, s]. dy: [N, C, spatial...]; dBias: [C].</summary>
+    void BiasGrad(Tensor dy, Tensor dBias);
+
+    /// <summary>Convolution (cross-correlation, as Keras Conv2D / torch.nn.functional.conv2d) with optional bias.
+    /// Shapes in <see cref="ConvGeometry"/>.</summary>
+    void Conv2DForward(in ConvGeometry g, Tensor x, Tensor w, Tensor? bias, Tensor y);
+
+    /// <summary>Gradients of <see cref="Conv2DForward"/>: dw (overwritten), dBias (overwritten, optional) and dx
+    /// (overwritten, optional: pass null for a first layer whose input needs no gradient).</summary>
+    void Conv2DBackward(in ConvGeometry g, Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? dBias);
+
+    /// <summary>Max or average pooling. Shapes in <see cref="PoolGeometry"/>.</summary>
+    void Pool2DForward(in PoolGeometry g, PoolKind kind, Tensor x, Tensor y);
+
+    /// <summary>Gradient of <see cref="Pool2DForward"/> into dx (overwritten). x and y are the forward input and output
+    /// (max pooling routes each window's gradient to its first maximal cell).</summary>
+    void Pool2DBackward(in PoolGeometry g, PoolKind kind, Tensor x, Tensor y, Tensor dy, Tensor dx);
+
+    /// <summary>Global average pooling: y[n, c] = mean over s of x[n, c, s]. x: [N, C, spatial...]; y: [N, C].</summary>
+    void GlobalAvgPoolForward(Tensor x, Tensor y);
+
+    /// <summary>Gradient of global average pooling: dx[n, c, s] = dy[n, c] / S.</summary>
+    void GlobalAvgPoolBackward(Tensor dy, Tensor dx);
+
+    /// <summary>
+    /// Batch normalisation in training mode (Ioffe and Szegedy 2015; Keras BatchNormalization on the channel axis).
+    /// Statistics per channel over batch and spatial axes, biased variance. x, y: [N, C, spatial...];
+    /// gamma, beta, saveMean, saveInvStd, runningMean, runningVar: [C]. Writes the batch mean and 1/sqrt(var + eps)
+    /// to saveMean/saveInvStd (for the backward pass) and updates running = momentum * running + (1 - momentum) * batch
+    /// (Keras' convention: momentum 0.99 keeps 99% of the old value).
+    /// </summary>
+    void BatchNormTrainingForward(Tensor x, Tensor gamma, Tensor beta, float momentum, float epsilon,
+        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, Tensor y);
+
+    /// <summary>Batch normalisation with running statistics (inference): y = gamma (x - mean) / sqrt(var + eps) + beta.</summary>
+    void BatchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y);
+
+    /// <summary>Gradient of <see cref="BatchNormTrainingForward"/>: dx, dGamma, dBeta (all overwritten).</summary>
+    void BatchNormBackward(Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dy,
+        Tensor dx, Tensor dGamma, Tensor dBeta);
+
+    /// <summary>Inverted dropout (Srivastava et al. 2014): keeps each element with probability 1 - rate and scales kept
+    /// elements by 1 / (1 - rate). The mask (0 or 1 / (1 - rate), same shape as x) is a pure function of
+    /// (<paramref name="seed"/>, element index), so every engine draws the same mask. rate in [0, 1).</summary>
+    void DropoutForward(Tensor x, float rate, ulong seed, Tensor mask, Tensor y);
+
+    /// <summary>dx = dy * mask (the mask written by <see cref="DropoutForward"/>).</summary>
+    void DropoutBackward(Tensor dy, Tensor mask, Tensor dx);
+
+    /// <summary>Leaky ReLU: y = x for x &gt; 0, slope * x otherwise (slope 0 gives ReLU). x and y may be the same tensor.</summary>
+    void LeakyReluForward(Tensor x, float slope, Tensor y);
+
+    /// <summary>Gradient of leaky ReLU from the forward output y (valid for slope &gt;= 0): dx = dy where y &gt; 0,
+    /// slope * dy otherwise. dy and dx may be the same tensor.</summary>
+    void LeakyReluBackward(Tensor y, float slope, Tensor dy, Tensor dx);
+
+    /// <summary>
+    /// Softmax cross-entropy, numerically stable (log-sum-exp with the row maximum subtracted), with label smoothing
+    /// (targets (1 - eps) one-hot + eps / K, as Keras' CategoricalCrossentropy(label_smoothing)).
+    /// logits, probabilities, dLogits: [N, K]; labels: [N] holding class indices 0..K-1 as floats; losses: [N]
+    /// (per-sample loss in nats). dLogits (optional) = gradientScale * (softmax - targets), e.g. scale 1/N for the mean loss.
+    /// </summary>
+    void SoftmaxCrossEntropy(Tensor logits, Tensor labels, float labelSmoothing,
+        Tensor probabilities, Tensor losses, Tensor? dLogits, float gradientScale);
+
+    /// <summary>
+    /// SGD step in place (PyTorch's torch.optim.SGD): g = grad + weightDecay * p; v = momentum * v + g;
+    /// p -= lr * (nesterov ? g + momentum * v : v). With momentum 0, v still holds g. All tensors share one shape.
+    /// </summary>
+    void SgdUpdate(Tensor parameter, Tensor gradient, Tensor velocity, float learningRate, float momentum, bool nesterov, float weightDecay);
+
+    /// <summary>
+    /// Adam step in place (Kingma and Ba 2015, bias-corrected): m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    /// p -= lr * m^ / (sqrt(v^) + eps) with m^ = m / (1 - b1^t), v^ = v / (1 - b2^t). Weight decay is added to the
+    /// gradient (L2, Adam) or, when <paramref name="decoupled"/>, applied as p *= 1 - lr * weightDecay before the step
+    /// (AdamW, Loshchilov and Hutter 2019). <paramref name="step"/> t counts from 1.
+    /// </summary>
+    void AdamUpdate(Tensor parameter, Tensor gradient, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
+        float epsilon, float weightDecay, bool decoupled, int step);
+}

@@ -1,0 +1,947 @@
+using System.Buffers;
+using System.Numerics;
+using System.Runtime.InteropServices;
+
+namespace Hybrid.Dsp.Managed;
+
+/// <summary>
+/// <see cref="INnOps"/> on the managed engine: blocked FMA GEMM (<see cref="NnGemm"/>), im2col convolutions per
+/// sample, channel-parallel batch normalisation, vectorised element-wise kernels. Work is split over
+/// <see cref="ManagedEngine.Parallel"/>; every reduction has a fixed partitioning (e.g. the convolution weight gradient
+/// sums per-chunk partials of a fixed chunk count in chunk order), so results are bit-identical run to run and for any
+/// thread count. Scratch (im2col columns, partial sums) comes from <see cref="ArrayPool{T}.Shared"/>.
+/// </summary>
+internal sealed unsafe class ManagedNn : INnOps
+{
+    private const int WeightGradChunks = 8;
+    private const int ReductionBlock = 8192;
+    private readonly ManagedEngine _engine;
+
+    internal ManagedNn(ManagedEngine engine) => _engine = engine;
+
+    public Engine Engine => _engine;
+
+    private static ManagedTensor M(Tensor t, string name) => ManagedEngine.Expect(t, name);
+
+    private static void SameLength(Tensor a, string aName, Tensor b, string bName)
+    {
+        if (a.Length != b.Length)
+            throw new ArgumentException($"{bName}: expected {a.Length} elements (as {aName} [{string.Join(", ", a.Shape)}]), was {b.Length} ([{string.Join(", ", b.Shape)}]).", bName);
+    }
+
+    /// <summary>Runs body over [0, count) split into contiguous ranges (at least minPerRange items each).</summary>
+    private void ForRanges(long count, long minPerRange, Action<int, int> body)
+    {
+        int threads = _engine.MaxThreads;
+        if (threads <= 1 || count <= minPerRange)
+        {
+            if (count > 0) body(0, (int)count);
+            return;
+        }
+        int ranges = (int)Math.Min(threads * 4L, (count + minPerRange - 1) / minPerRange);
+        System.Threading.Tasks.Parallel.For(0, ranges, _engine.Parallel, r =>
+        {
+            long s = count * r / ranges, e = count * (r + 1) / ranges;
+            body((int)s, (int)e);
+        });
+    }
+
+    // ---------------------------------------------------------------- utilities
+
+    public void Fill(Tensor x, float value) => M(x, nameof(x)).Span.Fill(value);
+
+    public void Copy(Tensor source, Tensor destination)
+    {
+        SameLength(source, nameof(source), destination, nameof(destination));
+        M(source, nameof(source)).Span.CopyTo(M(destination, nameof(destination)).Span);
+    }
+
+    public void Scale(Tensor x, float factor)
+    {
+        var t = M(x, nameof(x));
+        ForRanges(t.Length, 1 << 16, (s, e) => Vec.Scale(t.Data.AsSpan(t.Offset + s, e - s), factor));
+    }
+
+    public double SumOfSquares(Tensor x)
+    {
+        var t = M(x, nameof(x));
+        int blocks = (int)((t.Length + ReductionBlock - 1) / ReductionBlock);
+        if (blocks == 0) return 0.0;
+        var partial = ArrayPool<double>.Shared.Rent(blocks);
+        try
+        {
+            ForRanges(blocks, 8, (s, e) =>
+            {
+                for (int b = s; b < e; b++)
+                {
+                    int start = b * ReductionBlock;
+                    int len = (int)Math.Min(ReductionBlock, t.Length - start);
+                    partial[b] = Vec.SumOfSquares(t.Data.AsSpan(t.Offset + start, len));
+                }
+            });
+            double total = 0;
+            for (int b = 0; b < blocks; b++) total += partial[b];
+            return total;
+        }
+        finally
+        {
+            ArrayPool<double>.Shared.Return(partial);
+        }
+    }
+
+    // ---------------------------------------------------------------- GEMM
+
+    private static (int Rows, int Cols) AsMatrix(Tensor t)
+    {
+        if (t.Rank == 0) return (1, 1);
+        int rows = t.Shape[0];
+        int cols = rows == 0 ? 0 : checked((int)(t.Length / rows));
+        return (rows, cols);
+    }
+
+    public void Gemm(Tensor a, bool transposeA, Tensor b, bool transposeB, Tensor c, float alpha = 1f, float beta = 0f)
+    {
+        var (ar, ac) = AsMatrix(a);
+        var (br, bc) = AsMatrix(b);
+        var (cr, cc) = AsMatrix(c);
+        int m = transposeA ? ac : ar, k = transposeA ? ar : ac;
+        int kb = transposeB ? bc : br, n = transposeB ? br : bc;
+        if (k != kb)
+            throw new ArgumentException($"b: op(A) is [{m}, {k}] so op(B) needs {k} rows, was [{kb}, {n}].", nameof(b));
+        if (cr != m || cc != n)
+            throw new ArgumentException($"c: expected [{m}, {n}] for op(A) [{m}, {k}] x op(B) [{k}, {n}], was [{cr}, {cc}].", nameof(c));
+        var ta = M(a, nameof(a));
+        var tb = M(b, nameof(b));
+        var tc = M(c, nameof(c));
+        GemmParallel(m, n, k, alpha, ta.Data, ta.Offset, ac, transposeA, tb.Data, tb.Offset, bc, transposeB, beta, tc.Data, tc.Offset, n);
+    }
+
+    /// <summary>Splits C into column (or row) blocks over threads; each element is still computed by one thread in
+    /// the same order as the serial kernel.</summary>
+    private void GemmParallel(int m, int n, int k, float alpha, float[] a, int aOff, int lda, bool transA,
+        float[] b, int bOff, int ldb, bool transB, float beta, float[] c, int cOff, int ldc)
+    {
+        int threads = _engine.MaxThreads;
+        long work = (long)m * n * Math.Max(k, 1);
+        if (threads <= 1 || work < (1L << 21))
+        {
+            fixed (float* pa = a)
+            fixed (float* pb = b)
+            fixed (float* pc = c)
+                NnGemm.Gemm(m, n, k, alpha, pa + aOff, lda, transA, pb + bOff, ldb, transB, beta, pc + cOff, ldc);
+            return;
+        }
+        bool splitColumns = n >= m;
+        int unit = splitColumns ? NnGemm.NR : NnGemm.MR;
+        int extent = splitColumns ? n : m;
+        int units = (extent + unit - 1) / unit;
+        int parts = Math.Min(threads * 2, units);
+        System.Threading.Tasks.Parallel.For(0, parts, _engine.Parallel, part =>
+        {
+            int u0 = (int)((long)units * part / parts), u1 = (int)((long)units * (part + 1) / parts);
+            int s = u0 * unit, e = Math.Min(extent, u1 * unit);
+            if (e <= s) return;
+            fixed (float* pa = a)
+            fixed (float* pb = b)
+            fixed (float* pc = c)
+            {
+                if (splitColumns)
+                {
+                    float* bs = pb + bOff + (transB ? (long)s * ldb : s);
+                    NnGemm.Gemm(m, e - s, k, alpha, pa + aOff, lda, transA, bs, ldb, transB, beta, pc + cOff + s, ldc);
+                }
+                else
+                {
+                    float* As = pa + aOff + (transA ? s : (long)s * lda);
+                    NnGemm.Gemm(e - s, n, k, alpha, As, lda, transA, pb + bOff, ldb, transB, beta, pc + cOff + (long)s * ldc, ldc);
+                }
+            }
+        });
+    }
+
+    // ---------------------------------------------------------------- bias
+
+    private static (int N, int C, int S) ChannelLayout(Tensor x, int channels, string name)
+    {
+        if (x.Rank < 2 || x.Shape[1] != channels)
+            throw new ArgumentException($"{name}: expected [batch, {channels}, ...], was [{string.Join(", ", x.Shape)}].", name);
+        int n = x.Shape[0];
+        int s = n * channels == 0 ? 0 : checked((int)(x.Length / ((long)n * channels)));
+        return (n, channels, s);
+    }
+
+    public void BiasAdd(Tensor x, Tensor bias, Tensor y)
+    {
+        var (n, ch, s) = ChannelLayout(x, (int)bias.Length, nameof(x));
+        SameLength(x, nameof(x), y, nameof(y));
+        var tx = M(x, nameof(x)); var tb = M(bias, nameof(bias)); var ty = M(y, nameof(y));
+        ForRanges((long)n * ch, Math.Max(1, 8192 / Math.Max(s, 1)), (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+            {
+                float bv = tb.Data[tb.Offset + p % ch];
+                Vec.AddScalar(tx.Data.AsSpan(tx.Offset + p * s, s), bv, ty.Data.AsSpan(ty.Offset + p * s, s));
+            }
+        });
+    }
+
+    public void BiasGrad(Tensor dy, Tensor dBias)
+    {
+        var (n, ch, s) = ChannelLayout(dy, (int)dBias.Length, nameof(dy));
+        var td = M(dy, nameof(dy)); var tb = M(dBias, nameof(dBias));
+        ForRanges(ch, 1, (c0, c1) =>
+        {
+            for (int c = c0; c < c1; c++)
+            {
+                double sum = 0;
+                for (int i = 0; i < n; i++) sum += Vec.Sum(td.Data.AsSpan(td.Offset + (i * ch + c) * s, s));
+                tb.Data[tb.Offset + c] = (float)sum;
+            }
+        });
+    }
+
+    // ---------------------------------------------------------------- convolution
+
+    private static void CheckConv(in ConvGeometry g, Tensor x, Tensor w, Tensor? bias, Tensor y)
+    {
+        g.Validate();
+        x.RequireShape(nameof(x), g.Batch, g.InChannels, g.InHeight, g.InWidth);
+        w.RequireShape(nameof(w), g.OutChannels, g.InChannels, g.KernelHeight, g.KernelWidth);
+        bias?.RequireShape(nameof(bias), g.OutChannels);
+        y.RequireShape(nameof(y), g.Batch, g.OutChannels, g.OutHeight, g.OutWidth);
+    }
+
+    private static bool IsPointwise(in ConvGeometry g) =>
+        g.KernelHeight == 1 && g.KernelWidth == 1 && g.StrideH == 1 && g.StrideW == 1 && g.PadTop == 0 && g.PadLeft == 0
+        && g.OutHeight == g.InHeight && g.OutWidth == g.InWidth;
+
+    public void Conv2DForward(in ConvGeometry g, Tensor x, Tensor w, Tensor? bias, Tensor y)
+    {
+        CheckConv(g, x, w, bias, y);
+        var geo = g;
+        var tx = M(x, nameof(x)); var tw = M(w, nameof(w)); var ty = M(y, nameof(y));
+        ManagedTensor? tb = bias is null ? null : M(bias, nameof(bias));
+        int K = g.PatchSize, P = g.OutHeight * g.OutWidth, inPlane = g.InChannels * g.InHeight * g.InWidth, outPlane = g.OutChannels * P;
+        bool pointwise = IsPointwise(g);
+        ForRanges(g.Batch, 1, (n0, n1) =>
+        {
+            float[] col = pointwise ? Array.Empty<float>() : ArrayPool<float>.Shared.Rent(K * P);
+            try
+            {
+                fixed (float* px = tx.Data)
+                fixed (float* pw = tw.Data)
+                fixed (float* py = ty.Data)
+                fixed (float* pcol = col)
+                {
+                    for (int i = n0; i < n1; i++)
+                    {
+                        float* xi = px + tx.Offset + (long)i * inPlane;
+                        float* yi = py + ty.Offset + (long)i * outPlane;
+                        float* src = xi;
+                        if (!pointwise)
+                        {
+                            Im2Col(geo, xi, pcol);
+                            src = pcol;
+                        }
+                        NnGemm.Gemm(geo.OutChannels, P, K, 1f, pw + tw.Offset, K, false, src, P, false, 0f, yi, P);
+                        if (tb is not null)
+                            for (int co = 0; co < geo.OutChannels; co++)
+                                Vec.AddScalar(new Span<float>(yi + (long)co * P, P), tb.Data[tb.Offset + co], new Span<float>(yi + (long)co * P, P));
+                    }
+                }
+            }
+            finally
+            {
+                if (!pointwise) ArrayPool<float>.Shared.Return(col);
+            }
+        });
+    }
+
+    public void Conv2DBackward(in ConvGeometry g, Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? dBias)
+    {
+        CheckConv(g, x, w, dBias, dy);
+        dx?.RequireShape(nameof(dx), g.Batch, g.InChannels, g.InHeight, g.InWidth);
+        dw.RequireShape(nameof(dw), g.OutChannels, g.InChannels, g.KernelHeight, g.KernelWidth);
+        if (dBias is not null) BiasGrad(dy, dBias);
+        var geo = g;
+        var tx = M(x, nameof(x)); var tw = M(w, nameof(w)); var tdy = M(dy, nameof(dy)); var tdw = M(dw, nameof(dw));
+        ManagedTensor? tdx = dx is null ? null : M(dx, nameof(dx));
+        int K = g.PatchSize, P = g.OutHeight * g.OutWidth, inPlane = g.InChannels * g.InHeight * g.InWidth, outPlane = g.OutChannels * P;
+        int wLen = g.OutChannels * K;
+        bool pointwise = IsPointwise(g);
+        int chunks = Math.Min(g.Batch, WeightGradChunks);
+        float[] partial = ArrayPool<float>.Shared.Rent(chunks * wLen);
+        try
+        {
+            System.Threading.Tasks.Parallel.For(0, chunks, _engine.Parallel, ch =>
+            {
+                int n0 = (int)((long)geo.Batch * ch / chunks), n1 = (int)((long)geo.Batch * (ch + 1) / chunks);
+                float[] col = pointwise ? Array.Empty<float>() : ArrayPool<float>.Shared.Rent(K * P);
+                float[] dcol = pointwise || tdx is null ? Array.Empty<float>() : ArrayPool<float>.Shared.Rent(K * P);
+                try
+                {
+                    fixed (float* px = tx.Data)
+                    fixed (float* pw = tw.Data)
+                    fixed (float* pdy = tdy.Data)
+                    fixed (float* ppart = partial)
+                    fixed (float* pcol = col)
+                    fixed (float* pdcol = dcol)
+                    fixed (float* pdx = tdx is null ? Array.Empty<float>() : tdx.Data)
+                    {
+                        float* acc = ppart + (long)ch * wLen;
+                        for (int i = n0; i < n1; i++)
+                        {
+                            float* xi = px + tx.Offset + (long)i * inPlane;
+                            float* dyi = pdy + tdy.Offset + (long)i * outPlane;
+                            float* src = xi;
+                            if (!pointwise)
+                            {
+                                Im2Col(geo, xi, pcol);
+                                src = pcol;
+                            }
+                            NnGemm.Gemm(geo.OutChannels, K, P, 1f, dyi, P, false, src, P, true, i == n0 ? 0f : 1f, acc, K);
+                            if (tdx is not null)
+                            {
+                                float* dxi = pdx + tdx.Offset + (long)i * inPlane;
+                                if (pointwise)
+                                {
+                                    NnGemm.Gemm(K, P, geo.OutChannels, 1f, pw + tw.Offset, K, true, dyi, P, false, 0f, dxi, P);
+                                }
+                                else
+                                {
+                                    NnGemm.Gemm(K, P, geo.OutChannels, 1f, pw + tw.Offset, K, true, dyi, P, false, 0f, pdcol, P);
+                                    Col2Im(geo, pdcol, dxi);
+                                }
+                            }
+                        }
+                    }
+                }
+                finally
+                {
+                    if (!pointwise) ArrayPool<float>.Shared.Return(col);
+                    if (dcol.Length > 0) ArrayPool<float>.Shared.Return(dcol);
+                }
+            });
+            var dst = tdw.Data.AsSpan(tdw.Offset, wLen);
+            partial.AsSpan(0, wLen).CopyTo(dst);
+            for (int ch = 1; ch < chunks; ch++) Vec.AddInPlace(dst, partial.AsSpan(ch * wLen, wLen));
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(partial);
+        }
+    }
+
+    /// <summary>Writes the [PatchSize, OutHeight * OutWidth] column matrix of one sample (zeros where padding).</summary>
+    private static void Im2Col(in ConvGeometry g, float* x, float* col)
+    {
+        int P = g.OutHeight * g.OutWidth;
+        int row = 0;
+        for (int ci = 0; ci < g.InChannels; ci++)
+        for (int kh = 0; kh < g.KernelHeight; kh++)
+        for (int kw = 0; kw < g.KernelWidth; kw++, row++)
+        {
+            float* dst = col + (long)row * P;
+            int colShift = kw * g.DilationW - g.PadLeft;
+            // Valid output columns: 0 <= ow * StrideW + colShift < InWidth.
+            int lo = colShift >= 0 ? 0 : (-colShift + g.StrideW - 1) / g.StrideW;
+            int hi = g.InWidth - colShift <= 0 ? 0 : Math.Min(g.OutWidth, (g.InWidth - colShift + g.StrideW - 1) / g.StrideW);
+            if (hi < lo) hi = lo;
+            for (int oh = 0; oh < g.OutHeight; oh++)
+            {
+                float* d = dst + oh * g.OutWidth;
+                int ih = oh * g.StrideH - g.PadTop + kh * g.DilationH;
+                if ((uint)ih >= (uint)g.InHeight)
+                {
+                    new Span<float>(d, g.OutWidth).Clear();
+                    continue;
+                }
+                float* src = x + ((long)ci * g.InHeight + ih) * g.InWidth + colShift;
+                for (int ow = 0; ow < lo; ow++) d[ow] = 0f;
+                if (g.StrideW == 1)
+                {
+                    if (hi > lo) new ReadOnlySpan<float>(src + lo, hi - lo).CopyTo(new Span<float>(d + lo, hi - lo));
+                }
+                else
+                {
+                    for (int ow = lo; ow < hi; ow++) d[ow] = src[ow * g.StrideW];
+                }
+                for (int ow = hi; ow < g.OutWidth; ow++) d[ow] = 0f;
+            }
+        }
+    }
+
+    /// <summary>Adjoint of <see cref="Im2Col"/>: dx (one sample, overwritten) = sum of the column gradients.</summary>
+    private static void Col2Im(in ConvGeometry g, float* dcol, float* dx)
+    {
+        int P = g.OutHeight * g.OutWidth;
+        new Span<float>(dx, g.InChannels * g.InHeight * g.InWidth).Clear();
+        int row = 0;
+        for (int ci = 0; ci < g.InChannels; ci++)
+        for (int kh = 0; kh < g.KernelHeight; kh++)
+        for (int kw = 0; kw < g.KernelWidth; kw++, row++)
+        {
+            float* srcRow = dcol + (long)row * P;
+            int colShift = kw * g.DilationW - g.PadLeft;
+            int lo = colShift >= 0 ? 0 : (-colShift + g.StrideW - 1) / g.StrideW;
+            int hi = g.InWidth - colShift <= 0 ? 0 : Math.Min(g.OutWidth, (g.InWidth - colShift + g.StrideW - 1) / g.StrideW);
+            if (hi <= lo) continue;
+            for (int oh = 0; oh < g.OutHeight; oh++)
+            {
+                int ih = oh * g.StrideH - g.PadTop + kh * g.DilationH;
+                if ((uint)ih >= (uint)g.InHeight) continue;
+                float* s = srcRow + oh * g.OutWidth;
+                float* d = dx + ((long)ci * g.InHeight + ih) * g.InWidth + colShift;
+                if (g.StrideW == 1)
+                    Vec.AddInPlace(new Span<float>(d + lo, hi - lo), new ReadOnlySpan<float>(s + lo, hi - lo));
+                else
+                    for (int ow = lo; ow < hi; ow++) d[ow * g.StrideW] += s[ow];
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- pooling
+
+    private static void CheckPool(in PoolGeometry g, Tensor x, Tensor y)
+    {
+        g.Validate();
+        x.RequireShape(nameof(x), g.Batch, g.Channels, g.InHeight, g.InWidth);
+        y.RequireShape(nameof(y), g.Batch, g.Channels, g.OutHeight, g.OutWidth);
+    }
+
+    public void Pool2DForward(in PoolGeometry g, PoolKind kind, Tensor x, Tensor y)
+    {
+        CheckPool(g, x, y);
+        var geo = g;
+        var tx = M(x, nameof(x)); var ty = M(y, nameof(y));
+        int inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;
+        ForRanges((long)g.Batch * g.Channels, 4, (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+            {
+                var xs = tx.Data.AsSpan(tx.Offset + p * inPlane, inPlane);
+                var ys = ty.Data.AsSpan(ty.Offset + p * outPlane, outPlane);
+                for (int oh = 0; oh < geo.OutHeight; oh++)
+                {
+                    int h0 = oh * geo.StrideH - geo.PadTop;
+                    int hs = Math.Max(h0, 0), he = Math.Min(h0 + geo.PoolHeight, geo.InHeight);
+                    for (int ow = 0; ow < geo.OutWidth; ow++)
+                    {
+                        int w0 = ow * geo.StrideW - geo.PadLeft;
+                        int ws = Math.Max(w0, 0), we = Math.Min(w0 + geo.PoolWidth, geo.InWidth);
+                        float r;
+                        if (kind == PoolKind.Max)
+                        {
+                            r = float.NegativeInfinity;
+                            for (int h = hs; h < he; h++)
+                                for (int w = ws; w < we; w++)
+                                {
+                                    float v = xs[h * geo.InWidth + w];
+                                    if (v > r || float.IsNaN(v)) r = v;
+                                }
+                        }
+                        else
+                        {
+                            float sum = 0f;
+                            for (int h = hs; h < he; h++)
+                                for (int w = ws; w < we; w++) sum += xs[h * geo.InWidth + w];
+                            int count = Math.Max((he - hs) * (we - ws), 1);
+                            r = sum / count;
+                        }
+                        ys[oh * geo.OutWidth + ow] = r;
+                    }
+                }
+            }
+        });
+    }
+
+    public void Pool2DBackward(in PoolGeometry g, PoolKind kind, Tensor x, Tensor y, Tensor dy, Tensor dx)
+    {
+        CheckPool(g, x, y);
+        dy.RequireShape(nameof(dy), g.Batch, g.Channels, g.OutHeight, g.OutWidth);
+        dx.RequireShape(nameof(dx), g.Batch, g.Channels, g.InHeight, g.InWidth);
+        var geo = g;
+        var tx = M(x, nameof(x)); var tdy = M(dy, nameof(dy)); var tdx = M(dx, nameof(dx));
+        int inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;
+        ForRanges((long)g.Batch * g.Channels, 4, (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+            {
+                var xs = tx.Data.AsSpan(tx.Offset + p * inPlane, inPlane);
+                var dxs = tdx.Data.AsSpan(tdx.Offset + p * inPlane, inPlane);
+                var dys = tdy.Data.AsSpan(tdy.Offset + p * outPlane, outPlane);
+                dxs.Clear();
+                for (int oh = 0; oh < geo.OutHeight; oh++)
+                {
+                    int h0 = oh * geo.StrideH - geo.PadTop;
+                    int hs = Math.Max(h0, 0), he = Math.Min(h0 + geo.PoolHeight, geo.InHeight);
+                    for (int ow = 0; ow < geo.OutWidth; ow++)
+                    {
+                        int w0 = ow * geo.StrideW - geo.PadLeft;
+                        int ws = Math.Max(w0, 0), we = Math.Min(w0 + geo.PoolWidth, geo.InWidth);
+                        float gOut = dys[oh * geo.OutWidth + ow];
+                        if (kind == PoolKind.Max)
+                        {
+                            int best = -1;
+                            float r = float.NegativeInfinity;
+                            for (int h = hs; h < he; h++)
+                                for (int w = ws; w < we; w++)
+                                {
+                                    int idx = h * geo.InWidth + w;
+                                    float v = xs[idx];
+                                    if (best < 0 || v > r) { r = v; best = idx; }
+                                }
+                            if (best >= 0) dxs[best] += gOut;
+                        }
+                        else
+                        {
+                            int count = Math.Max((he - hs) * (we - ws), 1);
+                            float share = gOut / count;
+                            for (int h = hs; h < he; h++)
+                                for (int w = ws; w < we; w++) dxs[h * geo.InWidth + w] += share;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    public void GlobalAvgPoolForward(Tensor x, Tensor y)
+    {
+        if (y.Rank != 2) throw new ArgumentException($"y: expected [batch, channels], was [{string.Join(", ", y.Shape)}].", nameof(y));
+        var (n, ch, s) = ChannelLayout(x, y.Shape[1], nameof(x));
+        y.RequireShape(nameof(y), n, ch);
+        var tx = M(x, nameof(x)); var ty = M(y, nameof(y));
+        ForRanges((long)n * ch, 16, (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+                ty.Data[ty.Offset + p] = s == 0 ? 0f : Vec.Sum(tx.Data.AsSpan(tx.Offset + p * s, s)) / s;
+        });
+    }
+
+    public void GlobalAvgPoolBackward(Tensor dy, Tensor dx)
+    {
+        if (dy.Rank != 2) throw new ArgumentException($"dy: expected [batch, channels], was [{string.Join(", ", dy.Shape)}].", nameof(dy));
+        var (n, ch, s) = ChannelLayout(dx, dy.Shape[1], nameof(dx));
+        dy.RequireShape(nameof(dy), n, ch);
+        var tdy = M(dy, nameof(dy)); var tdx = M(dx, nameof(dx));
+        ForRanges((long)n * ch, 16, (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+                tdx.Data.AsSpan(tdx.Offset + p * s, s).Fill(tdy.Data[tdy.Offset + p] / s);
+        });
+    }
+
+    // ---------------------------------------------------------------- batch normalisation
+
+    public void BatchNormTrainingForward(Tensor x, Tensor gamma, Tensor beta, float momentum, float epsilon,
+        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, Tensor y)
+    {
+        int chCount = (int)gamma.Length;
+        var (n, ch, s) = ChannelLayout(x, chCount, nameof(x));
+        foreach (var (t, name) in new[] { (beta, nameof(beta)), (runningMean, nameof(runningMean)), (runningVar, nameof(runningVar)), (saveMean, nameof(saveMean)), (saveInvStd, nameof(saveInvStd)) })
+            t.RequireShape(name, ch);
+        SameLength(x, nameof(x), y, nameof(y));
+        var tx = M(x, nameof(x)); var tg = M(gamma, nameof(gamma)); var tb = M(beta, nameof(beta));
+        var trm = M(runningMean, nameof(runningMean)); var trv = M(runningVar, nameof(runningVar));
+        var tsm = M(saveMean, nameof(saveMean)); var tsi = M(saveInvStd, nameof(saveInvStd)); var ty = M(y, nameof(y));
+        double count = (double)n * s;
+        ForRanges(ch, 1, (c0, c1) =>
+        {
+            for (int c = c0; c < c1; c++)
+            {
+                double sum = 0;
+                for (int i = 0; i < n; i++) sum += Vec.Sum(tx.Data.AsSpan(tx.Offset + (i * ch + c) * s, s));
+                float mean = (float)(sum / count);
+                double sq = 0;
+                for (int i = 0; i < n; i++) sq += Vec.SumOfSquaredDeviations(tx.Data.AsSpan(tx.Offset + (i * ch + c) * s, s), mean);
+                float variance = (float)(sq / count);
+                float invStd = 1f / MathF.Sqrt(variance + epsilon);
+                tsm.Data[tsm.Offset + c] = mean;
+                tsi.Data[tsi.Offset + c] = invStd;
+                ref float rm = ref trm.Data[trm.Offset + c];
+                ref float rv = ref trv.Data[trv.Offset + c];
+                rm = momentum * rm + (1f - momentum) * mean;
+                rv = momentum * rv + (1f - momentum) * variance;
+                float scale = tg.Data[tg.Offset + c] * invStd;
+                float shift = tb.Data[tb.Offset + c] - mean * scale;
+                for (int i = 0; i < n; i++)
+                {
+                    int o = (i * ch + c) * s;
+                    Vec.Affine(tx.Data.AsSpan(tx.Offset + o, s), scale, shift, ty.Data.AsSpan(ty.Offset + o, s));
+                }
+            }
+        });
+    }
+
+    public void BatchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y)
+    {
+        int chCount = (int)gamma.Length;
+        var (n, ch, s) = ChannelLayout(x, chCount, nameof(x));
+        beta.RequireShape(nameof(beta), ch);
+        runningMean.RequireShape(nameof(runningMean), ch);
+        runningVar.RequireShape(nameof(runningVar), ch);
+        SameLength(x, nameof(x), y, nameof(y));
+        var tx = M(x, nameof(x)); var tg = M(gamma, nameof(gamma)); var tb = M(beta, nameof(beta));
+        var trm = M(runningMean, nameof(runningMean)); var trv = M(runningVar, nameof(runningVar)); var ty = M(y, nameof(y));
+        ForRanges((long)n * ch, Math.Max(1, 8192 / Math.Max(s, 1)), (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+            {
+                int c = p % ch;
+                float scale = tg.Data[tg.Offset + c] / MathF.Sqrt(trv.Data[trv.Offset + c] + epsilon);
+                float shift = tb.Data[tb.Offset + c] - trm.Data[trm.Offset + c] * scale;
+                Vec.Affine(tx.Data.AsSpan(tx.Offset + p * s, s), scale, shift, ty.Data.AsSpan(ty.Offset + p * s, s));
+            }
+        });
+    }
+
+    public void BatchNormBackward(Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dy,
+        Tensor dx, Tensor dGamma, Tensor dBeta)
+    {
+        int chCount = (int)gamma.Length;
+        var (n, ch, s) = ChannelLayout(x, chCount, nameof(x));
+        saveMean.RequireShape(nameof(saveMean), ch);
+        saveInvStd.RequireShape(nameof(saveInvStd), ch);
+        dGamma.RequireShape(nameof(dGamma), ch);
+        dBeta.RequireShape(nameof(dBeta), ch);
+        SameLength(x, nameof(x), dy, nameof(dy));
+        SameLength(x, nameof(x), dx, nameof(dx));
+        var tx = M(x, nameof(x)); var tg = M(gamma, nameof(gamma)); var tsm = M(saveMean, nameof(saveMean));
+        var tsi = M(saveInvStd, nameof(saveInvStd)); var tdy = M(dy, nameof(dy)); var tdx = M(dx, nameof(dx));
+        var tdg = M(dGamma, nameof(dGamma)); var tdb = M(dBeta, nameof(dBeta));
+        double count = (double)n * s;
+        ForRanges(ch, 1, (c0, c1) =>
+        {
+            for (int c = c0; c < c1; c++)
+            {
+                float mean = tsm.Data[tsm.Offset + c], invStd = tsi.Data[tsi.Offset + c];
+                double sumDy = 0, sumDyXc = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    int o = (i * ch + c) * s;
+                    var dys = tdy.Data.AsSpan(tdy.Offset + o, s);
+                    sumDy += Vec.Sum(dys);
+                    sumDyXc += Vec.DotCentered(dys, tx.Data.AsSpan(tx.Offset + o, s), mean);
+                }
+                float dBetaC = (float)sumDy;
+                float dGammaC = (float)(sumDyXc * invStd);
+                tdb.Data[tdb.Offset + c] = dBetaC;
+                tdg.Data[tdg.Offset + c] = dGammaC;
+                // dx = gamma * invStd * (dy - dBeta / M - xhat * dGamma / M), xhat = (x - mean) * invStd.
+                float k = tg.Data[tg.Offset + c] * invStd;
+                float a = k;
+                float bCoef = -k * dGammaC * invStd / (float)count;
+                float cConst = -k * dBetaC / (float)count - bCoef * mean;
+                for (int i = 0; i < n; i++)
+                {
+                    int o = (i * ch + c) * s;
+                    Vec.LinearPair(tdy.Data.AsSpan(tdy.Offset + o, s), a, tx.Data.AsSpan(tx.Offset + o, s), bCoef, cConst, tdx.Data.AsSpan(tdx.Offset + o, s));
+                }
+            }
+        });
+    }
+
+    // ---------------------------------------------------------------- dropout and activations
+
+    public void DropoutForward(Tensor x, float rate, ulong seed, Tensor mask, Tensor y)
+    {
+        if (!(rate >= 0f && rate < 1f)) throw new ArgumentOutOfRangeException(nameof(rate), $"Dropout rate must be in [0, 1), was {rate}.");
+        SameLength(x, nameof(x), mask, nameof(mask));
+        SameLength(x, nameof(x), y, nameof(y));
+        var tx = M(x, nameof(x)); var tm = M(mask, nameof(mask)); var ty = M(y, nameof(y));
+        float keepScale = 1f / (1f - rate);
+        ForRanges(tx.Length, 1 << 15, (s, e) =>
+        {
+            for (int i = s; i < e; i++)
+            {
+                float m = NnRandom.Uniform(seed, i) >= rate ? keepScale : 0f;
+                tm.Data[tm.Offset + i] = m;
+                ty.Data[ty.Offset + i] = tx.Data[tx.Offset + i] * m;
+            }
+        });
+    }
+
+    public void DropoutBackward(Tensor dy, Tensor mask, Tensor dx)
+    {
+        SameLength(dy, nameof(dy), mask, nameof(mask));
+        SameLength(dy, nameof(dy), dx, nameof(dx));
+        var tdy = M(dy, nameof(dy)); var tm = M(mask, nameof(mask)); var tdx = M(dx, nameof(dx));
+        ForRanges(tdy.Length, 1 << 15, (s, e) =>
+            Vec.Multiply(tdy.Data.AsSpan(tdy.Offset + s, e - s), tm.Data.AsSpan(tm.Offset + s, e - s), tdx.Data.AsSpan(tdx.Offset + s, e - s)));
+    }
+
+    public void LeakyReluForward(Tensor x, float slope, Tensor y)
+    {
+        SameLength(x, nameof(x), y, nameof(y));
+        var tx = M(x, nameof(x)); var ty = M(y, nameof(y));
+        ForRanges(tx.Length, 1 << 15, (s, e) =>
+            Vec.LeakyRelu(tx.Data.AsSpan(tx.Offset + s, e - s), slope, ty.Data.AsSpan(ty.Offset + s, e - s)));
+    }
+
+    public void LeakyReluBackward(Tensor y, float slope, Tensor dy, Tensor dx)
+    {
+        SameLength(y, nameof(y), dy, nameof(dy));
+        SameLength(y, nameof(y), dx, nameof(dx));
+        var ty = M(y, nameof(y)); var tdy = M(dy, nameof(dy)); var tdx = M(dx, nameof(dx));
+        ForRanges(ty.Length, 1 << 15, (s, e) =>
+            Vec.LeakyReluGrad(ty.Data.AsSpan(ty.Offset + s, e - s), slope, tdy.Data.AsSpan(tdy.Offset + s, e - s), tdx.Data.AsSpan(tdx.Offset + s, e - s)));
+    }
+
+    // ---------------------------------------------------------------- loss
+
+    public void SoftmaxCrossEntropy(Tensor logits, Tensor labels, float labelSmoothing,
+        Tensor probabilities, Tensor losses, Tensor? dLogits, float gradientScale)
+    {
+        if (logits.Rank != 2) throw new ArgumentException($"logits: expected [batch, classes], was [{string.Join(", ", logits.Shape)}].", nameof(logits));
+        int n = logits.Shape[0], k = logits.Shape[1];
+        if (!(labelSmoothing >= 0f && labelSmoothing <= 1f)) throw new ArgumentOutOfRangeException(nameof(labelSmoothing), $"Label smoothing must be in [0, 1], was {labelSmoothing}.");
+        labels.RequireShape(nameof(labels), n);
+        probabilities.RequireShape(nameof(probabilities), n, k);
+        losses.RequireShape(nameof(losses), n);
+        dLogits?.RequireShape(nameof(dLogits), n, k);
+        var tz = M(logits, nameof(logits)); var tl = M(labels, nameof(labels)); var tp = M(probabilities, nameof(probabilities));
+        var tloss = M(losses, nameof(losses));
+        ManagedTensor? tg = dLogits is null ? null : M(dLogits, nameof(dLogits));
+        for (int i = 0; i < n; i++)
+        {
+            float lf = tl.Data[tl.Offset + i];
+            if (!(lf >= 0f && lf < k && lf == MathF.Floor(lf)))
+                throw new ArgumentException($"labels: element {i} is {lf}, expected a class index in 0..{k - 1}.", nameof(labels));
+        }
+        float off = labelSmoothing / k, on = 1f - labelSmoothing + off;
+        ForRanges(n, 64, (r0, r1) =>
+        {
+            for (int i = r0; i < r1; i++)
+            {
+                var z = tz.Data.AsSpan(tz.Offset + i * k, k);
+                var p = tp.Data.AsSpan(tp.Offset + i * k, k);
+                int label = (int)tl.Data[tl.Offset + i];
+                float max = float.NegativeInfinity;
+                for (int j = 0; j < k; j++) if (z[j] > max) max = z[j];
+                double sum = 0;
+                for (int j = 0; j < k; j++)
+                {
+                    float e = MathF.Exp(z[j] - max);
+                    p[j] = e;
+                    sum += e;
+                }
+                float lse = max + (float)Math.Log(sum);
+                float inv = (float)(1.0 / sum);
+                double loss = 0;
+                for (int j = 0; j < k; j++)
+                {
+                    p[j] *= inv;
+                    float q = j == label ? on : off;
+                    if (q != 0f) loss += q * (double)(lse - z[j]);
+                }
+                tloss.Data[tloss.Offset + i] = (float)loss;
+                if (tg is not null)
+                {
+                    var g = tg.Data.AsSpan(tg.Offset + i * k, k);
+                    for (int j = 0; j < k; j++) g[j] = gradientScale * (p[j] - (j == label ? on : off));
+                }
+            }
+        });
+    }
+
+    // ---------------------------------------------------------------- optimizers
+
+    public void SgdUpdate(Tensor parameter, Tensor gradient, Tensor velocity, float learningRate, float momentum, bool nesterov, float weightDecay)
+    {
+        SameLength(parameter, nameof(parameter), gradient, nameof(gradient));
+        SameLength(parameter, nameof(parameter), velocity, nameof(velocity));
+        var tp = M(parameter, nameof(parameter)); var tg = M(gradient, nameof(gradient)); var tv = M(velocity, nameof(velocity));
+        ForRanges(tp.Length, 1 << 16, (s, e) =>
+        {
+            var p = tp.Data.AsSpan(tp.Offset + s, e - s);
+            var g = tg.Data.AsSpan(tg.Offset + s, e - s);
+            var v = tv.Data.AsSpan(tv.Offset + s, e - s);
+            for (int i = 0; i < p.Length; i++)
+            {
+                float gi = g[i] + weightDecay * p[i];
+                float vi = momentum * v[i] + gi;
+                v[i] = vi;
+                p[i] -= learningRate * (nesterov ? gi + momentum * vi : vi);
+            }
+        });
+    }
+
+    public void AdamUpdate(Tensor parameter, Tensor gradient, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
+        float epsilon, float weightDecay, bool decoupled, int step)
+    {
+        if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), $"Adam's step counts from 1, was {step}.");
+        SameLength(parameter, nameof(parameter), gradient, nameof(gradient));
+        SameLength(parameter, nameof(parameter), m, nameof(m));
+        SameLength(parameter, nameof(parameter), v, nameof(v));
+        var tp = M(parameter, nameof(parameter)); var tg = M(gradient, nameof(gradient)); var tm = M(m, nameof(m)); var tv = M(v, nameof(v));
+        float c1 = 1f / (1f - MathF.Pow(beta1, step));
+        float c2 = 1f / (1f - MathF.Pow(beta2, step));
+        float decay = decoupled ? 1f - learningRate * weightDecay : 1f;
+        float l2 = decoupled ? 0f : weightDecay;
+        ForRanges(tp.Length, 1 << 16, (s, e) =>
+        {
+            var p = tp.Data.AsSpan(tp.Offset + s, e - s);
+            var g = tg.Data.AsSpan(tg.Offset + s, e - s);
+            var ms = tm.Data.AsSpan(tm.Offset + s, e - s);
+            var vs = tv.Data.AsSpan(tv.Offset + s, e - s);
+            for (int i = 0; i < p.Length; i++)
+            {
+                float pi = p[i] * decay;
+                float gi = g[i] + l2 * p[i];
+                float mi = beta1 * ms[i] + (1f - beta1) * gi;
+                float vi = beta2 * vs[i] + (1f - beta2) * gi * gi;
+                ms[i] = mi;
+                vs[i] = vi;
+                p[i] = pi - learningRate * (mi * c1) / (MathF.Sqrt(vi * c2) + epsilon);
+            }
+        });
+    }
+}
+
+/// <summary>Counter-based random numbers (SplitMix64 finaliser over seed and index): the same value for the same
+/// (seed, index) on every engine and thread, so masks need no shared generator state.</summary>
+internal static class NnRandom
+{
+    /// <summary>A uniform float in [0, 1) with 24 random bits.</summary>
+    internal static float Uniform(ulong seed, long index)
+    {
+        ulong z = seed + ((ulong)index + 1UL) * 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        z ^= z >> 31;
+        return (z >> 40) * (1f / 16777216f);
+    }
+}
+
+/// <summary>Vectorised span kernels (System.Numerics.Vector, 256-bit here) with scalar tails.</summary>
+internal static class Vec
+{
+    private static int W => Vector<float>.Count;
+
+    internal static void Scale(Span<float> x, float factor)
+    {
+        var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+        for (int i = 0; i < vx.Length; i++) vx[i] *= factor;
+        for (int i = vx.Length * W; i < x.Length; i++) x[i] *= factor;
+    }
+
+    internal static void AddScalar(ReadOnlySpan<float> x, float value, Span<float> y)
+    {
+        var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+        var vy = MemoryMarshal.Cast<float, Vector<float>>(y);
+        var vv = new Vector<float>(value);
+        for (int i = 0; i < vx.Length; i++) vy[i] = vx[i] + vv;
+        for (int i = vx.Length * W; i < x.Length; i++) y[i] = x[i] + value;
+    }
+
+    internal static void AddInPlace(Span<float> y, ReadOnlySpan<float> x)
+    {
+        var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+        var vy = MemoryMarshal.Cast<float, Vector<float>>(y);
+        for (int i = 0; i < vx.Length; i++) vy[i] += vx[i];
+        for (int i = vx.Length * W; i < x.Length; i++) y[i] += x[i];
+    }
+
+    internal static void Multiply(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y)
+    {
+        var va = MemoryMarshal.Cast<float, Vector<float>>(a);
+        var vb = MemoryMarshal.Cast<float, Vector<float>>(b);
+        var vy = MemoryMarshal.Cast<float, Vector<float>>(y);
+        for (int i = 0; i < va.Length; i++) vy[i] = va[i] * vb[i];
+        for (int i = va.Length * W; i < a.Length; i++) y[i] = a[i] * b[i];
+    }
+
+    /// <summary>Sum in float vector lanes, lanes combined in a fixed order.</summary>
+    internal static float Sum(ReadOnlySpan<float> x)
+    {
+        var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+        var acc = Vector<float>.Zero;
+        for (int i = 0; i < vx.Length; i++) acc += vx[i];
+        float s = Vector.Sum(acc);
+        for (int i = vx.Length * W; i < x.Length; i++) s += x[i];
+        return s;
+    }
+
+    internal static double SumOfSquares(ReadOnlySpan<float> x)
+    {
+        var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+        var acc = Vector<float>.Zero;
+        for (int i = 0; i < vx.Length; i++) acc += vx[i] * vx[i];
+        double s = Vector.Sum(acc);
+        for (int i = vx.Length * W; i < x.Length; i++) s += (double)x[i] * x[i];
+        return s;
+    }
+
+    internal static double SumOfSquaredDeviations(ReadOnlySpan<float> x, float mean)
+    {
+        var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+        var vm = new Vector<float>(mean);
+        var acc = Vector<float>.Zero;
+        for (int i = 0; i < vx.Length; i++) { var d = vx[i] - vm; acc += d * d; }
+        double s = Vector.Sum(acc);
+        for (int i = vx.Length * W; i < x.Length; i++) { double d = x[i] - mean; s += d * d; }
+        return s;
+    }
+
+    /// <summary>Sum of dy * (x - mean).</summary>
+    internal static double DotCentered(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, float mean)
+    {
+        var vd = MemoryMarshal.Cast<float, Vector<float>>(dy);
+        var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+        var vm = new Vector<float>(mean);
+        var acc = Vector<float>.Zero;
+        for (int i = 0; i < vd.Length; i++) acc += vd[i] * (vx[i] - vm);
+        double s = Vector.Sum(acc);
+        for (int i = vd.Length * W; i < dy.Length; i++) s += (double)dy[i] * (x[i] - mean);
+        return s;
+    }
+
+    /// <summary>y = scale * x + shift.</summary>
+    internal static void Affine(ReadOnlySpan<float> x, float scale, float shift, Span<float> y)
+    {
+        var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+        var vy = MemoryMarshal.Cast<float, Vector<float>>(y);
+        var vs = new Vector<float>(scale);
+        var vb = new Vector<float>(shift);
+        for (int i = 0; i < vx.Length; i++) vy[i] = vx[i] * vs + vb;
+        for (int i = vx.Length * W; i < x.Length; i++) y[i] = x[i] * scale + shift;
+    }
+
+    /// <summary>y = a * u + b * v + c.</summary>
+    internal static void LinearPair(ReadOnlySpan<float> u, float a, ReadOnlySpan<float> v, float b, float c, Span<float> y)
+    {
+        var vu = MemoryMarshal.Cast<float, Vector<float>>(u);
+        var vv = MemoryMarshal.Cast<float, Vector<float>>(v);
+        var vy = MemoryMarshal.Cast<float, Vector<float>>(y);
+        var va = new Vector<float>(a);
+        var vb = new Vector<float>(b);
+        var vc = new Vector<float>(c);
+        for (int i = 0; i < vu.Length; i++) vy[i] = vu[i] * va + vv[i] * vb + vc;
+        for (int i = vu.Length * W; i < u.Length; i++) y[i] = u[i] * a + v[i] * b + c;
+    }
+
+    internal static void LeakyRelu(ReadOnlySpan<float> x, float slope, Span<float> y)
+    {
+        var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+        var vy = MemoryMarshal.Cast<float, Vector<float>>(y);
+        var vs = new Vector<float>(slope);
+        for (int i = 0; i < vx.Length; i++)
+        {
+            var v = vx[i];
+            vy[i] = Vector.ConditionalSelect(Vector.GreaterThan(v, Vector<float>.Zero), v, v * vs);
+        }
+        for (int i = vx.Length * W; i < x.Length; i++) y[i] = x[i] > 0f ? x[i] : slope * x[i];
+    }
+
+    internal static void LeakyReluGrad(ReadOnlySpan<float> y, float slope, ReadOnlySpan<float> dy, Span<float> dx)
+    {
+        var vy = MemoryMarshal.Cast<float, Vector<float>>(y);
+        var vd = MemoryMarshal.Cast<float, Vector<float>>(dy);
+        var vx = MemoryMarshal.Cast<float, Vector<float>>(dx);
+        var vs = new Vector<float>(slope);
+        for (int i = 0; i < vy.Length; i++)
+            vx[i] = Vector.ConditionalSelect(Vector.GreaterThan(vy[i], Vector<float>.Zero), vd[i], vd[i] * vs);
+        for (int i = vy.Length * W; i < y.Length; i++) dx[i] = y[i] > 0f ? dy[i] : slope * dy[i];
+    }
+}

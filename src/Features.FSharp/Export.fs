@@ -1,0 +1,222 @@
+/// Feature tables written for other tools: CSV (pandas.read_csv), Parquet (pandas, Spark; Parquet.Net) and
+/// NumPy .npy (float32, C order) with a sidecar listing the files in row order.
+module Hybrid.Features.Export
+
+open System
+open System.Globalization
+open System.IO
+open System.Text
+open Parquet
+open Parquet.Schema
+
+/// A feature table: one row per file, `Columns` named values per row, plus filename and label columns.
+type Table =
+    { /// Feature column names (a schema's Names).
+      Columns: string[]
+      /// The recording of each row (written as a file name in the table, full path in the .npy sidecar).
+      Files: string[]
+      /// The label of each row.
+      Labels: string[]
+      /// Row-major [Files.Length, Columns.Length] values.
+      Values: float32[] }
+
+let private check (table: Table) =
+    let n = table.Files.Length
+    if table.Labels.Length <> n then
+        invalidArg (nameof table) (sprintf "table has %d files but %d labels" n table.Labels.Length)
+    if table.Values.Length <> n * table.Columns.Length then
+        invalidArg (nameof table) (sprintf "table of %d rows x %d columns needs %d values, has %d" n table.Columns.Length (n * table.Columns.Length) table.Values.Length)
+
+let private replaceAtomically (path: string) (write: string -> unit) =
+    let full = Path.GetFullPath path
+    match Path.GetDirectoryName full with
+    | null -> ()
+    | dir -> Directory.CreateDirectory dir |> ignore
+    let temp = full + ".tmp-" + Guid.NewGuid().ToString("N")
+    try
+        write temp
+        File.Move(temp, full, true)
+    finally
+        if File.Exists temp then File.Delete temp
+
+let private fileName (path: string) = nonNull (Path.GetFileName path)
+
+let private csvField (s: string) =
+    if s.IndexOfAny([| ','; '"'; '\n'; '\r' |]) >= 0 then "\"" + s.Replace("\"", "\"\"") + "\"" else s
+
+/// Writes `filename,<columns...>,label` then one row per file; floats in round-trip ("R") invariant form.
+let writeCsv (path: string) (table: Table) =
+    check table
+    replaceAtomically path (fun temp ->
+        use w = new StreamWriter(temp, false, UTF8Encoding(false))
+        w.NewLine <- "\n"
+        w.WriteLine(String.Join(",", Array.concat [ [| "filename" |]; Array.map csvField table.Columns; [| "label" |] ]))
+        let width = table.Columns.Length
+        let sb = StringBuilder()
+        for r in 0 .. table.Files.Length - 1 do
+            sb.Clear().Append(csvField (fileName table.Files.[r])) |> ignore
+            for c in 0 .. width - 1 do
+                sb.Append(',').Append(table.Values.[r * width + c].ToString("R", CultureInfo.InvariantCulture)) |> ignore
+            sb.Append(',').Append(csvField table.Labels.[r]) |> ignore
+            w.WriteLine(sb.ToString()))
+
+let private splitCsvLine (line: string) =
+    let fields = Collections.Generic.List<string>()
+    let sb = StringBuilder()
+    let mutable quoted = false
+    let mutable i = 0
+    while i < line.Length do
+        let ch = line.[i]
+        if quoted then
+            if ch = '"' && i + 1 < line.Length && line.[i + 1] = '"' then
+                sb.Append('"') |> ignore
+                i <- i + 1
+            elif ch = '"' then quoted <- false
+            else sb.Append ch |> ignore
+        elif ch = '"' then quoted <- true
+        elif ch = ',' then
+            fields.Add(sb.ToString())
+            sb.Clear() |> ignore
+        else sb.Append ch |> ignore
+        i <- i + 1
+    fields.Add(sb.ToString())
+    fields.ToArray()
+
+/// Reads a table written by writeCsv (Files hold the file names as written).
+let readCsv (path: string) : Table =
+    let lines = File.ReadAllLines path |> Array.filter (fun l -> l.Length > 0)
+    if lines.Length = 0 then raise (InvalidDataException(sprintf "%s: empty CSV, expected a header" path))
+    let header = splitCsvLine lines.[0]
+    if header.Length < 2 || header.[0] <> "filename" || header.[header.Length - 1] <> "label" then
+        raise (InvalidDataException(sprintf "%s: expected a header 'filename,...,label'" path))
+    let columns = header.[1 .. header.Length - 2]
+    let rows = lines.[1..] |> Array.map splitCsvLine
+    rows
+    |> Array.iteri (fun i r ->
+        if r.Length <> header.Length then
+            raise (InvalidDataException(sprintf "%s: line %d has %d fields, the header has %d" path (i + 2) r.Length header.Length)))
+    { Columns = columns
+      Files = rows |> Array.map (fun r -> r.[0])
+      Labels = rows |> Array.map (fun r -> r.[r.Length - 1])
+      Values = rows |> Array.collect (fun r -> r.[1 .. r.Length - 2] |> Array.map (fun s -> Single.Parse(s, CultureInfo.InvariantCulture))) }
+
+/// Writes one row group with a string `filename` column, one float column per feature and a string `label`.
+let writeParquet (path: string) (table: Table) =
+    check table
+    let n = table.Files.Length
+    let width = table.Columns.Length
+    let fileField = DataField<string>("filename")
+    let labelField = DataField<string>("label")
+    let featureFields = table.Columns |> Array.map (fun c -> DataField<float32>(c))
+    let fields: Field[] = Array.concat [ [| fileField :> Field |]; featureFields |> Array.map (fun f -> f :> Field); [| labelField :> Field |] ]
+    replaceAtomically path (fun temp ->
+        task {
+            use stream = File.Create temp
+            use! writer = ParquetWriter.CreateAsync(ParquetSchema(fields), stream)
+            use group = writer.CreateRowGroup()
+            do! group.WriteAsync(fileField, table.Files |> Array.map fileName, Nullable())
+            let column = Array.zeroCreate<float32> n
+            for c in 0 .. width - 1 do
+                for r in 0 .. n - 1 do column.[r] <- table.Values.[r * width + c]
+                do! group.WriteAsync<float32>(featureFields.[c], ReadOnlyMemory column)
+            do! group.WriteAsync(labelField, table.Labels, Nullable())
+        }
+        |> fun t -> t.GetAwaiter().GetResult())
+
+/// Reads a table written by writeParquet.
+let readParquet (path: string) : Table =
+    task {
+        use! reader = ParquetReader.CreateAsync(path)
+        let fields = reader.Schema.GetDataFields()
+        if fields.Length < 2 || fields.[0].Name <> "filename" || fields.[fields.Length - 1].Name <> "label" then
+            raise (InvalidDataException(sprintf "%s: expected columns filename, features..., label" path))
+        use group = reader.OpenRowGroupReader 0
+        let n = int group.RowCount
+        let files = Array.zeroCreate<string> n
+        let! _ = group.ReadAsync(fields.[0], Memory files)
+        let labels = Array.zeroCreate<string> n
+        let! _ = group.ReadAsync(fields.[fields.Length - 1], Memory labels)
+        let columns = fields.[1 .. fields.Length - 2]
+        let width = columns.Length
+        let values = Array.zeroCreate<float32> (n * width)
+        let column = Array.zeroCreate<float32> n
+        for c in 0 .. width - 1 do
+            let! _ = group.ReadAsync<float32>(columns.[c], Memory column)
+            for r in 0 .. n - 1 do values.[r * width + c] <- column.[r]
+        return { Columns = columns |> Array.map (fun f -> f.Name); Files = files; Labels = labels; Values = values }
+    }
+    |> fun t -> t.GetAwaiter().GetResult()
+
+/// Writes a float32 C-order .npy (format 1.0) of the given shape.
+let writeNpy (path: string) (shape: int[]) (values: float32[]) =
+    let count = shape |> Array.fold (fun acc d -> acc * int64 d) 1L
+    if count <> int64 values.Length then
+        invalidArg (nameof values) (sprintf "shape [%s] needs %d values, got %d" (String.Join(", ", shape)) count values.Length)
+    let dims =
+        match shape with
+        | [| d |] -> sprintf "(%d,)" d
+        | _ -> "(" + String.Join(", ", shape) + ")"
+    let dict = sprintf "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }" dims
+    // Magic (6) + version (2) + header length (2) + header, padded with spaces to a multiple of 64, ending in \n.
+    let unpadded = 10 + dict.Length + 1
+    let padded = (unpadded + 63) / 64 * 64
+    let header = dict + String(' ', padded - unpadded) + "\n"
+    replaceAtomically path (fun temp ->
+        use stream = File.Create temp
+        let preamble = [| 0x93uy; byte 'N'; byte 'U'; byte 'M'; byte 'P'; byte 'Y'; 1uy; 0uy |]
+        stream.Write(preamble, 0, preamble.Length)
+        let lengthBytes = BitConverter.GetBytes(uint16 header.Length)
+        stream.Write(lengthBytes, 0, lengthBytes.Length)
+        let headerBytes = Encoding.ASCII.GetBytes header
+        stream.Write(headerBytes, 0, headerBytes.Length)
+        let bytes = Array.zeroCreate<byte> (values.Length * 4)
+        Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length)
+        if not BitConverter.IsLittleEndian then
+            for i in 0 .. values.Length - 1 do Array.Reverse(bytes, i * 4, 4)
+        stream.Write(bytes, 0, bytes.Length))
+
+/// Reads a little-endian float32 C-order .npy: its shape and values.
+let readNpy (path: string) : int[] * float32[] =
+    let bytes = File.ReadAllBytes path
+    let fail what = raise (InvalidDataException(sprintf "%s: %s" path what))
+    if bytes.Length < 10 || bytes.[0] <> 0x93uy || Encoding.ASCII.GetString(bytes, 1, 5) <> "NUMPY" then fail "not a .npy file"
+    let headerLength, start =
+        match bytes.[6] with
+        | 1uy -> int (BitConverter.ToUInt16(bytes, 8)), 10
+        | 2uy | 3uy -> int (BitConverter.ToUInt32(bytes, 8)), 12
+        | v -> fail (sprintf "unsupported .npy version %d" v)
+    if start + headerLength > bytes.Length then fail "truncated header"
+    let header = Encoding.ASCII.GetString(bytes, start, headerLength)
+    if not (header.Contains "'descr': '<f4'") then fail "expected dtype '<f4'"
+    if header.Contains "'fortran_order': True" then fail "expected C order"
+    let shapeText =
+        let i = header.IndexOf "'shape': ("
+        if i < 0 then fail "no shape"
+        let j = header.IndexOf(')', i)
+        header.Substring(i + 10, j - i - 10)
+    let shape = shapeText.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> Array.map int
+    let count = shape |> Array.fold (fun acc d -> acc * d) 1
+    let dataStart = start + headerLength
+    if bytes.Length - dataStart <> count * 4 then fail (sprintf "expected %d data bytes, found %d" (count * 4) (bytes.Length - dataStart))
+    let values = Array.zeroCreate<float32> count
+    Buffer.BlockCopy(bytes, dataStart, values, 0, count * 4)
+    shape, values
+
+/// Writes `<path>.files.txt` beside an .npy: one `path<TAB>label` line per row, in row order.
+let writeSidecar (npyPath: string) (files: string[]) (labels: string[]) =
+    if files.Length <> labels.Length then invalidArg (nameof labels) (sprintf "%d files but %d labels" files.Length labels.Length)
+    let sidecar = npyPath + ".files.txt"
+    replaceAtomically sidecar (fun temp -> File.WriteAllLines(temp, Array.map2 (fun f l -> f + "\t" + l) files labels))
+    sidecar
+
+/// Writes a table in the format its extension names: .csv, .parquet or .npy (with the sidecar; the array
+/// has shape [rows] + rowShape). Returns the files written.
+let write (path: string) (rowShape: int[]) (table: Table) =
+    match (nonNull (Path.GetExtension path)).ToLowerInvariant() with
+    | ".csv" -> writeCsv path table; [ path ]
+    | ".parquet" -> writeParquet path table; [ path ]
+    | ".npy" ->
+        check table
+        writeNpy path (Array.append [| table.Files.Length |] rowShape) table.Values
+        [ path; writeSidecar path table.Files table.Labels ]
+    | other -> invalidArg (nameof path) (sprintf "%s: unknown export format '%s'; expected .csv, .parquet or .npy" path other)

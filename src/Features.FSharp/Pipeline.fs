@@ -1,0 +1,123 @@
+/// Batched, streaming feature extraction: clips are read and shaped in parallel a bounded number of batches
+/// ahead while the current batch is computed, so memory stays bounded whatever the dataset size; results can
+/// be cached on disk keyed by the extractor's fingerprint and each file's content.
+module Hybrid.Features.Pipeline
+
+open System
+open System.Collections.Concurrent
+open System.IO
+open System.Security.Cryptography
+open System.Threading.Tasks
+
+/// A batched feature extractor: a fixed-length clip in, a fixed-length feature row out.
+type Extractor =
+    { /// Name used in messages and cache folders.
+      Name: string
+      /// Stable hash over the layout and every DSP parameter (a schema's Fingerprint).
+      Fingerprint: string
+      /// Values per clip (the product of Shape).
+      Length: int
+      /// Shape of one clip's features, e.g. [| 40; 65 |] for a log-mel image.
+      Shape: int[]
+      /// Sampling rate the clips must have, in Hz.
+      SampleRate: int
+      /// Samples per clip after shaping.
+      ClipSamples: int
+      /// Computes a batch: clips [batch * ClipSamples] -> features [batch * Length].
+      ExtractBatch: float32[] -> int -> float32[] }
+
+/// Extracts features for `count` items. `load i` returns item i's samples at the extractor's rate and
+/// length (already shaped); loading runs in parallel up to `readAhead` batches ahead of extraction.
+/// Returns a row-major [count, Length] array in item order.
+let extractAll (extractor: Extractor) (load: int -> float32[]) (count: int) (batchSize: int) (readAhead: int) (progress: Progress.Reporter) =
+    if batchSize < 1 then invalidArg (nameof batchSize) (sprintf "batch size must be at least 1, was %d" batchSize)
+    let result = Array.zeroCreate<float32> (count * extractor.Length)
+    let batches = (count + batchSize - 1) / batchSize
+    use queue = new BlockingCollection<int * float32[]>(max 1 readAhead)
+    let producer =
+        Task.Run(fun () ->
+            try
+                for b in 0 .. batches - 1 do
+                    let start = b * batchSize
+                    let n = min batchSize (count - start)
+                    let clips = Array.zeroCreate<float32> (n * extractor.ClipSamples)
+                    Parallel.For(0, n, fun i ->
+                        let samples = load (start + i)
+                        if samples.Length <> extractor.ClipSamples then
+                            invalidOp (sprintf "item %d has %d samples, the extractor '%s' needs %d" (start + i) samples.Length extractor.Name extractor.ClipSamples)
+                        Array.blit samples 0 clips (i * extractor.ClipSamples) samples.Length)
+                    |> ignore
+                    queue.Add((b, clips))
+            finally
+                queue.CompleteAdding())
+    let mutable done' = 0
+    for (b, clips) in queue.GetConsumingEnumerable() do
+        let n = clips.Length / extractor.ClipSamples
+        let features = extractor.ExtractBatch clips n
+        Array.blit features 0 result (b * batchSize * extractor.Length) (n * extractor.Length)
+        done' <- done' + n
+        progress.Report done'
+    producer.Wait()
+    progress.Finish()
+    result
+
+/// An on-disk cache of feature rows: one file per (extractor fingerprint, file content) pair, so a second
+/// run over the same recordings skips extraction and a changed recording or parameter is recomputed.
+type FeatureCache(folder: string) =
+    let hex (bytes: byte[]) = Convert.ToHexString(bytes).ToLowerInvariant()
+
+    /// The cache's root folder.
+    member _.Folder = folder
+
+    /// The key of one recording under one extractor: SHA-256 over the fingerprint, the variant
+    /// (e.g. an augmentation spec) and the file's bytes.
+    member _.Key(fingerprint: string, variant: string, path: string) =
+        use sha = IncrementalHash.CreateHash HashAlgorithmName.SHA256
+        sha.AppendData(Text.Encoding.UTF8.GetBytes(fingerprint + "\n" + variant + "\n"))
+        sha.AppendData(File.ReadAllBytes path)
+        hex (sha.GetHashAndReset())
+
+    member private _.PathOf(fingerprint: string, key: string) =
+        Path.Combine(folder, fingerprint.Substring(0, min 16 fingerprint.Length), key + ".f32")
+
+    /// The cached row for a key, if present and of the expected length.
+    member this.TryGet(fingerprint: string, key: string, length: int) : float32[] option =
+        let path = this.PathOf(fingerprint, key)
+        if File.Exists path && FileInfo(path).Length = int64 length * 4L then
+            let bytes = File.ReadAllBytes path
+            let row = Array.zeroCreate<float32> length
+            Buffer.BlockCopy(bytes, 0, row, 0, bytes.Length)
+            Some row
+        else None
+
+    /// Stores a row atomically (temporary file, then rename).
+    member this.Put(fingerprint: string, key: string, row: float32[]) =
+        let path = this.PathOf(fingerprint, key)
+        match Path.GetDirectoryName path with
+        | null -> ()
+        | dir -> Directory.CreateDirectory dir |> ignore
+        let bytes = Array.zeroCreate<byte> (row.Length * 4)
+        Buffer.BlockCopy(row, 0, bytes, 0, bytes.Length)
+        let temp = path + "." + Guid.NewGuid().ToString("N") + ".tmp"
+        File.WriteAllBytes(temp, bytes)
+        File.Move(temp, path, true)
+
+/// Extracts features for files, taking rows from the cache where present and extracting (then caching)
+/// the rest. `load path` returns a file's shaped samples. Returns [paths.Length, Length] in path order and
+/// the number of rows served from the cache.
+let extractCached (cache: FeatureCache) (variant: string) (extractor: Extractor) (load: string -> float32[]) (paths: string[]) (batchSize: int) (progress: Progress.Reporter) =
+    let keys = Array.Parallel.map (fun p -> cache.Key(extractor.Fingerprint, variant, p)) paths
+    let cached = keys |> Array.map (fun k -> cache.TryGet(extractor.Fingerprint, k, extractor.Length))
+    let missing = [| for i in 0 .. paths.Length - 1 do if cached.[i].IsNone then i |]
+    let fresh = extractAll extractor (fun j -> load paths.[missing.[j]]) missing.Length batchSize 2 progress
+    let result = Array.zeroCreate<float32> (paths.Length * extractor.Length)
+    for i in 0 .. paths.Length - 1 do
+        match cached.[i] with
+        | Some row -> Array.blit row 0 result (i * extractor.Length) extractor.Length
+        | None -> ()
+    missing
+    |> Array.iteri (fun j i ->
+        let row = Array.sub fresh (j * extractor.Length) extractor.Length
+        cache.Put(extractor.Fingerprint, keys.[i], row)
+        Array.blit row 0 result (i * extractor.Length) extractor.Length)
+    result, paths.Length - missing.Length

@@ -1,0 +1,623 @@
+namespace Hybrid.Features
+
+open System
+open System.Buffers
+open System.Buffers.Binary
+open System.IO
+open System.Numerics
+open System.Runtime.InteropServices
+open System.Text
+open Microsoft.Win32.SafeHandles
+
+/// Sample encoding of a WAV data chunk (the sub-format for WAVE_FORMAT_EXTENSIBLE files).
+type SampleFormat =
+    /// Unsigned 8-bit PCM, decoded as (x - 128) / 128.
+    | PcmU8
+    /// Signed 16-bit PCM, decoded as x / 32768.
+    | Pcm16
+    /// Signed 24-bit PCM (3 bytes), decoded as x / 2^23.
+    | Pcm24
+    /// Signed 32-bit PCM, decoded as x / 2^31.
+    | Pcm32
+    /// IEEE 754 single precision, passed through.
+    | Float32
+    /// IEEE 754 double precision, rounded to single precision.
+    | Float64
+
+/// What a WAV header declares, validated against the file's real length.
+type WavInfo =
+    { /// Frames per second (Hz), at least 1.
+      SampleRate: int
+      /// Interleaved channels per frame, at least 1.
+      Channels: int
+      /// Whole frames in the data chunk (a trailing partial frame is ignored, as soundfile does).
+      Frames: int64
+      /// Sample encoding.
+      Format: SampleFormat
+      /// True for RF64/BW64 files (64-bit sizes in a ds64 chunk).
+      IsRf64: bool
+      /// Byte offset of the first sample in the file.
+      DataOffset: int64
+      /// Declared size of the data chunk in bytes (never more than the bytes present).
+      DataBytes: int64 }
+
+/// Decoded audio, channel-major: Samples.[channel].[frame], scaled to [-1, 1) the way soundfile does
+/// (float files are passed through unchanged, so they may exceed that range).
+type Audio =
+    { /// Frames per second (Hz).
+      SampleRate: int
+      /// One array per channel, all of the same length.
+      Samples: float32[][] }
+
+/// How Wav.writeStreamWith lays out a file.
+type WavWriteOptions =
+    { /// Sample encoding of the data chunk.
+      Format: SampleFormat
+      /// Write a WAVE_FORMAT_EXTENSIBLE fmt chunk (always done for more than 2 channels).
+      Extensible: bool
+      /// Write an RF64 file with a ds64 chunk (always done when the data exceeds 4 GiB).
+      Rf64: bool }
+
+/// Random access to the bytes of a file or stream.
+[<AbstractClass>]
+type internal ByteSource() =
+    /// Total length in bytes.
+    abstract Length: int64
+    /// Reads up to buffer.Length bytes at offset; returns how many were read (fewer only at the end).
+    abstract ReadAt: offset: int64 * buffer: Span<byte> -> int
+
+[<Sealed>]
+type internal FileSource(handle: SafeFileHandle) =
+    inherit ByteSource()
+    let length = RandomAccess.GetLength handle
+    override _.Length = length
+    override _.ReadAt(offset, buffer) =
+        let mutable total = 0
+        let mutable finished = false
+        while not finished && total < buffer.Length do
+            let n = RandomAccess.Read(handle, buffer.Slice total, offset + int64 total)
+            if n <= 0 then finished <- true else total <- total + n
+        total
+
+[<Sealed>]
+type internal StreamSource(stream: Stream) =
+    inherit ByteSource()
+    let length = stream.Length
+    override _.Length = length
+    override _.ReadAt(offset, buffer) =
+        if offset >= length then 0
+        else
+            stream.Position <- offset
+            let mutable total = 0
+            let mutable finished = false
+            while not finished && total < buffer.Length do
+                let n = stream.Read(buffer.Slice total)
+                if n <= 0 then finished <- true else total <- total + n
+            total
+
+/// A source with its first bytes (up to 64 KiB, often the whole file) held in a pooled buffer, so that
+/// header parsing and small files cost a single read.
+[<Sealed>]
+type internal HeadedSource(source: ByteSource) =
+    static let headCapacity = 65536
+    let length = source.Length
+    let head = ArrayPool<byte>.Shared.Rent(int (min length (int64 headCapacity)) |> max 1)
+    let headLength = source.ReadAt(0L, Span<byte>(head, 0, int (min length (int64 headCapacity))))
+    member _.Length = length
+    /// Reads like ByteSource.ReadAt, from the head buffer when the range lies inside it.
+    member _.ReadAt(offset: int64, buffer: Span<byte>) : int =
+        if offset >= 0L && offset + int64 buffer.Length <= int64 headLength then
+            ReadOnlySpan<byte>(head, int offset, buffer.Length).CopyTo buffer
+            buffer.Length
+        else
+            source.ReadAt(offset, buffer)
+    interface IDisposable with
+        member _.Dispose() = ArrayPool<byte>.Shared.Return head
+
+/// Sample conversion between bytes and float32 (hot loops: no allocation, vectorised where it pays).
+module internal SampleCodec =
+    let bytesPerSample format =
+        match format with
+        | PcmU8 -> 1
+        | Pcm16 -> 2
+        | Pcm24 -> 3
+        | Pcm32 -> 4
+        | Float32 -> 4
+        | Float64 -> 8
+
+    let isFloat format =
+        match format with
+        | Float32
+        | Float64 -> true
+        | _ -> false
+
+    let private convertPcm16 (src: ReadOnlySpan<byte>) (dst: Span<float32>) =
+        let n = dst.Length
+        let scale = 1.0f / 32768.0f
+        let mutable i = 0
+        if Vector.IsHardwareAccelerated && BitConverter.IsLittleEndian then
+            let s = MemoryMarshal.Cast<byte, int16>(src.Slice(0, 2 * n))
+            let w = Vector<int16>.Count
+            let vScale = Vector<float32>(scale)
+            let half = Vector<int32>.Count
+            while i + w <= n do
+                let v = Vector<int16>(s.Slice i)
+                (Vector.ConvertToSingle(Vector.WidenLower v) * vScale).CopyTo(dst.Slice i)
+                (Vector.ConvertToSingle(Vector.WidenUpper v) * vScale).CopyTo(dst.Slice(i + half))
+                i <- i + w
+        while i < n do
+            dst.[i] <- float32 (BinaryPrimitives.ReadInt16LittleEndian(src.Slice(2 * i))) * scale
+            i <- i + 1
+
+    let private convertPcm32 (src: ReadOnlySpan<byte>) (dst: Span<float32>) =
+        let n = dst.Length
+        let scale = 1.0f / 2147483648.0f
+        let mutable i = 0
+        if Vector.IsHardwareAccelerated && BitConverter.IsLittleEndian then
+            let s = MemoryMarshal.Cast<byte, int32>(src.Slice(0, 4 * n))
+            let w = Vector<int32>.Count
+            let vScale = Vector<float32>(scale)
+            while i + w <= n do
+                (Vector.ConvertToSingle(Vector<int32>(s.Slice i)) * vScale).CopyTo(dst.Slice i)
+                i <- i + w
+        while i < n do
+            dst.[i] <- float32 (BinaryPrimitives.ReadInt32LittleEndian(src.Slice(4 * i))) * scale
+            i <- i + 1
+
+    /// Decodes dst.Length consecutive samples from src (which holds at least that many).
+    let decode (format: SampleFormat) (src: ReadOnlySpan<byte>) (dst: Span<float32>) =
+        let n = dst.Length
+        match format with
+        | PcmU8 ->
+            let scale = 1.0f / 128.0f
+            for i in 0 .. n - 1 do
+                dst.[i] <- (float32 src.[i] - 128.0f) * scale
+        | Pcm16 -> convertPcm16 src dst
+        | Pcm24 ->
+            let scale = 1.0f / 8388608.0f
+            for i in 0 .. n - 1 do
+                let j = 3 * i
+                let v = int src.[j] ||| (int src.[j + 1] <<< 8) ||| (int (sbyte src.[j + 2]) <<< 16)
+                dst.[i] <- float32 v * scale
+        | Pcm32 -> convertPcm32 src dst
+        | Float32 ->
+            if BitConverter.IsLittleEndian then
+                MemoryMarshal.Cast<byte, float32>(src.Slice(0, 4 * n)).CopyTo dst
+            else
+                for i in 0 .. n - 1 do
+                    dst.[i] <- BinaryPrimitives.ReadSingleLittleEndian(src.Slice(4 * i))
+        | Float64 ->
+            for i in 0 .. n - 1 do
+                dst.[i] <- float32 (BinaryPrimitives.ReadDoubleLittleEndian(src.Slice(8 * i)))
+
+    let inline private quantise (x: float32) (scale: float) (lo: float) (hi: float) =
+        if Single.IsNaN x then 0
+        else int (Math.Clamp(Math.Round(float x * scale), lo, hi))
+
+    /// Encodes src into dst (which holds src.Length * bytesPerSample bytes), rounding to nearest (ties
+    /// to even) and clipping to the format's range; NaN becomes 0 in integer formats.
+    let encode (format: SampleFormat) (src: ReadOnlySpan<float32>) (dst: Span<byte>) =
+        let n = src.Length
+        match format with
+        | PcmU8 ->
+            for i in 0 .. n - 1 do
+                dst.[i] <- byte (quantise src.[i] 128.0 -128.0 127.0 + 128)
+        | Pcm16 ->
+            for i in 0 .. n - 1 do
+                BinaryPrimitives.WriteInt16LittleEndian(dst.Slice(2 * i), int16 (quantise src.[i] 32768.0 -32768.0 32767.0))
+        | Pcm24 ->
+            for i in 0 .. n - 1 do
+                let v = quantise src.[i] 8388608.0 -8388608.0 8388607.0
+                let j = 3 * i
+                dst.[j] <- byte v
+                dst.[j + 1] <- byte (v >>> 8)
+                dst.[j + 2] <- byte (v >>> 16)
+        | Pcm32 ->
+            for i in 0 .. n - 1 do
+                BinaryPrimitives.WriteInt32LittleEndian(dst.Slice(4 * i), quantise src.[i] 2147483648.0 -2147483648.0 2147483647.0)
+        | Float32 ->
+            for i in 0 .. n - 1 do
+                BinaryPrimitives.WriteSingleLittleEndian(dst.Slice(4 * i), src.[i])
+        | Float64 ->
+            for i in 0 .. n - 1 do
+                BinaryPrimitives.WriteDoubleLittleEndian(dst.Slice(8 * i), float src.[i])
+
+/// Reading and writing WAV files (RIFF/RF64, PCM 8/16/24/32-bit, IEEE float 32/64, WAVE_FORMAT_EXTENSIBLE),
+/// with soundfile's scaling. Every malformed or unsupported file raises AudioFormatException naming the
+/// file and the problem; no buffer larger than the bytes actually present is ever allocated.
+module Wav =
+    let private fail name problem = raise (AudioFormatException(name, problem))
+
+    /// The most channels a file may declare (libsndfile's SF_MAX_CHANNELS).
+    [<Literal>]
+    let MaxChannels = 1024
+
+    let private maxChannels = MaxChannels
+
+    let private tagNames =
+        dict
+            [ 0x0002, "Microsoft ADPCM"
+              0x0006, "A-law"
+              0x0007, "mu-law"
+              0x0011, "IMA ADPCM"
+              0x0031, "GSM 6.10"
+              0x0050, "MPEG"
+              0x0055, "MPEG Layer 3"
+              0x00FF, "AAC"
+              0x0161, "Windows Media Audio"
+              0x2000, "Dolby AC-3"
+              0xF1AC, "FLAC" ]
+
+    /// The 14 bytes that follow the format code in a KSDATAFORMAT_SUBTYPE_* GUID.
+    let private guidTail = [| 0uy; 0uy; 0uy; 0uy; 0x10uy; 0uy; 0x80uy; 0uy; 0uy; 0xAAuy; 0uy; 0x38uy; 0x9Buy; 0x71uy |]
+
+    let private fourCc (bytes: ReadOnlySpan<byte>) =
+        let sb = StringBuilder(4)
+        for i in 0..3 do
+            let b = bytes.[i]
+            if b >= 32uy && b < 127uy then sb.Append(char b) |> ignore
+            else sb.AppendFormat("\\x{0:X2}", b) |> ignore
+        sb.ToString()
+
+    let private isId (bytes: ReadOnlySpan<byte>) (id: string) =
+        bytes.[0] = byte id.[0] && bytes.[1] = byte id.[1] && bytes.[2] = byte id.[2] && bytes.[3] = byte id.[3]
+
+    type private Fmt =
+        { Format: SampleFormat
+          Channels: int
+          SampleRate: int
+          BlockAlign: int }
+
+    let private parseFmt name (body: ReadOnlySpan<byte>) (size: uint64) : Fmt =
+        if size < 16UL then fail name (sprintf "fmt chunk is %d bytes, expected at least 16" size)
+        let tag0 = int (BinaryPrimitives.ReadUInt16LittleEndian body)
+        let channels = int (BinaryPrimitives.ReadUInt16LittleEndian(body.Slice 2))
+        let rate = BinaryPrimitives.ReadUInt32LittleEndian(body.Slice 4)
+        let blockAlign = int (BinaryPrimitives.ReadUInt16LittleEndian(body.Slice 12))
+        let bits = int (BinaryPrimitives.ReadUInt16LittleEndian(body.Slice 14))
+        let tag =
+            if tag0 <> 0xFFFE then tag0
+            else
+                if size < 40UL then
+                    fail name (sprintf "WAVE_FORMAT_EXTENSIBLE fmt chunk is %d bytes, expected at least 40" size)
+                let validBits = int (BinaryPrimitives.ReadUInt16LittleEndian(body.Slice 18))
+                if validBits > bits then
+                    fail name (sprintf "WAVE_FORMAT_EXTENSIBLE declares %d valid bits in a %d-bit container" validBits bits)
+                if not (body.Slice(26, 14).SequenceEqual(ReadOnlySpan<byte> guidTail)) then
+                    fail name (sprintf "WAVE_FORMAT_EXTENSIBLE sub-format %O is not PCM or IEEE float" (Guid(body.Slice(24, 16))))
+                int (BinaryPrimitives.ReadUInt16LittleEndian(body.Slice 24))
+        let format =
+            match tag, bits with
+            | 1, 8 -> PcmU8
+            | 1, 16 -> Pcm16
+            | 1, 24 -> Pcm24
+            | 1, 32 -> Pcm32
+            | 1, b -> fail name (sprintf "PCM with %d bits per sample is not supported (expected 8, 16, 24 or 32)" b)
+            | 3, 32 -> Float32
+            | 3, 64 -> Float64
+            | 3, b -> fail name (sprintf "IEEE float with %d bits per sample is not supported (expected 32 or 64)" b)
+            | t, _ ->
+                let known =
+                    match tagNames.TryGetValue t with
+                    | true, n -> sprintf " (%s)" n
+                    | _ -> ""
+                fail name (sprintf "unsupported format tag 0x%04X%s: only PCM (1), IEEE float (3) and WAVE_FORMAT_EXTENSIBLE with those sub-formats can be read" t known)
+        if channels = 0 then fail name "fmt chunk declares zero channels"
+        if channels > maxChannels then
+            fail name (sprintf "fmt chunk declares %d channels, more than the %d supported (libsndfile's limit)" channels maxChannels)
+        if rate = 0u then fail name "fmt chunk declares a sample rate of 0 Hz"
+        if rate > uint32 Int32.MaxValue then fail name (sprintf "fmt chunk declares an impossible sample rate of %d Hz" rate)
+        let expected = channels * SampleCodec.bytesPerSample format
+        if blockAlign <> expected then
+            fail name (sprintf "block align is %d bytes, expected %d (%d channels x %d bytes per sample)" blockAlign expected channels (SampleCodec.bytesPerSample format))
+        { Format = format; Channels = channels; SampleRate = int rate; BlockAlign = blockAlign }
+
+    /// Parses and validates the header of source (RIFF or RF64), scanning chunks until fmt and data are found.
+    let private parse (name: string) (source: HeadedSource) : WavInfo =
+        let length = source.Length
+        let buf = Array.zeroCreate<byte> 40
+        // Reads count (<= 40) bytes at offset into buf; callers only ask for bytes known to exist.
+        let read (offset: int64) (count: int) : byte[] =
+            source.ReadAt(offset, Span<byte>(buf, 0, count)) |> ignore
+            buf
+        if length < 12L then
+            fail name (sprintf "file is %d bytes long, too short for a RIFF/WAVE header (12 bytes)" length)
+        let header = ReadOnlySpan<byte>(read 0L 12, 0, 12)
+        let isRf64 =
+            if isId header "RIFF" then false
+            elif isId header "RF64" || isId header "BW64" then true
+            elif isId header "RIFX" then fail name "big-endian RIFX files are not supported"
+            else fail name (sprintf "not a WAV file: starts with '%s', expected 'RIFF' or 'RF64'" (fourCc header))
+        if not (isId (header.Slice 8) "WAVE") then
+            fail name (sprintf "RIFF form type is '%s', expected 'WAVE'" (fourCc (header.Slice 8)))
+        let mutable pos = 12L
+        let mutable ds64Data = 0UL
+        let ds64Table = Collections.Generic.List<struct (int * uint64)>()
+        if isRf64 then
+            if length < 20L || not (isId (ReadOnlySpan<byte>(read 12L 8, 0, 8)) "ds64") then fail name "RF64 file does not start with a ds64 chunk"
+            let size = uint64 (BinaryPrimitives.ReadUInt32LittleEndian(ReadOnlySpan<byte>(buf, 4, 4)))
+            if size < 28UL then fail name (sprintf "ds64 chunk is %d bytes, expected at least 28" size)
+            if size > uint64 (length - 20L) then
+                fail name (sprintf "ds64 chunk declares %d bytes but only %d remain" size (length - 20L))
+            let body = ReadOnlySpan<byte>(read 20L 28, 0, 28)
+            ds64Data <- BinaryPrimitives.ReadUInt64LittleEndian(body.Slice 8)
+            let entries = int64 (BinaryPrimitives.ReadUInt32LittleEndian(body.Slice 24))
+            let room = (int64 size - 28L) / 12L
+            for e in 0L .. (min entries room) - 1L do
+                let entry = ReadOnlySpan<byte>(read (48L + 12L * e) 12, 0, 12)
+                let id = BinaryPrimitives.ReadInt32LittleEndian entry
+                ds64Table.Add(struct (id, BinaryPrimitives.ReadUInt64LittleEndian(entry.Slice 4)))
+            pos <- 20L + int64 size + int64 (size &&& 1UL)
+        let mutable fmt = ValueNone
+        let mutable data = ValueNone
+        while (fmt.IsNone || data.IsNone) && pos + 8L <= length do
+            let h = ReadOnlySpan<byte>(read pos 8, 0, 8)
+            let isData = isId h "data"
+            let isFmt = isId h "fmt "
+            let size32 = BinaryPrimitives.ReadUInt32LittleEndian(h.Slice 4)
+            let size =
+                if isRf64 && size32 = UInt32.MaxValue then
+                    if isData then ds64Data
+                    else
+                        let id = BinaryPrimitives.ReadInt32LittleEndian h
+                        match Seq.tryFind (fun (struct (i, _)) -> i = id) ds64Table with
+                        | Some(struct (_, s)) -> s
+                        | None -> uint64 size32
+                else uint64 size32
+            let bodyStart = pos + 8L
+            let remaining = length - bodyStart
+            if size > uint64 remaining then
+                if isData then
+                    fail name (sprintf "data chunk declares %d bytes but only %d remain (truncated file)" size remaining)
+                else
+                    fail name (sprintf "chunk '%s' at byte %d declares %d bytes but only %d remain" (fourCc h) pos size remaining)
+            if isFmt && fmt.IsNone then
+                let n = int (min size 40UL)
+                fmt <- ValueSome(parseFmt name (ReadOnlySpan<byte>(read bodyStart n, 0, n)) size)
+            elif isData && data.IsNone then
+                data <- ValueSome(struct (bodyStart, int64 size))
+            pos <- bodyStart + int64 size + int64 (size &&& 1UL)
+        match fmt, data with
+        | ValueNone, _ -> fail name "no fmt chunk before the end of the file"
+        | _, ValueNone -> fail name "no data chunk before the end of the file"
+        | ValueSome f, ValueSome(struct (offset, bytes)) ->
+            { SampleRate = f.SampleRate
+              Channels = f.Channels
+              Frames = bytes / int64 f.BlockAlign
+              Format = f.Format
+              IsRf64 = isRf64
+              DataOffset = offset
+              DataBytes = bytes }
+
+    /// Decodes frames [start, start + count) into fresh arrays: one per channel, or one holding the mean
+    /// of the channels when mix is true. Reads the data in blocks of at most 64 KiB.
+    let private decode (source: HeadedSource) (info: WavInfo) (start: int64) (count: int) (mix: bool) : Audio =
+        let channels = info.Channels
+        let outputs = if mix || channels = 1 then 1 else channels
+        let samples = Array.init outputs (fun _ -> Array.zeroCreate<float32> count)
+        if count > 0 then
+            let bps = SampleCodec.bytesPerSample info.Format
+            let blockAlign = channels * bps
+            let framesPerBlock = max 1 (65536 / blockAlign)
+            let bytes = ArrayPool<byte>.Shared.Rent(framesPerBlock * blockAlign)
+            let scratch = if channels = 1 then [||] else ArrayPool<float32>.Shared.Rent(framesPerBlock * channels)
+            try
+                let mutable done' = 0
+                while done' < count do
+                    let frames = min framesPerBlock (count - done')
+                    let byteCount = frames * blockAlign
+                    let offset = info.DataOffset + (start + int64 done') * int64 blockAlign
+                    let got = source.ReadAt(offset, Span<byte>(bytes, 0, byteCount))
+                    if got < byteCount then
+                        raise (IOException(sprintf "the file shrank while being read (wanted %d bytes at %d, got %d)" byteCount offset got))
+                    let src = ReadOnlySpan<byte>(bytes, 0, byteCount)
+                    if channels = 1 then
+                        SampleCodec.decode info.Format src (Span<float32>(samples.[0], done', frames))
+                    else
+                        let inter = Span<float32>(scratch, 0, frames * channels)
+                        SampleCodec.decode info.Format src inter
+                        if mix then
+                            let dst = samples.[0]
+                            let norm = 1.0f / float32 channels
+                            for f in 0 .. frames - 1 do
+                                let mutable sum = 0.0f
+                                let b = f * channels
+                                for c in 0 .. channels - 1 do
+                                    sum <- sum + inter.[b + c]
+                                dst.[done' + f] <- sum * norm
+                        else
+                            for c in 0 .. channels - 1 do
+                                let dst = samples.[c]
+                                let mutable j = c
+                                for f in 0 .. frames - 1 do
+                                    dst.[done' + f] <- inter.[j]
+                                    j <- j + channels
+                    done' <- done' + frames
+            finally
+                ArrayPool<byte>.Shared.Return bytes
+                if channels > 1 then ArrayPool<float32>.Shared.Return scratch
+        { SampleRate = info.SampleRate; Samples = samples }
+
+    let private frameRange name (info: WavInfo) (offsetSeconds: float) (durationSeconds: float option) =
+        if not (offsetSeconds >= 0.0) || Double.IsInfinity offsetSeconds then
+            raise (ArgumentOutOfRangeException("offsetSeconds", offsetSeconds, sprintf "%s: offset must be a finite number of seconds >= 0" name))
+        let start = min info.Frames (int64 (Math.Round(offsetSeconds * float info.SampleRate)))
+        let stop =
+            match durationSeconds with
+            | None -> info.Frames
+            | Some d when d >= 0.0 ->
+                let n = Math.Round(d * float info.SampleRate)
+                if n >= float (info.Frames - start) then info.Frames else start + int64 n
+            | Some d ->
+                raise (ArgumentOutOfRangeException("durationSeconds", d, sprintf "%s: duration must be >= 0 seconds" name))
+        if stop - start > int64 Int32.MaxValue then
+            raise (ArgumentOutOfRangeException("durationSeconds", sprintf "%s: %d frames exceed one array; read a shorter range" name (stop - start)))
+        start, int (stop - start)
+
+    let private withSource (name: string) (stream: Stream) (body: HeadedSource -> 'T) : 'T =
+        if stream.CanSeek then
+            use headed = new HeadedSource(StreamSource stream)
+            body headed
+        else
+            use copy = new MemoryStream()
+            stream.CopyTo copy
+            use headed = new HeadedSource(StreamSource copy)
+            body headed
+
+    let private withFile (path: string) (body: HeadedSource -> 'T) : 'T =
+        use handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read)
+        use headed = new HeadedSource(FileSource handle)
+        body headed
+
+    let private rangeOf name offsetSeconds durationSeconds mix (source: HeadedSource) =
+        let info = parse name source
+        let start, count = frameRange name info offsetSeconds durationSeconds
+        decode source info start count mix
+
+    /// Reads and validates the header of the WAV file at path (reads no samples).
+    /// Raises AudioFormatException for malformed or unsupported files.
+    let readInfo (path: string) : WavInfo = withFile path (parse path)
+
+    /// Reads the header of a WAV file held in a stream; name is used in error messages.
+    let readInfoStream (name: string) (stream: Stream) : WavInfo = withSource name stream (parse name)
+
+    /// Reads every channel of the WAV file at path (soundfile.read(path, dtype='float32', always_2d) transposed).
+    let read (path: string) : Audio = withFile path (rangeOf path 0.0 None false)
+
+    /// Reads the WAV file at path mixed down to one channel (the mean of the channels, as librosa.to_mono).
+    let readMono (path: string) : Audio = withFile path (rangeOf path 0.0 None true)
+
+    /// Reads every channel of frames [round(offset * sr), round((offset + duration) * sr)) clipped to the
+    /// file (librosa.load's offset/duration), seeking to the range instead of reading the whole file.
+    let readRange (path: string) (offsetSeconds: float) (durationSeconds: float option) : Audio =
+        withFile path (rangeOf path offsetSeconds durationSeconds false)
+
+    /// readRange mixed down to one channel.
+    let readRangeMono (path: string) (offsetSeconds: float) (durationSeconds: float option) : Audio =
+        withFile path (rangeOf path offsetSeconds durationSeconds true)
+
+    /// Reads every channel of a WAV file held in a stream (left open; non-seekable streams are buffered
+    /// first); name is used in error messages.
+    let readStream (name: string) (stream: Stream) : Audio = withSource name stream (rangeOf name 0.0 None false)
+
+    /// readStream mixed down to one channel.
+    let readStreamMono (name: string) (stream: Stream) : Audio = withSource name stream (rangeOf name 0.0 None true)
+
+    let private validate (audio: Audio) =
+        if isNull (box audio.Samples) || audio.Samples.Length = 0 then
+            invalidArg "audio" "audio must have at least one channel"
+        if audio.Samples.Length > MaxChannels then
+            invalidArg "audio" (sprintf "at most %d channels can be written, audio has %d" MaxChannels audio.Samples.Length)
+        if audio.SampleRate <= 0 then
+            invalidArg "audio" (sprintf "sample rate must be positive, was %d" audio.SampleRate)
+        let n = audio.Samples.[0].Length
+        audio.Samples
+        |> Array.iteri (fun c s ->
+            if s.Length <> n then
+                invalidArg "audio" (sprintf "channel %d has %d frames, channel 0 has %d" c s.Length n))
+        n
+
+    /// Writes audio to a stream as a WAV file laid out per options (PCM values are rounded to nearest and
+    /// clipped; float formats are written as given). Float files carry a fact chunk.
+    let writeStreamWith (options: WavWriteOptions) (stream: Stream) (audio: Audio) : unit =
+        let frames = validate audio
+        let channels = audio.Samples.Length
+        let bps = SampleCodec.bytesPerSample options.Format
+        let blockAlign = channels * bps
+        let dataBytes = int64 frames * int64 blockAlign
+        let isFloat = SampleCodec.isFloat options.Format
+        let extensible = options.Extensible || channels > 2
+        let fmtSize = if extensible then 40 elif isFloat then 18 else 16
+        let factSize = if isFloat then 12 else 0
+        let pad = int (dataBytes &&& 1L)
+        let plainTotal = 12L + 8L + int64 fmtSize + int64 factSize + 8L + dataBytes + int64 pad
+        let rf64 = options.Rf64 || plainTotal - 8L > int64 UInt32.MaxValue
+        let total = plainTotal + (if rf64 then 36L else 0L)
+        let headerSize = int (total - dataBytes - int64 pad)
+        let header = Array.zeroCreate<byte> headerSize
+        let mutable p = 0
+        let putId (id: string) =
+            for i in 0..3 do
+                header.[p + i] <- byte id.[i]
+            p <- p + 4
+        let put16 (v: int) =
+            BinaryPrimitives.WriteUInt16LittleEndian(header.AsSpan p, uint16 v)
+            p <- p + 2
+        let put32 (v: uint32) =
+            BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan p, v)
+            p <- p + 4
+        let put64 (v: int64) =
+            BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan p, v)
+            p <- p + 8
+        let clamp32 (v: int64) = if v > int64 UInt32.MaxValue then UInt32.MaxValue else uint32 v
+        if rf64 then
+            putId "RF64"
+            put32 UInt32.MaxValue
+            putId "WAVE"
+            putId "ds64"
+            put32 28u
+            put64 (total - 8L)
+            put64 dataBytes
+            put64 (int64 frames)
+            put32 0u
+        else
+            putId "RIFF"
+            put32 (uint32 (total - 8L))
+            putId "WAVE"
+        putId "fmt "
+        put32 (uint32 fmtSize)
+        let code = if isFloat then 3 else 1
+        put16 (if extensible then 0xFFFE else code)
+        put16 channels
+        put32 (uint32 audio.SampleRate)
+        put32 (clamp32 (int64 audio.SampleRate * int64 blockAlign))
+        put16 blockAlign
+        put16 (8 * bps)
+        if extensible then
+            put16 22
+            put16 (8 * bps)
+            put32 (if channels = 1 then 0x4u elif channels = 2 then 0x3u else 0u)
+            put16 code
+            for b in guidTail do
+                header.[p] <- b
+                p <- p + 1
+        elif isFloat then
+            put16 0
+        if isFloat then
+            putId "fact"
+            put32 4u
+            put32 (clamp32 (int64 frames))
+        putId "data"
+        put32 (if rf64 then UInt32.MaxValue else uint32 dataBytes)
+        stream.Write(header, 0, headerSize)
+        if frames > 0 then
+            let framesPerBlock = max 1 (65536 / blockAlign)
+            let bytes = ArrayPool<byte>.Shared.Rent(framesPerBlock * blockAlign)
+            let inter = ArrayPool<float32>.Shared.Rent(framesPerBlock * channels)
+            try
+                let mutable done' = 0
+                while done' < frames do
+                    let n = min framesPerBlock (frames - done')
+                    for c in 0 .. channels - 1 do
+                        let src = audio.Samples.[c]
+                        let mutable j = c
+                        for f in 0 .. n - 1 do
+                            inter.[j] <- src.[done' + f]
+                            j <- j + channels
+                    SampleCodec.encode options.Format (ReadOnlySpan<float32>(inter, 0, n * channels)) (Span<byte>(bytes, 0, n * blockAlign))
+                    stream.Write(bytes, 0, n * blockAlign)
+                    done' <- done' + n
+            finally
+                ArrayPool<byte>.Shared.Return bytes
+                ArrayPool<float32>.Shared.Return inter
+        if pad = 1 then stream.WriteByte 0uy
+
+    /// Writes audio to a stream as a WAV file (plain RIFF; WAVE_FORMAT_EXTENSIBLE above 2 channels).
+    let writeStream (stream: Stream) (format: SampleFormat) (audio: Audio) : unit =
+        writeStreamWith { Format = format; Extensible = false; Rf64 = false } stream audio
+
+    /// Writes audio to path as a WAV file in the given format (see writeStream), replacing any file there.
+    let write (path: string) (format: SampleFormat) (audio: Audio) : unit =
+        validate audio |> ignore
+        use stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 65536)
+        writeStream stream format audio

@@ -1,0 +1,74 @@
+module Hybrid.FeaturesTests.PipelineTests
+
+open System
+open System.IO
+open Expecto
+open Hybrid.Features
+
+/// An extractor whose row for a clip is (sum, max, first sample): easy to check by hand.
+let private summary clipSamples : Pipeline.Extractor =
+    { Name = "summary"
+      Fingerprint = "summary-v1"
+      Length = 3
+      Shape = [| 3 |]
+      SampleRate = 8000
+      ClipSamples = clipSamples
+      ExtractBatch =
+        fun clips n ->
+            Array.init (n * 3) (fun k ->
+                let clip = Array.sub clips ((k / 3) * clipSamples) clipSamples
+                match k % 3 with
+                | 0 -> Array.sum clip
+                | 1 -> Array.max clip
+                | _ -> clip.[0]) }
+
+let private clipOf clipSamples i = Array.init clipSamples (fun t -> float32 ((i * 7 + t * 3) % 11))
+
+let private expectedRow clipSamples i =
+    let c = clipOf clipSamples i
+    [| Array.sum c; Array.max c; c.[0] |]
+
+[<Tests>]
+let tests =
+    testList "Pipeline" [
+        testProperty "extractAll returns every item's row in item order whatever the batch size" (fun (count: uint8) (batch: uint8) ->
+            let count = int count % 40
+            let batchSize = 1 + int batch % 9
+            let ex = summary 5
+            let rows = Pipeline.extractAll ex (clipOf 5) count batchSize 2 Progress.silent
+            Expect.equal rows (Array.concat [ for i in 0 .. count - 1 -> expectedRow 5 i ]) "rows in item order")
+
+        test "extractAll names the item whose clip has the wrong length" {
+            let ex = summary 5
+            let load i = if i = 3 then Array.zeroCreate 4 else clipOf 5 i
+            let error = Expect.throwsC (fun () -> Pipeline.extractAll ex load 6 2 2 Progress.silent |> ignore) id
+            Expect.stringContains (error.ToString()) "item 3 has 4 samples" "expected the item and its length in the message"
+        }
+
+        test "a second cached run serves every row from the cache and a changed file is recomputed" {
+            let dir = Path.Combine(Path.GetTempPath(), "hybrid-cache-" + Guid.NewGuid().ToString("N"))
+            Directory.CreateDirectory dir |> ignore
+            try
+                let paths =
+                    Array.init 5 (fun i ->
+                        let p = Path.Combine(dir, sprintf "f%d.bin" i)
+                        File.WriteAllBytes(p, [| byte i; 1uy; 2uy |])
+                        p)
+                let index (p: string) = int (File.ReadAllBytes p).[0]
+                let ex = summary 4
+                let cache = Pipeline.FeatureCache(Path.Combine(dir, "cache"))
+                let first, hits1 = Pipeline.extractCached cache "" ex (index >> clipOf 4) paths 2 Progress.silent
+                let second, hits2 = Pipeline.extractCached cache "" ex (index >> clipOf 4) paths 2 Progress.silent
+                Expect.equal hits1 0 "expected no cache hits on the first run"
+                Expect.equal hits2 5 "expected every row from the cache on the second run"
+                Expect.equal second first "expected identical rows from the cache"
+                File.WriteAllBytes(paths.[2], [| 9uy; 1uy; 2uy |])
+                let third, hits3 = Pipeline.extractCached cache "" ex (index >> clipOf 4) paths 2 Progress.silent
+                Expect.equal hits3 4 "expected the changed file to miss the cache"
+                Expect.equal (Array.sub third 6 3) (expectedRow 4 9) "expected the changed file's new row"
+                let _, hitsVariant = Pipeline.extractCached cache "augmented" ex (index >> clipOf 4) paths 2 Progress.silent
+                Expect.equal hitsVariant 0 "expected another variant to miss the cache"
+            finally
+                Directory.Delete(dir, true)
+        }
+    ]
