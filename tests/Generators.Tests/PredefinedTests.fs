@@ -5,6 +5,14 @@ open System
 open Expecto
 open Hybrid.Features.Schemas
 
+/// Generic code over any generated schema through IFeatureSchema's static members.
+let inline private rowOf<'T when 'T :> IFeatureSchema<'T>> (values: float32[]) =
+    let info = 'T.Info
+    let value = 'T.FromSpan(ReadOnlySpan values)
+    let back = Array.zeroCreate<float32> info.Length
+    value.CopyTo(Span back)
+    info.Name, back
+
 [<Tests>]
 let tests =
     testList "Predefined" [
@@ -85,6 +93,12 @@ let tests =
             Expect.sequenceEqual back row "CopyTo"
             row.[0] <- 99.0f
             Expect.equal g.ChromaStft 0.0f "FromSpan copies"
+
+        testCase "generic code reaches Info and FromSpan through IFeatureSchema" <| fun () ->
+            let values = Array.init 40 float32
+            let name, back = rowOf<MfccMean40Features> values
+            Expect.equal name "mfcc-mean40" "Info via the interface"
+            Expect.sequenceEqual back values "FromSpan and CopyTo via the interface"
 
         testCase "genre values compare by their floats" <| fun () ->
             let row = Array.init 26 float32
