@@ -167,7 +167,10 @@ internal static class FeatureExecutor
                     if (exponent == 1.0) return magnitude;
                 }
                 var raised = new float[_magnitudeHost.Length];
-                for (var i = 0; i < raised.Length; i++) raised[i] = (float)Math.Pow(_magnitudeHost[i], exponent);
+                if (exponent == 2.0)
+                    for (var i = 0; i < raised.Length; i++) raised[i] = _magnitudeHost[i] * _magnitudeHost[i];
+                else
+                    for (var i = 0; i < raised.Length; i++) raised[i] = (float)Math.Pow(_magnitudeHost[i], exponent);
                 result = Allocate(_batch, Bins, Frames);
                 result.CopyFrom(raised);
             }
