@@ -129,6 +129,14 @@ let tests =
             let fingerprint = (t.GetField("Fingerprint") |> nonNull).GetRawConstantValue() |> nonNull |> string
             Expect.equal fingerprint (info asm "Everything").Fingerprint "Fingerprint constant equals Info.Fingerprint"
 
+        testCase "readonly, internal and non-sealed declarations of every kind compile cleanly" <| fun () ->
+            for declaration in
+                [ "public readonly partial record struct R"; "public readonly partial struct R"; "public partial struct R"
+                  "internal partial record R"; "public partial record R"; "public sealed partial record R" ] do
+                let r = run (prelude + sprintf "[FeatureSchema(\"r\")] %s { [Rms] public partial float Rms { get; } }" declaration)
+                let problems = r.GeneratorDiagnostics @ r.CompilationProblems
+                Expect.isEmpty problems (sprintf "%s:\n%s" declaration (describe problems))
+
         testCase "the generated file is named after the namespace and type" <| fun () ->
             let r = run (prelude + imageSource)
             Expect.sequenceEqual (r.Sources |> List.map fst) [ "Probe.Image.FeatureSchema.g.cs" ] "hint names"
