@@ -162,6 +162,7 @@ let agreement (engine: unit -> Engine) rtol atol =
 let tests =
     testList "FeatureSchemaInfo" [
         testList "on the fake engine" (agreement (fun () -> new FakeEngine()) 1e-5 1e-5)
+        testList "on the managed engine" (agreement (fun () -> new Hybrid.Dsp.Managed.ManagedEngine()) 1e-4 1e-3)
 
         testCase "genre runs one STFT, one mel filter bank and one MFCC for all its members" <| fun () ->
             use e = new FakeEngine()

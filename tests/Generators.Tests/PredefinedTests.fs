@@ -2,8 +2,41 @@
 module Hybrid.GeneratorsTests.PredefinedTests
 
 open System
+open System.IO
+open System.Text.Json
 open Expecto
+open Hybrid.Dsp.Managed
+open Hybrid.Features
 open Hybrid.Features.Schemas
+open Hybrid.TestSupport
+
+/// One array of a librosa reference file: shape and row-major values.
+let private referenceArray (folder: string) (file: string) (key: string) =
+    use doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, file)))
+    let a = doc.RootElement.GetProperty(key)
+    let shape = [| for e in a.GetProperty("shape").EnumerateArray() -> e.GetInt32() |]
+    let data = [| for e in a.GetProperty("data").EnumerateArray() -> e.GetDouble() |]
+    shape, data
+
+/// The signal a reference file was computed from, as mono float32 samples.
+let private referenceSignal (folder: string) (file: string) =
+    use doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, file)))
+    let relative = doc.RootElement.GetProperty("wav").GetString() |> nonNull
+    let wav =
+        match relative.IndexOf("fsdd/recordings/", StringComparison.Ordinal) with
+        | -1 -> Path.Combine(folder, relative)
+        | i ->
+            match TestData.fsddFolder () with
+            | Some fsdd -> Path.Combine(fsdd, relative.Substring(i + "fsdd/".Length))
+            | None when TestData.requireData () -> failtestf "FSDD folder not found (set %s)" TestData.FsddVariable
+            | None -> skiptestf "FSDD folder not found (set %s)" TestData.FsddVariable
+    (Wav.readMono wav).Samples.[0]
+
+/// Runs a schema's Extract on the managed engine for one clip.
+let private extractOne (info: FeatureSchemaInfo) (samples: float32[]) =
+    use engine = new ManagedEngine()
+    use clips = engine.FromHost(ReadOnlySpan samples, 1, samples.Length)
+    info.Extract(engine, clips)
 
 /// Generic code over any generated schema through IFeatureSchema's static members.
 let inline private rowOf<'T when 'T :> IFeatureSchema<'T>> (values: float32[]) =
@@ -65,6 +98,29 @@ let tests =
             Expect.equal info.Names.[0] "waveform1" "first"
             Expect.equal info.Names.[8191] "waveform8192" "last"
             Expect.equal (info.SampleRate, info.ClipSamples) (8000, 8192) "sr and clip"
+
+        TestData.testWithReference "genre on the managed engine matches librosa's features of mix_22k averaged over frames" <| fun folder ->
+            let file = "mix_22k.json"
+            let actual = extractOne GenreFeatures.Info (referenceSignal folder file)
+            let mean key = referenceArray folder file key |> snd |> Array.average
+            let _, mfcc = referenceArray folder file "mfcc"
+            let frames = mfcc.Length / 20
+            let expected =
+                Array.append
+                    [| mean "chroma_stft"; mean "rms"; mean "spectral_centroid"; mean "spectral_bandwidth"; mean "spectral_rolloff"; mean "zero_crossing_rate" |]
+                    [| for c in 0 .. 19 -> Array.average mfcc.[c * frames .. (c + 1) * frames - 1] |]
+            Assertions.allClose 1e-4 1e-4 (Array.map float32 expected) actual "genre row"
+
+        TestData.testWithReference "logmel-fsdd on the managed engine matches librosa's log-mel of an FSDD recording in its first frames" <| fun folder ->
+            let file = "0_jackson_0.json"
+            let signal = referenceSignal folder file
+            let clip = Array.init 8192 (fun i -> if i < signal.Length then signal.[i] else 0.0f)
+            let actual = extractOne LogMelFsddFeatures.Info clip
+            let shape, expected = referenceArray folder file "log_mel_db"
+            let mels, frames = shape.[0], shape.[1]
+            Expect.equal mels 40 "reference mels"
+            let actualFirst = [| for m in 0 .. mels - 1 do for t in 0 .. frames - 1 -> actual.[m * 65 + t] |]
+            Assertions.allClose 1e-4 1e-3 (Array.map float32 expected) actualFirst "log-mel frames present in the recording"
 
         testCase "the registry lists the four schemas by name, case-insensitively" <| fun () ->
             Expect.sequenceEqual Schemas.Names [ "genre"; "mfcc-mean40"; "logmel-fsdd"; "raw8192" ] "names"
