@@ -130,6 +130,9 @@ let handEverything (info: FeatureSchemaInfo) (engine: Engine) (x: float32[]) bat
            for row in rowsOf delta 13 f b -> stat Statistic.Std row
            for row in rowsOf melHost p.NMels f b -> stat Statistic.Min row |]
 
+/// The driver-compiled "Everything" schema, compiled once for all engines.
+let private everything = lazy (Driver.compileSchema FeatureSchemaGeneratorTests.everythingSource "Everything")
+
 let private extract (engine: Engine) (info: FeatureSchemaInfo) (x: float32[]) batch samples =
     use t = engine.FromHost(ReadOnlySpan x, batch, samples)
     info.Extract(engine, t)
@@ -154,7 +157,7 @@ let agreement (engine: unit -> Engine) rtol atol =
           Expect.sequenceEqual (extract e Raw8192Features.Info x 2 8192) x "raw waveform"
       testCase "a schema with every kind, statistic and option equals its by-hand computation" <| fun () ->
           use e = engine ()
-          let info = Driver.compileSchema FeatureSchemaGeneratorTests.everythingSource "Everything"
+          let info = everything.Force()
           let x = clips 2 4000 16000
           Assertions.allClose rtol atol (handEverything info e x 2 4000) (extract e info x 2 4000) "everything" ]
 
@@ -163,6 +166,7 @@ let tests =
     testList "FeatureSchemaInfo" [
         testList "on the fake engine" (agreement (fun () -> new FakeEngine()) 1e-5 1e-5)
         testList "on the managed engine" (agreement (fun () -> new Hybrid.Dsp.Managed.ManagedEngine()) 1e-4 1e-3)
+        testList "on ILGPU's CPU accelerator" (agreement (fun () -> Engines.Create "ilgpu-cpu") 1e-4 1e-3)
 
         testCase "genre runs one STFT, one mel filter bank and one MFCC for all its members" <| fun () ->
             use e = new FakeEngine()
