@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 
@@ -26,6 +27,22 @@ namespace Hybrid.Generators
             {
                 foreach (var d in result.Diagnostics) spc.ReportDiagnostic(d.ToDiagnostic());
                 if (result.Model != null) spc.AddSource(Emitter.HintName(result.Model), Emitter.Emit(result.Model));
+            });
+
+            // Schema names must be unique across the compilation.
+            var names = schemas
+                .Where(static r => r.Model != null)
+                .Select(static (r, _) => new SchemaName(r.Model!.SchemaName, r.Model.TypeName, r.Model.Location))
+                .Collect();
+            context.RegisterSourceOutput(names, static (spc, all) =>
+            {
+                var first = new Dictionary<string, SchemaName>();
+                foreach (var n in all)
+                {
+                    if (first.TryGetValue(n.Name, out var owner))
+                        spc.ReportDiagnostic(Diagnostic.Create(Diagnostics.DuplicateSchemaName.Descriptor, n.Location?.ToLocation(), n.Name, owner.TypeName, n.TypeName));
+                    else first[n.Name] = n;
+                }
             });
         }
     }

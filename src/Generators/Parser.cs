@@ -130,7 +130,8 @@ namespace Hybrid.Generators
                 ? new SchemaModel(
                     type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString(),
                     typeName, declaration, declaration == "record" && type.IsSealed, schemaName, parameters, membersArray,
-                    shapeArray, new EquatableArray<string>(names.ToArray()), fingerprint, diagnostics.Count > 0)
+                    shapeArray, new EquatableArray<string>(names.ToArray()), fingerprint, diagnostics.Count > 0,
+                    LocationInfo.From(attributeSyntax?.GetLocation() ?? typeLocation))
                 : null;
             return new ParseResult(model, new EquatableArray<DiagnosticInfo>(diagnostics.ToArray()));
         }

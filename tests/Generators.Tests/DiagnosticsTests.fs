@@ -106,6 +106,10 @@ let cases =
       case "HYB012 reports a positional record"
           "[FeatureSchema(\"p\")] public sealed partial record P(int X) { [Rms] public partial float Rms { get; } }"
           "HYB012" "Feature schema 'P' must not have a primary constructor parameter list; its values come from the feature row (use FromSpan)" true
+      case "HYB014 reports two schemas registered under one name"
+          ("[FeatureSchema(\"same\")] public partial record A { [Rms] public partial float Rms { get; } }\n"
+           + "[FeatureSchema(\"same\")] public partial record B { [Rms] public partial float Rms { get; } }")
+          "HYB014" "Feature schema name 'same' is used by both 'A' and 'B'; names select schemas (--schema) and must be unique in a project" true
       case "HYB013 reports two feature attributes on one member"
           (schema "" "[Rms, ZeroCrossingRate] public partial float Both { get; }")
           "HYB013" "'S.Both' carries 2 feature attributes; give each feature its own property" true ]
@@ -132,9 +136,9 @@ let tests =
     testList "Diagnostics" [
         yield! cases |> List.map (fun c -> testCase c.Name (fun () -> check c))
 
-        yield testCase "every diagnostic ID from HYB001 to HYB013 is covered by a case" <| fun () ->
+        yield testCase "every diagnostic ID from HYB001 to HYB014 is covered by a case" <| fun () ->
             let covered = cases |> List.map (fun c -> c.Id) |> Set.ofList
-            let expected = set [ for i in 1..13 -> sprintf "HYB%03d" i ]
+            let expected = set [ for i in 1..14 -> sprintf "HYB%03d" i ]
             Expect.equal covered expected "covered IDs"
 
         yield testCase "a parameter diagnostic points at the named argument that set it" <| fun () ->
