@@ -6,7 +6,7 @@ namespace Hybrid.Generators
 {
     /// <summary>
     /// Generates the layout, typed properties, column names, fingerprint and extraction plan of every
-    /// <c>[FeatureSchema]</c> partial record or struct, and reports HYB001..HYB013 for invalid schemas.
+    /// <c>[FeatureSchema]</c> partial record or struct, and reports HYB001..HYB014 for invalid schemas.
     /// </summary>
     [Generator(LanguageNames.CSharp)]
     public sealed class FeatureSchemaGenerator : IIncrementalGenerator
