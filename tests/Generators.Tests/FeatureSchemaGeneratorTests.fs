@@ -70,6 +70,25 @@ let parameterChanges =
       "FMax = 8000"; "Htk = true"; "Norm = MelNorm.None"; "Power = 1"; "TopDb = 60"; "NMfcc = 13"; "Lifter = 22"
       "Tuning = 0.1"; "RollPercent = 0.9" ]
 
+/// One random statistic member: its declaration (property P{i}, column m{i}_) and expected width.
+type RandomMember =
+    | Scalar of statistic: int
+    | Mfcc of count: int * statistic: int
+    | PerBinChroma of statistic: int
+    | Mel of statistic: int
+
+let private statistics = [| "Mean"; "Std"; "Min"; "Max" |]
+
+let private declare i m =
+    let s k = statistics.[abs k % 4]
+    match m with
+    | Scalar k -> sprintf "[SpectralCentroid(Statistic.%s, Column = \"m%d_\")] public partial float P%d { get; }" (s k) i i, 1
+    | Mfcc(n, k) ->
+        let n = 1 + abs n % 16
+        sprintf "[Mfcc(%d, Statistic.%s, Column = \"m%d_\")] public partial ReadOnlyMemory<float> P%d { get; }" n (s k) i i, n
+    | PerBinChroma k -> sprintf "[Chroma(Statistic.%s, PerBin = true, Column = \"m%d_\")] public partial ReadOnlyMemory<float> P%d { get; }" (s k) i i, 12
+    | Mel k -> sprintf "[MelBands(Statistic.%s, Column = \"m%d_\")] public partial ReadOnlyMemory<float> P%d { get; }" (s k) i i, 16
+
 [<Tests>]
 let tests =
     testList "FeatureSchemaGenerator" [
@@ -185,6 +204,16 @@ let tests =
         testCase "an edit to the schema produces a new model" <| fun () ->
             let reasons = secondRunReasons (genreSource "Genre" "genre" "") (genreSource "Genre" "genre" ", NFft = 1024")
             Expect.contains reasons IncrementalStepRunReason.Modified "the model changed"
+
+        testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 6 } "any mix of statistic members compiles into a row its members tile with unique columns" <| fun (NonEmptyArray (members: RandomMember[])) ->
+            let members = members |> Array.truncate 6
+            let declared = members |> Array.mapi declare
+            let source = sprintf "[FeatureSchema(\"mix\", NMels = 16)] public partial record Mix {\n%s\n}" (declared |> Array.map fst |> String.concat "\n")
+            let info = compileSchema source "Mix"
+            Expect.equal info.Length (declared |> Array.sumBy snd) "Length is the sum of the widths"
+            Expect.equal (info.Names |> Seq.distinct |> Seq.length) info.Length "columns are unique"
+            let offsets = info.Members |> Seq.map (fun m -> m.Offset) |> Seq.toList
+            Expect.equal offsets (declared |> Array.map snd |> Array.scan (+) 0 |> Array.truncate declared.Length |> Array.toList) "offsets in declaration order"
 
         testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 12 } "an MFCC member of count n gives columns mfcc1..mfccn" <| fun (PositiveInt n) ->
             let n = 1 + (n - 1) % 128
