@@ -892,7 +892,8 @@ internal sealed unsafe class ManagedNn : INnOps
             var g = tg.Data.AsSpan(tg.Offset + s, e - s);
             var ms = tm.Data.AsSpan(tm.Offset + s, e - s);
             var vs = tv.Data.AsSpan(tv.Offset + s, e - s);
-            for (int i = 0; i < p.Length; i++)
+            int done = Vec.AdamStep(p, g, ms, vs, learningRate, beta1, beta2, epsilon, c1, c2, decay, l2);
+            for (int i = done; i < p.Length; i++)
             {
                 float pi = p[i] * decay;
                 float gi = g[i] + l2 * p[i];
@@ -1026,6 +1027,38 @@ internal static class Vec
         var vc = new Vector<float>(c);
         for (int i = 0; i < vu.Length; i++) vy[i] = vu[i] * va + vv[i] * vb + vc;
         for (int i = vu.Length * W; i < u.Length; i++) y[i] = u[i] * a + v[i] * b + c;
+    }
+
+    /// <summary>The vector part of <see cref="ManagedNn.AdamUpdate"/> (same operations in the same order as its scalar
+    /// loop, so results are identical); returns how many leading elements it updated.</summary>
+    internal static int AdamStep(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v, float lr, float beta1,
+        float beta2, float epsilon, float c1, float c2, float decay, float l2)
+    {
+        var vp = MemoryMarshal.Cast<float, Vector<float>>(p);
+        var vg = MemoryMarshal.Cast<float, Vector<float>>(g);
+        var vm = MemoryMarshal.Cast<float, Vector<float>>(m);
+        var vv = MemoryMarshal.Cast<float, Vector<float>>(v);
+        var b1 = new Vector<float>(beta1);
+        var b2 = new Vector<float>(beta2);
+        var ob1 = new Vector<float>(1f - beta1);
+        var ob2 = new Vector<float>(1f - beta2);
+        var vc1 = new Vector<float>(c1);
+        var vc2 = new Vector<float>(c2);
+        var vdecay = new Vector<float>(decay);
+        var vl2 = new Vector<float>(l2);
+        var vlr = new Vector<float>(lr);
+        var veps = new Vector<float>(epsilon);
+        for (int i = 0; i < vp.Length; i++)
+        {
+            var pi = vp[i] * vdecay;
+            var gi = vg[i] + vl2 * vp[i];
+            var mi = b1 * vm[i] + ob1 * gi;
+            var vi = b2 * vv[i] + ob2 * gi * gi;
+            vm[i] = mi;
+            vv[i] = vi;
+            vp[i] = pi - vlr * (mi * vc1) / (Vector.SquareRoot(vi * vc2) + veps);
+        }
+        return vp.Length * W;
     }
 
     internal static void LeakyRelu(ReadOnlySpan<float> x, float slope, Span<float> y)
