@@ -464,6 +464,10 @@ internal sealed unsafe class ManagedNn : INnOps
         y.RequireShape(nameof(y), g.Batch, g.Channels, g.OutHeight, g.OutWidth);
     }
 
+    /// <summary>All bits set when <paramref name="condition"/> holds, else 0 (without a branch).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static int Mask(bool condition) => -(int)System.Runtime.CompilerServices.Unsafe.As<bool, byte>(ref condition);
+
     /// <summary>2 x 2 windows with stride 2 that all lie inside the input (the common max-pooling case).</summary>
     private static bool IsMaxPool2x2(in PoolGeometry g, PoolKind kind) =>
         kind == PoolKind.Max && g.PoolHeight == 2 && g.PoolWidth == 2 && g.StrideH == 2 && g.StrideW == 2
@@ -552,18 +556,23 @@ internal sealed unsafe class ManagedNn : INnOps
                     var xs = tx.Data.AsSpan(tx.Offset + p * inPlane, inPlane);
                     var dxs = tdx.Data.AsSpan(tdx.Offset + p * inPlane, inPlane);
                     var dys = tdy.Data.AsSpan(tdy.Offset + p * outPlane, outPlane);
-                    dxs.Clear();
+                    if (2 * geo.OutHeight != geo.InHeight || 2 * geo.OutWidth != geo.InWidth) dxs.Clear();
                     for (int oh = 0; oh < geo.OutHeight; oh++)
                     {
                         int row0 = 2 * oh * geo.InWidth, row1 = row0 + geo.InWidth;
                         for (int ow = 0; ow < geo.OutWidth; ow++)
                         {
-                            int best = row0 + 2 * ow;
-                            float r = xs[best];
-                            if (xs[row0 + 2 * ow + 1] > r) { best = row0 + 2 * ow + 1; r = xs[best]; }
-                            if (xs[row1 + 2 * ow] > r) { best = row1 + 2 * ow; r = xs[best]; }
-                            if (xs[row1 + 2 * ow + 1] > r) best = row1 + 2 * ow + 1;
-                            dxs[best] = dys[oh * geo.OutWidth + ow];
+                            // Branch-free routing to the first maximal cell (random data defeats branch prediction):
+                            // every cell of the window is written, with the gradient masked in or out.
+                            int i0 = row0 + 2 * ow, i1 = row1 + 2 * ow;
+                            float a = xs[i0], b = xs[i0 + 1], c = xs[i1], d = xs[i1 + 1];
+                            float m = MathF.Max(MathF.Max(a, b), MathF.Max(c, d));
+                            int gBits = BitConverter.SingleToInt32Bits(dys[oh * geo.OutWidth + ow]);
+                            int ea = Mask(a == m), eb = Mask(b == m) & ~ea, ec = Mask(c == m) & ~(ea | eb), ed = ~(ea | eb | ec);
+                            dxs[i0] = BitConverter.Int32BitsToSingle(gBits & ea);
+                            dxs[i0 + 1] = BitConverter.Int32BitsToSingle(gBits & eb);
+                            dxs[i1] = BitConverter.Int32BitsToSingle(gBits & ec);
+                            dxs[i1 + 1] = BitConverter.Int32BitsToSingle(gBits & ed);
                         }
                     }
                 }
