@@ -81,7 +81,9 @@ let test (args: string list) =
     if failed > 0 then 1 else 0
 
 /// Targets implemented by the `hybrid` command (src/Cli); build.fsx only forwards their options.
-let cliTargets = [ ]
+let cliTargets =
+    [ ("dataset", "summarise a dataset folder and its split")
+      ("bench", "time the workloads per engine: [--device all|NAME] [--json FILE] [--runs N] [--workload NAME ...]") ]
 
 let cli (target: string) (args: string list) =
     build ()

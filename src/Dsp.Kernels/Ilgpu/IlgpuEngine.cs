@@ -116,6 +116,8 @@ public sealed class IlgpuEngine : Engine
         }
         var buffer = Accelerator.Allocate1D<float>(Math.Max(length, 1));
         buffer.MemSetToZero();
+        // the fill is queued on the stream; wait for it so that host copies into the new tensor cannot be overtaken by it
+        Accelerator.Synchronize();
         var view = buffer.View.SubView(0, length);
         return new IlgpuTensor(this, shape, buffer, view);
     }
