@@ -71,6 +71,7 @@ public sealed class IlgpuTensor : Tensor
 /// <c>ilgpu-cpu</c> (ILGPU's CPU simulator, a test vehicle for the kernels and about ten times slower than
 /// the managed engine). Create it with <see cref="Engines.Create"/>. Kernels are compiled once per engine
 /// on first use; plans (twiddles, windows, filter banks) are uploaded once per configuration and cached.
+/// Operations are queued on the accelerator's default stream in call order; use one engine from one thread at a time.
 /// </summary>
 public sealed class IlgpuEngine : Engine
 {
@@ -92,7 +93,10 @@ public sealed class IlgpuEngine : Engine
     public override string Name { get; }
 
     /// <inheritdoc />
-    public override string DeviceName => $"{Accelerator.Name} ({Accelerator.AcceleratorType}, {Accelerator.MaxNumThreadsPerGroup} threads/group, {Accelerator.MemorySize / (1024 * 1024)} MiB)";
+    public override string DeviceName =>
+        Accelerator.AcceleratorType == AcceleratorType.CPU
+            ? $"{Accelerator.Name} (ILGPU CPU simulator, {Accelerator.MaxNumThreadsPerGroup} threads/group)"
+            : $"{Accelerator.Name} ({Accelerator.AcceleratorType}, {Accelerator.NumMultiprocessors} multiprocessors, {Accelerator.MemorySize / (1024 * 1024)} MiB)";
 
     internal Context Context { get; }
 
