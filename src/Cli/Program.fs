@@ -4,7 +4,7 @@ module Hybrid.Cli.Program
 open System
 
 let private usage =
-    """usage: hybrid <target> [options]   (targets: help, dataset, bench; run with --help for a target's options)"""
+    """usage: hybrid <target> [options]   (targets: help, dataset, features, bench; run with --help for a target's options)"""
 
 [<EntryPoint>]
 let main argv =
@@ -14,6 +14,7 @@ let main argv =
         0
     | "bench" :: rest -> Bench.run (Array.ofList rest)
     | "dataset" :: rest -> DatasetCommand.run Console.Out Console.Error (Array.ofList rest)
+    | "features" :: rest -> FeaturesCommand.run Console.Out Console.Error (Array.ofList rest)
     | target :: _ ->
         eprintfn "hybrid: unknown target '%s'. %s" target usage
         2

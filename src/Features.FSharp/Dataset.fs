@@ -236,9 +236,13 @@ module Dataset =
                    let name = fileName path
                    let speech = speechCommandsName.Match name
                    let numbered = numberedName.Match name
+                   let number (text: string) =
+                       match Int32.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture) with
+                       | true, v -> Some v
+                       | _ -> None
                    let speaker, index =
-                       if speech.Success then Some speech.Groups.[1].Value, Some(int speech.Groups.[2].Value)
-                       elif numbered.Success && numbered.Groups.[1].Value.Length < 9 then None, Some(int numbered.Groups.[1].Value)
+                       if speech.Success then Some speech.Groups.[1].Value, number speech.Groups.[2].Value
+                       elif numbered.Success then None, number numbered.Groups.[1].Value
                        else None, None
                    let subset =
                        if not hasLists then None
@@ -265,24 +269,46 @@ module Dataset =
                   FoldColumn = pick [ "fold" ] }
         | _ -> None
 
-    /// Candidate locations of a manifest entry: as given (absolute or relative to the manifest's folder),
-    /// relative to the manifest folder's parent, and UrbanSound8K's `audio/fold{F}/NAME` under either.
-    let private resolveEntry (manifestDir: string) (value: string) (fold: int option) =
-        let value = value.Replace('\\', '/')
-        let parent =
+    /// The folder a manifest describes: the manifest's folder, or its parent when the manifest lies in
+    /// `metadata/` (UrbanSound8K's layout).
+    let private manifestRoot (manifestDir: string) =
+        if String.Equals(fileName manifestDir, "metadata", StringComparison.OrdinalIgnoreCase) then
             match Path.GetDirectoryName manifestDir with
             | null -> manifestDir
             | p -> p
-        let bases = [ manifestDir; parent ]
+        else manifestDir
+
+    /// WAV files under a folder by file name, for manifests that list bare names of files lying in sub-folders
+    /// (GTZAN's features CSVs); a name found more than once maps to None.
+    let private wavsByName (root: string) =
+        lazy (
+            let byName = Dictionary<string, string option>(StringComparer.Ordinal)
+            for path in wavFiles root true do
+                let name = fileName path
+                byName.[name] <- if byName.ContainsKey name then None else Some path
+            byName)
+
+    /// Where a manifest entry's file is: as given (absolute, or relative to the manifest's folder or the
+    /// dataset root), under UrbanSound8K's `audio/fold{F}/` or `audio/`, else, for a bare file name, the one
+    /// WAV of that name anywhere under the root.
+    let private resolveEntry (manifestDir: string) (root: string) (byName: Lazy<Dictionary<string, string option>>) (value: string) (fold: int option) =
+        let value = value.Replace('\\', '/')
         let tries =
             [ if Path.IsPathRooted value then yield value
-              for b in bases do
+              for b in List.distinct [ manifestDir; root ] do
                   yield Path.Combine(b, value)
                   match fold with
                   | Some f -> yield Path.Combine(b, "audio", sprintf "fold%d" f, value)
                   | None -> ()
                   yield Path.Combine(b, "audio", value) ]
-        tries |> List.map Path.GetFullPath |> List.tryFind File.Exists
+        match tries |> List.map Path.GetFullPath |> List.tryFind File.Exists with
+        | Some path -> Ok path
+        | None when not (value.Contains '/') ->
+            match byName.Value.TryGetValue value with
+            | true, Some path -> Ok path
+            | true, None -> Error(sprintf "more than one file named %s under %s" value root)
+            | _ -> Error "not found"
+        | None -> Error "not found"
 
     let private manifestCandidates (manifestPath: string) (columns: ManifestColumns option) =
         let manifestPath = Path.GetFullPath manifestPath
@@ -313,7 +339,8 @@ module Dataset =
         let foldAt = columns.FoldColumn |> Option.map index
         let candidates = List<Candidate>()
         let skipped = List<SkippedFile>()
-        let root = Path.GetFullPath(Path.Combine(manifestDir, ".."))
+        let root = manifestRoot manifestDir
+        let byName = wavsByName root
         let labels = SortedSet<string>(StringComparer.Ordinal)
         for r in 1 .. rows.Length - 1 do
             let row = rows.[r]
@@ -335,15 +362,15 @@ module Dataset =
                 | _ ->
                     let fold = fold |> Option.bind (function Ok f -> Some f | Error _ -> None)
                     labels.Add label |> ignore
-                    match resolveEntry manifestDir path fold with
-                    | Some full ->
+                    match resolveEntry manifestDir root byName path fold with
+                    | Ok full ->
                         let key = if full.StartsWith(root, StringComparison.Ordinal) then keyOf root full else full.Replace('\\', '/')
                         candidates.Add
                             { Path = full; Key = key; Label = label
                               Speaker = speakerAt |> Option.map cell |> Option.filter (fun s -> s <> "")
                               Fold = fold; Index = None; Subset = None }
-                    | None -> skipped.Add { Path = Path.Combine(manifestDir, path); Reason = sprintf "listed in %s line %d but not found" manifestPath line }
-        candidates.ToArray(), skipped.ToArray(), Seq.toArray labels
+                    | Error why -> skipped.Add { Path = Path.Combine(manifestDir, path); Reason = sprintf "listed in %s line %d but %s" manifestPath line why }
+        root, candidates.ToArray(), skipped.ToArray(), Seq.toArray labels
 
     /// Reads one header; Ok with its info, or Error with why the file is unusable.
     let private probe (path: string) : Result<WavInfo, string> =
@@ -425,30 +452,32 @@ module Dataset =
     /// relative to the manifest's folder and its parent, and under `audio/fold{F}/` there (UrbanSound8K's layout).
     /// Rows with a missing file, label or a non-integer fold are skipped with their reason.
     let openManifest (strict: bool) (columns: ManifestColumns option) (manifestPath: string) : Dataset =
-        let candidates, skipped, labels = manifestCandidates manifestPath columns
-        let manifestPath = Path.GetFullPath manifestPath
-        let root =
-            match Path.GetDirectoryName manifestPath with
-            | null -> manifestPath
-            | d -> d
-        build strict root (Manifest manifestPath) labels candidates skipped [||] Map.empty
+        let root, candidates, skipped, labels = manifestCandidates manifestPath columns
+        build strict root (Manifest(Path.GetFullPath manifestPath)) labels candidates skipped [||] Map.empty
 
-    /// The manifests a folder may describe itself with: CSV files at its top or in `metadata/` whose header
-    /// has path and label columns.
+    /// The manifest a folder describes itself with: the first CSV (by name) at its top or in `metadata/`
+    /// whose header has path and label columns and at least one of whose entries is an existing file.
     let private findManifest (root: string) =
         [ root; Path.Combine(root, "metadata") ]
         |> List.filter Directory.Exists
         |> List.collect (fun d -> Directory.GetFiles(d, "*.csv") |> Array.sort |> List.ofArray)
         |> List.tryFind (fun f ->
-            use reader = new StreamReader(f)
-            match reader.ReadLine() with
+            let header =
+                use reader = new StreamReader(f)
+                reader.ReadLine()
+            match header with
             | null -> false
-            | line -> (detectColumns (line.Split ',')).IsSome)
+            | line when (detectColumns (Csv.parse line |> Array.tryHead |> Option.defaultValue [||])).IsNone -> false
+            | _ ->
+                try
+                    let _, candidates, _, _ = manifestCandidates f None
+                    candidates.Length > 0
+                with :? DatasetException -> false)
 
     /// Opens a dataset, detecting its layout: a .csv path is a manifest; a folder with FSDD recordings is FSDD;
-    /// a folder with a manifest CSV (at its top or in metadata/) is that manifest; a folder with class
-    /// sub-folders is folder-per-class. Headers are checked in parallel; unusable files are listed in
-    /// Skipped with their reason, or, when strict, the first raises DatasetException naming it.
+    /// a folder with a manifest CSV (at its top or in metadata/, naming files that exist) is that manifest; else
+    /// a folder with class sub-folders is folder-per-class. Headers are checked in parallel; unusable files are
+    /// listed in Skipped with their reason, or, when strict, the first raises DatasetException naming it.
     /// A folder with no recognisable audio gives a dataset with no items.
     let openFolder (strict: bool) (path: string) : Dataset =
         if File.Exists path && String.Equals(Path.GetExtension path, ".csv", StringComparison.OrdinalIgnoreCase) then

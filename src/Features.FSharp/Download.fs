@@ -157,7 +157,7 @@ module Download =
                 raise (DatasetException(sprintf "%s: SHA-256 %s does not match the v%s list (%s): the download is corrupt" relative actual FsddVersion expected))
         let recordings = Path.Combine(dir, "recordings")
         if Directory.Exists recordings then
-            for path in Directory.EnumerateFiles(recordings, "*", SearchOption.AllDirectories) do
+            for path in Directory.EnumerateFiles(recordings, "*.wav", SearchOption.AllDirectories) do
                 let relative = Path.GetRelativePath(dir, path).Replace(Path.DirectorySeparatorChar, '/')
                 if not (hashes.ContainsKey relative) then
                     raise (DatasetException(sprintf "%s: not in the v%s SHA-256 list; refusing an unexpected file" relative FsddVersion))

@@ -45,6 +45,9 @@ module Resample =
             k <- k + 1.0
         sum
 
+    /// Steps per input sample of the fine kernel table used when the phase table is too large.
+    let private fineSteps = 1024
+
     /// A polyphase filter for one reduced ratio L/M.
     type private Filter =
         { L: int
@@ -55,24 +58,39 @@ module Resample =
           Taps: int
           /// L x Taps coefficients, or empty when the table would be too large.
           Table: float32[]
+          /// Without a table: the kernel at d = j / fineSteps input samples, j = 0 .. K * fineSteps + 1,
+          /// linearly interpolated per output sample (error below -110 dB).
+          Fine: float[]
+          /// Cut-off in cycles per input sample.
           Cutoff: float
+          /// Half-length of the window in input samples.
           Width: float }
+
+    /// The Kaiser-windowed sinc at d input samples from the output position.
+    let private kernel (cutoff: float) (width: float) (i0Beta: float) (d: float) =
+        let u = d / width
+        if abs u >= 1.0 then 0.0
+        else
+            let x = 2.0 * cutoff * d
+            let sinc = if x = 0.0 then 1.0 else sin (Math.PI * x) / (Math.PI * x)
+            2.0 * cutoff * sinc * besselI0 (KaiserBeta * sqrt (1.0 - u * u)) / i0Beta
 
     /// Fills dst (Taps long) with phase p's coefficients: dst[j] weighs input sample i - (K-1) + j for
     /// output time i + p/L. Each phase is normalised to unit sum so DC passes exactly.
-    let private fillPhase (f: Filter) (p: int) (dst: Span<float32>) =
+    let private fillPhase (f: Filter) (i0Beta: float) (p: int) (dst: Span<float32>) =
         let frac = float p / float f.L
-        let i0 = besselI0 KaiserBeta
         let mutable sum = 0.0
         for j in 0 .. 2 * f.K - 1 do
             let d = frac + float (f.K - 1 - j)
-            let u = d / f.Width
             let v =
-                if abs u >= 1.0 then 0.0
+                if f.Fine.Length = 0 then kernel f.Cutoff f.Width i0Beta d
                 else
-                    let x = 2.0 * f.Cutoff * d
-                    let sinc = if x = 0.0 then 1.0 else sin (Math.PI * x) / (Math.PI * x)
-                    2.0 * f.Cutoff * sinc * besselI0 (KaiserBeta * sqrt (1.0 - u * u)) / i0
+                    let x = abs d * float fineSteps
+                    let k = int x
+                    if k + 1 >= f.Fine.Length then 0.0
+                    else
+                        let t = x - float k
+                        f.Fine.[k] + t * (f.Fine.[k + 1] - f.Fine.[k])
             dst.[j] <- float32 v
             sum <- sum + v
         for j in 2 * f.K .. f.Taps - 1 do
@@ -84,16 +102,19 @@ module Resample =
     let private design (l: int) (m: int) : Filter =
         let scale = min 1.0 (float l / float m)
         let width = float HalfWidth / scale
+        let cutoff = 0.5 * Rolloff * scale
         let k = int (ceil width)
         let w = Vector<float32>.Count
         let taps = (2 * k + w - 1) / w * w
+        let i0Beta = besselI0 KaiserBeta
         let f =
-            { L = l; M = m; K = k; Taps = taps; Table = [||]; Cutoff = 0.5 * Rolloff * scale; Width = width }
-        if int64 l * int64 taps > int64 maxTableCoefficients then f
+            { L = l; M = m; K = k; Taps = taps; Table = [||]; Fine = [||]; Cutoff = cutoff; Width = width }
+        if int64 l * int64 taps > int64 maxTableCoefficients then
+            { f with Fine = Array.init (k * fineSteps + 2) (fun j -> kernel cutoff width i0Beta (float j / float fineSteps)) }
         else
             let table = Array.zeroCreate<float32> (l * taps)
             for p in 0 .. l - 1 do
-                fillPhase f p (Span<float32>(table, p * taps, taps))
+                fillPhase f i0Beta p (Span<float32>(table, p * taps, taps))
             { f with Table = table }
 
     let private cache = ConcurrentDictionary<struct (int * int), Lazy<Filter>>()
@@ -134,7 +155,7 @@ module Resample =
         for n in first .. last - 1 do
             let taps =
                 if f.Table.Length = 0 then
-                    fillPhase f p (Span<float32> scratch)
+                    fillPhase f 1.0 p (Span<float32> scratch)
                     ReadOnlySpan<float32>(scratch)
                 else ReadOnlySpan<float32>(f.Table, p * f.Taps, f.Taps)
             output.[n] <- dot taps (ReadOnlySpan<float32>(xp, i, f.Taps)) f.Taps
@@ -179,3 +200,12 @@ module Resample =
                 finally
                     ArrayPool<float32>.Shared.Return xp
             output
+
+    /// Speed perturbation (as Kaldi's and torchaudio's speed augmentation): plays samples factor times
+    /// faster, so durations shrink and frequencies rise by factor at the same sample rate. Returns
+    /// ceil(n / factor') samples where factor' is factor rounded to a multiple of 0.001 (0.001 to 1000),
+    /// which keeps the polyphase table small; implemented as resample (1000 factor') 1000.
+    let speed (factor: float) (samples: float32[]) : float32[] =
+        if not (factor >= 0.001 && factor <= 1000.0) then
+            raise (ArgumentOutOfRangeException("factor", factor, "speed factor must lie in [0.001, 1000]"))
+        resample (int (Math.Round(factor * 1000.0))) 1000 samples

@@ -117,7 +117,7 @@ let computeOn (engine: Engine) (settings: Settings) (kind: Kind) (clips: Tensor)
         t
     let powerKind = if settings.Power = 2.0 then SpectrumKind.Power else SpectrumKind.Magnitude
     let output = engine.Allocate(batch, s.[0], frames)
-    let perFrame = output.Reshape(batch, frames)
+    let perFrame () = output.Reshape(batch, frames)
     let nFft = settings.Stft.NFft
     match kind with
     | Stft ->
@@ -137,12 +137,12 @@ let computeOn (engine: Engine) (settings: Settings) (kind: Kind) (clips: Tensor)
     | Centroid | Bandwidth | Rolloff | Flatness ->
         use spec = spectrogram SpectrumKind.Magnitude
         match kind with
-        | Centroid -> dsp.SpectralCentroid(settings.SampleRate, nFft, spec, perFrame)
-        | Bandwidth -> dsp.SpectralBandwidth(settings.SampleRate, nFft, 2.0f, spec, perFrame)
-        | Rolloff -> dsp.SpectralRolloff(settings.SampleRate, nFft, 0.85f, spec, perFrame)
-        | _ -> dsp.SpectralFlatness(1e-10f, 2.0f, spec, perFrame)
-    | Zcr -> dsp.ZeroCrossingRate(nFft, settings.Stft.Hop, settings.Stft.Center, clips, perFrame)
-    | Rms -> dsp.Rms(nFft, settings.Stft.Hop, settings.Stft.Center, settings.Stft.PadMode, clips, perFrame)
+        | Centroid -> dsp.SpectralCentroid(settings.SampleRate, nFft, spec, perFrame ())
+        | Bandwidth -> dsp.SpectralBandwidth(settings.SampleRate, nFft, 2.0f, spec, perFrame ())
+        | Rolloff -> dsp.SpectralRolloff(settings.SampleRate, nFft, 0.85f, spec, perFrame ())
+        | _ -> dsp.SpectralFlatness(1e-10f, 2.0f, spec, perFrame ())
+    | Zcr -> dsp.ZeroCrossingRate(nFft, settings.Stft.Hop, settings.Stft.Center, clips, perFrame ())
+    | Rms -> dsp.Rms(nFft, settings.Stft.Hop, settings.Stft.Center, settings.Stft.PadMode, clips, perFrame ())
     | Chroma ->
         use spec = spectrogram SpectrumKind.Power
         dsp.Chroma(settings.SampleRate, nFft, 12, 0.0f, spec, output)
@@ -164,15 +164,18 @@ let extractor (engine: Engine) (settings: Settings) (kind: Kind) (clipSamples: i
             use output = computeOn engine settings kind input
             output.ToArray() }
 
-/// A generated feature schema (Hybrid.Features.Schemas) as a batched extractor on an engine.
-let ofSchema (engine: Engine) (schema: Hybrid.Features.Schemas.FeatureSchemaInfo) : Pipeline.Extractor =
+/// A generated feature schema (Hybrid.Features.Schemas) as a batched extractor on an engine. A schema that
+/// accepts clips of any length (ClipSamples 0) is run on clips of `anyLength` samples.
+let ofSchema (engine: Engine) (anyLength: int) (schema: Hybrid.Features.Schemas.FeatureSchemaInfo) : Pipeline.Extractor =
+    let clipSamples = if schema.ClipSamples > 0 then schema.ClipSamples else anyLength
+    if clipSamples <= 0 then invalidArg (nameof anyLength) (sprintf "schema '%s' accepts any clip length; give a positive length, was %d" schema.Name anyLength)
     { Name = schema.Name
       Fingerprint = schema.Fingerprint
       Length = schema.Length
       Shape = Array.ofSeq schema.Shape
       SampleRate = schema.SampleRate
-      ClipSamples = schema.ClipSamples
+      ClipSamples = clipSamples
       ExtractBatch =
         fun clips n ->
-            use input = engine.FromHost(ReadOnlySpan clips, n, schema.ClipSamples)
+            use input = engine.FromHost(ReadOnlySpan clips, n, clipSamples)
             schema.Extract(engine, input) }

@@ -107,6 +107,12 @@ let tests =
             testCase "background noise needs noise recordings" <| fun () ->
                 Expect.throwsT<DatasetException> (fun () -> Augment.apply 1 "k" [||] 8000 [ Background(5.0, 5.0) ] x |> ignore) "no noise"
 
+            testCase "loads background-noise recordings at the requested rate" <| fun () ->
+                use temp = new DatasetFixtures.TempFolder()
+                DatasetFixtures.write (temp.Combine "noise.wav") (DatasetFixtures.toneWav 16000 3200)
+                let loaded = Augment.loadNoise 8000 [| temp.Combine "noise.wav" |]
+                Expect.equal (loaded |> Array.map Array.length) [| 1600 |] "one clip, halved"
+
             testCase "background noise is mixed at the requested SNR" <| fun () ->
                 let snr = snrDb x (Augment.apply 2 "k" noises 8000 [ Background(12.0, 12.0) ] x)
                 Expect.floatClose Accuracy.medium snr 12.0 "SNR"

@@ -122,14 +122,17 @@ let tests =
                             compared <- compared + 1
                         | None -> ()
                     Expect.isGreaterThanOrEqual compared 4 "signals found")
-                testProperty "a tone padded with silence is trimmed to its interval, within half a frame and a hop" (fun (a: uint16) (b: uint16) (len: uint16) ->
+                testProperty "a tone padded with silence is trimmed to its interval widened by half a frame, within a hop" (fun (a: uint16) (b: uint16) (len: uint16) ->
+                    // librosa's frames are centred, so a frame whose window just reaches the tone is loud:
+                    // the interval starts about frame_length/2 before the tone and ends as far after it.
                     let lead = int a % 20000
                     let trail = int b % 20000
                     let length = 4000 + int len % 16000
                     let x = Array.concat [ Array.zeroCreate lead; tone 8000 440.0 0.5 length; Array.zeroCreate trail ]
                     let start, stop = Clip.trimInterval 60.0 2048 512 x
-                    let slack = 1024 + 512
-                    start <= lead && lead - start <= slack && stop >= lead + length && stop - (lead + length) <= slack && stop <= x.Length)
+                    let expectedStart = max 0 (lead - 1024)
+                    let expectedStop = min x.Length (lead + length + 1024)
+                    abs (start - expectedStart) <= 512 && abs (stop - expectedStop) <= 512 && start <= lead && stop >= lead + length)
                 test "a lead-in 80 dB down is trimmed, one 40 dB down is kept" {
                     let body = tone 8000 440.0 0.5 16000
                     let quiet = tone 8000 440.0 5e-5 16000

@@ -111,6 +111,17 @@ let tests =
                 let item = d.Items |> Array.find (fun i -> i.Key = "yes/ffee0011_nohash_1.wav")
                 Expect.equal (item.LabelIndex, item.Speaker, item.Index) (1, Some "ffee0011", Some 1) "speaker and index from the name"
 
+            testCase "lists the broken files of class folders and survives odd names" <| fun () ->
+                use temp = new TempFolder()
+                write (temp.Combine "yes/abc_nohash_99999999999.wav") (toneWav 16000 800)
+                write (temp.Combine "no/x.00000000000000000001.wav") (toneWav 16000 800)
+                for (kind, bytes) in brokenWavs () do
+                    write (temp.Combine(sprintf "no/%s.wav" kind)) bytes
+                let d = Dataset.openFolder false temp.Path
+                Expect.equal d.Items.Length 2 "the two good files"
+                Expect.equal (d.Items |> Array.map (fun i -> i.Index)) [| Some 1; None |] "indices that fit an int are read"
+                Expect.equal (names (d.Skipped |> Array.map (fun s -> s.Path))) (set [ for (k, _) in brokenWavs () -> k + ".wav" ]) "every broken file"
+
             testCase "reads GTZAN-style names without speakers" <| fun () ->
                 use temp = new TempFolder()
                 for genre in [ "rock"; "blues"; "jazz" ] do
@@ -143,6 +154,23 @@ let tests =
                 Expect.equal (bark.Label, bark.LabelIndex, bark.Fold) ("dog_bark", 2, Some 2) "label index and fold"
                 Expect.equal d.Skipped.Length 1 "the missing file is reported"
                 Expect.stringContains d.Skipped.[0].Reason "not found" "reason"
+
+            testCase "finds bare file names in sub-folders, as GTZAN's features CSV lists them" <| fun () ->
+                use temp = new TempFolder()
+                for genre in [ "blues"; "jazz" ] do
+                    write (temp.Combine(sprintf "genres_original/%s/%s.00000.wav" genre genre)) (toneWav 22050 2205)
+                let csv = "filename,length,label\nblues.00000.wav,66149,blues\njazz.00000.wav,66149,jazz\n"
+                write (temp.Combine "features_30_sec.csv") (Text.Encoding.UTF8.GetBytes csv)
+                let d = Dataset.openFolder false temp.Path
+                Expect.equal (d.Items |> Array.map (fun i -> i.Key, i.Label)) [| "genres_original/blues/blues.00000.wav", "blues"; "genres_original/jazz/jazz.00000.wav", "jazz" |] "items"
+
+            testCase "ignores a CSV naming no existing file and falls back to class folders" <| fun () ->
+                use temp = new TempFolder()
+                write (temp.Combine "cat/a.wav") (toneWav 8000 800)
+                write (temp.Combine "notes.csv") (Text.Encoding.UTF8.GetBytes "file,label\nelsewhere.wav,dog\n")
+                let d = Dataset.openFolder false temp.Path
+                Expect.equal d.Source FolderPerClass "folder per class"
+                Expect.equal d.Labels [| "cat" |] "labels"
 
             testCase "uses an explicit column mapping" <| fun () ->
                 use temp = new TempFolder()
@@ -198,6 +226,17 @@ let tests =
             testCase "raises a load failure when its batch is reached" <| fun () ->
                 let s = Dataset.stream 2 (fun i -> if i.Index = Some 3 then raise (AudioFormatException("/x/3.wav", "bad")) else 0) (items 6)
                 Expect.throwsT<AudioFormatException> (fun () -> s |> Seq.iter ignore) "failure surfaces"
+        ]
+
+        testList "loadMono" [
+            testCase "reads an item as mono at the requested rate" <| fun () ->
+                use temp = new TempFolder()
+                write (temp.Combine "words/yes/a_nohash_0.wav") (toneWav 16000 1600)
+                let d = Dataset.openFolder false (temp.Combine "words")
+                let item = d.Items.[0]
+                Expect.equal (Dataset.read item).Samples.[0].Length 1600 "native rate"
+                Expect.equal (Dataset.loadMono 8000 item).Length 800 "resampled to 8 kHz"
+                Expect.equal (Dataset.loadMono 16000 item) (Dataset.read item).Samples.[0] "same rate: unchanged"
         ]
 
         testList "FSDD" [

@@ -74,8 +74,10 @@ let private recordings =
 let private hashes =
     recordings |> List.map (fun (p, b) -> p, Convert.ToHexStringLower(SHA256.HashData(b: byte[]))) |> Map.ofList
 
+/// A release archive as GitHub writes it: a pax global header (the commit id), then everything under one folder.
 let private release (prefix: string) (files: (string * byte[]) list) =
-    folderEntry prefix :: folderEntry (prefix + "recordings/")
+    (PaxGlobalExtendedAttributesTarEntry(dict [ "comment", "0123456789abcdef" ]) :> TarEntry)
+    :: folderEntry prefix :: folderEntry (prefix + "recordings/")
     :: fileEntry (prefix + "README.md") (Encoding.UTF8.GetBytes "fake FSDD")
     :: [ for (p, b) in files -> fileEntry (prefix + p) b ]
 
@@ -166,6 +168,12 @@ let tests =
                 use server = new LoopbackServer(200, tarGz (release "fsdd-1.0.10/" recordings.Tail))
                 let message = failure (sourceFor server.Url (temp.Combine "cache"))
                 Expect.stringContains message (fst recordings.Head) "names the missing file"
+
+            testCase "rejects an archive with a recording the list does not name" <| fun () ->
+                use temp = new TempFolder()
+                use server = new LoopbackServer(200, tarGz (release "fsdd-1.0.10/" (recordings @ [ "recordings/9_eve_0.wav", toneWav 8000 100 ])))
+                let message = failure (sourceFor server.Url (temp.Combine "cache"))
+                Expect.stringContains message "recordings/9_eve_0.wav" "names the unexpected file"
 
             testCase "says how to point at a local copy when offline" <| fun () ->
                 use temp = new TempFolder()

@@ -123,14 +123,30 @@ let tests =
                     Expect.equal back.Length x.Length "length"
                     Assertions.allClose 0.0 1e-3 x.[800..7199] back.[800..7199] "round trip"
                 }
-                test "odd rate pairs with a large reduced ratio use the same filter" {
-                    // 8000 -> 8001 reduces to 8001/8000: more phases than the table keeps.
-                    let freq = 1000.0
-                    let y = Resample.resample 8000 8001 (tone 8000 freq 0.5 0.5)
-                    let first, count = middle 8001 y
-                    let errorDb = db (amplitudeAt y 8001 freq first count / 0.5)
-                    if abs errorDb > 0.1 then failtestf "expected the level within 0.1 dB, was %+.4f dB" errorDb
-                }
+                for from, too in [ 8000, 8001; 44100, 44101 ] do
+                    test (sprintf "%d Hz to %d Hz (a large reduced ratio) keeps a tone and adds nothing" from too) {
+                        // 8001/8000 keeps a phase table; 44101/44100 interpolates a fine kernel table instead.
+                        let freq = 1000.0
+                        let y = Resample.resample from too (tone from freq 0.5 0.5)
+                        let first, count = middle too y
+                        let errorDb = db (amplitudeAt y too freq first count / 0.5)
+                        if abs errorDb > 0.1 then failtestf "expected the level within 0.1 dB, was %+.4f dB" errorDb
+                        let ideal = tone too freq 0.5 (float y.Length / float too + 1.0)
+                        let residual = Array.init count (fun i -> y.[first + i] - ideal.[first + i])
+                        let residualDb = db (rms residual 0 count / (0.5 / sqrt 2.0))
+                        if residualDb > -60.0 then failtestf "expected the output within -60 dB of the ideal tone, was %.1f dB" residualDb
+                    }
+                for factor in [ 0.9; 1.1; 1.25 ] do
+                    test (sprintf "speed %g moves a tone to %g times its frequency and scales the length" factor factor) {
+                        let x = tone 8000 500.0 0.5 0.5
+                        let y = Resample.speed factor x
+                        Expect.equal y.Length (int (ceil (float x.Length / factor - 1e-9))) "length"
+                        let first, count = middle 8000 y
+                        let moved = db (amplitudeAt y 8000 (500.0 * factor) first count / 0.5)
+                        let original = db (amplitudeAt y 8000 500.0 first count / 0.5)
+                        if abs moved > 0.1 then failtestf "expected the tone at %g Hz within 0.1 dB, was %+.3f dB" (500.0 * factor) moved
+                        if original > -60.0 then failtestf "expected nothing left at 500 Hz, was %.1f dB" original
+                    }
                 test "equal rates return a copy and the empty signal stays empty" {
                     let x = [| 1.0f; 2.0f |]
                     let y = Resample.resample 8000 8000 x

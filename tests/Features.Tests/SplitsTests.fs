@@ -153,6 +153,13 @@ let tests =
                 Expect.isTrue (fold.Test |> Array.forall (fun i -> i.Index.Value < 5)) "test indices"
                 Expect.isTrue (disjointAndCovering items fold) "disjoint and covering"
 
+            testCase "official follows Speech Commands' list files when items carry subsets" <| fun () ->
+                let subsets = [| "train"; "validation"; "test"; "train"; "train"; "test" |]
+                let items = itemsOf [ for n in 0 .. 5 -> byte n, byte n, 0uy ] |> Array.mapi (fun n i -> { i with Subset = Some subsets.[n] })
+                let fold = Split.official items
+                Expect.equal (fold.Train.Length, fold.Validation.Length, fold.Test.Length) (3, 1, 2) "parts"
+                Expect.isTrue (disjointAndCovering items fold) "disjoint and covering"
+
             testCase "official needs FSDD indices or Speech Commands lists" <| fun () ->
                 let items = itemsOf [ 0uy, 0uy, 0uy ] |> Array.map (fun i -> { i with Index = None })
                 Expect.throwsT<DatasetException> (fun () -> Split.official items |> ignore) "no indices"
