@@ -9,6 +9,12 @@ open Hybrid.Dsp
 /// The shared ilgpu-cpu engine, created on first use.
 let engine: Lazy<Engine> = lazy (Engines.Create "ilgpu-cpu")
 
+/// The ILGPU engines the equivalence and parity tests run on: ilgpu-cpu always, and cuda when this machine has a
+/// CUDA device (each created on first use and shared by the run).
+let ilgpuEngines: (string * Lazy<Engine>) list =
+    [ yield "ilgpu-cpu", engine
+      if Seq.contains "cuda" (Engines.Available()) then yield "cuda", lazy (Engines.Create "cuda") ]
+
 /// A test list whose tests run one at a time with every other list in the "ilgpu-cpu" group (they share one accelerator).
 let ilgpuList name tests = testList name tests |> testSequencedGroup "ilgpu-cpu"
 

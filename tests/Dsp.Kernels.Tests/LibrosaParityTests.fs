@@ -92,6 +92,8 @@ let tests =
     testList
         "LibrosaParity"
         [ testWithReference "every array of every reference file matches librosa 0.10.2 within the issue's tolerances" (parity engine)
-          IlgpuFixture.ilgpuList "on ilgpu-cpu" [
-              testWithReference "every array of every reference file matches librosa 0.10.2 on ilgpu-cpu within the issue's tolerances" (fun folder ->
-                  parity IlgpuFixture.engine.Value folder) ] ]
+          IlgpuFixture.ilgpuList "on ILGPU" [
+              for (name, ilgpu) in IlgpuFixture.ilgpuEngines do
+                  testWithReference $"every array of every reference file matches librosa 0.10.2 on {name} within the issue's tolerances" (fun folder ->
+                      Expect.equal ilgpu.Value.Name name "engine created (not a fallback to managed)"
+                      parity ilgpu.Value folder) ] ]
