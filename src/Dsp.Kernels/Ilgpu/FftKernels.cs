@@ -79,7 +79,8 @@ internal struct FftJob
 /// Batched FFT kernels: radix-2 Stockham autosort transforms (Stockham 1966; the GPU formulation of
 /// Govindaraju et al., SC 2008) in shared memory with one group per transform when the power-of-two length M
 /// is at most <see cref="MaxShared"/>, otherwise one global-memory pass per radix-2 stage over the whole batch.
-/// Lengths that are not powers of two use Bluestein's algorithm on top. Twiddles and chirps are computed on
+/// Real input of even power-of-two length runs as a half-length complex transform of the packed even/odd samples,
+/// unpacked into bins 0..N/2 when stored. Lengths that are not powers of two use Bluestein's algorithm on top. Twiddles and chirps are computed on
 /// the host in double precision and uploaded once per length.
 /// </summary>
 internal static class FftKernels
