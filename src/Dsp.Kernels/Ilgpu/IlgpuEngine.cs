@@ -31,6 +31,8 @@ public sealed class IlgpuTensor : Tensor
     {
         CheckRange(offset, source.Length);
         if (source.Length == 0) return;
+        // queued kernels may still read this storage (the CPU accelerator does not order host copies after them)
+        Engine.Synchronize();
         View.SubView(offset, source.Length).CopyFromCPU(ref MemoryMarshal.GetReference(source), source.Length);
     }
 
@@ -39,6 +41,8 @@ public sealed class IlgpuTensor : Tensor
     {
         CheckRange(offset, destination.Length);
         if (destination.Length == 0) return;
+        // wait for the kernels that write this storage (the CPU accelerator does not order host copies after them)
+        Engine.Synchronize();
         View.SubView(offset, destination.Length).CopyToCPU(ref MemoryMarshal.GetReference(destination), destination.Length);
     }
 
