@@ -168,10 +168,13 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
       peak_mb = peak }
 
 /// The engines named by --device: "all" (every engine that can be created here) or one engine name.
+/// "all" leaves out ilgpu-cpu (ILGPU's CPU simulator, a kernel test vehicle about ten times slower than managed):
+/// name it to measure it. A named GPU that cannot be created falls back to managed with a warning on stderr.
 let private engines (device: string) : Engine list =
     match device with
-    | "all" | "managed" -> [ new Managed.ManagedEngine() ]
-    | other -> failwithf "--device: unknown engine '%s' (expected all or managed)" other
+    | "all" -> [ for name in Engines.Available() do if name <> "ilgpu-cpu" then Engines.Create name ]
+    | name when name <> "auto" && Seq.contains name Engines.Names -> [ Engines.Create name ]
+    | other -> failwithf "--device: unknown engine '%s' (expected all, %s)" other (Engines.Names |> Seq.filter ((<>) "auto") |> String.concat ", ")
 
 /// Formats the results as a markdown table.
 let table (results: Result list) =

@@ -1,4 +1,4 @@
-/// Parity of the managed engine with every array of the librosa 0.10.2 reference files.
+/// Parity of the managed and ilgpu-cpu engines with every array of the librosa 0.10.2 reference files.
 module Hybrid.DspKernelsTests.LibrosaParityTests
 
 open Expecto
@@ -11,8 +11,11 @@ open Hybrid.DspKernelsTests.Reference
 let private within (atol: float) (expected: float32[]) (actual: float32[]) what =
     Assertions.allClose 0.0 atol expected actual what
 
-/// Features computed from one case's signal with the case's configuration.
-let private features (case: Case) =
+/// Features computed on engine `e` from one case's signal with the case's configuration.
+let private features (e: Engine) (case: Case) =
+    let dsp = e.Dsp
+    let tensor (data: float32[]) (shape: int list) = e.FromHost(System.ReadOnlySpan<float32>(data), Array.ofList shape)
+    let zeros (shape: int list) = e.Allocate(Array.ofList shape)
     let sr = case.Int "sr"
     let nFft = case.Int "n_fft"
     let hop = case.Int "hop_length"
@@ -68,21 +71,29 @@ let private check (case: Case) (key: string) (actual: float32[]) =
     | "mfcc" -> within 1e-3 expected actual what
     | _ -> relative expected actual what
 
+/// Compares every reference array of every case with the features computed on `e`.
+let private parity (e: Engine) (folder: string) =
+    let cases = loadCases folder
+    Expect.isGreaterThanOrEqual cases.Length 8 "expected the eight reference files"
+    let mutable checkedArrays = 0
+    for case in cases do
+        let computed = features e case
+        for p in case.Root.EnumerateObject() do
+            if p.Value.ValueKind = System.Text.Json.JsonValueKind.Object && p.Value.TryGetProperty("shape") |> fst then
+                match computed.TryGetValue p.Name with
+                | true, actual ->
+                    check case p.Name actual
+                    checkedArrays <- checkedArrays + 1
+                | _ -> failtestf "%s: no computation for reference array %s" case.Name p.Name
+    Expect.isGreaterThan checkedArrays 80 "expected every array to be compared"
+
 [<Tests>]
 let tests =
     testList
         "LibrosaParity"
-        [ testWithReference "every array of every reference file matches librosa 0.10.2 within the issue's tolerances" (fun folder ->
-              let cases = loadCases folder
-              Expect.isGreaterThanOrEqual cases.Length 8 "expected the eight reference files"
-              let mutable checkedArrays = 0
-              for case in cases do
-                  let computed = features case
-                  for p in case.Root.EnumerateObject() do
-                      if p.Value.ValueKind = System.Text.Json.JsonValueKind.Object && p.Value.TryGetProperty("shape") |> fst then
-                          match computed.TryGetValue p.Name with
-                          | true, actual ->
-                              check case p.Name actual
-                              checkedArrays <- checkedArrays + 1
-                          | _ -> failtestf "%s: no computation for reference array %s" case.Name p.Name
-              Expect.isGreaterThan checkedArrays 80 "expected every array to be compared") ]
+        [ testWithReference "every array of every reference file matches librosa 0.10.2 within the issue's tolerances" (parity engine)
+          IlgpuFixture.ilgpuList "on ILGPU" [
+              for (name, ilgpu) in IlgpuFixture.ilgpuEngines do
+                  testWithReference $"every array of every reference file matches librosa 0.10.2 on {name} within the issue's tolerances" (fun folder ->
+                      Expect.equal ilgpu.Value.Name name "engine created (not a fallback to managed)"
+                      parity ilgpu.Value folder) ] ]
