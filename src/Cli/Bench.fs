@@ -145,7 +145,7 @@ let private peakDuring (action: unit -> unit) =
     sampler.Join()
     float peak / 1048576.0
 
-/// Times one workload on one engine: one warm-up run, then the median of `runs` runs.
+/// Times one workload on one engine: warm-up runs, then the median of `runs` runs.
 let measure (engine: Engine) (runs: int) (w: Workload) =
     // Return the previous workload's memory to the system so the peak below is this workload's own.
     Runtime.GCSettings.LargeObjectHeapCompactionMode <- Runtime.GCLargeObjectHeapCompactionMode.CompactOnce
@@ -159,7 +159,12 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
         peakDuring (fun () ->
             let run, cleanup = w.Setup engine
             try
-                run ()
+                // Warm up until the JIT has tiered the hot loops up: at least 3 runs and half a second.
+                let warm = Stopwatch.StartNew()
+                let mutable warmRuns = 0
+                while warmRuns < 3 || warm.ElapsedMilliseconds < 500L do
+                    run ()
+                    warmRuns <- warmRuns + 1
                 for _ in 1..runs do
                     proc.Refresh()
                     let cpu0 = proc.TotalProcessorTime
@@ -216,7 +221,7 @@ type Arguments =
             match a with
             | Device _ -> "engine to measure: all (default) or an engine name (managed, cuda, opencl, ilgpu-cpu)"
             | Json _ -> "also write the results as a JSON list to this file"
-            | Runs _ -> "timed runs per workload after one warm-up run (default 5; the median is reported)"
+            | Runs _ -> "timed runs per workload after warm-up (default 5; the median is reported)"
             | Workload _ -> sprintf "only these workloads (default all: %s)" (workloads |> List.map _.Name |> String.concat ", ")
 
 /// Entry point of `hybrid bench`.
