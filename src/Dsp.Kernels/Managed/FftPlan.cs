@@ -582,18 +582,18 @@ internal static class Lanes
         if (windowed && window.Length < len) throw new ArgumentException("window is shorter than the frame.", nameof(window));
         ref var s0 = ref Unsafe.AsRef(in src[0]);
         var i = 0;
-        if (rows == 8 && System.Runtime.Intrinsics.X86.Avx.IsSupported)
+        if (rows is >= 1 and <= 8 && System.Runtime.Intrinsics.X86.Avx.IsSupported)
         {
             ref var d = ref dst[0];
-            if (len >= 8 && start + 7L * stride + len > src.Length) throw new ArgumentOutOfRangeException(nameof(src));
+            if (len >= 8 && start + (rows - 1L) * stride + len > src.Length) throw new ArgumentOutOfRangeException(nameof(src));
             for (; i + 8 <= len; i += 8)
             {
                 ref var r = ref Unsafe.Add(ref s0, start + i);
                 Transpose8(
-                    Vector256.LoadUnsafe(ref r), Vector256.LoadUnsafe(ref Unsafe.Add(ref r, stride)),
-                    Vector256.LoadUnsafe(ref Unsafe.Add(ref r, 2 * stride)), Vector256.LoadUnsafe(ref Unsafe.Add(ref r, 3 * stride)),
-                    Vector256.LoadUnsafe(ref Unsafe.Add(ref r, 4 * stride)), Vector256.LoadUnsafe(ref Unsafe.Add(ref r, 5 * stride)),
-                    Vector256.LoadUnsafe(ref Unsafe.Add(ref r, 6 * stride)), Vector256.LoadUnsafe(ref Unsafe.Add(ref r, 7 * stride)),
+                    Vector256.LoadUnsafe(ref r), Row(ref r, 1, stride, rows),
+                    Row(ref r, 2, stride, rows), Row(ref r, 3, stride, rows),
+                    Row(ref r, 4, stride, rows), Row(ref r, 5, stride, rows),
+                    Row(ref r, 6, stride, rows), Row(ref r, 7, stride, rows),
                     ref Unsafe.Add(ref d, i));
                 if (windowed)
                 {
@@ -613,14 +613,19 @@ internal static class Lanes
         }
     }
 
+    /// <summary>Eight floats of row j (zero for rows past the last).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static V Row(ref float r, int j, int stride, int rows) =>
+        j < rows ? Vector256.LoadUnsafe(ref Unsafe.Add(ref r, j * stride)) : V.Zero;
+
     /// <summary>dst[start + j * stride + i] = src[i] lane j for i &lt; len and j &lt; rows.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Store(ReadOnlySpan<V> src, int len, Span<float> dst, int start, int stride, int rows)
     {
         var i = 0;
-        if (rows == 8 && System.Runtime.Intrinsics.X86.Avx.IsSupported && len >= 8)
+        if (rows is >= 1 and <= 8 && System.Runtime.Intrinsics.X86.Avx.IsSupported && len >= 8)
         {
-            if (start + 7L * stride + len > dst.Length) throw new ArgumentOutOfRangeException(nameof(dst));
+            if (start + (rows - 1L) * stride + len > dst.Length) throw new ArgumentOutOfRangeException(nameof(dst));
             ref var d0 = ref dst[0];
             Span<V> t = stackalloc V[8];
             for (; i + 8 <= len; i += 8)
@@ -629,7 +634,7 @@ internal static class Lanes
                 Transpose8(s, Unsafe.Add(ref s, 1), Unsafe.Add(ref s, 2), Unsafe.Add(ref s, 3),
                     Unsafe.Add(ref s, 4), Unsafe.Add(ref s, 5), Unsafe.Add(ref s, 6), Unsafe.Add(ref s, 7), ref t[0]);
                 ref var r = ref Unsafe.Add(ref d0, start + i);
-                for (var j = 0; j < 8; j++) t[j].StoreUnsafe(ref Unsafe.Add(ref r, j * stride));
+                for (var j = 0; j < rows; j++) t[j].StoreUnsafe(ref Unsafe.Add(ref r, j * stride));
             }
         }
         for (; i < len; i++)

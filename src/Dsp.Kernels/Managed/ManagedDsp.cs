@@ -410,12 +410,14 @@ internal sealed class ManagedDsp : IDspOps
                 var scaleV = Vector256.Create(scale);
                 var offV = Vector256.Create(offset);
                 var i = 0;
+                ref var sr = ref Unsafe.AsRef(in src[0]);
+                ref var dr = ref dst[0];
                 for (; i + 8 <= row; i += 8)
                 {
-                    var v = Vector256.Create(src.Slice(i, 8));
+                    var v = Vector256.LoadUnsafe(ref sr, (nuint)i);
                     if (amplitude) v = Vector256.Abs(v);
                     var d = Vector256.FusedMultiplyAdd(Vector256.Log2(Vector256.Max(v, aminV)), scaleV, -offV);
-                    d.CopyTo(dst.Slice(i, 8));
+                    d.StoreUnsafe(ref dr, (nuint)i);
                     maxV = Vector256.Max(maxV, d);
                 }
                 var max = float.NegativeInfinity;
@@ -433,7 +435,7 @@ internal sealed class ManagedDsp : IDspOps
                     var floorV = Vector256.Create(floor);
                     i = 0;
                     for (; i + 8 <= row; i += 8)
-                        Vector256.Max(Vector256.Create(dst.Slice(i, 8)), floorV).CopyTo(dst.Slice(i, 8));
+                        Vector256.Max(Vector256.LoadUnsafe(ref dr, (nuint)i), floorV).StoreUnsafe(ref dr, (nuint)i);
                     for (; i < row; i++) dst[i] = Math.Max(dst[i], floor);
                 }
             }
