@@ -28,11 +28,19 @@ let run (file: string) (args: string list) (env: (string * string) list) (captur
     p.WaitForExit()
     p.ExitCode, List.ofSeq lines
 
-let dotnet args = run "dotnet" args [] false |> fst
-
+/// Builds the solution. Its lines go to standard error, so that a target's standard output stays
+/// machine-readable (`dataset --json` prints exactly one JSON object).
 let build () =
-    printfn "build: restoring and building Hybrid.sln (%s)" configuration
-    let code = dotnet [ "build"; Path.Combine(root, "Hybrid.sln"); "-c"; configuration; "-nologo"; "-v"; "q"; "-clp:ErrorsOnly" ]
+    eprintfn "build: restoring and building Hybrid.sln (%s)" configuration
+    let psi = ProcessStartInfo("dotnet", [ "build"; Path.Combine(root, "Hybrid.sln"); "-c"; configuration; "-nologo"; "-v"; "q"; "-clp:ErrorsOnly" ])
+    psi.WorkingDirectory <- root
+    psi.UseShellExecute <- false
+    psi.RedirectStandardOutput <- true
+    use p = Process.Start psi
+    p.OutputDataReceived.Add(fun e -> if not (isNull e.Data) then eprintfn "%s" e.Data)
+    p.BeginOutputReadLine()
+    p.WaitForExit()
+    let code = p.ExitCode
     if code <> 0 then
         eprintfn "build: failed (exit %d)" code
         exit code
@@ -82,7 +90,9 @@ let test (args: string list) =
 
 /// Targets implemented by the `hybrid` command (src/Cli); build.fsx only forwards their options.
 let cliTargets =
-    [ ("bench", "time the DSP workloads per engine: [--device all|NAME] [--json FILE] [--runs N] [--workload NAME ...]") ]
+    [ ("dataset", "summarise a dataset folder and its split")
+      ("features", "export a schema or transform of a dataset as CSV, Parquet or .npy")
+      ("bench", "time the workloads per engine: [--device all|NAME] [--json FILE] [--runs N] [--workload NAME ...]") ]
 
 let cli (target: string) (args: string list) =
     build ()

@@ -4,7 +4,7 @@ module Hybrid.Cli.Program
 open System
 
 let private usage =
-    """usage: hybrid <target> [options]   (targets: help, bench; run with --help for a target's options)"""
+    """usage: hybrid <target> [options]   (targets: help, dataset, features, bench; run with --help for a target's options)"""
 
 [<EntryPoint>]
 let main argv =
@@ -13,6 +13,8 @@ let main argv =
         printfn "%s" usage
         0
     | "bench" :: rest -> Bench.run (Array.ofList rest)
+    | "dataset" :: rest -> DatasetCommand.run Console.Out Console.Error (Array.ofList rest)
+    | "features" :: rest -> FeaturesCommand.run Console.Out Console.Error (Array.ofList rest)
     | target :: _ ->
         eprintfn "hybrid: unknown target '%s'. %s" target usage
         2

@@ -40,6 +40,8 @@ type WavInfo =
       DataOffset: int64
       /// Declared size of the data chunk in bytes (never more than the bytes present).
       DataBytes: int64 }
+    /// Length in seconds (Frames / SampleRate).
+    member this.Duration = float this.Frames / float this.SampleRate
 
 /// Decoded audio, channel-major: Samples.[channel].[frame], scaled to [-1, 1) the way soundfile does
 /// (float files are passed through unchanged, so they may exceed that range).
@@ -48,6 +50,10 @@ type Audio =
       SampleRate: int
       /// One array per channel, all of the same length.
       Samples: float32[][] }
+    /// Frames per channel.
+    member this.Frames = if this.Samples.Length = 0 then 0 else this.Samples.[0].Length
+    /// Length in seconds (Frames / SampleRate).
+    member this.Duration = float this.Frames / float this.SampleRate
 
 /// How Wav.writeStreamWith lays out a file.
 type WavWriteOptions =
@@ -391,7 +397,7 @@ module Wav =
 
     /// Decodes frames [start, start + count) into fresh arrays: one per channel, or one holding the mean
     /// of the channels when mix is true. Reads the data in blocks of at most 64 KiB.
-    let private decode (source: HeadedSource) (info: WavInfo) (start: int64) (count: int) (mix: bool) : Audio =
+    let private decode (name: string) (source: HeadedSource) (info: WavInfo) (start: int64) (count: int) (mix: bool) : Audio =
         let channels = info.Channels
         let outputs = if mix || channels = 1 then 1 else channels
         let samples = Array.init outputs (fun _ -> Array.zeroCreate<float32> count)
@@ -409,7 +415,7 @@ module Wav =
                     let offset = info.DataOffset + (start + int64 done') * int64 blockAlign
                     let got = source.ReadAt(offset, Span<byte>(bytes, 0, byteCount))
                     if got < byteCount then
-                        raise (IOException(sprintf "the file shrank while being read (wanted %d bytes at %d, got %d)" byteCount offset got))
+                        raise (IOException(sprintf "%s: the file shrank while being read (wanted %d bytes at %d, got %d)" name byteCount offset got))
                     let src = ReadOnlySpan<byte>(bytes, 0, byteCount)
                     if channels = 1 then
                         SampleCodec.decode info.Format src (Span<float32>(samples.[0], done', frames))
@@ -441,7 +447,8 @@ module Wav =
     let private frameRange name (info: WavInfo) (offsetSeconds: float) (durationSeconds: float option) =
         if not (offsetSeconds >= 0.0) || Double.IsInfinity offsetSeconds then
             raise (ArgumentOutOfRangeException("offsetSeconds", offsetSeconds, sprintf "%s: offset must be a finite number of seconds >= 0" name))
-        let start = min info.Frames (int64 (Math.Round(offsetSeconds * float info.SampleRate)))
+        let startFrame = Math.Round(offsetSeconds * float info.SampleRate)
+        let start = if startFrame >= float info.Frames then info.Frames else int64 startFrame
         let stop =
             match durationSeconds with
             | None -> info.Frames
@@ -472,7 +479,7 @@ module Wav =
     let private rangeOf name offsetSeconds durationSeconds mix (source: HeadedSource) =
         let info = parse name source
         let start, count = frameRange name info offsetSeconds durationSeconds
-        decode source info start count mix
+        decode name source info start count mix
 
     /// Reads and validates the header of the WAV file at path (reads no samples).
     /// Raises AudioFormatException for malformed or unsupported files.
@@ -499,6 +506,11 @@ module Wav =
     /// Reads every channel of a WAV file held in a stream (left open; non-seekable streams are buffered
     /// first); name is used in error messages.
     let readStream (name: string) (stream: Stream) : Audio = withSource name stream (rangeOf name 0.0 None false)
+
+    /// readRange for a WAV file held in a stream (left open); a seekable stream is read only where the
+    /// header and the range lie.
+    let readRangeStream (name: string) (stream: Stream) (offsetSeconds: float) (durationSeconds: float option) : Audio =
+        withSource name stream (rangeOf name offsetSeconds durationSeconds false)
 
     /// readStream mixed down to one channel.
     let readStreamMono (name: string) (stream: Stream) : Audio = withSource name stream (rangeOf name 0.0 None true)

@@ -1,0 +1,197 @@
+/// `hybrid features`: extract a predefined schema or a configured transform for every recording of a dataset
+/// (or one part of a split) on an engine, and export it as CSV, Parquet or .npy (with a file-list sidecar).
+module Hybrid.Cli.FeaturesCommand
+
+open System
+open System.IO
+open Argu
+open Hybrid.Dsp
+open Hybrid.Features
+open Hybrid.Features.Schemas
+
+/// The options of `features` (librosa's parameter names in kebab case).
+type FeaturesArgs =
+    | Data of dir: string
+    | [<Mandatory>] Out of file: string
+    | Schema of name: string
+    | Transform of name: string
+    | Sr of hz: int
+    | N_Fft of n: int
+    | Hop_Length of n: int
+    | Win_Length of n: int
+    | Window of name: string
+    | Center of bool
+    | Pad_Mode of mode: string
+    | N_Mels of n: int
+    | Fmin of hz: float
+    | Fmax of hz: float
+    | Htk
+    | Norm of name: string
+    | Power of p: float
+    | Top_Db of db: float
+    | N_Mfcc of n: int
+    | Lifter of l: float
+    | Length of samples: int
+    | Device of name: string
+    | Split of spec: string
+    | Part of name: string
+    | Seed of seed: int
+    | Batch_Size of n: int
+    | Json
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Data _ -> "dataset folder or manifest (default: FSDD from $HYBRID_FSDD or the user cache, downloaded when absent)."
+            | Out _ -> "output file: .csv, .parquet or .npy (the .npy gets a .files.txt sidecar listing files in row order)."
+            | Schema _ -> sprintf "predefined schema: %s." (String.Join(", ", Schemas.Names))
+            | Transform _ -> sprintf "transform: %s." (Transforms.kindNames |> List.map fst |> String.concat ", ")
+            | Sr _ -> "sampling rate in Hz (transforms; default: the dataset's first item's rate); recordings are resampled to it."
+            | N_Fft _ -> "FFT length (default 2048)."
+            | Hop_Length _ -> "hop length (default n_fft / 4)."
+            | Win_Length _ -> "window length (default n_fft)."
+            | Window _ -> "hann, hamming, blackman or rectangular (default hann)."
+            | Center _ -> "centre frames by padding n_fft/2 on both sides (default true)."
+            | Pad_Mode _ -> "constant, reflect or edge (default constant)."
+            | N_Mels _ -> "mel bands (default 128)."
+            | Fmin _ -> "lowest mel frequency in Hz (default 0)."
+            | Fmax _ -> "highest mel frequency in Hz (default sr / 2)."
+            | Htk -> "use the HTK mel formula instead of Slaney's."
+            | Norm _ -> "mel filter norm: slaney or none (default slaney)."
+            | Power _ -> "1 (magnitude) or 2 (power, default)."
+            | Top_Db _ -> "dynamic range kept below each clip's maximum in dB (default 80; a negative value keeps everything)."
+            | N_Mfcc _ -> "MFCC count (default 20)."
+            | Lifter _ -> "MFCC lifter (default 0: none)."
+            | Length _ -> "clip length in samples: zero-padded or cut at the end (transforms and any-length schemas; default: the longest recording)."
+            | Device _ -> "auto, managed, cuda, opencl or ilgpu-cpu (default auto)."
+            | Split _ -> "split to select a part from: official | speaker:NAME[,NAME] | loso | fold:K | random:RATIO | kfold:K."
+            | Part _ -> "with --split: train, validation, test or all (default all)."
+            | Seed _ -> "seed of random splits (default 0)."
+            | Batch_Size _ -> "clips per extraction batch (default 256)."
+            | Json -> "print a JSON summary line at the end."
+
+let private parseWindow (name: string) =
+    match name.ToLowerInvariant() with
+    | "hann" | "hanning" -> WindowKind.Hann
+    | "hamming" -> WindowKind.Hamming
+    | "blackman" -> WindowKind.Blackman
+    | "rectangular" | "boxcar" | "ones" -> WindowKind.Rectangular
+    | other -> invalidArg "window" (sprintf "unknown window '%s'; expected hann, hamming, blackman or rectangular" other)
+
+let private parsePadMode (name: string) =
+    match name.ToLowerInvariant() with
+    | "constant" -> PadMode.Constant
+    | "reflect" -> PadMode.Reflect
+    | "edge" -> PadMode.Edge
+    | other -> invalidArg "pad-mode" (sprintf "unknown pad mode '%s'; expected constant, reflect or edge" other)
+
+let private parseNorm (name: string) =
+    match name.ToLowerInvariant() with
+    | "slaney" -> MelNorm.Slaney
+    | "none" -> MelNorm.None
+    | other -> invalidArg "norm" (sprintf "unknown mel norm '%s'; expected slaney or none" other)
+
+/// Builds transform settings from the options (librosa defaults where an option is absent).
+let settingsOf (args: ParseResults<FeaturesArgs>) (sampleRate: int) : Transforms.Settings =
+    let nFft = args.GetResult(N_Fft, defaultValue = 2048)
+    let stft =
+        StftConfig(
+            NFft = nFft,
+            HopLength = (args.TryGetResult Hop_Length |> Option.toNullable),
+            WinLength = (args.TryGetResult Win_Length |> Option.toNullable),
+            Window = (args.TryGetResult Window |> Option.map parseWindow |> Option.defaultValue WindowKind.Hann),
+            Center = args.GetResult(Center, defaultValue = true),
+            PadMode = (args.TryGetResult Pad_Mode |> Option.map parsePadMode |> Option.defaultValue PadMode.Constant))
+    let mel =
+        MelConfig(
+            SampleRate = sampleRate,
+            NMels = args.GetResult(N_Mels, defaultValue = 128),
+            FMin = args.GetResult(Fmin, defaultValue = 0.0),
+            FMax = (args.TryGetResult Fmax |> Option.toNullable),
+            Htk = args.Contains Htk,
+            Norm = (args.TryGetResult Norm |> Option.map parseNorm |> Option.defaultValue MelNorm.Slaney))
+    let topDb = args.GetResult(Top_Db, defaultValue = 80.0)
+    { Transforms.defaults sampleRate with
+        Stft = stft
+        Power = args.GetResult(Power, defaultValue = 2.0)
+        Mel = mel
+        Db = DbConfig(TopDb = (if topDb < 0.0 then Nullable() else Nullable topDb))
+        NMfcc = args.GetResult(N_Mfcc, defaultValue = 20)
+        Lifter = args.GetResult(Lifter, defaultValue = 0.0) }
+
+/// Runs the command. Exit codes: 0 done; 1 extraction failed; 2 bad options.
+let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
+    let parser = ArgumentParser.Create<FeaturesArgs>(programName = "hybrid features")
+    try
+        let args = parser.ParseCommandLine(argv, raiseOnUsage = true)
+        let started = Diagnostics.Stopwatch.StartNew()
+        match args.TryGetResult Schema, args.TryGetResult Transform with
+        | Some _, Some _ -> invalidArg "schema" "give either --schema or --transform, not both"
+        | None, None -> invalidArg "schema" "give --schema NAME or --transform NAME"
+        | _ -> ()
+        let folder = args.TryGetResult Data |> Option.defaultWith (fun () -> Download.ensureFsdd None)
+        let dataset = Dataset.openFolder false folder
+        for s in dataset.Skipped do
+            error.WriteLine(sprintf "features: skipped %s: %s" s.Path s.Reason)
+        if dataset.Items.Length = 0 then raise (DatasetException(sprintf "%s holds no usable audio" dataset.Root))
+        let items =
+            match args.TryGetResult Split with
+            | None -> dataset.Items
+            | Some text ->
+                let folds = Split.apply (args.GetResult(Seed, defaultValue = 0)) (Split.parse text) dataset.Items
+                if folds.Length <> 1 then
+                    raise (DatasetException(sprintf "--split %s gives %d folds; export needs a single split (e.g. official, speaker:NAME, random:0.1)" text folds.Length))
+                match args.GetResult(Part, defaultValue = "all").ToLowerInvariant() with
+                | "train" -> folds.[0].Train
+                | "validation" -> folds.[0].Validation
+                | "test" -> folds.[0].Test
+                | "all" -> Array.concat [ folds.[0].Train; folds.[0].Validation; folds.[0].Test ]
+                | other -> raise (DatasetException(sprintf "unknown --part '%s'; expected train, validation, test or all" other))
+        use engine = Engines.Create(args.GetResult(Device, defaultValue = "auto"), fun line -> error.WriteLine("features: " + line))
+        let longestAt (sr: int) = items |> Array.map (fun i -> int (ceil (float i.Frames * float sr / float i.SampleRate))) |> Array.max
+        let extractor, rowShape, columns =
+            match args.TryGetResult Schema, args.TryGetResult Transform with
+            | Some name, _ ->
+                let info = Schemas.ByName name
+                let anyLength = args.GetResult(Length, defaultValue = longestAt info.SampleRate)
+                Transforms.ofSchema engine anyLength info, Array.ofSeq info.Shape, Array.ofSeq info.Names
+            | None, name ->
+                let kind = Transforms.parseKind (Option.defaultValue "" name)
+                let sr = args.GetResult(Sr, defaultValue = items.[0].SampleRate)
+                let length = args.GetResult(Length, defaultValue = longestAt sr)
+                let settings = settingsOf args sr
+                Transforms.extractor engine settings kind length, Transforms.shape settings kind length, Transforms.names settings kind length
+        let load (i: int) = Dataset.loadMono extractor.SampleRate items.[i] |> Clip.fit extractor.ClipSamples Clip.Start
+        let progress = Progress.create (sprintf "features %s" extractor.Name) items.Length
+        let values = Pipeline.extractAll extractor load items.Length (args.GetResult(Batch_Size, defaultValue = 256)) 2 progress
+        let table: Export.Table =
+            { Columns = columns
+              Files = items |> Array.map (fun i -> i.Path)
+              Labels = items |> Array.map (fun i -> i.Label)
+              Values = values }
+        let written = Export.write (args.GetResult Out) rowShape table
+        for f in written do out.WriteLine(sprintf "features: wrote %s" f)
+        out.WriteLine(sprintf "features: %d clips x [%s] on %s in %.2f s" items.Length (String.Join(" x ", rowShape)) engine.Name started.Elapsed.TotalSeconds)
+        if args.Contains Json then
+            let json =
+                Text.Json.JsonSerializer.Serialize(
+                    {| items = items.Length; skipped = dataset.Skipped.Length; shape = rowShape; extractor = extractor.Name
+                       fingerprint = extractor.Fingerprint; device = engine.Name; files = written; seconds = started.Elapsed.TotalSeconds |})
+            out.WriteLine json
+        0
+    with
+    | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
+        out.WriteLine(parser.PrintUsage())
+        0
+    | :? ArguParseException as e ->
+        error.WriteLine e.Message
+        2
+    | :? ArgumentException as e ->
+        error.WriteLine(sprintf "features: %s" e.Message)
+        2
+    | :? DatasetException as e ->
+        error.WriteLine(sprintf "features: %s" e.Message)
+        2
+    | :? AudioFormatException as e ->
+        error.WriteLine(sprintf "features: %s" e.Message)
+        1

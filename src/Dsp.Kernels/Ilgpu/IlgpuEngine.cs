@@ -1,0 +1,210 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace Hybrid.Dsp.Ilgpu;
+
+/// <summary>
+/// A float32 tensor in the device memory of an <see cref="IlgpuEngine"/>: a dense 1-D view of a
+/// <see cref="MemoryBuffer1D{T, TStride}"/>. Reshaped tensors are views sharing the storage; only the
+/// tensor that allocated the buffer frees it.
+/// </summary>
+public sealed class IlgpuTensor : Tensor
+{
+    private MemoryBuffer1D<float, Stride1D.Dense>? _owned;
+
+    internal IlgpuTensor(IlgpuEngine engine, int[] shape, MemoryBuffer1D<float, Stride1D.Dense>? owned, ArrayView1D<float, Stride1D.Dense> view)
+        : base(engine, shape)
+    {
+        if (view.Length != Length)
+            throw new ArgumentException($"Device view has {view.Length} elements, shape [{string.Join(", ", shape)}] needs {Length}.", nameof(view));
+        _owned = owned;
+        View = view;
+    }
+
+    /// <summary>The device elements (row-major).</summary>
+    internal ArrayView1D<float, Stride1D.Dense> View { get; }
+
+    /// <inheritdoc />
+    public override void CopyFrom(ReadOnlySpan<float> source, long offset = 0)
+    {
+        CheckRange(offset, source.Length);
+        if (source.Length == 0) return;
+        View.SubView(offset, source.Length).CopyFromCPU(ref MemoryMarshal.GetReference(source), source.Length);
+    }
+
+    /// <inheritdoc />
+    public override void CopyTo(Span<float> destination, long offset = 0)
+    {
+        CheckRange(offset, destination.Length);
+        if (destination.Length == 0) return;
+        View.SubView(offset, destination.Length).CopyToCPU(ref MemoryMarshal.GetReference(destination), destination.Length);
+    }
+
+    /// <inheritdoc />
+    public override Tensor Reshape(params int[] shape)
+    {
+        long length = 1;
+        foreach (var d in shape) length = checked(length * Math.Max(d, 0));
+        if (length != Length)
+            throw new ArgumentException($"Cannot reshape [{string.Join(", ", Shape)}] ({Length} elements) to [{string.Join(", ", shape)}] ({length} elements).", nameof(shape));
+        return new IlgpuTensor((IlgpuEngine)Engine, shape, null, View);
+    }
+
+    /// <inheritdoc />
+    public override void Dispose()
+    {
+        _owned?.Dispose();
+        _owned = null;
+    }
+
+    private void CheckRange(long offset, int count)
+    {
+        if (offset < 0 || offset + count > Length)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"Range [{offset}, {offset + count}) is outside the tensor's {Length} elements.");
+    }
+}
+
+/// <summary>
+/// An engine running the DSP as ILGPU kernels on one accelerator: <c>cuda</c>, <c>opencl</c> or
+/// <c>ilgpu-cpu</c> (ILGPU's CPU simulator, a test vehicle for the kernels and about ten times slower than
+/// the managed engine). Create it with <see cref="Engines.Create"/>. Kernels are compiled once per engine
+/// on first use; plans (twiddles, windows, filter banks) are uploaded once per configuration and cached.
+/// </summary>
+public sealed class IlgpuEngine : Engine
+{
+    private readonly ConcurrentDictionary<string, Delegate> _kernels = new();
+    private readonly ConcurrentDictionary<object, IDisposable> _plans = new();
+    private MemoryBuffer1D<float, Stride1D.Dense>? _scratch;
+    private IlgpuDsp? _dsp;
+    private bool _disposed;
+
+    internal IlgpuEngine(string name, Context context, Accelerator accelerator)
+    {
+        Name = name;
+        Context = context;
+        Accelerator = accelerator;
+        GroupSize = Math.Max(1, Math.Min(256, accelerator.MaxNumThreadsPerGroup));
+    }
+
+    /// <inheritdoc />
+    public override string Name { get; }
+
+    /// <inheritdoc />
+    public override string DeviceName => $"{Accelerator.Name} ({Accelerator.AcceleratorType}, {Accelerator.MaxNumThreadsPerGroup} threads/group, {Accelerator.MemorySize / (1024 * 1024)} MiB)";
+
+    internal Context Context { get; }
+
+    internal Accelerator Accelerator { get; }
+
+    /// <summary>Threads per group used by the explicitly grouped kernels (at most 256).</summary>
+    internal int GroupSize { get; }
+
+    /// <inheritdoc />
+    public override Tensor Allocate(params int[] shape) => AllocateDevice(shape);
+
+    /// <summary>Allocates a zero-filled device tensor.</summary>
+    public IlgpuTensor AllocateDevice(params int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        long length = 1;
+        foreach (var d in shape)
+        {
+            if (d < 0) throw new ArgumentException($"Tensor dimensions must be non-negative, shape was [{string.Join(", ", shape)}].", nameof(shape));
+            length = checked(length * d);
+        }
+        var buffer = Accelerator.Allocate1D<float>(Math.Max(length, 1));
+        buffer.MemSetToZero();
+        var view = buffer.View.SubView(0, length);
+        return new IlgpuTensor(this, shape, buffer, view);
+    }
+
+    /// <inheritdoc />
+    public override IDspOps Dsp => _dsp ??= new IlgpuDsp(this);
+
+    /// <inheritdoc />
+    public override void Synchronize() => Accelerator.Synchronize();
+
+    /// <summary>Compiles every DSP kernel now, so that a back end unable to compile them fails here.</summary>
+    public void CompileKernels() => ((IlgpuDsp)Dsp).CompileAll();
+
+    /// <summary>Returns the kernel cached under <paramref name="key"/>, loading it on first use.</summary>
+    internal T Kernel<T>(string key, Func<Accelerator, T> load) where T : Delegate =>
+        (T)_kernels.GetOrAdd(key, _ => load(Accelerator));
+
+    /// <summary>Returns the plan cached under <paramref name="key"/>, building it on first use.</summary>
+    internal T Plan<T>(object key, Func<T> build) where T : class, IDisposable
+    {
+        if (_plans.TryGetValue(key, out var existing)) return (T)existing;
+        var created = build();
+        if (_plans.TryAdd(key, created)) return created;
+        created.Dispose();
+        return (T)_plans[key];
+    }
+
+    /// <summary>Uploads host floats to a new device buffer.</summary>
+    internal MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] data)
+    {
+        var buffer = Accelerator.Allocate1D<float>(Math.Max(data.Length, 1));
+        if (data.Length > 0) buffer.View.SubView(0, data.Length).CopyFromCPU(data);
+        return buffer;
+    }
+
+    /// <summary>Held while an operation enqueues work that uses <see cref="Scratch"/>.</summary>
+    internal object ScratchGate { get; } = new();
+
+    /// <summary>
+    /// A device work area of at least <paramref name="floats"/> elements, reused across calls (grown when needed).
+    /// Operations on one engine run one at a time on its stream, so one area suffices.
+    /// </summary>
+    internal ArrayView1D<float, Stride1D.Dense> Scratch(long floats)
+    {
+        lock (ScratchGate)
+        {
+            if (_scratch is null || _scratch.Length < floats)
+            {
+                Accelerator.Synchronize();
+                _scratch?.Dispose();
+                _scratch = Accelerator.Allocate1D<float>(Math.Max(floats, 1024));
+            }
+            return _scratch.View.SubView(0, Math.Max(floats, 1));
+        }
+    }
+
+    /// <inheritdoc />
+    public override void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (var plan in _plans.Values) plan.Dispose();
+        _plans.Clear();
+        _scratch?.Dispose();
+        Accelerator.Dispose();
+        Context.Dispose();
+    }
+
+    /// <summary>Returns the ILGPU storage of a tensor, or throws if it belongs to another engine.</summary>
+    internal IlgpuTensor Expect(Tensor t, string name)
+    {
+        ArgumentNullException.ThrowIfNull(t, name);
+        if (t is IlgpuTensor it && ReferenceEquals(t.Engine, this)) return it;
+        throw new ArgumentException($"{name}: tensor lives on engine '{t.Engine.Name}', not on this '{Name}' engine.", name);
+    }
+}
+
+/// <summary>A set of device buffers cached as one plan.</summary>
+internal sealed class DevicePlan : IDisposable
+{
+    private readonly MemoryBuffer1D<float, Stride1D.Dense>[] _buffers;
+
+    internal DevicePlan(params MemoryBuffer1D<float, Stride1D.Dense>[] buffers) => _buffers = buffers;
+
+    /// <summary>The i-th buffer's view.</summary>
+    internal ArrayView<float> this[int i] => _buffers[i].View;
+
+    public void Dispose()
+    {
+        foreach (var b in _buffers) b.Dispose();
+    }
+}

@@ -1,0 +1,161 @@
+namespace Hybrid.Features
+
+open System
+open System.Globalization
+open System.Text.RegularExpressions
+
+/// One waveform augmentation; its `--augment` spelling is given. Random amounts are drawn per item.
+type Augmentation =
+    /// `noise:C`: x + C * N(0, 1) per sample (the additive noise of the Speech Commands 1D-conv write-up).
+    | Noise of coefficient: float
+    /// `snr:DB` or `snr:LO-HI`: white Gaussian noise at a signal-to-noise ratio (dB) drawn from [LO, HI].
+    | NoiseSnr of lowDb: float * highDb: float
+    /// `background:DB` or `background:LO-HI` (alias `bg`): a random segment of a random background-noise
+    /// recording mixed in at an SNR (dB) drawn from [LO, HI].
+    | Background of lowDb: float * highDb: float
+    /// `shift:S`: time shift by a uniform amount in [-S, S] seconds, zero filled, length kept.
+    | Shift of maxSeconds: float
+    /// `gain:DB`: gain drawn uniformly from [-DB, DB] decibels.
+    | Gain of maxDb: float
+    /// `speed:F` or `speed:LO-HI`: speed perturbation by resampling with a factor from [LO, HI] (quantised to
+    /// 0.01); a factor f changes the length from n to about n / f, and the pitch with it.
+    | Speed of low: float * high: float
+
+/// Seeded waveform augmentation. Each item's randomness comes from its own generator seeded by
+/// (seed, item key), so results never depend on iteration order or threads; vary the seed per epoch for
+/// fresh draws. The building blocks are pure functions of their parameters.
+module Augment =
+
+    let private fail fmt = Printf.kprintf (fun m -> raise (DatasetException m)) fmt
+
+    /// Mean of x^2 (0 for an empty array).
+    let power (x: float32[]) =
+        if x.Length = 0 then 0.0
+        else
+            let mutable sum = 0.0
+            for v in x do
+                sum <- sum + float v * float v
+            sum / float x.Length
+
+    /// Multiplies by 10^(db / 20).
+    let gain (db: float) (x: float32[]) : float32[] =
+        let factor = float32 (Math.Pow(10.0, db / 20.0))
+        Array.map (fun v -> v * factor) x
+
+    /// Delays by `samples` (negative: advances), filling with zeros; the length is kept.
+    let shift (samples: int) (x: float32[]) : float32[] =
+        let y = Array.zeroCreate x.Length
+        let n = x.Length
+        if abs samples < n then
+            if samples >= 0 then Array.blit x 0 y samples (n - samples)
+            else Array.blit x (-samples) y 0 (n + samples)
+        y
+
+    /// Speeds up by `factor` (0.25 to 4) by band-limited resampling (Resample.resample from 80 * round(100 f)
+    /// to 8,000: only the ratio matters): the result has about n / factor samples.
+    let speed (factor: float) (x: float32[]) : float32[] =
+        if not (factor >= 0.25 && factor <= 4.0) then
+            invalidArg (nameof factor) (sprintf "speed factor must lie in [0.25, 4], was %g" factor)
+        let k = int (Math.Round(factor * 100.0))
+        if k = 100 then Array.copy x else Resample.resample (80 * k) 8000 x
+
+    /// signal + s * noise with s chosen so that 10 log10(P(signal) / P(s * noise)) = snrDb. `noise` must be
+    /// as long as `signal`; a silent signal or noise is returned unchanged (copied).
+    let mixAtSnr (snrDb: float) (signal: float32[]) (noise: float32[]) : float32[] =
+        if noise.Length <> signal.Length then
+            invalidArg (nameof noise) (sprintf "noise has %d samples, the signal %d" noise.Length signal.Length)
+        let ps, pn = power signal, power noise
+        if ps = 0.0 || pn = 0.0 then Array.copy signal
+        else
+            let s = float32 (sqrt (ps / (pn * Math.Pow(10.0, snrDb / 10.0))))
+            Array.map2 (fun a b -> a + s * b) signal noise
+
+    let private gaussian (rng: SeededRandom) (n: int) = Array.init n (fun _ -> float32 (rng.NextGaussian()))
+
+    /// A segment of `length` samples from a random noise recording at a random offset, looping when short.
+    let private noiseSegment (rng: SeededRandom) (noises: float32[][]) (length: int) =
+        let usable = noises |> Array.filter (fun n -> n.Length > 0)
+        if usable.Length = 0 then
+            fail "background-noise augmentation needs noise recordings (e.g. a _background_noise_ folder); none were given"
+        let clip = usable.[rng.NextInt usable.Length]
+        let offset = rng.NextInt clip.Length
+        Array.init length (fun i -> clip.[(offset + i) % clip.Length])
+
+    /// Applies the augmentations in order to one item's mono samples at `sampleRate` Hz, drawing every random
+    /// amount from a generator seeded by (seed, key) (key: Item.Key). `noises` are background recordings at the
+    /// same rate (see loadNoise), needed only by Background. The input is not modified.
+    let apply (seed: int) (key: string) (noises: float32[][]) (sampleRate: int) (augmentations: Augmentation list) (x: float32[]) : float32[] =
+        let rng = SeededRandom.ForKey(seed, "augment/" + key)
+        let step (x: float32[]) augmentation =
+            match augmentation with
+            | Noise c ->
+                let noise = gaussian rng x.Length
+                Array.map2 (fun a b -> a + float32 c * b) x noise
+            | NoiseSnr (lo, hi) ->
+                let snr = rng.Uniform(lo, hi)
+                mixAtSnr snr x (gaussian rng x.Length)
+            | Background (lo, hi) ->
+                let snr = rng.Uniform(lo, hi)
+                mixAtSnr snr x (noiseSegment rng noises x.Length)
+            | Shift maxSeconds ->
+                let most = int (Math.Round(maxSeconds * float sampleRate))
+                shift (rng.NextInt(2 * most + 1) - most) x
+            | Gain maxDb -> gain (rng.Uniform(-maxDb, maxDb)) x
+            | Speed (lo, hi) -> speed (rng.Uniform(lo, hi)) x
+        augmentations |> List.fold step x |> fun y -> if obj.ReferenceEquals(y, x) then Array.copy x else y
+
+    /// Reads background-noise recordings as mono at `sampleRate` Hz (resampled when needed).
+    let loadNoise (sampleRate: int) (paths: string[]) : float32[][] =
+        paths
+        |> Array.Parallel.map (fun path ->
+            let audio = Wav.readMono path
+            let x = audio.Samples.[0]
+            if audio.SampleRate = sampleRate then x else Resample.resample audio.SampleRate sampleRate x)
+
+    let private number = @"-?\d+(?:\.\d+)?"
+    let private range = Regex(sprintf "^(%s)(?:-(%s))?$" number number, RegexOptions.CultureInvariant)
+
+    /// Parses an `--augment` list such as `noise:0.005,shift:0.1,gain:6,speed:0.9-1.1,snr:20,background:10-20`.
+    /// Raises DatasetException naming the bad entry and what was expected.
+    let parse (text: string) : Augmentation list =
+        let expected = "expected noise:C, snr:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB or speed:F[-F]"
+        text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
+        |> Array.map (fun entry ->
+            let name, value =
+                match entry.IndexOf ':' with
+                | -1 -> fail "augmentation '%s' has no value (%s)" entry expected
+                | i -> entry.Substring(0, i).Trim().ToLowerInvariant(), entry.Substring(i + 1).Trim()
+            let m = range.Match value
+            if not m.Success then fail "augmentation '%s': '%s' is not a number or LO-HI range (%s)" entry value expected
+            let lo = Double.Parse(m.Groups.[1].Value, CultureInfo.InvariantCulture)
+            let hi = if m.Groups.[2].Success then Double.Parse(m.Groups.[2].Value, CultureInfo.InvariantCulture) else lo
+            if hi < lo then fail "augmentation '%s': range %g-%g is reversed" entry lo hi
+            let single () =
+                if m.Groups.[2].Success then fail "augmentation '%s' takes one value, not a range" entry
+                if lo < 0.0 then fail "augmentation '%s' must not be negative" entry
+                lo
+            match name with
+            | "noise" -> Noise(single ())
+            | "snr" -> NoiseSnr(lo, hi)
+            | "background" | "bg" -> Background(lo, hi)
+            | "shift" -> Shift(single ())
+            | "gain" -> Gain(single ())
+            | "speed" ->
+                if lo < 0.25 || hi > 4.0 then fail "augmentation '%s': speed factors must lie in [0.25, 4]" entry
+                Speed(lo, hi)
+            | _ -> fail "unknown augmentation '%s' (%s)" name expected)
+        |> List.ofArray
+
+    /// The `--augment` spelling of a list (parse's inverse).
+    let format (augmentations: Augmentation list) : string =
+        let g (v: float) = v.ToString("R", CultureInfo.InvariantCulture)
+        let r lo hi = if lo = hi then g lo else g lo + "-" + g hi
+        augmentations
+        |> List.map (function
+            | Noise c -> "noise:" + g c
+            | NoiseSnr (lo, hi) -> "snr:" + r lo hi
+            | Background (lo, hi) -> "background:" + r lo hi
+            | Shift s -> "shift:" + g s
+            | Gain d -> "gain:" + g d
+            | Speed (lo, hi) -> "speed:" + r lo hi)
+        |> String.concat ","

@@ -1,0 +1,543 @@
+namespace Hybrid.Features
+
+open System
+open System.Collections.Generic
+open System.Globalization
+open System.IO
+open System.Text
+open System.Text.RegularExpressions
+open System.Runtime.ExceptionServices
+open System.Threading.Tasks
+
+/// Where a dataset's items were found.
+type DatasetSource =
+    /// The Free Spoken Digit Dataset: `recordings/{digit}_{speaker}_{index}.wav` (or the files directly in
+    /// the folder) with an optional `speakers.csv`.
+    | Fsdd
+    /// One sub-folder per class (GTZAN genres, Speech Commands words).
+    | FolderPerClass
+    /// A CSV manifest with path and label columns (UrbanSound8K's metadata file, for one); the path of the manifest.
+    | Manifest of manifestPath: string
+
+/// One labelled recording whose header was read and found usable.
+type Item =
+    { /// Full path of the WAV file.
+      Path: string
+      /// Stable identifier: the path relative to the dataset root, with '/' separators. Seeds per-item
+      /// randomness (augmentation), so results do not depend on order or threads.
+      Key: string
+      /// Class name (FSDD: the digit "0".."9").
+      Label: string
+      /// Position of Label in the dataset's sorted Labels.
+      LabelIndex: int
+      /// Speaker, where the source names one (FSDD, Speech Commands, a manifest's speaker column).
+      Speaker: string option
+      /// Predefined fold, where the source has one (UrbanSound8K's fold 1-10).
+      Fold: int option
+      /// Recording index, where the source has one (FSDD's 0-49, Speech Commands' nohash index, GTZAN's number).
+      Index: int option
+      /// Predefined subset from the source: "train", "validation" or "test" (Speech Commands' list files).
+      Subset: string option
+      /// Sample rate in Hz, from the header.
+      SampleRate: int
+      /// Channel count, from the header.
+      Channels: int
+      /// Frames (samples per channel), from the header.
+      Frames: int64 }
+    /// Length in seconds.
+    member x.Duration = float x.Frames / float x.SampleRate
+
+/// A file the scan left out, and why.
+type SkippedFile =
+    { /// Full path of the file.
+      Path: string
+      /// What was wrong with it (the reader's problem text, or why its name or manifest row was unusable).
+      Reason: string }
+
+/// A scanned dataset: every usable item and every skipped file.
+type Dataset =
+    { /// The folder (or manifest's folder) the dataset was opened from, as a full path.
+      Root: string
+      /// How the items were found.
+      Source: DatasetSource
+      /// Class names sorted ordinally; an item's LabelIndex indexes this array. FSDD: always "0".."9".
+      Labels: string[]
+      /// Usable items, sorted by Key.
+      Items: Item[]
+      /// Files that were left out, sorted by path, each with its reason.
+      Skipped: SkippedFile[]
+      /// Background-noise recordings offered for augmentation (Speech Commands' `_background_noise_`).
+      NoiseFiles: string[]
+      /// Speaker metadata from FSDD's speakers.csv: speaker name to column name to value (empty when absent).
+      SpeakerInfo: Map<string, Map<string, string>> }
+
+/// Which manifest columns hold what (names matched case-insensitively).
+type ManifestColumns =
+    { /// The file path or file name column (UrbanSound8K: slice_file_name).
+      PathColumn: string
+      /// The class name column (UrbanSound8K: class).
+      LabelColumn: string
+      /// Optional speaker column.
+      SpeakerColumn: string option
+      /// Optional integer fold column (UrbanSound8K: fold).
+      FoldColumn: string option }
+
+/// A file found by a source, before its header is checked.
+type internal Candidate =
+    { Path: string
+      Key: string
+      Label: string
+      Speaker: string option
+      Fold: int option
+      Index: int option
+      Subset: string option }
+
+/// Minimal RFC 4180 CSV reading (quoted fields, doubled quotes, CRLF or LF).
+module internal Csv =
+    /// Parses text into rows of fields; blank lines are dropped.
+    let parse (text: string) : string[][] =
+        let rows = List<string[]>()
+        let fields = List<string>()
+        let field = StringBuilder()
+        let mutable quoted = false
+        let mutable i = 0
+        let endRow () =
+            fields.Add(field.ToString())
+            field.Clear() |> ignore
+            if not (fields.Count = 1 && fields.[0].Length = 0) then rows.Add(fields.ToArray())
+            fields.Clear()
+        while i < text.Length do
+            let c = text.[i]
+            if quoted then
+                if c = '"' then
+                    if i + 1 < text.Length && text.[i + 1] = '"' then
+                        field.Append('"') |> ignore
+                        i <- i + 1
+                    else quoted <- false
+                else field.Append(c) |> ignore
+            else
+                match c with
+                | '"' -> quoted <- true
+                | ',' ->
+                    fields.Add(field.ToString())
+                    field.Clear() |> ignore
+                | '\r' -> ()
+                | '\n' -> endRow ()
+                | _ -> field.Append(c) |> ignore
+            i <- i + 1
+        if field.Length > 0 || fields.Count > 0 then endRow ()
+        rows.ToArray()
+
+/// Opening dataset folders (FSDD, folder-per-class, CSV manifest), scanning headers, and streaming audio.
+module Dataset =
+
+    let private fsddName =
+        Regex(@"^(\d)_(.+)_(\d+)\.wav$", RegexOptions.IgnoreCase ||| RegexOptions.CultureInvariant)
+
+    let private speechCommandsName =
+        Regex(@"^([0-9a-f]+)_nohash_(\d+)\.wav$", RegexOptions.IgnoreCase ||| RegexOptions.CultureInvariant)
+
+    let private numberedName =
+        Regex(@"\.(\d+)\.wav$", RegexOptions.IgnoreCase ||| RegexOptions.CultureInvariant)
+
+    let private isWav (path: string) =
+        String.Equals(Path.GetExtension path, ".wav", StringComparison.OrdinalIgnoreCase)
+
+    let private wavFiles (dir: string) (recursive: bool) =
+        let option = if recursive then SearchOption.AllDirectories else SearchOption.TopDirectoryOnly
+        Directory.EnumerateFiles(dir, "*", option) |> Seq.filter isWav |> Seq.toArray |> Array.sortWith (fun a b -> String.CompareOrdinal(a, b))
+
+    let private keyOf (root: string) (path: string) =
+        Path.GetRelativePath(root, path).Replace(Path.DirectorySeparatorChar, '/')
+
+    let private fileName (path: string) =
+        match Path.GetFileName path with
+        | null -> path
+        | name -> name
+
+    /// Parses an FSDD file name `{digit}_{speaker}_{index}.wav` into (digit, speaker, index).
+    let tryParseFsddName (name: string) : (int * string * int) option =
+        let m = fsddName.Match name
+        if m.Success then
+            match Int32.TryParse(m.Groups.[3].Value, NumberStyles.None, CultureInfo.InvariantCulture) with
+            | true, index -> Some(int m.Groups.[1].Value, m.Groups.[2].Value, index)
+            | _ -> None
+        else None
+
+    /// The FSDD digits, the labels of every FSDD dataset whatever digits its files hold.
+    let fsddLabels = Array.init 10 string
+
+    /// The folder holding FSDD's recordings: `dir/recordings` when it exists, else `dir` when any WAV file
+    /// directly in it is FSDD-named.
+    let private fsddRecordings (dir: string) =
+        let sub = Path.Combine(dir, "recordings")
+        if Directory.Exists sub then Some sub
+        elif wavFiles dir false |> Array.exists (fun p -> (tryParseFsddName (fileName p)).IsSome) then Some dir
+        else None
+
+    let private readSpeakerInfo (dir: string) =
+        let path = Path.Combine(dir, "speakers.csv")
+        if File.Exists path then
+            match Csv.parse (File.ReadAllText path) |> List.ofArray with
+            | header :: rows when header.Length > 1 ->
+                rows
+                |> List.filter (fun r -> r.Length = header.Length && r.[0].Trim() <> "")
+                |> List.map (fun r ->
+                    r.[0].Trim(), (Seq.zip header.[1..] r.[1..] |> Seq.map (fun (h, v) -> h.Trim(), v.Trim()) |> Map.ofSeq))
+                |> Map.ofList
+            | _ -> Map.empty
+        else Map.empty
+
+    let private fsddCandidates (root: string) (recordings: string) =
+        let candidates = List<Candidate>()
+        let skipped = List<SkippedFile>()
+        for path in wavFiles recordings false do
+            match tryParseFsddName (fileName path) with
+            | Some (digit, speaker, index) ->
+                candidates.Add
+                    { Path = path; Key = keyOf root path; Label = string digit; Speaker = Some speaker
+                      Fold = None; Index = Some index; Subset = None }
+            | None ->
+                skipped.Add
+                    { Path = path
+                      Reason = "file name does not follow FSDD's {digit}_{speaker}_{index}.wav" }
+        candidates.ToArray(), skipped.ToArray()
+
+    /// The sub-folder name Speech Commands uses for its background-noise recordings.
+    [<Literal>]
+    let BackgroundNoiseFolder = "_background_noise_"
+
+    let private classFolders (root: string) =
+        Directory.GetDirectories root
+        |> Array.filter (fun d ->
+            let name = fileName d
+            not (name.StartsWith "_" || name.StartsWith ".") && not (Array.isEmpty (wavFiles d true)))
+        |> Array.sortWith (fun a b -> String.CompareOrdinal(a, b))
+
+    let private readList (root: string) (name: string) =
+        let path = Path.Combine(root, name)
+        if File.Exists path then
+            File.ReadAllLines path
+            |> Array.map (fun l -> l.Trim().Replace('\\', '/'))
+            |> Array.filter (fun l -> l <> "")
+            |> HashSet
+            |> Some
+        else None
+
+    let private folderCandidates (root: string) (folders: string[]) =
+        let validation = readList root "validation_list.txt"
+        let testing = readList root "testing_list.txt"
+        let hasLists = validation.IsSome || testing.IsSome
+        let within (set: HashSet<string> option) key = set |> Option.exists (fun s -> s.Contains key)
+        [| for dir in folders do
+               let label = fileName dir
+               for path in wavFiles dir true do
+                   let key = keyOf root path
+                   let name = fileName path
+                   let speech = speechCommandsName.Match name
+                   let numbered = numberedName.Match name
+                   let number (text: string) =
+                       match Int32.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture) with
+                       | true, v -> Some v
+                       | _ -> None
+                   let speaker, index =
+                       if speech.Success then Some speech.Groups.[1].Value, number speech.Groups.[2].Value
+                       elif numbered.Success then None, number numbered.Groups.[1].Value
+                       else None, None
+                   let subset =
+                       if not hasLists then None
+                       elif within testing key then Some "test"
+                       elif within validation key then Some "validation"
+                       else Some "train"
+                   { Path = path; Key = key; Label = label; Speaker = speaker; Fold = None; Index = index; Subset = subset } |]
+
+    let private matchColumn (header: string[]) (names: string list) =
+        names
+        |> List.tryPick (fun n -> header |> Array.tryFindIndex (fun h -> h.Trim().Equals(n, StringComparison.OrdinalIgnoreCase)))
+
+    /// Guesses the column mapping of a manifest header: path from path/filepath/file_path/file/filename/
+    /// file_name/fname/slice_file_name, label from label/class/category/genre/word, speaker from
+    /// speaker/speaker_id/client_id, fold from fold. None when no path or label column is found.
+    let detectColumns (header: string[]) : ManifestColumns option =
+        let pick names = matchColumn header names |> Option.map (fun i -> header.[i].Trim())
+        match pick [ "path"; "filepath"; "file_path"; "file"; "filename"; "file_name"; "fname"; "slice_file_name" ],
+              pick [ "label"; "class"; "category"; "genre"; "word" ] with
+        | Some p, Some l ->
+            Some
+                { PathColumn = p; LabelColumn = l
+                  SpeakerColumn = pick [ "speaker"; "speaker_id"; "client_id" ]
+                  FoldColumn = pick [ "fold" ] }
+        | _ -> None
+
+    /// The folder a manifest describes: the manifest's folder, or its parent when the manifest lies in
+    /// `metadata/` (UrbanSound8K's layout).
+    let private manifestRoot (manifestDir: string) =
+        if String.Equals(fileName manifestDir, "metadata", StringComparison.OrdinalIgnoreCase) then
+            match Path.GetDirectoryName manifestDir with
+            | null -> manifestDir
+            | p -> p
+        else manifestDir
+
+    /// WAV files under a folder by file name, for manifests that list bare names of files lying in sub-folders
+    /// (GTZAN's features CSVs); a name found more than once maps to None.
+    let private wavsByName (root: string) =
+        lazy (
+            let byName = Dictionary<string, string option>(StringComparer.Ordinal)
+            for path in wavFiles root true do
+                let name = fileName path
+                byName.[name] <- if byName.ContainsKey name then None else Some path
+            byName)
+
+    /// Where a manifest entry's file is: as given (absolute, or relative to the manifest's folder or the
+    /// dataset root), under UrbanSound8K's `audio/fold{F}/` or `audio/`, else, for a bare file name, the one
+    /// WAV of that name anywhere under the root.
+    let private resolveEntry (manifestDir: string) (root: string) (byName: Lazy<Dictionary<string, string option>>) (value: string) (fold: int option) =
+        let value = value.Replace('\\', '/')
+        let tries =
+            [ if Path.IsPathRooted value then yield value
+              for b in List.distinct [ manifestDir; root ] do
+                  yield Path.Combine(b, value)
+                  match fold with
+                  | Some f -> yield Path.Combine(b, "audio", sprintf "fold%d" f, value)
+                  | None -> ()
+                  yield Path.Combine(b, "audio", value) ]
+        match tries |> List.map Path.GetFullPath |> List.tryFind File.Exists with
+        | Some path -> Ok path
+        | None when not (value.Contains '/') ->
+            match byName.Value.TryGetValue value with
+            | true, Some path -> Ok path
+            | true, None -> Error(sprintf "more than one file named %s under %s" value root)
+            | _ -> Error "not found"
+        | None -> Error "not found"
+
+    let private manifestCandidates (manifestPath: string) (columns: ManifestColumns option) =
+        let manifestPath = Path.GetFullPath manifestPath
+        if not (File.Exists manifestPath) then
+            raise (DatasetException(sprintf "%s: manifest not found" manifestPath))
+        let manifestDir =
+            match Path.GetDirectoryName manifestPath with
+            | null -> "."
+            | d -> d
+        let rows = Csv.parse (File.ReadAllText manifestPath)
+        if rows.Length = 0 then raise (DatasetException(sprintf "%s: manifest is empty (expected a header row)" manifestPath))
+        let header = rows.[0]
+        let columns =
+            match columns with
+            | Some c -> c
+            | None ->
+                match detectColumns header with
+                | Some c -> c
+                | None ->
+                    raise (DatasetException(sprintf "%s: no path and label columns found in header [%s]; name them with a column mapping" manifestPath (String.Join(", ", header))))
+        let index name =
+            match matchColumn header [ name ] with
+            | Some i -> i
+            | None -> raise (DatasetException(sprintf "%s: column '%s' not found in header [%s]" manifestPath name (String.Join(", ", header))))
+        let pathAt = index columns.PathColumn
+        let labelAt = index columns.LabelColumn
+        let speakerAt = columns.SpeakerColumn |> Option.map index
+        let foldAt = columns.FoldColumn |> Option.map index
+        let candidates = List<Candidate>()
+        let skipped = List<SkippedFile>()
+        let root = manifestRoot manifestDir
+        let byName = wavsByName root
+        let labels = SortedSet<string>(StringComparer.Ordinal)
+        for r in 1 .. rows.Length - 1 do
+            let row = rows.[r]
+            let line = r + 1
+            let cell i = if i < row.Length then row.[i].Trim() else ""
+            let described = sprintf "%s (line %d)" manifestPath line
+            let path, label = cell pathAt, cell labelAt
+            if path = "" || label = "" then
+                skipped.Add { Path = described; Reason = sprintf "row has no %s" (if path = "" then "path" else "label") }
+            else
+                let fold =
+                    foldAt
+                    |> Option.map (fun i ->
+                        match Int32.TryParse(cell i, NumberStyles.Integer, CultureInfo.InvariantCulture) with
+                        | true, f -> Ok f
+                        | _ -> Error(cell i))
+                match fold with
+                | Some (Error text) -> skipped.Add { Path = described; Reason = sprintf "fold '%s' is not an integer" text }
+                | _ ->
+                    let fold = fold |> Option.bind (function Ok f -> Some f | Error _ -> None)
+                    labels.Add label |> ignore
+                    match resolveEntry manifestDir root byName path fold with
+                    | Ok full ->
+                        let key = if full.StartsWith(root, StringComparison.Ordinal) then keyOf root full else full.Replace('\\', '/')
+                        candidates.Add
+                            { Path = full; Key = key; Label = label
+                              Speaker = speakerAt |> Option.map cell |> Option.filter (fun s -> s <> "")
+                              Fold = fold; Index = None; Subset = None }
+                    | Error why -> skipped.Add { Path = Path.Combine(manifestDir, path); Reason = sprintf "listed in %s line %d but %s" manifestPath line why }
+        root, candidates.ToArray(), skipped.ToArray(), Seq.toArray labels
+
+    /// Reads one header; Ok with its info, or Error with why the file is unusable.
+    let private probe (path: string) : Result<WavInfo, string> =
+        try
+            let info = Wav.readInfo path
+            let length = FileInfo(path).Length
+            if info.Frames <= 0L then Error "holds no audio frames"
+            elif info.SampleRate <= 0 then Error(sprintf "sample rate %d Hz is not positive" info.SampleRate)
+            elif info.DataOffset + info.DataBytes > length then
+                Error(sprintf "data chunk declares %d bytes at offset %d but the file is %d bytes long" info.DataBytes info.DataOffset length)
+            else Ok info
+        with
+        | :? AudioFormatException as e -> Error e.Problem
+        | :? IOException as e -> Error e.Message
+        | :? UnauthorizedAccessException as e -> Error e.Message
+
+    let private failStrict (skipped: SkippedFile[]) =
+        if skipped.Length > 0 then
+            let first = skipped |> Array.minBy (fun s -> s.Path)
+            raise (DatasetException(sprintf "%s: %s (strict mode stops at the first unusable file)" first.Path first.Reason))
+
+    /// Checks every candidate's header in parallel and builds the dataset.
+    let private build strict root source (labels: string[]) (candidates: Candidate[]) (skipped: SkippedFile[]) noise speakerInfo =
+        if strict then failStrict skipped
+        let probed = candidates |> Array.Parallel.map (fun c -> c, probe c.Path)
+        let bad =
+            probed
+            |> Array.choose (fun (c, r) ->
+                match r with
+                | Error reason -> Some { Path = c.Path; Reason = reason }
+                | Ok _ -> None)
+        let skipped = Array.append skipped bad |> Array.sortWith (fun a b -> String.CompareOrdinal(a.Path, b.Path))
+        if strict then failStrict skipped
+        let labelIndex = labels |> Array.mapi (fun i l -> l, i) |> dict
+        let items =
+            probed
+            |> Array.choose (fun (c, r) ->
+                match r with
+                | Ok info ->
+                    Some
+                        { Path = c.Path; Key = c.Key; Label = c.Label; LabelIndex = labelIndex.[c.Label]
+                          Speaker = c.Speaker; Fold = c.Fold; Index = c.Index; Subset = c.Subset
+                          SampleRate = info.SampleRate; Channels = info.Channels; Frames = info.Frames }
+                | Error _ -> None)
+            |> Array.sortWith (fun a b -> String.CompareOrdinal(a.Key, b.Key))
+        { Root = root; Source = source; Labels = labels; Items = items; Skipped = skipped
+          NoiseFiles = noise; SpeakerInfo = speakerInfo }
+
+    let private existingFolder (path: string) =
+        let full = Path.GetFullPath path
+        if not (Directory.Exists full) then raise (DatasetException(sprintf "%s: folder not found" full))
+        full
+
+    /// Opens an FSDD folder: `recordings/{digit}_{speaker}_{index}.wav` (or such files directly in the folder)
+    /// and an optional speakers.csv. Labels are the digits "0".."9"; each item has speaker and index.
+    /// Wrongly named WAV files and unreadable headers are skipped with their reason (strict: DatasetException
+    /// naming the first).
+    let openFsdd (strict: bool) (path: string) : Dataset =
+        let root = existingFolder path
+        let recordings = Path.Combine(root, "recordings")
+        let recordings = if Directory.Exists recordings then recordings else root
+        let candidates, skipped = fsddCandidates root recordings
+        build strict root Fsdd fsddLabels candidates skipped [||] (readSpeakerInfo root)
+
+    /// Opens a folder with one sub-folder per class (GTZAN, Speech Commands). Class names are the sub-folder
+    /// names (sorted); folders starting with '_' or '.' are not classes, and `_background_noise_` becomes the
+    /// dataset's NoiseFiles. Speech Commands' validation_list.txt / testing_list.txt, when present, set each
+    /// item's Subset ("validation", "test", else "train"); `{speaker}_nohash_{n}.wav` names give speaker and index.
+    let openFolderPerClass (strict: bool) (path: string) : Dataset =
+        let root = existingFolder path
+        let folders = classFolders root
+        let labels = folders |> Array.map fileName
+        let noiseDir = Path.Combine(root, BackgroundNoiseFolder)
+        let noise = if Directory.Exists noiseDir then wavFiles noiseDir true else [||]
+        build strict root FolderPerClass labels (folderCandidates root folders) [||] noise Map.empty
+
+    /// Opens a CSV manifest. Columns come from the mapping, or are detected from the header (see detectColumns:
+    /// UrbanSound8K's slice_file_name / class / fold work as they are). An entry's file is looked for as given,
+    /// relative to the manifest's folder and its parent, and under `audio/fold{F}/` there (UrbanSound8K's layout).
+    /// Rows with a missing file, label or a non-integer fold are skipped with their reason.
+    let openManifest (strict: bool) (columns: ManifestColumns option) (manifestPath: string) : Dataset =
+        let root, candidates, skipped, labels = manifestCandidates manifestPath columns
+        build strict root (Manifest(Path.GetFullPath manifestPath)) labels candidates skipped [||] Map.empty
+
+    /// The manifest a folder describes itself with: the first CSV (by name) at its top or in `metadata/`
+    /// whose header has path and label columns and at least one of whose entries is an existing file.
+    let private findManifest (root: string) =
+        [ root; Path.Combine(root, "metadata") ]
+        |> List.filter Directory.Exists
+        |> List.collect (fun d -> Directory.GetFiles(d, "*.csv") |> Array.sort |> List.ofArray)
+        |> List.tryFind (fun f ->
+            let header =
+                use reader = new StreamReader(f)
+                reader.ReadLine()
+            match header with
+            | null -> false
+            | line when (detectColumns (Csv.parse line |> Array.tryHead |> Option.defaultValue [||])).IsNone -> false
+            | _ ->
+                try
+                    let _, candidates, _, _ = manifestCandidates f None
+                    candidates.Length > 0
+                with :? DatasetException -> false)
+
+    /// Opens a dataset, detecting its layout: a .csv path is a manifest; a folder with FSDD recordings is FSDD;
+    /// a folder with a manifest CSV (at its top or in metadata/, naming files that exist) is that manifest; else
+    /// a folder with class sub-folders is folder-per-class. Headers are checked in parallel; unusable files are
+    /// listed in Skipped with their reason, or, when strict, the first raises DatasetException naming it.
+    /// A folder with no recognisable audio gives a dataset with no items.
+    let openFolder (strict: bool) (path: string) : Dataset =
+        if File.Exists path && String.Equals(Path.GetExtension path, ".csv", StringComparison.OrdinalIgnoreCase) then
+            openManifest strict None path
+        else
+            let root = existingFolder path
+            match fsddRecordings root with
+            | Some _ -> openFsdd strict root
+            | None ->
+                match findManifest root with
+                | Some manifest -> openManifest strict None manifest
+                | None -> openFolderPerClass strict root
+
+    /// Distinct speakers of the items, sorted.
+    let speakers (items: Item[]) =
+        items |> Array.choose (fun i -> i.Speaker) |> Array.distinct |> Array.sortWith (fun a b -> String.CompareOrdinal(a, b))
+
+    /// Reads an item as one mono channel (channels averaged) at its own rate. Raises AudioFormatException.
+    let read (item: Item) : Audio = Wav.readMono item.Path
+
+    /// Reads an item as mono samples at `sampleRate` Hz, resampling (band-limited) when its rate differs.
+    let loadMono (sampleRate: int) (item: Item) : float32[] =
+        let audio = Wav.readMono item.Path
+        let samples = audio.Samples.[0]
+        if audio.SampleRate = sampleRate then samples else Resample.resample audio.SampleRate sampleRate samples
+
+    /// Lazily loads items in batches of `batchSize` (the last may be shorter), each batch's items loaded in
+    /// parallel, keeping at most `readAhead` batches loading ahead of the one being consumed: memory stays
+    /// bounded by (readAhead + 1) * batchSize loaded values whatever the dataset's size. Order is kept.
+    /// A load failure is raised when its batch is reached. Nothing is loaded until the sequence is iterated.
+    let streamWith (readAhead: int) (batchSize: int) (load: Item -> 'T) (items: Item[]) : seq<(Item * 'T)[]> =
+        if batchSize < 1 then invalidArg (nameof batchSize) (sprintf "batchSize must be at least 1, was %d" batchSize)
+        if readAhead < 1 then invalidArg (nameof readAhead) (sprintf "readAhead must be at least 1, was %d" readAhead)
+        seq {
+            let batches = Array.chunkBySize batchSize items
+            let pending = Queue<Task<(Item * 'T)[]>>()
+            let mutable next = 0
+            let start () =
+                let batch = batches.[next]
+                next <- next + 1
+                pending.Enqueue(Task.Run(fun () -> batch |> Array.Parallel.map (fun item -> item, load item)))
+            try
+                while next < batches.Length && pending.Count < readAhead do
+                    start ()
+                while pending.Count > 0 do
+                    let task = pending.Dequeue()
+                    let result =
+                        try
+                            task.GetAwaiter().GetResult()
+                        with :? AggregateException as e ->
+                            // Array.Parallel wraps the loader's exception: raise the loader's own.
+                            ExceptionDispatchInfo.Capture(e.Flatten().InnerExceptions.[0]).Throw()
+                            Unchecked.defaultof<_>
+                    if next < batches.Length then start ()
+                    yield result
+            finally
+                for task in pending do
+                    try task.Wait() with _ -> ()
+        }
+
+    /// streamWith with two batches read ahead.
+    let stream (batchSize: int) (load: Item -> 'T) (items: Item[]) : seq<(Item * 'T)[]> =
+        streamWith 2 batchSize load items

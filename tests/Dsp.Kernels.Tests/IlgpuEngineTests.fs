@@ -1,0 +1,78 @@
+/// The ILGPU engine and its tensors on the CPU accelerator (zeroed allocation, copies, reshape views, engine checks),
+/// and a check that every DSP kernel also compiles to PTX for CUDA, so CUDA-only compile errors show up without a GPU.
+module Hybrid.DspKernelsTests.IlgpuEngineTests
+
+open System
+open System.Reflection
+open Expecto
+open ILGPU
+open ILGPU.Backends.EntryPoints
+open ILGPU.Backends.PTX
+open ILGPU.Runtime
+open ILGPU.Runtime.Cuda
+open ILGPU.Runtime.CPU
+open Hybrid.Dsp
+open Hybrid.Dsp.Ilgpu
+open Hybrid.DspKernelsTests.IlgpuFixture
+
+/// Every kernel entry point of the ILGPU DSP: static methods named *Kernel on the kernel classes.
+let private kernels () =
+    [ typeof<FftKernels>; typeof<StftKernels>; typeof<MelKernels>; typeof<SpectralKernels> ]
+    |> List.collect (fun t ->
+        t.GetMethods(BindingFlags.Static ||| BindingFlags.NonPublic ||| BindingFlags.Public)
+        |> Array.filter (fun m -> m.Name.EndsWith "Kernel" && m.ReturnType = typeof<Void>)
+        |> Array.toList)
+
+[<Tests>]
+let tests =
+    ilgpuList "IlgpuEngine" [
+        test "the ilgpu-cpu engine names itself and its device" {
+            let e = engine.Value
+            Expect.equal e.Name "ilgpu-cpu" "name"
+            Expect.isTrue (e.DeviceName.Contains "CPU") $"device name mentions the CPU, was {e.DeviceName}"
+        }
+
+        test "allocated tensors are zero-filled even where a previous tensor left data" {
+            let e = engine.Value
+            for _ in 1 .. 3 do
+                let junk = upload e (Array.create 4096 7.0f) [| 4096 |]
+                junk.Dispose()
+                use fresh = e.Allocate(64, 64)
+                Expect.isTrue (fresh.ToArray() |> Array.forall (fun v -> v = 0.0f)) "fresh tensor is zero"
+        }
+
+        test "copies to and from the host round-trip at an offset, and a reshape shares storage" {
+            let e = engine.Value
+            use t = e.Allocate(3, 4)
+            t.CopyFrom(ReadOnlySpan<float32>([| 1.0f; 2.0f; 3.0f |]), 5L)
+            let view = t.Reshape(2, 6)
+            Expect.equal view.Shape [| 2; 6 |] "view shape"
+            Expect.equal (view.ToArray()) [| 0.0f; 0.0f; 0.0f; 0.0f; 0.0f; 1.0f; 2.0f; 3.0f; 0.0f; 0.0f; 0.0f; 0.0f |] "view contents"
+            view.CopyFrom(ReadOnlySpan<float32>([| 9.0f |]), 0L)
+            Expect.equal (t.ToArray()).[0] 9.0f "write through the view is visible in the original"
+            throwsArgument "reshape" [ "12 elements" ] (fun () -> t.Reshape(5, 5) |> ignore)
+        }
+
+        test "a tensor from another engine is rejected naming the parameter and the engines" {
+            let e = engine.Value
+            use managed = new Hybrid.Dsp.Managed.ManagedEngine()
+            use foreign = managed.Allocate(1, 64)
+            use out = e.Allocate(1, 33, 2)
+            throwsArgument "foreign tensor" [ "input"; "managed"; "ilgpu-cpu" ] (fun () -> e.Dsp.Rfft(foreign, out))
+        }
+
+        test "every DSP kernel compiles to PTX for sm_70 (CUDA) without a GPU" {
+            let found = kernels ()
+            Expect.isGreaterThanOrEqual found.Length 10 "kernels found by reflection"
+            use context = Context.Create(fun b -> b.CPU().EnableAlgorithms() |> ignore)
+            use backend = new PTXBackend(context, CudaCapabilityContext(CudaArchitecture.SM_70), CudaArchitecture.SM_70, CudaInstructionSet.ISA_70, null)
+            for m in found do
+                let grouped = m.GetParameters().[0].ParameterType <> typeof<Index1D>
+                let entry =
+                    if grouped then EntryPointDescription.FromExplicitlyGroupedKernel m
+                    else EntryPointDescription.FromImplicitlyGroupedKernel m
+                let mutable specialization = KernelSpecialization.Empty
+                let compiled = backend.Compile(&entry, &specialization) :?> PTXCompiledKernel
+                Expect.stringContains compiled.PTXAssembly ".entry" $"PTX of {m.Name}"
+        }
+    ]

@@ -1,0 +1,61 @@
+/// The one ILGPU CPU-accelerator engine shared by every ILGPU test of this run (creating a Context is slow),
+/// helpers to move arrays on and off an engine, and double-precision references.
+module Hybrid.DspKernelsTests.IlgpuFixture
+
+open System
+open Expecto
+open Hybrid.Dsp
+
+/// The shared ilgpu-cpu engine, created on first use.
+let engine: Lazy<Engine> = lazy (Engines.Create "ilgpu-cpu")
+
+/// A test list whose tests run one at a time with every other list in the "ilgpu-cpu" group (they share one accelerator).
+let ilgpuList name tests = testList name tests |> testSequencedGroup "ilgpu-cpu"
+
+/// Uploads a host array as a tensor of the given shape.
+let upload (e: Engine) (data: float32[]) (shape: int[]) = e.FromHost(ReadOnlySpan<float32>(data), shape)
+
+/// Runs f on fresh output tensors and returns their contents, disposing every tensor.
+let download (t: Tensor) =
+    let a = t.ToArray()
+    t.Dispose()
+    a
+
+/// Deterministic pseudo-random floats in [-1, 1).
+let randomSignal (seed: int) (count: int) =
+    let rng = Random seed
+    Array.init count (fun _ -> float32 (rng.NextDouble() * 2.0 - 1.0))
+
+/// Naive DFT in double precision of complex interleaved input (sign -1 forward, +1 inverse; no scaling).
+let naiveDft (inverse: bool) (n: int) (x: float32[]) =
+    let sign = if inverse then 1.0 else -1.0
+    let y = Array.zeroCreate (2 * n)
+    for k in 0 .. n - 1 do
+        let mutable re = 0.0
+        let mutable im = 0.0
+        for j in 0 .. n - 1 do
+            let q = (int64 j * int64 k) % int64 n
+            let a = sign * 2.0 * Math.PI * float q / float n
+            let c, s = cos a, sin a
+            let xr, xi = float x.[2 * j], float x.[2 * j + 1]
+            re <- re + xr * c - xi * s
+            im <- im + xr * s + xi * c
+        y.[2 * k] <- re
+        y.[2 * k + 1] <- im
+    y
+
+/// Largest absolute value of an array.
+let maxAbs (xs: float[]) = xs |> Array.fold (fun m v -> max m (abs v)) 0.0
+
+/// Fails unless f throws an ArgumentException whose message contains every fragment.
+let throwsArgument (what: string) (fragments: string list) (f: unit -> unit) =
+    let message =
+        try
+            f ()
+            None
+        with :? ArgumentException as e -> Some e.Message
+    match message with
+    | None -> failtestf "%s: expected an ArgumentException, none was thrown" what
+    | Some m ->
+        for fragment in fragments do
+            if not (m.Contains fragment) then failtestf "%s: expected the message to mention '%s', was: %s" what fragment m

@@ -1,0 +1,102 @@
+module Hybrid.FeaturesTests.FeaturesCommandTests
+
+open System
+open System.IO
+open System.Text.Json
+open Expecto
+open Hybrid.Features
+open Hybrid.TestSupport
+
+let private referenceSignals = [ "0_jackson_0"; "3_theo_12"; "7_nicolas_31"; "9_yweweler_44" ]
+
+/// A reference array from a librosa JSON file: shape and row-major values.
+let private referenceArray (dir: string) (signal: string) (name: string) =
+    use doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, signal + ".json")))
+    let a = doc.RootElement.GetProperty name
+    let shape = [| for d in a.GetProperty("shape").EnumerateArray() -> d.GetInt32() |]
+    let data = [| for v in a.GetProperty("data").EnumerateArray() -> float32 (v.GetDouble()) |]
+    shape, data
+
+/// Copies the reference recordings into a fresh FSDD-shaped folder.
+let private withReferenceFolder (fsdd: string) (body: string -> unit) =
+    let dir = Path.Combine(Path.GetTempPath(), "hybrid-features-" + Guid.NewGuid().ToString("N"))
+    Directory.CreateDirectory(Path.Combine(dir, "recordings")) |> ignore
+    try
+        for s in referenceSignals do
+            File.Copy(Path.Combine(fsdd, "recordings", s + ".wav"), Path.Combine(dir, "recordings", s + ".wav"))
+        body dir
+    finally
+        Directory.Delete(dir, true)
+
+let private run (args: string list) =
+    use out = new StringWriter()
+    use err = new StringWriter()
+    let code = Hybrid.Cli.FeaturesCommand.run out err (Array.ofList args)
+    code, out.ToString(), err.ToString()
+
+let private fsddArgs = [ "--sr"; "8000"; "--n-fft"; "256"; "--hop-length"; "128"; "--n-mels"; "40"; "--fmax"; "4000"; "--device"; "managed" ]
+
+/// Checks the first frames of each exported clip (later frames are the zero padding to the longest clip,
+/// which changes nothing before it: librosa centres with zero padding too).
+let private checkTransform (reference: string) (npy: string) (arrayName: string) (tolerance: float32[] -> float) =
+    let shape, values = Export.readNpy npy
+    let order = File.ReadAllLines(npy + ".files.txt") |> Array.map (fun l -> nonNull (Path.GetFileNameWithoutExtension(l.Split('\t').[0])))
+    Expect.equal (Array.sort order) (List.toArray referenceSignals |> Array.sort) "one row per recording"
+    order
+    |> Array.iteri (fun row signal ->
+        let rshape, expected = referenceArray reference signal arrayName
+        let rows, frames = rshape.[0], rshape.[1]
+        Expect.equal shape.[1] rows (sprintf "%s rows" signal)
+        let actual = Array.init (rows * frames) (fun k -> values.[row * shape.[1] * shape.[2] + (k / frames) * shape.[2] + k % frames])
+        let atol = tolerance expected
+        Assertions.allClose 0.0 atol expected actual (sprintf "%s %s" signal arrayName))
+
+[<Tests>]
+let tests =
+    testList "FeaturesCommand" [
+        TestData.testWithFsdd "exported log-mel and MFCC transforms match librosa within the DSP tolerances" (fun fsdd ->
+            match TestData.referenceFolder () with
+            | None -> skiptest "librosa reference folder not found"
+            | Some reference ->
+                withReferenceFolder fsdd (fun dir ->
+                    let logmel = Path.Combine(dir, "logmel.npy")
+                    let code, _, err = run ([ "--data"; dir; "--out"; logmel; "--transform"; "logmel" ] @ fsddArgs)
+                    Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+                    checkTransform reference logmel "log_mel_db" (fun _ -> 0.01)
+                    let mfcc = Path.Combine(dir, "mfcc.npy")
+                    let code, _, err = run ([ "--data"; dir; "--out"; mfcc; "--transform"; "mfcc"; "--n-mfcc"; "13" ] @ fsddArgs)
+                    Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+                    checkTransform reference mfcc "mfcc" (fun _ -> 1e-3)
+                    let mel = Path.Combine(dir, "mel.npy")
+                    let code, _, err = run ([ "--data"; dir; "--out"; mel; "--transform"; "mel" ] @ fsddArgs)
+                    Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+                    checkTransform reference mel "mel_spectrogram" (fun e -> 1e-4 * float (Array.max e))))
+
+        TestData.testWithFsdd "a schema exports to CSV, Parquet and .npy with the same rows" (fun fsdd ->
+            withReferenceFolder fsdd (fun dir ->
+                let outputs = [ "t.csv"; "t.parquet"; "t.npy" ] |> List.map (fun f -> Path.Combine(dir, f))
+                for o in outputs do
+                    let code, _, err = run [ "--data"; dir; "--out"; o; "--schema"; "mfcc-mean40"; "--device"; "managed" ]
+                    Expect.equal code 0 (sprintf "exit code for %s (stderr: %s)" o err)
+                let csv = Export.readCsv outputs.[0]
+                let parquet = Export.readParquet outputs.[1]
+                let shape, npy = Export.readNpy outputs.[2]
+                Expect.equal csv.Columns.Length 40 "40 MFCC columns"
+                Expect.equal parquet.Columns csv.Columns "same columns"
+                Expect.equal parquet.Values csv.Values "same values in CSV and Parquet"
+                Expect.equal shape [| 4; 40 |] ".npy shape"
+                Expect.equal npy csv.Values "same values in .npy"
+                Expect.equal csv.Labels [| "0"; "3"; "7"; "9" |] "labels from the file names"))
+
+        test "giving neither a schema nor a transform is a usage error" {
+            let code, _, err = run [ "--data"; "."; "--out"; "x.csv" ]
+            Expect.equal code 2 "exit code 2"
+            Expect.stringContains err "--schema" "expected the fix in the message"
+        }
+
+        test "--help prints the options and succeeds" {
+            let code, out, _ = run [ "--help" ]
+            Expect.equal code 0 "exit code 0"
+            Expect.stringContains out "--hop-length" "expected librosa-named options"
+        }
+    ]
