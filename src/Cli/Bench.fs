@@ -194,11 +194,14 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
       peak_mb = peak
       cpu_ms = cpuMedian }
 
-/// The engines named by --device: "all" (every engine that can be created here) or one engine name.
-let private engines (device: string) : Engine list =
-    match device with
-    | "all" | "managed" -> [ new Managed.ManagedEngine() ]
-    | other -> failwithf "--device: unknown engine '%s' (expected all or managed)" other
+/// The engine names --device selects: "all" is every engine available here except ilgpu-cpu (ILGPU's CPU
+/// simulator, a kernel test vehicle about 10x slower than managed; name it to measure it); anything else is
+/// one name of Engines.Names.
+let private engineNames (device: string) =
+    match device.Trim().ToLowerInvariant() with
+    | "all" -> Engines.Available() |> Seq.filter (fun n -> n <> "ilgpu-cpu") |> List.ofSeq
+    | name when Seq.contains name Engines.Names -> [ name ]
+    | other -> failwithf "--device: unknown engine '%s' (expected all or one of %s)" other (String.Join(", ", Engines.Names))
 
 /// Formats the results as a markdown table.
 let table (results: Result list) =
@@ -219,7 +222,7 @@ type Arguments =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Device _ -> "engine to measure: all (default) or an engine name (managed, cuda, opencl, ilgpu-cpu)"
+            | Device _ -> "engine to measure: all (default: every available engine but ilgpu-cpu) or a name (auto, managed, cuda, opencl, ilgpu-cpu)"
             | Json _ -> "also write the results as a JSON list to this file"
             | Runs _ -> "timed runs per workload after warm-up (default 5; the median is reported)"
             | Workload _ -> sprintf "only these workloads (default all: %s)" (workloads |> List.map _.Name |> String.concat ", ")
@@ -241,8 +244,8 @@ let run (argv: string[]) =
                     | Some w -> w
                     | None -> failwithf "--workload: unknown workload '%s'" n)
         let results =
-            [ for engine in engines (args.GetResult(Device, defaultValue = "all")) do
-                  use e = engine
+            [ for name in engineNames (args.GetResult(Device, defaultValue = "all")) do
+                  use e = Engines.Create(name, fun line -> eprintfn "bench: %s" line)
                   for w in selected do
                       let r = measure e runs w
                       yield r ]
