@@ -223,6 +223,31 @@ internal sealed unsafe class ManagedNn : INnOps
         ManagedTensor? tb = bias is null ? null : M(bias, nameof(bias));
         int K = g.PatchSize, P = g.OutHeight * g.OutWidth, inPlane = g.InChannels * g.InHeight * g.InWidth, outPlane = g.OutChannels * P;
         bool pointwise = IsPointwise(g);
+        if (NnDirectConv.Applies(g))
+        {
+            ForRanges(g.Batch, 1, (n0, n1) =>
+            {
+                float[] scratch = ArrayPool<float>.Shared.Rent(NnDirectConv.ScratchSize(geo));
+                try
+                {
+                    fixed (float* px = tx.Data)
+                    fixed (float* pw = tw.Data)
+                    fixed (float* py = ty.Data)
+                    fixed (float* pb = tb is null ? Array.Empty<float>() : tb.Data)
+                    fixed (float* ps = scratch)
+                    {
+                        float* bp = tb is null ? null : pb + tb.Offset;
+                        for (int i = n0; i < n1; i++)
+                            NnDirectConv.ForwardPadded(geo, px + tx.Offset + (long)i * inPlane, pw + tw.Offset, bp, py + ty.Offset + (long)i * outPlane, ps);
+                    }
+                }
+                finally
+                {
+                    ArrayPool<float>.Shared.Return(scratch);
+                }
+            });
+            return;
+        }
         ForRanges(g.Batch, 1, (n0, n1) =>
         {
             float[] col = pointwise ? Array.Empty<float>() : ArrayPool<float>.Shared.Rent(K * P);
@@ -269,6 +294,7 @@ internal sealed unsafe class ManagedNn : INnOps
         int K = g.PatchSize, P = g.OutHeight * g.OutWidth, inPlane = g.InChannels * g.InHeight * g.InWidth, outPlane = g.OutChannels * P;
         int wLen = g.OutChannels * K;
         bool pointwise = IsPointwise(g);
+        bool direct = NnDirectConv.Applies(g);
         int chunks = Math.Min(g.Batch, WeightGradChunks);
         float[] partial = ArrayPool<float>.Shared.Rent(chunks * wLen);
         try
@@ -276,6 +302,35 @@ internal sealed unsafe class ManagedNn : INnOps
             System.Threading.Tasks.Parallel.For(0, chunks, _engine.Parallel, ch =>
             {
                 int n0 = (int)((long)geo.Batch * ch / chunks), n1 = (int)((long)geo.Batch * (ch + 1) / chunks);
+                if (direct)
+                {
+                    float[] scratch = ArrayPool<float>.Shared.Rent(NnDirectConv.ScratchSize(geo));
+                    try
+                    {
+                        fixed (float* px = tx.Data)
+                        fixed (float* pw = tw.Data)
+                        fixed (float* pdy = tdy.Data)
+                        fixed (float* ppart = partial)
+                        fixed (float* ps = scratch)
+                        fixed (float* pdx = tdx is null ? Array.Empty<float>() : tdx.Data)
+                        {
+                            float* acc = ppart + (long)ch * wLen;
+                            new Span<float>(acc, wLen).Clear();
+                            for (int i = n0; i < n1; i++)
+                            {
+                                float* dyi = pdy + tdy.Offset + (long)i * outPlane;
+                                NnDirectConv.WeightGradientPadded(geo, px + tx.Offset + (long)i * inPlane, dyi, acc, ps);
+                                if (tdx is not null)
+                                    NnDirectConv.InputGradient(geo, pw + tw.Offset, dyi, pdx + tdx.Offset + (long)i * inPlane);
+                            }
+                        }
+                    }
+                    finally
+                    {
+                        ArrayPool<float>.Shared.Return(scratch);
+                    }
+                    return;
+                }
                 float[] col = pointwise ? Array.Empty<float>() : ArrayPool<float>.Shared.Rent(K * P);
                 float[] dcol = pointwise || tdx is null ? Array.Empty<float>() : ArrayPool<float>.Shared.Rent(K * P);
                 try
@@ -409,12 +464,37 @@ internal sealed unsafe class ManagedNn : INnOps
         y.RequireShape(nameof(y), g.Batch, g.Channels, g.OutHeight, g.OutWidth);
     }
 
+    /// <summary>2 x 2 windows with stride 2 that all lie inside the input (the common max-pooling case).</summary>
+    private static bool IsMaxPool2x2(in PoolGeometry g, PoolKind kind) =>
+        kind == PoolKind.Max && g.PoolHeight == 2 && g.PoolWidth == 2 && g.StrideH == 2 && g.StrideW == 2
+        && g.PadTop == 0 && g.PadLeft == 0 && 2 * g.OutHeight <= g.InHeight && 2 * g.OutWidth <= g.InWidth;
+
     public void Pool2DForward(in PoolGeometry g, PoolKind kind, Tensor x, Tensor y)
     {
         CheckPool(g, x, y);
         var geo = g;
         var tx = M(x, nameof(x)); var ty = M(y, nameof(y));
         int inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;
+        if (IsMaxPool2x2(g, kind))
+        {
+            ForRanges((long)g.Batch * g.Channels, 4, (p0, p1) =>
+            {
+                for (int p = p0; p < p1; p++)
+                {
+                    var xs = tx.Data.AsSpan(tx.Offset + p * inPlane, inPlane);
+                    var ys = ty.Data.AsSpan(ty.Offset + p * outPlane, outPlane);
+                    for (int oh = 0; oh < geo.OutHeight; oh++)
+                    {
+                        var r0 = xs.Slice(2 * oh * geo.InWidth, geo.InWidth);
+                        var r1 = xs.Slice((2 * oh + 1) * geo.InWidth, geo.InWidth);
+                        var yr = ys.Slice(oh * geo.OutWidth, geo.OutWidth);
+                        for (int ow = 0; ow < yr.Length; ow++)
+                            yr[ow] = MathF.Max(MathF.Max(r0[2 * ow], r0[2 * ow + 1]), MathF.Max(r1[2 * ow], r1[2 * ow + 1]));
+                    }
+                }
+            });
+            return;
+        }
         ForRanges((long)g.Batch * g.Channels, 4, (p0, p1) =>
         {
             for (int p = p0; p < p1; p++)
@@ -463,6 +543,33 @@ internal sealed unsafe class ManagedNn : INnOps
         var geo = g;
         var tx = M(x, nameof(x)); var tdy = M(dy, nameof(dy)); var tdx = M(dx, nameof(dx));
         int inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;
+        if (IsMaxPool2x2(g, kind))
+        {
+            ForRanges((long)g.Batch * g.Channels, 4, (p0, p1) =>
+            {
+                for (int p = p0; p < p1; p++)
+                {
+                    var xs = tx.Data.AsSpan(tx.Offset + p * inPlane, inPlane);
+                    var dxs = tdx.Data.AsSpan(tdx.Offset + p * inPlane, inPlane);
+                    var dys = tdy.Data.AsSpan(tdy.Offset + p * outPlane, outPlane);
+                    dxs.Clear();
+                    for (int oh = 0; oh < geo.OutHeight; oh++)
+                    {
+                        int row0 = 2 * oh * geo.InWidth, row1 = row0 + geo.InWidth;
+                        for (int ow = 0; ow < geo.OutWidth; ow++)
+                        {
+                            int best = row0 + 2 * ow;
+                            float r = xs[best];
+                            if (xs[row0 + 2 * ow + 1] > r) { best = row0 + 2 * ow + 1; r = xs[best]; }
+                            if (xs[row1 + 2 * ow] > r) { best = row1 + 2 * ow; r = xs[best]; }
+                            if (xs[row1 + 2 * ow + 1] > r) best = row1 + 2 * ow + 1;
+                            dxs[best] = dys[oh * geo.OutWidth + ow];
+                        }
+                    }
+                }
+            });
+            return;
+        }
         ForRanges((long)g.Batch * g.Channels, 4, (p0, p1) =>
         {
             for (int p = p0; p < p1; p++)

@@ -28,7 +28,9 @@ internal static unsafe class NnGemm
         float* b, int ldb, bool transB, float beta, float* c, int ldc)
     {
         if (m <= 0 || n <= 0) return;
-        if (beta != 1f)
+        bool empty = k <= 0 || alpha == 0f;
+        // beta = 0 with a non-empty product: the first K block stores instead of adding, so C is never read.
+        if (beta != 1f && (beta != 0f || empty))
         {
             for (int i = 0; i < m; i++)
             {
@@ -37,7 +39,7 @@ internal static unsafe class NnGemm
                 else ScaleInPlace(row, beta);
             }
         }
-        if (k <= 0 || alpha == 0f) return;
+        if (empty) return;
 
         var packA = t_packA ??= new float[MC * KC];
         var packB = t_packB ??= new float[KC * NC];
@@ -62,7 +64,7 @@ internal static unsafe class NnGemm
                             for (int ir = 0; ir < mc; ir += MR)
                             {
                                 int mr = Math.Min(MR, mc - ir);
-                                Kernel(kc, pa + (long)ir * kc, bPanel, c + (long)(ic + ir) * ldc + jc + jr, ldc, mr, nr);
+                                Kernel(kc, pa + (long)ir * kc, bPanel, c + (long)(ic + ir) * ldc + jc + jr, ldc, mr, nr, beta == 0f && pc == 0);
                             }
                         }
                     }
@@ -93,6 +95,17 @@ internal static unsafe class NnGemm
                     for (; r < MR; r++) d[r] = 0f;
                 }
             }
+            else if (mr == MR)
+            {
+                float* s0 = a + (long)(ic + ir) * lda + pc;
+                float* s1 = s0 + lda, s2 = s1 + lda, s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda;
+                for (int p = 0; p < kc; p++)
+                {
+                    float* d = dst + p * MR;
+                    d[0] = alpha * s0[p]; d[1] = alpha * s1[p]; d[2] = alpha * s2[p];
+                    d[3] = alpha * s3[p]; d[4] = alpha * s4[p]; d[5] = alpha * s5[p];
+                }
+            }
             else
             {
                 for (int r = 0; r < MR; r++)
@@ -113,6 +126,7 @@ internal static unsafe class NnGemm
 
     private static void PackB(float* b, int ldb, bool transB, int pc, int jc, int kc, int nc, float* pb)
     {
+        float** rows = stackalloc float*[NR];
         for (int jr = 0; jr < nc; jr += NR)
         {
             int nr = Math.Min(NR, nc - jr);
@@ -140,6 +154,15 @@ internal static unsafe class NnGemm
                     }
                 }
             }
+            else if (nr == NR)
+            {
+                for (int j = 0; j < NR; j++) rows[j] = b + (long)(jc + jr + j) * ldb + pc;
+                for (int p = 0; p < kc; p++)
+                {
+                    float* d = dst + p * NR;
+                    for (int j = 0; j < NR; j++) d[j] = rows[j][p];
+                }
+            }
             else
             {
                 for (int j = 0; j < NR; j++)
@@ -164,7 +187,7 @@ internal static unsafe class NnGemm
 
     /// <summary>6 x 16 tile: C[0..mr, 0..nr] += sum over p of Apanel[p, r] * Bpanel[p, j].</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel(int kc, float* pa, float* pb, float* c, int ldc, int mr, int nr)
+    private static void Kernel(int kc, float* pa, float* pb, float* c, int ldc, int mr, int nr, bool overwrite)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default;
         Vector256<float> c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
@@ -187,6 +210,16 @@ internal static unsafe class NnGemm
             pa += MR;
             pb += NR;
         }
+        if (mr == MR && nr == NR && overwrite)
+        {
+            Vector256.Store(c00, c); Vector256.Store(c01, c + 8);
+            Vector256.Store(c10, c + ldc); Vector256.Store(c11, c + ldc + 8);
+            Vector256.Store(c20, c + 2 * ldc); Vector256.Store(c21, c + 2 * ldc + 8);
+            Vector256.Store(c30, c + 3 * ldc); Vector256.Store(c31, c + 3 * ldc + 8);
+            Vector256.Store(c40, c + 4 * ldc); Vector256.Store(c41, c + 4 * ldc + 8);
+            Vector256.Store(c50, c + 5 * ldc); Vector256.Store(c51, c + 5 * ldc + 8);
+            return;
+        }
         if (mr == MR && nr == NR)
         {
             AddRow(c, c00, c01);
@@ -207,7 +240,10 @@ internal static unsafe class NnGemm
         for (int r = 0; r < mr; r++)
         {
             float* row = c + (long)r * ldc;
-            for (int j = 0; j < nr; j++) row[j] += tile[r * NR + j];
+            if (overwrite)
+                for (int j = 0; j < nr; j++) row[j] = tile[r * NR + j];
+            else
+                for (int j = 0; j < nr; j++) row[j] += tile[r * NR + j];
         }
     }
 

@@ -1,0 +1,59 @@
+namespace Hybrid.Classifier
+
+open System.Diagnostics
+open Hybrid.Dsp
+
+/// Training-throughput workloads for the `bench` target.
+[<RequireQualifiedAccess>]
+module Bench =
+    /// The reference CNN of issue 5 (the PyTorch anchor) for 1 x 40 x 65 log-mel images and 10 classes:
+    /// Conv2D 32 3x3 same, BatchNorm, ReLU, MaxPool 2; Conv2D 64 3x3 same, BatchNorm, ReLU, MaxPool 2; Flatten;
+    /// Dense 128, ReLU, Dropout 0.3; Dense 10.
+    let referenceCnn () =
+        Net.sequential
+            [ 1; 40; 65 ]
+            [ Layers.conv2d 32 (3, 3) Same
+              Layers.batchNorm
+              Layers.relu
+              Layers.maxPool2d 2
+              Layers.conv2d 64 (3, 3) Same
+              Layers.batchNorm
+              Layers.relu
+              Layers.maxPool2d 2
+              Layers.flatten
+              Layers.dense 128
+              Layers.relu
+              Layers.dropout 0.3
+              Layers.dense 10 ]
+
+    /// Workload `train-cnn2d`: trains the reference CNN (Adam 1e-3, batch 64) on 2,700 seeded random images of
+    /// 1 x 40 x 65 with random labels; after 3 warm-up batches, times `epochs` full epochs (42 batches of 64 and
+    /// one of 12 each) and returns training samples per second (forward, backward and optimizer step).
+    let trainCnn2dWith (engine: Engine) (epochs: int) : float =
+        let count = 2700
+        let net = referenceCnn ()
+        let rng = SplitMix(12345UL)
+        let inputs = Array.init (count * net.SampleSize) (fun _ -> float32 (rng.NextNormal()))
+        let labels = Array.init count (fun _ -> rng.NextInt 10)
+        let model = Model.create engine 7 net
+        let trainer = Trainer(model, Optimizer.adam 1e-3, None, 0.0)
+        let batch = 64
+        let order = Training.permutation 0 0 count
+        for b in 0 .. 2 do
+            trainer.Step(inputs, labels, order, b * batch, batch, 1e-3, uint64 b) |> ignore
+        engine.Synchronize()
+        let watch = Stopwatch.StartNew()
+        let mutable samples = 0
+        for e in 1 .. epochs do
+            let order = Training.permutation 0 e count
+            let mutable start = 0
+            while start < count do
+                let n = min batch (count - start)
+                trainer.Step(inputs, labels, order, start, n, 1e-3, uint64 (e * 100 + start)) |> ignore
+                samples <- samples + n
+                start <- start + n
+        engine.Synchronize()
+        float samples / watch.Elapsed.TotalSeconds
+
+    /// `train-cnn2d` with one timed epoch (2,700 samples): training samples per second on `engine`.
+    let trainCnn2d (engine: Engine) : float = trainCnn2dWith engine 1

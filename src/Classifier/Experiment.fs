@@ -1,0 +1,323 @@
+/// The experiment façade: dataset -> split -> augmentation -> features -> network -> training -> evaluation ->
+/// model file, metrics and report. This is the one place that composes audio and the network core; build.fsx's
+/// `train` target and the F# scripts call `Experiment.train`.
+module Hybrid.Classifier.Experiment
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Text.Json
+open Hybrid.Dsp
+open Hybrid.Features
+open Hybrid.Features.Schemas
+
+/// How a model's input is computed and prepared.
+type Recipe =
+    { /// CLI name (`--model`).
+      Name: string
+      /// One line for help and reports.
+      Description: string
+      /// Default feature schema (`--features` overrides it).
+      Schema: string
+      /// Per-utterance mean normalisation of each band of a [bands, frames] image before the train-fitted
+      /// standardisation (removes the recording channel's colouring).
+      PerUtterance: bool
+      /// Builds the network for an input shape and a class count.
+      Build: int list -> int -> Net
+      Epochs: int
+      BatchSize: int
+      LearningRate: float
+      /// Default waveform augmentation (Augment.parse syntax; empty for none).
+      Augment: string
+      /// Augmented copies of each training clip added to the originals (with `Augment`).
+      Copies: int }
+
+/// Network input shape for a schema's row shape: images get a channel axis, a raw waveform too (Conv1D).
+let inputShape (schemaShape: int[]) (recipe: Recipe) =
+    match schemaShape with
+    | [| h; w |] -> [ 1; h; w ]
+    | [| n |] when recipe.Name = "cnn1d" -> [ 1; n ]
+    | s -> List.ofArray s
+
+let private cnn2d (input: int list) classes =
+    Net.sequential input
+        [ Layers.conv2d 32 (3, 3) Same; Layers.batchNorm; Layers.relu; Layers.maxPool2d 2
+          Layers.conv2d 64 (3, 3) Same; Layers.batchNorm; Layers.relu; Layers.maxPool2d 2
+          Layers.flatten
+          Layers.dense 128; Layers.relu; Layers.dropout 0.3
+          Layers.dense classes ]
+
+let private cnn1d (input: int list) classes =
+    Net.sequential input
+        [ Layers.conv1dWith 16 9 4 1 Same; Layers.batchNorm; Layers.relu; Layers.maxPool1d 4
+          Layers.conv1d 32 9 Same; Layers.batchNorm; Layers.relu; Layers.maxPool1d 4
+          Layers.conv1d 64 9 Same; Layers.batchNorm; Layers.relu; Layers.maxPool1d 4
+          Layers.conv1d 64 9 Same; Layers.batchNorm; Layers.relu
+          Layers.globalAvgPool
+          Layers.dense 64; Layers.relu; Layers.dropout 0.3
+          Layers.dense classes ]
+
+let private mlp (input: int list) classes =
+    Net.sequential input [ Layers.flatten; Layers.dense 256; Layers.relu; Layers.dropout 0.3; Layers.dense 128; Layers.relu; Layers.dropout 0.3; Layers.dense classes ]
+
+let private logreg (input: int list) classes = Net.sequential input [ Layers.flatten; Layers.dense classes ]
+
+/// The models `--model` chooses from; the first is the default.
+let recipes =
+    [ { Name = "cnn2d"; Description = "2-D CNN on a 40 x 65 log-mel image (the spoken-digit write-up)"
+        Schema = "logmel-fsdd"; PerUtterance = true; Build = cnn2d
+        Epochs = 12; BatchSize = 64; LearningRate = 2e-3; Augment = "speed:0.85-1.15,shift:0.08,gain:6,snr:15-40"; Copies = 1 }
+      { Name = "mlp"; Description = "Dense network on 40 MFCC means (the UrbanSound8K write-up)"
+        Schema = "mfcc-mean40"; PerUtterance = false; Build = mlp
+        Epochs = 60; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0 }
+      { Name = "cnn1d"; Description = "1-D convolutions on the raw 8,192-sample waveform with noise augmentation (the Speech Commands write-up)"
+        Schema = "raw8192"; PerUtterance = false; Build = cnn1d
+        Epochs = 20; BatchSize = 64; LearningRate = 2e-3; Augment = "noise:0.005,shift:0.08"; Copies = 1 }
+      { Name = "logreg"; Description = "linear softmax on MFCC and spectral statistics (the genre write-up's table)"
+        Schema = "genre"; PerUtterance = false; Build = logreg
+        Epochs = 100; BatchSize = 64; LearningRate = 1e-2; Augment = ""; Copies = 0 } ]
+
+/// Looks a recipe up by name.
+let recipe (name: string) =
+    match recipes |> List.tryFind (fun r -> r.Name = name.ToLowerInvariant()) with
+    | Some r -> r
+    | None -> invalidArg "model" (sprintf "unknown model '%s'; expected one of %s" name (recipes |> List.map (fun r -> r.Name) |> String.concat ", "))
+
+/// Options of a training run (the CLI's `train` flags).
+type TrainOptions =
+    { Data: string option
+      Split: string
+      Model: string
+      Features: string option
+      Epochs: int option
+      BatchSize: int option
+      LearningRate: float option
+      Augment: string option
+      Device: string
+      Seed: int
+      Out: string option
+      /// Receives progress lines and warnings.
+      Log: string -> unit
+      /// Draw progress bars (else none: the caller prints summaries).
+      Progress: bool
+      /// Write plots and report.html (model file and metrics are always written).
+      Plots: bool }
+
+/// Defaults: FSDD, official split, the default model on `auto`, seed 0.
+let defaults =
+    { Data = None; Split = "official"; Model = (List.head recipes).Name; Features = None; Epochs = None; BatchSize = None
+      LearningRate = None; Augment = None; Device = "auto"; Seed = 0; Out = None; Log = ignore; Progress = true; Plots = true }
+
+/// One trained and evaluated fold.
+type FoldResult =
+    { Name: string
+      NTrain: int
+      NTest: int
+      TestAccuracy: float
+      TrainAccuracy: float
+      Metrics: Metrics
+      History: EpochReport list
+      TrainSeconds: float
+      ModelFile: string }
+
+/// What a run did.
+type RunResult =
+    { Split: string
+      Model: string
+      Features: string
+      Device: string
+      DeviceName: string
+      Folds: FoldResult list
+      /// Mean test accuracy over folds (the test accuracy for a single split).
+      TestAccuracy: float
+      ExtractSeconds: float
+      TrainSeconds: float
+      TotalSeconds: float
+      OutDir: string
+      Skipped: SkippedFile[] }
+
+/// Settings recorded in model files and reports.
+let private settingsOf (options: TrainOptions) (recipe: Recipe) (schema: FeatureSchemaInfo) epochs batch lr augment =
+    [ "model", recipe.Name; "features", schema.Name; "split", options.Split; "epochs", string epochs; "batch_size", string batch
+      "learning_rate", string lr; "augment", augment; "copies", string recipe.Copies; "per_utterance", string recipe.PerUtterance
+      "seed", string options.Seed; "device", options.Device ]
+
+/// The features of one split part: clips shaped to the schema, optional augmented copies, extraction,
+/// per-utterance normalisation. Returns [rows, Length] values and their labels.
+let private featuresOf (extractor: Pipeline.Extractor) (schema: FeatureSchemaInfo) (recipe: Recipe) (clips: Map<string, float32[]>)
+                       (augmentations: Augmentation list) (copies: int) (seed: int) (items: Item[]) =
+    let shaped = [|
+        for item in items do
+            yield Clip.fit extractor.ClipSamples Clip.Center clips.[item.Key], item.LabelIndex
+        for copy in 1 .. copies do
+            for item in items do
+                let augmented = Augment.apply (seed * 7919 + copy) item.Key [||] extractor.SampleRate augmentations clips.[item.Key]
+                yield Clip.fit extractor.ClipSamples Clip.Center augmented, item.LabelIndex |]
+    let values = Pipeline.extractAll extractor (fun i -> fst shaped.[i]) shaped.Length 256 2 Progress.silent
+    if recipe.PerUtterance && schema.Shape.Count = 2 then
+        Normalization.perUtteranceInPlace schema.Shape.[0] schema.Shape.[1] false 1e-3f values
+    values, shaped |> Array.map snd
+
+let private grouping (schema: FeatureSchemaInfo) =
+    if schema.Shape.Count = 2 then Normalization.PerBand(schema.Shape.[0], schema.Shape.[1]) else Normalization.PerColumn
+
+/// Writes metrics.json-style data for one fold.
+let private foldJson (f: FoldResult) (labels: string[]) =
+    {| name = f.Name; n_train = f.NTrain; n_test = f.NTest; test_accuracy = f.TestAccuracy; train_accuracy = f.TrainAccuracy
+       log_loss = f.Metrics.LogLoss; train_seconds = f.TrainSeconds; model_file = nonNull (Path.GetFileName f.ModelFile)
+       per_class = [ for k in 0 .. labels.Length - 1 -> {| label = labels.[k]; precision = f.Metrics.Precision.[k]; recall = f.Metrics.Recall.[k]; f1 = f.Metrics.F1.[k] |} ]
+       confusion = [ for r in 0 .. labels.Length - 1 -> [ for c in 0 .. labels.Length - 1 -> f.Metrics.Confusion.[r, c] ] ]
+       history = [ for e in f.History -> {| epoch = e.Epoch; train_loss = e.TrainLoss; train_accuracy = e.TrainAccuracy
+                                            test_loss = Option.toNullable e.ValidationLoss; test_accuracy = Option.toNullable e.ValidationAccuracy
+                                            learning_rate = e.LearningRate; seconds = e.Seconds |} ] |}
+
+let private writeConfusionCsv (path: string) (labels: string[]) (m: int[,]) =
+    let lines = [|
+        yield "true\\predicted," + String.Join(",", labels)
+        for r in 0 .. labels.Length - 1 do
+            yield labels.[r] + "," + String.Join(",", [| for c in 0 .. labels.Length - 1 -> string m.[r, c] |]) |]
+    File.WriteAllLines(path, lines)
+
+/// Trains and evaluates the chosen model on every fold of the split, writes the model file(s), metrics.json,
+/// confusion matrices (CSV and PNG), training curves, example plots and report.html into the output folder.
+let train (options: TrainOptions) : RunResult =
+    let total = Stopwatch.StartNew()
+    let log = options.Log
+    let recipe = recipe options.Model
+    let schema = Schemas.ByName(defaultArg options.Features recipe.Schema)
+    let epochs = defaultArg options.Epochs recipe.Epochs
+    let batch = defaultArg options.BatchSize recipe.BatchSize
+    let lr = defaultArg options.LearningRate recipe.LearningRate
+    let augmentText = defaultArg options.Augment recipe.Augment
+    let augmentations = if String.IsNullOrWhiteSpace augmentText then [] else Augment.parse augmentText
+    let copies = if augmentations.IsEmpty then 0 else max 1 recipe.Copies
+    if epochs < 1 then invalidArg "epochs" (sprintf "epochs must be at least 1, was %d" epochs)
+    if batch < 1 then invalidArg "batch-size" (sprintf "batch size must be at least 1, was %d" batch)
+    let spec = Split.parse options.Split
+    let folder = Download.ensureFsdd options.Data
+    let dataset = Dataset.openFolder false folder
+    for s in dataset.Skipped do log (sprintf "skipped %s: %s" s.Path s.Reason)
+    if dataset.Items.Length = 0 then raise (DatasetException(sprintf "%s holds no usable audio" dataset.Root))
+    let folds = Split.apply options.Seed spec dataset.Items
+    let outDir =
+        match options.Out with
+        | Some d -> d
+        | None -> Path.Combine("runs", sprintf "%s-%s-%s" (DateTime.Now.ToString "yyyyMMdd-HHmmss") recipe.Name (options.Split.Replace(':', '-').Replace(',', '-')))
+    Directory.CreateDirectory outDir |> ignore
+    use engine = Engines.Create(options.Device, log)
+    log (sprintf "device: %s (%s)" engine.Name engine.DeviceName)
+    let extractor = Transforms.ofSchema engine (8192) schema
+    let loadWatch = Stopwatch.StartNew()
+    let clips =
+        dataset.Items
+        |> Array.Parallel.map (fun item -> item.Key, Dataset.loadMono extractor.SampleRate item)
+        |> Map.ofArray
+    let labels = dataset.Labels
+    let settings = settingsOf options recipe schema epochs batch lr (Augment.format augmentations)
+    let mutable extractSeconds = loadWatch.Elapsed.TotalSeconds
+    let results =
+        [ for fold in folds do
+            let w = Stopwatch.StartNew()
+            let xTrain, yTrain = featuresOf extractor schema recipe clips augmentations copies options.Seed fold.Train
+            let xTest, yTest = featuresOf extractor schema recipe clips [] 0 options.Seed fold.Test
+            let stats = Normalization.fit (grouping schema) extractor.Length xTrain
+            Normalization.applyInPlace stats extractor.Length xTrain
+            Normalization.applyInPlace stats extractor.Length xTest
+            extractSeconds <- extractSeconds + w.Elapsed.TotalSeconds
+            log (sprintf "fold %s: %d training rows (%d clips, %d augmented copies), %d test clips, features %.2f s"
+                     fold.Name yTrain.Length fold.Train.Length copies fold.Test.Length w.Elapsed.TotalSeconds)
+            let net = recipe.Build (inputShape (Array.ofSeq schema.Shape) recipe) labels.Length
+            let model = Model.create engine options.Seed net
+            let batches = (yTrain.Length + batch - 1) / batch
+            let bar = if options.Progress then Progress.create (sprintf "train %s" fold.Name) (epochs * batches) else Progress.silent
+            let callback =
+                function
+                | BatchEnd (e, b, n, _) -> bar.Report((e - 1) * n + b)
+                | EpochEnd r ->
+                    log (sprintf "fold %s epoch %d/%d: loss %.4f, train accuracy %.4f, test accuracy %s (%.1f s)" fold.Name r.Epoch epochs r.TrainLoss r.TrainAccuracy
+                             (r.ValidationAccuracy |> Option.map (sprintf "%.4f") |> Option.defaultValue "-") r.Seconds)
+            let fitOptions =
+                { FitOptions.defaults with
+                    Epochs = epochs; BatchSize = batch; Optimizer = Optimizer.adam lr; Schedule = OneCycle(0.25, 10.0, 100.0)
+                    Seed = options.Seed; LabelSmoothing = 0.05; Callback = callback }
+            let trainWatch = Stopwatch.StartNew()
+            let fit = Training.fit fitOptions model { Inputs = xTrain; Labels = yTrain } (Some { Inputs = xTest; Labels = yTest })
+            bar.Finish()
+            let trainSeconds = trainWatch.Elapsed.TotalSeconds
+            let metrics = Model.evaluate model { Inputs = xTest; Labels = yTest }
+            let file = Path.Combine(outDir, if folds.Length = 1 then "model.hnn" else sprintf "model-%s.hnn" (fold.Name.Replace('/', '-')))
+            ModelFile.save file
+                { SchemaFingerprint = schema.Fingerprint
+                  Labels = List.ofArray labels
+                  Normalization = [ "mean", stats.Mean; "std", stats.Std ]
+                  TrainingSettings = settings @ [ "fold", fold.Name; "grouping", (match stats.Grouping with Normalization.PerColumn -> "column" | _ -> "band") ]
+                  LibraryVersion = "" }
+                model
+            log (sprintf "fold %s: test accuracy %.4f (%d/%d), training %.1f s" fold.Name metrics.Accuracy
+                     (int (Math.Round(metrics.Accuracy * float metrics.Count))) metrics.Count trainSeconds)
+            { Name = fold.Name; NTrain = fold.Train.Length; NTest = fold.Test.Length; TestAccuracy = metrics.Accuracy
+              TrainAccuracy = (match fit.History with [] -> nan | h -> (List.last h).TrainAccuracy)
+              Metrics = metrics; History = fit.History; TrainSeconds = trainSeconds; ModelFile = file } ]
+    let trainSeconds = results |> List.sumBy (fun r -> r.TrainSeconds)
+    let mean = results |> List.averageBy (fun r -> r.TestAccuracy)
+    // Artefacts: metrics, confusion matrices, curves, example plots and the report.
+    let plotsDir = Path.Combine(outDir, "plots")
+    let images = Collections.Generic.List<string * string>()
+    for r in results do
+        let tag = if results.Length = 1 then "" else "-" + r.Name.Replace('/', '-')
+        writeConfusionCsv (Path.Combine(outDir, sprintf "confusion%s.csv" tag)) labels r.Metrics.Confusion
+        if options.Plots then
+            let cm = Plots.confusionMatrix (Path.Combine(plotsDir, sprintf "confusion%s.png" tag)) (sprintf "confusion matrix, test %s" r.Name) labels r.Metrics.Confusion
+            let loss =
+                Plots.curves (Path.Combine(plotsDir, sprintf "loss%s.png" tag)) (sprintf "loss per epoch (%s)" r.Name) "epoch" "cross-entropy"
+                    [ "train", [| for e in r.History -> e.TrainLoss |]; "test", [| for e in r.History -> defaultArg e.ValidationLoss nan |] ]
+            let acc =
+                Plots.curves (Path.Combine(plotsDir, sprintf "accuracy%s.png" tag)) (sprintf "accuracy per epoch (%s)" r.Name) "epoch" "accuracy"
+                    [ "train", [| for e in r.History -> e.TrainAccuracy |]; "test", [| for e in r.History -> defaultArg e.ValidationAccuracy nan |] ]
+            for p, caption in [ cm, "confusion matrix " + r.Name; loss, "loss " + r.Name; acc, "accuracy " + r.Name ] do
+                images.Add(Path.GetRelativePath(outDir, p), caption)
+    let examples = Collections.Generic.List<string * string>()
+    if options.Plots then
+        for label in labels do
+            match dataset.Items |> Array.tryFind (fun i -> i.Label = label) with
+            | Some item ->
+                for p, caption in AudioPlots.plotClip engine plotsDir (sprintf "example-%s" label) (nonNull (Path.GetFileName item.Path)) extractor.SampleRate clips.[item.Key] do
+                    examples.Add(Path.GetRelativePath(outDir, p), sprintf "%s (label %s): %s" (nonNull (Path.GetFileName item.Path)) label caption)
+            | None -> ()
+    let result =
+        { Split = options.Split; Model = recipe.Name; Features = schema.Name; Device = engine.Name; DeviceName = engine.DeviceName
+          Folds = results; TestAccuracy = mean; ExtractSeconds = extractSeconds; TrainSeconds = trainSeconds
+          TotalSeconds = total.Elapsed.TotalSeconds; OutDir = Path.GetFullPath outDir; Skipped = dataset.Skipped }
+    let metricsJson =
+        {| split = result.Split; model = result.Model; features = result.Features; device = result.Device; device_name = result.DeviceName
+           test_accuracy = result.TestAccuracy; extract_seconds = result.ExtractSeconds; train_seconds = result.TrainSeconds
+           total_seconds = total.Elapsed.TotalSeconds; labels = labels; settings = dict settings
+           skipped = [ for s in dataset.Skipped -> {| path = s.Path; reason = s.Reason |} ]
+           folds = [ for f in results -> foldJson f labels ] |}
+    File.WriteAllText(Path.Combine(outDir, "metrics.json"), JsonSerializer.Serialize(metricsJson, JsonSerializerOptions(WriteIndented = true)))
+    if options.Plots then
+        let summaryRows =
+            [ "model", sprintf "%s: %s" recipe.Name recipe.Description
+              "features", schema.ToString()
+              "split", options.Split
+              "device", sprintf "%s (%s)" engine.Name engine.DeviceName
+              "test accuracy (mean over folds)", sprintf "%.4f" mean
+              "feature extraction", sprintf "%.1f s" extractSeconds
+              "training", sprintf "%.1f s" trainSeconds
+              "skipped files", string dataset.Skipped.Length ]
+        let foldRows =
+            [ for f in results -> [ f.Name; string f.NTrain; string f.NTest; sprintf "%.4f" f.TrainAccuracy; sprintf "%.4f" f.TestAccuracy; sprintf "%.1f" f.TrainSeconds ] ]
+        let perClass =
+            match results with
+            | [ single ] -> [ Report.Grid("Per-class test metrics", [ "label"; "precision"; "recall"; "F1" ],
+                                          [ for k in 0 .. labels.Length - 1 -> [ labels.[k]; sprintf "%.3f" single.Metrics.Precision.[k]; sprintf "%.3f" single.Metrics.Recall.[k]; sprintf "%.3f" single.Metrics.F1.[k] ] ]) ]
+            | _ -> []
+        Report.write outDir (sprintf "Hybrid training run: %s on %s" recipe.Name options.Split)
+            ([ Report.Table("Summary", summaryRows)
+               Report.Grid("Folds", [ "fold"; "train clips"; "test clips"; "train accuracy"; "test accuracy"; "training s" ], foldRows) ]
+             @ perClass
+             @ [ Report.Table("Settings", settings)
+                 Report.Images("Results", List.ofSeq images)
+                 Report.Images("Example recordings (one per class)", List.ofSeq examples) ])
+        |> ignore
+    { result with TotalSeconds = total.Elapsed.TotalSeconds }

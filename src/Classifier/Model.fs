@@ -1,0 +1,153 @@
+namespace Hybrid.Classifier
+
+open System
+open Hybrid.Dsp
+
+/// Samples for training or evaluation: `Inputs` holds count x (product of the network's input shape) floats,
+/// sample after sample in row-major order; `Labels` holds one class index per sample.
+type Examples =
+    { Inputs: float32[]
+      Labels: int[] }
+
+/// A network instantiated on an engine with its weights (trainable parameters and BatchNorm running statistics).
+/// Create with `Model.create`, train with `Training.fit`, save with `ModelFile.save`.
+[<Sealed>]
+type Model internal (engine: Engine, net: Net, runtimes: LayerRuntime[]) =
+    let ops = NnOps.For engine
+    let parameters = runtimes |> Array.collect (fun r -> Array.ofList r.Params)
+    let tensors =
+        runtimes |> Array.collect (fun r -> Array.ofList ([ for p in r.Params -> p.Name, p.Value ] @ r.States))
+    /// The architecture.
+    member _.Net = net
+    /// The engine holding the weights.
+    member _.Engine = engine
+    member internal _.Ops = ops
+    member internal _.Parameters = parameters
+    /// Every tensor saved in a model file (parameters, then each layer's state), in layer order.
+    member internal _.Tensors = tensors
+    /// Copies every saved tensor to host arrays.
+    member internal _.Snapshot() = tensors |> Array.map (fun (_, t) -> t.ToArray())
+    /// Restores tensors from a snapshot.
+    member internal _.Restore(values: float32[][]) =
+        Array.iter2 (fun (_, t: Tensor) (v: float32[]) -> t.CopyFrom(ReadOnlySpan<float32>(v), 0L)) tensors values
+    /// Runs the layers; x: [batch; input shape]; returns logits [batch; classes].
+    member internal _.Forward(x: Tensor, training: bool, seed: uint64) =
+        let mutable h = x
+        for i in 0 .. runtimes.Length - 1 do
+            h <- runtimes[i].Forward(h, training, SplitMix(seed + uint64 i * 0x632BE59BD9B4E019UL).NextUInt64())
+        h
+    /// Back-propagates dL/doutput, filling every parameter gradient; returns dL/dinput when `inputGradient`.
+    member internal _.BackwardFrom(dOutput: Tensor, inputGradient: bool) : Tensor option =
+        let mutable g = Some dOutput
+        for i = runtimes.Length - 1 downto 0 do
+            match g with
+            | Some d -> g <- runtimes[i].Backward(d, i > 0 || inputGradient)
+            | None -> ()
+        g
+    /// Back-propagates dL/dlogits, filling every parameter gradient (no gradient for the network input).
+    member internal m.Backward(dLogits: Tensor) = m.BackwardFrom(dLogits, false) |> ignore
+
+/// Softmax cross-entropy on one engine, with host copies of the per-batch results.
+type internal Criterion(engine: Engine, classes: int) =
+    let ops = NnOps.For engine
+    let buffers = Buffers engine
+    let mutable hostLabels: float32[] = [||]
+    let mutable hostLosses: float32[] = [||]
+    let mutable hostProbabilities: float32[] = [||]
+    member _.Probabilities = hostProbabilities
+    member _.Losses = hostLosses
+    /// Computes probabilities and losses of `logits` [n; classes] for `labels` (n of them, from `start` in `all`),
+    /// and dL/dlogits of the mean loss when `gradient` is given. Returns the gradient tensor (or the logits if none).
+    member _.Run(logits: Tensor, all: int[], start: int, smoothing: float, gradient: bool) : Tensor =
+        let n = logits.Shape[0]
+        if hostLabels.Length <> n then
+            hostLabels <- Array.zeroCreate n
+            hostLosses <- Array.zeroCreate n
+            hostProbabilities <- Array.zeroCreate (n * classes)
+        for i in 0 .. n - 1 do
+            hostLabels[i] <- float32 all[start + i]
+        let labels = buffers.Get("labels", [| n |])
+        labels.CopyFrom(ReadOnlySpan<float32>(hostLabels), 0L)
+        let probabilities = buffers.Get("p", [| n; classes |])
+        let losses = buffers.Get("loss", [| n |])
+        let dLogits: Tensor | null = if gradient then buffers.Get("d", [| n; classes |]) else null
+        ops.SoftmaxCrossEntropy(logits, labels, float32 smoothing, probabilities, losses, dLogits, 1.0f / float32 n)
+        losses.CopyTo(Span<float32>(hostLosses), 0L)
+        probabilities.CopyTo(Span<float32>(hostProbabilities), 0L)
+        match dLogits with
+        | null -> logits
+        | d -> d
+
+/// Creating models and running them on batches.
+[<RequireQualifiedAccess>]
+module Model =
+    let internal build (engine: Engine) (seed: int) (net: Net) =
+        let runtimes =
+            net.Layers
+            |> List.mapi (fun i layer ->
+                let inShape = net.InputOf i
+                let outShape = net.LayerOutputShapes[i]
+                let name = sprintf "%d.%s" i ((Shapes.typeName layer).ToLowerInvariant())
+                let rng = SplitMix(SplitMix.Derive(seed, i))
+                match layer with
+                | Dense(units, init) -> DenseRuntime(engine, name, inShape[0], units, init, rng) :> LayerRuntime
+                | Conv1D _
+                | Conv2D _ -> ConvRuntime(engine, name, layer, inShape, outShape, rng)
+                | Pool1D _
+                | Pool2D _ -> PoolRuntime(engine, name, layer, inShape, outShape)
+                | GlobalAvgPool -> GlobalAvgPoolRuntime(engine, inShape)
+                | BatchNorm(momentum, epsilon) -> BatchNormRuntime(engine, name, inShape, momentum, epsilon)
+                | Dropout rate -> DropoutRuntime(engine, rate)
+                | ReLU -> LeakyReluRuntime(engine, 0.0)
+                | LeakyReLU slope -> LeakyReluRuntime(engine, slope)
+                | Flatten -> FlattenRuntime(engine, inShape))
+            |> Array.ofList
+        Model(engine, net, runtimes)
+
+    /// Instantiates `net` on `engine` with weights drawn from `seed` (each layer from its own stream derived from the
+    /// seed and its index): the same seed gives the same weights bit for bit. Biases and beta start at 0, gamma at 1.
+    /// The network's output must be one axis (the class scores).
+    let create (engine: Engine) (seed: int) (net: Net) : Model =
+        if net.OutputShape.Length <> 1 then
+            invalidArg "net" (sprintf "A classifier's output must be [classes], was %s." (Shapes.describe net.OutputShape))
+        build engine seed net
+
+    /// Number of classes (the network's output size).
+    let classes (model: Model) = model.Net.OutputShape[0]
+
+    let internal checkInputs (model: Model) (inputs: float32[]) =
+        let size = model.Net.SampleSize
+        if inputs.Length % size <> 0 then
+            invalidArg "inputs" (sprintf "Inputs have %d floats, not a multiple of the sample size %d (input shape %s)." inputs.Length size (Shapes.describe model.Net.InputShape))
+        inputs.Length / size
+
+    /// Class probabilities [samples, classes] (softmax of the logits, inference mode: running BatchNorm statistics,
+    /// no dropout). `inputs` holds samples x (product of the input shape) floats; processed in batches of 256.
+    let predict (model: Model) (inputs: float32[]) : float32[,] =
+        let count = checkInputs model inputs
+        let size = model.Net.SampleSize
+        let k = classes model
+        let result = Array2D.zeroCreate count k
+        let criterion = Criterion(model.Engine, k)
+        let buffers = Buffers model.Engine
+        let zeros = Array.zeroCreate (min 256 (max count 1))
+        let mutable start = 0
+        while start < count do
+            let n = min 256 (count - start)
+            let x = buffers.Get("x", Array.append [| n |] model.Net.InputShape)
+            x.CopyFrom(ReadOnlySpan<float32>(inputs, start * size, n * size), 0L)
+            let logits = model.Forward(x, false, 0UL)
+            criterion.Run(logits, zeros, 0, 0.0, false) |> ignore
+            let p = criterion.Probabilities
+            for i in 0 .. n - 1 do
+                for j in 0 .. k - 1 do
+                    result[start + i, j] <- p[i * k + j]
+            start <- start + n
+        result
+
+    /// Metrics of the model on a dataset (inference mode).
+    let evaluate (model: Model) (data: Examples) : Metrics =
+        let count = checkInputs model data.Inputs
+        if data.Labels.Length <> count then
+            invalidArg "data" (sprintf "Examples have %d samples but %d labels." count data.Labels.Length)
+        Metrics.compute (predict model data.Inputs) data.Labels

@@ -1,0 +1,124 @@
+namespace Hybrid.Classifier
+
+open System
+open Hybrid.Dsp
+
+/// Settings of stochastic gradient descent (PyTorch's torch.optim.SGD semantics).
+type SgdSettings =
+    { LearningRate: float
+      /// Momentum factor (0 for plain SGD).
+      Momentum: float
+      /// Nesterov momentum (Sutskever et al. 2013).
+      Nesterov: bool
+      /// L2 penalty added to the gradient.
+      WeightDecay: float }
+
+/// Settings of Adam and AdamW.
+type AdamSettings =
+    { LearningRate: float
+      Beta1: float
+      Beta2: float
+      Epsilon: float
+      /// Adam: L2 penalty added to the gradient; AdamW: decoupled decay p *= 1 - lr * WeightDecay.
+      WeightDecay: float }
+
+/// An optimizer: one shared `step` applies the per-optimizer update rule to every parameter.
+type Optimizer =
+    | Sgd of SgdSettings
+    | Adam of AdamSettings
+    | AdamW of AdamSettings
+
+/// Learning-rate schedules: a factor applied to the optimizer's learning rate at each step.
+type Schedule =
+    /// Factor 1.
+    | Constant
+    /// Factor gamma^(floor(epoch / everyEpochs)) (PyTorch's StepLR).
+    | StepDecay of everyEpochs: int * gamma: float
+    /// Cosine annealing over all training steps from 1 down to minFactor (Loshchilov and Hutter 2017, no restarts).
+    | Cosine of minFactor: float
+    /// One-cycle (Smith 2018; PyTorch's OneCycleLR with cosine phases): from 1/divFactor up to 1 over the first
+    /// warmupFraction of the steps, then down to 1/(divFactor * finalDivFactor).
+    | OneCycle of warmupFraction: float * divFactor: float * finalDivFactor: float
+
+/// Optimizer constructors with the usual defaults.
+[<RequireQualifiedAccess>]
+module Optimizer =
+    /// Plain SGD.
+    let sgd learningRate = Sgd { LearningRate = learningRate; Momentum = 0.0; Nesterov = false; WeightDecay = 0.0 }
+    /// SGD with (optionally Nesterov) momentum.
+    let sgdMomentum learningRate momentum nesterov =
+        Sgd { LearningRate = learningRate; Momentum = momentum; Nesterov = nesterov; WeightDecay = 0.0 }
+    /// Adam with beta1 0.9, beta2 0.999, epsilon 1e-7 (Keras' defaults).
+    let adam learningRate =
+        Adam { LearningRate = learningRate; Beta1 = 0.9; Beta2 = 0.999; Epsilon = 1e-7; WeightDecay = 0.0 }
+    /// AdamW with beta1 0.9, beta2 0.999, epsilon 1e-7 and the given decoupled weight decay.
+    let adamW learningRate weightDecay =
+        AdamW { LearningRate = learningRate; Beta1 = 0.9; Beta2 = 0.999; Epsilon = 1e-7; WeightDecay = weightDecay }
+    /// The base learning rate.
+    let learningRate optimizer =
+        match optimizer with
+        | Sgd s -> s.LearningRate
+        | Adam a
+        | AdamW a -> a.LearningRate
+    /// Slots of state per parameter (velocity; or first and second moments).
+    let internal slotCount optimizer =
+        match optimizer with
+        | Sgd _ -> 1
+        | Adam _
+        | AdamW _ -> 2
+
+/// Evaluating schedules.
+[<RequireQualifiedAccess>]
+module Schedule =
+    /// The learning-rate factor at zero-based `step` of `totalSteps`, with `stepsPerEpoch` steps per epoch.
+    let factor (schedule: Schedule) (step: int) (totalSteps: int) (stepsPerEpoch: int) : float =
+        let fraction = if totalSteps <= 1 then 0.0 else float step / float (totalSteps - 1)
+        let cosineBetween a b (t: float) = b + (a - b) * 0.5 * (1.0 + cos (Math.PI * t))
+        match schedule with
+        | Constant -> 1.0
+        | StepDecay(every, gamma) -> gamma ** float ((step / max 1 stepsPerEpoch) / max 1 every)
+        | Cosine minFactor -> cosineBetween 1.0 minFactor fraction
+        | OneCycle(warmup, div, finalDiv) ->
+            let start = 1.0 / div
+            let finish = start / finalDiv
+            let warmSteps = warmup * float (max 1 (totalSteps - 1))
+            let s = float step
+            if s < warmSteps then cosineBetween start 1.0 (s / warmSteps)
+            else cosineBetween 1.0 finish (if totalSteps - 1 - int warmSteps <= 0 then 1.0 else (s - warmSteps) / (float (totalSteps - 1) - warmSteps))
+
+/// Per-parameter optimizer state (velocity, or Adam's moments) and the step counter.
+type internal OptimizerState(engine: Engine, optimizer: Optimizer, parameters: Param[]) =
+    let slots =
+        parameters |> Array.map (fun p -> Array.init (Optimizer.slotCount optimizer) (fun _ -> engine.Allocate p.Value.Shape))
+    member val Step = 0 with get, set
+    member _.Slots = slots
+    /// Every slot tensor, parameter by parameter.
+    member _.Tensors = slots |> Array.concat
+
+module internal Optimizers =
+    /// L2 norm of all gradients together (fixed-order reduction); scales them to maxNorm when larger. Returns the
+    /// norm before clipping.
+    let clipByNorm (ops: INnOps) (parameters: Param[]) (maxNorm: float) =
+        let mutable total = 0.0
+        for p in parameters do
+            total <- total + ops.SumOfSquares p.Grad
+        let norm = sqrt total
+        if norm > maxNorm && norm > 0.0 then
+            let scale = float32 (maxNorm / norm)
+            for p in parameters do
+                ops.Scale(p.Grad, scale)
+        norm
+
+    /// One optimization step of every parameter at learning rate `learningRate` (the schedule already applied).
+    let step (ops: INnOps) (optimizer: Optimizer) (learningRate: float) (state: OptimizerState) (parameters: Param[]) =
+        state.Step <- state.Step + 1
+        let lr = float32 learningRate
+        parameters
+        |> Array.iteri (fun i p ->
+            let s = state.Slots[i]
+            match optimizer with
+            | Sgd o -> ops.SgdUpdate(p.Value, p.Grad, s[0], lr, float32 o.Momentum, o.Nesterov, float32 o.WeightDecay)
+            | Adam o ->
+                ops.AdamUpdate(p.Value, p.Grad, s[0], s[1], lr, float32 o.Beta1, float32 o.Beta2, float32 o.Epsilon, float32 o.WeightDecay, false, state.Step)
+            | AdamW o ->
+                ops.AdamUpdate(p.Value, p.Grad, s[0], s[1], lr, float32 o.Beta1, float32 o.Beta2, float32 o.Epsilon, float32 o.WeightDecay, true, state.Step))

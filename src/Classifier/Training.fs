@@ -1,0 +1,407 @@
+namespace Hybrid.Classifier
+
+open System
+open System.Diagnostics
+open System.IO
+open System.Text.Json
+open Hybrid.Dsp
+
+/// The quantity early stopping watches.
+type Monitor =
+    /// Validation log-loss (lower is better).
+    | ValidationLoss
+    /// Validation accuracy (higher is better).
+    | ValidationAccuracy
+    /// Mean training loss of the epoch (lower is better; for fits without validation data).
+    | TrainingLoss
+
+/// Early stopping (Keras' EarlyStopping): stop after `Patience` epochs without an improvement larger than
+/// `MinDelta`, and optionally restore the weights of the best epoch.
+type EarlyStopping =
+    { Monitor: Monitor
+      Patience: int
+      MinDelta: float
+      RestoreBestWeights: bool }
+
+/// Metrics of one finished epoch.
+type EpochReport =
+    { /// 1-based epoch number.
+      Epoch: int
+      /// Mean training loss over the epoch's batches (dropout active, label smoothing included).
+      TrainLoss: float
+      /// Training accuracy over the epoch (predictions made during the training forward passes).
+      TrainAccuracy: float
+      /// Validation log-loss (inference mode), when validation data was given.
+      ValidationLoss: float option
+      /// Validation accuracy, when validation data was given.
+      ValidationAccuracy: float option
+      /// Learning rate of the epoch's last step.
+      LearningRate: float
+      /// Wall-clock seconds of the epoch (training and validation).
+      Seconds: float }
+
+/// Progress reported to the fit callback.
+type Progress =
+    /// After each optimization step: 1-based epoch and batch, batches per epoch, the batch's mean loss.
+    | BatchEnd of epoch: int * batch: int * batches: int * loss: float
+    /// After each epoch (after its checkpoint was written).
+    | EpochEnd of EpochReport
+
+/// Settings of `Training.fit`; start from `FitOptions.defaults`.
+type FitOptions =
+    { Epochs: int
+      BatchSize: int
+      Optimizer: Optimizer
+      Schedule: Schedule
+      /// Seeds the shuffles and dropout masks (weights are seeded by Model.create).
+      Seed: int
+      /// Gradient clipping by global L2 norm.
+      ClipNorm: float option
+      /// Label smoothing of the cross-entropy targets, in [0, 1).
+      LabelSmoothing: float
+      EarlyStopping: EarlyStopping option
+      /// Folder receiving `checkpoint.hnn` after every epoch; a fit finding one there resumes from it.
+      CheckpointDir: string option
+      /// Receives progress (batch and epoch ends), e.g. to drive a progress bar.
+      Callback: Progress -> unit }
+
+/// What `Training.fit` did.
+type FitResult =
+    { /// Every epoch's report, including epochs completed before a resume.
+      History: EpochReport list
+      /// The best epoch by the early-stopping monitor (None without early stopping).
+      BestEpoch: int option
+      /// True when early stopping ended training before `Epochs`.
+      StoppedEarly: bool
+      /// Number of epochs restored from a checkpoint (0 for a fresh run).
+      ResumedAfterEpochs: int }
+
+/// Defaults for FitOptions.
+[<RequireQualifiedAccess>]
+module FitOptions =
+    /// 10 epochs of batch 32, Adam 1e-3, constant rate, seed 0, no clipping, smoothing, early stopping or checkpoints.
+    let defaults =
+        { Epochs = 10
+          BatchSize = 32
+          Optimizer = Optimizer.adam 1e-3
+          Schedule = Constant
+          Seed = 0
+          ClipNorm = None
+          LabelSmoothing = 0.0
+          EarlyStopping = None
+          CheckpointDir = None
+          Callback = ignore }
+
+/// One optimization step at a time on an engine (shared by `Training.fit` and the benchmark).
+type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option, smoothing: float) =
+    let engine = model.Engine
+    let classes = model.Net.OutputShape[0]
+    let size = model.Net.SampleSize
+    let criterion = Criterion(engine, classes)
+    let buffers = Buffers engine
+    let state = OptimizerState(engine, optimizer, model.Parameters)
+    let mutable host: float32[] = [||]
+    let mutable labels: int[] = [||]
+    member _.State = state
+    /// Trains on the samples `order[start .. start + count - 1]` of (inputs, allLabels). Returns (mean loss, correct).
+    member _.Step(inputs: float32[], allLabels: int[], order: int[], start: int, count: int, learningRate: float, seed: uint64) =
+        if host.Length < count * size then
+            host <- Array.zeroCreate (count * size)
+            labels <- Array.zeroCreate count
+        for i in 0 .. count - 1 do
+            let s = order[start + i]
+            Array.Copy(inputs, s * size, host, i * size, size)
+            labels[i] <- allLabels[s]
+        let x = buffers.Get("x", Array.append [| count |] model.Net.InputShape)
+        x.CopyFrom(ReadOnlySpan<float32>(host, 0, count * size), 0L)
+        let logits = model.Forward(x, true, seed)
+        let dLogits = criterion.Run(logits, labels, 0, smoothing, true)
+        let mutable total = 0.0
+        let mutable correct = 0
+        let p = criterion.Probabilities
+        for i in 0 .. count - 1 do
+            total <- total + float criterion.Losses[i]
+            let mutable best = 0
+            for j in 1 .. classes - 1 do
+                if p[i * classes + j] > p[i * classes + best] then best <- j
+            if best = labels[i] then correct <- correct + 1
+        let loss = total / float count
+        if Double.IsFinite loss then
+            model.Backward dLogits
+            clipNorm |> Option.iter (fun c -> Optimizers.clipByNorm model.Ops model.Parameters c |> ignore)
+            Optimizers.step model.Ops optimizer learningRate state model.Parameters
+        loss, correct
+
+/// Training state saved after each epoch (weights, optimizer slots, best weights, history, early-stopping state).
+type internal CheckpointState =
+    { EpochsDone: int
+      OptimizerStep: int
+      History: EpochReport list
+      Best: float option
+      BestEpoch: int option
+      Wait: int
+      Stopped: bool
+      Seed: int }
+
+module internal Checkpoint =
+    let fileName = "checkpoint.hnn"
+
+    let private writeOptional (w: Utf8JsonWriter) (name: string) (v: float option) =
+        match v with
+        | Some x -> w.WriteNumber(name, x)
+        | None -> w.WriteNull name
+
+    let write (dir: string) (model: Model) (state: CheckpointState) (slots: Tensor[]) (best: float32[][] option) =
+        let tensors = model.Tensors
+        let blocks =
+            [ for name, t in tensors -> name, "weight", t.Shape ]
+            @ [ for i, t in Array.indexed slots -> sprintf "slot%d" i, "optimizer", t.Shape ]
+            @ (match best with
+               | Some _ -> [ for name, t in tensors -> name, "best", t.Shape ]
+               | None -> [])
+        let header =
+            HeaderJson.toBytes (fun w ->
+                w.WriteStartObject()
+                w.WriteString("format", "hybrid-nn")
+                w.WriteString("kind", "checkpoint")
+                w.WriteString("libraryVersion", Container.libraryVersion)
+                Architecture.write w model.Net
+                w.WriteNumber("seed", state.Seed)
+                w.WriteNumber("epochsDone", state.EpochsDone)
+                w.WriteNumber("optimizerStep", state.OptimizerStep)
+                w.WriteNumber("wait", state.Wait)
+                w.WriteBoolean("stopped", state.Stopped)
+                match state.Best with
+                | Some b -> w.WriteString("bestBits", string (BitConverter.DoubleToInt64Bits b))
+                | None -> w.WriteNull "bestBits"
+                match state.BestEpoch with
+                | Some e -> w.WriteNumber("bestEpoch", e)
+                | None -> w.WriteNull "bestEpoch"
+                w.WriteStartArray "history"
+                for r in state.History do
+                    w.WriteStartObject()
+                    w.WriteNumber("epoch", r.Epoch)
+                    w.WriteNumber("trainLoss", r.TrainLoss)
+                    w.WriteNumber("trainAccuracy", r.TrainAccuracy)
+                    writeOptional w "validationLoss" r.ValidationLoss
+                    writeOptional w "validationAccuracy" r.ValidationAccuracy
+                    w.WriteNumber("learningRate", r.LearningRate)
+                    w.WriteNumber("seconds", r.Seconds)
+                    w.WriteEndObject()
+                w.WriteEndArray()
+                ModelFile.writeBlocks w blocks
+                w.WriteEndObject())
+        let floats =
+            [ for _, t in tensors -> t.ToArray() ]
+            @ [ for t in slots -> t.ToArray() ]
+            @ (match best with Some b -> List.ofArray b | None -> [])
+        Container.write (Path.Combine(dir, fileName)) header floats
+
+    /// Reads a checkpoint written for `model`'s architecture and `seed`, restores weights and optimizer slots, and
+    /// returns the saved state and best weights.
+    let read (dir: string) (model: Model) (seed: int) (slots: Tensor[]) =
+        let path = Path.Combine(dir, fileName)
+        let parse (header: byte[]) (count: int) =
+            use doc = HeaderJson.parse path header
+            let root = doc.RootElement
+            if HeaderJson.string path root "kind" <> "checkpoint" then HeaderJson.bad path "kind is not 'checkpoint'."
+            let net = Architecture.read path root
+            if net.Layers <> model.Net.Layers || net.InputShape <> model.Net.InputShape then
+                Container.fail path "the checkpoint was written for another architecture; delete it or use another checkpoint folder."
+            let fileSeed = HeaderJson.int path root "seed"
+            if fileSeed <> seed then
+                Container.fail path (sprintf "the checkpoint was written with seed %d, this fit uses seed %d." fileSeed seed)
+            let blocks = ModelFile.readBlocks path root count
+            let optional (e: JsonElement) name =
+                match HeaderJson.tryProp e name with
+                | Some v when v.ValueKind = JsonValueKind.Number -> Some(v.GetDouble())
+                | _ -> None
+            let history =
+                HeaderJson.array path root "history"
+                |> List.map (fun e ->
+                    { Epoch = HeaderJson.int path e "epoch"
+                      TrainLoss = HeaderJson.float path e "trainLoss"
+                      TrainAccuracy = HeaderJson.float path e "trainAccuracy"
+                      ValidationLoss = optional e "validationLoss"
+                      ValidationAccuracy = optional e "validationAccuracy"
+                      LearningRate = HeaderJson.float path e "learningRate"
+                      Seconds = HeaderJson.float path e "seconds" })
+            let best =
+                match HeaderJson.tryProp root "bestBits" with
+                | Some v when v.ValueKind = JsonValueKind.String ->
+                    match Int64.TryParse(match v.GetString() with null -> "" | s -> s) with
+                    | true, bits -> Some(BitConverter.Int64BitsToDouble bits)
+                    | _ -> HeaderJson.bad path "bestBits is not an integer."
+                | _ -> None
+            let state =
+                { EpochsDone = HeaderJson.int path root "epochsDone"
+                  OptimizerStep = HeaderJson.int path root "optimizerStep"
+                  History = history
+                  Best = best
+                  BestEpoch = (match HeaderJson.tryProp root "bestEpoch" with Some _ -> Some(HeaderJson.int path root "bestEpoch") | None -> None)
+                  Wait = HeaderJson.int path root "wait"
+                  Stopped = (HeaderJson.prop path root "stopped").ValueKind = JsonValueKind.True
+                  Seed = fileSeed }
+            state, blocks
+        let (state, blocks), floats = Container.read path parse
+        let tensors = model.Tensors
+        let weightBlocks = blocks |> List.filter (fun (_, r, _) -> r = "weight")
+        let slotBlocks = blocks |> List.filter (fun (_, r, _) -> r = "optimizer")
+        let bestBlocks = blocks |> List.filter (fun (_, r, _) -> r = "best")
+        if weightBlocks.Length <> tensors.Length || slotBlocks.Length <> slots.Length
+           || (bestBlocks.Length <> 0 && bestBlocks.Length <> tensors.Length) then
+            Container.fail path "the checkpoint's tensors do not match this model and optimizer (was the optimizer changed?)."
+        let mutable offset = 0
+        let take (shape: int[]) (expected: int[]) =
+            if shape <> expected then
+                Container.fail path (sprintf "a checkpoint tensor has shape %s, expected %s." (Shapes.describe shape) (Shapes.describe expected))
+            let n = Array.fold (*) 1 shape
+            let values = floats[offset .. offset + n - 1]
+            offset <- offset + n
+            values
+        for (_, _, shape), (_, t) in List.zip weightBlocks (List.ofArray tensors) do
+            t.CopyFrom(ReadOnlySpan<float32>(take shape t.Shape), 0L)
+        for (_, _, shape), t in List.zip slotBlocks (List.ofArray slots) do
+            t.CopyFrom(ReadOnlySpan<float32>(take shape t.Shape), 0L)
+        let best =
+            if bestBlocks.IsEmpty then None
+            else Some [| for (_, _, shape), (_, t) in List.zip bestBlocks (List.ofArray tensors) -> take shape t.Shape |]
+        state, best
+
+/// Training.
+[<RequireQualifiedAccess>]
+module Training =
+    /// Seeded Fisher-Yates permutation of 0..n-1 for one epoch.
+    let internal permutation (seed: int) (epoch: int) (n: int) =
+        let rng = SplitMix(SplitMix.Derive(seed, 1, epoch))
+        let order = Array.init n id
+        for i = n - 1 downto 1 do
+            let j = rng.NextInt(i + 1)
+            let t = order[i]
+            order[i] <- order[j]
+            order[j] <- t
+        order
+
+    /// Trains `model` in place with softmax cross-entropy: per epoch a seeded shuffle of `train`, mini-batches of
+    /// `BatchSize` (the last one smaller), the learning rate times the schedule's factor, optional clipping, one
+    /// optimizer step per batch; then validation metrics, early stopping, a checkpoint (atomic) and the callback.
+    /// With a checkpoint folder holding a checkpoint of this architecture and seed, training resumes after its last
+    /// epoch and ends with the same weights as an uninterrupted run. A NaN or infinite loss raises TrainingException
+    /// naming the epoch and batch before anything is saved. With early stopping and RestoreBestWeights the model ends
+    /// with the best epoch's weights.
+    let fit (options: FitOptions) (model: Model) (train: Examples) (validation: Examples option) : FitResult =
+        if options.Epochs < 1 then invalidArg "options" (sprintf "Epochs must be at least 1, was %d." options.Epochs)
+        if options.BatchSize < 1 then invalidArg "options" (sprintf "BatchSize must be at least 1, was %d." options.BatchSize)
+        if not (options.LabelSmoothing >= 0.0 && options.LabelSmoothing < 1.0) then
+            invalidArg "options" (sprintf "LabelSmoothing must be in [0, 1), was %g." options.LabelSmoothing)
+        let n = Model.checkInputs model train.Inputs
+        if train.Labels.Length <> n then invalidArg "train" (sprintf "Training data has %d samples but %d labels." n train.Labels.Length)
+        if n = 0 then invalidArg "train" "Training data is empty."
+        let classes = Model.classes model
+        train.Labels |> Array.iteri (fun i y -> if y < 0 || y >= classes then invalidArg "train" (sprintf "Label %d of sample %d is outside 0..%d." y i (classes - 1)))
+        match options.EarlyStopping, validation with
+        | Some { Monitor = (ValidationLoss | ValidationAccuracy) }, None ->
+            invalidArg "options" "Early stopping on a validation metric needs validation data."
+        | _ -> ()
+        let batches = (n + options.BatchSize - 1) / options.BatchSize
+        let totalSteps = options.Epochs * batches
+        let trainer = Trainer(model, options.Optimizer, options.ClipNorm, options.LabelSmoothing)
+        let slots = trainer.State.Tensors
+        let baseRate = Optimizer.learningRate options.Optimizer
+        let mutable history = []
+        let mutable best = None
+        let mutable bestEpoch = None
+        let mutable wait = 0
+        let mutable stopped = false
+        let mutable bestWeights = None
+        let mutable startEpoch = 0
+        match options.CheckpointDir with
+        | Some dir when File.Exists(Path.Combine(dir, Checkpoint.fileName)) ->
+            let state, savedBest = Checkpoint.read dir model options.Seed slots
+            trainer.State.Step <- state.OptimizerStep
+            history <- state.History
+            best <- state.Best
+            bestEpoch <- state.BestEpoch
+            wait <- state.Wait
+            stopped <- state.Stopped
+            bestWeights <- savedBest
+            startEpoch <- state.EpochsDone
+        | _ -> ()
+        let resumed = startEpoch
+        let mutable epoch = startEpoch
+        while epoch < options.Epochs && not stopped do
+            let watch = Stopwatch.StartNew()
+            let order = permutation options.Seed epoch n
+            let mutable lossSum = 0.0
+            let mutable correct = 0
+            let mutable rate = baseRate
+            for b in 0 .. batches - 1 do
+                let start = b * options.BatchSize
+                let count = min options.BatchSize (n - start)
+                let step = epoch * batches + b
+                rate <- baseRate * Schedule.factor options.Schedule step totalSteps batches
+                let loss, c = trainer.Step(train.Inputs, train.Labels, order, start, count, rate, SplitMix.Derive(options.Seed, 2, step))
+                if not (Double.IsFinite loss) then
+                    raise (TrainingException(
+                        sprintf "Training stopped: the loss became %g at epoch %d, batch %d of %d (learning rate %g). Nothing was saved for this epoch; lower the learning rate, enable gradient clipping or check the inputs for NaN."
+                            loss (epoch + 1) (b + 1) batches rate))
+                lossSum <- lossSum + loss * float count
+                correct <- correct + c
+                options.Callback(BatchEnd(epoch + 1, b + 1, batches, loss))
+            let metrics = validation |> Option.map (Model.evaluate model)
+            let report =
+                { Epoch = epoch + 1
+                  TrainLoss = lossSum / float n
+                  TrainAccuracy = float correct / float n
+                  ValidationLoss = metrics |> Option.map (fun m -> m.LogLoss)
+                  ValidationAccuracy = metrics |> Option.map (fun m -> m.Accuracy)
+                  LearningRate = rate
+                  Seconds = watch.Elapsed.TotalSeconds }
+            history <- history @ [ report ]
+            match options.EarlyStopping with
+            | Some es ->
+                let value, higherIsBetter =
+                    match es.Monitor with
+                    | ValidationLoss -> report.ValidationLoss |> Option.defaultValue nan, false
+                    | ValidationAccuracy -> report.ValidationAccuracy |> Option.defaultValue nan, true
+                    | TrainingLoss -> report.TrainLoss, false
+                let improved =
+                    match best with
+                    | None -> true
+                    | Some b -> if higherIsBetter then value > b + es.MinDelta else value < b - es.MinDelta
+                if improved then
+                    best <- Some value
+                    bestEpoch <- Some report.Epoch
+                    wait <- 0
+                    if es.RestoreBestWeights then bestWeights <- Some(model.Snapshot())
+                else
+                    wait <- wait + 1
+                    if wait >= es.Patience then stopped <- true
+            | None -> ()
+            let weightNorm = model.Parameters |> Array.sumBy (fun p -> model.Ops.SumOfSquares p.Value)
+            if not (Double.IsFinite weightNorm) then
+                raise (TrainingException(
+                    sprintf "Training stopped: the weights became NaN or infinite during epoch %d (last batch %d of %d, learning rate %g). Nothing was saved for this epoch; lower the learning rate or enable gradient clipping."
+                        (epoch + 1) batches batches rate))
+            epoch <- epoch + 1
+            match options.CheckpointDir with
+            | Some dir ->
+                let state =
+                    { EpochsDone = epoch
+                      OptimizerStep = trainer.State.Step
+                      History = history
+                      Best = best
+                      BestEpoch = bestEpoch
+                      Wait = wait
+                      Stopped = stopped
+                      Seed = options.Seed }
+                Checkpoint.write dir model state slots bestWeights
+            | None -> ()
+            options.Callback(EpochEnd report)
+        match options.EarlyStopping, bestWeights with
+        | Some { RestoreBestWeights = true }, Some weights -> model.Restore weights
+        | _ -> ()
+        { History = history
+          BestEpoch = bestEpoch
+          StoppedEarly = stopped
+          ResumedAfterEpochs = resumed }

@@ -1,0 +1,153 @@
+/// The managed INnOps kernels against straightforward reference loops.
+module Hybrid.ClassifierTests.ManagedNnTests
+
+open System
+open Expecto
+open Hybrid.Dsp
+open Hybrid.Dsp.Managed
+open Hybrid.TestSupport
+open Hybrid.ClassifierTests.Support
+
+let private config = { FsCheckConfig.defaultConfig with maxTest = 40 }
+
+let private naiveGemm m n k (alpha: float32) (a: float32[]) transA (b: float32[]) transB (beta: float32) (c: float32[]) =
+    Array.init (m * n) (fun idx ->
+        let i, j = idx / n, idx % n
+        let mutable s = 0.0
+        for p in 0 .. k - 1 do
+            let av = if transA then a[p * m + i] else a[i * k + p]
+            let bv = if transB then b[j * k + p] else b[p * n + j]
+            s <- s + float av * float bv
+        float32 (float alpha * s + (if beta = 0.0f then 0.0 else float beta * float c[idx])))
+
+let private checkGemm (engine: Engine) m n k transA transB alpha beta seed =
+    let rng = Random(seed: int)
+    let a = uniform rng (m * k)
+    let b = uniform rng (k * n)
+    let c = uniform rng (m * n)
+    let ta = tensor engine a (if transA then [| k; m |] else [| m; k |])
+    let tb = tensor engine b (if transB then [| n; k |] else [| k; n |])
+    let tc = tensor engine c [| m; n |]
+    (NnOps.For engine).Gemm(ta, transA, tb, transB, tc, alpha, beta)
+    Assertions.allClose 1e-4 1e-4 (naiveGemm m n k alpha a transA b transB beta c) (tc.ToArray()) (sprintf "gemm %dx%dx%d tA=%b tB=%b" m n k transA transB)
+
+let private naiveConv (g: ConvGeometry) (x: float32[]) (w: float32[]) (bias: float32[]) =
+    Array.init (g.Batch * g.OutChannels * g.OutHeight * g.OutWidth) (fun idx ->
+        let ow = idx % g.OutWidth
+        let oh = (idx / g.OutWidth) % g.OutHeight
+        let co = (idx / (g.OutWidth * g.OutHeight)) % g.OutChannels
+        let n = idx / (g.OutWidth * g.OutHeight * g.OutChannels)
+        let mutable s = float bias[co]
+        for ci in 0 .. g.InChannels - 1 do
+            for kh in 0 .. g.KernelHeight - 1 do
+                for kw in 0 .. g.KernelWidth - 1 do
+                    let ih = oh * g.StrideH - g.PadTop + kh * g.DilationH
+                    let iw = ow * g.StrideW - g.PadLeft + kw * g.DilationW
+                    if ih >= 0 && ih < g.InHeight && iw >= 0 && iw < g.InWidth then
+                        s <- s + float x[((n * g.InChannels + ci) * g.InHeight + ih) * g.InWidth + iw]
+                                 * float w[((co * g.InChannels + ci) * g.KernelHeight + kh) * g.KernelWidth + kw]
+        float32 s)
+
+type private FakeEngine() =
+    inherit Engine()
+    override _.Name = "fake-gpu"
+    override _.DeviceName = "no device"
+    override _.Allocate(_shape: int[]) : Tensor = raise (NotSupportedException "fake")
+    override _.Dsp = raise (NotSupportedException "fake")
+    override _.Synchronize() = ()
+    override _.Dispose() = ()
+
+[<Tests>]
+let tests =
+    testList "ManagedNn" [
+        testPropertyWithConfig config "GEMM matches the reference product for every transpose, alpha and beta" (fun (seed: int) ->
+            let rng = Random(seed)
+            use engine = new ManagedEngine(2)
+            checkGemm engine (rng.Next(1, 40)) (rng.Next(1, 40)) (rng.Next(1, 40)) (rng.Next 2 = 0) (rng.Next 2 = 0)
+                (float32 (rng.NextDouble() * 2.0)) (if rng.Next 2 = 0 then 0.0f else 0.5f) seed)
+
+        testCase "a large GEMM split over threads and K blocks matches the reference product" (fun () ->
+            use engine = new ManagedEngine(2)
+            checkGemm engine 70 301 600 false true 1.0f 0.0f 3
+            checkGemm engine 301 70 520 true false 0.5f 1.0f 4)
+
+        testCase "beta zero ignores NaN in C" (fun () ->
+            use engine = new ManagedEngine(1)
+            let a = tensor engine [| 1.0f; 2.0f |] [| 1; 2 |]
+            let b = tensor engine [| 3.0f; 4.0f |] [| 2; 1 |]
+            let c = tensor engine [| nanf |] [| 1; 1 |]
+            (NnOps.For engine).Gemm(a, false, b, false, c)
+            Expect.equal (c.ToArray()) [| 11.0f |] "1*3 + 2*4")
+
+        testPropertyWithConfig config "Conv2D forward matches direct convolution with strides, dilation and padding" (fun (seed: int) ->
+            let rng = Random(seed)
+            use engine = new ManagedEngine(2)
+            let n, ci, h, w, co = rng.Next(1, 3), rng.Next(1, 6), rng.Next(1, 9), rng.Next(1, 12), rng.Next(1, 5)
+            let kh, kw, sh, sw, dh, dw = rng.Next(1, 4), rng.Next(1, 4), rng.Next(1, 3), rng.Next(1, 4), rng.Next(1, 3), rng.Next(1, 3)
+            let pt, pl = rng.Next(0, 3), rng.Next(0, 3)
+            let oh = max 1 ((h + 2 * pt - ((kh - 1) * dh + 1)) / sh + 1)
+            let ow = max 1 ((w + 2 * pl - ((kw - 1) * dw + 1)) / sw + 1)
+            let g = ConvGeometry(n, ci, h, w, co, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+            let x, wt, b = uniform rng (n * ci * h * w), uniform rng (co * ci * kh * kw), uniform rng co
+            let y = engine.Allocate(n, co, oh, ow)
+            (NnOps.For engine).Conv2DForward(&g, tensor engine x [| n; ci; h; w |], tensor engine wt [| co; ci; kh; kw |], tensor engine b [| co |], y)
+            Assertions.allClose 1e-4 1e-5 (naiveConv g x wt b) (y.ToArray()) (sprintf "conv %A" g))
+
+        testCase "convolution weight gradients are bit-identical on one and on two threads" (fun () ->
+            let run threads =
+                use engine = new ManagedEngine(Nullable threads)
+                let rng = Random 5
+                let g = ConvGeometry(13, 4, 9, 11, 5, 3, 3, 1, 1, 1, 1, 1, 1, 9, 11)
+                let x = tensor engine (uniform rng (13 * 4 * 99)) [| 13; 4; 9; 11 |]
+                let w = tensor engine (uniform rng (5 * 36)) [| 5; 4; 3; 3 |]
+                let dy = tensor engine (uniform rng (13 * 5 * 99)) [| 13; 5; 9; 11 |]
+                let dx, dw, db = engine.Allocate(13, 4, 9, 11), engine.Allocate(5, 4, 3, 3), engine.Allocate 5
+                (NnOps.For engine).Conv2DBackward(&g, x, w, dy, dx, dw, db)
+                dx.ToArray(), dw.ToArray(), db.ToArray()
+            let dx1, dw1, db1 = run 1
+            let dx2, dw2, db2 = run 2
+            bitEqual "dx" dx1 dx2
+            bitEqual "dw" dw1 dw2
+            bitEqual "db" db1 db2)
+
+        testCase "softmax cross-entropy stays finite for huge logits" (fun () ->
+            use engine = new ManagedEngine(1)
+            let logits = tensor engine [| 1000.0f; -1000.0f; 0.0f; 1000.0f |] [| 2; 2 |]
+            let labels = tensor engine [| 1.0f; 0.0f |] [| 2 |]
+            let p, l, d = engine.Allocate(2, 2), engine.Allocate 2, engine.Allocate(2, 2)
+            (NnOps.For engine).SoftmaxCrossEntropy(logits, labels, 0.0f, p, l, d, 0.5f)
+            Assertions.allClose 1e-6 1e-6 [| 2000.0f; 1000.0f |] (l.ToArray()) "losses"
+            Assertions.allClose 1e-6 1e-6 [| 0.5f; -0.5f; -0.5f; 0.5f |] (d.ToArray()) "gradient")
+
+        testCase "labels outside the class range are refused with the offending element named" (fun () ->
+            use engine = new ManagedEngine(1)
+            let logits = engine.Allocate(2, 3)
+            let labels = tensor engine [| 0.0f; 3.0f |] [| 2 |]
+            try
+                (NnOps.For engine).SoftmaxCrossEntropy(logits, labels, 0.0f, engine.Allocate(2, 3), engine.Allocate 2, null, 1.0f)
+                failtest "expected ArgumentException"
+            with :? ArgumentException as e ->
+                Expect.stringContains e.Message "element 1" "offending element named")
+
+        testCase "an engine without NN kernels is named in the NotSupportedException" (fun () ->
+            use fake = new FakeEngine()
+            try
+                NnOps.For fake |> ignore
+                failtest "expected NotSupportedException"
+            with :? NotSupportedException as e ->
+                Expect.stringContains e.Message "fake-gpu" "engine named")
+
+        testCase "dropout masks depend only on the seed and keep about 1 - rate of the elements" (fun () ->
+            use e1 = new ManagedEngine(1)
+            use e2 = new ManagedEngine(2)
+            let mask (engine: Engine) =
+                let x = tensor engine (Array.create 100000 1.0f) [| 100; 1000 |]
+                let m, y = engine.Allocate(100, 1000), engine.Allocate(100, 1000)
+                (NnOps.For engine).DropoutForward(x, 0.3f, 99UL, m, y)
+                m.ToArray()
+            let a, b = mask e1, mask e2
+            bitEqual "mask" a b
+            let kept = a |> Array.filter (fun v -> v > 0.0f) |> Array.length
+            Expect.isTrue (abs (float kept / 100000.0 - 0.7) < 0.01) (sprintf "kept fraction %g" (float kept / 100000.0))
+            Expect.isTrue (a |> Array.forall (fun v -> v = 0.0f || abs (v - 1.0f / 0.7f) < 1e-6f)) "scaled by 1/(1-rate)")
+    ]

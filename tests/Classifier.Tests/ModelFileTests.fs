@@ -1,0 +1,138 @@
+/// Model files: round trip and every corruption raising its exception.
+module Hybrid.ClassifierTests.ModelFileTests
+
+open System
+open System.Buffers.Binary
+open System.IO
+open Expecto
+open Hybrid.Dsp.Managed
+open Hybrid.Classifier
+open Hybrid.ClassifierTests.Support
+
+let private net () =
+    Net.sequential [ 2; 6; 5 ] [ Layers.conv2d 3 (3, 3) Same; Layers.batchNorm; Layers.relu; Layers.maxPool2d 2; Layers.flatten; Layers.dropout 0.2; Layers.dense 4 ]
+
+let private info =
+    { SchemaFingerprint = "logmel-2x6x5-v1"
+      Labels = [ "zero"; "one"; "two"; "three" ]
+      Normalization = [ "mean", [| 0.1f; -3.25f; 1e-30f |]; "std", [| 1.0f / 3.0f |] ]
+      TrainingSettings = [ "optimizer", "adam"; "epochs", "3" ]
+      LibraryVersion = "" }
+
+let private withFile (body: string -> unit) =
+    let dir = Path.Combine(Path.GetTempPath(), "hybrid-modelfile-" + Guid.NewGuid().ToString("N"))
+    Directory.CreateDirectory dir |> ignore
+    try body (Path.Combine(dir, "model.hnn")) finally Directory.Delete(dir, true)
+
+/// A saved model (BatchNorm statistics moved away from their initial values by one training pass).
+let private saved (path: string) =
+    use engine = new ManagedEngine(2)
+    let model = Model.create engine 3 (net ())
+    let rng = Random 1
+    let x = uniform rng (5 * 60)
+    model.Forward(tensor engine x [| 5; 2; 6; 5 |], true, 1UL) |> ignore
+    ModelFile.save path info model
+    model.Snapshot(), Model.predict model x, x
+
+let private expectModelFileError (path: string) (fragment: string) =
+    use engine = new ManagedEngine(1)
+    try
+        ModelFile.load engine info.SchemaFingerprint path |> ignore
+        failtestf "expected ModelFileException mentioning '%s'" fragment
+    with :? ModelFileException as e ->
+        Expect.stringContains e.Message fragment "what differs"
+        Expect.stringContains e.Message path "names the file"
+
+let private patch (path: string) (offset: int64) (bytes: byte[]) =
+    use s = File.OpenWrite path
+    s.Position <- offset
+    s.Write(bytes, 0, bytes.Length)
+
+[<Tests>]
+let tests =
+    testList "ModelFile" [
+        testCase "a saved model loads with the same weights, predictions and info" (fun () ->
+            withFile (fun path ->
+                let weights, predictions, x = saved path
+                use engine = new ManagedEngine(2)
+                let model, loaded = ModelFile.load engine info.SchemaFingerprint path
+                Array.iteri2 (fun i a b -> bitEqual (sprintf "tensor %d" i) a b) weights (model.Snapshot())
+                Expect.equal (Model.predict model x) predictions "predictions"
+                Expect.equal model.Net.Layers (net ()).Layers "architecture"
+                Expect.equal loaded.Labels info.Labels "labels"
+                Expect.equal loaded.TrainingSettings info.TrainingSettings "settings"
+                Expect.equal (loaded.Normalization |> List.map fst) [ "mean"; "std" ] "normalisation names"
+                List.iter2 (fun (_, a) (_, b) -> bitEqual "normalisation" a b) info.Normalization loaded.Normalization
+                Expect.isNonEmpty loaded.LibraryVersion "library version"
+                let inspectedNet, inspected = ModelFile.inspect path
+                Expect.equal inspected.SchemaFingerprint info.SchemaFingerprint "inspect"
+                Expect.equal inspectedNet.Layers (net ()).Layers "inspect architecture"
+                Expect.isFalse (File.Exists(path + ".tmp")) "no temporary file left"))
+
+        testCase "a different schema fingerprint raises SchemaMismatchException naming both" (fun () ->
+            withFile (fun path ->
+                saved path |> ignore
+                use engine = new ManagedEngine(1)
+                try
+                    ModelFile.load engine "mfcc-13-v2" path |> ignore
+                    failtest "expected SchemaMismatchException"
+                with :? SchemaMismatchException as e ->
+                    Expect.stringContains e.Message "mfcc-13-v2" "expected fingerprint"
+                    Expect.stringContains e.Message info.SchemaFingerprint "stored fingerprint"))
+
+        testCase "a wrong magic number is reported" (fun () ->
+            withFile (fun path ->
+                saved path |> ignore
+                patch path 0L "NOTMODEL"B
+                expectModelFileError path "magic"))
+
+        testCase "an unknown format version is reported" (fun () ->
+            withFile (fun path ->
+                saved path |> ignore
+                let b = Array.zeroCreate 4
+                BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(), 7)
+                patch path 8L b
+                expectModelFileError path "version 7"))
+
+        testCase "a flipped weight bit fails the checksum" (fun () ->
+            withFile (fun path ->
+                saved path |> ignore
+                let bytes = File.ReadAllBytes path
+                let i = bytes.Length - 40
+                patch path (int64 i) [| bytes[i] ^^^ 0x10uy |]
+                expectModelFileError path "checksum"))
+
+        testCase "a flipped header byte fails the checksum" (fun () ->
+            withFile (fun path ->
+                saved path |> ignore
+                let bytes = File.ReadAllBytes path
+                patch path 30L [| bytes[30] ^^^ 0x01uy |]
+                expectModelFileError path "checksum"))
+
+        testCase "a truncated file is reported as truncated" (fun () ->
+            withFile (fun path ->
+                saved path |> ignore
+                let bytes = File.ReadAllBytes path
+                File.WriteAllBytes(path, bytes[0 .. bytes.Length - 101])
+                expectModelFileError path "truncated"
+                File.WriteAllBytes(path, bytes[0..20])
+                expectModelFileError path "truncated"))
+
+        testCase "absurd header and weight sizes are refused before allocating" (fun () ->
+            withFile (fun path ->
+                saved path |> ignore
+                let original = File.ReadAllBytes path
+                let b = Array.zeroCreate 4
+                BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(), Int32.MaxValue)
+                patch path 12L b
+                expectModelFileError path "header length"
+                File.WriteAllBytes(path, original)
+                let headerLength = BinaryPrimitives.ReadInt32LittleEndian(ReadOnlySpan<byte>(original, 12, 4))
+                let c = Array.zeroCreate 8
+                BinaryPrimitives.WriteInt64LittleEndian(c.AsSpan(), 1L <<< 40)
+                patch path (16L + int64 headerLength) c
+                expectModelFileError path "weight count"))
+
+        testCase "a missing file is reported as a ModelFileException" (fun () ->
+            expectModelFileError (Path.Combine(Path.GetTempPath(), "no-such-model-" + Guid.NewGuid().ToString("N") + ".hnn")) "not found")
+    ]

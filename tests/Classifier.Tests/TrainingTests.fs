@@ -1,0 +1,147 @@
+/// fit: learning (XOR, a tiny CNN), determinism, kill-and-resume, NaN handling, early stopping.
+module Hybrid.ClassifierTests.TrainingTests
+
+open System
+open System.IO
+open Expecto
+open Hybrid.Dsp
+open Hybrid.Dsp.Managed
+open Hybrid.Classifier
+open Hybrid.ClassifierTests.Support
+
+let private xor =
+    { Inputs = [| 0.0f; 0.0f; 0.0f; 1.0f; 1.0f; 0.0f; 1.0f; 1.0f |]
+      Labels = [| 0; 1; 1; 0 |] }
+
+let private tempDir () =
+    let d = Path.Combine(Path.GetTempPath(), "hybrid-fit-" + Guid.NewGuid().ToString("N"))
+    Directory.CreateDirectory d |> ignore
+    d
+
+/// A small CNN with every stateful part: BatchNorm statistics, dropout masks, Adam moments.
+let private cnn () =
+    Net.sequential [ 1; 8; 8 ]
+        [ Layers.conv2d 4 (3, 3) Same; BatchNorm(0.5, 1e-3); Layers.relu; Layers.maxPool2d 2
+          Layers.flatten; Layers.dropout 0.2; Layers.dense 4 ]
+
+let private tinyImages seed count =
+    let rng = Random(seed: int)
+    { Inputs = uniform rng (count * 64); Labels = Array.init count (fun i -> i % 4) }
+
+let private options =
+    { FitOptions.defaults with Epochs = 5; BatchSize = 5; Optimizer = Optimizer.adam 0.01; Seed = 11; Schedule = Cosine 0.1 }
+
+let private trainedWeights (engine: Engine) opts =
+    let model = Model.create engine 5 (cnn ())
+    let result = Training.fit opts model (tinyImages 2 12) (Some(tinyImages 3 6))
+    model.Snapshot(), result
+
+[<Tests>]
+let tests =
+    testList "Training" [
+        testCase "a small MLP fits XOR" (fun () ->
+            use engine = new ManagedEngine(1)
+            let net = Net.sequential [ 2 ] [ Layers.dense 16 |> Layers.withInit HeUniform; Layers.relu; Layers.dense 2 ]
+            let model = Model.create engine 1 net
+            let result = Training.fit { FitOptions.defaults with Epochs = 300; BatchSize = 4; Optimizer = Optimizer.adam 0.03 } model xor None
+            let m = Model.evaluate model xor
+            Expect.equal m.Accuracy 1.0 (sprintf "XOR accuracy (last loss %g)" (List.last result.History).TrainLoss)
+            Expect.isLessThan m.LogLoss 0.1 "confident")
+
+        testCase "a small CNN overfits a tiny batch to 100%" (fun () ->
+            use engine = new ManagedEngine(2)
+            let data = tinyImages 7 8
+            let model = Model.create engine 2 (cnn ())
+            let result = Training.fit { options with Epochs = 150; BatchSize = 8; Schedule = Constant } model data None
+            Expect.equal (List.last result.History).TrainAccuracy 1.0 "training accuracy"
+            Expect.equal (Model.evaluate model data).Accuracy 1.0 "inference accuracy")
+
+        testCase "the same seed gives the same trained weights bit for bit, on one or two threads" (fun () ->
+            use e1 = new ManagedEngine(1)
+            use e2 = new ManagedEngine(2)
+            let a, ra = trainedWeights e1 options
+            let b, rb = trainedWeights e2 options
+            Array.iteri2 (fun i x y -> bitEqual (sprintf "tensor %d" i) x y) a b
+            Expect.equal (ra.History |> List.map (fun r -> r.TrainLoss)) (rb.History |> List.map (fun r -> r.TrainLoss)) "losses"
+            use e3 = new ManagedEngine(2)
+            let model = Model.create e3 6 (cnn ())
+            Expect.notEqual (model.Snapshot()[0]) ((Model.create e3 5 (cnn ())).Snapshot()[0]) "another seed, other weights")
+
+        testCase "a killed run resumes from its last checkpoint and ends with the same weights" (fun () ->
+            use engine = new ManagedEngine(2)
+            let early = Some { Monitor = ValidationLoss; Patience = 10; MinDelta = 0.0; RestoreBestWeights = true }
+            let opts = { options with EarlyStopping = early }
+            let reference, referenceResult = trainedWeights engine { opts with CheckpointDir = Some(tempDir ()) }
+            let dir = tempDir ()
+            let kill =
+                function
+                | EpochEnd r when r.Epoch = 2 -> raise (OperationCanceledException "killed")
+                | _ -> ()
+            Expect.throwsT<OperationCanceledException> (fun () -> trainedWeights engine { opts with CheckpointDir = Some dir; Callback = kill } |> ignore) "killed"
+            Expect.isTrue (File.Exists(Path.Combine(dir, "checkpoint.hnn"))) "checkpoint written"
+            let resumed, result = trainedWeights engine { opts with CheckpointDir = Some dir }
+            Expect.equal result.ResumedAfterEpochs 2 "resumed after epoch 2"
+            Expect.equal result.History.Length referenceResult.History.Length "full history"
+            Expect.equal result.BestEpoch referenceResult.BestEpoch "best epoch"
+            Array.iteri2 (fun i x y -> bitEqual (sprintf "tensor %d" i) x y) reference resumed
+            Directory.Delete(dir, true))
+
+        testCase "a NaN loss stops training naming epoch and batch, and writes no checkpoint" (fun () ->
+            use engine = new ManagedEngine(1)
+            let data = tinyImages 4 12
+            data.Inputs[7 * 64 + 3] <- nanf
+            let dir = tempDir ()
+            let model = Model.create engine 1 (cnn ())
+            try
+                Training.fit { options with Epochs = 1; BatchSize = 4; CheckpointDir = Some dir } model data None |> ignore
+                failtest "expected TrainingException"
+            with :? TrainingException as e ->
+                Expect.stringContains e.Message "epoch 1" "epoch named"
+                Expect.stringContains e.Message "batch" "batch named"
+                Expect.stringContains e.Message "NaN" "cause"
+            Expect.isFalse (File.Exists(Path.Combine(dir, "checkpoint.hnn"))) "nothing saved"
+            Directory.Delete(dir, true))
+
+        testCase "weights that become infinite stop training at the epoch's end, before its checkpoint" (fun () ->
+            use engine = new ManagedEngine(1)
+            let dir = tempDir ()
+            let model = Model.create engine 1 (Net.sequential [ 2 ] [ Layers.dense 2 ])
+            try
+                Training.fit { FitOptions.defaults with Epochs = 1; BatchSize = 4; Optimizer = Optimizer.sgd 1e39; CheckpointDir = Some dir } model xor None |> ignore
+                failtest "expected TrainingException"
+            with :? TrainingException as e ->
+                Expect.stringContains e.Message "epoch 1" "epoch named"
+            Expect.isFalse (File.Exists(Path.Combine(dir, "checkpoint.hnn"))) "nothing saved"
+            Directory.Delete(dir, true))
+
+        testCase "early stopping stops after the patience and restores the best epoch's weights" (fun () ->
+            use engine = new ManagedEngine(2)
+            let model = Model.create engine 5 (cnn ())
+            let bestWeights = ref [||]
+            let mutable best = infinity
+            let record =
+                function
+                | EpochEnd r when r.ValidationLoss.Value < best ->
+                    best <- r.ValidationLoss.Value
+                    bestWeights.Value <- model.Snapshot()
+                | _ -> ()
+            let opts =
+                { options with
+                    Epochs = 40
+                    Optimizer = Optimizer.adam 0.05
+                    EarlyStopping = Some { Monitor = ValidationLoss; Patience = 2; MinDelta = 0.0; RestoreBestWeights = true }
+                    Callback = record }
+            let result = Training.fit opts model (tinyImages 2 12) (Some(tinyImages 9 8))
+            Expect.isTrue result.StoppedEarly "random labels stop improving"
+            Expect.equal result.History.Length (result.BestEpoch.Value + 2) "patience 2 after the best epoch"
+            Array.iteri2 (fun i x y -> bitEqual (sprintf "tensor %d" i) x y) bestWeights.Value (model.Snapshot()))
+
+        testCase "the callback sees every batch and epoch" (fun () ->
+            use engine = new ManagedEngine(1)
+            let events = Collections.Generic.List<Progress>()
+            let model = Model.create engine 1 (cnn ())
+            Training.fit { options with Epochs = 2; Callback = events.Add } model (tinyImages 1 12) None |> ignore
+            let batches = events |> Seq.filter (function BatchEnd _ -> true | _ -> false) |> Seq.length
+            Expect.equal batches 6 "3 batches (5, 5, 2) per epoch"
+            Expect.equal (events |> Seq.filter (function EpochEnd _ -> true | _ -> false) |> Seq.length) 2 "epochs")
+    ]
