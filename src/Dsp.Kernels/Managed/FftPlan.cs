@@ -582,12 +582,14 @@ internal static class Lanes
         if (windowed && window.Length < len) throw new ArgumentException("window is shorter than the frame.", nameof(window));
         ref var s0 = ref Unsafe.AsRef(in src[0]);
         var i = 0;
-        if (rows is >= 1 and <= 8 && System.Runtime.Intrinsics.X86.Avx.IsSupported)
+        if (rows is >= 1 and <= 8 && System.Runtime.Intrinsics.X86.Avx.IsSupported && len >= 8)
         {
             ref var d = ref dst[0];
-            if (len >= 8 && start + (rows - 1L) * stride + len > src.Length) throw new ArgumentOutOfRangeException(nameof(src));
-            for (; i + 8 <= len; i += 8)
+            if (start + (rows - 1L) * stride + len > src.Length) throw new ArgumentOutOfRangeException(nameof(src));
+            // Blocks of 8; a ragged end is covered by one last block overlapping the previous one.
+            for (; i < len; i += 8)
             {
+                if (i + 8 > len) i = len - 8;
                 ref var r = ref Unsafe.Add(ref s0, start + i);
                 Transpose8(
                     Vector256.LoadUnsafe(ref r), Row(ref r, 1, stride, rows),
@@ -628,8 +630,9 @@ internal static class Lanes
             if (start + (rows - 1L) * stride + len > dst.Length) throw new ArgumentOutOfRangeException(nameof(dst));
             ref var d0 = ref dst[0];
             Span<V> t = stackalloc V[8];
-            for (; i + 8 <= len; i += 8)
+            for (; i < len; i += 8)
             {
+                if (i + 8 > len) i = len - 8;
                 ref var s = ref Unsafe.AsRef(in src[i]);
                 Transpose8(s, Unsafe.Add(ref s, 1), Unsafe.Add(ref s, 2), Unsafe.Add(ref s, 3),
                     Unsafe.Add(ref s, 4), Unsafe.Add(ref s, 5), Unsafe.Add(ref s, 6), Unsafe.Add(ref s, 7), ref t[0]);
