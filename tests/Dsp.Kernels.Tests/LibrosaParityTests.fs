@@ -68,21 +68,33 @@ let private check (case: Case) (key: string) (actual: float32[]) =
     | "mfcc" -> within 1e-3 expected actual what
     | _ -> relative expected actual what
 
+/// Compares every array of one reference case; returns how many were compared.
+let private checkCase (case: Case) =
+    let computed = features case
+    let mutable compared = 0
+    for p in case.Root.EnumerateObject() do
+        if p.Value.ValueKind = System.Text.Json.JsonValueKind.Object && p.Value.TryGetProperty("shape") |> fst then
+            match computed.TryGetValue p.Name with
+            | true, actual ->
+                check case p.Name actual
+                compared <- compared + 1
+            | _ -> failtestf "%s: no computation for reference array %s" case.Name p.Name
+    compared
+
+/// The reference signals named in the folder's README (one test each, so a failure names its signal).
+let private signals =
+    [ "0_jackson_0"; "3_theo_12"; "7_nicolas_31"; "9_yweweler_44"; "tone440_8k"; "chirp_8k"; "noise_8k"; "mix_22k" ]
+
 [<Tests>]
 let tests =
     testList
         "LibrosaParity"
-        [ testWithReference "every array of every reference file matches librosa 0.10.2 within the issue's tolerances" (fun folder ->
-              let cases = loadCases folder
-              Expect.isGreaterThanOrEqual cases.Length 8 "expected the eight reference files"
-              let mutable checkedArrays = 0
-              for case in cases do
-                  let computed = features case
-                  for p in case.Root.EnumerateObject() do
-                      if p.Value.ValueKind = System.Text.Json.JsonValueKind.Object && p.Value.TryGetProperty("shape") |> fst then
-                          match computed.TryGetValue p.Name with
-                          | true, actual ->
-                              check case p.Name actual
-                              checkedArrays <- checkedArrays + 1
-                          | _ -> failtestf "%s: no computation for reference array %s" case.Name p.Name
-              Expect.isGreaterThan checkedArrays 80 "expected every array to be compared") ]
+        [ for name in signals do
+              yield
+                  testWithReference (sprintf "every array of %s matches librosa 0.10.2 within the issue's tolerances" name) (fun folder ->
+                      let case = loadCase folder (System.IO.Path.Combine(folder, name + ".json"))
+                      Expect.isGreaterThanOrEqual (checkCase case) 11 "expected the eleven arrays of the README")
+          yield
+              testWithReference "the reference folder holds no case this suite does not check" (fun folder ->
+                  let names = System.IO.Directory.GetFiles(folder, "*.json") |> Array.map (fun f -> System.IO.Path.GetFileNameWithoutExtension f |> nonNull) |> Array.sort
+                  Expect.sequenceEqual names (List.sort signals) "reference cases") ]
