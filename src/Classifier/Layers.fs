@@ -160,7 +160,11 @@ module internal Shapes =
         | LeakyReLU slope ->
             if not (slope >= 0.0) then invalidArg "layers" (sprintf "%s: slope must be non-negative, was %g." what slope)
             input
-        | Flatten -> [| Array.fold (*) 1 input |]
+        | Flatten ->
+            let size = input |> Array.fold (fun acc d -> acc * int64 d) 1L
+            if size > int64 Int32.MaxValue then
+                invalidArg "layers" (sprintf "%s: %s flattens to %d elements, more than an axis can hold." what (describe input) size)
+            [| int size |]
 
     /// (trainable, non-trainable) parameter counts of a layer for its input shape.
     let parameters (layer: Layer) (input: int[]) : int64 * int64 =

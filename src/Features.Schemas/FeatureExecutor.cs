@@ -1,4 +1,6 @@
+using System.Numerics;
 using Hybrid.Dsp;
+using Hybrid.Dsp.Managed;
 
 namespace Hybrid.Features.Schemas;
 
@@ -9,8 +11,9 @@ namespace Hybrid.Features.Schemas;
 /// </summary>
 internal static class FeatureExecutor
 {
-    /// <summary>A computed batch of per-frame values on the host: [batch, rows, frames].</summary>
-    private readonly record struct Block(float[] Data, int Rows, int Frames);
+    /// <summary>A computed batch of per-frame values on the host: [batch, rows, frames] from Data[Start].
+    /// Managed tensors are read in place; other engines' tensors are downloaded once.</summary>
+    private readonly record struct Block(float[] Data, int Start, int Rows, int Frames);
 
     internal static void Run(FeatureSchemaInfo info, FeatureMember[] members, Engine engine, Tensor clips, Span<float> destination)
     {
@@ -43,7 +46,7 @@ internal static class FeatureExecutor
         for (var b = 0; b < batch; b++)
         {
             var row = destination.Slice(b * length + m.Offset, m.Width);
-            var source = block.Data.AsSpan(b * block.Rows * f, block.Rows * f);
+            var source = block.Data.AsSpan(block.Start + b * block.Rows * f, block.Rows * f);
             if (m.Kind == FeatureKind.Waveform)
             {
                 var n = Math.Min(f, m.Frames);
@@ -98,6 +101,26 @@ internal static class FeatureExecutor
         }
     }
 
+    /// <summary>destination = source ^ exponent elementwise (SIMD for the common square); may alias.</summary>
+    internal static void Raise(ReadOnlySpan<float> source, Span<float> destination, double exponent)
+    {
+        var i = 0;
+        if (exponent == 2.0)
+        {
+            if (Vector.IsHardwareAccelerated)
+            {
+                for (; i <= source.Length - Vector<float>.Count; i += Vector<float>.Count)
+                {
+                    var v = new Vector<float>(source[i..]);
+                    (v * v).CopyTo(destination[i..]);
+                }
+            }
+            for (; i < source.Length; i++) destination[i] = source[i] * source[i];
+            return;
+        }
+        for (; i < source.Length; i++) destination[i] = (float)Math.Pow(source[i], exponent);
+    }
+
     /// <summary>Frames of librosa's framing (util.frame after optional centring by frame_length / 2).</summary>
     internal static int FrameCount(int frameLength, int hop, bool center, int samples)
     {
@@ -113,7 +136,6 @@ internal static class FeatureExecutor
         private readonly List<Tensor> _owned = [];
         private readonly Dictionary<double, Tensor> _spectra = [];
         private readonly Dictionary<(FeatureKind, int, int), Block> _blocks = [];
-        private float[]? _magnitudeHost;
         private Tensor? _mel;
         private Tensor? _melDb;
         private Tensor? _mfcc;
@@ -142,7 +164,8 @@ internal static class FeatureExecutor
             return t;
         }
 
-        private static Block Download(Tensor t, int rows, int frames) => new(t.ToArray(), rows, frames);
+        private static Block Download(Tensor t, int rows, int frames) =>
+            t is ManagedTensor m ? new(m.Data, m.Offset, rows, frames) : new(t.ToArray(), 0, rows, frames);
 
         /// <summary>|STFT|^exponent, [batch, bins, frames]. The STFT runs once: directly as power or magnitude
         /// when only one exponent is needed, else as magnitude raised to each exponent.</summary>
@@ -158,18 +181,22 @@ internal static class FeatureExecutor
             }
             else
             {
-                if (_magnitudeHost is null)
+                if (!_spectra.TryGetValue(1.0, out var magnitude))
                 {
-                    var magnitude = Allocate(_batch, Bins, Frames);
+                    magnitude = Allocate(_batch, Bins, Frames);
                     Dsp.Stft(_p.Stft, clips, magnitude, SpectrumKind.Magnitude);
                     _spectra[1.0] = magnitude;
-                    _magnitudeHost = magnitude.ToArray();
                     if (exponent == 1.0) return magnitude;
                 }
-                var raised = new float[_magnitudeHost.Length];
-                for (var i = 0; i < raised.Length; i++) raised[i] = (float)Math.Pow(_magnitudeHost[i], exponent);
                 result = Allocate(_batch, Bins, Frames);
-                result.CopyFrom(raised);
+                if (magnitude is ManagedTensor source && result is ManagedTensor target)
+                    Raise(source.Span, target.Span, exponent);
+                else
+                {
+                    var raised = magnitude.ToArray();
+                    Raise(raised, raised, exponent);
+                    result.CopyFrom(raised);
+                }
             }
             _spectra[exponent] = result;
             return result;
@@ -249,7 +276,7 @@ internal static class FeatureExecutor
             switch (m.Kind)
             {
                 case FeatureKind.Waveform:
-                    block = new Block(clips.ToArray(), 1, samples);
+                    block = Download(clips, 1, samples);
                     break;
                 case FeatureKind.ZeroCrossingRate or FeatureKind.Rms:
                     block = Framed(m);

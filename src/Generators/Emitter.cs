@@ -76,14 +76,14 @@ namespace Hybrid.Generators
             Prop(w, "NFft", I(p.NFft));
             Prop(w, "HopLength", I(p.HopLength));
             Prop(w, "WinLength", I(p.WinLength));
-            Prop(w, "Window", "(" + Dsp + "WindowKind)" + I(p.Window));
+            Prop(w, "Window", EnumValue("WindowKind", p.Window, "Hann", "Hamming", "Blackman", "Rectangular"));
             Prop(w, "Center", B(p.Center));
-            Prop(w, "PadMode", "(" + Dsp + "PadMode)" + I(p.PadMode));
+            Prop(w, "PadMode", EnumValue("PadMode", p.PadMode, "Constant", "Reflect", "Edge"));
             Prop(w, "NMels", I(p.NMels));
             Prop(w, "FMin", D(p.FMin));
             Prop(w, "FMax", D(p.FMax));
             Prop(w, "Htk", B(p.Htk));
-            Prop(w, "Norm", "(" + Dsp + "MelNorm)" + I(p.Norm));
+            Prop(w, "Norm", EnumValue("MelNorm", p.Norm, "None", "Slaney"));
             Prop(w, "Power", D(p.Power));
             Prop(w, "TopDb", double.IsPositiveInfinity(p.TopDb) ? "null" : D(p.TopDb));
             Prop(w, "NMfcc", I(p.NMfcc));
@@ -187,6 +187,10 @@ namespace Hybrid.Generators
 
         private static void Prop(StringBuilder w, string name, string value) =>
             w.Append("            ").Append(name).Append(" = ").Append(value).Append(",\n");
+
+        /// <summary>A Hybrid.Dsp enum member by name (the parser has checked the value is defined).</summary>
+        private static string EnumValue(string type, int value, params string[] names) =>
+            value >= 0 && value < names.Length ? Dsp + type + "." + names[value] : "(" + Dsp + type + ")" + I(value);
 
         private static string I(int value) => value.ToString(CultureInfo.InvariantCulture);
 

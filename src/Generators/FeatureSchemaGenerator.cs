@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 
@@ -5,23 +6,43 @@ namespace Hybrid.Generators
 {
     /// <summary>
     /// Generates the layout, typed properties, column names, fingerprint and extraction plan of every
-    /// <c>[FeatureSchema]</c> partial record or struct, and reports HYB001..HYB013 for invalid schemas.
+    /// <c>[FeatureSchema]</c> partial record or struct, and reports HYB001..HYB014 for invalid schemas.
     /// </summary>
     [Generator(LanguageNames.CSharp)]
     public sealed class FeatureSchemaGenerator : IIncrementalGenerator
     {
+        /// <summary>Name of the step producing one parse result per schema (for incremental-caching tests).</summary>
+        public const string TrackingName = "FeatureSchemas";
+
         /// <inheritdoc />
         public void Initialize(IncrementalGeneratorInitializationContext context)
         {
             var schemas = context.SyntaxProvider.ForAttributeWithMetadataName(
                 Parser.SchemaAttributeName,
                 static (node, _) => node is TypeDeclarationSyntax,
-                static (ctx, ct) => Parser.Parse(ctx, ct));
+                static (ctx, ct) => Parser.Parse(ctx, ct))
+                .WithTrackingName(TrackingName);
 
             context.RegisterSourceOutput(schemas, static (spc, result) =>
             {
                 foreach (var d in result.Diagnostics) spc.ReportDiagnostic(d.ToDiagnostic());
                 if (result.Model != null) spc.AddSource(Emitter.HintName(result.Model), Emitter.Emit(result.Model));
+            });
+
+            // Schema names must be unique across the compilation.
+            var names = schemas
+                .Where(static r => r.Model != null)
+                .Select(static (r, _) => new SchemaName(r.Model!.SchemaName, r.Model.TypeName, r.Model.Location))
+                .Collect();
+            context.RegisterSourceOutput(names, static (spc, all) =>
+            {
+                var first = new Dictionary<string, SchemaName>();
+                foreach (var n in all)
+                {
+                    if (first.TryGetValue(n.Name, out var owner))
+                        spc.ReportDiagnostic(Diagnostic.Create(Diagnostics.DuplicateSchemaName.Descriptor, n.Location?.ToLocation(), n.Name, owner.TypeName, n.TypeName));
+                    else first[n.Name] = n;
+                }
             });
         }
     }

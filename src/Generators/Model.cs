@@ -84,12 +84,16 @@ namespace Hybrid.Generators
         EquatableArray<int> Shape,
         EquatableArray<string> Names,
         string Fingerprint,
-        bool HasErrors)
+        bool HasErrors,
+        LocationInfo? Location)
     {
         public int Length => Names.Count;
         public bool IsRecordClass => Declaration == "record";
         public bool IsPlainStruct => Declaration == "struct";
     }
+
+    /// <summary>A schema's registered name, for the uniqueness check across the compilation.</summary>
+    internal sealed record SchemaName(string Name, string TypeName, LocationInfo? Location);
 
     /// <summary>A location that can be compared and cached (Roslyn's Location holds a syntax tree).</summary>
     internal sealed record LocationInfo(string FilePath, TextSpan Span, LinePositionSpan LineSpan)

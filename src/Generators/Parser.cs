@@ -130,7 +130,8 @@ namespace Hybrid.Generators
                 ? new SchemaModel(
                     type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString(),
                     typeName, declaration, declaration == "record" && type.IsSealed, schemaName, parameters, membersArray,
-                    shapeArray, new EquatableArray<string>(names.ToArray()), fingerprint, diagnostics.Count > 0)
+                    shapeArray, new EquatableArray<string>(names.ToArray()), fingerprint, diagnostics.Count > 0,
+                    LocationInfo.From(attributeSyntax?.GetLocation() ?? typeLocation))
                 : null;
             return new ParseResult(model, new EquatableArray<DiagnosticInfo>(diagnostics.ToArray()));
         }
@@ -159,7 +160,7 @@ namespace Hybrid.Generators
                 SampleRate: sr,
                 ClipSamples: Int("ClipSamples", 0),
                 NFft: nFft,
-                HopLength: hop == 0 ? nFft / 4 : hop,
+                HopLength: hop == 0 ? System.Math.Max(1, nFft / 4) : hop,
                 WinLength: win == 0 ? nFft : win,
                 Window: Int("Window", 0),
                 Center: Bool("Center", true),

@@ -110,6 +110,19 @@ let tests =
             bitEqual "dw" dw1 dw2
             bitEqual "db" db1 db2)
 
+        testCase "max pooling routes a tied window's gradient to its first cell, on the 2x2 and the general path" (fun () ->
+            use engine = new ManagedEngine(1)
+            let ops = NnOps.For engine
+            for geometry in [ PoolGeometry(1, 1, 2, 2, 2, 2, 2, 2, 0, 0, 1, 1); PoolGeometry(1, 1, 2, 2, 2, 2, 1, 1, 0, 0, 1, 1); PoolGeometry(1, 1, 2, 3, 2, 3, 2, 3, 0, 0, 1, 1) ] do
+                let mutable g = geometry
+                let x = tensor engine (Array.create (g.InHeight * g.InWidth) 0.5f) [| 1; 1; g.InHeight; g.InWidth |]
+                let y = engine.Allocate(1, 1, 1, 1)
+                let dx = tensor engine (Array.create (g.InHeight * g.InWidth) 9.0f) [| 1; 1; g.InHeight; g.InWidth |]
+                ops.Pool2DForward(&g, PoolKind.Max, x, y)
+                ops.Pool2DBackward(&g, PoolKind.Max, x, y, tensor engine [| 3.0f |] [| 1; 1; 1; 1 |], dx)
+                let expected = Array.init (g.InHeight * g.InWidth) (fun i -> if i = 0 then 3.0f else 0.0f)
+                Expect.equal (dx.ToArray()) expected (sprintf "gradient of %A" g))
+
         testCase "softmax cross-entropy stays finite for huge logits" (fun () ->
             use engine = new ManagedEngine(1)
             let logits = tensor engine [| 1000.0f; -1000.0f; 0.0f; 1000.0f |] [| 2; 2 |]

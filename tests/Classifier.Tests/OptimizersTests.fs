@@ -53,6 +53,26 @@ let tests =
             Optimizers.step (NnOps.For engine2) (Optimizer.adamW 0.1 0.5) 0.1 state [| q |]
             Hybrid.TestSupport.Assertions.allClose 1e-6 0.0 [| 2.0f * (1.0f - 0.05f) |] (q.Value.ToArray()) "p * (1 - lr * wd)")
 
+        testCase "Adam and AdamW updates match the bias-corrected formula element by element" (fun () ->
+            use engine = new ManagedEngine(2)
+            let rng = Random 8
+            let n = 37
+            for decoupled in [ false; true ] do
+                let p0, g, m0, v0 = uniform rng n, uniform rng n, uniform rng n, uniform rng n |> Array.map abs
+                let p, m, v = tensor engine p0 [| n |], tensor engine m0 [| n |], tensor engine v0 [| n |]
+                let lr, b1, b2, eps, wd, step = 0.01f, 0.9f, 0.999f, 1e-7f, 0.1f, 3
+                (NnOps.For engine).AdamUpdate(p, tensor engine g [| n |], m, v, lr, b1, b2, eps, wd, decoupled, step)
+                let c1 = 1.0f / (1.0f - MathF.Pow(b1, float32 step))
+                let c2 = 1.0f / (1.0f - MathF.Pow(b2, float32 step))
+                let expected =
+                    Array.init n (fun i ->
+                        let gi = if decoupled then g[i] else g[i] + wd * p0[i]
+                        let mi = b1 * m0[i] + (1.0f - b1) * gi
+                        let vi = b2 * v0[i] + (1.0f - b2) * gi * gi
+                        let pi = if decoupled then p0[i] * (1.0f - lr * wd) else p0[i]
+                        pi - lr * (mi * c1) / (MathF.Sqrt(vi * c2) + eps))
+                Hybrid.TestSupport.Assertions.allClose 1e-6 1e-7 expected (p.ToArray()) (sprintf "parameters (decoupled %b)" decoupled))
+
         testCase "schedules give the documented factors" (fun () ->
             let near what (e: float) (v: float) = Expect.isTrue (abs (e - v) < 1e-9) (sprintf "%s: expected %g, was %g" what e v)
             near "step decay epoch 0" 1.0 (Schedule.factor (StepDecay(2, 0.5)) 9 100 10)

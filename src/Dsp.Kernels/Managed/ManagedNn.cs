@@ -464,6 +464,10 @@ internal sealed unsafe class ManagedNn : INnOps
         y.RequireShape(nameof(y), g.Batch, g.Channels, g.OutHeight, g.OutWidth);
     }
 
+    /// <summary>All bits set when <paramref name="condition"/> holds, else 0 (without a branch).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static int Mask(bool condition) => -(int)System.Runtime.CompilerServices.Unsafe.As<bool, byte>(ref condition);
+
     /// <summary>2 x 2 windows with stride 2 that all lie inside the input (the common max-pooling case).</summary>
     private static bool IsMaxPool2x2(in PoolGeometry g, PoolKind kind) =>
         kind == PoolKind.Max && g.PoolHeight == 2 && g.PoolWidth == 2 && g.StrideH == 2 && g.StrideW == 2
@@ -552,18 +556,23 @@ internal sealed unsafe class ManagedNn : INnOps
                     var xs = tx.Data.AsSpan(tx.Offset + p * inPlane, inPlane);
                     var dxs = tdx.Data.AsSpan(tdx.Offset + p * inPlane, inPlane);
                     var dys = tdy.Data.AsSpan(tdy.Offset + p * outPlane, outPlane);
-                    dxs.Clear();
+                    if (2 * geo.OutHeight != geo.InHeight || 2 * geo.OutWidth != geo.InWidth) dxs.Clear();
                     for (int oh = 0; oh < geo.OutHeight; oh++)
                     {
                         int row0 = 2 * oh * geo.InWidth, row1 = row0 + geo.InWidth;
                         for (int ow = 0; ow < geo.OutWidth; ow++)
                         {
-                            int best = row0 + 2 * ow;
-                            float r = xs[best];
-                            if (xs[row0 + 2 * ow + 1] > r) { best = row0 + 2 * ow + 1; r = xs[best]; }
-                            if (xs[row1 + 2 * ow] > r) { best = row1 + 2 * ow; r = xs[best]; }
-                            if (xs[row1 + 2 * ow + 1] > r) best = row1 + 2 * ow + 1;
-                            dxs[best] = dys[oh * geo.OutWidth + ow];
+                            // Branch-free routing to the first maximal cell (random data defeats branch prediction):
+                            // every cell of the window is written, with the gradient masked in or out.
+                            int i0 = row0 + 2 * ow, i1 = row1 + 2 * ow;
+                            float a = xs[i0], b = xs[i0 + 1], c = xs[i1], d = xs[i1 + 1];
+                            float m = MathF.Max(MathF.Max(a, b), MathF.Max(c, d));
+                            int gBits = BitConverter.SingleToInt32Bits(dys[oh * geo.OutWidth + ow]);
+                            int ea = Mask(a == m), eb = Mask(b == m) & ~ea, ec = Mask(c == m) & ~(ea | eb), ed = ~(ea | eb | ec);
+                            dxs[i0] = BitConverter.Int32BitsToSingle(gBits & ea);
+                            dxs[i0 + 1] = BitConverter.Int32BitsToSingle(gBits & eb);
+                            dxs[i1] = BitConverter.Int32BitsToSingle(gBits & ec);
+                            dxs[i1 + 1] = BitConverter.Int32BitsToSingle(gBits & ed);
                         }
                     }
                 }
@@ -892,7 +901,8 @@ internal sealed unsafe class ManagedNn : INnOps
             var g = tg.Data.AsSpan(tg.Offset + s, e - s);
             var ms = tm.Data.AsSpan(tm.Offset + s, e - s);
             var vs = tv.Data.AsSpan(tv.Offset + s, e - s);
-            for (int i = 0; i < p.Length; i++)
+            int done = Vec.AdamStep(p, g, ms, vs, learningRate, beta1, beta2, epsilon, c1, c2, decay, l2);
+            for (int i = done; i < p.Length; i++)
             {
                 float pi = p[i] * decay;
                 float gi = g[i] + l2 * p[i];
@@ -1026,6 +1036,38 @@ internal static class Vec
         var vc = new Vector<float>(c);
         for (int i = 0; i < vu.Length; i++) vy[i] = vu[i] * va + vv[i] * vb + vc;
         for (int i = vu.Length * W; i < u.Length; i++) y[i] = u[i] * a + v[i] * b + c;
+    }
+
+    /// <summary>The vector part of <see cref="ManagedNn.AdamUpdate"/> (same operations in the same order as its scalar
+    /// loop, so results are identical); returns how many leading elements it updated.</summary>
+    internal static int AdamStep(Span<float> p, ReadOnlySpan<float> g, Span<float> m, Span<float> v, float lr, float beta1,
+        float beta2, float epsilon, float c1, float c2, float decay, float l2)
+    {
+        var vp = MemoryMarshal.Cast<float, Vector<float>>(p);
+        var vg = MemoryMarshal.Cast<float, Vector<float>>(g);
+        var vm = MemoryMarshal.Cast<float, Vector<float>>(m);
+        var vv = MemoryMarshal.Cast<float, Vector<float>>(v);
+        var b1 = new Vector<float>(beta1);
+        var b2 = new Vector<float>(beta2);
+        var ob1 = new Vector<float>(1f - beta1);
+        var ob2 = new Vector<float>(1f - beta2);
+        var vc1 = new Vector<float>(c1);
+        var vc2 = new Vector<float>(c2);
+        var vdecay = new Vector<float>(decay);
+        var vl2 = new Vector<float>(l2);
+        var vlr = new Vector<float>(lr);
+        var veps = new Vector<float>(epsilon);
+        for (int i = 0; i < vp.Length; i++)
+        {
+            var pi = vp[i] * vdecay;
+            var gi = vg[i] + vl2 * vp[i];
+            var mi = b1 * vm[i] + ob1 * gi;
+            var vi = b2 * vv[i] + ob2 * gi * gi;
+            vm[i] = mi;
+            vv[i] = vi;
+            vp[i] = pi - vlr * (mi * vc1) / (Vector.SquareRoot(vi * vc2) + veps);
+        }
+        return vp.Length * W;
     }
 
     internal static void LeakyRelu(ReadOnlySpan<float> x, float slope, Span<float> y)

@@ -1,0 +1,173 @@
+/// The predefined schemas compiled in the normal build (src/Features.Schemas/Predefined.cs) and the registry.
+module Hybrid.GeneratorsTests.PredefinedTests
+
+open System
+open System.IO
+open System.Text.Json
+open Expecto
+open Hybrid.Dsp.Managed
+open Hybrid.Features
+open Hybrid.Features.Schemas
+open Hybrid.TestSupport
+
+/// One array of a librosa reference file: shape and row-major values.
+let private referenceArray (folder: string) (file: string) (key: string) =
+    use doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, file)))
+    let a = doc.RootElement.GetProperty(key)
+    let shape = [| for e in a.GetProperty("shape").EnumerateArray() -> e.GetInt32() |]
+    let data = [| for e in a.GetProperty("data").EnumerateArray() -> e.GetDouble() |]
+    shape, data
+
+/// The signal a reference file was computed from, as mono float32 samples.
+let private referenceSignal (folder: string) (file: string) =
+    use doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, file)))
+    let relative = doc.RootElement.GetProperty("wav").GetString() |> nonNull
+    let wav =
+        match relative.IndexOf("fsdd/recordings/", StringComparison.Ordinal) with
+        | -1 -> Path.Combine(folder, relative)
+        | i ->
+            match TestData.fsddFolder () with
+            | Some fsdd -> Path.Combine(fsdd, relative.Substring(i + "fsdd/".Length))
+            | None when TestData.requireData () -> failtestf "FSDD folder not found (set %s)" TestData.FsddVariable
+            | None -> skiptestf "FSDD folder not found (set %s)" TestData.FsddVariable
+    (Wav.readMono wav).Samples.[0]
+
+/// Runs a schema's Extract on the managed engine for one clip.
+let private extractOne (info: FeatureSchemaInfo) (samples: float32[]) =
+    use engine = new ManagedEngine()
+    use clips = engine.FromHost(ReadOnlySpan samples, 1, samples.Length)
+    info.Extract(engine, clips)
+
+/// Generic code over any generated schema through IFeatureSchema's static members.
+let inline private rowOf<'T when 'T :> IFeatureSchema<'T>> (values: float32[]) =
+    let info = 'T.Info
+    let value = 'T.FromSpan(ReadOnlySpan values)
+    let back = Array.zeroCreate<float32> info.Length
+    value.CopyTo(Span back)
+    info.Name, back
+
+[<Tests>]
+let tests =
+    testList "Predefined" [
+        testCase "genre has exactly the write-up's header of 26 columns at 22,050 Hz" <| fun () ->
+            let info = Schemas.ByName "genre"
+            Expect.sequenceEqual
+                info.Names
+                ([ "chroma_stft"; "rmse"; "spectral_centroid"; "spectral_bandwidth"; "rolloff"; "zero_crossing_rate" ]
+                 @ [ for i in 1..20 -> sprintf "mfcc%d" i ])
+                "header"
+            Expect.equal
+                (String.Join(" ", info.Names))
+                "chroma_stft rmse spectral_centroid spectral_bandwidth rolloff zero_crossing_rate mfcc1 mfcc2 mfcc3 mfcc4 mfcc5 mfcc6 mfcc7 mfcc8 mfcc9 mfcc10 mfcc11 mfcc12 mfcc13 mfcc14 mfcc15 mfcc16 mfcc17 mfcc18 mfcc19 mfcc20"
+                "header text"
+            Expect.equal info.Length 26 "Length"
+            Expect.sequenceEqual info.Shape [ 26 ] "Shape"
+            Expect.equal info.SampleRate 22050 "sr"
+            Expect.equal info.ClipSamples 0 "any clip length"
+            Expect.equal (info.Parameters.NFft, info.Parameters.HopLength, info.Parameters.NMels) (2048, 512, 128) "librosa defaults"
+            Expect.equal
+                (info.Parameters.Window, info.Parameters.PadMode, info.Parameters.Norm, info.Parameters.Center)
+                (Hybrid.Dsp.WindowKind.Hann, Hybrid.Dsp.PadMode.Constant, Hybrid.Dsp.MelNorm.Slaney, true)
+                "window, padding, mel norm and centring"
+            Expect.isTrue (info.Members |> Seq.forall (fun m -> m.Statistic = Statistic.Mean)) "all means"
+            Expect.isTrue (Object.ReferenceEquals(info, GenreFeatures.Info)) "the registry returns the generated Info"
+
+        testCase "mfcc-mean40 is the mean of 40 MFCCs at 22,050 Hz" <| fun () ->
+            let info = Schemas.ByName "mfcc-mean40"
+            Expect.sequenceEqual info.Names [ for i in 1..40 -> sprintf "mfcc%d" i ] "names"
+            Expect.sequenceEqual info.Shape [ 40 ] "shape"
+            Expect.equal info.SampleRate 22050 "sr"
+            Expect.equal MfccMean40Features.Length 40 "Length constant"
+
+        testCase "logmel-fsdd is a 40 x 65 log-mel image of 8,192 samples at 8 kHz" <| fun () ->
+            let info = Schemas.ByName "logmel-fsdd"
+            Expect.sequenceEqual info.Shape [ 40; 65 ] "shape"
+            Expect.equal info.Length 2600 "Length"
+            Expect.equal (info.SampleRate, info.ClipSamples) (8000, 8192) "sr and clip"
+            let p = info.Parameters
+            Expect.equal (p.NFft, p.HopLength, p.NMels, p.FMax, p.TopDb) (256, 128, 40, 4000.0, Nullable 80.0) "DSP parameters"
+            let m = info.Members.[0]
+            Expect.equal (m.Kind, m.Statistic, m.Decibels, m.Rows, m.Frames) (FeatureKind.MelBands, Statistic.TimeSeries, true, 40, 65) "member"
+            Expect.equal info.Names.[0] "log_mel1_1" "first"
+            Expect.equal info.Names.[2599] "log_mel40_65" "last"
+            Expect.equal LogMelFsddFeatures.LogMelFrames 65 "frames constant"
+
+        testCase "raw8192 is 8,192 raw samples at 8 kHz" <| fun () ->
+            let info = Schemas.ByName "raw8192"
+            Expect.sequenceEqual info.Shape [ 8192 ] "shape"
+            Expect.equal info.Names.[0] "waveform1" "first"
+            Expect.equal info.Names.[8191] "waveform8192" "last"
+            Expect.equal (info.SampleRate, info.ClipSamples) (8000, 8192) "sr and clip"
+
+        TestData.testWithReference "genre on the managed engine matches librosa's features of mix_22k averaged over frames" <| fun folder ->
+            let file = "mix_22k.json"
+            let actual = extractOne GenreFeatures.Info (referenceSignal folder file)
+            let mean key = referenceArray folder file key |> snd |> Array.average
+            let _, mfcc = referenceArray folder file "mfcc"
+            let frames = mfcc.Length / 20
+            let expected =
+                Array.append
+                    [| mean "chroma_stft"; mean "rms"; mean "spectral_centroid"; mean "spectral_bandwidth"; mean "spectral_rolloff"; mean "zero_crossing_rate" |]
+                    [| for c in 0 .. 19 -> Array.average mfcc.[c * frames .. (c + 1) * frames - 1] |]
+            Assertions.allClose 1e-4 1e-4 (Array.map float32 expected) actual "genre row"
+
+        TestData.testWithReference "logmel-fsdd on the managed engine matches librosa's log-mel of an FSDD recording in its first frames" <| fun folder ->
+            let file = "0_jackson_0.json"
+            let signal = referenceSignal folder file
+            let clip = Array.init 8192 (fun i -> if i < signal.Length then signal.[i] else 0.0f)
+            let actual = extractOne LogMelFsddFeatures.Info clip
+            let shape, expected = referenceArray folder file "log_mel_db"
+            let mels, frames = shape.[0], shape.[1]
+            Expect.equal mels 40 "reference mels"
+            let actualFirst = [| for m in 0 .. mels - 1 do for t in 0 .. frames - 1 -> actual.[m * 65 + t] |]
+            Assertions.allClose 1e-4 1e-3 (Array.map float32 expected) actualFirst "log-mel frames present in the recording"
+
+        testCase "the registry lists the four schemas by name, case-insensitively" <| fun () ->
+            Expect.sequenceEqual Schemas.Names [ "genre"; "mfcc-mean40"; "logmel-fsdd"; "raw8192" ] "names"
+            Expect.sequenceEqual (Schemas.All |> Seq.map (fun s -> s.Name)) Schemas.Names "All in the same order"
+            Expect.equal (Schemas.ByName "GENRE").Name "genre" "case-insensitive"
+            Expect.isFalse (fst (Schemas.TryGetByName "nope")) "unknown name"
+
+        testCase "an unknown schema name is rejected with the known names" <| fun () ->
+            let e = Driver.throws<ArgumentException> (fun () -> Schemas.ByName "mfcc" |> ignore)
+            Expect.stringContains e.Message "Unknown feature schema 'mfcc'; expected one of: genre, mfcc-mean40, logmel-fsdd, raw8192" "message"
+
+        testCase "the predefined fingerprints are distinct SHA-256 hex strings" <| fun () ->
+            let fps = Schemas.All |> Seq.map (fun s -> s.Fingerprint) |> Seq.toList
+            for fp in fps do Expect.isMatch fp "^[0-9a-f]{64}$" "hex"
+            Expect.equal (List.distinct fps).Length 4 "distinct"
+
+        testCase "a genre row round-trips through FromSpan and CopyTo and exposes its members" <| fun () ->
+            let row = Array.init 26 (fun i -> float32 i * 1.5f)
+            let g = GenreFeatures.FromSpan(ReadOnlySpan row)
+            Expect.equal g.ChromaStft 0.0f "chroma_stft"
+            Expect.equal g.Rmse 1.5f "rmse"
+            Expect.equal g.ZeroCrossingRate 7.5f "zero_crossing_rate"
+            Expect.sequenceEqual (g.Mfcc.ToArray()) row.[6..] "mfcc"
+            let back = Array.zeroCreate<float32> 26
+            g.CopyTo(Span back)
+            Expect.sequenceEqual back row "CopyTo"
+            row.[0] <- 99.0f
+            Expect.equal g.ChromaStft 0.0f "FromSpan copies"
+
+        testCase "generic code reaches Info and FromSpan through IFeatureSchema" <| fun () ->
+            let values = Array.init 40 float32
+            let name, back = rowOf<MfccMean40Features> values
+            Expect.equal name "mfcc-mean40" "Info via the interface"
+            Expect.sequenceEqual back values "FromSpan and CopyTo via the interface"
+
+        testCase "genre values compare by their floats" <| fun () ->
+            let row = Array.init 26 float32
+            let a = GenreFeatures.FromSpan(ReadOnlySpan row)
+            let b = GenreFeatures.FromSpan(ReadOnlySpan row)
+            Expect.equal a b "equal rows are equal values"
+            Expect.equal (a.GetHashCode()) (b.GetHashCode()) "and hash alike"
+            row.[25] <- -1.0f
+            Expect.notEqual a (GenreFeatures.FromSpan(ReadOnlySpan row)) "a different float makes a different value"
+
+        testCase "FromSpan and FromBatch reject rows of the wrong length" <| fun () ->
+            let e = Driver.throws<SchemaMismatchException> (fun () -> GenreFeatures.FromSpan(ReadOnlySpan(Array.zeroCreate<float32> 25)) |> ignore)
+            Expect.equal e.Message "Feature schema 'genre': a row must have 26 floats, had 25." "message"
+            Driver.throws<SchemaMismatchException> (fun () -> GenreFeatures.FromBatch(ReadOnlySpan(Array.zeroCreate<float32> 53)) |> ignore) |> ignore
+            Expect.equal (GenreFeatures.FromBatch(ReadOnlySpan(Array.zeroCreate<float32> 52))).Length 2 "two rows"
+    ]
