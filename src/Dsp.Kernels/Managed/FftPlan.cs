@@ -116,6 +116,7 @@ internal sealed class ComplexFftPlan
     }
 
     /// <summary>In-place forward DFT X[k] = sum x[j] exp(-2 pi i jk / N) of the 8 lanes of <paramref name="data"/> (2N vectors).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Forward(Span<V> data, Span<V> scratch)
     {
         if (N == 1) return;
@@ -146,6 +147,7 @@ internal sealed class ComplexFftPlan
         if (_radices.Length % 2 == 1) scratch[..(2 * N)].CopyTo(data);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Bluestein(Span<V> data, Span<V> scratch)
     {
         var m = _inner!.N;
@@ -328,6 +330,7 @@ internal sealed class ComplexFftPlan
     }
 
     // Radix 3 or 5: direct DFT of r inputs with the r-th roots of unity, then twiddles.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RadixOdd(ref V x, ref V y, int len, int stride, int r, float[] tw)
     {
         var m = len / r;
@@ -511,6 +514,7 @@ internal sealed class RealFftPlan
 
     /// <summary>irfft (scaled 1/N): buffer[2k], buffer[2k+1] hold bin k on input (imaginary parts of bin 0 and,
     /// for even N, bin N/2 are ignored); buffer[0..N) holds the samples on output.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Inverse(Span<V> buffer, Span<V> scratch)
     {
         if (N % 2 == 1)

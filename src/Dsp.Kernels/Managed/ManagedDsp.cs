@@ -64,7 +64,7 @@ internal sealed class ManagedDsp : IDspOps
     private void RowTransform(ManagedTensor x, ManagedTensor y, int batch, int inLength, int outLength, int bufferLength,
         int scratchLength, TransformRows transform)
     {
-        ForRanges((batch + 7) / 8, (g0, g1) =>
+        ForRanges((batch + 7) / 8, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (g0, g1) =>
         {
             var ws = Workspace.Current;
             var buf = ws.Vectors(0, bufferLength);
@@ -132,6 +132,7 @@ internal sealed class ManagedDsp : IDspOps
 
     /// <summary>Copies padded[start, start + count) of a clip padded by <paramref name="pad"/> samples on both
     /// sides (numpy.pad modes) into <paramref name="dst"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void FillPadded(ReadOnlySpan<float> clip, int pad, PadMode mode, int start, Span<float> dst)
     {
         var length = clip.Length;
@@ -177,7 +178,7 @@ internal sealed class ManagedDsp : IDspOps
         var window = Filters.Window(config.Window, config.Win, nFft);
         var plan = RealFftPlan.Get(nFft);
         var blocks = (frames + FramesPerBlock - 1) / FramesPerBlock;
-        ForRanges(batch * blocks, (u0, u1) =>
+        ForRanges(batch * blocks, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (u0, u1) =>
         {
             var ws = Workspace.Current;
             var buf = ws.Vectors(0, plan.BufferLength);
@@ -208,6 +209,7 @@ internal sealed class ManagedDsp : IDspOps
 
     private readonly struct SpectrumSink(ManagedTensor output, int bins, int frames, SpectrumKind kind) : IFrameSink
     {
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Consume(int clip, int frame, int rows, Span<V> spectrum)
         {
             var dst = output.Span;
@@ -267,7 +269,7 @@ internal sealed class ManagedDsp : IDspOps
         for (var t = 0; t < frames; t++)
             for (var i = 0; i < nFft; i++) wss[t * hop + i] += window[i] * window[i];
         var start = config.Center ? nFft / 2 : 0;
-        ForRanges(batch, (c0, c1) =>
+        ForRanges(batch, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c0, c1) =>
         {
             var ws = Workspace.Current;
             var buf = ws.Vectors(0, plan.BufferLength);
@@ -331,6 +333,7 @@ internal sealed class ManagedDsp : IDspOps
     }
 
     /// <summary>y += x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void AddTo(ReadOnlySpan<float> x, Span<float> y)
     {
         var i = 0;
@@ -363,7 +366,7 @@ internal sealed class ManagedDsp : IDspOps
     {
         var support = Support(w, rows, inner);
         var batch = x.Shape[0];
-        ForRanges(batch, (c0, c1) =>
+        ForRanges(batch, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c0, c1) =>
         {
             var src = x.Span;
             var dst = y.Span;
@@ -383,7 +386,7 @@ internal sealed class ManagedDsp : IDspOps
     }
 
     /// <summary>y += a x.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Axpy(float a, ReadOnlySpan<float> x, Span<float> y)
     {
         var av = Vector256.Create(a);
@@ -426,7 +429,7 @@ internal sealed class ManagedDsp : IDspOps
         var amin = (float)config.Amin;
         var offset = (float)(factor * Math.Log10(Math.Max(config.Amin, Math.Abs(config.Ref))));
         var scale = factor * (float)Math.Log10(2.0);
-        ForRanges(batch, (c0, c1) =>
+        ForRanges(batch, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c0, c1) =>
         {
             for (var c = c0; c < c1; c++)
             {
@@ -498,7 +501,7 @@ internal sealed class ManagedDsp : IDspOps
         int rows = x.Shape[0] * x.Shape[1], frames = x.Shape[2], half = width / 2;
         if (frames < width)
             throw new ArgumentException($"input: delta with width={width} needs at least {width} frames, had {frames}.", nameof(input));
-        ForRanges(rows, (r0, r1) =>
+        ForRanges(rows, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (r0, r1) =>
         {
             var row = Workspace.Current.Floats(0, frames);
             var centre = weights.AsSpan(half * width, width);
@@ -542,6 +545,7 @@ internal sealed class ManagedDsp : IDspOps
     }
 
     /// <summary>Per-frame sums over bins: total[t] = sum_k S[k, t] and weighted[t] = sum_k f_k S[k, t], in double.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Moments(ReadOnlySpan<float> s, int bins, int frames, double binHz, Span<double> total, Span<double> weighted)
     {
         total.Clear();
@@ -562,7 +566,7 @@ internal sealed class ManagedDsp : IDspOps
     {
         var (x, y, bins, frames) = CheckSpectral(s, output, nFft);
         var binHz = (double)sampleRate / nFft;
-        ForRanges(x.Shape[0], (c0, c1) =>
+        ForRanges(x.Shape[0], [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c0, c1) =>
         {
             var ws = Workspace.Current;
             var total = ws.Doubles(0, frames);
@@ -581,7 +585,7 @@ internal sealed class ManagedDsp : IDspOps
         var (x, y, bins, frames) = CheckSpectral(s, output, nFft);
         if (!(p > 0)) throw new ArgumentOutOfRangeException(nameof(p), $"p must be positive, was {p}.");
         var binHz = (double)sampleRate / nFft;
-        ForRanges(x.Shape[0], (c0, c1) =>
+        ForRanges(x.Shape[0], [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c0, c1) =>
         {
             var ws = Workspace.Current;
             var total = ws.Doubles(0, frames);
@@ -621,7 +625,7 @@ internal sealed class ManagedDsp : IDspOps
         if (!(rollPercent > 0 && rollPercent < 1))
             throw new ArgumentOutOfRangeException(nameof(rollPercent), $"roll_percent must lie strictly between 0 and 1, was {rollPercent}.");
         var binHz = (double)sampleRate / nFft;
-        ForRanges(x.Shape[0], (c0, c1) =>
+        ForRanges(x.Shape[0], [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c0, c1) =>
         {
             var ws = Workspace.Current;
             var cumulative = ws.Floats(0, frames);
@@ -660,7 +664,7 @@ internal sealed class ManagedDsp : IDspOps
         var (x, y, bins, frames) = CheckSpectral(s, output, null);
         if (!(amin > 0)) throw new ArgumentOutOfRangeException(nameof(amin), $"amin must be positive, was {amin}.");
         if (!(power > 0)) throw new ArgumentOutOfRangeException(nameof(power), $"power must be positive, was {power}.");
-        ForRanges(x.Shape[0], (c0, c1) =>
+        ForRanges(x.Shape[0], [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c0, c1) =>
         {
             var ws = Workspace.Current;
             var logSum = ws.Doubles(0, frames);
@@ -706,7 +710,7 @@ internal sealed class ManagedDsp : IDspOps
         y.RequireShape(nameof(output), batch, frames);
         var pad = center ? frameLength / 2 : 0;
         var total = samples + 2 * pad;
-        ForRanges(batch, (c0, c1) =>
+        ForRanges(batch, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c0, c1) =>
         {
             var ws = Workspace.Current;
             var padded = ws.Floats(0, total);
@@ -745,7 +749,7 @@ internal sealed class ManagedDsp : IDspOps
         y.RequireShape(nameof(output), batch, frames);
         var pad = center ? frameLength / 2 : 0;
         var total = samples + 2 * pad;
-        ForRanges(batch, (c0, c1) =>
+        ForRanges(batch, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c0, c1) =>
         {
             var padded = Workspace.Current.Floats(0, total);
             for (var c = c0; c < c1; c++)
@@ -771,7 +775,7 @@ internal sealed class ManagedDsp : IDspOps
         x.RequireShape(nameof(s), batch, bins, frames);
         y.RequireShape(nameof(output), batch, nChroma, frames);
         BandedGemm(Filters.Chroma(sampleRate, nFft, nChroma, tuning), nChroma, bins, x, y, frames);
-        ForRanges(batch, (c0, c1) =>
+        ForRanges(batch, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c0, c1) =>
         {
             var max = Workspace.Current.Floats(0, frames);
             for (var c = c0; c < c1; c++)
