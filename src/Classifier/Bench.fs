@@ -55,5 +55,32 @@ module Bench =
         engine.Synchronize()
         float samples / watch.Elapsed.TotalSeconds
 
+    /// Sets up `train-cnn2d` on `engine` (data, model, optimizer, 3 warm-up batches) and returns an action that
+    /// trains one more epoch of 2,700 samples (batch 64, a fresh shuffle each call) and returns the sample count.
+    let prepareCnn2d (engine: Engine) : unit -> int =
+        let count = 2700
+        let net = referenceCnn ()
+        let rng = SplitMix(12345UL)
+        let inputs = Array.init (count * net.SampleSize) (fun _ -> float32 (rng.NextNormal()))
+        let labels = Array.init count (fun _ -> rng.NextInt 10)
+        let model = Model.create engine 7 net
+        let trainer = Trainer(model, Optimizer.adam 1e-3, None, 0.0)
+        let batch = 64
+        let warm = Training.permutation 0 0 count
+        for b in 0 .. 2 do
+            trainer.Step(inputs, labels, warm, b * batch, batch, 1e-3, uint64 b) |> ignore
+        engine.Synchronize()
+        let mutable epoch = 0
+        fun () ->
+            epoch <- epoch + 1
+            let order = Training.permutation 0 epoch count
+            let mutable start = 0
+            while start < count do
+                let n = min batch (count - start)
+                trainer.Step(inputs, labels, order, start, n, 1e-3, uint64 (epoch * 100 + start)) |> ignore
+                start <- start + n
+            engine.Synchronize()
+            count
+
     /// `train-cnn2d` with one timed epoch (2,700 samples): training samples per second on `engine`.
     let trainCnn2d (engine: Engine) : float = trainCnn2dWith engine 1

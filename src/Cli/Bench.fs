@@ -18,6 +18,8 @@ type Workload =
       Clips: int
       /// Seconds of audio per run (0 when not applicable).
       AudioSeconds: float
+      /// Training samples per run (0 when the workload does not train): gives samples_per_s.
+      Samples: int
       /// Floating-point operations per run for GFLOP/s, when the workload has a conventional count.
       Flops: float option
       /// Allocates inputs on the engine and returns the timed action (which must synchronise the engine)
@@ -45,6 +47,7 @@ let private logMelWorkload name clips samples sampleRate (stft: StftConfig) (mel
     { Name = name
       Clips = clips
       AudioSeconds = float clips * float samples / float sampleRate
+      Samples = 0
       Flops = None
       Setup =
         fun engine ->
@@ -87,6 +90,7 @@ let private rfftWorkload (n: int) (count: int) =
     { Name = sprintf "rfft-%d" n
       Clips = 0
       AudioSeconds = 0.0
+      Samples = 0
       Flops = Some(2.5 * float n * Math.Log2(float n) * float count)
       Setup =
         fun engine ->
@@ -102,13 +106,24 @@ let private w1Mel = MelConfig(8000, 40, 0.0, Nullable 4000.0)
 let private w2Stft = StftConfig(2048, 512, 2048, WindowKind.Hann, true, PadMode.Constant)
 let private w2Mel = MelConfig(22050, 128)
 
+/// `train-cnn2d`: one epoch of the reference CNN (issue 5) on 2,700 log-mel-shaped images of 1 x 40 x 65, batch 64,
+/// forward, backward and Adam step; reported as training samples per second.
+let private trainWorkload =
+    { Name = "train-cnn2d"
+      Clips = 0
+      AudioSeconds = 0.0
+      Samples = 2700
+      Flops = None
+      Setup = fun engine -> (let epoch = Hybrid.Classifier.Bench.prepareCnn2d engine in (fun () -> epoch () |> ignore), ignore) }
+
 /// Every workload, in table order. Add a workload by adding one line here.
 let workloads: Workload list =
     [ logMelWorkload "w1-logmel" 3000 8192 8000 w1Stft w1Mel None 64
       logMelWorkload "w1-mfcc" 3000 8192 8000 w1Stft w1Mel (Some 13) 64
       logMelWorkload "w2-logmel" 64 (30 * 22050) 22050 w2Stft w2Mel None 2
       rfftWorkload 256 195_000
-      rfftWorkload 2048 24_375 ]
+      rfftWorkload 2048 24_375
+      trainWorkload ]
 
 /// One measured row of the table / JSON.
 type Result =
@@ -119,6 +134,7 @@ type Result =
       clips_per_s: float option
       audio_s_per_s: float option
       gflops: float option
+      samples_per_s: float option
       peak_mb: float
       /// Median CPU time of a run summed over all threads: compare with median_ms * threads when the
       /// machine is shared (wall time then includes waiting for the cores).
@@ -191,6 +207,7 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
       clips_per_s = perSecond (float w.Clips)
       audio_s_per_s = perSecond w.AudioSeconds
       gflops = w.Flops |> Option.map (fun f -> f / (median / 1000.0) / 1e9)
+      samples_per_s = perSecond (float w.Samples)
       peak_mb = peak
       cpu_ms = cpuMedian }
 
@@ -206,11 +223,12 @@ let private engineNames (device: string) =
 /// Formats the results as a markdown table.
 let table (results: Result list) =
     let opt (f: float -> string) = Option.map f >> Option.defaultValue ""
-    [ yield "| engine | device | workload | median ms | clips/s | audio s/s | GFLOP/s | peak MB | CPU ms |"
-      yield "|---|---|---|---:|---:|---:|---:|---:|---:|"
+    [ yield "| engine | device | workload | median ms | clips/s | audio s/s | GFLOP/s | samples/s | peak MB | CPU ms |"
+      yield "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
       for r in results ->
-          sprintf "| %s | %s | %s | %.1f | %s | %s | %s | %.0f | %.0f |" r.engine r.device r.workload r.median_ms
-              (opt (sprintf "%.0f") r.clips_per_s) (opt (sprintf "%.0f") r.audio_s_per_s) (opt (sprintf "%.1f") r.gflops) r.peak_mb r.cpu_ms ]
+          sprintf "| %s | %s | %s | %.1f | %s | %s | %s | %s | %.0f | %.0f |" r.engine r.device r.workload r.median_ms
+              (opt (sprintf "%.0f") r.clips_per_s) (opt (sprintf "%.0f") r.audio_s_per_s) (opt (sprintf "%.1f") r.gflops)
+              (opt (sprintf "%.0f") r.samples_per_s) r.peak_mb r.cpu_ms ]
     |> String.concat Environment.NewLine
 
 type Arguments =
