@@ -172,6 +172,49 @@ let private cases : (string * (Engine -> float32[] list)) list =
 /// The INnOps operations the cases cover, to keep the list complete when the interface grows.
 let private covered = cases |> List.map (fun (name, _) -> name.Split(' ').[0]) |> Set.ofList
 
+/// Runs a case on both engines and compares each result within 1e-4 of its scale.
+let private equivalent (name: string) (run: Engine -> float32[] list) =
+    use managed = new ManagedEngine()
+    let expected = run managed
+    let actual = run engine.Value
+    Expect.equal actual.Length expected.Length "result count"
+    List.iteri2 (fun i (ex: float32[]) (ac: float32[]) ->
+        let scale = ex |> Array.fold (fun m v -> max m (abs (float v))) 1.0
+        Hybrid.TestSupport.Assertions.allClose 1e-4 (1e-4 * scale) ex ac $"{name} result {i}") expected actual
+
+let private propertyConfig = { FsCheckConfig.defaultConfig with maxTest = 25 }
+
+/// A random small convolution (any stride, dilation, asymmetric padding) and its forward and backward case.
+let private randomConv (seed: int) =
+    let rng = Random seed
+    let n, ci, h, w, co = rng.Next(1, 4), rng.Next(1, 6), rng.Next(1, 9), rng.Next(1, 36), rng.Next(1, 36)
+    let kh, kw, sh, sw, dh, dw = rng.Next(1, 4), rng.Next(1, 4), rng.Next(1, 3), rng.Next(1, 4), rng.Next(1, 3), rng.Next(1, 3)
+    let pt, pl = rng.Next(0, 3), rng.Next(0, 3)
+    let oh = max 1 ((h + 2 * pt - ((kh - 1) * dh + 1)) / sh + 1)
+    let ow = max 1 ((w + 2 * pl - ((kw - 1) * dw + 1)) / sw + 1)
+    let g = ConvGeometry(n, ci, h, w, co, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+    let xs, ws, ys = [| n; ci; h; w |], [| co; ci; kh; kw |], [| n; co; oh; ow |]
+    $"{g}",
+    nn [ rnd seed xs; rnd (seed + 1) ws; rnd (seed + 2) [| co |]; rnd (seed + 3) ys; rnd (seed + 4) ys; rnd (seed + 5) xs; rnd (seed + 6) ws; rnd (seed + 7) [| co |] ] [ 3; 5; 6; 7 ]
+        (fun o ts ->
+            convForward o g ts.[0] ts.[1] ts.[2] ts.[3]
+            convBackward o g ts.[0] ts.[1] ts.[4] ts.[5] ts.[6] ts.[7])
+
+/// A random small pooling (max with ties, or average; any stride and padding) forward and backward.
+let private randomPool (seed: int) =
+    let rng = Random seed
+    let n, c, h, w = rng.Next(1, 3), rng.Next(1, 4), rng.Next(1, 9), rng.Next(1, 36)
+    let ph, pw, sh, sw = rng.Next(1, min h 3 + 1), rng.Next(1, min w 4 + 1), rng.Next(1, 3), rng.Next(1, 4)
+    let pt, pl = rng.Next(0, ph), rng.Next(0, pw)
+    let g = poolGeometry n c h w ph pw sh sw pt pl
+    let kind = if rng.Next 2 = 0 then PoolKind.Max else PoolKind.Average
+    let xs, ys = [| n; c; h; w |], [| n; c; g.OutHeight; g.OutWidth |]
+    $"{g} {kind}",
+    nn [ ties seed xs; rnd (seed + 1) ys; rnd (seed + 2) ys; rnd (seed + 3) xs ] [ 1; 3 ]
+        (fun o ts ->
+            poolForward o g kind ts.[0] ts.[1]
+            poolBackward o g kind ts.[0] ts.[1] ts.[2] ts.[3])
+
 [<Tests>]
 let tests =
     ilgpuList "IlgpuNn" [
@@ -215,14 +258,14 @@ let tests =
             Expect.equal (run ()) (run ()) "same bits"
         }
 
+        testPropertyWithConfig propertyConfig "convolution forward and backward agree with managed on random geometries" (fun (seed: int) ->
+            let name, run = randomConv (abs (seed % 100000))
+            equivalent name run)
+
+        testPropertyWithConfig propertyConfig "pooling forward and backward agree with managed on random geometries" (fun (seed: int) ->
+            let name, run = randomPool (abs (seed % 100000))
+            equivalent name run)
+
         for (name, run) in cases do
-            test $"{name} gives the same result on ilgpu-cpu as on managed within 1e-4" {
-                use managed = new ManagedEngine()
-                let expected = run managed
-                let actual = run engine.Value
-                Expect.equal actual.Length expected.Length "result count"
-                List.iteri2 (fun i (ex: float32[]) (ac: float32[]) ->
-                    let scale = ex |> Array.fold (fun m v -> max m (abs (float v))) 1.0
-                    Hybrid.TestSupport.Assertions.allClose 1e-4 (1e-4 * scale) ex ac $"{name} result {i}") expected actual
-            }
+            test $"{name} gives the same result on ilgpu-cpu as on managed within 1e-4" { equivalent name run }
     ]
