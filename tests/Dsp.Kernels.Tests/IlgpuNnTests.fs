@@ -9,6 +9,7 @@ open Expecto
 open Hybrid.Dsp
 open Hybrid.Dsp.Managed
 open Hybrid.DspKernelsTests.IlgpuFixture
+open ILGPU.Runtime.CPU
 
 /// Uploads the tensors, runs f on the engine's NN operations and returns the contents of the tensors at `results`
 /// (indices into the list), disposing every tensor.
@@ -251,6 +252,32 @@ let tests =
             use p = e.Allocate(3, 4)
             use l = e.Allocate(3)
             throwsArgument "label out of range" [ "labels"; "element 1" ] (fun () -> o.SoftmaxCrossEntropy(a, labels, 0.0f, p, l, null, 1.0f))
+        }
+
+        test "the register-blocked GEMM of 256-thread groups agrees with managed, convolutions included" {
+            // A CPU accelerator shaped like a GPU (32-thread warps, 8 warps per group) selects the kernel GPUs run.
+            let context = ILGPU.Context.Create(fun b -> CPUContextExtensions.CPU(b, CPUDevice(32, 8, 1)) |> ignore)
+            use wide = new Hybrid.Dsp.Ilgpu.IlgpuEngine("ilgpu-cpu", context, CPUContextExtensions.CreateCPUAccelerator(context, 0))
+            Expect.isTrue (Hybrid.Dsp.Ilgpu.NnGemmKernels.UsesBlocked wide) "256-thread groups select the blocked kernel"
+            let check name (run: Engine -> float32[] list) =
+                use managed = new ManagedEngine()
+                List.iteri2 (fun i (ex: float32[]) (ac: float32[]) ->
+                    let scale = ex |> Array.fold (fun m v -> max m (abs (float v))) 1.0
+                    Hybrid.TestSupport.Assertions.allClose 1e-4 (1e-4 * scale) ex ac $"{name} result {i}") (run managed) (run wide)
+            for (m, n, k) in [ 65, 63, 17; 1, 70, 33 ] do
+                for ta in [ false; true ] do
+                    for tb in [ false; true ] do
+                        let a = rnd 56 (if ta then [| k; m |] else [| m; k |])
+                        let b = rnd 57 (if tb then [| n; k |] else [| k; n |])
+                        check $"Gemm m={m} n={n} k={k} transA={ta} transB={tb}"
+                            (nn [ a; b; rnd 58 [| m; n |] ] [ 2 ] (fun o ts -> o.Gemm(ts.[0], ta, ts.[1], tb, ts.[2], 0.5f, 0.25f)))
+            let g = convGeometry 2 3 5 9 4 3 3 1 1 1 1 1 1 true
+            let xs, ws, ys = [| 2; 3; 5; 9 |], [| 4; 3; 3; 3 |], [| 2; 4; 5; 9 |]
+            check "Conv2D 3x3 same"
+                (nn [ rnd 59 xs; rnd 60 ws; rnd 61 [| 4 |]; rnd 62 ys; rnd 63 ys; rnd 64 xs; rnd 65 ws; rnd 66 [| 4 |] ] [ 3; 5; 6; 7 ]
+                    (fun o ts ->
+                        convForward o g ts.[0] ts.[1] ts.[2] ts.[3]
+                        convBackward o g ts.[0] ts.[1] ts.[4] ts.[5] ts.[6] ts.[7]))
         }
 
         test "GEMM is deterministic run to run" {
