@@ -90,7 +90,10 @@ let test (args: string list) =
 
 /// Targets implemented by the `hybrid` command (src/Cli); build.fsx only forwards their options.
 let cliTargets =
-    [ ("dataset", "summarise a dataset folder and its split")
+    [ ("train", "train and evaluate a model on FSDD (or --data), leaving model, metrics, plots and report")
+      ("predict", "label and class probabilities of WAV files under a model file: --model FILE [--json] FILES...")
+      ("plot", "waveform, spectrogram, mel and MFCC plots of a recording: FILE.wav --out DIR")
+      ("dataset", "summarise a dataset folder and its split")
       ("features", "export a schema or transform of a dataset as CSV, Parquet or .npy")
       ("bench", "time the workloads per engine: [--device all|NAME] [--json FILE] [--runs N] [--workload NAME ...]") ]
 

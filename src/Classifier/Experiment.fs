@@ -39,12 +39,17 @@ let inputShape (schemaShape: int[]) (recipe: Recipe) =
     | [| n |] when recipe.Name = "cnn1d" -> [ 1; n ]
     | s -> List.ofArray s
 
+/// Batch normalisation with PyTorch's momentum (running statistics keep 90% per step): with Keras' 0.99 the
+/// running statistics of a short training run are still dominated by their initial values at evaluation.
+let private bn = BatchNorm(0.9, 1e-3)
+
 let private cnn2d (input: int list) classes =
     Net.sequential input
-        [ Layers.conv2d 32 (3, 3) Same; Layers.batchNorm; Layers.relu; Layers.maxPool2d 2
-          Layers.conv2d 64 (3, 3) Same; Layers.batchNorm; Layers.relu; Layers.maxPool2d 2
+        [ Layers.conv2d 16 (3, 3) Same; bn; Layers.relu; Layers.maxPool2d 2
+          Layers.conv2d 32 (3, 3) Same; bn; Layers.relu; Layers.maxPool2d 2
+          Layers.conv2d 64 (3, 3) Same; bn; Layers.relu; Layers.maxPool2d 2
           Layers.flatten
-          Layers.dense 128; Layers.relu; Layers.dropout 0.3
+          Layers.dropout 0.3
           Layers.dense classes ]
 
 let private cnn1d (input: int list) classes =
@@ -321,3 +326,55 @@ let train (options: TrainOptions) : RunResult =
                  Report.Images("Example recordings (one per class)", List.ofSeq examples) ])
         |> ignore
     { result with TotalSeconds = total.Elapsed.TotalSeconds }
+
+/// One file's prediction.
+type Prediction =
+    { Path: string
+      Label: string
+      /// Probability of each label, in the model's label order.
+      Probabilities: (string * float) list }
+
+/// Loads a model file written by `train` and classifies recordings with exactly the training preprocessing
+/// (the schema named in the file, the same clip shaping, per-utterance and stored normalisation). Raises
+/// SchemaMismatchException when the schema's fingerprint today differs from the one the model was trained on,
+/// and ModelFileException for a damaged file.
+let predict (device: string) (log: string -> unit) (modelPath: string) (files: string list) : Prediction list =
+    let _, info = ModelFile.inspect modelPath
+    let setting key =
+        match info.TrainingSettings |> List.tryFind (fun (k, _) -> k = key) with
+        | Some (_, v) -> v
+        | None -> raise (ModelFileException(modelPath, sprintf "training setting '%s' is missing" key))
+    let schema =
+        match Schemas.TryGetByName(setting "features") with
+        | true, s -> nonNull s
+        | _ -> raise (ModelFileException(modelPath, sprintf "the model was trained on features '%s', which this library does not define" (setting "features")))
+    let perUtterance = setting "per_utterance" = "True"
+    use engine = Engines.Create(device, log)
+    let model, info = ModelFile.load engine schema.Fingerprint modelPath
+    let stats: Normalization.Stats =
+        let find name =
+            match info.Normalization |> List.tryFind (fun (k, _) -> k = name) with
+            | Some (_, v) -> v
+            | None -> raise (ModelFileException(modelPath, sprintf "normalisation '%s' is missing" name))
+        { Grouping = grouping schema; Mean = find "mean"; Std = find "std" }
+    let extractor = Transforms.ofSchema engine 8192 schema
+    let clips =
+        files
+        |> List.map (fun f ->
+            let audio = Wav.readMono f
+            let samples = audio.Samples.[0]
+            let resampled = if audio.SampleRate = extractor.SampleRate then samples else Resample.resample audio.SampleRate extractor.SampleRate samples
+            Clip.fit extractor.ClipSamples Clip.Center resampled)
+        |> Array.ofList
+    if clips.Length = 0 then []
+    else
+        let values = Pipeline.extractAll extractor (fun i -> clips.[i]) clips.Length 256 1 Progress.silent
+        if perUtterance && schema.Shape.Count = 2 then
+            Normalization.perUtteranceInPlace schema.Shape.[0] schema.Shape.[1] false 1e-3f values
+        Normalization.applyInPlace stats extractor.Length values
+        let probabilities = Model.predict model values
+        let labels = Array.ofList info.Labels
+        files
+        |> List.mapi (fun i f ->
+            let probs = [ for k in 0 .. labels.Length - 1 -> labels.[k], float probabilities.[i, k] ]
+            { Path = f; Label = fst (List.maxBy snd probs); Probabilities = probs })

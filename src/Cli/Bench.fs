@@ -24,22 +24,23 @@ type Workload =
       /// and the cleanup.
       Setup: Engine -> (unit -> unit) * (unit -> unit) }
 
-/// A deterministic noise batch [clips, samples] in [-0.5, 0.5).
-let private noise (clips: int) (samples: int) =
-    let rng = Random 1234
-    let data = Array.zeroCreate<float32> (clips * samples)
-    for i in 0 .. data.Length - 1 do
-        data.[i] <- float32 (rng.NextDouble() - 0.5)
-    data
+/// Allocates a [rows, columns] tensor filled with deterministic noise in [-0.5, 0.5), generated in slices so no
+/// full host copy is held beside the engine's.
+let private noiseTensor (engine: Engine) (rng: Random) (rows: int) (columns: int) =
+    let t = engine.Allocate(rows, columns)
+    let slice = Array.zeroCreate<float32> (max columns (1 <<< 20) / columns * columns)
+    let mutable offset = 0L
+    while offset < t.Length do
+        let count = int (min (int64 slice.Length) (t.Length - offset))
+        for i in 0 .. count - 1 do
+            slice.[i] <- float32 (rng.NextDouble() - 0.5)
+        t.CopyFrom(ReadOnlySpan(slice, 0, count), offset)
+        offset <- offset + int64 count
+    t
 
-/// Allocates the clips in chunks of `chunk` rows (a tensor each), so every engine can run the
-/// spectrogram of one chunk at a time and peak memory stays near input + output.
-let private chunked (engine: Engine) (data: float32[]) (clips: int) (samples: int) (chunk: int) =
-    [| for start in 0 .. chunk .. clips - 1 ->
-           let count = min chunk (clips - start)
-           engine.FromHost(ReadOnlySpan(data, start * samples, count * samples), count, samples) |]
-
-/// Log-mel (and optionally MFCC) over chunks of clips: STFT power -> mel -> power_to_db (-> DCT).
+/// Log-mel (and optionally MFCC) over chunks of clips: STFT power -> mel -> power_to_db (-> DCT). The clips
+/// live in chunk tensors of `chunk` rows so every engine can work one chunk at a time; the spectrogram (and,
+/// for MFCC, the log-mel) of a chunk is scratch reused by every chunk, so peak memory stays near input + output.
 let private logMelWorkload name clips samples sampleRate (stft: StftConfig) (mel: MelConfig) (nMfcc: int option) chunk =
     { Name = name
       Clips = clips
@@ -47,24 +48,37 @@ let private logMelWorkload name clips samples sampleRate (stft: StftConfig) (mel
       Flops = None
       Setup =
         fun engine ->
-            let data = noise clips samples
-            let inputs = chunked engine data clips samples chunk
+            let rng = Random 1234
+            let inputs = [| for start in 0 .. chunk .. clips - 1 -> noiseTensor engine rng (min chunk (clips - start)) samples |]
             let frames = stft.FrameCount samples
-            let spectra = inputs |> Array.map (fun t -> engine.Allocate(t.Shape.[0], stft.Bins, frames))
-            let mels = inputs |> Array.map (fun t -> engine.Allocate(t.Shape.[0], mel.NMels, frames))
-            let mfccs = nMfcc |> Option.map (fun n -> inputs |> Array.map (fun t -> engine.Allocate(t.Shape.[0], n, frames)))
+            let scratch = Collections.Generic.Dictionary<int * int, Tensor>()
+            let scratchOf rows features =
+                match scratch.TryGetValue((rows, features)) with
+                | true, t -> t
+                | _ ->
+                    let t = engine.Allocate(rows, features, frames)
+                    scratch.[(rows, features)] <- t
+                    t
+            let outputs =
+                inputs |> Array.map (fun t -> engine.Allocate(t.Shape.[0], defaultArg nMfcc mel.NMels, frames))
             let db = DbConfig()
             let run () =
                 for i in 0 .. inputs.Length - 1 do
-                    engine.Dsp.Stft(stft, inputs.[i], spectra.[i], SpectrumKind.Power)
-                    engine.Dsp.Mel(mel, stft.NFft, spectra.[i], mels.[i])
-                    engine.Dsp.PowerToDb(db, mels.[i], mels.[i])
-                    match mfccs, nMfcc with
-                    | Some outs, Some n -> engine.Dsp.Mfcc(n, 0.0f, mels.[i], outs.[i])
-                    | _ -> ()
+                    let rows = inputs.[i].Shape.[0]
+                    let spectrum = scratchOf rows stft.Bins
+                    engine.Dsp.Stft(stft, inputs.[i], spectrum, SpectrumKind.Power)
+                    match nMfcc with
+                    | Some n ->
+                        let logMel = scratchOf rows mel.NMels
+                        engine.Dsp.Mel(mel, stft.NFft, spectrum, logMel)
+                        engine.Dsp.PowerToDb(db, logMel, logMel)
+                        engine.Dsp.Mfcc(n, 0.0f, logMel, outputs.[i])
+                    | None ->
+                        engine.Dsp.Mel(mel, stft.NFft, spectrum, outputs.[i])
+                        engine.Dsp.PowerToDb(db, outputs.[i], outputs.[i])
                 engine.Synchronize()
             let cleanup () =
-                for t in Seq.concat [ inputs; spectra; mels; defaultArg mfccs [||] ] do
+                for t in Seq.concat [ inputs; outputs; Array.ofSeq scratch.Values ] do
                     t.Dispose()
             run, cleanup }
 
@@ -76,7 +90,7 @@ let private rfftWorkload (n: int) (count: int) =
       Flops = Some(2.5 * float n * Math.Log2(float n) * float count)
       Setup =
         fun engine ->
-            let input = engine.FromHost(ReadOnlySpan(noise count n), count, n)
+            let input = noiseTensor engine (Random 1234) count n
             let output = engine.Allocate(count, n / 2 + 1, 2)
             let run () =
                 engine.Dsp.Rfft(input, output)
@@ -105,7 +119,10 @@ type Result =
       clips_per_s: float option
       audio_s_per_s: float option
       gflops: float option
-      peak_mb: float }
+      peak_mb: float
+      /// Median CPU time of a run summed over all threads: compare with median_ms * threads when the
+      /// machine is shared (wall time then includes waiting for the cores).
+      cpu_ms: float }
 
 /// Samples the process working set every few milliseconds while `action` runs; returns the maximum in MB.
 let private peakDuring (action: unit -> unit) =
@@ -128,10 +145,13 @@ let private peakDuring (action: unit -> unit) =
     sampler.Join()
     float peak / 1048576.0
 
-/// Times one workload on one engine: one warm-up run, then the median of `runs` runs.
+/// Times one workload on one engine: warm-up runs, then the median of `runs` runs.
 let measure (engine: Engine) (runs: int) (w: Workload) =
+    // Return the previous workload's memory to the system so the peak below is this workload's own.
+    Runtime.GCSettings.LargeObjectHeapCompactionMode <- Runtime.GCLargeObjectHeapCompactionMode.CompactOnce
     GC.Collect()
     GC.WaitForPendingFinalizers()
+    GC.Collect()
     let mutable times = []
     let mutable cpu = []
     use proc = Process.GetCurrentProcess()
@@ -139,7 +159,12 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
         peakDuring (fun () ->
             let run, cleanup = w.Setup engine
             try
-                run ()
+                // Warm up until the JIT has tiered the hot loops up: at least 3 runs and half a second.
+                let warm = Stopwatch.StartNew()
+                let mutable warmRuns = 0
+                while warmRuns < 3 || warm.ElapsedMilliseconds < 500L do
+                    run ()
+                    warmRuns <- warmRuns + 1
                 for _ in 1..runs do
                     proc.Refresh()
                     let cpu0 = proc.TotalProcessorTime
@@ -156,7 +181,8 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
         else (sorted.[sorted.Length / 2 - 1] + sorted.[sorted.Length / 2]) / 2.0
     let median = medianOf times
     // CPU time tells how much of the wall time was spent computing when other processes share the cores.
-    eprintfn "bench: %s on %s: median %.1f ms wall, %.1f ms CPU (all threads)" w.Name engine.Name median (medianOf cpu)
+    let cpuMedian = medianOf cpu
+    eprintfn "bench: %s on %s: median %.1f ms wall, %.1f ms CPU (all threads)" w.Name engine.Name median cpuMedian
     let perSecond x = if x > 0.0 then Some(x / (median / 1000.0)) else None
     { engine = engine.Name
       device = engine.DeviceName
@@ -165,22 +191,26 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
       clips_per_s = perSecond (float w.Clips)
       audio_s_per_s = perSecond w.AudioSeconds
       gflops = w.Flops |> Option.map (fun f -> f / (median / 1000.0) / 1e9)
-      peak_mb = peak }
+      peak_mb = peak
+      cpu_ms = cpuMedian }
 
-/// The engines named by --device: "all" (every engine that can be created here) or one engine name.
-let private engines (device: string) : Engine list =
-    match device with
-    | "all" | "managed" -> [ new Managed.ManagedEngine() ]
-    | other -> failwithf "--device: unknown engine '%s' (expected all or managed)" other
+/// The engine names --device selects: "all" is every engine available here except ilgpu-cpu (ILGPU's CPU
+/// simulator, a kernel test vehicle about 10x slower than managed; name it to measure it); anything else is
+/// one name of Engines.Names.
+let private engineNames (device: string) =
+    match device.Trim().ToLowerInvariant() with
+    | "all" -> Engines.Available() |> Seq.filter (fun n -> n <> "ilgpu-cpu") |> List.ofSeq
+    | name when Seq.contains name Engines.Names -> [ name ]
+    | other -> failwithf "--device: unknown engine '%s' (expected all or one of %s)" other (String.Join(", ", Engines.Names))
 
 /// Formats the results as a markdown table.
 let table (results: Result list) =
     let opt (f: float -> string) = Option.map f >> Option.defaultValue ""
-    [ yield "| engine | device | workload | median ms | clips/s | audio s/s | GFLOP/s | peak MB |"
-      yield "|---|---|---|---:|---:|---:|---:|---:|"
+    [ yield "| engine | device | workload | median ms | clips/s | audio s/s | GFLOP/s | peak MB | CPU ms |"
+      yield "|---|---|---|---:|---:|---:|---:|---:|---:|"
       for r in results ->
-          sprintf "| %s | %s | %s | %.1f | %s | %s | %s | %.0f |" r.engine r.device r.workload r.median_ms
-              (opt (sprintf "%.0f") r.clips_per_s) (opt (sprintf "%.0f") r.audio_s_per_s) (opt (sprintf "%.1f") r.gflops) r.peak_mb ]
+          sprintf "| %s | %s | %s | %.1f | %s | %s | %s | %.0f | %.0f |" r.engine r.device r.workload r.median_ms
+              (opt (sprintf "%.0f") r.clips_per_s) (opt (sprintf "%.0f") r.audio_s_per_s) (opt (sprintf "%.1f") r.gflops) r.peak_mb r.cpu_ms ]
     |> String.concat Environment.NewLine
 
 type Arguments =
@@ -192,9 +222,9 @@ type Arguments =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Device _ -> "engine to measure: all (default) or an engine name (managed, cuda, opencl, ilgpu-cpu)"
+            | Device _ -> "engine to measure: all (default: every available engine but ilgpu-cpu) or a name (auto, managed, cuda, opencl, ilgpu-cpu)"
             | Json _ -> "also write the results as a JSON list to this file"
-            | Runs _ -> "timed runs per workload after one warm-up run (default 5; the median is reported)"
+            | Runs _ -> "timed runs per workload after warm-up (default 5; the median is reported)"
             | Workload _ -> sprintf "only these workloads (default all: %s)" (workloads |> List.map _.Name |> String.concat ", ")
 
 /// Entry point of `hybrid bench`.
@@ -214,8 +244,8 @@ let run (argv: string[]) =
                     | Some w -> w
                     | None -> failwithf "--workload: unknown workload '%s'" n)
         let results =
-            [ for engine in engines (args.GetResult(Device, defaultValue = "all")) do
-                  use e = engine
+            [ for name in engineNames (args.GetResult(Device, defaultValue = "all")) do
+                  use e = Engines.Create(name, fun line -> eprintfn "bench: %s" line)
                   for w in selected do
                       let r = measure e runs w
                       yield r ]

@@ -49,7 +49,7 @@ let tests =
                 let y = fft false batch n x
                 for b in 0 .. batch - 1 do
                     let expected = naiveDft false n (transform n b x)
-                    let tol = 3e-6 * maxAbs expected * (log (float n) + 1.0)
+                    let tol = 3e-6 * maxAbs64 expected * (log (float n) + 1.0)
                     allClose64 0.0 tol expected (transform n b y |> Array.map float) $"fft n={n} transform {b}"
             }
 

@@ -9,22 +9,20 @@ open Hybrid.Dsp
 /// The shared ilgpu-cpu engine, created on first use.
 let engine: Lazy<Engine> = lazy (Engines.Create "ilgpu-cpu")
 
+/// The ILGPU engines the equivalence and parity tests run on: ilgpu-cpu always, and cuda when this machine has a
+/// CUDA device (each created on first use and shared by the run).
+let ilgpuEngines: (string * Lazy<Engine>) list =
+    [ yield "ilgpu-cpu", engine
+      if Seq.contains "cuda" (Engines.Available()) then yield "cuda", lazy (Engines.Create "cuda") ]
+
 /// A test list whose tests run one at a time with every other list in the "ilgpu-cpu" group (they share one accelerator).
 let ilgpuList name tests = testList name tests |> testSequencedGroup "ilgpu-cpu"
 
 /// Uploads a host array as a tensor of the given shape.
 let upload (e: Engine) (data: float32[]) (shape: int[]) = e.FromHost(ReadOnlySpan<float32>(data), shape)
 
-/// Runs f on fresh output tensors and returns their contents, disposing every tensor.
-let download (t: Tensor) =
-    let a = t.ToArray()
-    t.Dispose()
-    a
-
-/// Deterministic pseudo-random floats in [-1, 1).
-let randomSignal (seed: int) (count: int) =
-    let rng = Random seed
-    Array.init count (fun _ -> float32 (rng.NextDouble() * 2.0 - 1.0))
+/// Deterministic pseudo-random floats in [-1, 1) (the managed tests' generator).
+let randomSignal (seed: int) (count: int) = Reference.noise seed count
 
 /// Naive DFT in double precision of complex interleaved input (sign -1 forward, +1 inverse; no scaling).
 let naiveDft (inverse: bool) (n: int) (x: float32[]) =
@@ -44,8 +42,8 @@ let naiveDft (inverse: bool) (n: int) (x: float32[]) =
         y.[2 * k + 1] <- im
     y
 
-/// Largest absolute value of an array.
-let maxAbs (xs: float[]) = xs |> Array.fold (fun m v -> max m (abs v)) 0.0
+/// Largest absolute value of a double array.
+let maxAbs64 (xs: float[]) = xs |> Array.fold (fun m v -> max m (abs v)) 0.0
 
 /// Fails unless f throws an ArgumentException whose message contains every fragment.
 let throwsArgument (what: string) (fragments: string list) (f: unit -> unit) =

@@ -1,4 +1,4 @@
-/// Parity of the managed engine with every array of the librosa 0.10.2 reference files.
+/// Parity of the managed and ilgpu-cpu engines with every array of the librosa 0.10.2 reference files.
 module Hybrid.DspKernelsTests.LibrosaParityTests
 
 open Expecto
@@ -11,8 +11,11 @@ open Hybrid.DspKernelsTests.Reference
 let private within (atol: float) (expected: float32[]) (actual: float32[]) what =
     Assertions.allClose 0.0 atol expected actual what
 
-/// Features computed from one case's signal with the case's configuration.
-let private features (case: Case) =
+/// Features computed on engine `e` from one case's signal with the case's configuration.
+let private features (e: Engine) (case: Case) =
+    let dsp = e.Dsp
+    let tensor (data: float32[]) (shape: int list) = e.FromHost(System.ReadOnlySpan<float32>(data), Array.ofList shape)
+    let zeros (shape: int list) = e.Allocate(Array.ofList shape)
     let sr = case.Int "sr"
     let nFft = case.Int "n_fft"
     let hop = case.Int "hop_length"
@@ -68,21 +71,41 @@ let private check (case: Case) (key: string) (actual: float32[]) =
     | "mfcc" -> within 1e-3 expected actual what
     | _ -> relative expected actual what
 
+/// Compares every array of one reference case computed on `e`; returns how many were compared.
+let private checkCase (e: Engine) (case: Case) =
+    let computed = features e case
+    let mutable compared = 0
+    for p in case.Root.EnumerateObject() do
+        if p.Value.ValueKind = System.Text.Json.JsonValueKind.Object && p.Value.TryGetProperty("shape") |> fst then
+            match computed.TryGetValue p.Name with
+            | true, actual ->
+                check case p.Name actual
+                compared <- compared + 1
+            | _ -> failtestf "%s: no computation for reference array %s" case.Name p.Name
+    compared
+
+/// The reference signals named in the folder's README (one test each, so a failure names its signal).
+let private signals =
+    [ "0_jackson_0"; "3_theo_12"; "7_nicolas_31"; "9_yweweler_44"; "tone440_8k"; "chirp_8k"; "noise_8k"; "mix_22k" ]
+
+let private caseOf (folder: string) (name: string) = loadCase folder (System.IO.Path.Combine(folder, name + ".json"))
+
 [<Tests>]
 let tests =
     testList
         "LibrosaParity"
-        [ testWithReference "every array of every reference file matches librosa 0.10.2 within the issue's tolerances" (fun folder ->
-              let cases = loadCases folder
-              Expect.isGreaterThanOrEqual cases.Length 8 "expected the eight reference files"
-              let mutable checkedArrays = 0
-              for case in cases do
-                  let computed = features case
-                  for p in case.Root.EnumerateObject() do
-                      if p.Value.ValueKind = System.Text.Json.JsonValueKind.Object && p.Value.TryGetProperty("shape") |> fst then
-                          match computed.TryGetValue p.Name with
-                          | true, actual ->
-                              check case p.Name actual
-                              checkedArrays <- checkedArrays + 1
-                          | _ -> failtestf "%s: no computation for reference array %s" case.Name p.Name
-              Expect.isGreaterThan checkedArrays 80 "expected every array to be compared") ]
+        [ for name in signals do
+              yield
+                  testWithReference (sprintf "every array of %s matches librosa 0.10.2 within the issue's tolerances" name) (fun folder ->
+                      Expect.isGreaterThanOrEqual (checkCase engine (caseOf folder name)) 11 "expected the eleven arrays of the README")
+          yield
+              testWithReference "the reference folder holds no case this suite does not check" (fun folder ->
+                  let names = System.IO.Directory.GetFiles(folder, "*.json") |> Array.map (fun f -> System.IO.Path.GetFileNameWithoutExtension f |> nonNull) |> Array.sort
+                  Expect.sequenceEqual names (List.sort signals) "reference cases")
+          yield
+              IlgpuFixture.ilgpuList "on ILGPU" [
+                  for (name, ilgpu) in IlgpuFixture.ilgpuEngines do
+                      testWithReference $"every array of every reference file matches librosa 0.10.2 on {name} within the issue's tolerances" (fun folder ->
+                          Expect.equal ilgpu.Value.Name name "engine created (not a fallback to managed)"
+                          for s in signals do
+                              Expect.isGreaterThanOrEqual (checkCase ilgpu.Value (caseOf folder s)) 11 $"expected the eleven arrays of {s}") ] ]

@@ -57,27 +57,27 @@ type Case =
 
     member c.Int(key: string) = c.Config.GetProperty(key).GetInt32()
 
-/// Loads every reference case of the folder (signals from signals/ or the FSDD folder the JSON names).
-let loadCases (folder: string) =
-    Directory.GetFiles(folder, "*.json")
-    |> Array.sort
-    |> Array.map (fun file ->
-        let doc = JsonDocument.Parse(File.ReadAllText file)
-        let root = doc.RootElement
-        let relative = root.GetProperty("wav").GetString() |> nonNull
-        let wav =
-            // FSDD recordings are named relative to the shared folder; find them in the FSDD folder instead.
-            if relative.Contains "fsdd/recordings/" then
-                match Hybrid.TestSupport.TestData.fsddFolder () with
-                | Some fsdd -> Path.Combine(fsdd, "recordings", Path.GetFileName relative |> nonNull)
-                | None -> Expecto.Tests.skiptestf "FSDD folder not found (set %s)" Hybrid.TestSupport.TestData.FsddVariable
-            else
-                Path.GetFullPath(Path.Combine(folder, relative))
-        let signal, _ = readWav wav
-        { Name = Path.GetFileNameWithoutExtension file |> nonNull
-          Config = root.GetProperty "config"
-          Root = root
-          Signal = signal })
+/// Loads one reference case of the folder (its signal from signals/ or the FSDD folder the JSON names).
+let loadCase (folder: string) (file: string) =
+    let doc = JsonDocument.Parse(File.ReadAllText file)
+    let root = doc.RootElement
+    let relative = root.GetProperty("wav").GetString() |> nonNull
+    let wav =
+        // FSDD recordings are named relative to the shared folder; find them in the FSDD folder instead.
+        if relative.Contains "fsdd/recordings/" then
+            match Hybrid.TestSupport.TestData.fsddFolder () with
+            | Some fsdd -> Path.Combine(fsdd, "recordings", Path.GetFileName relative |> nonNull)
+            | None ->
+                let message = sprintf "FSDD folder not found (set %s)" Hybrid.TestSupport.TestData.FsddVariable
+                if Hybrid.TestSupport.TestData.requireData () then Expecto.Tests.failtest message
+                else Expecto.Tests.skiptest message
+        else
+            Path.GetFullPath(Path.Combine(folder, relative))
+    let signal, _ = readWav wav
+    { Name = Path.GetFileNameWithoutExtension file |> nonNull
+      Config = root.GetProperty "config"
+      Root = root
+      Signal = signal }
 
 /// The managed engine every test uses (2 threads to mirror the target machine and exercise parallel paths).
 let engine = new ManagedEngine(2)

@@ -69,13 +69,18 @@ internal struct FftJob
     public int PadMode;
     public int SpectrumKind;
     public int Bins;
+    // real input of even power-of-two length N packed as N/2 complex values z[j] = x[2j] + i x[2j+1] (shared path only)
+    public int Packed;
+    // the twiddle table is for length M * TwStride (2 when packed: the table of length N serves the N/2-point stages)
+    public int TwStride;
 }
 
 /// <summary>
 /// Batched FFT kernels: radix-2 Stockham autosort transforms (Stockham 1966; the GPU formulation of
 /// Govindaraju et al., SC 2008) in shared memory with one group per transform when the power-of-two length M
 /// is at most <see cref="MaxShared"/>, otherwise one global-memory pass per radix-2 stage over the whole batch.
-/// Lengths that are not powers of two use Bluestein's algorithm on top. Twiddles and chirps are computed on
+/// Real input of even power-of-two length runs as a half-length complex transform of the packed even/odd samples,
+/// unpacked into bins 0..N/2 when stored. Lengths that are not powers of two use Bluestein's algorithm on top. Twiddles and chirps are computed on
 /// the host in double precision and uploaded once per length.
 /// </summary>
 internal static class FftKernels
@@ -189,14 +194,14 @@ internal static class FftKernels
     /// Butterfly j (0 &lt;= j &lt; M/2) of the radix-2 Stockham stage whose sub-transforms have length ns:
     /// reads src[j] and src[j + M/2], writes dst[(j / ns) * 2ns + j % ns] and that + ns. Twiddles: exp(-2 pi i q / M), q &lt; M/2.
     /// </summary>
-    internal static void Butterfly(ArrayView<float> src, long srcBase, ArrayView<float> dst, long dstBase, ArrayView<float> twiddles, int m, int ns, int inverse, int j)
+    internal static void Butterfly(ArrayView<float> src, long srcBase, ArrayView<float> dst, long dstBase, ArrayView<float> twiddles, int twStride, int m, int ns, int inverse, int j)
     {
         int half = m >> 1;
         int k = j & (ns - 1);
         long a = srcBase + 2L * j;
         long b = srcBase + 2L * (j + half);
         float ar = src[a], ai = src[a + 1], br = src[b], bi = src[b + 1];
-        int q = k * (half / ns);
+        int q = k * (half / ns) * twStride;
         float wr = twiddles[2 * q];
         float wi = inverse != 0 ? -twiddles[2 * q + 1] : twiddles[2 * q + 1];
         float tr = br * wr - bi * wi;
@@ -211,7 +216,7 @@ internal static class FftKernels
 
     /// <summary>All log2 M stages of one transform held in shared memory, starting in a (start 0) or b (start 1).
     /// The result lies in a when (start + log2 M) is even.</summary>
-    private static void SharedStages(ArrayView<float> a, ArrayView<float> b, ArrayView<float> twiddles, int m, int log2M, int inverse, int start)
+    private static void SharedStages(ArrayView<float> a, ArrayView<float> b, ArrayView<float> twiddles, int twStride, int m, int log2M, int inverse, int start)
     {
         int tid = Group.IdxX;
         int threads = Group.DimX;
@@ -222,8 +227,8 @@ internal static class FftKernels
             bool fromA = ((stage + start) & 1) == 0;
             for (int j = tid; j < half; j += threads)
             {
-                if (fromA) Butterfly(a, 0, b, 0, twiddles, m, ns, inverse, j);
-                else Butterfly(b, 0, a, 0, twiddles, m, ns, inverse, j);
+                if (fromA) Butterfly(a, 0, b, 0, twiddles, twStride, m, ns, inverse, j);
+                else Butterfly(b, 0, a, 0, twiddles, twStride, m, ns, inverse, j);
             }
             Group.Barrier();
             ns <<= 1;
@@ -256,13 +261,21 @@ internal static class FftKernels
         int threads = Group.DimX;
         for (int j = tid; j < job.M; j += threads)
         {
-            var v = Load(input, chirp, window, job, g, j);
-            a[2 * j] = v.Re;
-            a[2 * j + 1] = v.Im;
+            if (job.Packed != 0)
+            {
+                a[2 * j] = Load(input, chirp, window, job, g, 2 * j).Re;
+                a[2 * j + 1] = Load(input, chirp, window, job, g, 2 * j + 1).Re;
+            }
+            else
+            {
+                var v = Load(input, chirp, window, job, g, j);
+                a[2 * j] = v.Re;
+                a[2 * j + 1] = v.Im;
+            }
         }
         Group.Barrier();
         int inverse = job.Bluestein != 0 ? 0 : job.Inverse;
-        SharedStages(a, b, twiddles, job.M, job.Log2M, inverse, 0);
+        SharedStages(a, b, twiddles, job.TwStride, job.M, job.Log2M, inverse, 0);
         bool inA = (job.Log2M & 1) == 0;
         if (job.Bluestein != 0)
         {
@@ -272,14 +285,32 @@ internal static class FftKernels
                 else MulBhat(b, 2L * j, bhat, job, j);
             }
             Group.Barrier();
-            SharedStages(a, b, twiddles, job.M, job.Log2M, 1, inA ? 0 : 1);
+            SharedStages(a, b, twiddles, job.TwStride, job.M, job.Log2M, 1, inA ? 0 : 1);
             inA = true;
         }
         for (int k = tid; k < job.OutCount; k += threads)
         {
-            var v = inA ? new Cf(a[2 * k], a[2 * k + 1]) : new Cf(b[2 * k], b[2 * k + 1]);
+            Cf v;
+            if (job.Packed != 0) v = inA ? Unpack(a, twiddles, job.M, k) : Unpack(b, twiddles, job.M, k);
+            else v = inA ? new Cf(a[2 * k], a[2 * k + 1]) : new Cf(b[2 * k], b[2 * k + 1]);
             Store(output, chirp, job, g, k, v);
         }
+    }
+
+    /// <summary>
+    /// Bin k (0 &lt;= k &lt;= M) of the real FFT of length 2M from Z, the M-point FFT of z[j] = x[2j] + i x[2j+1]:
+    /// X[k] = E + W^k O with E = (Z[k] + conj Z[M-k]) / 2, O = (Z[k] - conj Z[M-k]) / 2i, W = exp(-2 pi i / 2M).
+    /// </summary>
+    private static Cf Unpack(ArrayView<float> z, ArrayView<float> twiddles, int m, int k)
+    {
+        int p = k == m ? 0 : k;
+        int q = k == 0 ? 0 : m - k;
+        float zr = z[2 * p], zi = z[2 * p + 1];
+        float cr = z[2 * q], ci = -z[2 * q + 1];
+        float er = 0.5f * (zr + cr), ei = 0.5f * (zi + ci);
+        float odr = 0.5f * (zi - ci), odi = -0.5f * (zr - cr);
+        float wr = twiddles[2 * k], wi = twiddles[2 * k + 1];
+        return new Cf(er + wr * odr - wi * odi, ei + wr * odi + wi * odr);
     }
 
     /// <summary>Global path, step 1: work[g, j] = Load(g, j) for every (transform, j &lt; M).</summary>
@@ -299,7 +330,7 @@ internal static class FftKernels
         int g = i / half;
         int j = i - g * half;
         long basis = 2L * g * m;
-        Butterfly(src, basis, dst, basis, twiddles, m, ns, inverse, j);
+        Butterfly(src, basis, dst, basis, twiddles, 1, m, ns, inverse, j);
     }
 
     /// <summary>Global path, Bluestein's pointwise product with the kernel spectrum.</summary>
@@ -434,6 +465,16 @@ internal static class FftKernels
         job.M = m;
         job.Log2M = log2M;
         job.Bluestein = bluestein ? 1 : 0;
+        job.TwStride = 1;
+        if (!bluestein && job.N >= 4 && m / 2 <= MaxShared && (job.InMode == FftIn.Real || job.InMode == FftIn.Frame))
+        {
+            // real input: one N/2-point complex transform of the even/odd samples, unpacked into bins 0..N/2
+            m /= 2;
+            job.M = m;
+            job.Log2M = log2M - 1;
+            job.Packed = 1;
+            job.TwStride = 2;
+        }
         if (m <= MaxShared)
         {
             var kernel = SharedKernelLoaded(engine);

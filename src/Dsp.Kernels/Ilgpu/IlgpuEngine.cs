@@ -31,6 +31,8 @@ public sealed class IlgpuTensor : Tensor
     {
         CheckRange(offset, source.Length);
         if (source.Length == 0) return;
+        // queued kernels may still read this storage (the CPU accelerator does not order host copies after them)
+        Engine.Synchronize();
         View.SubView(offset, source.Length).CopyFromCPU(ref MemoryMarshal.GetReference(source), source.Length);
     }
 
@@ -39,6 +41,8 @@ public sealed class IlgpuTensor : Tensor
     {
         CheckRange(offset, destination.Length);
         if (destination.Length == 0) return;
+        // wait for the kernels that write this storage (the CPU accelerator does not order host copies after them)
+        Engine.Synchronize();
         View.SubView(offset, destination.Length).CopyToCPU(ref MemoryMarshal.GetReference(destination), destination.Length);
     }
 
@@ -71,6 +75,7 @@ public sealed class IlgpuTensor : Tensor
 /// <c>ilgpu-cpu</c> (ILGPU's CPU simulator, a test vehicle for the kernels and about ten times slower than
 /// the managed engine). Create it with <see cref="Engines.Create"/>. Kernels are compiled once per engine
 /// on first use; plans (twiddles, windows, filter banks) are uploaded once per configuration and cached.
+/// Operations are queued on the accelerator's default stream in call order; use one engine from one thread at a time.
 /// </summary>
 public sealed class IlgpuEngine : Engine
 {
@@ -92,7 +97,10 @@ public sealed class IlgpuEngine : Engine
     public override string Name { get; }
 
     /// <inheritdoc />
-    public override string DeviceName => $"{Accelerator.Name} ({Accelerator.AcceleratorType}, {Accelerator.MaxNumThreadsPerGroup} threads/group, {Accelerator.MemorySize / (1024 * 1024)} MiB)";
+    public override string DeviceName =>
+        Accelerator.AcceleratorType == AcceleratorType.CPU
+            ? $"{Accelerator.Name} (ILGPU CPU simulator, {Accelerator.MaxNumThreadsPerGroup} threads/group)"
+            : $"{Accelerator.Name} ({Accelerator.AcceleratorType}, {Accelerator.NumMultiprocessors} multiprocessors, {Accelerator.MemorySize / (1024 * 1024)} MiB)";
 
     internal Context Context { get; }
 
@@ -116,6 +124,8 @@ public sealed class IlgpuEngine : Engine
         }
         var buffer = Accelerator.Allocate1D<float>(Math.Max(length, 1));
         buffer.MemSetToZero();
+        // the fill is queued on the stream; wait for it so that host copies into the new tensor cannot be overtaken by it
+        Accelerator.Synchronize();
         var view = buffer.View.SubView(0, length);
         return new IlgpuTensor(this, shape, buffer, view);
     }

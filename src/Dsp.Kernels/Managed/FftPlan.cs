@@ -97,13 +97,19 @@ internal sealed class ComplexFftPlan
         return Plans.GetOrAdd(n, static k => new ComplexFftPlan(k));
     }
 
-    /// <summary>Radices (4 first, then 2, 3, 5) whose product is n, or null when n has another prime factor.</summary>
+    /// <summary>Radices (8 and 4 first, then 2, 3, 5) whose product is n, or null when n has another prime factor.</summary>
     private static int[]? Factor(int n)
     {
         var list = new List<int>();
         var rest = n;
-        while (rest % 4 == 0) { list.Add(4); rest /= 4; }
-        while (rest % 2 == 0) { list.Add(2); rest /= 2; }
+        var twos = 0;
+        while (rest % 2 == 0) { twos++; rest /= 2; }
+        // Powers of two: as many radix-8 stages as possible, the remainder as radix 4 (4 x 4 instead of 8 x 2).
+        var eights = twos % 3 == 1 && twos >= 4 ? (twos - 4) / 3 : twos / 3;
+        for (var i = 0; i < eights; i++) list.Add(8);
+        twos -= 3 * eights;
+        while (twos >= 2) { list.Add(4); twos -= 2; }
+        if (twos == 1) list.Add(2);
         while (rest % 3 == 0) { list.Add(3); rest /= 3; }
         while (rest % 5 == 0) { list.Add(5); rest /= 5; }
         return rest == 1 ? list.ToArray() : null;
@@ -126,6 +132,7 @@ internal sealed class ComplexFftPlan
             var tw = _twiddles[s];
             switch (_radices[s])
             {
+                case 8: Radix8(ref x, ref y, len, stride, tw); break;
                 case 4: Radix4(ref x, ref y, len, stride, tw); break;
                 case 2: Radix2(ref x, ref y, len, stride, tw); break;
                 default: RadixOdd(ref x, ref y, len, stride, _radices[s], tw); break;
@@ -223,6 +230,77 @@ internal sealed class ComplexFftPlan
                 Unsafe.Add(ref o, 3 * os + 1) = b3i;
             }
         }
+    }
+
+    // Radix-8 Stockham stage: a DFT8 as two DFT4s (even and odd inputs) joined by the eighth roots of unity.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Radix8(ref V x, ref V y, int len, int stride, float[] tw)
+    {
+        var m = len / 8;
+        var jump = 2 * stride * m;
+        var os = 2 * stride;
+        var r = Vector256.Create(0.70710678118654752f);
+        for (var p = 0; p < m; p++)
+        {
+            var twiddled = p != 0;
+            ref var w = ref tw[14 * p];
+            for (var q = 0; q < stride; q++)
+            {
+                ref var a = ref Unsafe.Add(ref x, 2 * (q + stride * p));
+                // Even inputs a0, a2, a4, a6.
+                V e0r = a, e0i = Unsafe.Add(ref a, 1);
+                V e1r = Unsafe.Add(ref a, 2 * jump), e1i = Unsafe.Add(ref a, 2 * jump + 1);
+                V e2r = Unsafe.Add(ref a, 4 * jump), e2i = Unsafe.Add(ref a, 4 * jump + 1);
+                V e3r = Unsafe.Add(ref a, 6 * jump), e3i = Unsafe.Add(ref a, 6 * jump + 1);
+                V t0r = e0r + e2r, t0i = e0i + e2i, t1r = e0r - e2r, t1i = e0i - e2i;
+                V t2r = e1r + e3r, t2i = e1i + e3i, t3r = e1r - e3r, t3i = e1i - e3i;
+                V E0r = t0r + t2r, E0i = t0i + t2i, E2r = t0r - t2r, E2i = t0i - t2i;
+                V E1r = t1r + t3i, E1i = t1i - t3r, E3r = t1r - t3i, E3i = t1i + t3r;
+                // Odd inputs a1, a3, a5, a7.
+                V o0r = Unsafe.Add(ref a, jump), o0i = Unsafe.Add(ref a, jump + 1);
+                V o1r = Unsafe.Add(ref a, 3 * jump), o1i = Unsafe.Add(ref a, 3 * jump + 1);
+                V o2r = Unsafe.Add(ref a, 5 * jump), o2i = Unsafe.Add(ref a, 5 * jump + 1);
+                V o3r = Unsafe.Add(ref a, 7 * jump), o3i = Unsafe.Add(ref a, 7 * jump + 1);
+                t0r = o0r + o2r; t0i = o0i + o2i; t1r = o0r - o2r; t1i = o0i - o2i;
+                t2r = o1r + o3r; t2i = o1i + o3i; t3r = o1r - o3r; t3i = o1i - o3i;
+                V O0r = t0r + t2r, O0i = t0i + t2i, O2r = t0r - t2r, O2i = t0i - t2i;
+                V O1r = t1r + t3i, O1i = t1i - t3r, O3r = t1r - t3i, O3i = t1i + t3r;
+                // W8^1 O1 = (O1r + O1i, O1i - O1r) / sqrt 2; W8^2 O2 = (O2i, -O2r); W8^3 O3 = (O3i - O3r, -(O3r + O3i)) / sqrt 2.
+                V u1r = (O1r + O1i) * r, u1i = (O1i - O1r) * r;
+                V u2r = O2i, u2i = -O2r;
+                V u3r = (O3i - O3r) * r, u3i = -(O3r + O3i) * r;
+                ref var o = ref Unsafe.Add(ref y, 2 * (q + stride * 8 * p));
+                o = E0r + O0r;
+                Unsafe.Add(ref o, 1) = E0i + O0i;
+                if (!twiddled)
+                {
+                    Unsafe.Add(ref o, os) = E1r + u1r; Unsafe.Add(ref o, os + 1) = E1i + u1i;
+                    Unsafe.Add(ref o, 2 * os) = E2r + u2r; Unsafe.Add(ref o, 2 * os + 1) = E2i + u2i;
+                    Unsafe.Add(ref o, 3 * os) = E3r + u3r; Unsafe.Add(ref o, 3 * os + 1) = E3i + u3i;
+                    Unsafe.Add(ref o, 4 * os) = E0r - O0r; Unsafe.Add(ref o, 4 * os + 1) = E0i - O0i;
+                    Unsafe.Add(ref o, 5 * os) = E1r - u1r; Unsafe.Add(ref o, 5 * os + 1) = E1i - u1i;
+                    Unsafe.Add(ref o, 6 * os) = E2r - u2r; Unsafe.Add(ref o, 6 * os + 1) = E2i - u2i;
+                    Unsafe.Add(ref o, 7 * os) = E3r - u3r; Unsafe.Add(ref o, 7 * os + 1) = E3i - u3i;
+                    continue;
+                }
+                Twiddle(E1r + u1r, E1i + u1i, ref w, 0, ref Unsafe.Add(ref o, os));
+                Twiddle(E2r + u2r, E2i + u2i, ref w, 1, ref Unsafe.Add(ref o, 2 * os));
+                Twiddle(E3r + u3r, E3i + u3i, ref w, 2, ref Unsafe.Add(ref o, 3 * os));
+                Twiddle(E0r - O0r, E0i - O0i, ref w, 3, ref Unsafe.Add(ref o, 4 * os));
+                Twiddle(E1r - u1r, E1i - u1i, ref w, 4, ref Unsafe.Add(ref o, 5 * os));
+                Twiddle(E2r - u2r, E2i - u2i, ref w, 5, ref Unsafe.Add(ref o, 6 * os));
+                Twiddle(E3r - u3r, E3i - u3i, ref w, 6, ref Unsafe.Add(ref o, 7 * os));
+            }
+        }
+    }
+
+    /// <summary>Writes (re + i im) * w[k] to o[0], o[1], with w a table of (cos, -sin) pairs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Twiddle(V re, V im, ref float w, int k, ref V o)
+    {
+        V wr = Vector256.Create(Unsafe.Add(ref w, 2 * k)), wi = Vector256.Create(Unsafe.Add(ref w, 2 * k + 1));
+        o = Vector256.FusedMultiplyAdd(re, wr, -(im * wi));
+        Unsafe.Add(ref o, 1) = Vector256.FusedMultiplyAdd(re, wi, im * wr);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -504,18 +582,20 @@ internal static class Lanes
         if (windowed && window.Length < len) throw new ArgumentException("window is shorter than the frame.", nameof(window));
         ref var s0 = ref Unsafe.AsRef(in src[0]);
         var i = 0;
-        if (rows == 8 && System.Runtime.Intrinsics.X86.Avx.IsSupported)
+        if (rows is >= 1 and <= 8 && System.Runtime.Intrinsics.X86.Avx.IsSupported && len >= 8)
         {
             ref var d = ref dst[0];
-            if (len >= 8 && start + 7L * stride + len > src.Length) throw new ArgumentOutOfRangeException(nameof(src));
-            for (; i + 8 <= len; i += 8)
+            if (start + (rows - 1L) * stride + len > src.Length) throw new ArgumentOutOfRangeException(nameof(src));
+            // Blocks of 8; a ragged end is covered by one last block overlapping the previous one.
+            for (; i < len; i += 8)
             {
+                if (i + 8 > len) i = len - 8;
                 ref var r = ref Unsafe.Add(ref s0, start + i);
                 Transpose8(
-                    Vector256.LoadUnsafe(ref r), Vector256.LoadUnsafe(ref Unsafe.Add(ref r, stride)),
-                    Vector256.LoadUnsafe(ref Unsafe.Add(ref r, 2 * stride)), Vector256.LoadUnsafe(ref Unsafe.Add(ref r, 3 * stride)),
-                    Vector256.LoadUnsafe(ref Unsafe.Add(ref r, 4 * stride)), Vector256.LoadUnsafe(ref Unsafe.Add(ref r, 5 * stride)),
-                    Vector256.LoadUnsafe(ref Unsafe.Add(ref r, 6 * stride)), Vector256.LoadUnsafe(ref Unsafe.Add(ref r, 7 * stride)),
+                    Vector256.LoadUnsafe(ref r), Row(ref r, 1, stride, rows),
+                    Row(ref r, 2, stride, rows), Row(ref r, 3, stride, rows),
+                    Row(ref r, 4, stride, rows), Row(ref r, 5, stride, rows),
+                    Row(ref r, 6, stride, rows), Row(ref r, 7, stride, rows),
                     ref Unsafe.Add(ref d, i));
                 if (windowed)
                 {
@@ -535,23 +615,29 @@ internal static class Lanes
         }
     }
 
+    /// <summary>Eight floats of row j (zero for rows past the last).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static V Row(ref float r, int j, int stride, int rows) =>
+        j < rows ? Vector256.LoadUnsafe(ref Unsafe.Add(ref r, j * stride)) : V.Zero;
+
     /// <summary>dst[start + j * stride + i] = src[i] lane j for i &lt; len and j &lt; rows.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Store(ReadOnlySpan<V> src, int len, Span<float> dst, int start, int stride, int rows)
     {
         var i = 0;
-        if (rows == 8 && System.Runtime.Intrinsics.X86.Avx.IsSupported && len >= 8)
+        if (rows is >= 1 and <= 8 && System.Runtime.Intrinsics.X86.Avx.IsSupported && len >= 8)
         {
-            if (start + 7L * stride + len > dst.Length) throw new ArgumentOutOfRangeException(nameof(dst));
+            if (start + (rows - 1L) * stride + len > dst.Length) throw new ArgumentOutOfRangeException(nameof(dst));
             ref var d0 = ref dst[0];
             Span<V> t = stackalloc V[8];
-            for (; i + 8 <= len; i += 8)
+            for (; i < len; i += 8)
             {
+                if (i + 8 > len) i = len - 8;
                 ref var s = ref Unsafe.AsRef(in src[i]);
                 Transpose8(s, Unsafe.Add(ref s, 1), Unsafe.Add(ref s, 2), Unsafe.Add(ref s, 3),
                     Unsafe.Add(ref s, 4), Unsafe.Add(ref s, 5), Unsafe.Add(ref s, 6), Unsafe.Add(ref s, 7), ref t[0]);
                 ref var r = ref Unsafe.Add(ref d0, start + i);
-                for (var j = 0; j < 8; j++) t[j].StoreUnsafe(ref Unsafe.Add(ref r, j * stride));
+                for (var j = 0; j < rows; j++) t[j].StoreUnsafe(ref Unsafe.Add(ref r, j * stride));
             }
         }
         for (; i < len; i++)

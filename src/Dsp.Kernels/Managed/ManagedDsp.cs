@@ -273,10 +273,9 @@ internal sealed class ManagedDsp : IDspOps
             var buf = ws.Vectors(0, plan.BufferLength);
             var scratch = ws.Vectors(1, plan.ScratchLength);
             var acc = ws.Floats(0, full);
+            var frameRows = ws.Floats(1, 8 * nFft);
             var src = x.Span;
             var dst = y.Span;
-            Span<float> re = stackalloc float[8];
-            Span<float> im = stackalloc float[8];
             for (var c = c0; c < c1; c++)
             {
                 acc.Clear();
@@ -284,25 +283,14 @@ internal sealed class ManagedDsp : IDspOps
                 for (var f = 0; f < frames; f += 8)
                 {
                     var rows = Math.Min(8, frames - f);
-                    re.Clear();
-                    im.Clear();
                     for (var k = 0; k < bins; k++)
-                    {
-                        var at = 2 * (clipBase + k * frames + f);
-                        for (var j = 0; j < rows; j++)
-                        {
-                            re[j] = src[at + 2 * j];
-                            im[j] = src[at + 2 * j + 1];
-                        }
-                        buf[2 * k] = Vector256.Create((ReadOnlySpan<float>)re);
-                        buf[2 * k + 1] = Vector256.Create((ReadOnlySpan<float>)im);
-                    }
+                        GatherComplex(src, 2 * (clipBase + k * frames + f), rows, out buf[2 * k], out buf[2 * k + 1]);
                     plan.Inverse(buf, scratch);
-                    for (var i = 0; i < nFft; i++)
-                    {
-                        var v = buf[i] * Vector256.Create(window[i]);
-                        for (var j = 0; j < rows; j++) acc[(f + j) * hop + i] += v[j];
-                    }
+                    for (var i = 0; i < nFft; i++) buf[i] *= Vector256.Create(window[i]);
+                    // Back to one row per frame, then overlap-add each row at its hop.
+                    Lanes.Store(buf, nFft, frameRows, 0, nFft, rows);
+                    for (var j = 0; j < rows; j++)
+                        AddTo(frameRows.Slice(j * nFft, nFft), acc.Slice((f + j) * hop, nFft));
                 }
                 var o = dst.Slice(c * length, length);
                 for (var i = 0; i < length; i++)
@@ -312,6 +300,45 @@ internal sealed class ManagedDsp : IDspOps
                 }
             }
         });
+    }
+
+    /// <summary>Splits the interleaved complex values src[at .. at + 2 rows) into real and imaginary lanes
+    /// (lanes past <paramref name="rows"/> are zero).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GatherComplex(ReadOnlySpan<float> src, int at, int rows, out V re, out V im)
+    {
+        if (rows == 8 && System.Runtime.Intrinsics.X86.Avx2.IsSupported)
+        {
+            ref var p = ref Unsafe.AsRef(in src[at]);
+            _ = src[at + 15];
+            V a = Vector256.LoadUnsafe(ref p), b = Vector256.LoadUnsafe(ref p, 8);
+            // Shuffle gives [r0 r1 r4 r5 | r2 r3 r6 r7]; swapping the middle 64-bit pairs restores frame order.
+            re = System.Runtime.Intrinsics.X86.Avx2.Permute4x64(System.Runtime.Intrinsics.X86.Avx.Shuffle(a, b, 0x88).AsDouble(), 0xD8).AsSingle();
+            im = System.Runtime.Intrinsics.X86.Avx2.Permute4x64(System.Runtime.Intrinsics.X86.Avx.Shuffle(a, b, 0xDD).AsDouble(), 0xD8).AsSingle();
+            return;
+        }
+        Span<float> r = stackalloc float[8];
+        Span<float> i = stackalloc float[8];
+        r.Clear();
+        i.Clear();
+        for (var j = 0; j < rows; j++)
+        {
+            r[j] = src[at + 2 * j];
+            i[j] = src[at + 2 * j + 1];
+        }
+        re = Vector256.Create((ReadOnlySpan<float>)r);
+        im = Vector256.Create((ReadOnlySpan<float>)i);
+    }
+
+    /// <summary>y += x.</summary>
+    private static void AddTo(ReadOnlySpan<float> x, Span<float> y)
+    {
+        var i = 0;
+        ref var xr = ref Unsafe.AsRef(in x[0]);
+        ref var yr = ref y[0];
+        for (; i + 8 <= y.Length; i += 8)
+            (Vector256.LoadUnsafe(ref xr, (nuint)i) + Vector256.LoadUnsafe(ref yr, (nuint)i)).StoreUnsafe(ref yr, (nuint)i);
+        for (; i < y.Length; i++) y[i] += x[i];
     }
 
     // ---------------------------------------------------------------- mel, dB, MFCC
@@ -410,12 +437,14 @@ internal sealed class ManagedDsp : IDspOps
                 var scaleV = Vector256.Create(scale);
                 var offV = Vector256.Create(offset);
                 var i = 0;
+                ref var sr = ref Unsafe.AsRef(in src[0]);
+                ref var dr = ref dst[0];
                 for (; i + 8 <= row; i += 8)
                 {
-                    var v = Vector256.Create(src.Slice(i, 8));
+                    var v = Vector256.LoadUnsafe(ref sr, (nuint)i);
                     if (amplitude) v = Vector256.Abs(v);
                     var d = Vector256.FusedMultiplyAdd(Vector256.Log2(Vector256.Max(v, aminV)), scaleV, -offV);
-                    d.CopyTo(dst.Slice(i, 8));
+                    d.StoreUnsafe(ref dr, (nuint)i);
                     maxV = Vector256.Max(maxV, d);
                 }
                 var max = float.NegativeInfinity;
@@ -433,7 +462,7 @@ internal sealed class ManagedDsp : IDspOps
                     var floorV = Vector256.Create(floor);
                     i = 0;
                     for (; i + 8 <= row; i += 8)
-                        Vector256.Max(Vector256.Create(dst.Slice(i, 8)), floorV).CopyTo(dst.Slice(i, 8));
+                        Vector256.Max(Vector256.LoadUnsafe(ref dr, (nuint)i), floorV).StoreUnsafe(ref dr, (nuint)i);
                     for (; i < row; i++) dst[i] = Math.Max(dst[i], floor);
                 }
             }

@@ -1,0 +1,115 @@
+/// `hybrid train`: the main job. Loads a dataset (FSDD by default, downloaded when absent), splits it, extracts
+/// features, trains the chosen model, evaluates it and leaves the model file, metrics, plots and report.html.
+module Hybrid.Cli.TrainCommand
+
+open System
+open System.IO
+open System.Text.Json
+open Argu
+open Hybrid.Classifier
+open Hybrid.Features
+
+/// The options of `train`.
+type TrainArgs =
+    | Data of dir: string
+    | Split of spec: string
+    | Model of name: string
+    | Features of schema: string
+    | Epochs of n: int
+    | Batch_Size of n: int
+    | Lr of rate: float
+    | Augment of list: string
+    | Device of name: string
+    | Seed of seed: int
+    | Out of dir: string
+    | No_Plots
+    | Json
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Data _ -> "dataset folder (default: FSDD from $HYBRID_FSDD or the user cache, downloaded when absent)."
+            | Split _ -> "official (default) | speaker:NAME[,NAME] | loso | fold:K | random:RATIO | kfold:K."
+            | Model _ -> sprintf "model: %s (default %s)." (Experiment.recipes |> List.map (fun r -> r.Name) |> String.concat ", ") (List.head Experiment.recipes).Name
+            | Features _ -> "feature schema (default: the model's own; see `features --help` for the names)."
+            | Epochs _ -> "training epochs (default: the model's)."
+            | Batch_Size _ -> "mini-batch size (default: the model's)."
+            | Lr _ -> "peak learning rate of the one-cycle schedule (default: the model's)."
+            | Augment _ -> "waveform augmentation list, e.g. noise:0.005,shift:0.1,gain:6,speed:0.9-1.1,snr:20 ('none' for none; default: the model's)."
+            | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
+            | Seed _ -> "seed of splits, augmentation, initialisation and shuffles (default 0)."
+            | Out _ -> "output folder (default: a new folder under runs/)."
+            | No_Plots -> "skip the PNG plots and report.html (model, metrics.json and confusion CSV are still written)."
+            | Json -> "end the output with one JSON line of results."
+
+/// The closing JSON line: split, model, device, sizes, accuracy, timings, per-fold results.
+let summaryJson (r: Experiment.RunResult) =
+    let perSpeaker =
+        if r.Split = "loso" then
+            box (dict [ for f in r.Folds -> f.Name, f.TestAccuracy ])
+        else null
+    JsonSerializer.Serialize(
+        {| split = r.Split; model = r.Model; features = r.Features; device = r.Device
+           n_train = (r.Folds |> List.sumBy (fun f -> f.NTrain)) / r.Folds.Length
+           n_test = r.Folds |> List.sumBy (fun f -> f.NTest)
+           test_accuracy = r.TestAccuracy
+           folds = [ for f in r.Folds -> {| name = f.Name; n_train = f.NTrain; n_test = f.NTest; test_accuracy = f.TestAccuracy; train_accuracy = f.TrainAccuracy |} ]
+           per_speaker = perSpeaker
+           extract_seconds = r.ExtractSeconds; train_seconds = r.TrainSeconds; total_seconds = r.TotalSeconds
+           out = r.OutDir; skipped = r.Skipped.Length |})
+
+/// Runs the command. Exit codes: 0 done; 1 training or data failed; 2 bad options.
+let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
+    let parser = ArgumentParser.Create<TrainArgs>(programName = "hybrid train")
+    try
+        let args = parser.ParseCommandLine(argv, raiseOnUsage = true)
+        let json = args.Contains Json
+        let log (line: string) = (if json then error else out).WriteLine line
+        let options: Experiment.TrainOptions =
+            { Experiment.defaults with
+                Data = args.TryGetResult Data
+                Split = args.GetResult(Split, defaultValue = "official")
+                Model = args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name)
+                Features = args.TryGetResult Features
+                Epochs = args.TryGetResult Epochs
+                BatchSize = args.TryGetResult Batch_Size
+                LearningRate = args.TryGetResult Lr
+                Augment = args.TryGetResult Augment |> Option.map (fun a -> if a = "none" then "" else a)
+                Device = args.GetResult(Device, defaultValue = "auto")
+                Seed = args.GetResult(Seed, defaultValue = 0)
+                Out = args.TryGetResult Out
+                Log = log
+                Progress = true
+                Plots = not (args.Contains No_Plots) }
+        let r = Experiment.train options
+        let say (line: string) = (if json then error else out).WriteLine line
+        say ""
+        say (sprintf "device:        %s (%s)" r.Device r.DeviceName)
+        say (sprintf "model:         %s on %s features, split %s" r.Model r.Features r.Split)
+        for f in r.Folds do
+            say (sprintf "  %-12s train %4d  test %4d  train accuracy %.4f  test accuracy %.4f  (%.1f s)" f.Name f.NTrain f.NTest f.TrainAccuracy f.TestAccuracy f.TrainSeconds)
+        if r.Folds.Length > 1 then say (sprintf "mean test accuracy over %d folds: %.4f" r.Folds.Length r.TestAccuracy)
+        else say (sprintf "test accuracy: %.4f" r.TestAccuracy)
+        say (sprintf "time:          features %.1f s, training %.1f s, total %.1f s" r.ExtractSeconds r.TrainSeconds r.TotalSeconds)
+        say (sprintf "output:        %s" r.OutDir)
+        if json then out.WriteLine(summaryJson r)
+        0
+    with
+    | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
+        out.WriteLine(parser.PrintUsage())
+        0
+    | :? ArguParseException as e ->
+        error.WriteLine e.Message
+        2
+    | :? ArgumentException as e ->
+        error.WriteLine(sprintf "train: %s" e.Message)
+        2
+    | :? DatasetException as e ->
+        error.WriteLine(sprintf "train: %s" e.Message)
+        1
+    | :? AudioFormatException as e ->
+        error.WriteLine(sprintf "train: %s" e.Message)
+        1
+    | :? TrainingException as e ->
+        error.WriteLine(sprintf "train: %s" e.Message)
+        1

@@ -1,0 +1,87 @@
+module Hybrid.ClassifierTests.ExperimentTests
+
+open System
+open System.IO
+open System.Text.Json
+open Expecto
+open Hybrid.Classifier
+open Hybrid.Features
+open Hybrid.TestSupport
+
+/// A small FSDD-shaped folder: every digit of two speakers, indexes 0-11 (official split: 0-4 test).
+let private withSubset (fsdd: string) (body: string -> unit) =
+    let dir = Path.Combine(Path.GetTempPath(), "hybrid-experiment-" + Guid.NewGuid().ToString("N"))
+    let recordings = Path.Combine(dir, "recordings")
+    Directory.CreateDirectory recordings |> ignore
+    try
+        for digit in 0 .. 9 do
+            for speaker in [ "jackson"; "theo" ] do
+                for index in 0 .. 11 do
+                    let name = sprintf "%d_%s_%d.wav" digit speaker index
+                    File.Copy(Path.Combine(fsdd, "recordings", name), Path.Combine(recordings, name))
+        body dir
+    finally
+        Directory.Delete(dir, true)
+
+let private options dir out =
+    { Experiment.defaults with
+        Data = Some dir; Model = "mlp"; Epochs = Some 15; Device = "managed"; Out = Some out; Progress = false }
+
+[<Tests>]
+let tests =
+    testSequenced <| testList "Experiment" [
+        TestData.testWithFsdd "a training run leaves the model, metrics, confusion matrix, curves, examples and report" (fun fsdd ->
+            withSubset fsdd (fun dir ->
+                let out = Path.Combine(dir, "run")
+                let r = Experiment.train (options dir out)
+                Expect.equal r.Folds.Length 1 "one fold for the official split"
+                let fold = r.Folds.Head
+                Expect.equal (fold.NTrain, fold.NTest) (140, 100) "indexes 5-11 train, 0-4 test"
+                Expect.isGreaterThan fold.TestAccuracy 0.5 "well above chance (0.1) after 15 epochs"
+                for f in [ "model.hnn"; "metrics.json"; "confusion.csv"; "report.html"; "plots/confusion.png"; "plots/loss.png"; "plots/accuracy.png"
+                           "plots/example-0-waveform.png"; "plots/example-9-mfcc.png" ] do
+                    Expect.isTrue (File.Exists(Path.Combine(out, f))) (sprintf "expected %s" f)
+                let _, _, colours = Plots.inspectPng (Path.Combine(out, "plots", "loss.png"))
+                Expect.isGreaterThan colours 8 "the loss curves are not blank"
+                use metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(out, "metrics.json")))
+                Expect.floatClose Accuracy.veryHigh (metrics.RootElement.GetProperty("test_accuracy").GetDouble()) fold.TestAccuracy "metrics.json holds the test accuracy"
+                let confusion = File.ReadAllLines(Path.Combine(out, "confusion.csv"))
+                Expect.equal confusion.Length 11 "header and one row per label"
+                let counted = confusion.[1..] |> Array.sumBy (fun l -> l.Split(',').[1..] |> Array.sumBy int)
+                Expect.equal counted 100 "the confusion matrix counts every test clip"
+                let html = File.ReadAllText(Path.Combine(out, "report.html"))
+                Expect.stringContains html "plots/confusion.png" "the report shows the confusion matrix"
+                // predict applies the same preprocessing: its labels match the evaluation's accuracy.
+                let testFiles = Directory.GetFiles(Path.Combine(dir, "recordings")) |> Array.filter (fun f -> (Dataset.tryParseFsddName (nonNull (Path.GetFileName f))) |> Option.exists (fun (_, _, i) -> i < 5)) |> Array.sort
+                let predictions = Experiment.predict "managed" ignore (Path.Combine(out, "model.hnn")) (List.ofArray testFiles)
+                let correct = predictions |> List.filter (fun p -> (nonNull (Path.GetFileName p.Path)).StartsWith(p.Label + "_")) |> List.length
+                Expect.floatClose Accuracy.veryHigh (float correct / float testFiles.Length) fold.TestAccuracy "predict agrees with the evaluation"
+                for p in predictions do
+                    Expect.floatClose { absolute = 1e-4; relative = 0.0 } (p.Probabilities |> List.sumBy snd) 1.0 "probabilities sum to 1"))
+
+        TestData.testWithFsdd "the same seed gives the same accuracy and weights" (fun fsdd ->
+            withSubset fsdd (fun dir ->
+                let a = Experiment.train { options dir (Path.Combine(dir, "a")) with Epochs = Some 4; Plots = false }
+                let b = Experiment.train { options dir (Path.Combine(dir, "b")) with Epochs = Some 4; Plots = false }
+                Expect.equal a.TestAccuracy b.TestAccuracy "same accuracy"
+                let bytes name = File.ReadAllBytes(Path.Combine(dir, name, "model.hnn"))
+                // The header records no paths or times, so identical weights give identical files.
+                Expect.equal (bytes "a") (bytes "b") "bit-identical model files"))
+
+        TestData.testWithFsdd "predict refuses a model whose schema fingerprint differs from its extractor" (fun fsdd ->
+            withSubset fsdd (fun dir ->
+                let out = Path.Combine(dir, "run")
+                Experiment.train { options dir out with Epochs = Some 1; Plots = false } |> ignore
+                let path = Path.Combine(out, "model.hnn")
+                let _, info = ModelFile.inspect path
+                let model, _ = ModelFile.load (new Hybrid.Dsp.Managed.ManagedEngine()) info.SchemaFingerprint path
+                let stale = Path.Combine(out, "stale.hnn")
+                ModelFile.save stale { info with SchemaFingerprint = "0123456789abcdef" } model
+                let file = Directory.GetFiles(Path.Combine(dir, "recordings")).[0]
+                Expect.throwsT<SchemaMismatchException> (fun () -> Experiment.predict "managed" ignore stale [ file ] |> ignore) "fingerprint mismatch"))
+
+        test "an unknown model name lists the valid ones" {
+            let e = Expect.throwsC (fun () -> Experiment.recipe "transformer" |> ignore) id
+            Expect.stringContains e.Message "cnn2d" "expected the valid names"
+        }
+    ]
