@@ -78,12 +78,14 @@ internal sealed class IlgpuNn : INnOps
         if (blocks == 0) return 0.0;
         if (_partials is null || _partials.Length < blocks)
         {
+            _engine.Accelerator.Synchronize();
             _partials?.Dispose();
             _partials = _engine.Accelerator.Allocate1D<double>(Math.Max(blocks, 64));
         }
         var partial = _partials.View.SubView(0, blocks);
         NnReduceKernels.SumOfSquares(_engine)(new KernelConfig(blocks, Threads), v, partial, Count(x));
         var host = new double[blocks];
+        _engine.Accelerator.Synchronize(); // the CPU accelerator does not order host copies after queued kernels
         partial.CopyToCPU(host);
         double total = 0;
         foreach (var p in host) total += p;
