@@ -173,15 +173,18 @@ let private cases : (string * (Engine -> float32[] list)) list =
 /// The INnOps operations the cases cover, to keep the list complete when the interface grows.
 let private covered = cases |> List.map (fun (name, _) -> name.Split(' ').[0]) |> Set.ofList
 
-/// Runs a case on both engines and compares each result within 1e-4 of its scale.
-let private equivalent (name: string) (run: Engine -> float32[] list) =
+/// Runs a case on managed and on `other` and compares each result within 1e-4 of its scale.
+let private equivalentOn (other: Engine) (name: string) (run: Engine -> float32[] list) =
     use managed = new ManagedEngine()
     let expected = run managed
-    let actual = run engine.Value
+    let actual = run other
     Expect.equal actual.Length expected.Length "result count"
     List.iteri2 (fun i (ex: float32[]) (ac: float32[]) ->
         let scale = ex |> Array.fold (fun m v -> max m (abs (float v))) 1.0
         Hybrid.TestSupport.Assertions.allClose 1e-4 (1e-4 * scale) ex ac $"{name} result {i}") expected actual
+
+/// Runs a case on managed and on the shared ilgpu-cpu engine and compares the results.
+let private equivalent name run = equivalentOn engine.Value name run
 
 let private propertyConfig = { FsCheckConfig.defaultConfig with maxTest = 25 }
 
@@ -259,11 +262,7 @@ let tests =
             let context = ILGPU.Context.Create(fun b -> CPUContextExtensions.CPU(b, CPUDevice(32, 8, 1)) |> ignore)
             use wide = new Hybrid.Dsp.Ilgpu.IlgpuEngine("ilgpu-cpu", context, CPUContextExtensions.CreateCPUAccelerator(context, 0))
             Expect.isTrue (Hybrid.Dsp.Ilgpu.NnGemmKernels.UsesBlocked wide) "256-thread groups select the blocked kernel"
-            let check name (run: Engine -> float32[] list) =
-                use managed = new ManagedEngine()
-                List.iteri2 (fun i (ex: float32[]) (ac: float32[]) ->
-                    let scale = ex |> Array.fold (fun m v -> max m (abs (float v))) 1.0
-                    Hybrid.TestSupport.Assertions.allClose 1e-4 (1e-4 * scale) ex ac $"{name} result {i}") (run managed) (run wide)
+            let check = equivalentOn wide
             for (m, n, k) in [ 65, 63, 17; 1, 70, 33 ] do
                 for ta in [ false; true ] do
                     for tb in [ false; true ] do
