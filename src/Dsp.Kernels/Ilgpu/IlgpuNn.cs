@@ -156,6 +156,11 @@ internal sealed class IlgpuNn : INnOps
         y.RequireShape(nameof(y), g.Batch, g.OutChannels, g.OutHeight, g.OutWidth);
     }
 
+    /// <summary>1 x 1 kernels with unit stride and no padding: the im2col matrix of a sample is the sample itself.</summary>
+    private static bool IsPointwise(in ConvGeometry g) =>
+        g.KernelHeight == 1 && g.KernelWidth == 1 && g.StrideH == 1 && g.StrideW == 1 && g.PadTop == 0 && g.PadLeft == 0
+        && g.OutHeight == g.InHeight && g.OutWidth == g.InWidth;
+
     /// <summary>A device work area of at least <paramref name="floats"/> elements owned by these operations.</summary>
     private ArrayView1D<float, Stride1D.Dense> Work(long floats)
     {
@@ -181,12 +186,13 @@ internal sealed class IlgpuNn : INnOps
         var vx = V(x, nameof(x)); var vw = V(w, nameof(w)); var vy = V(y, nameof(y));
         var args = ConvArgs.From(g);
         int K = g.PatchSize, P = g.OutHeight * g.OutWidth;
-        int chunk = ChunkSize(g, 1);
-        var col = Work((long)chunk * K * P);
+        bool pointwise = IsPointwise(g);
+        int chunk = pointwise ? g.Batch : ChunkSize(g, 1);
+        var col = pointwise ? vx : Work((long)chunk * K * P);
         for (int first = 0; first < g.Batch; first += chunk)
         {
             int count = Math.Min(chunk, g.Batch - first);
-            NnConvKernels.Im2Col(_engine)(checked(count * K * P), vx, col, args, first);
+            if (!pointwise) NnConvKernels.Im2Col(_engine)(checked(count * K * P), vx, col, args, first);
             // y[n] = W [Co, K] x col[n] [K, P], one launch for the chunk.
             var gemm = NnGemmKernels.Plain(g.OutChannels, P, K, false, false, 1f, 0f);
             gemm.BBatch = (long)K * P;
@@ -206,16 +212,18 @@ internal sealed class IlgpuNn : INnOps
         ArrayView1D<float, Stride1D.Dense>? vdx = dx is null ? null : V(dx, nameof(dx));
         var args = ConvArgs.From(g);
         int K = g.PatchSize, P = g.OutHeight * g.OutWidth, Co = g.OutChannels;
-        int chunk = ChunkSize(g, dx is null ? 1 : 2);
+        // A pointwise convolution's columns are its input: no im2col, and the column gradient is dx itself.
+        bool pointwise = IsPointwise(g);
+        int chunk = pointwise ? g.Batch : ChunkSize(g, dx is null ? 1 : 2);
         long colFloats = (long)chunk * K * P;
-        var work = Work(dx is null ? colFloats : 2 * colFloats);
-        var col = work.SubView(0, colFloats);
+        var work = pointwise ? vx : Work(dx is null ? colFloats : 2 * colFloats);
         int inPlane = g.InChannels * g.InHeight * g.InWidth;
         for (int first = 0; first < g.Batch; first += chunk)
         {
             int count = Math.Min(chunk, g.Batch - first);
             var dyChunk = vdy.SubView((long)first * Co * P, (long)count * Co * P);
-            NnConvKernels.Im2Col(_engine)(checked(count * K * P), vx, col, args, first);
+            var col = pointwise ? vx : work.SubView(0, colFloats);
+            if (!pointwise) NnConvKernels.Im2Col(_engine)(checked(count * K * P), vx, col, args, first);
             // dW [Co, K] (+)= sum over samples n and pixels p of dy[n, co, p] col[n, kk, p]: k runs over (n, p).
             var wg = new GemmArgs
             {
@@ -227,13 +235,13 @@ internal sealed class IlgpuNn : INnOps
             NnGemmKernels.Run(_engine, dyChunk, col, vdw, wg);
             if (vdx is { } dxView)
             {
-                var dcol = work.SubView(colFloats, colFloats);
+                var dcol = pointwise ? dxView : work.SubView(colFloats, colFloats);
                 // dcol[n] = W^T [K, Co] x dy[n] [Co, P], one launch for the chunk; then the gather col2im.
                 var dg = NnGemmKernels.Plain(K, P, Co, true, false, 1f, 0f);
                 dg.BBatch = (long)Co * P;
                 dg.CBatch = (long)K * P;
                 NnGemmKernels.Run(_engine, vw, dyChunk, dcol, dg, count);
-                NnConvKernels.Col2Im(_engine)(checked(count * inPlane), dcol, dxView, args, first);
+                if (!pointwise) NnConvKernels.Col2Im(_engine)(checked(count * inPlane), dcol, dxView, args, first);
             }
         }
     }
