@@ -113,16 +113,18 @@ let tests =
     testList "Layers" [
         for engineName, create in engines do
             for name, make in cases do
-                testPropertyWithConfig config (sprintf "%s gradients match finite differences on %s" name engineName) (fun (seed: int) ->
-                    use engine = create ()
+                onEngine engineName <| testPropertyWithConfig config (sprintf "%s gradients match finite differences on %s" name engineName) (fun (seed: int) ->
+                    use lease = create ()
+                    let engine = lease.Engine
                     let rng = Random seed
                     let layer, shape, batch, prepare = make rng
                     gradientCheck engine layer shape batch seed prepare)
-            testPropertyWithConfig config (sprintf "softmax cross-entropy gradients match finite differences on %s" engineName) (fun (seed: int) ->
-                use engine = create ()
-                lossCheck engine seed)
-            testCase (sprintf "BatchNorm at inference uses the running statistics on %s" engineName) (fun () ->
-                use engine = create ()
+            onEngine engineName <| testPropertyWithConfig config (sprintf "softmax cross-entropy gradients match finite differences on %s" engineName) (fun (seed: int) ->
+                use lease = create ()
+                lossCheck lease.Engine seed)
+            onEngine engineName <| testCase (sprintf "BatchNorm at inference uses the running statistics on %s" engineName) (fun () ->
+                use lease = create ()
+                let engine = lease.Engine
                 let model = Model.build engine 0 (Net.sequential [ 2 ] [ BatchNorm(0.0, 1e-3) ])
                 let x = tensor engine [| 1.0f; 10.0f; 3.0f; 30.0f |] [| 2; 2 |]
                 model.Forward(x, true, 0UL) |> ignore

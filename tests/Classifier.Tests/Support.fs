@@ -5,9 +5,25 @@ open System
 open Hybrid.Dsp
 open Hybrid.Dsp.Managed
 
-/// Engines with neural-network kernels; an ILGPU engine becomes one more entry when its NN kernels exist.
-let engines: (string * (unit -> Engine)) list =
-    [ "managed", (fun () -> new ManagedEngine(2) :> Engine) ]
+/// A test's hold on an engine: disposing it disposes the engine only when the lease created it (the ilgpu-cpu engine is
+/// shared by the whole run, since creating an ILGPU context is slow).
+type EngineLease(engine: Engine, owned: bool) =
+    member _.Engine = engine
+    interface IDisposable with
+        member _.Dispose() = if owned then engine.Dispose()
+
+/// The one ilgpu-cpu engine of this run.
+let private ilgpuCpu = lazy (Engines.Create "ilgpu-cpu")
+
+/// Engines with neural-network kernels: a fresh managed engine per test, and the shared ilgpu-cpu engine (tests on it
+/// must run in the "ilgpu-cpu" sequenced group, see `onEngine`).
+let engines: (string * (unit -> EngineLease)) list =
+    [ "managed", (fun () -> new EngineLease(new ManagedEngine(2), true))
+      "ilgpu-cpu", (fun () -> new EngineLease(ilgpuCpu.Value, false)) ]
+
+/// Wraps the tests of one engine: those on the shared ilgpu-cpu engine run one at a time.
+let onEngine (engineName: string) (tests: Expecto.Test) =
+    if engineName = "managed" then tests else Expecto.Tests.testSequencedGroup "ilgpu-cpu" tests
 
 /// Uniform floats in [-1, 1) from a seeded System.Random.
 let uniform (rng: Random) count = Array.init count (fun _ -> float32 (rng.NextDouble() * 2.0 - 1.0))

@@ -67,6 +67,20 @@ let tests =
             let model = Model.create e3 6 (cnn ())
             Expect.notEqual (model.Snapshot()[0]) ((Model.create e3 5 (cnn ())).Snapshot()[0]) "another seed, other weights")
 
+        onEngine "ilgpu-cpu" <| testCase "training the small CNN on ilgpu-cpu ends near the managed engine's weights and losses" (fun () ->
+            use managed = new ManagedEngine(2)
+            // SGD with momentum: Adam would normalise the convolution bias's gradient, which BatchNorm makes pure rounding
+            // noise, into full-size steps that differ between any two summation orders.
+            let short = { options with Epochs = 2; Optimizer = Optimizer.sgdMomentum 0.05 0.9 true }
+            let expected, re = trainedWeights managed short
+            use lease = (engines |> List.find (fun (name, _) -> name = "ilgpu-cpu") |> snd) ()
+            let actual, ra = trainedWeights lease.Engine short
+            Array.iteri2 (fun i (x: float32[]) (y: float32[]) ->
+                let scale = x |> Array.fold (fun m v -> max m (abs (float v))) 1.0
+                Hybrid.TestSupport.Assertions.allClose 1e-3 (1e-3 * scale) x y (sprintf "tensor %d" i)) expected actual
+            List.iter2 (fun (a: float) (b: float) -> Expect.floatClose { absolute = 1e-4; relative = 1e-4 } b a "training loss")
+                (re.History |> List.map (fun r -> r.TrainLoss)) (ra.History |> List.map (fun r -> r.TrainLoss)))
+
         testCase "a killed run resumes from its last checkpoint and ends with the same weights" (fun () ->
             use engine = new ManagedEngine(2)
             let early = Some { Monitor = ValidationLoss; Patience = 10; MinDelta = 0.0; RestoreBestWeights = true }

@@ -1,5 +1,5 @@
 /// The ILGPU engine and its tensors on the CPU accelerator (zeroed allocation, copies, reshape views, engine checks),
-/// and a check that every DSP kernel also compiles to PTX for CUDA, so CUDA-only compile errors show up without a GPU.
+/// and a check that every DSP and network kernel also compiles to PTX for CUDA, so CUDA-only compile errors show up without a GPU.
 module Hybrid.DspKernelsTests.IlgpuEngineTests
 
 open System
@@ -15,9 +15,10 @@ open Hybrid.Dsp
 open Hybrid.Dsp.Ilgpu
 open Hybrid.DspKernelsTests.IlgpuFixture
 
-/// Every kernel entry point of the ILGPU DSP: static methods named *Kernel on the kernel classes.
+/// Every kernel entry point of the ILGPU DSP and network operations: static methods named *Kernel on the kernel classes.
 let private kernels () =
-    [ typeof<FftKernels>; typeof<StftKernels>; typeof<MelKernels>; typeof<SpectralKernels> ]
+    [ typeof<FftKernels>; typeof<StftKernels>; typeof<MelKernels>; typeof<SpectralKernels>
+      typeof<NnElementKernels>; typeof<NnReduceKernels>; typeof<NnGemmKernels>; typeof<NnConvKernels>; typeof<NnPoolKernels> ]
     |> List.collect (fun t ->
         t.GetMethods(BindingFlags.Static ||| BindingFlags.NonPublic ||| BindingFlags.Public)
         |> Array.filter (fun m -> m.Name.EndsWith "Kernel" && m.ReturnType = typeof<Void>)
@@ -61,7 +62,7 @@ let tests =
             throwsArgument "foreign tensor" [ "input"; "managed"; "ilgpu-cpu" ] (fun () -> e.Dsp.Rfft(foreign, out))
         }
 
-        test "every DSP kernel compiles to PTX for sm_70 (CUDA) without a GPU" {
+        test "every DSP and network kernel compiles to PTX for sm_70 (CUDA) without a GPU" {
             let found = kernels ()
             Expect.isGreaterThanOrEqual found.Length 10 "kernels found by reflection"
             use context = Context.Create(fun b -> b.CPU().EnableAlgorithms() |> ignore)

@@ -1,0 +1,297 @@
+/// Engine equivalence of the network operations: every INnOps operation, forward and backward, gives the same results
+/// on ilgpu-cpu (IlgpuNn) as on managed (ManagedNn, the reference) within 1e-4 of each output's scale, on small shapes
+/// straddling the 32-wide GEMM tiles and warp sizes. Each case runs an operation on an engine from the same host
+/// tensors and returns every tensor it writes.
+module Hybrid.DspKernelsTests.IlgpuNnTests
+
+open System
+open Expecto
+open Hybrid.Dsp
+open Hybrid.Dsp.Managed
+open Hybrid.DspKernelsTests.IlgpuFixture
+open ILGPU.Runtime.CPU
+
+/// Uploads the tensors, runs f on the engine's NN operations and returns the contents of the tensors at `results`
+/// (indices into the list), disposing every tensor.
+let private nn (tensors: (float32[] * int[]) list) (results: int list) (f: INnOps -> Tensor[] -> unit) (e: Engine) =
+    let ts = tensors |> List.map (fun (data, shape) -> upload e data shape) |> Array.ofList
+    try
+        f (NnOps.For e) ts
+        results |> List.map (fun i -> ts.[i].ToArray())
+    finally
+        for t in ts do t.Dispose()
+
+let private rnd seed (shape: int[]) = randomSignal seed (Array.fold (*) 1 shape), shape
+
+/// Values from {-2, ..., 2} so that pooling windows hold ties (the first maximal cell must win on both engines).
+let private ties seed (shape: int[]) =
+    randomSignal seed (Array.fold (*) 1 shape) |> Array.map (fun v -> MathF.Round(v * 2.0f)), shape
+
+let private positive seed (shape: int[]) = randomSignal seed (Array.fold (*) 1 shape) |> Array.map (fun v -> abs v + 0.5f), shape
+
+/// A shape as text, e.g. [3; 33; 5].
+let private fmt (shape: int[]) = "[" + String.Join("; ", shape) + "]"
+
+let private convGeometry n ci h w co kh kw sh sw pt pl dh dw (same: bool) =
+    let oh, ow =
+        if same then (h + sh - 1) / sh, (w + sw - 1) / sw
+        else (h + 2 * pt - dh * (kh - 1) - 1) / sh + 1, (w + 2 * pl - dw * (kw - 1) - 1) / sw + 1
+    ConvGeometry(n, ci, h, w, co, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+
+let private poolGeometry n c h w ph pw sh sw pt pl =
+    let oh = (h + 2 * pt - ph) / sh + 1
+    let ow = (w + 2 * pl - pw) / sw + 1
+    PoolGeometry(n, c, h, w, ph, pw, sh, sw, pt, pl, oh, ow)
+
+/// The geometry-taking operations with the geometry passed by reference from a local copy.
+let private convForward (o: INnOps) (geometry: ConvGeometry) x w (b: Tensor | null) y =
+    let g = geometry
+    o.Conv2DForward(&g, x, w, b, y)
+
+let private convBackward (o: INnOps) (geometry: ConvGeometry) x w dy (dx: Tensor | null) dw (db: Tensor | null) =
+    let g = geometry
+    o.Conv2DBackward(&g, x, w, dy, dx, dw, db)
+
+let private poolForward (o: INnOps) (geometry: PoolGeometry) kind x y =
+    let g = geometry
+    o.Pool2DForward(&g, kind, x, y)
+
+let private poolBackward (o: INnOps) (geometry: PoolGeometry) kind x y dy dx =
+    let g = geometry
+    o.Pool2DBackward(&g, kind, x, y, dy, dx)
+
+let private cases : (string * (Engine -> float32[] list)) list =
+    [
+        let x = rnd 1 [| 3; 33 |]
+        "Fill", nn [ x ] [ 0 ] (fun o ts -> o.Fill(ts.[0], 0.25f))
+        "Copy", nn [ x; rnd 2 [| 99 |] ] [ 1 ] (fun o ts -> o.Copy(ts.[0], ts.[1]))
+        "Scale", nn [ x ] [ 0 ] (fun o ts -> o.Scale(ts.[0], -1.5f))
+        for len in [ 1; 8191; 8193; 20000 ] do
+            $"SumOfSquares length={len}",
+            fun e ->
+                let data, shape = rnd 3 [| len |]
+                use t = upload e data shape
+                [ [| float32 ((NnOps.For e).SumOfSquares t) |] ]
+
+        for (m, n, k) in [ 31, 33, 32; 1, 1, 1; 33, 65, 31; 2, 40, 70 ] do
+            for ta in [ false; true ] do
+                for tb in [ false; true ] do
+                    for (alpha, beta) in [ 1.0f, 0.0f; 0.7f, 0.5f ] do
+                        let a = rnd 4 (if ta then [| k; m |] else [| m; k |])
+                        let b = rnd 5 (if tb then [| n; k |] else [| k; n |])
+                        $"Gemm m={m} n={n} k={k} transA={ta} transB={tb} alpha={alpha} beta={beta}",
+                        nn [ a; b; rnd 6 [| m; n |] ] [ 2 ] (fun o ts -> o.Gemm(ts.[0], ta, ts.[1], tb, ts.[2], alpha, beta))
+
+        for shape in [ [| 3; 33; 5 |]; [| 2; 31 |] ] do
+            let c = shape.[1]
+            $"BiasAdd shape={fmt shape}", nn [ rnd 7 shape; rnd 8 [| c |]; rnd 9 shape ] [ 2 ] (fun o ts -> o.BiasAdd(ts.[0], ts.[1], ts.[2]))
+            $"BiasGrad shape={fmt shape}", nn [ rnd 7 shape; rnd 8 [| c |] ] [ 1 ] (fun o ts -> o.BiasGrad(ts.[0], ts.[1]))
+
+        for (label, g) in
+            [ "3x3 same", convGeometry 2 3 9 33 5 3 3 1 1 1 1 1 1 true
+              "3x3 stride 2 valid", convGeometry 3 2 8 11 4 3 3 2 2 0 0 1 1 false
+              "2x5 stride 2x3 padded", convGeometry 2 3 7 17 33 2 5 2 3 1 2 1 1 false
+              "1-D k=5 dilation 2 same", convGeometry 2 4 1 33 3 1 5 1 1 0 4 1 2 false
+              "1x1 pointwise", convGeometry 2 31 3 5 2 1 1 1 1 0 0 1 1 false ] do
+            let xs = [| g.Batch; g.InChannels; g.InHeight; g.InWidth |]
+            let ws = [| g.OutChannels; g.InChannels; g.KernelHeight; g.KernelWidth |]
+            let ys = [| g.Batch; g.OutChannels; g.OutHeight; g.OutWidth |]
+            $"Conv2DForward {label}", nn [ rnd 10 xs; rnd 11 ws; rnd 12 [| g.OutChannels |]; rnd 13 ys ] [ 3 ] (fun o ts -> convForward o g (ts.[0]) (ts.[1]) (ts.[2]) (ts.[3]))
+            $"Conv2DForward {label} without bias", nn [ rnd 10 xs; rnd 11 ws; rnd 13 ys ] [ 2 ] (fun o ts -> convForward o g (ts.[0]) (ts.[1]) null (ts.[2]))
+            $"Conv2DBackward {label}",
+            nn [ rnd 10 xs; rnd 11 ws; rnd 14 ys; rnd 15 xs; rnd 16 ws; rnd 17 [| g.OutChannels |] ] [ 3; 4; 5 ]
+                (fun o ts -> convBackward o g (ts.[0]) (ts.[1]) (ts.[2]) (ts.[3]) (ts.[4]) (ts.[5]))
+            $"Conv2DBackward {label} without dx and dBias",
+            nn [ rnd 10 xs; rnd 11 ws; rnd 14 ys; rnd 16 ws ] [ 3 ] (fun o ts -> convBackward o g (ts.[0]) (ts.[1]) (ts.[2]) null (ts.[3]) null)
+
+        for (label, g) in
+            [ "2x2 stride 2", poolGeometry 2 3 8 33 2 2 2 2 0 0
+              "3x3 stride 2 pad 1", poolGeometry 2 2 9 31 3 3 2 2 1 1
+              "2x3 stride 1", poolGeometry 1 3 5 7 2 3 1 1 0 0
+              "1-D 3 stride 2 pad 1", poolGeometry 2 4 1 33 1 3 1 2 0 1 ] do
+            for kind in [ PoolKind.Max; PoolKind.Average ] do
+                let xs = [| g.Batch; g.Channels; g.InHeight; g.InWidth |]
+                let ys = [| g.Batch; g.Channels; g.OutHeight; g.OutWidth |]
+                $"Pool2DForward {label} {kind}", nn [ ties 18 xs; rnd 19 ys ] [ 1 ] (fun o ts -> poolForward o g kind (ts.[0]) (ts.[1]))
+                $"Pool2DBackward {label} {kind}",
+                nn [ ties 18 xs; rnd 19 ys; rnd 20 ys; rnd 21 xs ] [ 3 ]
+                    (fun o ts ->
+                        poolForward o g kind (ts.[0]) (ts.[1])
+                        poolBackward o g kind (ts.[0]) (ts.[1]) (ts.[2]) (ts.[3]))
+
+        for shape in [ [| 2; 3; 33 |]; [| 3; 2; 4; 9 |] ] do
+            $"GlobalAvgPoolForward shape={fmt shape}", nn [ rnd 22 shape; rnd 23 [| shape.[0]; shape.[1] |] ] [ 1 ] (fun o ts -> o.GlobalAvgPoolForward(ts.[0], ts.[1]))
+            $"GlobalAvgPoolBackward shape={fmt shape}", nn [ rnd 23 [| shape.[0]; shape.[1] |]; rnd 22 shape ] [ 1 ] (fun o ts -> o.GlobalAvgPoolBackward(ts.[0], ts.[1]))
+
+        for shape in [ [| 4; 3; 33 |]; [| 31; 5 |]; [| 2; 2; 3; 5 |] ] do
+            let c = [| shape.[1] |]
+            let xs = rnd 24 shape |> fun (d, s) -> Array.map (fun v -> 3.0f * v + 1.0f) d, s
+            $"BatchNormTrainingForward shape={fmt shape}",
+            nn [ xs; rnd 25 c; rnd 26 c; rnd 27 c; positive 28 c; rnd 29 c; rnd 30 c; rnd 31 shape ] [ 3; 4; 5; 6; 7 ]
+                (fun o ts -> o.BatchNormTrainingForward(ts.[0], ts.[1], ts.[2], 0.9f, 1e-3f, ts.[3], ts.[4], ts.[5], ts.[6], ts.[7]))
+            $"BatchNormInferenceForward shape={fmt shape}",
+            nn [ xs; rnd 25 c; rnd 26 c; rnd 27 c; positive 28 c; rnd 31 shape ] [ 5 ]
+                (fun o ts -> o.BatchNormInferenceForward(ts.[0], ts.[1], ts.[2], ts.[3], ts.[4], 1e-3f, ts.[5]))
+            $"BatchNormBackward shape={fmt shape}",
+            nn [ xs; rnd 25 c; rnd 26 c; rnd 27 c; positive 28 c; rnd 29 c; rnd 30 c; rnd 31 shape; rnd 32 shape; rnd 33 shape; rnd 34 c; rnd 35 c ] [ 9; 10; 11 ]
+                (fun o ts ->
+                    o.BatchNormTrainingForward(ts.[0], ts.[1], ts.[2], 0.99f, 1e-3f, ts.[3], ts.[4], ts.[5], ts.[6], ts.[7])
+                    o.BatchNormBackward(ts.[0], ts.[1], ts.[5], ts.[6], ts.[8], ts.[9], ts.[10], ts.[11]))
+
+        for rate in [ 0.0f; 0.3f; 0.9f ] do
+            $"DropoutForward rate={rate}", nn [ rnd 36 [| 3; 33 |]; rnd 37 [| 3; 33 |]; rnd 38 [| 3; 33 |] ] [ 1; 2 ] (fun o ts -> o.DropoutForward(ts.[0], rate, 12345UL, ts.[1], ts.[2]))
+        "DropoutBackward", nn [ rnd 36 [| 3; 33 |]; rnd 37 [| 3; 33 |]; rnd 38 [| 3; 33 |] ] [ 2 ] (fun o ts -> o.DropoutBackward(ts.[0], ts.[1], ts.[2]))
+
+        for slope in [ 0.0f; 0.1f ] do
+            $"LeakyReluForward slope={slope}", nn [ rnd 39 [| 2; 33 |]; rnd 40 [| 2; 33 |] ] [ 1 ] (fun o ts -> o.LeakyReluForward(ts.[0], slope, ts.[1]))
+            $"LeakyReluBackward slope={slope}",
+            nn [ rnd 39 [| 2; 33 |]; rnd 40 [| 2; 33 |]; rnd 41 [| 2; 33 |] ] [ 2 ]
+                (fun o ts ->
+                    o.LeakyReluForward(ts.[0], slope, ts.[0])
+                    o.LeakyReluBackward(ts.[0], slope, ts.[1], ts.[2]))
+
+        for (n, k) in [ 5, 10; 33, 3 ] do
+            let labels = Array.init n (fun i -> float32 ((i * 7) % k)), [| n |]
+            let logits = rnd 42 [| n; k |] |> fun (d, s) -> Array.map (fun v -> 8.0f * v) d, s
+            for smoothing in [ 0.0f; 0.1f ] do
+                $"SoftmaxCrossEntropy n={n} k={k} smoothing={smoothing}",
+                nn [ logits; labels; rnd 43 [| n; k |]; rnd 44 [| n |]; rnd 45 [| n; k |] ] [ 2; 3; 4 ]
+                    (fun o ts -> o.SoftmaxCrossEntropy(ts.[0], ts.[1], smoothing, ts.[2], ts.[3], ts.[4], 1.0f / float32 n))
+            $"SoftmaxCrossEntropy n={n} k={k} without gradient",
+            nn [ logits; labels; rnd 43 [| n; k |]; rnd 44 [| n |] ] [ 2; 3 ] (fun o ts -> o.SoftmaxCrossEntropy(ts.[0], ts.[1], 0.0f, ts.[2], ts.[3], null, 1.0f))
+
+        for (momentum, nesterov, decay) in [ 0.0f, false, 0.0f; 0.9f, false, 1e-2f; 0.9f, true, 1e-2f ] do
+            $"SgdUpdate momentum={momentum} nesterov={nesterov} weight_decay={decay}",
+            nn [ rnd 46 [| 5; 33 |]; rnd 47 [| 5; 33 |]; rnd 48 [| 5; 33 |] ] [ 0; 2 ] (fun o ts -> o.SgdUpdate(ts.[0], ts.[1], ts.[2], 0.05f, momentum, nesterov, decay))
+        for decoupled in [ false; true ] do
+            $"AdamUpdate decoupled={decoupled}",
+            nn [ rnd 46 [| 5; 33 |]; rnd 47 [| 5; 33 |]; rnd 48 [| 5; 33 |]; positive 49 [| 5; 33 |] ] [ 0; 2; 3 ]
+                (fun o ts ->
+                    for step in 1 .. 3 do o.AdamUpdate(ts.[0], ts.[1], ts.[2], ts.[3], 1e-2f, 0.9f, 0.999f, 1e-7f, 1e-2f, decoupled, step))
+    ]
+
+/// The INnOps operations the cases cover, to keep the list complete when the interface grows.
+let private covered = cases |> List.map (fun (name, _) -> name.Split(' ').[0]) |> Set.ofList
+
+/// Runs a case on managed and on `other` and compares each result within 1e-4 of its scale.
+let private equivalentOn (other: Engine) (name: string) (run: Engine -> float32[] list) =
+    use managed = new ManagedEngine()
+    let expected = run managed
+    let actual = run other
+    Expect.equal actual.Length expected.Length "result count"
+    List.iteri2 (fun i (ex: float32[]) (ac: float32[]) ->
+        let scale = ex |> Array.fold (fun m v -> max m (abs (float v))) 1.0
+        Hybrid.TestSupport.Assertions.allClose 1e-4 (1e-4 * scale) ex ac $"{name} result {i}") expected actual
+
+/// Runs a case on managed and on the shared ilgpu-cpu engine and compares the results.
+let private equivalent name run = equivalentOn engine.Value name run
+
+let private propertyConfig = { FsCheckConfig.defaultConfig with maxTest = 25 }
+
+/// A random small convolution (any stride, dilation, asymmetric padding) and its forward and backward case.
+let private randomConv (seed: int) =
+    let rng = Random seed
+    let n, ci, h, w, co = rng.Next(1, 4), rng.Next(1, 6), rng.Next(1, 9), rng.Next(1, 36), rng.Next(1, 36)
+    let kh, kw, sh, sw, dh, dw = rng.Next(1, 4), rng.Next(1, 4), rng.Next(1, 3), rng.Next(1, 4), rng.Next(1, 3), rng.Next(1, 3)
+    let pt, pl = rng.Next(0, 3), rng.Next(0, 3)
+    let oh = max 1 ((h + 2 * pt - ((kh - 1) * dh + 1)) / sh + 1)
+    let ow = max 1 ((w + 2 * pl - ((kw - 1) * dw + 1)) / sw + 1)
+    let g = ConvGeometry(n, ci, h, w, co, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
+    let xs, ws, ys = [| n; ci; h; w |], [| co; ci; kh; kw |], [| n; co; oh; ow |]
+    $"{g}",
+    nn [ rnd seed xs; rnd (seed + 1) ws; rnd (seed + 2) [| co |]; rnd (seed + 3) ys; rnd (seed + 4) ys; rnd (seed + 5) xs; rnd (seed + 6) ws; rnd (seed + 7) [| co |] ] [ 3; 5; 6; 7 ]
+        (fun o ts ->
+            convForward o g ts.[0] ts.[1] ts.[2] ts.[3]
+            convBackward o g ts.[0] ts.[1] ts.[4] ts.[5] ts.[6] ts.[7])
+
+/// A random small pooling (max with ties, or average; any stride and padding) forward and backward.
+let private randomPool (seed: int) =
+    let rng = Random seed
+    let n, c, h, w = rng.Next(1, 3), rng.Next(1, 4), rng.Next(1, 9), rng.Next(1, 36)
+    let ph, pw, sh, sw = rng.Next(1, min h 3 + 1), rng.Next(1, min w 4 + 1), rng.Next(1, 3), rng.Next(1, 4)
+    let pt, pl = rng.Next(0, ph), rng.Next(0, pw)
+    let g = poolGeometry n c h w ph pw sh sw pt pl
+    let kind = if rng.Next 2 = 0 then PoolKind.Max else PoolKind.Average
+    let xs, ys = [| n; c; h; w |], [| n; c; g.OutHeight; g.OutWidth |]
+    $"{g} {kind}",
+    nn [ ties seed xs; rnd (seed + 1) ys; rnd (seed + 2) ys; rnd (seed + 3) xs ] [ 1; 3 ]
+        (fun o ts ->
+            poolForward o g kind ts.[0] ts.[1]
+            poolBackward o g kind ts.[0] ts.[1] ts.[2] ts.[3])
+
+[<Tests>]
+let tests =
+    ilgpuList "IlgpuNn" [
+        test "the equivalence cases cover every operation of INnOps" {
+            let ops = typeof<INnOps>.GetMethods() |> Array.filter (fun m -> not m.IsSpecialName) |> Array.map (fun m -> m.Name) |> Set.ofArray
+            Expect.isEmpty (Set.difference ops covered) "operations without an equivalence case"
+        }
+
+        test "NnOps.For gives the ilgpu-cpu engine its kernels, once" {
+            let ops = NnOps.For engine.Value
+            Expect.isTrue (obj.ReferenceEquals(ops.Engine, engine.Value)) "engine"
+            Expect.isTrue (obj.ReferenceEquals(ops, NnOps.For engine.Value)) "cached"
+        }
+
+        test "dropout draws the same mask bit for bit as the managed engine" {
+            use managed = new ManagedEngine()
+            let run (e: Engine) = nn [ rnd 50 [| 7; 33 |]; rnd 51 [| 7; 33 |]; rnd 52 [| 7; 33 |] ] [ 1 ] (fun o ts -> o.DropoutForward(ts.[0], 0.4f, 987654321UL, ts.[1], ts.[2])) e
+            let expected, actual = (run managed).Head, (run engine.Value).Head
+            Expect.equal (Array.map BitConverter.SingleToInt32Bits actual) (Array.map BitConverter.SingleToInt32Bits expected) "mask"
+            Expect.isTrue (Array.exists ((=) 0.0f) actual && Array.exists ((<>) 0.0f) actual) "the mask both drops and keeps"
+        }
+
+        test "operations check their tensors' shapes and engines" {
+            let e = engine.Value
+            let o = NnOps.For e
+            use a = e.Allocate(3, 4)
+            use b = e.Allocate(5, 6)
+            use c = e.Allocate(3, 6)
+            throwsArgument "gemm inner sizes" [ "b"; "4 rows" ] (fun () -> o.Gemm(a, false, b, false, c))
+            use managed = new ManagedEngine()
+            use foreign = managed.Allocate(3, 4)
+            throwsArgument "foreign tensor" [ "managed"; "ilgpu-cpu" ] (fun () -> o.Scale(foreign, 2.0f))
+            use labels = e.FromHost(ReadOnlySpan<float32>([| 0.0f; 7.0f; 1.0f |]), [| 3 |])
+            use p = e.Allocate(3, 4)
+            use l = e.Allocate(3)
+            throwsArgument "label out of range" [ "labels"; "element 1" ] (fun () -> o.SoftmaxCrossEntropy(a, labels, 0.0f, p, l, null, 1.0f))
+        }
+
+        test "the register-blocked GEMM of 256-thread groups agrees with managed, convolutions included" {
+            // A CPU accelerator shaped like a GPU (32-thread warps, 8 warps per group) selects the kernel GPUs run.
+            let context = ILGPU.Context.Create(fun b -> CPUContextExtensions.CPU(b, CPUDevice(32, 8, 1)) |> ignore)
+            use wide = new Hybrid.Dsp.Ilgpu.IlgpuEngine("ilgpu-cpu", context, CPUContextExtensions.CreateCPUAccelerator(context, 0))
+            Expect.isTrue (Hybrid.Dsp.Ilgpu.NnGemmKernels.UsesBlocked wide) "256-thread groups select the blocked kernel"
+            let check = equivalentOn wide
+            for (m, n, k) in [ 65, 63, 17; 1, 70, 33 ] do
+                for ta in [ false; true ] do
+                    for tb in [ false; true ] do
+                        let a = rnd 56 (if ta then [| k; m |] else [| m; k |])
+                        let b = rnd 57 (if tb then [| n; k |] else [| k; n |])
+                        check $"Gemm m={m} n={n} k={k} transA={ta} transB={tb}"
+                            (nn [ a; b; rnd 58 [| m; n |] ] [ 2 ] (fun o ts -> o.Gemm(ts.[0], ta, ts.[1], tb, ts.[2], 0.5f, 0.25f)))
+            let g = convGeometry 2 3 5 9 4 3 3 1 1 1 1 1 1 true
+            let xs, ws, ys = [| 2; 3; 5; 9 |], [| 4; 3; 3; 3 |], [| 2; 4; 5; 9 |]
+            check "Conv2D 3x3 same"
+                (nn [ rnd 59 xs; rnd 60 ws; rnd 61 [| 4 |]; rnd 62 ys; rnd 63 ys; rnd 64 xs; rnd 65 ws; rnd 66 [| 4 |] ] [ 3; 5; 6; 7 ]
+                    (fun o ts ->
+                        convForward o g ts.[0] ts.[1] ts.[2] ts.[3]
+                        convBackward o g ts.[0] ts.[1] ts.[4] ts.[5] ts.[6] ts.[7]))
+        }
+
+        test "GEMM is deterministic run to run" {
+            let run () = nn [ rnd 53 [| 45; 70 |]; rnd 54 [| 70; 37 |]; rnd 55 [| 45; 37 |] ] [ 2 ] (fun o ts -> o.Gemm(ts.[0], false, ts.[1], false, ts.[2])) engine.Value
+            Expect.equal (run ()) (run ()) "same bits"
+        }
+
+        testPropertyWithConfig propertyConfig "convolution forward and backward agree with managed on random geometries" (fun (seed: int) ->
+            let name, run = randomConv (abs (seed % 100000))
+            equivalent name run)
+
+        testPropertyWithConfig propertyConfig "pooling forward and backward agree with managed on random geometries" (fun (seed: int) ->
+            let name, run = randomPool (abs (seed % 100000))
+            equivalent name run)
+
+        for (name, run) in cases do
+            test $"{name} gives the same result on ilgpu-cpu as on managed within 1e-4" { equivalent name run }
+    ]
