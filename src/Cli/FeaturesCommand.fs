@@ -37,6 +37,7 @@ type FeaturesArgs =
     | Part of name: string
     | Seed of seed: int
     | Batch_Size of n: int
+    | Cache of dir: string
     | Json
 
     interface IArgParserTemplate with
@@ -68,6 +69,7 @@ type FeaturesArgs =
             | Part _ -> "with --split: train, validation, test or all (default all)."
             | Seed _ -> "seed of random splits (default 0)."
             | Batch_Size _ -> "clips per extraction batch (default 256)."
+            | Cache _ -> "feature cache folder: rows are keyed by the schema/transform fingerprint and each file's content, so a second run over the same recordings skips extraction."
             | Json -> "print a JSON summary line at the end."
 
 let private parseWindow (name: string) =
@@ -163,7 +165,16 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 Transforms.extractor engine settings kind length, Transforms.shape settings kind length, Transforms.names settings kind length
         let load (i: int) = Dataset.loadMono extractor.SampleRate items.[i] |> Clip.fit extractor.ClipSamples Clip.Start
         let progress = Progress.create (sprintf "features %s" extractor.Name) items.Length
-        let values = Pipeline.extractAll extractor load items.Length (args.GetResult(Batch_Size, defaultValue = 256)) 2 progress
+        let batchSize = args.GetResult(Batch_Size, defaultValue = 256)
+        let values =
+            match args.TryGetResult Cache with
+            | None -> Pipeline.extractAll extractor load items.Length batchSize 2 progress
+            | Some dir ->
+                let index = items |> Array.mapi (fun i item -> item.Path, i) |> dict
+                let values, hits =
+                    Pipeline.extractCached (Pipeline.FeatureCache dir) "clip-start" extractor (fun path -> load index.[path]) (items |> Array.map (fun i -> i.Path)) batchSize progress
+                out.WriteLine(sprintf "features: %d of %d rows from the cache %s" hits items.Length dir)
+                values
         let table: Export.Table =
             { Columns = columns
               Files = items |> Array.map (fun i -> i.Path)

@@ -88,6 +88,18 @@ let tests =
                 Expect.equal npy csv.Values "same values in .npy"
                 Expect.equal csv.Labels [| "0"; "3"; "7"; "9" |] "labels from the file names"))
 
+        TestData.testWithFsdd "with --cache a second export takes every row from the cache and writes the same values" (fun fsdd ->
+            withReferenceFolder fsdd (fun dir ->
+                let cache = Path.Combine(dir, "cache")
+                let first, second = Path.Combine(dir, "a.npy"), Path.Combine(dir, "b.npy")
+                let args out = [ "--data"; dir; "--out"; out; "--schema"; "logmel-fsdd"; "--device"; "managed"; "--cache"; cache ]
+                let code1, out1, _ = run (args first)
+                let code2, out2, _ = run (args second)
+                Expect.equal (code1, code2) (0, 0) "exit codes"
+                Expect.stringContains out1 "0 of 4 rows from the cache" "first run extracts"
+                Expect.stringContains out2 "4 of 4 rows from the cache" "second run reads the cache"
+                Expect.equal (Export.readNpy second) (Export.readNpy first) "same values"))
+
         test "giving neither a schema nor a transform is a usage error" {
             let code, _, err = run [ "--data"; "."; "--out"; "x.csv" ]
             Expect.equal code 2 "exit code 2"
