@@ -166,21 +166,23 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         let load (i: int) = Dataset.loadMono extractor.SampleRate items.[i] |> Clip.fit extractor.ClipSamples Clip.Start
         let progress = Progress.create (sprintf "features %s" extractor.Name) items.Length
         let batchSize = args.GetResult(Batch_Size, defaultValue = 256)
-        let values =
-            match args.TryGetResult Cache with
-            | None -> Pipeline.extractAll extractor load items.Length batchSize 2 progress
-            | Some dir ->
-                let index = items |> Array.mapi (fun i item -> item.Path, i) |> dict
-                let values, hits =
-                    Pipeline.extractCached (Pipeline.FeatureCache dir) "clip-start" extractor (fun path -> load index.[path]) (items |> Array.map (fun i -> i.Path)) batchSize progress
-                out.WriteLine(sprintf "features: %d of %d rows from the cache %s" hits items.Length dir)
-                values
-        let table: Export.Table =
-            { Columns = columns
-              Files = items |> Array.map (fun i -> i.Path)
-              Labels = items |> Array.map (fun i -> i.Label)
-              Values = values }
-        let written = Export.write (args.GetResult Out) rowShape table
+        let files = items |> Array.map (fun i -> i.Path)
+        let labels = items |> Array.map (fun i -> i.Label)
+        use writer = Export.openWriter (args.GetResult Out) columns rowShape items.Length
+        match args.TryGetResult Cache with
+        | None ->
+            // Streaming: each batch is written as soon as it is computed, so memory stays bounded by the
+            // batches in flight whatever the dataset size.
+            for start, rows in Pipeline.extractBatches extractor load items.Length batchSize 2 progress do
+                let n = rows.Length / extractor.Length
+                writer.Append(files.[start .. start + n - 1], labels.[start .. start + n - 1], rows)
+        | Some dir ->
+            let index = items |> Array.mapi (fun i item -> item.Path, i) |> dict
+            let values, hits =
+                Pipeline.extractCached (Pipeline.FeatureCache dir) "clip-start" extractor (fun path -> load index.[path]) files batchSize progress
+            out.WriteLine(sprintf "features: %d of %d rows from the cache %s" hits items.Length dir)
+            writer.Append(files, labels, values)
+        let written = writer.Complete()
         for f in written do out.WriteLine(sprintf "features: wrote %s" f)
         out.WriteLine(sprintf "features: %d clips x [%s] on %s in %.2f s" items.Length (String.Join(" x ", rowShape)) engine.Name started.Elapsed.TotalSeconds)
         if args.Contains Json then

@@ -44,21 +44,168 @@ let private fileName (path: string) = nonNull (Path.GetFileName path)
 let private csvField (s: string) =
     if s.IndexOfAny([| ','; '"'; '\n'; '\r' |]) >= 0 then "\"" + s.Replace("\"", "\"\"") + "\"" else s
 
-/// Writes `filename,<columns...>,label` then one row per file; floats in round-trip ("R") invariant form.
-let writeCsv (path: string) (table: Table) =
+/// A streaming table writer: rows are appended batch by batch (memory bounded by one batch) and the file
+/// appears atomically, complete, when Complete is called; disposing an incomplete writer leaves nothing behind.
+type RowWriter =
+    inherit IDisposable
+    /// Appends rows: one file and label per row, values row-major [files.Length, columns].
+    abstract Append: files: string[] * labels: string[] * values: float32[] -> unit
+    /// Finishes the file(s) and moves them into place; returns the paths written.
+    abstract Complete: unit -> string list
+
+let private checkBatch (width: int) (files: string[]) (labels: string[]) (values: float32[]) =
+    if labels.Length <> files.Length then
+        invalidArg (nameof labels) (sprintf "batch has %d files but %d labels" files.Length labels.Length)
+    if values.Length <> files.Length * width then
+        invalidArg (nameof values) (sprintf "batch of %d rows x %d columns needs %d values, has %d" files.Length width (files.Length * width) values.Length)
+
+let private prepare (path: string) =
+    let full = Path.GetFullPath path
+    match Path.GetDirectoryName full with
+    | null -> ()
+    | dir -> Directory.CreateDirectory dir |> ignore
+    full, full + ".tmp-" + Guid.NewGuid().ToString("N")
+
+/// CSV: `filename,<columns...>,label`, floats in round-trip ("R") invariant form.
+type private CsvRowWriter(path: string, columns: string[]) =
+    let full, temp = prepare path
+    let writer = new StreamWriter(temp, false, UTF8Encoding(false), NewLine = "\n")
+    let sb = StringBuilder()
+    do writer.WriteLine(String.Join(",", Array.concat [ [| "filename" |]; Array.map csvField columns; [| "label" |] ]))
+    let mutable finished = false
+    interface RowWriter with
+        member _.Append(files, labels, values) =
+            let width = columns.Length
+            checkBatch width files labels values
+            for r in 0 .. files.Length - 1 do
+                sb.Clear().Append(csvField (fileName files.[r])) |> ignore
+                for c in 0 .. width - 1 do
+                    sb.Append(',').Append(values.[r * width + c].ToString("R", CultureInfo.InvariantCulture)) |> ignore
+                sb.Append(',').Append(csvField labels.[r]) |> ignore
+                writer.WriteLine(sb.ToString())
+        member _.Complete() =
+            writer.Dispose()
+            File.Move(temp, full, true)
+            finished <- true
+            [ full ]
+        member _.Dispose() =
+            writer.Dispose()
+            if not finished && File.Exists temp then File.Delete temp
+
+/// Parquet: one row group per appended batch; string `filename`, one float column per feature, string `label`.
+type private ParquetRowWriter(path: string, columns: string[]) =
+    let full, temp = prepare path
+    let fileField = DataField<string>("filename")
+    let labelField = DataField<string>("label")
+    let featureFields = columns |> Array.map (fun c -> DataField<float32>(c))
+    let fields: Field[] = Array.concat [ [| fileField :> Field |]; featureFields |> Array.map (fun f -> f :> Field); [| labelField :> Field |] ]
+    let stream = File.Create temp
+    let writer = ParquetWriter.CreateAsync(ParquetSchema(fields), stream).GetAwaiter().GetResult()
+    let mutable finished = false
+    let close () =
+        writer.DisposeAsync().AsTask().GetAwaiter().GetResult()
+        stream.Dispose()
+    interface RowWriter with
+        member _.Append(files, labels, values) =
+            let width = columns.Length
+            checkBatch width files labels values
+            if files.Length > 0 then
+                use group = writer.CreateRowGroup()
+                let n = files.Length
+                task {
+                    do! group.WriteAsync(fileField, files |> Array.map fileName, Nullable())
+                    let column = Array.zeroCreate<float32> n
+                    for c in 0 .. width - 1 do
+                        for r in 0 .. n - 1 do column.[r] <- values.[r * width + c]
+                        do! group.WriteAsync<float32>(featureFields.[c], ReadOnlyMemory column)
+                    do! group.WriteAsync(labelField, labels, Nullable())
+                }
+                |> fun t -> t.GetAwaiter().GetResult()
+        member _.Complete() =
+            close ()
+            File.Move(temp, full, true)
+            finished <- true
+            [ full ]
+        member _.Dispose() =
+            if not finished then
+                close ()
+                if File.Exists temp then File.Delete temp
+
+let private npyHeader (shape: int[]) =
+    let dims =
+        match shape with
+        | [| d |] -> sprintf "(%d,)" d
+        | _ -> "(" + String.Join(", ", shape) + ")"
+    let dict = sprintf "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }" dims
+    // Magic (6) + version (2) + header length (2) + header, padded with spaces to a multiple of 64, ending in \n.
+    let unpadded = 10 + dict.Length + 1
+    let padded = (unpadded + 63) / 64 * 64
+    let header = Encoding.ASCII.GetBytes(dict + String(' ', padded - unpadded) + "\n")
+    Array.concat [ [| 0x93uy; byte 'N'; byte 'U'; byte 'M'; byte 'P'; byte 'Y'; 1uy; 0uy |]; BitConverter.GetBytes(uint16 header.Length); header ]
+
+let private writeFloats (stream: Stream) (values: float32[]) =
+    let bytes = Array.zeroCreate<byte> (values.Length * 4)
+    Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length)
+    if not BitConverter.IsLittleEndian then
+        for i in 0 .. values.Length - 1 do Array.Reverse(bytes, i * 4, 4)
+    stream.Write(bytes, 0, bytes.Length)
+
+/// .npy of shape [rows] + rowShape (the row count is declared up front) with a `.files.txt` sidecar of
+/// `path<TAB>label` lines in row order.
+type private NpyRowWriter(path: string, rowShape: int[], rows: int) =
+    let full, temp = prepare path
+    let sidecar, sidecarTemp = prepare (path + ".files.txt")
+    let width = rowShape |> Array.fold (*) 1
+    let stream = File.Create temp
+    let list = new StreamWriter(sidecarTemp, false, UTF8Encoding(false), NewLine = "\n")
+    do
+        let header = npyHeader (Array.append [| rows |] rowShape)
+        stream.Write(header, 0, header.Length)
+    let mutable written = 0
+    let mutable finished = false
+    interface RowWriter with
+        member _.Append(files, labels, values) =
+            checkBatch width files labels values
+            if written + files.Length > rows then
+                invalidOp (sprintf "%s: %d rows were declared, %d appended" path rows (written + files.Length))
+            writeFloats stream values
+            for r in 0 .. files.Length - 1 do list.WriteLine(files.[r] + "\t" + labels.[r])
+            written <- written + files.Length
+        member _.Complete() =
+            if written <> rows then invalidOp (sprintf "%s: %d rows were declared, %d appended" path rows written)
+            stream.Dispose()
+            list.Dispose()
+            File.Move(temp, full, true)
+            File.Move(sidecarTemp, sidecar, true)
+            finished <- true
+            [ full; sidecar ]
+        member _.Dispose() =
+            stream.Dispose()
+            list.Dispose()
+            if not finished then
+                for f in [ temp; sidecarTemp ] do
+                    if File.Exists f then File.Delete f
+
+/// Opens a streaming writer for the format the extension names: .csv, .parquet or .npy (which needs the total
+/// row count and the shape of one row up front; CSV and Parquet ignore them).
+let openWriter (path: string) (columns: string[]) (rowShape: int[]) (rows: int) : RowWriter =
+    let width = rowShape |> Array.fold (*) 1
+    if width <> columns.Length then
+        invalidArg (nameof rowShape) (sprintf "row shape [%s] holds %d values, there are %d column names" (String.Join(", ", rowShape)) width columns.Length)
+    match (nonNull (Path.GetExtension path)).ToLowerInvariant() with
+    | ".csv" -> new CsvRowWriter(path, columns)
+    | ".parquet" -> new ParquetRowWriter(path, columns)
+    | ".npy" -> new NpyRowWriter(path, rowShape, rows)
+    | other -> invalidArg (nameof path) (sprintf "%s: unknown export format '%s'; expected .csv, .parquet or .npy" path other)
+
+let private writeWhole (path: string) (rowShape: int[]) (table: Table) =
     check table
-    replaceAtomically path (fun temp ->
-        use w = new StreamWriter(temp, false, UTF8Encoding(false))
-        w.NewLine <- "\n"
-        w.WriteLine(String.Join(",", Array.concat [ [| "filename" |]; Array.map csvField table.Columns; [| "label" |] ]))
-        let width = table.Columns.Length
-        let sb = StringBuilder()
-        for r in 0 .. table.Files.Length - 1 do
-            sb.Clear().Append(csvField (fileName table.Files.[r])) |> ignore
-            for c in 0 .. width - 1 do
-                sb.Append(',').Append(table.Values.[r * width + c].ToString("R", CultureInfo.InvariantCulture)) |> ignore
-            sb.Append(',').Append(csvField table.Labels.[r]) |> ignore
-            w.WriteLine(sb.ToString()))
+    use writer = openWriter path table.Columns rowShape table.Files.Length
+    writer.Append(table.Files, table.Labels, table.Values)
+    writer.Complete()
+
+/// Writes `filename,<columns...>,label` then one row per file; floats in round-trip ("R") invariant form.
+let writeCsv (path: string) (table: Table) = writeWhole path [| table.Columns.Length |] table |> ignore
 
 let private splitCsvLine (line: string) =
     let fields = Collections.Generic.List<string>()
@@ -101,48 +248,36 @@ let readCsv (path: string) : Table =
       Values = rows |> Array.collect (fun r -> r.[1 .. r.Length - 2] |> Array.map (fun s -> Single.Parse(s, CultureInfo.InvariantCulture))) }
 
 /// Writes one row group with a string `filename` column, one float column per feature and a string `label`.
-let writeParquet (path: string) (table: Table) =
-    check table
-    let n = table.Files.Length
-    let width = table.Columns.Length
-    let fileField = DataField<string>("filename")
-    let labelField = DataField<string>("label")
-    let featureFields = table.Columns |> Array.map (fun c -> DataField<float32>(c))
-    let fields: Field[] = Array.concat [ [| fileField :> Field |]; featureFields |> Array.map (fun f -> f :> Field); [| labelField :> Field |] ]
-    replaceAtomically path (fun temp ->
-        task {
-            use stream = File.Create temp
-            use! writer = ParquetWriter.CreateAsync(ParquetSchema(fields), stream)
-            use group = writer.CreateRowGroup()
-            do! group.WriteAsync(fileField, table.Files |> Array.map fileName, Nullable())
-            let column = Array.zeroCreate<float32> n
-            for c in 0 .. width - 1 do
-                for r in 0 .. n - 1 do column.[r] <- table.Values.[r * width + c]
-                do! group.WriteAsync<float32>(featureFields.[c], ReadOnlyMemory column)
-            do! group.WriteAsync(labelField, table.Labels, Nullable())
-        }
-        |> fun t -> t.GetAwaiter().GetResult())
+let writeParquet (path: string) (table: Table) = writeWhole path [| table.Columns.Length |] table |> ignore
 
-/// Reads a table written by writeParquet.
+/// Reads a table written by writeParquet or a Parquet RowWriter (every row group, in order).
 let readParquet (path: string) : Table =
     task {
         use! reader = ParquetReader.CreateAsync(path)
         let fields = reader.Schema.GetDataFields()
         if fields.Length < 2 || fields.[0].Name <> "filename" || fields.[fields.Length - 1].Name <> "label" then
             raise (InvalidDataException(sprintf "%s: expected columns filename, features..., label" path))
-        use group = reader.OpenRowGroupReader 0
-        let n = int group.RowCount
-        let files = Array.zeroCreate<string> n
-        let! _ = group.ReadAsync(fields.[0], Memory files)
-        let labels = Array.zeroCreate<string> n
-        let! _ = group.ReadAsync(fields.[fields.Length - 1], Memory labels)
         let columns = fields.[1 .. fields.Length - 2]
         let width = columns.Length
-        let values = Array.zeroCreate<float32> (n * width)
-        let column = Array.zeroCreate<float32> n
-        for c in 0 .. width - 1 do
-            let! _ = group.ReadAsync<float32>(columns.[c], Memory column)
-            for r in 0 .. n - 1 do values.[r * width + c] <- column.[r]
+        let files = Collections.Generic.List<string>()
+        let labels = Collections.Generic.List<string>()
+        let values = Collections.Generic.List<float32>()
+        for g in 0 .. reader.RowGroupCount - 1 do
+            use group = reader.OpenRowGroupReader g
+            let n = int group.RowCount
+            let groupFiles = Array.zeroCreate<string> n
+            let! _ = group.ReadAsync(fields.[0], Memory groupFiles)
+            let groupLabels = Array.zeroCreate<string> n
+            let! _ = group.ReadAsync(fields.[fields.Length - 1], Memory groupLabels)
+            let groupValues = Array.zeroCreate<float32> (n * width)
+            let column = Array.zeroCreate<float32> n
+            for c in 0 .. width - 1 do
+                let! _ = group.ReadAsync<float32>(columns.[c], Memory column)
+                for r in 0 .. n - 1 do groupValues.[r * width + c] <- column.[r]
+            files.AddRange groupFiles
+            labels.AddRange groupLabels
+            values.AddRange groupValues
+        let files, labels, values = files.ToArray(), labels.ToArray(), values.ToArray()
         return { Columns = columns |> Array.map (fun f -> f.Name); Files = files; Labels = labels; Values = values }
     }
     |> fun t -> t.GetAwaiter().GetResult()
@@ -152,28 +287,11 @@ let writeNpy (path: string) (shape: int[]) (values: float32[]) =
     let count = shape |> Array.fold (fun acc d -> acc * int64 d) 1L
     if count <> int64 values.Length then
         invalidArg (nameof values) (sprintf "shape [%s] needs %d values, got %d" (String.Join(", ", shape)) count values.Length)
-    let dims =
-        match shape with
-        | [| d |] -> sprintf "(%d,)" d
-        | _ -> "(" + String.Join(", ", shape) + ")"
-    let dict = sprintf "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }" dims
-    // Magic (6) + version (2) + header length (2) + header, padded with spaces to a multiple of 64, ending in \n.
-    let unpadded = 10 + dict.Length + 1
-    let padded = (unpadded + 63) / 64 * 64
-    let header = dict + String(' ', padded - unpadded) + "\n"
     replaceAtomically path (fun temp ->
         use stream = File.Create temp
-        let preamble = [| 0x93uy; byte 'N'; byte 'U'; byte 'M'; byte 'P'; byte 'Y'; 1uy; 0uy |]
-        stream.Write(preamble, 0, preamble.Length)
-        let lengthBytes = BitConverter.GetBytes(uint16 header.Length)
-        stream.Write(lengthBytes, 0, lengthBytes.Length)
-        let headerBytes = Encoding.ASCII.GetBytes header
-        stream.Write(headerBytes, 0, headerBytes.Length)
-        let bytes = Array.zeroCreate<byte> (values.Length * 4)
-        Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length)
-        if not BitConverter.IsLittleEndian then
-            for i in 0 .. values.Length - 1 do Array.Reverse(bytes, i * 4, 4)
-        stream.Write(bytes, 0, bytes.Length))
+        let header = npyHeader shape
+        stream.Write(header, 0, header.Length)
+        writeFloats stream values)
 
 /// Reads a little-endian float32 C-order .npy: its shape and values.
 let readNpy (path: string) : int[] * float32[] =
@@ -202,21 +320,6 @@ let readNpy (path: string) : int[] * float32[] =
     Buffer.BlockCopy(bytes, dataStart, values, 0, count * 4)
     shape, values
 
-/// Writes `<path>.files.txt` beside an .npy: one `path<TAB>label` line per row, in row order.
-let writeSidecar (npyPath: string) (files: string[]) (labels: string[]) =
-    if files.Length <> labels.Length then invalidArg (nameof labels) (sprintf "%d files but %d labels" files.Length labels.Length)
-    let sidecar = npyPath + ".files.txt"
-    replaceAtomically sidecar (fun temp -> File.WriteAllLines(temp, Array.map2 (fun f l -> f + "\t" + l) files labels))
-    sidecar
-
-/// Writes a table in the format its extension names: .csv, .parquet or .npy (with the sidecar; the array
-/// has shape [rows] + rowShape). Returns the files written.
-let write (path: string) (rowShape: int[]) (table: Table) =
-    match (nonNull (Path.GetExtension path)).ToLowerInvariant() with
-    | ".csv" -> writeCsv path table; [ path ]
-    | ".parquet" -> writeParquet path table; [ path ]
-    | ".npy" ->
-        check table
-        writeNpy path (Array.append [| table.Files.Length |] rowShape) table.Values
-        [ path; writeSidecar path table.Files table.Labels ]
-    | other -> invalidArg (nameof path) (sprintf "%s: unknown export format '%s'; expected .csv, .parquet or .npy" path other)
+/// Writes a table in the format its extension names: .csv, .parquet or .npy (with a `.files.txt` sidecar
+/// listing the files in row order; the array has shape [rows] + rowShape). Returns the files written.
+let write (path: string) (rowShape: int[]) (table: Table) = writeWhole path rowShape table

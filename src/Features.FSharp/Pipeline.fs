@@ -26,39 +26,55 @@ type Extractor =
       /// Computes a batch: clips [batch * ClipSamples] -> features [batch * Length].
       ExtractBatch: float32[] -> int -> float32[] }
 
-/// Extracts features for `count` items. `load i` returns item i's samples at the extractor's rate and
-/// length (already shaped); loading runs in parallel up to `readAhead` batches ahead of extraction.
-/// Returns a row-major [count, Length] array in item order.
-let extractAll (extractor: Extractor) (load: int -> float32[]) (count: int) (batchSize: int) (readAhead: int) (progress: Progress.Reporter) =
+/// Streams extraction for `count` items: yields (first item index, rows [n * Length]) batch by batch in item
+/// order. `load i` returns item i's samples at the extractor's rate and length (already shaped); loading runs in
+/// parallel, at most `readAhead` batches ahead of extraction, so memory stays bounded by the batches in flight
+/// whatever the dataset size. Nothing runs until the sequence is iterated.
+let extractBatches (extractor: Extractor) (load: int -> float32[]) (count: int) (batchSize: int) (readAhead: int) (progress: Progress.Reporter) =
     if batchSize < 1 then invalidArg (nameof batchSize) (sprintf "batch size must be at least 1, was %d" batchSize)
+    seq {
+        let batches = (count + batchSize - 1) / batchSize
+        use queue = new BlockingCollection<int * float32[]>(max 1 readAhead)
+        use cancel = new Threading.CancellationTokenSource()
+        let producer =
+            Task.Run(fun () ->
+                try
+                    for b in 0 .. batches - 1 do
+                        if not cancel.IsCancellationRequested then
+                            let start = b * batchSize
+                            let n = min batchSize (count - start)
+                            let clips = Array.zeroCreate<float32> (n * extractor.ClipSamples)
+                            Parallel.For(0, n, fun i ->
+                                let samples = load (start + i)
+                                if samples.Length <> extractor.ClipSamples then
+                                    invalidOp (sprintf "item %d has %d samples, the extractor '%s' needs %d" (start + i) samples.Length extractor.Name extractor.ClipSamples)
+                                Array.blit samples 0 clips (i * extractor.ClipSamples) samples.Length)
+                            |> ignore
+                            queue.Add((start, clips))
+                finally
+                    queue.CompleteAdding())
+        try
+            let mutable completed = 0
+            for (start, clips) in queue.GetConsumingEnumerable() do
+                let n = clips.Length / extractor.ClipSamples
+                let features = extractor.ExtractBatch clips n
+                completed <- completed + n
+                progress.Report completed
+                yield start, features
+            producer.Wait()
+            progress.Finish()
+        finally
+            // A consumer that stops early (or fails) releases the producer, which may be blocked on a full queue.
+            cancel.Cancel()
+            while queue.TryTake() |> fst do ()
+            try producer.Wait() with _ -> ()
+    }
+
+/// Extracts features for `count` items (see extractBatches) into one row-major [count, Length] array.
+let extractAll (extractor: Extractor) (load: int -> float32[]) (count: int) (batchSize: int) (readAhead: int) (progress: Progress.Reporter) =
     let result = Array.zeroCreate<float32> (count * extractor.Length)
-    let batches = (count + batchSize - 1) / batchSize
-    use queue = new BlockingCollection<int * float32[]>(max 1 readAhead)
-    let producer =
-        Task.Run(fun () ->
-            try
-                for b in 0 .. batches - 1 do
-                    let start = b * batchSize
-                    let n = min batchSize (count - start)
-                    let clips = Array.zeroCreate<float32> (n * extractor.ClipSamples)
-                    Parallel.For(0, n, fun i ->
-                        let samples = load (start + i)
-                        if samples.Length <> extractor.ClipSamples then
-                            invalidOp (sprintf "item %d has %d samples, the extractor '%s' needs %d" (start + i) samples.Length extractor.Name extractor.ClipSamples)
-                        Array.blit samples 0 clips (i * extractor.ClipSamples) samples.Length)
-                    |> ignore
-                    queue.Add((b, clips))
-            finally
-                queue.CompleteAdding())
-    let mutable done' = 0
-    for (b, clips) in queue.GetConsumingEnumerable() do
-        let n = clips.Length / extractor.ClipSamples
-        let features = extractor.ExtractBatch clips n
-        Array.blit features 0 result (b * batchSize * extractor.Length) (n * extractor.Length)
-        done' <- done' + n
-        progress.Report done'
-    producer.Wait()
-    progress.Finish()
+    for start, rows in extractBatches extractor load count batchSize readAhead progress do
+        Array.blit rows 0 result (start * extractor.Length) rows.Length
     result
 
 /// An on-disk cache of feature rows: one file per (extractor fingerprint, file content) pair, so a second

@@ -81,6 +81,42 @@ let tests =
                 Expect.equal (Export.readNpy path) ([| 3 |], [| 1.0f; 2.0f; 3.0f |]) "round trip")
         }
 
+        test "rows appended batch by batch give the same files as one whole table, in every format" {
+            withTemp (fun dir ->
+                let t = sample 9 6 11
+                for ext in [ "csv"; "parquet"; "npy" ] do
+                    let whole, streamed = Path.Combine(dir, "whole." + ext), Path.Combine(dir, "streamed." + ext)
+                    Export.write whole [| 2; 3 |] t |> ignore
+                    use writer = Export.openWriter streamed t.Columns [| 2; 3 |] 9
+                    for start in 0 .. 4 .. 8 do
+                        let n = min 4 (9 - start)
+                        writer.Append(t.Files.[start .. start + n - 1], t.Labels.[start .. start + n - 1], t.Values.[start * 6 .. (start + n) * 6 - 1])
+                    writer.Complete() |> ignore
+                    match ext with
+                    | "csv" -> Expect.equal (File.ReadAllText streamed) (File.ReadAllText whole) "CSV"
+                    | "parquet" -> Expect.equal (Export.readParquet streamed) (Export.readParquet whole) "Parquet"
+                    | _ ->
+                        Expect.equal (File.ReadAllBytes streamed) (File.ReadAllBytes whole) ".npy"
+                        Expect.equal (File.ReadAllText(streamed + ".files.txt")) (File.ReadAllText(whole + ".files.txt")) "sidecar")
+        }
+
+        test "a writer disposed before Complete leaves no file behind" {
+            withTemp (fun dir ->
+                for ext in [ "csv"; "parquet"; "npy" ] do
+                    let path = Path.Combine(dir, "partial." + ext)
+                    do
+                        use writer = Export.openWriter path [| "a" |] [| 1 |] 3
+                        writer.Append([| "f.wav" |], [| "x" |], [| 1.0f |])
+                    Expect.isEmpty (Directory.GetFiles(dir, "partial*")) (sprintf "nothing left for .%s" ext))
+        }
+
+        test "an .npy writer refuses more or fewer rows than it declared" {
+            withTemp (fun dir ->
+                use writer = Export.openWriter (Path.Combine(dir, "n.npy")) [| "a" |] [| 1 |] 2
+                writer.Append([| "f.wav" |], [| "x" |], [| 1.0f |])
+                Expect.throwsT<InvalidOperationException> (fun () -> writer.Complete() |> ignore) "one of two rows")
+        }
+
         test "an unknown extension and a mismatched table are refused with their reason" {
             let t = sample 2 2 1
             Expect.throwsT<ArgumentException> (fun () -> Export.write "x.xlsx" [| 2 |] t |> ignore) "unknown format"

@@ -38,6 +38,13 @@ let tests =
             let rows = Pipeline.extractAll ex (clipOf 5) count batchSize 2 Progress.silent
             Expect.equal rows (Array.concat [ for i in 0 .. count - 1 -> expectedRow 5 i ]) "rows in item order")
 
+        test "a consumer that stops after the first batch releases the reader" {
+            let ex = summary 5
+            let first = Pipeline.extractBatches ex (clipOf 5) 1000 4 1 Progress.silent |> Seq.head
+            Expect.equal (fst first) 0 "first batch starts at item 0"
+            Expect.equal (snd first) (Array.concat [ for i in 0 .. 3 -> expectedRow 5 i ]) "first batch rows"
+        }
+
         test "extractAll names the item whose clip has the wrong length" {
             let ex = summary 5
             let load i = if i = 3 then Array.zeroCreate 4 else clipOf 5 i
