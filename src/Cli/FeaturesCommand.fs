@@ -123,9 +123,7 @@ let settingsOf (args: ParseResults<FeaturesArgs>) (sampleRate: int) : Transforms
 
 /// Runs the command. Exit codes: 0 done; 1 extraction failed; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
-    let parser = ArgumentParser.Create<FeaturesArgs>(programName = "hybrid features")
-    try
-        let args = parser.ParseCommandLine(argv, raiseOnUsage = true)
+    Command.run<FeaturesArgs> "features" out error argv (fun args ->
         let started = Diagnostics.Stopwatch.StartNew()
         match args.TryGetResult Schema, args.TryGetResult Transform with
         | Some _, Some _ -> invalidArg "schema" "give either --schema or --transform, not both"
@@ -191,20 +189,4 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                     {| items = items.Length; skipped = dataset.Skipped.Length; shape = rowShape; extractor = extractor.Name
                        fingerprint = extractor.Fingerprint; device = engine.Name; files = written; seconds = started.Elapsed.TotalSeconds |})
             out.WriteLine json
-        0
-    with
-    | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
-        out.WriteLine(parser.PrintUsage())
-        0
-    | :? ArguParseException as e ->
-        error.WriteLine e.Message
-        2
-    | :? ArgumentException as e ->
-        error.WriteLine(sprintf "features: %s" e.Message)
-        2
-    | :? DatasetException as e ->
-        error.WriteLine(sprintf "features: %s" e.Message)
-        2
-    | :? AudioFormatException as e ->
-        error.WriteLine(sprintf "features: %s" e.Message)
-        1
+        0)

@@ -22,26 +22,11 @@ type PlotArgs =
 
 /// Runs the command. Exit codes: 0 done; 1 the file could not be read; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
-    let parser = ArgumentParser.Create<PlotArgs>(programName = "hybrid plot")
-    try
-        let args = parser.ParseCommandLine(argv, raiseOnUsage = true)
+    Command.run<PlotArgs> "plot" out error argv (fun args ->
         let file = args.GetResult File
         let audio = Wav.readMono file
         use engine = Engines.Create(args.GetResult(Device, defaultValue = "auto"), fun l -> error.WriteLine("plot: " + l))
         let name = nonNull (Path.GetFileNameWithoutExtension file)
         for path, caption in AudioPlots.plotClip engine (args.GetResult Out) name name audio.SampleRate audio.Samples.[0] do
             out.WriteLine(sprintf "plot: wrote %s (%s)" path caption)
-        0
-    with
-    | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
-        out.WriteLine(parser.PrintUsage())
-        0
-    | :? ArguParseException as e ->
-        error.WriteLine e.Message
-        2
-    | :? AudioFormatException as e ->
-        error.WriteLine(sprintf "plot: %s" e.Message)
-        1
-    | :? FileNotFoundException as e ->
-        error.WriteLine(sprintf "plot: %s" e.Message)
-        1
+        0)

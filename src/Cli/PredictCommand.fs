@@ -26,9 +26,7 @@ type PredictArgs =
 
 /// Runs the command. Exit codes: 0 done; 1 a file or the model could not be used; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
-    let parser = ArgumentParser.Create<PredictArgs>(programName = "hybrid predict")
-    try
-        let args = parser.ParseCommandLine(argv, raiseOnUsage = true)
+    Command.run<PredictArgs> "predict" out error argv (fun args ->
         let files = args.GetResult(Files, defaultValue = [])
         if files.IsEmpty then invalidArg "files" "give at least one WAV file to classify"
         let predictions = Experiment.predict (args.GetResult(Device, defaultValue = "auto")) (fun l -> error.WriteLine("predict: " + l)) (args.GetResult Model) files
@@ -38,26 +36,4 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
             else
                 let top = p.Probabilities |> List.sortByDescending snd |> List.truncate 3 |> List.map (fun (l, v) -> sprintf "%s %.3f" l v) |> String.concat ", "
                 out.WriteLine(sprintf "%s: %s (%s)" p.Path p.Label top)
-        0
-    with
-    | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
-        out.WriteLine(parser.PrintUsage())
-        0
-    | :? ArguParseException as e ->
-        error.WriteLine e.Message
-        2
-    | :? ArgumentException as e ->
-        error.WriteLine(sprintf "predict: %s" e.Message)
-        2
-    | :? SchemaMismatchException as e ->
-        error.WriteLine(sprintf "predict: %s" e.Message)
-        1
-    | :? ModelFileException as e ->
-        error.WriteLine(sprintf "predict: %s" e.Message)
-        1
-    | :? AudioFormatException as e ->
-        error.WriteLine(sprintf "predict: %s" e.Message)
-        1
-    | :? FileNotFoundException as e ->
-        error.WriteLine(sprintf "predict: %s" e.Message)
-        1
+        0)

@@ -60,9 +60,7 @@ let summaryJson (r: Experiment.RunResult) =
 
 /// Runs the command. Exit codes: 0 done; 1 training or data failed; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
-    let parser = ArgumentParser.Create<TrainArgs>(programName = "hybrid train")
-    try
-        let args = parser.ParseCommandLine(argv, raiseOnUsage = true)
+    Command.run<TrainArgs> "train" out error argv (fun args ->
         let json = args.Contains Json
         let log (line: string) = (if json then error else out).WriteLine line
         let options: Experiment.TrainOptions =
@@ -93,23 +91,4 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         say (sprintf "time:          features %.1f s, training %.1f s, total %.1f s" r.ExtractSeconds r.TrainSeconds r.TotalSeconds)
         say (sprintf "output:        %s" r.OutDir)
         if json then out.WriteLine(summaryJson r)
-        0
-    with
-    | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
-        out.WriteLine(parser.PrintUsage())
-        0
-    | :? ArguParseException as e ->
-        error.WriteLine e.Message
-        2
-    | :? ArgumentException as e ->
-        error.WriteLine(sprintf "train: %s" e.Message)
-        2
-    | :? DatasetException as e ->
-        error.WriteLine(sprintf "train: %s" e.Message)
-        1
-    | :? AudioFormatException as e ->
-        error.WriteLine(sprintf "train: %s" e.Message)
-        1
-    | :? TrainingException as e ->
-        error.WriteLine(sprintf "train: %s" e.Message)
-        1
+        0)
