@@ -103,7 +103,7 @@ let cli (target: string) (args: string list) =
     run "dotnet" (dll :: target :: args) [] false |> fst
 
 let help () =
-    printfn "usage: dotnet fsi build.fsx <target> [options]   (every target accepts --help)"
+    printfn "usage: dotnet fsi build.fsx <target> [options]   (`dotnet fsi build.fsx <target> help` shows a target's options)"
     printfn "targets:"
     printfn "  build    restore and build the solution"
     printfn "  test     run every test suite: [--fsdd DIR] [--require-data] [-- expecto options]"
@@ -111,7 +111,13 @@ let help () =
         printfn "  %-8s %s" name description
     0
 
-let args = fsi.CommandLineArgs |> Array.skip 1 |> List.ofArray
+// `dotnet fsi` answers --help and -h itself, wherever they stand, so through this script a target's help is
+// asked for with the word `help` (e.g. `dotnet fsi build.fsx train help`); it is forwarded as --help.
+let args =
+    fsi.CommandLineArgs
+    |> Array.skip 1
+    |> Array.mapi (fun i a -> if i > 0 && a = "help" then "--help" else a)
+    |> List.ofArray
 
 let code =
     match args with
