@@ -39,12 +39,6 @@ internal sealed class IlgpuNn : INnOps
 
     private ArrayView1D<float, Stride1D.Dense> V(Tensor t, string name) => _engine.Expect(t, name).View;
 
-    private static void SameLength(Tensor a, string aName, Tensor b, string bName)
-    {
-        if (a.Length != b.Length)
-            throw new ArgumentException($"{bName}: expected {a.Length} elements (as {aName} [{string.Join(", ", a.Shape)}]), was {b.Length} ([{string.Join(", ", b.Shape)}]).", bName);
-    }
-
     private static int Count(Tensor t) => checked((int)t.Length);
 
     private int Threads => Math.Min(NnReduceKernels.MaxThreads, _engine.GroupSize);
@@ -59,7 +53,7 @@ internal sealed class IlgpuNn : INnOps
 
     public void Copy(Tensor source, Tensor destination)
     {
-        SameLength(source, nameof(source), destination, nameof(destination));
+        NnChecks.SameLength(source, nameof(source), destination, nameof(destination));
         var s = V(source, nameof(source));
         var d = V(destination, nameof(destination));
         if (source.Length > 0) NnElementKernels.Copy(_engine)(Count(source), s, d);
@@ -94,25 +88,9 @@ internal sealed class IlgpuNn : INnOps
 
     // ---------------------------------------------------------------- GEMM
 
-    private static (int Rows, int Cols) AsMatrix(Tensor t)
-    {
-        if (t.Rank == 0) return (1, 1);
-        int rows = t.Shape[0];
-        int cols = rows == 0 ? 0 : checked((int)(t.Length / rows));
-        return (rows, cols);
-    }
-
     public void Gemm(Tensor a, bool transposeA, Tensor b, bool transposeB, Tensor c, float alpha = 1f, float beta = 0f)
     {
-        var (ar, ac) = AsMatrix(a);
-        var (br, bc) = AsMatrix(b);
-        var (cr, cc) = AsMatrix(c);
-        int m = transposeA ? ac : ar, k = transposeA ? ar : ac;
-        int kb = transposeB ? bc : br, n = transposeB ? br : bc;
-        if (k != kb)
-            throw new ArgumentException($"b: op(A) is [{m}, {k}] so op(B) needs {k} rows, was [{kb}, {n}].", nameof(b));
-        if (cr != m || cc != n)
-            throw new ArgumentException($"c: expected [{m}, {n}] for op(A) [{m}, {k}] x op(B) [{k}, {n}], was [{cr}, {cc}].", nameof(c));
+        var (m, n, k, _, _) = NnChecks.Gemm(a, transposeA, b, transposeB, c);
         var va = V(a, nameof(a)); var vb = V(b, nameof(b)); var vc = V(c, nameof(c));
         NnGemmKernels.Run(_engine, va, vb, vc, NnGemmKernels.Plain(m, n, k, transposeA, transposeB, alpha, beta));
     }
@@ -121,11 +99,8 @@ internal sealed class IlgpuNn : INnOps
 
     private static ChannelReduction ChannelLayout(Tensor x, int channels, string name)
     {
-        if (x.Rank < 2 || x.Shape[1] != channels)
-            throw new ArgumentException($"{name}: expected [batch, {channels}, ...], was [{string.Join(", ", x.Shape)}].", name);
-        int n = x.Shape[0];
-        int s = n * channels == 0 ? 0 : checked((int)(x.Length / ((long)n * channels)));
-        return new ChannelReduction { Batch = n, Channels = channels, Spatial = s };
+        var (n, c, spatial) = NnChecks.ChannelLayout(x, channels, name);
+        return new ChannelReduction { Batch = n, Channels = c, Spatial = spatial };
     }
 
     private static ChannelShape Shape(ChannelReduction r) => new() { Channels = r.Channels, Spatial = Math.Max(r.Spatial, 1) };
@@ -133,7 +108,7 @@ internal sealed class IlgpuNn : INnOps
     public void BiasAdd(Tensor x, Tensor bias, Tensor y)
     {
         var r = ChannelLayout(x, (int)bias.Length, nameof(x));
-        SameLength(x, nameof(x), y, nameof(y));
+        NnChecks.SameLength(x, nameof(x), y, nameof(y));
         var vx = V(x, nameof(x)); var vb = V(bias, nameof(bias)); var vy = V(y, nameof(y));
         if (x.Length > 0) NnElementKernels.BiasAdd(_engine)(Count(x), vx, vb, vy, Shape(r));
     }
@@ -146,15 +121,6 @@ internal sealed class IlgpuNn : INnOps
     }
 
     // ---------------------------------------------------------------- convolution
-
-    private static void CheckConv(in ConvGeometry g, Tensor x, Tensor w, Tensor? bias, Tensor y)
-    {
-        g.Validate();
-        x.RequireShape(nameof(x), g.Batch, g.InChannels, g.InHeight, g.InWidth);
-        w.RequireShape(nameof(w), g.OutChannels, g.InChannels, g.KernelHeight, g.KernelWidth);
-        bias?.RequireShape(nameof(bias), g.OutChannels);
-        y.RequireShape(nameof(y), g.Batch, g.OutChannels, g.OutHeight, g.OutWidth);
-    }
 
     /// <summary>1 x 1 kernels with unit stride and no padding: the im2col matrix of a sample is the sample itself.</summary>
     private static bool IsPointwise(in ConvGeometry g) =>
@@ -182,7 +148,7 @@ internal sealed class IlgpuNn : INnOps
 
     public void Conv2DForward(in ConvGeometry g, Tensor x, Tensor w, Tensor? bias, Tensor y)
     {
-        CheckConv(g, x, w, bias, y);
+        NnChecks.Conv(g, x, w, bias, y);
         var vx = V(x, nameof(x)); var vw = V(w, nameof(w)); var vy = V(y, nameof(y));
         var args = ConvArgs.From(g);
         int K = g.PatchSize, P = g.OutHeight * g.OutWidth;
@@ -204,7 +170,7 @@ internal sealed class IlgpuNn : INnOps
 
     public void Conv2DBackward(in ConvGeometry g, Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? dBias)
     {
-        CheckConv(g, x, w, dBias, dy);
+        NnChecks.Conv(g, x, w, dBias, dy);
         dx?.RequireShape(nameof(dx), g.Batch, g.InChannels, g.InHeight, g.InWidth);
         dw.RequireShape(nameof(dw), g.OutChannels, g.InChannels, g.KernelHeight, g.KernelWidth);
         if (dBias is not null) BiasGrad(dy, dBias);
@@ -248,23 +214,16 @@ internal sealed class IlgpuNn : INnOps
 
     // ---------------------------------------------------------------- pooling
 
-    private static void CheckPool(in PoolGeometry g, Tensor x, Tensor y)
-    {
-        g.Validate();
-        x.RequireShape(nameof(x), g.Batch, g.Channels, g.InHeight, g.InWidth);
-        y.RequireShape(nameof(y), g.Batch, g.Channels, g.OutHeight, g.OutWidth);
-    }
-
     public void Pool2DForward(in PoolGeometry g, PoolKind kind, Tensor x, Tensor y)
     {
-        CheckPool(g, x, y);
+        NnChecks.Pool(g, x, y);
         var vx = V(x, nameof(x)); var vy = V(y, nameof(y));
         NnPoolKernels.Forward(_engine)(Count(y), vx, vy, PoolArgs.From(g, kind));
     }
 
     public void Pool2DBackward(in PoolGeometry g, PoolKind kind, Tensor x, Tensor y, Tensor dy, Tensor dx)
     {
-        CheckPool(g, x, y);
+        NnChecks.Pool(g, x, y);
         dy.RequireShape(nameof(dy), g.Batch, g.Channels, g.OutHeight, g.OutWidth);
         dx.RequireShape(nameof(dx), g.Batch, g.Channels, g.InHeight, g.InWidth);
         var vx = V(x, nameof(x)); var vdy = V(dy, nameof(dy)); var vdx = V(dx, nameof(dx));
@@ -299,7 +258,7 @@ internal sealed class IlgpuNn : INnOps
         var r = ChannelLayout(x, (int)gamma.Length, nameof(x));
         foreach (var (t, name) in new[] { (beta, nameof(beta)), (runningMean, nameof(runningMean)), (runningVar, nameof(runningVar)), (saveMean, nameof(saveMean)), (saveInvStd, nameof(saveInvStd)) })
             t.RequireShape(name, r.Channels);
-        SameLength(x, nameof(x), y, nameof(y));
+        NnChecks.SameLength(x, nameof(x), y, nameof(y));
         var vx = V(x, nameof(x)); var vg = V(gamma, nameof(gamma)); var vb = V(beta, nameof(beta));
         var vrm = V(runningMean, nameof(runningMean)); var vrv = V(runningVar, nameof(runningVar));
         var vsm = V(saveMean, nameof(saveMean)); var vsi = V(saveInvStd, nameof(saveInvStd)); var vy = V(y, nameof(y));
@@ -314,7 +273,7 @@ internal sealed class IlgpuNn : INnOps
         beta.RequireShape(nameof(beta), r.Channels);
         runningMean.RequireShape(nameof(runningMean), r.Channels);
         runningVar.RequireShape(nameof(runningVar), r.Channels);
-        SameLength(x, nameof(x), y, nameof(y));
+        NnChecks.SameLength(x, nameof(x), y, nameof(y));
         var vx = V(x, nameof(x)); var vg = V(gamma, nameof(gamma)); var vb = V(beta, nameof(beta));
         var vrm = V(runningMean, nameof(runningMean)); var vrv = V(runningVar, nameof(runningVar)); var vy = V(y, nameof(y));
         if (x.Length > 0) NnElementKernels.BatchNormInference(_engine)(Count(x), vx, vg, vb, vrm, vrv, vy, Shape(r), epsilon);
@@ -328,8 +287,8 @@ internal sealed class IlgpuNn : INnOps
         saveInvStd.RequireShape(nameof(saveInvStd), r.Channels);
         dGamma.RequireShape(nameof(dGamma), r.Channels);
         dBeta.RequireShape(nameof(dBeta), r.Channels);
-        SameLength(x, nameof(x), dy, nameof(dy));
-        SameLength(x, nameof(x), dx, nameof(dx));
+        NnChecks.SameLength(x, nameof(x), dy, nameof(dy));
+        NnChecks.SameLength(x, nameof(x), dx, nameof(dx));
         var vx = V(x, nameof(x)); var vg = V(gamma, nameof(gamma)); var vsm = V(saveMean, nameof(saveMean));
         var vsi = V(saveInvStd, nameof(saveInvStd)); var vdy = V(dy, nameof(dy)); var vdx = V(dx, nameof(dx));
         var vdg = V(dGamma, nameof(dGamma)); var vdb = V(dBeta, nameof(dBeta));
@@ -344,31 +303,31 @@ internal sealed class IlgpuNn : INnOps
     public void DropoutForward(Tensor x, float rate, ulong seed, Tensor mask, Tensor y)
     {
         if (!(rate >= 0f && rate < 1f)) throw new ArgumentOutOfRangeException(nameof(rate), $"Dropout rate must be in [0, 1), was {rate}.");
-        SameLength(x, nameof(x), mask, nameof(mask));
-        SameLength(x, nameof(x), y, nameof(y));
+        NnChecks.SameLength(x, nameof(x), mask, nameof(mask));
+        NnChecks.SameLength(x, nameof(x), y, nameof(y));
         var vx = V(x, nameof(x)); var vm = V(mask, nameof(mask)); var vy = V(y, nameof(y));
         if (x.Length > 0) NnElementKernels.Dropout(_engine)(Count(x), vx, vm, vy, rate, 1f / (1f - rate), seed);
     }
 
     public void DropoutBackward(Tensor dy, Tensor mask, Tensor dx)
     {
-        SameLength(dy, nameof(dy), mask, nameof(mask));
-        SameLength(dy, nameof(dy), dx, nameof(dx));
+        NnChecks.SameLength(dy, nameof(dy), mask, nameof(mask));
+        NnChecks.SameLength(dy, nameof(dy), dx, nameof(dx));
         var vdy = V(dy, nameof(dy)); var vm = V(mask, nameof(mask)); var vdx = V(dx, nameof(dx));
         if (dy.Length > 0) NnElementKernels.Multiply(_engine)(Count(dy), vdy, vm, vdx);
     }
 
     public void LeakyReluForward(Tensor x, float slope, Tensor y)
     {
-        SameLength(x, nameof(x), y, nameof(y));
+        NnChecks.SameLength(x, nameof(x), y, nameof(y));
         var vx = V(x, nameof(x)); var vy = V(y, nameof(y));
         if (x.Length > 0) NnElementKernels.LeakyRelu(_engine)(Count(x), vx, vy, slope);
     }
 
     public void LeakyReluBackward(Tensor y, float slope, Tensor dy, Tensor dx)
     {
-        SameLength(y, nameof(y), dy, nameof(dy));
-        SameLength(y, nameof(y), dx, nameof(dx));
+        NnChecks.SameLength(y, nameof(y), dy, nameof(dy));
+        NnChecks.SameLength(y, nameof(y), dx, nameof(dx));
         var vy = V(y, nameof(y)); var vdy = V(dy, nameof(dy)); var vdx = V(dx, nameof(dx));
         if (y.Length > 0) NnElementKernels.LeakyReluGrad(_engine)(Count(y), vy, vdy, vdx, slope);
     }
@@ -378,13 +337,7 @@ internal sealed class IlgpuNn : INnOps
     public void SoftmaxCrossEntropy(Tensor logits, Tensor labels, float labelSmoothing,
         Tensor probabilities, Tensor losses, Tensor? dLogits, float gradientScale)
     {
-        if (logits.Rank != 2) throw new ArgumentException($"logits: expected [batch, classes], was [{string.Join(", ", logits.Shape)}].", nameof(logits));
-        int n = logits.Shape[0], k = logits.Shape[1];
-        if (!(labelSmoothing >= 0f && labelSmoothing <= 1f)) throw new ArgumentOutOfRangeException(nameof(labelSmoothing), $"Label smoothing must be in [0, 1], was {labelSmoothing}.");
-        labels.RequireShape(nameof(labels), n);
-        probabilities.RequireShape(nameof(probabilities), n, k);
-        losses.RequireShape(nameof(losses), n);
-        dLogits?.RequireShape(nameof(dLogits), n, k);
+        var (n, k) = NnChecks.SoftmaxCrossEntropy(logits, labels, labelSmoothing, probabilities, losses, dLogits);
         var vz = V(logits, nameof(logits)); var vl = V(labels, nameof(labels)); var vp = V(probabilities, nameof(probabilities));
         var vloss = V(losses, nameof(losses));
         var vg = dLogits is null ? vp : V(dLogits, nameof(dLogits));
@@ -405,8 +358,8 @@ internal sealed class IlgpuNn : INnOps
 
     public void SgdUpdate(Tensor parameter, Tensor gradient, Tensor velocity, float learningRate, float momentum, bool nesterov, float weightDecay)
     {
-        SameLength(parameter, nameof(parameter), gradient, nameof(gradient));
-        SameLength(parameter, nameof(parameter), velocity, nameof(velocity));
+        NnChecks.SameLength(parameter, nameof(parameter), gradient, nameof(gradient));
+        NnChecks.SameLength(parameter, nameof(parameter), velocity, nameof(velocity));
         var vp = V(parameter, nameof(parameter)); var vg = V(gradient, nameof(gradient)); var vv = V(velocity, nameof(velocity));
         var o = new OptimizerArgs { LearningRate = learningRate, Momentum = momentum, Nesterov = nesterov ? 1 : 0, WeightDecay = weightDecay };
         if (parameter.Length > 0) NnElementKernels.Sgd(_engine)(Count(parameter), vp, vg, vv, o);
@@ -415,10 +368,7 @@ internal sealed class IlgpuNn : INnOps
     public void AdamUpdate(Tensor parameter, Tensor gradient, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
         float epsilon, float weightDecay, bool decoupled, int step)
     {
-        if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), $"Adam's step counts from 1, was {step}.");
-        SameLength(parameter, nameof(parameter), gradient, nameof(gradient));
-        SameLength(parameter, nameof(parameter), m, nameof(m));
-        SameLength(parameter, nameof(parameter), v, nameof(v));
+        NnChecks.Adam(parameter, gradient, m, v, step);
         var vp = V(parameter, nameof(parameter)); var vg = V(gradient, nameof(gradient)); var vm = V(m, nameof(m)); var vv = V(v, nameof(v));
         var o = new OptimizerArgs
         {

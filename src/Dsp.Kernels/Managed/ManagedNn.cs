@@ -23,12 +23,6 @@ internal sealed unsafe class ManagedNn : INnOps
 
     private static ManagedTensor M(Tensor t, string name) => ManagedEngine.Expect(t, name);
 
-    private static void SameLength(Tensor a, string aName, Tensor b, string bName)
-    {
-        if (a.Length != b.Length)
-            throw new ArgumentException($"{bName}: expected {a.Length} elements (as {aName} [{string.Join(", ", a.Shape)}]), was {b.Length} ([{string.Join(", ", b.Shape)}]).", bName);
-    }
-
     /// <summary>Runs body over [0, count) split into contiguous ranges (at least minPerRange items each).</summary>
     private void ForRanges(long count, long minPerRange, Action<int, int> body)
     {
@@ -52,7 +46,7 @@ internal sealed unsafe class ManagedNn : INnOps
 
     public void Copy(Tensor source, Tensor destination)
     {
-        SameLength(source, nameof(source), destination, nameof(destination));
+        NnChecks.SameLength(source, nameof(source), destination, nameof(destination));
         M(source, nameof(source)).Span.CopyTo(M(destination, nameof(destination)).Span);
     }
 
@@ -91,25 +85,9 @@ internal sealed unsafe class ManagedNn : INnOps
 
     // ---------------------------------------------------------------- GEMM
 
-    private static (int Rows, int Cols) AsMatrix(Tensor t)
-    {
-        if (t.Rank == 0) return (1, 1);
-        int rows = t.Shape[0];
-        int cols = rows == 0 ? 0 : checked((int)(t.Length / rows));
-        return (rows, cols);
-    }
-
     public void Gemm(Tensor a, bool transposeA, Tensor b, bool transposeB, Tensor c, float alpha = 1f, float beta = 0f)
     {
-        var (ar, ac) = AsMatrix(a);
-        var (br, bc) = AsMatrix(b);
-        var (cr, cc) = AsMatrix(c);
-        int m = transposeA ? ac : ar, k = transposeA ? ar : ac;
-        int kb = transposeB ? bc : br, n = transposeB ? br : bc;
-        if (k != kb)
-            throw new ArgumentException($"b: op(A) is [{m}, {k}] so op(B) needs {k} rows, was [{kb}, {n}].", nameof(b));
-        if (cr != m || cc != n)
-            throw new ArgumentException($"c: expected [{m}, {n}] for op(A) [{m}, {k}] x op(B) [{k}, {n}], was [{cr}, {cc}].", nameof(c));
+        var (m, n, k, ac, bc) = NnChecks.Gemm(a, transposeA, b, transposeB, c);
         var ta = M(a, nameof(a));
         var tb = M(b, nameof(b));
         var tc = M(c, nameof(c));
@@ -161,19 +139,10 @@ internal sealed unsafe class ManagedNn : INnOps
 
     // ---------------------------------------------------------------- bias
 
-    private static (int N, int C, int S) ChannelLayout(Tensor x, int channels, string name)
-    {
-        if (x.Rank < 2 || x.Shape[1] != channels)
-            throw new ArgumentException($"{name}: expected [batch, {channels}, ...], was [{string.Join(", ", x.Shape)}].", name);
-        int n = x.Shape[0];
-        int s = n * channels == 0 ? 0 : checked((int)(x.Length / ((long)n * channels)));
-        return (n, channels, s);
-    }
-
     public void BiasAdd(Tensor x, Tensor bias, Tensor y)
     {
-        var (n, ch, s) = ChannelLayout(x, (int)bias.Length, nameof(x));
-        SameLength(x, nameof(x), y, nameof(y));
+        var (n, ch, s) = NnChecks.ChannelLayout(x, (int)bias.Length, nameof(x));
+        NnChecks.SameLength(x, nameof(x), y, nameof(y));
         var tx = M(x, nameof(x)); var tb = M(bias, nameof(bias)); var ty = M(y, nameof(y));
         ForRanges((long)n * ch, Math.Max(1, 8192 / Math.Max(s, 1)), (p0, p1) =>
         {
@@ -187,7 +156,7 @@ internal sealed unsafe class ManagedNn : INnOps
 
     public void BiasGrad(Tensor dy, Tensor dBias)
     {
-        var (n, ch, s) = ChannelLayout(dy, (int)dBias.Length, nameof(dy));
+        var (n, ch, s) = NnChecks.ChannelLayout(dy, (int)dBias.Length, nameof(dy));
         var td = M(dy, nameof(dy)); var tb = M(dBias, nameof(dBias));
         ForRanges(ch, 1, (c0, c1) =>
         {
@@ -202,22 +171,13 @@ internal sealed unsafe class ManagedNn : INnOps
 
     // ---------------------------------------------------------------- convolution
 
-    private static void CheckConv(in ConvGeometry g, Tensor x, Tensor w, Tensor? bias, Tensor y)
-    {
-        g.Validate();
-        x.RequireShape(nameof(x), g.Batch, g.InChannels, g.InHeight, g.InWidth);
-        w.RequireShape(nameof(w), g.OutChannels, g.InChannels, g.KernelHeight, g.KernelWidth);
-        bias?.RequireShape(nameof(bias), g.OutChannels);
-        y.RequireShape(nameof(y), g.Batch, g.OutChannels, g.OutHeight, g.OutWidth);
-    }
-
     private static bool IsPointwise(in ConvGeometry g) =>
         g.KernelHeight == 1 && g.KernelWidth == 1 && g.StrideH == 1 && g.StrideW == 1 && g.PadTop == 0 && g.PadLeft == 0
         && g.OutHeight == g.InHeight && g.OutWidth == g.InWidth;
 
     public void Conv2DForward(in ConvGeometry g, Tensor x, Tensor w, Tensor? bias, Tensor y)
     {
-        CheckConv(g, x, w, bias, y);
+        NnChecks.Conv(g, x, w, bias, y);
         var geo = g;
         var tx = M(x, nameof(x)); var tw = M(w, nameof(w)); var ty = M(y, nameof(y));
         ManagedTensor? tb = bias is null ? null : M(bias, nameof(bias));
@@ -284,7 +244,7 @@ internal sealed unsafe class ManagedNn : INnOps
 
     public void Conv2DBackward(in ConvGeometry g, Tensor x, Tensor w, Tensor dy, Tensor? dx, Tensor dw, Tensor? dBias)
     {
-        CheckConv(g, x, w, dBias, dy);
+        NnChecks.Conv(g, x, w, dBias, dy);
         dx?.RequireShape(nameof(dx), g.Batch, g.InChannels, g.InHeight, g.InWidth);
         dw.RequireShape(nameof(dw), g.OutChannels, g.InChannels, g.KernelHeight, g.KernelWidth);
         if (dBias is not null) BiasGrad(dy, dBias);
@@ -457,13 +417,6 @@ internal sealed unsafe class ManagedNn : INnOps
 
     // ---------------------------------------------------------------- pooling
 
-    private static void CheckPool(in PoolGeometry g, Tensor x, Tensor y)
-    {
-        g.Validate();
-        x.RequireShape(nameof(x), g.Batch, g.Channels, g.InHeight, g.InWidth);
-        y.RequireShape(nameof(y), g.Batch, g.Channels, g.OutHeight, g.OutWidth);
-    }
-
     /// <summary>All bits set when <paramref name="condition"/> holds, else 0 (without a branch).</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     private static int Mask(bool condition) => -(int)System.Runtime.CompilerServices.Unsafe.As<bool, byte>(ref condition);
@@ -475,7 +428,7 @@ internal sealed unsafe class ManagedNn : INnOps
 
     public void Pool2DForward(in PoolGeometry g, PoolKind kind, Tensor x, Tensor y)
     {
-        CheckPool(g, x, y);
+        NnChecks.Pool(g, x, y);
         var geo = g;
         var tx = M(x, nameof(x)); var ty = M(y, nameof(y));
         int inPlane = g.InHeight * g.InWidth, outPlane = g.OutHeight * g.OutWidth;
@@ -541,7 +494,7 @@ internal sealed unsafe class ManagedNn : INnOps
 
     public void Pool2DBackward(in PoolGeometry g, PoolKind kind, Tensor x, Tensor y, Tensor dy, Tensor dx)
     {
-        CheckPool(g, x, y);
+        NnChecks.Pool(g, x, y);
         dy.RequireShape(nameof(dy), g.Batch, g.Channels, g.OutHeight, g.OutWidth);
         dx.RequireShape(nameof(dx), g.Batch, g.Channels, g.InHeight, g.InWidth);
         var geo = g;
@@ -625,7 +578,7 @@ internal sealed unsafe class ManagedNn : INnOps
     public void GlobalAvgPoolForward(Tensor x, Tensor y)
     {
         if (y.Rank != 2) throw new ArgumentException($"y: expected [batch, channels], was [{string.Join(", ", y.Shape)}].", nameof(y));
-        var (n, ch, s) = ChannelLayout(x, y.Shape[1], nameof(x));
+        var (n, ch, s) = NnChecks.ChannelLayout(x, y.Shape[1], nameof(x));
         y.RequireShape(nameof(y), n, ch);
         var tx = M(x, nameof(x)); var ty = M(y, nameof(y));
         ForRanges((long)n * ch, 16, (p0, p1) =>
@@ -638,7 +591,7 @@ internal sealed unsafe class ManagedNn : INnOps
     public void GlobalAvgPoolBackward(Tensor dy, Tensor dx)
     {
         if (dy.Rank != 2) throw new ArgumentException($"dy: expected [batch, channels], was [{string.Join(", ", dy.Shape)}].", nameof(dy));
-        var (n, ch, s) = ChannelLayout(dx, dy.Shape[1], nameof(dx));
+        var (n, ch, s) = NnChecks.ChannelLayout(dx, dy.Shape[1], nameof(dx));
         dy.RequireShape(nameof(dy), n, ch);
         var tdy = M(dy, nameof(dy)); var tdx = M(dx, nameof(dx));
         ForRanges((long)n * ch, 16, (p0, p1) =>
@@ -654,10 +607,10 @@ internal sealed unsafe class ManagedNn : INnOps
         Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, Tensor y)
     {
         int chCount = (int)gamma.Length;
-        var (n, ch, s) = ChannelLayout(x, chCount, nameof(x));
+        var (n, ch, s) = NnChecks.ChannelLayout(x, chCount, nameof(x));
         foreach (var (t, name) in new[] { (beta, nameof(beta)), (runningMean, nameof(runningMean)), (runningVar, nameof(runningVar)), (saveMean, nameof(saveMean)), (saveInvStd, nameof(saveInvStd)) })
             t.RequireShape(name, ch);
-        SameLength(x, nameof(x), y, nameof(y));
+        NnChecks.SameLength(x, nameof(x), y, nameof(y));
         var tx = M(x, nameof(x)); var tg = M(gamma, nameof(gamma)); var tb = M(beta, nameof(beta));
         var trm = M(runningMean, nameof(runningMean)); var trv = M(runningVar, nameof(runningVar));
         var tsm = M(saveMean, nameof(saveMean)); var tsi = M(saveInvStd, nameof(saveInvStd)); var ty = M(y, nameof(y));
@@ -693,11 +646,11 @@ internal sealed unsafe class ManagedNn : INnOps
     public void BatchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y)
     {
         int chCount = (int)gamma.Length;
-        var (n, ch, s) = ChannelLayout(x, chCount, nameof(x));
+        var (n, ch, s) = NnChecks.ChannelLayout(x, chCount, nameof(x));
         beta.RequireShape(nameof(beta), ch);
         runningMean.RequireShape(nameof(runningMean), ch);
         runningVar.RequireShape(nameof(runningVar), ch);
-        SameLength(x, nameof(x), y, nameof(y));
+        NnChecks.SameLength(x, nameof(x), y, nameof(y));
         var tx = M(x, nameof(x)); var tg = M(gamma, nameof(gamma)); var tb = M(beta, nameof(beta));
         var trm = M(runningMean, nameof(runningMean)); var trv = M(runningVar, nameof(runningVar)); var ty = M(y, nameof(y));
         ForRanges((long)n * ch, Math.Max(1, 8192 / Math.Max(s, 1)), (p0, p1) =>
@@ -716,13 +669,13 @@ internal sealed unsafe class ManagedNn : INnOps
         Tensor dx, Tensor dGamma, Tensor dBeta)
     {
         int chCount = (int)gamma.Length;
-        var (n, ch, s) = ChannelLayout(x, chCount, nameof(x));
+        var (n, ch, s) = NnChecks.ChannelLayout(x, chCount, nameof(x));
         saveMean.RequireShape(nameof(saveMean), ch);
         saveInvStd.RequireShape(nameof(saveInvStd), ch);
         dGamma.RequireShape(nameof(dGamma), ch);
         dBeta.RequireShape(nameof(dBeta), ch);
-        SameLength(x, nameof(x), dy, nameof(dy));
-        SameLength(x, nameof(x), dx, nameof(dx));
+        NnChecks.SameLength(x, nameof(x), dy, nameof(dy));
+        NnChecks.SameLength(x, nameof(x), dx, nameof(dx));
         var tx = M(x, nameof(x)); var tg = M(gamma, nameof(gamma)); var tsm = M(saveMean, nameof(saveMean));
         var tsi = M(saveInvStd, nameof(saveInvStd)); var tdy = M(dy, nameof(dy)); var tdx = M(dx, nameof(dx));
         var tdg = M(dGamma, nameof(dGamma)); var tdb = M(dBeta, nameof(dBeta));
@@ -763,8 +716,8 @@ internal sealed unsafe class ManagedNn : INnOps
     public void DropoutForward(Tensor x, float rate, ulong seed, Tensor mask, Tensor y)
     {
         if (!(rate >= 0f && rate < 1f)) throw new ArgumentOutOfRangeException(nameof(rate), $"Dropout rate must be in [0, 1), was {rate}.");
-        SameLength(x, nameof(x), mask, nameof(mask));
-        SameLength(x, nameof(x), y, nameof(y));
+        NnChecks.SameLength(x, nameof(x), mask, nameof(mask));
+        NnChecks.SameLength(x, nameof(x), y, nameof(y));
         var tx = M(x, nameof(x)); var tm = M(mask, nameof(mask)); var ty = M(y, nameof(y));
         float keepScale = 1f / (1f - rate);
         ForRanges(tx.Length, 1 << 15, (s, e) =>
@@ -780,8 +733,8 @@ internal sealed unsafe class ManagedNn : INnOps
 
     public void DropoutBackward(Tensor dy, Tensor mask, Tensor dx)
     {
-        SameLength(dy, nameof(dy), mask, nameof(mask));
-        SameLength(dy, nameof(dy), dx, nameof(dx));
+        NnChecks.SameLength(dy, nameof(dy), mask, nameof(mask));
+        NnChecks.SameLength(dy, nameof(dy), dx, nameof(dx));
         var tdy = M(dy, nameof(dy)); var tm = M(mask, nameof(mask)); var tdx = M(dx, nameof(dx));
         ForRanges(tdy.Length, 1 << 15, (s, e) =>
             Vec.Multiply(tdy.Data.AsSpan(tdy.Offset + s, e - s), tm.Data.AsSpan(tm.Offset + s, e - s), tdx.Data.AsSpan(tdx.Offset + s, e - s)));
@@ -789,7 +742,7 @@ internal sealed unsafe class ManagedNn : INnOps
 
     public void LeakyReluForward(Tensor x, float slope, Tensor y)
     {
-        SameLength(x, nameof(x), y, nameof(y));
+        NnChecks.SameLength(x, nameof(x), y, nameof(y));
         var tx = M(x, nameof(x)); var ty = M(y, nameof(y));
         ForRanges(tx.Length, 1 << 15, (s, e) =>
             Vec.LeakyRelu(tx.Data.AsSpan(tx.Offset + s, e - s), slope, ty.Data.AsSpan(ty.Offset + s, e - s)));
@@ -797,8 +750,8 @@ internal sealed unsafe class ManagedNn : INnOps
 
     public void LeakyReluBackward(Tensor y, float slope, Tensor dy, Tensor dx)
     {
-        SameLength(y, nameof(y), dy, nameof(dy));
-        SameLength(y, nameof(y), dx, nameof(dx));
+        NnChecks.SameLength(y, nameof(y), dy, nameof(dy));
+        NnChecks.SameLength(y, nameof(y), dx, nameof(dx));
         var ty = M(y, nameof(y)); var tdy = M(dy, nameof(dy)); var tdx = M(dx, nameof(dx));
         ForRanges(ty.Length, 1 << 15, (s, e) =>
             Vec.LeakyReluGrad(ty.Data.AsSpan(ty.Offset + s, e - s), slope, tdy.Data.AsSpan(tdy.Offset + s, e - s), tdx.Data.AsSpan(tdx.Offset + s, e - s)));
@@ -809,13 +762,7 @@ internal sealed unsafe class ManagedNn : INnOps
     public void SoftmaxCrossEntropy(Tensor logits, Tensor labels, float labelSmoothing,
         Tensor probabilities, Tensor losses, Tensor? dLogits, float gradientScale)
     {
-        if (logits.Rank != 2) throw new ArgumentException($"logits: expected [batch, classes], was [{string.Join(", ", logits.Shape)}].", nameof(logits));
-        int n = logits.Shape[0], k = logits.Shape[1];
-        if (!(labelSmoothing >= 0f && labelSmoothing <= 1f)) throw new ArgumentOutOfRangeException(nameof(labelSmoothing), $"Label smoothing must be in [0, 1], was {labelSmoothing}.");
-        labels.RequireShape(nameof(labels), n);
-        probabilities.RequireShape(nameof(probabilities), n, k);
-        losses.RequireShape(nameof(losses), n);
-        dLogits?.RequireShape(nameof(dLogits), n, k);
+        var (n, k) = NnChecks.SoftmaxCrossEntropy(logits, labels, labelSmoothing, probabilities, losses, dLogits);
         var tz = M(logits, nameof(logits)); var tl = M(labels, nameof(labels)); var tp = M(probabilities, nameof(probabilities));
         var tloss = M(losses, nameof(losses));
         ManagedTensor? tg = dLogits is null ? null : M(dLogits, nameof(dLogits));
@@ -865,8 +812,8 @@ internal sealed unsafe class ManagedNn : INnOps
 
     public void SgdUpdate(Tensor parameter, Tensor gradient, Tensor velocity, float learningRate, float momentum, bool nesterov, float weightDecay)
     {
-        SameLength(parameter, nameof(parameter), gradient, nameof(gradient));
-        SameLength(parameter, nameof(parameter), velocity, nameof(velocity));
+        NnChecks.SameLength(parameter, nameof(parameter), gradient, nameof(gradient));
+        NnChecks.SameLength(parameter, nameof(parameter), velocity, nameof(velocity));
         var tp = M(parameter, nameof(parameter)); var tg = M(gradient, nameof(gradient)); var tv = M(velocity, nameof(velocity));
         ForRanges(tp.Length, 1 << 16, (s, e) =>
         {
@@ -886,10 +833,7 @@ internal sealed unsafe class ManagedNn : INnOps
     public void AdamUpdate(Tensor parameter, Tensor gradient, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
         float epsilon, float weightDecay, bool decoupled, int step)
     {
-        if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), $"Adam's step counts from 1, was {step}.");
-        SameLength(parameter, nameof(parameter), gradient, nameof(gradient));
-        SameLength(parameter, nameof(parameter), m, nameof(m));
-        SameLength(parameter, nameof(parameter), v, nameof(v));
+        NnChecks.Adam(parameter, gradient, m, v, step);
         var tp = M(parameter, nameof(parameter)); var tg = M(gradient, nameof(gradient)); var tm = M(m, nameof(m)); var tv = M(v, nameof(v));
         float c1 = 1f / (1f - MathF.Pow(beta1, step));
         float c2 = 1f / (1f - MathF.Pow(beta2, step));
