@@ -32,6 +32,10 @@ type Recipe =
       /// Augmented copies of each training clip added to the originals (with `Augment`).
       Copies: int }
 
+/// Samples per clip (at the schema's rate) for schemas that accept any clip length (genre, mfcc-mean40): training
+/// and prediction must shape clips the same way.
+let anyLengthClipSamples = 8192
+
 /// Network input shape for a schema's row shape: images get a channel axis, a raw waveform too (Conv1D).
 let inputShape (schemaShape: int[]) (recipe: Recipe) =
     match schemaShape with
@@ -211,7 +215,7 @@ let train (options: TrainOptions) : RunResult =
     Directory.CreateDirectory outDir |> ignore
     use engine = Engines.Create(options.Device, log)
     log (sprintf "device: %s (%s)" engine.Name engine.DeviceName)
-    let extractor = Transforms.ofSchema engine (8192) schema
+    let extractor = Transforms.ofSchema engine anyLengthClipSamples schema
     let loadWatch = Stopwatch.StartNew()
     let clips =
         dataset.Items
@@ -357,7 +361,7 @@ let predict (device: string) (log: string -> unit) (modelPath: string) (files: s
             | Some (_, v) -> v
             | None -> raise (ModelFileException(modelPath, sprintf "normalisation '%s' is missing" name))
         { Grouping = grouping schema; Mean = find "mean"; Std = find "std" }
-    let extractor = Transforms.ofSchema engine 8192 schema
+    let extractor = Transforms.ofSchema engine anyLengthClipSamples schema
     let clips =
         files
         |> List.map (fun f ->

@@ -46,7 +46,7 @@ let fsddFolder () = locate FsddVariable (Path.Combine("shared", "data", "fsdd"))
 /// The librosa 0.10.2 reference folder from HYBRID_LIBROSA_REFERENCE, else ../shared/reference/librosa-0.10.2.
 let referenceFolder () = locate ReferenceVariable (Path.Combine("shared", "reference", "librosa-0.10.2"))
 
-/// The SHA-256 list of FSDD v1.0.10 shipped with the repository, as a path.
+/// The repository root (the folder holding Hybrid.sln above the test binaries), if found.
 let repositoryRoot () = repoRoot.Value
 
 let private missing what variable =
