@@ -13,7 +13,7 @@ let private createWithWarnings name =
 
 [<Tests>]
 let tests =
-    testList "Engines" [
+    IlgpuFixture.ilgpuList "Engines" [
         test "managed and ilgpu-cpu are always available" {
             let names = Engines.Available()
             Expect.contains names "managed" "managed available"

@@ -34,6 +34,8 @@ public sealed class IlgpuTensor : Tensor
         // queued kernels may still read this storage (the CPU accelerator does not order host copies after them)
         Engine.Synchronize();
         View.SubView(offset, source.Length).CopyFromCPU(ref MemoryMarshal.GetReference(source), source.Length);
+        // and the kernels queued next must not start before the copy has landed
+        Engine.Synchronize();
     }
 
     /// <inheritdoc />
@@ -158,6 +160,8 @@ public sealed class IlgpuEngine : Engine
     {
         var buffer = Accelerator.Allocate1D<float>(Math.Max(data.Length, 1));
         if (data.Length > 0) buffer.View.SubView(0, data.Length).CopyFromCPU(data);
+        // kernels queued after the upload must see the plan (the CPU accelerator does not order them after host copies)
+        Accelerator.Synchronize();
         return buffer;
     }
 
