@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Runtime.InteropServices;
 using ILGPU;
 using ILGPU.Runtime;
 
@@ -10,7 +9,7 @@ namespace Hybrid.Dsp.Ilgpu;
 /// <see cref="MemoryBuffer1D{T, TStride}"/>. Reshaped tensors are views sharing the storage; only the
 /// tensor that allocated the buffer frees it.
 /// </summary>
-public sealed class IlgpuTensor : Tensor
+public sealed unsafe class IlgpuTensor : Tensor
 {
     private MemoryBuffer1D<float, Stride1D.Dense>? _owned;
 
@@ -31,11 +30,12 @@ public sealed class IlgpuTensor : Tensor
     {
         CheckRange(offset, source.Length);
         if (source.Length == 0) return;
-        // queued kernels may still read this storage (the CPU accelerator does not order host copies after them)
-        Engine.Synchronize();
-        View.SubView(offset, source.Length).CopyFromCPU(ref MemoryMarshal.GetReference(source), source.Length);
-        // and the kernels queued next must not start before the copy has landed
-        Engine.Synchronize();
+        // ILGPU's pointer-based copy takes the span's address as it is: pin it, or a garbage collection during the
+        // copy moves a managed array away and the copy reads (or, below, writes) the memory it left behind
+        fixed (float* pinned = source)
+        {
+            View.SubView(offset, source.Length).CopyFromCPU(ref *pinned, source.Length);
+        }
     }
 
     /// <inheritdoc />
@@ -43,9 +43,10 @@ public sealed class IlgpuTensor : Tensor
     {
         CheckRange(offset, destination.Length);
         if (destination.Length == 0) return;
-        // wait for the kernels that write this storage (the CPU accelerator does not order host copies after them)
-        Engine.Synchronize();
-        View.SubView(offset, destination.Length).CopyToCPU(ref MemoryMarshal.GetReference(destination), destination.Length);
+        fixed (float* pinned = destination)
+        {
+            View.SubView(offset, destination.Length).CopyToCPU(ref *pinned, destination.Length);
+        }
     }
 
     /// <inheritdoc />
@@ -126,8 +127,6 @@ public sealed class IlgpuEngine : Engine
         }
         var buffer = Accelerator.Allocate1D<float>(Math.Max(length, 1));
         buffer.MemSetToZero();
-        // the fill is queued on the stream; wait for it so that host copies into the new tensor cannot be overtaken by it
-        Accelerator.Synchronize();
         var view = buffer.View.SubView(0, length);
         return new IlgpuTensor(this, shape, buffer, view);
     }
@@ -160,8 +159,6 @@ public sealed class IlgpuEngine : Engine
     {
         var buffer = Accelerator.Allocate1D<float>(Math.Max(data.Length, 1));
         if (data.Length > 0) buffer.View.SubView(0, data.Length).CopyFromCPU(data);
-        // kernels queued after the upload must see the plan (the CPU accelerator does not order them after host copies)
-        Accelerator.Synchronize();
         return buffer;
     }
 

@@ -79,7 +79,6 @@ internal sealed class IlgpuNn : INnOps
         var partial = _partials.View.SubView(0, blocks);
         NnReduceKernels.SumOfSquares(_engine)(new KernelConfig(blocks, Threads), v, partial, Count(x));
         var host = new double[blocks];
-        _engine.Accelerator.Synchronize(); // the CPU accelerator does not order host copies after queued kernels
         partial.CopyToCPU(host);
         double total = 0;
         foreach (var p in host) total += p;
