@@ -92,3 +92,58 @@ let perUtteranceInPlace (bands: int) (frames: int) (scale: bool) (floor: float32
             let s = if scale then max (float floor) (sqrt (sq / float frames)) else 1.0
             for i in 0 .. frames - 1 do
                 span.[i] <- float32 ((float span.[i] - mean) / s)
+
+let private checkImages (bands: int) (frames: int) (data: float32[]) =
+    let width = bands * frames
+    if bands <= 0 || frames <= 0 || data.Length % width <> 0 then
+        invalidArg (nameof data) (sprintf "data of %d values is not a whole number of %d x %d images" data.Length bands frames)
+    data.Length / width
+
+/// Narrows the dynamic range of each row of `width` dB values in place: values below the row's maximum minus
+/// `rangeDb` are raised to that floor (power_to_db's top_db, applied again with a smaller range). Background
+/// noise that lies further below the speech than `rangeDb` (its level differs by speaker, microphone and room)
+/// then leaves no trace in the image.
+let clampRangeInPlace (width: int) (rangeDb: float32) (data: float32[]) =
+    if width <= 0 || data.Length % width <> 0 then
+        invalidArg (nameof data) (sprintf "data of %d values is not a whole number of rows of %d" data.Length width)
+    if not (rangeDb > 0.0f) then invalidArg (nameof rangeDb) (sprintf "the range must be positive, was %g dB" rangeDb)
+    for r in 0 .. data.Length / width - 1 do
+        let row = Span<float32>(data, r * width, width)
+        let mutable top = Single.NegativeInfinity
+        for v in row do top <- max top v
+        let floor = top - rangeDb
+        for i in 0 .. width - 1 do
+            if row.[i] < floor then row.[i] <- floor
+
+/// Orthonormal DCT-II basis over `bands` points: basis.[k * bands + b].
+let private dctBasis (bands: int) =
+    Array.init (bands * bands) (fun i ->
+        let k, b = i / bands, i % bands
+        let scale = if k = 0 then sqrt (1.0 / float bands) else sqrt (2.0 / float bands)
+        scale * cos (Math.PI / float bands * (float b + 0.5) * float k))
+
+/// Cepstral smoothing of [bands, frames] log-spectral images in place: each frame's bands go through an
+/// orthonormal DCT-II (the MFCC transform), coefficients from `keep` on are zeroed, and the inverse DCT brings the
+/// frame back to bands. This keeps the spectral envelope (formants) and drops the fine structure of pitch
+/// harmonics, which says more about the speaker than about the word. `keep` = bands leaves the images unchanged.
+let cepstralSmoothInPlace (bands: int) (frames: int) (keep: int) (data: float32[]) =
+    let rows = checkImages bands frames data
+    if keep < 1 || keep > bands then invalidArg (nameof keep) (sprintf "keep must be in 1..%d (the band count), was %d" bands keep)
+    if keep < bands then
+        let basis = dctBasis bands
+        let width = bands * frames
+        Threading.Tasks.Parallel.For(0, rows, fun r ->
+            let o = r * width
+            let column = Array.zeroCreate<float> bands
+            let c = Array.zeroCreate<float> keep
+            for t in 0 .. frames - 1 do
+                for b in 0 .. bands - 1 do column.[b] <- float data.[o + b * frames + t]
+                for k in 0 .. keep - 1 do
+                    let mutable s = 0.0
+                    for b in 0 .. bands - 1 do s <- s + basis.[k * bands + b] * column.[b]
+                    c.[k] <- s
+                for b in 0 .. bands - 1 do
+                    let mutable s = 0.0
+                    for k in 0 .. keep - 1 do s <- s + basis.[k * bands + b] * c.[k]
+                    data.[o + b * frames + t] <- float32 s)
+        |> ignore

@@ -70,4 +70,53 @@ let tests =
                     let std = sqrt (xs |> Array.averageBy (fun x -> (x - mean) ** 2.0))
                     Expect.floatClose f32 mean 0.0 "expected zero mean per band"
                     Expect.floatClose f32 std 1.0 "expected unit deviation per band")
+
+        testProperty "a range clamp raises only values below each row's maximum minus the range, and keeps the maximum" (fun (seed: int) ->
+            let rows, width = 4, 30
+            let rng = Random seed
+            let data = Array.init (rows * width) (fun _ -> float32 (rng.NextDouble() * 120.0 - 100.0))
+            let before = Array.copy data
+            Normalization.clampRangeInPlace width 35.0f data
+            for r in 0 .. rows - 1 do
+                let row = before.[r * width .. r * width + width - 1]
+                let top = Array.max row
+                for j in 0 .. width - 1 do
+                    let was, now = row.[j], data.[r * width + j]
+                    if was >= top - 35.0f then Expect.equal now was "a value within the range is untouched"
+                    else Expect.equal now (top - 35.0f) "a value below the range is raised to the floor"
+                Expect.equal (Array.max data.[r * width .. r * width + width - 1]) top "the maximum is kept")
+
+        test "a range clamp refuses a non-positive range and ragged rows" {
+            Expect.throwsT<ArgumentException> (fun () -> Normalization.clampRangeInPlace 4 0.0f (Array.zeroCreate 8)) "zero range"
+            Expect.throwsT<ArgumentException> (fun () -> Normalization.clampRangeInPlace 3 10.0f (Array.zeroCreate 8)) "8 values are not rows of 3"
+        }
+
+        testProperty "cepstral smoothing keeping every coefficient changes nothing, and smoothing is a projection" (fun (seed: int) ->
+            let bands, frames = 12, 7
+            let data = randomRows seed 3 (bands * frames)
+            let full = Array.copy data
+            Normalization.cepstralSmoothInPlace bands frames bands full
+            for i in 0 .. data.Length - 1 do
+                Expect.floatClose f32 (float full.[i]) (float data.[i]) "keep = bands is the identity"
+            let once = Array.copy data
+            Normalization.cepstralSmoothInPlace bands frames 5 once
+            let twice = Array.copy once
+            Normalization.cepstralSmoothInPlace bands frames 5 twice
+            for i in 0 .. data.Length - 1 do
+                Expect.floatClose f32 (float twice.[i]) (float once.[i]) "smoothing a smoothed image changes nothing")
+
+        test "cepstral smoothing with one coefficient leaves each frame at its mean over the bands, and dropping the top coefficient removes most of a ripple across bands" {
+            let bands, frames = 8, 3
+            // frame t: a level of t plus a ripple alternating across bands (the highest cepstral coefficient)
+            let data = Array.init (bands * frames) (fun i -> let b, t = i / frames, i % frames in float32 t + (if b % 2 = 0 then 1.0f else -1.0f))
+            let flat = Array.copy data
+            Normalization.cepstralSmoothInPlace bands frames 1 flat
+            for i in 0 .. flat.Length - 1 do
+                Expect.floatClose f32 (float flat.[i]) (float (i % frames)) "each band holds the frame's mean"
+            let smooth = Array.copy data
+            Normalization.cepstralSmoothInPlace bands frames (bands - 1) smooth
+            // the alternating sequence puts 82% of its energy in the top coefficient (the rest in the other odd ones)
+            let energy = smooth |> Array.mapi (fun i v -> (float v - float (i % frames)) ** 2.0) |> Array.sum
+            Expect.isLessThan energy (0.25 * float (bands * frames)) "at least three quarters of the ripple's energy is gone without the top coefficient"
+        }
     ]
