@@ -59,29 +59,6 @@ let tests =
                 for p in predictions do
                     Expect.floatClose { absolute = 1e-4; relative = 0.0 } (p.Probabilities |> List.sumBy snd) 1.0 "probabilities sum to 1"))
 
-        TestData.testWithFsdd "cnn2d's image preparation is recorded in the model file and predict replays it" (fun fsdd ->
-            withSubset fsdd (fun dir ->
-                let out = Path.Combine(dir, "cnn2d")
-                let r = Experiment.train { options dir out with Model = "cnn2d"; Epochs = Some 2; Plots = false }
-                let path = Path.Combine(out, "model.hnn")
-                let _, info = ModelFile.inspect path
-                let setting key = info.TrainingSettings |> List.find (fun (k, _) -> k = key) |> snd
-                Expect.equal (setting "range_db", setting "cepstral_keep", setting "per_utterance") ("35", "16", "True") "the preparation is recorded"
-                let testFiles = Directory.GetFiles(Path.Combine(dir, "recordings")) |> Array.filter (fun f -> (Dataset.tryParseFsddName (nonNull (Path.GetFileName f))) |> Option.exists (fun (_, _, i) -> i < 5)) |> Array.sort
-                let predictions = Experiment.predict "managed" ignore path (List.ofArray testFiles)
-                let correct = predictions |> List.filter (fun p -> (nonNull (Path.GetFileName p.Path)).StartsWith(p.Label + "_")) |> List.length
-                Expect.floatClose Accuracy.veryHigh (float correct / float testFiles.Length) r.TestAccuracy "predict agrees with the evaluation"))
-
-        test "a model file's preparation settings read back, with no clamp or smoothing for files that predate them" {
-            let read = Experiment.Preparation.ofSettings "m.hnn"
-            Expect.equal (read [ "per_utterance", "True"; "range_db", "35"; "cepstral_keep", "16" ]) { RangeDb = Some 35.0; CepstralKeep = 16; PerUtterance = true } "current files"
-            Expect.equal (read [ "per_utterance", "True" ]) { RangeDb = None; CepstralKeep = 0; PerUtterance = true } "files written before the clamp and smoothing"
-            Expect.equal (read (Experiment.Preparation.settings { RangeDb = Some 42.5; CepstralKeep = 3; PerUtterance = false })) { RangeDb = Some 42.5; CepstralKeep = 3; PerUtterance = false } "round trip"
-            let e = Expect.throwsC (fun () -> read [ "range_db", "loud" ] |> ignore) id
-            Expect.stringContains e.Message "range_db" "a damaged value is named"
-            Expect.isTrue (e :? ModelFileException) "as a damaged model file"
-        }
-
         TestData.testWithFsdd "the same seed gives the same accuracy and weights" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let a = Experiment.train { options dir (Path.Combine(dir, "a")) with Epochs = Some 4; Plots = false }
