@@ -11,56 +11,6 @@ open Hybrid.Dsp
 open Hybrid.Features
 open Hybrid.Features.Schemas
 
-/// Preparation of extracted [bands, frames] images, applied identically in training and prediction and recorded
-/// in model files (rows of other shapes pass through unchanged).
-type Preparation =
-    { /// Clamp each image at its maximum minus this many dB (Normalization.clampRangeInPlace); None keeps the
-      /// schema's range.
-      RangeDb: float option
-      /// Cepstral smoothing keeping this many DCT coefficients per frame (Normalization.cepstralSmoothInPlace); 0: off.
-      CepstralKeep: int
-      /// Per-utterance mean removal of each band (removes the recording channel's colouring).
-      PerUtterance: bool }
-
-module Preparation =
-    /// No preparation.
-    let none = { RangeDb = None; CepstralKeep = 0; PerUtterance = false }
-
-    /// Applies the preparation in place to rows of the schema's shape: range clamp, then smoothing, then mean removal.
-    let apply (schema: FeatureSchemaInfo) (p: Preparation) (values: float32[]) =
-        if schema.Shape.Count = 2 then
-            let bands, frames = schema.Shape.[0], schema.Shape.[1]
-            p.RangeDb |> Option.iter (fun r -> Normalization.clampRangeInPlace (bands * frames) (float32 r) values)
-            if p.CepstralKeep > 0 then Normalization.cepstralSmoothInPlace bands frames p.CepstralKeep values
-            if p.PerUtterance then Normalization.perUtteranceInPlace bands frames false 1e-3f values
-
-    /// The model-file settings describing the preparation.
-    let settings (p: Preparation) =
-        [ "per_utterance", string p.PerUtterance
-          "range_db", (match p.RangeDb with Some r -> r.ToString(Globalization.CultureInfo.InvariantCulture) | None -> "none")
-          "cepstral_keep", string p.CepstralKeep ]
-
-    /// Reads the preparation back from model-file settings (files written before range_db and cepstral_keep
-    /// existed have neither: no clamp, no smoothing).
-    let ofSettings (file: string) (settings: (string * string) list) =
-        let find key = settings |> List.tryFind (fun (k, _) -> k = key) |> Option.map snd
-        let bad key (v: string) = raise (ModelFileException(file, sprintf "training setting '%s' has the unreadable value '%s'" key v))
-        { PerUtterance = find "per_utterance" = Some "True"
-          RangeDb =
-            match find "range_db" with
-            | None | Some "none" -> None
-            | Some v ->
-                match Double.TryParse(v, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture) with
-                | true, r when r > 0.0 -> Some r
-                | _ -> bad "range_db" v
-          CepstralKeep =
-            match find "cepstral_keep" with
-            | None -> 0
-            | Some v ->
-                match Int32.TryParse v with
-                | true, k when k >= 0 -> k
-                | _ -> bad "cepstral_keep" v }
-
 /// How a model's input is computed and prepared.
 type Recipe =
     { /// CLI name (`--model`).
@@ -69,8 +19,9 @@ type Recipe =
       Description: string
       /// Default feature schema (`--features` overrides it).
       Schema: string
-      /// Image preparation before the train-fitted standardisation.
-      Prepare: Preparation
+      /// Per-utterance mean normalisation of each band of a [bands, frames] image before the train-fitted
+      /// standardisation (removes the recording channel's colouring).
+      PerUtterance: bool
       /// Builds the network for an input shape and a class count.
       Build: int list -> int -> Net
       Epochs: int
@@ -123,16 +74,16 @@ let private logreg (input: int list) classes = Net.sequential input [ Layers.fla
 /// The models `--model` chooses from; the first is the default.
 let recipes =
     [ { Name = "cnn2d"; Description = "2-D CNN on a 40 x 65 log-mel image (the spoken-digit write-up)"
-        Schema = "logmel-fsdd"; Prepare = { RangeDb = Some 35.0; CepstralKeep = 16; PerUtterance = true }; Build = cnn2d
+        Schema = "logmel-fsdd"; PerUtterance = true; Build = cnn2d
         Epochs = 12; BatchSize = 64; LearningRate = 3e-3; Augment = "speed:0.85-1.15,shift:0.08,gain:6,snr:15-40"; Copies = 1 }
       { Name = "mlp"; Description = "Dense network on 40 MFCC means (the UrbanSound8K write-up)"
-        Schema = "mfcc-mean40"; Prepare = Preparation.none; Build = mlp
+        Schema = "mfcc-mean40"; PerUtterance = false; Build = mlp
         Epochs = 60; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0 }
       { Name = "cnn1d"; Description = "1-D convolutions on the raw 8,192-sample waveform with noise augmentation (the Speech Commands write-up)"
-        Schema = "raw8192"; Prepare = Preparation.none; Build = cnn1d
+        Schema = "raw8192"; PerUtterance = false; Build = cnn1d
         Epochs = 20; BatchSize = 64; LearningRate = 2e-3; Augment = "noise:0.005,shift:0.08"; Copies = 1 }
       { Name = "logreg"; Description = "linear softmax on MFCC and spectral statistics (the genre write-up's table)"
-        Schema = "genre"; Prepare = Preparation.none; Build = logreg
+        Schema = "genre"; PerUtterance = false; Build = logreg
         Epochs = 100; BatchSize = 64; LearningRate = 1e-2; Augment = ""; Copies = 0 } ]
 
 /// Looks a recipe up by name.
@@ -197,12 +148,11 @@ type RunResult =
 /// Settings recorded in model files and reports.
 let private settingsOf (options: TrainOptions) (recipe: Recipe) (schema: FeatureSchemaInfo) epochs batch lr augment =
     [ "model", recipe.Name; "features", schema.Name; "split", options.Split; "epochs", string epochs; "batch_size", string batch
-      "learning_rate", string lr; "augment", augment; "copies", string recipe.Copies ]
-    @ Preparation.settings recipe.Prepare
-    @ [ "seed", string options.Seed; "device", options.Device ]
+      "learning_rate", string lr; "augment", augment; "copies", string recipe.Copies; "per_utterance", string recipe.PerUtterance
+      "seed", string options.Seed; "device", options.Device ]
 
 /// The features of one split part: clips shaped to the schema, optional augmented copies, extraction,
-/// image preparation (Preparation.apply). Returns [rows, Length] values and their labels.
+/// per-utterance normalisation. Returns [rows, Length] values and their labels.
 let private featuresOf (extractor: Pipeline.Extractor) (schema: FeatureSchemaInfo) (recipe: Recipe) (clips: Map<string, float32[]>)
                        (augmentations: Augmentation list) (copies: int) (seed: int) (items: Item[]) =
     let shaped = [|
@@ -213,7 +163,8 @@ let private featuresOf (extractor: Pipeline.Extractor) (schema: FeatureSchemaInf
                 let augmented = Augment.apply (seed * 7919 + copy) item.Key [||] extractor.SampleRate augmentations clips.[item.Key]
                 yield Clip.fit extractor.ClipSamples Clip.Center augmented, item.LabelIndex |]
     let values = Pipeline.extractAll extractor (fun i -> fst shaped.[i]) shaped.Length 256 2 Progress.silent
-    Preparation.apply schema recipe.Prepare values
+    if recipe.PerUtterance && schema.Shape.Count = 2 then
+        Normalization.perUtteranceInPlace schema.Shape.[0] schema.Shape.[1] false 1e-3f values
     values, shaped |> Array.map snd
 
 let private grouping (schema: FeatureSchemaInfo) =
@@ -388,7 +339,7 @@ type Prediction =
       Probabilities: (string * float) list }
 
 /// Loads a model file written by `train` and classifies recordings with exactly the training preprocessing
-/// (the schema named in the file, the same clip shaping, image preparation and stored normalisation). Raises
+/// (the schema named in the file, the same clip shaping, per-utterance and stored normalisation). Raises
 /// SchemaMismatchException when the schema's fingerprint today differs from the one the model was trained on,
 /// and ModelFileException for a damaged file.
 let predict (device: string) (log: string -> unit) (modelPath: string) (files: string list) : Prediction list =
@@ -401,7 +352,7 @@ let predict (device: string) (log: string -> unit) (modelPath: string) (files: s
         match Schemas.TryGetByName(setting "features") with
         | true, s -> nonNull s
         | _ -> raise (ModelFileException(modelPath, sprintf "the model was trained on features '%s', which this library does not define" (setting "features")))
-    let preparation = Preparation.ofSettings modelPath info.TrainingSettings
+    let perUtterance = setting "per_utterance" = "True"
     use engine = Engines.Create(device, log)
     let model, info = ModelFile.load engine schema.Fingerprint modelPath
     let stats: Normalization.Stats =
@@ -422,7 +373,8 @@ let predict (device: string) (log: string -> unit) (modelPath: string) (files: s
     if clips.Length = 0 then []
     else
         let values = Pipeline.extractAll extractor (fun i -> clips.[i]) clips.Length 256 1 Progress.silent
-        Preparation.apply schema preparation values
+        if perUtterance && schema.Shape.Count = 2 then
+            Normalization.perUtteranceInPlace schema.Shape.[0] schema.Shape.[1] false 1e-3f values
         Normalization.applyInPlace stats extractor.Length values
         let probabilities = Model.predict model values
         let labels = Array.ofList info.Labels
