@@ -30,7 +30,62 @@ type Recipe =
       /// Default waveform augmentation (Augment.parse syntax; empty for none).
       Augment: string
       /// Augmented copies of each training clip added to the originals (with `Augment`).
-      Copies: int }
+      Copies: int
+      /// Test-time speed averaging: a clip's class probabilities are the normalised, weighted geometric mean of the
+      /// model's probabilities over copies of the clip resampled at each (factor, weight) (empty: the clip alone).
+      /// Evaluation and `predict` both apply it; model files record it.
+      TestSpeeds: (float * float) list }
+
+/// Formats test-time speeds as `train --test-speeds` accepts them and model files record them: `0.9*0.5,1,1.1*0.5`
+/// (a factor and its weight, the weight left out when it is 1; `none` when empty).
+let formatSpeeds (speeds: (float * float) list) =
+    let r (v: float) = v.ToString("R", Globalization.CultureInfo.InvariantCulture)
+    if speeds.IsEmpty then "none"
+    else speeds |> List.map (fun (f, w) -> if w = 1.0 then r f else r f + "*" + r w) |> String.concat ","
+
+/// Parses test-time speeds: `none`; a comma list of factors with optional weights (`0.9*0.5,1,1.1*0.5`); or a range
+/// with a step (`0.8-1.2:0.05`, equal weights), optionally triangular (`0.7-1.3:0.05:tri`: weight 1 at factor 1,
+/// falling linearly to 0 one step beyond the farther end). Factors must lie in [0.5, 2] (Augment.speed quantises
+/// them to 0.01), weights must be positive; weights are rounded to 4 decimals so that files round-trip.
+let parseSpeeds (text: string) : (float * float) list =
+    let fail fmt = Printf.kprintf (fun m -> invalidArg "test-speeds" m) fmt
+    let expected = "expected none, F[*W],F[*W],... or LO-HI:STEP[:tri]"
+    let number (t: string) =
+        match Double.TryParse(t.Trim(), Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture) with
+        | true, v -> v
+        | _ -> fail "test speeds '%s': '%s' is not a number; %s" text t expected
+    let speeds =
+        match text.Trim().ToLowerInvariant() with
+        | "" | "none" -> []
+        | t when t.Contains ':' ->
+            let parts = t.Split ':'
+            let triangular =
+                match parts with
+                | [| _; _ |] -> false
+                | [| _; _; "tri" |] -> true
+                | _ -> fail "test speeds '%s': %s" text expected
+            let step = number parts.[1]
+            let lo, hi =
+                match parts.[0].Split '-' with
+                | [| a; b |] -> number a, number b
+                | _ -> fail "test speeds '%s': %s" text expected
+            if not (step > 0.0) || hi < lo then fail "test speeds '%s': need LO <= HI and STEP > 0" text
+            let count = int (Math.Floor((hi - lo) / step + 1e-9)) + 1
+            if count > 64 then fail "test speeds '%s': %d factors, at most 64" text count
+            let reach = max (abs (lo - 1.0)) (abs (hi - 1.0)) + step
+            [ for i in 0 .. count - 1 ->
+                let f = Math.Round(lo + float i * step, 4)
+                f, (if triangular then Math.Round(1.0 - abs (f - 1.0) / reach, 4) else 1.0) ]
+        | t ->
+            [ for item in t.Split ',' ->
+                match item.Split '*' with
+                | [| f |] -> number f, 1.0
+                | [| f; w |] -> number f, number w
+                | _ -> fail "test speeds '%s': '%s' is not F or F*W; %s" text item expected ]
+    for f, w in speeds do
+        if not (f >= 0.5 && f <= 2.0) then fail "test speeds '%s': factor %g is outside [0.5, 2]" text f
+        if not (w > 0.0 && w < Double.PositiveInfinity) then fail "test speeds '%s': weight %g of factor %g is not positive" text w f
+    speeds
 
 /// Samples per clip (at the schema's rate) for schemas that accept any clip length (genre, mfcc-mean40): training
 /// and prediction must shape clips the same way.
@@ -75,16 +130,17 @@ let private logreg (input: int list) classes = Net.sequential input [ Layers.fla
 let recipes =
     [ { Name = "cnn2d"; Description = "2-D CNN on a 40 x 65 log-mel image (the spoken-digit write-up)"
         Schema = "logmel-fsdd"; PerUtterance = true; Build = cnn2d
-        Epochs = 12; BatchSize = 64; LearningRate = 3e-3; Augment = "speed:0.85-1.15,shift:0.08,gain:6,snr:15-40"; Copies = 1 }
+        Epochs = 12; BatchSize = 64; LearningRate = 3e-3; Augment = "speed:0.85-1.15,shift:0.08,gain:6,snr:15-40"; Copies = 1
+        TestSpeeds = parseSpeeds "0.7-1.3:0.05:tri" }
       { Name = "mlp"; Description = "Dense network on 40 MFCC means (the UrbanSound8K write-up)"
         Schema = "mfcc-mean40"; PerUtterance = false; Build = mlp
-        Epochs = 60; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0 }
+        Epochs = 60; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0; TestSpeeds = [] }
       { Name = "cnn1d"; Description = "1-D convolutions on the raw 8,192-sample waveform with noise augmentation (the Speech Commands write-up)"
         Schema = "raw8192"; PerUtterance = false; Build = cnn1d
-        Epochs = 20; BatchSize = 64; LearningRate = 2e-3; Augment = "noise:0.005,shift:0.08"; Copies = 1 }
+        Epochs = 20; BatchSize = 64; LearningRate = 2e-3; Augment = "noise:0.005,shift:0.08"; Copies = 1; TestSpeeds = [] }
       { Name = "logreg"; Description = "linear softmax on MFCC and spectral statistics (the genre write-up's table)"
         Schema = "genre"; PerUtterance = false; Build = logreg
-        Epochs = 100; BatchSize = 64; LearningRate = 1e-2; Augment = ""; Copies = 0 } ]
+        Epochs = 100; BatchSize = 64; LearningRate = 1e-2; Augment = ""; Copies = 0; TestSpeeds = [] } ]
 
 /// Looks a recipe up by name.
 let recipe (name: string) =
@@ -102,6 +158,8 @@ type TrainOptions =
       BatchSize: int option
       LearningRate: float option
       Augment: string option
+      /// Test-time speeds and weights (None: the model's; Some []: none).
+      TestSpeeds: (float * float) list option
       Device: string
       Seed: int
       Out: string option
@@ -115,7 +173,7 @@ type TrainOptions =
 /// Defaults: FSDD, official split, the default model on `auto`, seed 0.
 let defaults =
     { Data = None; Split = "official"; Model = (List.head recipes).Name; Features = None; Epochs = None; BatchSize = None
-      LearningRate = None; Augment = None; Device = "auto"; Seed = 0; Out = None; Log = ignore; Progress = true; Plots = true }
+      LearningRate = None; Augment = None; TestSpeeds = None; Device = "auto"; Seed = 0; Out = None; Log = ignore; Progress = true; Plots = true }
 
 /// One trained and evaluated fold.
 type FoldResult =
@@ -139,6 +197,8 @@ type RunResult =
       Folds: FoldResult list
       /// Mean test accuracy over folds (the test accuracy for a single split).
       TestAccuracy: float
+      /// Test-time speeds and weights the accuracies were averaged over (empty: none).
+      TestSpeeds: (float * float) list
       ExtractSeconds: float
       TrainSeconds: float
       TotalSeconds: float
@@ -146,10 +206,10 @@ type RunResult =
       Skipped: SkippedFile[] }
 
 /// Settings recorded in model files and reports.
-let private settingsOf (options: TrainOptions) (recipe: Recipe) (schema: FeatureSchemaInfo) epochs batch lr augment =
+let private settingsOf (options: TrainOptions) (recipe: Recipe) (schema: FeatureSchemaInfo) epochs batch lr augment testSpeeds =
     [ "model", recipe.Name; "features", schema.Name; "split", options.Split; "epochs", string epochs; "batch_size", string batch
       "learning_rate", string lr; "augment", augment; "copies", string recipe.Copies; "per_utterance", string recipe.PerUtterance
-      "seed", string options.Seed; "device", options.Device ]
+      "seed", string options.Seed; "device", options.Device; "test_speeds", formatSpeeds testSpeeds ]
 
 /// The features of one split part: clips shaped to the schema, optional augmented copies, extraction,
 /// per-utterance normalisation. Returns [rows, Length] values and their labels.
@@ -169,6 +229,41 @@ let private featuresOf (extractor: Pipeline.Extractor) (schema: FeatureSchemaInf
 
 let private grouping (schema: FeatureSchemaInfo) =
     if schema.Shape.Count = 2 then Normalization.PerBand(schema.Shape.[0], schema.Shape.[1]) else Normalization.PerColumn
+
+/// Model inputs of raw clips at the model's rate, exactly as training prepared its test rows: shaped to the
+/// schema's clip length, extracted, per-utterance normalised (when the recipe does it), then standardised with
+/// the train-fitted statistics.
+let private prepare (extractor: Pipeline.Extractor) (schema: FeatureSchemaInfo) (perUtterance: bool) (stats: Normalization.Stats) (clips: float32[][]) =
+    let shaped = clips |> Array.map (Clip.fit extractor.ClipSamples Clip.Center)
+    let values = Pipeline.extractAll extractor (fun i -> shaped.[i]) shaped.Length 256 2 Progress.silent
+    if perUtterance && schema.Shape.Count = 2 then
+        Normalization.perUtteranceInPlace schema.Shape.[0] schema.Shape.[1] false 1e-3f values
+    Normalization.applyInPlace stats extractor.Length values
+    values
+
+/// Class probabilities [clips, classes] of raw clips with test-time speed averaging: the softmax of the weighted
+/// mean log-probability over the clip resampled at each factor (Augment.speed), which is the normalised weighted
+/// geometric mean of the per-speed probabilities. With no speeds, the model's probabilities of the clips themselves.
+let predictAveraged (model: Model) (inputsOf: float32[][] -> float32[]) (speeds: (float * float) list) (clips: float32[][]) : float32[,] =
+    match speeds with
+    | [] -> Model.predict model (inputsOf clips)
+    | _ ->
+        let n, k = clips.Length, Model.classes model
+        let total = speeds |> List.sumBy snd
+        let sum = Array2D.zeroCreate<float> n k
+        for factor, weight in speeds do
+            let p = Model.predict model (inputsOf (clips |> Array.Parallel.map (Augment.speed factor)))
+            for i in 0 .. n - 1 do
+                for j in 0 .. k - 1 do
+                    sum.[i, j] <- sum.[i, j] + weight / total * log (max 1e-30 (float p.[i, j]))
+        let result = Array2D.zeroCreate<float32> n k
+        for i in 0 .. n - 1 do
+            let mutable top = Double.NegativeInfinity
+            for j in 0 .. k - 1 do top <- max top sum.[i, j]
+            let mutable z = 0.0
+            for j in 0 .. k - 1 do z <- z + exp (sum.[i, j] - top)
+            for j in 0 .. k - 1 do result.[i, j] <- float32 (exp (sum.[i, j] - top) / z)
+        result
 
 /// Writes metrics.json-style data for one fold.
 let private foldJson (f: FoldResult) (labels: string[]) =
@@ -200,6 +295,9 @@ let train (options: TrainOptions) : RunResult =
     let augmentText = defaultArg options.Augment recipe.Augment
     let augmentations = if String.IsNullOrWhiteSpace augmentText then [] else Augment.parse augmentText
     let copies = if augmentations.IsEmpty then 0 else max 1 recipe.Copies
+    let testSpeeds = defaultArg options.TestSpeeds recipe.TestSpeeds
+    // Validated as the CLI's text would be.
+    let testSpeeds = parseSpeeds (formatSpeeds testSpeeds)
     if epochs < 1 then invalidArg "epochs" (sprintf "epochs must be at least 1, was %d" epochs)
     if batch < 1 then invalidArg "batch-size" (sprintf "batch size must be at least 1, was %d" batch)
     let spec = Split.parse options.Split
@@ -222,7 +320,7 @@ let train (options: TrainOptions) : RunResult =
         |> Array.Parallel.map (fun item -> item.Key, Dataset.loadMono extractor.SampleRate item)
         |> Map.ofArray
     let labels = dataset.Labels
-    let settings = settingsOf options recipe schema epochs batch lr (Augment.format augmentations)
+    let settings = settingsOf options recipe schema epochs batch lr (Augment.format augmentations) testSpeeds
     let mutable extractSeconds = loadWatch.Elapsed.TotalSeconds
     let results =
         [ for fold in folds do
@@ -253,7 +351,12 @@ let train (options: TrainOptions) : RunResult =
             let fit = Training.fit fitOptions model { Inputs = xTrain; Labels = yTrain } (Some { Inputs = xTest; Labels = yTest })
             bar.Finish()
             let trainSeconds = trainWatch.Elapsed.TotalSeconds
-            let metrics = Model.evaluate model { Inputs = xTest; Labels = yTest }
+            let metrics =
+                match testSpeeds with
+                | [] -> Model.evaluate model { Inputs = xTest; Labels = yTest }
+                | _ ->
+                    let raw = fold.Test |> Array.map (fun item -> clips.[item.Key])
+                    Metrics.compute (predictAveraged model (prepare extractor schema recipe.PerUtterance stats) testSpeeds raw) yTest
             let file = Path.Combine(outDir, if folds.Length = 1 then "model.hnn" else sprintf "model-%s.hnn" (fold.Name.Replace('/', '-')))
             ModelFile.save file
                 { SchemaFingerprint = schema.Fingerprint
@@ -262,8 +365,9 @@ let train (options: TrainOptions) : RunResult =
                   TrainingSettings = settings @ [ "fold", fold.Name; "grouping", (match stats.Grouping with Normalization.PerColumn -> "column" | _ -> "band") ]
                   LibraryVersion = "" }
                 model
-            log (sprintf "fold %s: test accuracy %.4f (%d/%d), training %.1f s" fold.Name metrics.Accuracy
-                     (int (Math.Round(metrics.Accuracy * float metrics.Count))) metrics.Count trainSeconds)
+            log (sprintf "fold %s: test accuracy %.4f (%d/%d)%s, training %.1f s" fold.Name metrics.Accuracy
+                     (int (Math.Round(metrics.Accuracy * float metrics.Count))) metrics.Count
+                     (if testSpeeds.IsEmpty then "" else sprintf " averaged over %d speeds" testSpeeds.Length) trainSeconds)
             { Name = fold.Name; NTrain = fold.Train.Length; NTest = fold.Test.Length; TestAccuracy = metrics.Accuracy
               TrainAccuracy = (match fit.History with [] -> nan | h -> (List.last h).TrainAccuracy)
               Metrics = metrics; History = fit.History; TrainSeconds = trainSeconds; ModelFile = file } ]
@@ -295,7 +399,7 @@ let train (options: TrainOptions) : RunResult =
             | None -> ()
     let result =
         { Split = options.Split; Model = recipe.Name; Features = schema.Name; Device = engine.Name; DeviceName = engine.DeviceName
-          Folds = results; TestAccuracy = mean; ExtractSeconds = extractSeconds; TrainSeconds = trainSeconds
+          Folds = results; TestAccuracy = mean; TestSpeeds = testSpeeds; ExtractSeconds = extractSeconds; TrainSeconds = trainSeconds
           TotalSeconds = total.Elapsed.TotalSeconds; OutDir = Path.GetFullPath outDir; Skipped = dataset.Skipped }
     let metricsJson =
         {| split = result.Split; model = result.Model; features = result.Features; device = result.Device; device_name = result.DeviceName
@@ -353,6 +457,13 @@ let predict (device: string) (log: string -> unit) (modelPath: string) (files: s
         | true, s -> nonNull s
         | _ -> raise (ModelFileException(modelPath, sprintf "the model was trained on features '%s', which this library does not define" (setting "features")))
     let perUtterance = setting "per_utterance" = "True"
+    // Files written before test-time speed averaging existed have no such setting: they predict from the clip alone.
+    let testSpeeds =
+        match info.TrainingSettings |> List.tryFind (fun (k, _) -> k = "test_speeds") with
+        | Some (_, v) ->
+            try parseSpeeds v
+            with :? ArgumentException as e -> raise (ModelFileException(modelPath, sprintf "training setting 'test_speeds' is invalid: %s" e.Message))
+        | None -> []
     use engine = Engines.Create(device, log)
     let model, info = ModelFile.load engine schema.Fingerprint modelPath
     let stats: Normalization.Stats =
@@ -368,15 +479,11 @@ let predict (device: string) (log: string -> unit) (modelPath: string) (files: s
             let audio = Wav.readMono f
             let samples = audio.Samples.[0]
             let resampled = if audio.SampleRate = extractor.SampleRate then samples else Resample.resample audio.SampleRate extractor.SampleRate samples
-            Clip.fit extractor.ClipSamples Clip.Center resampled)
+            resampled)
         |> Array.ofList
     if clips.Length = 0 then []
     else
-        let values = Pipeline.extractAll extractor (fun i -> clips.[i]) clips.Length 256 1 Progress.silent
-        if perUtterance && schema.Shape.Count = 2 then
-            Normalization.perUtteranceInPlace schema.Shape.[0] schema.Shape.[1] false 1e-3f values
-        Normalization.applyInPlace stats extractor.Length values
-        let probabilities = Model.predict model values
+        let probabilities = predictAveraged model (prepare extractor schema perUtterance stats) testSpeeds clips
         let labels = Array.ofList info.Labels
         files
         |> List.mapi (fun i f ->

@@ -19,6 +19,7 @@ type TrainArgs =
     | Batch_Size of n: int
     | Lr of rate: float
     | Augment of list: string
+    | Test_Speeds of list: string
     | Device of name: string
     | Seed of seed: int
     | Out of dir: string
@@ -36,6 +37,7 @@ type TrainArgs =
             | Batch_Size _ -> "mini-batch size (default: the model's)."
             | Lr _ -> "peak learning rate of the one-cycle schedule (default: the model's)."
             | Augment _ -> "waveform augmentation list, e.g. noise:0.005,shift:0.1,gain:6,speed:0.9-1.1,snr:20 ('none' for none; default: the model's)."
+            | Test_Speeds _ -> "test-time speed averaging: none, F[*W],... or LO-HI:STEP[:tri], e.g. 0.7-1.3:0.05:tri (default: the model's; predict replays it)."
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
             | Seed _ -> "seed of splits, augmentation, initialisation and shuffles (default 0)."
             | Out _ -> "output folder (default: a new folder under runs/)."
@@ -53,6 +55,7 @@ let summaryJson (r: Experiment.RunResult) =
            n_train = (r.Folds |> List.sumBy (fun f -> f.NTrain)) / r.Folds.Length
            n_test = r.Folds |> List.sumBy (fun f -> f.NTest)
            test_accuracy = r.TestAccuracy
+           test_speeds = Experiment.formatSpeeds r.TestSpeeds
            folds = [ for f in r.Folds -> {| name = f.Name; n_train = f.NTrain; n_test = f.NTest; test_accuracy = f.TestAccuracy; train_accuracy = f.TrainAccuracy |} ]
            per_speaker = perSpeaker
            extract_seconds = r.ExtractSeconds; train_seconds = r.TrainSeconds; total_seconds = r.TotalSeconds
@@ -73,6 +76,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 BatchSize = args.TryGetResult Batch_Size
                 LearningRate = args.TryGetResult Lr
                 Augment = args.TryGetResult Augment |> Option.map (fun a -> if a = "none" then "" else a)
+                TestSpeeds = args.TryGetResult Test_Speeds |> Option.map Experiment.parseSpeeds
                 Device = args.GetResult(Device, defaultValue = "auto")
                 Seed = args.GetResult(Seed, defaultValue = 0)
                 Out = args.TryGetResult Out
@@ -88,6 +92,8 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
             say (sprintf "  %-12s train %4d  test %4d  train accuracy %.4f  test accuracy %.4f  (%.1f s)" f.Name f.NTrain f.NTest f.TrainAccuracy f.TestAccuracy f.TrainSeconds)
         if r.Folds.Length > 1 then say (sprintf "mean test accuracy over %d folds: %.4f" r.Folds.Length r.TestAccuracy)
         else say (sprintf "test accuracy: %.4f" r.TestAccuracy)
+        if not r.TestSpeeds.IsEmpty then
+            say (sprintf "               (test predictions averaged over speeds*weights %s)" (Experiment.formatSpeeds r.TestSpeeds))
         say (sprintf "time:          features %.1f s, training %.1f s, total %.1f s" r.ExtractSeconds r.TrainSeconds r.TotalSeconds)
         say (sprintf "output:        %s" r.OutDir)
         if json then out.WriteLine(summaryJson r)

@@ -80,6 +80,57 @@ let tests =
                 let file = Directory.GetFiles(Path.Combine(dir, "recordings")).[0]
                 Expect.throwsT<SchemaMismatchException> (fun () -> Experiment.predict "managed" ignore stale [ file ] |> ignore) "fingerprint mismatch"))
 
+        TestData.testWithFsdd "predict replays test-time speed averaging: its log-loss equals the evaluation's" (fun fsdd ->
+            withSubset fsdd (fun dir ->
+                let out = Path.Combine(dir, "run")
+                let r = Experiment.train { options dir out with Epochs = Some 6; Plots = false; TestSpeeds = Some [ 0.9, 0.5; 1.0, 1.0; 1.1, 0.5 ] }
+                Expect.equal r.TestSpeeds [ 0.9, 0.5; 1.0, 1.0; 1.1, 0.5 ] "the run reports its speeds"
+                let path = Path.Combine(out, "model.hnn")
+                let _, info = ModelFile.inspect path
+                Expect.contains info.TrainingSettings ("test_speeds", "0.9*0.5,1,1.1*0.5") "the model file records the speeds"
+                let testFiles = Directory.GetFiles(Path.Combine(dir, "recordings")) |> Array.filter (fun f -> (Dataset.tryParseFsddName (nonNull (Path.GetFileName f))) |> Option.exists (fun (_, _, i) -> i < 5)) |> Array.sort
+                let logLoss (predictions: Experiment.Prediction list) =
+                    predictions
+                    |> List.averageBy (fun p ->
+                        let label = (nonNull (Path.GetFileName p.Path)).Substring(0, 1)
+                        -log (max 1e-15 (p.Probabilities |> List.find (fun (l, _) -> l = label) |> snd)))
+                let averaged = Experiment.predict "managed" ignore path (List.ofArray testFiles)
+                Expect.floatClose { absolute = 1e-4; relative = 1e-4 } (logLoss averaged) r.Folds.Head.Metrics.LogLoss "predict's log-loss is the evaluation's"
+                // The same weights without the setting predict from the clips alone: different probabilities, so the
+                // agreement above cannot hold when predict skips the averaging.
+                let plain = Path.Combine(out, "plain.hnn")
+                let model, _ = ModelFile.load (new Hybrid.Dsp.Managed.ManagedEngine()) info.SchemaFingerprint path
+                ModelFile.save plain { info with TrainingSettings = info.TrainingSettings |> List.filter (fun (k, _) -> k <> "test_speeds") } model
+                let single = Experiment.predict "managed" ignore plain (List.ofArray testFiles)
+                Expect.isGreaterThan (abs (logLoss single - logLoss averaged)) 1e-3 "averaging changes the probabilities"))
+
+        test "test speeds parse from lists and ranges and format back" {
+            let factors = List.map fst
+            Expect.equal (Experiment.parseSpeeds "0.8-1.2:0.05" |> factors) [ 0.8; 0.85; 0.9; 0.95; 1.0; 1.05; 1.1; 1.15; 1.2 ] "range with a step, both ends included"
+            Expect.isTrue (Experiment.parseSpeeds "0.8-1.2:0.05" |> List.forall (fun (_, w) -> w = 1.0)) "a plain range weighs every factor equally"
+            Expect.equal (Experiment.parseSpeeds "0.9-1.1:0.1:tri") [ 0.9, 0.5; 1.0, 1.0; 1.1, 0.5 ] "triangular: 1 at factor 1, 0 one step beyond the ends"
+            Expect.equal (Experiment.parseSpeeds " 0.9*0.25, 1,1.1 ") [ 0.9, 0.25; 1.0, 1.0; 1.1, 1.0 ] "comma list with optional weights"
+            Expect.equal (Experiment.parseSpeeds "none") [] "none"
+            Expect.equal (Experiment.formatSpeeds [ 0.9, 0.5; 1.0, 1.0; 1.1, 1.0 ]) "0.9*0.5,1,1.1" "format leaves out weights of 1"
+            Expect.equal (Experiment.formatSpeeds []) "none" "format of none"
+            let cnn2d = (Experiment.recipe "cnn2d").TestSpeeds
+            Expect.equal (Experiment.parseSpeeds (Experiment.formatSpeeds cnn2d)) cnn2d "the default's speeds round-trip through their text"
+            for bad in [ "0.3,1"; "fast"; "1.2-0.8:0.1"; "0.8-1.2:0"; "0.8-1.2"; "0.5-2:0.001"; "1*0"; "0.9-1.1:0.1:box"; "1*2*3" ] do
+                let e = Expect.throwsC (fun () -> Experiment.parseSpeeds bad |> ignore) id
+                Expect.stringContains e.Message bad (sprintf "the error for '%s' quotes it" bad)
+        }
+
+        testProperty "speed averaging with one factor of 1 is the model's own prediction" <| fun (seed: int) ->
+            let model = Model.create (new Hybrid.Dsp.Managed.ManagedEngine()) seed (Net.sequential [ 8 ] [ Layers.dense 3 ])
+            let rng = Random(seed)
+            let clips = Array.init 4 (fun _ -> Array.init 8 (fun _ -> float32 (rng.NextDouble() - 0.5)))
+            let inputsOf (cs: float32[][]) = Array.concat cs
+            let plain = Model.predict model (inputsOf clips)
+            let averaged = Experiment.predictAveraged model inputsOf [ 1.0, 0.7 ] clips
+            for i in 0 .. 3 do
+                for j in 0 .. 2 do
+                    Expect.floatClose { absolute = 1e-6; relative = 1e-5 } (float averaged.[i, j]) (float plain.[i, j]) "same probabilities"
+
         test "an unknown model name lists the valid ones" {
             let e = Expect.throwsC (fun () -> Experiment.recipe "transformer" |> ignore) id
             Expect.stringContains e.Message "cnn2d" "expected the valid names"
