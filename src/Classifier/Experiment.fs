@@ -130,7 +130,7 @@ let private logreg (input: int list) classes = Net.sequential input [ Layers.fla
 let recipes =
     [ { Name = "cnn2d"; Description = "2-D CNN on a 40 x 65 log-mel image (the spoken-digit write-up)"
         Schema = "logmel-fsdd"; PerUtterance = true; Build = cnn2d
-        Epochs = 12; BatchSize = 64; LearningRate = 3e-3; Augment = "speed:0.85-1.15,shift:0.08,gain:6,snr:15-40"; Copies = 1
+        Epochs = 12; BatchSize = 64; LearningRate = 3e-3; Augment = "speed:0.85-1.15,shift:0.08,gain:6,snr:10-40"; Copies = 1
         TestSpeeds = parseSpeeds "0.7-1.3:0.05:tri" }
       { Name = "mlp"; Description = "Dense network on 40 MFCC means (the UrbanSound8K write-up)"
         Schema = "mfcc-mean40"; PerUtterance = false; Build = mlp

@@ -15,15 +15,20 @@ type EngineLease(engine: Engine, owned: bool) =
 /// The one ilgpu-cpu engine of this run.
 let private ilgpuCpu = lazy (Engines.Create "ilgpu-cpu")
 
-/// Engines with neural-network kernels: a fresh managed engine per test, and the shared ilgpu-cpu engine (tests on it
-/// must run in the "ilgpu-cpu" sequenced group, see `onEngine`).
-let engines: (string * (unit -> EngineLease)) list =
-    [ "managed", (fun () -> new EngineLease(new ManagedEngine(2), true))
-      "ilgpu-cpu", (fun () -> new EngineLease(ilgpuCpu.Value, false)) ]
+/// The one cuda engine of this run, on machines with a CUDA device.
+let private cuda = lazy (Engines.Create "cuda")
 
-/// Wraps the tests of one engine: those on the shared ilgpu-cpu engine run one at a time.
+/// Engines with neural-network kernels: a fresh managed engine per test, the shared ilgpu-cpu engine, and the shared
+/// cuda engine where this machine has a CUDA device (tests on a shared engine run in its sequenced group, see
+/// `onEngine`).
+let engines: (string * (unit -> EngineLease)) list =
+    [ yield "managed", (fun () -> new EngineLease(new ManagedEngine(2), true))
+      yield "ilgpu-cpu", (fun () -> new EngineLease(ilgpuCpu.Value, false))
+      if Seq.contains "cuda" (Engines.Available()) then yield "cuda", (fun () -> new EngineLease(cuda.Value, false)) ]
+
+/// Wraps the tests of one engine: those on a shared ILGPU engine run one at a time.
 let onEngine (engineName: string) (tests: Expecto.Test) =
-    if engineName = "managed" then tests else Expecto.Tests.testSequencedGroup "ilgpu-cpu" tests
+    if engineName = "managed" then tests else Expecto.Tests.testSequencedGroup engineName tests
 
 /// Uniform floats in [-1, 1) from a seeded System.Random.
 let uniform (rng: Random) count = Array.init count (fun _ -> float32 (rng.NextDouble() * 2.0 - 1.0))
