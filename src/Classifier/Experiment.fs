@@ -43,6 +43,14 @@ let formatSpeeds (speeds: (float * float) list) =
     if speeds.IsEmpty then "none"
     else speeds |> List.map (fun (f, w) -> if w = 1.0 then r f else r f + "*" + r w) |> String.concat ","
 
+/// Raises ArgumentException unless every factor lies in [0.5, 2] and every weight is positive and finite; `text`
+/// names the speeds in the message.
+let private checkSpeeds (text: string) (speeds: (float * float) list) =
+    for f, w in speeds do
+        if not (f >= 0.5 && f <= 2.0) then invalidArg "test-speeds" (sprintf "test speeds '%s': factor %g is outside [0.5, 2]" text f)
+        if not (w > 0.0 && w < Double.PositiveInfinity) then invalidArg "test-speeds" (sprintf "test speeds '%s': weight %g of factor %g is not positive" text w f)
+    speeds
+
 /// Parses test-time speeds: `none`; a comma list of factors with optional weights (`0.9*0.5,1,1.1*0.5`); or a range
 /// with a step (`0.8-1.2:0.05`, equal weights), optionally triangular (`0.7-1.3:0.05:tri`: weight 1 at factor 1,
 /// falling linearly to 0 one step beyond the farther end). Factors must lie in [0.5, 2] (Augment.speed quantises
@@ -82,10 +90,7 @@ let parseSpeeds (text: string) : (float * float) list =
                 | [| f |] -> number f, 1.0
                 | [| f; w |] -> number f, number w
                 | _ -> fail "test speeds '%s': '%s' is not F or F*W; %s" text item expected ]
-    for f, w in speeds do
-        if not (f >= 0.5 && f <= 2.0) then fail "test speeds '%s': factor %g is outside [0.5, 2]" text f
-        if not (w > 0.0 && w < Double.PositiveInfinity) then fail "test speeds '%s': weight %g of factor %g is not positive" text w f
-    speeds
+    checkSpeeds text speeds
 
 /// Samples per clip (at the schema's rate) for schemas that accept any clip length (genre, mfcc-mean40): training
 /// and prediction must shape clips the same way.
@@ -211,33 +216,34 @@ let private settingsOf (options: TrainOptions) (recipe: Recipe) (schema: Feature
       "learning_rate", string lr; "augment", augment; "copies", string recipe.Copies; "per_utterance", string recipe.PerUtterance
       "seed", string options.Seed; "device", options.Device; "test_speeds", formatSpeeds testSpeeds ]
 
-/// The features of one split part: clips shaped to the schema, optional augmented copies, extraction,
-/// per-utterance normalisation. Returns [rows, Length] values and their labels.
-let private featuresOf (extractor: Pipeline.Extractor) (schema: FeatureSchemaInfo) (recipe: Recipe) (clips: Map<string, float32[]>)
-                       (augmentations: Augmentation list) (copies: int) (seed: int) (items: Item[]) =
-    let shaped = [|
-        for item in items do
-            yield Clip.fit extractor.ClipSamples Clip.Center clips.[item.Key], item.LabelIndex
-        for copy in 1 .. copies do
-            for item in items do
-                let augmented = Augment.apply (seed * 7919 + copy) item.Key [||] extractor.SampleRate augmentations clips.[item.Key]
-                yield Clip.fit extractor.ClipSamples Clip.Center augmented, item.LabelIndex |]
-    let values = Pipeline.extractAll extractor (fun i -> fst shaped.[i]) shaped.Length 256 2 Progress.silent
-    if recipe.PerUtterance && schema.Shape.Count = 2 then
-        Normalization.perUtteranceInPlace schema.Shape.[0] schema.Shape.[1] false 1e-3f values
-    values, shaped |> Array.map snd
-
-let private grouping (schema: FeatureSchemaInfo) =
-    if schema.Shape.Count = 2 then Normalization.PerBand(schema.Shape.[0], schema.Shape.[1]) else Normalization.PerColumn
-
-/// Model inputs of raw clips at the model's rate, exactly as training prepared its test rows: shaped to the
-/// schema's clip length, extracted, per-utterance normalised (when the recipe does it), then standardised with
-/// the train-fitted statistics.
-let private prepare (extractor: Pipeline.Extractor) (schema: FeatureSchemaInfo) (perUtterance: bool) (stats: Normalization.Stats) (clips: float32[][]) =
+/// Feature rows [clips, Length] of raw clips at the schema's rate: each shaped to the schema's clip length, extracted,
+/// and per-utterance normalised when asked (images only). Training, evaluation and `predict` all go through here.
+let private extractShaped (extractor: Pipeline.Extractor) (schema: FeatureSchemaInfo) (perUtterance: bool) (clips: float32[][]) =
     let shaped = clips |> Array.map (Clip.fit extractor.ClipSamples Clip.Center)
     let values = Pipeline.extractAll extractor (fun i -> shaped.[i]) shaped.Length 256 2 Progress.silent
     if perUtterance && schema.Shape.Count = 2 then
         Normalization.perUtteranceInPlace schema.Shape.[0] schema.Shape.[1] false 1e-3f values
+    values
+
+/// The features of one split part: the clips and optional augmented copies through `extractShaped`. Returns
+/// [rows, Length] values and their labels.
+let private featuresOf (extractor: Pipeline.Extractor) (schema: FeatureSchemaInfo) (recipe: Recipe) (clips: Map<string, float32[]>)
+                       (augmentations: Augmentation list) (copies: int) (seed: int) (items: Item[]) =
+    let rows = [|
+        for item in items do
+            yield clips.[item.Key], item.LabelIndex
+        for copy in 1 .. copies do
+            for item in items do
+                yield Augment.apply (seed * 7919 + copy) item.Key [||] extractor.SampleRate augmentations clips.[item.Key], item.LabelIndex |]
+    extractShaped extractor schema recipe.PerUtterance (Array.map fst rows), Array.map snd rows
+
+let private grouping (schema: FeatureSchemaInfo) =
+    if schema.Shape.Count = 2 then Normalization.PerBand(schema.Shape.[0], schema.Shape.[1]) else Normalization.PerColumn
+
+/// Model inputs of raw clips at the model's rate, exactly as training prepared its test rows: `extractShaped`, then
+/// standardised with the train-fitted statistics.
+let private prepare (extractor: Pipeline.Extractor) (schema: FeatureSchemaInfo) (perUtterance: bool) (stats: Normalization.Stats) (clips: float32[][]) =
+    let values = extractShaped extractor schema perUtterance clips
     Normalization.applyInPlace stats extractor.Length values
     values
 
@@ -296,8 +302,7 @@ let train (options: TrainOptions) : RunResult =
     let augmentations = if String.IsNullOrWhiteSpace augmentText then [] else Augment.parse augmentText
     let copies = if augmentations.IsEmpty then 0 else max 1 recipe.Copies
     let testSpeeds = defaultArg options.TestSpeeds recipe.TestSpeeds
-    // Validated as the CLI's text would be.
-    let testSpeeds = parseSpeeds (formatSpeeds testSpeeds)
+    checkSpeeds (formatSpeeds testSpeeds) testSpeeds |> ignore
     if epochs < 1 then invalidArg "epochs" (sprintf "epochs must be at least 1, was %d" epochs)
     if batch < 1 then invalidArg "batch-size" (sprintf "batch size must be at least 1, was %d" batch)
     let spec = Split.parse options.Split
@@ -478,8 +483,7 @@ let predict (device: string) (log: string -> unit) (modelPath: string) (files: s
         |> List.map (fun f ->
             let audio = Wav.readMono f
             let samples = audio.Samples.[0]
-            let resampled = if audio.SampleRate = extractor.SampleRate then samples else Resample.resample audio.SampleRate extractor.SampleRate samples
-            resampled)
+            if audio.SampleRate = extractor.SampleRate then samples else Resample.resample audio.SampleRate extractor.SampleRate samples)
         |> Array.ofList
     if clips.Length = 0 then []
     else
