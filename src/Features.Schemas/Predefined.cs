@@ -75,32 +75,151 @@ public sealed partial record Raw8192Features
     public partial ReadOnlyMemory<float> Waveform { get; }
 }
 
-/// <summary>The registry of predefined schemas, by the names <c>--schema</c> accepts.</summary>
+/// <summary>
+/// The registry of feature schemas, by the names <c>--schema</c>, <c>--features</c> and model files use. Every valid
+/// <c>[FeatureSchema]</c> type registers itself when its assembly is initialised (the generator emits a module
+/// initializer calling <see cref="Register"/>): the predefined schemas of this assembly (genre, mfcc-mean40,
+/// logmel-fsdd, raw8192) and those of any user assembly once it is loaded (<see cref="LoadAssembly"/>).
+/// </summary>
 public static class Schemas
 {
-    /// <summary>Every predefined schema: genre, mfcc-mean40, logmel-fsdd, raw8192.</summary>
-    public static IReadOnlyList<FeatureSchemaInfo> All { get; } = Array.AsReadOnly(new[]
-    {
-        GenreFeatures.Info,
-        MfccMean40Features.Info,
-        LogMelFsddFeatures.Info,
-        Raw8192Features.Info,
-    });
+    private static readonly object Gate = new();
+    private static readonly List<FeatureSchemaInfo> Registered = new();
+    private static FeatureSchemaInfo[] _snapshot = Array.Empty<FeatureSchemaInfo>();
+
+    /// <summary>Every registered schema: the predefined ones first, then those of user assemblies in the order
+    /// they were loaded.</summary>
+    public static IReadOnlyList<FeatureSchemaInfo> All => Volatile.Read(ref _snapshot);
 
     /// <summary>The registered names, in the order of <see cref="All"/>.</summary>
-    public static IReadOnlyList<string> Names { get; } = Array.AsReadOnly(All.Select(s => s.Name).ToArray());
+    public static IReadOnlyList<string> Names => All.Select(s => s.Name).ToArray();
+
+    /// <summary>Registers a schema under its name (called by generated module initializers). Registering the same
+    /// type again does nothing. A second type under a name already taken is not registered but remembered:
+    /// <see cref="ByName"/> and <see cref="LoadAssembly"/> then throw <see cref="InvalidOperationException"/> naming
+    /// both types and their assemblies (names select schemas and must be unique across the loaded assemblies).
+    /// Never throws for a non-null argument, so that a module initializer cannot fail.</summary>
+    public static void Register(FeatureSchemaInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        lock (Gate)
+        {
+            var existing = Registered.FirstOrDefault(s => SameName(s, info));
+            if (existing is null)
+            {
+                Registered.Add(info);
+                Volatile.Write(ref _snapshot, Registered.ToArray());
+            }
+            else if (existing.SchemaType != info.SchemaType && !Clashes.Any(c => c.SchemaType == info.SchemaType))
+                Clashes.Add(info);
+        }
+    }
 
     /// <summary>The schema registered as <paramref name="name"/> (case-insensitive); throws
-    /// <see cref="ArgumentException"/> listing the known names otherwise.</summary>
+    /// <see cref="ArgumentException"/> listing the known names otherwise, and <see cref="InvalidOperationException"/>
+    /// when two loaded assemblies declare a schema of that name.</summary>
     public static FeatureSchemaInfo ByName(string name) =>
         TryGetByName(name, out var info)
             ? info
-            : throw new ArgumentException($"Unknown feature schema '{name}'; expected one of: {string.Join(", ", Names)}.", nameof(name));
+            : throw new ArgumentException($"Unknown feature schema '{name}'; expected one of: {string.Join(", ", Names)} (schemas declared in your own assembly are found once it is loaded, e.g. with --schemas PATH.dll).", nameof(name));
 
-    /// <summary>Looks a schema up by name (case-insensitive).</summary>
+    /// <summary>Looks a schema up by name (case-insensitive); throws <see cref="InvalidOperationException"/> when two
+    /// loaded assemblies declare a schema of that name.</summary>
     public static bool TryGetByName(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out FeatureSchemaInfo? info)
     {
         info = All.FirstOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase));
+        if (info is not null) ThrowIfClashing(info);
         return info is not null;
     }
+
+    private static bool SameName(FeatureSchemaInfo a, FeatureSchemaInfo b) => string.Equals(a.Name, b.Name, StringComparison.OrdinalIgnoreCase);
+
+    private static readonly List<FeatureSchemaInfo> Clashes = new();
+    private static readonly HashSet<string> ProbedFolders = new(StringComparer.Ordinal);
+
+    private static void ThrowIfClashing(FeatureSchemaInfo info)
+    {
+        FeatureSchemaInfo? clash;
+        lock (Gate) clash = Clashes.FirstOrDefault(c => SameName(c, info));
+        if (clash is not null)
+        {
+            var owner = All.First(s => SameName(s, clash));
+            throw new InvalidOperationException(
+                $"Feature schema name '{clash.Name}' is declared by both {Describe(owner.SchemaType)} and {Describe(clash.SchemaType)}; names select schemas and must be unique across the loaded assemblies.");
+        }
+    }
+
+    /// <summary>
+    /// Loads the assembly at <paramref name="path"/> (a .dll that declares <c>[FeatureSchema]</c> types and references
+    /// Hybrid.Features.Schemas), runs its module initializer so that its schemas register, and returns them in
+    /// declaration order. Loading the same assembly twice returns the same schemas. Its own dependencies are looked up
+    /// beside it. Throws <see cref="ArgumentException"/> naming the path when the file does not exist, is not a .NET
+    /// assembly, or declares no feature schemas; <see cref="InvalidOperationException"/> when one of its schema names is
+    /// already taken by another assembly's schema.
+    /// </summary>
+    public static IReadOnlyList<FeatureSchemaInfo> LoadAssembly(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var full = Path.GetFullPath(path);
+        if (!File.Exists(full))
+            throw new ArgumentException($"Schema assembly '{path}' does not exist.", nameof(path));
+        System.Reflection.Assembly assembly;
+        try
+        {
+            _ = System.Reflection.AssemblyName.GetAssemblyName(full); // throws BadImageFormatException for a non-.NET file
+            assembly = AppDomain.CurrentDomain.GetAssemblies().FirstOrDefault(a => !a.IsDynamic && string.Equals(a.Location, full, StringComparison.Ordinal))
+                ?? LoadFrom(full);
+        }
+        catch (BadImageFormatException e)
+        {
+            throw new ArgumentException($"Schema assembly '{path}' is not a .NET assembly: {e.Message}", nameof(path), e);
+        }
+        System.Runtime.CompilerServices.RuntimeHelpers.RunModuleConstructor(assembly.ManifestModule.ModuleHandle);
+        var found = All.Where(s => s.SchemaType.Assembly == assembly).ToArray();
+        FeatureSchemaInfo[] clashing;
+        lock (Gate) clashing = Clashes.Where(c => c.SchemaType.Assembly == assembly).ToArray();
+        foreach (var c in clashing) ThrowIfClashing(c);
+        if (found.Length == 0)
+            throw new ArgumentException($"Schema assembly '{path}' declares no feature schemas ([FeatureSchema] partial records built with the Hybrid.Features.Schemas package).", nameof(path));
+        return found;
+    }
+
+    /// <summary>The file name of the assembly that defines <paramref name="info"/> (what a model file records so
+    /// that <c>predict --schemas</c> can be pointed at it), e.g. "MySchemas.dll".</summary>
+    public static string AssemblyFileOf(FeatureSchemaInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        return info.SchemaType.Assembly.GetName().Name + ".dll";
+    }
+
+    /// <summary>True when <paramref name="info"/> is one of this library's predefined schemas.</summary>
+    public static bool IsPredefined(FeatureSchemaInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        return info.SchemaType.Assembly == typeof(Schemas).Assembly;
+    }
+
+    private static System.Reflection.Assembly LoadFrom(string full)
+    {
+        var folder = Path.GetDirectoryName(full)!;
+        lock (Gate)
+        {
+            if (ProbedFolders.Add(folder))
+                System.Runtime.Loader.AssemblyLoadContext.Default.Resolving += (context, name) =>
+                {
+                    var candidate = Path.Combine(folder, name.Name + ".dll");
+                    return File.Exists(candidate) ? context.LoadFromAssemblyPath(candidate) : null;
+                };
+        }
+        try
+        {
+            return System.Runtime.Loader.AssemblyLoadContext.Default.LoadFromAssemblyPath(full);
+        }
+        catch (FileLoadException e)
+        {
+            throw new ArgumentException($"Schema assembly '{full}' could not be loaded: {e.Message}", nameof(full), e);
+        }
+    }
+
+    private static string Describe(Type t) => $"'{t.FullName}' ({t.Assembly.GetName().Name})";
 }

@@ -44,6 +44,22 @@ namespace Hybrid.Generators
                     else first[n.Name] = n;
                 }
             });
+
+            // Every valid schema registers itself with Schemas when its assembly's module is initialised, so that
+            // Schemas.ByName finds a user's schemas once their assembly is loaded. Needs ModuleInitializerAttribute
+            // (.NET 5 and later); on older targets the schemas are still generated, only not self-registered.
+            var registrations = schemas
+                .Where(static r => r.Model != null && !r.Model.HasErrors)
+                .Select(static (r, _) => (r.Model!.Namespace == null ? "global::" : "global::" + r.Model.Namespace + ".") + r.Model.TypeName)
+                .Collect();
+            var canInitialise = context.CompilationProvider.Select(static (c, _) =>
+                c.GetTypeByMetadataName("System.Runtime.CompilerServices.ModuleInitializerAttribute") != null
+                && c.GetTypeByMetadataName("Hybrid.Features.Schemas.Schemas") != null);
+            context.RegisterSourceOutput(registrations.Combine(canInitialise), static (spc, input) =>
+            {
+                var (types, enabled) = input;
+                if (enabled && types.Length > 0) spc.AddSource("FeatureSchemaRegistration.g.cs", Emitter.EmitRegistration(types));
+            });
         }
     }
 }

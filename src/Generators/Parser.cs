@@ -45,6 +45,10 @@ namespace Hybrid.Generators
                 type.IsAbstract ? "abstract" : null;
             if (kindProblem != null)
                 diagnostics.Add(DiagnosticInfo.Create(SchemaKindNotSupported.Descriptor, typeLocation, typeName, kindProblem));
+            // A schema that is not partial, or of a kind the generator cannot complete, reports only that: the
+            // member checks would only repeat the one problem in other words.
+            var isPartial = syntax.Modifiers.Any(SyntaxKind.PartialKeyword);
+            var kindDiagnostics = !isPartial || kindProblem != null ? diagnostics.Count : -1;
             if (syntax.ParameterList != null)
                 diagnostics.Add(DiagnosticInfo.Create(SchemaHasParameterList.Descriptor, syntax.ParameterList.GetLocation(), typeName));
 
@@ -125,7 +129,11 @@ namespace Hybrid.Generators
             var membersArray = new EquatableArray<MemberModel>(laidOut);
             var shapeArray = new EquatableArray<int>(shape);
             var fingerprint = Layout.Fingerprint(parameters, membersArray, shapeArray);
-            var emittable = kindProblem == null && syntax.Modifiers.Any(SyntaxKind.PartialKeyword);
+            if (kindDiagnostics >= 0) diagnostics.RemoveRange(kindDiagnostics, diagnostics.Count - kindDiagnostics);
+            // A partial class is completed with throwing property bodies (as any invalid schema is), so that the
+            // compiler does not add one CS9248 per member to the kind diagnostic.
+            var emittable = isPartial && (kindProblem == null
+                || (declaration == "class" && type.ContainingType == null && type.TypeParameters.Length == 0 && !type.IsAbstract));
             var model = emittable
                 ? new SchemaModel(
                     type.ContainingNamespace.IsGlobalNamespace ? null : type.ContainingNamespace.ToDisplayString(),

@@ -151,6 +151,16 @@ let tests =
             let d = r.GeneratorDiagnostics |> List.find (fun d -> d.Id = "HYB004")
             Expect.equal (textAt (prelude + schema "" "[Mfcc(0, Statistic.Mean)] public partial ReadOnlyMemory<float> Mfcc { get; }") d) "Mfcc" "location"
 
+        yield testCase "a record that is not partial reports only HYB001" <| fun () ->
+            let r = run (prelude + "[FeatureSchema(\"np\")] public sealed record NotPartial { [Rms] public partial float Rms { get; } }")
+            Expect.equal (r.GeneratorDiagnostics |> List.map (fun d -> d.Id)) [ "HYB001" ] (describe r.GeneratorDiagnostics)
+
+        yield testCase "a partial class reports only HYB002: its partial properties still get bodies" <| fun () ->
+            let r = run (prelude + "[FeatureSchema(\"c\")] public partial class Plain { [Rms] public partial float Rms { get; } [Mfcc(3, Statistic.Mean)] public partial ReadOnlyMemory<float> Mfcc { get; } }")
+            Expect.equal (r.GeneratorDiagnostics |> List.map (fun d -> d.Id)) [ "HYB002" ] (describe r.GeneratorDiagnostics)
+            let others = r.CompilationProblems |> List.filter (fun d -> not (d.Id.StartsWith "HYB"))
+            Expect.isEmpty others (sprintf "no compiler errors besides the generator's, was:\n%s" (describe others))
+
         yield testCase "a valid schema produces no diagnostics" <| fun () ->
             let r = run (prelude + schema ", SampleRate = 8000, NFft = 256, FMax = 4000" rms)
             Expect.isEmpty (r.GeneratorDiagnostics @ r.CompilationProblems) (describe (r.GeneratorDiagnostics @ r.CompilationProblems))

@@ -91,6 +91,17 @@ let load (run: GeneratorRun) : Assembly =
         failwithf "the generated code did not compile:\n%s" (describe (emitted.Diagnostics |> Seq.toList))
     Assembly.Load(stream.ToArray())
 
+/// Emits the compilation as `<assembly name>.dll` into a new temporary folder and returns the file's path.
+let emitToFile (run: GeneratorRun) : string =
+    let folder = Directory.CreateTempSubdirectory("hybrid-schemas-").FullName
+    let path = Path.Combine(folder, nonNull run.Compilation.AssemblyName + ".dll")
+    do
+        use stream = File.Create path
+        let emitted = run.Compilation.Emit(stream)
+        if not emitted.Success then
+            failwithf "the generated code did not compile:\n%s" (describe (emitted.Diagnostics |> Seq.toList))
+    path
+
 /// The generated `Info` of type `Probe.<typeName>` in a loaded assembly.
 let info (assembly: Assembly) (typeName: string) : FeatureSchemaInfo =
     let t =
@@ -111,7 +122,11 @@ let compileSchema (source: string) (typeName: string) =
         failwithf "expected a clean compilation, was:\n%s" (describe (r.GeneratorDiagnostics @ r.CompilationProblems))
     info (load r) typeName
 
-/// Runs only the generator (no binding of the result) and returns its diagnostics and generated files.
+/// The hint name of the generated module initializer that registers a compilation's schemas.
+let registrationHint = "FeatureSchemaRegistration.g.cs"
+
+/// Runs only the generator (no binding of the result) and returns its diagnostics and generated schema files
+/// (without the registration file).
 let generate (source: string) =
     let tree = CSharpSyntaxTree.ParseText(prelude + source, parseOptions, path = "Schema.cs")
     let options = CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary)
@@ -122,7 +137,11 @@ let generate (source: string) =
             .RunGenerators(compilation)
     let result = driver.GetRunResult()
     result.Diagnostics |> Seq.toList,
-    result.Results |> Seq.collect (fun r -> r.GeneratedSources) |> Seq.map (fun s -> s.SourceText.ToString()) |> Seq.toList
+    result.Results
+    |> Seq.collect (fun r -> r.GeneratedSources)
+    |> Seq.filter (fun s -> s.HintName <> registrationHint)
+    |> Seq.map (fun s -> s.SourceText.ToString())
+    |> Seq.toList
 
 /// The fingerprint the generator emits for a single valid schema in `source`.
 let fingerprintOf (source: string) =

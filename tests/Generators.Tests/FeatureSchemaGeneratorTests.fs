@@ -158,7 +158,7 @@ let tests =
 
         testCase "the generated file is named after the namespace and type" <| fun () ->
             let r = run (prelude + imageSource)
-            Expect.sequenceEqual (r.Sources |> List.map fst) [ "Probe.Image.FeatureSchema.g.cs" ] "hint names"
+            Expect.sequenceEqual (r.Sources |> List.map fst) [ "Probe.Image.FeatureSchema.g.cs"; registrationHint ] "hint names"
             Expect.isEmpty r.CompilationProblems (describe r.CompilationProblems)
 
         testCase "the fingerprint is 64 lower-case hex digits and equals the normal build's for the same declaration" <| fun () ->

@@ -122,9 +122,10 @@ let tests =
             let actualFirst = [| for m in 0 .. mels - 1 do for t in 0 .. frames - 1 -> actual.[m * 65 + t] |]
             Assertions.allClose 1e-4 1e-3 (Array.map float32 expected) actualFirst "log-mel frames present in the recording"
 
-        testCase "the registry lists the four schemas by name, case-insensitively" <| fun () ->
-            Expect.sequenceEqual Schemas.Names [ "genre"; "mfcc-mean40"; "logmel-fsdd"; "raw8192" ] "names"
-            Expect.sequenceEqual (Schemas.All |> Seq.map (fun s -> s.Name)) Schemas.Names "All in the same order"
+        testCase "the registry lists the predefined schemas by name, case-insensitively" <| fun () ->
+            let predefined = Schemas.All |> Seq.filter Schemas.IsPredefined |> Seq.map (fun s -> s.Name) |> List.ofSeq
+            Expect.equal (List.truncate 4 predefined) [ "genre"; "mfcc-mean40"; "logmel-fsdd"; "raw8192" ] "names"
+            Expect.equal (List.truncate predefined.Length (List.ofSeq Schemas.Names)) predefined "Names in the order of All"
             Expect.equal (Schemas.ByName "GENRE").Name "genre" "case-insensitive"
             Expect.isFalse (fst (Schemas.TryGetByName "nope")) "unknown name"
 
@@ -133,9 +134,9 @@ let tests =
             Expect.stringContains e.Message "Unknown feature schema 'mfcc'; expected one of: genre, mfcc-mean40, logmel-fsdd, raw8192" "message"
 
         testCase "the predefined fingerprints are distinct SHA-256 hex strings" <| fun () ->
-            let fps = Schemas.All |> Seq.map (fun s -> s.Fingerprint) |> Seq.toList
+            let fps = Schemas.All |> Seq.filter Schemas.IsPredefined |> Seq.map (fun s -> s.Fingerprint) |> Seq.toList
             for fp in fps do Expect.isMatch fp "^[0-9a-f]{64}$" "hex"
-            Expect.equal (List.distinct fps).Length 4 "distinct"
+            Expect.equal (List.distinct fps).Length fps.Length "distinct"
 
         testCase "a genre row round-trips through FromSpan and CopyTo and exposes its members" <| fun () ->
             let row = Array.init 26 (fun i -> float32 i * 1.5f)
@@ -170,4 +171,48 @@ let tests =
             Expect.equal e.Message "Feature schema 'genre': a row must have 26 floats, had 25." "message"
             Driver.throws<SchemaMismatchException> (fun () -> GenreFeatures.FromBatch(ReadOnlySpan(Array.zeroCreate<float32> 53)) |> ignore) |> ignore
             Expect.equal (GenreFeatures.FromBatch(ReadOnlySpan(Array.zeroCreate<float32> 52))).Length 2 "two rows"
+    
+        testList "Schemas registry" [
+            testCase "a user assembly's schemas register themselves when it is loaded from a path" <| fun () ->
+                let r = Driver.run (Driver.prelude + "[FeatureSchema(\"user-energy\", SampleRate = 8000, NFft = 256)] public sealed partial record UserEnergy { [Rms(Statistic.Mean)] public partial float Rms { get; } }")
+                Expect.isEmpty (r.GeneratorDiagnostics @ r.CompilationProblems) (Driver.describe (r.GeneratorDiagnostics @ r.CompilationProblems))
+                let path = Driver.emitToFile r
+                Expect.isFalse (fst (Schemas.TryGetByName "user-energy")) "not known before the assembly is loaded"
+                let found = Schemas.LoadAssembly path
+                Expect.sequenceEqual (found |> Seq.map (fun s -> s.Name)) [ "user-energy" ] "the assembly's schemas"
+                let info = Schemas.ByName "USER-energy"
+                Expect.equal info.SchemaType.FullName "Probe.UserEnergy" "found by name, case-insensitively"
+                Expect.equal (Schemas.AssemblyFileOf info) (nonNull (Path.GetFileName path)) "its defining assembly's file"
+                Expect.isFalse (Schemas.IsPredefined info) "not predefined"
+                Expect.contains Schemas.Names "user-energy" "listed in Names"
+                Expect.sequenceEqual (Schemas.LoadAssembly path |> Seq.map (fun s -> s.Name)) [ "user-energy" ] "loading twice is harmless"
+
+            testCase "the predefined schemas register through the same mechanism, first and in declaration order" <| fun () ->
+                let predefined = Schemas.All |> Seq.filter Schemas.IsPredefined |> Seq.map (fun s -> s.Name) |> List.ofSeq
+                Expect.equal (List.truncate 4 predefined) [ "genre"; "mfcc-mean40"; "logmel-fsdd"; "raw8192" ] "declaration order"
+                Expect.equal (Schemas.All |> Seq.take predefined.Length |> Seq.map (fun s -> s.Name) |> List.ofSeq) predefined "predefined first"
+
+            testCase "a second assembly declaring a taken name is refused by name when looked up" <| fun () ->
+                let source name = Driver.prelude + sprintf "[FeatureSchema(\"%s\")] public sealed partial record Twin { [Rms(Statistic.Mean)] public partial float Rms { get; } }" name
+                let first = Driver.emitToFile (Driver.run (source "twin-name"))
+                let second = Driver.emitToFile (Driver.run (source "twin-name"))
+                Schemas.LoadAssembly first |> ignore
+                let e = Driver.throws<InvalidOperationException> (fun () -> Schemas.LoadAssembly second |> ignore)
+                Expect.stringContains e.Message "Feature schema name 'twin-name' is declared by both 'Probe.Twin'" "names the clash"
+                Driver.throws<InvalidOperationException> (fun () -> Schemas.ByName "twin-name" |> ignore) |> ignore
+
+            testCase "LoadAssembly names the file that is missing, not an assembly, or declares no schema" <| fun () ->
+                let missing = Driver.throws<ArgumentException> (fun () -> Schemas.LoadAssembly "/nonexistent/x.dll" |> ignore)
+                Expect.stringContains missing.Message "Schema assembly '/nonexistent/x.dll' does not exist." "missing"
+                let text = Path.GetTempFileName()
+                File.WriteAllText(text, "not an assembly")
+                let bad = Driver.throws<ArgumentException> (fun () -> Schemas.LoadAssembly text |> ignore)
+                Expect.stringContains bad.Message "is not a .NET assembly" "not an assembly"
+                let empty = Driver.throws<ArgumentException> (fun () -> Schemas.LoadAssembly typeof<Expecto.Test>.Assembly.Location |> ignore)
+                Expect.stringContains empty.Message "declares no feature schemas" "no schema"
+
+            testCase "an unknown name says how user schemas are found" <| fun () ->
+                let e = Driver.throws<ArgumentException> (fun () -> Schemas.ByName "nope" |> ignore)
+                Expect.stringContains e.Message "--schemas PATH.dll" "hint"
+        ]
     ]
