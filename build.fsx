@@ -88,6 +88,28 @@ let test (args: string list) =
     printfn "%d passed, %d failed, %d skipped" passed failed skipped
     if failed > 0 then 1 else 0
 
+/// `pack [--version V] [--out DIR]`: builds, then packs the libraries (Hybrid.Dsp.Kernels, Hybrid.Features.Schemas with
+/// the generator as its analyzer, Hybrid.Features, Hybrid.Classifier) and the `hybrid` tool into artifacts/ (or DIR).
+let pack (args: string list) =
+    let rec parse version out =
+        function
+        | "--version" :: v :: tail -> parse (Some v) out tail
+        | "--out" :: dir :: tail -> parse version (Some(Path.GetFullPath dir)) tail
+        | x :: _ ->
+            eprintfn "pack: unknown option '%s' (expected --version V, --out DIR)" x
+            exit 2
+        | [] -> version, out
+    let version, out = parse None None args
+    let out = defaultArg out (Path.Combine(root, "artifacts"))
+    build ()
+    let versionArgs = version |> Option.map (fun v -> [ sprintf "-p:Version=%s" v ]) |> Option.defaultValue []
+    let code, _ =
+        run "dotnet" ([ "pack"; Path.Combine(root, "Hybrid.sln"); "-c"; configuration; "--no-build"; "-nologo"; "-v"; "q"; "-o"; out ] @ versionArgs) [] false
+    if code = 0 then
+        for file in Directory.GetFiles(out, "*.nupkg") |> Array.sort do
+            printfn "pack: %s" file
+    code
+
 /// Targets implemented by the `hybrid` command (src/Cli); build.fsx only forwards their options.
 let cliTargets =
     [ ("train", "train and evaluate a model on FSDD (or --data), leaving model, metrics, plots and report")
@@ -107,6 +129,7 @@ let help () =
     printfn "targets:"
     printfn "  build    restore and build the solution"
     printfn "  test     run every test suite: [--fsdd DIR] [--require-data] [-- expecto options]"
+    printfn "  pack     build and write NuGet packages (libraries and the hybrid tool): [--version V] [--out DIR]"
     for (name, description) in cliTargets do
         printfn "  %-8s %s" name description
     0
@@ -126,6 +149,8 @@ let code =
     | "build" :: _ -> build (); 0
     | "test" :: [ "--help" ] -> printfn "test [--fsdd DIR] [--require-data] [-- expecto options]: build, run every suite, print 'N passed, N failed, N skipped'"; 0
     | "test" :: rest -> test rest
+    | "pack" :: [ "--help" ] -> printfn "pack [--version V] [--out DIR]: build, then write the library packages and the hybrid tool package into artifacts/ (or DIR)"; 0
+    | "pack" :: rest -> pack rest
     | target :: rest when List.exists (fun (n, _) -> n = target) cliTargets -> cli target rest
     | target :: _ ->
         eprintfn "unknown target '%s'" target
