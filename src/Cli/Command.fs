@@ -29,3 +29,32 @@ let run<'Args when 'Args :> IArgParserTemplate> (name: string) (out: TextWriter)
     | :? Hybrid.Classifier.ModelFileException as e -> fail 1 e.Message
     | :? Hybrid.Classifier.SchemaMismatchException as e -> fail 1 e.Message
     | :? Hybrid.Features.Schemas.SchemaMismatchException as e -> fail 1 e.Message
+
+/// The commands that take `--schemas PATH.dll` (repeatable): user assemblies whose feature schemas register by name
+/// when loaded, so that `--schema`, `--features` and model files can name them.
+let schemaCommands = [ "features"; "train"; "predict"; "export" ]
+
+/// Removes every `--schemas PATH` (or `--schemas=PATH`) from a command's arguments and loads each assembly
+/// (Schemas.LoadAssembly). Returns the remaining arguments, or `Error (code, message)` when an assembly cannot be
+/// used (exit code 1) or the option has no value (exit code 2).
+let loadSchemaAssemblies (argv: string list) : Result<string list, int * string> =
+    let rec strip kept paths =
+        function
+        | "--schemas" :: path :: rest when not (path.StartsWith "--") -> strip kept (path :: paths) rest
+        | [ "--schemas" ] | "--schemas" :: _ -> Error(2, "--schemas needs the path of an assembly that declares feature schemas")
+        | (arg: string) :: rest when arg.StartsWith "--schemas=" -> strip kept (arg.Substring("--schemas=".Length) :: paths) rest
+        | arg :: rest -> strip (arg :: kept) paths rest
+        | [] -> Ok(List.rev kept, List.rev paths)
+    match strip [] [] argv with
+    | Error e -> Error e
+    | Ok (kept, paths) ->
+        try
+            for path in paths do
+                Hybrid.Features.Schemas.Schemas.LoadAssembly path |> ignore
+            Ok kept
+        with
+        | :? System.ArgumentException as e ->
+            let suffix = sprintf " (Parameter '%s')" e.ParamName
+            Error(1, (if isNull e.ParamName then e.Message else e.Message.Replace(suffix, "")))
+        | :? System.InvalidOperationException as e -> Error(1, e.Message)
+

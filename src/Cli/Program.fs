@@ -4,11 +4,11 @@ module Hybrid.Cli.Program
 open System
 
 let private usage =
-    """usage: hybrid <target> [options]   (targets: help, train, predict, plot, dataset, features, bench; run with --help for a target's options)"""
+    """usage: hybrid <target> [options]   (targets: help, train, predict, plot, dataset, features, bench; run with --help for a target's options)
+       features, train, predict and export also take --schemas PATH.dll (repeatable): an assembly declaring your own feature schemas"""
 
-[<EntryPoint>]
-let main argv =
-    match List.ofArray argv with
+let private dispatch (args: string list) =
+    match args with
     | [] | [ "help" ] | [ "--help" ] ->
         printfn "%s" usage
         0
@@ -21,3 +21,19 @@ let main argv =
     | target :: _ ->
         eprintfn "hybrid: unknown target '%s'. %s" target usage
         2
+
+/// Loads the assemblies given with --schemas (features, train, predict, export), then runs the target.
+[<EntryPoint>]
+let main argv =
+    let args =
+        match List.ofArray argv with
+        | target :: rest when List.contains target Command.schemaCommands ->
+            Command.loadSchemaAssemblies rest |> Result.map (fun kept -> target :: kept)
+        | target :: rest when List.exists (fun (a: string) -> a = "--schemas" || a.StartsWith "--schemas=") rest ->
+            Error(2, sprintf "--schemas applies to %s, not to %s" (String.concat ", " Command.schemaCommands) target)
+        | all -> Ok all
+    match args with
+    | Error (code, message) ->
+        eprintfn "%s: %s" (Array.tryHead argv |> Option.defaultValue "hybrid") message
+        code
+    | Ok args -> dispatch args
