@@ -119,8 +119,22 @@ let cliTargets =
       ("features", "export a schema or transform of a dataset as CSV, Parquet or .npy")
       ("bench", "time the workloads per engine: [--device all|NAME] [--json FILE] [--runs N] [--workload NAME ...]") ]
 
+/// True when the `hybrid` command is newer than every source and project file, so that running a target (or asking
+/// for its help) does not start a build when nothing changed.
+let cliUpToDate () =
+    let dll = FileInfo(Path.Combine(root, "src", "Cli", "bin", configuration, "net10.0", "hybrid.dll"))
+    let inputs =
+        seq {
+            for pattern in [ "*.fs"; "*.cs"; "*.fsproj"; "*.csproj"; "*.sha256" ] do
+                yield! Directory.EnumerateFiles(Path.Combine(root, "src"), pattern, SearchOption.AllDirectories)
+            yield! Directory.EnumerateFiles(root, "Directory.*.props")
+        }
+        |> Seq.filter (fun f -> not (f.Contains(string Path.DirectorySeparatorChar + "obj" + string Path.DirectorySeparatorChar))
+                                && not (f.Contains(string Path.DirectorySeparatorChar + "bin" + string Path.DirectorySeparatorChar)))
+    dll.Exists && inputs |> Seq.forall (fun f -> File.GetLastWriteTimeUtc f <= dll.LastWriteTimeUtc)
+
 let cli (target: string) (args: string list) =
-    build ()
+    if not (cliUpToDate ()) then build ()
     let dll = Path.Combine(root, "src", "Cli", "bin", configuration, "net10.0", "hybrid.dll")
     run "dotnet" (dll :: target :: args) [] false |> fst
 

@@ -25,6 +25,8 @@ let private dispatch (args: string list) =
 /// Loads the assemblies given with --schemas (features, train, predict, export), then runs the target.
 [<EntryPoint>]
 let main argv =
+    // `hybrid train help` is `hybrid train --help`, as `dotnet fsi build.fsx train help` is.
+    let argv = argv |> Array.mapi (fun i a -> if i = 1 && a = "help" && argv.Length = 2 then "--help" else a)
     let args =
         match List.ofArray argv with
         | target :: rest when List.contains target Command.schemaCommands ->
