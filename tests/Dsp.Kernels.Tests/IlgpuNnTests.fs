@@ -227,6 +227,17 @@ let tests =
             Expect.isEmpty (Set.difference ops covered) "operations without an equivalence case"
         }
 
+        test "CompileKernels loads every network kernel an operation launches (what a GPU engine compiles when created)" {
+            let e = engine.Value :?> Hybrid.Dsp.Ilgpu.IlgpuEngine
+            e.CompileKernels()
+            let before = Set.ofSeq e.LoadedKernels
+            Expect.isGreaterThanOrEqual (before |> Set.filter (fun k -> k.StartsWith "nn.") |> Set.count) 20 "network kernels loaded"
+            // One case of every operation: none may need a kernel that CompileKernels did not load.
+            for (_, run) in cases |> List.distinctBy (fun (name, _) -> name.Split(' ').[0]) do
+                run e |> ignore
+            Expect.isEmpty (Set.difference (Set.ofSeq e.LoadedKernels) before) "kernels first loaded by an operation after CompileKernels"
+        }
+
         test "NnOps.For gives the ilgpu-cpu engine its kernels, once" {
             let ops = NnOps.For engine.Value
             Expect.isTrue (obj.ReferenceEquals(ops.Engine, engine.Value)) "engine"

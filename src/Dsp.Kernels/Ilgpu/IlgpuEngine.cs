@@ -32,6 +32,7 @@ public sealed unsafe class IlgpuTensor : Tensor
         if (source.Length == 0) return;
         // ILGPU's pointer-based copy takes the span's address as it is: pin it, or a garbage collection during the
         // copy moves a managed array away and the copy reads (or, below, writes) the memory it left behind
+        ((IlgpuEngine)Engine).Transfers.Record(TransferKind.HostToDevice, (long)source.Length * sizeof(float));
         fixed (float* pinned = source)
         {
             View.SubView(offset, source.Length).CopyFromCPU(ref *pinned, source.Length);
@@ -43,6 +44,7 @@ public sealed unsafe class IlgpuTensor : Tensor
     {
         CheckRange(offset, destination.Length);
         if (destination.Length == 0) return;
+        ((IlgpuEngine)Engine).Transfers.Record(TransferKind.DeviceToHost, (long)destination.Length * sizeof(float));
         fixed (float* pinned = destination)
         {
             View.SubView(offset, destination.Length).CopyToCPU(ref *pinned, destination.Length);
@@ -77,7 +79,7 @@ public sealed unsafe class IlgpuTensor : Tensor
 /// An engine running the DSP as ILGPU kernels on one accelerator: <c>cuda</c>, <c>opencl</c> or
 /// <c>ilgpu-cpu</c> (ILGPU's CPU simulator, a test vehicle for the kernels and about ten times slower than
 /// the managed engine). Create it with <see cref="Engines.Create"/>. Kernels are compiled once per engine
-/// on first use; plans (twiddles, windows, filter banks) are uploaded once per configuration and cached.
+/// (every DSP and network kernel when a cuda or opencl engine is created, on first use on ilgpu-cpu); plans (twiddles, windows, filter banks) are uploaded once per configuration and cached.
 /// Operations are queued on the accelerator's default stream in call order; use one engine from one thread at a time.
 /// </summary>
 public sealed class IlgpuEngine : Engine
@@ -135,10 +137,36 @@ public sealed class IlgpuEngine : Engine
     public override IDspOps Dsp => _dsp ??= new IlgpuDsp(this);
 
     /// <inheritdoc />
-    public override void Synchronize() => Accelerator.Synchronize();
+    public override void Synchronize() => Wait();
 
-    /// <summary>Compiles every DSP kernel now, so that a back end unable to compile them fails here.</summary>
-    public void CompileKernels() => ((IlgpuDsp)Dsp).CompileAll();
+    /// <summary>Host/device copies and synchronisations of this engine by call site (off until enabled).</summary>
+    public TransferCounter Transfers { get; } = new();
+
+    /// <summary>Waits for the stream to drain, counted as a synchronisation.</summary>
+    internal void Wait()
+    {
+        Transfers.Record(TransferKind.Synchronize, 0);
+        Accelerator.Synchronize();
+    }
+
+    /// <summary>Copies device memory to a host array, counted as a device-to-host transfer.</summary>
+    internal void Read<T>(ArrayView1D<T, Stride1D.Dense> source, T[] destination) where T : unmanaged
+    {
+        Transfers.Record(TransferKind.DeviceToHost, (long)destination.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>());
+        source.CopyToCPU(destination);
+    }
+
+    /// <summary>Compiles every DSP and network kernel now, so that a back end unable to compile them fails here
+    /// (<see cref="Engines.Create"/> then falls back to the managed engine with a warning) rather than at the first
+    /// feature extraction or training step.</summary>
+    public void CompileKernels()
+    {
+        ((IlgpuDsp)Dsp).CompileAll();
+        ((IlgpuNn)NnOps.For(this)).CompileAll();
+    }
+
+    /// <summary>The cache keys of the kernels loaded so far (e.g. "nn.adam").</summary>
+    internal IReadOnlyCollection<string> LoadedKernels => _kernels.Keys.ToArray();
 
     /// <summary>Returns the kernel cached under <paramref name="key"/>, loading it on first use.</summary>
     internal T Kernel<T>(string key, Func<Accelerator, T> load) where T : Delegate =>
@@ -158,7 +186,11 @@ public sealed class IlgpuEngine : Engine
     internal MemoryBuffer1D<float, Stride1D.Dense> Upload(float[] data)
     {
         var buffer = Accelerator.Allocate1D<float>(Math.Max(data.Length, 1));
-        if (data.Length > 0) buffer.View.SubView(0, data.Length).CopyFromCPU(data);
+        if (data.Length > 0)
+        {
+            Transfers.Record(TransferKind.HostToDevice, (long)data.Length * sizeof(float));
+            buffer.View.SubView(0, data.Length).CopyFromCPU(data);
+        }
         return buffer;
     }
 
@@ -175,7 +207,7 @@ public sealed class IlgpuEngine : Engine
         {
             if (_scratch is null || _scratch.Length < floats)
             {
-                Accelerator.Synchronize();
+                Wait();
                 _scratch?.Dispose();
                 _scratch = Accelerator.Allocate1D<float>(Math.Max(floats, 1024));
             }

@@ -72,14 +72,14 @@ internal sealed class IlgpuNn : INnOps
         if (blocks == 0) return 0.0;
         if (_partials is null || _partials.Length < blocks)
         {
-            _engine.Accelerator.Synchronize();
+            _engine.Wait();
             _partials?.Dispose();
             _partials = _engine.Accelerator.Allocate1D<double>(Math.Max(blocks, 64));
         }
         var partial = _partials.View.SubView(0, blocks);
         NnReduceKernels.SumOfSquares(_engine)(new KernelConfig(blocks, Threads), v, partial, Count(x));
         var host = new double[blocks];
-        partial.CopyToCPU(host);
+        _engine.Read(partial, host);
         double total = 0;
         foreach (var p in host) total += p;
         return total;
@@ -131,7 +131,7 @@ internal sealed class IlgpuNn : INnOps
     {
         if (_work is null || _work.Length < floats)
         {
-            _engine.Accelerator.Synchronize();
+            _engine.Wait();
             _work?.Dispose();
             _work = _engine.Accelerator.Allocate1D<float>(Math.Max(floats, 1024));
         }

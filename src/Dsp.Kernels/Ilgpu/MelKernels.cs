@@ -125,7 +125,7 @@ internal static class MelKernels
             ClipMaxLoaded(engine)(new KernelConfig(batch, threads), input, max.View, perClip, amplitude ? 1 : 0);
         }
         DbLoaded(engine)(checked(batch * perClip), input, max.View, output, perClip, (float)amin, refDb, topDb, amplitude ? 1 : 0);
-        engine.Accelerator.Synchronize();
+        engine.Wait();
     }
 
     // ---------------------------------------------------------------- MFCC

@@ -90,7 +90,7 @@ internal static class StftKernels
         FftKernels.Run(engine, job, checked(batch * frames), spectrum, buffer.View, window);
         var ola = OverlapAdd(engine);
         ola(checked(batch * length), buffer.View, window, output, length, nFft, config.Hop, frames, config.Center ? nFft / 2 : 0);
-        engine.Accelerator.Synchronize();
+        engine.Wait();
     }
 
     private static Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int, int> OverlapAdd(IlgpuEngine engine) =>

@@ -439,14 +439,15 @@ internal sealed unsafe class ManagedNn : INnOps
                 for (int p = p0; p < p1; p++)
                 {
                     var xs = tx.Data.AsSpan(tx.Offset + p * inPlane, inPlane);
-                    var ys = ty.Data.AsSpan(ty.Offset + p * outPlane, outPlane);
-                    for (int oh = 0; oh < geo.OutHeight; oh++)
+                    fixed (float* px = xs)
+                    fixed (float* py = ty.Data)
                     {
-                        var r0 = xs.Slice(2 * oh * geo.InWidth, geo.InWidth);
-                        var r1 = xs.Slice((2 * oh + 1) * geo.InWidth, geo.InWidth);
-                        var yr = ys.Slice(oh * geo.OutWidth, geo.OutWidth);
-                        for (int ow = 0; ow < yr.Length; ow++)
-                            yr[ow] = MathF.Max(MathF.Max(r0[2 * ow], r0[2 * ow + 1]), MathF.Max(r1[2 * ow], r1[2 * ow + 1]));
+                        float* yp = py + ty.Offset + (long)p * outPlane;
+                        for (int oh = 0; oh < geo.OutHeight; oh++)
+                        {
+                            float* r0 = px + 2 * oh * geo.InWidth;
+                            NnPool2x2.ForwardRow(r0, r0 + geo.InWidth, yp + oh * geo.OutWidth, geo.OutWidth);
+                        }
                     }
                 }
             });
@@ -509,25 +510,25 @@ internal sealed unsafe class ManagedNn : INnOps
                     var xs = tx.Data.AsSpan(tx.Offset + p * inPlane, inPlane);
                     var dxs = tdx.Data.AsSpan(tdx.Offset + p * inPlane, inPlane);
                     var dys = tdy.Data.AsSpan(tdy.Offset + p * outPlane, outPlane);
-                    if (2 * geo.OutHeight != geo.InHeight || 2 * geo.OutWidth != geo.InWidth) dxs.Clear();
-                    for (int oh = 0; oh < geo.OutHeight; oh++)
+                    int coveredW = 2 * geo.OutWidth;
+                    fixed (float* px = xs)
+                    fixed (float* pdx = dxs)
+                    fixed (float* pdy = dys)
                     {
-                        int row0 = 2 * oh * geo.InWidth, row1 = row0 + geo.InWidth;
-                        for (int ow = 0; ow < geo.OutWidth; ow++)
+                        for (int oh = 0; oh < geo.OutHeight; oh++)
                         {
-                            // Branch-free routing to the first maximal cell (random data defeats branch prediction):
-                            // every cell of the window is written, with the gradient masked in or out.
-                            int i0 = row0 + 2 * ow, i1 = row1 + 2 * ow;
-                            float a = xs[i0], b = xs[i0 + 1], c = xs[i1], d = xs[i1 + 1];
-                            float m = MathF.Max(MathF.Max(a, b), MathF.Max(c, d));
-                            int gBits = BitConverter.SingleToInt32Bits(dys[oh * geo.OutWidth + ow]);
-                            int ea = Mask(a == m), eb = Mask(b == m) & ~ea, ec = Mask(c == m) & ~(ea | eb), ed = ~(ea | eb | ec);
-                            dxs[i0] = BitConverter.Int32BitsToSingle(gBits & ea);
-                            dxs[i0 + 1] = BitConverter.Int32BitsToSingle(gBits & eb);
-                            dxs[i1] = BitConverter.Int32BitsToSingle(gBits & ec);
-                            dxs[i1 + 1] = BitConverter.Int32BitsToSingle(gBits & ed);
+                            int row0 = 2 * oh * geo.InWidth, row1 = row0 + geo.InWidth;
+                            NnPool2x2.BackwardRow(px + row0, px + row1, pdy + oh * geo.OutWidth, pdx + row0, pdx + row1, geo.OutWidth);
+                            // Cells right of the last window receive no gradient.
+                            if (coveredW < geo.InWidth)
+                            {
+                                dxs.Slice(row0 + coveredW, geo.InWidth - coveredW).Clear();
+                                dxs.Slice(row1 + coveredW, geo.InWidth - coveredW).Clear();
+                            }
                         }
                     }
+                    // Rows below the last window too.
+                    dxs.Slice(2 * geo.OutHeight * geo.InWidth).Clear();
                 }
             });
             return;
