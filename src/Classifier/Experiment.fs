@@ -468,7 +468,7 @@ let internal trainedInput (modelPath: string) : TrainedInput =
         match Schemas.TryGetByName(setting "features") with
         | true, s -> nonNull s
         | _ -> raise (ModelFileException(modelPath, sprintf "the model was trained on features '%s', which this library does not define" (setting "features")))
-    if schema.Fingerprint <> info.SchemaFingerprint then raise (SchemaMismatchException(modelPath, schema.Fingerprint, info.SchemaFingerprint))
+    if schema.Fingerprint <> info.SchemaFingerprint then raise (Hybrid.Classifier.SchemaMismatchException(modelPath, schema.Fingerprint, info.SchemaFingerprint))
     // Files written before test-time speed averaging existed have no such setting: they predict from the clip alone.
     let testSpeeds =
         match info.TrainingSettings |> List.tryFind (fun (k, _) -> k = "test_speeds") with
