@@ -27,8 +27,8 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     Command.run<ExportArgs> "export" out error argv (fun args ->
         let exported = OnnxExport.export (args.GetResult Model) (args.GetResult Onnx) (args.Contains Frontend)
         if args.Contains Json then
-            out.WriteLine(JsonSerializer.Serialize({| path = exported.Path; input = exported.Input; input_shape = exported.InputShape
-                                                       metadata = dict exported.Metadata |}))
+            let summary = {| path = exported.Path; input = exported.Input; input_shape = exported.InputShape; metadata = dict exported.Metadata |}
+            out.WriteLine(JsonSerializer.Serialize summary)
         else
             let meta = dict exported.Metadata
             out.WriteLine(sprintf "wrote %s: input '%s' [batch, %s] (%s at %s Hz, %s samples, %s alignment), output 'probabilities' over %s"
