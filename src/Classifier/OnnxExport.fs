@@ -85,14 +85,17 @@ let private frontEnd (g: OnnxGraph) (schema: FeatureSchemaInfo) (audio: string) 
 /// ("audio" [batch; clip_samples] at the model's rate, cut or zero-padded as clip_alignment says). Output
 /// "probabilities" [batch; classes]. metadata_props: labels (comma-separated, output order), schema_fingerprint,
 /// feature_schema, sample_rate, clip_samples, clip_alignment, input, frontend. Test-time speed averaging is not in
-/// the graph. Raises ModelFileException / SchemaMismatchException for an unusable model file and
-/// OnnxExportException when `frontend` is asked for a schema the graph cannot express.
+/// the graph. Raises ModelFileException / SchemaMismatchException for an unusable model file, and
+/// OnnxExportException when `frontend` is asked for a schema the graph cannot express or a label contains a comma.
 let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
     let trained = Experiment.trainedInput modelPath
     let schema = trained.Schema
     use engine = Engines.Create("managed", ignore)
     let model, info = ModelFile.load engine schema.Fingerprint modelPath
     let stats = Experiment.storedStats modelPath schema info
+    match info.Labels |> List.tryFind (fun l -> l.Contains ',') with
+    | Some label -> raise (OnnxExportException(modelPath, sprintf "label '%s' contains a comma; metadata_props 'labels' is comma-separated." label))
+    | None -> ()
     let shape = Array.ofSeq schema.Shape
     let clipSamples = if schema.ClipSamples > 0 then schema.ClipSamples else Experiment.anyLengthClipSamples
     let g = OnnxGraph "hybrid"

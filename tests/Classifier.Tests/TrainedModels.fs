@@ -31,8 +31,8 @@ let subset (fsdd: string) =
 
 let private models = ConcurrentDictionary<string, Lazy<string>>()
 
-/// The model file of `recipe` trained for two epochs on the subset on the managed engine, without test-time speed
-/// averaging (trained once per run).
+/// The model file of `recipe` trained on the subset on the managed engine without test-time speed averaging (trained
+/// once per run): two epochs.
 let model (fsdd: string) (recipe: string) =
     models.GetOrAdd(recipe, fun _ -> lazy (
         let out = Path.Combine(root.Value, recipe)
