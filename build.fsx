@@ -114,6 +114,7 @@ let pack (args: string list) =
 let cliTargets =
     [ ("train", "train and evaluate a model on FSDD (or --data), leaving model, metrics, plots and report")
       ("predict", "label and class probabilities of WAV files under a model file: --model FILE [--json] FILES...")
+      ("export", "write a model file as ONNX (opset 17): --model RUN/model.hnn --onnx OUT.onnx [--frontend]")
       ("plot", "waveform, spectrogram, mel and MFCC plots of a recording: FILE.wav --out DIR")
       ("dataset", "summarise a dataset folder and its split")
       ("features", "export a schema or transform of a dataset as CSV, Parquet or .npy")

@@ -31,3 +31,35 @@ type internal BatchNormRuntime(engine: Engine, name: string, inShape: int[], mom
         let dx = this.Buffers.Get("dx", input.Shape)
         this.Ops.BatchNormBackward(input, gamma.Value, saveMean, saveInvStd, dy, dx, gamma.Grad, beta.Grad)
         Some dx
+
+/// Batch normalisation over the first (channel or feature) axis; in ONNX its inference form,
+/// BatchNormalization with the running statistics.
+type internal BatchNormKind =
+    { Momentum: float
+      Epsilon: float }
+    interface ILayerKind with
+        member _.Name = "BatchNormalization"
+        member k.Output(what, input) =
+            if input.Length < 1 then invalidArg "layers" (sprintf "%s: needs at least one axis." what)
+            if not (k.Momentum >= 0.0 && k.Momentum < 1.0) then invalidArg "layers" (sprintf "%s: momentum must be in [0, 1), was %g." what k.Momentum)
+            if not (k.Epsilon > 0.0) then invalidArg "layers" (sprintf "%s: epsilon must be positive, was %g." what k.Epsilon)
+            input
+        member _.Parameters input = 2L * int64 input[0], 2L * int64 input[0]
+        member k.Create(engine, name, input, _, _) = BatchNormRuntime(engine, name, input, k.Momentum, k.Epsilon)
+        member k.Write w =
+            w.WriteNumber("momentum", k.Momentum)
+            w.WriteNumber("epsilon", k.Epsilon)
+        member k.ToOnnx(g, name, x, input, weight) =
+            let c = [| int64 input[0] |]
+            let inputs = [ for role in [ "gamma"; "beta"; "moving_mean"; "moving_variance" ] -> g.Constant(name + "." + role, c, weight role) ]
+            g.Node("BatchNormalization", name, x :: inputs, [ OnnxAttr.float "epsilon" (float32 k.Epsilon) ])
+        member k.WithInit _ = k
+
+/// The BatchNorm constructor and its model-file registration.
+[<AutoOpen>]
+module BatchNormLayer =
+    /// Batch normalisation over the first (channel or feature) axis; Keras' momentum convention (0.99 keeps 99%).
+    let BatchNorm (momentum: float, epsilon: float) = Layer { Momentum = momentum; Epsilon = epsilon }
+    let internal registration =
+        { Names = [ "BatchNormalization"; "batch_norm" ]
+          Read = fun _ f -> BatchNorm(f.Float "momentum", f.Float "epsilon") }

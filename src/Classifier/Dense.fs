@@ -25,3 +25,33 @@ type internal DenseRuntime(engine: Engine, name: string, inputs: int, units: int
             Some dx
         else
             None
+
+/// Dense: y = x W + b with W [inputs; units]; ONNX Gemm.
+type internal DenseKind =
+    { Units: int
+      Init: Init }
+    interface ILayerKind with
+        member _.Name = "Dense"
+        member k.Output(what, input) =
+            Shapes.needRank what 1 input
+            Shapes.positive what [ "units", k.Units ]
+            [| k.Units |]
+        member k.Parameters input = int64 input[0] * int64 k.Units + int64 k.Units, 0L
+        member k.Create(engine, name, input, _, rng) = DenseRuntime(engine, name, input[0], k.Units, k.Init, rng)
+        member k.Write w =
+            w.WriteNumber("units", k.Units)
+            w.WriteString("init", LayerFields.initName k.Init)
+        member k.ToOnnx(g, name, x, input, weight) =
+            let w = g.Constant(name + ".kernel", [| int64 input[0]; int64 k.Units |], weight "kernel")
+            let b = g.Constant(name + ".bias", [| int64 k.Units |], weight "bias")
+            g.Node("Gemm", name, [ x; w; b ])
+        member k.WithInit init = { k with Init = init }
+
+/// The Dense constructor and its model-file registration.
+[<AutoOpen>]
+module DenseLayer =
+    /// Fully connected: y = x W + b, W [inputs; units]; per-sample input [features], output [units].
+    let Dense (units: int, init: Init) = Layer { Units = units; Init = init }
+    let internal registration =
+        { Names = [ "Dense"; "dense" ]
+          Read = fun _ f -> Dense(f.Int "units", LayerFields.init f) }

@@ -25,3 +25,12 @@ type SchemaMismatchException(path: string, expected: string, found: string) =
 /// Raised when training cannot go on, e.g. a loss that became NaN or infinite (the message names epoch and batch).
 type TrainingException(message: string) =
     inherit Exception(message)
+
+/// Raised when a model cannot be exported to ONNX as asked, e.g. `--frontend` for a feature schema whose extraction
+/// an ONNX graph cannot express (chroma, spectral statistics). The message names the model file and the reason.
+type OnnxExportException(path: string, problem: string) =
+    inherit Exception(sprintf "%s: %s" path problem)
+    /// The model file.
+    member _.Path = path
+    /// Why it cannot be exported.
+    member _.Problem = problem

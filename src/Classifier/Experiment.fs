@@ -237,12 +237,12 @@ let private featuresOf (extractor: Pipeline.Extractor) (schema: FeatureSchemaInf
                 yield Augment.apply (seed * 7919 + copy) item.Key [||] extractor.SampleRate augmentations clips.[item.Key], item.LabelIndex |]
     extractShaped extractor schema recipe.PerUtterance (Array.map fst rows), Array.map snd rows
 
-let private grouping (schema: FeatureSchemaInfo) =
+let internal grouping (schema: FeatureSchemaInfo) =
     if schema.Shape.Count = 2 then Normalization.PerBand(schema.Shape.[0], schema.Shape.[1]) else Normalization.PerColumn
 
 /// Model inputs of raw clips at the model's rate, exactly as training prepared its test rows: `extractShaped`, then
 /// standardised with the train-fitted statistics.
-let private prepare (extractor: Pipeline.Extractor) (schema: FeatureSchemaInfo) (perUtterance: bool) (stats: Normalization.Stats) (clips: float32[][]) =
+let internal prepare (extractor: Pipeline.Extractor) (schema: FeatureSchemaInfo) (perUtterance: bool) (stats: Normalization.Stats) (clips: float32[][]) =
     let values = extractShaped extractor schema perUtterance clips
     Normalization.applyInPlace stats extractor.Length values
     values
@@ -447,11 +447,18 @@ type Prediction =
       /// Probability of each label, in the model's label order.
       Probabilities: (string * float) list }
 
-/// Loads a model file written by `train` and classifies recordings with exactly the training preprocessing
-/// (the schema named in the file, the same clip shaping, per-utterance and stored normalisation). Raises
-/// SchemaMismatchException when the schema's fingerprint today differs from the one the model was trained on,
-/// and ModelFileException for a damaged file.
-let predict (device: string) (log: string -> unit) (modelPath: string) (files: string list) : Prediction list =
+/// What a model file written by `train` says about preparing its input: the schema (whose fingerprint today must
+/// equal the file's), per-utterance normalisation, test-time speeds, and the stored info (labels, normalisation).
+type internal TrainedInput =
+    { Schema: FeatureSchemaInfo
+      PerUtterance: bool
+      TestSpeeds: (float * float) list
+      Info: ModelInfo }
+
+/// Reads a model file's preparation settings (validated, without weights on an engine). Raises ModelFileException for
+/// a damaged file or a missing/invalid setting, SchemaMismatchException when the schema named in the file has another
+/// fingerprint today.
+let internal trainedInput (modelPath: string) : TrainedInput =
     let _, info = ModelFile.inspect modelPath
     let setting key =
         match info.TrainingSettings |> List.tryFind (fun (k, _) -> k = key) with
@@ -461,7 +468,7 @@ let predict (device: string) (log: string -> unit) (modelPath: string) (files: s
         match Schemas.TryGetByName(setting "features") with
         | true, s -> nonNull s
         | _ -> raise (ModelFileException(modelPath, sprintf "the model was trained on features '%s', which this library does not define" (setting "features")))
-    let perUtterance = setting "per_utterance" = "True"
+    if schema.Fingerprint <> info.SchemaFingerprint then raise (Hybrid.Classifier.SchemaMismatchException(modelPath, schema.Fingerprint, info.SchemaFingerprint))
     // Files written before test-time speed averaging existed have no such setting: they predict from the clip alone.
     let testSpeeds =
         match info.TrainingSettings |> List.tryFind (fun (k, _) -> k = "test_speeds") with
@@ -469,14 +476,26 @@ let predict (device: string) (log: string -> unit) (modelPath: string) (files: s
             try parseSpeeds v
             with :? ArgumentException as e -> raise (ModelFileException(modelPath, sprintf "training setting 'test_speeds' is invalid: %s" e.Message))
         | None -> []
+    { Schema = schema; PerUtterance = (setting "per_utterance" = "True"); TestSpeeds = testSpeeds; Info = info }
+
+/// The train-fitted standardisation stored in a model file.
+let internal storedStats (modelPath: string) (schema: FeatureSchemaInfo) (info: ModelInfo) : Normalization.Stats =
+    let find name =
+        match info.Normalization |> List.tryFind (fun (k, _) -> k = name) with
+        | Some (_, v) -> v
+        | None -> raise (ModelFileException(modelPath, sprintf "normalisation '%s' is missing" name))
+    { Grouping = grouping schema; Mean = find "mean"; Std = find "std" }
+
+/// Loads a model file written by `train` and classifies recordings with exactly the training preprocessing
+/// (the schema named in the file, the same clip shaping, per-utterance and stored normalisation). Raises
+/// SchemaMismatchException when the schema's fingerprint today differs from the one the model was trained on,
+/// and ModelFileException for a damaged file.
+let predict (device: string) (log: string -> unit) (modelPath: string) (files: string list) : Prediction list =
+    let trained = trainedInput modelPath
+    let schema, perUtterance, testSpeeds = trained.Schema, trained.PerUtterance, trained.TestSpeeds
     use engine = Engines.Create(device, log)
     let model, info = ModelFile.load engine schema.Fingerprint modelPath
-    let stats: Normalization.Stats =
-        let find name =
-            match info.Normalization |> List.tryFind (fun (k, _) -> k = name) with
-            | Some (_, v) -> v
-            | None -> raise (ModelFileException(modelPath, sprintf "normalisation '%s' is missing" name))
-        { Grouping = grouping schema; Mean = find "mean"; Std = find "std" }
+    let stats = storedStats modelPath schema info
     let extractor = Transforms.ofSchema engine anyLengthClipSamples schema
     let clips =
         files

@@ -84,23 +84,11 @@ module Model =
     let internal build (engine: Engine) (seed: int) (net: Net) =
         let runtimes =
             net.Layers
-            |> List.mapi (fun i layer ->
+            |> List.mapi (fun i (layer: Layer) ->
                 let inShape = net.InputOf i
                 let outShape = net.LayerOutputShapes[i]
-                let name = sprintf "%d.%s" i ((Shapes.typeName layer).ToLowerInvariant())
-                let rng = SplitMix(SplitMix.Derive(seed, i))
-                match layer with
-                | Dense(units, init) -> DenseRuntime(engine, name, inShape[0], units, init, rng) :> LayerRuntime
-                | Conv1D _
-                | Conv2D _ -> ConvRuntime(engine, name, layer, inShape, outShape, rng)
-                | Pool1D _
-                | Pool2D _ -> PoolRuntime(engine, name, layer, inShape, outShape)
-                | GlobalAvgPool -> GlobalAvgPoolRuntime(engine, inShape)
-                | BatchNorm(momentum, epsilon) -> BatchNormRuntime(engine, name, inShape, momentum, epsilon)
-                | Dropout rate -> DropoutRuntime(engine, rate)
-                | ReLU -> LeakyReluRuntime(engine, 0.0)
-                | LeakyReLU slope -> LeakyReluRuntime(engine, slope)
-                | Flatten -> FlattenRuntime(engine, inShape))
+                let name = sprintf "%d.%s" i (layer.TypeName.ToLowerInvariant())
+                layer.Kind.Create(engine, name, inShape, outShape, SplitMix(SplitMix.Derive(seed, i))))
             |> Array.ofList
         Model(engine, net, runtimes)
 

@@ -181,42 +181,13 @@ module internal HeaderJson =
             write writer
         memory.ToArray()
 
-/// Network architectures as JSON: a closed set of layer kinds, rebuilt with Net.sequential (which checks shapes).
+/// Network architectures as JSON: each layer is {"type": <its kind's name>, <its fields>}, written and read by the
+/// layer kinds themselves (LayerRegistry); the net is rebuilt with Net.sequential (which checks shapes).
 module internal Architecture =
-    let private paddingName p = match p with Same -> "same" | Valid -> "valid"
-    let private initName i =
-        match i with
-        | GlorotUniform -> "glorot_uniform"
-        | GlorotNormal -> "glorot_normal"
-        | HeUniform -> "he_uniform"
-        | HeNormal -> "he_normal"
-    let private poolName kind dims = (if kind = PoolKind.Max then "max_pool" else "avg_pool") + dims
-
     let writeLayer (w: Utf8JsonWriter) (layer: Layer) =
         w.WriteStartObject()
-        match layer with
-        | Dense(units, init) ->
-            w.WriteString("type", "dense"); w.WriteNumber("units", units); w.WriteString("init", initName init)
-        | Conv1D(f, k, s, p, d, init) ->
-            w.WriteString("type", "conv1d"); w.WriteNumber("filters", f); w.WriteNumber("kernel", k)
-            w.WriteNumber("stride", s); w.WriteString("padding", paddingName p); w.WriteNumber("dilation", d)
-            w.WriteString("init", initName init)
-        | Conv2D(f, kh, kw, sh, sw, p, init) ->
-            w.WriteString("type", "conv2d"); w.WriteNumber("filters", f); w.WriteNumber("kernel_h", kh)
-            w.WriteNumber("kernel_w", kw); w.WriteNumber("stride_h", sh); w.WriteNumber("stride_w", sw)
-            w.WriteString("padding", paddingName p); w.WriteString("init", initName init)
-        | Pool1D(kind, k, s, p) ->
-            w.WriteString("type", poolName kind "1d"); w.WriteNumber("pool", k); w.WriteNumber("stride", s)
-            w.WriteString("padding", paddingName p)
-        | Pool2D(kind, kh, kw, sh, sw, p) ->
-            w.WriteString("type", poolName kind "2d"); w.WriteNumber("pool_h", kh); w.WriteNumber("pool_w", kw)
-            w.WriteNumber("stride_h", sh); w.WriteNumber("stride_w", sw); w.WriteString("padding", paddingName p)
-        | GlobalAvgPool -> w.WriteString("type", "global_avg_pool")
-        | BatchNorm(m, e) -> w.WriteString("type", "batch_norm"); w.WriteNumber("momentum", m); w.WriteNumber("epsilon", e)
-        | Dropout r -> w.WriteString("type", "dropout"); w.WriteNumber("rate", r)
-        | ReLU -> w.WriteString("type", "relu")
-        | LeakyReLU s -> w.WriteString("type", "leaky_relu"); w.WriteNumber("slope", s)
-        | Flatten -> w.WriteString("type", "flatten")
+        w.WriteString("type", layer.TypeName)
+        layer.Kind.Write w
         w.WriteEndObject()
 
     /// Writes "architecture": { "input": [...], "layers": [...] }.
@@ -231,35 +202,16 @@ module internal Architecture =
         w.WriteEndObject()
 
     let private readLayer (path: string) (e: JsonElement) : Layer =
-        let i = HeaderJson.int path e
-        let f = HeaderJson.float path e
-        let padding () =
-            match HeaderJson.string path e "padding" with
-            | "same" -> Same
-            | "valid" -> Valid
-            | other -> HeaderJson.bad path (sprintf "unknown padding '%s' (expected same or valid)." other)
-        let init () =
-            match HeaderJson.string path e "init" with
-            | "glorot_uniform" -> GlorotUniform
-            | "glorot_normal" -> GlorotNormal
-            | "he_uniform" -> HeUniform
-            | "he_normal" -> HeNormal
-            | other -> HeaderJson.bad path (sprintf "unknown initialiser '%s'." other)
-        match HeaderJson.string path e "type" with
-        | "dense" -> Dense(i "units", init ())
-        | "conv1d" -> Conv1D(i "filters", i "kernel", i "stride", padding (), i "dilation", init ())
-        | "conv2d" -> Conv2D(i "filters", i "kernel_h", i "kernel_w", i "stride_h", i "stride_w", padding (), init ())
-        | "max_pool1d" -> Pool1D(PoolKind.Max, i "pool", i "stride", padding ())
-        | "avg_pool1d" -> Pool1D(PoolKind.Average, i "pool", i "stride", padding ())
-        | "max_pool2d" -> Pool2D(PoolKind.Max, i "pool_h", i "pool_w", i "stride_h", i "stride_w", padding ())
-        | "avg_pool2d" -> Pool2D(PoolKind.Average, i "pool_h", i "pool_w", i "stride_h", i "stride_w", padding ())
-        | "global_avg_pool" -> GlobalAvgPool
-        | "batch_norm" -> BatchNorm(f "momentum", f "epsilon")
-        | "dropout" -> Dropout(f "rate")
-        | "relu" -> ReLU
-        | "leaky_relu" -> LeakyReLU(f "slope")
-        | "flatten" -> Flatten
-        | other -> HeaderJson.bad path (sprintf "unknown layer type '%s'." other)
+        let fields =
+            { new LayerFields with
+                member _.Int name = HeaderJson.int path e name
+                member _.Float name = HeaderJson.float path e name
+                member _.String name = HeaderJson.string path e name
+                member _.Error problem = ModelFileException(path, "header: " + problem) }
+        let name = HeaderJson.string path e "type"
+        match LayerRegistry.tryRead name fields with
+        | Some layer -> layer
+        | None -> HeaderJson.bad path (sprintf "unknown layer type '%s' (known: %s)." name (String.concat ", " LayerRegistry.names))
 
     /// Rebuilds the network from the header's "architecture" (shapes checked; sizes bounded).
     let read (path: string) (root: JsonElement) : Net =

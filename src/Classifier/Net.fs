@@ -33,7 +33,7 @@ module Net =
         let shapes =
             layers
             |> List.mapi (fun i l -> i, l)
-            |> List.scan (fun shape (i, l) -> Shapes.output i l shape) input
+            |> List.scan (fun shape (i, l: Layer) -> l.Kind.Output(sprintf "layer %d (%O)" i l, shape)) input
             |> List.tail
             |> Array.ofList
         Net(input, layers, shapes)
@@ -44,7 +44,7 @@ module Net =
     /// (trainable, non-trainable) parameter counts; BatchNorm's running statistics are non-trainable, as in Keras.
     let parameterCounts (net: Net) =
         net.Layers
-        |> List.mapi (fun i l -> Shapes.parameters l (net.InputOf i))
+        |> List.mapi (fun i (l: Layer) -> l.Kind.Parameters(net.InputOf i))
         |> List.fold (fun (a, b) (x, y) -> a + x, b + y) (0L, 0L)
 
     /// A Keras-like model summary: one row per layer (name and type, output shape with None as batch axis, parameter
@@ -55,14 +55,14 @@ module Net =
         let counters = Collections.Generic.Dictionary<string, int>()
         let rows =
             net.Layers
-            |> List.mapi (fun i l ->
-                let t = Shapes.typeName l
+            |> List.mapi (fun i (l: Layer) ->
+                let t = l.TypeName
                 let baseName = t.ToLowerInvariant()
                 let k = match counters.TryGetValue baseName with | true, c -> c | _ -> 0
                 counters[baseName] <- k + 1
                 let name = if k = 0 then baseName else sprintf "%s_%d" baseName k
                 let shape = "(None, " + String.Join(", ", shapes[i]) + ")"
-                let trainable, fixedCount = Shapes.parameters l (net.InputOf i)
+                let trainable, fixedCount = l.Kind.Parameters(net.InputOf i)
                 sprintf "%s (%s)" name t, shape, trainable + fixedCount)
         let w1 = max 28 (rows |> List.map (fun (a, _, _) -> a.Length + 2) |> List.max)
         let w2 = max 22 (rows |> List.map (fun (_, b, _) -> b.Length + 2) |> List.max)

@@ -28,6 +28,7 @@ let run<'Args when 'Args :> IArgParserTemplate> (name: string) (out: TextWriter)
     | :? Hybrid.Classifier.TrainingException as e -> fail 1 e.Message
     | :? Hybrid.Classifier.ModelFileException as e -> fail 1 e.Message
     | :? Hybrid.Classifier.SchemaMismatchException as e -> fail 1 e.Message
+    | :? Hybrid.Classifier.OnnxExportException as e -> fail 1 e.Message
     | :? Hybrid.Features.Schemas.SchemaMismatchException as e -> fail 1 e.Message
 
 /// The commands that take `--schemas PATH.dll` (repeatable): user assemblies whose feature schemas register by name

@@ -48,6 +48,13 @@ let private patch (path: string) (offset: int64) (bytes: byte[]) =
     s.Position <- offset
     s.Write(bytes, 0, bytes.Length)
 
+/// Rewrites a model file's header with `edit` and signs it again (valid magic, sizes and checksum), as a hostile or
+/// older writer would.
+let private resign (path: string) (edit: string -> string) =
+    let header, floats = Container.read path (fun h _ -> h)
+    let text = Text.Encoding.UTF8.GetString header
+    Container.write path (Text.Encoding.UTF8.GetBytes(edit text)) [ floats ]
+
 [<Tests>]
 let tests =
     testList "ModelFile" [
@@ -132,6 +139,74 @@ let tests =
                 BinaryPrimitives.WriteInt64LittleEndian(c.AsSpan(), 1L <<< 40)
                 patch path (16L + int64 headerLength) c
                 expectModelFileError path "weight count"))
+
+        testCase "each layer kind is written under its one name, the summary's" (fun () ->
+            withFile (fun path ->
+                saved path |> ignore
+                let header, _ = Container.read path (fun h _ -> Text.Encoding.UTF8.GetString h)
+                for name in [ "Conv2D"; "BatchNormalization"; "ReLU"; "MaxPooling2D"; "Flatten"; "Dropout"; "Dense" ] do
+                    Expect.stringContains header (sprintf "\"type\":\"%s\"" name) "type name"
+                    Expect.stringContains (Net.summary (net ())) (sprintf "(%s)" name) "summary name"))
+
+        testCase "files that name layers by the older aliases still load" (fun () ->
+            withFile (fun path ->
+                let weights, predictions, x = saved path
+                resign path (fun h ->
+                    [ "Conv2D", "conv2d"; "BatchNormalization", "batch_norm"; "ReLU", "relu"; "MaxPooling2D", "max_pool2d"
+                      "Flatten", "flatten"; "Dropout", "dropout"; "Dense", "dense" ]
+                    |> List.fold (fun (t: string) (a, b) -> t.Replace(sprintf "\"type\":\"%s\"" a, sprintf "\"type\":\"%s\"" b)) h)
+                let header, _ = Container.read path (fun h _ -> Text.Encoding.UTF8.GetString h)
+                Expect.stringContains header "\"type\":\"batch_norm\"" "aliases written"
+                use engine = new ManagedEngine(2)
+                let model, _ = ModelFile.load engine info.SchemaFingerprint path
+                Expect.equal model.Net.Layers (net ()).Layers "same architecture"
+                Array.iteri2 (fun i a b -> bitEqual (sprintf "tensor %d" i) a b) weights (model.Snapshot())
+                Expect.equal (Model.predict model x) predictions "predictions"))
+
+        testCase "a signed header with hostile sizes is refused with ModelFileException before weights are allocated" (fun () ->
+            withFile (fun path ->
+                saved path |> ignore
+                let original = File.ReadAllBytes path
+                for from, into, fragment in
+                    [ "\"units\":4", "\"units\":2147483647", "absurd"
+                      "\"filters\":3", "\"filters\":1000000000", "flattens"
+                      "\"input\":[2,6,5]", "\"input\":[2,6,20000000]", "size outside"
+                      "\"input\":[2,6,5]", "\"input\":[2,4096,4096]", "weights"
+                      "\"momentum\":0.99", "\"momentum\":7", "momentum"
+                      "\"type\":\"Dense\"", "\"type\":\"Attention\"", "unknown layer type 'Attention'" ] do
+                    File.WriteAllBytes(path, original)
+                    resign path (fun h ->
+                        Expect.stringContains h from "the header holds the field to change"
+                        h.Replace(from, into))
+                    expectModelFileError path fragment))
+
+        testProperty "randomly damaged but signed headers give ModelFileException or load, nothing else" (fun (seed: int) ->
+            withFile (fun path ->
+                saved path |> ignore
+                let rng = Random seed
+                let values = [| "0"; "-1"; "1"; "2147483647"; "-2147483648"; "1e308"; "null"; "\"x\""; "[]"; "{}"; "0.5"; "65536" |]
+                resign path (fun h ->
+                    let chars = h.ToCharArray()
+                    match rng.Next 3 with
+                    | 0 ->
+                        // Replace one number with a hostile value.
+                        let numbers = Text.RegularExpressions.Regex.Matches(h, "-?[0-9][0-9.e+-]*") |> Seq.toArray
+                        let m = numbers[rng.Next numbers.Length]
+                        h.Substring(0, m.Index) + values[rng.Next values.Length] + h.Substring(m.Index + m.Length)
+                    | 1 ->
+                        // Delete a short run of characters.
+                        let i = rng.Next chars.Length
+                        h.Remove(i, min (1 + rng.Next 6) (chars.Length - i))
+                    | _ ->
+                        // Overwrite one character.
+                        let pool = "{}[],:\"0a-" in chars[rng.Next chars.Length] <- pool[rng.Next pool.Length]
+                        String chars)
+                use engine = new ManagedEngine(1)
+                try
+                    ModelFile.load engine info.SchemaFingerprint path |> ignore
+                with
+                | :? ModelFileException
+                | :? SchemaMismatchException -> ()))
 
         testCase "a missing file is reported as a ModelFileException" (fun () ->
             expectModelFileError (Path.Combine(Path.GetTempPath(), "no-such-model-" + Guid.NewGuid().ToString("N") + ".hnn")) "not found")

@@ -1,0 +1,139 @@
+/// Exports a model file written by `train` to ONNX (opset 17): the train-fitted preparation (per-utterance mean
+/// removal where the recipe does it, then the stored standardisation) as the first nodes, the network in inference
+/// form, Softmax last; optionally (`frontend`) the feature extraction too, so the graph takes raw audio.
+module Hybrid.Classifier.OnnxExport
+
+open System
+open Hybrid.Dsp
+open Hybrid.Features
+open Hybrid.Features.Schemas
+
+/// What `export` wrote.
+type Exported =
+    { /// The ONNX file.
+      Path: string
+      /// The graph's input: "features" [batch; schema shape] or, with the front end, "audio" [batch; clip samples].
+      Input: string
+      /// Per-sample input shape (no batch axis).
+      InputShape: int[]
+      /// metadata_props, as written.
+      Metadata: (string * string) list }
+
+/// librosa.power_to_db (ref 1, amin, top_db per clip) of `x` [batch; rows; frames]: 10 log10(max(x, amin)), then
+/// floored at each clip's maximum minus top_db.
+let private powerToDb (g: OnnxGraph) (x: string) (amin: float) (topDb: Nullable<float>) =
+    let clipped = g.Node("Max", "db.clip", [ x; g.Scalar("db.amin", float32 amin) ])
+    let ln = g.Node("Log", "db.ln", [ clipped ])
+    let db = g.Node("Mul", "db", [ ln; g.Scalar("db.scale", float32 (10.0 / Math.Log 10.0)) ])
+    if topDb.HasValue then
+        let peak = g.Node("ReduceMax", "db.peak", [ db ], [ OnnxAttr.ints "axes" [ 1L; 2L ]; OnnxAttr.int "keepdims" 1L ])
+        let floor = g.Node("Sub", "db.floor", [ peak; g.Scalar("db.top_db", float32 topDb.Value) ])
+        g.Node("Max", "db.top", [ db; floor ])
+    else db
+
+/// The mel spectrogram [batch; n_mels; frames] of `audio` [batch; samples]: centring pad (zeros or reflection, as the
+/// schema says), opset 17 STFT with the schema's periodic window, |X|^power, MatMul with librosa's mel matrix.
+let private melSpectrogram (g: OnnxGraph) (p: FeatureParameters) (audio: string) =
+    let stft = p.Stft
+    let padded =
+        if p.Center then
+            let half = int64 (stft.NFft / 2)
+            let mode =
+                match p.PadMode with
+                | PadMode.Constant -> "constant"
+                | PadMode.Reflect -> "reflect"
+                | _ -> "edge"
+            g.Node("Pad", "stft.pad", [ audio; g.Int64s("stft.pads", [| 0L; half; 0L; half |]) ], [ OnnxAttr.string "mode" mode ])
+        else audio
+    let signal = g.Node("Unsqueeze", "stft.signal", [ padded; g.Int64s("stft.axis", [| 2L |]) ])
+    let window = g.Constant("stft.window", [| int64 stft.NFft |], Filters.Window(stft.Window, stft.Win, stft.NFft))
+    let spectrum =
+        g.Node("STFT", "stft", [ signal; g.ConstantInt64("stft.hop", [||], [| int64 stft.Hop |]); window; g.ConstantInt64("stft.n_fft", [||], [| int64 stft.NFft |]) ],
+               [ OnnxAttr.int "onesided" 1L ])
+    // [batch; frames; bins; 2] -> |X|^2 [batch; frames; bins]
+    let squares = g.Node("Mul", "stft.squares", [ spectrum; spectrum ])
+    let power = g.Node("ReduceSum", "stft.power", [ squares; g.Int64s("stft.complex_axis", [| 3L |]) ], [ OnnxAttr.int "keepdims" 0L ])
+    let spec =
+        if p.Power = 2.0 then power
+        else g.Node("Sqrt", "stft.magnitude", [ power ])
+    let bins = stft.Bins
+    let mel = Filters.Mel(p.Mel, stft.NFft)
+    let melT = Array.init (bins * p.NMels) (fun i -> mel.[(i % p.NMels) * bins + i / p.NMels])
+    let frameMel = g.Node("MatMul", "mel.frames", [ spec; g.Constant("mel.basis", [| int64 bins; int64 p.NMels |], melT) ])
+    g.Node("Transpose", "mel", [ frameMel ], [ OnnxAttr.ints "perm" [ 0L; 2L; 1L ] ])
+
+/// The schema's features [batch; schema shape] of `audio` [batch; clip samples] as graph nodes, or the reason the
+/// graph cannot express them.
+let private frontEnd (g: OnnxGraph) (schema: FeatureSchemaInfo) (audio: string) : Result<string, string> =
+    let p = schema.Parameters
+    match List.ofSeq schema.Members with
+    | [ m ] when m.Kind = FeatureKind.Waveform && m.Statistic = Statistic.TimeSeries -> Ok audio
+    | [ m ] when m.Kind = FeatureKind.MelBands && m.Statistic = Statistic.TimeSeries && not m.Pooled ->
+        let mel = melSpectrogram g p audio
+        Ok(if m.Decibels then powerToDb g mel p.Db.Amin p.Db.TopDb else mel)
+    | [ m ] when m.Kind = FeatureKind.Mfcc && m.Statistic = Statistic.Mean && not m.Pooled && p.Lifter = 0.0 ->
+        let db = powerToDb g (melSpectrogram g p audio) p.Db.Amin p.Db.TopDb
+        let dct = g.Constant("mfcc.dct", [| int64 m.Rows; int64 p.NMels |], Filters.DctOrtho(m.Rows, p.NMels))
+        let mfcc = g.Node("MatMul", "mfcc", [ dct; db ])
+        Ok(g.Node("ReduceMean", "mfcc.mean", [ mfcc ], [ OnnxAttr.ints "axes" [ 2L ]; OnnxAttr.int "keepdims" 0L ]))
+    | members ->
+        let described = members |> List.map (fun m -> m.Describe()) |> String.concat "; "
+        Error(sprintf "feature schema '%s' (%s) cannot be expressed as an ONNX graph: --frontend supports one log-mel or mel time series, one MFCC mean without lifter, or the raw waveform. Export without --frontend and extract the features in the application." schema.Name described)
+
+/// Writes `modelPath` (a model file written by `train`) as an ONNX model at `onnxPath`. Without `frontend` the graph
+/// takes the schema's features ("features" [batch; schema shape], as the library extracts them); with it, raw audio
+/// ("audio" [batch; clip_samples] at the model's rate, cut or zero-padded as clip_alignment says). Output
+/// "probabilities" [batch; classes]. metadata_props: labels (comma-separated, output order), schema_fingerprint,
+/// feature_schema, sample_rate, clip_samples, clip_alignment, input, frontend. Test-time speed averaging is not in
+/// the graph. Raises ModelFileException / SchemaMismatchException for an unusable model file, and
+/// OnnxExportException when `frontend` is asked for a schema the graph cannot express or a label contains a comma.
+let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
+    let trained = Experiment.trainedInput modelPath
+    let schema = trained.Schema
+    use engine = Engines.Create("managed", ignore)
+    let model, info = ModelFile.load engine schema.Fingerprint modelPath
+    let stats = Experiment.storedStats modelPath schema info
+    match info.Labels |> List.tryFind (fun l -> l.Contains ',') with
+    | Some label -> raise (OnnxExportException(modelPath, sprintf "label '%s' contains a comma; metadata_props 'labels' is comma-separated." label))
+    | None -> ()
+    let shape = Array.ofSeq schema.Shape
+    let clipSamples = if schema.ClipSamples > 0 then schema.ClipSamples else Experiment.anyLengthClipSamples
+    let g = OnnxGraph "hybrid"
+    let inputName, inputShape, features =
+        if frontend then
+            let audio = g.AddInput("audio", [| int64 clipSamples |])
+            match frontEnd g schema audio with
+            | Ok f -> "audio", [| clipSamples |], f
+            | Error problem -> raise (OnnxExportException(modelPath, problem))
+        else
+            let f = g.AddInput("features", shape |> Array.map int64)
+            "features", shape, f
+    // Per-utterance mean removal over frames (images only), as Experiment's preparation does.
+    let centred =
+        if trained.PerUtterance && shape.Length = 2 then
+            let mean = g.Node("ReduceMean", "utterance.mean", [ features ], [ OnnxAttr.ints "axes" [ 2L ]; OnnxAttr.int "keepdims" 1L ])
+            g.Node("Sub", "utterance", [ features; mean ])
+        else features
+    // The train-fitted standardisation: (x - mean) * (1 / std) per band or per column.
+    let groupDims =
+        match stats.Grouping with
+        | Normalization.PerBand (bands, _) -> [| int64 bands; 1L |]
+        | Normalization.PerColumn -> shape |> Array.map int64
+    let inverse = stats.Std |> Array.map (fun s -> 1.0f / s)
+    let shifted = g.Node("Sub", "standardise.shift", [ centred; g.Constant("standardise.mean", groupDims, stats.Mean) ])
+    let standard = g.Node("Mul", "standardise", [ shifted; g.Constant("standardise.inverse_std", groupDims, inverse) ])
+    let netInput = g.Node("Reshape", "input", [ standard; g.Int64s("input.shape", Array.append [| -1L |] (model.Net.InputShape |> Array.map int64)) ])
+    let logits = OnnxModel.appendNetwork g model netInput
+    let probabilities = g.Node("Softmax", "probabilities", [ logits ], [ OnnxAttr.int "axis" -1L ])
+    g.AddOutput(probabilities, [| int64 (Model.classes model) |])
+    let metadata =
+        [ "labels", String.Join(",", info.Labels)
+          "schema_fingerprint", schema.Fingerprint
+          "feature_schema", schema.Name
+          "sample_rate", string schema.SampleRate
+          "clip_samples", string clipSamples
+          "clip_alignment", "center"
+          "input", inputName
+          "frontend", (if frontend then "true" else "false") ]
+    OnnxModel.write onnxPath (OnnxModel.wrap g.Graph metadata)
+    { Path = IO.Path.GetFullPath onnxPath; Input = inputName; InputShape = inputShape; Metadata = metadata }

@@ -1,0 +1,37 @@
+/// `hybrid export`: a model file written by `train` as an ONNX model (opset 17), optionally with the feature
+/// extraction in the graph.
+module Hybrid.Cli.ExportCommand
+
+open System.IO
+open System.Text.Json
+open Argu
+open Hybrid.Classifier
+
+/// The options of `export`.
+type ExportArgs =
+    | [<Mandatory>] Model of file: string
+    | [<Mandatory>] Onnx of file: string
+    | Frontend
+    | Json
+
+    interface IArgParserTemplate with
+        member this.Usage =
+            match this with
+            | Model _ -> "model file written by train (RUN/model.hnn)."
+            | Onnx _ -> "ONNX file to write."
+            | Frontend -> "put the feature extraction in the graph: it then takes raw audio [batch, clip_samples] at the model's rate."
+            | Json -> "print what was written as one JSON object."
+
+/// Runs the command. Exit codes: 0 done; 1 the model could not be used or exported; 2 bad options.
+let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
+    Command.run<ExportArgs> "export" out error argv (fun args ->
+        let exported = OnnxExport.export (args.GetResult Model) (args.GetResult Onnx) (args.Contains Frontend)
+        if args.Contains Json then
+            let summary = {| path = exported.Path; input = exported.Input; input_shape = exported.InputShape; metadata = dict exported.Metadata |}
+            out.WriteLine(JsonSerializer.Serialize summary)
+        else
+            let meta = dict exported.Metadata
+            out.WriteLine(sprintf "wrote %s: input '%s' [batch, %s] (%s at %s Hz, %s samples, %s alignment), output 'probabilities' over %s"
+                              exported.Path exported.Input (System.String.Join(", ", exported.InputShape)) meta["feature_schema"]
+                              meta["sample_rate"] meta["clip_samples"] meta["clip_alignment"] meta["labels"])
+        0)

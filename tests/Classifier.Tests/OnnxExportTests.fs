@@ -1,0 +1,89 @@
+/// OnnxExport: models that `train` wrote, exported to ONNX and run on ONNX Runtime (CPU), give predict's probabilities
+/// (no test-time averaging) on 50 held-out FSDD clips, from features and, with the front end, from raw audio.
+module Hybrid.ClassifierTests.OnnxExportTests
+
+open System
+open System.IO
+open Expecto
+open Microsoft.ML.OnnxRuntime
+open Hybrid.Dsp
+open Hybrid.Dsp.Managed
+open Hybrid.Classifier
+open Hybrid.Features
+open Hybrid.Features.Schemas
+open Hybrid.TestSupport
+open Hybrid.ClassifierTests.OnnxTests
+
+/// The clips of `files` at `rate`, cut or zero-padded (centred) to `clipSamples`, row after row.
+let private clipsAt (rate: int) (clipSamples: int) (files: string list) =
+    files
+    |> List.map (fun f ->
+        let audio = Wav.readMono f
+        let samples = if audio.SampleRate = rate then audio.Samples[0] else Resample.resample audio.SampleRate rate audio.Samples[0]
+        Clip.fit clipSamples Clip.Center samples)
+    |> Array.ofList
+
+/// Features as the library extracts them (the schema on the managed engine), [clips; schema length].
+let private featuresOf (schema: FeatureSchemaInfo) (clips: float32[][]) =
+    use engine = new ManagedEngine(2)
+    let extractor = Transforms.ofSchema engine Experiment.anyLengthClipSamples schema
+    Pipeline.extractAll extractor (fun i -> clips[i]) clips.Length 64 2 Progress.silent
+
+let private probabilitiesOf (predictions: Experiment.Prediction list) =
+    let rows = Array.ofList predictions
+    Array2D.init rows.Length rows[0].Probabilities.Length (fun i j -> float32 (snd rows[i].Probabilities[j]))
+
+let private parity (recipe: string) (frontend: bool) (tolerance: float) =
+    TestData.testWithFsdd (sprintf "%s%s: ONNX Runtime's probabilities equal predict's within %g on 50 clips" recipe (if frontend then " with the front end, from raw audio," else "") tolerance) (fun fsdd ->
+        let modelPath = TrainedModels.model fsdd recipe
+        let files = TrainedModels.heldOut fsdd
+        let expected = Experiment.predict "managed" ignore modelPath files |> probabilitiesOf
+        let onnx = Path.Combine(TrainedModels.scratch recipe, "model.onnx")
+        let exported = OnnxExport.export modelPath onnx frontend
+        let meta = dict exported.Metadata
+        let schema = Schemas.ByName meta["feature_schema"]
+        let clips = clipsAt (int meta["sample_rate"]) (int meta["clip_samples"]) files
+        let input = if frontend then Array.concat clips else featuresOf schema clips
+        let actual = runOnnx onnx exported.Input exported.InputShape input
+        let d = maxDifference expected actual
+        let k = expected.GetLength 1
+        // How much the probabilities move from clip to clip: outputs that hardly depend on the input would make the
+        // comparison weak.
+        let spread = Seq.max (seq { for j in 0 .. k - 1 -> (Seq.max (seq { for i in 0 .. files.Length - 1 -> expected[i, j] })) - (Seq.min (seq { for i in 0 .. files.Length - 1 -> expected[i, j] })) })
+        eprintfn "onnx parity %s%s: max |ONNX Runtime - predict| = %.3g over %d x %d probabilities (largest spread of a class's probability over clips %.3f)" recipe (if frontend then " (front end)" else "") d files.Length k spread
+        Expect.isGreaterThan spread 0.01f "the probabilities depend on the clip"
+        Expect.isLessThan d tolerance (sprintf "max |ONNX Runtime - predict| = %g" d))
+
+[<Tests>]
+let tests =
+    testSequenced <| testList "OnnxExport" [
+        for recipe in [ "cnn2d"; "cnn1d"; "mlp"; "logreg" ] do
+            parity recipe false 1e-4
+        for recipe in [ "cnn2d"; "cnn1d"; "mlp" ] do
+            parity recipe true 1e-3
+
+        TestData.testWithFsdd "metadata_props hold the labels in output order, the schema fingerprint, rate, clip length and alignment" (fun fsdd ->
+            let modelPath = TrainedModels.model fsdd "cnn2d"
+            let onnx = Path.Combine(TrainedModels.scratch "meta", "model.onnx")
+            OnnxExport.export modelPath onnx true |> ignore
+            let _, info = ModelFile.inspect modelPath
+            use session = new InferenceSession(onnx)
+            let meta = session.ModelMetadata.CustomMetadataMap
+            Expect.equal meta["labels"] (String.Join(",", info.Labels)) "labels"
+            Expect.equal meta["schema_fingerprint"] info.SchemaFingerprint "fingerprint"
+            Expect.equal meta["sample_rate"] "8000" "rate"
+            Expect.equal meta["clip_samples"] "8192" "clip length"
+            Expect.equal meta["clip_alignment"] "center" "alignment"
+            Expect.equal (List.ofSeq session.InputNames) [ "audio" ] "raw-audio input")
+
+        TestData.testWithFsdd "the front end of a schema the graph cannot express (genre: chroma and spectral statistics) is refused naming the schema" (fun fsdd ->
+            let modelPath = TrainedModels.model fsdd "logreg"
+            let onnx = Path.Combine(TrainedModels.scratch "refused", "model.onnx")
+            try
+                OnnxExport.export modelPath onnx true |> ignore
+                failtest "expected OnnxExportException"
+            with :? OnnxExportException as e ->
+                Expect.stringContains e.Message "'genre'" "names the schema"
+                Expect.stringContains e.Message modelPath "names the model file"
+            Expect.isFalse (File.Exists onnx) "nothing written")
+    ]
