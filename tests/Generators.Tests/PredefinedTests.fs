@@ -92,6 +92,39 @@ let tests =
             Expect.equal info.Names.[2599] "log_mel40_65" "last"
             Expect.equal LogMelFsddFeatures.LogMelFrames 65 "frames constant"
 
+        testCase "scattering-fsdd is kymatio's 336 log-scattering means of 8,192 samples at 8 kHz" <| fun () ->
+            let info = Schemas.ByName "scattering-fsdd"
+            Expect.sequenceEqual info.Shape [ 336 ] "shape (337 paths of J 8, Q 12 without order 0)"
+            Expect.equal info.Names.[0] "scattering1" "first"
+            Expect.equal info.Names.[335] "scattering336" "last"
+            Expect.equal (info.SampleRate, info.ClipSamples) (8000, 8192) "sr and clip"
+            let m = info.Members.[0]
+            Expect.equal (m.Kind, m.Statistic, m.ScatteringJ, m.ScatteringQ, m.ScatteringT, m.ScatteringMaxOrder) (FeatureKind.Scattering, Statistic.LogMean, 8, 12, 0, 2) "member"
+            Expect.equal (m.LogEpsilon, m.PeakNormalize) (1e-6, true) "epsilon and peak normalisation"
+
+        TestData.testWithKymatio "scattering-fsdd on the managed engine matches kymatio's log-scattering means of the FSDD reference rows" <| fun folder ->
+            let readF8 (path: string) =
+                let bytes = File.ReadAllBytes path
+                let headerLength = int (BitConverter.ToUInt16(bytes, 8))
+                let header = Text.Encoding.ASCII.GetString(bytes, 10, headerLength)
+                let f8 = header.Contains "'<f8'"
+                let size = if f8 then 8 else 4
+                let count = (bytes.Length - 10 - headerLength) / size
+                Array.init count (fun i ->
+                    let at = 10 + headerLength + size * i
+                    if f8 then BitConverter.ToDouble(bytes, at) else float (BitConverter.ToSingle(bytes, at)))
+            let signals = readF8 (Path.Combine(folder, "signals.npy"))
+            let reference = readF8 (Path.Combine(folder, "fsdd_log_mean.npy"))
+            // rows 0-4 are FSDD recordings divided by their peak and centred in 8,192 samples, as the schema shapes them
+            let rows = 5
+            let clips = Array.init (rows * 8192) (fun i -> float32 signals.[i])
+            use engine = new ManagedEngine()
+            use x = engine.FromHost(ReadOnlySpan clips, rows, 8192)
+            let actual = ScatteringFsddFeatures.Info.Extract(engine, x)
+            Expect.equal actual.Length (rows * 336) "rows x 336"
+            let worst = Array.init actual.Length (fun i -> abs (float actual.[i] - reference.[i])) |> Array.max
+            Expect.isLessThanOrEqual worst 1e-3 "log-mean within 1e-3 of kymatio"
+
         testCase "raw8192 is 8,192 raw samples at 8 kHz" <| fun () ->
             let info = Schemas.ByName "raw8192"
             Expect.sequenceEqual info.Shape [ 8192 ] "shape"
@@ -122,20 +155,20 @@ let tests =
             let actualFirst = [| for m in 0 .. mels - 1 do for t in 0 .. frames - 1 -> actual.[m * 65 + t] |]
             Assertions.allClose 1e-4 1e-3 (Array.map float32 expected) actualFirst "log-mel frames present in the recording"
 
-        testCase "the registry lists the four schemas by name, case-insensitively" <| fun () ->
-            Expect.sequenceEqual Schemas.Names [ "genre"; "mfcc-mean40"; "logmel-fsdd"; "raw8192" ] "names"
+        testCase "the registry lists the five schemas by name, case-insensitively" <| fun () ->
+            Expect.sequenceEqual Schemas.Names [ "genre"; "mfcc-mean40"; "logmel-fsdd"; "raw8192"; "scattering-fsdd" ] "names"
             Expect.sequenceEqual (Schemas.All |> Seq.map (fun s -> s.Name)) Schemas.Names "All in the same order"
             Expect.equal (Schemas.ByName "GENRE").Name "genre" "case-insensitive"
             Expect.isFalse (fst (Schemas.TryGetByName "nope")) "unknown name"
 
         testCase "an unknown schema name is rejected with the known names" <| fun () ->
             let e = Driver.throws<ArgumentException> (fun () -> Schemas.ByName "mfcc" |> ignore)
-            Expect.stringContains e.Message "Unknown feature schema 'mfcc'; expected one of: genre, mfcc-mean40, logmel-fsdd, raw8192" "message"
+            Expect.stringContains e.Message "Unknown feature schema 'mfcc'; expected one of: genre, mfcc-mean40, logmel-fsdd, raw8192, scattering-fsdd" "message"
 
         testCase "the predefined fingerprints are distinct SHA-256 hex strings" <| fun () ->
             let fps = Schemas.All |> Seq.map (fun s -> s.Fingerprint) |> Seq.toList
             for fp in fps do Expect.isMatch fp "^[0-9a-f]{64}$" "hex"
-            Expect.equal (List.distinct fps).Length 4 "distinct"
+            Expect.equal (List.distinct fps).Length 5 "distinct"
 
         testCase "a genre row round-trips through FromSpan and CopyTo and exposes its members" <| fun () ->
             let row = Array.init 26 (fun i -> float32 i * 1.5f)
