@@ -131,6 +131,9 @@ let private mlp (input: int list) classes =
 
 let private logreg (input: int list) classes = Net.sequential input [ Layers.flatten; Layers.dense classes ]
 
+/// kymatio's spoken-digit classifier: batch normalisation of the log-scattering means, then one softmax layer.
+let private scattering (input: int list) classes = Net.sequential input [ Layers.flatten; Layers.batchNorm; Layers.dense classes ]
+
 /// The models `--model` chooses from; the first is the default.
 let recipes =
     [ { Name = "cnn2d"; Description = "2-D CNN on a 40 x 65 log-mel image (the spoken-digit write-up)"
@@ -145,7 +148,10 @@ let recipes =
         Epochs = 20; BatchSize = 64; LearningRate = 2e-3; Augment = "noise:0.005,shift:0.08"; Copies = 1; TestSpeeds = [] }
       { Name = "logreg"; Description = "linear softmax on MFCC and spectral statistics (the genre write-up's table)"
         Schema = "genre"; PerUtterance = false; Build = logreg
-        Epochs = 100; BatchSize = 64; LearningRate = 1e-2; Augment = ""; Copies = 0; TestSpeeds = [] } ]
+        Epochs = 100; BatchSize = 64; LearningRate = 1e-2; Augment = ""; Copies = 0; TestSpeeds = [] }
+      { Name = "scattering"; Description = "batch normalisation and a softmax layer on log-scattering means, J 8, Q 12 (kymatio's spoken-digit example)"
+        Schema = "scattering-fsdd"; PerUtterance = false; Build = scattering
+        Epochs = 50; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0; TestSpeeds = [] } ]
 
 /// Looks a recipe up by name.
 let recipe (name: string) =

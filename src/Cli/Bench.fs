@@ -101,6 +101,28 @@ let private rfftWorkload (n: int) (count: int) =
                 engine.Synchronize()
             run, (fun () -> input.Dispose(); output.Dispose()) }
 
+/// `scattering-fsdd`: kymatio's spoken-digit features, Scattering1D with J 8, Q 12 (T 2^J, order 2) of 3,000 clips of
+/// 8,192 samples at 8 kHz, in chunks of 256 clips (input and [256, 337, 32] output per chunk).
+let private scatteringWorkload =
+    let clips, samples, chunk = 3000, 8192, 256
+    let config = ScatteringConfig(8, 12)
+    { Name = "scattering-fsdd"
+      Clips = clips
+      AudioSeconds = float clips * float samples / 8000.0
+      Samples = 0
+      Flops = None
+      Setup =
+        fun engine ->
+            let bank = Filters.Scattering1D(config, samples)
+            let rng = Random 1234
+            let inputs = [| for start in 0 .. chunk .. clips - 1 -> noiseTensor engine rng (min chunk (clips - start)) samples |]
+            let outputs = inputs |> Array.map (fun t -> engine.Allocate(t.Shape.[0], bank.Paths.Count, bank.Frames))
+            let run () =
+                for i in 0 .. inputs.Length - 1 do
+                    engine.Dsp.Scattering1D(config, inputs.[i], outputs.[i])
+                engine.Synchronize()
+            run, (fun () -> for t in Array.append inputs outputs do t.Dispose()) }
+
 let private w1Stft = StftConfig(256, 128, 256, WindowKind.Hann, true, PadMode.Constant)
 let private w1Mel = MelConfig(8000, 40, 0.0, Nullable 4000.0)
 let private w2Stft = StftConfig(2048, 512, 2048, WindowKind.Hann, true, PadMode.Constant)
@@ -123,7 +145,8 @@ let workloads: Workload list =
       logMelWorkload "w2-logmel" 64 (30 * 22050) 22050 w2Stft w2Mel None 2
       rfftWorkload 256 195_000
       rfftWorkload 2048 24_375
-      trainWorkload ]
+      trainWorkload
+      scatteringWorkload ]
 
 /// One measured row of the table / JSON.
 type Result =

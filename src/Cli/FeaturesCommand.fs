@@ -31,6 +31,11 @@ type FeaturesArgs =
     | Top_Db of db: float
     | N_Mfcc of n: int
     | Lifter of l: float
+    | J of j: int
+    | Q of q: int
+    | T of t: int
+    | Max_Order of order: int
+    | Log_Mean
     | Length of samples: int
     | Device of name: string
     | Split of spec: string
@@ -63,6 +68,11 @@ type FeaturesArgs =
             | Top_Db _ -> "dynamic range kept below each clip's maximum in dB (default 80; a negative value keeps everything)."
             | N_Mfcc _ -> "MFCC count (default 20)."
             | Lifter _ -> "MFCC lifter (default 0: none)."
+            | J _ -> "scattering: log2 of the largest wavelet scale (required with --transform scattering; 2^J at most --length)."
+            | Q _ -> "scattering: first-order wavelets per octave (default 1)."
+            | T _ -> "scattering: averaging scale in samples, a power of two up to --length (default 2^J)."
+            | Max_Order _ -> "scattering: 1 or 2 (default 2)."
+            | Log_Mean -> "scattering: write the time-averaged log-scattering log(|S| + 1e-6) without order 0, [clips, paths - 1], instead of [clips, paths, frames]."
             | Length _ -> "clip length in samples: zero-padded or cut at the end (transforms and any-length schemas; default: the longest recording)."
             | Device _ -> "auto, managed, cuda, opencl or ilgpu-cpu (default auto)."
             | Split _ -> "split to select a part from: official | speaker:NAME[,NAME] | loso | fold:K | random:RATIO | kfold:K."
@@ -119,7 +129,14 @@ let settingsOf (args: ParseResults<FeaturesArgs>) (sampleRate: int) : Transforms
         Mel = mel
         Db = DbConfig(TopDb = (if topDb < 0.0 then Nullable() else Nullable topDb))
         NMfcc = args.GetResult(N_Mfcc, defaultValue = 20)
-        Lifter = args.GetResult(Lifter, defaultValue = 0.0) }
+        Lifter = args.GetResult(Lifter, defaultValue = 0.0)
+        Scattering =
+            ScatteringConfig(
+                args.GetResult(J, defaultValue = 8),
+                args.GetResult(Q, defaultValue = 1),
+                (args.TryGetResult T |> Option.toNullable),
+                args.GetResult(Max_Order, defaultValue = 2))
+        LogMean = args.Contains Log_Mean }
 
 /// Runs the command. Exit codes: 0 done; 1 extraction failed; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
@@ -129,6 +146,11 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         | Some _, Some _ -> invalidArg "schema" "give either --schema or --transform, not both"
         | None, None -> invalidArg "schema" "give --schema NAME or --transform NAME"
         | _ -> ()
+        let scattering = args.TryGetResult Transform |> Option.exists (fun n -> n.ToLowerInvariant() = "scattering")
+        if scattering && not (args.Contains J) then invalidArg "j" "--transform scattering needs --j (log2 of the largest wavelet scale)"
+        if not scattering then
+            for flag, given in [ "--j", args.Contains J; "--q", args.Contains Q; "--t", args.Contains T; "--max-order", args.Contains Max_Order; "--log-mean", args.Contains Log_Mean ] do
+                if given then invalidArg (flag.TrimStart '-') (sprintf "%s applies to --transform scattering only" flag)
         let folder = args.TryGetResult Data |> Option.defaultWith (fun () -> Download.ensureFsdd None)
         let dataset = Dataset.openFolder false folder
         for s in dataset.Skipped do

@@ -170,6 +170,22 @@ public static class Filters
         });
     }
 
+    private static readonly ConcurrentDictionary<(ScatteringConfig, int), ScatteringFilterBank> ScatteringBanks = new();
+
+    /// <summary>
+    /// kymatio 0.4's 1-D scattering filter bank (Morlet wavelets and the Gaussian low-pass in the Fourier domain, at
+    /// the padded length and every subsampling level) for signals of <paramref name="length"/> samples, with its
+    /// padding, frame count and path metadata (kymatio's <c>meta()</c>). Built once per configuration in double
+    /// precision and cached; treat the arrays as read-only.
+    /// </summary>
+    /// <exception cref="ArgumentException">A parameter is out of range (<see cref="ScatteringConfig.Validate"/>).</exception>
+    public static ScatteringFilterBank Scattering1D(ScatteringConfig config, int length)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate(length);
+        return ScatteringBanks.GetOrAdd((config, length), static key => new ScatteringFilterBank(key.Item1, key.Item2));
+    }
+
     /// <summary>
     /// FFT twiddle factors exp(-2 pi i k / n) for k in [0, n), computed in double precision.
     /// Shape [n, 2] (cos, -sin interleaved).

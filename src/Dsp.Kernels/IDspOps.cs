@@ -69,4 +69,13 @@ public interface IDspOps
     /// <summary>librosa.feature.chroma_stft from a power spectrogram with the given tuning (in fractions of a bin)
     /// and per-frame infinity-norm normalisation. s: [batch, bins, frames]; output: [batch, nChroma, frames].</summary>
     void Chroma(int sampleRate, int nFft, int nChroma, float tuning, Tensor s, Tensor output);
+
+    /// <summary>kymatio 0.4's <c>Scattering1D(J, shape, Q, T, max_order)</c> (numpy backend, <c>out_type='array'</c>)
+    /// of every clip: Morlet wavelet moduli averaged by a Gaussian low-pass of scale T and subsampled to one frame per
+    /// T samples, paths in kymatio's order (order 0, first order, then second order with j2 &gt; j1; see
+    /// <see cref="Filters.Scattering1D"/> for the filters and per-path metadata). Mirrors Andén and Mallat, "Deep
+    /// Scattering Spectrum" (IEEE TSP 2014). clips: [batch, samples]; output: [batch, paths, frames].</summary>
+    /// <exception cref="ArgumentException">A parameter is out of range for the clip length (J &lt; 1 or 2^J above it,
+    /// Q &lt; 1, T not a power of two or above it, max_order not 1 or 2), or a tensor has the wrong shape.</exception>
+    void Scattering1D(ScatteringConfig config, Tensor clips, Tensor output);
 }

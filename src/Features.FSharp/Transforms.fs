@@ -31,11 +31,14 @@ type Kind =
     | Rms
     /// Chroma from the power spectrogram (tuning 0, 12 bins): [12, frames].
     | Chroma
+    /// kymatio's Scattering1D (J, Q, T, max_order of Settings.Scattering): [paths, frames]; with Settings.LogMean the
+    /// time-averaged log-scattering log(|S| + 1e-6) of every path but order 0: [paths - 1].
+    | Scattering
 
 /// The CLI names of the kinds, in order.
 let kindNames =
     [ "stft", Stft; "mel", Mel; "logmel", LogMel; "mfcc", Mfcc; "centroid", Centroid; "bandwidth", Bandwidth
-      "rolloff", Rolloff; "flatness", Flatness; "zcr", Zcr; "rms", Rms; "chroma", Chroma ]
+      "rolloff", Rolloff; "flatness", Flatness; "zcr", Zcr; "rms", Rms; "chroma", Chroma; "scattering", Scattering ]
 
 /// Parses a CLI transform name (e.g. "logmel").
 let parseKind (name: string) =
@@ -55,7 +58,11 @@ type Settings =
       Mel: MelConfig
       Db: DbConfig
       NMfcc: int
-      Lifter: float }
+      Lifter: float
+      /// Scattering: J, Q, T and max_order (kymatio's names).
+      Scattering: ScatteringConfig
+      /// Scattering: write the time-averaged log-scattering without order 0 instead of every frame.
+      LogMean: bool }
 
 /// librosa 0.10's defaults at the given sampling rate.
 let defaults (sampleRate: int) =
@@ -65,7 +72,12 @@ let defaults (sampleRate: int) =
       Mel = MelConfig(SampleRate = sampleRate)
       Db = DbConfig()
       NMfcc = 20
-      Lifter = 0.0 }
+      Lifter = 0.0
+      Scattering = ScatteringConfig(8, 1)
+      LogMean = false }
+
+/// epsilon of the log-scattering mean (kymatio's spoken-digit example).
+let logEpsilon = 1e-6
 
 /// Rows of one clip's matrix.
 let rows (settings: Settings) (kind: Kind) =
@@ -75,15 +87,22 @@ let rows (settings: Settings) (kind: Kind) =
     | Mfcc -> settings.NMfcc
     | Chroma -> 12
     | Centroid | Bandwidth | Rolloff | Flatness | Zcr | Rms -> 1
+    | Scattering -> invalidArg (nameof kind) "the scattering transform's rows depend on the clip length; use shape"
 
-/// The [rows, frames] shape of one clip of `clipSamples` samples.
+/// The [rows, frames] shape of one clip of `clipSamples` samples ([paths - 1] for the log-scattering mean).
+/// Raises ArgumentException for scattering parameters out of range for the clip length.
 let shape (settings: Settings) (kind: Kind) (clipSamples: int) =
-    [| rows settings kind; settings.Stft.FrameCount clipSamples |]
+    match kind with
+    | Scattering ->
+        let bank = Filters.Scattering1D(settings.Scattering, clipSamples)
+        if settings.LogMean then [| bank.Paths.Count - 1 |] else [| bank.Paths.Count; bank.Frames |]
+    | _ -> [| rows settings kind; settings.Stft.FrameCount clipSamples |]
 
 /// Column names of the flattened matrix: `{kind}{row}_t{frame}` (or `{kind}_t{frame}` for one row).
 let names (settings: Settings) (kind: Kind) (clipSamples: int) =
     let s = shape settings kind clipSamples
     let prefix = kindName kind
+    if s.Length = 1 then [| for r in 1 .. s.[0] -> sprintf "%s%d" prefix r |] else
     [| for r in 0 .. s.[0] - 1 do
          for t in 0 .. s.[1] - 1 do
              if s.[0] = 1 then sprintf "%s_t%d" prefix t else sprintf "%s%d_t%d" prefix r t |]
@@ -104,8 +123,31 @@ let fingerprint (settings: Settings) (kind: Kind) (clipSamples: int) =
     let text = sprintf "transform=%s;clip=%d;%A" (kindName kind) clipSamples settings
     Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes text)).ToLowerInvariant()
 
-/// Runs the transform on a batch already on the engine: clips [batch, samples] -> [batch, rows, frames].
+/// Scattering1D of a batch on the engine: [batch, paths, frames], or [batch, paths - 1] log-scattering means.
+let private scatteringOn (engine: Engine) (settings: Settings) (clips: Tensor) =
+    let dsp = engine.Dsp
+    let batch, samples = clips.Shape.[0], clips.Shape.[1]
+    let bank = Filters.Scattering1D(settings.Scattering, samples)
+    let paths, frames = bank.Paths.Count, bank.Frames
+    let s = engine.Allocate(batch, paths, frames)
+    dsp.Scattering1D(settings.Scattering, clips, s)
+    if not settings.LogMean then s
+    else
+        let values = s.ToArray()
+        s.Dispose()
+        let means =
+            Array.init (batch * (paths - 1)) (fun i ->
+                let b, p = i / (paths - 1), i % (paths - 1) + 1
+                let mutable acc = 0.0
+                for f in 0 .. frames - 1 do
+                    acc <- acc + log (abs (float values.[(b * paths + p) * frames + f]) + logEpsilon)
+                float32 (acc / float frames))
+        engine.FromHost(ReadOnlySpan means, batch, paths - 1)
+
+/// Runs the transform on a batch already on the engine: clips [batch, samples] -> [batch, rows, frames]
+/// ([batch, paths - 1] for the log-scattering mean).
 let computeOn (engine: Engine) (settings: Settings) (kind: Kind) (clips: Tensor) =
+    if kind = Scattering then scatteringOn engine settings clips else
     let dsp = engine.Dsp
     let batch, samples = clips.Shape.[0], clips.Shape.[1]
     let s = shape settings kind samples
@@ -146,6 +188,7 @@ let computeOn (engine: Engine) (settings: Settings) (kind: Kind) (clips: Tensor)
     | Chroma ->
         use spec = spectrogram SpectrumKind.Power
         dsp.Chroma(settings.SampleRate, nFft, 12, 0.0f, spec, output)
+    | Scattering -> () // computed by scatteringOn above
     output
 
 /// The transform as a batched extractor on an engine for clips of `clipSamples` samples.
@@ -154,7 +197,7 @@ let extractor (engine: Engine) (settings: Settings) (kind: Kind) (clipSamples: i
     let s = shape settings kind clipSamples
     { Name = kindName kind
       Fingerprint = fingerprint settings kind clipSamples
-      Length = s.[0] * s.[1]
+      Length = Array.fold (*) 1 s
       Shape = s
       SampleRate = settings.SampleRate
       ClipSamples = clipSamples

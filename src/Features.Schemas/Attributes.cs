@@ -15,6 +15,8 @@ public enum Statistic
     Max,
     /// <summary>Every frame kept: a [rows, frames] block in row-major order (a 2-D "image").</summary>
     TimeSeries,
+    /// <summary>Mean over frames of log(|v| + epsilon) (kymatio's spoken-digit classifier input); scattering only.</summary>
+    LogMean,
 }
 
 /// <summary>
@@ -272,4 +274,39 @@ public sealed class WaveformAttribute : FeatureAttribute
 
     /// <summary>Number of samples kept, positive.</summary>
     public int Samples { get; }
+}
+
+/// <summary>
+/// kymatio 0.4's 1-D scattering transform of the clip (<see cref="IDspOps.Scattering1D"/>, Andén and Mallat 2014)
+/// summarised over frames: <see cref="Statistic.LogMean"/> keeps log(|S| + <see cref="LogEpsilon"/>) averaged over
+/// frames for every path except order 0 (kymatio's spoken-digit example), <see cref="Statistic.Mean"/> the plain mean
+/// of every path. Needs the schema's ClipSamples (2^J and T must not exceed it). Rows are numbered scattering paths
+/// in kymatio's order.
+/// </summary>
+public sealed class ScatteringAttribute : FeatureAttribute
+{
+    /// <summary>Scattering of scale 2^<paramref name="j"/> with <paramref name="q"/> first-order wavelets per octave.</summary>
+    public ScatteringAttribute(int j, int q, Statistic statistic) : base(statistic)
+    {
+        J = j;
+        Q = q;
+    }
+
+    /// <summary>Log2 of the largest wavelet scale, 1..log2(ClipSamples).</summary>
+    public int J { get; }
+
+    /// <summary>First-order wavelets per octave, 1..64.</summary>
+    public int Q { get; }
+
+    /// <summary>Averaging scale in samples, a power of two up to ClipSamples; 0 means 2^J.</summary>
+    public int T { get; set; }
+
+    /// <summary>Deepest order, 1 or 2 (default 2).</summary>
+    public int MaxOrder { get; set; } = 2;
+
+    /// <summary>Added to |S| before the logarithm of <see cref="Statistic.LogMean"/>, positive (default 1e-6).</summary>
+    public double LogEpsilon { get; set; } = 1e-6;
+
+    /// <summary>Divide each clip by its peak absolute value first (kymatio's spoken-digit example); silent clips stay zero.</summary>
+    public bool PeakNormalize { get; set; }
 }

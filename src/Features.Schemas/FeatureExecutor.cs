@@ -86,12 +86,13 @@ internal static class FeatureExecutor
                 foreach (var v in values) if (v > max || float.IsNaN(v)) max = v;
                 return max;
             }
-            case Statistic.Mean or Statistic.Std:
+            // LogMean blocks already hold log(|S| + epsilon): their statistic is the mean.
+            case Statistic.Mean or Statistic.Std or Statistic.LogMean:
             {
                 double sum = 0;
                 foreach (var v in values) sum += v;
                 var mean = sum / values.Length;
-                if (statistic == Statistic.Mean) return (float)mean;
+                if (statistic != Statistic.Std) return (float)mean;
                 double squares = 0;
                 foreach (var v in values) squares += (v - mean) * (v - mean);
                 return (float)Math.Sqrt(squares / values.Length);
@@ -262,6 +263,52 @@ internal static class FeatureExecutor
             return Download(output, 1, n);
         }
 
+        /// <summary>Scattering1D of the clips (each divided by its peak first when asked): [batch, paths, frames], or for
+        /// LogMean log(|S| + epsilon) of every path but order 0.</summary>
+        private Block Scattering(FeatureMember m)
+        {
+            var config = new ScatteringConfig(m.ScatteringJ, m.ScatteringQ, m.ScatteringT == 0 ? null : m.ScatteringT, m.ScatteringMaxOrder);
+            ScatteringFilterBank bank;
+            try
+            {
+                bank = Filters.Scattering1D(config, samples);
+            }
+            catch (ArgumentException e)
+            {
+                throw new SchemaMismatchException(info.Name, $"member '{m.Property}': {e.Message}");
+            }
+            var paths = bank.Paths.Count;
+            var log = m.Statistic == Statistic.LogMean;
+            if (m.Rows != (log ? paths - 1 : paths))
+                throw new SchemaMismatchException(info.Name, $"member '{m.Property}' has {m.Rows} rows, the scattering transform gives {paths} paths.");
+            var input = clips;
+            if (m.PeakNormalize)
+            {
+                var host = clips.ToArray();
+                for (var b = 0; b < _batch; b++)
+                {
+                    var clip = host.AsSpan(b * samples, samples);
+                    var peak = 0f;
+                    foreach (var v in clip) peak = Math.Max(peak, Math.Abs(v));
+                    if (peak > 0) foreach (ref var v in clip) v /= peak;
+                }
+                input = Allocate(_batch, samples);
+                input.CopyFrom(host);
+            }
+            var output = Allocate(_batch, paths, bank.Frames);
+            Dsp.Scattering1D(config, input, output);
+            var s = output.ToArray();
+            if (!log) return new Block(s, 0, paths, bank.Frames);
+            var frames = bank.Frames;
+            var rows = paths - 1;
+            var values = new float[(long)_batch * rows * frames];
+            var epsilon = m.LogEpsilon;
+            for (var b = 0; b < _batch; b++)
+                for (var i = 0; i < rows * frames; i++)
+                    values[(long)b * rows * frames + i] = (float)Math.Log(Math.Abs(s[(long)b * paths * frames + frames + i]) + epsilon);
+            return new Block(values, 0, rows, frames);
+        }
+
         internal Block BlockFor(FeatureMember m)
         {
             var key = m.Kind switch
@@ -269,6 +316,7 @@ internal static class FeatureExecutor
                 FeatureKind.ZeroCrossingRate or FeatureKind.Rms => (m.Kind, m.FrameLength, m.HopLength),
                 FeatureKind.MfccDelta => (m.Kind, m.DeltaOrder, m.DeltaWidth),
                 FeatureKind.MelBands => (m.Kind, m.Decibels ? 1 : 0, 0),
+                FeatureKind.Scattering => (m.Kind, m.Offset, 0),
                 _ => (m.Kind, 0, 0),
             };
             if (_blocks.TryGetValue(key, out var cached)) return cached;
@@ -333,6 +381,9 @@ internal static class FeatureExecutor
                     block = Download(output, mfcc.Shape[1], Frames);
                     break;
                 }
+                case FeatureKind.Scattering:
+                    block = Scattering(m);
+                    break;
                 default:
                     throw new SchemaMismatchException(info.Name, $"member '{m.Property}' has unknown kind {m.Kind}.");
             }

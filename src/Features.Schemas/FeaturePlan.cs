@@ -28,6 +28,8 @@ public enum FeatureKind
     MelBands,
     /// <summary>The raw waveform.</summary>
     Waveform,
+    /// <summary>kymatio's 1-D scattering transform (Scattering1D).</summary>
+    Scattering,
 }
 
 /// <summary>
@@ -78,6 +80,24 @@ public sealed record FeatureMember
 
     /// <summary>ZCR and RMS only: samples between frames.</summary>
     public int HopLength { get; init; }
+
+    /// <summary>Scattering: log2 of the largest wavelet scale (0 for other kinds).</summary>
+    public int ScatteringJ { get; init; }
+
+    /// <summary>Scattering: first-order wavelets per octave.</summary>
+    public int ScatteringQ { get; init; }
+
+    /// <summary>Scattering: averaging scale in samples (0: 2^J).</summary>
+    public int ScatteringT { get; init; }
+
+    /// <summary>Scattering: deepest order, 1 or 2.</summary>
+    public int ScatteringMaxOrder { get; init; }
+
+    /// <summary>Scattering with <see cref="Statistic.LogMean"/>: epsilon added before the logarithm.</summary>
+    public double LogEpsilon { get; init; }
+
+    /// <summary>Scattering: divide each clip by its peak absolute value first.</summary>
+    public bool PeakNormalize { get; init; }
 
     /// <summary>One line describing the member, e.g. "mfcc: Mfcc[20] Mean at 6..26".</summary>
     public string Describe() =>

@@ -76,10 +76,24 @@ public sealed partial record Raw8192Features
 }
 
 /// <summary>
+/// kymatio's spoken-digit example (FSDD at 8 kHz): each clip divided by its peak absolute value, shaped to 8,192
+/// samples (centred with zero padding, or cut, by the caller), then the log-scattering time average of Scattering1D
+/// with J = 8, Q = 12, T = 2^J: mean over frames of log(|S| + 1e-6) for every path but order 0; shape [336],
+/// columns scattering1..scattering336 (kymatio's path order). Registered as "scattering-fsdd".
+/// </summary>
+[FeatureSchema("scattering-fsdd", SampleRate = 8000, ClipSamples = 8192)]
+public sealed partial record ScatteringFsddFeatures
+{
+    /// <summary>Log-scattering means of paths 1..336 (first order, then second order).</summary>
+    [Scattering(8, 12, Statistic.LogMean, PeakNormalize = true)]
+    public partial ReadOnlyMemory<float> Scattering { get; }
+}
+
+/// <summary>
 /// The registry of feature schemas, by the names <c>--schema</c>, <c>--features</c> and model files use. Every valid
 /// <c>[FeatureSchema]</c> type registers itself when its assembly is initialised (the generator emits a module
 /// initializer calling <see cref="Register"/>): the predefined schemas of this assembly (genre, mfcc-mean40,
-/// logmel-fsdd, raw8192) and those of any user assembly once it is loaded (<see cref="LoadAssembly"/>).
+/// logmel-fsdd, raw8192, scattering-fsdd) and those of any user assembly once it is loaded (<see cref="LoadAssembly"/>).
 /// </summary>
 public static class Schemas
 {

@@ -133,6 +133,10 @@ namespace Hybrid.Generators
                 if (member.Decibels) w.Append(", Decibels = true");
                 if (member.DeltaOrder != 0) w.Append(", DeltaOrder = ").Append(I(member.DeltaOrder)).Append(", DeltaWidth = ").Append(I(member.DeltaWidth));
                 if (member.FrameLength != 0) w.Append(", FrameLength = ").Append(I(member.FrameLength)).Append(", HopLength = ").Append(I(member.HopLength));
+                if (member.Scattering is { } sc)
+                    w.Append(", ScatteringJ = ").Append(I(sc.J)).Append(", ScatteringQ = ").Append(I(sc.Q)).Append(", ScatteringT = ").Append(I(sc.T))
+                        .Append(", ScatteringMaxOrder = ").Append(I(sc.MaxOrder)).Append(", LogEpsilon = ").Append(D(sc.LogEpsilon))
+                        .Append(sc.PeakNormalize ? ", PeakNormalize = true" : "");
                 w.Append(" },\n");
             }
             w.Append("        });\n\n");

@@ -39,9 +39,59 @@ namespace Hybrid.Generators
             return padded < frameLength ? 0 : (int)(1 + (padded - frameLength) / hop);
         }
 
+        /// <summary>Paths of kymatio 0.4's Scattering1D (order 0, every first-order wavelet, the second-order pairs with
+        /// j2 &gt; j1) for J, Q first-order wavelets per octave and max_order; mirrors Filters.Scattering1D (the Andén
+        /// filter bank with sigma0 0.1, r_psi sqrt(1/2), alpha 5), which checks the count at run time.</summary>
+        public static int ScatteringPathCount(int j, int q, int maxOrder)
+        {
+            var first = ScatteringScales(j, q);
+            var count = 1 + first.Count;
+            if (maxOrder == 2)
+            {
+                var second = ScatteringScales(j, 1);
+                foreach (var j1 in first)
+                    foreach (var j2 in second)
+                        if (j2 > j1) count++;
+            }
+            return count;
+        }
+
+        private static List<int> ScatteringScales(int j, int q)
+        {
+            var scales = new List<int>();
+            void Add(double x, double s)
+            {
+                var upper = System.Math.Min(System.Math.Abs(x) + 5.0 * s, 0.5);
+                scales.Add((int)System.Math.Floor(-System.Math.Log(upper) / System.Math.Log(2.0)) - 1);
+            }
+            var xi = System.Math.Max(1.0 / (1.0 + System.Math.Pow(2.0, 3.0 / q)), 0.35);
+            var factor = 1.0 / System.Math.Pow(2, 1.0 / q);
+            var sigma = xi * ((1 - factor) / (1 + factor)) * (1.0 / System.Math.Sqrt(2 * System.Math.Log(1.0 / System.Math.Sqrt(0.5))));
+            var sigmaMin = 0.1 / System.Math.Pow(2, j);
+            var step = System.Math.Pow(2, 1.0 / q);
+            if (sigma <= sigmaMin) xi = sigma;
+            else
+            {
+                Add(xi, sigma);
+                while (sigma > sigmaMin * step)
+                {
+                    xi /= step;
+                    sigma /= step;
+                    Add(xi, sigma);
+                }
+            }
+            var elbow = xi;
+            for (var k = 0; k < q - 1; k++)
+            {
+                xi -= 1.0 / q * elbow;
+                Add(xi, sigmaMin);
+            }
+            return scales;
+        }
+
         /// <summary>True for members whose rows are numbered (MFCC, deltas, mel bands, per-bin chroma).</summary>
         public static bool HasNumberedRows(MemberModel m) =>
-            m.Kind == FeatureKind.Mfcc || m.Kind == FeatureKind.MfccDelta || m.Kind == FeatureKind.MelBands
+            m.Kind == FeatureKind.Mfcc || m.Kind == FeatureKind.MfccDelta || m.Kind == FeatureKind.MelBands || m.Kind == FeatureKind.Scattering
             || (m.Kind == FeatureKind.Chroma && !m.Pooled);
 
         /// <summary>
@@ -119,7 +169,10 @@ namespace Hybrid.Generators
                 Line("member", string.Join("|",
                     m.Kind.ToString(), m.Statistic.ToString(), m.Column, Invariant(m.Offset), Invariant(m.Width),
                     Invariant(m.Rows), Invariant(m.Frames), Bool(m.Pooled), Bool(m.Decibels), Invariant(m.DeltaOrder),
-                    Invariant(m.DeltaWidth), Invariant(m.FrameLength), Invariant(m.HopLength)));
+                    Invariant(m.DeltaWidth), Invariant(m.FrameLength), Invariant(m.HopLength))
+                    + (m.Scattering is { } sc
+                        ? " scattering " + Invariant(sc.J) + " " + Invariant(sc.Q) + " " + Invariant(sc.T) + " " + Invariant(sc.MaxOrder) + " " + Bits(sc.LogEpsilon) + " " + Bool(sc.PeakNormalize)
+                        : ""));
             }
             return sb.ToString();
         }

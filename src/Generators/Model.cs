@@ -18,6 +18,7 @@ namespace Hybrid.Generators
         MfccDelta,
         MelBands,
         Waveform,
+        Scattering,
     }
 
     /// <summary>Mirrors Hybrid.Features.Schemas.Statistic.</summary>
@@ -28,6 +29,7 @@ namespace Hybrid.Generators
         Min,
         Max,
         TimeSeries,
+        LogMean,
     }
 
     /// <summary>Resolved DSP parameters of a schema (librosa names; enums as their numeric values).</summary>
@@ -70,7 +72,11 @@ namespace Hybrid.Generators
         int DeltaWidth,
         int FrameLength,
         int HopLength,
-        bool IsScalar);
+        bool IsScalar,
+        ScatteringModel? Scattering = null);
+
+    /// <summary>A [Scattering] member's parameters (T 0 means 2^J).</summary>
+    internal sealed record ScatteringModel(int J, int Q, int T, int MaxOrder, double LogEpsilon, bool PeakNormalize);
 
     /// <summary>Everything the emitter needs for one schema type; free of Roslyn symbols.</summary>
     internal sealed record SchemaModel(

@@ -265,6 +265,7 @@ namespace Hybrid.Generators
                 case "MfccDeltaAttribute": return FeatureKind.MfccDelta;
                 case "MelBandsAttribute": return FeatureKind.MelBands;
                 case "WaveformAttribute": return FeatureKind.Waveform;
+                case "ScatteringAttribute": return FeatureKind.Scattering;
                 default: return null;
             }
         }
@@ -284,7 +285,7 @@ namespace Hybrid.Generators
                 && declarationSyntax.AccessorList.Accessors.All(x => x.Body == null && x.ExpressionBody == null);
 
             // Constructor arguments by parameter name; named arguments by property name.
-            int? count = null, samples = null;
+            int? count = null, samples = null, scatJ = null, scatQ = null;
             var statistic = kind == FeatureKind.Waveform ? Statistic.TimeSeries : Statistic.Mean;
             var ctor = attribute.AttributeConstructor;
             for (var i = 0; ctor != null && i < ctor.Parameters.Length && i < attribute.ConstructorArguments.Length; i++)
@@ -295,6 +296,8 @@ namespace Hybrid.Generators
                     case "statistic" when value is int s: statistic = (Statistic)s; break;
                     case "count" when value is int k: count = k; break;
                     case "samples" when value is int k: samples = k; break;
+                    case "j" when value is int k: scatJ = k; break;
+                    case "q" when value is int k: scatQ = k; break;
                 }
             }
             var named = new Dictionary<string, object?>();
@@ -326,7 +329,21 @@ namespace Hybrid.Generators
                 ok = false;
             }
 
-            if (statistic < Statistic.Mean || statistic > Statistic.TimeSeries)
+            if (statistic == Statistic.LogMean && kind != FeatureKind.Scattering)
+            {
+                diagnostics.Add(DiagnosticInfo.Create(UnsupportedStatistic.Descriptor, location, typeName, property.Name, kind.Value.ToString(),
+                    "LogMean", "LogMean is for [Scattering]; use Mean, Std, Min, Max or TimeSeries"));
+                statistic = Statistic.Mean;
+                ok = false;
+            }
+            if (kind == FeatureKind.Scattering && statistic != Statistic.LogMean && statistic != Statistic.Mean)
+            {
+                diagnostics.Add(DiagnosticInfo.Create(UnsupportedStatistic.Descriptor, location, typeName, property.Name, "Scattering",
+                    statistic.ToString(), "use LogMean (kymatio's log-scattering time average) or Mean"));
+                statistic = Statistic.LogMean;
+                ok = false;
+            }
+            if (statistic < Statistic.Mean || statistic > Statistic.LogMean)
             {
                 diagnostics.Add(DiagnosticInfo.Create(UnsupportedStatistic.Descriptor, location, typeName, property.Name, kind.Value.ToString(),
                     "(Statistic)" + Layout.Invariant((int)statistic), "use Mean, Std, Min, Max or TimeSeries"));
@@ -353,6 +370,28 @@ namespace Hybrid.Generators
                     break;
                 case FeatureKind.MelBands: rows = p.NMels; break;
                 default: rows = 1; break;
+            }
+            ScatteringModel? scattering = null;
+            if (kind == FeatureKind.Scattering)
+            {
+                int j = scatJ.GetValueOrDefault(), q = scatQ.GetValueOrDefault(), t = Named("T", 0), maxOrder = Named("MaxOrder", 2);
+                var epsilon = Named("LogEpsilon", 1e-6);
+                var length = p.ClipSamples;
+                if (length <= 0)
+                    Conflict("is a scattering transform, which needs the schema's ClipSamples (the clip length in samples)");
+                if (j < 1 || j > 30 || (length > 0 && (1L << j) > length))
+                    Invalid("J", length > 0 ? "at least 1 with 2^J at most ClipSamples (" + Layout.Invariant(length) + ")" : "at least 1", Layout.Invariant(j));
+                if (q < 1 || q > 64) Invalid("Q", "in 1..64", Layout.Invariant(q));
+                if (t != 0 && (t < 1 || (t & (t - 1)) != 0 || (length > 0 && t > length)))
+                    Invalid("T", "0 (2^J) or a power of two up to ClipSamples (" + Layout.Invariant(length) + ")", Layout.Invariant(t));
+                if (maxOrder != 1 && maxOrder != 2) Invalid("max_order", "1 or 2", Layout.Invariant(maxOrder));
+                if (!(epsilon > 0)) Invalid("log epsilon", "positive", Layout.Invariant(epsilon));
+                scattering = new ScatteringModel(j, q, t, maxOrder, epsilon, Named("PeakNormalize", false));
+                if (ok)
+                {
+                    var paths = Layout.ScatteringPathCount(j, q, maxOrder);
+                    rows = statistic == Statistic.LogMean ? paths - 1 : paths;
+                }
             }
             if (kind == FeatureKind.MfccDelta)
             {
@@ -398,6 +437,7 @@ namespace Hybrid.Generators
             }
 
             var isScalar = statistic != Statistic.TimeSeries && (pooled || kind <= FeatureKind.Rms);
+            if (kind == FeatureKind.Scattering) isScalar = false;
             var expectedType = isScalar ? "float" : "global::System.ReadOnlyMemory<float>";
             if (!isPartialDefinition)
             {
@@ -432,7 +472,8 @@ namespace Hybrid.Generators
                 DeltaWidth: deltaWidth,
                 FrameLength: frameLength,
                 HopLength: memberHop,
-                IsScalar: isScalar);
+                IsScalar: isScalar,
+                Scattering: scattering);
         }
     }
 }

@@ -100,6 +100,38 @@ let tests =
                 Expect.stringContains out2 "4 of 4 rows from the cache" "second run reads the cache"
                 Expect.equal (Export.readNpy second) (Export.readNpy first) "same values"))
 
+        TestData.testWithFsdd "the scattering transform exports [clips, paths, frames], and --log-mean its log time average without order 0" (fun fsdd ->
+            withReferenceFolder fsdd (fun dir ->
+                let full = Path.Combine(dir, "s.npy")
+                let means = Path.Combine(dir, "m.npy")
+                let common = [ "--data"; dir; "--transform"; "scattering"; "--j"; "6"; "--q"; "4"; "--sr"; "8000"; "--length"; "2048"; "--device"; "managed" ]
+                let code, _, err = run (common @ [ "--out"; full ])
+                Expect.equal code 0 err
+                let code, _, err = run (common @ [ "--out"; means; "--log-mean" ])
+                Expect.equal code 0 err
+                let bank = Hybrid.Dsp.Filters.Scattering1D(Hybrid.Dsp.ScatteringConfig(6, 4), 2048)
+                let paths, frames = bank.Paths.Count, bank.Frames
+                let shape, s = Export.readNpy full
+                Expect.equal shape [| 4; paths; frames |] "[clips, paths, frames]"
+                Expect.isTrue (File.Exists(full + ".files.txt")) "sidecar like the other transforms"
+                let mshape, m = Export.readNpy means
+                Expect.equal mshape [| 4; paths - 1 |] "[clips, paths - 1]"
+                for c in 0 .. 3 do
+                    for p in 1 .. paths - 1 do
+                        let expected = Seq.average (seq { for f in 0 .. frames - 1 -> log (abs (float s.[(c * paths + p) * frames + f]) + 1e-6) })
+                        let actual = float m.[c * (paths - 1) + p - 1]
+                        if abs (actual - expected) > 1e-4 then failtestf "clip %d path %d: log-mean %g, from the full export %g" c p actual expected
+                Expect.isGreaterThan (Array.max s) 0.0f "non-zero coefficients"))
+
+        test "--transform scattering without --j, and --j with another transform, are usage errors" {
+            let code, _, err = run [ "--data"; "."; "--out"; "x.npy"; "--transform"; "scattering" ]
+            Expect.equal code 2 "exit code 2 without --j"
+            Expect.stringContains err "--j" "names the missing flag"
+            let code, _, err = run [ "--data"; "."; "--out"; "x.npy"; "--transform"; "mel"; "--j"; "6" ]
+            Expect.equal code 2 "exit code 2 for --j with mel"
+            Expect.stringContains err "--transform scattering only" "says where --j applies"
+        }
+
         test "giving neither a schema nor a transform is a usage error" {
             let code, _, err = run [ "--data"; "."; "--out"; "x.csv" ]
             Expect.equal code 2 "exit code 2"

@@ -60,6 +60,15 @@ let cases =
       case "HYB006 reports an undefined statistic"
           (schema "" "[Rms((Statistic)9)] public partial float Rms { get; }")
           "HYB006" "'S.Rms': Rms does not support the statistic (Statistic)9; use Mean, Std, Min, Max or TimeSeries" true
+      case "HYB006 reports a scattering member kept as a standard deviation"
+          (schema ", ClipSamples = 8192" "[Scattering(8, 12, Statistic.Std)] public partial ReadOnlyMemory<float> Scat { get; }")
+          "HYB006" "'S.Scat': Scattering does not support the statistic Std; use LogMean (kymatio's log-scattering time average) or Mean" true
+      case "HYB006 reports LogMean on a feature other than scattering"
+          (schema "" "[Rms(Statistic.LogMean)] public partial float Rms { get; }")
+          "HYB006" "'S.Rms': Rms does not support the statistic LogMean; LogMean is for [Scattering]; use Mean, Std, Min, Max or TimeSeries" true
+      case "HYB007 reports a scattering member in a schema without ClipSamples"
+          (schema "" "[Scattering(8, 12, Statistic.LogMean)] public partial ReadOnlyMemory<float> Scat { get; }")
+          "HYB007" "Feature schema 'S': 'Scat' is a scattering transform, which needs the schema's ClipSamples (the clip length in samples)" true
       case "HYB007 reports a hop longer than n_fft"
           (schema ", HopLength = 4096" rms)
           "HYB007" "Feature schema 'S': hop_length (4096) must not exceed n_fft (2048), or samples would be skipped between frames" true
@@ -90,6 +99,21 @@ let cases =
       case "HYB008 reports an even delta width"
           (schema "" "[MfccDelta(Statistic.Mean, Width = 4)] public partial ReadOnlyMemory<float> Delta { get; }")
           "HYB008" "Feature schema 'S': Delta's width must be odd and at least 3, was 4" true
+      case "HYB008 reports a scattering scale 2^J above the clip length"
+          (schema ", ClipSamples = 8192" "[Scattering(14, 12, Statistic.LogMean)] public partial ReadOnlyMemory<float> Scat { get; }")
+          "HYB008" "Feature schema 'S': Scat's J must be at least 1 with 2^J at most ClipSamples (8192), was 14" true
+      case "HYB008 reports a scattering Q of zero"
+          (schema ", ClipSamples = 8192" "[Scattering(8, 0, Statistic.LogMean)] public partial ReadOnlyMemory<float> Scat { get; }")
+          "HYB008" "Feature schema 'S': Scat's Q must be in 1..64, was 0" true
+      case "HYB008 reports a scattering T that is not a power of two"
+          (schema ", ClipSamples = 8192" "[Scattering(8, 12, Statistic.LogMean, T = 100)] public partial ReadOnlyMemory<float> Scat { get; }")
+          "HYB008" "Feature schema 'S': Scat's T must be 0 (2^J) or a power of two up to ClipSamples (8192), was 100" true
+      case "HYB008 reports a scattering max_order of 3"
+          (schema ", ClipSamples = 8192" "[Scattering(8, 12, Statistic.LogMean, MaxOrder = 3)] public partial ReadOnlyMemory<float> Scat { get; }")
+          "HYB008" "Feature schema 'S': Scat's max_order must be 1 or 2, was 3" true
+      case "HYB008 reports a non-positive log epsilon"
+          (schema ", ClipSamples = 8192" "[Scattering(8, 12, Statistic.LogMean, LogEpsilon = 0)] public partial ReadOnlyMemory<float> Scat { get; }")
+          "HYB008" "Feature schema 'S': Scat's log epsilon must be positive, was 0" true
       case "HYB009 reports time-series members of different frame counts"
           (schema ", SampleRate = 8000, ClipSamples = 8192, NFft = 256, HopLength = 128"
                "[MelBands(Statistic.TimeSeries)] public partial ReadOnlyMemory<float> LogMel { get; }\n[Rms(Statistic.TimeSeries, HopLength = 64)] public partial ReadOnlyMemory<float> Rms { get; }")

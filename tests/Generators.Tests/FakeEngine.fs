@@ -36,6 +36,7 @@ type FakeDsp() =
         member _.Irfft(_, _) = notUsed "Irfft"
         member _.Istft(_, _, _) = notUsed "Istft"
         member _.AmplitudeToDb(_, _, _) = notUsed "AmplitudeToDb"
+        member _.Scattering1D(_, _, _) = notUsed "Scattering1D"
         member _.Stft(config, clips, output, kind) =
             count "Stft"
             let b, n = clips.Shape.[0], clips.Shape.[1]

@@ -92,6 +92,39 @@ let tests =
             Expect.equal info.Names.[2599] "log_mel40_65" "last"
             Expect.equal LogMelFsddFeatures.LogMelFrames 65 "frames constant"
 
+        testCase "scattering-fsdd is kymatio's 336 log-scattering means of 8,192 samples at 8 kHz" <| fun () ->
+            let info = Schemas.ByName "scattering-fsdd"
+            Expect.sequenceEqual info.Shape [ 336 ] "shape (337 paths of J 8, Q 12 without order 0)"
+            Expect.equal info.Names.[0] "scattering1" "first"
+            Expect.equal info.Names.[335] "scattering336" "last"
+            Expect.equal (info.SampleRate, info.ClipSamples) (8000, 8192) "sr and clip"
+            let m = info.Members.[0]
+            Expect.equal (m.Kind, m.Statistic, m.ScatteringJ, m.ScatteringQ, m.ScatteringT, m.ScatteringMaxOrder) (FeatureKind.Scattering, Statistic.LogMean, 8, 12, 0, 2) "member"
+            Expect.equal (m.LogEpsilon, m.PeakNormalize) (1e-6, true) "epsilon and peak normalisation"
+
+        TestData.testWithKymatio "scattering-fsdd on the managed engine matches kymatio's log-scattering means of the FSDD reference rows" <| fun folder ->
+            let readF8 (path: string) =
+                let bytes = File.ReadAllBytes path
+                let headerLength = int (BitConverter.ToUInt16(bytes, 8))
+                let header = Text.Encoding.ASCII.GetString(bytes, 10, headerLength)
+                let f8 = header.Contains "'<f8'"
+                let size = if f8 then 8 else 4
+                let count = (bytes.Length - 10 - headerLength) / size
+                Array.init count (fun i ->
+                    let at = 10 + headerLength + size * i
+                    if f8 then BitConverter.ToDouble(bytes, at) else float (BitConverter.ToSingle(bytes, at)))
+            let signals = readF8 (Path.Combine(folder, "signals.npy"))
+            let reference = readF8 (Path.Combine(folder, "fsdd_log_mean.npy"))
+            // rows 0-4 are FSDD recordings divided by their peak and centred in 8,192 samples, as the schema shapes them
+            let rows = 5
+            let clips = Array.init (rows * 8192) (fun i -> float32 signals.[i])
+            use engine = new ManagedEngine()
+            use x = engine.FromHost(ReadOnlySpan clips, rows, 8192)
+            let actual = ScatteringFsddFeatures.Info.Extract(engine, x)
+            Expect.equal actual.Length (rows * 336) "rows x 336"
+            let worst = Array.init actual.Length (fun i -> abs (float actual.[i] - reference.[i])) |> Array.max
+            Expect.isLessThanOrEqual worst 1e-3 "log-mean within 1e-3 of kymatio"
+
         testCase "raw8192 is 8,192 raw samples at 8 kHz" <| fun () ->
             let info = Schemas.ByName "raw8192"
             Expect.sequenceEqual info.Shape [ 8192 ] "shape"
@@ -124,14 +157,14 @@ let tests =
 
         testCase "the registry lists the predefined schemas by name, case-insensitively" <| fun () ->
             let predefined = Schemas.All |> Seq.filter Schemas.IsPredefined |> Seq.map (fun s -> s.Name) |> List.ofSeq
-            Expect.equal (List.truncate 4 predefined) [ "genre"; "mfcc-mean40"; "logmel-fsdd"; "raw8192" ] "names"
+            Expect.equal (List.truncate 5 predefined) [ "genre"; "mfcc-mean40"; "logmel-fsdd"; "raw8192"; "scattering-fsdd" ] "names"
             Expect.equal (List.truncate predefined.Length (List.ofSeq Schemas.Names)) predefined "Names in the order of All"
             Expect.equal (Schemas.ByName "GENRE").Name "genre" "case-insensitive"
             Expect.isFalse (fst (Schemas.TryGetByName "nope")) "unknown name"
 
         testCase "an unknown schema name is rejected with the known names" <| fun () ->
             let e = Driver.throws<ArgumentException> (fun () -> Schemas.ByName "mfcc" |> ignore)
-            Expect.stringContains e.Message "Unknown feature schema 'mfcc'; expected one of: genre, mfcc-mean40, logmel-fsdd, raw8192" "message"
+            Expect.stringContains e.Message "Unknown feature schema 'mfcc'; expected one of: genre, mfcc-mean40, logmel-fsdd, raw8192, scattering-fsdd" "message"
 
         testCase "the predefined fingerprints are distinct SHA-256 hex strings" <| fun () ->
             let fps = Schemas.All |> Seq.filter Schemas.IsPredefined |> Seq.map (fun s -> s.Fingerprint) |> Seq.toList
@@ -189,7 +222,7 @@ let tests =
 
             testCase "the predefined schemas register through the same mechanism, first and in declaration order" <| fun () ->
                 let predefined = Schemas.All |> Seq.filter Schemas.IsPredefined |> Seq.map (fun s -> s.Name) |> List.ofSeq
-                Expect.equal (List.truncate 4 predefined) [ "genre"; "mfcc-mean40"; "logmel-fsdd"; "raw8192" ] "declaration order"
+                Expect.equal (List.truncate 5 predefined) [ "genre"; "mfcc-mean40"; "logmel-fsdd"; "raw8192"; "scattering-fsdd" ] "declaration order"
                 Expect.equal (Schemas.All |> Seq.take predefined.Length |> Seq.map (fun s -> s.Name) |> List.ofSeq) predefined "predefined first"
 
             testCase "a second assembly declaring a taken name is refused by name when looked up" <| fun () ->

@@ -17,6 +17,10 @@ let RequireDataVariable = "HYBRID_REQUIRE_DATA"
 [<Literal>]
 let ReferenceVariable = "HYBRID_LIBROSA_REFERENCE"
 
+/// Environment variable naming the kymatio 0.4 scattering reference folder.
+[<Literal>]
+let KymatioReferenceVariable = "HYBRID_KYMATIO_REFERENCE"
+
 let private repoRoot =
     lazy (
         let rec up (dir: DirectoryInfo | null) =
@@ -46,6 +50,9 @@ let fsddFolder () = locate FsddVariable (Path.Combine("shared", "data", "fsdd"))
 /// The librosa 0.10.2 reference folder from HYBRID_LIBROSA_REFERENCE, else ../shared/reference/librosa-0.10.2.
 let referenceFolder () = locate ReferenceVariable (Path.Combine("shared", "reference", "librosa-0.10.2"))
 
+/// The kymatio 0.4 reference folder from HYBRID_KYMATIO_REFERENCE, else ../shared/reference/kymatio-0.4.
+let kymatioReferenceFolder () = locate KymatioReferenceVariable (Path.Combine("shared", "reference", "kymatio-0.4"))
+
 /// The repository root (the folder holding Hybrid.sln above the test binaries), if found.
 let repositoryRoot () = repoRoot.Value
 
@@ -67,3 +74,10 @@ let testWithReference name (body: string -> unit) =
         match referenceFolder () with
         | Some dir -> body dir
         | None -> missing "librosa reference folder" ReferenceVariable)
+
+/// A test that receives the kymatio reference folder, skipped (or failed) when it is absent.
+let testWithKymatio name (body: string -> unit) =
+    testCase name (fun () ->
+        match kymatioReferenceFolder () with
+        | Some dir -> body dir
+        | None -> missing "kymatio reference folder" KymatioReferenceVariable)

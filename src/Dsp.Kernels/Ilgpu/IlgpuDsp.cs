@@ -199,6 +199,24 @@ internal sealed class IlgpuDsp : IDspOps
         SpectralKernels.Chroma(_engine, sampleRate, nFft, nChroma, tuning, x.View, x.Shape[0], x.Shape[2], y.View);
     }
 
+    /// <summary>Scattering1D on an ILGPU engine: the clips are copied to the host and transformed by the managed
+    /// engine's double-precision implementation (no ILGPU kernels for the scattering transform yet), then copied back.</summary>
+    public void Scattering1D(ScatteringConfig config, Tensor clips, Tensor output)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var x = Get(clips, nameof(clips), 2);
+        int batch = x.Shape[0], samples = x.Shape[1];
+        var bank = Filters.Scattering1D(config, samples);
+        var y = Get(output, nameof(output));
+        y.RequireShape(nameof(output), batch, bank.Paths.Count, bank.Frames);
+        var host = x.ToArray();
+        var result = new float[y.Length];
+        Managed.ManagedScattering.Run(HostParallel, Managed.ScatteringPlan.For(bank), host, result, batch);
+        y.CopyFrom(result);
+    }
+
+    private static readonly ParallelOptions HostParallel = new() { MaxDegreeOfParallelism = Environment.ProcessorCount };
+
     /// <summary>The tensor's device storage; rank checked unless <paramref name="rank"/> is 0, at least 1 when -1.</summary>
     private IlgpuTensor Get(Tensor t, string name, int rank = 0)
     {

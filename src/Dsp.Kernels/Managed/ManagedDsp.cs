@@ -57,6 +57,19 @@ internal sealed class ManagedDsp : IDspOps
             for (var j = 0; j < count; j++) dst[start + j] = v[j];
     }
 
+    // ---------------------------------------------------------------- scattering
+
+    public void Scattering1D(ScatteringConfig config, Tensor clips, Tensor output)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var x = Check(clips, nameof(clips), 2);
+        int batch = x.Shape[0], samples = x.Shape[1];
+        var bank = Filters.Scattering1D(config, samples);
+        var y = Check(output, nameof(output), 3);
+        y.RequireShape(nameof(output), batch, bank.Paths.Count, bank.Frames);
+        ManagedScattering.Run(_engine.Parallel, ScatteringPlan.For(bank), x.Span, y.Span, batch);
+    }
+
     // ---------------------------------------------------------------- FFT
 
     /// <summary>Transforms rows of x into rows of y eight at a time: each group of rows is loaded into lanes
