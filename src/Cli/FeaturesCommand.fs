@@ -38,6 +38,7 @@ type FeaturesArgs =
     | Seed of seed: int
     | Batch_Size of n: int
     | Cache of dir: string
+    | Strict
     | Json
 
     interface IArgParserTemplate with
@@ -70,6 +71,7 @@ type FeaturesArgs =
             | Seed _ -> "seed of random splits (default 0)."
             | Batch_Size _ -> "clips per extraction batch (default 256)."
             | Cache _ -> "feature cache folder: rows are keyed by the schema/transform fingerprint and each file's content, so a second run over the same recordings skips extraction."
+            | Strict -> "fail on the first unusable or truncated file instead of skipping it or warning about it."
             | Json -> "print a JSON summary line at the end."
 
 let private parseWindow (name: string) =
@@ -130,9 +132,11 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         | None, None -> invalidArg "schema" "give --schema NAME or --transform NAME"
         | _ -> ()
         let folder = args.TryGetResult Data |> Option.defaultWith (fun () -> Download.ensureFsdd None)
-        let dataset = Dataset.openFolder false folder
+        let dataset = Dataset.openFolder (args.Contains Strict) folder
         for s in dataset.Skipped do
             error.WriteLine(sprintf "features: skipped %s: %s" s.Path s.Reason)
+        for s in dataset.Warnings do
+            error.WriteLine(sprintf "features: warning %s: %s" s.Path s.Reason)
         if dataset.Items.Length = 0 then raise (DatasetException(sprintf "%s holds no usable audio" dataset.Root))
         let items =
             match args.TryGetResult Split with
@@ -186,7 +190,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         if args.Contains Json then
             let json =
                 Text.Json.JsonSerializer.Serialize(
-                    {| items = items.Length; skipped = dataset.Skipped.Length; shape = rowShape; extractor = extractor.Name
+                    {| items = items.Length; skipped = dataset.Skipped.Length; warnings = dataset.Warnings.Length; shape = rowShape; extractor = extractor.Name
                        fingerprint = extractor.Fingerprint; device = engine.Name; files = written; seconds = started.Elapsed.TotalSeconds |})
             out.WriteLine json
         0)

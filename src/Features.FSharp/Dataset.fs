@@ -66,6 +66,9 @@ type Dataset =
       Items: Item[]
       /// Files that were left out, sorted by path, each with its reason.
       Skipped: SkippedFile[]
+      /// Files that are used despite a problem the reader worked around (a truncated recording: the whole
+      /// frames present are used), sorted by path, each with the reader's warning. Strict scans refuse them.
+      Warnings: SkippedFile[]
       /// Background-noise recordings offered for augmentation (Speech Commands' `_background_noise_`).
       NoiseFiles: string[]
       /// Speaker metadata from FSDD's speakers.csv: speaker name to column name to value (empty when absent).
@@ -372,15 +375,16 @@ module Dataset =
                     | Error why -> skipped.Add { Path = Path.Combine(manifestDir, path); Reason = sprintf "listed in %s line %d but %s" manifestPath line why }
         root, candidates.ToArray(), skipped.ToArray(), Seq.toArray labels
 
-    /// Reads one header; Ok with its info, or Error with why the file is unusable.
-    let private probe (path: string) : Result<WavInfo, string> =
+    /// Reads one header (and the samples of float files, for NaN and infinities: Wav.inspect); Ok with its info
+    /// (whose Warning a truncated file carries), or Error with why the file is unusable (strict: truncated too).
+    let private probe (strict: bool) (path: string) : Result<WavInfo, string> =
         try
-            let info = Wav.readInfo path
-            let length = FileInfo(path).Length
-            if info.Frames <= 0L then Error "holds no audio frames"
+            let info = Wav.inspect strict path
+            if info.Frames <= 0L then
+                Error(match info.Warning with
+                      | Some w -> sprintf "holds no audio frames (%s)" w
+                      | None -> "holds no audio frames")
             elif info.SampleRate <= 0 then Error(sprintf "sample rate %d Hz is not positive" info.SampleRate)
-            elif info.DataOffset + info.DataBytes > length then
-                Error(sprintf "data chunk declares %d bytes at offset %d but the file is %d bytes long" info.DataBytes info.DataOffset length)
             else Ok info
         with
         | :? AudioFormatException as e -> Error e.Problem
@@ -395,7 +399,7 @@ module Dataset =
     /// Checks every candidate's header in parallel and builds the dataset.
     let private build strict root source (labels: string[]) (candidates: Candidate[]) (skipped: SkippedFile[]) noise speakerInfo =
         if strict then failStrict skipped
-        let probed = candidates |> Array.Parallel.map (fun c -> c, probe c.Path)
+        let probed = candidates |> Array.Parallel.map (fun c -> c, probe strict c.Path)
         let bad =
             probed
             |> Array.choose (fun (c, r) ->
@@ -404,6 +408,13 @@ module Dataset =
                 | Ok _ -> None)
         let skipped = Array.append skipped bad |> Array.sortWith (fun a b -> String.CompareOrdinal(a.Path, b.Path))
         if strict then failStrict skipped
+        let warnings =
+            probed
+            |> Array.choose (fun (c, r) ->
+                match r with
+                | Ok { Warning = Some w } -> Some { Path = c.Path; Reason = w }
+                | _ -> None)
+            |> Array.sortWith (fun a b -> String.CompareOrdinal(a.Path, b.Path))
         let labelIndex = labels |> Array.mapi (fun i l -> l, i) |> dict
         let items =
             probed
@@ -416,7 +427,7 @@ module Dataset =
                           SampleRate = info.SampleRate; Channels = info.Channels; Frames = info.Frames }
                 | Error _ -> None)
             |> Array.sortWith (fun a b -> String.CompareOrdinal(a.Key, b.Key))
-        { Root = root; Source = source; Labels = labels; Items = items; Skipped = skipped
+        { Root = root; Source = source; Labels = labels; Items = items; Skipped = skipped; Warnings = warnings
           NoiseFiles = noise; SpeakerInfo = speakerInfo }
 
     let private existingFolder (path: string) =
@@ -477,7 +488,9 @@ module Dataset =
     /// Opens a dataset, detecting its layout: a .csv path is a manifest; a folder with FSDD recordings is FSDD;
     /// a folder with a manifest CSV (at its top or in metadata/, naming files that exist) is that manifest; else
     /// a folder with class sub-folders is folder-per-class. Headers are checked in parallel; unusable files are
-    /// listed in Skipped with their reason, or, when strict, the first raises DatasetException naming it.
+    /// listed in Skipped with their reason (files with NaN or infinite float samples: "non-finite samples"),
+    /// or, when strict, the first raises DatasetException naming it. A truncated recording is used with the
+    /// whole frames present and listed in Warnings; strict refuses it like an unusable file.
     /// A folder with no recognisable audio gives a dataset with no items.
     let openFolder (strict: bool) (path: string) : Dataset =
         if File.Exists path && String.Equals(Path.GetExtension path, ".csv", StringComparison.OrdinalIgnoreCase) then
