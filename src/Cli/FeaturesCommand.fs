@@ -31,6 +31,7 @@ type FeaturesArgs =
     | Top_Db of db: float
     | N_Mfcc of n: int
     | Lifter of l: float
+    | Tuning of bins: float
     | Length of samples: int
     | Device of name: string
     | Split of spec: string
@@ -64,6 +65,7 @@ type FeaturesArgs =
             | Top_Db _ -> "dynamic range kept below each clip's maximum in dB (default 80; a negative value keeps everything)."
             | N_Mfcc _ -> "MFCC count (default 20)."
             | Lifter _ -> "MFCC lifter (default 0: none)."
+            | Tuning _ -> "chroma tuning in fractions of a bin (default: estimated per recording, as librosa's chroma_stft)."
             | Length _ -> "clip length in samples: zero-padded or cut at the end (transforms and any-length schemas; default: the longest recording)."
             | Device _ -> "auto, managed, cuda, opencl or ilgpu-cpu (default auto)."
             | Split _ -> "split to select a part from: official | speaker:NAME[,NAME] | loso | fold:K | random:RATIO | kfold:K."
@@ -121,7 +123,8 @@ let settingsOf (args: ParseResults<FeaturesArgs>) (sampleRate: int) : Transforms
         Mel = mel
         Db = DbConfig(TopDb = (if topDb < 0.0 then Nullable() else Nullable topDb))
         NMfcc = args.GetResult(N_Mfcc, defaultValue = 20)
-        Lifter = args.GetResult(Lifter, defaultValue = 0.0) }
+        Lifter = args.GetResult(Lifter, defaultValue = 0.0)
+        Tuning = args.TryGetResult Tuning }
 
 /// Runs the command. Exit codes: 0 done; 1 extraction failed; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =

@@ -29,7 +29,7 @@ type Kind =
     | Zcr
     /// RMS energy (frame length n_fft): [1, frames].
     | Rms
-    /// Chroma from the power spectrogram (tuning 0, 12 bins): [12, frames].
+    /// Chroma from the power spectrogram (12 bins; tuning estimated per clip unless Settings.Tuning gives it): [12, frames].
     | Chroma
 
 /// The CLI names of the kinds, in order.
@@ -55,7 +55,10 @@ type Settings =
       Mel: MelConfig
       Db: DbConfig
       NMfcc: int
-      Lifter: float }
+      Lifter: float
+      /// Chroma tuning in fractions of a bin; None estimates it per clip from its power spectrogram
+      /// (librosa.feature.chroma_stft's default tuning=None, through Tuning.ChromaStft).
+      Tuning: float option }
 
 /// librosa 0.10's defaults at the given sampling rate.
 let defaults (sampleRate: int) =
@@ -65,7 +68,8 @@ let defaults (sampleRate: int) =
       Mel = MelConfig(SampleRate = sampleRate)
       Db = DbConfig()
       NMfcc = 20
-      Lifter = 0.0 }
+      Lifter = 0.0
+      Tuning = None }
 
 /// Rows of one clip's matrix.
 let rows (settings: Settings) (kind: Kind) =
@@ -145,7 +149,9 @@ let computeOn (engine: Engine) (settings: Settings) (kind: Kind) (clips: Tensor)
     | Rms -> dsp.Rms(nFft, settings.Stft.Hop, settings.Stft.Center, settings.Stft.PadMode, clips, perFrame ())
     | Chroma ->
         use spec = spectrogram SpectrumKind.Power
-        dsp.Chroma(settings.SampleRate, nFft, 12, 0.0f, spec, output)
+        match settings.Tuning with
+        | Some tuning -> dsp.Chroma(settings.SampleRate, nFft, 12, float32 tuning, spec, output)
+        | None -> Tuning.ChromaStft(engine, spec, settings.SampleRate, nFft, 12, output) |> ignore
     output
 
 /// The transform as a batched extractor on an engine for clips of `clipSamples` samples.
