@@ -496,7 +496,7 @@ let predictEach (device: string) (log: string -> unit) (modelPath: string) (file
         files
         |> List.map (fun f ->
             try
-                let wav, audio = Wav.readMonoWithInfo false f
+                let wav, audio = AudioFile.readMonoWithInfo false f
                 let samples = audio.Samples.[0]
                 Ok((if audio.SampleRate = extractor.SampleRate then samples else Resample.resample audio.SampleRate extractor.SampleRate samples), wav.Warning)
             with
