@@ -179,12 +179,14 @@ type TrainOptions =
       /// Draw progress bars (else none: the caller prints summaries).
       Progress: bool
       /// Write plots and report.html (model file and metrics are always written).
-      Plots: bool }
+      Plots: bool
+      /// Refuse the dataset at its first unusable or truncated file (else such files are skipped or warned about).
+      Strict: bool }
 
 /// Defaults: FSDD, official split, the default model on `auto`, seed 0.
 let defaults =
     { Data = None; Split = "official"; Model = (List.head recipes).Name; Features = None; Epochs = None; BatchSize = None
-      LearningRate = None; Augment = None; TestSpeeds = None; Device = "auto"; Seed = 0; Out = None; Log = ignore; Progress = true; Plots = true }
+      LearningRate = None; Augment = None; TestSpeeds = None; Device = "auto"; Seed = 0; Out = None; Log = ignore; Progress = true; Plots = true; Strict = false }
 
 /// One trained and evaluated fold.
 type FoldResult =
@@ -313,8 +315,9 @@ let train (options: TrainOptions) : RunResult =
     if batch < 1 then invalidArg "batch-size" (sprintf "batch size must be at least 1, was %d" batch)
     let spec = Split.parse options.Split
     let folder = Download.ensureFsdd options.Data
-    let dataset = Dataset.openFolder false folder
+    let dataset = Dataset.openFolder options.Strict folder
     for s in dataset.Skipped do log (sprintf "skipped %s: %s" s.Path s.Reason)
+    for s in dataset.Warnings do log (sprintf "warning %s: %s" s.Path s.Reason)
     if dataset.Items.Length = 0 then raise (DatasetException(sprintf "%s holds no usable audio" dataset.Root))
     let folds = Split.apply options.Seed spec dataset.Items
     let outDir =
@@ -451,7 +454,17 @@ type Prediction =
     { Path: string
       Label: string
       /// Probability of each label, in the model's label order.
-      Probabilities: (string * float) list }
+      Probabilities: (string * float) list
+      /// The reader's warning for a file it read only in part (a truncated recording: its whole frames).
+      Warning: string option }
+
+/// What `predictEach` made of one file.
+type PredictOutcome =
+    /// The file was read and classified.
+    | Predicted of Prediction
+    /// The file could not be read (AudioFormatException: malformed, unsupported, non-finite samples; or an I/O
+    /// error such as a missing file): its path and the exception.
+    | Unreadable of path: string * error: exn
 
 /// What a model file written by `train` says about preparing its input: the schema (whose fingerprint today must
 /// equal the file's), per-utterance normalisation, test-time speeds, and the stored info (labels, normalisation).
@@ -493,28 +506,48 @@ let internal storedStats (modelPath: string) (schema: FeatureSchemaInfo) (info: 
     { Grouping = grouping schema; Mean = find "mean"; Std = find "std" }
 
 /// Loads a model file written by `train` and classifies recordings with exactly the training preprocessing
-/// (the schema named in the file, the same clip shaping, per-utterance and stored normalisation). Raises
-/// SchemaMismatchException when the schema's fingerprint today differs from the one the model was trained on,
-/// and ModelFileException for a damaged file.
-let predict (device: string) (log: string -> unit) (modelPath: string) (files: string list) : Prediction list =
+/// (the schema named in the file, the same clip shaping, per-utterance and stored normalisation). Every file is
+/// tried: one that cannot be read is an `Unreadable` outcome in its place, the others are predicted; outcomes
+/// keep the order of `files`. Raises SchemaMismatchException when the schema's fingerprint today differs from
+/// the one the model was trained on, and ModelFileException for a damaged file.
+let predictEach (device: string) (log: string -> unit) (modelPath: string) (files: string list) : PredictOutcome list =
     let trained = trainedInput modelPath
     let schema, perUtterance, testSpeeds = trained.Schema, trained.PerUtterance, trained.TestSpeeds
     use engine = Engines.Create(device, log)
     let model, info = ModelFile.load engine schema.Fingerprint modelPath
     let stats = storedStats modelPath schema info
     let extractor = Transforms.ofSchema engine anyLengthClipSamples schema
-    let clips =
+    let loaded =
         files
         |> List.map (fun f ->
-            let audio = Wav.readMono f
-            let samples = audio.Samples.[0]
-            if audio.SampleRate = extractor.SampleRate then samples else Resample.resample audio.SampleRate extractor.SampleRate samples)
-        |> Array.ofList
-    if clips.Length = 0 then []
-    else
-        let probabilities = predictAveraged model (prepare extractor schema perUtterance stats) testSpeeds clips
-        let labels = Array.ofList info.Labels
-        files
-        |> List.mapi (fun i f ->
+            try
+                let wav, audio = AudioFile.readMonoWithInfo false f
+                let samples = audio.Samples.[0]
+                Ok((if audio.SampleRate = extractor.SampleRate then samples else Resample.resample audio.SampleRate extractor.SampleRate samples), wav.Warning)
+            with
+            | :? AudioFormatException
+            | :? IOException
+            | :? UnauthorizedAccessException as e -> Error(f, e))
+    let clips = loaded |> List.choose (function Ok(c, _) -> Some c | Error _ -> None) |> Array.ofList
+    let probabilities = if clips.Length = 0 then Array2D.zeroCreate 0 0 else predictAveraged model (prepare extractor schema perUtterance stats) testSpeeds clips
+    let labels = Array.ofList info.Labels
+    let mutable next = 0
+    List.zip files loaded
+    |> List.map (fun (f, r) ->
+        match r with
+        | Error(path, e) -> Unreadable(path, e)
+        | Ok(_, warning) ->
+            let i = next
+            next <- next + 1
             let probs = [ for k in 0 .. labels.Length - 1 -> labels.[k], float probabilities.[i, k] ]
-            { Path = f; Label = fst (List.maxBy snd probs); Probabilities = probs })
+            Predicted { Path = f; Label = fst (List.maxBy snd probs); Probabilities = probs; Warning = warning })
+
+/// predictEach for callers that want all or nothing: the predictions in the order of `files`, or the first
+/// unreadable file's exception (AudioFormatException, IOException) raised after every file was tried.
+let predict (device: string) (log: string -> unit) (modelPath: string) (files: string list) : Prediction list =
+    let outcomes = predictEach device log modelPath files
+    match outcomes |> List.tryPick (function Unreadable(_, e) -> Some e | Predicted _ -> None) with
+    | Some e ->
+        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw()
+        []
+    | None -> outcomes |> List.choose (function Predicted p -> Some p | Unreadable _ -> None)

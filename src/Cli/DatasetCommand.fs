@@ -25,7 +25,7 @@ type DatasetArgs =
             | Split _ ->
                 "official | speaker:NAME[,NAME] | loso | fold:K | folds | random:RATIO | kfold:K (default: official for FSDD and Speech Commands, folds when the source has folds)."
             | Seed _ -> "seed of random and k-fold splits (default 0)."
-            | Strict -> "fail on the first unusable file instead of listing it as skipped."
+            | Strict -> "fail on the first unusable or truncated file instead of listing it as skipped or warned about."
             | Json -> "print one JSON object instead of text."
 
 /// What the command reports, computed once for both output forms.
@@ -96,6 +96,13 @@ let private writeJson (out: TextWriter) (s: Summary) =
             w.WriteString("reason", k.Reason)
             w.WriteEndObject()
         w.WriteEndArray()
+        w.WriteStartArray "warnings"
+        for k in s.Dataset.Warnings do
+            w.WriteStartObject()
+            w.WriteString("path", k.Path)
+            w.WriteString("warning", k.Reason)
+            w.WriteEndObject()
+        w.WriteEndArray()
         match s.SplitName with
         | Some name -> w.WriteString("split", name)
         | None -> w.WriteNull "split"
@@ -144,6 +151,10 @@ let private writeText (out: TextWriter) (s: Summary) =
     if d.Skipped.Length > 0 then
         out.WriteLine(sprintf "skipped files (%d):" d.Skipped.Length)
         for k in d.Skipped do
+            out.WriteLine(sprintf "  %s: %s" k.Path k.Reason)
+    if d.Warnings.Length > 0 then
+        out.WriteLine(sprintf "used with warnings (%d):" d.Warnings.Length)
+        for k in d.Warnings do
             out.WriteLine(sprintf "  %s: %s" k.Path k.Reason)
 
 /// Runs `dataset` with its arguments (without the target name), writing the summary to `out` and errors to

@@ -36,6 +36,7 @@ type FeaturesArgs =
     | T of t: int
     | Max_Order of order: int
     | Log_Mean
+    | Tuning of bins: float
     | Length of samples: int
     | Device of name: string
     | Split of spec: string
@@ -43,6 +44,7 @@ type FeaturesArgs =
     | Seed of seed: int
     | Batch_Size of n: int
     | Cache of dir: string
+    | Strict
     | Json
 
     interface IArgParserTemplate with
@@ -73,6 +75,7 @@ type FeaturesArgs =
             | T _ -> "scattering: averaging scale in samples, a power of two up to --length (default 2^J)."
             | Max_Order _ -> "scattering: 1 or 2 (default 2)."
             | Log_Mean -> "scattering: write the time-averaged log-scattering log(|S| + 1e-6) without order 0, [clips, paths - 1], instead of [clips, paths, frames]."
+            | Tuning _ -> "chroma tuning in fractions of a bin (default: estimated per recording, as librosa's chroma_stft)."
             | Length _ -> "clip length in samples: zero-padded or cut at the end (transforms and any-length schemas; default: the longest recording)."
             | Device _ -> "auto, managed, cuda, opencl or ilgpu-cpu (default auto)."
             | Split _ -> "split to select a part from: official | speaker:NAME[,NAME] | loso | fold:K | random:RATIO | kfold:K."
@@ -80,6 +83,7 @@ type FeaturesArgs =
             | Seed _ -> "seed of random splits (default 0)."
             | Batch_Size _ -> "clips per extraction batch (default 256)."
             | Cache _ -> "feature cache folder: rows are keyed by the schema/transform fingerprint and each file's content, so a second run over the same recordings skips extraction."
+            | Strict -> "fail on the first unusable or truncated file instead of skipping it or warning about it."
             | Json -> "print a JSON summary line at the end."
 
 let private parseWindow (name: string) =
@@ -136,7 +140,9 @@ let settingsOf (args: ParseResults<FeaturesArgs>) (sampleRate: int) : Transforms
                 args.GetResult(Q, defaultValue = 1),
                 (args.TryGetResult T |> Option.toNullable),
                 args.GetResult(Max_Order, defaultValue = 2))
-        LogMean = args.Contains Log_Mean }
+        LogMean = args.Contains Log_Mean
+
+        Tuning = args.TryGetResult Tuning }
 
 /// Runs the command. Exit codes: 0 done; 1 extraction failed; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
@@ -152,9 +158,11 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
             for flag, given in [ "--j", args.Contains J; "--q", args.Contains Q; "--t", args.Contains T; "--max-order", args.Contains Max_Order; "--log-mean", args.Contains Log_Mean ] do
                 if given then invalidArg (flag.TrimStart '-') (sprintf "%s applies to --transform scattering only" flag)
         let folder = args.TryGetResult Data |> Option.defaultWith (fun () -> Download.ensureFsdd None)
-        let dataset = Dataset.openFolder false folder
+        let dataset = Dataset.openFolder (args.Contains Strict) folder
         for s in dataset.Skipped do
             error.WriteLine(sprintf "features: skipped %s: %s" s.Path s.Reason)
+        for s in dataset.Warnings do
+            error.WriteLine(sprintf "features: warning %s: %s" s.Path s.Reason)
         if dataset.Items.Length = 0 then raise (DatasetException(sprintf "%s holds no usable audio" dataset.Root))
         let items =
             match args.TryGetResult Split with
@@ -208,7 +216,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         if args.Contains Json then
             let json =
                 Text.Json.JsonSerializer.Serialize(
-                    {| items = items.Length; skipped = dataset.Skipped.Length; shape = rowShape; extractor = extractor.Name
+                    {| items = items.Length; skipped = dataset.Skipped.Length; warnings = dataset.Warnings.Length; shape = rowShape; extractor = extractor.Name
                        fingerprint = extractor.Fingerprint; device = engine.Name; files = written; seconds = started.Elapsed.TotalSeconds |})
             out.WriteLine json
         0)

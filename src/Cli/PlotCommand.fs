@@ -24,7 +24,7 @@ type PlotArgs =
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     Command.run<PlotArgs> "plot" out error argv (fun args ->
         let file = args.GetResult File
-        let audio = Wav.readMono file
+        let audio = AudioFile.readMono file
         use engine = Engines.Create(args.GetResult(Device, defaultValue = "auto"), fun l -> error.WriteLine("plot: " + l))
         let name = nonNull (Path.GetFileNameWithoutExtension file)
         for path, caption in AudioPlots.plotClip engine (args.GetResult Out) name name audio.SampleRate audio.Samples.[0] do

@@ -24,16 +24,32 @@ type PredictArgs =
             | Json -> "print one JSON object per file (path, label, probabilities) instead of text."
             | Files _ -> "WAV files to classify."
 
-/// Runs the command. Exit codes: 0 done; 1 a file or the model could not be used; 2 bad options.
+/// Why a file could not be read, without the path the line already names.
+let private reasonOf (e: exn) =
+    match e with
+    | :? AudioFormatException as a -> a.Problem
+    | e -> e.Message
+
+/// Runs the command. Every file is tried: a result line (JSON: an object with path, label, probabilities and
+/// warning) per readable file, one error line per unreadable one (text: `predict: FILE: REASON` on the error
+/// output; JSON: an object with path and error). Exit codes: 0 every file classified; 1 the model could not be
+/// used, or, after all files were tried, at least one could not be read; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     Command.run<PredictArgs> "predict" out error argv (fun args ->
         let files = args.GetResult(Files, defaultValue = [])
         if files.IsEmpty then invalidArg "files" "give at least one WAV file to classify"
-        let predictions = Experiment.predict (args.GetResult(Device, defaultValue = "auto")) (fun l -> error.WriteLine("predict: " + l)) (args.GetResult Model) files
-        for p in predictions do
-            if args.Contains Json then
-                out.WriteLine(JsonSerializer.Serialize({| path = p.Path; label = p.Label; probabilities = dict p.Probabilities |}))
-            else
-                let top = p.Probabilities |> List.sortByDescending snd |> List.truncate 3 |> List.map (fun (l, v) -> sprintf "%s %.3f" l v) |> String.concat ", "
-                out.WriteLine(sprintf "%s: %s (%s)" p.Path p.Label top)
-        0)
+        let json = args.Contains Json
+        let outcomes = Experiment.predictEach (args.GetResult(Device, defaultValue = "auto")) (fun l -> error.WriteLine("predict: " + l)) (args.GetResult Model) files
+        for outcome in outcomes do
+            match outcome with
+            | Experiment.Predicted p ->
+                if json then
+                    out.WriteLine(JsonSerializer.Serialize({| path = p.Path; label = p.Label; probabilities = dict p.Probabilities; warning = Option.toObj p.Warning |}))
+                else
+                    let top = p.Probabilities |> List.sortByDescending snd |> List.truncate 3 |> List.map (fun (l, v) -> sprintf "%s %.3f" l v) |> String.concat ", "
+                    out.WriteLine(sprintf "%s: %s (%s)" p.Path p.Label top)
+                    p.Warning |> Option.iter (fun w -> error.WriteLine(sprintf "predict: warning %s: %s" p.Path w))
+            | Experiment.Unreadable (path, e) ->
+                if json then out.WriteLine(JsonSerializer.Serialize({| path = path; error = reasonOf e |}))
+                else error.WriteLine(sprintf "predict: %s: %s" path (reasonOf e))
+        if outcomes |> List.exists (function Experiment.Unreadable _ -> true | _ -> false) then 1 else 0)

@@ -24,6 +24,7 @@ type TrainArgs =
     | Seed of seed: int
     | Out of dir: string
     | No_Plots
+    | Strict
     | Json
 
     interface IArgParserTemplate with
@@ -42,6 +43,7 @@ type TrainArgs =
             | Seed _ -> "seed of splits, augmentation, initialisation and shuffles (default 0)."
             | Out _ -> "output folder (default: a new folder under runs/)."
             | No_Plots -> "skip the PNG plots and report.html (model, metrics.json and confusion CSV are still written)."
+            | Strict -> "fail on the first unusable or truncated recording instead of skipping it or warning about it."
             | Json -> "end the output with one JSON line of results."
 
 /// The closing JSON line: split, model, device, sizes, accuracy, timings, per-fold results.
@@ -82,7 +84,8 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 Out = args.TryGetResult Out
                 Log = log
                 Progress = true
-                Plots = not (args.Contains No_Plots) }
+                Plots = not (args.Contains No_Plots)
+                Strict = args.Contains Strict }
         let r = Experiment.train options
         let say (line: string) = (if json then error else out).WriteLine line
         say ""

@@ -121,23 +121,42 @@ public static class Filters
     }
 
     /// <summary>
-    /// Chroma filter bank (librosa.filters.chroma with ctroct 5, octwidth 2, norm 2, base_c): Gaussian bumps
-    /// around each pitch class, weighted by a Gaussian over octaves centred on octave 5. <paramref name="tuning"/>
-    /// is in fractions of a chroma bin. Shape [n_chroma, n_fft/2 + 1], row-major.
+    /// Chroma filter bank with librosa's defaults (librosa.filters.chroma: ctroct 5, octwidth 2, norm 2, base_c).
+    /// <paramref name="tuning"/> is in fractions of a chroma bin. Shape [n_chroma, n_fft/2 + 1], row-major.
     /// </summary>
-    public static float[] Chroma(int sampleRate, int nFft, int nChroma, float tuning)
+    public static float[] Chroma(int sampleRate, int nFft, int nChroma, float tuning) =>
+        Chroma(sampleRate, nFft, nChroma, tuning, ctroct: 5.0, octwidth: 2.0, norm: 2.0, baseC: true);
+
+    /// <summary>
+    /// Chroma filter bank (librosa.filters.chroma, every parameter): for each FFT bin a Gaussian bump around its
+    /// pitch class (width one chroma bin or the bin spacing, whichever is larger), each bin's column normalised
+    /// (<paramref name="norm"/>: null for none, <see cref="double.PositiveInfinity"/> for the maximum,
+    /// <see cref="double.NegativeInfinity"/> for the minimum, 0 for the count of non-zeros, p &gt; 0 for the p-norm;
+    /// columns whose norm is below the smallest normal double are left as they are), then weighted by a Gaussian
+    /// over octaves centred on <paramref name="ctroct"/> (octaves above A0 = 27.5 Hz) with half-width
+    /// <paramref name="octwidth"/> (null: flat), and rolled to start at C when <paramref name="baseC"/> (else at A).
+    /// <paramref name="tuning"/> is in fractions of a chroma bin. Shape [n_chroma, n_fft/2 + 1], row-major; computed
+    /// in double precision and cached. Throws ArgumentOutOfRangeException for sr or n_chroma below 1, n_fft below 2,
+    /// a non-finite ctroct or tuning, an octwidth that is not positive, or a negative (finite) norm.
+    /// </summary>
+    public static float[] Chroma(int sampleRate, int nFft, int nChroma, float tuning, double ctroct, double? octwidth, double? norm, bool baseC)
     {
         if (sampleRate < 1) throw new ArgumentOutOfRangeException(nameof(sampleRate), $"sr must be positive, was {sampleRate}.");
         if (nFft < 2) throw new ArgumentOutOfRangeException(nameof(nFft), $"n_fft must be at least 2, was {nFft}.");
         if (nChroma < 1) throw new ArgumentOutOfRangeException(nameof(nChroma), $"n_chroma must be at least 1, was {nChroma}.");
-        return Cached(("chroma", sampleRate, nFft, nChroma, tuning), () =>
+        if (!float.IsFinite(tuning)) throw new ArgumentOutOfRangeException(nameof(tuning), $"tuning must be finite, was {tuning}.");
+        if (!double.IsFinite(ctroct)) throw new ArgumentOutOfRangeException(nameof(ctroct), $"ctroct must be finite, was {ctroct}.");
+        if (octwidth is { } w0 && !(w0 > 0 && double.IsFinite(w0)))
+            throw new ArgumentOutOfRangeException(nameof(octwidth), $"octwidth must be a positive number or null (flat weighting), was {w0}.");
+        if (norm is { } p0 && (double.IsNaN(p0) || (double.IsFinite(p0) && p0 < 0)))
+            throw new ArgumentOutOfRangeException(nameof(norm), $"norm must be null, 0, a positive p or +/-infinity, was {p0}.");
+        return Cached(("chroma", sampleRate, nFft, nChroma, tuning, ctroct, octwidth, norm, baseC), () =>
         {
-            const double ctroct = 5.0, octwidth = 2.0;
             var a440 = 440.0 * Math.Pow(2.0, tuning / (double)nChroma);
             var frq = new double[nFft];
             for (var i = 1; i < nFft; i++)
                 frq[i] = nChroma * Math.Log2((double)sampleRate * i / nFft / (a440 / 16.0));
-            frq[0] = frq[1] - 1.5 * nChroma;
+            frq[0] = nFft > 1 ? frq[1] - 1.5 * nChroma : 0.0;
             var width = new double[nFft];
             for (var i = 0; i < nFft - 1; i++) width[i] = Math.Max(frq[i + 1] - frq[i], 1.0);
             width[nFft - 1] = 1.0;
@@ -145,21 +164,48 @@ public static class Filters
             var wts = new double[nChroma * nFft];
             for (var i = 0; i < nFft; i++)
             {
-                var norm2 = 0.0;
                 for (var c = 0; c < nChroma; c++)
                 {
                     var d = frq[i] - c + half + 10.0 * nChroma;
                     d = d - nChroma * Math.Floor(d / nChroma) - half;
                     var g = 2.0 * d / width[i];
-                    var v = Math.Exp(-0.5 * g * g);
-                    wts[c * nFft + i] = v;
-                    norm2 += v * v;
+                    wts[c * nFft + i] = Math.Exp(-0.5 * g * g);
                 }
-                var octave = (frq[i] / nChroma - ctroct) / octwidth;
-                var scale = Math.Exp(-0.5 * octave * octave) / Math.Sqrt(norm2);
+                var length = 1.0;
+                if (norm is { } p)
+                {
+                    if (double.IsPositiveInfinity(p))
+                    {
+                        length = 0.0;
+                        for (var c = 0; c < nChroma; c++) length = Math.Max(length, Math.Abs(wts[c * nFft + i]));
+                    }
+                    else if (double.IsNegativeInfinity(p))
+                    {
+                        length = double.PositiveInfinity;
+                        for (var c = 0; c < nChroma; c++) length = Math.Min(length, Math.Abs(wts[c * nFft + i]));
+                    }
+                    else if (p == 0)
+                    {
+                        length = 0.0;
+                        for (var c = 0; c < nChroma; c++) length += wts[c * nFft + i] != 0 ? 1.0 : 0.0;
+                    }
+                    else
+                    {
+                        var sum = 0.0;
+                        for (var c = 0; c < nChroma; c++) sum += Math.Pow(Math.Abs(wts[c * nFft + i]), p);
+                        length = Math.Pow(sum, 1.0 / p);
+                    }
+                    if (length < double.Epsilon * 4503599627370496.0) length = 1.0; // below the smallest normal double
+                }
+                var scale = 1.0 / length;
+                if (octwidth is { } ow)
+                {
+                    var octave = (frq[i] / nChroma - ctroct) / ow;
+                    scale *= Math.Exp(-0.5 * octave * octave);
+                }
                 for (var c = 0; c < nChroma; c++) wts[c * nFft + i] *= scale;
             }
-            int bins = nFft / 2 + 1, shift = 3 * (nChroma / 12);
+            int bins = nFft / 2 + 1, shift = baseC ? 3 * (nChroma / 12) : 0;
             var result = new double[nChroma * bins];
             for (var c = 0; c < nChroma; c++)
             {

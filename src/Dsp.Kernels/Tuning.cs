@@ -1,18 +1,24 @@
 namespace Hybrid.Dsp;
 
 /// <summary>
-/// Tuning estimation as librosa.estimate_tuning: parabolic-interpolated spectral peaks (librosa.piptrack on the
-/// magnitude STFT), kept where their magnitude reaches the median, folded to deviations from the equal-tempered
-/// A440 grid in fractions of a bin, and the most common deviation (histogram of resolution-wide bins) returned.
-/// The result feeds <see cref="IDspOps.Chroma"/>'s <c>tuning</c>.
+/// Tuning estimation as librosa 0.10's estimate_tuning: spectral peaks found by piptrack (local maxima of the
+/// spectrogram above a fraction of each frame's maximum, refined by parabolic interpolation), kept where their
+/// interpolated magnitude reaches the median over all peaks, folded by pitch_tuning to deviations from the
+/// equal-tempered A440 grid in fractions of a bin, and the left edge of the fullest histogram bin returned.
+/// Also chroma_stft with librosa's default tuning=None: the tuning of each clip estimated from its own power
+/// spectrogram (<see cref="ChromaStft"/>). The arithmetic follows librosa's single-precision path for float32 input.
 /// </summary>
 public static class Tuning
 {
+    private const float TinySingle = 1.17549435e-38f;
+
     /// <summary>
-    /// Estimated tuning of each clip in fractions of a bin, in [-0.5, 0.5). clips: [batch, samples] on
-    /// <paramref name="engine"/>. Defaults mirror librosa.estimate_tuning (n_fft 2048, hop n_fft/4, Hann,
-    /// centred with zero padding, fmin 150 Hz, fmax 4000 Hz, peak threshold 0.1 of each frame's maximum,
-    /// resolution 0.01, 12 bins per octave). A clip without peaks gives 0.
+    /// Estimated tuning of each clip in fractions of a bin, in [-0.5, 0.5) (librosa.estimate_tuning(y=...)).
+    /// clips: [batch, samples] on <paramref name="engine"/>; the magnitude STFT (Hann, centred, zero padding) is
+    /// searched. Defaults mirror librosa (n_fft 2048, hop n_fft/4, fmin 150 Hz, fmax 4000 Hz, threshold 0.1 of each
+    /// frame's maximum, resolution 0.01, 12 bins per octave). A clip without peaks gives 0.
+    /// Throws ArgumentException for a clips tensor that is not [batch, samples] and ArgumentOutOfRangeException
+    /// for a non-positive sr or bins_per_octave or a resolution outside (0, 1).
     /// </summary>
     public static float[] Estimate(Engine engine, Tensor clips, int sampleRate, int nFft = 2048, int? hopLength = null,
         double fMin = 150.0, double fMax = 4000.0, double threshold = 0.1, double resolution = 0.01, int binsPerOctave = 12)
@@ -20,9 +26,7 @@ public static class Tuning
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(clips);
         if (clips.Rank != 2) throw new ArgumentException($"clips: expected [batch, samples], was [{string.Join(", ", clips.Shape)}].", nameof(clips));
-        if (sampleRate < 1) throw new ArgumentOutOfRangeException(nameof(sampleRate), $"sr must be positive, was {sampleRate}.");
-        if (!(resolution > 0 && resolution < 1)) throw new ArgumentOutOfRangeException(nameof(resolution), $"resolution must be in (0, 1), was {resolution}.");
-        if (binsPerOctave < 1) throw new ArgumentOutOfRangeException(nameof(binsPerOctave), $"bins_per_octave must be positive, was {binsPerOctave}.");
+        CheckArguments(sampleRate, resolution, binsPerOctave);
         var config = new StftConfig(nFft, hopLength);
         config.Validate();
         int batch = clips.Shape[0], bins = config.Bins, frames = config.FrameCount(clips.Shape[1]);
@@ -31,65 +35,149 @@ public static class Tuning
         var s = spectrum.ToArray();
         var result = new float[batch];
         for (var c = 0; c < batch; c++)
-            result[c] = EstimateOne(s.AsSpan(c * bins * frames, bins * frames), bins, frames, sampleRate, nFft,
-                Math.Max(fMin, 0.0), Math.Min(fMax, sampleRate / 2.0), threshold, resolution, binsPerOctave);
+            result[c] = EstimateFromSpectrogram(s.AsSpan(c * bins * frames, bins * frames), bins, frames, sampleRate,
+                fMin, fMax, threshold, resolution, binsPerOctave);
         return result;
     }
 
-    /// <summary>piptrack's S * (S &gt; ref): values at or under the frame's threshold count as zero.</summary>
-    private static float Gate(float v, double floor) => v > floor ? v : 0f;
-
-    private static float EstimateOne(ReadOnlySpan<float> s, int bins, int frames, int sampleRate, int nFft,
-        double fMin, double fMax, double threshold, double resolution, int binsPerOctave)
+    /// <summary>
+    /// librosa.estimate_tuning(S=s, sr=...) for one spectrogram s: [bins, frames] row-major (n_fft = 2 (bins - 1)),
+    /// searched as given (chroma_stft passes its power spectrogram). Returns the tuning in fractions of a bin, in
+    /// [-0.5, 0.5); 0 when no peak is found. Throws ArgumentOutOfRangeException for bad sizes or parameters.
+    /// </summary>
+    public static float EstimateFromSpectrogram(ReadOnlySpan<float> s, int bins, int frames, int sampleRate,
+        double fMin = 150.0, double fMax = 4000.0, double threshold = 0.1, double resolution = 0.01, int binsPerOctave = 12)
     {
-        // piptrack: peaks per frame, their interpolated frequency and magnitude.
-        var pitches = new List<double>();
-        var mags = new List<double>();
-        var frameMax = new float[frames];
+        CheckArguments(sampleRate, resolution, binsPerOctave);
+        if (bins < 2) throw new ArgumentOutOfRangeException(nameof(bins), $"a spectrogram needs at least 2 bins, had {bins}.");
+        if (frames < 0 || s.Length != (long)bins * frames)
+            throw new ArgumentOutOfRangeException(nameof(frames), $"s holds {s.Length} values, expected bins x frames = {bins} x {frames}.");
+        var nFft = 2 * (bins - 1);
+        fMin = Math.Max(fMin, 0.0);
+        fMax = Math.Min(fMax, sampleRate / 2.0);
+        // piptrack: thresholded local maxima along frequency, with parabolic shift and interpolated magnitude.
+        var pitches = new List<float>();
+        var mags = new List<float>();
+        var step = sampleRate / 2.0 / (bins - 1);
+        var frameRef = new float[frames];
         for (var k = 0; k < bins; k++)
-            for (var t = 0; t < frames; t++) frameMax[t] = Math.Max(frameMax[t], s[k * frames + t]);
-        for (var t = 0; t < frames; t++)
+            for (var t = 0; t < frames; t++) frameRef[t] = Math.Max(frameRef[t], s[k * frames + t]);
+        for (var t = 0; t < frames; t++) frameRef[t] = (float)(threshold * frameRef[t]);
+        for (var k = 1; k < bins - 1; k++)
         {
-            var floor = threshold * frameMax[t];
-            for (var k = 1; k < bins - 1; k++)
+            var f = k * step;
+            if (!(fMin <= f && f < fMax)) continue;
+            for (var t = 0; t < frames; t++)
             {
-                var f = (double)sampleRate * k / nFft;
-                if (f < fMin || f >= fMax) continue;
-                float here = Gate(s[k * frames + t], floor), below = Gate(s[(k - 1) * frames + t], floor), above = Gate(s[(k + 1) * frames + t], floor);
+                var floor = frameRef[t];
+                float cur = s[k * frames + t], prev = s[(k - 1) * frames + t], next = s[(k + 1) * frames + t];
+                float here = cur > floor ? cur : 0f, below = prev > floor ? prev : 0f, above = next > floor ? next : 0f;
                 if (!(here > below && here >= above)) continue;
-                double prev = s[(k - 1) * frames + t], cur = s[k * frames + t], next = s[(k + 1) * frames + t];
-                var avg = 0.5 * (next - prev);
-                var curvature = 2 * cur - next - prev;
-                var shift = avg / (curvature + (Math.Abs(curvature) < 1.17549435e-38 ? 1.0 : 0.0));
-                var pitch = (k + shift) * sampleRate / nFft;
-                if (pitch <= 0) continue;
-                pitches.Add(pitch);
-                mags.Add(cur + 0.5 * avg * shift);
+                // Parabola through the three bins; a vertex more than a bin away is not trusted (shift 0).
+                var a = next + prev - 2f * cur;
+                var b = (next - prev) / 2f;
+                var shift = Math.Abs(b) >= Math.Abs(a) ? 0f : -b / a;
+                var pitch = (float)((k + (double)shift) * sampleRate / nFft);
+                var mag = cur + 0.5f * b * shift;
+                if (pitch > 0f)
+                {
+                    pitches.Add(pitch);
+                    mags.Add(mag);
+                }
             }
         }
         if (pitches.Count == 0) return 0f;
         var sorted = mags.ToArray();
         Array.Sort(sorted);
-        var median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : 0.5 * (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]);
-        // pitch_tuning: histogram of deviations from the A440 grid.
+        var n = sorted.Length;
+        var median = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2f;
+        var kept = new List<float>();
+        for (var i = 0; i < pitches.Count; i++)
+            if (mags[i] >= median) kept.Add(pitches[i]);
+        return PitchTuning(kept, resolution, binsPerOctave);
+    }
+
+    /// <summary>
+    /// librosa.pitch_tuning: the deviation of frequencies (Hz; non-positive ones ignored) from the A440 grid of
+    /// binsPerOctave bins, folded into [-0.5, 0.5), histogrammed over ceil(1 / resolution) equal bins, and the left
+    /// edge of the fullest (the first on ties) returned. 0 for no frequencies.
+    /// </summary>
+    public static float PitchTuning(IReadOnlyList<float> frequencies, double resolution = 0.01, int binsPerOctave = 12)
+    {
+        ArgumentNullException.ThrowIfNull(frequencies);
+        CheckArguments(1, resolution, binsPerOctave);
         var nBins = (int)Math.Ceiling(1.0 / resolution);
+        var edges = new double[nBins + 1];
+        var width = 1.0 / nBins;
+        for (var j = 0; j < nBins; j++) edges[j] = -0.5 + j * width;
+        edges[nBins] = 0.5;
         var counts = new int[nBins];
         var any = false;
-        for (var i = 0; i < pitches.Count; i++)
+        foreach (var f in frequencies)
         {
-            if (mags[i] < median) continue;
-            var octs = Math.Log2(pitches[i] / (440.0 / 16.0));
-            var residual = binsPerOctave * octs % 1.0;
-            if (residual < 0) residual += 1.0;
-            if (residual >= 0.5) residual -= 1.0;
-            var bin = (int)Math.Floor((residual + 0.5) / (1.0 / nBins));
-            counts[Math.Clamp(bin, 0, nBins - 1)]++;
+            if (!(f > 0f)) continue;
             any = true;
+            // hz_to_octs in single precision, as for float32 input.
+            var octs = MathF.Log2(f / (440f / 16f));
+            var residual = binsPerOctave * octs % 1f;
+            if (residual < 0f) residual += 1f;
+            if (residual >= 0.5f) residual -= 1f;
+            double r = residual;
+            var j = Math.Clamp((int)Math.Floor((r + 0.5) / width), 0, nBins - 1);
+            if (r < edges[j]) j--;
+            else if (j < nBins - 1 && r >= edges[j + 1]) j++;
+            if (j >= 0 && j < nBins && r >= edges[0] && r <= edges[nBins]) counts[j]++;
         }
         if (!any) return 0f;
         var best = 0;
-        for (var b = 1; b < nBins; b++)
-            if (counts[b] > counts[best]) best = b;
-        return (float)(-0.5 + best * (1.0 / nBins));
+        for (var j = 1; j < nBins; j++)
+            if (counts[j] > counts[best]) best = j;
+        return (float)edges[best];
+    }
+
+    /// <summary>
+    /// librosa.feature.chroma_stft with tuning=None from a power spectrogram: each clip's tuning is estimated from
+    /// its own spectrogram (estimate_tuning(S=power, sr, bins_per_octave=n_chroma)), then its chroma computed with
+    /// that tuning by <see cref="IDspOps.Chroma"/> (default filter bank, per-frame infinity-norm normalisation).
+    /// power: [batch, n_fft/2 + 1, frames]; output: [batch, nChroma, frames], both on <paramref name="engine"/>.
+    /// Returns the tuning used for each clip. Throws ArgumentException for mismatched shapes.
+    /// </summary>
+    public static float[] ChromaStft(Engine engine, Tensor power, int sampleRate, int nFft, int nChroma, Tensor output)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        ArgumentNullException.ThrowIfNull(power);
+        ArgumentNullException.ThrowIfNull(output);
+        if (power.Rank != 3) throw new ArgumentException($"power: expected [batch, bins, frames], was [{string.Join(", ", power.Shape)}].", nameof(power));
+        int batch = power.Shape[0], bins = power.Shape[1], frames = power.Shape[2];
+        power.RequireShape(nameof(power), batch, nFft / 2 + 1, frames);
+        output.RequireShape(nameof(output), batch, nChroma, frames);
+        var host = power.ToArray();
+        var tunings = new float[batch];
+        for (var c = 0; c < batch; c++)
+            tunings[c] = EstimateFromSpectrogram(host.AsSpan(c * bins * frames, bins * frames), bins, frames, sampleRate, binsPerOctave: nChroma);
+        // Clips that share a tuning (estimates fall on a 0.01 grid) are computed together.
+        var result = new float[(long)batch * nChroma * frames];
+        foreach (var group in Enumerable.Range(0, batch).GroupBy(c => tunings[c]))
+        {
+            var members = group.ToArray();
+            var input = new float[(long)members.Length * bins * frames];
+            for (var i = 0; i < members.Length; i++)
+                host.AsSpan(members[i] * bins * frames, bins * frames).CopyTo(input.AsSpan(i * bins * frames));
+            using var part = engine.FromHost(input, members.Length, bins, frames);
+            using var chroma = engine.Allocate(members.Length, nChroma, frames);
+            engine.Dsp.Chroma(sampleRate, nFft, nChroma, group.Key, part, chroma);
+            var values = chroma.ToArray();
+            for (var i = 0; i < members.Length; i++)
+                values.AsSpan(i * nChroma * frames, nChroma * frames).CopyTo(result.AsSpan(members[i] * nChroma * frames));
+        }
+        output.CopyFrom(result);
+        return tunings;
+    }
+
+    private static void CheckArguments(int sampleRate, double resolution, int binsPerOctave)
+    {
+        if (sampleRate < 1) throw new ArgumentOutOfRangeException(nameof(sampleRate), $"sr must be positive, was {sampleRate}.");
+        if (!(resolution > 0 && resolution < 1)) throw new ArgumentOutOfRangeException(nameof(resolution), $"resolution must be in (0, 1), was {resolution}.");
+        if (binsPerOctave < 1) throw new ArgumentOutOfRangeException(nameof(binsPerOctave), $"bins_per_octave must be positive, was {binsPerOctave}.");
     }
 }

@@ -108,7 +108,7 @@ module Augment =
     let loadNoise (sampleRate: int) (paths: string[]) : float32[][] =
         paths
         |> Array.Parallel.map (fun path ->
-            let audio = Wav.readMono path
+            let audio = AudioFile.readMono path
             let x = audio.Samples.[0]
             if audio.SampleRate = sampleRate then x else Resample.resample audio.SampleRate sampleRate x)
 

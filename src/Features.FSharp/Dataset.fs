@@ -21,7 +21,7 @@ type DatasetSource =
 
 /// One labelled recording whose header was read and found usable.
 type Item =
-    { /// Full path of the WAV file.
+    { /// Full path of the audio file (any format AudioFile reads).
       Path: string
       /// Stable identifier: the path relative to the dataset root, with '/' separators. Seeds per-item
       /// randomness (augmentation), so results do not depend on order or threads.
@@ -66,6 +66,9 @@ type Dataset =
       Items: Item[]
       /// Files that were left out, sorted by path, each with its reason.
       Skipped: SkippedFile[]
+      /// Files that are used despite a problem the reader worked around (a truncated recording: the whole
+      /// frames present are used), sorted by path, each with the reader's warning. Strict scans refuse them.
+      Warnings: SkippedFile[]
       /// Background-noise recordings offered for augmentation (Speech Commands' `_background_noise_`).
       NoiseFiles: string[]
       /// Speaker metadata from FSDD's speakers.csv: speaker name to column name to value (empty when absent).
@@ -135,17 +138,17 @@ module Dataset =
         Regex(@"^(\d)_(.+)_(\d+)\.wav$", RegexOptions.IgnoreCase ||| RegexOptions.CultureInvariant)
 
     let private speechCommandsName =
-        Regex(@"^([0-9a-f]+)_nohash_(\d+)\.wav$", RegexOptions.IgnoreCase ||| RegexOptions.CultureInvariant)
+        Regex(@"^([0-9a-f]+)_nohash_(\d+)\.[A-Za-z0-9]+$", RegexOptions.IgnoreCase ||| RegexOptions.CultureInvariant)
 
     let private numberedName =
-        Regex(@"\.(\d+)\.wav$", RegexOptions.IgnoreCase ||| RegexOptions.CultureInvariant)
+        Regex(@"\.(\d+)\.[A-Za-z0-9]+$", RegexOptions.IgnoreCase ||| RegexOptions.CultureInvariant)
 
-    let private isWav (path: string) =
-        String.Equals(Path.GetExtension path, ".wav", StringComparison.OrdinalIgnoreCase)
+    /// Audio files are picked by extension (AudioFile.supportedExtensions: WAV, AU, AIFF, FLAC, MP3, Ogg).
+    let private isAudio (path: string) = AudioFile.isSupported path
 
-    let private wavFiles (dir: string) (recursive: bool) =
+    let private audioFiles (dir: string) (recursive: bool) =
         let option = if recursive then SearchOption.AllDirectories else SearchOption.TopDirectoryOnly
-        Directory.EnumerateFiles(dir, "*", option) |> Seq.filter isWav |> Seq.toArray |> Array.sortWith (fun a b -> String.CompareOrdinal(a, b))
+        Directory.EnumerateFiles(dir, "*", option) |> Seq.filter isAudio |> Seq.toArray |> Array.sortWith (fun a b -> String.CompareOrdinal(a, b))
 
     let private keyOf (root: string) (path: string) =
         Path.GetRelativePath(root, path).Replace(Path.DirectorySeparatorChar, '/')
@@ -172,7 +175,7 @@ module Dataset =
     let private fsddRecordings (dir: string) =
         let sub = Path.Combine(dir, "recordings")
         if Directory.Exists sub then Some sub
-        elif wavFiles dir false |> Array.exists (fun p -> (tryParseFsddName (fileName p)).IsSome) then Some dir
+        elif audioFiles dir false |> Array.exists (fun p -> (tryParseFsddName (fileName p)).IsSome) then Some dir
         else None
 
     let private readSpeakerInfo (dir: string) =
@@ -191,7 +194,7 @@ module Dataset =
     let private fsddCandidates (root: string) (recordings: string) =
         let candidates = List<Candidate>()
         let skipped = List<SkippedFile>()
-        for path in wavFiles recordings false do
+        for path in audioFiles recordings false do
             match tryParseFsddName (fileName path) with
             | Some (digit, speaker, index) ->
                 candidates.Add
@@ -211,7 +214,7 @@ module Dataset =
         Directory.GetDirectories root
         |> Array.filter (fun d ->
             let name = fileName d
-            not (name.StartsWith "_" || name.StartsWith ".") && not (Array.isEmpty (wavFiles d true)))
+            not (name.StartsWith "_" || name.StartsWith ".") && not (Array.isEmpty (audioFiles d true)))
         |> Array.sortWith (fun a b -> String.CompareOrdinal(a, b))
 
     let private readList (root: string) (name: string) =
@@ -231,7 +234,7 @@ module Dataset =
         let within (set: HashSet<string> option) key = set |> Option.exists (fun s -> s.Contains key)
         [| for dir in folders do
                let label = fileName dir
-               for path in wavFiles dir true do
+               for path in audioFiles dir true do
                    let key = keyOf root path
                    let name = fileName path
                    let speech = speechCommandsName.Match name
@@ -278,19 +281,19 @@ module Dataset =
             | p -> p
         else manifestDir
 
-    /// WAV files under a folder by file name, for manifests that list bare names of files lying in sub-folders
+    /// Audio files under a folder by file name, for manifests that list bare names of files lying in sub-folders
     /// (GTZAN's features CSVs); a name found more than once maps to None.
-    let private wavsByName (root: string) =
+    let private audioByName (root: string) =
         lazy (
             let byName = Dictionary<string, string option>(StringComparer.Ordinal)
-            for path in wavFiles root true do
+            for path in audioFiles root true do
                 let name = fileName path
                 byName.[name] <- if byName.ContainsKey name then None else Some path
             byName)
 
     /// Where a manifest entry's file is: as given (absolute, or relative to the manifest's folder or the
     /// dataset root), under UrbanSound8K's `audio/fold{F}/` or `audio/`, else, for a bare file name, the one
-    /// WAV of that name anywhere under the root.
+    /// audio file of that name anywhere under the root.
     let private resolveEntry (manifestDir: string) (root: string) (byName: Lazy<Dictionary<string, string option>>) (value: string) (fold: int option) =
         let value = value.Replace('\\', '/')
         let tries =
@@ -340,7 +343,7 @@ module Dataset =
         let candidates = List<Candidate>()
         let skipped = List<SkippedFile>()
         let root = manifestRoot manifestDir
-        let byName = wavsByName root
+        let byName = audioByName root
         let labels = SortedSet<string>(StringComparer.Ordinal)
         for r in 1 .. rows.Length - 1 do
             let row = rows.[r]
@@ -372,15 +375,16 @@ module Dataset =
                     | Error why -> skipped.Add { Path = Path.Combine(manifestDir, path); Reason = sprintf "listed in %s line %d but %s" manifestPath line why }
         root, candidates.ToArray(), skipped.ToArray(), Seq.toArray labels
 
-    /// Reads one header; Ok with its info, or Error with why the file is unusable.
-    let private probe (path: string) : Result<WavInfo, string> =
+    /// Reads one header (and the samples of float files, for NaN and infinities: Wav.inspect); Ok with its info
+    /// (whose Warning a truncated file carries), or Error with why the file is unusable (strict: truncated too).
+    let private probe (strict: bool) (path: string) : Result<AudioFileInfo, string> =
         try
-            let info = Wav.readInfo path
-            let length = FileInfo(path).Length
-            if info.Frames <= 0L then Error "holds no audio frames"
+            let info = AudioFile.inspect strict path
+            if info.Frames <= 0L then
+                Error(match info.Warning with
+                      | Some w -> sprintf "holds no audio frames (%s)" w
+                      | None -> "holds no audio frames")
             elif info.SampleRate <= 0 then Error(sprintf "sample rate %d Hz is not positive" info.SampleRate)
-            elif info.DataOffset + info.DataBytes > length then
-                Error(sprintf "data chunk declares %d bytes at offset %d but the file is %d bytes long" info.DataBytes info.DataOffset length)
             else Ok info
         with
         | :? AudioFormatException as e -> Error e.Problem
@@ -395,7 +399,7 @@ module Dataset =
     /// Checks every candidate's header in parallel and builds the dataset.
     let private build strict root source (labels: string[]) (candidates: Candidate[]) (skipped: SkippedFile[]) noise speakerInfo =
         if strict then failStrict skipped
-        let probed = candidates |> Array.Parallel.map (fun c -> c, probe c.Path)
+        let probed = candidates |> Array.Parallel.map (fun c -> c, probe strict c.Path)
         let bad =
             probed
             |> Array.choose (fun (c, r) ->
@@ -404,6 +408,13 @@ module Dataset =
                 | Ok _ -> None)
         let skipped = Array.append skipped bad |> Array.sortWith (fun a b -> String.CompareOrdinal(a.Path, b.Path))
         if strict then failStrict skipped
+        let warnings =
+            probed
+            |> Array.choose (fun (c, r) ->
+                match r with
+                | Ok({ AudioFileInfo.Warning = Some w }) -> Some { Path = c.Path; Reason = w }
+                | _ -> None)
+            |> Array.sortWith (fun a b -> String.CompareOrdinal(a.Path, b.Path))
         let labelIndex = labels |> Array.mapi (fun i l -> l, i) |> dict
         let items =
             probed
@@ -416,7 +427,7 @@ module Dataset =
                           SampleRate = info.SampleRate; Channels = info.Channels; Frames = info.Frames }
                 | Error _ -> None)
             |> Array.sortWith (fun a b -> String.CompareOrdinal(a.Key, b.Key))
-        { Root = root; Source = source; Labels = labels; Items = items; Skipped = skipped
+        { Root = root; Source = source; Labels = labels; Items = items; Skipped = skipped; Warnings = warnings
           NoiseFiles = noise; SpeakerInfo = speakerInfo }
 
     let private existingFolder (path: string) =
@@ -444,7 +455,7 @@ module Dataset =
         let folders = classFolders root
         let labels = folders |> Array.map fileName
         let noiseDir = Path.Combine(root, BackgroundNoiseFolder)
-        let noise = if Directory.Exists noiseDir then wavFiles noiseDir true else [||]
+        let noise = if Directory.Exists noiseDir then audioFiles noiseDir true else [||]
         build strict root FolderPerClass labels (folderCandidates root folders) [||] noise Map.empty
 
     /// Opens a CSV manifest. Columns come from the mapping, or are detected from the header (see detectColumns:
@@ -477,7 +488,9 @@ module Dataset =
     /// Opens a dataset, detecting its layout: a .csv path is a manifest; a folder with FSDD recordings is FSDD;
     /// a folder with a manifest CSV (at its top or in metadata/, naming files that exist) is that manifest; else
     /// a folder with class sub-folders is folder-per-class. Headers are checked in parallel; unusable files are
-    /// listed in Skipped with their reason, or, when strict, the first raises DatasetException naming it.
+    /// listed in Skipped with their reason (files with NaN or infinite float samples: "non-finite samples"),
+    /// or, when strict, the first raises DatasetException naming it. A truncated recording is used with the
+    /// whole frames present and listed in Warnings; strict refuses it like an unusable file.
     /// A folder with no recognisable audio gives a dataset with no items.
     let openFolder (strict: bool) (path: string) : Dataset =
         if File.Exists path && String.Equals(Path.GetExtension path, ".csv", StringComparison.OrdinalIgnoreCase) then
@@ -496,13 +509,11 @@ module Dataset =
         items |> Array.choose (fun i -> i.Speaker) |> Array.distinct |> Array.sortWith (fun a b -> String.CompareOrdinal(a, b))
 
     /// Reads an item as one mono channel (channels averaged) at its own rate. Raises AudioFormatException.
-    let read (item: Item) : Audio = Wav.readMono item.Path
+    let read (item: Item) : Audio = AudioFile.readMono item.Path
 
     /// Reads an item as mono samples at `sampleRate` Hz, resampling (band-limited) when its rate differs.
     let loadMono (sampleRate: int) (item: Item) : float32[] =
-        let audio = Wav.readMono item.Path
-        let samples = audio.Samples.[0]
-        if audio.SampleRate = sampleRate then samples else Resample.resample audio.SampleRate sampleRate samples
+        AudioFile.load sampleRate item.Path
 
     /// Lazily loads items in batches of `batchSize` (the last may be shorter), each batch's items loaded in
     /// parallel, keeping at most `readAhead` batches loading ahead of the one being consumed: memory stays

@@ -29,7 +29,7 @@ type Kind =
     | Zcr
     /// RMS energy (frame length n_fft): [1, frames].
     | Rms
-    /// Chroma from the power spectrogram (tuning 0, 12 bins): [12, frames].
+    /// Chroma from the power spectrogram (12 bins; tuning estimated per clip unless Settings.Tuning gives it): [12, frames].
     | Chroma
     /// kymatio's Scattering1D (J, Q, T, max_order of Settings.Scattering): [paths, frames]; with Settings.LogMean the
     /// time-averaged log-scattering log(|S| + 1e-6) of every path but order 0: [paths - 1].
@@ -62,7 +62,11 @@ type Settings =
       /// Scattering: J, Q, T and max_order (kymatio's names).
       Scattering: ScatteringConfig
       /// Scattering: write the time-averaged log-scattering without order 0 instead of every frame.
-      LogMean: bool }
+      LogMean: bool
+
+      /// Chroma tuning in fractions of a bin; None estimates it per clip from its power spectrogram
+      /// (librosa.feature.chroma_stft's default tuning=None, through Tuning.ChromaStft).
+      Tuning: float option }
 
 /// librosa 0.10's defaults at the given sampling rate.
 let defaults (sampleRate: int) =
@@ -74,7 +78,8 @@ let defaults (sampleRate: int) =
       NMfcc = 20
       Lifter = 0.0
       Scattering = ScatteringConfig(8, 1)
-      LogMean = false }
+      LogMean = false
+      Tuning = None }
 
 /// epsilon of the log-scattering mean (kymatio's spoken-digit example).
 let logEpsilon = 1e-6
@@ -187,7 +192,9 @@ let computeOn (engine: Engine) (settings: Settings) (kind: Kind) (clips: Tensor)
     | Rms -> dsp.Rms(nFft, settings.Stft.Hop, settings.Stft.Center, settings.Stft.PadMode, clips, perFrame ())
     | Chroma ->
         use spec = spectrogram SpectrumKind.Power
-        dsp.Chroma(settings.SampleRate, nFft, 12, 0.0f, spec, output)
+        match settings.Tuning with
+        | Some tuning -> dsp.Chroma(settings.SampleRate, nFft, 12, float32 tuning, spec, output)
+        | None -> Tuning.ChromaStft(engine, spec, settings.SampleRate, nFft, 12, output) |> ignore
     | Scattering -> () // computed by scatteringOn above
     output
 

@@ -30,7 +30,8 @@ type WavInfo =
       SampleRate: int
       /// Interleaved channels per frame, at least 1.
       Channels: int
-      /// Whole frames in the data chunk (a trailing partial frame is ignored, as soundfile does).
+      /// Whole frames in the data chunk (a trailing partial frame is ignored, as soundfile does). For a
+      /// placeholder or truncated data size, the whole frames present up to the end of the file.
       Frames: int64
       /// Sample encoding.
       Format: SampleFormat
@@ -38,8 +39,13 @@ type WavInfo =
       IsRf64: bool
       /// Byte offset of the first sample in the file.
       DataOffset: int64
-      /// Declared size of the data chunk in bytes (never more than the bytes present).
-      DataBytes: int64 }
+      /// Size of the data chunk in bytes as read: the declared size, or the bytes present up to the end of the
+      /// file when the declared size is a placeholder or runs past the end (never more than the bytes present).
+      DataBytes: int64
+      /// A problem the reader worked around, for the caller to report: the data chunk was cut short (a
+      /// recording stopped mid-write), so only the whole frames present are read. None for a clean file.
+      /// Strict reading (readInfoWith true) raises AudioFormatException for such a file instead.
+      Warning: string option }
     /// Length in seconds (Frames / SampleRate).
     member this.Duration = float this.Frames / float this.SampleRate
 
@@ -196,6 +202,24 @@ module internal SampleCodec =
             for i in 0 .. n - 1 do
                 dst.[i] <- float32 (BinaryPrimitives.ReadDoubleLittleEndian(src.Slice(8 * i)))
 
+    /// Index of the first NaN or infinity in values, or -1 when all are finite (x - x is 0 exactly for finite x).
+    let firstNonFinite (values: ReadOnlySpan<float32>) : int =
+        let n = values.Length
+        let mutable i = 0
+        let mutable found = -1
+        if Vector.IsHardwareAccelerated then
+            let w = Vector<float32>.Count
+            while found < 0 && i + w <= n do
+                let v = Vector<float32>(values.Slice i)
+                if not (Vector.EqualsAll(v - v, Vector<float32>.Zero)) then
+                    for j in i .. i + w - 1 do
+                        if found < 0 && not (Single.IsFinite values.[j]) then found <- j
+                i <- i + w
+        while found < 0 && i < n do
+            if not (Single.IsFinite values.[i]) then found <- i
+            i <- i + 1
+        found
+
     let inline private quantise (x: float32) (scale: float) (lo: float) (hi: float) =
         if Single.IsNaN x then 0
         else int (Math.Clamp(Math.Round(float x * scale), lo, hi))
@@ -230,7 +254,9 @@ module internal SampleCodec =
 
 /// Reading and writing WAV files (RIFF/RF64, PCM 8/16/24/32-bit, IEEE float 32/64, WAVE_FORMAT_EXTENSIBLE),
 /// with soundfile's scaling. Every malformed or unsupported file raises AudioFormatException naming the
-/// file and the problem; no buffer larger than the bytes actually present is ever allocated.
+/// file and the problem, and so do NaN or infinite float samples; no buffer larger than the bytes actually
+/// present is ever allocated. Streaming writers' placeholder sizes read to the end of the file; a truncated
+/// data chunk reads its whole frames with a warning (WavInfo.Warning), or is refused when reading strictly.
 module Wav =
     let private fail name problem = raise (AudioFormatException(name, problem))
 
@@ -319,7 +345,11 @@ module Wav =
         { Format = format; Channels = channels; SampleRate = int rate; BlockAlign = blockAlign }
 
     /// Parses and validates the header of source (RIFF or RF64), scanning chunks until fmt and data are found.
-    let private parse (name: string) (source: HeadedSource) : WavInfo =
+    /// Placeholder data sizes (0xFFFFFFFF; in RF64 a ds64 data size of 0 or all ones; 0 when the RIFF size is a
+    /// placeholder too or ends at the data chunk, as streaming writers leave them) read to the end of the file.
+    /// A data size that runs past the end of the file is a truncated recording: the whole frames present are
+    /// read with a Warning, or, when strict, AudioFormatException is raised.
+    let private parse (strict: bool) (name: string) (source: HeadedSource) : WavInfo =
         let length = source.Length
         let buf = Array.zeroCreate<byte> 40
         // Reads count (<= 40) bytes at offset into buf; callers only ask for bytes known to exist.
@@ -337,6 +367,8 @@ module Wav =
         if not (isId (header.Slice 8) "WAVE") then
             fail name (sprintf "RIFF form type is '%s', expected 'WAVE'" (fourCc (header.Slice 8)))
         let mutable pos = 12L
+        let riffSize = uint64 (BinaryPrimitives.ReadUInt32LittleEndian(header.Slice 4))
+        let mutable riffSize64 = riffSize
         let mutable ds64Data = 0UL
         let ds64Table = Collections.Generic.List<struct (int * uint64)>()
         if isRf64 then
@@ -346,6 +378,7 @@ module Wav =
             if size > uint64 (length - 20L) then
                 fail name (sprintf "ds64 chunk declares %d bytes but only %d remain" size (length - 20L))
             let body = ReadOnlySpan<byte>(read 20L 28, 0, 28)
+            riffSize64 <- BinaryPrimitives.ReadUInt64LittleEndian body
             ds64Data <- BinaryPrimitives.ReadUInt64LittleEndian(body.Slice 8)
             let entries = int64 (BinaryPrimitives.ReadUInt32LittleEndian(body.Slice 24))
             let room = (int64 size - 28L) / 12L
@@ -356,6 +389,7 @@ module Wav =
             pos <- 20L + int64 size + int64 (size &&& 1UL)
         let mutable fmt = ValueNone
         let mutable data = ValueNone
+        let mutable short = ValueNone
         while (fmt.IsNone || data.IsNone) && pos + 8L <= length do
             let h = ReadOnlySpan<byte>(read pos 8, 0, 8)
             let isData = isId h "data"
@@ -372,11 +406,27 @@ module Wav =
                 else uint64 size32
             let bodyStart = pos + 8L
             let remaining = length - bodyStart
-            if size > uint64 remaining then
-                if isData then
-                    fail name (sprintf "data chunk declares %d bytes but only %d remain (truncated file)" size remaining)
+            let size =
+                if not isData || data.IsSome then size
                 else
-                    fail name (sprintf "chunk '%s' at byte %d declares %d bytes but only %d remain" (fourCc h) pos size remaining)
+                    let placeholder =
+                        if isRf64 && size32 = UInt32.MaxValue then
+                            ds64Data = 0UL || ds64Data = UInt64.MaxValue || ds64Data = uint64 UInt32.MaxValue
+                        elif size32 = UInt32.MaxValue then true
+                        elif size32 = 0u then
+                            let outer = if isRf64 then riffSize64 else riffSize
+                            remaining > 0L
+                            && (outer = 0UL || outer = uint64 UInt32.MaxValue || outer = UInt64.MaxValue || outer + 8UL <= uint64 bodyStart)
+                        else false
+                    if placeholder then uint64 remaining
+                    elif size > uint64 remaining then
+                        if strict then
+                            fail name (sprintf "data chunk declares %d bytes but only %d remain (truncated file; strict reading refuses it)" size remaining)
+                        short <- ValueSome size
+                        uint64 remaining
+                    else size
+            if size > uint64 remaining then
+                fail name (sprintf "chunk '%s' at byte %d declares %d bytes but only %d remain" (fourCc h) pos size remaining)
             if isFmt && fmt.IsNone then
                 let n = int (min size 40UL)
                 fmt <- ValueSome(parseFmt name (ReadOnlySpan<byte>(read bodyStart n, 0, n)) size)
@@ -387,20 +437,54 @@ module Wav =
         | ValueNone, _ -> fail name "no fmt chunk before the end of the file"
         | _, ValueNone -> fail name "no data chunk before the end of the file"
         | ValueSome f, ValueSome(struct (offset, bytes)) ->
+            let frames = bytes / int64 f.BlockAlign
+            let warning =
+                match short with
+                | ValueSome declared ->
+                    let partial = bytes % int64 f.BlockAlign
+                    Some(
+                        sprintf "truncated file: the data chunk declares %d bytes but only %d are present; read the %d whole frames present%s"
+                            declared bytes frames (if partial > 0L then sprintf " (a partial frame of %d bytes was dropped)" partial else ""))
+                | ValueNone -> None
             { SampleRate = f.SampleRate
               Channels = f.Channels
-              Frames = bytes / int64 f.BlockAlign
+              Frames = frames
               Format = f.Format
               IsRf64 = isRf64
               DataOffset = offset
-              DataBytes = bytes }
+              DataBytes = bytes
+              Warning = warning }
+
+    /// Raises AudioFormatException naming the first NaN or infinity among decoded (interleaved samples of the
+    /// block that starts at frame firstFrame, decoded from raw), with its frame and channel. A 64-bit float too
+    /// large for single precision (it would become an infinity) counts as non-finite too.
+    let private checkFinite (name: string) (info: WavInfo) (raw: ReadOnlySpan<byte>) (decoded: ReadOnlySpan<float32>) (firstFrame: int64) =
+        let i = SampleCodec.firstNonFinite decoded
+        if i >= 0 then
+            let value = decoded.[i]
+            let what =
+                if info.Format = Float64 then
+                    let d = BinaryPrimitives.ReadDoubleLittleEndian(raw.Slice(8 * i))
+                    if Double.IsFinite d then sprintf "%g (a 64-bit value beyond single precision's range)" d
+                    elif Double.IsNaN d then "NaN"
+                    elif d > 0.0 then "+inf"
+                    else "-inf"
+                elif Single.IsNaN value then "NaN"
+                elif value > 0.0f then "+inf"
+                else "-inf"
+            fail name
+                (sprintf "non-finite samples: %s at frame %d, channel %d (features of NaN or infinite audio are meaningless; repair or drop the file)"
+                    what (firstFrame + int64 (i / info.Channels)) (i % info.Channels))
 
     /// Decodes frames [start, start + count) into fresh arrays: one per channel, or one holding the mean
-    /// of the channels when mix is true. Reads the data in blocks of at most 64 KiB.
+    /// of the channels when mix is true. Reads the data in blocks of at most 64 KiB. Raises
+    /// AudioFormatException ("non-finite samples") when a float sample in the range is NaN or infinite.
     let private decode (name: string) (source: HeadedSource) (info: WavInfo) (start: int64) (count: int) (mix: bool) : Audio =
         let channels = info.Channels
         let outputs = if mix || channels = 1 then 1 else channels
         let samples = Array.init outputs (fun _ -> Array.zeroCreate<float32> count)
+        // Integer PCM always decodes to finite values; float data is checked block by block as it is decoded.
+        let isFloat = SampleCodec.isFloat info.Format
         if count > 0 then
             let bps = SampleCodec.bytesPerSample info.Format
             let blockAlign = channels * bps
@@ -418,10 +502,13 @@ module Wav =
                         raise (IOException(sprintf "%s: the file shrank while being read (wanted %d bytes at %d, got %d)" name byteCount offset got))
                     let src = ReadOnlySpan<byte>(bytes, 0, byteCount)
                     if channels = 1 then
-                        SampleCodec.decode info.Format src (Span<float32>(samples.[0], done', frames))
+                        let dst = Span<float32>(samples.[0], done', frames)
+                        SampleCodec.decode info.Format src dst
+                        if isFloat then checkFinite name info src (Span.op_Implicit dst) (start + int64 done')
                     else
                         let inter = Span<float32>(scratch, 0, frames * channels)
                         SampleCodec.decode info.Format src inter
+                        if isFloat then checkFinite name info src (Span.op_Implicit inter) (start + int64 done')
                         if mix then
                             let dst = samples.[0]
                             let norm = 1.0f / float32 channels
@@ -476,19 +563,88 @@ module Wav =
         use headed = new HeadedSource(FileSource handle)
         body headed
 
+    /// Reads every float sample of the data chunk in 64 KiB blocks (nothing is kept) and raises
+    /// AudioFormatException at the first non-finite one; integer PCM needs no scan.
+    let private scanFinite (name: string) (source: HeadedSource) (info: WavInfo) =
+        if SampleCodec.isFloat info.Format && info.Frames > 0L then
+            let blockAlign = info.Channels * SampleCodec.bytesPerSample info.Format
+            let framesPerBlock = max 1 (65536 / blockAlign)
+            let bytes = ArrayPool<byte>.Shared.Rent(framesPerBlock * blockAlign)
+            let values = ArrayPool<float32>.Shared.Rent(framesPerBlock * info.Channels)
+            try
+                let mutable frame = 0L
+                while frame < info.Frames do
+                    let frames = int (min (int64 framesPerBlock) (info.Frames - frame))
+                    let byteCount = frames * blockAlign
+                    let got = source.ReadAt(info.DataOffset + frame * int64 blockAlign, Span<byte>(bytes, 0, byteCount))
+                    if got < byteCount then
+                        raise (IOException(sprintf "%s: the file shrank while being read (wanted %d bytes, got %d)" name byteCount got))
+                    let raw = ReadOnlySpan<byte>(bytes, 0, byteCount)
+                    let decoded = Span<float32>(values, 0, frames * info.Channels)
+                    SampleCodec.decode info.Format raw decoded
+                    checkFinite name info raw (Span.op_Implicit decoded) frame
+                    frame <- frame + int64 frames
+            finally
+                ArrayPool<byte>.Shared.Return bytes
+                ArrayPool<float32>.Shared.Return values
+
     let private rangeOf name offsetSeconds durationSeconds mix (source: HeadedSource) =
-        let info = parse name source
+        let info = parse false name source
         let start, count = frameRange name info offsetSeconds durationSeconds
         decode name source info start count mix
 
-    /// Reads and validates the header of the WAV file at path (reads no samples).
-    /// Raises AudioFormatException for malformed or unsupported files.
-    let readInfo (path: string) : WavInfo = withFile path (parse path)
+    /// Reads and validates the header of the WAV file at path (reads no samples). A truncated data chunk
+    /// gives the whole frames present and a Warning. Raises AudioFormatException for malformed or unsupported files.
+    let readInfo (path: string) : WavInfo = withFile path (parse false path)
 
     /// Reads the header of a WAV file held in a stream; name is used in error messages.
-    let readInfoStream (name: string) (stream: Stream) : WavInfo = withSource name stream (parse name)
+    let readInfoStream (name: string) (stream: Stream) : WavInfo = withSource name stream (parse false name)
+
+    /// Reads the header like readInfo; when strict, a truncated data chunk raises AudioFormatException instead
+    /// of giving a Warning.
+    let readInfoWith (strict: bool) (path: string) : WavInfo = withFile path (parse strict path)
+
+    /// What a dataset scan needs to know of a file: the header (readInfoWith strict) and, for float data, a
+    /// pass over every sample (64 KiB at a time, nothing kept) so that NaN or infinite samples are found before
+    /// training. Raises AudioFormatException for malformed files, truncated ones when strict, and non-finite samples.
+    let inspect (strict: bool) (path: string) : WavInfo =
+        withFile path (fun source ->
+            let info = parse strict path source
+            scanFinite path source info
+            info)
+
+    /// inspect for a WAV file held in a stream (left open); name is used in error messages.
+    let inspectStream (strict: bool) (name: string) (stream: Stream) : WavInfo =
+        withSource name stream (fun source ->
+            let info = parse strict name source
+            scanFinite name source info
+            info)
+
+    /// Reads every channel of a WAV file held in a stream together with its header, whose Warning tells a
+    /// truncated file (whole frames present) from a clean one; when strict, a truncated file raises
+    /// AudioFormatException instead. Raises AudioFormatException for malformed files and non-finite samples.
+    let readStreamWithInfo (strict: bool) (name: string) (stream: Stream) : WavInfo * Audio =
+        withSource name stream (fun source ->
+            let info = parse strict name source
+            let start, count = frameRange name info 0.0 None
+            info, decode name source info start count false)
+
+    let private withInfo strict mix (path: string) =
+        withFile path (fun source ->
+            let info = parse strict path source
+            let start, count = frameRange path info 0.0 None
+            info, decode path source info start count mix)
+
+    /// readStreamWithInfo for the file at path.
+    let readWithInfo (strict: bool) (path: string) : WavInfo * Audio = withInfo strict false path
+
+    /// readWithInfo mixed down to one channel (the mean of the channels, as librosa.to_mono).
+    let readMonoWithInfo (strict: bool) (path: string) : WavInfo * Audio = withInfo strict true path
 
     /// Reads every channel of the WAV file at path (soundfile.read(path, dtype='float32', always_2d) transposed).
+    /// Like every read below: a placeholder data size reads to the end of the file, a truncated data chunk gives
+    /// the whole frames present (readWithInfo tells it by its Warning), and AudioFormatException is raised for
+    /// malformed or unsupported files and for NaN or infinite samples ("non-finite samples") in the range read.
     let read (path: string) : Audio = withFile path (rangeOf path 0.0 None false)
 
     /// Reads the WAV file at path mixed down to one channel (the mean of the channels, as librosa.to_mono).

@@ -2,9 +2,12 @@
 module Hybrid.DspKernelsTests.FiltersTests
 
 open System
+open System.Text.Json
 open Expecto
 open FsCheck
 open Hybrid.Dsp
+open Hybrid.TestSupport
+open Hybrid.DspKernelsTests.Reference
 
 let config = { FsCheckConfig.defaultConfig with maxTest = 40 }
 
@@ -66,6 +69,28 @@ let tests =
               let k = int (Math.Round(440.0 * float nFft / float sr))
               let column = Array.init 12 (fun c -> w.[c * bins + k])
               Expect.equal (Array.findIndex ((=) (Array.max column)) column) 9 "440 Hz maps to A")
+
+          testCase "chroma filter banks equal librosa.filters.chroma for every parameter (ctroct, octwidth incl. none, norm, base_c)" (fun () ->
+              for b in chromaReference.Value.GetProperty("banks").EnumerateArray() do
+                  let norm =
+                      match b.GetProperty("norm").ValueKind with
+                      | JsonValueKind.Null -> Nullable()
+                      | JsonValueKind.String when b.GetProperty("norm").GetString() = "inf" -> Nullable Double.PositiveInfinity
+                      | JsonValueKind.String -> Nullable Double.NegativeInfinity
+                      | _ -> Nullable(b.GetProperty("norm").GetDouble())
+                  let octwidth = if b.GetProperty("octwidth").ValueKind = JsonValueKind.Null then Nullable() else Nullable(b.GetProperty("octwidth").GetDouble())
+                  let sr, nFft, nChroma = b.GetProperty("sr").GetInt32(), b.GetProperty("n_fft").GetInt32(), b.GetProperty("n_chroma").GetInt32()
+                  let tuning, ctroct, baseC = b.GetProperty("tuning").GetDouble(), b.GetProperty("ctroct").GetDouble(), b.GetProperty("base_c").GetBoolean()
+                  let expected = [| for v in b.GetProperty("data").EnumerateArray() -> float32 (v.GetDouble()) |]
+                  let actual = Filters.Chroma(sr, nFft, nChroma, float32 tuning, ctroct, octwidth, norm, baseC)
+                  let what = sprintf "sr %d n_fft %d n_chroma %d tuning %g ctroct %g octwidth %A norm %A base_c %b" sr nFft nChroma tuning ctroct octwidth norm baseC
+                  Assertions.allClose 1e-5 1e-7 expected actual what)
+
+          testCase "the default chroma bank is the full bank with librosa's defaults, and bad parameters are refused" (fun () ->
+              Expect.equal (Filters.Chroma(22050, 512, 12, 0.1f)) (Filters.Chroma(22050, 512, 12, 0.1f, 5.0, Nullable 2.0, Nullable 2.0, true)) "defaults"
+              Expect.throwsT<ArgumentOutOfRangeException> (fun () -> Filters.Chroma(22050, 512, 12, 0.0f, 5.0, Nullable 0.0, Nullable 2.0, true) |> ignore) "octwidth 0"
+              Expect.throwsT<ArgumentOutOfRangeException> (fun () -> Filters.Chroma(22050, 512, 12, 0.0f, 5.0, Nullable 2.0, Nullable -1.0, true) |> ignore) "negative norm"
+              Expect.throwsT<ArgumentOutOfRangeException> (fun () -> Filters.Chroma(22050, 512, 12, nanf, 5.0, Nullable 2.0, Nullable 2.0, true) |> ignore) "NaN tuning")
 
           testCase "twiddles are exp(-2 pi i k / n), exact at quarter turns" (fun () ->
               let t = Filters.Twiddles 16

@@ -26,6 +26,52 @@ let tests =
               for (expected, actual) in List.zip tunings (List.ofArray estimates) do
                   Expect.floatClose { absolute = 0.02; relative = 0.0 } (float actual) expected "tuning")
 
+          testCase "the harmonic test signal is the one the librosa reference was made from" (fun () ->
+              let r = chromaReference.Value.GetProperty "signal"
+              let _, y = harmonicSignal.Value
+              let first = [| for v in r.GetProperty("first").EnumerateArray() -> float32 (v.GetDouble()) |]
+              Expect.equal y.[0..3] first "first samples"
+              Expect.floatClose { absolute = 0.0; relative = 1e-6 } (y |> Array.sumBy (fun v -> abs (float v))) (r.GetProperty("sum_abs").GetDouble()) "sum of |y|")
+
+          testCase "estimate_tuning of a 30 s harmonic signal equals librosa's, from the signal and from its power spectrogram" (fun () ->
+              let sr, y = harmonicSignal.Value
+              let reference = chromaReference.Value
+              let fromY = Tuning.Estimate(engine, tensor y [ 1; y.Length ], sr)
+              Expect.floatClose { absolute = 1e-6; relative = 0.0 } (float fromY.[0]) (reference.GetProperty("estimate_tuning_y").GetDouble()) "estimate_tuning(y=y)"
+              let config = StftConfig(2048)
+              let frames = config.FrameCount y.Length
+              use power = zeros [ 1; config.Bins; frames ]
+              dsp.Stft(config, tensor y [ 1; y.Length ], power, SpectrumKind.Power)
+              let fromS = Tuning.EstimateFromSpectrogram(ReadOnlySpan(power.ToArray()), config.Bins, frames, sr)
+              Expect.floatClose { absolute = 1e-6; relative = 0.0 } (float fromS) (reference.GetProperty("estimate_tuning_power_spectrogram").GetDouble()) "estimate_tuning(S=power)")
+
+          testCase "chroma_stft with estimated tuning matches librosa within 0.5% (mean and per-bin means over 30 s)" (fun () ->
+              let sr, y = harmonicSignal.Value
+              let reference = chromaReference.Value
+              let config = StftConfig(2048)
+              let frames = config.FrameCount y.Length
+              Expect.equal frames (reference.GetProperty("frames").GetInt32()) "frames"
+              use power = zeros [ 1; config.Bins; frames ]
+              dsp.Stft(config, tensor y [ 1; y.Length ], power, SpectrumKind.Power)
+              use chroma = zeros [ 1; 12; frames ]
+              let tunings = Tuning.ChromaStft(engine, power, sr, 2048, 12, chroma)
+              Expect.floatClose { absolute = 1e-6; relative = 0.0 } (float tunings.[0]) (reference.GetProperty("estimate_tuning_power_spectrogram").GetDouble()) "tuning used"
+              let c = chroma.ToArray()
+              let mean = c |> Array.averageBy float
+              let expected = reference.GetProperty("chroma_stft_mean").GetDouble()
+              printfn "chroma_stft mean %.6f, librosa %.6f (%.3f%%)" mean expected (100.0 * abs (mean - expected) / expected)
+              Expect.floatClose { absolute = 0.0; relative = 0.005 } mean expected "mean chroma"
+              let binMeans = Array.init 12 (fun b -> Array.averageBy float c.[b * frames .. (b + 1) * frames - 1])
+              let expectedBins = [| for v in reference.GetProperty("chroma_stft_bin_means").EnumerateArray() -> v.GetDouble() |]
+              for b in 0..11 do
+                  Expect.floatClose { absolute = 1e-3; relative = 0.005 } binMeans.[b] expectedBins.[b] (sprintf "mean of chroma bin %d" b)
+              // With the tuning fixed at 0 (the old behaviour) the same signal is several percent off.
+              use fixed0 = zeros [ 1; 12; frames ]
+              dsp.Chroma(sr, 2048, 12, 0.0f, power, fixed0)
+              let mean0 = fixed0.ToArray() |> Array.averageBy float
+              Expect.floatClose { absolute = 0.0; relative = 0.005 } mean0 (reference.GetProperty("chroma_stft_tuning0_mean").GetDouble()) "tuning 0 matches librosa's tuning=0.0"
+              Expect.isGreaterThan (abs (mean0 - expected) / expected) 0.02 "and differs from the estimated-tuning chroma")
+
           testCase "silence has no peaks and gives a tuning of 0" (fun () ->
               let estimates = Tuning.Estimate(engine, tensor (Array.zeroCreate 8192) [ 1; 8192 ], 22050)
               Expect.equal estimates [| 0.0f |] "silence") ]

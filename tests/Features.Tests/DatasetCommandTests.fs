@@ -39,6 +39,27 @@ let tests =
             Expect.equal (counts (root.GetProperty "labels")) (Map [ for d in 0 .. 9 -> string d, 12 ]) "labels"
             Expect.equal (counts (root.GetProperty "speakers")) (Map [ "ann", 60; "bob", 60 ]) "speakers"
 
+        testCase "lists truncated recordings under warnings and non-finite ones under skipped; --strict exits 1" <| fun () ->
+            use temp = new TempFolder()
+            writeFsdd temp.Path [ 0; 1 ] [ "ann" ] [ 0; 1 ]
+            write (temp.Combine "recordings/2_ann_0.wav") (snd (truncatedWavs ()).[1])
+            write (temp.Combine "recordings/3_ann_0.wav") (floatWav32 [| 0.25f; nanf |])
+            let code, out, _ = run [ "--data"; temp.Path; "--json" ]
+            Expect.equal code 0 "exit code"
+            let root = json out
+            Expect.equal (root.GetProperty("items").GetInt32()) 5 "the truncated file is an item"
+            let warnings = [ for s in root.GetProperty("warnings").EnumerateArray() -> Path.GetFileName(s.GetProperty("path").GetString()) |> nonNull, s.GetProperty("warning").GetString() |> nonNull ]
+            Expect.equal (List.map fst warnings) [ "2_ann_0.wav" ] "one warning"
+            Expect.stringContains (snd warnings.Head) "truncated file" "warning text"
+            let skipped = [ for s in root.GetProperty("skipped").EnumerateArray() -> Path.GetFileName(s.GetProperty("path").GetString()) |> nonNull, s.GetProperty("reason").GetString() |> nonNull ]
+            Expect.equal (List.map fst skipped) [ "3_ann_0.wav" ] "the NaN file is skipped"
+            Expect.stringStarts (snd skipped.Head) "non-finite samples" "reason"
+            let _, text, _ = run [ "--data"; temp.Path ]
+            Expect.stringContains text "used with warnings (1):" "text lists the warnings"
+            let code, _, err = run [ "--data"; temp.Path; "--strict" ]
+            Expect.equal code 1 "strict refuses the dataset"
+            Expect.stringContains err "2_ann_0.wav" "naming the first refused file"
+
         testCase "gives one entry per fold for loso and the held-out part for speaker:NAME" <| fun () ->
             use temp = new TempFolder()
             writeFsdd temp.Path [ 1; 2 ] [ "ann"; "bob"; "cy" ] [ 0; 6 ]

@@ -30,6 +30,9 @@ let wavBytes (formatTag: int) (channels: int) (sampleRate: int) (bits: int) (dat
                        (if data.Length % 2 = 1 then [| 0uy |] else [||]) ]
     Array.concat [ ascii "RIFF"; le32 body.Length; body ]
 
+/// 32-bit float mono at 8 kHz holding the given samples.
+let floatWav32 (samples: float32[]) = wavBytes 3 1 8000 32 (Array.collect (fun (v: float32) -> BitConverter.GetBytes v) samples)
+
 /// 16-bit PCM mono: a 440 Hz tone of `frames` samples at `sampleRate`, amplitude 0.25.
 let toneWav (sampleRate: int) (frames: int) =
     let data =
@@ -63,8 +66,19 @@ let brokenWavs () : (string * byte[]) list =
       "not-wave", patch 8 (ascii "AVI ")
       "mp3-format-tag", patch 20 (le16 0x55)
       "zero-channels", patch 22 (le16 0)
-      "absurd-data-size", patch 40 (le32 0x7FFFFFF0)
-      "truncated-data", good.[.. good.Length - 301]
       "no-data-chunk", Array.concat [ ascii "RIFF"; le32 28; ascii "WAVE"; good.[12..35] ]
       "no-fmt-chunk", Array.concat [ ascii "RIFF"; le32 12; ascii "WAVE"; ascii "data"; le32 0 ]
-      "block-align-mismatch", patch 32 (le16 7) ]
+      "block-align-mismatch", patch 32 (le16 7)
+      "nan-float32", floatWav32 [| 0.1f; nanf; 0.2f |]
+      "inf-float64", wavBytes 3 1 8000 64 (Array.collect (fun (v: float) -> BitConverter.GetBytes v) [| 0.5; Double.NegativeInfinity |]) ]
+
+/// Recordings cut short (the data chunk declares more bytes than the file holds), by name: each is read with
+/// the whole frames present and a warning, and refused by strict reading.
+let truncatedWavs () : (string * byte[]) list =
+    let good = toneWav 8000 400
+    let patch (offset: int) (bytes: byte[]) =
+        let copy = Array.copy good
+        Array.blit bytes 0 copy offset bytes.Length
+        copy
+    [ "absurd-data-size", patch 40 (le32 0x7FFFFFF0)
+      "truncated-data", good.[.. good.Length - 301] ]

@@ -68,6 +68,43 @@ let tests =
                     | Some reason -> Expect.isNotEmpty reason (sprintf "%s has a reason" kind)
                     | None -> failtestf "the %s file (5_broken_%d.wav) was neither skipped nor reported" kind i)
                 Expect.equal d.Skipped.Length broken.Length "one entry per broken file"
+                for kind in [ "nan-float32"; "inf-float64" ] do
+                    let i = broken |> List.findIndex (fun (k, _) -> k = kind)
+                    Expect.stringStarts skipped.[sprintf "5_broken_%d.wav" i] "non-finite samples" (sprintf "%s is skipped for its non-finite samples" kind)
+
+            testCase "uses a truncated recording's whole frames and lists it in Warnings; strict refuses it" <| fun () ->
+                use temp = new TempFolder()
+                writeFsdd temp.Path [ 1 ] [ "ann" ] [ 0 ]
+                let cut = truncatedWavs ()
+                cut |> List.iteri (fun i (_, bytes) -> write (temp.Combine(sprintf "recordings/6_cut_%d.wav" i)) bytes)
+                let d = Dataset.openFolder false temp.Path
+                Expect.isEmpty d.Skipped "nothing skipped"
+                Expect.equal d.Items.Length (1 + cut.Length) "the truncated recordings are used"
+                Expect.equal (d.Warnings |> Array.map (fun w -> Path.GetFileName w.Path |> nonNull)) [| for i in 0 .. cut.Length - 1 -> sprintf "6_cut_%d.wav" i |] "one warning per truncated file"
+                for w in d.Warnings do
+                    Expect.stringContains w.Reason "truncated file" "the warning says why"
+                let truncated = d.Items |> Array.find (fun i -> i.Path.EndsWith "6_cut_1.wav")
+                Expect.equal truncated.Frames ((400L * 2L - 301L + 1L) / 2L) "the whole frames present"
+                Expect.equal (Dataset.read truncated).Samples.[0].Length (int truncated.Frames) "reading for training gives those frames"
+                try
+                    Dataset.openFolder true temp.Path |> ignore
+                    failtest "expected DatasetException in strict mode"
+                with :? DatasetException as e ->
+                    Expect.stringContains e.Message "6_cut_0.wav" "names the first truncated file"
+                    Expect.stringContains e.Message "truncated file" "says why"
+
+            testCase "reading a float recording with a NaN for training raises AudioFormatException naming the file" <| fun () ->
+                use temp = new TempFolder()
+                writeFsdd temp.Path [ 1 ] [ "ann" ] [ 0 ]
+                let d = Dataset.openFolder false temp.Path
+                let path = temp.Combine "recordings/1_ann_0.wav"
+                write path (floatWav32 [| 0.0f; 0.5f; infinityf |])
+                try
+                    Dataset.loadMono 8000 d.Items.[0] |> ignore
+                    failtest "expected AudioFormatException"
+                with :? AudioFormatException as e ->
+                    Expect.equal e.Path path "names the file"
+                    Expect.stringContains e.Message "non-finite samples: +inf at frame 2, channel 0" "says what and where"
 
             testCase "fails in strict mode on the first unusable file, naming it" <| fun () ->
                 use temp = new TempFolder()

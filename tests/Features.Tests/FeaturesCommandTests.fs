@@ -132,6 +132,25 @@ let tests =
             Expect.stringContains err "--transform scattering only" "says where --j applies"
         }
 
+        test "a NaN recording is skipped with its reason, a truncated one used with a warning; --strict refuses both" {
+            use temp = new Hybrid.FeaturesTests.DatasetFixtures.TempFolder()
+            Hybrid.FeaturesTests.DatasetFixtures.writeFsdd temp.Path [ 1; 2 ] [ "ann" ] [ 0 ]
+            Hybrid.FeaturesTests.DatasetFixtures.write (temp.Combine "recordings/3_ann_0.wav") (Hybrid.FeaturesTests.DatasetFixtures.floatWav32 [| 0.1f; nanf; 0.0f |])
+            Hybrid.FeaturesTests.DatasetFixtures.write (temp.Combine "recordings/4_ann_0.wav") (snd (Hybrid.FeaturesTests.DatasetFixtures.truncatedWavs ()).[1])
+            let out = temp.Combine "rms.npy"
+            let args = [ "--data"; temp.Path; "--out"; out; "--transform"; "rms"; "--sr"; "8000"; "--n-fft"; "256"; "--device"; "managed" ]
+            let code, _, err = run args
+            Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+            Expect.stringContains err "3_ann_0.wav: non-finite samples: NaN at frame 1, channel 0" "the NaN file is skipped with its reason"
+            Expect.stringContains err "warning" "the truncated file is warned about"
+            let shape, values = Export.readNpy out
+            Expect.equal shape.[0] 3 "three clips exported"
+            Expect.isTrue (values |> Array.forall Single.IsFinite) "no NaN features"
+            let code, _, err = run ("--strict" :: args)
+            Expect.equal code 1 (sprintf "--strict exits 1 (stderr: %s)" err)
+            Expect.stringContains err "3_ann_0.wav" "naming the first refused file"
+        }
+
         test "giving neither a schema nor a transform is a usage error" {
             let code, _, err = run [ "--data"; "."; "--out"; "x.csv" ]
             Expect.equal code 2 "exit code 2"

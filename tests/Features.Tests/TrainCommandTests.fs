@@ -78,6 +78,40 @@ let tests =
                 if Directory.Exists dir then Directory.Delete(dir, true)
         }
 
+        TestData.testWithFsdd "predict with several files gives a result per readable file and an error per bad one, then exits 1" (fun fsdd ->
+            withSubset fsdd (fun dir ->
+                let runDir = Path.Combine(dir, "run")
+                let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--data"; dir; "--model"; "logreg"; "--epochs"; "1"; "--device"; "managed"; "--no-plots"; "--out"; runDir ]
+                Expect.equal code 0 (sprintf "training exit code (stderr: %s)" err)
+                let model = Path.Combine(runDir, "model.hnn")
+                let good1 = Path.Combine(dir, "recordings", "0_george_0.wav")
+                let good2 = Path.Combine(dir, "recordings", "5_nicolas_3.wav")
+                let nanFile = Path.Combine(dir, "nan.wav")
+                Hybrid.Features.Wav.write nanFile Hybrid.Features.SampleFormat.Float32 { SampleRate = 8000; Samples = [| [| 0.1f; nanf; 0.2f |] |] }
+                let missing = Path.Combine(dir, "missing.wav")
+                let cut = Path.Combine(dir, "cut.wav")
+                let whole = File.ReadAllBytes good2
+                File.WriteAllBytes(cut, whole.[.. whole.Length - 1001])
+                let files = [ good1; nanFile; missing; cut; good2 ]
+                let code, out, err = run Hybrid.Cli.PredictCommand.run ([ "--model"; model; "--device"; "managed" ] @ files)
+                Expect.equal code 1 "exit code 1: some files could not be read"
+                let lines = out.Trim().Split('\n') |> Array.map (fun l -> l.Trim())
+                Expect.equal (lines |> Array.map (fun l -> l.Substring(0, l.IndexOf ": "))) [| good1; cut; good2 |] "a result line per readable file, in order"
+                Expect.stringContains err (sprintf "predict: %s: non-finite samples: NaN at frame 1, channel 0" nanFile) "an error line naming the NaN file and why"
+                Expect.stringContains err (sprintf "predict: %s: " missing) "an error line naming the missing file"
+                Expect.stringContains err (sprintf "predict: warning %s: truncated file" cut) "the truncated file's warning"
+                let code, out, _ = run Hybrid.Cli.PredictCommand.run ([ "--model"; model; "--device"; "managed"; "--json" ] @ files)
+                Expect.equal code 1 "--json: exit code 1 too"
+                let items = out.Trim().Split('\n') |> Array.map (fun l -> JsonDocument.Parse(l).RootElement)
+                Expect.equal (items |> Array.map (fun e -> e.GetProperty("path").GetString() |> nonNull)) (Array.ofList files) "one object per file, in order"
+                Expect.equal (items |> Array.map (fun e -> fst (e.TryGetProperty "error"))) [| false; true; true; false; false |] "an error field exactly for the bad files"
+                Expect.stringStarts (items.[1].GetProperty("error").GetString() |> nonNull) "non-finite samples" "the NaN file's error"
+                Expect.equal (items |> Array.map (fun e -> fst (e.TryGetProperty "label"))) [| true; false; false; true; true |] "a label for every readable file"
+                Expect.equal (items.[3].GetProperty("warning").ValueKind) JsonValueKind.String "the truncated file carries its warning"
+                let code, out, _ = run Hybrid.Cli.PredictCommand.run [ "--model"; model; "--device"; "managed"; good1; good2 ]
+                Expect.equal code 0 "exit code 0 when every file was classified"
+                Expect.equal (out.Trim().Split('\n').Length) 2 "two results"))
+
         test "predict without files is a usage error" {
             let code, _, err = run Hybrid.Cli.PredictCommand.run [ "--model"; "missing.hnn" ]
             Expect.equal code 2 "exit code 2"

@@ -154,13 +154,15 @@ let fuzzFile (rng: Random) : byte[] =
         | _ -> ()
     file
 
-/// Decodes a file: Ok with the audio, or Error with the AudioFormatException's message; any other
+/// Decodes a file: Ok with its header and audio (a warning-tagged clip when the header has a Warning), or Error with the AudioFormatException's message; any other
 /// exception escapes. Also returns the elapsed time in milliseconds and the bytes allocated.
 let timedDecode (name: string) (bytes: byte[]) =
     let before = GC.GetAllocatedBytesForCurrentThread()
     let sw = Stopwatch.StartNew()
     let outcome =
-        try Ok(decodeBytes name bytes)
+        try
+            use ms = new MemoryStream(bytes, false)
+            Ok(Wav.readStreamWithInfo false name ms)
         with :? AudioFormatException as e -> Error e.Message
     sw.Stop()
     outcome, sw.Elapsed.TotalMilliseconds, GC.GetAllocatedBytesForCurrentThread() - before
@@ -174,6 +176,164 @@ type CountingStream(bytes: byte[]) =
         this.BytesRead <- this.BytesRead + int64 n
         n
     // Read(Span) of a derived MemoryStream goes through Read(byte[], int, int), so it is counted there.
+
+
+/// The fmt chunk of a plain (non-extensible) file in the given format.
+let fmtChunkOf (format: SampleFormat) (channels: int) (rate: uint32) =
+    let tag, bits =
+        match format with
+        | PcmU8 -> 1, 8
+        | Pcm16 -> 1, 16
+        | Pcm24 -> 1, 24
+        | Pcm32 -> 1, 32
+        | Float32 -> 3, 32
+        | Float64 -> 3, 64
+    WavBytes.chunk "fmt " (WavBytes.fmtBody tag channels rate bits (channels * bits / 8))
+
+let bytesPerSample format =
+    match format with
+    | PcmU8 -> 1
+    | Pcm16 -> 2
+    | Pcm24 -> 3
+    | Pcm32
+    | Float32 -> 4
+    | Float64 -> 8
+
+/// The data-chunk payload of audio (interleaved samples) as Wav's writer encodes it; the round-trip tests above
+/// check that encoding against the format, so these files test the reader's chunk handling, not its codec.
+let payloadOf (format: SampleFormat) (audio: Audio) =
+    let bytes = encode { Format = format; Extensible = false; Rf64 = false } audio
+    let info = infoOfBytes "payload.wav" bytes
+    bytes.[int info.DataOffset .. int (info.DataOffset + info.DataBytes) - 1]
+
+/// A file whose RIFF and data sizes are placeholders a streaming writer leaves, with the audio it holds.
+type PlaceholderFile =
+    { Layout: string
+      Format: SampleFormat
+      Audio: Audio
+      Bytes: byte[] }
+    override this.ToString() =
+        sprintf "%s %A %d ch x %d frames, %d bytes" this.Layout this.Format this.Audio.Samples.Length this.Audio.Frames this.Bytes.Length
+
+/// Placeholder-size files of every format: RIFF size 0xFFFFFFFF, 0 or ending at the data chunk, data size
+/// 0xFFFFFFFF or 0; RF64 with a ds64 data size of 0 or all ones; optional chunks before the data, and a
+/// partial frame at the end.
+let genPlaceholder : Gen<PlaceholderFile> =
+    gen {
+        let! format = Gen.elements formats
+        let! channels = Gen.choose (1, 3)
+        let! frames = Gen.choose (0, 60)
+        let! seed = Gen.choose (0, Int32.MaxValue)
+        let! partial = Gen.choose (0, channels * bytesPerSample format - 1)
+        let! leading = Gen.elements [ false; true ]
+        let! layout = Gen.elements [ "RIFF ffffffff"; "RIFF 0"; "RIFF ending at data"; "RF64 ds64 0"; "RF64 ds64 ffffffffffffffff" ]
+        let! dataSize = Gen.elements [ UInt32.MaxValue; 0u ]
+        let audio = randomAudio (Random seed) format channels frames 8000
+        let data = Array.append (payloadOf format audio) (Array.create partial 0x5Auy)
+        let before =
+            [ fmtChunkOf format channels 8000u
+              if leading then WavBytes.chunk "LIST" (Array.concat [ WavBytes.id "INFOISFT"; WavBytes.u32 5u; Array.create 5 65uy ]) ]
+        let bytes =
+            if layout.StartsWith "RF64" then
+                let ds64 = if layout.EndsWith " 0" then 0UL else UInt64.MaxValue
+                WavBytes.rf64 ds64 (before @ [ WavBytes.chunkDeclaring "data" UInt32.MaxValue data ])
+            else
+                let head = Array.concat before
+                let riffSize =
+                    match layout with
+                    | "RIFF ffffffff" -> UInt32.MaxValue
+                    | "RIFF 0" -> 0u
+                    | _ -> uint32 (4 + head.Length + 8)
+                Array.concat [ WavBytes.id "RIFF"; WavBytes.u32 riffSize; WavBytes.id "WAVE"; head; WavBytes.id "data"; WavBytes.u32 dataSize; data ]
+        let layout = if layout.StartsWith "RF64" then layout else sprintf "%s, data %x" layout dataSize
+        return { Layout = layout; Format = format; Audio = audio; Bytes = bytes }
+    }
+
+/// A recording cut off mid-write: a whole file (chunks before and after the data) cut at Cut, a byte inside the
+/// data chunk.
+type CutFile =
+    { Format: SampleFormat
+      Audio: Audio
+      Whole: byte[]
+      DataStart: int
+      Cut: int }
+    member this.Bytes = this.Whole.[.. this.Cut - 1]
+    member this.BlockAlign = this.Audio.Samples.Length * bytesPerSample this.Format
+    override this.ToString() =
+        sprintf "%A %d ch x %d frames cut at byte %d (data from %d)" this.Format this.Audio.Samples.Length this.Audio.Frames this.Cut this.DataStart
+
+/// Builds a clean file with an optional LIST chunk before fmt and a LIST chunk after the data; returns the bytes
+/// and where the samples start.
+let fileWithTrailer (format: SampleFormat) (audio: Audio) (leading: bool) =
+    let before =
+        Array.concat [ (if leading then WavBytes.chunk "LIST" (Array.create 6 1uy) else [||]); fmtChunkOf format audio.Samples.Length 8000u ]
+    let file = WavBytes.riff [ before; WavBytes.chunk "data" (payloadOf format audio); WavBytes.chunk "LIST" (Array.create 9 2uy) ]
+    file, 12 + before.Length + 8
+
+/// Truncated files of every format: the cut falls anywhere inside the data chunk (a partial last frame or none).
+let genTruncated : Gen<CutFile> =
+    gen {
+        let! format = Gen.elements formats
+        let! channels = Gen.choose (1, 3)
+        let! frames = Gen.choose (1, 40)
+        let! seed = Gen.choose (0, Int32.MaxValue)
+        let! leading = Gen.elements [ false; true ]
+        let audio = randomAudio (Random seed) format channels frames 8000
+        let whole, start = fileWithTrailer format audio leading
+        let! cut = Gen.choose (start, start + frames * channels * bytesPerSample format - 1)
+        return { Format = format; Audio = audio; Whole = whole; DataStart = start; Cut = cut }
+    }
+
+/// A float file holding NaN, infinities or (64-bit) values beyond single precision at some positions.
+type NonFiniteFile =
+    { Format: SampleFormat
+      Channels: int
+      Frames: int
+      /// (frame, channel, value) of each bad sample.
+      Bad: (int * int * float) list
+      Bytes: byte[] }
+    /// The first bad sample in file order, as (frame, channel).
+    member this.First = this.Bad |> List.map (fun (f, c, _) -> f, c) |> List.min
+    override this.ToString() = sprintf "%A %d ch x %d frames, bad %A" this.Format this.Channels this.Frames this.Bad
+
+/// NaN, +inf and -inf in float32 and float64 data, and 64-bit values that overflow single precision.
+let genNonFinite : Gen<NonFiniteFile> =
+    gen {
+        let! format = Gen.elements [ Float32; Float64 ]
+        let! channels = Gen.choose (1, 3)
+        let! frames = Gen.choose (1, 40)
+        let values = [ nan; infinity; -infinity ] @ (if format = Float64 then [ 1e300; -3.5e38 * 10.0 ] else [])
+        let! bad =
+            Gen.listOfLength 3 (Gen.zip3 (Gen.choose (0, frames - 1)) (Gen.choose (0, channels - 1)) (Gen.elements values))
+            |> Gen.map (List.truncate 3)
+        let! count = Gen.choose (1, 3)
+        let bad = List.truncate count bad |> List.distinctBy (fun (f, c, _) -> f, c)
+        let! seed = Gen.choose (0, Int32.MaxValue)
+        let rng = Random seed
+        let samples = Array2D.init frames channels (fun _ _ -> rng.NextDouble() - 0.5)
+        for f, c, v in bad do
+            samples.[f, c] <- v
+        let data =
+            [| for f in 0 .. frames - 1 do
+                   for c in 0 .. channels - 1 do
+                       yield! (if format = Float32 then BitConverter.GetBytes(float32 samples.[f, c]) else BitConverter.GetBytes samples.[f, c]) |]
+        let bytes = WavBytes.riff [ fmtChunkOf format channels 8000u; WavBytes.chunk "data" data ]
+        return { Format = format; Channels = channels; Frames = frames; Bad = bad; Bytes = bytes }
+    }
+
+/// Checks a property over generated values with FsCheck (failures name the shrunk value).
+let checkProperty (count: int) (gen: Gen<'a>) (property: 'a -> bool) =
+    Check.One(Config.QuickThrowOnFailure.WithMaxTest(count).WithQuietOnSuccess(true), Prop.forAll (Arb.fromGen gen) property)
+
+let readWithInfoBytes (strict: bool) (name: string) (bytes: byte[]) =
+    use ms = new MemoryStream(bytes, false)
+    Wav.readStreamWithInfo strict name ms
+
+let formatErrorOf (f: unit -> 'a) =
+    try
+        f () |> ignore
+        None
+    with :? AudioFormatException as e -> Some e
 
 let fsddRecordings dir =
     let folder = Path.Combine(dir, "recordings")
@@ -378,13 +538,9 @@ let tests =
                       "a block-align mismatch", WavBytes.riff [ fmtWith 1 2 8000u 16 3; data ], "block align is 3 bytes, expected 4 (2 channels x 2 bytes per sample)"
                       "12-bit PCM", WavBytes.riff [ fmtWith 1 1 8000u 12 2; data ], "PCM with 12 bits per sample"
                       "16-bit float", WavBytes.riff [ fmtWith 3 1 8000u 16 2; data ], "IEEE float with 16 bits per sample"
-                      "truncated data", (WavBytes.riff [ fmt; data ]).[.. 49], "data chunk declares 8 bytes but only 6 remain (truncated file)"
-                      "an absurd data size", WavBytes.riff [ fmt; WavBytes.chunkDeclaring "data" UInt32.MaxValue [| 1uy; 2uy |] ], "declares 4294967295 bytes"
                       "an absurd unknown chunk size", WavBytes.riff [ WavBytes.chunkDeclaring "LIST" 0x7FFFFFF0u [| 0uy; 0uy |]; fmt; data ], "chunk 'LIST' at byte 12 declares 2147483632 bytes"
-                      "an RF64 file without ds64", WavBytes.riffOf "RF64" "WAVE" [ fmt; data ], "does not start with a ds64 chunk"
-                      "an RF64 file with an absurd ds64 data size",
-                      WavBytes.rf64 UInt64.MaxValue [ fmt; WavBytes.chunkDeclaring "data" UInt32.MaxValue [| 0uy; 0uy |] ],
-                      "declares 18446744073709551615 bytes but only 2 remain" ]
+                      "an RF64 file without ds64", WavBytes.riffOf "RF64" "WAVE" [ fmt; data ], "does not start with a ds64 chunk" ]
+
                 for what, bytes, expected in cases do
                     test (sprintf "%s raises AudioFormatException saying so" what) {
                         expectFormatError (sprintf "%s.wav" (what.Replace(' ', '-'))) expected bytes
@@ -401,7 +557,7 @@ let tests =
                     finally
                         File.Delete path
                 }
-                testSequenced <| test "10,000 generated and mutated files each decode or raise AudioFormatException within 50 ms" {
+                testSequenced <| test "10,000 generated and mutated files each give a clip, a warning-tagged clip or AudioFormatException within 50 ms" {
                     // Warm the code paths so JIT compilation is not timed.
                     for format in formats do
                         encode { Format = format; Extensible = false; Rf64 = false } (randomAudio (Random 1) format 2 64 8000)
@@ -411,6 +567,7 @@ let tests =
                         timedDecode "warm.wav" (fuzzFile (Random seed)) |> ignore
                     let mutable worst = 0.0
                     let mutable decoded = 0
+                    let mutable warned = 0
                     let mutable rejected = 0
                     let prop =
                         Prop.forAll (Arb.fromGen (Gen.choose (0, Int32.MaxValue))) (fun seed ->
@@ -425,23 +582,141 @@ let tests =
                             if allocated > 8L * int64 bytes.Length + 300_000L then
                                 failtestf "seed %d: allocated %d bytes for a %d-byte file" seed allocated bytes.Length
                             match outcome with
-                            | Ok audio ->
+                            | Ok (info, audio) ->
                                 decoded <- decoded + 1
+                                if info.Warning.IsSome then warned <- warned + 1
                                 let n = audio.Samples.[0].Length
                                 audio.Samples.Length >= 1
                                 && audio.SampleRate > 0
                                 && audio.Samples |> Array.forall (fun s -> s.Length = n)
                                 && int64 n * int64 audio.Samples.Length <= int64 bytes.Length
+                                && int64 n = info.Frames
+                                && audio.Samples |> Array.forall (fun s -> s |> Array.forall Single.IsFinite)
                             | Error message ->
                                 rejected <- rejected + 1
                                 message.StartsWith(name + ": ", StringComparison.Ordinal))
                     Check.One(Config.QuickThrowOnFailure.WithMaxTest(10000).WithQuietOnSuccess(true), prop)
-                    printfn "Wav fuzz: %d decoded, %d rejected, slowest %.2f ms" decoded rejected worst
+                    printfn "Wav fuzz: %d decoded (%d of them with a warning), %d rejected, slowest %.2f ms" decoded warned rejected worst
                     Expect.equal (decoded + rejected) 10000 "every file was tried"
+                    Expect.isGreaterThan warned 100 "the generator also produces truncated files"
                     Expect.isGreaterThan decoded 500 "the generator also produces valid files"
                     Expect.isGreaterThan rejected 500 "the generator produces malformed files"
                     Expect.isLessThan worst 50.0 "the slowest file took under 50 ms"
                 } ]
+          testList
+              "streaming placeholders"
+              [ test "the layout ffmpeg writes to a pipe (RIFF and data sizes 0xFFFFFFFF, LIST before data) reads to the end" {
+                    let audio = randomAudio (Random 11) Pcm16 1 800 8000
+                    let info = Array.concat [ WavBytes.id "INFO"; WavBytes.id "ISFT"; WavBytes.u32 14u; WavBytes.id "Lavf59.27.100"; [| 0uy |] ]
+                    let body = Array.concat [ WavBytes.id "WAVE"; fmtChunkOf Pcm16 1 8000u; WavBytes.chunk "LIST" info; WavBytes.chunkDeclaring "data" UInt32.MaxValue (payloadOf Pcm16 audio) ]
+                    let bytes = Array.concat [ WavBytes.id "RIFF"; WavBytes.u32 UInt32.MaxValue; body ]
+                    let header, back = readWithInfoBytes true "pipe.wav" bytes
+                    Expect.equal (header.Frames, header.DataBytes, header.Warning) (800L, 1600L, None) "every frame to the end, no warning"
+                    sameBits "samples" audio.Samples.[0] back.Samples.[0]
+                }
+                test "a genuine empty data chunk followed by a chunk the RIFF size covers reads as zero frames" {
+                    let bytes = WavBytes.riff [ WavBytes.pcm16Fmt 1 8000u; WavBytes.chunk "data" [||]; WavBytes.chunk "LIST" (Array.create 8 3uy) ]
+                    let header, back = readWithInfoBytes false "empty.wav" bytes
+                    Expect.equal (header.Frames, back.Frames, header.Warning) (0L, 0, None) "empty"
+                }
+                testCase "placeholder sizes of every kind read every whole frame to the end of the file, allocating no more than the file holds" (fun () ->
+                    checkProperty 300 genPlaceholder (fun file ->
+                        let before = GC.GetAllocatedBytesForCurrentThread()
+                        let header, back = readWithInfoBytes false "placeholder.wav" file.Bytes
+                        let allocated = GC.GetAllocatedBytesForCurrentThread() - before
+                        let _, strict = readWithInfoBytes true "placeholder.wav" file.Bytes
+                        header.Warning.IsNone
+                        && header.Frames = int64 file.Audio.Frames
+                        && allocated <= 8L * int64 file.Bytes.Length + 300_000L
+                        && Array.forall2 (fun (a: float32[]) (b: float32[]) ->
+                            a.Length = b.Length && Array.forall2 (fun (x: float32) y -> BitConverter.SingleToInt32Bits x = BitConverter.SingleToInt32Bits y) a b) file.Audio.Samples back.Samples
+                        && strict.Frames = file.Audio.Frames)) ]
+          testList
+              "truncated recordings"
+              [ test "a data chunk declaring 32,000 bytes with 12,007 present gives 6,003 frames and a warning" {
+                    let audio = randomAudio (Random 5) Pcm16 1 16000 8000
+                    let whole = WavBytes.riff [ WavBytes.pcm16Fmt 1 8000u; WavBytes.chunk "data" (payloadOf Pcm16 audio) ]
+                    let bytes = whole.[.. 44 + 12007 - 1]
+                    let header, back = readWithInfoBytes false "cut.wav" bytes
+                    Expect.equal header.Frames 6003L "whole frames"
+                    sameBits "the frames present" audio.Samples.[0].[.. 6002] back.Samples.[0]
+                    match header.Warning with
+                    | Some w ->
+                        Expect.stringContains w "declares 32000 bytes but only 12007 are present" "sizes"
+                        Expect.stringContains w "a partial frame of 1 bytes was dropped" "partial frame"
+                    | None -> failtest "expected a warning"
+                    match formatErrorOf (fun () -> readWithInfoBytes true "cut.wav" bytes) with
+                    | Some e -> Expect.stringContains e.Message "cut.wav: data chunk declares 32000 bytes but only 12007 remain (truncated file" "strict refuses"
+                    | None -> failtest "strict reading accepted a truncated file"
+                }
+                for format in formats do
+                    for channels in [ 1; 2 ] do
+                        test (sprintf "%A with %d channels cut at every byte gives an error before the data, whole frames and a warning inside it, the file after it" format channels) {
+                            let audio = randomAudio (Random 9) format channels 5 8000
+                            let whole, start = fileWithTrailer format audio true
+                            let blockAlign = channels * bytesPerSample format
+                            let stop = start + 5 * blockAlign
+                            for cut in 0 .. whole.Length do
+                                let bytes = whole.[.. cut - 1]
+                                let name = sprintf "cut-%d.wav" cut
+                                if cut < start then
+                                    match formatErrorOf (fun () -> readWithInfoBytes false name bytes) with
+                                    | Some e -> Expect.equal e.Path name "names the file"
+                                    | None -> failtestf "cut at %d (before the samples at %d) was accepted" cut start
+                                else
+                                    let header, back = readWithInfoBytes false name bytes
+                                    let frames = (min cut stop - start) / blockAlign
+                                    Expect.equal back.Frames frames (sprintf "cut at %d: whole frames" cut)
+                                    for c in 0 .. channels - 1 do
+                                        sameBits (sprintf "cut at %d channel %d" cut c) audio.Samples.[c].[.. frames - 1] back.Samples.[c]
+                                    Expect.equal header.Warning.IsSome (cut < stop) (sprintf "cut at %d: a warning exactly when the data is cut" cut)
+                                    Expect.equal (formatErrorOf (fun () -> readWithInfoBytes true name bytes)).IsSome (cut < stop) (sprintf "cut at %d: strict refuses exactly the cut files" cut)
+                        }
+                testCase "a cut anywhere in the data of any file gives the whole frames present and a warning; strict refuses it" (fun () ->
+                    checkProperty 300 genTruncated (fun file ->
+                        let header, back = readWithInfoBytes false "cut.wav" file.Bytes
+                        let frames = (file.Cut - file.DataStart) / file.BlockAlign
+                        let strict = formatErrorOf (fun () -> readWithInfoBytes true "cut.wav" file.Bytes)
+                        header.Warning |> Option.exists (fun w -> w.StartsWith "truncated file")
+                        && back.Frames = frames
+                        && Array.forall2 (fun (a: float32[]) (b: float32[]) -> a.[.. frames - 1] = b) file.Audio.Samples back.Samples
+                        && strict |> Option.exists (fun e -> e.Message.Contains "(truncated file")
+                        && (Wav.readStream "cut.wav" (new MemoryStream(file.Bytes))).Frames = frames)) ]
+          testList
+              "non-finite samples"
+              [ testCase "NaN or an infinity anywhere in float32 or float64 data raises AudioFormatException naming the file, the value and where" (fun () ->
+                    checkProperty 300 genNonFinite (fun file ->
+                        let frame, channel = file.First
+                        let expected = sprintf "at frame %d, channel %d" frame channel
+                        let check (read: Stream -> unit) =
+                            match formatErrorOf (fun () -> read (new MemoryStream(file.Bytes))) with
+                            | Some e -> e.Path = "bad.wav" && e.Message.StartsWith "bad.wav: non-finite samples: " && e.Message.Contains expected
+                            | None -> false
+                        let before =
+                            if frame = 0 then true
+                            else (Wav.readRangeStream "bad.wav" (new MemoryStream(file.Bytes)) 0.0 (Some(float frame / 8000.0))).Frames = frame
+                        check (fun s -> Wav.readStream "bad.wav" s |> ignore)
+                        && check (fun s -> Wav.readStreamMono "bad.wav" s |> ignore)
+                        && check (fun s -> Wav.inspectStream false "bad.wav" s |> ignore)
+                        && (Wav.readInfoStream "bad.wav" (new MemoryStream(file.Bytes))).Frames = int64 file.Frames
+                        && before))
+                test "a 64-bit value beyond single precision is named as such" {
+                    let bytes = WavBytes.riff [ fmtChunkOf Float64 1 8000u; WavBytes.chunk "data" (Array.collect (fun (v: float) -> BitConverter.GetBytes v) [| 0.5; 1e300 |]) ]
+                    expectFormatError "big.wav" "non-finite samples: 1e+300 (a 64-bit value beyond single precision's range) at frame 1, channel 0" bytes
+                }
+                testCase "integer PCM data of any bytes decodes to finite values in [-1, 1)" (fun () ->
+                    let gen =
+                        gen {
+                            let! format = Gen.elements [ PcmU8; Pcm16; Pcm24; Pcm32 ]
+                            let! channels = Gen.choose (1, 3)
+                            let! frames = Gen.choose (0, 50)
+                            let! seed = Gen.choose (0, Int32.MaxValue)
+                            let rng = Random seed
+                            let data = Array.init (frames * channels * bytesPerSample format) (fun _ -> byte (rng.Next 256))
+                            return WavBytes.riff [ fmtChunkOf format channels 8000u; WavBytes.chunk "data" data ]
+                        }
+                    checkProperty 300 gen (fun bytes ->
+                        (decodeBytes "pcm.wav" bytes).Samples |> Array.forall (Array.forall (fun x -> Single.IsFinite x && x >= -1.0f && x < 1.0f)))) ]
           testList
               "FSDD"
               [ TestData.testWithFsdd "every FSDD recording reads as 8 kHz mono with 1,148 to 18,262 samples, equal to a naive decode" (fun dir ->
