@@ -100,6 +100,67 @@ let tests =
                 Expect.stringContains out2 "4 of 4 rows from the cache" "second run reads the cache"
                 Expect.equal (Export.readNpy second) (Export.readNpy first) "same values"))
 
+        // The single feature path: `features` exports, for each schema (declared or a run-time variant), exactly the
+        // rows `train` feeds the network. The comparison point is Experiment.featuresOf, whose output is xTrain/xTest
+        // just before Normalization.fit and the train-fitted standardisation; the recipe's per-utterance step (cnn2d's
+        // per-band mean removal, a training-side normalisation `features` does not apply) is switched off. Clips are
+        // loaded as `train` loads them (Dataset.openFolder, Dataset.loadMono at the schema's rate); every float must
+        // have the same bits.
+        TestData.testWithFsdd "the rows features exports are bit-identical to the rows train feeds the network" (fun fsdd ->
+            withReferenceFolder fsdd (fun dir ->
+                let cases =
+                    [ "logmel-fsdd", [], Extraction.noOverrides, "cnn2d"
+                      "mfcc-mean40", [], Extraction.noOverrides, "mlp"
+                      "genre", [], Extraction.noOverrides, "logreg"
+                      "logmel-fsdd", [ "--n-fft"; "512"; "--n-mels"; "64" ], { Extraction.noOverrides with NFft = Some 512; NMels = Some 64 }, "cnn2d"
+                      "mfcc-mean40", [ "--n-fft"; "1024"; "--n-mfcc"; "13"; "--fmax"; "8000" ], { Extraction.noOverrides with NFft = Some 1024; NMfcc = Some 13; FMax = Some 8000.0 }, "mlp" ]
+                use engine = new Hybrid.Dsp.Managed.ManagedEngine()
+                let dataset = Dataset.openFolder false dir
+                for k, (name, flags, overrides, model) in List.indexed cases do
+                    let npy = Path.Combine(dir, sprintf "rows%d.npy" k)
+                    let code, out, err = run ([ "--data"; dir; "--out"; npy; "--schema"; name; "--device"; "managed"; "--json" ] @ flags)
+                    Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+                    let shape, exported = Export.readNpy npy
+                    let order = File.ReadAllLines(npy + ".files.txt") |> Array.map (fun l -> l.Split('\t').[0])
+                    let schema = Extraction.variant (Hybrid.Features.Schemas.Schemas.ByName name) overrides
+                    use json = JsonDocument.Parse((out.Trim().Split('\n') |> Array.last))
+                    Expect.equal (json.RootElement.GetProperty("fingerprint").GetString()) schema.Fingerprint (sprintf "%s %A: the variant train derives" name flags)
+                    Expect.equal shape.[1..] (Array.ofSeq schema.Shape) "row shape"
+                    let clips = dataset.Items |> Array.map (fun i -> i.Key, Dataset.loadMono schema.SampleRate i) |> Map.ofArray
+                    let items = order |> Array.map (fun p -> dataset.Items |> Array.find (fun i -> i.Path = p))
+                    let recipe = { Hybrid.Classifier.Experiment.recipe model with PerUtterance = false }
+                    let fed, _ = Hybrid.Classifier.Experiment.featuresOf engine schema recipe clips [] 0 0 items
+                    Expect.equal fed.Length exported.Length (sprintf "%s %A: row count" name flags)
+                    let bits (a: float32[]) = a |> Array.map BitConverter.SingleToInt32Bits
+                    Expect.isTrue (bits fed = bits exported) (sprintf "%s %A: bit-identical rows" name flags)))
+
+        TestData.testWithFsdd "feature options derive a schema variant: its own shape, columns and fingerprint" (fun fsdd ->
+            withReferenceFolder fsdd (fun dir ->
+                let csv = Path.Combine(dir, "variant.csv")
+                let code, out, err = run [ "--data"; dir; "--out"; csv; "--schema"; "logmel-fsdd"; "--n-mels"; "64"; "--hop-length"; "64"; "--device"; "managed"; "--json" ]
+                Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+                use json = JsonDocument.Parse((out.Trim().Split('\n') |> Array.last))
+                let root = json.RootElement
+                Expect.equal [ for d in root.GetProperty("shape").EnumerateArray() -> d.GetInt32() ] [ 64; 129 ] "64 mels x 129 frames (hop 64)"
+                Expect.notEqual (root.GetProperty("fingerprint").GetString()) Hybrid.Features.Schemas.LogMelFsddFeatures.Fingerprint "a variant's own fingerprint"
+                Expect.equal (root.GetProperty("variant").GetString()) "hop_length=64,n_mels=64" "the variant's parameters"
+                let table = Export.readCsv csv
+                Expect.equal table.Columns.Length (64 * 129) "one column per mel and frame"
+                Expect.equal table.Columns.[129] "log_mel2_1" "column names follow the schema's rule"))
+
+        TestData.testWithFsdd "invalid feature options are refused with the option's name and valid range" (fun fsdd ->
+            withReferenceFolder fsdd (fun dir ->
+                let out = Path.Combine(dir, "x.npy")
+                for flags, expected in
+                    [ [ "--schema"; "logmel-fsdd"; "--n-fft"; "1" ], [ "--n-fft"; "in 2..16384"; "was 1" ]
+                      [ "--schema"; "mfcc-mean40"; "--fmax"; "20000" ], [ "--fmax"; "Nyquist"; "11025" ]
+                      [ "--schema"; "mfcc-mean40"; "--n-mels"; "32" ], [ "--n-mfcc"; "40 MFCCs"; "n_mels = 32" ]
+                      [ "--schema"; "logmel-fsdd"; "--top-db"; "0" ], [ "--top-db"; "top_db must be positive" ]
+                      [ "--schema"; "genre"; "--n-mels"; "0" ], [ "--n-mels"; "n_mels must be positive, was 0" ] ] do
+                    let code, _, err = run ([ "--data"; dir; "--out"; out; "--device"; "managed" ] @ flags)
+                    Expect.equal code 2 (sprintf "%A: a usage error (stderr: %s)" flags err)
+                    for e in expected do Expect.stringContains err e (sprintf "%A: the message names %s" flags e)))
+
         test "giving neither a schema nor a transform is a usage error" {
             let code, _, err = run [ "--data"; "."; "--out"; "x.csv" ]
             Expect.equal code 2 "exit code 2"
