@@ -221,23 +221,34 @@ let private settingsOf (options: TrainOptions) (recipe: Recipe) (schema: Feature
 /// Feature rows [clips, Length] of raw clips at the schema's rate: extracted through the one extraction path
 /// (Extraction.rows: shaped by Extraction.fit, then the schema's executor; the rows `features` exports), then
 /// per-utterance normalised when asked (images only). Training, evaluation and `predict` all go through here.
-let private extractShaped (engine: Engine) (schema: FeatureSchemaInfo) (perUtterance: bool) (clips: float32[][]) =
-    let values = Extraction.rows engine schema clips
+let private perUtteranceStep (schema: FeatureSchemaInfo) (perUtterance: bool) (values: float32[]) =
     if perUtterance && schema.Shape.Count = 2 then
         Normalization.perUtteranceInPlace schema.Shape.[0] schema.Shape.[1] false 1e-3f values
     values
 
-/// The features of one split part: the clips and optional augmented copies through `extractShaped`. Returns
-/// [rows, Length] values and their labels: what `train` feeds the network before the train-fitted standardisation.
-let internal featuresOf (engine: Engine) (schema: FeatureSchemaInfo) (recipe: Recipe) (clips: Map<string, float32[]>)
-                       (augmentations: Augmentation list) (copies: int) (seed: int) (items: Item[]) =
-    let rows = [|
-        for item in items do
-            yield clips.[item.Key], item.LabelIndex
-        for copy in 1 .. copies do
-            for item in items do
-                yield Augment.apply (seed * 7919 + copy) item.Key [||] schema.SampleRate augmentations clips.[item.Key], item.LabelIndex |]
-    extractShaped engine schema recipe.PerUtterance (Array.map fst rows), Array.map snd rows
+let private extractShaped (engine: Engine) (schema: FeatureSchemaInfo) (perUtterance: bool) (clips: float32[][]) =
+    perUtteranceStep schema perUtterance (Extraction.rows engine schema clips)
+
+/// The features of one split part: the clips (their rows read from and written to the feature cache when one is
+/// given: Extraction.cachedRows, keyed by the schema fingerprint and each file's path, size and modification time)
+/// and optional augmented copies (always extracted: they change with the seed), as `extractShaped` computes them.
+/// Returns [rows, Length] values (originals, then copy 1, 2, ...), their labels and the number of rows read from the
+/// cache: what `train` feeds the network before the train-fitted standardisation.
+let internal featuresOf (engine: Engine) (schema: FeatureSchemaInfo) (cache: Pipeline.FeatureCache option) (recipe: Recipe)
+                        (clips: Map<string, float32[]>) (augmentations: Augmentation list) (copies: int) (seed: int) (items: Item[]) =
+    let originals, hits =
+        match cache with
+        | Some c ->
+            let keyOf = items |> Array.map (fun i -> i.Path, i.Key) |> dict
+            Extraction.cachedRows engine schema c (items |> Array.map (fun i -> i.Path)) (fun path -> clips.[keyOf.[path]]) Progress.silent
+        | None -> Extraction.rows engine schema [| for item in items -> clips.[item.Key] |], 0
+    let augmented =
+        Extraction.rows engine schema [|
+            for copy in 1 .. copies do
+                for item in items do
+                    yield Augment.apply (seed * 7919 + copy) item.Key [||] schema.SampleRate augmentations clips.[item.Key] |]
+    let labels = Array.concat [ for _ in 0 .. copies -> items |> Array.map (fun i -> i.LabelIndex) ]
+    perUtteranceStep schema recipe.PerUtterance (Array.append originals augmented), labels, hits
 
 let private grouping (schema: FeatureSchemaInfo) =
     if schema.Shape.Count = 2 then Normalization.PerBand(schema.Shape.[0], schema.Shape.[1]) else Normalization.PerColumn
@@ -321,6 +332,9 @@ let train (options: TrainOptions) : RunResult =
     use engine = Engines.Create(options.Device, log)
     log (sprintf "device: %s (%s)" engine.Name engine.DeviceName)
     if schema.IsVariant then log (sprintf "features: %s" (schema.ToString()))
+    // Feature rows of the recordings are cached beside the run folders (runs/cache by default), so a second run over
+    // the same recordings with the same schema reads them instead of extracting.
+    let cache = Pipeline.FeatureCache(Path.Combine(nonNull (Path.GetDirectoryName(Path.GetFullPath outDir)), "cache"))
     let loadWatch = Stopwatch.StartNew()
     let clips =
         dataset.Items
@@ -332,14 +346,15 @@ let train (options: TrainOptions) : RunResult =
     let results =
         [ for fold in folds do
             let w = Stopwatch.StartNew()
-            let xTrain, yTrain = featuresOf engine schema recipe clips augmentations copies options.Seed fold.Train
-            let xTest, yTest = featuresOf engine schema recipe clips [] 0 options.Seed fold.Test
+            let xTrain, yTrain, trainHits = featuresOf engine schema (Some cache) recipe clips augmentations copies options.Seed fold.Train
+            let xTest, yTest, testHits = featuresOf engine schema (Some cache) recipe clips [] 0 options.Seed fold.Test
             let stats = Normalization.fit (grouping schema) schema.Length xTrain
             Normalization.applyInPlace stats schema.Length xTrain
             Normalization.applyInPlace stats schema.Length xTest
             extractSeconds <- extractSeconds + w.Elapsed.TotalSeconds
-            log (sprintf "fold %s: %d training rows (%d clips, %d augmented copies), %d test clips, features %.2f s"
-                     fold.Name yTrain.Length fold.Train.Length copies fold.Test.Length w.Elapsed.TotalSeconds)
+            log (sprintf "fold %s: %d training rows (%d clips, %d augmented copies), %d test clips, features %.2f s (%d of %d rows from the cache %s)"
+                     fold.Name yTrain.Length fold.Train.Length copies fold.Test.Length w.Elapsed.TotalSeconds
+                     (trainHits + testHits) (fold.Train.Length + fold.Test.Length) cache.Folder)
             let net = recipe.Build (inputShape (Array.ofSeq schema.Shape) recipe) labels.Length
             let model = Model.create engine options.Seed net
             let batches = (yTrain.Length + batch - 1) / batch

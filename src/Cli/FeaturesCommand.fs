@@ -69,7 +69,7 @@ type FeaturesArgs =
             | Part _ -> "with --split: train, validation, test or all (default all)."
             | Seed _ -> "seed of random splits (default 0)."
             | Batch_Size _ -> "clips per extraction batch (default 256)."
-            | Cache _ -> "feature cache folder: rows are keyed by the schema/transform fingerprint and each file's content, so a second run over the same recordings skips extraction."
+            | Cache _ -> "feature cache folder: rows are keyed by the schema/transform fingerprint and each file's path, size and modification time, so a second run over the same recordings skips extraction."
             | Json -> "print a JSON summary line at the end."
 
 let private parseWindow (name: string) =
@@ -198,9 +198,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 writer.Append(files.[start .. start + n - 1], labels.[start .. start + n - 1], rows)
         | Some dir ->
             let index = items |> Array.mapi (fun i item -> item.Path, i) |> dict
-            let values, hits =
-                Pipeline.extractCached (Pipeline.FeatureCache dir) "fit-center" (Extraction.extractor engine schema)
-                    (fun path -> Extraction.fit schema (load index.[path])) files batchSize progress
+            let values, hits = Extraction.cachedRows engine schema (Pipeline.FeatureCache dir) files (fun path -> load index.[path]) progress
             out.WriteLine(sprintf "features: %d of %d rows from the cache %s" hits items.Length dir)
             writer.Append(files, labels, values)
         let written = writer.Complete()

@@ -93,21 +93,23 @@ let extractAll (extractor: Extractor) (load: int -> float32[]) (count: int) (bat
         Array.blit rows 0 result (start * extractor.Length) rows.Length
     result
 
-/// An on-disk cache of feature rows: one file per (extractor fingerprint, file content) pair, so a second
-/// run over the same recordings skips extraction and a changed recording or parameter is recomputed.
+/// An on-disk cache of feature rows: one file per (extractor fingerprint, recording) pair, a recording being known by
+/// its full path, size and modification time, so a second run over the same recordings skips extraction (without
+/// reading them) and a changed recording or parameter is recomputed. `features --cache` and `train` share it.
 type FeatureCache(folder: string) =
     let hex (bytes: byte[]) = Convert.ToHexString(bytes).ToLowerInvariant()
 
     /// The cache's root folder.
     member _.Folder = folder
 
-    /// The key of one recording under one extractor: SHA-256 over the fingerprint, the variant
-    /// (e.g. an augmentation spec) and the file's bytes.
+    /// The key of one recording under one extractor: SHA-256 over the fingerprint, the variant (e.g. the clip
+    /// shaping), the file's full path, its size in bytes and its last write time (UTC ticks). Raises
+    /// FileNotFoundException for a missing file.
     member _.Key(fingerprint: string, variant: string, path: string) =
-        use sha = IncrementalHash.CreateHash HashAlgorithmName.SHA256
-        sha.AppendData(Text.Encoding.UTF8.GetBytes(fingerprint + "\n" + variant + "\n"))
-        sha.AppendData(File.ReadAllBytes path)
-        hex (sha.GetHashAndReset())
+        let info = FileInfo path
+        if not info.Exists then raise (FileNotFoundException(sprintf "%s: no such recording" path, path))
+        let text = String.Join("\n", fingerprint, variant, info.FullName, string info.Length, string info.LastWriteTimeUtc.Ticks)
+        hex (SHA256.HashData(Text.Encoding.UTF8.GetBytes text))
 
     member private _.PathOf(fingerprint: string, key: string) =
         Path.Combine(folder, fingerprint.Substring(0, min 16 fingerprint.Length), key + ".f32")

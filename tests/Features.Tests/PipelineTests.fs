@@ -90,6 +90,8 @@ let tests =
                 Expect.equal hits2 5 "expected every row from the cache on the second run"
                 Expect.equal second first "expected identical rows from the cache"
                 File.WriteAllBytes(paths.[2], [| 9uy; 1uy; 2uy |])
+                // Same size: the new modification time tells the change (set explicitly: the clock may not have ticked).
+                File.SetLastWriteTimeUtc(paths.[2], File.GetLastWriteTimeUtc(paths.[2]).AddSeconds 5.0)
                 let third, hits3 = Pipeline.extractCached cache "" ex (index >> clipOf 4) paths 2 Progress.silent
                 Expect.equal hits3 4 "expected the changed file to miss the cache"
                 Expect.equal (Array.sub third 6 3) (expectedRow 4 9) "expected the changed file's new row"
