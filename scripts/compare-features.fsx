@@ -11,9 +11,8 @@ let items = dataset.Items |> Array.filter (fun i -> i.Index = Some 0)
 printfn "%d recordings (index 0 of every digit and speaker)" items.Length
 use engine = Engines.Create("managed")
 let schema = Schemas.ByName "mfcc-mean40"
-let extractor = Transforms.ofSchema engine 8192 schema
-let clips = items |> Array.map (fun i -> Dataset.loadMono schema.SampleRate i |> Clip.fit extractor.ClipSamples Clip.Center)
-let rows = Pipeline.extractAll extractor (fun i -> clips.[i]) clips.Length 64 2 Progress.silent
+// Whole recordings (the schema accepts any clip length), through the same extraction path as `features` and `train`.
+let rows = Extraction.rows engine schema (items |> Array.map (Dataset.loadMono schema.SampleRate))
 // Standardise each column so the loudness coefficient (mfcc1) does not dominate the distances.
 Normalization.applyInPlace (Normalization.fit Normalization.PerColumn schema.Length rows) schema.Length rows
 let rowOf i = rows.[i * schema.Length .. (i + 1) * schema.Length - 1]

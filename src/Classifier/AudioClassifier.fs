@@ -44,9 +44,9 @@ type AudioClassifier private (path: string, engine: Engine, model: Model, labels
         try
             let model, info = ModelFile.load engine trained.Schema.Fingerprint modelPath
             let stats = Experiment.storedStats modelPath trained.Schema info
-            let extractor = Transforms.ofSchema engine Experiment.anyLengthClipSamples trained.Schema
+            let extractor = Extraction.extractor engine trained.Extraction
             new AudioClassifier(modelPath, engine, model, Array.ofList info.Labels, extractor,
-                                Experiment.prepare extractor trained.Schema trained.PerUtterance stats, trained.TestSpeeds)
+                                Experiment.prepare engine trained.Extraction trained.PerUtterance stats, trained.TestSpeeds)
         with _ ->
             engine.Dispose()
             reraise ()
@@ -58,7 +58,8 @@ type AudioClassifier private (path: string, engine: Engine, model: Model, labels
     member _.Labels: IReadOnlyList<string> = Array.AsReadOnly labels
     /// The rate the model works at, in Hz (other rates are resampled).
     member _.SampleRate = extractor.SampleRate
-    /// Samples per clip at SampleRate (recordings are cut or zero-padded, centred, to this length).
+    /// Samples per clip at SampleRate (recordings are cut or zero-padded, centred, to this length; 0: the whole
+    /// recording, for schemas of statistics over any length).
     member _.ClipSamples = extractor.ClipSamples
 
     /// Classifies mono clips (each a float32 buffer of any length) recorded at `sampleRate` Hz, as one batch.

@@ -92,10 +92,6 @@ let parseSpeeds (text: string) : (float * float) list =
                 | _ -> fail "test speeds '%s': '%s' is not F or F*W; %s" text item expected ]
     checkSpeeds text speeds
 
-/// Samples per clip (at the schema's rate) for schemas that accept any clip length (genre, mfcc-mean40): training
-/// and prediction must shape clips the same way.
-let anyLengthClipSamples = 8192
-
 /// Network input shape for a schema's row shape: images get a channel axis, a raw waveform too (Conv1D).
 let inputShape (schemaShape: int[]) (recipe: Recipe) =
     match schemaShape with
@@ -181,12 +177,19 @@ type TrainOptions =
       /// Write plots and report.html (model file and metrics are always written).
       Plots: bool
       /// Refuse the dataset at its first unusable or truncated file (else such files are skipped or warned about).
-      Strict: bool }
+      Strict: bool
+
+      /// Feature parameters chosen at run time (--sr, a clip length from --duration, --n-fft, --hop-length, --n-mels,
+      /// --fmin, --fmax, --n-mfcc): they derive a variant of the schema (Extraction.variant), recorded in the model file
+      /// and replayed by `predict`. Extraction.noOverrides keeps the schema as declared (whole clips for schemas that
+      /// accept any length).
+      FeatureParameters: Extraction.Overrides }
 
 /// Defaults: FSDD, official split, the default model on `auto`, seed 0.
 let defaults =
     { Data = None; Split = "official"; Model = (List.head recipes).Name; Features = None; Epochs = None; BatchSize = None
-      LearningRate = None; Augment = None; TestSpeeds = None; Device = "auto"; Seed = 0; Out = None; Log = ignore; Progress = true; Plots = true; Strict = false }
+      LearningRate = None; Augment = None; TestSpeeds = None; Device = "auto"; Seed = 0; Out = None; Log = ignore; Progress = true; Plots = true
+      Strict = false; FeatureParameters = Extraction.noOverrides }
 
 /// One trained and evaluated fold.
 type FoldResult =
@@ -220,39 +223,50 @@ type RunResult =
 
 /// Settings recorded in model files and reports.
 let private settingsOf (options: TrainOptions) (recipe: Recipe) (schema: FeatureSchemaInfo) epochs batch lr augment testSpeeds =
-    [ "model", recipe.Name; "features", schema.Name; "split", options.Split; "epochs", string epochs; "batch_size", string batch
+    [ "model", recipe.Name; "features", schema.Name; "feature_parameters", schema.Variant; "split", options.Split; "epochs", string epochs; "batch_size", string batch
       "learning_rate", string lr; "augment", augment; "copies", string recipe.Copies; "per_utterance", string recipe.PerUtterance
       "seed", string options.Seed; "device", options.Device; "test_speeds", formatSpeeds testSpeeds ]
 
-/// Feature rows [clips, Length] of raw clips at the schema's rate: each shaped to the schema's clip length, extracted,
-/// and per-utterance normalised when asked (images only). Training, evaluation and `predict` all go through here.
-let private extractShaped (extractor: Pipeline.Extractor) (schema: FeatureSchemaInfo) (perUtterance: bool) (clips: float32[][]) =
-    let shaped = clips |> Array.map (Clip.fit extractor.ClipSamples Clip.Center)
-    let values = Pipeline.extractAll extractor (fun i -> shaped.[i]) shaped.Length 256 2 Progress.silent
+/// Feature rows [clips, Length] of raw clips at the schema's rate: extracted through the one extraction path
+/// (Extraction.rows: shaped by Extraction.fit, then the schema's executor; the rows `features` exports), then
+/// per-utterance normalised when asked (images only). Training, evaluation and `predict` all go through here.
+let private perUtteranceStep (schema: FeatureSchemaInfo) (perUtterance: bool) (values: float32[]) =
     if perUtterance && schema.Shape.Count = 2 then
         Normalization.perUtteranceInPlace schema.Shape.[0] schema.Shape.[1] false 1e-3f values
     values
 
-/// The features of one split part: the clips and optional augmented copies through `extractShaped`. Returns
-/// [rows, Length] values and their labels.
-let private featuresOf (extractor: Pipeline.Extractor) (schema: FeatureSchemaInfo) (recipe: Recipe) (clips: Map<string, float32[]>)
-                       (augmentations: Augmentation list) (copies: int) (seed: int) (items: Item[]) =
-    let rows = [|
-        for item in items do
-            yield clips.[item.Key], item.LabelIndex
-        for copy in 1 .. copies do
-            for item in items do
-                yield Augment.apply (seed * 7919 + copy) item.Key [||] extractor.SampleRate augmentations clips.[item.Key], item.LabelIndex |]
-    extractShaped extractor schema recipe.PerUtterance (Array.map fst rows), Array.map snd rows
+let private extractShaped (engine: Engine) (schema: FeatureSchemaInfo) (perUtterance: bool) (clips: float32[][]) =
+    perUtteranceStep schema perUtterance (Extraction.rows engine schema clips)
+
+/// The features of one split part: the clips (their rows read from and written to the feature cache when one is
+/// given: Extraction.cachedRows, keyed by the schema fingerprint and each file's path, size and modification time)
+/// and optional augmented copies (always extracted: they change with the seed), as `extractShaped` computes them.
+/// Returns [rows, Length] values (originals, then copy 1, 2, ...), their labels and the number of rows read from the
+/// cache: what `train` feeds the network before the train-fitted standardisation.
+let internal featuresOf (engine: Engine) (schema: FeatureSchemaInfo) (cache: Pipeline.FeatureCache option) (recipe: Recipe)
+                        (clips: Map<string, float32[]>) (augmentations: Augmentation list) (copies: int) (seed: int) (items: Item[]) =
+    let originals, hits =
+        match cache with
+        | Some c ->
+            let keyOf = items |> Array.map (fun i -> i.Path, i.Key) |> dict
+            Extraction.cachedRows engine schema c (items |> Array.map (fun i -> i.Path)) (fun path -> clips.[keyOf.[path]]) Progress.silent
+        | None -> Extraction.rows engine schema [| for item in items -> clips.[item.Key] |], 0
+    let augmented =
+        Extraction.rows engine schema [|
+            for copy in 1 .. copies do
+                for item in items do
+                    yield Augment.apply (seed * 7919 + copy) item.Key [||] schema.SampleRate augmentations clips.[item.Key] |]
+    let labels = Array.concat [ for _ in 0 .. copies -> items |> Array.map (fun i -> i.LabelIndex) ]
+    perUtteranceStep schema recipe.PerUtterance (Array.append originals augmented), labels, hits
 
 let internal grouping (schema: FeatureSchemaInfo) =
     if schema.Shape.Count = 2 then Normalization.PerBand(schema.Shape.[0], schema.Shape.[1]) else Normalization.PerColumn
 
 /// Model inputs of raw clips at the model's rate, exactly as training prepared its test rows: `extractShaped`, then
 /// standardised with the train-fitted statistics.
-let internal prepare (extractor: Pipeline.Extractor) (schema: FeatureSchemaInfo) (perUtterance: bool) (stats: Normalization.Stats) (clips: float32[][]) =
-    let values = extractShaped extractor schema perUtterance clips
-    Normalization.applyInPlace stats extractor.Length values
+let internal prepare (engine: Engine) (schema: FeatureSchemaInfo) (perUtterance: bool) (stats: Normalization.Stats) (clips: float32[][]) =
+    let values = extractShaped engine schema perUtterance clips
+    Normalization.applyInPlace stats schema.Length values
     values
 
 /// Class probabilities [clips, classes] of raw clips with test-time speed averaging: the softmax of the weighted
@@ -302,7 +316,7 @@ let train (options: TrainOptions) : RunResult =
     let total = Stopwatch.StartNew()
     let log = options.Log
     let recipe = recipe options.Model
-    let schema = Schemas.ByName(defaultArg options.Features recipe.Schema)
+    let schema = Extraction.variant (Schemas.ByName(defaultArg options.Features recipe.Schema)) options.FeatureParameters
     let epochs = defaultArg options.Epochs recipe.Epochs
     let batch = defaultArg options.BatchSize recipe.BatchSize
     let lr = defaultArg options.LearningRate recipe.LearningRate
@@ -327,11 +341,14 @@ let train (options: TrainOptions) : RunResult =
     Directory.CreateDirectory outDir |> ignore
     use engine = Engines.Create(options.Device, log)
     log (sprintf "device: %s (%s)" engine.Name engine.DeviceName)
-    let extractor = Transforms.ofSchema engine anyLengthClipSamples schema
+    if schema.IsVariant then log (sprintf "features: %s" (schema.ToString()))
+    // Feature rows of the recordings are cached beside the run folders (runs/cache by default), so a second run over
+    // the same recordings with the same schema reads them instead of extracting.
+    let cache = Pipeline.FeatureCache(Path.Combine(nonNull (Path.GetDirectoryName(Path.GetFullPath outDir)), "cache"))
     let loadWatch = Stopwatch.StartNew()
     let clips =
         dataset.Items
-        |> Array.Parallel.map (fun item -> item.Key, Dataset.loadMono extractor.SampleRate item)
+        |> Array.Parallel.map (fun item -> item.Key, Dataset.loadMono schema.SampleRate item)
         |> Map.ofArray
     let labels = dataset.Labels
     let settings = settingsOf options recipe schema epochs batch lr (Augment.format augmentations) testSpeeds
@@ -339,14 +356,15 @@ let train (options: TrainOptions) : RunResult =
     let results =
         [ for fold in folds do
             let w = Stopwatch.StartNew()
-            let xTrain, yTrain = featuresOf extractor schema recipe clips augmentations copies options.Seed fold.Train
-            let xTest, yTest = featuresOf extractor schema recipe clips [] 0 options.Seed fold.Test
-            let stats = Normalization.fit (grouping schema) extractor.Length xTrain
-            Normalization.applyInPlace stats extractor.Length xTrain
-            Normalization.applyInPlace stats extractor.Length xTest
+            let xTrain, yTrain, trainHits = featuresOf engine schema (Some cache) recipe clips augmentations copies options.Seed fold.Train
+            let xTest, yTest, testHits = featuresOf engine schema (Some cache) recipe clips [] 0 options.Seed fold.Test
+            let stats = Normalization.fit (grouping schema) schema.Length xTrain
+            Normalization.applyInPlace stats schema.Length xTrain
+            Normalization.applyInPlace stats schema.Length xTest
             extractSeconds <- extractSeconds + w.Elapsed.TotalSeconds
-            log (sprintf "fold %s: %d training rows (%d clips, %d augmented copies), %d test clips, features %.2f s"
-                     fold.Name yTrain.Length fold.Train.Length copies fold.Test.Length w.Elapsed.TotalSeconds)
+            log (sprintf "fold %s: %d training rows (%d clips, %d augmented copies), %d test clips, features %.2f s (%d of %d rows from the cache %s)"
+                     fold.Name yTrain.Length fold.Train.Length copies fold.Test.Length w.Elapsed.TotalSeconds
+                     (trainHits + testHits) (fold.Train.Length + fold.Test.Length) cache.Folder)
             let net = recipe.Build (inputShape (Array.ofSeq schema.Shape) recipe) labels.Length
             let model = Model.create engine options.Seed net
             let batches = (yTrain.Length + batch - 1) / batch
@@ -370,7 +388,7 @@ let train (options: TrainOptions) : RunResult =
                 | [] -> Model.evaluate model { Inputs = xTest; Labels = yTest }
                 | _ ->
                     let raw = fold.Test |> Array.map (fun item -> clips.[item.Key])
-                    Metrics.compute (predictAveraged model (prepare extractor schema recipe.PerUtterance stats) testSpeeds raw) yTest
+                    Metrics.compute (predictAveraged model (prepare engine schema recipe.PerUtterance stats) testSpeeds raw) yTest
             let file = Path.Combine(outDir, if folds.Length = 1 then "model.hnn" else sprintf "model-%s.hnn" (fold.Name.Replace('/', '-')))
             ModelFile.save file
                 { SchemaFingerprint = schema.Fingerprint
@@ -408,7 +426,7 @@ let train (options: TrainOptions) : RunResult =
         for label in labels do
             match dataset.Items |> Array.tryFind (fun i -> i.Label = label) with
             | Some item ->
-                for p, caption in AudioPlots.plotClip engine plotsDir (sprintf "example-%s" label) (nonNull (Path.GetFileName item.Path)) extractor.SampleRate clips.[item.Key] do
+                for p, caption in AudioPlots.plotClip engine plotsDir (sprintf "example-%s" label) (nonNull (Path.GetFileName item.Path)) schema.SampleRate clips.[item.Key] do
                     examples.Add(Path.GetRelativePath(outDir, p), sprintf "%s (label %s): %s" (nonNull (Path.GetFileName item.Path)) label caption)
             | None -> ()
     let result =
@@ -469,7 +487,11 @@ type PredictOutcome =
 /// What a model file written by `train` says about preparing its input: the schema (whose fingerprint today must
 /// equal the file's), per-utterance normalisation, test-time speeds, and the stored info (labels, normalisation).
 type internal TrainedInput =
-    { Schema: FeatureSchemaInfo
+    { /// The schema (with its recorded run-time parameters) whose fingerprint the file carries.
+      Schema: FeatureSchemaInfo
+      /// The schema clips are extracted with: Schema, or for files written before feature parameters were recorded
+      /// Extraction.legacy of it (any-length schemas on 8,192 centred samples).
+      Extraction: FeatureSchemaInfo
       PerUtterance: bool
       TestSpeeds: (float * float) list
       Info: ModelInfo }
@@ -483,10 +505,20 @@ let internal trainedInput (modelPath: string) : TrainedInput =
         match info.TrainingSettings |> List.tryFind (fun (k, _) -> k = key) with
         | Some (_, v) -> v
         | None -> raise (ModelFileException(modelPath, sprintf "training setting '%s' is missing" key))
-    let schema =
+    let declared =
         match Schemas.TryGetByName(setting "features") with
         | true, s -> nonNull s
         | _ -> raise (ModelFileException(modelPath, sprintf "the model was trained on features '%s', which this library does not define" (setting "features")))
+    // The schema whose fingerprint the file must carry, and the one its clips are extracted with: the same, except
+    // for files written before feature parameters were recorded, whose any-length schemas ran on 8,192 samples.
+    let schema, extraction =
+        match info.TrainingSettings |> List.tryFind (fun (k, _) -> k = "feature_parameters") with
+        | Some (_, v) ->
+            let s =
+                try Extraction.replay declared.Name v
+                with :? ArgumentException as e -> raise (ModelFileException(modelPath, sprintf "training setting 'feature_parameters' is invalid: %s" e.Message))
+            s, s
+        | None -> declared, Extraction.legacy declared
     if schema.Fingerprint <> info.SchemaFingerprint then raise (Hybrid.Classifier.SchemaMismatchException(modelPath, schema.Fingerprint, info.SchemaFingerprint))
     // Files written before test-time speed averaging existed have no such setting: they predict from the clip alone.
     let testSpeeds =
@@ -495,7 +527,7 @@ let internal trainedInput (modelPath: string) : TrainedInput =
             try parseSpeeds v
             with :? ArgumentException as e -> raise (ModelFileException(modelPath, sprintf "training setting 'test_speeds' is invalid: %s" e.Message))
         | None -> []
-    { Schema = schema; PerUtterance = (setting "per_utterance" = "True"); TestSpeeds = testSpeeds; Info = info }
+    { Schema = schema; Extraction = extraction; PerUtterance = (setting "per_utterance" = "True"); TestSpeeds = testSpeeds; Info = info }
 
 /// The train-fitted standardisation stored in a model file.
 let internal storedStats (modelPath: string) (schema: FeatureSchemaInfo) (info: ModelInfo) : Normalization.Stats =
@@ -506,7 +538,8 @@ let internal storedStats (modelPath: string) (schema: FeatureSchemaInfo) (info: 
     { Grouping = grouping schema; Mean = find "mean"; Std = find "std" }
 
 /// Loads a model file written by `train` and classifies recordings with exactly the training preprocessing
-/// (the schema named in the file, the same clip shaping, per-utterance and stored normalisation). Every file is
+/// (the schema named in the file with its recorded run-time parameters, the same extraction path, per-utterance and
+/// stored normalisation; files written before feature parameters were recorded replay Extraction.legacy). Every file is
 /// tried: one that cannot be read is an `Unreadable` outcome in its place, the others are predicted; outcomes
 /// keep the order of `files`. Raises SchemaMismatchException when the schema's fingerprint today differs from
 /// the one the model was trained on, and ModelFileException for a damaged file.
@@ -516,20 +549,20 @@ let predictEach (device: string) (log: string -> unit) (modelPath: string) (file
     use engine = Engines.Create(device, log)
     let model, info = ModelFile.load engine schema.Fingerprint modelPath
     let stats = storedStats modelPath schema info
-    let extractor = Transforms.ofSchema engine anyLengthClipSamples schema
+    let extraction = trained.Extraction
     let loaded =
         files
         |> List.map (fun f ->
             try
                 let wav, audio = AudioFile.readMonoWithInfo false f
                 let samples = audio.Samples.[0]
-                Ok((if audio.SampleRate = extractor.SampleRate then samples else Resample.resample audio.SampleRate extractor.SampleRate samples), wav.Warning)
+                Ok((if audio.SampleRate = extraction.SampleRate then samples else Resample.resample audio.SampleRate extraction.SampleRate samples), wav.Warning)
             with
             | :? AudioFormatException
             | :? IOException
             | :? UnauthorizedAccessException as e -> Error(f, e))
     let clips = loaded |> List.choose (function Ok(c, _) -> Some c | Error _ -> None) |> Array.ofList
-    let probabilities = if clips.Length = 0 then Array2D.zeroCreate 0 0 else predictAveraged model (prepare extractor schema perUtterance stats) testSpeeds clips
+    let probabilities = if clips.Length = 0 then Array2D.zeroCreate 0 0 else predictAveraged model (prepare engine extraction perUtterance stats) testSpeeds clips
     let labels = Array.ofList info.Labels
     let mutable next = 0
     List.zip files loaded

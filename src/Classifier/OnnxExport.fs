@@ -89,19 +89,21 @@ let private frontEnd (g: OnnxGraph) (schema: FeatureSchemaInfo) (audio: string) 
 /// OnnxExportException when `frontend` is asked for a schema the graph cannot express or a label contains a comma.
 let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
     let trained = Experiment.trainedInput modelPath
-    let schema = trained.Schema
+    // The schema the model's clips are extracted with (its fingerprint is checked on the recorded one).
+    let schema = trained.Extraction
     use engine = Engines.Create("managed", ignore)
-    let model, info = ModelFile.load engine schema.Fingerprint modelPath
+    let model, info = ModelFile.load engine trained.Schema.Fingerprint modelPath
     let stats = Experiment.storedStats modelPath schema info
     match info.Labels |> List.tryFind (fun l -> l.Contains ',') with
     | Some label -> raise (OnnxExportException(modelPath, sprintf "label '%s' contains a comma; metadata_props 'labels' is comma-separated." label))
     | None -> ()
     let shape = Array.ofSeq schema.Shape
-    let clipSamples = if schema.ClipSamples > 0 then schema.ClipSamples else Experiment.anyLengthClipSamples
+    // 0 for schemas that take the whole recording: the audio input's length axis is then dynamic ("samples").
+    let clipSamples = schema.ClipSamples
     let g = OnnxGraph "hybrid"
     let inputName, inputShape, features =
         if frontend then
-            let audio = g.AddInput("audio", [| int64 clipSamples |])
+            let audio = g.AddInput("audio", [| (if clipSamples > 0 then int64 clipSamples else -1L) |])
             match frontEnd g schema audio with
             | Ok f -> "audio", [| clipSamples |], f
             | Error problem -> raise (OnnxExportException(modelPath, problem))

@@ -68,7 +68,8 @@ type internal OnnxGraph(name: string) =
     static member ValueInfo(name: string, perSample: int64[]) =
         let shape = TensorShapeProto()
         shape.Dim.Add(TensorShapeProto.Types.Dimension(DimParam = "batch"))
-        for d in perSample do shape.Dim.Add(TensorShapeProto.Types.Dimension(DimValue = d))
+        for d in perSample do
+            shape.Dim.Add(if d < 0L then TensorShapeProto.Types.Dimension(DimParam = "samples") else TensorShapeProto.Types.Dimension(DimValue = d))
         ValueInfoProto(Name = name, Type = TypeProto(TensorType = TypeProto.Types.Tensor(ElemType = OnnxGraph.Float, Shape = shape)))
 
     member g.AddInput(name: string, perSample: int64[]) =

@@ -54,7 +54,7 @@ type FeaturesArgs =
             | Out _ -> "output file: .csv, .parquet or .npy (the .npy gets a .files.txt sidecar listing files in row order)."
             | Schema _ -> sprintf "predefined schema: %s." (String.Join(", ", Schemas.Names))
             | Transform _ -> sprintf "transform: %s." (Transforms.kindNames |> List.map fst |> String.concat ", ")
-            | Sr _ -> "sampling rate in Hz (transforms; default: the dataset's first item's rate); recordings are resampled to it."
+            | Sr _ -> "sampling rate in Hz (default: the schema's; for transforms the dataset's first item's rate); recordings are resampled to it."
             | N_Fft _ -> "FFT length (default 2048)."
             | Hop_Length _ -> "hop length (default n_fft / 4)."
             | Win_Length _ -> "window length (default n_fft)."
@@ -76,13 +76,13 @@ type FeaturesArgs =
             | Max_Order _ -> "scattering: 1 or 2 (default 2)."
             | Log_Mean -> "scattering: write the time-averaged log-scattering log(|S| + 1e-6) without order 0, [clips, paths - 1], instead of [clips, paths, frames]."
             | Tuning _ -> "chroma tuning in fractions of a bin (default: estimated per recording, as librosa's chroma_stft)."
-            | Length _ -> "clip length in samples: zero-padded or cut at the end (transforms and any-length schemas; default: the longest recording)."
+            | Length _ -> "clip length in samples: zero-padded or cut keeping the content centred (default: the schema's; whole recordings for schemas that take any length; for transforms the longest recording)."
             | Device _ -> "auto, managed, cuda, opencl or ilgpu-cpu (default auto)."
             | Split _ -> "split to select a part from: official | speaker:NAME[,NAME] | loso | fold:K | random:RATIO | kfold:K."
             | Part _ -> "with --split: train, validation, test or all (default all)."
             | Seed _ -> "seed of random splits (default 0)."
             | Batch_Size _ -> "clips per extraction batch (default 256)."
-            | Cache _ -> "feature cache folder: rows are keyed by the schema/transform fingerprint and each file's content, so a second run over the same recordings skips extraction."
+            | Cache _ -> "feature cache folder: rows are keyed by the schema/transform fingerprint and each file's path, size and modification time, so a second run over the same recordings skips extraction."
             | Strict -> "fail on the first unusable or truncated file instead of skipping it or warning about it."
             | Json -> "print a JSON summary line at the end."
 
@@ -131,7 +131,7 @@ let settingsOf (args: ParseResults<FeaturesArgs>) (sampleRate: int) : Transforms
         Stft = stft
         Power = args.GetResult(Power, defaultValue = 2.0)
         Mel = mel
-        Db = DbConfig(TopDb = (if topDb < 0.0 then Nullable() else Nullable topDb))
+        TopDb = (if topDb < 0.0 then None else Some topDb)
         NMfcc = args.GetResult(N_Mfcc, defaultValue = 20)
         Lifter = args.GetResult(Lifter, defaultValue = 0.0)
         Scattering =
@@ -143,6 +143,30 @@ let settingsOf (args: ParseResults<FeaturesArgs>) (sampleRate: int) : Transforms
         LogMean = args.Contains Log_Mean
 
         Tuning = args.TryGetResult Tuning }
+
+/// A schema's run-time variant from the feature options given (librosa's names; see Extraction.variant): every
+/// option given changes the schema, none is ignored.
+let overridesOf (args: ParseResults<FeaturesArgs>) : Extraction.Overrides =
+    let text (v: float) = v.ToString("R", Globalization.CultureInfo.InvariantCulture)
+    { Extraction.noOverrides with
+        Sr = args.TryGetResult Sr
+        ClipSamples = args.TryGetResult Length
+        NFft = args.TryGetResult N_Fft
+        HopLength = args.TryGetResult Hop_Length
+        WinLength = args.TryGetResult Win_Length
+        NMels = args.TryGetResult N_Mels
+        FMin = args.TryGetResult Fmin
+        FMax = args.TryGetResult Fmax
+        NMfcc = args.TryGetResult N_Mfcc
+        Other =
+            [ match args.TryGetResult Window with Some w -> "window", (string (parseWindow w)).ToLowerInvariant() | None -> ()
+              match args.TryGetResult Center with Some c -> "center", (if c then "true" else "false") | None -> ()
+              match args.TryGetResult Pad_Mode with Some m -> "pad_mode", (string (parsePadMode m)).ToLowerInvariant() | None -> ()
+              if args.Contains Htk then "htk", "true"
+              match args.TryGetResult Norm with Some n -> "norm", (string (parseNorm n)).ToLowerInvariant() | None -> ()
+              match args.TryGetResult Power with Some p -> "power", text p | None -> ()
+              match args.TryGetResult Top_Db with Some t -> "top_db", (if t < 0.0 then "none" else text t) | None -> ()
+              match args.TryGetResult Lifter with Some l -> "lifter", text l | None -> () ] }
 
 /// Runs the command. Exit codes: 0 done; 1 extraction failed; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
@@ -179,19 +203,25 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 | other -> raise (DatasetException(sprintf "unknown --part '%s'; expected train, validation, test or all" other))
         use engine = Engines.Create(args.GetResult(Device, defaultValue = "auto"), fun line -> error.WriteLine("features: " + line))
         let longestAt (sr: int) = items |> Array.map (fun i -> int (ceil (float i.Frames * float sr / float i.SampleRate))) |> Array.max
-        let extractor, rowShape, columns =
+        // Schemas and transforms are both schemas here, extracted through the one path (Extraction); only the
+        // scattering transform and chroma with estimated tuning run as their own extractors (Transforms.extractor).
+        let ofSchema (schema: FeatureSchemaInfo) = Extraction.extractor engine schema, Extraction.fit schema, Array.ofSeq schema.Names, schema.Variant
+        let extractor, fit, columns, variant =
             match args.TryGetResult Schema, args.TryGetResult Transform with
-            | Some name, _ ->
-                let info = Schemas.ByName name
-                let anyLength = args.GetResult(Length, defaultValue = longestAt info.SampleRate)
-                Transforms.ofSchema engine anyLength info, Array.ofSeq info.Shape, Array.ofSeq info.Names
+            | Some name, _ -> ofSchema (Extraction.variant (Schemas.ByName name) (overridesOf args))
             | None, name ->
                 let kind = Transforms.parseKind (Option.defaultValue "" name)
                 let sr = args.GetResult(Sr, defaultValue = items.[0].SampleRate)
                 let length = args.GetResult(Length, defaultValue = longestAt sr)
                 let settings = settingsOf args sr
-                Transforms.extractor engine settings kind length, Transforms.shape settings kind length, Transforms.names settings kind length
-        let load (i: int) = Dataset.loadMono extractor.SampleRate items.[i] |> Clip.fit extractor.ClipSamples Clip.Start
+                match kind with
+                | Transforms.Scattering
+                | Transforms.Chroma when kind = Transforms.Scattering || settings.Tuning.IsNone ->
+                    let e = Transforms.extractor engine settings kind length
+                    e, Clip.fit length Clip.Center, Transforms.names settings kind length, ""
+                | _ -> ofSchema (Transforms.schema settings kind length)
+        let rowShape = extractor.Shape
+        let load (i: int) = Dataset.loadMono extractor.SampleRate items.[i]
         let progress = Progress.create (sprintf "features %s" extractor.Name) items.Length
         let batchSize = args.GetResult(Batch_Size, defaultValue = 256)
         let files = items |> Array.map (fun i -> i.Path)
@@ -201,13 +231,12 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         | None ->
             // Streaming: each batch is written as soon as it is computed, so memory stays bounded by the
             // batches in flight whatever the dataset size.
-            for start, rows in Pipeline.extractBatches extractor load items.Length batchSize 2 progress do
+            for start, rows in Pipeline.extractBatches extractor (load >> fit) items.Length batchSize 2 progress do
                 let n = rows.Length / extractor.Length
                 writer.Append(files.[start .. start + n - 1], labels.[start .. start + n - 1], rows)
         | Some dir ->
             let index = items |> Array.mapi (fun i item -> item.Path, i) |> dict
-            let values, hits =
-                Pipeline.extractCached (Pipeline.FeatureCache dir) "clip-start" extractor (fun path -> load index.[path]) files batchSize progress
+            let values, hits = Pipeline.extractCached (Pipeline.FeatureCache dir) "fit-center" extractor (fun path -> fit (load index.[path])) files 256 progress
             out.WriteLine(sprintf "features: %d of %d rows from the cache %s" hits items.Length dir)
             writer.Append(files, labels, values)
         let written = writer.Complete()
@@ -216,7 +245,8 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         if args.Contains Json then
             let json =
                 Text.Json.JsonSerializer.Serialize(
-                    {| items = items.Length; skipped = dataset.Skipped.Length; warnings = dataset.Warnings.Length; shape = rowShape; extractor = extractor.Name
-                       fingerprint = extractor.Fingerprint; device = engine.Name; files = written; seconds = started.Elapsed.TotalSeconds |})
+                    {| items = items.Length; skipped = dataset.Skipped.Length; warnings = dataset.Warnings.Length; shape = rowShape
+                       extractor = extractor.Name; variant = variant; fingerprint = extractor.Fingerprint; device = engine.Name
+                       files = written; seconds = started.Elapsed.TotalSeconds |})
             out.WriteLine json
         0)

@@ -15,6 +15,12 @@ type TrainArgs =
     | Split of spec: string
     | Model of name: string
     | Features of schema: string
+    | N_Fft of n: int
+    | Hop_Length of n: int
+    | N_Mels of n: int
+    | Fmin of hz: float
+    | Fmax of hz: float
+    | N_Mfcc of n: int
     | Epochs of n: int
     | Batch_Size of n: int
     | Lr of rate: float
@@ -34,6 +40,12 @@ type TrainArgs =
             | Split _ -> "official (default) | speaker:NAME[,NAME] | loso | fold:K | random:RATIO | kfold:K."
             | Model _ -> sprintf "model: %s (default %s)." (Experiment.recipes |> List.map (fun r -> r.Name) |> String.concat ", ") (List.head Experiment.recipes).Name
             | Features _ -> "feature schema (default: the model's own; see `features --help` for the names)."
+            | N_Fft _ -> "FFT length of a run-time variant of the schema (default: the schema's; hop and window lengths declared as librosa's defaults follow it)."
+            | Hop_Length _ -> "hop length of the schema variant (default: the schema's, or n_fft / 4 when the schema uses librosa's default)."
+            | N_Mels _ -> "mel bands of the schema variant (default: the schema's)."
+            | Fmin _ -> "lowest mel frequency in Hz of the schema variant (default: the schema's)."
+            | Fmax _ -> "highest mel frequency in Hz of the schema variant (default: the schema's)."
+            | N_Mfcc _ -> "MFCC count of the schema variant's MFCC members (default: the schema's)."
             | Epochs _ -> "training epochs (default: the model's)."
             | Batch_Size _ -> "mini-batch size (default: the model's)."
             | Lr _ -> "peak learning rate of the one-cycle schedule (default: the model's)."
@@ -85,7 +97,15 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 Log = log
                 Progress = true
                 Plots = not (args.Contains No_Plots)
-                Strict = args.Contains Strict }
+                Strict = args.Contains Strict
+                FeatureParameters =
+                    { Extraction.noOverrides with
+                        NFft = args.TryGetResult N_Fft
+                        HopLength = args.TryGetResult Hop_Length
+                        NMels = args.TryGetResult N_Mels
+                        FMin = args.TryGetResult Fmin
+                        FMax = args.TryGetResult Fmax
+                        NMfcc = args.TryGetResult N_Mfcc } }
         let r = Experiment.train options
         let say (line: string) = (if json then error else out).WriteLine line
         say ""

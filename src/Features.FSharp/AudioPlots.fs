@@ -16,25 +16,37 @@ let settingsFor (sampleRate: int) : Transforms.Settings =
         NMfcc = 13 }
 
 /// Writes `{name}-waveform.png`, `{name}-spectrogram.png`, `{name}-mel.png` and `{name}-mfcc.png` into
-/// `folder` for a mono clip, returning (path, caption) pairs. Clips shorter than one FFT are zero-padded.
+/// `folder` for a mono clip, returning (path, caption) pairs. Clips shorter than one FFT are zero-padded. The three
+/// images are one run-time schema (power spectrogram, log-mel, MFCC) extracted through Extraction, so they show the
+/// features the models see.
 let plotClip (engine: Engine) (folder: string) (name: string) (title: string) (sampleRate: int) (samples: float32[]) =
     Directory.CreateDirectory folder |> ignore
     let settings = settingsFor sampleRate
     let samples = if samples.Length < settings.Stft.NFft then Clip.fit settings.Stft.NFft Clip.Start samples else samples
     let n = samples.Length
-    let compute kind =
-        use clips = engine.FromHost(ReadOnlySpan samples, 1, n)
-        use out = Transforms.computeOn engine settings kind clips
-        Transforms.shape settings kind n, out.ToArray()
+    let member' (kind: Hybrid.Features.Schemas.FeatureKind) rows decibels =
+        Hybrid.Features.Schemas.FeatureMember(
+            Property = string kind, Kind = kind, Statistic = Hybrid.Features.Schemas.Statistic.TimeSeries, Column = (string kind).ToLowerInvariant(),
+            Offset = 0, Width = 0, Rows = rows, Decibels = decibels)
+    let schema =
+        Hybrid.Features.Schemas.FeatureSchemaInfo.Create(
+            "plots", Transforms.parameters settings n,
+            [| member' Hybrid.Features.Schemas.FeatureKind.Spectrogram 0 false
+               member' Hybrid.Features.Schemas.FeatureKind.MelBands 0 true
+               member' Hybrid.Features.Schemas.FeatureKind.Mfcc settings.NMfcc false |])
+    let row = Extraction.rows engine schema [| samples |]
+    let part (i: int) =
+        let m = schema.Members.[i]
+        m.Rows, m.Frames, row.[m.Offset .. m.Offset + m.Width - 1]
     let path suffix = Path.Combine(folder, sprintf "%s-%s.png" name suffix)
-    let spectrumShape, power = compute Transforms.Stft
+    let bins, frames, power = part 0
     use powerTensor = engine.FromHost(ReadOnlySpan power, 1, power.Length)
     use powerDb = engine.Allocate(1, power.Length)
-    engine.Dsp.PowerToDb(settings.Db, powerTensor, powerDb)
-    let melShape, melDb = compute Transforms.LogMel
-    let mfccShape, mfcc = compute Transforms.Mfcc
+    engine.Dsp.PowerToDb(DbConfig(TopDb = Option.toNullable settings.TopDb), powerTensor, powerDb)
+    let mels, _, melDb = part 1
+    let coefficients, _, mfcc = part 2
     let frameAxis = sprintf "frame (hop %d samples)" settings.Stft.Hop
     [ Plots.waveform (path "waveform") (title + ": waveform") sampleRate samples, "waveform"
-      Plots.heatmap (path "spectrogram") (title + ": power spectrogram (dB)") frameAxis "frequency bin" spectrumShape.[0] spectrumShape.[1] (powerDb.ToArray()), "spectrogram (dB)"
-      Plots.heatmap (path "mel") (title + ": mel spectrogram (dB)") frameAxis "mel band" melShape.[0] melShape.[1] melDb, "mel spectrogram (dB)"
-      Plots.heatmap (path "mfcc") (title + ": MFCC") frameAxis "coefficient" mfccShape.[0] mfccShape.[1] mfcc, "MFCC" ]
+      Plots.heatmap (path "spectrogram") (title + ": power spectrogram (dB)") frameAxis "frequency bin" bins frames (powerDb.ToArray()), "spectrogram (dB)"
+      Plots.heatmap (path "mel") (title + ": mel spectrogram (dB)") frameAxis "mel band" mels frames melDb, "mel spectrogram (dB)"
+      Plots.heatmap (path "mfcc") (title + ": MFCC") frameAxis "coefficient" coefficients frames mfcc, "MFCC" ]

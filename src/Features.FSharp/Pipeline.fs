@@ -9,7 +9,7 @@ open System.IO
 open System.Security.Cryptography
 open System.Threading.Tasks
 
-/// A batched feature extractor: a fixed-length clip in, a fixed-length feature row out.
+/// A batched feature extractor: a clip in, a fixed-length feature row out.
 type Extractor =
     { /// Name used in messages and cache folders.
       Name: string
@@ -21,20 +21,35 @@ type Extractor =
       Shape: int[]
       /// Sampling rate the clips must have, in Hz.
       SampleRate: int
-      /// Samples per clip after shaping.
+      /// Samples per clip after shaping; 0: any length (statistics over the whole clip), each batch then being
+      /// computed in runs of clips of equal length.
       ClipSamples: int
-      /// Computes a batch: clips [batch * ClipSamples] -> features [batch * Length].
+      /// Computes a batch of clips of equal length: clips [batch * samples] -> features [batch * Length].
       ExtractBatch: float32[] -> int -> float32[] }
 
+/// Rows [clips.Length * Length] of a batch of loaded clips: one ExtractBatch call when the extractor has a fixed
+/// clip length, else one call per run of equal lengths (rows stay in clip order).
+let private extractLoaded (extractor: Extractor) (clips: float32[][]) =
+    let n = clips.Length
+    if extractor.ClipSamples > 0 then extractor.ExtractBatch (Array.concat clips) n
+    else
+        let result = Array.zeroCreate<float32> (n * extractor.Length)
+        for length, indexes in Array.init n id |> Array.groupBy (fun i -> clips.[i].Length) do
+            let rows = extractor.ExtractBatch (Array.concat [ for i in indexes -> clips.[i] ]) indexes.Length
+            indexes |> Array.iteri (fun j i -> Array.blit rows (j * extractor.Length) result (i * extractor.Length) extractor.Length)
+            ignore length
+        result
+
 /// Streams extraction for `count` items: yields (first item index, rows [n * Length]) batch by batch in item
-/// order. `load i` returns item i's samples at the extractor's rate and length (already shaped); loading runs in
-/// parallel, at most `readAhead` batches ahead of extraction, so memory stays bounded by the batches in flight
-/// whatever the dataset size. Nothing runs until the sequence is iterated.
+/// order. `load i` returns item i's samples at the extractor's rate and length (already shaped; any non-empty
+/// length when ClipSamples is 0); loading runs in parallel, at most `readAhead` batches ahead of extraction, so
+/// memory stays bounded by the batches in flight whatever the dataset size. Nothing runs until the sequence is
+/// iterated. Raises InvalidOperationException naming the item whose clip has the wrong length.
 let extractBatches (extractor: Extractor) (load: int -> float32[]) (count: int) (batchSize: int) (readAhead: int) (progress: Progress.Reporter) =
     if batchSize < 1 then invalidArg (nameof batchSize) (sprintf "batch size must be at least 1, was %d" batchSize)
     seq {
         let batches = (count + batchSize - 1) / batchSize
-        use queue = new BlockingCollection<int * float32[]>(max 1 readAhead)
+        use queue = new BlockingCollection<int * float32[][]>(max 1 readAhead)
         use cancel = new Threading.CancellationTokenSource()
         let producer =
             Task.Run(fun () ->
@@ -43,12 +58,14 @@ let extractBatches (extractor: Extractor) (load: int -> float32[]) (count: int) 
                         if not cancel.IsCancellationRequested then
                             let start = b * batchSize
                             let n = min batchSize (count - start)
-                            let clips = Array.zeroCreate<float32> (n * extractor.ClipSamples)
+                            let clips = Array.zeroCreate<float32[]> n
                             Parallel.For(0, n, fun i ->
                                 let samples = load (start + i)
-                                if samples.Length <> extractor.ClipSamples then
+                                if extractor.ClipSamples > 0 && samples.Length <> extractor.ClipSamples then
                                     invalidOp (sprintf "item %d has %d samples, the extractor '%s' needs %d" (start + i) samples.Length extractor.Name extractor.ClipSamples)
-                                Array.blit samples 0 clips (i * extractor.ClipSamples) samples.Length)
+                                if samples.Length = 0 then
+                                    invalidOp (sprintf "item %d has no samples, the extractor '%s' needs at least one" (start + i) extractor.Name)
+                                clips.[i] <- samples)
                             |> ignore
                             queue.Add((start, clips))
                 finally
@@ -56,9 +73,8 @@ let extractBatches (extractor: Extractor) (load: int -> float32[]) (count: int) 
         try
             let mutable completed = 0
             for (start, clips) in queue.GetConsumingEnumerable() do
-                let n = clips.Length / extractor.ClipSamples
-                let features = extractor.ExtractBatch clips n
-                completed <- completed + n
+                let features = extractLoaded extractor clips
+                completed <- completed + clips.Length
                 progress.Report completed
                 yield start, features
             producer.Wait()
@@ -77,21 +93,23 @@ let extractAll (extractor: Extractor) (load: int -> float32[]) (count: int) (bat
         Array.blit rows 0 result (start * extractor.Length) rows.Length
     result
 
-/// An on-disk cache of feature rows: one file per (extractor fingerprint, file content) pair, so a second
-/// run over the same recordings skips extraction and a changed recording or parameter is recomputed.
+/// An on-disk cache of feature rows: one file per (extractor fingerprint, recording) pair, a recording being known by
+/// its full path, size and modification time, so a second run over the same recordings skips extraction (without
+/// reading them) and a changed recording or parameter is recomputed. `features --cache` and `train` share it.
 type FeatureCache(folder: string) =
     let hex (bytes: byte[]) = Convert.ToHexString(bytes).ToLowerInvariant()
 
     /// The cache's root folder.
     member _.Folder = folder
 
-    /// The key of one recording under one extractor: SHA-256 over the fingerprint, the variant
-    /// (e.g. an augmentation spec) and the file's bytes.
+    /// The key of one recording under one extractor: SHA-256 over the fingerprint, the variant (e.g. the clip
+    /// shaping), the file's full path, its size in bytes and its last write time (UTC ticks). Raises
+    /// FileNotFoundException for a missing file.
     member _.Key(fingerprint: string, variant: string, path: string) =
-        use sha = IncrementalHash.CreateHash HashAlgorithmName.SHA256
-        sha.AppendData(Text.Encoding.UTF8.GetBytes(fingerprint + "\n" + variant + "\n"))
-        sha.AppendData(File.ReadAllBytes path)
-        hex (sha.GetHashAndReset())
+        let info = FileInfo path
+        if not info.Exists then raise (FileNotFoundException(sprintf "%s: no such recording" path, path))
+        let text = String.Join("\n", fingerprint, variant, info.FullName, string info.Length, string info.LastWriteTimeUtc.Ticks)
+        hex (SHA256.HashData(Text.Encoding.UTF8.GetBytes text))
 
     member private _.PathOf(fingerprint: string, key: string) =
         Path.Combine(folder, fingerprint.Substring(0, min 16 fingerprint.Length), key + ".f32")

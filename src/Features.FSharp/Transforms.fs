@@ -1,11 +1,12 @@
 /// Configured feature transforms (torchaudio's `transforms`, librosa's `feature` functions) over batches of
-/// fixed-length clips on any engine: each is a Pipeline.Extractor whose row is a [rows, frames] matrix.
+/// fixed-length clips: each transform is a one-member feature schema laid out at run time
+/// (FeatureSchemaInfo.Create) and extracted through the one extraction path (Extraction), so its rows, column
+/// names and fingerprint follow the same rules as every schema's.
 module Hybrid.Features.Transforms
 
 open System
-open System.Security.Cryptography
-open System.Text
 open Hybrid.Dsp
+open Hybrid.Features.Schemas
 
 /// What a transform computes per clip.
 type Kind =
@@ -13,9 +14,9 @@ type Kind =
     | Stft
     /// Mel spectrogram of the power spectrogram: [n_mels, frames].
     | Mel
-    /// power_to_db of the mel spectrogram (amplitude_to_db when power is 1): [n_mels, frames].
+    /// The mel spectrogram in dB with librosa's rule for the power (power_to_db at 2, amplitude_to_db at 1): [n_mels, frames].
     | LogMel
-    /// MFCC (DCT-II ortho of the log-mel spectrogram, optional lifter): [n_mfcc, frames].
+    /// MFCC (DCT-II ortho of power_to_db of the mel spectrogram at the power, optional lifter; librosa.feature.mfcc): [n_mfcc, frames].
     | Mfcc
     /// Spectral centroid of the magnitude spectrogram: [1, frames].
     | Centroid
@@ -53,17 +54,18 @@ let kindName (kind: Kind) = kindNames |> List.find (fun (_, k) -> k = kind) |> f
 type Settings =
     { SampleRate: int
       Stft: StftConfig
-      /// Exponent of the magnitude for Stft/Mel/LogMel: 1 (magnitude) or 2 (power).
+      /// Exponent of the magnitude spectrogram (librosa's power): 2 (power, the default), 1 (magnitude) or any
+      /// positive value.
       Power: float
       Mel: MelConfig
-      Db: DbConfig
+      /// Dynamic range in dB kept below each clip's maximum by the dB conversions; None keeps everything.
+      TopDb: float option
       NMfcc: int
-      Lifter: float
+      Lifter: float 
       /// Scattering: J, Q, T and max_order (kymatio's names).
       Scattering: ScatteringConfig
       /// Scattering: write the time-averaged log-scattering without order 0 instead of every frame.
       LogMean: bool
-
       /// Chroma tuning in fractions of a bin; None estimates it per clip from its power spectrogram
       /// (librosa.feature.chroma_stft's default tuning=None, through Tuning.ChromaStft).
       Tuning: float option }
@@ -74,7 +76,7 @@ let defaults (sampleRate: int) =
       Stft = StftConfig()
       Power = 2.0
       Mel = MelConfig(SampleRate = sampleRate)
-      Db = DbConfig()
+      TopDb = Some 80.0
       NMfcc = 20
       Lifter = 0.0
       Scattering = ScatteringConfig(8, 1)
@@ -84,58 +86,79 @@ let defaults (sampleRate: int) =
 /// epsilon of the log-scattering mean (kymatio's spoken-digit example).
 let logEpsilon = 1e-6
 
-/// Rows of one clip's matrix.
-let rows (settings: Settings) (kind: Kind) =
-    match kind with
-    | Stft -> settings.Stft.Bins
-    | Mel | LogMel -> settings.Mel.NMels
-    | Mfcc -> settings.NMfcc
-    | Chroma -> 12
-    | Centroid | Bandwidth | Rolloff | Flatness | Zcr | Rms -> 1
-    | Scattering -> invalidArg (nameof kind) "the scattering transform's rows depend on the clip length; use shape"
+/// The settings as a schema's resolved parameters for clips of `clipSamples` samples. Raises ArgumentException
+/// naming "sr" when the mel filter bank's rate differs from the transform's.
+let parameters (settings: Settings) (clipSamples: int) : FeatureParameters =
+    if settings.Mel.SampleRate <> settings.SampleRate then
+        invalidArg "sr" (sprintf "mel filter sample rate %d differs from sr %d" settings.Mel.SampleRate settings.SampleRate)
+    FeatureParameters(
+        SampleRate = settings.SampleRate, ClipSamples = clipSamples, NFft = settings.Stft.NFft, HopLength = settings.Stft.Hop,
+        WinLength = settings.Stft.Win, Window = settings.Stft.Window, Center = settings.Stft.Center, PadMode = settings.Stft.PadMode,
+        NMels = settings.Mel.NMels, FMin = settings.Mel.FMin, FMax = settings.Mel.FMaxOrNyquist, Htk = settings.Mel.Htk,
+        Norm = settings.Mel.Norm, Power = settings.Power, TopDb = Option.toNullable settings.TopDb, NMfcc = settings.NMfcc,
+        Lifter = settings.Lifter, Tuning = defaultArg settings.Tuning 0.0, RollPercent = 0.85)
 
-/// The [rows, frames] shape of one clip of `clipSamples` samples ([paths - 1] for the log-scattering mean).
-/// Raises ArgumentException for scattering parameters out of range for the clip length.
+/// The plan of one transform: a time-series member named after the kind.
+let private memberOf (settings: Settings) (kind: Kind) =
+    let name = kindName kind
+    let m (k: FeatureKind) =
+        FeatureMember(Property = name, Kind = k, Statistic = Statistic.TimeSeries, Column = name, Offset = 0, Width = 0, Rows = 1)
+    match kind with
+    | Stft -> m FeatureKind.Spectrogram
+    | Mel -> m FeatureKind.MelBands
+    | LogMel -> FeatureMember(Property = name, Kind = FeatureKind.MelBands, Statistic = Statistic.TimeSeries, Column = name, Offset = 0, Width = 0, Rows = 1, Decibels = true)
+    | Mfcc -> FeatureMember(Property = name, Kind = FeatureKind.Mfcc, Statistic = Statistic.TimeSeries, Column = name, Offset = 0, Width = 0, Rows = settings.NMfcc)
+    | Centroid -> m FeatureKind.SpectralCentroid
+    | Bandwidth -> m FeatureKind.SpectralBandwidth
+    | Rolloff -> m FeatureKind.SpectralRolloff
+    | Flatness -> m FeatureKind.SpectralFlatness
+    | Zcr -> m FeatureKind.ZeroCrossingRate
+    | Rms -> m FeatureKind.Rms
+    | Chroma -> FeatureMember(Property = name, Kind = FeatureKind.Chroma, Statistic = Statistic.TimeSeries, Column = name, Offset = 0, Width = 0, Rows = 12, Pooled = false)
+
+/// The transform as a one-member schema for clips of `clipSamples` samples (FeatureSchemaInfo.Create): shape
+/// [rows, frames] ([frames] for one-row kinds), columns `{kind}{row}_{frame}` (`{kind}{frame}` for one row, 1-based),
+/// and the schema fingerprint over every parameter, the clip length and the kind. ZCR and RMS frame with n_fft and
+/// hop_length. Raises ArgumentException naming the librosa parameter (e.g. fmax above Nyquist, n_mfcc above n_mels).
+let schema (settings: Settings) (kind: Kind) (clipSamples: int) : FeatureSchemaInfo =
+    if kind = Scattering then invalidArg (nameof kind) "the scattering transform is not laid out as a schema; use shape, names and extractor"
+    FeatureSchemaInfo.Create(kindName kind, parameters settings clipSamples, [| memberOf settings kind |])
+
+/// The shape of one clip's features (see `schema`); for scattering [paths, frames], or [paths - 1] for the
+/// log-scattering mean. Raises ArgumentException for scattering parameters out of range for the clip length.
 let shape (settings: Settings) (kind: Kind) (clipSamples: int) =
     match kind with
     | Scattering ->
         let bank = Filters.Scattering1D(settings.Scattering, clipSamples)
         if settings.LogMean then [| bank.Paths.Count - 1 |] else [| bank.Paths.Count; bank.Frames |]
-    | _ -> [| rows settings kind; settings.Stft.FrameCount clipSamples |]
+    | _ -> Array.ofSeq (schema settings kind clipSamples).Shape
 
-/// Column names of the flattened matrix: `{kind}{row}_t{frame}` (or `{kind}_t{frame}` for one row).
+/// Column names of one clip's features in row order (see `schema`; scattering: `scattering{path}_{frame}`, 1-based,
+/// or `scattering{path}` for the log mean).
 let names (settings: Settings) (kind: Kind) (clipSamples: int) =
-    let s = shape settings kind clipSamples
-    let prefix = kindName kind
-    if s.Length = 1 then [| for r in 1 .. s.[0] -> sprintf "%s%d" prefix r |] else
-    [| for r in 0 .. s.[0] - 1 do
-         for t in 0 .. s.[1] - 1 do
-             if s.[0] = 1 then sprintf "%s_t%d" prefix t else sprintf "%s%d_t%d" prefix r t |]
+    match kind with
+    | Scattering ->
+        match shape settings kind clipSamples with
+        | [| paths |] -> [| for p in 1 .. paths -> sprintf "scattering%d" p |]
+        | s -> [| for p in 1 .. s.[0] do for f in 1 .. s.[1] -> sprintf "scattering%d_%d" p f |]
+    | _ -> Array.ofSeq (schema settings kind clipSamples).Names
 
-let private validate (settings: Settings) (kind: Kind) =
-    settings.Stft.Validate()
-    if settings.SampleRate <= 0 then invalidArg "sr" (sprintf "sr must be positive, was %d" settings.SampleRate)
-    if settings.Power <> 1.0 && settings.Power <> 2.0 then invalidArg "power" (sprintf "power must be 1 or 2, was %g" settings.Power)
-    if settings.Mel.SampleRate <> settings.SampleRate then
-        invalidArg "sr" (sprintf "mel filter sample rate %d differs from sr %d" settings.Mel.SampleRate settings.SampleRate)
-    if settings.Mel.FMaxOrNyquist > float settings.SampleRate / 2.0 + 1e-9 then
-        invalidArg "fmax" (sprintf "fmax %g is above the Nyquist frequency %g" settings.Mel.FMaxOrNyquist (float settings.SampleRate / 2.0))
-    if kind = Mfcc && (settings.NMfcc < 1 || settings.NMfcc > settings.Mel.NMels) then
-        invalidArg "n_mfcc" (sprintf "n_mfcc must be in 1..n_mels (%d), was %d" settings.Mel.NMels settings.NMfcc)
-
-/// A stable fingerprint over the kind, the clip length and every parameter.
+/// The fingerprint of the transform's schema: changes with any parameter, the kind and the clip length.
 let fingerprint (settings: Settings) (kind: Kind) (clipSamples: int) =
-    let text = sprintf "transform=%s;clip=%d;%A" (kindName kind) clipSamples settings
-    Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes text)).ToLowerInvariant()
+    match kind with
+    | Scattering ->
+        let c = settings.Scattering
+        let text = sprintf "transform=scattering;clip=%d;sr=%d;J=%d;Q=%d;T=%A;max_order=%d;log_mean=%b" clipSamples settings.SampleRate c.J c.Q c.T c.MaxOrder settings.LogMean
+        Convert.ToHexString(Security.Cryptography.SHA256.HashData(Text.Encoding.UTF8.GetBytes text)).ToLowerInvariant()
+    | _ -> (schema settings kind clipSamples).Fingerprint
 
 /// Scattering1D of a batch on the engine: [batch, paths, frames], or [batch, paths - 1] log-scattering means.
 let private scatteringOn (engine: Engine) (settings: Settings) (clips: Tensor) =
-    let dsp = engine.Dsp
     let batch, samples = clips.Shape.[0], clips.Shape.[1]
     let bank = Filters.Scattering1D(settings.Scattering, samples)
     let paths, frames = bank.Paths.Count, bank.Frames
     let s = engine.Allocate(batch, paths, frames)
-    dsp.Scattering1D(settings.Scattering, clips, s)
+    engine.Dsp.Scattering1D(settings.Scattering, clips, s)
     if not settings.LogMean then s
     else
         let values = s.ToArray()
@@ -149,83 +172,36 @@ let private scatteringOn (engine: Engine) (settings: Settings) (clips: Tensor) =
                 float32 (acc / float frames))
         engine.FromHost(ReadOnlySpan means, batch, paths - 1)
 
-/// Runs the transform on a batch already on the engine: clips [batch, samples] -> [batch, rows, frames]
-/// ([batch, paths - 1] for the log-scattering mean).
-let computeOn (engine: Engine) (settings: Settings) (kind: Kind) (clips: Tensor) =
-    if kind = Scattering then scatteringOn engine settings clips else
-    let dsp = engine.Dsp
+/// Chroma with the tuning estimated per clip from its power spectrogram (librosa's chroma_stft with tuning=None).
+let private estimatedChromaOn (engine: Engine) (settings: Settings) (clips: Tensor) =
     let batch, samples = clips.Shape.[0], clips.Shape.[1]
-    let s = shape settings kind samples
-    let frames = s.[1]
-    let bins = settings.Stft.Bins
-    let spectrogram (spectrum: SpectrumKind) =
-        let t = engine.Allocate(batch, bins, frames)
-        dsp.Stft(settings.Stft, clips, t, spectrum)
-        t
-    let powerKind = if settings.Power = 2.0 then SpectrumKind.Power else SpectrumKind.Magnitude
-    let output = engine.Allocate(batch, s.[0], frames)
-    let perFrame () = output.Reshape(batch, frames)
-    let nFft = settings.Stft.NFft
-    match kind with
-    | Stft ->
-        dsp.Stft(settings.Stft, clips, output, powerKind)
-    | Mel | LogMel | Mfcc ->
-        let power = if kind = Mfcc then SpectrumKind.Power else powerKind
-        use spec = spectrogram power
-        if kind = Mel then dsp.Mel(settings.Mel, nFft, spec, output)
-        else
-            use mel = engine.Allocate(batch, settings.Mel.NMels, frames)
-            dsp.Mel(settings.Mel, nFft, spec, mel)
-            if kind = LogMel then
-                if power = SpectrumKind.Power then dsp.PowerToDb(settings.Db, mel, output) else dsp.AmplitudeToDb(settings.Db, mel, output)
-            else
-                dsp.PowerToDb(settings.Db, mel, mel)
-                dsp.Mfcc(settings.NMfcc, float32 settings.Lifter, mel, output)
-    | Centroid | Bandwidth | Rolloff | Flatness ->
-        use spec = spectrogram SpectrumKind.Magnitude
-        match kind with
-        | Centroid -> dsp.SpectralCentroid(settings.SampleRate, nFft, spec, perFrame ())
-        | Bandwidth -> dsp.SpectralBandwidth(settings.SampleRate, nFft, 2.0f, spec, perFrame ())
-        | Rolloff -> dsp.SpectralRolloff(settings.SampleRate, nFft, 0.85f, spec, perFrame ())
-        | _ -> dsp.SpectralFlatness(1e-10f, 2.0f, spec, perFrame ())
-    | Zcr -> dsp.ZeroCrossingRate(nFft, settings.Stft.Hop, settings.Stft.Center, clips, perFrame ())
-    | Rms -> dsp.Rms(nFft, settings.Stft.Hop, settings.Stft.Center, settings.Stft.PadMode, clips, perFrame ())
-    | Chroma ->
-        use spec = spectrogram SpectrumKind.Power
-        match settings.Tuning with
-        | Some tuning -> dsp.Chroma(settings.SampleRate, nFft, 12, float32 tuning, spec, output)
-        | None -> Tuning.ChromaStft(engine, spec, settings.SampleRate, nFft, 12, output) |> ignore
-    | Scattering -> () // computed by scatteringOn above
+    let frames = settings.Stft.FrameCount samples
+    use spec = engine.Allocate(batch, settings.Stft.Bins, frames)
+    engine.Dsp.Stft(settings.Stft, clips, spec, SpectrumKind.Power)
+    let output = engine.Allocate(batch, 12, frames)
+    Tuning.ChromaStft(engine, spec, settings.SampleRate, settings.Stft.NFft, 12, output) |> ignore
     output
 
-/// The transform as a batched extractor on an engine for clips of `clipSamples` samples.
+/// The transform as a batched extractor on an engine for clips of `clipSamples` samples (Extraction.extractor of
+/// its schema).
+/// Scattering, and chroma with estimated tuning, are computed directly (their per-clip steps are not schema members).
 let extractor (engine: Engine) (settings: Settings) (kind: Kind) (clipSamples: int) : Pipeline.Extractor =
-    validate settings kind
-    let s = shape settings kind clipSamples
-    { Name = kindName kind
-      Fingerprint = fingerprint settings kind clipSamples
-      Length = Array.fold (*) 1 s
-      Shape = s
-      SampleRate = settings.SampleRate
-      ClipSamples = clipSamples
-      ExtractBatch =
-        fun clips n ->
-            use input = engine.FromHost(ReadOnlySpan clips, n, clipSamples)
-            use output = computeOn engine settings kind input
-            output.ToArray() }
-
-/// A generated feature schema (Hybrid.Features.Schemas) as a batched extractor on an engine. A schema that
-/// accepts clips of any length (ClipSamples 0) is run on clips of `anyLength` samples.
-let ofSchema (engine: Engine) (anyLength: int) (schema: Hybrid.Features.Schemas.FeatureSchemaInfo) : Pipeline.Extractor =
-    let clipSamples = if schema.ClipSamples > 0 then schema.ClipSamples else anyLength
-    if clipSamples <= 0 then invalidArg (nameof anyLength) (sprintf "schema '%s' accepts any clip length; give a positive length, was %d" schema.Name anyLength)
-    { Name = schema.Name
-      Fingerprint = schema.Fingerprint
-      Length = schema.Length
-      Shape = Array.ofSeq schema.Shape
-      SampleRate = schema.SampleRate
-      ClipSamples = clipSamples
-      ExtractBatch =
-        fun clips n ->
-            use input = engine.FromHost(ReadOnlySpan clips, n, clipSamples)
-            schema.Extract(engine, input) }
+    let direct (compute: Tensor -> Tensor) =
+        let s = shape settings kind clipSamples
+        { Pipeline.Extractor.Name = kindName kind
+          Fingerprint = fingerprint settings kind clipSamples
+          Length = Array.fold (*) 1 s
+          Shape = s
+          SampleRate = settings.SampleRate
+          ClipSamples = clipSamples
+          ExtractBatch =
+            fun clips n ->
+                use input = engine.FromHost(ReadOnlySpan clips, n, clipSamples)
+                use output = compute input
+                output.ToArray() }
+    match kind with
+    | Scattering -> direct (scatteringOn engine settings)
+    | Chroma when settings.Tuning.IsNone ->
+        schema settings kind clipSamples |> ignore // validates the parameters
+        direct (estimatedChromaOn engine settings)
+    | _ -> Extraction.extractor engine (schema settings kind clipSamples)

@@ -122,13 +122,6 @@ internal static class FeatureExecutor
         for (; i < source.Length; i++) destination[i] = (float)Math.Pow(source[i], exponent);
     }
 
-    /// <summary>Frames of librosa's framing (util.frame after optional centring by frame_length / 2).</summary>
-    internal static int FrameCount(int frameLength, int hop, bool center, int samples)
-    {
-        var padded = center ? samples + 2 * (frameLength / 2) : samples;
-        return padded < frameLength ? 0 : 1 + (padded - frameLength) / hop;
-    }
-
     /// <summary>The intermediates of one Extract call, computed lazily and released at the end.</summary>
     private sealed class Intermediates(FeatureSchemaInfo info, Engine engine, Tensor clips, int samples) : IDisposable
     {
@@ -139,6 +132,7 @@ internal static class FeatureExecutor
         private readonly Dictionary<(FeatureKind, int, int), Block> _blocks = [];
         private Tensor? _mel;
         private Tensor? _melDb;
+        private Tensor? _melPowerDb;
         private Tensor? _mfcc;
         private int _frames = -1;
 
@@ -149,7 +143,7 @@ internal static class FeatureExecutor
             get
             {
                 if (_frames >= 0) return _frames;
-                var n = FrameCount(_p.NFft, _p.HopLength, _p.Center, samples);
+                var n = SchemaLayout.FrameCount(_p.NFft, _p.HopLength, _p.Center, samples);
                 if (n < 1)
                     throw new SchemaMismatchException(info.Name, $"clips of {samples} samples are shorter than n_fft = {_p.NFft}{(_p.Center ? " after centring" : "")}.");
                 return _frames = n;
@@ -216,7 +210,7 @@ internal static class FeatureExecutor
                     case FeatureKind.Chroma:
                         set.Add(2.0);
                         break;
-                    case FeatureKind.Mfcc or FeatureKind.MfccDelta or FeatureKind.MelBands:
+                    case FeatureKind.Mfcc or FeatureKind.MfccDelta or FeatureKind.MelBands or FeatureKind.Spectrogram:
                         set.Add(_p.Power);
                         break;
                 }
@@ -232,11 +226,37 @@ internal static class FeatureExecutor
             return _mel;
         }
 
+        /// <summary>power_to_db of the mel spectrogram (librosa.feature.mfcc's input at any power).</summary>
+        private Tensor MelPowerDb()
+        {
+            if (_melPowerDb is not null) return _melPowerDb;
+            _melPowerDb = Allocate(_batch, _p.NMels, Frames);
+            Dsp.PowerToDb(_p.Db, Mel(), _melPowerDb);
+            return _melPowerDb;
+        }
+
+        /// <summary>dB mel bands: librosa's rule for the schema's power (<see cref="FeatureParameters.MelDb"/>);
+        /// the same tensor as <see cref="MelPowerDb"/> at power 2.</summary>
         private Tensor MelDb()
         {
             if (_melDb is not null) return _melDb;
+            var (config, amplitude, exponent) = _p.MelDb;
+            if (!amplitude && exponent == 1.0) return _melDb = MelPowerDb();
             _melDb = Allocate(_batch, _p.NMels, Frames);
-            Dsp.PowerToDb(_p.Db, Mel(), _melDb);
+            if (amplitude) Dsp.AmplitudeToDb(config, Mel(), _melDb);
+            else
+            {
+                var raised = Allocate(_batch, _p.NMels, Frames);
+                var mel = Mel();
+                if (mel is ManagedTensor source && raised is ManagedTensor target) Raise(source.Span, target.Span, exponent);
+                else
+                {
+                    var host = mel.ToArray();
+                    Raise(host, host, exponent);
+                    raised.CopyFrom(host);
+                }
+                Dsp.PowerToDb(config, raised, _melDb);
+            }
             return _melDb;
         }
 
@@ -248,13 +268,13 @@ internal static class FeatureExecutor
             foreach (var m in info.Members)
                 if (m.Kind is FeatureKind.Mfcc or FeatureKind.MfccDelta) count = Math.Max(count, m.Rows);
             _mfcc = Allocate(_batch, count, Frames);
-            Dsp.Mfcc(count, (float)_p.Lifter, MelDb(), _mfcc);
+            Dsp.Mfcc(count, (float)_p.Lifter, MelPowerDb(), _mfcc);
             return _mfcc;
         }
 
         private Block Framed(FeatureMember m)
         {
-            var n = FrameCount(m.FrameLength, m.HopLength, _p.Center, samples);
+            var n = SchemaLayout.FrameCount(m.FrameLength, m.HopLength, _p.Center, samples);
             if (n < 1)
                 throw new SchemaMismatchException(info.Name, $"clips of {samples} samples are shorter than the frame length {m.FrameLength} of '{m.Property}'.");
             var output = Allocate(_batch, n);
@@ -366,6 +386,9 @@ internal static class FeatureExecutor
                 }
                 case FeatureKind.MelBands:
                     block = Download(m.Decibels ? MelDb() : Mel(), _p.NMels, Frames);
+                    break;
+                case FeatureKind.Spectrogram:
+                    block = Download(Spectrum(_p.Power), Bins, Frames);
                     break;
                 case FeatureKind.Mfcc:
                 {

@@ -30,6 +30,9 @@ public enum FeatureKind
     Waveform,
     /// <summary>kymatio's 1-D scattering transform (Scattering1D).</summary>
     Scattering,
+    /// <summary>|STFT|^power (librosa.stft, then np.abs(...) ** power): n_fft / 2 + 1 rows. Run-time schemas only
+    /// (<c>features --transform stft</c>); no attribute declares it.</summary>
+    Spectrogram,
 }
 
 /// <summary>
@@ -66,7 +69,8 @@ public sealed record FeatureMember
     /// <summary>Chroma only: the statistic runs over all bins and frames (one column).</summary>
     public bool Pooled { get; init; }
 
-    /// <summary>Mel bands only: converted with power_to_db.</summary>
+    /// <summary>Mel bands only: converted to dB with librosa's rule for the schema's power: power_to_db at power 2,
+    /// amplitude_to_db at power 1 (power_to_db of S^(2/power) in general; see <see cref="FeatureParameters.MelDb"/>).</summary>
     public bool Decibels { get; init; }
 
     /// <summary>MFCC deltas only: derivative order (1 or 2).</summary>
@@ -168,14 +172,124 @@ public sealed record FeatureParameters
     /// <summary>Spectral roll-off energy fraction.</summary>
     public required double RollPercent { get; init; }
 
+    /// <summary>The librosa names of the parameters, in the order <see cref="DifferencesFrom"/> lists them.</summary>
+    public static IReadOnlyList<string> Names { get; } = Array.AsReadOnly(new[]
+    {
+        "sr", "clip_samples", "n_fft", "hop_length", "win_length", "window", "center", "pad_mode", "n_mels", "fmin",
+        "fmax", "htk", "norm", "power", "top_db", "n_mfcc", "lifter", "tuning", "roll_percent",
+    });
+
+    /// <summary>The value of the parameter with librosa name <paramref name="name"/> as text (invariant culture,
+    /// doubles round-trip; enums lower-case; top_db "none" when null).</summary>
+    public string ValueText(string name) => name switch
+    {
+        "sr" => Int(SampleRate),
+        "clip_samples" => Int(ClipSamples),
+        "n_fft" => Int(NFft),
+        "hop_length" => Int(HopLength),
+        "win_length" => Int(WinLength),
+        "window" => Window.ToString().ToLowerInvariant(),
+        "center" => Center ? "true" : "false",
+        "pad_mode" => PadMode.ToString().ToLowerInvariant(),
+        "n_mels" => Int(NMels),
+        "fmin" => Real(FMin),
+        "fmax" => Real(FMax),
+        "htk" => Htk ? "true" : "false",
+        "norm" => Norm.ToString().ToLowerInvariant(),
+        "power" => Real(Power),
+        "top_db" => TopDb is { } t ? Real(t) : "none",
+        "n_mfcc" => Int(NMfcc),
+        "lifter" => Real(Lifter),
+        "tuning" => Real(Tuning),
+        "roll_percent" => Real(RollPercent),
+        _ => throw new ArgumentException($"Unknown feature parameter '{name}'; expected one of {string.Join(", ", Names)}.", nameof(name)),
+    };
+
+    private static string Int(int v) => v.ToString(CultureInfo.InvariantCulture);
+
+    private static string Real(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>The parameters that differ from <paramref name="other"/>, as "name=value" pairs joined by commas in
+    /// the order of <see cref="Names"/> (e.g. "n_fft=512,win_length=512"); empty when all are equal.
+    /// <see cref="With(string)"/> applied to <paramref name="other"/> gives these parameters back.</summary>
+    public string DifferencesFrom(FeatureParameters other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return string.Join(",", Names.Where(n => ValueText(n) != other.ValueText(n)).Select(n => n + "=" + ValueText(n)));
+    }
+
+    /// <summary>
+    /// These parameters with the "name=value" pairs of <paramref name="settings"/> (comma-separated librosa names,
+    /// as <see cref="DifferencesFrom"/> writes them) applied; an empty text changes nothing. The result is not
+    /// validated (a schema's <c>WithParameters</c> does that). Throws <see cref="FormatException"/> naming the pair
+    /// that is not name=value, has an unknown name or a value of the wrong type.
+    /// </summary>
+    public FeatureParameters With(string settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var p = this;
+        foreach (var pair in settings.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var eq = pair.IndexOf('=');
+            if (eq <= 0) throw new FormatException($"Feature parameters '{settings}': '{pair}' is not name=value.");
+            var name = pair[..eq].Trim();
+            var text = pair[(eq + 1)..].Trim();
+            int AsInt() => int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v
+                : throw new FormatException($"Feature parameters '{settings}': {name} must be an integer, was '{text}'.");
+            double AsReal() => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) ? v
+                : throw new FormatException($"Feature parameters '{settings}': {name} must be a number, was '{text}'.");
+            bool AsBool() => bool.TryParse(text, out var v) ? v
+                : throw new FormatException($"Feature parameters '{settings}': {name} must be true or false, was '{text}'.");
+            T AsEnum<T>() where T : struct, Enum => Enum.TryParse<T>(text, ignoreCase: true, out var v) && Enum.IsDefined(v) ? v
+                : throw new FormatException($"Feature parameters '{settings}': {name} must be one of {string.Join(", ", Enum.GetNames<T>()).ToLowerInvariant()}, was '{text}'.");
+            p = name switch
+            {
+                "sr" => p with { SampleRate = AsInt() },
+                "clip_samples" => p with { ClipSamples = AsInt() },
+                "n_fft" => p with { NFft = AsInt() },
+                "hop_length" => p with { HopLength = AsInt() },
+                "win_length" => p with { WinLength = AsInt() },
+                "window" => p with { Window = AsEnum<WindowKind>() },
+                "center" => p with { Center = AsBool() },
+                "pad_mode" => p with { PadMode = AsEnum<PadMode>() },
+                "n_mels" => p with { NMels = AsInt() },
+                "fmin" => p with { FMin = AsReal() },
+                "fmax" => p with { FMax = AsReal() },
+                "htk" => p with { Htk = AsBool() },
+                "norm" => p with { Norm = AsEnum<MelNorm>() },
+                "power" => p with { Power = AsReal() },
+                "top_db" => p with { TopDb = text == "none" ? null : AsReal() },
+                "n_mfcc" => p with { NMfcc = AsInt() },
+                "lifter" => p with { Lifter = AsReal() },
+                "tuning" => p with { Tuning = AsReal() },
+                "roll_percent" => p with { RollPercent = AsReal() },
+                _ => throw new FormatException($"Feature parameters '{settings}': unknown parameter '{name}'; expected one of {string.Join(", ", Names)}."),
+            };
+        }
+        return p;
+    }
+
     /// <summary>The STFT every spectral member shares.</summary>
     public StftConfig Stft => new(NFft, HopLength, WinLength, Window, Center, PadMode);
 
     /// <summary>The mel filter bank of mel-based members.</summary>
     public MelConfig Mel => new(SampleRate, NMels, FMin, FMax, Htk, Norm);
 
-    /// <summary>power_to_db settings (ref 1, amin 1e-10, top_db per clip).</summary>
+    /// <summary>power_to_db settings (ref 1, amin 1e-10, top_db per clip). MFCCs always take power_to_db of the
+    /// mel spectrogram at the schema's power, as librosa.feature.mfcc does.</summary>
     public DbConfig Db => new(1.0, 1e-10, TopDb);
+
+    /// <summary>
+    /// The dB conversion of dB mel bands, librosa's rule for the power the mel spectrogram S was computed at:
+    /// power_to_db(S) (ref 1, amin 1e-10) at power 2; amplitude_to_db(S) (ref 1, amin 1e-5, which librosa computes
+    /// as power_to_db(S^2, amin 1e-10)) at power 1; power_to_db(S^(2/power)) at any other power. Returns the
+    /// exponent applied to S first (1 at power 2, 2/power otherwise except 1 at power 1, where amplitude_to_db
+    /// squares internally) and whether the amplitude form is used. top_db is applied per clip.
+    /// </summary>
+    public (DbConfig Config, bool Amplitude, double Exponent) MelDb =>
+        Power == 2.0 ? (Db, false, 1.0)
+        : Power == 1.0 ? (new DbConfig(1.0, 1e-5, TopDb), true, 1.0)
+        : (Db, false, 2.0 / Power);
 }
 
 /// <summary>

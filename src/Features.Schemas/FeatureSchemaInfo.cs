@@ -1,4 +1,3 @@
-using System.Collections.ObjectModel;
 using System.Text;
 using Hybrid.Dsp;
 
@@ -46,7 +45,78 @@ public sealed class FeatureSchemaInfo
         Names = Array.AsReadOnly((string[])names.Clone());
         _members = (FeatureMember[])members.Clone();
         Members = Array.AsReadOnly(_members);
+        Base = this;
+        Variant = "";
     }
+
+    /// <summary>
+    /// A schema laid out at run time: the members' offsets, widths, rows and frames, the column names, the shape
+    /// and the fingerprint are computed from <paramref name="parameters"/> with the generator's rules, so a
+    /// schema built here from a generated schema's parameters and members equals that schema. Used for one-member
+    /// schemas (<c>features --transform</c>); variants of a generated schema come from <see cref="WithParameters"/>.
+    /// Throws <see cref="ArgumentException"/> naming the librosa parameter (ParamName) and its valid range when a
+    /// parameter is invalid or the members cannot be laid out (e.g. a time series without a clip length).
+    /// </summary>
+    /// <param name="name">Registry-style name used in messages.</param>
+    /// <param name="parameters">Resolved DSP parameters (every default spelled out).</param>
+    /// <param name="members">The plan in row order; Offset, Width and Frames (except a waveform's sample count)
+    /// are recomputed, Rows is kept for MFCCs and recomputed for the other kinds.</param>
+    public static FeatureSchemaInfo Create(string name, FeatureParameters parameters, IReadOnlyList<FeatureMember> members)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(members);
+        SchemaLayout.Validate(name, parameters);
+        var (laid, names, shape) = SchemaLayout.Lay(name, parameters, members);
+        return new FeatureSchemaInfo(name, typeof(FeatureSchemaInfo), SchemaLayout.Fingerprint(parameters, laid, shape), parameters, shape, names, laid);
+    }
+
+    /// <summary>
+    /// A run-time variant of this schema's declaration (<see cref="Base"/>) with other DSP parameters: the same
+    /// members, re-laid out for <paramref name="parameters"/> (mel bands take n_mels rows; every MFCC and delta
+    /// member takes n_mfcc rows when n_mfcc differs from the declaration's; ZCR/RMS frame and hop lengths equal to
+    /// the declaration's n_fft and hop_length follow the new ones; a waveform as long as the declared clip follows
+    /// clip_samples; time series get the frame count of the new clip length), with its own column names, shape and
+    /// fingerprint (computed exactly as the generator computes a declaration's). Extraction runs through the same
+    /// executor as every schema. Parameters equal to the declaration's return the declaration itself.
+    /// Throws <see cref="ArgumentException"/> whose ParamName is the librosa name of the offending parameter and
+    /// whose message gives the valid range, worded as the generator's diagnostics (e.g.
+    /// "Feature schema 'genre': n_fft must be in 2..16384, was 1.").
+    /// </summary>
+    public FeatureSchemaInfo WithParameters(FeatureParameters parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        var declaration = Base;
+        if (parameters == declaration.Parameters) return declaration;
+        var b = declaration.Parameters;
+        SchemaLayout.Validate(Name, parameters);
+        var members = declaration._members.Select(m => m with
+        {
+            Rows = m.Kind is FeatureKind.Mfcc or FeatureKind.MfccDelta && parameters.NMfcc != b.NMfcc ? parameters.NMfcc : m.Rows,
+            FrameLength = m.FrameLength == b.NFft ? parameters.NFft : m.FrameLength,
+            HopLength = m.HopLength == b.HopLength ? parameters.HopLength : m.HopLength,
+            Frames = m.Kind == FeatureKind.Waveform && m.Frames == b.ClipSamples && parameters.ClipSamples > 0 ? parameters.ClipSamples : m.Frames,
+        }).ToArray();
+        var (laid, names, shape) = SchemaLayout.Lay(Name, parameters, members);
+        var fingerprint = SchemaLayout.Fingerprint(parameters, laid, shape);
+        if (fingerprint == declaration.Fingerprint) return declaration;
+        return new FeatureSchemaInfo(Name, SchemaType, fingerprint, parameters, shape, names, laid)
+        {
+            Base = declaration,
+            Variant = parameters.DifferencesFrom(b),
+        };
+    }
+
+    /// <summary>The compile-time declaration this schema is a variant of (the schema itself when it is not one).</summary>
+    public FeatureSchemaInfo Base { get; private init; }
+
+    /// <summary>The parameters in which this variant differs from <see cref="Base"/>, as
+    /// <see cref="FeatureParameters.DifferencesFrom"/> writes them ("n_fft=512,win_length=512"); empty for a
+    /// declaration. <c>Base.WithParameters(Base.Parameters.With(Variant))</c> gives this schema back.</summary>
+    public string Variant { get; private init; }
+
+    /// <summary>True when this schema is a run-time variant of a declaration.</summary>
+    public bool IsVariant => !ReferenceEquals(Base, this);
 
     /// <summary>The schema's registered name (e.g. "genre").</summary>
     public string Name { get; }
@@ -113,5 +183,6 @@ public sealed class FeatureSchemaInfo
     }
 
     /// <inheritdoc />
-    public override string ToString() => $"{Name} [{string.Join(" x ", Shape)}] {Fingerprint[..Math.Min(12, Fingerprint.Length)]}";
+    public override string ToString() =>
+        $"{Name}{(IsVariant ? "(" + Variant + ")" : "")} [{string.Join(" x ", Shape)}] {Fingerprint[..Math.Min(12, Fingerprint.Length)]}";
 }

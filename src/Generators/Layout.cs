@@ -161,6 +161,20 @@ namespace Hybrid.Generators
             Line("lifter", Bits(p.Lifter));
             Line("tuning", Bits(p.Tuning));
             Line("roll_percent", Bits(p.RollPercent));
+            // Mel bands in dB at a power other than 2 follow librosa's rule for that power (power_to_db of
+            // S^(2/power): amplitude_to_db at power 1) rather than power_to_db of S; their rows changed with the
+            // rule, so their fingerprints do too. Mirrored in Features.Schemas/SchemaLayout.cs.
+            if (p.Power != 2.0)
+            {
+                foreach (var m in members)
+                {
+                    if (m.Kind == FeatureKind.MelBands && m.Decibels)
+                    {
+                        Line("mel_db", "power_to_db(S^(2/power))");
+                        break;
+                    }
+                }
+            }
             var dims = new List<string>();
             foreach (var d in shape) dims.Add(Invariant(d));
             Line("shape", string.Join(",", dims));

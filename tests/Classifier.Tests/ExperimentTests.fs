@@ -104,6 +104,75 @@ let tests =
                 let single = Experiment.predict "managed" ignore plain (List.ofArray testFiles)
                 Expect.isGreaterThan (abs (logLoss single - logLoss averaged)) 1e-3 "averaging changes the probabilities"))
 
+        // Model files written before the single extraction path (fixtures trained and run with that code: logreg on the
+        // genre table, which then cut any-length clips to 8,192 samples, and logreg on logmel-fsdd) still load and
+        // predict the probabilities that code predicted for the same four recordings.
+        TestData.testWithFsdd "model files written before feature parameters were recorded predict as they did" (fun fsdd ->
+            let root = TestData.repositoryRoot () |> Option.defaultWith (fun () -> failtest "repository root not found")
+            let fixtures = Path.Combine(root, "tests", "Classifier.Tests", "fixtures")
+            for name in [ "legacy-genre-logreg"; "legacy-logmel-fsdd-logreg" ] do
+                let expected =
+                    File.ReadAllLines(Path.Combine(fixtures, name + ".predictions.jsonl"))
+                    |> Array.map (fun line ->
+                        use doc = JsonDocument.Parse line
+                        let file = nonNull (Path.GetFileName(nonNull (doc.RootElement.GetProperty("path").GetString())))
+                        file, [ for p in doc.RootElement.GetProperty("probabilities").EnumerateObject() -> p.Name, p.Value.GetDouble() ])
+                let model = Path.Combine(fixtures, name + ".hnn")
+                let _, info = ModelFile.inspect model
+                Expect.isFalse (info.TrainingSettings |> List.exists (fun (k, _) -> k = "feature_parameters")) "a file from before feature parameters were recorded"
+                let files = [ for file, _ in expected -> Path.Combine(fsdd, "recordings", file) ]
+                let predictions = Experiment.predict "managed" ignore model files
+                for (file, probabilities), p in Array.zip expected (Array.ofList predictions) do
+                    for (label, e), (label', a) in List.zip probabilities p.Probabilities do
+                        Expect.equal label' label "label order"
+                        Expect.floatClose { absolute = 1e-6; relative = 1e-5 } a e (sprintf "%s: %s's P(%s)" name file label))
+
+        TestData.testWithFsdd "feature parameters derive a schema variant that the model file records and predict replays" (fun fsdd ->
+            withSubset fsdd (fun dir ->
+                let out = Path.Combine(dir, "run")
+                let overrides = { Extraction.noOverrides with NFft = Some 1024; NMels = Some 64; NMfcc = Some 24; FMax = Some 8000.0 }
+                let r = Experiment.train { options dir out with Epochs = Some 10; Plots = false; FeatureParameters = overrides }
+                let path = Path.Combine(out, "model.hnn")
+                let _, info = ModelFile.inspect path
+                let schema = Extraction.variant (Hybrid.Features.Schemas.Schemas.ByName "mfcc-mean40") overrides
+                Expect.isTrue schema.IsVariant "a variant"
+                Expect.sequenceEqual schema.Shape [ 24 ] "24 MFCC means"
+                Expect.equal info.SchemaFingerprint schema.Fingerprint "the file carries the variant's fingerprint"
+                Expect.notEqual info.SchemaFingerprint Hybrid.Features.Schemas.MfccMean40Features.Fingerprint "not the declaration's"
+                Expect.contains info.TrainingSettings ("feature_parameters", "n_fft=1024,hop_length=256,win_length=1024,n_mels=64,fmax=8000,n_mfcc=24") "recorded parameters"
+                let testFiles = Directory.GetFiles(Path.Combine(dir, "recordings")) |> Array.filter (fun f -> (Dataset.tryParseFsddName (nonNull (Path.GetFileName f))) |> Option.exists (fun (_, _, i) -> i < 5)) |> Array.sort
+                let predictions = Experiment.predict "managed" ignore path (List.ofArray testFiles)
+                let logLoss =
+                    predictions
+                    |> List.averageBy (fun p ->
+                        let label = (nonNull (Path.GetFileName p.Path)).Substring(0, 1)
+                        -log (max 1e-15 (p.Probabilities |> List.find (fun (l, _) -> l = label) |> snd)))
+                Expect.floatClose { absolute = 1e-4; relative = 1e-4 } logLoss r.Folds.Head.Metrics.LogLoss "predict's log-loss is the evaluation's"))
+
+        TestData.testWithFsdd "a second run reads every recording's rows from the feature cache and trains the same model" (fun fsdd ->
+            withSubset fsdd (fun dir ->
+                let runWith name =
+                    let lines = Collections.Concurrent.ConcurrentQueue<string>()
+                    let r = Experiment.train { options dir (Path.Combine(dir, name)) with Epochs = Some 2; Plots = false; Log = lines.Enqueue }
+                    r, List.ofSeq lines
+                let _, first = runWith "a"
+                let _, second = runWith "b"
+                let cacheLine (lines: string list) = lines |> List.find (fun l -> l.Contains "rows from the cache")
+                Expect.stringContains (cacheLine first) "(0 of 240 rows from the cache" "the first run extracts"
+                Expect.stringContains (cacheLine second) "(240 of 240 rows from the cache" "the second run reads the cache"
+                Expect.isGreaterThan (Directory.GetFiles(Path.Combine(dir, "cache"), "*.f32", SearchOption.AllDirectories).Length) 0 "rows under the cache folder beside the runs"
+                let bytes name = File.ReadAllBytes(Path.Combine(dir, name, "model.hnn"))
+                Expect.equal (bytes "b") (bytes "a") "the cached rows train the same model"))
+
+        test "an invalid feature parameter is refused naming the option and its range" {
+            let e =
+                Expect.throwsC
+                    (fun () -> Experiment.train { Experiment.defaults with Model = "mlp"; FeatureParameters = { Extraction.noOverrides with HopLength = Some 4096 } } |> ignore)
+                    id
+            Expect.stringContains e.Message "--hop-length" "the option"
+            Expect.stringContains e.Message "must not exceed n_fft (2048)" "the valid range"
+        }
+
         test "test speeds parse from lists and ranges and format back" {
             let factors = List.map fst
             Expect.equal (Experiment.parseSpeeds "0.8-1.2:0.05" |> factors) [ 0.8; 0.85; 0.9; 0.95; 1.0; 1.05; 1.1; 1.15; 1.2 ] "range with a step, both ends included"

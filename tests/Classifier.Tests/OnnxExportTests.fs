@@ -14,20 +14,19 @@ open Hybrid.Features.Schemas
 open Hybrid.TestSupport
 open Hybrid.ClassifierTests.OnnxTests
 
-/// The clips of `files` at `rate`, cut or zero-padded (centred) to `clipSamples`, row after row.
+/// The clips of `files` at `rate`, cut or zero-padded (centred) to `clipSamples` (0: whole), row after row.
 let private clipsAt (rate: int) (clipSamples: int) (files: string list) =
     files
     |> List.map (fun f ->
         let audio = Wav.readMono f
         let samples = if audio.SampleRate = rate then audio.Samples[0] else Resample.resample audio.SampleRate rate audio.Samples[0]
-        Clip.fit clipSamples Clip.Center samples)
+        if clipSamples > 0 then Clip.fit clipSamples Clip.Center samples else samples)
     |> Array.ofList
 
 /// Features as the library extracts them (the schema on the managed engine), [clips; schema length].
 let private featuresOf (schema: FeatureSchemaInfo) (clips: float32[][]) =
     use engine = new ManagedEngine(2)
-    let extractor = Transforms.ofSchema engine Experiment.anyLengthClipSamples schema
-    Pipeline.extractAll extractor (fun i -> clips[i]) clips.Length 64 2 Progress.silent
+    Extraction.rows engine schema clips
 
 let private probabilitiesOf (predictions: Experiment.Prediction list) =
     let rows = Array.ofList predictions
@@ -43,8 +42,13 @@ let private parity (recipe: string) (frontend: bool) (tolerance: float) =
         let meta = dict exported.Metadata
         let schema = Schemas.ByName meta["feature_schema"]
         let clips = clipsAt (int meta["sample_rate"]) (int meta["clip_samples"]) files
-        let input = if frontend then Array.concat clips else featuresOf schema clips
-        let actual = runOnnx onnx exported.Input exported.InputShape input
+        let actual =
+            if frontend && int meta["clip_samples"] = 0 then
+                // Whole recordings of different lengths: one clip per run, the length axis dynamic.
+                clips |> Array.collect (fun c -> runOnnx onnx exported.Input [| c.Length |] c)
+            else
+                let input = if frontend then Array.concat clips else featuresOf schema clips
+                runOnnx onnx exported.Input exported.InputShape input
         let d = maxDifference expected actual
         let k = expected.GetLength 1
         // How much the probabilities move from clip to clip: outputs that hardly depend on the input would make the

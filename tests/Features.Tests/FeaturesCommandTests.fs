@@ -36,20 +36,15 @@ let private run (args: string list) =
 
 let private fsddArgs = [ "--sr"; "8000"; "--n-fft"; "256"; "--hop-length"; "128"; "--n-mels"; "40"; "--fmax"; "4000"; "--device"; "managed" ]
 
-/// Checks the first frames of each exported clip (later frames are the zero padding to the longest clip,
-/// which changes nothing before it: librosa centres with zero padding too).
-let private checkTransform (reference: string) (npy: string) (arrayName: string) (tolerance: float32[] -> float) =
+/// Checks one exported clip against librosa, every frame: the export holds the one recording of `signal` at its own
+/// length (clips are padded to the longest recording, centred, so a lone recording is not padded).
+let private checkTransform (reference: string) (npy: string) (signal: string) (arrayName: string) (tolerance: float32[] -> float) =
     let shape, values = Export.readNpy npy
     let order = File.ReadAllLines(npy + ".files.txt") |> Array.map (fun l -> nonNull (Path.GetFileNameWithoutExtension(l.Split('\t').[0])))
-    Expect.equal (Array.sort order) (List.toArray referenceSignals |> Array.sort) "one row per recording"
-    order
-    |> Array.iteri (fun row signal ->
-        let rshape, expected = referenceArray reference signal arrayName
-        let rows, frames = rshape.[0], rshape.[1]
-        Expect.equal shape.[1] rows (sprintf "%s rows" signal)
-        let actual = Array.init (rows * frames) (fun k -> values.[row * shape.[1] * shape.[2] + (k / frames) * shape.[2] + k % frames])
-        let atol = tolerance expected
-        Assertions.allClose 0.0 atol expected actual (sprintf "%s %s" signal arrayName))
+    Expect.equal order [| signal |] "one row, the recording"
+    let rshape, expected = referenceArray reference signal arrayName
+    Expect.equal shape.[1..] rshape (sprintf "%s shape" signal)
+    Assertions.allClose 0.0 (tolerance expected) expected values (sprintf "%s %s" signal arrayName)
 
 [<Tests>]
 let tests =
@@ -59,18 +54,17 @@ let tests =
             | None -> skiptest "librosa reference folder not found"
             | Some reference ->
                 withReferenceFolder fsdd (fun dir ->
-                    let logmel = Path.Combine(dir, "logmel.npy")
-                    let code, _, err = run ([ "--data"; dir; "--out"; logmel; "--transform"; "logmel" ] @ fsddArgs)
-                    Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
-                    checkTransform reference logmel "log_mel_db" (fun _ -> 0.01)
-                    let mfcc = Path.Combine(dir, "mfcc.npy")
-                    let code, _, err = run ([ "--data"; dir; "--out"; mfcc; "--transform"; "mfcc"; "--n-mfcc"; "13" ] @ fsddArgs)
-                    Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
-                    checkTransform reference mfcc "mfcc" (fun _ -> 1e-3)
-                    let mel = Path.Combine(dir, "mel.npy")
-                    let code, _, err = run ([ "--data"; dir; "--out"; mel; "--transform"; "mel" ] @ fsddArgs)
-                    Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
-                    checkTransform reference mel "mel_spectrogram" (fun e -> 1e-4 * float (Array.max e))))
+                    for signal in referenceSignals do
+                        // Each reference recording is its speaker's only one here: export it alone.
+                        let one = [ "--data"; dir; "--split"; "speaker:" + signal.Split('_').[1]; "--part"; "test" ]
+                        for transform, array, extra, tolerance in
+                            [ "logmel", "log_mel_db", [], (fun (_: float32[]) -> 0.01)
+                              "mfcc", "mfcc", [ "--n-mfcc"; "13" ], (fun _ -> 1e-3)
+                              "mel", "mel_spectrogram", [], (fun e -> 1e-4 * float (Array.max e)) ] do
+                            let npy = Path.Combine(dir, sprintf "%s-%s.npy" transform signal)
+                            let code, _, err = run (one @ [ "--out"; npy; "--transform"; transform ] @ extra @ fsddArgs)
+                            Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+                            checkTransform reference npy signal array tolerance))
 
         TestData.testWithFsdd "a schema exports to CSV, Parquet and .npy with the same rows" (fun fsdd ->
             withReferenceFolder fsdd (fun dir ->
@@ -150,6 +144,67 @@ let tests =
             Expect.equal code 1 (sprintf "--strict exits 1 (stderr: %s)" err)
             Expect.stringContains err "3_ann_0.wav" "naming the first refused file"
         }
+
+        // The single feature path: `features` exports, for each schema (declared or a run-time variant), exactly the
+        // rows `train` feeds the network. The comparison point is Experiment.featuresOf, whose output is xTrain/xTest
+        // just before Normalization.fit and the train-fitted standardisation; the recipe's per-utterance step (cnn2d's
+        // per-band mean removal, a training-side normalisation `features` does not apply) is switched off. Clips are
+        // loaded as `train` loads them (Dataset.openFolder, Dataset.loadMono at the schema's rate); every float must
+        // have the same bits.
+        TestData.testWithFsdd "the rows features exports are bit-identical to the rows train feeds the network" (fun fsdd ->
+            withReferenceFolder fsdd (fun dir ->
+                let cases =
+                    [ "logmel-fsdd", [], Extraction.noOverrides, "cnn2d"
+                      "mfcc-mean40", [], Extraction.noOverrides, "mlp"
+                      "genre", [], Extraction.noOverrides, "logreg"
+                      "logmel-fsdd", [ "--n-fft"; "512"; "--n-mels"; "64" ], { Extraction.noOverrides with NFft = Some 512; NMels = Some 64 }, "cnn2d"
+                      "mfcc-mean40", [ "--n-fft"; "1024"; "--n-mfcc"; "13"; "--fmax"; "8000" ], { Extraction.noOverrides with NFft = Some 1024; NMfcc = Some 13; FMax = Some 8000.0 }, "mlp" ]
+                use engine = new Hybrid.Dsp.Managed.ManagedEngine()
+                let dataset = Dataset.openFolder false dir
+                for k, (name, flags, overrides, model) in List.indexed cases do
+                    let npy = Path.Combine(dir, sprintf "rows%d.npy" k)
+                    let code, out, err = run ([ "--data"; dir; "--out"; npy; "--schema"; name; "--device"; "managed"; "--json" ] @ flags)
+                    Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+                    let shape, exported = Export.readNpy npy
+                    let order = File.ReadAllLines(npy + ".files.txt") |> Array.map (fun l -> l.Split('\t').[0])
+                    let schema = Extraction.variant (Hybrid.Features.Schemas.Schemas.ByName name) overrides
+                    use json = JsonDocument.Parse((out.Trim().Split('\n') |> Array.last))
+                    Expect.equal (json.RootElement.GetProperty("fingerprint").GetString()) schema.Fingerprint (sprintf "%s %A: the variant train derives" name flags)
+                    Expect.equal shape.[1..] (Array.ofSeq schema.Shape) "row shape"
+                    let clips = dataset.Items |> Array.map (fun i -> i.Key, Dataset.loadMono schema.SampleRate i) |> Map.ofArray
+                    let items = order |> Array.map (fun p -> dataset.Items |> Array.find (fun i -> i.Path = p))
+                    let recipe = { Hybrid.Classifier.Experiment.recipe model with PerUtterance = false }
+                    let fed, _, _ = Hybrid.Classifier.Experiment.featuresOf engine schema None recipe clips [] 0 0 items
+                    Expect.equal fed.Length exported.Length (sprintf "%s %A: row count" name flags)
+                    let bits (a: float32[]) = a |> Array.map BitConverter.SingleToInt32Bits
+                    Expect.isTrue (bits fed = bits exported) (sprintf "%s %A: bit-identical rows" name flags)))
+
+        TestData.testWithFsdd "feature options derive a schema variant: its own shape, columns and fingerprint" (fun fsdd ->
+            withReferenceFolder fsdd (fun dir ->
+                let csv = Path.Combine(dir, "variant.csv")
+                let code, out, err = run [ "--data"; dir; "--out"; csv; "--schema"; "logmel-fsdd"; "--n-mels"; "64"; "--hop-length"; "64"; "--device"; "managed"; "--json" ]
+                Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+                use json = JsonDocument.Parse((out.Trim().Split('\n') |> Array.last))
+                let root = json.RootElement
+                Expect.equal [ for d in root.GetProperty("shape").EnumerateArray() -> d.GetInt32() ] [ 64; 129 ] "64 mels x 129 frames (hop 64)"
+                Expect.notEqual (root.GetProperty("fingerprint").GetString()) Hybrid.Features.Schemas.LogMelFsddFeatures.Fingerprint "a variant's own fingerprint"
+                Expect.equal (root.GetProperty("variant").GetString()) "hop_length=64,n_mels=64" "the variant's parameters"
+                let table = Export.readCsv csv
+                Expect.equal table.Columns.Length (64 * 129) "one column per mel and frame"
+                Expect.equal table.Columns.[129] "log_mel2_1" "column names follow the schema's rule"))
+
+        TestData.testWithFsdd "invalid feature options are refused with the option's name and valid range" (fun fsdd ->
+            withReferenceFolder fsdd (fun dir ->
+                let out = Path.Combine(dir, "x.npy")
+                for flags, expected in
+                    [ [ "--schema"; "logmel-fsdd"; "--n-fft"; "1" ], [ "--n-fft"; "in 2..16384"; "was 1" ]
+                      [ "--schema"; "mfcc-mean40"; "--fmax"; "20000" ], [ "--fmax"; "Nyquist"; "11025" ]
+                      [ "--schema"; "mfcc-mean40"; "--n-mels"; "32" ], [ "--n-mfcc"; "40 MFCCs"; "n_mels = 32" ]
+                      [ "--schema"; "logmel-fsdd"; "--top-db"; "0" ], [ "--top-db"; "top_db must be positive" ]
+                      [ "--schema"; "genre"; "--n-mels"; "0" ], [ "--n-mels"; "n_mels must be positive, was 0" ] ] do
+                    let code, _, err = run ([ "--data"; dir; "--out"; out; "--device"; "managed" ] @ flags)
+                    Expect.equal code 2 (sprintf "%A: a usage error (stderr: %s)" flags err)
+                    for e in expected do Expect.stringContains err e (sprintf "%A: the message names %s" flags e)))
 
         test "giving neither a schema nor a transform is a usage error" {
             let code, _, err = run [ "--data"; "."; "--out"; "x.csv" ]

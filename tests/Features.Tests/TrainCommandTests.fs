@@ -53,6 +53,25 @@ let tests =
                 Expect.equal [ for p in perSpeaker.EnumerateObject() -> p.Name ] [ "george"; "nicolas" ] "one accuracy per speaker"
                 Expect.isTrue (File.Exists(Path.Combine(dir, "loso", "model-george.hnn"))) "one model per fold"))
 
+        TestData.testWithFsdd "feature options train on a schema variant that the model file records" (fun fsdd ->
+            withSubset fsdd (fun dir ->
+                let out = Path.Combine(dir, "variant")
+                let code, _, err =
+                    run Hybrid.Cli.TrainCommand.run [ "--data"; dir; "--model"; "logreg"; "--epochs"; "2"; "--n-fft"; "1024"; "--n-mfcc"; "13"; "--device"; "managed"; "--no-plots"; "--out"; out ]
+                Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+                let _, info = Hybrid.Classifier.ModelFile.inspect (Path.Combine(out, "model.hnn"))
+                Expect.contains info.TrainingSettings ("feature_parameters", "n_fft=1024,hop_length=256,win_length=1024,n_mfcc=13") "the variant's parameters"
+                let schema = Hybrid.Features.Extraction.replay "genre" "n_fft=1024,hop_length=256,win_length=1024,n_mfcc=13"
+                Expect.equal info.SchemaFingerprint schema.Fingerprint "the variant's fingerprint"
+                Expect.equal schema.Length 19 "6 spectral statistics and 13 MFCC means"))
+
+        test "an invalid feature option is a usage error naming the option and its range" {
+            let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--model"; "mlp"; "--n-mfcc"; "0"; "--data"; "." ]
+            Expect.equal code 2 "exit code 2"
+            Expect.stringContains err "n_mfcc must be positive, was 0" "the range"
+            Expect.stringContains err "--n-mfcc" "the option"
+        }
+
         test "an unknown model is a usage error naming the valid models" {
             let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--model"; "transformer"; "--data"; "." ]
             Expect.equal code 2 "exit code 2"

@@ -28,14 +28,14 @@ let tests =
             Expect.equal (Transforms.shape fsdd Transforms.Stft 8192) [| 129; 65 |] "power spectrogram"
             Expect.equal (Transforms.shape fsdd Transforms.Mfcc 8192) [| 13; 65 |] "MFCC"
             Expect.equal (Transforms.shape fsdd Transforms.Chroma 8192) [| 12; 65 |] "chroma"
-            Expect.equal (Transforms.shape fsdd Transforms.Zcr 8192) [| 1; 65 |] "ZCR"
+            Expect.equal (Transforms.shape fsdd Transforms.Zcr 8192) [| 65 |] "ZCR (one row: frames only, the schema rule)"
         }
-        test "column names enumerate rows then frames" {
+        test "column names enumerate rows then frames, 1-based as every schema's" {
             let names = Transforms.names fsdd Transforms.Mfcc 256
             Expect.equal names.Length (13 * 3) "13 x 3 names"
-            Expect.equal names.[0] "mfcc0_t0" "first name"
-            Expect.equal names.[4] "mfcc1_t1" "row-major order"
-            Expect.equal (Transforms.names fsdd Transforms.Rms 256).[2] "rms_t2" "one-row names"
+            Expect.equal names.[0] "mfcc1_1" "first name"
+            Expect.equal names.[4] "mfcc2_2" "row-major order"
+            Expect.equal (Transforms.names fsdd Transforms.Rms 256).[2] "rms3" "one-row names"
         }
         test "the fingerprint changes with any parameter and is stable otherwise" {
             let f = Transforms.fingerprint fsdd Transforms.LogMel 8192
@@ -52,5 +52,48 @@ let tests =
             Expect.stringContains e.Message "fmax" "expected fmax named"
             let e2 = Expect.throwsC (fun () -> Transforms.extractor engine { fsdd with NMfcc = 41 } Transforms.Mfcc 8192 |> ignore) id
             Expect.stringContains e2.Message "n_mfcc" "expected n_mfcc named"
+        }
+    
+        test "a transform's fingerprint is the schema fingerprint of its one-member schema" {
+            let schema = Transforms.schema fsdd Transforms.LogMel 8192
+            Expect.equal (Transforms.fingerprint fsdd Transforms.LogMel 8192) schema.Fingerprint "one fingerprint scheme"
+            Expect.equal schema.Fingerprint.Length 64 "SHA-256 hex"
+            Expect.sequenceEqual schema.Shape [ 40; 65 ] "schema shape"
+        }
+        test "log-mel follows librosa's dB rule for the power: power_to_db at 2, amplitude_to_db at 1" {
+            use engine = new Managed.ManagedEngine()
+            let n = 4000
+            let x = Array.init (2 * n) (fun i -> float32 (0.4 * sin (float i * 0.07) + 0.1 * sin (float i * 0.9)))
+            for power, spectrum in [ 2.0, SpectrumKind.Power; 1.0, SpectrumKind.Magnitude ] do
+                let settings = { fsdd with Power = power }
+                let rows = (Transforms.extractor engine settings Transforms.LogMel n).ExtractBatch x 2
+                use clips = engine.FromHost(ReadOnlySpan x, 2, n)
+                let frames = settings.Stft.FrameCount n
+                use spec = engine.Allocate(2, settings.Stft.Bins, frames)
+                engine.Dsp.Stft(settings.Stft, clips, spec, spectrum)
+                use mel = engine.Allocate(2, 40, frames)
+                engine.Dsp.Mel(settings.Mel, settings.Stft.NFft, spec, mel)
+                use db = engine.Allocate(2, 40, frames)
+                if power = 2.0 then engine.Dsp.PowerToDb(DbConfig(1.0, 1e-10, Nullable 80.0), mel, db)
+                else engine.Dsp.AmplitudeToDb(DbConfig(1.0, 1e-5, Nullable 80.0), mel, db)
+                Expect.sequenceEqual rows (db.ToArray()) (sprintf "power %g" power)
+        }
+        test "MFCC at power 1 is the DCT of power_to_db of the magnitude mel spectrogram, as librosa.feature.mfcc" {
+            use engine = new Managed.ManagedEngine()
+            let n = 3000
+            let x = Array.init n (fun i -> float32 (0.3 * sin (float i * 0.11)))
+            let settings = { fsdd with Power = 1.0 }
+            let rows = (Transforms.extractor engine settings Transforms.Mfcc n).ExtractBatch x 1
+            use clips = engine.FromHost(ReadOnlySpan x, 1, n)
+            let frames = settings.Stft.FrameCount n
+            use spec = engine.Allocate(1, settings.Stft.Bins, frames)
+            engine.Dsp.Stft(settings.Stft, clips, spec, SpectrumKind.Magnitude)
+            use mel = engine.Allocate(1, 40, frames)
+            engine.Dsp.Mel(settings.Mel, settings.Stft.NFft, spec, mel)
+            use db = engine.Allocate(1, 40, frames)
+            engine.Dsp.PowerToDb(DbConfig(1.0, 1e-10, Nullable 80.0), mel, db)
+            use mfcc = engine.Allocate(1, 13, frames)
+            engine.Dsp.Mfcc(13, 0.0f, db, mfcc)
+            Expect.sequenceEqual rows (mfcc.ToArray()) "MFCC at power 1"
         }
     ]
