@@ -491,6 +491,34 @@ module Dataset =
                 | Some manifest -> openManifest strict None manifest
                 | None -> openFolderPerClass strict root
 
+    /// Keeps the classes `labels` (in that order) and drops the others, or, with `other`, folds every other
+    /// class into one class of that name placed last (Speech Commands' 12-class keyword task:
+    /// `yes,no,up,down,left,right,on,off,stop,go` with `unknown`). Items keep their keys; LabelIndex follows the
+    /// new Labels. Raises DatasetException naming a label the dataset lacks (listing its labels), a repeated
+    /// label, or an `other` name that is also among `labels`.
+    let selectLabels (labels: string list) (other: string option) (dataset: Dataset) : Dataset =
+        let known = Set.ofArray dataset.Labels
+        let fail fmt = Printf.kprintf (fun m -> raise (DatasetException m)) fmt
+        if labels.IsEmpty then fail "no label to keep; the dataset's labels are %s" (String.Join(", ", dataset.Labels))
+        match labels |> List.filter (known.Contains >> not) with
+        | [] -> ()
+        | unknown -> fail "%s has no label%s %s; its labels are %s" dataset.Root (if unknown.Length > 1 then "s" else "") (String.Join(", ", unknown)) (String.Join(", ", dataset.Labels))
+        if (List.distinct labels).Length <> labels.Length then fail "labels %s repeat a name" (String.Join(",", labels))
+        match other with
+        | Some o when List.contains o labels -> fail "the other-label '%s' is also one of the kept labels" o
+        | Some o when String.IsNullOrWhiteSpace o -> fail "the other-label is empty"
+        | _ -> ()
+        let newLabels = Array.ofList (labels @ Option.toList other)
+        let index = newLabels |> Array.mapi (fun i l -> l, i) |> dict
+        let items =
+            dataset.Items
+            |> Array.choose (fun item ->
+                match index.TryGetValue item.Label, other with
+                | (true, i), _ -> Some { item with LabelIndex = i }
+                | _, Some o -> Some { item with Label = o; LabelIndex = index.[o] }
+                | _, None -> None)
+        { dataset with Labels = newLabels; Items = items }
+
     /// Distinct speakers of the items, sorted.
     let speakers (items: Item[]) =
         items |> Array.choose (fun i -> i.Speaker) |> Array.distinct |> Array.sortWith (fun a b -> String.CompareOrdinal(a, b))

@@ -68,3 +68,111 @@ let brokenWavs () : (string * byte[]) list =
       "no-data-chunk", Array.concat [ ascii "RIFF"; le32 28; ascii "WAVE"; good.[12..35] ]
       "no-fmt-chunk", Array.concat [ ascii "RIFF"; le32 12; ascii "WAVE"; ascii "data"; le32 0 ]
       "block-align-mismatch", patch 32 (le16 7) ]
+
+/// A synthetic recording of class `label` (0, 1, ...): a harmonic tone whose fundamental (a quarter octave
+/// apart per class, jittered by up to 4% per item) and amplitude envelope (a class-dependent tremolo rate) identify
+/// the class, at a random onset and level, in white noise at a random SNR of 5-25 dB. `rng` draws the item's
+/// randomness. `silentMiddle` keeps the middle third of the recording free of the class (a noise bed and a
+/// 1 kHz tone shared by all classes), so only the outer thirds tell classes apart.
+let synth (rng: Random) (sampleRate: int) (seconds: float) (label: int) (silentMiddle: bool) : float32[] =
+    let n = max 1 (int (seconds * float sampleRate))
+    let f0 = 180.0 * Math.Pow(2.0, float label / 4.0) * (1.0 + 0.04 * (2.0 * rng.NextDouble() - 1.0))
+    let f0 = min f0 (float sampleRate / 10.0)
+    let tremolo = 2.0 + float (label % 4) * 3.0
+    let onset = rng.NextDouble() * 0.2
+    let level = 0.1 + 0.3 * rng.NextDouble()
+    let snr = 5.0 + 20.0 * rng.NextDouble()
+    let phase = rng.NextDouble() * 2.0 * Math.PI
+    let tone =
+        Array.init n (fun i ->
+            let t = float i / float sampleRate
+            let u = float i / float n
+            let middle = silentMiddle && u >= 1.0 / 3.0 && u < 2.0 / 3.0
+            if middle then 0.5 * sin (2.0 * Math.PI * 1000.0 * t)
+            elif u < onset * (if silentMiddle then 0.0 else 1.0) then 0.0
+            else
+                let envelope = 0.6 + 0.4 * sin (2.0 * Math.PI * tremolo * t)
+                let mutable v = 0.0
+                for h in 1 .. 4 do
+                    if float h * f0 < float sampleRate / 2.0 then v <- v + sin (2.0 * Math.PI * float h * f0 * t + phase) / float h
+                envelope * v)
+    let power = (tone |> Array.sumBy (fun v -> v * v)) / float n
+    let noiseScale = sqrt (max power 1e-6 / Math.Pow(10.0, snr / 10.0))
+    let gaussian () =
+        let u1 = 1.0 - rng.NextDouble()
+        sqrt (-2.0 * log u1) * cos (2.0 * Math.PI * rng.NextDouble())
+    let raw = tone |> Array.map (fun v -> v + noiseScale * gaussian ())
+    let peak = raw |> Array.fold (fun m v -> max m (abs v)) 1e-9
+    raw |> Array.map (fun v -> float32 (level * v / peak))
+
+/// Writes mono `samples` (duplicated into `channels` channels) as a WAV file in `format`.
+let writeAudio (path: string) (format: Hybrid.Features.SampleFormat) (sampleRate: int) (channels: int) (samples: float32[]) =
+    Directory.CreateDirectory(Path.GetDirectoryName path |> nonNull) |> ignore
+    Hybrid.Features.Wav.write path format { SampleRate = sampleRate; Samples = Array.init channels (fun _ -> Array.copy samples) }
+
+/// A Speech Commands v0.02 stand-in: `root/WORD/SPEAKER_nohash_N.wav` (16 kHz, 16-bit mono, 1 s, one in five
+/// clips shorter, as in the real set), each word spoken by `speakers` speakers `takes` times, speaker k's pitch
+/// shifted; the last speaker of every four is listed in testing_list.txt and the third in validation_list.txt
+/// (Speech Commands assigns whole speakers by hash); `_background_noise_` holds two noise recordings (white at
+/// 16 kHz, pink at 22,050 Hz) and the root a README.md, as the archive does. Returns the words.
+let writeSpeechCommands (root: string) (words: string list) (speakers: int) (takes: int) (seed: int) =
+    let rng = Random seed
+    let validation = Collections.Generic.List<string>()
+    let testing = Collections.Generic.List<string>()
+    words |> List.iteri (fun w word ->
+        for s in 0 .. speakers - 1 do
+            let speaker = sprintf "%08x" (0x1a2b3c00 + s * 977)
+            for take in 0 .. takes - 1 do
+                let key = sprintf "%s/%s_nohash_%d.wav" word speaker take
+                let seconds = if rng.Next 5 = 0 then 0.6 + 0.3 * rng.NextDouble() else 1.0
+                let samples = synth rng 16000 seconds w false
+                writeAudio (Path.Combine(root, key)) Hybrid.Features.SampleFormat.Pcm16 16000 1 samples
+                if s % 4 = 3 then testing.Add key
+                elif s % 4 = 2 then validation.Add key)
+    File.WriteAllLines(Path.Combine(root, "validation_list.txt"), validation)
+    File.WriteAllLines(Path.Combine(root, "testing_list.txt"), testing)
+    let noise = Path.Combine(root, "_background_noise_")
+    writeAudio (Path.Combine(noise, "white_noise.wav")) Hybrid.Features.SampleFormat.Pcm16 16000 1 (Array.init 48000 (fun _ -> float32 (0.2 * (rng.NextDouble() - 0.5))))
+    let mutable pink = 0.0
+    writeAudio (Path.Combine(noise, "pink_noise.wav")) Hybrid.Features.SampleFormat.Pcm16 22050 1
+        (Array.init 44100 (fun _ -> pink <- 0.98 * pink + 0.02 * (rng.NextDouble() - 0.5); float32 (2.0 * pink)))
+    File.WriteAllText(Path.Combine(noise, "README.md"), "background noise for augmentation")
+    File.WriteAllText(Path.Combine(root, "README.md"), "Speech Commands stand-in")
+    words
+
+/// An UrbanSound8K stand-in: `root/metadata/UrbanSound8K.csv` (slice_file_name, fsID, start, end, salience, fold,
+/// classID, class) and `root/audio/fold{K}/{fsID}-{classID}-0-{n}.wav` with `perFold` clips of each class in each of
+/// `folds` folds, cycling through the real set's quirks: rates 11,025 / 22,050 / 44,100 / 48,000 Hz (and 96 kHz for
+/// the shortest), 8-bit unsigned, 16- and 24-bit PCM and 32-bit float, mono and stereo, 0.5-4 s. Returns the classes.
+let writeUrbanSound8K (root: string) (classes: string list) (folds: int) (perFold: int) (seed: int) =
+    let rng = Random seed
+    let rates = [| 44100; 22050; 48000; 11025 |]
+    let formats = [| Hybrid.Features.SampleFormat.Pcm16; Hybrid.Features.SampleFormat.Pcm24; Hybrid.Features.SampleFormat.Float32; Hybrid.Features.SampleFormat.PcmU8 |]
+    let rows = Collections.Generic.List<string>()
+    rows.Add "slice_file_name,fsID,start,end,salience,fold,classID,class"
+    let mutable n = 0
+    for fold in 1 .. folds do
+        for c, name in List.indexed classes do
+            for _ in 1 .. perFold do
+                n <- n + 1
+                let seconds = if n % 5 = 0 then 0.5 else 1.0 + 3.0 * rng.NextDouble()
+                let rate = if n % 11 = 0 then 96000 else rates.[n % rates.Length]
+                let format = formats.[(n / 2) % formats.Length]
+                let channels = if n % 3 = 0 then 2 else 1
+                let fsId = 100000 + 37 * n
+                let file = sprintf "%d-%d-0-%d.wav" fsId c (n % 7)
+                writeAudio (Path.Combine(root, "audio", sprintf "fold%d" fold, file)) format rate channels (synth rng rate seconds c false)
+                rows.Add(sprintf "%s,%d,0.0,%.3f,%d,%d,%d,%s" file fsId seconds (1 + n % 2) fold c name)
+    Directory.CreateDirectory(Path.Combine(root, "metadata")) |> ignore
+    File.WriteAllLines(Path.Combine(root, "metadata", "UrbanSound8K.csv"), rows)
+    classes
+
+/// A GTZAN stand-in: `root/genres/GENRE/GENRE.000NN.wav` (22,050 Hz, 16-bit mono) of `seconds` seconds, `perGenre`
+/// tracks per genre, whose genres differ only outside the middle third of each track (synth's silentMiddle).
+/// Returns the genres.
+let writeGtzan (root: string) (genres: string list) (perGenre: int) (seconds: float) (seed: int) =
+    let rng = Random seed
+    genres |> List.iteri (fun g genre ->
+        for k in 0 .. perGenre - 1 do
+            writeAudio (Path.Combine(root, "genres", genre, sprintf "%s.%05d.wav" genre k)) Hybrid.Features.SampleFormat.Pcm16 22050 1 (synth rng 22050 seconds g true))
+    genres

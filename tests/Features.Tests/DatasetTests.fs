@@ -30,6 +30,28 @@ let tests =
                 Expect.equal rows [| [| "a"; "b"; "c" |]; [| "x, y"; "say \"hi\""; "3" |]; [| "last"; ""; "" |] |] "rows"
         ]
 
+        testList "selectLabels" [
+            testCase "keeps the chosen words in order and folds the rest into the other label" <| fun () ->
+                use temp = new TempFolder()
+                writeSpeechCommands temp.Path [ "go"; "no"; "stop"; "yes" ] 2 1 0 |> ignore
+                let d = Dataset.openFolder false temp.Path
+                let twelve = Dataset.selectLabels [ "yes"; "no" ] (Some "unknown") d
+                Expect.equal twelve.Labels [| "yes"; "no"; "unknown" |] "labels"
+                Expect.equal twelve.Items.Length d.Items.Length "every item kept"
+                Expect.isTrue (twelve.Items |> Array.forall (fun i -> twelve.Labels.[i.LabelIndex] = i.Label)) "indices follow the labels"
+                Expect.equal (twelve.Items |> Array.filter (fun i -> i.Label = "unknown") |> Array.length) 4 "go and stop are unknown"
+                let two = Dataset.selectLabels [ "stop"; "go" ] None d
+                Expect.equal (two.Items |> Array.map (fun i -> i.Label) |> Array.distinct |> Array.sort) [| "go"; "stop" |] "the others dropped"
+
+            testCase "a label the dataset lacks is an error listing its labels" <| fun () ->
+                use temp = new TempFolder()
+                writeSpeechCommands temp.Path [ "go"; "no" ] 1 1 0 |> ignore
+                let d = Dataset.openFolder false temp.Path
+                let e = Expect.throwsC (fun () -> Dataset.selectLabels [ "maybe" ] None d |> ignore) id
+                Expect.stringContains e.Message "go, no" "lists the labels"
+                Expect.throwsT<DatasetException> (fun () -> Dataset.selectLabels [ "go" ] (Some "go") d |> ignore) "other label among the kept"
+        ]
+
         testList "openFsdd" [
             testCase "gives every recording its digit label, speaker, index and key" <| fun () ->
                 use temp = new TempFolder()
