@@ -247,8 +247,9 @@ module ClipPlan =
     /// other than the schema's raises ArgumentException: the schema's filters are built for its rate); for a
     /// schema that takes any clip length, clips of `duration` seconds (default: the longest item, at most 5 s);
     /// windows of `segment` seconds every `hop` seconds (default half a window) when asked, and by default for a
-    /// fixed-length schema when the longest item is over 1.5 times its clip (long recordings are then averaged
-    /// over windows of the schema's clip, half overlapping, instead of being cut to one clip).
+    /// fixed-length schema when the median item is longer than 2 s and than 1.5 times its clip (environmental clips
+    /// and music tracks are then averaged over windows of the schema's clip, half overlapping, instead of being cut
+    /// to one clip; short keyword and digit clips stay one clip each).
     let resolve (schema: FeatureSchemaInfo) (sampleRate: int option) (duration: float option) (segment: float option) (hop: float option) (items: Item[]) : ClipPlan =
         let schemaRate = schema.SampleRate
         let rate =
@@ -263,7 +264,9 @@ module ClipPlan =
             if not (v > 0.0 && v < 3600.0) then invalidArg name (sprintf "--%s must lie in (0, 3600) seconds, was %g" name v)
             v
         let samples (s: float) = max 1 (int (Math.Round(s * float rate)))
-        let longest = if items.Length = 0 then 1.0 else items |> Array.map (fun i -> i.Duration) |> Array.max
+        let durations = items |> Array.map (fun i -> i.Duration) |> Array.sort
+        let longest = if durations.Length = 0 then 1.0 else Array.last durations
+        let median = if durations.Length = 0 then 1.0 else durations.[durations.Length / 2]
         let clipSeconds = duration |> Option.map (positive "duration") |> Option.defaultValue (min longest 5.0)
         let fixedClip = schema.ClipSamples > 0
         let clip = if fixedClip then schema.ClipSamples else samples clipSeconds
@@ -272,7 +275,7 @@ module ClipPlan =
             | Some s, h ->
                 let w = samples s
                 Some(w, h |> Option.map samples |> Option.defaultValue (max 1 (w / 2)))
-            | None, h when fixedClip && longest > 1.5 * float schema.ClipSamples / float rate ->
+            | None, h when fixedClip && median > max 2.0 (1.5 * float schema.ClipSamples / float rate) ->
                 Some(clip, h |> Option.map samples |> Option.defaultValue (max 1 (clip / 2)))
             | None, Some _ -> invalidArg "segment-hop" "--segment-hop needs --segment"
             | None, None -> None

@@ -53,7 +53,7 @@ type TrainArgs =
             | Early_Stopping _ -> "stop after this many epochs without a lower validation loss and keep the best epoch's weights."
             | Sr _ -> "resample every recording to this rate in Hz (default: the feature schema's)."
             | Duration _ -> "pad or cut clips to this many seconds for schemas that take any length (default: the longest clip, at most 5 s); with --segment, cut recordings to it first."
-            | Segment _ -> "cut recordings into windows of this many seconds; predictions are averaged per recording (default: the schema's clip, half overlapping, when recordings are over 1.5 times longer)."
+            | Segment _ -> "cut recordings into windows of this many seconds; predictions are averaged per recording (default: the schema's clip, half overlapping, when the median recording is over 2 s and 1.5 clips long)."
             | Segment_Hop _ -> "seconds between window starts (default: half a window)."
             | Resume _ -> "continue the interrupted run in this folder from its checkpoints, with its own settings."
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
