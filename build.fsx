@@ -90,7 +90,7 @@ let test (args: string list) =
 
 /// Targets implemented by the `hybrid` command (src/Cli); build.fsx only forwards their options.
 let cliTargets =
-    [ ("train", "train and evaluate a model on FSDD (or --data), leaving model, metrics, plots and report")
+    [ ("train", "train and evaluate a model on FSDD or any dataset folder (--data), leaving model, metrics, plots and report")
       ("predict", "label and class probabilities of WAV files under a model file: --model FILE [--json] FILES...")
       ("plot", "waveform, spectrogram, mel and MFCC plots of a recording: FILE.wav --out DIR")
       ("dataset", "summarise a dataset folder and its split")

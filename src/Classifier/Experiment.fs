@@ -245,7 +245,8 @@ module ClipPlan =
 
     /// Resolves the plan for a schema and a dataset's items: the rate from `sampleRate` or the schema's (a rate
     /// other than the schema's raises ArgumentException: the schema's filters are built for its rate); for a
-    /// schema that takes any clip length, clips of `duration` seconds (default: the longest item, at most 5 s);
+    /// schema that takes any clip length, clips of `duration` seconds (default: the longest item, at most 5 s), or
+    /// of the window length with windows;
     /// windows of `segment` seconds every `hop` seconds (default half a window) when asked, and by default for a
     /// fixed-length schema when the median item is longer than 2 s and than 1.5 times its clip (environmental clips
     /// and music tracks are then averaged over windows of the schema's clip, half overlapping, instead of being cut
@@ -279,6 +280,10 @@ module ClipPlan =
                 Some(clip, h |> Option.map samples |> Option.defaultValue (max 1 (clip / 2)))
             | None, Some _ -> invalidArg "segment-hop" "--segment-hop needs --segment"
             | None, None -> None
+        let clip =
+            match segment with
+            | Some (window, _) when not fixedClip -> window
+            | _ -> clip
         { ClipPlan.SampleRate = rate; ClipSamples = clip
           RecordingSamples = (if segment.IsSome then duration |> Option.map samples else None)
           Segment = segment }
@@ -580,6 +585,13 @@ let private readRunFile (dir: string) (caller: TrainOptions) : TrainOptions =
     | :? JsonException as e -> raise (DatasetException(sprintf "%s: not a run file (%s)" path e.Message))
     | :? InvalidOperationException as e -> raise (DatasetException(sprintf "%s: not a run file (%s)" path e.Message))
 
+/// Where the datasets `train` knows come from, for the message about a missing folder.
+let private whereToGet =
+    "FSDD is fetched when --data is left out. Speech Commands v0.02: http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz "
+    + "(unpack it and give the folder holding the word folders and validation_list.txt). UrbanSound8K (CC BY-NC, by request): "
+    + "https://urbansounddataset.weebly.com/urbansound8k.html (give the folder holding metadata/ and audio/). GTZAN: "
+    + "http://marsyas.info/index.html (give the folder holding genres/). ESC-50: https://github.com/karolpiczak/ESC-50 (give the folder holding meta/esc50.csv and audio/)."
+
 /// Step 1, prepare data: opens the dataset (`Data`, any layout Dataset.openFolder detects; FSDD is fetched only when
 /// no folder is given), keeps or folds the chosen labels, splits it (`Split`, else the dataset's own) and gives every
 /// fold a validation part (the dataset's own, else `Validation` of the training part, Split.withValidation).
@@ -587,6 +599,7 @@ let private readRunFile (dir: string) (caller: TrainOptions) : TrainOptions =
 let prepareData (options: TrainOptions) : PreparedData =
     let folder =
         match options.Data |> Option.filter (fun d -> d <> "") with
+        | Some d when not (Directory.Exists d || File.Exists d) -> raise (DatasetException(sprintf "%s: folder not found. %s" (Path.GetFullPath d) whereToGet))
         | Some d -> d
         | None -> Download.ensureFsdd None
     let dataset = Dataset.openFolder false folder
@@ -779,6 +792,9 @@ let train (options: TrainOptions) : RunResult =
         | Some dir -> readRunFile dir options
         | None -> options
     let log = options.Log
+    // Bad option values are reported before the data is opened.
+    recipe options.Model |> ignore
+    options.Split |> Option.iter (Split.parse >> ignore)
     let data = prepareData options
     let settings = resolve options data
     let splitName = Split.format settings.Split

@@ -270,9 +270,10 @@ module Dataset =
         | _ -> None
 
     /// The folder a manifest describes: the manifest's folder, or its parent when the manifest lies in
-    /// `metadata/` (UrbanSound8K's layout).
+    /// `metadata/` (UrbanSound8K's layout) or `meta/` (ESC-50's).
     let private manifestRoot (manifestDir: string) =
-        if String.Equals(fileName manifestDir, "metadata", StringComparison.OrdinalIgnoreCase) then
+        if String.Equals(fileName manifestDir, "metadata", StringComparison.OrdinalIgnoreCase)
+           || String.Equals(fileName manifestDir, "meta", StringComparison.OrdinalIgnoreCase) then
             match Path.GetDirectoryName manifestDir with
             | null -> manifestDir
             | p -> p
@@ -435,12 +436,18 @@ module Dataset =
         let candidates, skipped = fsddCandidates root recordings
         build strict root Fsdd fsddLabels candidates skipped [||] (readSpeakerInfo root)
 
-    /// Opens a folder with one sub-folder per class (GTZAN, Speech Commands). Class names are the sub-folder
+    /// Opens a folder with one sub-folder per class (GTZAN, Speech Commands). A folder whose only sub-folder holds
+    /// the class folders (GTZAN's `genres/`) is opened at that sub-folder. Class names are the sub-folder
     /// names (sorted); folders starting with '_' or '.' are not classes, and `_background_noise_` becomes the
     /// dataset's NoiseFiles. Speech Commands' validation_list.txt / testing_list.txt, when present, set each
     /// item's Subset ("validation", "test", else "train"); `{speaker}_nohash_{n}.wav` names give speaker and index.
     let openFolderPerClass (strict: bool) (path: string) : Dataset =
         let root = existingFolder path
+        // GTZAN unpacks as genres/GENRE/GENRE.000NN.wav: a lone folder holding the class folders is descended into.
+        let root =
+            match classFolders root with
+            | [| only |] when (wavFiles only false).Length = 0 && (classFolders only).Length >= 2 && (wavFiles root false).Length = 0 -> only
+            | _ -> root
         let folders = classFolders root
         let labels = folders |> Array.map fileName
         let noiseDir = Path.Combine(root, BackgroundNoiseFolder)
@@ -455,10 +462,10 @@ module Dataset =
         let root, candidates, skipped, labels = manifestCandidates manifestPath columns
         build strict root (Manifest(Path.GetFullPath manifestPath)) labels candidates skipped [||] Map.empty
 
-    /// The manifest a folder describes itself with: the first CSV (by name) at its top or in `metadata/`
+    /// The manifest a folder describes itself with: the first CSV (by name) at its top, in `metadata/` or `meta/`
     /// whose header has path and label columns and at least one of whose entries is an existing file.
     let private findManifest (root: string) =
-        [ root; Path.Combine(root, "metadata") ]
+        [ root; Path.Combine(root, "metadata"); Path.Combine(root, "meta") ]
         |> List.filter Directory.Exists
         |> List.collect (fun d -> Directory.GetFiles(d, "*.csv") |> Array.sort |> List.ofArray)
         |> List.tryFind (fun f ->

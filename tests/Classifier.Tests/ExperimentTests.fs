@@ -162,6 +162,8 @@ let tests =
             Expect.equal env.ClipSamples (5 * 22050) "the longest clip, at most 5 s"
             let given = Experiment.ClipPlan.resolve mfcc None (Some 1.5) None None [| item 4.0 44100 |]
             Expect.equal given.ClipSamples 33075 "--duration 1.5"
+            let windowed = Experiment.ClipPlan.resolve mfcc None None (Some 3.0) None [| item 30.0 22050 |]
+            Expect.equal (windowed.ClipSamples, windowed.Segment) (66150, Some(66150, 33075)) "any-length schemas take the window's length"
             Expect.throwsT<ArgumentException> (fun () -> Experiment.ClipPlan.resolve logmel (Some 16000) None None None [| item 1.0 16000 |] |> ignore) "a rate the schema is not defined at"
             Expect.throwsT<ArgumentException> (fun () -> Experiment.ClipPlan.resolve mfcc None None None (Some 1.0) [| item 1.0 16000 |] |> ignore) "--segment-hop without --segment"
         }

@@ -69,33 +69,44 @@ let brokenWavs () : (string * byte[]) list =
       "no-fmt-chunk", Array.concat [ ascii "RIFF"; le32 12; ascii "WAVE"; ascii "data"; le32 0 ]
       "block-align-mismatch", patch 32 (le16 7) ]
 
-/// A synthetic recording of class `label` (0, 1, ...): a harmonic tone whose fundamental (a quarter octave
-/// apart per class, jittered by up to 4% per item) and amplitude envelope (a class-dependent tremolo rate) identify
-/// the class, at a random onset and level, in white noise at a random SNR of 5-25 dB. `rng` draws the item's
-/// randomness. `silentMiddle` keeps the middle third of the recording free of the class (a noise bed and a
-/// 1 kHz tone shared by all classes), so only the outer thirds tell classes apart.
+/// A synthetic recording of class `label` (0 to 19): a voice-like harmonic source at a random pitch (90-260 Hz,
+/// so pitch says nothing about the class) shaped by one resonance (150 Hz wide) that glides from a first to a
+/// second centre frequency, the class being the pair (out of 400, 650, 1000, 1500 and 2300 Hz), with a random
+/// onset, length, glide time and level, in white noise at a random SNR of 0-20 dB. `rng` draws the item's
+/// randomness. `silentMiddle` keeps the middle third of the recording free of the class (noise and a 1 kHz tone
+/// shared by every class), so only the outer thirds tell classes apart.
 let synth (rng: Random) (sampleRate: int) (seconds: float) (label: int) (silentMiddle: bool) : float32[] =
     let n = max 1 (int (seconds * float sampleRate))
-    let f0 = 180.0 * Math.Pow(2.0, float label / 4.0) * (1.0 + 0.04 * (2.0 * rng.NextDouble() - 1.0))
-    let f0 = min f0 (float sampleRate / 10.0)
-    let tremolo = 2.0 + float (label % 4) * 3.0
-    let onset = rng.NextDouble() * 0.2
+    let centres = [| 400.0; 650.0; 1000.0; 1500.0; 2300.0 |]
+    let pairs = [| for a in 0 .. 4 do for b in 0 .. 4 do if a <> b then yield centres.[a], centres.[b] |]
+    let first, second = pairs.[(label * 7) % pairs.Length]
+    let f0 = 90.0 + 170.0 * rng.NextDouble()
+    let onset = 0.15 * rng.NextDouble()
+    let length = 0.6 + 0.25 * rng.NextDouble()
+    let glide = 0.3 + 0.4 * rng.NextDouble()
     let level = 0.1 + 0.3 * rng.NextDouble()
-    let snr = 5.0 + 20.0 * rng.NextDouble()
-    let phase = rng.NextDouble() * 2.0 * Math.PI
+    let snr = 20.0 * rng.NextDouble()
+    let harmonics = [| for h in 1 .. int (3000.0 / f0) do if float h * f0 < float sampleRate / 2.0 then yield h |]
+    let phases = harmonics |> Array.map (fun _ -> rng.NextDouble() * 2.0 * Math.PI)
+    let voiced (u: float) (t: float) =
+        let v = (u - onset) / length
+        if v < 0.0 || v > 1.0 then 0.0
+        else
+            let centre = if v < glide then first + (second - first) * (v / glide) else second
+            let mutable y = 0.0
+            for k in 0 .. harmonics.Length - 1 do
+                let f = float harmonics.[k] * f0
+                let d = (f - centre) / 150.0
+                if abs d < 4.0 then y <- y + exp (-d * d) * sin (2.0 * Math.PI * f * t + phases.[k])
+            y * sin (Math.PI * v)
     let tone =
         Array.init n (fun i ->
             let t = float i / float sampleRate
             let u = float i / float n
-            let middle = silentMiddle && u >= 1.0 / 3.0 && u < 2.0 / 3.0
-            if middle then 0.5 * sin (2.0 * Math.PI * 1000.0 * t)
-            elif u < onset * (if silentMiddle then 0.0 else 1.0) then 0.0
-            else
-                let envelope = 0.6 + 0.4 * sin (2.0 * Math.PI * tremolo * t)
-                let mutable v = 0.0
-                for h in 1 .. 4 do
-                    if float h * f0 < float sampleRate / 2.0 then v <- v + sin (2.0 * Math.PI * float h * f0 * t + phase) / float h
-                envelope * v)
+            if silentMiddle then
+                if u >= 1.0 / 3.0 && u < 2.0 / 3.0 then 0.5 * sin (2.0 * Math.PI * 1000.0 * t)
+                else voiced ((u * 3.0) % 1.0) t
+            else voiced u t)
     let power = (tone |> Array.sumBy (fun v -> v * v)) / float n
     let noiseScale = sqrt (max power 1e-6 / Math.Pow(10.0, snr / 10.0))
     let gaussian () =
@@ -176,3 +187,21 @@ let writeGtzan (root: string) (genres: string list) (perGenre: int) (seconds: fl
         for k in 0 .. perGenre - 1 do
             writeAudio (Path.Combine(root, "genres", genre, sprintf "%s.%05d.wav" genre k)) Hybrid.Features.SampleFormat.Pcm16 22050 1 (synth rng 22050 seconds g true))
     genres
+
+/// An ESC-50 stand-in: `root/meta/esc50.csv` (filename, fold, target, category, esc10, src_file, take) and
+/// `root/audio/{fold}-{src}-{take}-{target}.wav` (44.1 kHz, 16-bit mono, 5 s as in the real set, or `seconds`),
+/// `perFold` clips of each category in each of `folds` folds. Returns the categories.
+let writeEsc50 (root: string) (categories: string list) (folds: int) (perFold: int) (seconds: float) (seed: int) =
+    let rng = Random seed
+    let rows = Collections.Generic.List<string>()
+    rows.Add "filename,fold,target,category,esc10,src_file,take"
+    for fold in 1 .. folds do
+        for target, category in List.indexed categories do
+            for k in 0 .. perFold - 1 do
+                let src = 100000 + 1000 * fold + 10 * target + k
+                let file = sprintf "%d-%d-A-%d.wav" fold src target
+                writeAudio (Path.Combine(root, "audio", file)) Hybrid.Features.SampleFormat.Pcm16 44100 1 (synth rng 44100 seconds target false)
+                rows.Add(sprintf "%s,%d,%d,%s,False,%d,A" file fold target category src)
+    Directory.CreateDirectory(Path.Combine(root, "meta")) |> ignore
+    File.WriteAllLines(Path.Combine(root, "meta", "esc50.csv"), rows)
+    categories

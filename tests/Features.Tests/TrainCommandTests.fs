@@ -109,6 +109,7 @@ let tests =
                 use doc = JsonDocument.Parse(stdout.Trim().Split('\n') |> Array.last)
                 let root = doc.RootElement
                 Expect.stringContains (nonNull (root.GetProperty("clips").GetString())) "averaged per recording" "windows by default for 4 s tracks"
+                Expect.equal [ for l in root.GetProperty("labels").EnumerateArray() -> l.GetString() ] [ "blues"; "metal"; "reggae" ] "the genres under genres/"
                 Expect.equal (root.GetProperty("n_test").GetInt32()) 6 "two tracks per genre, counted as tracks"
                 use metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(out, "metrics.json")))
                 let confusion = metrics.RootElement.GetProperty("folds").[0].GetProperty("confusion")
@@ -149,6 +150,13 @@ let tests =
                 Expect.equal resumed.Folds.Head.ResumedAfterEpochs 2 "resumed after the checkpoint of epoch 2"
                 Expect.equal resumed.TestAccuracy whole.TestAccuracy "same accuracy"
                 Expect.equal (File.ReadAllBytes(Path.Combine(interrupted, "model.hnn"))) (File.ReadAllBytes(Path.Combine(temp.Combine "whole", "model.hnn"))) "bit-identical model files"
+            }
+
+            test "a missing --data folder is an error saying where each dataset comes from" {
+                let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--data"; Path.Combine(Path.GetTempPath(), "no-such-dataset-" + Guid.NewGuid().ToString("N")) ]
+                Expect.equal code 1 "exit code 1"
+                for name in [ "folder not found"; "Speech Commands"; "UrbanSound8K"; "GTZAN" ] do
+                    Expect.stringContains err name (sprintf "mentions %s" name)
             }
 
             test "--resume of a folder that holds no run is an error naming run.json" {
