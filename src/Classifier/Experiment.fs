@@ -787,6 +787,7 @@ let writeArtefacts (options: TrainOptions) (engine: Engine) (settings: RunSettin
 /// the run in that folder continues from its checkpoints with its own settings and ends as an uninterrupted run would.
 let train (options: TrainOptions) : RunResult =
     let total = Stopwatch.StartNew()
+    let resuming = options.Resume.IsSome
     let options =
         match options.Resume with
         | Some dir -> readRunFile dir options
@@ -803,6 +804,9 @@ let train (options: TrainOptions) : RunResult =
         | Some d -> d
         | None -> Path.Combine("runs", sprintf "%s-%s-%s" (DateTime.Now.ToString "yyyyMMdd-HHmmss") settings.Recipe.Name (splitName.Replace(':', '-').Replace(',', '-')))
     Directory.CreateDirectory outDir |> ignore
+    // A fresh run into a used folder must not continue that folder's checkpoints: only --resume does.
+    let checkpointRoot = Path.Combine(outDir, "checkpoints")
+    if not resuming && Directory.Exists checkpointRoot then Directory.Delete(checkpointRoot, true)
     writeRunFile outDir data.Folder options
     use engine = Engines.Create(options.Device, log)
     log (sprintf "device: %s (%s)" engine.Name engine.DeviceName)
@@ -837,7 +841,7 @@ let train (options: TrainOptions) : RunResult =
                              (r.ValidationLoss |> Option.map (sprintf "%.4f") |> Option.defaultValue "-")
                              (r.ValidationAccuracy |> Option.map (sprintf "%.4f") |> Option.defaultValue "-") r.Seconds)
             let trainWatch = Stopwatch.StartNew()
-            let checkpoints = Path.Combine(outDir, "checkpoints", fold.Name.Replace('/', '-'))
+            let checkpoints = Path.Combine(checkpointRoot, fold.Name.Replace('/', '-'))
             let model, fit = fitFold engine settings labels.Length features (Some checkpoints) callback
             bar.Finish()
             if fit.ResumedAfterEpochs > 0 then log (sprintf "fold %s: resumed after epoch %d" fold.Name fit.ResumedAfterEpochs)

@@ -159,6 +159,19 @@ let tests =
                     Expect.stringContains err name (sprintf "mentions %s" name)
             }
 
+            test "a fresh run into a used folder trains afresh instead of continuing its checkpoints" {
+                use temp = new DatasetFixtures.TempFolder()
+                DatasetFixtures.writeUrbanSound8K temp.Path [ "a"; "b" ] 2 3 6 |> ignore
+                let options epochs =
+                    { Hybrid.Classifier.Experiment.defaults with
+                        Data = Some temp.Path; Split = Some "fold:2"; Model = "mlp"; Epochs = Some epochs; Validation = 0.4
+                        Device = "managed"; Out = Some(temp.Combine "run"); Progress = false; Plots = false }
+                Hybrid.Classifier.Experiment.train (options 3) |> ignore
+                let second = Hybrid.Classifier.Experiment.train (options 2)
+                Expect.equal second.Folds.Head.ResumedAfterEpochs 0 "nothing resumed"
+                Expect.equal second.Folds.Head.History.Length 2 "two epochs of its own"
+            }
+
             test "--resume of a folder that holds no run is an error naming run.json" {
                 use temp = new DatasetFixtures.TempFolder()
                 let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--resume"; temp.Path ]
