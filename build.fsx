@@ -112,7 +112,7 @@ let pack (args: string list) =
 
 /// Targets implemented by the `hybrid` command (src/Cli); build.fsx only forwards their options.
 let cliTargets =
-    [ ("train", "train and evaluate a model on FSDD (or --data), leaving model, metrics, plots and report")
+    [ ("train", "train and evaluate a model on FSDD or any dataset folder (--data), leaving model, metrics, plots and report")
       ("predict", "label and class probabilities of WAV files under a model file: --model FILE [--json] FILES...")
       ("export", "write a model file as ONNX (opset 17): --model RUN/model.hnn --onnx OUT.onnx [--frontend]")
       ("plot", "waveform, spectrogram, mel and MFCC plots of a recording: FILE.wav --out DIR")

@@ -157,8 +157,10 @@ let recipe (name: string) =
 
 /// Options of a training run (the CLI's `train` flags).
 type TrainOptions =
-    { Data: string option
-      Split: string
+    { /// Dataset folder or manifest in any layout `Dataset.openFolder` detects (None: FSDD, fetched when absent).
+      Data: string option
+      /// Split specification in Split.parse's syntax (None: the dataset's own, Split.defaultFor).
+      Split: string option
       Model: string
       Features: string option
       Epochs: int option
@@ -167,6 +169,26 @@ type TrainOptions =
       Augment: string option
       /// Test-time speeds and weights (None: the model's; Some []: none).
       TestSpeeds: (float * float) list option
+      /// Classes to keep, in this order (None: every class).
+      Labels: string list option
+      /// With Labels: every other class is folded into one class of this name (else dropped).
+      OtherLabel: string option
+      /// Share of the training part set aside for validation when the split has no validation part, in (0, 1).
+      Validation: float
+      /// Stop after this many epochs without a lower validation loss and restore the best epoch's weights.
+      EarlyStopping: int option
+      /// Rate every recording is resampled to, in Hz (None: the schema's).
+      SampleRate: int option
+      /// Seconds each clip is padded or cut to for schemas that take any clip length (None: the dataset's longest
+      /// clip, at most 5 s); with `Segment`, recordings are cut to it before windowing (None: kept whole).
+      Duration: float option
+      /// Window length in seconds: recordings are cut into windows for training and window probabilities are
+      /// averaged per recording at evaluation and in `predict` (None: the model's default for the data).
+      Segment: float option
+      /// Seconds between window starts (None: half the window).
+      SegmentHop: float option
+      /// Folder of an interrupted run to continue from its checkpoints; its run.json settings replace these.
+      Resume: string option
       Device: string
       Seed: int
       Out: string option
@@ -178,28 +200,226 @@ type TrainOptions =
       Plots: bool
       /// Refuse the dataset at its first unusable or truncated file (else such files are skipped or warned about).
       Strict: bool
-
-      /// Feature parameters chosen at run time (--sr, a clip length from --duration, --n-fft, --hop-length, --n-mels,
-      /// --fmin, --fmax, --n-mfcc): they derive a variant of the schema (Extraction.variant), recorded in the model file
-      /// and replayed by `predict`. Extraction.noOverrides keeps the schema as declared (whole clips for schemas that
-      /// accept any length).
+      /// Feature parameters chosen at run time (--n-fft, --hop-length, --n-mels, --fmin, --fmax, --n-mfcc): they
+      /// derive a variant of the schema (Extraction.variant), recorded in the model file (`feature_parameters`) and
+      /// replayed by `predict`. Extraction.noOverrides keeps the schema as declared.
       FeatureParameters: Extraction.Overrides }
 
-/// Defaults: FSDD, official split, the default model on `auto`, seed 0.
+/// Defaults: FSDD, the dataset's own split, the default model on `auto`, 10% validation, seed 0.
 let defaults =
-    { Data = None; Split = "official"; Model = (List.head recipes).Name; Features = None; Epochs = None; BatchSize = None
-      LearningRate = None; Augment = None; TestSpeeds = None; Device = "auto"; Seed = 0; Out = None; Log = ignore; Progress = true; Plots = true
-      Strict = false; FeatureParameters = Extraction.noOverrides }
+    { Data = None; Split = None; Model = (List.head recipes).Name; Features = None; Epochs = None; BatchSize = None
+      LearningRate = None; Augment = None; TestSpeeds = None; Labels = None; OtherLabel = None; Validation = 0.1
+      EarlyStopping = None; SampleRate = None; Duration = None; Segment = None; SegmentHop = None; Resume = None
+      Device = "auto"; Seed = 0; Out = None; Log = ignore; Progress = true; Plots = true; Strict = false
+      FeatureParameters = Extraction.noOverrides }
+
+/// How recordings become model input clips, resolved for a dataset; recorded in model files and replayed by `predict`.
+type ClipPlan =
+    { /// Rate every recording is resampled to, in Hz.
+      SampleRate: int
+      /// Samples of one model input clip: the schema's fixed length, else the duration in samples.
+      ClipSamples: int
+      /// Recordings are padded or cut (from the start) to this many samples before windowing (None: kept whole).
+      RecordingSamples: int option
+      /// (window, hop) in samples each recording is cut into (None: one clip per recording).
+      Segment: (int * int) option }
+
+/// Cutting recordings into model input clips.
+module ClipPlan =
+    /// The clips of one recording (samples at plan.SampleRate): the recording itself without segments (the same
+    /// array); else windows of the segment length every hop samples, the last one ending at the recording's end so
+    /// that the tail is covered, or the whole recording when it is no longer than one window. Each clip is later
+    /// padded or cut (centred) to ClipSamples by the extraction.
+    let windows (plan: ClipPlan) (samples: float32[]) : float32[][] =
+        let x =
+            match plan.RecordingSamples with
+            | Some n -> Clip.fit n Clip.Start samples
+            | None -> samples
+        match plan.Segment with
+        | None -> [| x |]
+        | Some (length, _) when x.Length <= length -> [| x |]
+        | Some (length, hop) ->
+            let count = 1 + (x.Length - length + hop - 1) / hop
+            Array.init count (fun w -> Array.sub x (min (w * hop) (x.Length - length)) length)
+
+    let private seconds (plan: ClipPlan) (samples: int) = float samples / float plan.SampleRate
+
+    /// One line for logs and reports, e.g. "8000 Hz, clips of 1.024 s, windows of 1.024 s every 0.512 s".
+    let describe (plan: ClipPlan) =
+        sprintf "%d Hz, clips of %g s%s%s" plan.SampleRate (seconds plan plan.ClipSamples)
+            (match plan.RecordingSamples with Some n -> sprintf ", recordings cut to %g s" (seconds plan n) | None -> "")
+            (match plan.Segment with
+             | Some (l, h) -> sprintf ", windows of %g s every %g s averaged per recording" (seconds plan l) (seconds plan h)
+             | None -> "")
+
+    /// Resolves the plan for a schema and a dataset's items: the rate from `sampleRate` or the schema's (a rate
+    /// other than the schema's raises ArgumentException: the schema's filters are built for its rate); for a
+    /// schema that takes any clip length, clips of `duration` seconds (default: the longest item, at most 5 s), or
+    /// of the window length with windows;
+    /// windows of `segment` seconds every `hop` seconds (default half a window) when asked, and by default for a
+    /// fixed-length schema when the median item is longer than 2 s and than 1.5 times its clip (environmental clips
+    /// and music tracks are then averaged over windows of the schema's clip, half overlapping, instead of being cut
+    /// to one clip; short keyword and digit clips stay one clip each).
+    let resolve (schema: FeatureSchemaInfo) (sampleRate: int option) (duration: float option) (segment: float option) (hop: float option) (items: Item[]) : ClipPlan =
+        let schemaRate = schema.SampleRate
+        let rate =
+            match sampleRate with
+            | Some r -> r
+            | None when schemaRate > 0 -> schemaRate
+            | None -> items |> Array.countBy (fun i -> i.SampleRate) |> Array.maxBy snd |> fst
+        if rate <= 0 then invalidArg "sr" (sprintf "--sr must be positive, was %d" rate)
+        if schemaRate > 0 && rate <> schemaRate then
+            invalidArg "sr" (sprintf "--sr %d differs from the %d Hz that schema '%s' is defined at; choose a schema at that rate or leave --sr out" rate schemaRate schema.Name)
+        let positive name (v: float) =
+            if not (v > 0.0 && v < 3600.0) then invalidArg name (sprintf "--%s must lie in (0, 3600) seconds, was %g" name v)
+            v
+        let samples (s: float) = max 1 (int (Math.Round(s * float rate)))
+        let durations = items |> Array.map (fun i -> i.Duration) |> Array.sort
+        let longest = if durations.Length = 0 then 1.0 else Array.last durations
+        let median = if durations.Length = 0 then 1.0 else durations.[durations.Length / 2]
+        let clipSeconds = duration |> Option.map (positive "duration") |> Option.defaultValue (min longest 5.0)
+        let fixedClip = schema.ClipSamples > 0
+        let clip = if fixedClip then schema.ClipSamples else samples clipSeconds
+        let segment =
+            match segment |> Option.map (positive "segment"), hop |> Option.map (positive "segment-hop") with
+            | Some s, h ->
+                let w = samples s
+                Some(w, h |> Option.map samples |> Option.defaultValue (max 1 (w / 2)))
+            | None, h when fixedClip && median > max 2.0 (1.5 * float schema.ClipSamples / float rate) ->
+                Some(clip, h |> Option.map samples |> Option.defaultValue (max 1 (clip / 2)))
+            | None, Some _ -> invalidArg "segment-hop" "--segment-hop needs --segment"
+            | None, None -> None
+        let clip =
+            match segment with
+            | Some (window, _) when not fixedClip -> window
+            | _ -> clip
+        { ClipPlan.SampleRate = rate; ClipSamples = clip
+          RecordingSamples = (if segment.IsSome then duration |> Option.map samples else None)
+          Segment = segment }
+
+/// How `predict` prepares recordings exactly as training did: recorded in model files as training settings
+/// and read back typed.
+type Preparation =
+    { /// Feature schema name.
+      Features: string
+      /// The schema's run-time parameter differences (FeatureSchemaInfo.Variant; empty for the declaration).
+      FeatureParameters: string
+      /// Per-utterance mean normalisation of image bands (see Recipe.PerUtterance).
+      PerUtterance: bool
+      /// Test-time speeds and weights (see Recipe.TestSpeeds).
+      TestSpeeds: (float * float) list
+      Clips: ClipPlan }
+
+/// Writing and reading Preparation as model-file settings.
+module Preparation =
+    /// The settings: features, per_utterance (true/false), test_speeds, sample_rate, clip_samples,
+    /// recording_samples and segment (`WINDOW/HOP` in samples, or `none`).
+    let toSettings (p: Preparation) =
+        [ "features", p.Features; "feature_parameters", p.FeatureParameters; "per_utterance", (if p.PerUtterance then "true" else "false")
+          "test_speeds", formatSpeeds p.TestSpeeds; "sample_rate", string p.Clips.SampleRate
+          "clip_samples", string p.Clips.ClipSamples
+          "recording_samples", (match p.Clips.RecordingSamples with Some n -> string n | None -> "none")
+          "segment", (match p.Clips.Segment with Some (w, h) -> sprintf "%d/%d" w h | None -> "none") ]
+
+    /// Reads the settings back. Files written before clip plans were recorded give the schema's rate, its clip
+    /// length (else 8,192 samples, what those versions used for any-length schemas) and no windows; files without
+    /// test speeds predict from the clip alone. Raises ModelFileException naming the file and the bad setting.
+    let ofSettings (path: string) (schema: FeatureSchemaInfo) (settings: (string * string) list) : Preparation =
+        let find key = settings |> List.tryFind (fun (k, _) -> k = key) |> Option.map snd
+        let bad key (value: string) why = raise (ModelFileException(path, sprintf "training setting '%s' = '%s' %s" key value why))
+        let integer key fallback =
+            match find key with
+            | None -> fallback
+            | Some v ->
+                match Int32.TryParse(v, Globalization.NumberStyles.Integer, Globalization.CultureInfo.InvariantCulture) with
+                | true, n when n > 0 -> n
+                | _ -> bad key v "is not a positive integer"
+        let optionalInteger key =
+            match find key with
+            | None | Some "none" -> None
+            | Some v -> Some(integer key 0)
+        let segment =
+            match find "segment" with
+            | None | Some "none" -> None
+            | Some v ->
+                match v.Split '/' with
+                | [| w; h |] ->
+                    match Int32.TryParse w, Int32.TryParse h with
+                    | (true, w), (true, h) when w > 0 && h > 0 -> Some(w, h)
+                    | _ -> bad "segment" v "is not WINDOW/HOP in samples"
+                | _ -> bad "segment" v "is not WINDOW/HOP in samples"
+        let speeds =
+            match find "test_speeds" with
+            | Some v ->
+                try parseSpeeds v with :? ArgumentException as e -> bad "test_speeds" v ("is invalid: " + e.Message)
+            | None -> []
+        let perUtterance =
+            match find "per_utterance" with
+            | Some v when v.Equals("true", StringComparison.OrdinalIgnoreCase) -> true
+            | Some v when v.Equals("false", StringComparison.OrdinalIgnoreCase) -> false
+            | Some v -> bad "per_utterance" v "is not true or false"
+            | None -> raise (ModelFileException(path, "training setting 'per_utterance' is missing"))
+        { Preparation.Features = schema.Name; FeatureParameters = schema.Variant; PerUtterance = perUtterance; TestSpeeds = speeds
+          Clips =
+            { ClipPlan.SampleRate = integer "sample_rate" schema.SampleRate
+              ClipSamples = integer "clip_samples" (if schema.ClipSamples > 0 then schema.ClipSamples else Extraction.legacyAnyLengthClipSamples)
+              RecordingSamples = optionalInteger "recording_samples"
+              Segment = segment } }
+
+/// Every setting of a run, resolved and typed (`resolve` fills it from TrainOptions and the dataset).
+type RunSettings =
+    { Recipe: Recipe
+      Schema: FeatureSchemaInfo
+      Split: SplitSpec
+      Epochs: int
+      BatchSize: int
+      LearningRate: float
+      Augmentations: Augmentation list
+      /// Augmented copies of each training clip (0 without augmentation).
+      Copies: int
+      Validation: float
+      EarlyStopping: int option
+      Preparation: Preparation
+      Seed: int }
+
+/// The data of a run: the dataset (labels selected), its folds with their validation parts, and the
+/// background-noise recordings offered to augmentation.
+type PreparedData =
+    { Dataset: Dataset
+      /// The folder the data came from (FSDD's resolved folder when none was given).
+      Folder: string
+      Folds: SplitFold[]
+      NoiseFiles: string[] }
+
+/// The feature rows of one fold, standardised with statistics fitted on its training rows.
+type FoldFeatures =
+    { Train: Examples
+      /// None when the validation part is empty.
+      Validation: Examples option
+      Stats: Normalization.Stats
+      /// Recordings (not windows or copies) in each part.
+      TrainRecordings: int
+      ValidationRecordings: int }
 
 /// One trained and evaluated fold.
 type FoldResult =
     { Name: string
+      /// Training recordings (before windows and augmented copies).
       NTrain: int
+      NValidation: int
+      /// Test recordings; test accuracy is per recording.
       NTest: int
       TestAccuracy: float
       TrainAccuracy: float
+      /// Validation accuracy of the epoch whose weights the model kept (the last, or the best with early stopping).
+      ValidationAccuracy: float option
       Metrics: Metrics
       History: EpochReport list
+      /// The epoch whose weights were kept, with early stopping.
+      BestEpoch: int option
+      StoppedEarly: bool
+      /// Epochs restored from a checkpoint (`--resume`).
+      ResumedAfterEpochs: int
       TrainSeconds: float
       ModelFile: string }
 
@@ -210,9 +430,14 @@ type RunResult =
       Features: string
       Device: string
       DeviceName: string
+      Labels: string[]
+      /// The clip plan, described (rate, clip length, windows).
+      Clips: string
       Folds: FoldResult list
       /// Mean test accuracy over folds (the test accuracy for a single split).
       TestAccuracy: float
+      /// Sample standard deviation of the folds' test accuracies (0 for one fold).
+      TestAccuracyStd: float
       /// Test-time speeds and weights the accuracies were averaged over (empty: none).
       TestSpeeds: (float * float) list
       ExtractSeconds: float
@@ -222,42 +447,44 @@ type RunResult =
       Skipped: SkippedFile[] }
 
 /// Settings recorded in model files and reports.
-let private settingsOf (options: TrainOptions) (recipe: Recipe) (schema: FeatureSchemaInfo) epochs batch lr augment testSpeeds =
-    [ "model", recipe.Name; "features", schema.Name; "feature_parameters", schema.Variant; "split", options.Split; "epochs", string epochs; "batch_size", string batch
-      "learning_rate", string lr; "augment", augment; "copies", string recipe.Copies; "per_utterance", string recipe.PerUtterance
-      "seed", string options.Seed; "device", options.Device; "test_speeds", formatSpeeds testSpeeds ]
+let private settingsOf (settings: RunSettings) (device: string) =
+    [ "model", settings.Recipe.Name; "split", Split.format settings.Split; "epochs", string settings.Epochs; "batch_size", string settings.BatchSize
+      "learning_rate", string settings.LearningRate; "augment", Augment.format settings.Augmentations; "copies", string settings.Copies
+      "validation", string settings.Validation
+      "early_stopping", (match settings.EarlyStopping with Some p -> string p | None -> "none")
+      "seed", string settings.Seed; "device", device ]
+    @ Preparation.toSettings settings.Preparation
+    // A schema declared in a user's assembly: predict names the assembly to load when it is not loaded.
+    @ (if Schemas.IsPredefined settings.Schema then [] else [ "schema_assembly", Schemas.AssemblyFileOf settings.Schema ])
+/// Feature rows [clips, Length] of raw clips at the schema's rate: each shaped to the schema's clip length, extracted,
+/// and per-utterance normalised when asked (images only). Training, evaluation and `predict` all go through here.
+/// The schema clips are extracted with under a clip plan: the schema itself when it has a clip length, else its
+/// run-time variant at the plan's clip length (schemas of statistics over any length take the plan's duration).
+let extractionSchema (schema: FeatureSchemaInfo) (plan: ClipPlan) : FeatureSchemaInfo =
+    if schema.ClipSamples > 0 then schema
+    else Extraction.variant schema { Extraction.noOverrides with ClipSamples = Some plan.ClipSamples }
 
-/// Feature rows [clips, Length] of raw clips at the schema's rate: extracted through the one extraction path
-/// (Extraction.rows: shaped by Extraction.fit, then the schema's executor; the rows `features` exports), then
-/// per-utterance normalised when asked (images only). Training, evaluation and `predict` all go through here.
-let private perUtteranceStep (schema: FeatureSchemaInfo) (perUtterance: bool) (values: float32[]) =
+/// Feature rows [clips, Length] of raw clips at the schema's rate through the one extraction path (Extraction.rows:
+/// shaped by Extraction.fit, then the schema's executor; the rows `features` exports), then per-utterance
+/// normalised when asked (images only). Training, evaluation and `predict` all go through here.
+let private extractShaped (engine: Engine) (schema: FeatureSchemaInfo) (perUtterance: bool) (clips: float32[][]) =
+    let values = Extraction.rows engine schema clips
     if perUtterance && schema.Shape.Count = 2 then
         Normalization.perUtteranceInPlace schema.Shape.[0] schema.Shape.[1] false 1e-3f values
     values
 
-let private extractShaped (engine: Engine) (schema: FeatureSchemaInfo) (perUtterance: bool) (clips: float32[][]) =
-    perUtteranceStep schema perUtterance (Extraction.rows engine schema clips)
-
-/// The features of one split part: the clips (their rows read from and written to the feature cache when one is
-/// given: Extraction.cachedRows, keyed by the schema fingerprint and each file's path, size and modification time)
-/// and optional augmented copies (always extracted: they change with the seed), as `extractShaped` computes them.
-/// Returns [rows, Length] values (originals, then copy 1, 2, ...), their labels and the number of rows read from the
-/// cache: what `train` feeds the network before the train-fitted standardisation.
-let internal featuresOf (engine: Engine) (schema: FeatureSchemaInfo) (cache: Pipeline.FeatureCache option) (recipe: Recipe)
-                        (clips: Map<string, float32[]>) (augmentations: Augmentation list) (copies: int) (seed: int) (items: Item[]) =
-    let originals, hits =
-        match cache with
-        | Some c ->
-            let keyOf = items |> Array.map (fun i -> i.Path, i.Key) |> dict
-            Extraction.cachedRows engine schema c (items |> Array.map (fun i -> i.Path)) (fun path -> clips.[keyOf.[path]]) Progress.silent
-        | None -> Extraction.rows engine schema [| for item in items -> clips.[item.Key] |], 0
-    let augmented =
-        Extraction.rows engine schema [|
-            for copy in 1 .. copies do
-                for item in items do
-                    yield Augment.apply (seed * 7919 + copy) item.Key [||] schema.SampleRate augmentations clips.[item.Key] |]
-    let labels = Array.concat [ for _ in 0 .. copies -> items |> Array.map (fun i -> i.LabelIndex) ]
-    perUtteranceStep schema recipe.PerUtterance (Array.append originals augmented), labels, hits
+/// The features of one split part: the clips and optional augmented copies through `extractShaped`. `noises` are
+/// background recordings at the extractor's rate for `background:` augmentation. Returns [rows, Length] values and
+/// their labels.
+let internal featuresOf (engine: Engine) (schema: FeatureSchemaInfo) (recipe: Recipe) (clips: Map<string, float32[]>)
+                       (augmentations: Augmentation list) (copies: int) (seed: int) (noises: float32[][]) (items: Item[]) =
+    let rows = [|
+        for item in items do
+            yield clips.[item.Key], item.LabelIndex
+        for copy in 1 .. copies do
+            for item in items do
+                yield Augment.apply (seed * 7919 + copy) item.Key noises schema.SampleRate augmentations clips.[item.Key], item.LabelIndex |]
+    extractShaped engine schema recipe.PerUtterance (Array.map fst rows), Array.map snd rows
 
 let internal grouping (schema: FeatureSchemaInfo) =
     if schema.Shape.Count = 2 then Normalization.PerBand(schema.Shape.[0], schema.Shape.[1]) else Normalization.PerColumn
@@ -293,14 +520,37 @@ let predictAveraged (model: Model) (inputsOf: float32[][] -> float32[]) (speeds:
             for j in 0 .. k - 1 do result.[i, j] <- float32 (exp (sum.[i, j] - top) / z)
         result
 
+/// Class probabilities [recordings, classes] of recordings at the plan's rate: each recording's clips
+/// (ClipPlan.windows) through `predictAveraged` with `inputsOf`, the window probabilities averaged per recording.
+/// Evaluation and `predict` both classify recordings through here.
+let private recordingProbabilities (model: Model) (plan: ClipPlan) (inputsOf: float32[][] -> float32[]) (speeds: (float * float) list) (recordings: float32[][]) : float32[,] =
+    let windows = recordings |> Array.map (ClipPlan.windows plan)
+    let p = predictAveraged model inputsOf speeds (Array.concat windows)
+    match plan.Segment with
+    | None -> p
+    | Some _ ->
+        let k = Array2D.length2 p
+        let result = Array2D.zeroCreate<float32> recordings.Length k
+        let mutable row = 0
+        for r in 0 .. recordings.Length - 1 do
+            let n = windows.[r].Length
+            for j in 0 .. k - 1 do
+                let mutable sum = 0.0
+                for w in 0 .. n - 1 do sum <- sum + float p.[row + w, j]
+                result.[r, j] <- float32 (sum / float n)
+            row <- row + n
+        result
+
 /// Writes metrics.json-style data for one fold.
 let private foldJson (f: FoldResult) (labels: string[]) =
-    {| name = f.Name; n_train = f.NTrain; n_test = f.NTest; test_accuracy = f.TestAccuracy; train_accuracy = f.TrainAccuracy
+    {| name = f.Name; n_train = f.NTrain; n_validation = f.NValidation; n_test = f.NTest; test_accuracy = f.TestAccuracy
+       train_accuracy = f.TrainAccuracy; validation_accuracy = Option.toNullable f.ValidationAccuracy
+       best_epoch = Option.toNullable f.BestEpoch; stopped_early = f.StoppedEarly; resumed_after_epochs = f.ResumedAfterEpochs
        log_loss = f.Metrics.LogLoss; train_seconds = f.TrainSeconds; model_file = nonNull (Path.GetFileName f.ModelFile)
        per_class = [ for k in 0 .. labels.Length - 1 -> {| label = labels.[k]; precision = f.Metrics.Precision.[k]; recall = f.Metrics.Recall.[k]; f1 = f.Metrics.F1.[k] |} ]
        confusion = [ for r in 0 .. labels.Length - 1 -> [ for c in 0 .. labels.Length - 1 -> f.Metrics.Confusion.[r, c] ] ]
        history = [ for e in f.History -> {| epoch = e.Epoch; train_loss = e.TrainLoss; train_accuracy = e.TrainAccuracy
-                                            test_loss = Option.toNullable e.ValidationLoss; test_accuracy = Option.toNullable e.ValidationAccuracy
+                                            validation_loss = Option.toNullable e.ValidationLoss; validation_accuracy = Option.toNullable e.ValidationAccuracy
                                             learning_rate = e.LearningRate; seconds = e.Seconds |} ] |}
 
 let private writeConfusionCsv (path: string) (labels: string[]) (m: int[,]) =
@@ -310,102 +560,189 @@ let private writeConfusionCsv (path: string) (labels: string[]) (m: int[,]) =
             yield labels.[r] + "," + String.Join(",", [| for c in 0 .. labels.Length - 1 -> string m.[r, c] |]) |]
     File.WriteAllLines(path, lines)
 
-/// Trains and evaluates the chosen model on every fold of the split, writes the model file(s), metrics.json,
-/// confusion matrices (CSV and PNG), training curves, example plots and report.html into the output folder.
-let train (options: TrainOptions) : RunResult =
-    let total = Stopwatch.StartNew()
-    let log = options.Log
+/// The file in a run folder recording the options the run was started with (`--resume` reads it).
+[<Literal>]
+let RunFileName = "run.json"
+
+/// Writes the options that decide a run's result into `dir/run.json` (`data` is the resolved folder).
+let private writeRunFile (dir: string) (folder: string) (o: TrainOptions) =
+    let json =
+        {| data = folder; split = Option.toObj o.Split; model = o.Model; features = Option.toObj o.Features
+           epochs = Option.toNullable o.Epochs; batch_size = Option.toNullable o.BatchSize; learning_rate = Option.toNullable o.LearningRate
+           augment = Option.toObj o.Augment; test_speeds = o.TestSpeeds |> Option.map formatSpeeds |> Option.toObj
+           labels = o.Labels |> Option.map (String.concat ",") |> Option.toObj; other_label = Option.toObj o.OtherLabel
+           validation = o.Validation; early_stopping = Option.toNullable o.EarlyStopping; sr = Option.toNullable o.SampleRate
+           duration = Option.toNullable o.Duration; segment = Option.toNullable o.Segment; segment_hop = Option.toNullable o.SegmentHop
+           device = o.Device; seed = o.Seed |}
+    File.WriteAllText(Path.Combine(dir, RunFileName), JsonSerializer.Serialize(json, JsonSerializerOptions(WriteIndented = true)))
+
+/// The options of the run in `dir` (its run.json), with `caller`'s logging, progress and plot choices and `dir`
+/// as the output folder. Raises FileNotFoundException when `dir` holds no run.json, DatasetException when it is
+/// not a run file.
+let private readRunFile (dir: string) (caller: TrainOptions) : TrainOptions =
+    let path = Path.Combine(dir, RunFileName)
+    if not (File.Exists path) then
+        raise (FileNotFoundException(sprintf "%s: no %s, so %s is not a run folder written by train (nothing to resume)" path RunFileName dir, path))
+    try
+        use doc = JsonDocument.Parse(File.ReadAllText path)
+        let root = doc.RootElement
+        let prop name =
+            match root.TryGetProperty(name: string) with
+            | true, v when v.ValueKind <> JsonValueKind.Null -> Some v
+            | _ -> None
+        let str name = prop name |> Option.map (fun v -> nonNull (v.GetString()))
+        let int name = prop name |> Option.map (fun v -> v.GetInt32())
+        let num name = prop name |> Option.map (fun v -> v.GetDouble())
+        { caller with
+            Data = str "data"; Split = str "split"; Model = defaultArg (str "model") caller.Model; Features = str "features"
+            Epochs = int "epochs"; BatchSize = int "batch_size"; LearningRate = num "learning_rate"; Augment = str "augment"
+            TestSpeeds = str "test_speeds" |> Option.map parseSpeeds
+            Labels = str "labels" |> Option.map (fun l -> l.Split ',' |> List.ofArray); OtherLabel = str "other_label"
+            Validation = defaultArg (num "validation") caller.Validation; EarlyStopping = int "early_stopping"
+            SampleRate = int "sr"; Duration = num "duration"; Segment = num "segment"; SegmentHop = num "segment_hop"
+            Device = defaultArg (str "device") caller.Device; Seed = defaultArg (int "seed") caller.Seed
+            Out = Some dir; Resume = None }
+    with
+    | :? JsonException as e -> raise (DatasetException(sprintf "%s: not a run file (%s)" path e.Message))
+    | :? InvalidOperationException as e -> raise (DatasetException(sprintf "%s: not a run file (%s)" path e.Message))
+
+/// Where the datasets `train` knows come from, for the message about a missing folder.
+let private whereToGet =
+    "FSDD is fetched when --data is left out. Speech Commands v0.02: http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz "
+    + "(unpack it and give the folder holding the word folders and validation_list.txt). UrbanSound8K (CC BY-NC, by request): "
+    + "https://urbansounddataset.weebly.com/urbansound8k.html (give the folder holding metadata/ and audio/). GTZAN: "
+    + "http://marsyas.info/index.html (give the folder holding genres/). ESC-50: https://github.com/karolpiczak/ESC-50 (give the folder holding meta/esc50.csv and audio/)."
+
+/// Step 1, prepare data: opens the dataset (`Data`, any layout Dataset.openFolder detects; FSDD is fetched only when
+/// no folder is given), keeps or folds the chosen labels, splits it (`Split`, else the dataset's own) and gives every
+/// fold a validation part (the dataset's own, else `Validation` of the training part, Split.withValidation).
+/// Raises DatasetException for a folder without usable audio, a split the data cannot make, or unknown labels.
+let prepareData (options: TrainOptions) : PreparedData =
+    let folder =
+        match options.Data |> Option.filter (fun d -> d <> "") with
+        | Some d when not (Directory.Exists d || File.Exists d) -> raise (DatasetException(sprintf "%s: folder not found. %s" (Path.GetFullPath d) whereToGet))
+        | Some d -> d
+        | None -> Download.ensureFsdd None
+    let dataset = Dataset.openFolder options.Strict folder
+    for s in dataset.Skipped do options.Log (sprintf "skipped %s: %s" s.Path s.Reason)
+    for s in dataset.Warnings do options.Log (sprintf "warning %s: %s" s.Path s.Reason)
+    if dataset.Items.Length = 0 then
+        raise (DatasetException(sprintf "%s holds no usable audio (expected FSDD recordings, class sub-folders, a CSV manifest or Speech Commands)" dataset.Root))
+    let dataset =
+        match options.Labels with
+        | Some labels -> Dataset.selectLabels labels options.OtherLabel dataset
+        | None when options.OtherLabel.IsSome -> invalidArg "other-label" "--other-label needs --labels"
+        | None -> dataset
+    let spec = options.Split |> Option.map Split.parse |> Option.defaultWith (fun () -> Split.defaultFor dataset.Source dataset.Items)
+    let folds = Split.apply options.Seed spec dataset.Items |> Array.map (Split.withValidation options.Seed options.Validation)
+    for f in folds do
+        if f.Train.Length = 0 then raise (DatasetException(sprintf "%s: fold %s has no training recordings" dataset.Root f.Name))
+        if f.Test.Length = 0 then raise (DatasetException(sprintf "%s: fold %s has no test recordings" dataset.Root f.Name))
+    { PreparedData.Dataset = dataset; Folder = Path.GetFullPath folder; Folds = folds; NoiseFiles = dataset.NoiseFiles }
+
+/// Resolves every setting of a run from the options and the prepared data: the model's defaults where an option is
+/// left out, the clip plan (ClipPlan.resolve) and, when the data has background-noise recordings, `snr:`
+/// augmentation mixing those recordings instead of white noise. Raises ArgumentException for a bad value.
+let resolve (options: TrainOptions) (data: PreparedData) : RunSettings =
     let recipe = recipe options.Model
     let schema = Extraction.variant (Schemas.ByName(defaultArg options.Features recipe.Schema)) options.FeatureParameters
     let epochs = defaultArg options.Epochs recipe.Epochs
     let batch = defaultArg options.BatchSize recipe.BatchSize
     let lr = defaultArg options.LearningRate recipe.LearningRate
     let augmentText = defaultArg options.Augment recipe.Augment
-    let augmentations = if String.IsNullOrWhiteSpace augmentText then [] else Augment.parse augmentText
-    let copies = if augmentations.IsEmpty then 0 else max 1 recipe.Copies
+    let augmentations =
+        let parsed = if String.IsNullOrWhiteSpace augmentText then [] else Augment.parse augmentText
+        if data.NoiseFiles.Length = 0 then parsed
+        else parsed |> List.map (function NoiseSnr (lo, hi) -> Background(lo, hi) | a -> a)
     let testSpeeds = defaultArg options.TestSpeeds recipe.TestSpeeds
     checkSpeeds (formatSpeeds testSpeeds) testSpeeds |> ignore
     if epochs < 1 then invalidArg "epochs" (sprintf "epochs must be at least 1, was %d" epochs)
     if batch < 1 then invalidArg "batch-size" (sprintf "batch size must be at least 1, was %d" batch)
-    let spec = Split.parse options.Split
-    let folder = Download.ensureFsdd options.Data
-    let dataset = Dataset.openFolder options.Strict folder
-    for s in dataset.Skipped do log (sprintf "skipped %s: %s" s.Path s.Reason)
-    for s in dataset.Warnings do log (sprintf "warning %s: %s" s.Path s.Reason)
-    if dataset.Items.Length = 0 then raise (DatasetException(sprintf "%s holds no usable audio" dataset.Root))
-    let folds = Split.apply options.Seed spec dataset.Items
-    let outDir =
-        match options.Out with
-        | Some d -> d
-        | None -> Path.Combine("runs", sprintf "%s-%s-%s" (DateTime.Now.ToString "yyyyMMdd-HHmmss") recipe.Name (options.Split.Replace(':', '-').Replace(',', '-')))
-    Directory.CreateDirectory outDir |> ignore
-    use engine = Engines.Create(options.Device, log)
-    log (sprintf "device: %s (%s)" engine.Name engine.DeviceName)
-    if schema.IsVariant then log (sprintf "features: %s" (schema.ToString()))
-    // Feature rows of the recordings are cached beside the run folders (runs/cache by default), so a second run over
-    // the same recordings with the same schema reads them instead of extracting.
-    let cache = Pipeline.FeatureCache(Path.Combine(nonNull (Path.GetDirectoryName(Path.GetFullPath outDir)), "cache"))
-    let loadWatch = Stopwatch.StartNew()
-    let clips =
-        dataset.Items
-        |> Array.Parallel.map (fun item -> item.Key, Dataset.loadMono schema.SampleRate item)
-        |> Map.ofArray
-    let labels = dataset.Labels
-    let settings = settingsOf options recipe schema epochs batch lr (Augment.format augmentations) testSpeeds
-    let mutable extractSeconds = loadWatch.Elapsed.TotalSeconds
-    let results =
-        [ for fold in folds do
-            let w = Stopwatch.StartNew()
-            let xTrain, yTrain, trainHits = featuresOf engine schema (Some cache) recipe clips augmentations copies options.Seed fold.Train
-            let xTest, yTest, testHits = featuresOf engine schema (Some cache) recipe clips [] 0 options.Seed fold.Test
-            let stats = Normalization.fit (grouping schema) schema.Length xTrain
-            Normalization.applyInPlace stats schema.Length xTrain
-            Normalization.applyInPlace stats schema.Length xTest
-            extractSeconds <- extractSeconds + w.Elapsed.TotalSeconds
-            log (sprintf "fold %s: %d training rows (%d clips, %d augmented copies), %d test clips, features %.2f s (%d of %d rows from the cache %s)"
-                     fold.Name yTrain.Length fold.Train.Length copies fold.Test.Length w.Elapsed.TotalSeconds
-                     (trainHits + testHits) (fold.Train.Length + fold.Test.Length) cache.Folder)
-            let net = recipe.Build (inputShape (Array.ofSeq schema.Shape) recipe) labels.Length
-            let model = Model.create engine options.Seed net
-            let batches = (yTrain.Length + batch - 1) / batch
-            let bar = if options.Progress then Progress.create (sprintf "train %s" fold.Name) (epochs * batches) else Progress.silent
-            let callback =
-                function
-                | BatchEnd (e, b, n, _) -> bar.Report((e - 1) * n + b)
-                | EpochEnd r ->
-                    log (sprintf "fold %s epoch %d/%d: loss %.4f, train accuracy %.4f, test accuracy %s (%.1f s)" fold.Name r.Epoch epochs r.TrainLoss r.TrainAccuracy
-                             (r.ValidationAccuracy |> Option.map (sprintf "%.4f") |> Option.defaultValue "-") r.Seconds)
-            let fitOptions =
-                { FitOptions.defaults with
-                    Epochs = epochs; BatchSize = batch; Optimizer = Optimizer.adam lr; Schedule = OneCycle(0.25, 10.0, 100.0)
-                    Seed = options.Seed; LabelSmoothing = 0.05; Callback = callback }
-            let trainWatch = Stopwatch.StartNew()
-            let fit = Training.fit fitOptions model { Inputs = xTrain; Labels = yTrain } (Some { Inputs = xTest; Labels = yTest })
-            bar.Finish()
-            let trainSeconds = trainWatch.Elapsed.TotalSeconds
-            let metrics =
-                match testSpeeds with
-                | [] -> Model.evaluate model { Inputs = xTest; Labels = yTest }
-                | _ ->
-                    let raw = fold.Test |> Array.map (fun item -> clips.[item.Key])
-                    Metrics.compute (predictAveraged model (prepare engine schema recipe.PerUtterance stats) testSpeeds raw) yTest
-            let file = Path.Combine(outDir, if folds.Length = 1 then "model.hnn" else sprintf "model-%s.hnn" (fold.Name.Replace('/', '-')))
-            ModelFile.save file
-                { SchemaFingerprint = schema.Fingerprint
-                  Labels = List.ofArray labels
-                  Normalization = [ "mean", stats.Mean; "std", stats.Std ]
-                  TrainingSettings = settings @ [ "fold", fold.Name; "grouping", (match stats.Grouping with Normalization.PerColumn -> "column" | _ -> "band") ]
-                  LibraryVersion = "" }
-                model
-            log (sprintf "fold %s: test accuracy %.4f (%d/%d)%s, training %.1f s" fold.Name metrics.Accuracy
-                     (int (Math.Round(metrics.Accuracy * float metrics.Count))) metrics.Count
-                     (if testSpeeds.IsEmpty then "" else sprintf " averaged over %d speeds" testSpeeds.Length) trainSeconds)
-            { Name = fold.Name; NTrain = fold.Train.Length; NTest = fold.Test.Length; TestAccuracy = metrics.Accuracy
-              TrainAccuracy = (match fit.History with [] -> nan | h -> (List.last h).TrainAccuracy)
-              Metrics = metrics; History = fit.History; TrainSeconds = trainSeconds; ModelFile = file } ]
-    let trainSeconds = results |> List.sumBy (fun r -> r.TrainSeconds)
-    let mean = results |> List.averageBy (fun r -> r.TestAccuracy)
-    // Artefacts: metrics, confusion matrices, curves, example plots and the report.
+    if not (options.Validation > 0.0 && options.Validation < 1.0) then
+        invalidArg "validation" (sprintf "--validation must lie strictly between 0 and 1, was %g" options.Validation)
+    match options.EarlyStopping with
+    | Some p when p < 1 -> invalidArg "early-stopping" (sprintf "--early-stopping needs a patience of at least 1 epoch, was %d" p)
+    | _ -> ()
+    let plan = ClipPlan.resolve schema options.SampleRate options.Duration options.Segment options.SegmentHop data.Dataset.Items
+    { RunSettings.Recipe = recipe; Schema = schema
+      Split = options.Split |> Option.map Split.parse |> Option.defaultWith (fun () -> Split.defaultFor data.Dataset.Source data.Dataset.Items)
+      Epochs = epochs; BatchSize = batch; LearningRate = lr; Augmentations = augmentations
+      Copies = (if augmentations.IsEmpty then 0 else max 1 recipe.Copies)
+      Validation = options.Validation; EarlyStopping = options.EarlyStopping
+      Preparation = { Preparation.Features = schema.Name; FeatureParameters = schema.Variant; PerUtterance = recipe.PerUtterance; TestSpeeds = testSpeeds; Clips = plan }
+      Seed = options.Seed }
+
+/// Loads every item as mono samples at the plan's rate (resampled where needed), keyed by Item.Key.
+let loadRecordings (plan: ClipPlan) (items: Item[]) : Map<string, float32[]> =
+    items |> Array.Parallel.map (fun item -> item.Key, Dataset.loadMono plan.SampleRate item) |> Map.ofArray
+
+/// The clips of some items as items of their own: without windows the items themselves; with windows one item per
+/// window, keyed `{key}#{window}` (so augmentation draws differ per window), with its recording's label.
+let private clipItems (plan: ClipPlan) (recordings: Map<string, float32[]>) (items: Item[]) =
+    match plan.Segment with
+    | None -> items, recordings
+    | Some _ ->
+        let pairs =
+            items |> Array.collect (fun item ->
+                ClipPlan.windows plan recordings.[item.Key] |> Array.mapi (fun w x -> { item with Key = sprintf "%s#%d" item.Key w }, x))
+        Array.map fst pairs, pairs |> Array.map (fun (i, x) -> i.Key, x) |> Map.ofArray
+
+/// Step 2, build features: the training rows (clips or windows, and augmented copies) and validation rows of a fold,
+/// both standardised with statistics fitted on the training rows.
+let buildFeatures (engine: Engine) (settings: RunSettings) (recordings: Map<string, float32[]>) (noises: float32[][]) (fold: SplitFold) : FoldFeatures =
+    let plan = settings.Preparation.Clips
+    let schema = extractionSchema settings.Schema plan
+    let rows (items: Item[]) augmentations copies =
+        let clips, clipMap = clipItems plan recordings items
+        featuresOf engine schema settings.Recipe clipMap augmentations copies settings.Seed noises clips
+    let xTrain, yTrain = rows fold.Train settings.Augmentations settings.Copies
+    let stats = Normalization.fit (grouping schema) schema.Length xTrain
+    Normalization.applyInPlace stats schema.Length xTrain
+    let validation =
+        if fold.Validation.Length = 0 then None
+        else
+            let xVal, yVal = rows fold.Validation [] 0
+            Normalization.applyInPlace stats schema.Length xVal
+            Some { Examples.Inputs = xVal; Labels = yVal }
+    { FoldFeatures.Train = { Examples.Inputs = xTrain; Labels = yTrain }; Validation = validation; Stats = stats
+      TrainRecordings = fold.Train.Length; ValidationRecordings = fold.Validation.Length }
+
+/// Step 3, fit a fold: a fresh network (weights seeded by the run's seed) trained on the fold's training rows with
+/// the recipe's one-cycle schedule, validation metrics every epoch, optional early stopping on the validation loss
+/// (restoring the best epoch's weights) and a checkpoint in `checkpointDir` after every epoch; a checkpoint already
+/// there (an interrupted run) is resumed from. `callback` receives Training.fit's progress.
+let fitFold (engine: Engine) (settings: RunSettings) (classes: int) (features: FoldFeatures) (checkpointDir: string option) (callback: Progress -> unit) : Model * FitResult =
+    let net = settings.Recipe.Build (inputShape (Array.ofSeq settings.Schema.Shape) settings.Recipe) classes
+    let model = Model.create engine settings.Seed net
+    let earlyStopping =
+        match settings.EarlyStopping, features.Validation with
+        | Some patience, Some _ -> Some { Monitor = ValidationLoss; Patience = patience; MinDelta = 0.0; RestoreBestWeights = true }
+        | Some _, None -> invalidArg "early-stopping" "--early-stopping needs a validation part, and this fold has none (too few recordings per class?)"
+        | None, _ -> None
+    checkpointDir |> Option.iter (Directory.CreateDirectory >> ignore)
+    let fitOptions =
+        { FitOptions.defaults with
+            Epochs = settings.Epochs; BatchSize = settings.BatchSize; Optimizer = Optimizer.adam settings.LearningRate
+            Schedule = OneCycle(0.25, 10.0, 100.0); Seed = settings.Seed; LabelSmoothing = 0.05
+            EarlyStopping = earlyStopping; CheckpointDir = checkpointDir; Callback = callback }
+    let fit = Training.fit fitOptions model features.Train features.Validation
+    model, fit
+
+/// Step 4, evaluate: metrics of the test recordings, each classified once through the same preparation `predict`
+/// replays (windows averaged per recording, test-time speeds), with the fold's normalisation statistics.
+let evaluate (model: Model) (engine: Engine) (settings: RunSettings) (stats: Normalization.Stats) (recordings: Map<string, float32[]>) (test: Item[]) : Metrics =
+    let p = settings.Preparation
+    let raw = test |> Array.map (fun item -> recordings.[item.Key])
+    let probabilities = recordingProbabilities model p.Clips (prepare engine (extractionSchema settings.Schema p.Clips) p.PerUtterance stats) p.TestSpeeds raw
+    Metrics.compute probabilities (test |> Array.map (fun i -> i.LabelIndex))
+
+/// Step 5, write artefacts: metrics.json, a confusion CSV per fold and, with plots, confusion matrices, training and
+/// validation curves, one example recording per class and report.html.
+let writeArtefacts (options: TrainOptions) (engine: Engine) (settings: RunSettings) (data: PreparedData) (recordings: Map<string, float32[]>) (result: RunResult) =
+    let outDir = result.OutDir
+    let labels = result.Labels
+    let results = result.Folds
+    let settingRows = settingsOf settings engine.Name
     let plotsDir = Path.Combine(outDir, "plots")
     let images = Collections.Generic.List<string * string>()
     for r in results do
@@ -415,56 +752,158 @@ let train (options: TrainOptions) : RunResult =
             let cm = Plots.confusionMatrix (Path.Combine(plotsDir, sprintf "confusion%s.png" tag)) (sprintf "confusion matrix, test %s" r.Name) labels r.Metrics.Confusion
             let loss =
                 Plots.curves (Path.Combine(plotsDir, sprintf "loss%s.png" tag)) (sprintf "loss per epoch (%s)" r.Name) "epoch" "cross-entropy"
-                    [ "train", [| for e in r.History -> e.TrainLoss |]; "test", [| for e in r.History -> defaultArg e.ValidationLoss nan |] ]
+                    [ "train", [| for e in r.History -> e.TrainLoss |]; "validation", [| for e in r.History -> defaultArg e.ValidationLoss nan |] ]
             let acc =
                 Plots.curves (Path.Combine(plotsDir, sprintf "accuracy%s.png" tag)) (sprintf "accuracy per epoch (%s)" r.Name) "epoch" "accuracy"
-                    [ "train", [| for e in r.History -> e.TrainAccuracy |]; "test", [| for e in r.History -> defaultArg e.ValidationAccuracy nan |] ]
+                    [ "train", [| for e in r.History -> e.TrainAccuracy |]; "validation", [| for e in r.History -> defaultArg e.ValidationAccuracy nan |] ]
             for p, caption in [ cm, "confusion matrix " + r.Name; loss, "loss " + r.Name; acc, "accuracy " + r.Name ] do
                 images.Add(Path.GetRelativePath(outDir, p), caption)
     let examples = Collections.Generic.List<string * string>()
     if options.Plots then
         for label in labels do
-            match dataset.Items |> Array.tryFind (fun i -> i.Label = label) with
+            match data.Dataset.Items |> Array.tryFind (fun i -> i.Label = label) with
             | Some item ->
-                for p, caption in AudioPlots.plotClip engine plotsDir (sprintf "example-%s" label) (nonNull (Path.GetFileName item.Path)) schema.SampleRate clips.[item.Key] do
+                for p, caption in AudioPlots.plotClip engine plotsDir (sprintf "example-%s" label) (nonNull (Path.GetFileName item.Path)) settings.Preparation.Clips.SampleRate recordings.[item.Key] do
                     examples.Add(Path.GetRelativePath(outDir, p), sprintf "%s (label %s): %s" (nonNull (Path.GetFileName item.Path)) label caption)
             | None -> ()
-    let result =
-        { Split = options.Split; Model = recipe.Name; Features = schema.Name; Device = engine.Name; DeviceName = engine.DeviceName
-          Folds = results; TestAccuracy = mean; TestSpeeds = testSpeeds; ExtractSeconds = extractSeconds; TrainSeconds = trainSeconds
-          TotalSeconds = total.Elapsed.TotalSeconds; OutDir = Path.GetFullPath outDir; Skipped = dataset.Skipped }
     let metricsJson =
         {| split = result.Split; model = result.Model; features = result.Features; device = result.Device; device_name = result.DeviceName
-           test_accuracy = result.TestAccuracy; extract_seconds = result.ExtractSeconds; train_seconds = result.TrainSeconds
-           total_seconds = total.Elapsed.TotalSeconds; labels = labels; settings = dict settings
-           skipped = [ for s in dataset.Skipped -> {| path = s.Path; reason = s.Reason |} ]
+           test_accuracy = result.TestAccuracy; test_accuracy_std = result.TestAccuracyStd; clips = result.Clips
+           extract_seconds = result.ExtractSeconds; train_seconds = result.TrainSeconds
+           total_seconds = result.TotalSeconds; labels = labels; settings = dict settingRows
+           skipped = [ for s in data.Dataset.Skipped -> {| path = s.Path; reason = s.Reason |} ]
            folds = [ for f in results -> foldJson f labels ] |}
     File.WriteAllText(Path.Combine(outDir, "metrics.json"), JsonSerializer.Serialize(metricsJson, JsonSerializerOptions(WriteIndented = true)))
     if options.Plots then
         let summaryRows =
-            [ "model", sprintf "%s: %s" recipe.Name recipe.Description
-              "features", schema.ToString()
-              "split", options.Split
+            [ "model", sprintf "%s: %s" settings.Recipe.Name settings.Recipe.Description
+              "features", settings.Schema.ToString()
+              "clips", result.Clips
+              "split", result.Split
               "device", sprintf "%s (%s)" engine.Name engine.DeviceName
-              "test accuracy (mean over folds)", sprintf "%.4f" mean
-              "feature extraction", sprintf "%.1f s" extractSeconds
-              "training", sprintf "%.1f s" trainSeconds
-              "skipped files", string dataset.Skipped.Length ]
+              (if results.Length > 1 then sprintf "test accuracy (mean ± sd over %d folds)" results.Length else "test accuracy"),
+              (if results.Length > 1 then sprintf "%.4f ± %.4f" result.TestAccuracy result.TestAccuracyStd else sprintf "%.4f" result.TestAccuracy)
+              "feature extraction", sprintf "%.1f s" result.ExtractSeconds
+              "training", sprintf "%.1f s" result.TrainSeconds
+              "skipped files", string data.Dataset.Skipped.Length ]
         let foldRows =
-            [ for f in results -> [ f.Name; string f.NTrain; string f.NTest; sprintf "%.4f" f.TrainAccuracy; sprintf "%.4f" f.TestAccuracy; sprintf "%.1f" f.TrainSeconds ] ]
+            [ for f in results ->
+                [ f.Name; string f.NTrain; string f.NValidation; string f.NTest; sprintf "%.4f" f.TrainAccuracy
+                  (f.ValidationAccuracy |> Option.map (sprintf "%.4f") |> Option.defaultValue "-"); sprintf "%.4f" f.TestAccuracy; sprintf "%.1f" f.TrainSeconds ] ]
         let perClass =
             match results with
             | [ single ] -> [ Report.Grid("Per-class test metrics", [ "label"; "precision"; "recall"; "F1" ],
                                           [ for k in 0 .. labels.Length - 1 -> [ labels.[k]; sprintf "%.3f" single.Metrics.Precision.[k]; sprintf "%.3f" single.Metrics.Recall.[k]; sprintf "%.3f" single.Metrics.F1.[k] ] ]) ]
             | _ -> []
-        Report.write outDir (sprintf "Hybrid training run: %s on %s" recipe.Name options.Split)
+        Report.write outDir (sprintf "Hybrid training run: %s on %s" settings.Recipe.Name result.Split)
             ([ Report.Table("Summary", summaryRows)
-               Report.Grid("Folds", [ "fold"; "train clips"; "test clips"; "train accuracy"; "test accuracy"; "training s" ], foldRows) ]
+               Report.Grid("Folds", [ "fold"; "train recordings"; "validation recordings"; "test recordings"; "train accuracy"; "validation accuracy"; "test accuracy"; "training s" ], foldRows) ]
              @ perClass
-             @ [ Report.Table("Settings", settings)
+             @ [ Report.Table("Settings", settingRows)
                  Report.Images("Results", List.ofSeq images)
                  Report.Images("Example recordings (one per class)", List.ofSeq examples) ])
         |> ignore
+
+/// Trains and evaluates the chosen model on every fold of the split and writes the model file(s) and artefacts:
+/// prepareData, resolve, loadRecordings, then per fold buildFeatures, fitFold and evaluate (the test part once, after
+/// training), then writeArtefacts. Every run writes run.json and per-fold checkpoints into its folder; with `Resume`
+/// the run in that folder continues from its checkpoints with its own settings and ends as an uninterrupted run would.
+let train (options: TrainOptions) : RunResult =
+    let total = Stopwatch.StartNew()
+    let resuming = options.Resume.IsSome
+    let options =
+        match options.Resume with
+        | Some dir -> readRunFile dir options
+        | None -> options
+    let log = options.Log
+    // Bad option values are reported before the data is opened.
+    recipe options.Model |> ignore
+    options.Split |> Option.iter (Split.parse >> ignore)
+    let data = prepareData options
+    let settings = resolve options data
+    let splitName = Split.format settings.Split
+    let outDir =
+        match options.Out with
+        | Some d -> d
+        | None -> Path.Combine("runs", sprintf "%s-%s-%s" (DateTime.Now.ToString "yyyyMMdd-HHmmss") settings.Recipe.Name (splitName.Replace(':', '-').Replace(',', '-')))
+    Directory.CreateDirectory outDir |> ignore
+    // A fresh run into a used folder must not continue that folder's checkpoints: only --resume does.
+    let checkpointRoot = Path.Combine(outDir, "checkpoints")
+    if not resuming && Directory.Exists checkpointRoot then Directory.Delete(checkpointRoot, true)
+    writeRunFile outDir data.Folder options
+    use engine = Engines.Create(options.Device, log)
+    log (sprintf "device: %s (%s)" engine.Name engine.DeviceName)
+    let plan = settings.Preparation.Clips
+    log (sprintf "data: %s (%d recordings, %d labels), split %s, clips: %s" data.Dataset.Root data.Dataset.Items.Length data.Dataset.Labels.Length splitName (ClipPlan.describe plan))
+    if settings.Schema.IsVariant then log (sprintf "features: %s" (settings.Schema.ToString()))
+    let loadWatch = Stopwatch.StartNew()
+    let recordings = loadRecordings plan data.Dataset.Items
+    let noises =
+        if settings.Augmentations |> List.exists (function Background _ -> true | _ -> false) then
+            log (sprintf "augmentation mixes %d background-noise recordings" data.NoiseFiles.Length)
+            Augment.loadNoise plan.SampleRate data.NoiseFiles
+        else [||]
+    let labels = data.Dataset.Labels
+    let settingRows = settingsOf settings options.Device
+    let mutable extractSeconds = loadWatch.Elapsed.TotalSeconds
+    let results =
+        [ for fold in data.Folds do
+            let w = Stopwatch.StartNew()
+            let features = buildFeatures engine settings recordings noises fold
+            extractSeconds <- extractSeconds + w.Elapsed.TotalSeconds
+            log (sprintf "fold %s: %d training rows (%d recordings, %d augmented copies), %d validation rows (%d recordings), %d test recordings, features %.2f s"
+                     fold.Name features.Train.Labels.Length fold.Train.Length settings.Copies
+                     (features.Validation |> Option.map (fun v -> v.Labels.Length) |> Option.defaultValue 0) fold.Validation.Length fold.Test.Length w.Elapsed.TotalSeconds)
+            let batches = (features.Train.Labels.Length + settings.BatchSize - 1) / settings.BatchSize
+            let bar = if options.Progress then Progress.create (sprintf "train %s" fold.Name) (settings.Epochs * batches) else Progress.silent
+            let callback =
+                function
+                | BatchEnd (e, b, n, _) -> bar.Report((e - 1) * n + b)
+                | EpochEnd r ->
+                    log (sprintf "fold %s epoch %d/%d: loss %.4f, train accuracy %.4f, validation loss %s, validation accuracy %s (%.1f s)" fold.Name r.Epoch settings.Epochs r.TrainLoss r.TrainAccuracy
+                             (r.ValidationLoss |> Option.map (sprintf "%.4f") |> Option.defaultValue "-")
+                             (r.ValidationAccuracy |> Option.map (sprintf "%.4f") |> Option.defaultValue "-") r.Seconds)
+            let trainWatch = Stopwatch.StartNew()
+            let checkpoints = Path.Combine(checkpointRoot, fold.Name.Replace('/', '-'))
+            let model, fit = fitFold engine settings labels.Length features (Some checkpoints) callback
+            bar.Finish()
+            if fit.ResumedAfterEpochs > 0 then log (sprintf "fold %s: resumed after epoch %d" fold.Name fit.ResumedAfterEpochs)
+            if fit.StoppedEarly then log (sprintf "fold %s: stopped early after epoch %d, keeping epoch %d's weights" fold.Name fit.History.Length (defaultArg fit.BestEpoch 0))
+            let trainSeconds = trainWatch.Elapsed.TotalSeconds
+            let metrics = evaluate model engine settings features.Stats recordings fold.Test
+            let file = Path.Combine(outDir, if data.Folds.Length = 1 then "model.hnn" else sprintf "model-%s.hnn" (fold.Name.Replace('/', '-')))
+            ModelFile.save file
+                { SchemaFingerprint = settings.Schema.Fingerprint
+                  Labels = List.ofArray labels
+                  Normalization = [ "mean", features.Stats.Mean; "std", features.Stats.Std ]
+                  TrainingSettings = settingRows @ [ "fold", fold.Name; "grouping", (match features.Stats.Grouping with Normalization.PerColumn -> "column" | _ -> "band") ]
+                  LibraryVersion = "" }
+                model
+            log (sprintf "fold %s: test accuracy %.4f (%d/%d recordings)%s, training %.1f s" fold.Name metrics.Accuracy
+                     (int (Math.Round(metrics.Accuracy * float metrics.Count))) metrics.Count
+                     (if settings.Preparation.TestSpeeds.IsEmpty then "" else sprintf " averaged over %d speeds" settings.Preparation.TestSpeeds.Length) trainSeconds)
+            let kept =
+                match fit.BestEpoch with
+                | Some e when settings.EarlyStopping.IsSome -> fit.History |> List.tryFind (fun r -> r.Epoch = e)
+                | _ -> List.tryLast fit.History
+            { FoldResult.Name = fold.Name; NTrain = fold.Train.Length; NValidation = fold.Validation.Length; NTest = fold.Test.Length
+              TestAccuracy = metrics.Accuracy
+              TrainAccuracy = (match fit.History with [] -> nan | h -> (List.last h).TrainAccuracy)
+              ValidationAccuracy = kept |> Option.bind (fun r -> r.ValidationAccuracy)
+              Metrics = metrics; History = fit.History; BestEpoch = (if settings.EarlyStopping.IsSome then fit.BestEpoch else None)
+              StoppedEarly = fit.StoppedEarly; ResumedAfterEpochs = fit.ResumedAfterEpochs
+              TrainSeconds = trainSeconds; ModelFile = file } ]
+    let accuracies = results |> List.map (fun r -> r.TestAccuracy)
+    let mean = List.average accuracies
+    let std =
+        if accuracies.Length < 2 then 0.0
+        else sqrt ((accuracies |> List.sumBy (fun a -> (a - mean) ** 2.0)) / float (accuracies.Length - 1))
+    let result =
+        { RunResult.Split = splitName; Model = settings.Recipe.Name; Features = settings.Schema.Name; Device = engine.Name; DeviceName = engine.DeviceName
+          Labels = labels; Clips = ClipPlan.describe plan; Folds = results; TestAccuracy = mean; TestAccuracyStd = std
+          TestSpeeds = settings.Preparation.TestSpeeds; ExtractSeconds = extractSeconds; TrainSeconds = results |> List.sumBy (fun r -> r.TrainSeconds)
+          TotalSeconds = total.Elapsed.TotalSeconds; OutDir = Path.GetFullPath outDir; Skipped = data.Dataset.Skipped }
+    writeArtefacts options engine settings data recordings result
     { result with TotalSeconds = total.Elapsed.TotalSeconds }
 
 /// One file's prediction.
@@ -484,50 +923,42 @@ type PredictOutcome =
     /// error such as a missing file): its path and the exception.
     | Unreadable of path: string * error: exn
 
-/// What a model file written by `train` says about preparing its input: the schema (whose fingerprint today must
-/// equal the file's), per-utterance normalisation, test-time speeds, and the stored info (labels, normalisation).
+/// What a model file written by `train` says about preparing its input, read back typed and validated.
 type internal TrainedInput =
     { /// The schema (with its recorded run-time parameters) whose fingerprint the file carries.
       Schema: FeatureSchemaInfo
-      /// The schema clips are extracted with: Schema, or for files written before feature parameters were recorded
-      /// Extraction.legacy of it (any-length schemas on 8,192 centred samples).
+      /// The schema clips are extracted with (extractionSchema of Schema under the recorded clip plan).
       Extraction: FeatureSchemaInfo
+      Preparation: Preparation
       PerUtterance: bool
       TestSpeeds: (float * float) list
       Info: ModelInfo }
 
-/// Reads a model file's preparation settings (validated, without weights on an engine). Raises ModelFileException for
-/// a damaged file or a missing/invalid setting, SchemaMismatchException when the schema named in the file has another
-/// fingerprint today.
+/// Reads a model file's preparation settings (validated, without weights on an engine): the schema named in the file
+/// with its recorded run-time parameters (`feature_parameters`), the clip plan, per-utterance normalisation and
+/// test-time speeds. Raises ModelFileException for a damaged file or a missing/invalid setting (naming the schema
+/// assembly to load when the schema is not known), SchemaMismatchException when the schema has another fingerprint
+/// today.
 let internal trainedInput (modelPath: string) : TrainedInput =
     let _, info = ModelFile.inspect modelPath
-    let setting key =
-        match info.TrainingSettings |> List.tryFind (fun (k, _) -> k = key) with
-        | Some (_, v) -> v
-        | None -> raise (ModelFileException(modelPath, sprintf "training setting '%s' is missing" key))
-    let declared =
-        match Schemas.TryGetByName(setting "features") with
-        | true, s -> nonNull s
-        | _ -> raise (ModelFileException(modelPath, sprintf "the model was trained on features '%s', which this library does not define" (setting "features")))
-    // The schema whose fingerprint the file must carry, and the one its clips are extracted with: the same, except
-    // for files written before feature parameters were recorded, whose any-length schemas ran on 8,192 samples.
-    let schema, extraction =
-        match info.TrainingSettings |> List.tryFind (fun (k, _) -> k = "feature_parameters") with
-        | Some (_, v) ->
-            let s =
-                try Extraction.replay declared.Name v
-                with :? ArgumentException as e -> raise (ModelFileException(modelPath, sprintf "training setting 'feature_parameters' is invalid: %s" e.Message))
-            s, s
-        | None -> declared, Extraction.legacy declared
+    let find key = info.TrainingSettings |> List.tryFind (fun (k, _) -> k = key) |> Option.map snd
+    let features =
+        match find "features" with
+        | Some v -> v
+        | None -> raise (ModelFileException(modelPath, "training setting 'features' is missing"))
+    if not (fst (Schemas.TryGetByName features)) then
+        let hint =
+            match find "schema_assembly" with
+            | Some assembly -> sprintf "; it is declared in %s: pass --schemas PATH/%s (or load it with Schemas.LoadAssembly)" assembly assembly
+            | None -> ""
+        raise (ModelFileException(modelPath, sprintf "the model was trained on features '%s', which no loaded assembly defines%s" features hint))
+    let schema =
+        try Extraction.replay features (defaultArg (find "feature_parameters") "")
+        with :? ArgumentException as e -> raise (ModelFileException(modelPath, sprintf "training setting 'feature_parameters' is invalid: %s" e.Message))
     if schema.Fingerprint <> info.SchemaFingerprint then raise (Hybrid.Classifier.SchemaMismatchException(modelPath, schema.Fingerprint, info.SchemaFingerprint))
-    // Files written before test-time speed averaging existed have no such setting: they predict from the clip alone.
-    let testSpeeds =
-        match info.TrainingSettings |> List.tryFind (fun (k, _) -> k = "test_speeds") with
-        | Some (_, v) ->
-            try parseSpeeds v
-            with :? ArgumentException as e -> raise (ModelFileException(modelPath, sprintf "training setting 'test_speeds' is invalid: %s" e.Message))
-        | None -> []
-    { Schema = schema; Extraction = extraction; PerUtterance = (setting "per_utterance" = "True"); TestSpeeds = testSpeeds; Info = info }
+    let preparation = Preparation.ofSettings modelPath schema info.TrainingSettings
+    { Schema = schema; Extraction = extractionSchema schema preparation.Clips; Preparation = preparation
+      PerUtterance = preparation.PerUtterance; TestSpeeds = preparation.TestSpeeds; Info = info }
 
 /// The train-fitted standardisation stored in a model file.
 let internal storedStats (modelPath: string) (schema: FeatureSchemaInfo) (info: ModelInfo) : Normalization.Stats =
@@ -537,32 +968,33 @@ let internal storedStats (modelPath: string) (schema: FeatureSchemaInfo) (info: 
         | None -> raise (ModelFileException(modelPath, sprintf "normalisation '%s' is missing" name))
     { Grouping = grouping schema; Mean = find "mean"; Std = find "std" }
 
-/// Loads a model file written by `train` and classifies recordings with exactly the training preprocessing
-/// (the schema named in the file with its recorded run-time parameters, the same extraction path, per-utterance and
-/// stored normalisation; files written before feature parameters were recorded replay Extraction.legacy). Every file is
-/// tried: one that cannot be read is an `Unreadable` outcome in its place, the others are predicted; outcomes
-/// keep the order of `files`. Raises SchemaMismatchException when the schema's fingerprint today differs from
-/// the one the model was trained on, and ModelFileException for a damaged file.
+/// Loads a model file written by `train` and classifies recordings with exactly the training preprocessing read back
+/// typed from the file (the schema with its recorded parameters, rate, clip length, windows averaged per recording,
+/// per-utterance and stored normalisation, test-time speeds). Every file is tried: one that cannot be read is an
+/// `Unreadable` outcome in its place, the others are predicted; outcomes keep the order of `files`. Raises
+/// SchemaMismatchException when the schema's fingerprint today differs from the one the model was trained on, and
+/// ModelFileException for a damaged file or bad settings.
 let predictEach (device: string) (log: string -> unit) (modelPath: string) (files: string list) : PredictOutcome list =
     let trained = trainedInput modelPath
-    let schema, perUtterance, testSpeeds = trained.Schema, trained.PerUtterance, trained.TestSpeeds
     use engine = Engines.Create(device, log)
-    let model, info = ModelFile.load engine schema.Fingerprint modelPath
-    let stats = storedStats modelPath schema info
-    let extraction = trained.Extraction
+    let model, info = ModelFile.load engine trained.Schema.Fingerprint modelPath
+    let stats = storedStats modelPath trained.Extraction info
+    let plan = trained.Preparation.Clips
     let loaded =
         files
         |> List.map (fun f ->
             try
                 let wav, audio = AudioFile.readMonoWithInfo false f
                 let samples = audio.Samples.[0]
-                Ok((if audio.SampleRate = extraction.SampleRate then samples else Resample.resample audio.SampleRate extraction.SampleRate samples), wav.Warning)
+                Ok((if audio.SampleRate = plan.SampleRate then samples else Resample.resample audio.SampleRate plan.SampleRate samples), wav.Warning)
             with
             | :? AudioFormatException
             | :? IOException
             | :? UnauthorizedAccessException as e -> Error(f, e))
     let clips = loaded |> List.choose (function Ok(c, _) -> Some c | Error _ -> None) |> Array.ofList
-    let probabilities = if clips.Length = 0 then Array2D.zeroCreate 0 0 else predictAveraged model (prepare engine extraction perUtterance stats) testSpeeds clips
+    let probabilities =
+        if clips.Length = 0 then Array2D.zeroCreate 0 0
+        else recordingProbabilities model plan (prepare engine trained.Extraction trained.PerUtterance stats) trained.TestSpeeds clips
     let labels = Array.ofList info.Labels
     let mutable next = 0
     List.zip files loaded

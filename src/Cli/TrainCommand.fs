@@ -26,6 +26,15 @@ type TrainArgs =
     | Lr of rate: float
     | Augment of list: string
     | Test_Speeds of list: string
+    | Labels of list: string
+    | Other_Label of name: string
+    | Validation of ratio: float
+    | Early_Stopping of patience: int
+    | Sr of hz: int
+    | Duration of seconds: float
+    | Segment of seconds: float
+    | Segment_Hop of seconds: float
+    | Resume of dir: string
     | Device of name: string
     | Seed of seed: int
     | Out of dir: string
@@ -36,8 +45,8 @@ type TrainArgs =
     interface IArgParserTemplate with
         member this.Usage =
             match this with
-            | Data _ -> "dataset folder (default: FSDD from $HYBRID_FSDD or the user cache, downloaded when absent)."
-            | Split _ -> "official (default) | speaker:NAME[,NAME] | loso | fold:K | random:RATIO | kfold:K."
+            | Data _ -> "dataset folder or CSV manifest: FSDD, one folder per class (GTZAN), a manifest (UrbanSound8K's metadata/UrbanSound8K.csv is found) or Speech Commands (default: FSDD from $HYBRID_FSDD or the user cache, downloaded when absent)."
+            | Split _ -> "official | speaker:NAME[,NAME] | loso | fold:K[,K] | folds | random:RATIO | kfold:K (default: the dataset's own: official for FSDD and Speech Commands, folds for predefined folds, else random:0.2)."
             | Model _ -> sprintf "model: %s (default %s)." (Experiment.recipes |> List.map (fun r -> r.Name) |> String.concat ", ") (List.head Experiment.recipes).Name
             | Features _ -> "feature schema (default: the model's own; see `features --help` for the names)."
             | N_Fft _ -> "FFT length of a run-time variant of the schema (default: the schema's; hop and window lengths declared as librosa's defaults follow it)."
@@ -51,6 +60,15 @@ type TrainArgs =
             | Lr _ -> "peak learning rate of the one-cycle schedule (default: the model's)."
             | Augment _ -> "waveform augmentation list, e.g. noise:0.005,shift:0.1,gain:6,speed:0.9-1.1,snr:20 ('none' for none; default: the model's)."
             | Test_Speeds _ -> "test-time speed averaging: none, F[*W],... or LO-HI:STEP[:tri], e.g. 0.7-1.3:0.05:tri (default: the model's; predict replays it)."
+            | Labels _ -> "keep these classes, e.g. yes,no,up,down,left,right,on,off,stop,go (default: all)."
+            | Other_Label _ -> "with --labels: fold every other class into one class of this name, e.g. unknown."
+            | Validation _ -> "share of the training part held out for validation when the dataset has no validation list (default 0.1; grouped by speaker when there are enough speakers)."
+            | Early_Stopping _ -> "stop after this many epochs without a lower validation loss and keep the best epoch's weights."
+            | Sr _ -> "resample every recording to this rate in Hz (default: the feature schema's)."
+            | Duration _ -> "pad or cut clips to this many seconds for schemas that take any length (default: the longest clip, at most 5 s); with --segment, cut recordings to it first."
+            | Segment _ -> "cut recordings into windows of this many seconds; predictions are averaged per recording (default: the schema's clip, half overlapping, when the median recording is over 2 s and 1.5 clips long)."
+            | Segment_Hop _ -> "seconds between window starts (default: half a window)."
+            | Resume _ -> "continue the interrupted run in this folder from its checkpoints, with its own settings."
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
             | Seed _ -> "seed of splits, augmentation, initialisation and shuffles (default 0)."
             | Out _ -> "output folder (default: a new folder under runs/)."
@@ -65,12 +83,16 @@ let summaryJson (r: Experiment.RunResult) =
             box (dict [ for f in r.Folds -> f.Name, f.TestAccuracy ])
         else null
     JsonSerializer.Serialize(
-        {| split = r.Split; model = r.Model; features = r.Features; device = r.Device
+        {| split = r.Split; model = r.Model; features = r.Features; device = r.Device; labels = r.Labels; clips = r.Clips
            n_train = (r.Folds |> List.sumBy (fun f -> f.NTrain)) / r.Folds.Length
+           n_validation = (r.Folds |> List.sumBy (fun f -> f.NValidation)) / r.Folds.Length
            n_test = r.Folds |> List.sumBy (fun f -> f.NTest)
            test_accuracy = r.TestAccuracy
+           test_accuracy_std = r.TestAccuracyStd
            test_speeds = Experiment.formatSpeeds r.TestSpeeds
-           folds = [ for f in r.Folds -> {| name = f.Name; n_train = f.NTrain; n_test = f.NTest; test_accuracy = f.TestAccuracy; train_accuracy = f.TrainAccuracy |} ]
+           folds = [ for f in r.Folds -> {| name = f.Name; n_train = f.NTrain; n_validation = f.NValidation; n_test = f.NTest; test_accuracy = f.TestAccuracy
+                                            train_accuracy = f.TrainAccuracy; validation_accuracy = Option.toNullable f.ValidationAccuracy
+                                            best_epoch = Option.toNullable f.BestEpoch; resumed_after_epochs = f.ResumedAfterEpochs |} ]
            per_speaker = perSpeaker
            extract_seconds = r.ExtractSeconds; train_seconds = r.TrainSeconds; total_seconds = r.TotalSeconds
            out = r.OutDir; skipped = r.Skipped.Length |})
@@ -83,7 +105,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         let options: Experiment.TrainOptions =
             { Experiment.defaults with
                 Data = args.TryGetResult Data
-                Split = args.GetResult(Split, defaultValue = "official")
+                Split = args.TryGetResult Split
                 Model = args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name)
                 Features = args.TryGetResult Features
                 Epochs = args.TryGetResult Epochs
@@ -91,6 +113,15 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 LearningRate = args.TryGetResult Lr
                 Augment = args.TryGetResult Augment |> Option.map (fun a -> if a = "none" then "" else a)
                 TestSpeeds = args.TryGetResult Test_Speeds |> Option.map Experiment.parseSpeeds
+                Labels = args.TryGetResult Labels |> Option.map (fun l -> l.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray)
+                OtherLabel = args.TryGetResult Other_Label
+                Validation = args.GetResult(Validation, defaultValue = Experiment.defaults.Validation)
+                EarlyStopping = args.TryGetResult Early_Stopping
+                SampleRate = args.TryGetResult Sr
+                Duration = args.TryGetResult Duration
+                Segment = args.TryGetResult Segment
+                SegmentHop = args.TryGetResult Segment_Hop
+                Resume = args.TryGetResult Resume
                 Device = args.GetResult(Device, defaultValue = "auto")
                 Seed = args.GetResult(Seed, defaultValue = 0)
                 Out = args.TryGetResult Out
@@ -111,9 +142,11 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         say ""
         say (sprintf "device:        %s (%s)" r.Device r.DeviceName)
         say (sprintf "model:         %s on %s features, split %s" r.Model r.Features r.Split)
+        say (sprintf "clips:         %s" r.Clips)
         for f in r.Folds do
-            say (sprintf "  %-12s train %4d  test %4d  train accuracy %.4f  test accuracy %.4f  (%.1f s)" f.Name f.NTrain f.NTest f.TrainAccuracy f.TestAccuracy f.TrainSeconds)
-        if r.Folds.Length > 1 then say (sprintf "mean test accuracy over %d folds: %.4f" r.Folds.Length r.TestAccuracy)
+            say (sprintf "  %-12s train %5d  validation %5d  test %5d  train accuracy %.4f  validation accuracy %s  test accuracy %.4f  (%.1f s)" f.Name f.NTrain f.NValidation f.NTest f.TrainAccuracy
+                     (f.ValidationAccuracy |> Option.map (sprintf "%.4f") |> Option.defaultValue "-") f.TestAccuracy f.TrainSeconds)
+        if r.Folds.Length > 1 then say (sprintf "test accuracy over %d folds: mean %.4f, standard deviation %.4f" r.Folds.Length r.TestAccuracy r.TestAccuracyStd)
         else say (sprintf "test accuracy: %.4f" r.TestAccuracy)
         if not r.TestSpeeds.IsEmpty then
             say (sprintf "               (test predictions averaged over speeds*weights %s)" (Experiment.formatSpeeds r.TestSpeeds))

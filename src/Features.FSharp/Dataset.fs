@@ -273,9 +273,10 @@ module Dataset =
         | _ -> None
 
     /// The folder a manifest describes: the manifest's folder, or its parent when the manifest lies in
-    /// `metadata/` (UrbanSound8K's layout).
+    /// `metadata/` (UrbanSound8K's layout) or `meta/` (ESC-50's).
     let private manifestRoot (manifestDir: string) =
-        if String.Equals(fileName manifestDir, "metadata", StringComparison.OrdinalIgnoreCase) then
+        if String.Equals(fileName manifestDir, "metadata", StringComparison.OrdinalIgnoreCase)
+           || String.Equals(fileName manifestDir, "meta", StringComparison.OrdinalIgnoreCase) then
             match Path.GetDirectoryName manifestDir with
             | null -> manifestDir
             | p -> p
@@ -446,12 +447,18 @@ module Dataset =
         let candidates, skipped = fsddCandidates root recordings
         build strict root Fsdd fsddLabels candidates skipped [||] (readSpeakerInfo root)
 
-    /// Opens a folder with one sub-folder per class (GTZAN, Speech Commands). Class names are the sub-folder
+    /// Opens a folder with one sub-folder per class (GTZAN, Speech Commands). A folder whose only sub-folder holds
+    /// the class folders (GTZAN's `genres/`) is opened at that sub-folder. Class names are the sub-folder
     /// names (sorted); folders starting with '_' or '.' are not classes, and `_background_noise_` becomes the
     /// dataset's NoiseFiles. Speech Commands' validation_list.txt / testing_list.txt, when present, set each
     /// item's Subset ("validation", "test", else "train"); `{speaker}_nohash_{n}.wav` names give speaker and index.
     let openFolderPerClass (strict: bool) (path: string) : Dataset =
         let root = existingFolder path
+        // GTZAN unpacks as genres/GENRE/GENRE.000NN.wav: a lone folder holding the class folders is descended into.
+        let root =
+            match classFolders root with
+            | [| only |] when (wavFiles only false).Length = 0 && (classFolders only).Length >= 2 && (wavFiles root false).Length = 0 -> only
+            | _ -> root
         let folders = classFolders root
         let labels = folders |> Array.map fileName
         let noiseDir = Path.Combine(root, BackgroundNoiseFolder)
@@ -466,10 +473,10 @@ module Dataset =
         let root, candidates, skipped, labels = manifestCandidates manifestPath columns
         build strict root (Manifest(Path.GetFullPath manifestPath)) labels candidates skipped [||] Map.empty
 
-    /// The manifest a folder describes itself with: the first CSV (by name) at its top or in `metadata/`
+    /// The manifest a folder describes itself with: the first CSV (by name) at its top, in `metadata/` or `meta/`
     /// whose header has path and label columns and at least one of whose entries is an existing file.
     let private findManifest (root: string) =
-        [ root; Path.Combine(root, "metadata") ]
+        [ root; Path.Combine(root, "metadata"); Path.Combine(root, "meta") ]
         |> List.filter Directory.Exists
         |> List.collect (fun d -> Directory.GetFiles(d, "*.csv") |> Array.sort |> List.ofArray)
         |> List.tryFind (fun f ->
@@ -503,6 +510,34 @@ module Dataset =
                 match findManifest root with
                 | Some manifest -> openManifest strict None manifest
                 | None -> openFolderPerClass strict root
+
+    /// Keeps the classes `labels` (in that order) and drops the others, or, with `other`, folds every other
+    /// class into one class of that name placed last (Speech Commands' 12-class keyword task:
+    /// `yes,no,up,down,left,right,on,off,stop,go` with `unknown`). Items keep their keys; LabelIndex follows the
+    /// new Labels. Raises DatasetException naming a label the dataset lacks (listing its labels), a repeated
+    /// label, or an `other` name that is also among `labels`.
+    let selectLabels (labels: string list) (other: string option) (dataset: Dataset) : Dataset =
+        let known = Set.ofArray dataset.Labels
+        let fail fmt = Printf.kprintf (fun m -> raise (DatasetException m)) fmt
+        if labels.IsEmpty then fail "no label to keep; the dataset's labels are %s" (String.Join(", ", dataset.Labels))
+        match labels |> List.filter (known.Contains >> not) with
+        | [] -> ()
+        | unknown -> fail "%s has no label%s %s; its labels are %s" dataset.Root (if unknown.Length > 1 then "s" else "") (String.Join(", ", unknown)) (String.Join(", ", dataset.Labels))
+        if (List.distinct labels).Length <> labels.Length then fail "labels %s repeat a name" (String.Join(",", labels))
+        match other with
+        | Some o when List.contains o labels -> fail "the other-label '%s' is also one of the kept labels" o
+        | Some o when String.IsNullOrWhiteSpace o -> fail "the other-label is empty"
+        | _ -> ()
+        let newLabels = Array.ofList (labels @ Option.toList other)
+        let index = newLabels |> Array.mapi (fun i l -> l, i) |> dict
+        let items =
+            dataset.Items
+            |> Array.choose (fun item ->
+                match index.TryGetValue item.Label, other with
+                | (true, i), _ -> Some { item with LabelIndex = i }
+                | _, Some o -> Some { item with Label = o; LabelIndex = index.[o] }
+                | _, None -> None)
+        { dataset with Labels = newLabels; Items = items }
 
     /// Distinct speakers of the items, sorted.
     let speakers (items: Item[]) =

@@ -67,8 +67,8 @@ type SplitSpec =
     | HoldOutSpeakers of speakers: string list
     /// `loso`: one fold per speaker, holding that speaker out.
     | LeaveOneSpeakerOut
-    /// `fold:K`: the source's predefined fold K is the test part (UrbanSound8K).
-    | PredefinedFold of fold: int
+    /// `fold:K[,K]`: the source's predefined folds K are the test part (UrbanSound8K; `fold:9,10` holds out two).
+    | PredefinedFold of folds: int list
     /// `folds`: one fold per predefined fold (UrbanSound8K's 10-fold cross-validation).
     | PredefinedFolds
     /// `random:RATIO`: stratified random split, RATIO (in (0, 1)) of each label's items in the test part.
@@ -81,7 +81,8 @@ type SplitFold =
     { /// "train/test" for single splits; the held-out speaker, "fold{K}" otherwise.
       Name: string
       Train: Item[]
-      /// Empty except for Speech Commands' official split.
+      /// The validation part: Speech Commands' own under the official split, else empty until
+      /// `Split.withValidation` carves one out of the training part.
       Validation: Item[]
       Test: Item[] }
 
@@ -100,9 +101,9 @@ module Split =
         { Name = name; Train = sorted |> Array.filter (test >> not); Validation = [||]; Test = sorted |> Array.filter test }
 
     let private syntax =
-        "expected official, speaker:NAME[,NAME], loso, fold:K, folds, random:RATIO or kfold:K"
+        "expected official, speaker:NAME[,NAME], loso, fold:K[,K], folds, random:RATIO or kfold:K"
 
-    /// Parses the CLI spelling (`official|speaker:NAME[,NAME]|loso|fold:K|folds|random:RATIO|kfold:K`).
+    /// Parses the CLI spelling (`official|speaker:NAME[,NAME]|loso|fold:K[,K]|folds|random:RATIO|kfold:K`).
     /// Raises DatasetException naming the text and what was expected.
     let parse (text: string) : SplitSpec =
         let text = text.Trim()
@@ -122,7 +123,10 @@ module Split =
             let names = names.Split(',') |> Array.map (fun n -> n.Trim()) |> Array.filter (fun n -> n <> "") |> List.ofArray
             if names.IsEmpty then fail "split '%s': no speaker named (%s)" text syntax
             HoldOutSpeakers(List.distinct names)
-        | "fold", Some k -> PredefinedFold(integer k)
+        | "fold", Some ks ->
+            let folds = ks.Split(',') |> Array.map (fun k -> k.Trim()) |> Array.filter (fun k -> k <> "") |> Array.map integer |> Array.distinct |> List.ofArray
+            if folds.IsEmpty then fail "split '%s': no fold named (%s)" text syntax
+            PredefinedFold folds
         | "kfold", Some k ->
             let k = integer k
             if k < 2 then fail "split '%s': k-fold needs K >= 2, was %d" text k
@@ -140,7 +144,7 @@ module Split =
         | Official -> "official"
         | HoldOutSpeakers names -> "speaker:" + String.Join(",", names)
         | LeaveOneSpeakerOut -> "loso"
-        | PredefinedFold k -> sprintf "fold:%d" k
+        | PredefinedFold ks -> "fold:" + String.Join(",", ks)
         | PredefinedFolds -> "folds"
         | StratifiedRandom r -> "random:" + r.ToString("R", CultureInfo.InvariantCulture)
         | StratifiedKFold k -> sprintf "kfold:%d" k
@@ -183,16 +187,20 @@ module Split =
         if folds.Length = 0 then fail "this dataset has no predefined folds (a manifest fold column, as UrbanSound8K's)"
         folds
 
-    /// The predefined fold K is the test part; the other folds train.
-    let predefinedFold (fold: int) (items: Item[]) : SplitFold =
+    /// The predefined folds `held` are the test part; the other folds train. Named "fold{K}" for one fold,
+    /// "fold{K}+{K}" for several. Raises DatasetException for a fold the items do not have, listing theirs.
+    let predefinedFold (held: int list) (items: Item[]) : SplitFold =
         let folds = knownFolds items
-        if not (Array.contains fold folds) then
-            fail "unknown fold %d; the dataset's folds are %s" fold (String.Join(", ", folds))
-        single (sprintf "fold%d" fold) (fun i -> i.Fold = Some fold) items
+        match held |> List.filter (fun k -> not (Array.contains k folds)) with
+        | [] -> ()
+        | unknown -> fail "unknown fold%s %s; the dataset's folds are %s" (if unknown.Length > 1 then "s" else "") (String.Join(", ", unknown)) (String.Join(", ", folds))
+        if held.IsEmpty then fail "no fold to hold out; the dataset's folds are %s" (String.Join(", ", folds))
+        let set = Set.ofList held
+        single ("fold" + String.Join("+", held)) (fun i -> i.Fold |> Option.exists set.Contains) items
 
     /// One fold per predefined fold, each named "fold{K}".
     let predefinedFolds (items: Item[]) : SplitFold[] =
-        knownFolds items |> Array.map (fun k -> predefinedFold k items)
+        knownFolds items |> Array.map (fun k -> predefinedFold [ k ] items)
 
     /// Each label's items, ordered by key then shuffled by a generator seeded from (seed, label).
     let private shuffledByLabel (seed: int) (items: Item[]) =
@@ -231,13 +239,62 @@ module Split =
                 position <- position + 1
         Array.init k (fun j -> single (sprintf "fold%d" (j + 1)) (fun i -> assignment.[i.Key] = j) items)
 
+    /// The split a dataset defines for itself: `official` for FSDD recordings or Speech Commands' list files,
+    /// `folds` for predefined folds (UrbanSound8K's 10-fold protocol), else a stratified 20% test part.
+    let defaultFor (source: DatasetSource) (items: Item[]) : SplitSpec =
+        if items.Length > 0 && (source = Fsdd || items |> Array.forall (fun i -> i.Subset.IsSome)) then Official
+        elif items |> Array.exists (fun i -> i.Fold.IsSome) then PredefinedFolds
+        else StratifiedRandom 0.2
+
+    /// The validation part of a fold: kept when the fold has one (Speech Commands' list), else `ratio` of the
+    /// training part moved into it, stratified by label and seeded by (seed, fold name). Grouped by speaker when
+    /// the training part names at least ceil(2 / ratio) speakers: whole speakers move (shuffled, until the part
+    /// holds ratio of the items), so no speaker is in both parts; with fewer speakers whole-speaker groups cannot
+    /// make a part near `ratio` (FSDD has 5 or 6), and items are stratified by label and speaker instead. Labels
+    /// with a single training item keep it for training. Raises ArgumentException unless 0 < ratio < 1.
+    let withValidation (seed: int) (ratio: float) (fold: SplitFold) : SplitFold =
+        if not (ratio > 0.0 && ratio < 1.0) then
+            invalidArg "validation" (sprintf "the validation ratio must lie strictly between 0 and 1, was %g" ratio)
+        if fold.Validation.Length > 0 then fold
+        else
+            let train = byKey fold.Train
+            let speakers = Dataset.speakers train
+            let minimum = int (Math.Ceiling(2.0 / ratio))
+            let chosen = Collections.Generic.HashSet<string>()
+            let chosenItems = Collections.Generic.HashSet<string>()
+            if speakers.Length >= minimum then
+                let shuffled = Array.copy speakers
+                SeededRandom.ForKey(seed, "validation/" + fold.Name).Shuffle shuffled
+                let counts = train |> Array.countBy (fun i -> i.Speaker) |> dict
+                let target = ratio * float train.Length
+                let mutable taken = 0
+                for s in shuffled do
+                    if float taken < target then
+                        chosen.Add s |> ignore
+                        taken <- taken + counts.[Some s]
+                // Items without a speaker are stratified by label on their own.
+                for group in train |> Array.filter (fun i -> i.Speaker.IsNone) |> Array.groupBy (fun i -> i.Label) do
+                    let items = snd group
+                    SeededRandom.ForKey(seed, "validation/" + fold.Name + "/" + fst group).Shuffle items
+                    let n = if items.Length < 2 then 0 else int (Math.Round(float items.Length * ratio, MidpointRounding.AwayFromZero))
+                    for i in items.[.. n - 1] do chosenItems.Add i.Key |> ignore
+            else
+                for (label, speaker), items in train |> Array.groupBy (fun i -> i.Label, i.Speaker) |> Array.sortBy fst do
+                    let items = Array.copy items
+                    SeededRandom.ForKey(seed, sprintf "validation/%s/%s/%s" fold.Name label (defaultArg speaker "")).Shuffle items
+                    let n = if items.Length < 2 then 0 else int (Math.Round(float items.Length * ratio, MidpointRounding.AwayFromZero))
+                    for i in items.[.. n - 1] do chosenItems.Add i.Key |> ignore
+            let isValidation (i: Item) =
+                chosenItems.Contains i.Key || (i.Speaker |> Option.exists chosen.Contains)
+            { fold with Train = train |> Array.filter (isValidation >> not); Validation = train |> Array.filter isValidation }
+
     /// Applies a split specification; single splits give one fold.
     let apply (seed: int) (spec: SplitSpec) (items: Item[]) : SplitFold[] =
         match spec with
         | Official -> [| official items |]
         | HoldOutSpeakers names -> [| holdOutSpeakers names items |]
         | LeaveOneSpeakerOut -> leaveOneSpeakerOut items
-        | PredefinedFold k -> [| predefinedFold k items |]
+        | PredefinedFold ks -> [| predefinedFold ks items |]
         | PredefinedFolds -> predefinedFolds items
         | StratifiedRandom r -> [| stratifiedRandom seed r items |]
         | StratifiedKFold k -> stratifiedKFold seed k items

@@ -115,6 +115,7 @@ let private memberOf (settings: Settings) (kind: Kind) =
     | Zcr -> m FeatureKind.ZeroCrossingRate
     | Rms -> m FeatureKind.Rms
     | Chroma -> FeatureMember(Property = name, Kind = FeatureKind.Chroma, Statistic = Statistic.TimeSeries, Column = name, Offset = 0, Width = 0, Rows = 12, Pooled = false)
+    | Scattering -> invalidArg (nameof kind) "the scattering transform has no schema member; Transforms.extractor runs it"
 
 /// The transform as a one-member schema for clips of `clipSamples` samples (FeatureSchemaInfo.Create): shape
 /// [rows, frames] ([frames] for one-row kinds), columns `{kind}{row}_{frame}` (`{kind}{frame}` for one row, 1-based),
@@ -186,9 +187,9 @@ let private estimatedChromaOn (engine: Engine) (settings: Settings) (clips: Tens
 /// its schema).
 /// Scattering, and chroma with estimated tuning, are computed directly (their per-clip steps are not schema members).
 let extractor (engine: Engine) (settings: Settings) (kind: Kind) (clipSamples: int) : Pipeline.Extractor =
-    let direct (compute: Tensor -> Tensor) =
+    let direct (compute: Tensor -> Tensor) : Pipeline.Extractor =
         let s = shape settings kind clipSamples
-        { Pipeline.Extractor.Name = kindName kind
+        { Name = kindName kind
           Fingerprint = fingerprint settings kind clipSamples
           Length = Array.fold (*) 1 s
           Shape = s

@@ -36,7 +36,8 @@ let tests =
                 let r = Experiment.train (options dir out)
                 Expect.equal r.Folds.Length 1 "one fold for the official split"
                 let fold = r.Folds.Head
-                Expect.equal (fold.NTrain, fold.NTest) (140, 100) "indexes 5-11 train, 0-4 test"
+                Expect.equal (fold.NTrain + fold.NValidation, fold.NTest) (140, 100) "indexes 5-11 train and validate, 0-4 test"
+                Expect.equal fold.NValidation 20 "one of each digit-speaker pair's seven training clips validates"
                 Expect.isGreaterThan fold.TestAccuracy 0.5 "well above chance (0.1) after 15 epochs"
                 for f in [ "model.hnn"; "metrics.json"; "confusion.csv"; "report.html"; "plots/confusion.png"; "plots/loss.png"; "plots/accuracy.png"
                            "plots/example-0-waveform.png"; "plots/example-9-mfcc.png" ] do
@@ -149,21 +150,6 @@ let tests =
                         -log (max 1e-15 (p.Probabilities |> List.find (fun (l, _) -> l = label) |> snd)))
                 Expect.floatClose { absolute = 1e-4; relative = 1e-4 } logLoss r.Folds.Head.Metrics.LogLoss "predict's log-loss is the evaluation's"))
 
-        TestData.testWithFsdd "a second run reads every recording's rows from the feature cache and trains the same model" (fun fsdd ->
-            withSubset fsdd (fun dir ->
-                let runWith name =
-                    let lines = Collections.Concurrent.ConcurrentQueue<string>()
-                    let r = Experiment.train { options dir (Path.Combine(dir, name)) with Epochs = Some 2; Plots = false; Log = lines.Enqueue }
-                    r, List.ofSeq lines
-                let _, first = runWith "a"
-                let _, second = runWith "b"
-                let cacheLine (lines: string list) = lines |> List.find (fun l -> l.Contains "rows from the cache")
-                Expect.stringContains (cacheLine first) "(0 of 240 rows from the cache" "the first run extracts"
-                Expect.stringContains (cacheLine second) "(240 of 240 rows from the cache" "the second run reads the cache"
-                Expect.isGreaterThan (Directory.GetFiles(Path.Combine(dir, "cache"), "*.f32", SearchOption.AllDirectories).Length) 0 "rows under the cache folder beside the runs"
-                let bytes name = File.ReadAllBytes(Path.Combine(dir, name, "model.hnn"))
-                Expect.equal (bytes "b") (bytes "a") "the cached rows train the same model"))
-
         test "an invalid feature parameter is refused naming the option and its range" {
             let e =
                 Expect.throwsC
@@ -199,6 +185,55 @@ let tests =
             for i in 0 .. 3 do
                 for j in 0 .. 2 do
                     Expect.floatClose { absolute = 1e-6; relative = 1e-5 } (float averaged.[i, j]) (float plain.[i, j]) "same probabilities"
+
+        test "windows cover a recording to its end; without segments the recording is its own clip" {
+            let plan: Experiment.ClipPlan = { SampleRate = 10; ClipSamples = 4; RecordingSamples = None; Segment = Some(4, 2) }
+            let x = Array.init 11 float32
+            let windows = Experiment.ClipPlan.windows plan x
+            Expect.equal (windows |> Array.map (fun w -> w.[0])) [| 0.0f; 2.0f; 4.0f; 6.0f; 7.0f |] "starts every hop, the last ending at the end"
+            Expect.isTrue (windows |> Array.forall (fun w -> w.Length = 4)) "window length"
+            Expect.equal (Experiment.ClipPlan.windows plan [| 1.0f; 2.0f |]) [| [| 1.0f; 2.0f |] |] "a short recording is one window"
+            let whole = { plan with Segment = None }
+            Expect.isTrue (obj.ReferenceEquals((Experiment.ClipPlan.windows whole x).[0], x)) "the recording itself"
+            let cut = { plan with RecordingSamples = Some 6 }
+            Expect.equal (Experiment.ClipPlan.windows cut x |> Array.map (fun w -> w.[0])) [| 0.0f; 2.0f |] "cut to 6 samples first"
+        }
+
+        test "the clip plan follows the data: windows for long recordings, one clip for short ones, any-length schemas take the duration" {
+            let item seconds rate : Item =
+                { Path = ""; Key = string seconds; Label = "a"; LabelIndex = 0; Speaker = None; Fold = None; Index = None; Subset = None
+                  SampleRate = rate; Channels = 1; Frames = int64 (seconds * float rate) }
+            let logmel = Hybrid.Features.Schemas.Schemas.ByName "logmel-fsdd"
+            let short = Experiment.ClipPlan.resolve logmel None None None None [| item 0.5 8000; item 2.3 8000; item 0.6 8000 |]
+            Expect.equal short.Segment None "digit clips (median 0.6 s) are one clip each"
+            let music = Experiment.ClipPlan.resolve logmel None None None None [| item 30.0 22050; item 30.0 22050 |]
+            Expect.equal music.Segment (Some(8192, 4096)) "30 s tracks: windows of the schema's clip, half overlapping"
+            Expect.equal music.SampleRate 8000 "the schema's rate"
+            let asked = Experiment.ClipPlan.resolve logmel None None (Some 2.0) (Some 0.5) [| item 30.0 22050 |]
+            Expect.equal asked.Segment (Some(16000, 4000)) "--segment 2 --segment-hop 0.5"
+            let mfcc = Hybrid.Features.Schemas.Schemas.ByName "mfcc-mean40"
+            let env = Experiment.ClipPlan.resolve mfcc None None None None [| item 4.0 44100; item 0.5 11025; item 7.0 48000 |]
+            Expect.equal env.ClipSamples (5 * 22050) "the longest clip, at most 5 s"
+            let given = Experiment.ClipPlan.resolve mfcc None (Some 1.5) None None [| item 4.0 44100 |]
+            Expect.equal given.ClipSamples 33075 "--duration 1.5"
+            let windowed = Experiment.ClipPlan.resolve mfcc None None (Some 3.0) None [| item 30.0 22050 |]
+            Expect.equal (windowed.ClipSamples, windowed.Segment) (66150, Some(66150, 33075)) "any-length schemas take the window's length"
+            Expect.throwsT<ArgumentException> (fun () -> Experiment.ClipPlan.resolve logmel (Some 16000) None None None [| item 1.0 16000 |] |> ignore) "a rate the schema is not defined at"
+            Expect.throwsT<ArgumentException> (fun () -> Experiment.ClipPlan.resolve mfcc None None None (Some 1.0) [| item 1.0 16000 |] |> ignore) "--segment-hop without --segment"
+        }
+
+        test "preparation settings round-trip through model-file settings, typed; older files get the old defaults" {
+            let schema = Hybrid.Features.Schemas.Schemas.ByName "logmel-fsdd"
+            let p: Experiment.Preparation =
+                { Features = schema.Name; PerUtterance = true; TestSpeeds = [ 0.9, 0.5; 1.0, 1.0 ]
+                  Clips = { SampleRate = 8000; ClipSamples = 8192; RecordingSamples = Some 80000; Segment = Some(8192, 4096) } }
+            Expect.equal (Experiment.Preparation.ofSettings "m.hnn" schema (Experiment.Preparation.toSettings p)) p "round trip"
+            let old = Experiment.Preparation.ofSettings "m.hnn" schema [ "features", "logmel-fsdd"; "per_utterance", "True" ]
+            Expect.equal old.Clips { SampleRate = 8000; ClipSamples = 8192; RecordingSamples = None; Segment = None } "older files: the schema's rate and clip, no windows"
+            Expect.isTrue old.PerUtterance "True as older files wrote it"
+            Expect.throwsT<ModelFileException> (fun () -> Experiment.Preparation.ofSettings "m.hnn" schema [ "per_utterance", "yes" ] |> ignore) "a bad value names the setting"
+            Expect.throwsT<ModelFileException> (fun () -> Experiment.Preparation.ofSettings "m.hnn" schema [ "per_utterance", "true"; "segment", "8192" ] |> ignore) "a bad segment"
+        }
 
         test "an unknown model name lists the valid ones" {
             let e = Expect.throwsC (fun () -> Experiment.recipe "transformer" |> ignore) id

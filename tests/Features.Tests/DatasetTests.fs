@@ -30,6 +30,56 @@ let tests =
                 Expect.equal rows [| [| "a"; "b"; "c" |]; [| "x, y"; "say \"hi\""; "3" |]; [| "last"; ""; "" |] |] "rows"
         ]
 
+        testList "real layouts" [
+            testCase "ESC-50: meta/esc50.csv is found, its files under audio/, categories and folds read" <| fun () ->
+                use temp = new TempFolder()
+                writeEsc50 temp.Path [ "dog"; "rain" ] 2 2 0.3 0 |> ignore
+                let d = Dataset.openFolder false temp.Path
+                Expect.equal d.Labels [| "dog"; "rain" |] "categories"
+                Expect.equal d.Items.Length 8 "2 folds x 2 categories x 2"
+                Expect.isEmpty d.Skipped "nothing skipped"
+                Expect.equal (d.Items |> Array.choose (fun i -> i.Fold) |> Array.distinct |> Array.sort) [| 1; 2 |] "folds"
+
+            testCase "GTZAN: the class folders under genres/ are the labels" <| fun () ->
+                use temp = new TempFolder()
+                writeGtzan temp.Path [ "jazz"; "rock" ] 2 0.2 0 |> ignore
+                let d = Dataset.openFolder false temp.Path
+                Expect.equal d.Labels [| "jazz"; "rock" |] "genres"
+                Expect.equal (d.Items |> Array.map (fun i -> i.Key)) [| "jazz/jazz.00000.wav"; "jazz/jazz.00001.wav"; "rock/rock.00000.wav"; "rock/rock.00001.wav" |] "keys"
+                Expect.equal d.Items.[1].Index (Some 1) "track number"
+
+            testCase "UrbanSound8K: 8-bit, 16-bit, 24-bit, float, stereo and 11-96 kHz files all open with their header values" <| fun () ->
+                use temp = new TempFolder()
+                writeUrbanSound8K temp.Path [ "siren"; "dog_bark" ] 2 6 0 |> ignore
+                let d = Dataset.openFolder false temp.Path
+                Expect.isEmpty d.Skipped "nothing skipped"
+                Expect.equal d.Items.Length 24 "every row"
+                Expect.equal (d.Items |> Array.map (fun i -> i.SampleRate) |> Array.distinct |> Array.sort) [| 11025; 22050; 44100; 48000; 96000 |] "rates"
+                Expect.equal (d.Items |> Array.map (fun i -> i.Channels) |> Array.distinct |> Array.sort) [| 1; 2 |] "channels"
+        ]
+
+        testList "selectLabels" [
+            testCase "keeps the chosen words in order and folds the rest into the other label" <| fun () ->
+                use temp = new TempFolder()
+                writeSpeechCommands temp.Path [ "go"; "no"; "stop"; "yes" ] 2 1 0 |> ignore
+                let d = Dataset.openFolder false temp.Path
+                let twelve = Dataset.selectLabels [ "yes"; "no" ] (Some "unknown") d
+                Expect.equal twelve.Labels [| "yes"; "no"; "unknown" |] "labels"
+                Expect.equal twelve.Items.Length d.Items.Length "every item kept"
+                Expect.isTrue (twelve.Items |> Array.forall (fun i -> twelve.Labels.[i.LabelIndex] = i.Label)) "indices follow the labels"
+                Expect.equal (twelve.Items |> Array.filter (fun i -> i.Label = "unknown") |> Array.length) 4 "go and stop are unknown"
+                let two = Dataset.selectLabels [ "stop"; "go" ] None d
+                Expect.equal (two.Items |> Array.map (fun i -> i.Label) |> Array.distinct |> Array.sort) [| "go"; "stop" |] "the others dropped"
+
+            testCase "a label the dataset lacks is an error listing its labels" <| fun () ->
+                use temp = new TempFolder()
+                writeSpeechCommands temp.Path [ "go"; "no" ] 1 1 0 |> ignore
+                let d = Dataset.openFolder false temp.Path
+                let e = Expect.throwsC (fun () -> Dataset.selectLabels [ "maybe" ] None d |> ignore) id
+                Expect.stringContains e.Message "go, no" "lists the labels"
+                Expect.throwsT<DatasetException> (fun () -> Dataset.selectLabels [ "go" ] (Some "go") d |> ignore) "other label among the kept"
+        ]
+
         testList "openFsdd" [
             testCase "gives every recording its digit label, speaker, index and key" <| fun () ->
                 use temp = new TempFolder()

@@ -40,7 +40,7 @@ let tests =
                 let cases =
                     [ "official", Official; "speaker:george", HoldOutSpeakers [ "george" ]
                       "speaker:george,theo", HoldOutSpeakers [ "george"; "theo" ]; "loso", LeaveOneSpeakerOut
-                      "fold:3", PredefinedFold 3; "folds", PredefinedFolds; "random:0.2", StratifiedRandom 0.2
+                      "fold:3", PredefinedFold [ 3 ]; "fold:9,10", PredefinedFold [ 9; 10 ]; "folds", PredefinedFolds; "random:0.2", StratifiedRandom 0.2
                       "kfold:5", StratifiedKFold 5 ]
                 for (text, spec) in cases do
                     Expect.equal (Split.parse text) spec text
@@ -143,7 +143,7 @@ let tests =
                 let items = itemsOf raw
                 let k = 1 + int kb % 4
                 items |> Array.exists (fun i -> i.Fold = Some k) |> not
-                || (let fold = Split.predefinedFold k items
+                || (let fold = Split.predefinedFold [ k ] items
                     disjointAndCovering items fold && fold.Test |> Array.forall (fun i -> i.Fold = Some k) && fold.Name = sprintf "fold%d" k)
 
             testCase "official holds out FSDD indices 0-4" <| fun () ->
@@ -166,7 +166,56 @@ let tests =
 
             testCase "unknown fold raises DatasetException listing the folds" <| fun () ->
                 let items = itemsOf [ 0uy, 0uy, 0uy ]
-                Expect.throwsT<DatasetException> (fun () -> Split.predefinedFold 9 items |> ignore) "fold 9"
+                Expect.throwsT<DatasetException> (fun () -> Split.predefinedFold [ 9 ] items |> ignore) "fold 9"
+
+            testPropertyWithConfig config "several held-out folds are exactly their items" <| fun (raw: (byte * byte * byte) list) ->
+                let items = itemsOf raw
+                let held = [ 2; 3 ] |> List.filter (fun k -> items |> Array.exists (fun i -> i.Fold = Some k))
+                held.IsEmpty
+                || (let fold = Split.predefinedFold held items
+                    disjointAndCovering items fold
+                    && fold.Test |> Array.forall (fun i -> i.Fold |> Option.exists (fun f -> List.contains f held))
+                    && fold.Train |> Array.forall (fun i -> i.Fold |> Option.forall (fun f -> not (List.contains f held))))
+        ]
+
+        testList "withValidation" [
+            testPropertyWithConfig config "validation comes out of the training part only, and the test part is untouched" <| fun (seed: int) (r: byte) (raw: (byte * byte * byte) list) ->
+                let items = itemsOf raw
+                let ratio = 0.05 + 0.5 * float r / 255.0
+                items.Length < 2
+                || (let fold = Split.stratifiedRandom seed 0.2 items
+                    let v = Split.withValidation seed ratio fold
+                    disjointAndCovering items v
+                    && keys v.Test = keys fold.Test
+                    && Set.union (keys v.Train) (keys v.Validation) = keys fold.Train)
+
+            testCase "keeps a validation part the dataset defines (Speech Commands' list)" <| fun () ->
+                let subsets = [| "train"; "validation"; "test"; "train" |]
+                let items = itemsOf [ for n in 0 .. 3 -> byte n, byte n, 0uy ] |> Array.mapi (fun n i -> { i with Subset = Some subsets.[n] })
+                let fold = Split.official items
+                Expect.equal (Split.withValidation 0 0.5 fold) fold "unchanged"
+
+            testCase "with many speakers, whole speakers move to validation" <| fun () ->
+                let items =
+                    [| for s in 0 .. 39 do
+                         for label in [ "a"; "b" ] do
+                             for n in 0 .. 2 ->
+                                 { Path = ""; Key = sprintf "%s/s%02d_%d" label s n; Label = label; LabelIndex = (if label = "a" then 0 else 1)
+                                   Speaker = Some(sprintf "s%02d" s); Fold = None; Index = Some n; Subset = None
+                                   SampleRate = 8000; Channels = 1; Frames = 8000L } |]
+                let fold = Split.withValidation 3 0.1 { Name = "train/test"; Train = items; Validation = [||]; Test = [||] }
+                let speakers (part: Item[]) = part |> Array.choose (fun i -> i.Speaker) |> Set.ofArray
+                Expect.isEmpty (Set.intersect (speakers fold.Train) (speakers fold.Validation)) "no speaker in both parts"
+                Expect.equal fold.Validation.Length 24 "4 of 40 speakers, 6 clips each"
+
+            testCase "with few speakers (FSDD), items are stratified by label and speaker" <| fun () ->
+                let items = itemsOf [ for n in 0 .. 199 -> byte n, byte (n % 3), 0uy ]
+                let fold = Split.withValidation 0 0.1 { Name = "train/test"; Train = items; Validation = [||]; Test = [||] }
+                Expect.isTrue (fold.Validation.Length >= 15 && fold.Validation.Length <= 25) (sprintf "about 10%% of 200, was %d" fold.Validation.Length)
+                Expect.isTrue (disjointAndCovering items fold) "disjoint and covering"
+
+            testCase "a ratio outside (0, 1) is refused" <| fun () ->
+                Expect.throwsT<ArgumentException> (fun () -> Split.withValidation 0 1.0 { Name = "x"; Train = [||]; Validation = [||]; Test = [||] } |> ignore) "ratio 1"
         ]
 
         testList "FSDD" [

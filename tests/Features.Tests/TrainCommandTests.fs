@@ -72,6 +72,133 @@ let tests =
             Expect.stringContains err "--n-mfcc" "the option"
         }
 
+        testList "layouts" [
+            test "Speech Commands: the official split uses the list files, --labels folds the rest into unknown, background noise feeds snr" {
+                use temp = new DatasetFixtures.TempFolder()
+                DatasetFixtures.writeSpeechCommands temp.Path [ "go"; "no"; "stop"; "yes" ] 4 3 1 |> ignore
+                let out = temp.Combine "run"
+                let code, stdout, err =
+                    run Hybrid.Cli.TrainCommand.run [ "--data"; temp.Path; "--labels"; "yes,no"; "--other-label"; "unknown"; "--epochs"; "2"; "--device"; "managed"; "--no-plots"; "--out"; out; "--json" ]
+                Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+                use doc = JsonDocument.Parse(stdout.Trim().Split('\n') |> Array.last)
+                let root = doc.RootElement
+                Expect.equal (root.GetProperty("split").GetString()) "official" "the dataset's own split"
+                Expect.equal [ for l in root.GetProperty("labels").EnumerateArray() -> l.GetString() ] [ "yes"; "no"; "unknown" ] "kept labels, then the other label"
+                // 4 words x 4 speakers x 3 takes: speaker 3 tests, speaker 2 validates, speakers 0-1 train.
+                Expect.equal (root.GetProperty("n_train").GetInt32(), root.GetProperty("n_validation").GetInt32(), root.GetProperty("n_test").GetInt32()) (24, 12, 12) "train / validation (validation_list.txt) / test (testing_list.txt)"
+                Expect.stringContains err "augmentation mixes 2 background-noise recordings" "the _background_noise_ files are the snr noise"
+                Expect.equal (root.GetProperty("model").GetString()) "cnn2d" "the default model"
+                Expect.isTrue (File.Exists(Path.Combine(out, "model.hnn"))) "model file"
+            }
+
+            test "UrbanSound8K: mixed rates, depths and channels all open; --split folds reports every fold, the mean and the standard deviation" {
+                use temp = new DatasetFixtures.TempFolder()
+                DatasetFixtures.writeUrbanSound8K temp.Path [ "dog_bark"; "siren"; "drilling" ] 3 4 2 |> ignore
+                let code, stdout, err =
+                    run Hybrid.Cli.TrainCommand.run [ "--data"; temp.Path; "--model"; "mlp"; "--split"; "folds"; "--epochs"; "3"; "--device"; "managed"; "--no-plots"; "--out"; temp.Combine "folds"; "--json" ]
+                Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+                Expect.stringContains err "standard deviation" "the summary (on stderr with --json) gives the spread over folds"
+                use doc = JsonDocument.Parse(stdout.Trim().Split('\n') |> Array.last)
+                let root = doc.RootElement
+                Expect.equal (root.GetProperty("skipped").GetInt32()) 0 "8/16/24-bit, float, stereo and 11-96 kHz files are all read"
+                let folds = [ for f in root.GetProperty("folds").EnumerateArray() -> f.GetProperty("name").GetString(), f.GetProperty("n_test").GetInt32() ]
+                Expect.equal folds [ "fold1", 12; "fold2", 12; "fold3", 12 ] "one fold per predefined fold"
+                let accuracies = [ for f in root.GetProperty("folds").EnumerateArray() -> f.GetProperty("test_accuracy").GetDouble() ]
+                let mean = List.average accuracies
+                Expect.floatClose Accuracy.veryHigh (root.GetProperty("test_accuracy").GetDouble()) mean "the mean over folds"
+                let sd = sqrt ((accuracies |> List.sumBy (fun a -> (a - mean) ** 2.0)) / 2.0)
+                Expect.floatClose Accuracy.veryHigh (root.GetProperty("test_accuracy_std").GetDouble()) sd "the sample standard deviation"
+                let code, stdout, err =
+                    run Hybrid.Cli.TrainCommand.run [ "--data"; temp.Path; "--model"; "mlp"; "--split"; "fold:2,3"; "--epochs"; "2"; "--device"; "managed"; "--no-plots"; "--out"; temp.Combine "held"; "--json" ]
+                Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+                use doc = JsonDocument.Parse(stdout.Trim().Split('\n') |> Array.last)
+                let fold = doc.RootElement.GetProperty("folds").[0]
+                Expect.equal (fold.GetProperty("name").GetString()) "fold2+3" "two folds held out together"
+                Expect.equal (fold.GetProperty("n_test").GetInt32()) 24 "folds 2 and 3 are the test part"
+                Expect.equal (fold.GetProperty("n_train").GetInt32() + fold.GetProperty("n_validation").GetInt32()) 12 "fold 1 trains and validates"
+            }
+
+            test "GTZAN: long tracks are cut into windows, accuracy is per track, and predict averages windows the same way" {
+                use temp = new DatasetFixtures.TempFolder()
+                DatasetFixtures.writeGtzan temp.Path [ "blues"; "metal"; "reggae" ] 5 4.0 3 |> ignore
+                let out = temp.Combine "run"
+                let code, stdout, err =
+                    run Hybrid.Cli.TrainCommand.run [ "--data"; temp.Path; "--split"; "random:0.4"; "--epochs"; "4"; "--test-speeds"; "none"; "--device"; "managed"; "--no-plots"; "--out"; out; "--json" ]
+                Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+                use doc = JsonDocument.Parse(stdout.Trim().Split('\n') |> Array.last)
+                let root = doc.RootElement
+                Expect.stringContains (nonNull (root.GetProperty("clips").GetString())) "averaged per recording" "windows by default for 4 s tracks"
+                Expect.equal [ for l in root.GetProperty("labels").EnumerateArray() -> l.GetString() ] [ "blues"; "metal"; "reggae" ] "the genres under genres/"
+                Expect.equal (root.GetProperty("n_test").GetInt32()) 6 "two tracks per genre, counted as tracks"
+                use metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(out, "metrics.json")))
+                let confusion = metrics.RootElement.GetProperty("folds").[0].GetProperty("confusion")
+                let counted = [ for r in confusion.EnumerateArray() do for c in r.EnumerateArray() -> c.GetInt32() ] |> List.sum
+                Expect.equal counted 6 "the confusion matrix counts tracks, not windows"
+                let tracks = Directory.GetFiles(Path.Combine(temp.Path, "genres"), "*.wav", SearchOption.AllDirectories) |> Array.sort
+                let predictions = Hybrid.Classifier.Experiment.predict "managed" ignore (Path.Combine(out, "model.hnn")) (List.ofArray tracks)
+                Expect.equal predictions.Length tracks.Length "one prediction per track"
+                for p in predictions do
+                    Expect.floatClose { absolute = 1e-4; relative = 0.0 } (p.Probabilities |> List.sumBy snd) 1.0 "averaged probabilities sum to 1"
+            }
+
+            test "validation and test parts are disjoint and the test part is never seen in training" {
+                use temp = new DatasetFixtures.TempFolder()
+                DatasetFixtures.writeUrbanSound8K temp.Path [ "a"; "b" ] 2 5 4 |> ignore
+                let data = Hybrid.Classifier.Experiment.prepareData { Hybrid.Classifier.Experiment.defaults with Data = Some temp.Path; Split = Some "fold:2"; Validation = 0.2 }
+                let fold = data.Folds.[0]
+                let keys (items: Hybrid.Features.Item[]) = items |> Array.map (fun i -> i.Key) |> Set.ofArray
+                Expect.isEmpty (Set.intersect (keys fold.Train) (keys fold.Validation)) "train and validation disjoint"
+                Expect.isEmpty (Set.intersect (keys (Array.append fold.Train fold.Validation)) (keys fold.Test)) "test apart from both"
+                Expect.equal fold.Validation.Length 2 "20% of each label's 5 training clips"
+                Expect.isTrue (fold.Test |> Array.forall (fun i -> i.Fold = Some 2)) "fold 2 is the test part"
+            }
+
+            test "--resume continues an interrupted run and ends with the same model as an uninterrupted one" {
+                use temp = new DatasetFixtures.TempFolder()
+                DatasetFixtures.writeUrbanSound8K temp.Path [ "a"; "b"; "c" ] 2 4 5 |> ignore
+                let options out =
+                    { Hybrid.Classifier.Experiment.defaults with
+                        Data = Some temp.Path; Split = Some "fold:2"; Model = "mlp"; Epochs = Some 4; EarlyStopping = Some 10; Validation = 0.25
+                        Device = "managed"; Out = Some out; Progress = false; Plots = false }
+                let whole = Hybrid.Classifier.Experiment.train (options (temp.Combine "whole"))
+                let interrupted = temp.Combine "interrupted"
+                let stopAt (line: string) = if line.Contains "epoch 2/4" then raise (OperationCanceledException "interrupted")
+                Expect.throwsT<OperationCanceledException> (fun () -> Hybrid.Classifier.Experiment.train { options interrupted with Log = stopAt } |> ignore) "interrupted after epoch 2"
+                Expect.isFalse (File.Exists(Path.Combine(interrupted, "model.hnn"))) "no model yet"
+                let resumed = Hybrid.Classifier.Experiment.train { Hybrid.Classifier.Experiment.defaults with Resume = Some interrupted; Progress = false; Plots = false }
+                Expect.equal resumed.Folds.Head.ResumedAfterEpochs 2 "resumed after the checkpoint of epoch 2"
+                Expect.equal resumed.TestAccuracy whole.TestAccuracy "same accuracy"
+                Expect.equal (File.ReadAllBytes(Path.Combine(interrupted, "model.hnn"))) (File.ReadAllBytes(Path.Combine(temp.Combine "whole", "model.hnn"))) "bit-identical model files"
+            }
+
+            test "a missing --data folder is an error saying where each dataset comes from" {
+                let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--data"; Path.Combine(Path.GetTempPath(), "no-such-dataset-" + Guid.NewGuid().ToString("N")) ]
+                Expect.equal code 1 "exit code 1"
+                for name in [ "folder not found"; "Speech Commands"; "UrbanSound8K"; "GTZAN" ] do
+                    Expect.stringContains err name (sprintf "mentions %s" name)
+            }
+
+            test "a fresh run into a used folder trains afresh instead of continuing its checkpoints" {
+                use temp = new DatasetFixtures.TempFolder()
+                DatasetFixtures.writeUrbanSound8K temp.Path [ "a"; "b" ] 2 3 6 |> ignore
+                let options epochs =
+                    { Hybrid.Classifier.Experiment.defaults with
+                        Data = Some temp.Path; Split = Some "fold:2"; Model = "mlp"; Epochs = Some epochs; Validation = 0.4
+                        Device = "managed"; Out = Some(temp.Combine "run"); Progress = false; Plots = false }
+                Hybrid.Classifier.Experiment.train (options 3) |> ignore
+                let second = Hybrid.Classifier.Experiment.train (options 2)
+                Expect.equal second.Folds.Head.ResumedAfterEpochs 0 "nothing resumed"
+                Expect.equal second.Folds.Head.History.Length 2 "two epochs of its own"
+            }
+
+            test "--resume of a folder that holds no run is an error naming run.json" {
+                use temp = new DatasetFixtures.TempFolder()
+                let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--resume"; temp.Path ]
+                Expect.equal code 1 "exit code 1"
+                Expect.stringContains err "run.json" "names the missing file"
+            }
+        ]
+
         test "an unknown model is a usage error naming the valid models" {
             let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--model"; "transformer"; "--data"; "." ]
             Expect.equal code 2 "exit code 2"
