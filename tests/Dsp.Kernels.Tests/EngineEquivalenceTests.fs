@@ -86,6 +86,12 @@ let private cases : (string * (Engine -> float32[])) list =
             for pad in [ PadMode.Constant; PadMode.Reflect; PadMode.Edge ] do
                 $"Rms frame={frameLength} hop={hop} center={center} {pad}",
                 op [ clip, [| 2; samples |] ] [| 2; frames |] (fun d ts o -> d.Rms(frameLength, hop, center, pad, ts.[0], o))
+
+        for config in [ ScatteringConfig(4, 2); ScatteringConfig(5, 4, 16, 1) ] do
+            let samples = 300
+            let bank = Filters.Scattering1D(config, samples)
+            $"Scattering1D J={config.J} Q={config.Q} T={config.Averaging} max_order={config.MaxOrder}",
+            op [ randomSignal 13 (3 * samples), [| 3; samples |] ] [| 3; bank.Paths.Count; bank.Frames |] (fun d ts o -> d.Scattering1D(config, ts.[0], o))
     ]
 
 /// The ops of IDspOps that the cases cover, to keep the list complete when the interface grows.
