@@ -457,7 +457,7 @@ module Dataset =
         // GTZAN unpacks as genres/GENRE/GENRE.000NN.wav: a lone folder holding the class folders is descended into.
         let root =
             match classFolders root with
-            | [| only |] when (wavFiles only false).Length = 0 && (classFolders only).Length >= 2 && (wavFiles root false).Length = 0 -> only
+            | [| only |] when (audioFiles only false).Length = 0 && (classFolders only).Length >= 2 && (audioFiles root false).Length = 0 -> only
             | _ -> root
         let folders = classFolders root
         let labels = folders |> Array.map fileName
