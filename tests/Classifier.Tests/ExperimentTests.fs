@@ -225,7 +225,7 @@ let tests =
         test "preparation settings round-trip through model-file settings, typed; older files get the old defaults" {
             let schema = Hybrid.Features.Schemas.Schemas.ByName "logmel-fsdd"
             let p: Experiment.Preparation =
-                { Features = schema.Name; PerUtterance = true; TestSpeeds = [ 0.9, 0.5; 1.0, 1.0 ]
+                { Features = schema.Name; FeatureParameters = ""; PerUtterance = true; TestSpeeds = [ 0.9, 0.5; 1.0, 1.0 ]
                   Clips = { SampleRate = 8000; ClipSamples = 8192; RecordingSamples = Some 80000; Segment = Some(8192, 4096) } }
             Expect.equal (Experiment.Preparation.ofSettings "m.hnn" schema (Experiment.Preparation.toSettings p)) p "round trip"
             let old = Experiment.Preparation.ofSettings "m.hnn" schema [ "features", "logmel-fsdd"; "per_utterance", "True" ]
