@@ -111,6 +111,8 @@ namespace Hybrid.Generators
             Line("lifter", Bits(p.Lifter));
             Line("tuning", Bits(p.Tuning));
             Line("roll_percent", Bits(p.RollPercent));
+            // Only when set, so that the fingerprints of schemas that do not estimate tuning stay as they were.
+            if (p.EstimateTuning) Line("estimate_tuning", Bool(true));
             var dims = new List<string>();
             foreach (var d in shape) dims.Add(Invariant(d));
             Line("shape", string.Join(",", dims));
