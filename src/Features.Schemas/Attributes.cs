@@ -94,6 +94,11 @@ public sealed class FeatureSchemaAttribute : Attribute
     /// <summary>Chroma tuning deviation in fractions of a bin, in [-0.5, 0.5) (tuning). Default 0.</summary>
     public double Tuning { get; set; }
 
+    /// <summary>Estimate each clip's chroma tuning from its power spectrogram instead of using
+    /// <see cref="Tuning"/>, as librosa.feature.chroma_stft does with its default tuning=None
+    /// (<c>Hybrid.Dsp.Tuning.ChromaStft</c>). Default false; true enters the schema's fingerprint.</summary>
+    public bool EstimateTuning { get; set; }
+
     /// <summary>Energy fraction below the roll-off frequency, in (0, 1) (roll_percent). Default 0.85.</summary>
     public double RollPercent { get; set; } = 0.85;
 }

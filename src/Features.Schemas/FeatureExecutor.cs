@@ -380,7 +380,8 @@ internal static class FeatureExecutor
                 case FeatureKind.Chroma:
                 {
                     var output = Allocate(_batch, 12, Frames);
-                    Dsp.Chroma(_p.SampleRate, _p.NFft, 12, (float)_p.Tuning, Spectrum(2.0), output);
+                    if (_p.EstimateTuning) Hybrid.Dsp.Tuning.ChromaStft(engine, Spectrum(2.0), _p.SampleRate, _p.NFft, 12, output);
+                    else Dsp.Chroma(_p.SampleRate, _p.NFft, 12, (float)_p.Tuning, Spectrum(2.0), output);
                     block = Download(output, 12, Frames);
                     break;
                 }

@@ -169,6 +169,9 @@ public sealed record FeatureParameters
     /// <summary>Chroma tuning in fractions of a bin.</summary>
     public required double Tuning { get; init; }
 
+    /// <summary>Chroma tuning estimated per clip (librosa's tuning=None) instead of <see cref="Tuning"/>.</summary>
+    public bool EstimateTuning { get; init; }
+
     /// <summary>Spectral roll-off energy fraction.</summary>
     public required double RollPercent { get; init; }
 

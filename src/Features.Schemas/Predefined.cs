@@ -3,10 +3,10 @@ namespace Hybrid.Features.Schemas;
 /// <summary>
 /// The music-genre write-up's table (GTZAN at 22,050 Hz): the means over time of chroma_stft (pooled over the
 /// 12 bins), rms ("rmse"), spectral centroid, bandwidth and roll-off, zero-crossing rate and 20 MFCCs, with
-/// librosa's defaults (n_fft 2048, hop 512). Header: chroma_stft rmse spectral_centroid spectral_bandwidth
+/// librosa's defaults (n_fft 2048, hop 512; chroma with each clip's estimated tuning, chroma_stft's tuning=None). Header: chroma_stft rmse spectral_centroid spectral_bandwidth
 /// rolloff zero_crossing_rate mfcc1 ... mfcc20 (26 columns). Registered as "genre".
 /// </summary>
-[FeatureSchema("genre", SampleRate = 22050)]
+[FeatureSchema("genre", SampleRate = 22050, EstimateTuning = true)]
 public sealed partial record GenreFeatures
 {
     /// <summary>Mean chroma over 12 bins and all frames (np.mean(chroma_stft)).</summary>

@@ -227,6 +227,8 @@ internal static class SchemaLayout
         Line("tuning", Bits(p.Tuning));
         Line("roll_percent", Bits(p.RollPercent));
         if (MelDbChanged(p, members)) Line("mel_db", "power_to_db(S^(2/power))");
+        // Only when set, so that the fingerprints of schemas that do not estimate tuning stay as they were (mirrors the generator).
+        if (p.EstimateTuning) Line("estimate_tuning", Bool(true));
         Line("shape", string.Join(",", shape.Select(I)));
         foreach (var m in members)
         {

@@ -107,6 +107,7 @@ namespace Hybrid.Generators
             Prop(w, "Lifter", D(p.Lifter));
             Prop(w, "Tuning", D(p.Tuning));
             Prop(w, "RollPercent", D(p.RollPercent));
+            Prop(w, "EstimateTuning", B(p.EstimateTuning));
             w.Append("        },\n");
             w.Append("        new int[] { ");
             for (var i = 0; i < m.Shape.Count; i++) w.Append(i == 0 ? "" : ", ").Append(I(m.Shape[i]));

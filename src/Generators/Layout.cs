@@ -175,6 +175,8 @@ namespace Hybrid.Generators
                     }
                 }
             }
+            // Only when set, so that the fingerprints of schemas that do not estimate tuning stay as they were.
+            if (p.EstimateTuning) Line("estimate_tuning", Bool(true));
             var dims = new List<string>();
             foreach (var d in shape) dims.Add(Invariant(d));
             Line("shape", string.Join(",", dims));

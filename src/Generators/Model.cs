@@ -52,7 +52,8 @@ namespace Hybrid.Generators
         int NMfcc,
         double Lifter,
         double Tuning,
-        double RollPercent);
+        double RollPercent,
+        bool EstimateTuning);
 
     /// <summary>One schema member with its place in the layout.</summary>
     internal sealed record MemberModel(

@@ -183,7 +183,8 @@ namespace Hybrid.Generators
                 NMfcc: Int("NMfcc", 20),
                 Lifter: Double("Lifter", 0.0),
                 Tuning: Double("Tuning", 0.0),
-                RollPercent: Double("RollPercent", 0.85));
+                RollPercent: Double("RollPercent", 0.85),
+                EstimateTuning: Bool("EstimateTuning", false));
         }
 
         /// <summary>Reports parameter problems at the named argument that set them, else at the attribute.</summary>

@@ -199,6 +199,20 @@ let tests =
             }
         ]
 
+        TestData.testWithFsdd "train lists a truncated recording as a warning and uses it; --strict refuses it, naming the file" (fun fsdd ->
+            withSubset fsdd (fun dir ->
+                let cut = Path.Combine(dir, "recordings", "3_george_7.wav")
+                let whole = File.ReadAllBytes cut
+                File.WriteAllBytes(cut, whole.[.. whole.Length - 1001])
+                let args = [ "--data"; dir; "--model"; "logreg"; "--epochs"; "1"; "--device"; "managed"; "--no-plots"; "--out"; Path.Combine(dir, "run") ]
+                let code, out, err = run Hybrid.Cli.TrainCommand.run args
+                Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+                Expect.stringContains out (sprintf "warning %s: truncated file" cut) "the warning is listed"
+                let code, _, err = run Hybrid.Cli.TrainCommand.run (args @ [ "--strict" ])
+                Expect.equal code 1 "--strict exits 1"
+                Expect.stringContains err "3_george_7.wav" "naming the refused file"
+                Expect.stringContains err "truncated file" "and why"))
+
         test "an unknown model is a usage error naming the valid models" {
             let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--model"; "transformer"; "--data"; "." ]
             Expect.equal code 2 "exit code 2"

@@ -45,6 +45,23 @@ let tests =
             Expect.notEqual (Transforms.fingerprint fsdd Transforms.Mel 8192) f "kind"
             Expect.notEqual (Transforms.fingerprint fsdd Transforms.LogMel 8000) f "clip length"
         }
+        test "the chroma transform and the genre schema's chroma column match librosa's chroma_stft (estimated tuning) within 0.5%" {
+            use engine = new Managed.ManagedEngine()
+            let sr, y = Hybrid.TestSupport.TestData.harmonicSignal.Value
+            let reference = Hybrid.TestSupport.TestData.chromaReference.Value
+            let expected = reference.GetProperty("chroma_stft_mean").GetDouble()
+            let settings = Transforms.defaults sr
+            let chroma = (Transforms.extractor engine settings Transforms.Chroma y.Length).ExtractBatch y 1
+            let mean = chroma |> Array.averageBy float
+            Expect.floatClose { absolute = 0.0; relative = 0.005 } mean expected "chroma transform (tuning estimated)"
+            let fixed0 = (Transforms.extractor engine { settings with Tuning = Some 0.0 } Transforms.Chroma y.Length).ExtractBatch y 1
+            Expect.floatClose { absolute = 0.0; relative = 0.005 } (fixed0 |> Array.averageBy float) (reference.GetProperty("chroma_stft_tuning0_mean").GetDouble()) "--tuning 0"
+            let genre = Hybrid.Features.Schemas.Schemas.ByName "genre"
+            let row = (Transforms.ofSchema engine y.Length genre).ExtractBatch y 1
+            let column = float row.[Seq.findIndex ((=) "chroma_stft") genre.Names]
+            printfn "genre chroma_stft %.6f, librosa %.6f (%.3f%%)" column expected (100.0 * abs (column - expected) / expected)
+            Expect.floatClose { absolute = 0.0; relative = 0.005 } column expected "genre schema's chroma_stft column"
+        }
         test "invalid settings are refused naming the parameter" {
             use engine = new Managed.ManagedEngine()
             let bad = { fsdd with Mel = MelConfig(SampleRate = 8000, NMels = 40, FMax = 5000.0) }

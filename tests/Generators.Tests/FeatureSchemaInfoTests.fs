@@ -58,7 +58,10 @@ let handGenre (engine: Engine) (x: float32[]) batch samples =
     let bins = p.Stft.Bins
     use mag = h.Keep [| batch; bins; f |] (fun t -> h.Dsp.Stft(p.Stft, h.Clips, t, SpectrumKind.Magnitude))
     use pow = h.Keep [| batch; bins; f |] (fun t -> h.Dsp.Stft(p.Stft, h.Clips, t, SpectrumKind.Power))
-    let chroma = h.Run [| batch; 12; f |] (fun t -> h.Dsp.Chroma(p.SampleRate, p.NFft, 12, float32 p.Tuning, pow, t))
+    let chroma =
+        h.Run [| batch; 12; f |] (fun t ->
+            if p.EstimateTuning then Tuning.ChromaStft(engine, pow, p.SampleRate, p.NFft, 12, t) |> ignore
+            else h.Dsp.Chroma(p.SampleRate, p.NFft, 12, float32 p.Tuning, pow, t))
     let rms = h.Run [| batch; f |] (fun t -> h.Dsp.Rms(p.NFft, p.HopLength, p.Center, p.PadMode, h.Clips, t))
     let centroid = h.Run [| batch; f |] (fun t -> h.Dsp.SpectralCentroid(p.SampleRate, p.NFft, mag, t))
     let bandwidth = h.Run [| batch; f |] (fun t -> h.Dsp.SpectralBandwidth(p.SampleRate, p.NFft, 2.0f, mag, t))

@@ -81,3 +81,33 @@ let testWithKymatio name (body: string -> unit) =
         match kymatioReferenceFolder () with
         | Some dir -> body dir
         | None -> missing "kymatio reference folder" KymatioReferenceVariable)
+/// librosa 0.10.2's chroma filter banks and chroma_stft results, made by reference/make_chroma_reference.py
+/// (test material; the repository's tests/Dsp.Kernels.Tests/reference folder).
+let chromaReference =
+    lazy (
+        let root =
+            match repositoryRoot () with
+            | Some r -> r
+            | None -> failwith "repository root (Hybrid.sln) not found above the test binaries"
+        System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(root, "tests", "Dsp.Kernels.Tests", "reference", "chroma-librosa-0.10.2.json"))).RootElement)
+
+/// The 30 s harmonic test signal of make_chroma_reference.py at 22,050 Hz: twelve three-note chords of four
+/// harmonics each (amplitudes 0.3/h), 2.5 s apiece, tuned 0.23 semitone above A440; the same formula in float64,
+/// rounded to float32.
+let harmonicSignal =
+    lazy (
+        let r = chromaReference.Value.GetProperty "signal"
+        let sr = r.GetProperty("sr").GetInt32()
+        let seconds = r.GetProperty("seconds").GetInt32()
+        let detune = r.GetProperty("detune").GetDouble()
+        let chords = [| for c in r.GetProperty("chords").EnumerateArray() -> [| for m in c.EnumerateArray() -> m.GetInt32() |] |]
+        let y = Array.zeroCreate<float> (sr * seconds)
+        let seg = sr * seconds / chords.Length
+        chords
+        |> Array.iteri (fun i chord ->
+            for m in chord do
+                let f = 440.0 * 2.0 ** ((float m + detune) / 12.0)
+                for h in 1..4 do
+                    for n in i * seg .. (i + 1) * seg - 1 do
+                        y.[n] <- y.[n] + (0.3 / float h) * sin (2.0 * Math.PI * f * float h * float n / float sr))
+        sr, Array.map float32 y)

@@ -7,11 +7,13 @@ repeated in ChromaReferenceTests.fs.
 
 Run with Debian's python3 (numpy, scipy, numba) and librosa 0.10.2's source tree on the path, e.g. from a
 checkout of github.com/librosa/librosa at tag 0.10.2:
+    MIX_22K=/path/to/shared/reference/librosa-0.10.2/signals/mix_22k.wav \
     /usr/bin/python3 make_chroma_reference.py /path/to/librosa-0.10.2 [/path/to/shims]
 where shims holds stand-ins for the optional packages librosa imports but these computations do not use
 (lazy_loader, typing_extensions); audioread, soxr, pooch and msgpack are replaced by mocks below.
 """
 import json
+import os
 import sys
 from unittest import mock
 
@@ -71,6 +73,12 @@ tuning_power = float(librosa.estimate_tuning(S=S, sr=SR, bins_per_octave=12))
 tuning_y = float(librosa.estimate_tuning(y=y, sr=SR))
 chroma = librosa.feature.chroma_stft(y=y, sr=SR, n_fft=2048)
 chroma0 = librosa.feature.chroma_stft(y=y, sr=SR, n_fft=2048, tuning=0.0)
+# The shared reference signal mix_22k (whose other features the librosa reference folder holds, with chroma at
+# tuning 0): chroma_stft with librosa's default estimated tuning, for the genre schema's test.
+from scipy.io import wavfile  # noqa: E402
+mix_sr, mix = wavfile.read(os.environ["MIX_22K"])
+mix = mix.astype(np.float32) / (32768.0 if mix.dtype == np.int16 else 1.0)
+mix_chroma = librosa.feature.chroma_stft(y=mix, sr=mix_sr)
 out = {
     "librosa": librosa.__version__,
     "signal": {"sr": SR, "seconds": SECONDS, "detune": DETUNE, "chords": CHORDS,
@@ -81,6 +89,8 @@ out = {
     "chroma_stft_bin_means": [float(v) for v in chroma.mean(axis=1)],
     "chroma_stft_tuning0_mean": float(chroma0.mean()),
     "frames": int(chroma.shape[1]),
+    "mix_22k_chroma_stft_mean": float(mix_chroma.mean()),
+    "mix_22k_estimate_tuning": float(librosa.estimate_tuning(S=np.abs(librosa.stft(mix)) ** 2, sr=mix_sr)),
     "banks": banks,
 }
 with open("chroma-librosa-0.10.2.json", "w") as f:
