@@ -204,7 +204,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         use engine = Engines.Create(args.GetResult(Device, defaultValue = "auto"), fun line -> error.WriteLine("features: " + line))
         let longestAt (sr: int) = items |> Array.map (fun i -> int (ceil (float i.Frames * float sr / float i.SampleRate))) |> Array.max
         // Schemas and transforms are both schemas here, extracted through the one path (Extraction); only the
-        // scattering transform and chroma with estimated tuning run as their own extractors (Transforms.extractor).
+        // scattering transform runs as its own extractor (Transforms.extractor).
         let ofSchema (schema: FeatureSchemaInfo) = Extraction.extractor engine schema, Extraction.fit schema, Array.ofSeq schema.Names, schema.Variant
         let extractor, fit, columns, variant =
             match args.TryGetResult Schema, args.TryGetResult Transform with
@@ -215,8 +215,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 let length = args.GetResult(Length, defaultValue = longestAt sr)
                 let settings = settingsOf args sr
                 match kind with
-                | Transforms.Scattering
-                | Transforms.Chroma when kind = Transforms.Scattering || settings.Tuning.IsNone ->
+                | Transforms.Scattering ->
                     let e = Transforms.extractor engine settings kind length
                     e, Clip.fit length Clip.Center, Transforms.names settings kind length, ""
                 | _ -> ofSchema (Transforms.schema settings kind length)

@@ -96,7 +96,7 @@ let parameters (settings: Settings) (clipSamples: int) : FeatureParameters =
         WinLength = settings.Stft.Win, Window = settings.Stft.Window, Center = settings.Stft.Center, PadMode = settings.Stft.PadMode,
         NMels = settings.Mel.NMels, FMin = settings.Mel.FMin, FMax = settings.Mel.FMaxOrNyquist, Htk = settings.Mel.Htk,
         Norm = settings.Mel.Norm, Power = settings.Power, TopDb = Option.toNullable settings.TopDb, NMfcc = settings.NMfcc,
-        Lifter = settings.Lifter, Tuning = defaultArg settings.Tuning 0.0, RollPercent = 0.85)
+        Lifter = settings.Lifter, Tuning = defaultArg settings.Tuning 0.0, EstimateTuning = settings.Tuning.IsNone, RollPercent = 0.85)
 
 /// The plan of one transform: a time-series member named after the kind.
 let private memberOf (settings: Settings) (kind: Kind) =
@@ -173,19 +173,9 @@ let private scatteringOn (engine: Engine) (settings: Settings) (clips: Tensor) =
                 float32 (acc / float frames))
         engine.FromHost(ReadOnlySpan means, batch, paths - 1)
 
-/// Chroma with the tuning estimated per clip from its power spectrogram (librosa's chroma_stft with tuning=None).
-let private estimatedChromaOn (engine: Engine) (settings: Settings) (clips: Tensor) =
-    let batch, samples = clips.Shape.[0], clips.Shape.[1]
-    let frames = settings.Stft.FrameCount samples
-    use spec = engine.Allocate(batch, settings.Stft.Bins, frames)
-    engine.Dsp.Stft(settings.Stft, clips, spec, SpectrumKind.Power)
-    let output = engine.Allocate(batch, 12, frames)
-    Tuning.ChromaStft(engine, spec, settings.SampleRate, settings.Stft.NFft, 12, output) |> ignore
-    output
-
 /// The transform as a batched extractor on an engine for clips of `clipSamples` samples (Extraction.extractor of
 /// its schema).
-/// Scattering, and chroma with estimated tuning, are computed directly (their per-clip steps are not schema members).
+/// Scattering is computed directly (it is not a schema member of a transform).
 let extractor (engine: Engine) (settings: Settings) (kind: Kind) (clipSamples: int) : Pipeline.Extractor =
     let direct (compute: Tensor -> Tensor) : Pipeline.Extractor =
         let s = shape settings kind clipSamples
@@ -202,7 +192,4 @@ let extractor (engine: Engine) (settings: Settings) (kind: Kind) (clipSamples: i
                 output.ToArray() }
     match kind with
     | Scattering -> direct (scatteringOn engine settings)
-    | Chroma when settings.Tuning.IsNone ->
-        schema settings kind clipSamples |> ignore // validates the parameters
-        direct (estimatedChromaOn engine settings)
     | _ -> Extraction.extractor engine (schema settings kind clipSamples)

@@ -57,7 +57,7 @@ let tests =
             let fixed0 = (Transforms.extractor engine { settings with Tuning = Some 0.0 } Transforms.Chroma y.Length).ExtractBatch y 1
             Expect.floatClose { absolute = 0.0; relative = 0.005 } (fixed0 |> Array.averageBy float) (reference.GetProperty("chroma_stft_tuning0_mean").GetDouble()) "--tuning 0"
             let genre = Hybrid.Features.Schemas.Schemas.ByName "genre"
-            let row = (Transforms.ofSchema engine y.Length genre).ExtractBatch y 1
+            let row = Extraction.rows engine genre [| y |]
             let column = float row.[Seq.findIndex ((=) "chroma_stft") genre.Names]
             printfn "genre chroma_stft %.6f, librosa %.6f (%.3f%%)" column expected (100.0 * abs (column - expected) / expected)
             Expect.floatClose { absolute = 0.0; relative = 0.005 } column expected "genre schema's chroma_stft column"
