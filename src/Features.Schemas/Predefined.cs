@@ -109,10 +109,11 @@ public static class Schemas
     public static IReadOnlyList<string> Names => All.Select(s => s.Name).ToArray();
 
     /// <summary>Registers a schema under its name (called by generated module initializers). Registering the same
-    /// type again does nothing. A second type under a name already taken is not registered but remembered:
-    /// <see cref="ByName"/> and <see cref="LoadAssembly"/> then throw <see cref="InvalidOperationException"/> naming
-    /// both types and their assemblies (names select schemas and must be unique across the loaded assemblies).
-    /// Never throws for a non-null argument, so that a module initializer cannot fail.</summary>
+    /// type again does nothing. A second type under a name already taken is not registered (the name keeps
+    /// selecting the first) but remembered: <see cref="LoadAssembly"/> of its assembly then throws
+    /// <see cref="InvalidOperationException"/> naming both types and their assemblies (names select schemas and must be
+    /// unique across the loaded assemblies). Never throws for a non-null argument, so that a module initializer cannot
+    /// fail.</summary>
     public static void Register(FeatureSchemaInfo info)
     {
         ArgumentNullException.ThrowIfNull(info);
@@ -130,19 +131,16 @@ public static class Schemas
     }
 
     /// <summary>The schema registered as <paramref name="name"/> (case-insensitive); throws
-    /// <see cref="ArgumentException"/> listing the known names otherwise, and <see cref="InvalidOperationException"/>
-    /// when two loaded assemblies declare a schema of that name.</summary>
+    /// <see cref="ArgumentException"/> listing the known names otherwise.</summary>
     public static FeatureSchemaInfo ByName(string name) =>
         TryGetByName(name, out var info)
             ? info
             : throw new ArgumentException($"Unknown feature schema '{name}'; expected one of: {string.Join(", ", Names)} (schemas declared in your own assembly are found once it is loaded, e.g. with --schemas PATH.dll).", nameof(name));
 
-    /// <summary>Looks a schema up by name (case-insensitive); throws <see cref="InvalidOperationException"/> when two
-    /// loaded assemblies declare a schema of that name.</summary>
+    /// <summary>Looks a schema up by name (case-insensitive): the first registered under it.</summary>
     public static bool TryGetByName(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out FeatureSchemaInfo? info)
     {
         info = All.FirstOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase));
-        if (info is not null) ThrowIfClashing(info);
         return info is not null;
     }
 

@@ -72,7 +72,7 @@ internal static class SchemaLayout
 
     /// <summary>True for members whose rows are numbered (MFCC, deltas, mel bands, spectrogram, per-bin chroma).</summary>
     private static bool HasNumberedRows(FeatureMember m) =>
-        m.Kind is FeatureKind.Mfcc or FeatureKind.MfccDelta or FeatureKind.MelBands or FeatureKind.Spectrogram
+        m.Kind is FeatureKind.Mfcc or FeatureKind.MfccDelta or FeatureKind.MelBands or FeatureKind.Spectrogram or FeatureKind.Scattering
         || (m.Kind == FeatureKind.Chroma && !m.Pooled);
 
     /// <summary>Columns of a member in row order (the generator's Layout.ColumnNames): a scalar statistic is
@@ -119,6 +119,8 @@ internal static class SchemaLayout
                 FeatureKind.MelBands => p.NMels,
                 FeatureKind.Spectrogram => p.NFft / 2 + 1,
                 FeatureKind.Mfcc or FeatureKind.MfccDelta => m.Rows,
+                // Scattering paths depend on J, Q and max_order only (the generator counted them).
+                FeatureKind.Scattering => m.Rows,
                 _ => 1,
             };
             if (m.Kind is FeatureKind.Mfcc or FeatureKind.MfccDelta)
@@ -235,7 +237,10 @@ internal static class SchemaLayout
             Line("member", string.Join("|",
                 m.Kind.ToString(), m.Statistic.ToString(), m.Column, I(m.Offset), I(m.Width),
                 I(m.Rows), I(m.Frames), Bool(m.Pooled), Bool(m.Decibels), I(m.DeltaOrder),
-                I(m.DeltaWidth), I(m.FrameLength), I(m.HopLength)));
+                I(m.DeltaWidth), I(m.FrameLength), I(m.HopLength))
+                + (m.Kind == FeatureKind.Scattering
+                    ? " scattering " + I(m.ScatteringJ) + " " + I(m.ScatteringQ) + " " + I(m.ScatteringT) + " " + I(m.ScatteringMaxOrder) + " " + Bits(m.LogEpsilon) + " " + Bool(m.PeakNormalize)
+                    : ""));
         }
         return sb.ToString();
     }
