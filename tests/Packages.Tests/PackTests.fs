@@ -97,6 +97,29 @@ let tests =
                 Expect.isTrue m.Success (sprintf "the script trained on the user's schema:\n%s" trained)
                 Expect.isGreaterThanOrEqual (float m.Groups.[1].Value) 0.8 "a speaker's digits are told apart from their timbre"
 
+                // The repository's own command uses the user's schema: features, train and predict with --schemas; a
+                // model file names the assembly predict needs when it is not given.
+                let schemaDll = Path.Combine(sample, "SchemaApp", "bin", "Release", "net10.0", "SchemaApp.dll")
+                let hybrid = Path.Combine(root, "src", "Cli", "bin", "Release", "net10.0", "hybrid.dll")
+                let subset = Path.Combine(work, "subset", "recordings")
+                Directory.CreateDirectory subset |> ignore
+                for f in Directory.GetFiles(recordings, "*_theo_*.wav") do File.Copy(f, Path.Combine(subset, nonNull (Path.GetFileName f)))
+                let data = nonNull (Path.GetDirectoryName subset)
+                let csv = Path.Combine(work, "timbre.csv")
+                let exported = exec work "dotnet" [ hybrid; "features"; "--schemas"; schemaDll; "--schema"; "digit-timbre"; "--data"; data; "--out"; csv; "--device"; "managed" ] |> expectSuccess "features --schemas"
+                Expect.stringContains exported "500 clips x [27]" "features extracted the user's schema"
+                Expect.stringContains (File.ReadLines csv |> Seq.head) "mfcc1," "with its columns"
+                let run = Path.Combine(work, "run")
+                exec work "dotnet" [ hybrid; "train"; "--schemas"; schemaDll; "--features"; "digit-timbre"; "--model"; "mlp"; "--epochs"; "5"; "--data"; data; "--device"; "managed"; "--no-plots"; "--out"; run ]
+                |> expectSuccess "train --schemas" |> ignore
+                let model = Path.Combine(run, "model.hnn")
+                let clip = Path.Combine(subset, "3_theo_0.wav")
+                let code, refused = exec work "dotnet" [ hybrid; "predict"; "--model"; model; clip ]
+                Expect.notEqual code 0 "predict without the schema's assembly fails"
+                Expect.stringContains refused "--schemas PATH/SchemaApp.dll" "naming the assembly to pass"
+                let predicted = exec work "dotnet" [ hybrid; "predict"; "--schemas"; schemaDll; "--model"; model; clip ] |> expectSuccess "predict --schemas"
+                Expect.stringContains predicted "3_theo_0.wav" "a prediction for the file"
+
                 // The tool package installs and runs.
                 let tools = Path.Combine(work, "tools")
                 exec work "dotnet" [ "tool"; "install"; "--tool-path"; tools; "--add-source"; artifacts; "--version"; version; "hybrid" ]
