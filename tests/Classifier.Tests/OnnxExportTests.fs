@@ -61,7 +61,7 @@ let private parity (recipe: string) (frontend: bool) (tolerance: float) =
 [<Tests>]
 let tests =
     testSequenced <| testList "OnnxExport" [
-        for recipe in [ "cnn2d"; "cnn1d"; "mlp"; "logreg" ] do
+        for recipe in [ "cnn2d"; "cnn1d"; "mlp"; "logreg"; "scattering" ] do
             parity recipe false 1e-4
         for recipe in [ "cnn2d"; "cnn1d"; "mlp" ] do
             parity recipe true 1e-3
@@ -90,4 +90,16 @@ let tests =
                 Expect.stringContains e.Message "'genre'" "names the schema"
                 Expect.stringContains e.Message modelPath "names the model file"
             Expect.isFalse (File.Exists onnx) "nothing written")
+
+        TestData.testWithFsdd "the scattering front end is refused naming the schema; its features-only export is not" (fun fsdd ->
+            let modelPath = TrainedModels.model fsdd "scattering"
+            let onnx = Path.Combine(TrainedModels.scratch "refused-scattering", "model.onnx")
+            try
+                OnnxExport.export modelPath onnx true |> ignore
+                failtest "expected OnnxExportException"
+            with :? OnnxExportException as e ->
+                Expect.stringContains e.Message "'scattering-fsdd'" "names the schema"
+            Expect.isFalse (File.Exists onnx) "nothing written"
+            OnnxExport.export modelPath onnx false |> ignore
+            Expect.isTrue (File.Exists onnx) "features-only export written")
     ]
