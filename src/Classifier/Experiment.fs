@@ -658,6 +658,14 @@ let resolve (options: TrainOptions) (data: PreparedData) : RunSettings =
     checkSpeeds (formatSpeeds testSpeeds) testSpeeds |> ignore
     if epochs < 1 then invalidArg "epochs" (sprintf "epochs must be at least 1, was %d" epochs)
     if batch < 1 then invalidArg "batch-size" (sprintf "batch size must be at least 1, was %d" batch)
+    if not (lr > 0.0 && Double.IsFinite lr) then invalidArg "lr" (sprintf "--lr must be a positive, finite learning rate, was %g" lr)
+    let smallest = data.Folds |> Array.map (fun f -> f.Train.Length) |> Array.min
+    if options.BatchSize.IsSome && batch > smallest then
+        invalidArg "batch-size" (sprintf "--batch-size %d is larger than the training part (%d recordings in the smallest fold); use at most %d" batch smallest smallest)
+    // A model that cannot take the schema's shape is refused before any feature is computed.
+    (try recipe.Build (inputShape (Array.ofSeq schema.Shape) recipe) (max 2 data.Dataset.Labels.Length) |> ignore
+     with :? ArgumentException as e ->
+        invalidArg "features" (sprintf "model '%s' cannot take features '%s' of shape [%s]: %s" recipe.Name schema.Name (String.Join(", ", schema.Shape)) e.Message))
     if not (options.Validation > 0.0 && options.Validation < 1.0) then
         invalidArg "validation" (sprintf "--validation must lie strictly between 0 and 1, was %g" options.Validation)
     match options.EarlyStopping with

@@ -181,6 +181,8 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         if not scattering then
             for flag, given in [ "--j", args.Contains J; "--q", args.Contains Q; "--t", args.Contains T; "--max-order", args.Contains Max_Order; "--log-mean", args.Contains Log_Mean ] do
                 if given then invalidArg (flag.TrimStart '-') (sprintf "%s applies to --transform scattering only" flag)
+        if args.Contains Part && not (args.Contains Split) then invalidArg "part" "--part selects a part of a split: give --split too (e.g. --split official --part test)"
+        if args.Contains Seed && not (args.Contains Split) then invalidArg "seed" "--seed seeds a random split: give --split too"
         let folder = args.TryGetResult Data |> Option.defaultWith (fun () -> Download.ensureFsdd None)
         let dataset = Dataset.openFolder (args.Contains Strict) folder
         for s in dataset.Skipped do

@@ -19,12 +19,14 @@ public static class Engines
     public static IReadOnlyList<string> Names { get; } = ["auto", "managed", "cuda", "opencl", "ilgpu-cpu"];
 
     /// <summary>
-    /// Creates the engine called <paramref name="name"/> (case-insensitive). A GPU engine whose device is missing,
-    /// fails to initialise, or cannot compile the kernels is replaced by the managed engine, and
-    /// <paramref name="warn"/> receives a line naming the cause; <c>auto</c> reports its choice the same way.
-    /// Without <paramref name="warn"/> these lines go to standard error.
+    /// Creates the engine called <paramref name="name"/> (case-insensitive). Only <c>auto</c> falls back: it tries
+    /// cuda, then opencl, then takes the managed engine, and <paramref name="warn"/> receives a line naming its pick
+    /// and why the GPUs were passed over. An engine asked for by name that cannot be used (its device is missing, fails
+    /// to initialise, or cannot compile the kernels) is an error. Without <paramref name="warn"/> the lines go to
+    /// standard error.
     /// </summary>
-    /// <exception cref="ArgumentException">The name is not one of <see cref="Names"/>.</exception>
+    /// <exception cref="ArgumentException">The name is not one of <see cref="Names"/>, or the named GPU engine cannot
+    /// be used (the message names the cause and suggests <c>auto</c>).</exception>
     public static Engine Create(string name, Action<string>? warn = null)
     {
         ArgumentNullException.ThrowIfNull(name);
@@ -41,8 +43,8 @@ public static class Engines
                 {
                     var (engine, failure) = TryCreateGpu(key);
                     if (engine is not null) return engine;
-                    warn($"engine '{key}' is unavailable ({failure}); using 'managed' instead.");
-                    return new ManagedEngine();
+                    throw new ArgumentException(
+                        $"engine '{key}' is unavailable ({failure}); use 'auto' to fall back to 'managed' when no GPU can be used.", nameof(name));
                 }
             case "auto":
                 {

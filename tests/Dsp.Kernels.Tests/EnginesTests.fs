@@ -32,14 +32,14 @@ let tests =
             Expect.exists warnings (fun w -> w.Contains "auto" && w.Contains $"'{expected}'") $"a line reports the pick, got {warnings}"
         }
 
-        test "a GPU engine without a usable device falls back to managed with a warning naming the cause" {
+        test "a GPU engine asked for by name without a usable device is an error naming the cause; only auto falls back" {
             let available = Engines.Available()
             for gpu in [ "cuda"; "opencl" ] do
                 if not (Seq.contains gpu available) then
-                    let e, warnings = createWithWarnings gpu
-                    use _ = e
-                    Expect.equal e.Name "managed" $"{gpu} falls back"
-                    Expect.exists warnings (fun w -> w.Contains $"'{gpu}'" && w.Contains "unavailable" && w.Contains "(") $"warning for {gpu}: {warnings}"
+                    let e = Expect.throwsC (fun () -> Engines.Create(gpu, Action<string>(ignore)) |> ignore) id
+                    Expect.isTrue (e :? ArgumentException) $"{gpu}: ArgumentException, was {e.GetType().Name}"
+                    Expect.stringContains e.Message $"engine '{gpu}' is unavailable (" $"{gpu}: names the engine and the cause"
+                    Expect.stringContains e.Message "use 'auto'" $"{gpu}: says how to fall back"
         }
 
         test "names are case-insensitive and managed creates the managed engine silently" {

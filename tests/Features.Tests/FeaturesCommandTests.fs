@@ -206,6 +206,14 @@ let tests =
                     Expect.equal code 2 (sprintf "%A: a usage error (stderr: %s)" flags err)
                     for e in expected do Expect.stringContains err e (sprintf "%A: the message names %s" flags e)))
 
+        test "--part and --seed without --split are usage errors" {
+            for flags, name in [ [ "--part"; "test" ], "--part"; [ "--seed"; "3" ], "--seed" ] do
+                let code, _, err = run ([ "--data"; "."; "--out"; "x.csv"; "--schema"; "genre" ] @ flags)
+                Expect.equal code 2 (sprintf "%s: exit code 2" name)
+                Expect.stringContains err (name + " ") (sprintf "%s: names the option" name)
+                Expect.stringContains err "--split" (sprintf "%s: says what is missing" name)
+        }
+
         test "giving neither a schema nor a transform is a usage error" {
             let code, _, err = run [ "--data"; "."; "--out"; "x.csv" ]
             Expect.equal code 2 "exit code 2"

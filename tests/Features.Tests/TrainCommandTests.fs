@@ -29,6 +29,32 @@ let private withSubset (fsdd: string) (body: string -> unit) =
 [<Tests>]
 let tests =
     testSequenced <| testList "TrainCommand" [
+        TestData.testWithFsdd "option values outside their domain are refused with exit code 2, naming the option and the range" (fun fsdd ->
+            withSubset fsdd (fun dir ->
+                let common = [ "--data"; dir; "--device"; "managed"; "--no-plots"; "--out"; Path.Combine(dir, "refused") ]
+                for flags, expected in
+                    [ [ "--model"; "logreg"; "--lr"; "-1" ], "--lr must be a positive, finite learning rate, was -1"
+                      [ "--model"; "logreg"; "--lr"; "0" ], "--lr must be a positive, finite learning rate, was 0"
+                      [ "--model"; "logreg"; "--lr"; "NaN" ], "--lr must be a positive, finite learning rate"
+                      [ "--model"; "logreg"; "--lr"; "Infinity" ], "--lr must be a positive, finite learning rate"
+                      [ "--model"; "logreg"; "--batch-size"; "100000" ], "--batch-size 100000 is larger than the training part"
+                      [ "--model"; "cnn2d"; "--features"; "genre" ], "model 'cnn2d' cannot take features 'genre' of shape [26]" ] do
+                    let code, _, err = run Hybrid.Cli.TrainCommand.run (common @ flags)
+                    Expect.equal code 2 (sprintf "%A: exit code 2 (stderr: %s)" flags err)
+                    Expect.stringContains err expected (sprintf "%A: the message" flags)
+                    Expect.isFalse (err.Contains "features " && err.Contains "%)") (sprintf "%A: refused before any extraction (stderr: %s)" flags err)))
+
+        test "an explicitly requested GPU engine that cannot be used is exit code 2; only auto falls back" {
+            if not (Seq.contains "cuda" (Hybrid.Dsp.Engines.Available())) then
+                use temp = new DatasetFixtures.TempFolder()
+                DatasetFixtures.writeFsdd temp.Path [ 1; 2 ] [ "ann"; "bob" ] [ 0; 1; 2; 3; 4; 5; 6 ]
+                let code, _, err =
+                    run Hybrid.Cli.TrainCommand.run [ "--data"; temp.Path; "--model"; "logreg"; "--epochs"; "1"; "--device"; "cuda"; "--no-plots"; "--out"; temp.Combine "run" ]
+                Expect.equal code 2 (sprintf "exit code (stderr: %s)" err)
+                Expect.stringContains err "engine 'cuda' is unavailable" "names the engine"
+                Expect.stringContains err "use 'auto'" "and the fallback"
+        }
+
         TestData.testWithFsdd "--json ends with one line holding the split, sizes, accuracy and timings" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let code, out, err =

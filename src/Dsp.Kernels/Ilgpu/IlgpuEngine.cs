@@ -157,7 +157,8 @@ public sealed class IlgpuEngine : Engine
     }
 
     /// <summary>Compiles every DSP and network kernel now, so that a back end unable to compile them fails here
-    /// (<see cref="Engines.Create"/> then falls back to the managed engine with a warning) rather than at the first
+    /// (<see cref="Engines.Create"/> then falls back to the managed engine with a warning for <c>auto</c>, and refuses
+    /// an engine asked for by name) rather than at the first
     /// feature extraction or training step.</summary>
     public void CompileKernels()
     {
