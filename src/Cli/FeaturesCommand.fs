@@ -227,6 +227,9 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         let batchSize = args.GetResult(Batch_Size, defaultValue = 256)
         let files = items |> Array.map (fun i -> i.Path)
         let labels = items |> Array.map (fun i -> i.Label)
+        // Rows are keyed by the recording's path relative to the dataset root (Item.Key): file names alone repeat
+        // across class folders (Speech Commands' SPEAKER_nohash_N.wav).
+        let keys = items |> Array.map (fun i -> i.Key)
         use writer = Export.openWriter (args.GetResult Out) columns rowShape items.Length
         match args.TryGetResult Cache with
         | None ->
@@ -234,12 +237,12 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
             // batches in flight whatever the dataset size.
             for start, rows in Pipeline.extractBatches extractor (load >> fit) items.Length batchSize 2 progress do
                 let n = rows.Length / extractor.Length
-                writer.Append(files.[start .. start + n - 1], labels.[start .. start + n - 1], rows)
+                writer.Append(keys.[start .. start + n - 1], labels.[start .. start + n - 1], rows)
         | Some dir ->
             let index = items |> Array.mapi (fun i item -> item.Path, i) |> dict
             let values, hits = Pipeline.extractCached (Pipeline.FeatureCache dir) "fit-center" extractor (fun path -> fit (load index.[path])) files 256 progress
             out.WriteLine(sprintf "features: %d of %d rows from the cache %s" hits items.Length dir)
-            writer.Append(files, labels, values)
+            writer.Append(keys, labels, values)
         let written = writer.Complete()
         for f in written do out.WriteLine(sprintf "features: wrote %s" f)
         out.WriteLine(sprintf "features: %d clips x [%s] on %s in %.2f s" items.Length (String.Join(" x ", rowShape)) engine.Name started.Elapsed.TotalSeconds)

@@ -9,7 +9,9 @@ open System.Text
 open Parquet
 open Parquet.Schema
 
-/// A feature table: one row per file, `Columns` named values per row, plus filename and label columns.
+/// A feature table: one row per file, `Columns` named values per row, plus filename and label columns. The
+/// filename column holds each row's key as given, written verbatim: `features` gives the recording's path relative
+/// to the dataset root (e.g. `yes/0a7c2a8d_nohash_0.wav`), which stays unique where file names repeat.
 type Table =
     { /// Feature column names (a schema's Names).
       Columns: string[]
@@ -39,7 +41,6 @@ let private replaceAtomically (path: string) (write: string -> unit) =
     finally
         if File.Exists temp then File.Delete temp
 
-let private fileName (path: string) = nonNull (Path.GetFileName path)
 
 let private csvField (s: string) =
     if s.IndexOfAny([| ','; '"'; '\n'; '\r' |]) >= 0 then "\"" + s.Replace("\"", "\"\"") + "\"" else s
@@ -78,7 +79,7 @@ type private CsvRowWriter(path: string, columns: string[]) =
             let width = columns.Length
             checkBatch width files labels values
             for r in 0 .. files.Length - 1 do
-                sb.Clear().Append(csvField (fileName files.[r])) |> ignore
+                sb.Clear().Append(csvField files.[r]) |> ignore
                 for c in 0 .. width - 1 do
                     sb.Append(',').Append(values.[r * width + c].ToString("R", CultureInfo.InvariantCulture)) |> ignore
                 sb.Append(',').Append(csvField labels.[r]) |> ignore
@@ -113,7 +114,7 @@ type private ParquetRowWriter(path: string, columns: string[]) =
                 use group = writer.CreateRowGroup()
                 let n = files.Length
                 task {
-                    do! group.WriteAsync(fileField, files |> Array.map fileName, Nullable())
+                    do! group.WriteAsync(fileField, files, Nullable())
                     let column = Array.zeroCreate<float32> n
                     for c in 0 .. width - 1 do
                         for r in 0 .. n - 1 do column.[r] <- values.[r * width + c]

@@ -27,7 +27,7 @@ let tests =
                 Export.writeCsv path t
                 let back = Export.readCsv path
                 Expect.equal back.Columns t.Columns "columns"
-                Expect.equal back.Files (t.Files |> Array.map (Path.GetFileName >> nonNull)) "file names"
+                Expect.equal back.Files t.Files "row keys as given"
                 Expect.equal back.Labels t.Labels "labels"
                 Expect.equal back.Values t.Values "values"))
 
@@ -54,7 +54,7 @@ let tests =
                 let back = Export.readParquet path
                 Expect.equal back.Columns t.Columns "columns"
                 Expect.equal back.Labels t.Labels "labels"
-                Expect.equal back.Files (t.Files |> Array.map (Path.GetFileName >> nonNull)) "file names"
+                Expect.equal back.Files t.Files "row keys as given"
                 Expect.equal back.Values t.Values "values")
         }
 

@@ -172,7 +172,7 @@ let tests =
                     Expect.equal (json.RootElement.GetProperty("fingerprint").GetString()) schema.Fingerprint (sprintf "%s %A: the variant train derives" name flags)
                     Expect.equal shape.[1..] (Array.ofSeq schema.Shape) "row shape"
                     let clips = dataset.Items |> Array.map (fun i -> i.Key, Dataset.loadMono schema.SampleRate i) |> Map.ofArray
-                    let items = order |> Array.map (fun p -> dataset.Items |> Array.find (fun i -> i.Path = p))
+                    let items = order |> Array.map (fun p -> dataset.Items |> Array.find (fun i -> i.Key = p))
                     let recipe = { Hybrid.Classifier.Experiment.recipe model with PerUtterance = false }
                     let fed, _ = Hybrid.Classifier.Experiment.featuresOf engine schema recipe clips [] 0 0 [||] items
                     Expect.equal fed.Length exported.Length (sprintf "%s %A: row count" name flags)
@@ -205,6 +205,20 @@ let tests =
                     let code, _, err = run ([ "--data"; dir; "--out"; out; "--device"; "managed" ] @ flags)
                     Expect.equal code 2 (sprintf "%A: a usage error (stderr: %s)" flags err)
                     for e in expected do Expect.stringContains err e (sprintf "%A: the message names %s" flags e)))
+
+        test "exported rows are keyed by the path relative to the dataset root, so equal file names in class folders stay apart" {
+            use temp = new Hybrid.FeaturesTests.DatasetFixtures.TempFolder()
+            Hybrid.FeaturesTests.DatasetFixtures.writeSpeechCommands temp.Path [ "no"; "yes" ] 2 2 1 |> ignore
+            let csv = temp.Combine "rows.csv"
+            let code, _, err = run [ "--data"; temp.Path; "--out"; csv; "--transform"; "rms"; "--sr"; "16000"; "--n-fft"; "512"; "--length"; "4000"; "--device"; "managed" ]
+            Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+            let table = Export.readCsv csv
+            Expect.equal (Array.distinct table.Files).Length table.Files.Length "one key per row"
+            for key in table.Files do
+                Expect.isTrue (key.StartsWith "no/" || key.StartsWith "yes/") (sprintf "%s is relative to the root, with its class folder" key)
+            let names = table.Files |> Array.map (fun k -> k.Substring(k.IndexOf '/' + 1))
+            Expect.isLessThan (Array.distinct names).Length names.Length "the stand-in repeats file names across words, as Speech Commands does"
+        }
 
         test "--part and --seed without --split are usage errors" {
             for flags, name in [ [ "--part"; "test" ], "--part"; [ "--seed"; "3" ], "--seed" ] do
