@@ -15,7 +15,7 @@ open Parquet.Schema
 type Table =
     { /// Feature column names (a schema's Names).
       Columns: string[]
-      /// The recording of each row (written as a file name in the table, full path in the .npy sidecar).
+      /// The key of each row's recording, written verbatim (in the table and in the .npy sidecar).
       Files: string[]
       /// The label of each row.
       Labels: string[]
