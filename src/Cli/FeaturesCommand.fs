@@ -78,7 +78,7 @@ type FeaturesArgs =
             | Tuning _ -> "chroma tuning in fractions of a bin (default: estimated per recording, as librosa's chroma_stft)."
             | Length _ -> "clip length in samples: zero-padded or cut keeping the content centred (default: the schema's; whole recordings for schemas that take any length; for transforms the longest recording)."
             | Device _ -> "auto, managed, cuda, opencl or ilgpu-cpu (default auto)."
-            | Split _ -> "split to select a part from: official | speaker:NAME[,NAME] | loso | fold:K | random:RATIO | kfold:K."
+            | Split _ -> "split to select a part from (one test part): official | speaker:NAME[,NAME] | fold:K[,K] | random:RATIO."
             | Part _ -> "with --split: train, validation, test or all (default all)."
             | Seed _ -> "seed of random splits (default 0)."
             | Batch_Size _ -> "clips per extraction batch (default 256)."
