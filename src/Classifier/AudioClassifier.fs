@@ -89,10 +89,11 @@ type AudioClassifier private (path: string, engine: Engine, model: Model, labels
     /// Classifies a WAV stream.
     member c.ClassifyStream(stream: Stream) = c.ClassifyStream(stream, "stream")
 
-    /// Classifies WAV files as one batch (raises AudioFormatException naming a file that cannot be read).
+    /// Classifies audio files (every format AudioFile reads: WAV, AIFF, .au, FLAC, MP3, Ogg) as one batch (raises
+    /// AudioFormatException naming a file that cannot be read).
     member c.ClassifyFiles(paths: IReadOnlyList<string>) : Classification[] =
         if isNull (box paths) then nullArg "paths"
-        let audio = paths |> Seq.map Wav.readMono |> Array.ofSeq
+        let audio = paths |> Seq.map AudioFile.readMono |> Array.ofSeq
         let groups = audio |> Array.mapi (fun i a -> i, a) |> Array.groupBy (fun (_, a) -> a.SampleRate)
         let result = Array.zeroCreate audio.Length
         for rate, members in groups do

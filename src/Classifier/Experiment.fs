@@ -994,6 +994,8 @@ let predictEach (device: string) (log: string -> unit) (modelPath: string) (file
             try
                 let wav, audio = AudioFile.readMonoWithInfo false f
                 let samples = audio.Samples.[0]
+                // As the dataset scan does: a recording without frames is not classified (it would be silence).
+                if samples.Length = 0 then raise (AudioFormatException(f, "holds no audio frames"))
                 Ok((if audio.SampleRate = plan.SampleRate then samples else Resample.resample audio.SampleRate plan.SampleRate samples), wav.Warning)
             with
             | :? AudioFormatException

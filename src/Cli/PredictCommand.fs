@@ -22,12 +22,13 @@ type PredictArgs =
             | Model _ -> "model file written by train (model.hnn)."
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
             | Json -> "print one JSON object per file (path, label, probabilities) instead of text."
-            | Files _ -> "WAV files to classify."
+            | Files _ -> "audio files to classify (WAV, AIFF, .au, FLAC, MP3, Ogg)."
 
 /// Why a file could not be read, without the path the line already names.
 let private reasonOf (e: exn) =
     match e with
     | :? AudioFormatException as a -> a.Problem
+    | :? FileNotFoundException -> "no such file"
     | e -> e.Message
 
 /// Runs the command. Every file is tried: a result line (JSON: an object with path, label, probabilities and

@@ -398,12 +398,12 @@ module AudioFile =
                     let b, n = readExactly handle body 8
                     if n < 8 then fail path "SSND chunk is cut off before its offset field"
                     let offset = int64 (BinaryPrimitives.ReadUInt32BigEndian(ReadOnlySpan<byte>(b, 0, 4)))
-                    ssnd <- Some(body + 8L + offset, size - 8L - offset)
+                    ssnd <- Some(body + 8L + offset, size - 8L - offset, size)
                 pos <- body + size + (size &&& 1L)
             match comm, ssnd with
             | None, _ -> fail path "no COMM chunk before the end of the file"
             | _, None -> fail path "no SSND chunk before the end of the file"
-            | Some(channels, frames, bits, rate, compression), Some(dataOffset, dataSize) ->
+            | Some(channels, frames, bits, rate, compression), Some(dataOffset, dataSize, ssndSize) ->
                 let enc =
                     match compression, bits with
                     | ("NONE" | "twos"), 8 -> S8
@@ -423,9 +423,14 @@ module AudioFile =
                 if not (rate >= 1.0 && rate <= float Int32.MaxValue) then fail path (sprintf "COMM chunk declares an impossible sample rate of %g Hz" rate)
                 if abs (rate - Math.Round rate) > 1e-6 then fail path (sprintf "sample rate %g Hz is not a whole number of hertz" rate)
                 let blockAlign = channels * RawCodec.bytesPerSample enc
-                let available = max 0L (min (max 0L dataSize) (length - dataOffset))
-                let declared = frames * int64 blockAlign
-                let frames, warning = rawFrames path strict (Some declared) available blockAlign
+                // A streaming writer (ffmpeg to a pipe) leaves 0 or 0xFFFFFFFF as the frame count and SSND size it could
+                // not fill in: the samples then run to the end of the file, in whole frames, as WAV placeholders do.
+                let placeholder = (frames = 0L || frames = 0xFFFFFFFFL) && (ssndSize = 0L || ssndSize = 0xFFFFFFFFL)
+                let available =
+                    if placeholder then max 0L (length - dataOffset)
+                    else max 0L (min (max 0L dataSize) (length - dataOffset))
+                let declared = if placeholder then None else Some(frames * int64 blockAlign)
+                let frames, warning = rawFrames path strict declared available blockAlign
                 let info =
                     { Path = path; Container = (if form = "AIFC" then "AIFC" else "AIFF"); Encoding = RawCodec.describe enc
                       SampleRate = int (Math.Round rate); Channels = channels; Frames = frames; Warning = warning }

@@ -17,6 +17,18 @@ let private close (what: string) (expected: float32 seq) (actual: float32 seq) =
 [<Tests>]
 let tests =
     testSequenced <| testList "AudioClassifier" [
+        TestData.testWithFsdd "files in other formats are read as predict reads them (.au, AIFF, MP3)" (fun fsdd ->
+            let modelPath = TrainedModels.model fsdd "cnn2d"
+            let audio =
+                match TestData.repositoryRoot () with
+                | Some root -> Path.Combine(root, "tests", "Features.Tests", "audio")
+                | None -> failtest "repository root not found"
+            let files = [ for name in [ "s16.au"; "s16.aiff"; "mono-22k.mp3" ] -> Path.Combine(audio, name) ]
+            let expected = Experiment.predict "managed" ignore modelPath files
+            use classifier = AudioClassifier.Load modelPath
+            for e, r in List.zip expected (List.ofArray (classifier.ClassifyFiles(Array.ofList files))) do
+                close (nonNull (IO.Path.GetFileName e.Path)) (e.Probabilities |> List.map (snd >> float32)) r.Probabilities)
+
         TestData.testWithFsdd "files, buffers and streams give predict's labels and probabilities" (fun fsdd ->
             let modelPath = TrainedModels.model fsdd "cnn2d"
             let files = TrainedModels.heldOut fsdd |> List.truncate 12

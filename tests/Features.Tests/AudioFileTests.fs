@@ -67,6 +67,25 @@ let tests =
                         for c in 0 .. expected.Samples.Length - 1 do
                             Assertions.allClose 0.0 1e-4 expected.Samples.[c] audio.Samples.[c] (sprintf "%s channel %d" name c)
                     } ]
+          test "an AIFF written to a pipe (0 or 0xFFFFFFFF frame count and SSND size) reads to the end of the file" {
+              let name = "s16.aiff"
+              let expected = reference name
+              let indexOf (b: byte[]) (tag: string) =
+                  let t = Text.Encoding.ASCII.GetBytes tag
+                  seq { 0 .. b.Length - 4 } |> Seq.find (fun i -> b.[i] = t.[0] && b.[i + 1] = t.[1] && b.[i + 2] = t.[2] && b.[i + 3] = t.[3])
+              for placeholder in [ [| 0uy; 0uy; 0uy; 0uy |]; [| 255uy; 255uy; 255uy; 255uy |] ] do
+                  let patch (b: byte[]) =
+                      let c = Array.copy b
+                      Array.blit placeholder 0 c 4 4                       // FORM size
+                      Array.blit placeholder 0 c (indexOf b "COMM" + 10) 4 // numSampleFrames
+                      Array.blit placeholder 0 c (indexOf b "SSND" + 4) 4  // SSND size
+                      c
+                  copyWith name patch (fun path ->
+                      let info = AudioFile.readInfo path
+                      Expect.equal info.Frames (int64 expected.Frames) (sprintf "%A: every frame up to the end of the file" placeholder)
+                      Expect.isNone info.Warning "no truncation warning"
+                      Assertions.allClose 0.0 1e-4 expected.Samples.[0] (AudioFile.read path).Samples.[0] "samples")
+          }
           test "the container and encoding are named" {
               let named = [ "s16.au", "Sun AU", "16-bit PCM"; "mulaw.au", "Sun AU", "mu-law"; "f32.aifc", "AIFC", "32-bit float"; "s16.aiff", "AIFF", "16-bit PCM" ]
               for name, container, encoding in named do

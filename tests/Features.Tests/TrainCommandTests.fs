@@ -284,7 +284,13 @@ let tests =
                 let lines = out.Trim().Split('\n') |> Array.map (fun l -> l.Trim())
                 Expect.equal (lines |> Array.map (fun l -> l.Substring(0, l.IndexOf ": "))) [| good1; cut; good2 |] "a result line per readable file, in order"
                 Expect.stringContains err (sprintf "predict: %s: non-finite samples: NaN at frame 1, channel 0" nanFile) "an error line naming the NaN file and why"
-                Expect.stringContains err (sprintf "predict: %s: " missing) "an error line naming the missing file"
+                Expect.stringContains err (sprintf "predict: %s: no such file" missing) "an error line naming the missing file, once"
+                let empty = Path.Combine(dir, "empty.wav")
+                Hybrid.Features.Wav.write empty Hybrid.Features.SampleFormat.Pcm16 { SampleRate = 8000; Samples = [| [||] |] }
+                let emptyCode, emptyOut, emptyErr = run Hybrid.Cli.PredictCommand.run [ "--model"; model; "--device"; "managed"; empty; good1 ]
+                Expect.equal emptyCode 1 "a recording without frames is not classified"
+                Expect.stringContains emptyErr (sprintf "predict: %s: holds no audio frames" empty) "its error line says why, as the dataset scan does"
+                Expect.equal (emptyOut.Trim().Split('\n').Length) 1 "the other file still gets its result"
                 Expect.stringContains err (sprintf "predict: warning %s: truncated file" cut) "the truncated file's warning"
                 let code, out, _ = run Hybrid.Cli.PredictCommand.run ([ "--model"; model; "--device"; "managed"; "--json" ] @ files)
                 Expect.equal code 1 "--json: exit code 1 too"
