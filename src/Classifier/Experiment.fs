@@ -399,7 +399,9 @@ type FoldFeatures =
       Stats: Normalization.Stats
       /// Recordings (not windows or copies) in each part.
       TrainRecordings: int
-      ValidationRecordings: int }
+      ValidationRecordings: int
+      /// Recordings whose rows came from the feature cache (0 without a cache).
+      CachedRecordings: int }
 
 /// One trained and evaluated fold.
 type FoldResult =
@@ -467,24 +469,36 @@ let extractionSchema (schema: FeatureSchemaInfo) (plan: ClipPlan) : FeatureSchem
 /// Feature rows [clips, Length] of raw clips at the schema's rate through the one extraction path (Extraction.rows:
 /// shaped by Extraction.fit, then the schema's executor; the rows `features` exports), then per-utterance
 /// normalised when asked (images only). Training, evaluation and `predict` all go through here.
-let private extractShaped (engine: Engine) (schema: FeatureSchemaInfo) (perUtterance: bool) (clips: float32[][]) =
-    let values = Extraction.rows engine schema clips
+let private perUtteranceStep (schema: FeatureSchemaInfo) (perUtterance: bool) (values: float32[]) =
     if perUtterance && schema.Shape.Count = 2 then
         Normalization.perUtteranceInPlace schema.Shape.[0] schema.Shape.[1] false 1e-3f values
     values
 
-/// The features of one split part: the clips and optional augmented copies through `extractShaped`. `noises` are
-/// background recordings at the extractor's rate for `background:` augmentation. Returns [rows, Length] values and
-/// their labels.
-let internal featuresOf (engine: Engine) (schema: FeatureSchemaInfo) (recipe: Recipe) (clips: Map<string, float32[]>)
-                       (augmentations: Augmentation list) (copies: int) (seed: int) (noises: float32[][]) (items: Item[]) =
-    let rows = [|
-        for item in items do
-            yield clips.[item.Key], item.LabelIndex
-        for copy in 1 .. copies do
-            for item in items do
-                yield Augment.apply (seed * 7919 + copy) item.Key noises schema.SampleRate augmentations clips.[item.Key], item.LabelIndex |]
-    extractShaped engine schema recipe.PerUtterance (Array.map fst rows), Array.map snd rows
+let private extractShaped (engine: Engine) (schema: FeatureSchemaInfo) (perUtterance: bool) (clips: float32[][]) =
+    perUtteranceStep schema perUtterance (Extraction.rows engine schema clips)
+
+/// The features of one split part: the clips (their rows read from and written to the feature cache when one is
+/// given: Extraction.cachedRows, keyed by the schema fingerprint and each file's path, size and modification time;
+/// only for whole recordings, never windows) and optional augmented copies (always extracted: they change with the
+/// seed), as `extractShaped` computes them. `noises` are background recordings at the schema's rate for
+/// `background:` augmentation. Returns [rows, Length] values (originals, then copy 1, 2, ...), their labels and the
+/// number of rows read from the cache: what `train` feeds the network before the train-fitted standardisation.
+let internal featuresOf (engine: Engine) (schema: FeatureSchemaInfo) (cache: Pipeline.FeatureCache option) (recipe: Recipe)
+                        (clips: Map<string, float32[]>) (augmentations: Augmentation list) (copies: int) (seed: int)
+                        (noises: float32[][]) (items: Item[]) =
+    let originals, hits =
+        match cache with
+        | Some c ->
+            let keyOf = items |> Array.map (fun i -> i.Path, i.Key) |> dict
+            Extraction.cachedRows engine schema c (items |> Array.map (fun i -> i.Path)) (fun path -> clips.[keyOf.[path]]) Progress.silent
+        | None -> Extraction.rows engine schema [| for item in items -> clips.[item.Key] |], 0
+    let augmented =
+        Extraction.rows engine schema [|
+            for copy in 1 .. copies do
+                for item in items do
+                    yield Augment.apply (seed * 7919 + copy) item.Key noises schema.SampleRate augmentations clips.[item.Key] |]
+    let labels = Array.concat [ for _ in 0 .. copies -> items |> Array.map (fun i -> i.LabelIndex) ]
+    perUtteranceStep schema recipe.PerUtterance (Array.append originals augmented), labels, hits
 
 let internal grouping (schema: FeatureSchemaInfo) =
     if schema.Shape.Count = 2 then Normalization.PerBand(schema.Shape.[0], schema.Shape.[1]) else Normalization.PerColumn
@@ -697,12 +711,17 @@ let private clipItems (plan: ClipPlan) (recordings: Map<string, float32[]>) (ite
 
 /// Step 2, build features: the training rows (clips or windows, and augmented copies) and validation rows of a fold,
 /// both standardised with statistics fitted on the training rows.
-let buildFeatures (engine: Engine) (settings: RunSettings) (recordings: Map<string, float32[]>) (noises: float32[][]) (fold: SplitFold) : FoldFeatures =
+let buildFeatures (engine: Engine) (settings: RunSettings) (cache: Pipeline.FeatureCache option) (recordings: Map<string, float32[]>) (noises: float32[][]) (fold: SplitFold) : FoldFeatures =
     let plan = settings.Preparation.Clips
     let schema = extractionSchema settings.Schema plan
+    // Rows are cached per recording file: windows of a recording (--segment) are not.
+    let cache = if plan.Segment.IsNone && plan.RecordingSamples.IsNone then cache else None
+    let mutable cached = 0
     let rows (items: Item[]) augmentations copies =
         let clips, clipMap = clipItems plan recordings items
-        featuresOf engine schema settings.Recipe clipMap augmentations copies settings.Seed noises clips
+        let values, labels, hits = featuresOf engine schema cache settings.Recipe clipMap augmentations copies settings.Seed noises clips
+        cached <- cached + hits
+        values, labels
     let xTrain, yTrain = rows fold.Train settings.Augmentations settings.Copies
     let stats = Normalization.fit (grouping schema) schema.Length xTrain
     Normalization.applyInPlace stats schema.Length xTrain
@@ -713,7 +732,7 @@ let buildFeatures (engine: Engine) (settings: RunSettings) (recordings: Map<stri
             Normalization.applyInPlace stats schema.Length xVal
             Some { Examples.Inputs = xVal; Labels = yVal }
     { FoldFeatures.Train = { Examples.Inputs = xTrain; Labels = yTrain }; Validation = validation; Stats = stats
-      TrainRecordings = fold.Train.Length; ValidationRecordings = fold.Validation.Length }
+      TrainRecordings = fold.Train.Length; ValidationRecordings = fold.Validation.Length; CachedRecordings = cached }
 
 /// Step 3, fit a fold: a fresh network (weights seeded by the run's seed) trained on the fold's training rows with
 /// the recipe's one-cycle schedule, validation metrics every epoch, optional early stopping on the validation loss
@@ -846,6 +865,9 @@ let train (options: TrainOptions) : RunResult =
     if settings.Schema.IsVariant then log (sprintf "features: %s" (settings.Schema.ToString()))
     let loadWatch = Stopwatch.StartNew()
     let recordings = loadRecordings plan data.Dataset.Items
+    // Feature rows of whole recordings are cached beside the run folders (runs/cache by default), keyed by the schema
+    // fingerprint and each file's path, size and modification time, so a second run over the same files reads them.
+    let cache = Pipeline.FeatureCache(Path.Combine(nonNull (Path.GetDirectoryName(Path.GetFullPath outDir)), "cache"))
     let noises =
         if settings.Augmentations |> List.exists (function Background _ -> true | _ -> false) then
             log (sprintf "augmentation mixes %d background-noise recordings" data.NoiseFiles.Length)
@@ -857,11 +879,12 @@ let train (options: TrainOptions) : RunResult =
     let results =
         [ for fold in data.Folds do
             let w = Stopwatch.StartNew()
-            let features = buildFeatures engine settings recordings noises fold
+            let features = buildFeatures engine settings (Some cache) recordings noises fold
             extractSeconds <- extractSeconds + w.Elapsed.TotalSeconds
-            log (sprintf "fold %s: %d training rows (%d recordings, %d augmented copies), %d validation rows (%d recordings), %d test recordings, features %.2f s"
+            log (sprintf "fold %s: %d training rows (%d recordings, %d augmented copies), %d validation rows (%d recordings), %d test recordings, features %.2f s (%d of %d recordings' rows from the cache %s)"
                      fold.Name features.Train.Labels.Length fold.Train.Length settings.Copies
-                     (features.Validation |> Option.map (fun v -> v.Labels.Length) |> Option.defaultValue 0) fold.Validation.Length fold.Test.Length w.Elapsed.TotalSeconds)
+                     (features.Validation |> Option.map (fun v -> v.Labels.Length) |> Option.defaultValue 0) fold.Validation.Length fold.Test.Length w.Elapsed.TotalSeconds
+                     features.CachedRecordings (fold.Train.Length + fold.Validation.Length) cache.Folder)
             let batches = (features.Train.Labels.Length + settings.BatchSize - 1) / settings.BatchSize
             let bar = if options.Progress then Progress.create (sprintf "train %s" fold.Name) (settings.Epochs * batches) else Progress.silent
             let callback =

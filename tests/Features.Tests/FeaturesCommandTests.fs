@@ -174,7 +174,7 @@ let tests =
                     let clips = dataset.Items |> Array.map (fun i -> i.Key, Dataset.loadMono schema.SampleRate i) |> Map.ofArray
                     let items = order |> Array.map (fun p -> dataset.Items |> Array.find (fun i -> i.Key = p))
                     let recipe = { Hybrid.Classifier.Experiment.recipe model with PerUtterance = false }
-                    let fed, _ = Hybrid.Classifier.Experiment.featuresOf engine schema recipe clips [] 0 0 [||] items
+                    let fed, _, _ = Hybrid.Classifier.Experiment.featuresOf engine schema None recipe clips [] 0 0 [||] items
                     Expect.equal fed.Length exported.Length (sprintf "%s %A: row count" name flags)
                     let bits (a: float32[]) = a |> Array.map BitConverter.SingleToInt32Bits
                     Expect.isTrue (bits fed = bits exported) (sprintf "%s %A: bit-identical rows" name flags)))
