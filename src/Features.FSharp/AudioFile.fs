@@ -558,21 +558,8 @@ module AudioFile =
             ArrayPool<float32>.Shared.Return inter
         { SampleRate = info.SampleRate; Samples = samples }
 
-    let private frameRange (path: string) (info: AudioFileInfo) (offsetSeconds: float) (durationSeconds: float option) =
-        if not (offsetSeconds >= 0.0) || Double.IsInfinity offsetSeconds then
-            raise (ArgumentOutOfRangeException("offsetSeconds", offsetSeconds, sprintf "%s: offset must be a finite number of seconds >= 0" path))
-        let startFrame = Math.Round(offsetSeconds * float info.SampleRate)
-        let start = if startFrame >= float info.Frames then info.Frames else int64 startFrame
-        let stop =
-            match durationSeconds with
-            | None -> info.Frames
-            | Some d when d >= 0.0 ->
-                let n = Math.Round(d * float info.SampleRate)
-                if n >= float (info.Frames - start) then info.Frames else start + int64 n
-            | Some d -> raise (ArgumentOutOfRangeException("durationSeconds", d, sprintf "%s: duration must be >= 0 seconds" path))
-        if stop - start > int64 Int32.MaxValue then
-            raise (ArgumentOutOfRangeException("durationSeconds", sprintf "%s: %d frames exceed one array; read a shorter range" path (stop - start)))
-        start, int (stop - start)
+    let private frameRange (path: string) (info: AudioFileInfo) offsetSeconds durationSeconds =
+        Wav.frameRangeOf path info.SampleRate info.Frames offsetSeconds durationSeconds
 
     let private readWith (strict: bool) (mix: bool) (path: string) (offsetSeconds: float) (durationSeconds: float option) : AudioFileInfo * Audio =
         match kindOf path with

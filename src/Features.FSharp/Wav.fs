@@ -531,22 +531,28 @@ module Wav =
                 if channels > 1 then ArrayPool<float32>.Shared.Return scratch
         { SampleRate = info.SampleRate; Samples = samples }
 
-    let private frameRange name (info: WavInfo) (offsetSeconds: float) (durationSeconds: float option) =
+    /// The (first frame, frame count) of a range read from `frames` frames at `sampleRate` Hz, as every reader takes
+    /// it: the offset rounded to a frame, the duration clipped to the end. ArgumentOutOfRangeException naming `name`
+    /// for a negative or infinite offset, a negative duration or more frames than one array holds.
+    let internal frameRangeOf name (sampleRate: int) (frames: int64) (offsetSeconds: float) (durationSeconds: float option) =
         if not (offsetSeconds >= 0.0) || Double.IsInfinity offsetSeconds then
             raise (ArgumentOutOfRangeException("offsetSeconds", offsetSeconds, sprintf "%s: offset must be a finite number of seconds >= 0" name))
-        let startFrame = Math.Round(offsetSeconds * float info.SampleRate)
-        let start = if startFrame >= float info.Frames then info.Frames else int64 startFrame
+        let startFrame = Math.Round(offsetSeconds * float sampleRate)
+        let start = if startFrame >= float frames then frames else int64 startFrame
         let stop =
             match durationSeconds with
-            | None -> info.Frames
+            | None -> frames
             | Some d when d >= 0.0 ->
-                let n = Math.Round(d * float info.SampleRate)
-                if n >= float (info.Frames - start) then info.Frames else start + int64 n
+                let n = Math.Round(d * float sampleRate)
+                if n >= float (frames - start) then frames else start + int64 n
             | Some d ->
                 raise (ArgumentOutOfRangeException("durationSeconds", d, sprintf "%s: duration must be >= 0 seconds" name))
         if stop - start > int64 Int32.MaxValue then
             raise (ArgumentOutOfRangeException("durationSeconds", sprintf "%s: %d frames exceed one array; read a shorter range" name (stop - start)))
         start, int (stop - start)
+
+    let private frameRange name (info: WavInfo) offsetSeconds durationSeconds =
+        frameRangeOf name info.SampleRate info.Frames offsetSeconds durationSeconds
 
     let private withSource (name: string) (stream: Stream) (body: HeadedSource -> 'T) : 'T =
         if stream.CanSeek then
