@@ -417,10 +417,6 @@ internal sealed unsafe class ManagedNn : INnOps
 
     // ---------------------------------------------------------------- pooling
 
-    /// <summary>All bits set when <paramref name="condition"/> holds, else 0 (without a branch).</summary>
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
-    private static int Mask(bool condition) => -(int)System.Runtime.CompilerServices.Unsafe.As<bool, byte>(ref condition);
-
     /// <summary>2 x 2 windows with stride 2 that all lie inside the input (the common max-pooling case).</summary>
     private static bool IsMaxPool2x2(in PoolGeometry g, PoolKind kind) =>
         kind == PoolKind.Max && g.PoolHeight == 2 && g.PoolWidth == 2 && g.StrideH == 2 && g.StrideW == 2
