@@ -620,23 +620,12 @@ let private readRunFile (dir: string) (caller: TrainOptions) : TrainOptions =
     | :? JsonException as e -> raise (DatasetException(sprintf "%s: not a run file (%s)" path e.Message))
     | :? InvalidOperationException as e -> raise (DatasetException(sprintf "%s: not a run file (%s)" path e.Message))
 
-/// Where the datasets `train` knows come from, for the message about a missing folder.
-let private whereToGet =
-    "FSDD is fetched when --data is left out. Speech Commands v0.02: http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz "
-    + "(unpack it and give the folder holding the word folders and validation_list.txt). UrbanSound8K (CC BY-NC, by request): "
-    + "https://urbansounddataset.weebly.com/urbansound8k.html (give the folder holding metadata/ and audio/). GTZAN: "
-    + "http://marsyas.info/index.html (give the folder holding genres/). ESC-50: https://github.com/karolpiczak/ESC-50 (give the folder holding meta/esc50.csv and audio/)."
-
 /// Step 1, prepare data: opens the dataset (`Data`, any layout Dataset.openFolder detects; FSDD is fetched only when
 /// no folder is given), keeps or folds the chosen labels, splits it (`Split`, else the dataset's own) and gives every
 /// fold a validation part (the dataset's own, else `Validation` of the training part, Split.withValidation).
 /// Raises DatasetException for a folder without usable audio, a split the data cannot make, or unknown labels.
 let prepareData (options: TrainOptions) : PreparedData =
-    let folder =
-        match options.Data |> Option.filter (fun d -> d <> "") with
-        | Some d when not (Directory.Exists d || File.Exists d) -> raise (DatasetException(sprintf "%s: folder not found. %s" (Path.GetFullPath d) whereToGet))
-        | Some d -> d
-        | None -> Download.ensureFsdd None
+    let folder = Download.resolveData options.Data
     let dataset = Dataset.openFolder options.Strict folder
     for s in dataset.Skipped do options.Log (sprintf "skipped %s: %s" s.Path s.Reason)
     for s in dataset.Warnings do options.Log (sprintf "warning %s: %s" s.Path s.Reason)

@@ -21,7 +21,7 @@ type DatasetArgs =
         member this.Usage =
             match this with
             | Data _ ->
-                "dataset folder (FSDD, folder-per-class) or CSV manifest; without it, FSDD from $HYBRID_FSDD or the user cache, downloaded when absent."
+                "dataset folder (FSDD, folder-per-class) or CSV manifest; without it, FSDD from $HYBRID_FSDD or the user cache, downloaded when absent; `fsdd` or `speech-commands` names a set downloaded into the user cache and verified."
             | Split _ ->
                 "official | speaker:NAME[,NAME] | loso | fold:K | folds | random:RATIO | kfold:K (default: official for FSDD and Speech Commands, folds when the source has folds)."
             | Seed _ -> "seed of random and k-fold splits (default 0)."
@@ -167,12 +167,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         let strict = args.Contains Strict
         let spec = args.TryGetResult Split |> Option.map Hybrid.Features.Split.parse
         let seed = args.GetResult(Seed, defaultValue = 0)
-        let folder =
-            match args.TryGetResult Data with
-            | Some dir -> dir
-            | None -> Download.ensureFsdd None
-        if not (Directory.Exists folder || File.Exists folder) then
-            raise (DatasetException(sprintf "%s: no such folder or manifest" (Path.GetFullPath folder)))
+        let folder = Download.resolveData (args.TryGetResult Data)
         let dataset =
             try
                 Ok(Dataset.openFolder strict folder)

@@ -50,7 +50,7 @@ type FeaturesArgs =
     interface IArgParserTemplate with
         member this.Usage =
             match this with
-            | Data _ -> "dataset folder or manifest (default: FSDD from $HYBRID_FSDD or the user cache, downloaded when absent)."
+            | Data _ -> "dataset folder or manifest (default: FSDD from $HYBRID_FSDD or the user cache, downloaded when absent); `fsdd` or `speech-commands` names a set downloaded into the user cache and verified."
             | Out _ -> "output file: .csv, .parquet or .npy (the .npy gets a .files.txt sidecar listing files in row order)."
             | Schema _ -> sprintf "predefined schema: %s." (String.Join(", ", Schemas.Names))
             | Transform _ -> sprintf "transform: %s." (Transforms.kindNames |> List.map fst |> String.concat ", ")
@@ -183,7 +183,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 if given then invalidArg (flag.TrimStart '-') (sprintf "%s applies to --transform scattering only" flag)
         if args.Contains Part && not (args.Contains Split) then invalidArg "part" "--part selects a part of a split: give --split too (e.g. --split official --part test)"
         if args.Contains Seed && not (args.Contains Split) then invalidArg "seed" "--seed seeds a random split: give --split too"
-        let folder = args.TryGetResult Data |> Option.defaultWith (fun () -> Download.ensureFsdd None)
+        let folder = Download.resolveData (args.TryGetResult Data)
         let dataset = Dataset.openFolder (args.Contains Strict) folder
         for s in dataset.Skipped do
             error.WriteLine(sprintf "features: skipped %s: %s" s.Path s.Reason)

@@ -45,7 +45,7 @@ type TrainArgs =
     interface IArgParserTemplate with
         member this.Usage =
             match this with
-            | Data _ -> "dataset folder or CSV manifest: FSDD, one folder per class (GTZAN), a manifest (UrbanSound8K's metadata/UrbanSound8K.csv is found) or Speech Commands (default: FSDD from $HYBRID_FSDD or the user cache, downloaded when absent)."
+            | Data _ -> "dataset folder or CSV manifest: FSDD, one folder per class (GTZAN), a manifest (UrbanSound8K's metadata/UrbanSound8K.csv is found) or Speech Commands (default: FSDD from $HYBRID_FSDD or the user cache, downloaded when absent); `fsdd` or `speech-commands` names a set downloaded into the user cache and verified."
             | Split _ -> "official | speaker:NAME[,NAME] | loso | fold:K[,K] | folds | random:RATIO | kfold:K (default: the dataset's own: official for FSDD and Speech Commands, folds for predefined folds, else random:0.2)."
             | Model _ -> sprintf "model: %s (default %s)." (Experiment.recipes |> List.map (fun r -> r.Name) |> String.concat ", ") (List.head Experiment.recipes).Name
             | Features _ -> "feature schema (default: the model's own; see `features --help` for the names)."

@@ -19,6 +19,25 @@ type FsddSource =
       /// Folder the verified copy is kept in (and looked for in before downloading).
       CacheFolder: string }
 
+/// A dataset Hybrid downloads as one archive verified by its SHA-256 before anything is extracted
+/// (Speech Commands v0.02).
+type ArchiveSource =
+    { /// The name `--data` accepts for it (e.g. `speech-commands`).
+      Name: string
+      /// The name and version shown in messages (e.g. `Speech Commands v0.02`).
+      Title: string
+      /// The archive (tar.gz) URL.
+      Url: string
+      /// Expected SHA-256 (lower-case hex) of the whole archive.
+      Sha256: string
+      /// Most bytes the archive may expand to (stops decompression bombs).
+      MaxExtractedBytes: int64
+      /// A file, relative to the dataset root, whose presence marks an installed copy (Speech Commands:
+      /// `validation_list.txt`).
+      Marker: string
+      /// Folder the verified copy is kept in (and looked for in before downloading).
+      CacheFolder: string }
+
 /// Fetching the Free Spoken Digit Dataset for users who have none: local path, user cache, else the v1.0.10
 /// release archive, extracted safely, verified file by file against the shipped SHA-256 list and moved into
 /// place atomically.
@@ -68,13 +87,16 @@ module Download =
                 use reader = new StreamReader(stream)
                 parseHashList (reader.ReadToEnd()))
 
-    /// The user cache folder for FSDD: $XDG_CACHE_HOME/hybrid/fsdd-1.0.10, else ~/.cache/hybrid/fsdd-1.0.10.
-    let cacheFolder () : string =
+    /// The user's cache folder for Hybrid's downloads: $XDG_CACHE_HOME/hybrid, else ~/.cache/hybrid.
+    let userCacheRoot () : string =
         let cache =
             match Environment.GetEnvironmentVariable "XDG_CACHE_HOME" with
             | null | "" -> Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".cache")
             | dir -> dir
-        Path.Combine(cache, "hybrid", "fsdd-" + FsddVersion)
+        Path.Combine(cache, "hybrid")
+
+    /// The user cache folder for FSDD: $XDG_CACHE_HOME/hybrid/fsdd-1.0.10, else ~/.cache/hybrid/fsdd-1.0.10.
+    let cacheFolder () : string = Path.Combine(userCacheRoot (), "fsdd-" + FsddVersion)
 
     /// The default source: FsddUrl (or $HYBRID_FSDD_URL), the shipped hashes, the user cache folder.
     let defaultSource () : FsddSource =
@@ -92,25 +114,29 @@ module Download =
             && Directory.EnumerateFiles(d, "*.wav") |> Seq.exists (fun p -> (Dataset.tryParseFsddName (Path.GetFileName p |> nonNull)).IsSome)
         hasFsddWav (Path.Combine(dir, "recordings")) || hasFsddWav dir
 
-    /// Checks a tar entry name and returns where it goes under `target`; raises DatasetException for a
+    /// Checks a tar entry name and returns where it goes under `target` (`target` itself for `./`); raises DatasetException for a
     /// rooted path, a `..` component, or anything resolving outside `target`.
     let private entryDestination (target: string) (name: string) =
         let unsafe reason = raise (DatasetException(sprintf "archive entry '%s' rejected: %s" name reason))
         if name = "" then unsafe "empty name"
         if name.StartsWith "/" || name.StartsWith "\\" || Path.IsPathRooted name || name.Contains ':' then
             unsafe "absolute path"
-        let parts = name.Split([| '/'; '\\' |], StringSplitOptions.RemoveEmptyEntries)
+        // `.` components (archives made with `tar -C DIR .` name everything `./...`) are dropped.
+        let parts = name.Split([| '/'; '\\' |], StringSplitOptions.RemoveEmptyEntries) |> Array.filter (fun p -> p <> ".")
         if parts |> Array.exists (fun p -> p = "..") then unsafe "'..' would leave the target folder"
         let root = Path.GetFullPath target |> Path.TrimEndingDirectorySeparator
-        let full = Path.GetFullPath(Path.Combine(root, String.Join(string Path.DirectorySeparatorChar, parts)))
-        if not (full.StartsWith(root + string Path.DirectorySeparatorChar, StringComparison.Ordinal)) then
-            unsafe "resolves outside the target folder"
-        full
+        if parts.Length = 0 then root
+        else
+            let full = Path.GetFullPath(Path.Combine(root, String.Join(string Path.DirectorySeparatorChar, parts)))
+            if not (full.StartsWith(root + string Path.DirectorySeparatorChar, StringComparison.Ordinal)) then
+                unsafe "resolves outside the target folder"
+            full
 
-    /// Extracts a gzip-compressed tar stream into `target` (created if missing). Only directories and
-    /// regular files are written; a link, device, rooted path, `..` component or duplicate file rejects the
-    /// archive with DatasetException naming the entry, and nothing is ever written outside `target`.
-    let extractTarGz (archive: Stream) (target: string) : unit =
+    /// Extracts a gzip-compressed tar stream into `target` (created if missing), refusing to expand beyond
+    /// `limit` bytes. Only directories and regular files are written; a link, device, rooted path, `..`
+    /// component or duplicate file rejects the archive with DatasetException naming the entry, and nothing is
+    /// ever written outside `target`.
+    let extractTarGzWithin (limit: int64) (archive: Stream) (target: string) : unit =
         Directory.CreateDirectory target |> ignore
         use gzip = new GZipStream(archive, CompressionMode.Decompress)
         use reader = new TarReader(gzip)
@@ -127,9 +153,11 @@ module Download =
             | TarEntryType.V7RegularFile
             | TarEntryType.ContiguousFile ->
                 let destination = entryDestination target e.Name
+                if destination = (Path.GetFullPath target |> Path.TrimEndingDirectorySeparator) then
+                    raise (DatasetException(sprintf "archive entry '%s' rejected: a file cannot replace the target folder" e.Name))
                 written <- written + e.Length
-                if written > maxExtractedBytes then
-                    raise (DatasetException(sprintf "archive expands beyond %d bytes at '%s'; refusing it" maxExtractedBytes e.Name))
+                if written > limit then
+                    raise (DatasetException(sprintf "archive expands beyond %d bytes at '%s'; refusing it" limit e.Name))
                 Directory.CreateDirectory(Path.GetDirectoryName destination |> nonNull) |> ignore
                 use output = new FileStream(destination, FileMode.CreateNew, FileAccess.Write)
                 match e.DataStream with
@@ -140,6 +168,9 @@ module Download =
                 raise (DatasetException(sprintf "archive entry '%s' rejected: links are not extracted (points to '%s')" e.Name e.LinkName))
             | other -> raise (DatasetException(sprintf "archive entry '%s' rejected: entry type %A is not a file or folder" e.Name other))
             entry <- reader.GetNextEntry()
+
+    /// extractTarGzWithin with FSDD's limit (1 GiB; the release is about 30 MB).
+    let extractTarGz (archive: Stream) (target: string) : unit = extractTarGzWithin maxExtractedBytes archive target
 
     let private sha256 (path: string) =
         use stream = File.OpenRead path
@@ -170,34 +201,42 @@ module Download =
 
     let private client = lazy (new HttpClient(Timeout = TimeSpan.FromMinutes 10.0))
 
-    /// Downloads `url` into the file `destination`, reporting progress.
-    let private fetch (source: FsddSource) (destination: string) =
+    /// Downloads `url` into the file `destination` (which must not exist), reporting progress as `title`, and
+    /// returns the SHA-256 (lower-case hex) of the bytes written. Network failures and HTTP error statuses are
+    /// raised as `offline url reason`.
+    let private fetchUrl (url: string) (title: string) (offline: string -> string -> exn) (destination: string) : string =
         try
-            use response = client.Value.GetAsync(source.Url, HttpCompletionOption.ResponseHeadersRead).GetAwaiter().GetResult()
+            use response = client.Value.GetAsync(url, HttpCompletionOption.ResponseHeadersRead).GetAwaiter().GetResult()
             if not response.IsSuccessStatusCode then
-                raise (offline source.Url (sprintf "HTTP %d %s" (int response.StatusCode) response.ReasonPhrase) source.CacheFolder)
+                raise (offline url (sprintf "HTTP %d %s" (int response.StatusCode) response.ReasonPhrase))
             // Progress in KiB: a bar on a terminal, a line every 10% when standard error is redirected.
             let totalKiB = response.Content.Headers.ContentLength |> Option.ofNullable |> Option.map (fun b -> int ((b + 1023L) / 1024L))
             let progress =
                 match totalKiB with
-                | Some kib -> Progress.create "download FSDD (KiB)" kib
+                | Some kib -> Progress.create (sprintf "download %s (KiB)" title) kib
                 | None -> Progress.silent
             use input = response.Content.ReadAsStream()
             use output = new FileStream(destination, FileMode.CreateNew, FileAccess.Write)
+            use hash = IncrementalHash.CreateHash HashAlgorithmName.SHA256
             let buffer = Array.zeroCreate<byte> 81920
             let mutable total' = 0L
             let mutable read = input.Read(buffer, 0, buffer.Length)
             while read > 0 do
                 output.Write(buffer, 0, read)
+                hash.AppendData(buffer, 0, read)
                 total' <- total' + int64 read
                 progress.Report(int (total' / 1024L))
                 read <- input.Read(buffer, 0, buffer.Length)
             progress.Finish()
-            eprintfn "downloaded %.1f MB from %s" (float total' / 1048576.0) source.Url
+            eprintfn "downloaded %.1f MB from %s" (float total' / 1048576.0) url
+            Convert.ToHexStringLower(hash.GetHashAndReset())
         with
-        | :? HttpRequestException as e -> raise (offline source.Url e.Message source.CacheFolder)
-        | :? TaskCanceledException -> raise (offline source.Url "timed out" source.CacheFolder)
-        | :? IOException as e when not (e :? FileNotFoundException) -> raise (offline source.Url e.Message source.CacheFolder)
+        | :? HttpRequestException as e -> raise (offline url e.Message)
+        | :? TaskCanceledException -> raise (offline url "timed out")
+        | :? IOException as e when not (e :? FileNotFoundException) -> raise (offline url e.Message)
+
+    let private fetch (source: FsddSource) (destination: string) =
+        fetchUrl source.Url "FSDD" (fun url reason -> offline url reason source.CacheFolder) destination |> ignore
 
     /// The folder under an extracted archive that holds recordings/: the top itself, or its single sub-folder
     /// (GitHub archives wrap everything in `free-spoken-digit-dataset-1.0.10/`).
@@ -265,3 +304,105 @@ module Download =
             | Some _ -> path
             | None -> Environment.GetEnvironmentVariable FsddVariable |> Option.ofObj
         ensureFsddFrom (defaultSource ()) path
+
+    /// The public Speech Commands v0.02 archive (about 2.3 GB, CC BY 4.0).
+    [<Literal>]
+    let SpeechCommandsUrl = "https://storage.googleapis.com/download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
+
+    /// Environment variable replacing SpeechCommandsUrl (a mirror, or a local test server).
+    [<Literal>]
+    let SpeechCommandsUrlVariable = "HYBRID_SPEECH_COMMANDS_URL"
+
+    /// Reads a one-entry SHA-256 list shipped inside this assembly (`HEX  FILE`) and returns the hex.
+    let private shippedArchiveHash (resource: string) =
+        match Assembly.GetExecutingAssembly().GetManifestResourceStream("Hybrid.Features." + resource) with
+        | null -> raise (DatasetException(sprintf "resource %s missing from Hybrid.Features" resource))
+        | stream ->
+            use reader = new StreamReader(stream)
+            match parseHashList (reader.ReadToEnd()) |> Map.toList with
+            | [ _, hex ] -> hex
+            | entries -> raise (DatasetException(sprintf "resource %s lists %d archives, expected one" resource entries.Length))
+
+    /// Speech Commands v0.02 (SpeechCommandsUrl or $HYBRID_SPEECH_COMMANDS_URL), verified against the SHA-256
+    /// shipped in speech-commands-v0.02.sha256, kept in the user cache folder (speech-commands-0.02).
+    let speechCommandsSource () : ArchiveSource =
+        { Name = "speech-commands"
+          Title = "Speech Commands v0.02"
+          Url =
+            match Environment.GetEnvironmentVariable SpeechCommandsUrlVariable with
+            | null | "" -> SpeechCommandsUrl
+            | url -> url
+          Sha256 = shippedArchiveHash "speech-commands-v0.02.sha256"
+          MaxExtractedBytes = 8L <<< 30
+          Marker = "validation_list.txt"
+          CacheFolder = Path.Combine(userCacheRoot (), "speech-commands-0.02") }
+
+    /// The folder under an extracted archive that holds the marker: the top itself, or its single sub-folder.
+    let private rootWith (source: ArchiveSource) (extracted: string) =
+        if File.Exists(Path.Combine(extracted, source.Marker)) then extracted
+        else
+            match Directory.GetDirectories extracted with
+            | [| only |] when File.Exists(Path.Combine(only, source.Marker)) -> only
+            | _ -> raise (DatasetException(sprintf "the %s archive from %s holds no %s" source.Title source.Url source.Marker))
+
+    let private archiveOffline (source: ArchiveSource) (url: string) (reason: string) =
+        DatasetException(
+            sprintf "could not download %s from %s (%s). If you are offline, download the archive elsewhere, unpack it and pass --data DIR (the folder holding %s), or unpack it into %s."
+                source.Title url reason source.Marker source.CacheFolder)
+
+    /// Finds or fetches a dataset verified by its archive's SHA-256: source.CacheFolder when it holds the marker,
+    /// else the archive at source.Url, downloaded into a temporary sibling of the cache folder, checked against
+    /// source.Sha256 before anything is extracted, extracted safely (no links, nothing outside the folder, at most
+    /// source.MaxExtractedBytes) and moved into place in one rename. Returns the dataset's folder. Raises
+    /// DatasetException when offline (saying how to point at a local copy), for a hash mismatch (naming both
+    /// hashes), for an unsafe archive entry (naming it) and for an archive without the marker file.
+    let ensureArchive (source: ArchiveSource) : string =
+        let target = Path.GetFullPath source.CacheFolder |> Path.TrimEndingDirectorySeparator
+        if File.Exists(Path.Combine(target, source.Marker)) then target
+        else
+            let parent = Path.GetDirectoryName target |> nonNull
+            Directory.CreateDirectory parent |> ignore
+            if Directory.Exists target && not (Seq.isEmpty (Directory.EnumerateFileSystemEntries target)) then
+                raise (DatasetException(sprintf "%s exists but holds no %s; remove it or pass --data DIR" target source.Marker))
+            let stamp = Guid.NewGuid().ToString("N")
+            let archive = Path.Combine(parent, sprintf ".%s-%s.tar.gz" source.Name stamp)
+            let temp = Path.Combine(parent, sprintf ".%s-%s.tmp" source.Name stamp)
+            try
+                let actual = fetchUrl source.Url source.Title (fun url reason -> archiveOffline source url reason :> exn) archive
+                if actual <> source.Sha256 then
+                    raise (DatasetException(sprintf "the %s archive from %s has SHA-256 %s, not the shipped %s: the download is corrupt or not that release; nothing was extracted" source.Title source.Url actual source.Sha256))
+                do
+                    use stream = File.OpenRead archive
+                    try
+                        extractTarGzWithin source.MaxExtractedBytes stream temp
+                    with
+                    | :? InvalidDataException as e -> raise (DatasetException(sprintf "the archive from %s is not a valid tar.gz: %s" source.Url e.Message, e))
+                let root = rootWith source temp
+                if Directory.Exists target then Directory.Delete target
+                try
+                    Directory.Move(root, target)
+                with :? IOException when File.Exists(Path.Combine(target, source.Marker)) -> ()
+                eprintfn "%s verified (SHA-256 %s) in %s" source.Title source.Sha256 target
+                target
+            finally
+                deleteQuietly archive
+                deleteQuietly temp
+
+    /// Where each dataset `train`, `features` and `dataset` know comes from, for messages about a missing folder.
+    let whereToGet =
+        "FSDD is fetched when --data is left out (or --data fsdd); Speech Commands v0.02 with --data speech-commands. "
+        + "UrbanSound8K (CC BY-NC, by request): https://urbansounddataset.weebly.com/urbansound8k.html (give the folder holding metadata/ and audio/). "
+        + "GTZAN: http://marsyas.info/index.html (give the folder holding genres/). "
+        + "ESC-50: https://github.com/karolpiczak/ESC-50 (clone or unpack it and give the folder holding meta/esc50.csv and audio/)."
+
+    /// The dataset folder for a `--data` value: FSDD (ensureFsdd) when none is given; the path when it exists;
+    /// a downloadable set's folder for its name (`fsdd`, `speech-commands`: found in the user cache or
+    /// downloaded and verified). Raises DatasetException for anything else, naming the path and saying where each
+    /// dataset comes from.
+    let resolveData (data: string option) : string =
+        match data |> Option.filter (fun d -> d <> "") with
+        | None -> ensureFsdd None
+        | Some d when Directory.Exists d || File.Exists d -> d
+        | Some d when String.Equals(d, "fsdd", StringComparison.OrdinalIgnoreCase) -> ensureFsdd None
+        | Some d when String.Equals(d, "speech-commands", StringComparison.OrdinalIgnoreCase) -> ensureArchive (speechCommandsSource ())
+        | Some d -> raise (DatasetException(sprintf "%s: folder not found. %s" (Path.GetFullPath d) whereToGet))

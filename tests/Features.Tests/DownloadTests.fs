@@ -94,6 +94,26 @@ let private failure (source: FsddSource) =
 let private leftovers (dir: string) =
     if Directory.Exists dir then Directory.GetFileSystemEntries dir |> Array.map (fun p -> Path.GetFileName p |> nonNull) else [||]
 
+/// A Speech Commands tree written by DatasetFixtures.writeSpeechCommands, as a tar.gz whose entries start with
+/// `./` like the published archive (no wrapping folder).
+let private speechCommandsArchive (temp: TempFolder) =
+    let tree = temp.Combine "sc-tree"
+    writeSpeechCommands tree [ "yes"; "no" ] 3 1 7 |> ignore
+    let entries =
+        [ for path in Directory.GetFiles(tree, "*", SearchOption.AllDirectories) |> Array.sort ->
+              fileEntry ("./" + Path.GetRelativePath(tree, path).Replace('\\', '/')) (File.ReadAllBytes path) ]
+    tree, tarGz (folderEntry "./" :: entries)
+
+let private scSource (url: string) (sha: string) (cache: string) =
+    { Download.speechCommandsSource () with Url = url; Sha256 = sha; CacheFolder = cache }
+
+let private archiveFailure (source: ArchiveSource) =
+    try
+        Download.ensureArchive source |> ignore
+        failtest "expected DatasetException"
+        ""
+    with :? DatasetException as e -> e.Message
+
 [<Tests>]
 let tests =
     testList "Download" [
@@ -213,10 +233,93 @@ let tests =
             testCase "rejects a hard link" <| fun () ->
                 rejects (PaxTarEntry(TarEntryType.HardLink, "top/hard.wav", LinkName = "../../x")) "hard link"
 
+            testCase "accepts ./ names (tar -C DIR .) and refuses a file named ./" <| fun () ->
+                use temp = new TempFolder()
+                use archive = new MemoryStream(tarGz [ folderEntry "./"; folderEntry "./a/"; fileEntry "./a/./b.txt" [| 5uy |] ])
+                Download.extractTarGz archive (temp.Combine "t")
+                Expect.equal (File.ReadAllBytes(temp.Combine "t/a/b.txt")) [| 5uy |] "content"
+                rejects (fileEntry "./" [| 1uy |]) "a file replacing the folder"
+
             testCase "extracts files and folders under the target" <| fun () ->
                 use temp = new TempFolder()
                 use archive = new MemoryStream(tarGz [ folderEntry "top/"; fileEntry "top/a/b.txt" [| 7uy; 8uy |] ])
                 Download.extractTarGz archive (temp.Combine "t")
                 Expect.equal (File.ReadAllBytes(temp.Combine "t/top/a/b.txt")) [| 7uy; 8uy |] "content"
+        ]
+
+        testList "ensureArchive (Speech Commands v0.02)" [
+            testCase "ships the published SHA-256 of the v0.02 archive" <| fun () ->
+                let source = Download.speechCommandsSource ()
+                Expect.equal source.Sha256 "af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58" "v0.02 archive hash"
+                Expect.equal source.Marker "validation_list.txt" "marker"
+                Expect.stringContains source.CacheFolder "speech-commands-0.02" "user cache folder"
+
+            testCase "downloads, checks the archive hash, extracts and moves it into the cache" <| fun () ->
+                use temp = new TempFolder()
+                let tree, archive = speechCommandsArchive temp
+                use server = new LoopbackServer(200, archive)
+                let cache = temp.Combine "cache/hybrid/speech-commands-0.02"
+                let dir = Download.ensureArchive (scSource server.Url (Convert.ToHexStringLower(SHA256.HashData archive)) cache)
+                Expect.equal dir cache "installed in the cache folder"
+                for path in Directory.GetFiles(tree, "*", SearchOption.AllDirectories) do
+                    let relative = Path.GetRelativePath(tree, path)
+                    Expect.equal (File.ReadAllBytes(Path.Combine(dir, relative))) (File.ReadAllBytes path) relative
+                Expect.equal (leftovers (temp.Combine "cache/hybrid")) [| "speech-commands-0.02" |] "no temporary leftovers"
+                let d = Dataset.openFolder false dir
+                Expect.equal d.Items.Length 6 "the installed copy opens: 2 words x 3 speakers"
+                Expect.equal d.NoiseFiles.Length 2 "with its background noise"
+                // A second call finds the installed copy without the server (the URL now points nowhere).
+                Expect.equal (Download.ensureArchive (scSource "http://127.0.0.1:9/never" "0" cache)) cache "found in the cache"
+
+            testCase "refuses an archive whose SHA-256 differs, naming both, and extracts nothing" <| fun () ->
+                use temp = new TempFolder()
+                let _, archive = speechCommandsArchive temp
+                use server = new LoopbackServer(200, archive)
+                let expected = String('0', 64)
+                let message = archiveFailure (scSource server.Url expected (temp.Combine "cache/hybrid/speech-commands-0.02"))
+                Expect.stringContains message (Convert.ToHexStringLower(SHA256.HashData archive)) "names the actual hash"
+                Expect.stringContains message expected "names the shipped hash"
+                Expect.stringContains message "nothing was extracted" "says nothing was extracted"
+                Expect.isEmpty (leftovers (temp.Combine "cache/hybrid")) "nothing installed, temporaries removed"
+
+            testCase "refuses a verified archive with an entry escaping the folder" <| fun () ->
+                use temp = new TempFolder()
+                let archive = tarGz [ folderEntry "./"; fileEntry "./validation_list.txt" [||]; fileEntry "./../escaped.txt" [| 1uy |] ]
+                use server = new LoopbackServer(200, archive)
+                let message = archiveFailure (scSource server.Url (Convert.ToHexStringLower(SHA256.HashData archive)) (temp.Combine "cache/sc"))
+                Expect.stringContains message "escaped.txt" "names the entry"
+                Expect.isEmpty (Directory.GetFiles(temp.Path, "escaped.txt", SearchOption.AllDirectories)) "nothing escaped"
+                Expect.isEmpty (leftovers (temp.Combine "cache")) "nothing installed"
+
+            testCase "refuses an archive without validation_list.txt" <| fun () ->
+                use temp = new TempFolder()
+                let archive = tarGz [ folderEntry "./"; fileEntry "./yes/a_nohash_0.wav" (toneWav 16000 100) ]
+                use server = new LoopbackServer(200, archive)
+                let message = archiveFailure (scSource server.Url (Convert.ToHexStringLower(SHA256.HashData archive)) (temp.Combine "cache/sc"))
+                Expect.stringContains message "validation_list.txt" "names the missing marker"
+                Expect.isEmpty (leftovers (temp.Combine "cache")) "nothing installed"
+
+            testCase "says how to point at a local copy when the server answers an error" <| fun () ->
+                use temp = new TempFolder()
+                use server = new LoopbackServer(404, Encoding.ASCII.GetBytes "no")
+                let message = archiveFailure (scSource server.Url (String('0', 64)) (temp.Combine "cache/sc"))
+                Expect.stringContains message "404" "status named"
+                Expect.stringContains message "--data DIR" "says how to use a local copy"
+        ]
+
+        testList "resolveData" [
+            testCase "an existing folder is used as given" <| fun () ->
+                use temp = new TempFolder()
+                Expect.equal (Download.resolveData (Some temp.Path)) temp.Path "the folder"
+
+            testCase "an unknown name is an error saying where each dataset comes from" <| fun () ->
+                let missing = Path.Combine(Path.GetTempPath(), "no-such-dataset-" + Guid.NewGuid().ToString("N"))
+                let message =
+                    try
+                        Download.resolveData (Some missing) |> ignore
+                        ""
+                    with :? DatasetException as e -> e.Message
+                for part in [ missing; "folder not found"; "speech-commands"; "UrbanSound8K"; "GTZAN"; "ESC-50" ] do
+                    Expect.stringContains message part part
         ]
     ]
