@@ -23,10 +23,20 @@ type DatasetArgs =
             | Data _ ->
                 "dataset folder (FSDD, folder-per-class) or CSV manifest; without it, FSDD from $HYBRID_FSDD or the user cache, downloaded when absent."
             | Split _ ->
-                "official | speaker:NAME[,NAME] | loso | fold:K | folds | random:RATIO | kfold:K (default: official for FSDD and Speech Commands, folds when the source has folds)."
-            | Seed _ -> "seed of random and k-fold splits (default 0)."
+                "official | speaker:NAME[,NAME] | loso | fold:K[,K] | folds | random:RATIO | kfold:K (default: official for FSDD and Speech Commands, folds when the source has folds)."
+            | Seed _ -> "with --split random:RATIO or kfold:K: seed of the split, >= 0 (default 0)."
             | Strict -> "fail on the first unusable or truncated file instead of listing it as skipped or warned about."
             | Json -> "print one JSON object instead of text."
+
+/// The option table of `dataset` (OptionRules): only --seed depends on another option.
+let private table (spec: SplitSpec option) (arg: DatasetArgs) : OptionRules.Check list =
+    match arg with
+    | Data _ | Strict | Json -> []
+    | Split text ->
+        [ OptionRules.split "official, speaker:NAME[,NAME], loso, fold:K[,K], folds, random:RATIO with RATIO in (0, 1) or kfold:K with K >= 2" (fun _ -> true) text ]
+    | Seed seed ->
+        [ OptionRules.UsedOnly((match spec with Some (StratifiedRandom _ | StratifiedKFold _) -> true | _ -> false), "with --split random:RATIO or kfold:K (the splits it draws)")
+          OptionRules.atLeast 0 seed ]
 
 /// What the command reports, computed once for both output forms.
 type private Summary =
@@ -165,7 +175,9 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     try
         let args = parser.ParseCommandLine(argv, raiseOnUsage = true)
         let strict = args.Contains Strict
-        let spec = args.TryGetResult Split |> Option.map Hybrid.Features.Split.parse
+        let parsed = args.TryGetResult Split |> Option.bind (fun text -> try Some(Split.parse text) with :? DatasetException -> None)
+        OptionRules.enforce args (table parsed)
+        let spec = args.TryGetResult Split |> Option.map Split.parse
         let seed = args.GetResult(Seed, defaultValue = 0)
         let folder =
             match args.TryGetResult Data with
@@ -196,5 +208,8 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         error.WriteLine e.Message
         2
     | :? DatasetException as e ->
+        error.WriteLine(sprintf "dataset: %s" e.Message)
+        2
+    | :? ArgumentException as e ->
         error.WriteLine(sprintf "dataset: %s" e.Message)
         2

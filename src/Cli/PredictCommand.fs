@@ -24,6 +24,12 @@ type PredictArgs =
             | Json -> "print one JSON object per file (path, label, probabilities) instead of text."
             | Files _ -> "audio files to classify (WAV, AIFF, .au, FLAC, MP3, Ogg)."
 
+/// The option table of `predict` (OptionRules): every option applies; --device must name an engine.
+let private table (arg: PredictArgs) : OptionRules.Check list =
+    match arg with
+    | Model _ | Json | Files _ -> []
+    | Device name -> [ OptionRules.engine name ]
+
 /// Why a file could not be read, without the path the line already names.
 let private reasonOf (e: exn) =
     match e with
@@ -37,6 +43,7 @@ let private reasonOf (e: exn) =
 /// used, or, after all files were tried, at least one could not be read; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     Command.run<PredictArgs> "predict" out error argv (fun args ->
+        OptionRules.enforce args table
         let files = args.GetResult(Files, defaultValue = [])
         if files.IsEmpty then invalidArg "files" "give at least one WAV file to classify"
         let json = args.Contains Json
