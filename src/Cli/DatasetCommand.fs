@@ -167,6 +167,35 @@ let private writeText (out: TextWriter) (s: Summary) =
         for k in d.Warnings do
             out.WriteLine(sprintf "  %s: %s" k.Path k.Reason)
 
+/// The summary drawn on a terminal: a grid of the dataset's facts, a table per count (split parts, labels, speakers,
+/// folds, sample rates, channels) and tables of skipped and warned-about files.
+let private drawText (console: Spectre.Console.IAnsiConsole) (s: Summary) =
+    let d = s.Dataset
+    let counts (title: string) (name: string) (pairs: (string * int) seq) =
+        let pairs = Array.ofSeq pairs
+        if pairs.Length > 0 then
+            console.Write(Terminal.table (Some title) [ name; "items" ] [ for (k, v) in pairs -> [ k; string v ] ])
+    console.Write(
+        Terminal.grid
+            [ "dataset", sprintf "%s (%s)" d.Root (sourceName d.Source)
+              "items", sprintf "%d, %d skipped, %d labels" d.Items.Length d.Skipped.Length d.Labels.Length
+              "split", (s.SplitName |> Option.defaultValue "none (pass --split)")
+              match durations d.Items with
+              | Some (total, low, mean, median, high) -> "duration (s)", sprintf "total %.1f, min %.3f, mean %.3f, median %.3f, max %.3f" total low mean median high
+              | None -> ()
+              if d.NoiseFiles.Length > 0 then "background-noise files", string d.NoiseFiles.Length ])
+    s.SplitName |> Option.iter (fun name -> counts (sprintf "split %s" name) "part" s.Parts)
+    counts "labels" "label" (countBy (fun i -> Some i.Label) d.Items)
+    counts "speakers" "speaker" (countBy (fun i -> i.Speaker) d.Items)
+    counts "folds" "fold" (countBy (fun i -> i.Fold |> Option.map (sprintf "fold %d")) d.Items)
+    counts "sample rates" "Hz" (countBy (fun i -> Some(string i.SampleRate)) d.Items)
+    counts "channels" "channels" (countBy (fun i -> Some(string i.Channels)) d.Items)
+    let files (title: string) (entries: SkippedFile[]) =
+        if entries.Length > 0 then
+            console.Write(Terminal.textTable (Some(sprintf "%s (%d)" title entries.Length)) [ "file"; "reason" ] [ for k in entries -> [ k.Path; k.Reason ] ])
+    files "skipped files" d.Skipped
+    files "used with warnings" d.Warnings
+
 /// Runs `dataset` with its arguments (without the target name), writing the summary to `out` and errors to
 /// `error`. Exit codes: 0 done; 1 when --strict met an unusable file or the folder holds no usable audio;
 /// 2 for bad options or a split that does not fit the dataset.
@@ -195,7 +224,10 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
             1
         | Ok dataset ->
             let summary = summarise dataset spec seed
-            if args.Contains Json then writeJson out summary else writeText out summary
+            match args.Contains Json, Terminal.consoleOf out with
+            | true, _ -> writeJson out summary
+            | false, Some console -> drawText console summary
+            | false, None -> writeText out summary
             if dataset.Items.Length = 0 then
                 error.WriteLine(sprintf "dataset: %s holds no usable audio" dataset.Root)
                 1

@@ -308,7 +308,6 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 | _ -> ofSchema (Transforms.schema settings kind length)
         let rowShape = extractor.Shape
         let load (i: int) = Dataset.loadMono extractor.SampleRate items.[i]
-        let progress = Progress.create (sprintf "features %s" extractor.Name) items.Length
         let batchSize = args.GetResult(Batch_Size, defaultValue = 256)
         let files = items |> Array.map (fun i -> i.Path)
         let labels = items |> Array.map (fun i -> i.Label)
@@ -316,18 +315,25 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         // across class folders (Speech Commands' SPEAKER_nohash_N.wav).
         let keys = items |> Array.map (fun i -> i.Key)
         use writer = Export.openWriter (args.GetResult Out) columns rowShape items.Length
-        match args.TryGetResult Cache with
-        | None ->
-            // Streaming: each batch is written as soon as it is computed, so memory stays bounded by the
-            // batches in flight whatever the dataset size.
-            for start, rows in Pipeline.extractBatches extractor (load >> fit) items.Length batchSize 2 progress do
-                let n = rows.Length / extractor.Length
-                writer.Append(keys.[start .. start + n - 1], labels.[start .. start + n - 1], rows)
-        | Some dir ->
-            let index = items |> Array.mapi (fun i item -> item.Path, i) |> dict
-            let values, hits = Pipeline.extractCached (Pipeline.FeatureCache dir) "fit-center" extractor (fun path -> fit (load index.[path])) files 256 progress
-            out.WriteLine(sprintf "features: %d of %d rows from the cache %s" hits items.Length dir)
-            writer.Append(keys, labels, values)
+        // On a live terminal the extraction's progress is drawn by Spectre.Console (Terminal.withProgress); otherwise
+        // Progress.create prints its plain lines.
+        let hits =
+            Terminal.withProgress error error (fun _ ->
+                let progress = Progress.create (sprintf "features %s" extractor.Name) items.Length
+                match args.TryGetResult Cache with
+                | None ->
+                    // Streaming: each batch is written as soon as it is computed, so memory stays bounded by the
+                    // batches in flight whatever the dataset size.
+                    for start, rows in Pipeline.extractBatches extractor (load >> fit) items.Length batchSize 2 progress do
+                        let n = rows.Length / extractor.Length
+                        writer.Append(keys.[start .. start + n - 1], labels.[start .. start + n - 1], rows)
+                    None
+                | Some dir ->
+                    let index = items |> Array.mapi (fun i item -> item.Path, i) |> dict
+                    let values, hits = Pipeline.extractCached (Pipeline.FeatureCache dir) "fit-center" extractor (fun path -> fit (load index.[path])) files 256 progress
+                    writer.Append(keys, labels, values)
+                    Some(hits, dir))
+        hits |> Option.iter (fun (hits, dir) -> out.WriteLine(sprintf "features: %d of %d rows from the cache %s" hits items.Length dir))
         let written = writer.Complete()
         for f in written do out.WriteLine(sprintf "features: wrote %s" f)
         out.WriteLine(sprintf "features: %d clips x [%s] on %s in %.2f s" items.Length (String.Join(" x ", rowShape)) engine.Name started.Elapsed.TotalSeconds)

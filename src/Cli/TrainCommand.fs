@@ -193,12 +193,55 @@ let private enforce (args: ParseResults<TrainArgs>) =
         // The variant is laid out now, so that feature options that contradict each other are refused before the data.
         Extraction.variant (Hybrid.Features.Schemas.Schemas.ByName(args.GetResult(Features, defaultValue = recipe.Schema))) (overridesOf args) |> ignore
 
+/// The closing summary as plain lines (output redirected, or not a terminal).
+let private writeSummary (writer: TextWriter) (r: Experiment.RunResult) =
+    let say (line: string) = writer.WriteLine line
+    say ""
+    say (sprintf "device:        %s (%s)" r.Device r.DeviceName)
+    say (sprintf "model:         %s on %s features, split %s" r.Model r.Features r.Split)
+    say (sprintf "clips:         %s" r.Clips)
+    for f in r.Folds do
+        say (sprintf "  %-12s train %5d  validation %5d  test %5d  train accuracy %.4f  validation accuracy %s  test accuracy %.4f  (%.1f s)" f.Name f.NTrain f.NValidation f.NTest f.TrainAccuracy
+                 (f.ValidationAccuracy |> Option.map (sprintf "%.4f") |> Option.defaultValue "-") f.TestAccuracy f.TrainSeconds)
+    if r.Folds.Length > 1 then say (sprintf "test accuracy over %d folds: mean %.4f, standard deviation %.4f" r.Folds.Length r.TestAccuracy r.TestAccuracyStd)
+    else say (sprintf "test accuracy: %.4f" r.TestAccuracy)
+    if not r.TestSpeeds.IsEmpty then
+        say (sprintf "               (test predictions averaged over speeds*weights %s)" (Experiment.formatSpeeds r.TestSpeeds))
+    say (sprintf "time:          features %.1f s, training %.1f s, total %.1f s" r.ExtractSeconds r.TrainSeconds r.TotalSeconds)
+    say (sprintf "output:        %s" r.OutDir)
+
+/// The closing summary drawn on a terminal: a table of the folds (one row per fold; the mean and standard deviation
+/// under them for cross-validation) and a grid of the run's facts.
+let private drawSummary (console: Spectre.Console.IAnsiConsole) (r: Experiment.RunResult) =
+    let accuracy (v: float) = sprintf "%.4f" v
+    let rows =
+        [ for f in r.Folds do
+            yield [ f.Name; string f.NTrain; string f.NValidation; string f.NTest; accuracy f.TrainAccuracy
+                    (f.ValidationAccuracy |> Option.map accuracy |> Option.defaultValue "-"); accuracy f.TestAccuracy; sprintf "%.1f" f.TrainSeconds ]
+          if r.Folds.Length > 1 then
+              yield [ "mean"; ""; ""; ""; ""; ""; accuracy r.TestAccuracy; "" ]
+              yield [ "std"; ""; ""; ""; ""; ""; accuracy r.TestAccuracyStd; "" ] ]
+    let title = if r.Folds.Length > 1 then sprintf "test accuracy over %d folds" r.Folds.Length else "test accuracy"
+    Terminal.blankLine console
+    console.Write(
+        Terminal.table (Some title) [ "fold"; "train"; "valid."; "test"; "train acc"; "valid. acc"; "test acc"; "s" ] rows)
+    console.Write(
+        Terminal.grid
+            [ "device", sprintf "%s (%s)" r.Device r.DeviceName
+              "model", sprintf "%s on %s features, split %s" r.Model r.Features r.Split
+              "clips", r.Clips
+              "test accuracy", (if r.Folds.Length > 1 then sprintf "mean %.4f, standard deviation %.4f" r.TestAccuracy r.TestAccuracyStd else accuracy r.TestAccuracy)
+              if not r.TestSpeeds.IsEmpty then "test speeds", Experiment.formatSpeeds r.TestSpeeds
+              "time", sprintf "features %.1f s, training %.1f s, total %.1f s" r.ExtractSeconds r.TrainSeconds r.TotalSeconds
+              "output", r.OutDir ])
+
 /// Runs the command. Exit codes: 0 done; 1 training or data failed; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     Command.run<TrainArgs> "train" out error argv (fun args ->
         enforce args
         let json = args.Contains Json
-        let log (line: string) = (if json then error else out).WriteLine line
+        // Log lines and the summary go to standard output, or to standard error when standard output carries --json.
+        let logWriter = if json then error else out
         let options: Experiment.TrainOptions =
             { Experiment.defaults with
                 Data = args.TryGetResult Data
@@ -222,25 +265,13 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 Device = args.GetResult(Device, defaultValue = "auto")
                 Seed = args.GetResult(Seed, defaultValue = 0)
                 Out = args.TryGetResult Out
-                Log = log
                 Progress = true
                 Plots = not (args.Contains No_Plots)
                 Strict = args.Contains Strict
                 FeatureParameters = overridesOf args }
-        let r = Experiment.train options
-        let say (line: string) = (if json then error else out).WriteLine line
-        say ""
-        say (sprintf "device:        %s (%s)" r.Device r.DeviceName)
-        say (sprintf "model:         %s on %s features, split %s" r.Model r.Features r.Split)
-        say (sprintf "clips:         %s" r.Clips)
-        for f in r.Folds do
-            say (sprintf "  %-12s train %5d  validation %5d  test %5d  train accuracy %.4f  validation accuracy %s  test accuracy %.4f  (%.1f s)" f.Name f.NTrain f.NValidation f.NTest f.TrainAccuracy
-                     (f.ValidationAccuracy |> Option.map (sprintf "%.4f") |> Option.defaultValue "-") f.TestAccuracy f.TrainSeconds)
-        if r.Folds.Length > 1 then say (sprintf "test accuracy over %d folds: mean %.4f, standard deviation %.4f" r.Folds.Length r.TestAccuracy r.TestAccuracyStd)
-        else say (sprintf "test accuracy: %.4f" r.TestAccuracy)
-        if not r.TestSpeeds.IsEmpty then
-            say (sprintf "               (test predictions averaged over speeds*weights %s)" (Experiment.formatSpeeds r.TestSpeeds))
-        say (sprintf "time:          features %.1f s, training %.1f s, total %.1f s" r.ExtractSeconds r.TrainSeconds r.TotalSeconds)
-        say (sprintf "output:        %s" r.OutDir)
+        let r = Terminal.withProgress error logWriter (fun log -> Experiment.train { options with Log = log })
+        match Terminal.consoleOf logWriter with
+        | Some console -> drawSummary console r
+        | None -> writeSummary logWriter r
         if json then out.WriteLine(summaryJson r)
         0)

@@ -201,7 +201,7 @@ let tests =
                       [ "--schema"; "mfcc-mean40"; "--fmax"; "20000" ], [ "--fmax"; "Nyquist"; "11025" ]
                       [ "--schema"; "mfcc-mean40"; "--n-mels"; "32" ], [ "--n-mfcc"; "40 MFCCs"; "n_mels = 32" ]
                       [ "--schema"; "logmel-fsdd"; "--top-db"; "0" ], [ "--top-db"; "a finite number of dB > 0" ]
-                      [ "--schema"; "genre"; "--n-mels"; "0" ], [ "--n-mels"; "n_mels must be positive, was 0" ] ] do
+                      [ "--schema"; "genre"; "--n-mels"; "0" ], [ "--n-mels"; "an integer >= 1, was 0" ] ] do
                     let code, _, err = run ([ "--data"; dir; "--out"; out; "--device"; "managed" ] @ flags)
                     Expect.equal code 2 (sprintf "%A: a usage error (stderr: %s)" flags err)
                     for e in expected do Expect.stringContains err e (sprintf "%A: the message names %s" flags e)))

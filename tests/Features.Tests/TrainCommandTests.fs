@@ -92,7 +92,7 @@ let tests =
         test "an invalid feature option is a usage error naming the option and its range" {
             let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--model"; "mlp"; "--n-mfcc"; "0"; "--data"; "." ]
             Expect.equal code 2 "exit code 2"
-            Expect.stringContains err "n_mfcc must be positive, was 0" "the range"
+            Expect.stringContains err "an integer >= 1, was 0" "the range"
             Expect.stringContains err "--n-mfcc" "the option"
         }
 
