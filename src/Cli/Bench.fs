@@ -294,41 +294,36 @@ type Arguments =
             | Runs _ -> "timed runs per workload after warm-up (default 5; the median is reported)"
             | Workload _ -> sprintf "only these workloads (default all: %s)" (workloads |> List.map _.Name |> String.concat ", ")
 
-/// Entry point of `hybrid bench`.
-let run (argv: string[]) =
-    let parser = ArgumentParser.Create<Arguments>(programName = "hybrid bench")
-    try
-        let args = parser.ParseCommandLine(argv)
+/// The option table of `bench` (OptionRules).
+let private optionTable (arg: Arguments) : OptionRules.Check list =
+    match arg with
+    | Json _ -> []
+    | Device name -> [ OptionRules.oneOf ("all" :: List.ofSeq Engines.Names) name ]
+    | Runs n -> [ OptionRules.atLeast 1 n ]
+    | Workload names -> [ for n in names -> OptionRules.oneOf (workloads |> List.map _.Name) n ]
+
+/// Entry point of `hybrid bench`: writes the table (and where the JSON went) to `out`. Exit codes: 0 done; 2 bad
+/// options.
+let run (out: TextWriter) (error: TextWriter) (argv: string[]) =
+    Command.run<Arguments> "bench" out error argv (fun args ->
+        OptionRules.enforce args optionTable
         let runs = args.GetResult(Runs, defaultValue = 5)
-        if runs < 1 then failwithf "--runs must be at least 1, was %d" runs
         let selected =
             match args.TryGetResult Workload with
             | None -> workloads
-            | Some names ->
-                names
-                |> List.map (fun n ->
-                    match workloads |> List.tryFind (fun w -> w.Name = n) with
-                    | Some w -> w
-                    | None -> failwithf "--workload: unknown workload '%s'" n)
+            | Some names -> workloads |> List.filter (fun w -> List.contains w.Name names)
         let results =
             [ for name in engineNames (args.GetResult(Device, defaultValue = "all")) do
-                  use e = Engines.Create(name, fun line -> eprintfn "bench: %s" line)
+                  use e = Engines.Create(name, fun line -> error.WriteLine("bench: " + line))
                   for w in selected do
                       let r = measure e runs w
                       yield r ]
-        printfn "%s" (table results)
+        out.WriteLine(table results)
         match args.TryGetResult Json with
         | Some path ->
             let options = JsonSerializerOptions(WriteIndented = true)
             options.DefaultIgnoreCondition <- Serialization.JsonIgnoreCondition.WhenWritingNull
             File.WriteAllText(path, JsonSerializer.Serialize(results, options))
-            printfn "bench: wrote %s" path
+            out.WriteLine(sprintf "bench: wrote %s" path)
         | None -> ()
-        0
-    with
-    | :? ArguParseException as e ->
-        eprintfn "%s" e.Message
-        (if e.ErrorCode = ErrorCode.HelpText then 0 else 2)
-    | Failure message ->
-        eprintfn "bench: %s" message
-        2
+        0)

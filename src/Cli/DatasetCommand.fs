@@ -23,10 +23,20 @@ type DatasetArgs =
             | Data _ ->
                 "dataset folder (FSDD, folder-per-class) or CSV manifest; without it, FSDD from $HYBRID_FSDD or the user cache, downloaded when absent; `fsdd` or `speech-commands` names a set downloaded into the user cache and verified."
             | Split _ ->
-                "official | speaker:NAME[,NAME] | loso | fold:K | folds | random:RATIO | kfold:K (default: official for FSDD and Speech Commands, folds when the source has folds)."
-            | Seed _ -> "seed of random and k-fold splits (default 0)."
+                "official | speaker:NAME[,NAME] | loso | fold:K[,K] | folds | random:RATIO | kfold:K (default: official for FSDD and Speech Commands, folds when the source has folds)."
+            | Seed _ -> "with --split random:RATIO or kfold:K: seed of the split, >= 0 (default 0)."
             | Strict -> "fail on the first unusable or truncated file instead of listing it as skipped or warned about."
             | Json -> "print one JSON object instead of text."
+
+/// The option table of `dataset` (OptionRules): only --seed depends on another option.
+let private table (spec: SplitSpec option) (arg: DatasetArgs) : OptionRules.Check list =
+    match arg with
+    | Data _ | Strict | Json -> []
+    | Split text ->
+        [ OptionRules.split "official, speaker:NAME[,NAME], loso, fold:K[,K], folds, random:RATIO with RATIO in (0, 1) or kfold:K with K >= 2" (fun _ -> true) text ]
+    | Seed seed ->
+        [ OptionRules.UsedOnly((match spec with Some (StratifiedRandom _ | StratifiedKFold _) -> true | _ -> false), "with --split random:RATIO or kfold:K (the splits it draws)")
+          OptionRules.atLeast 0 seed ]
 
 /// What the command reports, computed once for both output forms.
 type private Summary =
@@ -157,6 +167,35 @@ let private writeText (out: TextWriter) (s: Summary) =
         for k in d.Warnings do
             out.WriteLine(sprintf "  %s: %s" k.Path k.Reason)
 
+/// The summary drawn on a terminal: a grid of the dataset's facts, a table per count (split parts, labels, speakers,
+/// folds, sample rates, channels) and tables of skipped and warned-about files.
+let private drawText (console: Spectre.Console.IAnsiConsole) (s: Summary) =
+    let d = s.Dataset
+    let counts (title: string) (name: string) (pairs: (string * int) seq) =
+        let pairs = Array.ofSeq pairs
+        if pairs.Length > 0 then
+            console.Write(Terminal.table (Some title) [ name; "items" ] [ for (k, v) in pairs -> [ k; string v ] ])
+    console.Write(
+        Terminal.grid
+            [ "dataset", sprintf "%s (%s)" d.Root (sourceName d.Source)
+              "items", sprintf "%d, %d skipped, %d labels" d.Items.Length d.Skipped.Length d.Labels.Length
+              "split", (s.SplitName |> Option.defaultValue "none (pass --split)")
+              match durations d.Items with
+              | Some (total, low, mean, median, high) -> "duration (s)", sprintf "total %.1f, min %.3f, mean %.3f, median %.3f, max %.3f" total low mean median high
+              | None -> ()
+              if d.NoiseFiles.Length > 0 then "background-noise files", string d.NoiseFiles.Length ])
+    s.SplitName |> Option.iter (fun name -> counts (sprintf "split %s" name) "part" s.Parts)
+    counts "labels" "label" (countBy (fun i -> Some i.Label) d.Items)
+    counts "speakers" "speaker" (countBy (fun i -> i.Speaker) d.Items)
+    counts "folds" "fold" (countBy (fun i -> i.Fold |> Option.map (sprintf "fold %d")) d.Items)
+    counts "sample rates" "Hz" (countBy (fun i -> Some(string i.SampleRate)) d.Items)
+    counts "channels" "channels" (countBy (fun i -> Some(string i.Channels)) d.Items)
+    let files (title: string) (entries: SkippedFile[]) =
+        if entries.Length > 0 then
+            console.Write(Terminal.textTable (Some(sprintf "%s (%d)" title entries.Length)) [ "file"; "reason" ] [ for k in entries -> [ k.Path; k.Reason ] ])
+    files "skipped files" d.Skipped
+    files "used with warnings" d.Warnings
+
 /// Runs `dataset` with its arguments (without the target name), writing the summary to `out` and errors to
 /// `error`. Exit codes: 0 done; 1 when --strict met an unusable file or the folder holds no usable audio;
 /// 2 for bad options or a split that does not fit the dataset.
@@ -165,7 +204,9 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     try
         let args = parser.ParseCommandLine(argv, raiseOnUsage = true)
         let strict = args.Contains Strict
-        let spec = args.TryGetResult Split |> Option.map Hybrid.Features.Split.parse
+        let parsed = args.TryGetResult Split |> Option.bind (fun text -> try Some(Split.parse text) with :? DatasetException -> None)
+        OptionRules.enforce args (table parsed)
+        let spec = args.TryGetResult Split |> Option.map Split.parse
         let seed = args.GetResult(Seed, defaultValue = 0)
         let folder = Download.resolveData (args.TryGetResult Data)
         let dataset =
@@ -178,7 +219,10 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
             1
         | Ok dataset ->
             let summary = summarise dataset spec seed
-            if args.Contains Json then writeJson out summary else writeText out summary
+            match args.Contains Json, Terminal.consoleOf out with
+            | true, _ -> writeJson out summary
+            | false, Some console -> drawText console summary
+            | false, None -> writeText out summary
             if dataset.Items.Length = 0 then
                 error.WriteLine(sprintf "dataset: %s holds no usable audio" dataset.Root)
                 1
@@ -191,5 +235,8 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         error.WriteLine e.Message
         2
     | :? DatasetException as e ->
+        error.WriteLine(sprintf "dataset: %s" e.Message)
+        2
+    | :? ArgumentException as e ->
         error.WriteLine(sprintf "dataset: %s" e.Message)
         2

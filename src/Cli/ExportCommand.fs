@@ -22,9 +22,16 @@ type ExportArgs =
             | Frontend -> "put the feature extraction in the graph: it then takes raw audio [batch, clip_samples] at the model's rate."
             | Json -> "print what was written as one JSON object."
 
+/// The option table of `export` (OptionRules): every option applies to every model file; --frontend for a model
+/// whose recipe has no front end the graph can hold is refused by OnnxExport, which reads the model file.
+let private table (arg: ExportArgs) : OptionRules.Check list =
+    match arg with
+    | Model _ | Onnx _ | Frontend | Json -> []
+
 /// Runs the command. Exit codes: 0 done; 1 the model could not be used or exported; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     Command.run<ExportArgs> "export" out error argv (fun args ->
+        OptionRules.enforce args table
         let exported = OnnxExport.export (args.GetResult Model) (args.GetResult Onnx) (args.Contains Frontend)
         if args.Contains Json then
             let summary = {| path = exported.Path; input = exported.Input; input_shape = exported.InputShape; metadata = dict exported.Metadata |}

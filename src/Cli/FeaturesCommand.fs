@@ -28,7 +28,7 @@ type FeaturesArgs =
     | Htk
     | Norm of name: string
     | Power of p: float
-    | Top_Db of db: float
+    | Top_Db of db: string
     | N_Mfcc of n: int
     | Lifter of l: float
     | J of j: int
@@ -67,7 +67,7 @@ type FeaturesArgs =
             | Htk -> "use the HTK mel formula instead of Slaney's."
             | Norm _ -> "mel filter norm: slaney or none (default slaney)."
             | Power _ -> "1 (magnitude) or 2 (power, default)."
-            | Top_Db _ -> "dynamic range kept below each clip's maximum in dB (default 80; a negative value keeps everything)."
+            | Top_Db _ -> "dynamic range kept below each clip's maximum in dB, > 0, or none to keep everything (default 80)."
             | N_Mfcc _ -> "MFCC count (default 20)."
             | Lifter _ -> "MFCC lifter (default 0: none)."
             | J _ -> "scattering: log2 of the largest wavelet scale (required with --transform scattering; 2^J at most --length)."
@@ -75,12 +75,12 @@ type FeaturesArgs =
             | T _ -> "scattering: averaging scale in samples, a power of two up to --length (default 2^J)."
             | Max_Order _ -> "scattering: 1 or 2 (default 2)."
             | Log_Mean -> "scattering: write the time-averaged log-scattering log(|S| + 1e-6) without order 0, [clips, paths - 1], instead of [clips, paths, frames]."
-            | Tuning _ -> "chroma tuning in fractions of a bin (default: estimated per recording, as librosa's chroma_stft)."
+            | Tuning _ -> "--transform chroma: tuning in fractions of a bin, in [-0.5, 0.5) (default: estimated per recording, as librosa's chroma_stft)."
             | Length _ -> "clip length in samples: zero-padded or cut keeping the content centred (default: the schema's; whole recordings for schemas that take any length; for transforms the longest recording)."
             | Device _ -> "auto, managed, cuda, opencl or ilgpu-cpu (default auto)."
-            | Split _ -> "split to select a part from (one test part): official | speaker:NAME[,NAME] | fold:K[,K] | random:RATIO."
+            | Split _ -> "split to select a part from (one test part): official | speaker:NAME[,NAME] | fold:K[,K] | random:RATIO (RATIO in (0, 1))."
             | Part _ -> "with --split: train, validation, test or all (default all)."
-            | Seed _ -> "seed of random splits (default 0)."
+            | Seed _ -> "with --split random:RATIO: seed of the random split (default 0)."
             | Batch_Size _ -> "clips per extraction batch (default 256)."
             | Cache _ -> "feature cache folder: rows are keyed by the schema/transform fingerprint and each file's path, size and modification time, so a second run over the same recordings skips extraction."
             | Strict -> "fail on the first unusable or truncated file instead of skipping it or warning about it."
@@ -107,6 +107,20 @@ let private parseNorm (name: string) =
     | "none" -> MelNorm.None
     | other -> invalidArg "norm" (sprintf "unknown mel norm '%s'; expected slaney or none" other)
 
+/// --top-db: "none" (keep everything) or a number of dB; the option table refuses anything else first.
+let private topDbOf (value: string) =
+    if value.Trim().ToLowerInvariant() = "none" then None
+    else Some(Double.Parse(value, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture))
+
+/// --top-db's domain: a finite number of dB above 0 (schemas refuse top_db <= 0 as HYB008), or none.
+let private topDbDomain (value: string) =
+    let ok =
+        value.Trim().ToLowerInvariant() = "none"
+        || (match Double.TryParse(value, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture) with
+            | true, v -> v > 0.0 && Double.IsFinite v
+            | _ -> false)
+    OptionRules.InDomain(ok, "a finite number of dB > 0, i.e. in (0, inf), or none", value)
+
 /// Builds transform settings from the options (librosa defaults where an option is absent).
 let settingsOf (args: ParseResults<FeaturesArgs>) (sampleRate: int) : Transforms.Settings =
     let nFft = args.GetResult(N_Fft, defaultValue = 2048)
@@ -126,12 +140,12 @@ let settingsOf (args: ParseResults<FeaturesArgs>) (sampleRate: int) : Transforms
             FMax = (args.TryGetResult Fmax |> Option.toNullable),
             Htk = args.Contains Htk,
             Norm = (args.TryGetResult Norm |> Option.map parseNorm |> Option.defaultValue MelNorm.Slaney))
-    let topDb = args.GetResult(Top_Db, defaultValue = 80.0)
+    let topDb = args.TryGetResult Top_Db |> Option.map topDbOf |> Option.defaultValue (Some 80.0)
     { Transforms.defaults sampleRate with
         Stft = stft
         Power = args.GetResult(Power, defaultValue = 2.0)
         Mel = mel
-        TopDb = (if topDb < 0.0 then None else Some topDb)
+        TopDb = topDb
         NMfcc = args.GetResult(N_Mfcc, defaultValue = 20)
         Lifter = args.GetResult(Lifter, defaultValue = 0.0)
         Scattering =
@@ -165,8 +179,70 @@ let overridesOf (args: ParseResults<FeaturesArgs>) : Extraction.Overrides =
               if args.Contains Htk then "htk", "true"
               match args.TryGetResult Norm with Some n -> "norm", (string (parseNorm n)).ToLowerInvariant() | None -> ()
               match args.TryGetResult Power with Some p -> "power", text p | None -> ()
-              match args.TryGetResult Top_Db with Some t -> "top_db", (if t < 0.0 then "none" else text t) | None -> ()
+              match args.TryGetResult Top_Db |> Option.map topDbOf with Some t -> "top_db", (t |> Option.map text |> Option.defaultValue "none") | None -> ()
               match args.TryGetResult Lifter with Some l -> "lifter", text l | None -> () ] }
+
+/// What the command line chose, which decides the options that apply (OptionRules).
+type private Mode =
+    { /// The schema whose members read the feature options: a --schema's declaration, or the one-member schema of a
+      /// --transform (laid out at librosa's defaults only to know its member); None for the scattering transform,
+      /// which reads none of the STFT and mel options.
+      Members: FeatureSchemaInfo option
+      /// --transform scattering.
+      Scattering: bool
+      /// --transform chroma.
+      Chroma: bool
+      /// --split was given.
+      SplitGiven: bool
+      /// --split, parsed (None when absent or not a valid split, which its own entry refuses).
+      Split: SplitSpec option }
+
+let private windows = [ "hann"; "hanning"; "hamming"; "blackman"; "rectangular"; "boxcar"; "ones" ]
+
+/// The option table of `features`: each option's domain and the modes that use it.
+let private table (mode: Mode) (arg: FeaturesArgs) : OptionRules.Check list =
+    let open' = OptionRules.UsedOnly
+    let uses name =
+        match mode.Members with
+        | Some schema -> OptionRules.usedBySchema schema name
+        | None -> open'(false, sprintf "to schemas and transforms that read %s; --transform scattering reads --j, --q, --t, --max-order and --log-mean" name)
+    let scattering = open'(mode.Scattering, "with --transform scattering")
+    match arg with
+    | Data _ | Out _ | Schema _ | Transform _ | Cache _ | Strict | Json -> []
+    | Device name -> [ OptionRules.engine name ]
+    | Sr hz -> [ OptionRules.atLeast 1 hz ]
+    | Length n -> [ OptionRules.atLeast 1 n ]
+    | Batch_Size n -> [ OptionRules.atLeast 1 n ]
+    | N_Fft n -> [ OptionRules.within 2 16384 n; uses "n_fft" ]
+    | Hop_Length n -> [ OptionRules.atLeast 1 n; uses "hop_length" ]
+    | Win_Length n -> [ OptionRules.atLeast 1 n; uses "win_length" ]
+    | Window name -> [ OptionRules.oneOf windows name; uses "window" ]
+    | Center _ -> [ uses "center" ]
+    | Pad_Mode name -> [ OptionRules.oneOf [ "constant"; "reflect"; "edge" ] name; uses "pad_mode" ]
+    | N_Mels n -> [ OptionRules.atLeast 1 n; uses "n_mels" ]
+    | Fmin hz -> [ OptionRules.nonNegative " Hz" hz; uses "fmin" ]
+    | Fmax hz -> [ OptionRules.positive " Hz" hz; uses "fmax" ]
+    | Htk -> [ uses "htk" ]
+    | Norm name -> [ OptionRules.oneOf [ "slaney"; "none" ] name; uses "norm" ]
+    | Power p -> [ OptionRules.positive "" p; uses "power" ]
+    | Top_Db value -> [ topDbDomain value; uses "top_db" ]
+    | N_Mfcc n -> [ OptionRules.atLeast 1 n; uses "n_mfcc" ]
+    | Lifter l -> [ OptionRules.nonNegative "" l; uses "lifter" ]
+    | J j -> [ OptionRules.atLeast 1 j; scattering ]
+    | Q q -> [ OptionRules.within 1 64 q; scattering ]
+    | T t -> [ OptionRules.InDomain(t >= 1 && (t &&& (t - 1)) = 0, "a power of two >= 1", string t); scattering ]
+    | Max_Order o -> [ OptionRules.within 1 2 o; scattering ]
+    | Log_Mean -> [ scattering ]
+    | Tuning bins ->
+        [ OptionRules.InDomain(bins >= -0.5 && bins < 0.5, "a number of bins in [-0.5, 0.5)", OptionRules.text bins)
+          open'(mode.Chroma, "with --transform chroma (a schema keeps its declared tuning)") ]
+    | Split text ->
+        [ OptionRules.split "a single split: official, speaker:NAME[,NAME], fold:K[,K] or random:RATIO with RATIO in (0, 1)"
+              (function Official | HoldOutSpeakers _ | PredefinedFold _ | StratifiedRandom _ -> true | _ -> false) text ]
+    | Part name -> [ open'(mode.SplitGiven, "with --split (it selects a part of the split)"); OptionRules.oneOf [ "train"; "validation"; "test"; "all" ] name ]
+    | Seed seed ->
+        [ open'((match mode.Split with Some (StratifiedRandom _) -> true | _ -> false), "with --split random:RATIO (the one split it draws)")
+          OptionRules.atLeast 0 seed ]
 
 /// Runs the command. Exit codes: 0 done; 1 extraction failed; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
@@ -176,13 +252,23 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         | Some _, Some _ -> invalidArg "schema" "give either --schema or --transform, not both"
         | None, None -> invalidArg "schema" "give --schema NAME or --transform NAME"
         | _ -> ()
-        let scattering = args.TryGetResult Transform |> Option.exists (fun n -> n.ToLowerInvariant() = "scattering")
-        if scattering && not (args.Contains J) then invalidArg "j" "--transform scattering needs --j (log2 of the largest wavelet scale)"
-        if not scattering then
-            for flag, given in [ "--j", args.Contains J; "--q", args.Contains Q; "--t", args.Contains T; "--max-order", args.Contains Max_Order; "--log-mean", args.Contains Log_Mean ] do
-                if given then invalidArg (flag.TrimStart '-') (sprintf "%s applies to --transform scattering only" flag)
-        if args.Contains Part && not (args.Contains Split) then invalidArg "part" "--part selects a part of a split: give --split too (e.g. --split official --part test)"
-        if args.Contains Seed && not (args.Contains Split) then invalidArg "seed" "--seed seeds a random split: give --split too"
+        let kind = args.TryGetResult Transform |> Option.map Transforms.parseKind
+        if kind = Some Transforms.Scattering && not (args.Contains J) then invalidArg "j" "--transform scattering needs --j (log2 of the largest wavelet scale)"
+        let declared = args.TryGetResult Schema |> Option.map Schemas.ByName
+        let mode =
+            { Members =
+                match declared, kind with
+                | Some schema, _ -> Some schema
+                | None, Some Transforms.Scattering -> None
+                | None, Some k -> Some(Transforms.schema (Transforms.defaults 22050) k 22050)
+                | None, None -> None
+              Scattering = (kind = Some Transforms.Scattering)
+              Chroma = (kind = Some Transforms.Chroma)
+              SplitGiven = args.Contains Split
+              Split = args.TryGetResult Split |> Option.bind (fun text -> try Some(Split.parse text) with :? DatasetException -> None) }
+        OptionRules.enforce args (table mode)
+        // A schema's variant is laid out (and its parameters checked against each other) before any data is read.
+        let variantOf = declared |> Option.map (fun schema -> Extraction.variant schema (overridesOf args))
         let folder = Download.resolveData (args.TryGetResult Data)
         let dataset = Dataset.openFolder (args.Contains Strict) folder
         for s in dataset.Skipped do
@@ -197,12 +283,11 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 let folds = Split.apply (args.GetResult(Seed, defaultValue = 0)) (Split.parse text) dataset.Items
                 if folds.Length <> 1 then
                     raise (DatasetException(sprintf "--split %s gives %d folds; export needs a single split (e.g. official, speaker:NAME, random:0.1)" text folds.Length))
-                match args.GetResult(Part, defaultValue = "all").ToLowerInvariant() with
+                match args.GetResult(Part, defaultValue = "all").Trim().ToLowerInvariant() with
                 | "train" -> folds.[0].Train
                 | "validation" -> folds.[0].Validation
                 | "test" -> folds.[0].Test
-                | "all" -> Array.concat [ folds.[0].Train; folds.[0].Validation; folds.[0].Test ]
-                | other -> raise (DatasetException(sprintf "unknown --part '%s'; expected train, validation, test or all" other))
+                | _ -> Array.concat [ folds.[0].Train; folds.[0].Validation; folds.[0].Test ]
         use engine = Engines.Create(args.GetResult(Device, defaultValue = "auto"), fun line -> error.WriteLine("features: " + line))
         let longestAt (sr: int) = items |> Array.map (fun i -> int (ceil (float i.Frames * float sr / float i.SampleRate))) |> Array.max
         // Schemas and transforms are both schemas here, extracted through the one path (Extraction); only the
@@ -210,7 +295,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         let ofSchema (schema: FeatureSchemaInfo) = Extraction.extractor engine schema, Extraction.fit schema, Array.ofSeq schema.Names, schema.Variant
         let extractor, fit, columns, variant =
             match args.TryGetResult Schema, args.TryGetResult Transform with
-            | Some name, _ -> ofSchema (Extraction.variant (Schemas.ByName name) (overridesOf args))
+            | Some _, _ -> ofSchema variantOf.Value
             | None, name ->
                 let kind = Transforms.parseKind (Option.defaultValue "" name)
                 let sr = args.GetResult(Sr, defaultValue = items.[0].SampleRate)
@@ -223,7 +308,6 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 | _ -> ofSchema (Transforms.schema settings kind length)
         let rowShape = extractor.Shape
         let load (i: int) = Dataset.loadMono extractor.SampleRate items.[i]
-        let progress = Progress.create (sprintf "features %s" extractor.Name) items.Length
         let batchSize = args.GetResult(Batch_Size, defaultValue = 256)
         let files = items |> Array.map (fun i -> i.Path)
         let labels = items |> Array.map (fun i -> i.Label)
@@ -231,18 +315,25 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         // across class folders (Speech Commands' SPEAKER_nohash_N.wav).
         let keys = items |> Array.map (fun i -> i.Key)
         use writer = Export.openWriter (args.GetResult Out) columns rowShape items.Length
-        match args.TryGetResult Cache with
-        | None ->
-            // Streaming: each batch is written as soon as it is computed, so memory stays bounded by the
-            // batches in flight whatever the dataset size.
-            for start, rows in Pipeline.extractBatches extractor (load >> fit) items.Length batchSize 2 progress do
-                let n = rows.Length / extractor.Length
-                writer.Append(keys.[start .. start + n - 1], labels.[start .. start + n - 1], rows)
-        | Some dir ->
-            let index = items |> Array.mapi (fun i item -> item.Path, i) |> dict
-            let values, hits = Pipeline.extractCached (Pipeline.FeatureCache dir) "fit-center" extractor (fun path -> fit (load index.[path])) files 256 progress
-            out.WriteLine(sprintf "features: %d of %d rows from the cache %s" hits items.Length dir)
-            writer.Append(keys, labels, values)
+        // On a live terminal the extraction's progress is drawn by Spectre.Console (Terminal.withProgress); otherwise
+        // Progress.create prints its plain lines.
+        let hits =
+            Terminal.withProgress error error (fun _ ->
+                let progress = Progress.create (sprintf "features %s" extractor.Name) items.Length
+                match args.TryGetResult Cache with
+                | None ->
+                    // Streaming: each batch is written as soon as it is computed, so memory stays bounded by the
+                    // batches in flight whatever the dataset size.
+                    for start, rows in Pipeline.extractBatches extractor (load >> fit) items.Length batchSize 2 progress do
+                        let n = rows.Length / extractor.Length
+                        writer.Append(keys.[start .. start + n - 1], labels.[start .. start + n - 1], rows)
+                    None
+                | Some dir ->
+                    let index = items |> Array.mapi (fun i item -> item.Path, i) |> dict
+                    let values, hits = Pipeline.extractCached (Pipeline.FeatureCache dir) "fit-center" extractor (fun path -> fit (load index.[path])) files 256 progress
+                    writer.Append(keys, labels, values)
+                    Some(hits, dir))
+        hits |> Option.iter (fun (hits, dir) -> out.WriteLine(sprintf "features: %d of %d rows from the cache %s" hits items.Length dir))
         let written = writer.Complete()
         for f in written do out.WriteLine(sprintf "features: wrote %s" f)
         out.WriteLine(sprintf "features: %d clips x [%s] on %s in %.2f s" items.Length (String.Join(" x ", rowShape)) engine.Name started.Elapsed.TotalSeconds)

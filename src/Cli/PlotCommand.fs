@@ -20,9 +20,16 @@ type PlotArgs =
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
             | File _ -> "WAV file to plot (mixed to mono)."
 
+/// The option table of `plot` (OptionRules): every option applies; --device must name an engine.
+let private table (arg: PlotArgs) : OptionRules.Check list =
+    match arg with
+    | Out _ | File _ -> []
+    | Device name -> [ OptionRules.engine name ]
+
 /// Runs the command. Exit codes: 0 done; 1 the file could not be read; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     Command.run<PlotArgs> "plot" out error argv (fun args ->
+        OptionRules.enforce args table
         let file = args.GetResult File
         let audio = AudioFile.readMono file
         use engine = Engines.Create(args.GetResult(Device, defaultValue = "auto"), fun l -> error.WriteLine("plot: " + l))

@@ -24,6 +24,12 @@ type PredictArgs =
             | Json -> "print one JSON object per file (path, label, probabilities) instead of text."
             | Files _ -> "audio files to classify (WAV, AIFF, .au, FLAC, MP3, Ogg)."
 
+/// The option table of `predict` (OptionRules): every option applies; --device must name an engine.
+let private table (arg: PredictArgs) : OptionRules.Check list =
+    match arg with
+    | Model _ | Json | Files _ -> []
+    | Device name -> [ OptionRules.engine name ]
+
 /// Why a file could not be read, without the path the line already names.
 let private reasonOf (e: exn) =
     match e with
@@ -31,26 +37,47 @@ let private reasonOf (e: exn) =
     | :? FileNotFoundException -> "no such file"
     | e -> e.Message
 
+/// The three likeliest labels with their probabilities, e.g. "7 0.912, 1 0.041, 9 0.020".
+let private topOf (p: Experiment.Prediction) =
+    p.Probabilities |> List.sortByDescending snd |> List.truncate 3 |> List.map (fun (l, v) -> sprintf "%s %.3f" l v) |> String.concat ", "
+
 /// Runs the command. Every file is tried: a result line (JSON: an object with path, label, probabilities and
 /// warning) per readable file, one error line per unreadable one (text: `predict: FILE: REASON` on the error
 /// output; JSON: an object with path and error). Exit codes: 0 every file classified; 1 the model could not be
 /// used, or, after all files were tried, at least one could not be read; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     Command.run<PredictArgs> "predict" out error argv (fun args ->
+        OptionRules.enforce args table
         let files = args.GetResult(Files, defaultValue = [])
         if files.IsEmpty then invalidArg "files" "give at least one WAV file to classify"
         let json = args.Contains Json
         let outcomes = Experiment.predictEach (args.GetResult(Device, defaultValue = "auto")) (fun l -> error.WriteLine("predict: " + l)) (args.GetResult Model) files
-        for outcome in outcomes do
-            match outcome with
-            | Experiment.Predicted p ->
-                if json then
-                    out.WriteLine(JsonSerializer.Serialize({| path = p.Path; label = p.Label; probabilities = dict p.Probabilities; warning = Option.toObj p.Warning |}))
-                else
-                    let top = p.Probabilities |> List.sortByDescending snd |> List.truncate 3 |> List.map (fun (l, v) -> sprintf "%s %.3f" l v) |> String.concat ", "
-                    out.WriteLine(sprintf "%s: %s (%s)" p.Path p.Label top)
-                    p.Warning |> Option.iter (fun w -> error.WriteLine(sprintf "predict: warning %s: %s" p.Path w))
-            | Experiment.Unreadable (path, e) ->
-                if json then out.WriteLine(JsonSerializer.Serialize({| path = path; error = reasonOf e |}))
-                else error.WriteLine(sprintf "predict: %s: %s" path (reasonOf e))
+        match Terminal.consoleOf out with
+        | Some console when not json ->
+            // On a terminal: one table row per classified file (its label and top three probabilities); unreadable
+            // files and warnings still go to the error output, one line each.
+            let rows =
+                [ for outcome in outcomes do
+                    match outcome with
+                    | Experiment.Predicted p ->
+                        yield [ p.Path; p.Label; topOf p ]
+                    | Experiment.Unreadable _ -> () ]
+            if not rows.IsEmpty then
+                console.Write(Terminal.textTable None [ "file"; "label"; "top probabilities" ] rows)
+            for outcome in outcomes do
+                match outcome with
+                | Experiment.Predicted p -> p.Warning |> Option.iter (fun w -> error.WriteLine(sprintf "predict: warning %s: %s" p.Path w))
+                | Experiment.Unreadable (path, e) -> error.WriteLine(sprintf "predict: %s: %s" path (reasonOf e))
+        | _ ->
+            for outcome in outcomes do
+                match outcome with
+                | Experiment.Predicted p ->
+                    if json then
+                        out.WriteLine(JsonSerializer.Serialize({| path = p.Path; label = p.Label; probabilities = dict p.Probabilities; warning = Option.toObj p.Warning |}))
+                    else
+                        out.WriteLine(sprintf "%s: %s (%s)" p.Path p.Label (topOf p))
+                        p.Warning |> Option.iter (fun w -> error.WriteLine(sprintf "predict: warning %s: %s" p.Path w))
+                | Experiment.Unreadable (path, e) ->
+                    if json then out.WriteLine(JsonSerializer.Serialize({| path = path; error = reasonOf e |}))
+                    else error.WriteLine(sprintf "predict: %s: %s" path (reasonOf e))
         if outcomes |> List.exists (function Experiment.Unreadable _ -> true | _ -> false) then 1 else 0)

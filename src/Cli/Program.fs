@@ -12,7 +12,7 @@ let private dispatch (args: string list) =
     | [] | [ "help" ] | [ "--help" ] ->
         printfn "%s" usage
         0
-    | "bench" :: rest -> Bench.run (Array.ofList rest)
+    | "bench" :: rest -> Bench.run Console.Out Console.Error (Array.ofList rest)
     | "train" :: rest -> TrainCommand.run Console.Out Console.Error (Array.ofList rest)
     | "predict" :: rest -> PredictCommand.run Console.Out Console.Error (Array.ofList rest)
     | "export" :: rest -> ExportCommand.run Console.Out Console.Error (Array.ofList rest)

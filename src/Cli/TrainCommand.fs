@@ -64,13 +64,13 @@ type TrainArgs =
             | Other_Label _ -> "with --labels: fold every other class into one class of this name, e.g. unknown."
             | Validation _ -> "share of the training part held out for validation when the dataset has no validation list (default 0.1; grouped by speaker when there are enough speakers)."
             | Early_Stopping _ -> "stop after this many epochs without a lower validation loss and keep the best epoch's weights."
-            | Sr _ -> "resample every recording to this rate in Hz (default: the feature schema's)."
-            | Duration _ -> "pad or cut clips to this many seconds for schemas that take any length (default: the longest clip, at most 5 s); with --segment, cut recordings to it first."
+            | Sr _ -> "resample every recording to this rate in Hz (default: the feature schema's; a schema defined at a rate takes only that one)."
+            | Duration _ -> "for schemas that take any length: pad or cut clips to this many seconds, in (0, 3600) (default: the longest clip, at most 5 s); with --segment, cut recordings to it first."
             | Segment _ -> "cut recordings into windows of this many seconds; predictions are averaged per recording (default: the schema's clip, half overlapping, when the median recording is over 2 s and 1.5 clips long)."
-            | Segment_Hop _ -> "seconds between window starts (default: half a window)."
-            | Resume _ -> "continue the interrupted run in this folder from its checkpoints, with its own settings."
+            | Segment_Hop _ -> "with --segment: seconds between window starts, in (0, --segment] (default: half a window)."
+            | Resume _ -> "continue the interrupted run in this folder from its checkpoints, with the settings of its run.json (only --no-plots, --strict and --json may be given with it)."
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
-            | Seed _ -> "seed of splits, augmentation, initialisation and shuffles (default 0)."
+            | Seed _ -> "seed of splits, augmentation, initialisation and shuffles, >= 0 (default 0)."
             | Out _ -> "output folder (default: a new folder under runs/)."
             | No_Plots -> "skip the PNG plots and report.html (model, metrics.json and confusion CSV are still written)."
             | Strict -> "fail on the first unusable or truncated recording instead of skipping it or warning about it."
@@ -97,11 +97,151 @@ let summaryJson (r: Experiment.RunResult) =
            extract_seconds = r.ExtractSeconds; train_seconds = r.TrainSeconds; total_seconds = r.TotalSeconds
            out = r.OutDir; skipped = r.Skipped.Length |})
 
+/// What the command line chose, which decides the options that apply (OptionRules).
+type private Mode =
+    { /// --resume: the run continues with the settings of its run.json, so no option that run.json records applies.
+      Resuming: bool
+      /// The declared schema the run extracts (--features, else the model's own); None with --resume or an unknown
+      /// model or schema (refused by their own checks).
+      Schema: Hybrid.Features.Schemas.FeatureSchemaInfo option
+      Labels: bool
+      /// --segment in seconds.
+      Segment: float option }
+
+/// The option table of `train`: each option's domain and the modes that use it.
+let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
+    let fresh = OptionRules.UsedOnly(not mode.Resuming, "without --resume (a resumed run keeps the settings in its run.json)")
+    let feature name =
+        match mode.Schema with
+        | Some schema -> [ OptionRules.usedBySchema schema name ]
+        | None -> []
+    let anyLength = mode.Schema |> Option.forall (fun s -> s.ClipSamples = 0)
+    match arg with
+    | Resume _ | No_Plots | Strict | Json -> []
+    | Data _ | Model _ | Features _ | Out _ -> [ fresh ]
+    | Split text ->
+        [ fresh
+          OptionRules.split "official, speaker:NAME[,NAME], loso, fold:K[,K], folds, random:RATIO with RATIO in (0, 1) or kfold:K with K >= 2" (fun _ -> true) text ]
+    | N_Fft n -> fresh :: OptionRules.within 2 16384 n :: feature "n_fft"
+    | Hop_Length n -> fresh :: OptionRules.atLeast 1 n :: feature "hop_length"
+    | N_Mels n -> fresh :: OptionRules.atLeast 1 n :: feature "n_mels"
+    | Fmin hz -> fresh :: OptionRules.nonNegative " Hz" hz :: feature "fmin"
+    | Fmax hz -> fresh :: OptionRules.positive " Hz" hz :: feature "fmax"
+    | N_Mfcc n -> fresh :: OptionRules.atLeast 1 n :: feature "n_mfcc"
+    | Epochs n -> [ fresh; OptionRules.atLeast 1 n ]
+    | Batch_Size n -> [ fresh; OptionRules.atLeast 1 n ]
+    | Lr rate -> [ fresh; OptionRules.positive "" rate ]
+    | Augment text ->
+        [ fresh
+          OptionRules.parsed "none or a list of noise:C, snr:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB and speed:F[-F]"
+              (fun t -> if t.Trim() <> "none" then Augment.parse t |> ignore) text ]
+    | Test_Speeds text ->
+        [ fresh; OptionRules.parsed "none, F[*W],... or LO-HI:STEP[:tri] with factors in [0.5, 2] and positive weights" Experiment.parseSpeeds text ]
+    | Labels text ->
+        [ fresh
+          OptionRules.InDomain(text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries).Length > 0, "a comma-separated list of class names", text) ]
+    | Other_Label _ -> [ fresh; OptionRules.UsedOnly(mode.Labels, "with --labels (it names the class the other labels are folded into)") ]
+    | Validation ratio -> [ fresh; OptionRules.fraction ratio ]
+    | Early_Stopping patience -> [ fresh; OptionRules.atLeast 1 patience ]
+    | Sr hz ->
+        [ fresh
+          OptionRules.atLeast 1 hz
+          match mode.Schema with
+          | Some schema when schema.SampleRate > 0 ->
+              OptionRules.InDomain((hz = schema.SampleRate), sprintf "%d, the rate schema '%s' is defined at (choose a schema at another rate, or leave --sr out)" schema.SampleRate schema.Name, string hz)
+          | _ -> () ]
+    | Duration s ->
+        [ fresh
+          OptionRules.seconds s
+          OptionRules.UsedOnly(anyLength || mode.Segment.IsSome,
+              sprintf "with a schema that takes any clip length or with --segment (schema '%s' has clips of %d samples)"
+                  (mode.Schema |> Option.map (fun x -> x.Name) |> Option.defaultValue "") (mode.Schema |> Option.map (fun x -> x.ClipSamples) |> Option.defaultValue 0)) ]
+    | Segment s -> [ fresh; OptionRules.seconds s ]
+    | Segment_Hop s ->
+        [ fresh
+          OptionRules.UsedOnly(mode.Segment.IsSome, "with --segment (the windows it spaces)")
+          match mode.Segment with
+          | Some window -> OptionRules.InDomain(s > 0.0 && s <= window, sprintf "a number of seconds in (0, %s], at most --segment" (OptionRules.text window), OptionRules.text s)
+          | None -> () ]
+    | Device name -> [ fresh; OptionRules.engine name ]
+    | Seed seed -> [ fresh; OptionRules.atLeast 0 seed ]
+
+/// The schema variant's parameters from the feature options (Extraction.variant).
+let private overridesOf (args: ParseResults<TrainArgs>) : Extraction.Overrides =
+    { Extraction.noOverrides with
+        NFft = args.TryGetResult N_Fft
+        HopLength = args.TryGetResult Hop_Length
+        NMels = args.TryGetResult N_Mels
+        FMin = args.TryGetResult Fmin
+        FMax = args.TryGetResult Fmax
+        NMfcc = args.TryGetResult N_Mfcc }
+
+/// Checks every option against `table` before any data is read (exit code 2 with the option and its range).
+let private enforce (args: ParseResults<TrainArgs>) =
+    let resuming = args.Contains Resume
+    let schema =
+        if resuming then None
+        else
+            try
+                let recipe = Experiment.recipe (args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name))
+                Some(Hybrid.Features.Schemas.Schemas.ByName(args.GetResult(Features, defaultValue = recipe.Schema)))
+            with :? ArgumentException -> None
+    OptionRules.enforce args (table { Resuming = resuming; Schema = schema; Labels = args.Contains Labels; Segment = args.TryGetResult Segment })
+    // An unknown model or schema is refused here, naming the valid ones.
+    if not resuming then
+        let recipe = Experiment.recipe (args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name))
+        // The variant is laid out now, so that feature options that contradict each other are refused before the data.
+        Extraction.variant (Hybrid.Features.Schemas.Schemas.ByName(args.GetResult(Features, defaultValue = recipe.Schema))) (overridesOf args) |> ignore
+
+/// The closing summary as plain lines (output redirected, or not a terminal).
+let private writeSummary (writer: TextWriter) (r: Experiment.RunResult) =
+    let say (line: string) = writer.WriteLine line
+    say ""
+    say (sprintf "device:        %s (%s)" r.Device r.DeviceName)
+    say (sprintf "model:         %s on %s features, split %s" r.Model r.Features r.Split)
+    say (sprintf "clips:         %s" r.Clips)
+    for f in r.Folds do
+        say (sprintf "  %-12s train %5d  validation %5d  test %5d  train accuracy %.4f  validation accuracy %s  test accuracy %.4f  (%.1f s)" f.Name f.NTrain f.NValidation f.NTest f.TrainAccuracy
+                 (f.ValidationAccuracy |> Option.map (sprintf "%.4f") |> Option.defaultValue "-") f.TestAccuracy f.TrainSeconds)
+    if r.Folds.Length > 1 then say (sprintf "test accuracy over %d folds: mean %.4f, standard deviation %.4f" r.Folds.Length r.TestAccuracy r.TestAccuracyStd)
+    else say (sprintf "test accuracy: %.4f" r.TestAccuracy)
+    if not r.TestSpeeds.IsEmpty then
+        say (sprintf "               (test predictions averaged over speeds*weights %s)" (Experiment.formatSpeeds r.TestSpeeds))
+    say (sprintf "time:          features %.1f s, training %.1f s, total %.1f s" r.ExtractSeconds r.TrainSeconds r.TotalSeconds)
+    say (sprintf "output:        %s" r.OutDir)
+
+/// The closing summary drawn on a terminal: a table of the folds (one row per fold; the mean and standard deviation
+/// under them for cross-validation) and a grid of the run's facts.
+let private drawSummary (console: Spectre.Console.IAnsiConsole) (r: Experiment.RunResult) =
+    let accuracy (v: float) = sprintf "%.4f" v
+    let rows =
+        [ for f in r.Folds do
+            yield [ f.Name; string f.NTrain; string f.NValidation; string f.NTest; accuracy f.TrainAccuracy
+                    (f.ValidationAccuracy |> Option.map accuracy |> Option.defaultValue "-"); accuracy f.TestAccuracy; sprintf "%.1f" f.TrainSeconds ]
+          if r.Folds.Length > 1 then
+              yield [ "mean"; ""; ""; ""; ""; ""; accuracy r.TestAccuracy; "" ]
+              yield [ "std"; ""; ""; ""; ""; ""; accuracy r.TestAccuracyStd; "" ] ]
+    let title = if r.Folds.Length > 1 then sprintf "test accuracy over %d folds" r.Folds.Length else "test accuracy"
+    Terminal.blankLine console
+    console.Write(
+        Terminal.table (Some title) [ "fold"; "train"; "valid."; "test"; "train acc"; "valid. acc"; "test acc"; "s" ] rows)
+    console.Write(
+        Terminal.grid
+            [ "device", sprintf "%s (%s)" r.Device r.DeviceName
+              "model", sprintf "%s on %s features, split %s" r.Model r.Features r.Split
+              "clips", r.Clips
+              "test accuracy", (if r.Folds.Length > 1 then sprintf "mean %.4f, standard deviation %.4f" r.TestAccuracy r.TestAccuracyStd else accuracy r.TestAccuracy)
+              if not r.TestSpeeds.IsEmpty then "test speeds", Experiment.formatSpeeds r.TestSpeeds
+              "time", sprintf "features %.1f s, training %.1f s, total %.1f s" r.ExtractSeconds r.TrainSeconds r.TotalSeconds
+              "output", r.OutDir ])
+
 /// Runs the command. Exit codes: 0 done; 1 training or data failed; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     Command.run<TrainArgs> "train" out error argv (fun args ->
+        enforce args
         let json = args.Contains Json
-        let log (line: string) = (if json then error else out).WriteLine line
+        // Log lines and the summary go to standard output, or to standard error when standard output carries --json.
+        let logWriter = if json then error else out
         let options: Experiment.TrainOptions =
             { Experiment.defaults with
                 Data = args.TryGetResult Data
@@ -125,32 +265,13 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 Device = args.GetResult(Device, defaultValue = "auto")
                 Seed = args.GetResult(Seed, defaultValue = 0)
                 Out = args.TryGetResult Out
-                Log = log
                 Progress = true
                 Plots = not (args.Contains No_Plots)
                 Strict = args.Contains Strict
-                FeatureParameters =
-                    { Extraction.noOverrides with
-                        NFft = args.TryGetResult N_Fft
-                        HopLength = args.TryGetResult Hop_Length
-                        NMels = args.TryGetResult N_Mels
-                        FMin = args.TryGetResult Fmin
-                        FMax = args.TryGetResult Fmax
-                        NMfcc = args.TryGetResult N_Mfcc } }
-        let r = Experiment.train options
-        let say (line: string) = (if json then error else out).WriteLine line
-        say ""
-        say (sprintf "device:        %s (%s)" r.Device r.DeviceName)
-        say (sprintf "model:         %s on %s features, split %s" r.Model r.Features r.Split)
-        say (sprintf "clips:         %s" r.Clips)
-        for f in r.Folds do
-            say (sprintf "  %-12s train %5d  validation %5d  test %5d  train accuracy %.4f  validation accuracy %s  test accuracy %.4f  (%.1f s)" f.Name f.NTrain f.NValidation f.NTest f.TrainAccuracy
-                     (f.ValidationAccuracy |> Option.map (sprintf "%.4f") |> Option.defaultValue "-") f.TestAccuracy f.TrainSeconds)
-        if r.Folds.Length > 1 then say (sprintf "test accuracy over %d folds: mean %.4f, standard deviation %.4f" r.Folds.Length r.TestAccuracy r.TestAccuracyStd)
-        else say (sprintf "test accuracy: %.4f" r.TestAccuracy)
-        if not r.TestSpeeds.IsEmpty then
-            say (sprintf "               (test predictions averaged over speeds*weights %s)" (Experiment.formatSpeeds r.TestSpeeds))
-        say (sprintf "time:          features %.1f s, training %.1f s, total %.1f s" r.ExtractSeconds r.TrainSeconds r.TotalSeconds)
-        say (sprintf "output:        %s" r.OutDir)
+                FeatureParameters = overridesOf args }
+        let r = Terminal.withProgress error logWriter (fun log -> Experiment.train { options with Log = log })
+        match Terminal.consoleOf logWriter with
+        | Some console -> drawSummary console r
+        | None -> writeSummary logWriter r
         if json then out.WriteLine(summaryJson r)
         0)

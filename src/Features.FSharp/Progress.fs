@@ -18,9 +18,9 @@ let silent =
 let private format (seconds: float) =
     if seconds < 60.0 then sprintf "%.1fs" seconds else sprintf "%dm%02ds" (int seconds / 60) (int seconds % 60)
 
-/// A reporter for `total` units labelled `label`. On a terminal it redraws one bar line on standard error
+/// The console reporter for `total` units labelled `label`. On a terminal it redraws one bar line on standard error
 /// at most 10 times a second; when standard error is redirected it prints a plain line every 10%.
-let create (label: string) (total: int) : Reporter =
+let console (label: string) (total: int) : Reporter =
     let watch = Stopwatch.StartNew()
     let gate = obj ()
     let mutable lastDraw = -1000L
@@ -54,3 +54,22 @@ let create (label: string) (total: int) : Reporter =
                 if not finished then
                     finished <- true
                     draw total true) }
+
+/// Makes the reporter of each piece of long work from its label and unit count.
+type Renderer = string -> int -> Reporter
+
+let private renderers = Collections.Generic.Stack<Renderer>()
+
+/// Renders every reporter `create` makes with `renderer` until the returned value is disposed (then the previous
+/// renderer is back). The library reports through `create` and never draws on its own; an application such as the
+/// hybrid command draws its progress bars here (with Spectre.Console on a terminal). Renderers nest; the innermost
+/// one is used. Not meant to be changed from several threads at once.
+let renderWith (renderer: Renderer) : IDisposable =
+    lock renderers (fun () -> renderers.Push renderer)
+    { new IDisposable with
+        member _.Dispose() = lock renderers (fun () -> if renderers.Count > 0 then renderers.Pop() |> ignore) }
+
+/// A reporter for `total` units labelled `label`, made by the renderer in place (renderWith), else `console`'s.
+let create (label: string) (total: int) : Reporter =
+    let renderer = lock renderers (fun () -> if renderers.Count > 0 then renderers.Peek() else console)
+    renderer label total

@@ -123,7 +123,7 @@ let tests =
             Expect.stringContains err "--j" "names the missing flag"
             let code, _, err = run [ "--data"; "."; "--out"; "x.npy"; "--transform"; "mel"; "--j"; "6" ]
             Expect.equal code 2 "exit code 2 for --j with mel"
-            Expect.stringContains err "--transform scattering only" "says where --j applies"
+            Expect.stringContains err "applies only with --transform scattering" "says where --j applies"
         }
 
         test "a NaN recording is skipped with its reason, a truncated one used with a warning; --strict refuses both" {
@@ -200,8 +200,8 @@ let tests =
                     [ [ "--schema"; "logmel-fsdd"; "--n-fft"; "1" ], [ "--n-fft"; "in 2..16384"; "was 1" ]
                       [ "--schema"; "mfcc-mean40"; "--fmax"; "20000" ], [ "--fmax"; "Nyquist"; "11025" ]
                       [ "--schema"; "mfcc-mean40"; "--n-mels"; "32" ], [ "--n-mfcc"; "40 MFCCs"; "n_mels = 32" ]
-                      [ "--schema"; "logmel-fsdd"; "--top-db"; "0" ], [ "--top-db"; "top_db must be positive" ]
-                      [ "--schema"; "genre"; "--n-mels"; "0" ], [ "--n-mels"; "n_mels must be positive, was 0" ] ] do
+                      [ "--schema"; "logmel-fsdd"; "--top-db"; "0" ], [ "--top-db"; "a finite number of dB > 0" ]
+                      [ "--schema"; "genre"; "--n-mels"; "0" ], [ "--n-mels"; "an integer >= 1, was 0" ] ] do
                     let code, _, err = run ([ "--data"; dir; "--out"; out; "--device"; "managed" ] @ flags)
                     Expect.equal code 2 (sprintf "%A: a usage error (stderr: %s)" flags err)
                     for e in expected do Expect.stringContains err e (sprintf "%A: the message names %s" flags e)))
