@@ -81,6 +81,39 @@ let tests =
             List.iter2 (fun (a: float) (b: float) -> Expect.floatClose { absolute = 1e-4; relative = 1e-4 } b a "training loss")
                 (re.History |> List.map (fun r -> r.TrainLoss)) (ra.History |> List.map (fun r -> r.TrainLoss)))
 
+        onEngine "ilgpu-cpu" <| testCase "an epoch of the default model on ilgpu-cpu reads from the device once, besides the batch uploads" (fun () ->
+            use lease = (engines |> List.find (fun (name, _) -> name = "ilgpu-cpu") |> snd) ()
+            let e = lease.Engine :?> Hybrid.Dsp.Ilgpu.IlgpuEngine
+            // The default recipe's network (cnn2d) on a small stand-in image; its options as Experiment.fitFold sets them.
+            let recipe = Experiment.recipes.Head
+            Expect.equal recipe.Name "cnn2d" "the default recipe"
+            let model = Model.create e 0 (recipe.Build [ 1; 16; 16 ] 10)
+            let count = 40
+            let data = { Inputs = uniform (Random 8) (count * 256); Labels = Array.init count (fun i -> i % 10) }
+            let opts =
+                { FitOptions.defaults with
+                    Epochs = 1; BatchSize = 16; Optimizer = Optimizer.adam 3e-3; Schedule = OneCycle(0.25, 10.0, 100.0)
+                    LabelSmoothing = 0.05; Seed = 3 }
+            let batches = (count + opts.BatchSize - 1) / opts.BatchSize
+            e.Synchronize()
+            e.Transfers.Reset()
+            e.Transfers.Enabled <- true
+            let result =
+                try Training.fit opts model data None
+                finally e.Transfers.Enabled <- false
+            let counts = e.Transfers.Snapshot() |> List.ofSeq
+            e.Transfers.Reset()
+            let describe kind =
+                counts |> List.filter (fun c -> c.Kind = kind) |> List.map (fun c -> sprintf "%s x%d" c.CallSite c.Count) |> String.concat "; "
+            let total kind = counts |> List.filter (fun c -> c.Kind = kind) |> List.sumBy _.Count
+            Expect.isLessThanOrEqual (total Hybrid.Dsp.Ilgpu.TransferKind.DeviceToHost) 1
+                (sprintf "device->host reads in one epoch of %d batches (by call site: %s)" batches (describe Hybrid.Dsp.Ilgpu.TransferKind.DeviceToHost))
+            Expect.isLessThanOrEqual (total Hybrid.Dsp.Ilgpu.TransferKind.HostToDevice) (batches + 1)
+                (sprintf "host->device copies: one per batch and one per epoch (by call site: %s)" (describe Hybrid.Dsp.Ilgpu.TransferKind.HostToDevice))
+            let report = result.History.Head
+            Expect.isTrue (Double.IsFinite report.TrainLoss && report.TrainLoss > 0.0) (sprintf "the epoch's loss still reaches the report, was %g" report.TrainLoss)
+            Expect.isTrue (report.TrainAccuracy >= 0.0 && report.TrainAccuracy <= 1.0) "accuracy in [0, 1]")
+
         testCase "a killed run resumes from its last checkpoint and ends with the same weights" (fun () ->
             use engine = new ManagedEngine(2)
             let early = Some { Monitor = ValidationLoss; Patience = 10; MinDelta = 0.0; RestoreBestWeights = true }
