@@ -6,9 +6,17 @@ open Hybrid.Dsp
 type internal LeakyReluRuntime(engine: Engine, slope: float) =
     inherit LayerRuntime(engine)
     let mutable output = Unchecked.defaultof<Tensor>
+    /// The slope (0 for ReLU).
+    member _.Slope = slope
+    /// True when the layer before applies this activation in its own launch (`Model` sets it on device engines):
+    /// Forward then passes its input through, and Backward works from it as the output.
+    member val Fused = false with get, set
     override this.Forward(x, _, _) =
-        output <- this.Buffers.Get("y", x.Shape)
-        this.Ops.LeakyReluForward(x, float32 slope, output)
+        if this.Fused then
+            output <- x
+        else
+            output <- this.Buffers.Get("y", x.Shape)
+            this.Ops.LeakyReluForward(x, float32 slope, output)
         output
     override this.Backward(dy, needDx) =
         if not needDx then

@@ -38,18 +38,14 @@ module Bench =
         let trainer = Trainer(model, Optimizer.adam 1e-3, None, 0.0)
         let batch = 64
         let warm = Training.permutation 0 0 count
-        for b in 0 .. 2 do
-            trainer.Step(inputs, labels, warm, b * batch, batch, 1e-3, uint64 b) |> ignore
+        trainer.Run(inputs, labels, warm, 3 * batch, batch, (fun _ -> 1e-3), uint64, (fun _ _ _ -> ()))
         engine.Synchronize()
         let mutable epoch = 0
         fun () ->
             epoch <- epoch + 1
             let order = Training.permutation 0 epoch count
-            let mutable start = 0
-            while start < count do
-                let n = min batch (count - start)
-                trainer.Step(inputs, labels, order, start, n, 1e-3, uint64 (epoch * 100 + start)) |> ignore
-                start <- start + n
+            let e = epoch
+            trainer.Run(inputs, labels, order, count, batch, (fun _ -> 1e-3), (fun b -> uint64 (e * 100 + b * batch)), (fun _ _ _ -> ()))
             engine.Synchronize()
             count
 

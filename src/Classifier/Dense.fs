@@ -9,12 +9,18 @@ type internal DenseRuntime(engine: Engine, name: string, inputs: int, units: int
     let b = Param.create engine (name + ".bias") [| units |]
     do Param.fill w (Initializers.sample init inputs units (inputs * units) rng)
     let mutable input = Unchecked.defaultof<Tensor>
+    let mutable fused: (INnDeviceTraining * float32) option = None
     override _.Params = [ w; b ]
+    /// Applies the following leaky ReLU (slope) in the bias launch from now on (`Model` does this on device engines,
+    /// and marks that activation layer as fused).
+    member _.FuseActivation(device: INnDeviceTraining, slope: float32) = fused <- Some(device, slope)
     override this.Forward(x, _, _) =
         input <- x
         let y = this.Buffers.Get("y", [| x.Shape[0]; units |])
         this.Ops.Gemm(x, false, w.Value, false, y)
-        this.Ops.BiasAdd(y, b.Value, y)
+        match fused with
+        | Some(device, slope) -> device.BiasLeakyRelu(y, b.Value, slope, y)
+        | None -> this.Ops.BiasAdd(y, b.Value, y)
         y
     override this.Backward(dy, needDx) =
         this.Ops.Gemm(input, true, dy, false, w.Grad)

@@ -15,6 +15,35 @@ type Examples =
 type Model internal (engine: Engine, net: Net, runtimes: LayerRuntime[]) =
     let ops = NnOps.For engine
     let parameters = runtimes |> Array.collect (fun r -> Array.ofList r.Params)
+    /// On a device engine (one whose operations keep a training step on the device), every parameter and gradient
+    /// becomes a view of one flat value and one flat gradient tensor, in parameter order, and each Dense layer followed
+    /// by a (leaky) ReLU applies it in its bias launch. The managed engine keeps its separate tensors and launches.
+    let flat =
+        match ops with
+        | :? INnDeviceTraining as device when parameters.Length > 0 ->
+            let total = parameters |> Array.sumBy (fun p -> p.Value.Length)
+            let values = engine.Allocate [| int total |]
+            let grads = engine.Allocate [| int total |]
+            let old = parameters |> Array.map (fun p -> p.Value, p.Grad)
+            let mutable offset = 0L
+            for p in parameters do
+                let v = device.View(values, offset, p.Value.Shape)
+                ops.Copy(p.Value, v)
+                p.Grad <- device.View(grads, offset, p.Value.Shape)
+                offset <- offset + p.Value.Length
+                p.Value <- v
+            engine.Synchronize()
+            for v, g in old do
+                v.Dispose()
+                g.Dispose()
+            for i in 0 .. runtimes.Length - 2 do
+                match runtimes[i], runtimes[i + 1] with
+                | (:? DenseRuntime as dense), (:? LeakyReluRuntime as activation) ->
+                    dense.FuseActivation(device, float32 activation.Slope)
+                    activation.Fused <- true
+                | _ -> ()
+            Some(device, values, grads)
+        | _ -> None
     let tensors =
         runtimes |> Array.collect (fun r -> Array.ofList ([ for p in r.Params -> p.Name, p.Value ] @ r.States))
     /// The architecture.
@@ -23,6 +52,9 @@ type Model internal (engine: Engine, net: Net, runtimes: LayerRuntime[]) =
     member _.Engine = engine
     member internal _.Ops = ops
     member internal _.Parameters = parameters
+    /// On a device engine: its training operations, and every parameter's value and gradient as one flat tensor each
+    /// (the parameters' tensors are views of these, in parameter order). None on the managed engine.
+    member internal _.Flat = flat
     /// Every tensor saved in a model file (parameters, then each layer's state), in layer order.
     member internal _.Tensors = tensors
     /// Copies every saved tensor to host arrays.

@@ -86,11 +86,27 @@ module Schedule =
             if s < warmSteps then cosineBetween start 1.0 (s / warmSteps)
             else cosineBetween 1.0 finish (if totalSteps - 1 - int warmSteps <= 0 then 1.0 else (s - warmSteps) / (float (totalSteps - 1) - warmSteps))
 
-/// Per-parameter optimizer state (velocity, or Adam's moments) and the step counter.
-type internal OptimizerState(engine: Engine, optimizer: Optimizer, parameters: Param[]) =
+/// Per-parameter optimizer state (velocity, or Adam's moments) and the step counter. With `flat` (a device engine's
+/// training operations and the flat tensor holding every parameter, see `Model.Flat`) each slot is one flat tensor
+/// too, and the per-parameter slots are views of it at the parameters' offsets.
+type internal OptimizerState(engine: Engine, optimizer: Optimizer, parameters: Param[], flat: (INnDeviceTraining * Tensor) option) =
+    let count = Optimizer.slotCount optimizer
+    let flatSlots = flat |> Option.map (fun (_, values) -> Array.init count (fun _ -> engine.Allocate values.Shape))
     let slots =
-        parameters |> Array.map (fun p -> Array.init (Optimizer.slotCount optimizer) (fun _ -> engine.Allocate p.Value.Shape))
+        match flat, flatSlots with
+        | Some(device, _), Some whole ->
+            let mutable offset = 0L
+            parameters
+            |> Array.map (fun p ->
+                let views = whole |> Array.map (fun s -> device.View(s, offset, p.Value.Shape))
+                offset <- offset + p.Value.Length
+                views)
+        | _ -> parameters |> Array.map (fun p -> Array.init count (fun _ -> engine.Allocate p.Value.Shape))
+    /// State with one tensor per parameter and slot.
+    new(engine, optimizer, parameters) = OptimizerState(engine, optimizer, parameters, None)
     member val Step = 0 with get, set
+    /// The flat slot tensors (velocity; or first and second moments) when built with `flat`.
+    member _.FlatSlots = flatSlots
     member _.Slots = slots
     /// Every slot tensor, parameter by parameter.
     member _.Tensors = slots |> Array.concat

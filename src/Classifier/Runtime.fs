@@ -4,11 +4,13 @@ open System
 open System.Collections.Generic
 open Hybrid.Dsp
 
-/// A trainable tensor and its gradient (same shape), named "<layer index>.<layer type>.<role>".
+/// A trainable tensor and its gradient (same shape), named "<layer index>.<layer type>.<role>". On a device engine
+/// `Model` moves both into one flat value and one flat gradient tensor after the layers are built (the fields then
+/// hold views of those), so that one optimizer launch updates every parameter.
 type internal Param =
     { Name: string
-      Value: Tensor
-      Grad: Tensor }
+      mutable Value: Tensor
+      mutable Grad: Tensor }
 
 module internal Param =
     let create (engine: Engine) (name: string) (shape: int[]) =

@@ -92,19 +92,29 @@ module FitOptions =
           CheckpointDir = None
           Callback = ignore }
 
-/// One optimization step at a time on an engine (shared by `Training.fit` and the benchmark).
+/// Optimization steps on an engine, an epoch (or any run of batches, a logging interval) at a time; shared by
+/// `Training.fit` and the benchmark.
+///
+/// On the managed engine each step reads the batch's probabilities and losses back (a memory copy there) and the
+/// optimizer updates each parameter in turn, as always. On a device engine (`Model.Flat`) the interval stays on the
+/// device: the interval's labels are uploaded once in batch order, each batch's inputs once; forward and backward,
+/// the fused softmax cross-entropy (per-row loss and correctness written into one interval-long device tensor), the
+/// clipping scale and one guarded optimizer launch over the flat parameters run without a host read; a batch whose
+/// loss is not finite sets a device flag that skips its update and every later one; at the end one copy reads the
+/// rows, the flags and a non-finite-weights check back.
 type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option, smoothing: float) =
     let engine = model.Engine
     let classes = model.Net.OutputShape[0]
     let size = model.Net.SampleSize
     let criterion = Criterion(engine, classes)
     let buffers = Buffers engine
-    let state = OptimizerState(engine, optimizer, model.Parameters)
+    let state = OptimizerState(engine, optimizer, model.Parameters, model.Flat |> Option.map (fun (device, values, _) -> device, values))
     let mutable host: float32[] = [||]
     let mutable labels: int[] = [||]
-    member _.State = state
-    /// Trains on the samples `order[start .. start + count - 1]` of (inputs, allLabels). Returns (mean loss, correct).
-    member _.Step(inputs: float32[], allLabels: int[], order: int[], start: int, count: int, learningRate: float, seed: uint64) =
+    let mutable deviceWeightsFinite = true
+
+    /// Copies the samples order[start .. start + count - 1] to the host staging buffer (and their labels).
+    let gather (inputs: float32[]) (allLabels: int[]) (order: int[]) (start: int) (count: int) =
         if host.Length < count * size then
             host <- Array.zeroCreate (count * size)
             labels <- Array.zeroCreate count
@@ -112,6 +122,10 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
             let s = order[start + i]
             Array.Copy(inputs, s * size, host, i * size, size)
             labels[i] <- allLabels[s]
+
+    /// Trains one batch on the managed path: returns (mean loss, correct).
+    let hostStep (inputs: float32[]) (allLabels: int[]) (order: int[]) (start: int) (count: int) (learningRate: float) (seed: uint64) =
+        gather inputs allLabels order start count
         let x = buffers.Get("x", Array.append [| count |] model.Net.InputShape)
         x.CopyFrom(ReadOnlySpan<float32>(host, 0, count * size), 0L)
         let logits = model.Forward(x, true, seed)
@@ -131,6 +145,82 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
             clipNorm |> Option.iter (fun c -> Optimizers.clipByNorm model.Ops model.Parameters c |> ignore)
             Optimizers.step model.Ops optimizer learningRate state model.Parameters
         loss, correct
+
+    /// The device path of `Run`.
+    let deviceRun (device: INnDeviceTraining) (values: Tensor) (grads: Tensor) (inputs: float32[]) (allLabels: int[]) (order: int[])
+                  (count: int) (batchSize: int) (rateOf: int -> float) (seedOf: int -> uint64) (onBatch: int -> float -> int -> unit) =
+        let batches = (count + batchSize - 1) / batchSize
+        let ops = model.Ops
+        // Rows [0, count): losses; [count, 2 count): 1 for a correct prediction; then the status slots.
+        let stats = buffers.Get("stats", [| 2 * count + DeviceStatus.Length |])
+        let status = device.View(stats, 2L * int64 count, DeviceStatus.Length)
+        ops.Fill(stats, 0.0f)
+        let intervalLabels = buffers.Get("labels", [| count |])
+        intervalLabels.CopyFrom(ReadOnlySpan<float32>(Array.init count (fun i -> float32 allLabels[order[i]])), 0L)
+        for b in 0 .. batches - 1 do
+            let start = b * batchSize
+            let n = min batchSize (count - start)
+            gather inputs allLabels order start n
+            let x = buffers.Get("x", Array.append [| n |] model.Net.InputShape)
+            x.CopyFrom(ReadOnlySpan<float32>(host, 0, n * size), 0L)
+            let logits = model.Forward(x, true, seedOf b)
+            let dLogits = buffers.Get("d", [| n; classes |])
+            device.SoftmaxCrossEntropyRows(
+                logits, device.View(intervalLabels, int64 start, n), float32 smoothing, dLogits, 1.0f / float32 n,
+                device.View(stats, int64 start, n), device.View(stats, int64 (count + start), n), status)
+            model.Backward dLogits
+            clipNorm |> Option.iter (fun c -> device.ClipScale(grads, c, status))
+            state.Step <- state.Step + 1
+            let lr = float32 (rateOf b)
+            let slots = state.FlatSlots.Value
+            match optimizer with
+            | Sgd o -> device.SgdUpdateGuarded(values, grads, slots[0], lr, float32 o.Momentum, o.Nesterov, float32 o.WeightDecay, status, clipNorm.IsSome)
+            | Adam o ->
+                device.AdamUpdateGuarded(values, grads, slots[0], slots[1], lr, float32 o.Beta1, float32 o.Beta2, float32 o.Epsilon,
+                                         float32 o.WeightDecay, false, state.Step, status, clipNorm.IsSome)
+            | AdamW o ->
+                device.AdamUpdateGuarded(values, grads, slots[0], slots[1], lr, float32 o.Beta1, float32 o.Beta2, float32 o.Epsilon,
+                                         float32 o.WeightDecay, true, state.Step, status, clipNorm.IsSome)
+        device.FlagNonFinite(values, status, DeviceStatus.WeightsNotFinite)
+        // The interval's one device-to-host read.
+        let result = Array.zeroCreate<float32> (int stats.Length)
+        stats.CopyTo(Span<float32>(result), 0L)
+        deviceWeightsFinite <- result[2 * count + DeviceStatus.WeightsNotFinite] = 0.0f
+        for b in 0 .. batches - 1 do
+            let start = b * batchSize
+            let n = min batchSize (count - start)
+            let mutable total = 0.0
+            let mutable correct = 0
+            for i in start .. start + n - 1 do
+                total <- total + float result[i]
+                if result[count + i] <> 0.0f then correct <- correct + 1
+            onBatch b (total / float n) correct
+
+    member _.State = state
+
+    /// Trains the samples order[0 .. count - 1] of (inputs, allLabels) in batches of `batchSize` (the last smaller):
+    /// batch b at learning rate `rateOf b` with dropout seed `seedOf b`. `onBatch b loss correct` receives each batch's
+    /// mean loss and correct count: right after the batch on the managed engine, at the end of the run on a device
+    /// engine (it may raise, e.g. on a non-finite loss: later batches' results are then not delivered). A batch whose
+    /// loss is not finite makes no update (on a device engine, neither do the batches after it in the run).
+    member _.Run(inputs: float32[], allLabels: int[], order: int[], count: int, batchSize: int,
+                 rateOf: int -> float, seedOf: int -> uint64, onBatch: int -> float -> int -> unit) =
+        match model.Flat with
+        | Some(device, values, grads) -> deviceRun device values grads inputs allLabels order count batchSize rateOf seedOf onBatch
+        | None ->
+            let batches = (count + batchSize - 1) / batchSize
+            for b in 0 .. batches - 1 do
+                let start = b * batchSize
+                let n = min batchSize (count - start)
+                let loss, correct = hostStep inputs allLabels order start n (rateOf b) (seedOf b)
+                onBatch b loss correct
+
+    /// False when a weight is NaN or infinite: on a device engine as found at the end of the last `Run` (read with
+    /// its results), on the managed engine from the sum of squares of every parameter now.
+    member _.WeightsFinite() =
+        match model.Flat with
+        | Some _ -> deviceWeightsFinite
+        | None -> model.Parameters |> Array.sumBy (fun p -> model.Ops.SumOfSquares p.Value) |> Double.IsFinite
 
 /// Training state saved after each epoch (weights, optimizer slots, best weights, history, early-stopping state).
 type internal CheckpointState =
@@ -332,27 +422,25 @@ module Training =
         while epoch < options.Epochs && not stopped do
             let watch = Stopwatch.StartNew()
             let order = permutation options.Seed epoch n
-            let mutable lossSum = 0.0
-            let mutable correct = 0
-            let mutable rate = baseRate
-            for b in 0 .. batches - 1 do
-                let start = b * options.BatchSize
-                let count = min options.BatchSize (n - start)
-                let step = epoch * batches + b
-                rate <- baseRate * Schedule.factor options.Schedule step totalSteps batches
-                let loss, c = trainer.Step(train.Inputs, train.Labels, order, start, count, rate, SplitMix.Derive(options.Seed, 2, step))
+            let lossSum = ref 0.0
+            let correct = ref 0
+            let rateOf b = baseRate * Schedule.factor options.Schedule (epoch * batches + b) totalSteps batches
+            let rate = rateOf (batches - 1)
+            let onBatch b loss c =
                 if not (Double.IsFinite loss) then
                     raise (TrainingException(
                         sprintf "Training stopped: the loss became %g at epoch %d, batch %d of %d (learning rate %g). Nothing was saved for this epoch; lower the learning rate, enable gradient clipping or check the inputs for NaN."
-                            loss (epoch + 1) (b + 1) batches rate))
-                lossSum <- lossSum + loss * float count
-                correct <- correct + c
+                            loss (epoch + 1) (b + 1) batches (rateOf b)))
+                lossSum.Value <- lossSum.Value + loss * float (min options.BatchSize (n - b * options.BatchSize))
+                correct.Value <- correct.Value + c
                 options.Callback(BatchEnd(epoch + 1, b + 1, batches, loss))
+            trainer.Run(train.Inputs, train.Labels, order, n, options.BatchSize, rateOf,
+                        (fun b -> SplitMix.Derive(options.Seed, 2, epoch * batches + b)), onBatch)
             let metrics = validation |> Option.map (Model.evaluate model)
             let report =
                 { Epoch = epoch + 1
-                  TrainLoss = lossSum / float n
-                  TrainAccuracy = float correct / float n
+                  TrainLoss = lossSum.Value / float n
+                  TrainAccuracy = float correct.Value / float n
                   ValidationLoss = metrics |> Option.map (fun m -> m.LogLoss)
                   ValidationAccuracy = metrics |> Option.map (fun m -> m.Accuracy)
                   LearningRate = rate
@@ -378,8 +466,7 @@ module Training =
                     wait <- wait + 1
                     if wait >= es.Patience then stopped <- true
             | None -> ()
-            let weightNorm = model.Parameters |> Array.sumBy (fun p -> model.Ops.SumOfSquares p.Value)
-            if not (Double.IsFinite weightNorm) then
+            if not (trainer.WeightsFinite()) then
                 raise (TrainingException(
                     sprintf "Training stopped: the weights became NaN or infinite during epoch %d (last batch %d of %d, learning rate %g). Nothing was saved for this epoch; lower the learning rate or enable gradient clipping."
                         (epoch + 1) batches batches rate))

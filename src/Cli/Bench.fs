@@ -9,6 +9,7 @@ open System.Text.Json
 open System.Threading
 open Argu
 open Hybrid.Dsp
+open Hybrid.Dsp.Ilgpu
 
 /// One benchmark: what it is called, how much audio a run processes, and how to set it up on an engine.
 type Workload =
@@ -159,6 +160,11 @@ type Result =
       gflops: float option
       samples_per_s: float option
       peak_mb: float
+      /// On an ILGPU engine, the transfers of one more run counted by `IlgpuEngine.Transfers` (host-to-device copies,
+      /// device-to-host copies, synchronisations); absent on the managed engine.
+      host_to_device: int option
+      device_to_host: int option
+      synchronizations: int option
       /// Median CPU time of a run summed over all threads: compare with median_ms * threads when the
       /// machine is shared (wall time then includes waiting for the cores).
       cpu_ms: float }
@@ -210,7 +216,20 @@ let private peakDuring (action: unit -> unit) =
         sampler.Join()
         float peak / 1048576.0
 
-/// Times one workload on one engine: warm-up runs, then the median of `runs` runs.
+/// Runs `run` once with the engine's transfer counter on; returns the counts by call site.
+let private countTransfers (engine: IlgpuEngine) (run: unit -> unit) =
+    engine.Synchronize()
+    engine.Transfers.Reset()
+    engine.Transfers.Enabled <- true
+    try
+        run ()
+        List.ofSeq (engine.Transfers.Snapshot())
+    finally
+        engine.Transfers.Enabled <- false
+        engine.Transfers.Reset()
+
+/// Times one workload on one engine: warm-up runs, then the median of `runs` runs; on an ILGPU engine one more run
+/// counts its host/device transfers.
 let measure (engine: Engine) (runs: int) (w: Workload) =
     // Return the previous workload's memory to the system so the peak below is this workload's own.
     Runtime.GCSettings.LargeObjectHeapCompactionMode <- Runtime.GCLargeObjectHeapCompactionMode.CompactOnce
@@ -219,6 +238,7 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
     GC.Collect()
     let mutable times = []
     let mutable cpu = []
+    let mutable transfers = None
     use proc = Process.GetCurrentProcess()
     let peak =
         peakDuring (fun () ->
@@ -238,6 +258,9 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
                     times <- sw.Elapsed.TotalMilliseconds :: times
                     proc.Refresh()
                     cpu <- (proc.TotalProcessorTime - cpu0).TotalMilliseconds :: cpu
+                match engine with
+                | :? IlgpuEngine as ilgpu -> transfers <- Some(countTransfers ilgpu run)
+                | _ -> ()
             finally
                 cleanup ())
     let medianOf values =
@@ -248,6 +271,13 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
     // CPU time tells how much of the wall time was spent computing when other processes share the cores.
     let cpuMedian = medianOf cpu
     eprintfn "bench: %s on %s: median %.1f ms wall, %.1f ms CPU (all threads)" w.Name engine.Name median cpuMedian
+    let total kind = transfers |> Option.map (fun (counts: TransferCount list) -> counts |> List.filter (fun c -> c.Kind = kind) |> List.sumBy _.Count)
+    transfers
+    |> Option.iter (fun counts ->
+        eprintfn "bench: %s on %s: transfers in one run: %d host->device, %d device->host, %d synchronisations" w.Name engine.Name
+            (total TransferKind.HostToDevice).Value (total TransferKind.DeviceToHost).Value (total TransferKind.Synchronize).Value
+        for c in counts do
+            eprintfn "bench:   %A %s x%d (%d bytes)" c.Kind c.CallSite c.Count c.Bytes)
     let perSecond x = if x > 0.0 then Some(x / (median / 1000.0)) else None
     { engine = engine.Name
       device = engine.DeviceName
@@ -258,6 +288,9 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
       gflops = w.Flops |> Option.map (fun f -> f / (median / 1000.0) / 1e9)
       samples_per_s = perSecond (float w.Samples)
       peak_mb = peak
+      host_to_device = total TransferKind.HostToDevice
+      device_to_host = total TransferKind.DeviceToHost
+      synchronizations = total TransferKind.Synchronize
       cpu_ms = cpuMedian }
 
 /// The engine names --device selects: "all" is every engine available here except ilgpu-cpu (ILGPU's CPU

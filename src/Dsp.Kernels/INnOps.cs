@@ -173,3 +173,74 @@ public interface INnOps
     void AdamUpdate(Tensor parameter, Tensor gradient, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
         float epsilon, float weightDecay, bool decoupled, int step);
 }
+
+/// <summary>Slots of the status tensor that <see cref="INnDeviceTraining"/> operations read and write on the device
+/// (a float tensor of at least <see cref="Length"/> elements, zeroed at the start of a logging interval).</summary>
+public static class DeviceStatus
+{
+    /// <summary>Set to 1 by <see cref="INnDeviceTraining.SoftmaxCrossEntropyRows"/> when a row's loss is NaN or
+    /// infinite (or its label is not a class index); the guarded optimizer updates skip every step while it is set.</summary>
+    public const int LossNotFinite = 0;
+
+    /// <summary>The gradient scale of clipping by global norm, written by <see cref="INnDeviceTraining.ClipScale"/>.</summary>
+    public const int GradientScale = 1;
+
+    /// <summary>Set to 1 by <see cref="INnDeviceTraining.FlagNonFinite"/> when a weight is NaN or infinite.</summary>
+    public const int WeightsNotFinite = 2;
+
+    /// <summary>Elements of a status tensor.</summary>
+    public const int Length = 4;
+}
+
+/// <summary>
+/// Operations that keep a whole training step on a device (implemented by the ILGPU engines' network operations):
+/// fused kernels that replace several <see cref="INnOps"/> launches, and results (per-row loss and correctness, a
+/// non-finite flag, the clipping scale) that stay in device tensors until the caller reads them once per logging
+/// interval, so that a step makes no device-to-host copy. Each operation equals a composition of <see cref="INnOps"/>
+/// operations on the managed engine (stated per method; the engine-equivalence tests compare them) and throws
+/// <see cref="ArgumentException"/> naming the parameter for a tensor of another engine or a wrong shape.
+/// </summary>
+public interface INnDeviceTraining
+{
+    /// <summary>A tensor of <paramref name="shape"/> over elements [offset, offset + product(shape)) of
+    /// <paramref name="storage"/>, sharing its memory (parameters and optimizer slots as parts of one flat buffer).
+    /// Throws <see cref="ArgumentOutOfRangeException"/> when the range leaves the storage.</summary>
+    Tensor View(Tensor storage, long offset, params int[] shape);
+
+    /// <summary>Bias and leaky ReLU in one launch: y[n, c, s] = f(x[n, c, s] + bias[c]) with f(v) = v for v &gt; 0,
+    /// slope * v otherwise; equals <see cref="INnOps.BiasAdd"/> then <see cref="INnOps.LeakyReluForward"/>. x, y:
+    /// [N, C, spatial...] (may be the same tensor); bias: [C].</summary>
+    void BiasLeakyRelu(Tensor x, Tensor bias, float slope, Tensor y);
+
+    /// <summary>
+    /// Softmax cross-entropy and its gradient in one launch, one thread per row, with nothing read back:
+    /// dLogits = gradientScale * (softmax - targets) as <see cref="INnOps.SoftmaxCrossEntropy"/>; losses[i] = the row's
+    /// loss in nats; correct[i] = 1 when the row's largest probability (the first, on ties) is at its label, else 0;
+    /// status[<see cref="DeviceStatus.LossNotFinite"/>] = 1 when a loss is NaN or infinite. Labels are not validated on
+    /// the host: a label that is not a class index gives a NaN loss (and sets the flag) instead of reading out of
+    /// bounds. logits, dLogits: [N, K]; labels, losses, correct: [N]; status: [<see cref="DeviceStatus.Length"/>].
+    /// </summary>
+    void SoftmaxCrossEntropyRows(Tensor logits, Tensor labels, float labelSmoothing, Tensor dLogits, float gradientScale,
+        Tensor losses, Tensor correct, Tensor status);
+
+    /// <summary>Clipping by global L2 norm without a host read: norm = sqrt(sum of gradient^2) accumulated in double in
+    /// a fixed order; status[<see cref="DeviceStatus.GradientScale"/>] = maxNorm / norm when norm &gt; maxNorm, else 1
+    /// (the factor <c>Optimizers.clipByNorm</c> applies with <see cref="INnOps.Scale"/>). gradient: every parameter's
+    /// gradient in one flat tensor.</summary>
+    void ClipScale(Tensor gradient, double maxNorm, Tensor status);
+
+    /// <summary><see cref="INnOps.AdamUpdate"/> over one flat buffer of every parameter (one launch), skipped on the
+    /// device while status[<see cref="DeviceStatus.LossNotFinite"/>] is set; when <paramref name="clipped"/>, the
+    /// gradient is first multiplied by status[<see cref="DeviceStatus.GradientScale"/>].</summary>
+    void AdamUpdateGuarded(Tensor parameter, Tensor gradient, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
+        float epsilon, float weightDecay, bool decoupled, int step, Tensor status, bool clipped);
+
+    /// <summary><see cref="INnOps.SgdUpdate"/> over one flat buffer, guarded and clipped as
+    /// <see cref="AdamUpdateGuarded"/>.</summary>
+    void SgdUpdateGuarded(Tensor parameter, Tensor gradient, Tensor velocity, float learningRate, float momentum, bool nesterov,
+        float weightDecay, Tensor status, bool clipped);
+
+    /// <summary>status[<paramref name="slot"/>] = 1 when an element of <paramref name="x"/> is NaN or infinite (left
+    /// unchanged otherwise).</summary>
+    void FlagNonFinite(Tensor x, Tensor status, int slot);
+}

@@ -81,6 +81,39 @@ let tests =
             List.iter2 (fun (a: float) (b: float) -> Expect.floatClose { absolute = 1e-4; relative = 1e-4 } b a "training loss")
                 (re.History |> List.map (fun r -> r.TrainLoss)) (ra.History |> List.map (fun r -> r.TrainLoss)))
 
+        onEngine "ilgpu-cpu" <| testCase "an epoch of the default model on ilgpu-cpu reads from the device once, besides the batch uploads" (fun () ->
+            use lease = (engines |> List.find (fun (name, _) -> name = "ilgpu-cpu") |> snd) ()
+            let e = lease.Engine :?> Hybrid.Dsp.Ilgpu.IlgpuEngine
+            // The default recipe's network (cnn2d) on a small stand-in image; its options as Experiment.fitFold sets them.
+            let recipe = Experiment.recipes.Head
+            Expect.equal recipe.Name "cnn2d" "the default recipe"
+            let model = Model.create e 0 (recipe.Build [ 1; 16; 16 ] 10)
+            let count = 40
+            let data = { Inputs = uniform (Random 8) (count * 256); Labels = Array.init count (fun i -> i % 10) }
+            let opts =
+                { FitOptions.defaults with
+                    Epochs = 1; BatchSize = 16; Optimizer = Optimizer.adam 3e-3; Schedule = OneCycle(0.25, 10.0, 100.0)
+                    LabelSmoothing = 0.05; Seed = 3 }
+            let batches = (count + opts.BatchSize - 1) / opts.BatchSize
+            e.Synchronize()
+            e.Transfers.Reset()
+            e.Transfers.Enabled <- true
+            let result =
+                try Training.fit opts model data None
+                finally e.Transfers.Enabled <- false
+            let counts = e.Transfers.Snapshot() |> List.ofSeq
+            e.Transfers.Reset()
+            let describe kind =
+                counts |> List.filter (fun c -> c.Kind = kind) |> List.map (fun c -> sprintf "%s x%d" c.CallSite c.Count) |> String.concat "; "
+            let total kind = counts |> List.filter (fun c -> c.Kind = kind) |> List.sumBy _.Count
+            Expect.isLessThanOrEqual (total Hybrid.Dsp.Ilgpu.TransferKind.DeviceToHost) 1
+                (sprintf "device->host reads in one epoch of %d batches (by call site: %s)" batches (describe Hybrid.Dsp.Ilgpu.TransferKind.DeviceToHost))
+            Expect.isLessThanOrEqual (total Hybrid.Dsp.Ilgpu.TransferKind.HostToDevice) (batches + 1)
+                (sprintf "host->device copies: one per batch and one per epoch (by call site: %s)" (describe Hybrid.Dsp.Ilgpu.TransferKind.HostToDevice))
+            let report = result.History.Head
+            Expect.isTrue (Double.IsFinite report.TrainLoss && report.TrainLoss > 0.0) (sprintf "the epoch's loss still reaches the report, was %g" report.TrainLoss)
+            Expect.isTrue (report.TrainAccuracy >= 0.0 && report.TrainAccuracy <= 1.0) "accuracy in [0, 1]")
+
         testCase "a killed run resumes from its last checkpoint and ends with the same weights" (fun () ->
             use engine = new ManagedEngine(2)
             let early = Some { Monitor = ValidationLoss; Patience = 10; MinDelta = 0.0; RestoreBestWeights = true }
@@ -100,33 +133,63 @@ let tests =
             Array.iteri2 (fun i x y -> bitEqual (sprintf "tensor %d" i) x y) reference resumed
             Directory.Delete(dir, true))
 
-        testCase "a NaN loss stops training naming epoch and batch, and writes no checkpoint" (fun () ->
-            use engine = new ManagedEngine(1)
-            let data = tinyImages 4 12
-            data.Inputs[7 * 64 + 3] <- nanf
-            let dir = tempDir ()
-            let model = Model.create engine 1 (cnn ())
-            try
-                Training.fit { options with Epochs = 1; BatchSize = 4; CheckpointDir = Some dir } model data None |> ignore
-                failtest "expected TrainingException"
-            with :? TrainingException as e ->
-                Expect.stringContains e.Message "epoch 1" "epoch named"
-                Expect.stringContains e.Message "batch" "batch named"
-                Expect.stringContains e.Message "NaN" "cause"
-            Expect.isFalse (File.Exists(Path.Combine(dir, "checkpoint.hnn"))) "nothing saved"
-            Directory.Delete(dir, true))
+        for engineName, lease in engines do
+            onEngine engineName <| testCase (sprintf "a NaN loss stops training naming epoch and batch, updates no parameter with it and writes no checkpoint (%s)" engineName) (fun () ->
+                use lease = lease ()
+                let data = tinyImages 4 12
+                data.Inputs[7 * 64 + 3] <- nanf
+                let batch = (Array.findIndex ((=) 7) (Training.permutation options.Seed 0 12)) / 4 + 1
+                let dir = tempDir ()
+                let model = Model.create lease.Engine 1 (cnn ())
+                try
+                    Training.fit { options with Epochs = 1; BatchSize = 4; CheckpointDir = Some dir } model data None |> ignore
+                    failtest "expected TrainingException"
+                with :? TrainingException as e ->
+                    Expect.stringContains e.Message "epoch 1" "epoch named"
+                    Expect.stringContains e.Message (sprintf "batch %d of 3" batch) "the batch holding the NaN sample named"
+                    Expect.stringContains e.Message "NaN" "cause"
+                // (BatchNorm's running statistics do take the NaN batch's statistics in its forward pass, on every engine.)
+                Expect.isTrue (model.Parameters |> Array.forall (fun p -> p.Value.ToArray() |> Array.forall Single.IsFinite)) "the NaN batch updated no parameter"
+                Expect.isFalse (File.Exists(Path.Combine(dir, "checkpoint.hnn"))) "nothing saved"
+                Directory.Delete(dir, true))
 
-        testCase "weights that become infinite stop training at the epoch's end, before its checkpoint" (fun () ->
-            use engine = new ManagedEngine(1)
-            let dir = tempDir ()
-            let model = Model.create engine 1 (Net.sequential [ 2 ] [ Layers.dense 2 ])
-            try
-                Training.fit { FitOptions.defaults with Epochs = 1; BatchSize = 4; Optimizer = Optimizer.sgd 1e39; CheckpointDir = Some dir } model xor None |> ignore
-                failtest "expected TrainingException"
-            with :? TrainingException as e ->
-                Expect.stringContains e.Message "epoch 1" "epoch named"
-            Expect.isFalse (File.Exists(Path.Combine(dir, "checkpoint.hnn"))) "nothing saved"
-            Directory.Delete(dir, true))
+            onEngine engineName <| testCase (sprintf "weights that become infinite stop training at the epoch's end, before its checkpoint (%s)" engineName) (fun () ->
+                use lease = lease ()
+                let dir = tempDir ()
+                let model = Model.create lease.Engine 1 (Net.sequential [ 2 ] [ Layers.dense 2 ])
+                try
+                    Training.fit { FitOptions.defaults with Epochs = 1; BatchSize = 4; Optimizer = Optimizer.sgd 1e39; CheckpointDir = Some dir } model xor None |> ignore
+                    failtest "expected TrainingException"
+                with :? TrainingException as e ->
+                    Expect.stringContains e.Message "epoch 1" "epoch named"
+                    Expect.stringContains e.Message "weights became NaN or infinite" "cause"
+                Expect.isFalse (File.Exists(Path.Combine(dir, "checkpoint.hnn"))) "nothing saved"
+                Directory.Delete(dir, true))
+
+        onEngine "ilgpu-cpu" <| testCase "an MLP trained with Adam, clipping and dropout on ilgpu-cpu (fused bias + ReLU, one flat Adam launch) ends within 1e-3 of managed" (fun () ->
+            let net () =
+                Net.sequential [ 12 ] [ Layers.dense 16; Layers.relu; Layers.dropout 0.2; Layers.dense 8; Layers.leakyRelu 0.1; Layers.dense 3 ]
+            let rng = Random 21
+            let data = { Inputs = uniform rng (30 * 12); Labels = Array.init 30 (fun i -> i % 3) }
+            let opts =
+                { FitOptions.defaults with
+                    Epochs = 3; BatchSize = 8; Optimizer = Optimizer.adam 0.01; ClipNorm = Some 0.5; LabelSmoothing = 0.1
+                    Schedule = Cosine 0.1; Seed = 4 }
+            let train (engine: Engine) =
+                let model = Model.create engine 9 (net ())
+                let result = Training.fit opts model data None
+                model.Snapshot(), result
+            use managed = new ManagedEngine(2)
+            let expected, re = train managed
+            use lease = (engines |> List.find (fun (name, _) -> name = "ilgpu-cpu") |> snd) ()
+            let actual, ra = train lease.Engine
+            Array.iteri2 (fun i (x: float32[]) (y: float32[]) ->
+                let scale = x |> Array.fold (fun m v -> max m (abs (float v))) 1.0
+                Hybrid.TestSupport.Assertions.allClose 1e-3 (1e-3 * scale) x y (sprintf "tensor %d" i)) expected actual
+            List.iter2 (fun (a: EpochReport) (b: EpochReport) ->
+                Expect.floatClose { absolute = 1e-4; relative = 1e-4 } b.TrainLoss a.TrainLoss "training loss"
+                Expect.equal b.TrainAccuracy a.TrainAccuracy "training accuracy"
+                Expect.equal b.LearningRate a.LearningRate "learning rate") re.History ra.History)
 
         testCase "early stopping stops after the patience and restores the best epoch's weights" (fun () ->
             use engine = new ManagedEngine(2)

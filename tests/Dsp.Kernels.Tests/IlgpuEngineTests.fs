@@ -111,11 +111,11 @@ let tests =
         test "every DSP and network kernel compiles to PTX for sm_70 (CUDA) without a GPU" {
             let found = kernels ()
             let families = kernelClasses () |> List.map _.Name
-            for expected in [ "FftKernels"; "StftKernels"; "MelKernels"; "SpectralKernels"; "NnElementKernels"; "NnReduceKernels"; "NnGemmKernels"; "NnConvKernels"; "NnPoolKernels" ] do
+            for expected in [ "FftKernels"; "StftKernels"; "MelKernels"; "SpectralKernels"; "NnElementKernels"; "NnReduceKernels"; "NnGemmKernels"; "NnConvKernels"; "NnPoolKernels"; "NnTrainKernels" ] do
                 Expect.contains families expected "kernel class found by reflection"
             for name in families do
                 Expect.isTrue (found |> List.exists (fun m -> family m = name)) $"{name} has kernel entry points"
-            Expect.isGreaterThanOrEqual (found |> List.filter (fun m -> (family m).StartsWith "Nn") |> List.length) 25 "network kernels found by reflection"
+            Expect.isGreaterThanOrEqual (found |> List.filter (fun m -> (family m).StartsWith "Nn") |> List.length) 32 "network kernels found by reflection"
             use context = Context.Create(fun b -> b.CPU().EnableAlgorithms() |> ignore)
             use backend = new PTXBackend(context, CudaCapabilityContext(CudaArchitecture.SM_70), CudaArchitecture.SM_70, CudaInstructionSet.ISA_70, null)
             for m in found do

@@ -219,6 +219,96 @@ let private randomPool (seed: int) =
             poolForward o g kind ts.[0] ts.[1]
             poolBackward o g kind ts.[0] ts.[1] ts.[2] ts.[3])
 
+/// The device training operations (INnDeviceTraining) of the ilgpu-cpu engine.
+let private device () = NnOps.For engine.Value :?> INnDeviceTraining
+
+/// Row argmax (first maximum) of probabilities [n, k] equal to the label: 1, else 0 (the managed Trainer's count).
+let private correctRows (p: float32[]) (labels: float32[]) k =
+    labels |> Array.mapi (fun i l ->
+        let mutable best = 0
+        for j in 1 .. k - 1 do
+            if p[i * k + j] > p[i * k + best] then best <- j
+        if best = int l then 1.0f else 0.0f)
+
+/// Fused cases: (name, the managed engine's INnOps composition, the same on ilgpu-cpu through one fused operation).
+/// Each returns every tensor it writes, in the same order.
+let private fusedCases : (string * (Engine -> float32[] list) * (Engine -> float32[] list)) list =
+    [
+        for (shape, slope) in [ [| 3; 33 |], 0.0f; [| 2; 5; 7 |], 0.1f; [| 4; 3; 2; 9 |], 0.0f ] do
+            let x = rnd 70 shape
+            let bias = rnd 71 [| shape.[1] |]
+            $"BiasLeakyRelu shape={fmt shape} slope={slope}",
+            nn [ x; bias; rnd 72 shape ] [ 2 ] (fun o ts -> o.BiasAdd(ts.[0], ts.[1], ts.[2]); o.LeakyReluForward(ts.[2], slope, ts.[2])),
+            nn [ x; bias; rnd 72 shape ] [ 2 ] (fun o ts -> (o :?> INnDeviceTraining).BiasLeakyRelu(ts.[0], ts.[1], slope, ts.[2]))
+
+        for (n, k) in [ 5, 10; 33, 3; 1, 1 ] do
+            let labels = Array.init n (fun i -> float32 ((i * 7) % k)), [| n |]
+            let logits = rnd 73 [| n; k |] |> fun (d, s) -> Array.map (fun v -> 8.0f * v) d, s
+            for smoothing in [ 0.0f; 0.05f ] do
+                $"SoftmaxCrossEntropyRows n={n} k={k} smoothing={smoothing}",
+                (fun (e: Engine) ->
+                    match nn [ logits; labels; rnd 74 [| n; k |]; rnd 75 [| n |]; rnd 76 [| n; k |] ] [ 2; 3; 4 ]
+                              (fun o ts -> o.SoftmaxCrossEntropy(ts.[0], ts.[1], smoothing, ts.[2], ts.[3], ts.[4], 1.0f / float32 n)) e with
+                    | [ p; losses; d ] -> [ d; losses; correctRows p (fst labels) k; Array.zeroCreate DeviceStatus.Length ]
+                    | other -> other),
+                nn [ logits; labels; rnd 76 [| n; k |]; rnd 75 [| n |]; rnd 77 [| n |]; (Array.zeroCreate DeviceStatus.Length, [| DeviceStatus.Length |]) ] [ 2; 3; 4; 5 ]
+                    (fun o ts -> (o :?> INnDeviceTraining).SoftmaxCrossEntropyRows(ts.[0], ts.[1], smoothing, ts.[2], 1.0f / float32 n, ts.[3], ts.[4], ts.[5]))
+
+        // Three parameters of a small network, updated per parameter on managed and in one flat launch on ilgpu-cpu.
+        let shapes = [ [| 4; 3; 3; 3 |]; [| 4 |]; [| 33; 10 |] ]
+        let sizes = shapes |> List.map (Array.fold (*) 1)
+        let total = List.sum sizes
+        let parts (seed: int) = shapes |> List.mapi (fun i s -> rnd (seed + i) s)
+        let whole (seed: int) = parts seed |> List.map fst |> Array.concat, [| total |]
+        let positives (seed: int) = shapes |> List.mapi (fun i s -> positive (seed + i) s)
+        let perParameter (slots: int) (step: INnOps -> Tensor[] -> unit) (clip: float option) (e: Engine) =
+            // Tensors: 3 values, 3 gradients, then 3 per slot; results: values then slots, concatenated like the flat buffer.
+            let tensors = parts 80 @ parts 83 @ (if slots = 2 then parts 86 @ positives 89 else parts 86)
+            let results = [ 0; 1; 2 ] @ [ for s in 0 .. slots - 1 do yield! [ 6 + 3 * s; 7 + 3 * s; 8 + 3 * s ] ]
+            nn tensors results (fun o ts ->
+                for _ in 1 .. 3 do
+                    match clip with
+                    | Some c ->
+                        let norm = sqrt (ts.[3..5] |> Array.sumBy (fun g -> o.SumOfSquares g))
+                        if norm > c then (for g in ts.[3..5] do o.Scale(g, float32 (c / norm)))
+                    | None -> ()
+                    step o ts) e
+            |> List.chunkBySize 3 |> List.map Array.concat
+        let flat (slots: int) (step: INnDeviceTraining -> Tensor[] -> Tensor -> unit) (clip: float option) (e: Engine) =
+            let tensors = [ whole 80; whole 83; whole 86 ] @ (if slots = 2 then [ (positives 89 |> List.map fst |> Array.concat), [| total |] ] else [])
+                          @ [ Array.zeroCreate DeviceStatus.Length, [| DeviceStatus.Length |] ]
+            let status = tensors.Length - 1
+            nn tensors ([ 0 ] @ [ 2 .. 1 + slots ]) (fun o ts ->
+                let d = o :?> INnDeviceTraining
+                for _ in 1 .. 3 do
+                    clip |> Option.iter (fun c -> d.ClipScale(ts.[1], c, ts.[status]))
+                    step d ts ts.[status]) e
+        for clip in [ None; Some 0.5 ] do
+            for decoupled in [ false; true ] do
+                let stepCount = ref 0
+                $"""AdamUpdateGuarded decoupled={decoupled} clip={defaultArg (Option.map string clip) "none"}""",
+                perParameter 2 (fun o ts ->
+                    stepCount.Value <- stepCount.Value + 1
+                    for i in 0 .. 2 do
+                        o.AdamUpdate(ts.[i], ts.[3 + i], ts.[6 + i], ts.[9 + i], 1e-2f, 0.9f, 0.999f, 1e-7f, 1e-2f, decoupled, ((stepCount.Value - 1) % 3) + 1)) clip,
+                let deviceSteps = ref 0
+                flat 2 (fun d ts status ->
+                    deviceSteps.Value <- deviceSteps.Value + 1
+                    d.AdamUpdateGuarded(ts.[0], ts.[1], ts.[2], ts.[3], 1e-2f, 0.9f, 0.999f, 1e-7f, 1e-2f, decoupled, ((deviceSteps.Value - 1) % 3) + 1, status, clip.IsSome)) clip
+            $"""SgdUpdateGuarded clip={defaultArg (Option.map string clip) "none"}""",
+            perParameter 1 (fun o ts -> for i in 0 .. 2 do o.SgdUpdate(ts.[i], ts.[3 + i], ts.[6 + i], 0.05f, 0.9f, true, 1e-2f)) clip,
+            flat 1 (fun d ts status -> d.SgdUpdateGuarded(ts.[0], ts.[1], ts.[2], 0.05f, 0.9f, true, 1e-2f, status, clip.IsSome)) clip
+    ]
+
+/// The INnDeviceTraining operations the fused cases and the flag tests cover.
+let private fusedCovered =
+    (fusedCases |> List.map (fun (name, _, _) -> name.Split(' ').[0])) @ [ "View"; "ClipScale"; "FlagNonFinite" ] |> Set.ofList
+
+/// Sum over rows of the losses written by SoftmaxCrossEntropyRows (in double), on ilgpu-cpu.
+let private rowsLoss (logits: float32[]) (labels: float32[]) n k smoothing =
+    nn [ (logits, [| n; k |]); (labels, [| n |]); rnd 1 [| n; k |]; rnd 2 [| n |]; rnd 3 [| n |]; (Array.zeroCreate DeviceStatus.Length, [| DeviceStatus.Length |]) ] [ 2; 3 ]
+        (fun o ts -> (o :?> INnDeviceTraining).SoftmaxCrossEntropyRows(ts.[0], ts.[1], smoothing, ts.[2], 1.0f, ts.[3], ts.[4], ts.[5])) engine.Value
+
 [<Tests>]
 let tests =
     ilgpuList "IlgpuNn" [
@@ -226,6 +316,113 @@ let tests =
             let ops = typeof<INnOps>.GetMethods() |> Array.filter (fun m -> not m.IsSpecialName) |> Array.map (fun m -> m.Name) |> Set.ofArray
             Expect.isEmpty (Set.difference ops covered) "operations without an equivalence case"
         }
+
+        test "the fused cases cover every operation of INnDeviceTraining" {
+            let ops = typeof<INnDeviceTraining>.GetMethods() |> Array.filter (fun m -> not m.IsSpecialName) |> Array.map (fun m -> m.Name) |> Set.ofArray
+            Expect.isEmpty (Set.difference ops fusedCovered) "operations without a test"
+        }
+
+        for (name, managedRun, deviceRun) in fusedCases do
+            test $"{name} on ilgpu-cpu equals the managed engine's unfused operations within 1e-4" {
+                use managed = new ManagedEngine()
+                let expected = managedRun managed
+                let actual = deviceRun engine.Value
+                Expect.equal actual.Length expected.Length "result count"
+                List.iteri2 (fun i (ex: float32[]) (ac: float32[]) ->
+                    let scale = ex |> Array.fold (fun m v -> max m (abs (float v))) 1.0
+                    Hybrid.TestSupport.Assertions.allClose 1e-4 (1e-4 * scale) ex ac $"{name} result {i}") expected actual
+            }
+
+        test "SoftmaxCrossEntropyRows flags a non-finite loss and an invalid label on the device instead of reading out of bounds" {
+            let run (logits: float32[]) (labels: float32[]) =
+                nn [ (logits, [| 3; 4 |]); (labels, [| 3 |]); rnd 1 [| 3; 4 |]; rnd 2 [| 3 |]; rnd 3 [| 3 |]; (Array.zeroCreate DeviceStatus.Length, [| DeviceStatus.Length |]) ] [ 3; 5 ]
+                    (fun o ts -> (o :?> INnDeviceTraining).SoftmaxCrossEntropyRows(ts.[0], ts.[1], 0.0f, ts.[2], 1.0f, ts.[3], ts.[4], ts.[5])) engine.Value
+            let good = Array.init 12 (fun i -> float32 (i % 5) * 0.3f)
+            match run good [| 0.0f; 3.0f; 1.0f |] with
+            | [ losses; status ] ->
+                Expect.isTrue (losses |> Array.forall Single.IsFinite) "finite losses"
+                Expect.equal status.[DeviceStatus.LossNotFinite] 0.0f "no flag"
+            | other -> failtestf "unexpected %A" other
+            let withNaN = Array.copy good
+            withNaN.[5] <- nanf
+            match run withNaN [| 0.0f; 3.0f; 1.0f |] with
+            | [ losses; status ] ->
+                Expect.isTrue (Single.IsNaN losses.[1]) "the NaN row's loss"
+                Expect.equal status.[DeviceStatus.LossNotFinite] 1.0f "flag set"
+            | other -> failtestf "unexpected %A" other
+            match run good [| 0.0f; 7.0f; 1.5f |] with
+            | [ losses; status ] ->
+                Expect.isTrue (Single.IsNaN losses.[1] && Single.IsNaN losses.[2]) "labels 7 and 1.5 of 4 classes give NaN"
+                Expect.isTrue (Single.IsFinite losses.[0]) "a valid row is unaffected"
+                Expect.equal status.[DeviceStatus.LossNotFinite] 1.0f "flag set"
+            | other -> failtestf "unexpected %A" other
+        }
+
+        test "a guarded update is skipped while the loss flag is set, and FlagNonFinite sets its slot only for NaN or infinity" {
+            let p, g, m, v = rnd 90 [| 40 |], rnd 91 [| 40 |], rnd 92 [| 40 |], positive 93 [| 40 |]
+            let flagged = Array.zeroCreate DeviceStatus.Length
+            flagged.[DeviceStatus.LossNotFinite] <- 1.0f
+            let after = nn [ p; g; m; v; (flagged, [| DeviceStatus.Length |]) ] [ 0; 2; 3 ] (fun o ts ->
+                            let d = o :?> INnDeviceTraining
+                            d.AdamUpdateGuarded(ts.[0], ts.[1], ts.[2], ts.[3], 0.1f, 0.9f, 0.999f, 1e-7f, 0.0f, false, 1, ts.[4], false)
+                            d.SgdUpdateGuarded(ts.[0], ts.[1], ts.[2], 0.1f, 0.9f, false, 0.0f, ts.[4], false)) engine.Value
+            Expect.equal after [ fst p; fst m; fst v ] "nothing changed"
+            let flag (values: float32[]) =
+                (nn [ (values, [| values.Length |]); (Array.zeroCreate DeviceStatus.Length, [| DeviceStatus.Length |]) ] [ 1 ]
+                    (fun o ts -> (o :?> INnDeviceTraining).FlagNonFinite(ts.[0], ts.[1], DeviceStatus.WeightsNotFinite)) engine.Value).Head
+            Expect.equal (flag [| 1.0f; -3.0e38f; 0.0f |]).[DeviceStatus.WeightsNotFinite] 0.0f "finite"
+            Expect.equal (flag [| 1.0f; infinityf; 0.0f |]).[DeviceStatus.WeightsNotFinite] 1.0f "infinity"
+            Expect.equal (flag [| nanf; 1.0f |]).[DeviceStatus.WeightsNotFinite] 1.0f "NaN"
+            Expect.equal (flag [| nanf |]).[DeviceStatus.LossNotFinite] 0.0f "other slots untouched"
+        }
+
+        test "ClipScale writes maxNorm / norm above the norm and 1 below it" {
+            let data = Array.init 20000 (fun i -> if i % 2 = 0 then 0.01f else -0.02f)
+            let norm = sqrt (data |> Array.sumBy (fun v -> float v * float v))
+            let scale maxNorm =
+                (nn [ (data, [| data.Length |]); (Array.zeroCreate DeviceStatus.Length, [| DeviceStatus.Length |]) ] [ 1 ]
+                    (fun o ts -> (o :?> INnDeviceTraining).ClipScale(ts.[0], maxNorm, ts.[1])) engine.Value).Head.[DeviceStatus.GradientScale]
+            Expect.floatClose Accuracy.high (float (scale (norm / 4.0))) 0.25 "a quarter"
+            Expect.equal (scale (norm * 2.0)) 1.0f "no clipping below the limit"
+            throwsArgument "non-positive norm" [ "maxNorm" ] (fun () -> scale 0.0 |> ignore)
+        }
+
+        test "View shares storage at an offset and refuses a range outside it" {
+            let e = engine.Value
+            let d = device ()
+            use whole = e.FromHost(ReadOnlySpan<float32>(Array.init 10 float32), [| 10 |])
+            let part = d.View(whole, 4L, 2, 3)
+            Expect.equal (part.ToArray()) [| 4.0f .. 9.0f |] "elements 4..9"
+            (NnOps.For e).Fill(part, -1.0f)
+            Expect.equal (whole.ToArray()) (Array.append [| 0.0f .. 3.0f |] (Array.create 6 -1.0f)) "written through the view"
+            Expect.throwsT<ArgumentOutOfRangeException> (fun () -> d.View(whole, 5L, 6) |> ignore) "past the end"
+        }
+
+        testPropertyWithConfig propertyConfig "SoftmaxCrossEntropyRows' gradient is the derivative of its summed loss (central differences)" (fun (seed: int) ->
+            let rng = Random(abs (seed % 100000))
+            let n, k = rng.Next(1, 5), rng.Next(2, 7)
+            let smoothing = if rng.Next 2 = 0 then 0.0f else 0.1f
+            let logits = Array.init (n * k) (fun _ -> float32 (rng.NextDouble() * 4.0 - 2.0))
+            let labels = Array.init n (fun _ -> float32 (rng.Next k))
+            let gradient = (rowsLoss logits labels n k smoothing).Head
+            let h = 1e-2f
+            for i in 0 .. n * k - 1 do
+                let at (delta: float32) =
+                    let z = Array.copy logits
+                    z.[i] <- z.[i] + delta
+                    (rowsLoss z labels n k smoothing).[1] |> Array.sumBy float
+                let numeric = (at h - at -h) / (2.0 * float h)
+                Expect.floatClose { absolute = 2e-3; relative = 1e-2 } (float gradient.[i]) numeric $"d loss / d logit {i} (n={n} k={k})")
+
+        testPropertyWithConfig propertyConfig "BiasLeakyRelu equals bias then leaky ReLU on random shapes" (fun (seed: int) ->
+            let rng = Random(abs (seed % 100000))
+            let shape = [| rng.Next(1, 5); rng.Next(1, 40); rng.Next(1, 9) |]
+            let slope = if rng.Next 2 = 0 then 0.0f else 0.2f
+            let x, bias = rnd seed shape, rnd (seed + 1) [| shape.[1] |]
+            use managed = new ManagedEngine()
+            let expected = nn [ x; bias; rnd 5 shape ] [ 2 ] (fun o ts -> o.BiasAdd(ts.[0], ts.[1], ts.[2]); o.LeakyReluForward(ts.[2], slope, ts.[2])) managed
+            let actual = nn [ x; bias; rnd 5 shape ] [ 2 ] (fun o ts -> (o :?> INnDeviceTraining).BiasLeakyRelu(ts.[0], ts.[1], slope, ts.[2])) engine.Value
+            Expect.equal actual expected "bit-identical (the same two float operations)")
 
         test "CompileKernels loads every network kernel an operation launches (what a GPU engine compiles when created)" {
             let e = engine.Value :?> Hybrid.Dsp.Ilgpu.IlgpuEngine
@@ -235,6 +432,12 @@ let tests =
             // One case of every operation: none may need a kernel that CompileKernels did not load.
             for (_, run) in cases |> List.distinctBy (fun (name, _) -> name.Split(' ').[0]) do
                 run e |> ignore
+            for (_, _, run) in fusedCases |> List.distinctBy (fun (name, _, _) -> name.Split(' ').[0]) do
+                run e |> ignore
+            use g = e.Allocate 9000
+            use status = e.Allocate DeviceStatus.Length
+            (device ()).ClipScale(g, 1.0, status)
+            (device ()).FlagNonFinite(g, status, DeviceStatus.WeightsNotFinite)
             Expect.isEmpty (Set.difference (Set.ofSeq e.LoadedKernels) before) "kernels first loaded by an operation after CompileKernels"
         }
 

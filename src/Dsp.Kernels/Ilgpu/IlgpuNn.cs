@@ -11,7 +11,7 @@ namespace Hybrid.Dsp.Ilgpu;
 /// <see cref="ColumnBudget"/> floats); the weight gradient is one GEMM per chunk whose k axis runs over samples and
 /// pixels. Every reduction has a fixed order, so results are deterministic. Not for concurrent use from several threads.
 /// </summary>
-internal sealed class IlgpuNn : INnOps
+internal sealed class IlgpuNn : INnOps, INnDeviceTraining
 {
     /// <summary>Floats of im2col workspace a convolution may use (64 MiB).</summary>
     internal const long ColumnBudget = 16L << 20;
@@ -35,9 +35,23 @@ internal sealed class IlgpuNn : INnOps
         NnReduceKernels.SumOfSquares(e); NnReduceKernels.BiasGrad(e); NnReduceKernels.BatchNormStats(e);
         NnReduceKernels.BatchNormGradSums(e); NnReduceKernels.GlobalAvgPool(e); NnReduceKernels.SoftmaxCrossEntropy(e);
         NnGemmKernels.Compile(e); NnConvKernels.Im2Col(e); NnConvKernels.Col2Im(e); NnPoolKernels.Forward(e); NnPoolKernels.Backward(e);
+        NnTrainKernels.BiasLeakyRelu(e); NnTrainKernels.SoftmaxCrossEntropyRows(e); NnTrainKernels.ClipScale(e);
+        NnTrainKernels.SgdGuarded(e); NnTrainKernels.AdamGuarded(e); NnTrainKernels.FlagNonFinite(e);
     }
 
     private ArrayView1D<float, Stride1D.Dense> V(Tensor t, string name) => _engine.Expect(t, name).View;
+
+    /// <summary>The double work area of the sums of squares, <paramref name="blocks"/> long (grown after a wait).</summary>
+    private ArrayView1D<double, Stride1D.Dense> Partials(int blocks)
+    {
+        if (_partials is null || _partials.Length < blocks)
+        {
+            _engine.Wait();
+            _partials?.Dispose();
+            _partials = _engine.Accelerator.Allocate1D<double>(Math.Max(blocks, 64));
+        }
+        return _partials.View.SubView(0, blocks);
+    }
 
     private static int Count(Tensor t) => checked((int)t.Length);
 
@@ -70,13 +84,7 @@ internal sealed class IlgpuNn : INnOps
         var v = V(x, nameof(x));
         int blocks = (int)((x.Length + NnReduceKernels.SquaresBlock - 1) / NnReduceKernels.SquaresBlock);
         if (blocks == 0) return 0.0;
-        if (_partials is null || _partials.Length < blocks)
-        {
-            _engine.Wait();
-            _partials?.Dispose();
-            _partials = _engine.Accelerator.Allocate1D<double>(Math.Max(blocks, 64));
-        }
-        var partial = _partials.View.SubView(0, blocks);
+        var partial = Partials(blocks);
         NnReduceKernels.SumOfSquares(_engine)(new KernelConfig(blocks, Threads), v, partial, Count(x));
         var host = new double[blocks];
         _engine.Read(partial, host);
@@ -376,5 +384,98 @@ internal sealed class IlgpuNn : INnOps
             Decay = decoupled ? 1f - learningRate * weightDecay : 1f, L2 = decoupled ? 0f : weightDecay,
         };
         if (parameter.Length > 0) NnElementKernels.Adam(_engine)(Count(parameter), vp, vg, vm, vv, o);
+    }
+
+    // ---------------------------------------------------------------- device-resident training (INnDeviceTraining)
+
+    public Tensor View(Tensor storage, long offset, params int[] shape)
+    {
+        var t = _engine.Expect(storage, nameof(storage));
+        ArgumentNullException.ThrowIfNull(shape);
+        long length = 1;
+        foreach (var d in shape)
+        {
+            if (d < 0) throw new ArgumentException($"shape: dimensions must be non-negative, was [{string.Join(", ", shape)}].", nameof(shape));
+            length = checked(length * d);
+        }
+        if (offset < 0 || offset + length > t.Length)
+            throw new ArgumentOutOfRangeException(nameof(offset), $"View [{offset}, {offset + length}) is outside the storage's {t.Length} elements.");
+        return new IlgpuTensor(_engine, shape, null, t.View.SubView(offset, length));
+    }
+
+    public void BiasLeakyRelu(Tensor x, Tensor bias, float slope, Tensor y)
+    {
+        var r = ChannelLayout(x, (int)bias.Length, nameof(x));
+        NnChecks.SameLength(x, nameof(x), y, nameof(y));
+        var vx = V(x, nameof(x)); var vb = V(bias, nameof(bias)); var vy = V(y, nameof(y));
+        if (x.Length > 0) NnTrainKernels.BiasLeakyRelu(_engine)(Count(x), vx, vb, vy, Shape(r), slope);
+    }
+
+    public void SoftmaxCrossEntropyRows(Tensor logits, Tensor labels, float labelSmoothing, Tensor dLogits, float gradientScale,
+        Tensor losses, Tensor correct, Tensor status)
+    {
+        var (n, k) = NnChecks.SoftmaxCrossEntropy(logits, labels, labelSmoothing, dLogits, losses, dLogits);
+        correct.RequireShape(nameof(correct), n);
+        RequireStatus(status);
+        var vz = V(logits, nameof(logits)); var vl = V(labels, nameof(labels)); var vg = V(dLogits, nameof(dLogits));
+        var vloss = V(losses, nameof(losses)); var vc = V(correct, nameof(correct)); var vs = V(status, nameof(status));
+        if (n == 0) return;
+        float off = labelSmoothing / k, on = 1f - labelSmoothing + off;
+        NnTrainKernels.SoftmaxCrossEntropyRows(_engine)(n, vz, vl, vg, vloss, vc, vs, k, on, off, gradientScale);
+    }
+
+    public void ClipScale(Tensor gradient, double maxNorm, Tensor status)
+    {
+        if (!(maxNorm > 0.0)) throw new ArgumentOutOfRangeException(nameof(maxNorm), $"The clipping norm must be positive, was {maxNorm}.");
+        RequireStatus(status);
+        var v = V(gradient, nameof(gradient)); var vs = V(status, nameof(status));
+        int blocks = (int)((gradient.Length + NnReduceKernels.SquaresBlock - 1) / NnReduceKernels.SquaresBlock);
+        var partial = Partials(Math.Max(blocks, 1));
+        if (blocks > 0) NnReduceKernels.SumOfSquares(_engine)(new KernelConfig(blocks, Threads), v, partial, Count(gradient));
+        NnTrainKernels.ClipScale(_engine)(1, partial, blocks, vs, maxNorm);
+    }
+
+    public void AdamUpdateGuarded(Tensor parameter, Tensor gradient, Tensor m, Tensor v, float learningRate, float beta1, float beta2,
+        float epsilon, float weightDecay, bool decoupled, int step, Tensor status, bool clipped)
+    {
+        NnChecks.Adam(parameter, gradient, m, v, step);
+        RequireStatus(status);
+        var vp = V(parameter, nameof(parameter)); var vg = V(gradient, nameof(gradient)); var vm = V(m, nameof(m)); var vv = V(v, nameof(v));
+        var vs = V(status, nameof(status));
+        var o = new OptimizerArgs
+        {
+            LearningRate = learningRate, Beta1 = beta1, Beta2 = beta2, Epsilon = epsilon,
+            C1 = 1f / (1f - MathF.Pow(beta1, step)), C2 = 1f / (1f - MathF.Pow(beta2, step)),
+            Decay = decoupled ? 1f - learningRate * weightDecay : 1f, L2 = decoupled ? 0f : weightDecay,
+        };
+        if (parameter.Length > 0) NnTrainKernels.AdamGuarded(_engine)(Count(parameter), vp, vg, vm, vv, o, vs, clipped ? 1 : 0);
+    }
+
+    public void SgdUpdateGuarded(Tensor parameter, Tensor gradient, Tensor velocity, float learningRate, float momentum, bool nesterov,
+        float weightDecay, Tensor status, bool clipped)
+    {
+        NnChecks.SameLength(parameter, nameof(parameter), gradient, nameof(gradient));
+        NnChecks.SameLength(parameter, nameof(parameter), velocity, nameof(velocity));
+        RequireStatus(status);
+        var vp = V(parameter, nameof(parameter)); var vg = V(gradient, nameof(gradient)); var vv = V(velocity, nameof(velocity));
+        var vs = V(status, nameof(status));
+        var o = new OptimizerArgs { LearningRate = learningRate, Momentum = momentum, Nesterov = nesterov ? 1 : 0, WeightDecay = weightDecay };
+        if (parameter.Length > 0) NnTrainKernels.SgdGuarded(_engine)(Count(parameter), vp, vg, vv, o, vs, clipped ? 1 : 0);
+    }
+
+    public void FlagNonFinite(Tensor x, Tensor status, int slot)
+    {
+        RequireStatus(status);
+        if (slot < 0 || slot >= status.Length)
+            throw new ArgumentOutOfRangeException(nameof(slot), $"Status slot {slot} is outside the status tensor's {status.Length} elements.");
+        var vx = V(x, nameof(x)); var vs = V(status, nameof(status));
+        if (x.Length > 0) NnTrainKernels.FlagNonFinite(_engine)(Count(x), vx, vs, slot);
+    }
+
+    private static void RequireStatus(Tensor status)
+    {
+        ArgumentNullException.ThrowIfNull(status, nameof(status));
+        if (status.Length < DeviceStatus.Length)
+            throw new ArgumentException($"status: expected at least {DeviceStatus.Length} elements, was [{string.Join(", ", status.Shape)}].", nameof(status));
     }
 }
