@@ -139,11 +139,31 @@ let checkAgainst (case: KymatioCase) (s: float32[]) (bank: ScatteringFilterBank)
 
 let private metaValue (e: JsonElement) = if e.ValueKind = JsonValueKind.Null then nan else e.GetDouble()
 
-/// Runs every reference configuration on an engine and checks it against kymatio (<see cref="checkAgainst"/>).
+/// Checks the engine's own log-scattering time average (IDspOps.ScatteringLogMean, reduced on the device by the
+/// ILGPU engines) against kymatio's log-mean, with checkAgainst's tolerances.
+let checkLogMean (engine: Engine) (case: KymatioCase) =
+    let lmShape, lmRef = case.LogMean
+    use x = engine.FromHost(ReadOnlySpan case.Signals, case.Rows, case.Length)
+    use y = engine.Allocate(lmShape)
+    engine.Dsp.ScatteringLogMean(case.Config, 1e-6, x, y)
+    let lm = y.ToArray()
+    let paths = lmShape[1]
+    for r in 0 .. case.Rows - 1 do
+        let tolerance = if case.RowNames[r] = "chirp" then chirpLogMeanTolerance else 1e-3
+        for p in 0 .. paths - 1 do
+            let i = r * paths + p
+            let d = abs (float lm[i] - lmRef[i])
+            if d > tolerance then
+                failtestf "%s row %d (%s) path %d: ScatteringLogMean %g, kymatio %g (difference %g, expected <= %g)"
+                    case.Name r case.RowNames[r] (p + 1) lm[i] lmRef[i] d tolerance
+
+/// Runs every reference configuration on an engine and checks its coefficients and its log-scattering means against
+/// kymatio (<see cref="checkAgainst"/>, <see cref="checkLogMean"/>).
 let matchesKymatio (engine: Lazy<Engine>) (folder: string) =
     for case in loadKymatio folder do
         let s, bank = scatterOn engine.Value case.Config case.Signals case.Rows case.Length
         checkAgainst case s bank |> ignore
+        checkLogMean engine.Value case
 
 let parity =
     testList "kymatio parity" [
@@ -327,6 +347,14 @@ let validation =
         throws "T above the length is refused" (run (ScatteringConfig(4, 4, 2048)) 1024) "T" "power of two in 1..1024"
         throws "max_order 3 is refused" (run (ScatteringConfig(4, 4, MaxOrder = 3)) 1024) "MaxOrder" "1 or 2"
         throws "an output of the wrong shape is refused" (run (ScatteringConfig(4, 4)) 1024) "output" "expected shape"
+        for name, engine in ("managed", managed) :: ilgpuEngines do
+            let logMean epsilon (outShape: int[]) () =
+                use x = engine.Value.Allocate(2, 256)
+                use y = engine.Value.Allocate(outShape)
+                engine.Value.Dsp.ScatteringLogMean(ScatteringConfig(4, 2), epsilon, x, y)
+            let paths = (Filters.Scattering1D(ScatteringConfig(4, 2), 256)).Paths.Count
+            throws $"{name}: a log-mean epsilon of 0 is refused" (logMean 0.0 [| 2; paths - 1 |]) "epsilon" "positive and finite"
+            throws $"{name}: a log-mean output with order 0's row is refused" (logMean 1e-6 [| 2; paths |]) "output" $"[2, {paths - 1}]"
         testCase "a clip of odd length that is not a power of two runs (Bluestein-built filters, reflect padding)" (fun () ->
             let length = 777
             let x = Array.init length (fun i -> float32 (sin (0.3 * float i)))
@@ -355,6 +383,19 @@ let equivalenceTolerance = 1e-6
 let equivalence =
     let config = { FsCheckConfig.defaultConfig with maxTest = 6 }
     ilgpuList "ILGPU scattering equals managed" [
+        test "CompileKernels loads every scattering kernel the transform and its log-mean launch (what a GPU engine compiles when created)" {
+            let e = engine.Value :?> Hybrid.Dsp.Ilgpu.IlgpuEngine
+            e.CompileKernels()
+            let before = Set.ofSeq e.LoadedKernels
+            Expect.isGreaterThanOrEqual (before |> Set.filter (fun k -> k.StartsWith "scattering.") |> Set.count) 7 "scattering kernels loaded"
+            let cfg = ScatteringConfig(3, 2, 8)
+            let x = randomSignal 3 (2 * 64)
+            scatterOn e cfg x 2 64 |> ignore
+            use input = e.FromHost(ReadOnlySpan x, 2, 64)
+            use means = e.Allocate(2, (Filters.Scattering1D(cfg, 64)).Paths.Count - 1)
+            e.Dsp.ScatteringLogMean(cfg, 1e-6, input, means)
+            Expect.isEmpty (Set.difference (Set.ofSeq e.LoadedKernels) before) "kernels first loaded by the transform after CompileKernels"
+        }
         for name, engine in ilgpuEngines do
             for cfg, rows, length in
                 [ ScatteringConfig(4, 3, 32), 3, 300
@@ -383,4 +424,4 @@ let equivalence =
     ]
 
 [<Tests>]
-let tests = testList "Scattering" [ parity; ilgpuParity; equivalence; properties; validation ]
+let tests = testList "Scattering" [ parity; ilgpuParity; equivalence; properties; testSequencedGroup "ilgpu-cpu" validation ]

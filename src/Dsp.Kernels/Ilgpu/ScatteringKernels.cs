@@ -344,12 +344,12 @@ internal static class ScatteringKernels
         var chunk = (int)Math.Clamp(WorkBudget(engine) / perClipBytes, 1, batch);
         // Index1D is an int: keep every launch's element count below 2^31.
         chunk = (int)Math.Min(chunk, int.MaxValue / (2 * plan.ScratchPerClip));
-        var k = Kernels.For(engine);
+        var k = Launchers.For(engine);
         for (var first = 0; first < batch; first += chunk)
             Chunk(engine, plan, k, clips, output, first, Math.Min(chunk, batch - first), logEpsilon);
     }
 
-    private static void Chunk(IlgpuEngine engine, Plan plan, Kernels k, ArrayView<float> clips, ArrayView<float> output, int first, int count, double logEpsilon)
+    private static void Chunk(IlgpuEngine engine, Plan plan, Launchers k, ArrayView<float> clips, ArrayView<float> output, int first, int count, double logEpsilon)
     {
         var bank = plan.Bank;
         int n = bank.PaddedLength, paths = bank.Paths.Count;
@@ -397,12 +397,12 @@ internal static class ScatteringKernels
             k.Unpad(count * paths * bank.Frames, low, output, first, paths, bank.Frames, plan.OutLength, bank.FrameStart);
     }
 
-    private static void Fold(Kernels k, Step step, ArrayView<double> src, ArrayView<double> dst, ArrayView<double> filters, ArrayView<int> rows, int count) =>
+    private static void Fold(Launchers k, Step step, ArrayView<double> src, ArrayView<double> dst, ArrayView<double> filters, ArrayView<int> rows, int count) =>
         k.Fold(count * step.Fold.Rows * step.Fold.OutLength, src, dst, filters, rows, step.Fold);
 
     /// <summary>In-place FFT (unscaled; inverse with conjugated twiddles) of <paramref name="count"/> rows of
     /// <paramref name="m"/> complex points at the start of <paramref name="data"/>, ping-ponging through scratch.</summary>
-    private static void Fft(Plan plan, Kernels k, ArrayView<double> data, ArrayView<double> scratch, int count, int m, bool inverse)
+    private static void Fft(Plan plan, Launchers k, ArrayView<double> data, ArrayView<double> scratch, int count, int m, bool inverse)
     {
         if (m <= 1 || count == 0) return;
         long doubles = 2L * count * m;
@@ -417,7 +417,7 @@ internal static class ScatteringKernels
     }
 
     /// <summary>The loaded kernels of one engine.</summary>
-    private sealed class Kernels
+    private sealed class Launchers
     {
         private Action<Index1D, ArrayView<float>, ArrayView<double>, int, int, int, int, ScatterRange> _pad = null!;
         private Action<Index1D, ArrayView<double>, ArrayView<double>, ArrayView<double>, ScatterFftStage, ScatterRange> _stage = null!;
@@ -479,10 +479,10 @@ internal static class ScatteringKernels
 
         /// <summary>The kernels of an engine. A GPU launches up to 16 threads per hardware thread (about one element each
         /// for the sizes of a chunk); ilgpu-cpu one per simulated hardware thread, each looping over many elements.</summary>
-        public static Kernels For(IlgpuEngine engine)
+        public static Launchers For(IlgpuEngine engine)
         {
             var acc = engine.Accelerator;
-            return new Kernels
+            return new Launchers
             {
                 _threads = acc.AcceleratorType == AcceleratorType.CPU ? Math.Max(1, acc.MaxNumThreads) : (int)Math.Min(int.MaxValue / 2, 16L * acc.MaxNumThreads),
                 _pad = engine.Kernel("scattering.pad", a => a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<double>, int, int, int, int, ScatterRange>(PadKernel)),
@@ -497,5 +497,5 @@ internal static class ScatteringKernels
     }
 
     /// <summary>Loads every scattering kernel (used to surface compile failures when an engine is created).</summary>
-    internal static void Compile(IlgpuEngine engine) => Kernels.For(engine);
+    internal static void Compile(IlgpuEngine engine) => Launchers.For(engine);
 }
