@@ -78,4 +78,49 @@ public interface IDspOps
     /// <exception cref="ArgumentException">A parameter is out of range for the clip length (J &lt; 1 or 2^J above it,
     /// Q &lt; 1, T not a power of two or above it, max_order not 1 or 2), or a tensor has the wrong shape.</exception>
     void Scattering1D(ScatteringConfig config, Tensor clips, Tensor output);
+
+    /// <summary>The log-scattering time average of kymatio's spoken-digit example: for every path but order 0, the mean
+    /// over frames of log(|S| + epsilon), S = <see cref="Scattering1D"/> of the clips. clips: [batch, samples];
+    /// output: [batch, paths - 1]. This default computes S on the engine and reduces on the host in double precision
+    /// (log of each float32 coefficient rounded to float32, then the mean); the ILGPU engines reduce on the device
+    /// from their double-precision coefficients.</summary>
+    /// <exception cref="ArgumentException">As <see cref="Scattering1D"/>, or epsilon not positive and finite, or an
+    /// output that is not [batch, paths - 1].</exception>
+    void ScatteringLogMean(ScatteringConfig config, double epsilon, Tensor clips, Tensor output)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(clips);
+        ArgumentNullException.ThrowIfNull(output);
+        var bank = ScatteringLogMeanCheck(config, epsilon, clips, output);
+        int batch = clips.Shape[0], paths = bank.Paths.Count, frames = bank.Frames;
+        using var s = clips.Engine.Allocate(batch, paths, frames);
+        Scattering1D(config, clips, s);
+        var host = s.ToArray();
+        var result = new float[(long)batch * (paths - 1)];
+        for (var b = 0; b < batch; b++)
+            for (var p = 1; p < paths; p++)
+            {
+                double sum = 0;
+                for (var f = 0; f < frames; f++)
+                    sum += (float)Math.Log(Math.Abs(host[((long)b * paths + p) * frames + f]) + epsilon);
+                result[(long)b * (paths - 1) + p - 1] = (float)(sum / frames);
+            }
+        output.CopyFrom(result);
+    }
+
+    /// <summary>Checks <see cref="ScatteringLogMean"/>'s arguments (the clips' rank, epsilon, the output's shape) and
+    /// returns the filter bank.</summary>
+    internal static ScatteringFilterBank ScatteringLogMeanCheck(ScatteringConfig config, double epsilon, Tensor clips, Tensor output)
+    {
+        if (!(epsilon > 0) || double.IsInfinity(epsilon))
+            throw new ArgumentOutOfRangeException(nameof(epsilon), $"epsilon (added before the logarithm) must be positive and finite, was {epsilon}.");
+        if (clips.Rank != 2)
+            throw new ArgumentException($"clips: expected shape [batch, samples], was [{string.Join(", ", clips.Shape)}].", nameof(clips));
+        var bank = Filters.Scattering1D(config, clips.Shape[1]);
+        if (output.Rank != 2 || output.Shape[0] != clips.Shape[0] || output.Shape[1] != bank.Paths.Count - 1)
+            throw new ArgumentException(
+                $"output: expected shape [{clips.Shape[0]}, {bank.Paths.Count - 1}] (batch, paths without order 0), was [{string.Join(", ", output.Shape)}].",
+                nameof(output));
+        return bank;
+    }
 }

@@ -86,7 +86,7 @@ internal static class FeatureExecutor
                 foreach (var v in values) if (v > max || float.IsNaN(v)) max = v;
                 return max;
             }
-            // LogMean blocks already hold log(|S| + epsilon): their statistic is the mean.
+            // LogMean blocks already hold the time average of log(|S| + epsilon) (one frame): their statistic is the mean.
             case Statistic.Mean or Statistic.Std or Statistic.LogMean:
             {
                 double sum = 0;
@@ -284,7 +284,7 @@ internal static class FeatureExecutor
         }
 
         /// <summary>Scattering1D of the clips (each divided by its peak first when asked): [batch, paths, frames], or for
-        /// LogMean log(|S| + epsilon) of every path but order 0.</summary>
+        /// LogMean the engine's time average of log(|S| + epsilon) of every path but order 0 ([batch, paths - 1, 1]).</summary>
         private Block Scattering(FeatureMember m)
         {
             var config = new ScatteringConfig(m.ScatteringJ, m.ScatteringQ, m.ScatteringT == 0 ? null : m.ScatteringT, m.ScatteringMaxOrder);
@@ -315,18 +315,16 @@ internal static class FeatureExecutor
                 input = Allocate(_batch, samples);
                 input.CopyFrom(host);
             }
+            if (log)
+            {
+                // The engine reduces over frames (on the device for the ILGPU engines): one frame per row here.
+                var means = Allocate(_batch, paths - 1);
+                Dsp.ScatteringLogMean(config, m.LogEpsilon, input, means);
+                return Download(means, paths - 1, 1);
+            }
             var output = Allocate(_batch, paths, bank.Frames);
             Dsp.Scattering1D(config, input, output);
-            var s = output.ToArray();
-            if (!log) return new Block(s, 0, paths, bank.Frames);
-            var frames = bank.Frames;
-            var rows = paths - 1;
-            var values = new float[(long)_batch * rows * frames];
-            var epsilon = m.LogEpsilon;
-            for (var b = 0; b < _batch; b++)
-                for (var i = 0; i < rows * frames; i++)
-                    values[(long)b * rows * frames + i] = (float)Math.Log(Math.Abs(s[(long)b * paths * frames + frames + i]) + epsilon);
-            return new Block(values, 0, rows, frames);
+            return Download(output, paths, bank.Frames);
         }
 
         internal Block BlockFor(FeatureMember m)

@@ -92,6 +92,8 @@ let private cases : (string * (Engine -> float32[])) list =
             let bank = Filters.Scattering1D(config, samples)
             $"Scattering1D J={config.J} Q={config.Q} T={config.Averaging} max_order={config.MaxOrder}",
             op [ randomSignal 13 (3 * samples), [| 3; samples |] ] [| 3; bank.Paths.Count; bank.Frames |] (fun d ts o -> d.Scattering1D(config, ts.[0], o))
+            $"ScatteringLogMean J={config.J} Q={config.Q} T={config.Averaging} max_order={config.MaxOrder}",
+            op [ randomSignal 14 (3 * samples), [| 3; samples |] ] [| 3; bank.Paths.Count - 1 |] (fun d ts o -> d.ScatteringLogMean(config, 1e-6, ts.[0], o))
     ]
 
 /// The ops of IDspOps that the cases cover, to keep the list complete when the interface grows.

@@ -111,7 +111,7 @@ let tests =
         test "every DSP and network kernel compiles to PTX for sm_70 (CUDA) without a GPU" {
             let found = kernels ()
             let families = kernelClasses () |> List.map _.Name
-            for expected in [ "FftKernels"; "StftKernels"; "MelKernels"; "SpectralKernels"; "NnElementKernels"; "NnReduceKernels"; "NnGemmKernels"; "NnConvKernels"; "NnPoolKernels"; "NnTrainKernels" ] do
+            for expected in [ "FftKernels"; "StftKernels"; "MelKernels"; "SpectralKernels"; "ScatteringKernels"; "NnElementKernels"; "NnReduceKernels"; "NnGemmKernels"; "NnConvKernels"; "NnPoolKernels"; "NnTrainKernels" ] do
                 Expect.contains families expected "kernel class found by reflection"
             for name in families do
                 Expect.isTrue (found |> List.exists (fun m -> family m = name)) $"{name} has kernel entry points"

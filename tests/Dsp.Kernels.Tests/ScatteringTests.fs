@@ -1,5 +1,6 @@
 /// Scattering1D: kymatio 0.4 parity of the filter bank metadata, the coefficients and the log-scattering means on
-/// the managed engine, the filter bank's properties, parameter validation, and FsCheck properties of the transform.
+/// the managed engine and the ILGPU engines, the filter bank's properties, parameter validation, FsCheck properties of
+/// the transform, and the ILGPU kernels' equivalence with the managed engine on random batches.
 module Hybrid.DspKernelsTests.ScatteringTests
 
 open System
@@ -12,6 +13,7 @@ open FsCheck.FSharp
 open Hybrid.Dsp
 open Hybrid.Dsp.Managed
 open Hybrid.TestSupport
+open Hybrid.DspKernelsTests.IlgpuFixture
 
 /// Reads a little-endian float64 or float32 C-order .npy as (shape, values as float).
 let readNpy (path: string) =
@@ -137,6 +139,32 @@ let checkAgainst (case: KymatioCase) (s: float32[]) (bank: ScatteringFilterBank)
 
 let private metaValue (e: JsonElement) = if e.ValueKind = JsonValueKind.Null then nan else e.GetDouble()
 
+/// Checks the engine's own log-scattering time average (IDspOps.ScatteringLogMean, reduced on the device by the
+/// ILGPU engines) against kymatio's log-mean, with checkAgainst's tolerances.
+let checkLogMean (engine: Engine) (case: KymatioCase) =
+    let lmShape, lmRef = case.LogMean
+    use x = engine.FromHost(ReadOnlySpan case.Signals, case.Rows, case.Length)
+    use y = engine.Allocate(lmShape)
+    engine.Dsp.ScatteringLogMean(case.Config, 1e-6, x, y)
+    let lm = y.ToArray()
+    let paths = lmShape[1]
+    for r in 0 .. case.Rows - 1 do
+        let tolerance = if case.RowNames[r] = "chirp" then chirpLogMeanTolerance else 1e-3
+        for p in 0 .. paths - 1 do
+            let i = r * paths + p
+            let d = abs (float lm[i] - lmRef[i])
+            if d > tolerance then
+                failtestf "%s row %d (%s) path %d: ScatteringLogMean %g, kymatio %g (difference %g, expected <= %g)"
+                    case.Name r case.RowNames[r] (p + 1) lm[i] lmRef[i] d tolerance
+
+/// Runs every reference configuration on an engine and checks its coefficients and its log-scattering means against
+/// kymatio (<see cref="checkAgainst"/>, <see cref="checkLogMean"/>).
+let matchesKymatio (engine: Lazy<Engine>) (folder: string) =
+    for case in loadKymatio folder do
+        let s, bank = scatterOn engine.Value case.Config case.Signals case.Rows case.Length
+        checkAgainst case s bank |> ignore
+        checkLogMean engine.Value case
+
 let parity =
     testList "kymatio parity" [
         TestData.testWithKymatio "the filter bank has kymatio's paths, in its order, with its xi, sigma and j" (fun folder ->
@@ -158,10 +186,14 @@ let parity =
                             let a, b = ours[o], v[o]
                             if Double.IsNaN a <> Double.IsNaN b || (not (Double.IsNaN a) && abs (a - b) > 1e-12 * max 1.0 (abs b)) then
                                 failtestf "%s path %d %s[%d]: expected %g, was %g" case.Name p key o b a))
-        TestData.testWithKymatio "managed: every configuration matches kymatio (per-path relative L2 <= 1e-3, log-mean within 1e-3)" (fun folder ->
-            for case in loadKymatio folder do
-                let s, bank = scatterOn managed.Value case.Config case.Signals case.Rows case.Length
-                checkAgainst case s bank |> ignore)
+        TestData.testWithKymatio "managed: every configuration matches kymatio (per-path relative L2 <= 1e-3, log-mean within 1e-3)" (matchesKymatio managed)
+    ]
+
+/// The same parity test on every ILGPU engine of this machine (ilgpu-cpu always, cuda where present).
+let ilgpuParity =
+    ilgpuList "kymatio parity on ILGPU" [
+        for name, engine in ilgpuEngines ->
+            TestData.testWithKymatio $"{name}: every configuration matches kymatio (per-path relative L2 <= 1e-3, log-mean within 1e-3)" (matchesKymatio engine)
     ]
 
 /// Littlewood-Paley sum of the first-order wavelets, sum_n |psi_n(k)|^2, at the padded length.
@@ -315,6 +347,14 @@ let validation =
         throws "T above the length is refused" (run (ScatteringConfig(4, 4, 2048)) 1024) "T" "power of two in 1..1024"
         throws "max_order 3 is refused" (run (ScatteringConfig(4, 4, MaxOrder = 3)) 1024) "MaxOrder" "1 or 2"
         throws "an output of the wrong shape is refused" (run (ScatteringConfig(4, 4)) 1024) "output" "expected shape"
+        for name, engine in ("managed", managed) :: ilgpuEngines do
+            let logMean epsilon (outShape: int[]) () =
+                use x = engine.Value.Allocate(2, 256)
+                use y = engine.Value.Allocate(outShape)
+                engine.Value.Dsp.ScatteringLogMean(ScatteringConfig(4, 2), epsilon, x, y)
+            let paths = (Filters.Scattering1D(ScatteringConfig(4, 2), 256)).Paths.Count
+            throws $"{name}: a log-mean epsilon of 0 is refused" (logMean 0.0 [| 2; paths - 1 |]) "epsilon" "positive and finite"
+            throws $"{name}: a log-mean output with order 0's row is refused" (logMean 1e-6 [| 2; paths |]) "output" $"[2, {paths - 1}]"
         testCase "a clip of odd length that is not a power of two runs (Bluestein-built filters, reflect padding)" (fun () ->
             let length = 777
             let x = Array.init length (fun i -> float32 (sin (0.3 * float i)))
@@ -324,5 +364,64 @@ let validation =
             Expect.isGreaterThan (Array.max s) 0.0f "non-zero")
     ]
 
+/// Largest difference between an engine's coefficients and the managed engine's, relative to the largest managed
+/// coefficient of the same path and clip (paths below 1e-12 of the clip's largest coefficient compared absolutely).
+let worstDifference (expected: float32[]) (actual: float32[]) rows paths frames =
+    let mutable worst = 0.0
+    for r in 0 .. rows - 1 do
+        let clipPeak = expected[r * paths * frames .. (r + 1) * paths * frames - 1] |> Array.map (abs >> float) |> Array.max
+        for p in 0 .. paths - 1 do
+            let at = (r * paths + p) * frames
+            let peak = max (expected[at .. at + frames - 1] |> Array.map (abs >> float) |> Array.max) (1e-12 * clipPeak)
+            for f in 0 .. frames - 1 do
+                worst <- max worst (abs (float actual[at + f] - float expected[at + f]) / max peak Double.Epsilon)
+    worst
+
+/// Both engines compute in double precision and round to float32 at the end, so they agree to float32's rounding.
+let equivalenceTolerance = 1e-6
+
+let equivalence =
+    let config = { FsCheckConfig.defaultConfig with maxTest = 6 }
+    ilgpuList "ILGPU scattering equals managed" [
+        test "CompileKernels loads every scattering kernel the transform and its log-mean launch (what a GPU engine compiles when created)" {
+            let e = engine.Value :?> Hybrid.Dsp.Ilgpu.IlgpuEngine
+            e.CompileKernels()
+            let before = Set.ofSeq e.LoadedKernels
+            Expect.isGreaterThanOrEqual (before |> Set.filter (fun k -> k.StartsWith "scattering.") |> Set.count) 7 "scattering kernels loaded"
+            let cfg = ScatteringConfig(3, 2, 8)
+            let x = randomSignal 3 (2 * 64)
+            scatterOn e cfg x 2 64 |> ignore
+            use input = e.FromHost(ReadOnlySpan x, 2, 64)
+            use means = e.Allocate(2, (Filters.Scattering1D(cfg, 64)).Paths.Count - 1)
+            e.Dsp.ScatteringLogMean(cfg, 1e-6, input, means)
+            Expect.isEmpty (Set.difference (Set.ofSeq e.LoadedKernels) before) "kernels first loaded by the transform after CompileKernels"
+        }
+        for name, engine in ilgpuEngines do
+            for cfg, rows, length in
+                [ ScatteringConfig(4, 3, 32), 3, 300
+                  ScatteringConfig(3, 2, 8), 5, 33
+                  ScatteringConfig(5, 8, MaxOrder = 1), 2, 1000
+                  ScatteringConfig(1, 1, 2), 2, 31 ] do
+                testCase $"{name}: J={cfg.J} Q={cfg.Q} T={cfg.Averaging} max_order={cfg.MaxOrder} on {rows} clips of {length} samples" (fun () ->
+                    let x = randomSignal (length + rows) (rows * length)
+                    let expected, bank = scatterOn managed.Value cfg x rows length
+                    let actual, _ = scatterOn engine.Value cfg x rows length
+                    let worst = worstDifference expected actual rows bank.Paths.Count bank.Frames
+                    if worst > equivalenceTolerance then failtestf "largest difference %g of the path's peak, expected <= %g" worst equivalenceTolerance)
+            testPropertyWithConfig config $"{name}: random batches of random configurations equal managed" <|
+                fun (seed: int) (a: PositiveInt) (b: PositiveInt) (c: PositiveInt) ->
+                    let j = 1 + a.Get % 5
+                    let length = (1 <<< j) + b.Get % 400
+                    let log2T = b.Get % (j + 1)
+                    let cfg = ScatteringConfig(j, 1 + c.Get % 6, 1 <<< log2T, 1 + c.Get % 2)
+                    let rows = 1 + a.Get % 4
+                    let x = randomSignal seed (rows * length)
+                    let expected, bank = scatterOn managed.Value cfg x rows length
+                    let actual, _ = scatterOn engine.Value cfg x rows length
+                    let worst = worstDifference expected actual rows bank.Paths.Count bank.Frames
+                    if worst > equivalenceTolerance then
+                        failtestf "J=%d Q=%d T=%d max_order=%d, %d clips of %d: largest difference %g of the path's peak" j cfg.Q cfg.Averaging cfg.MaxOrder rows length worst
+    ]
+
 [<Tests>]
-let tests = testList "Scattering" [ parity; properties; validation ]
+let tests = testList "Scattering" [ parity; ilgpuParity; equivalence; properties; testSequencedGroup "ilgpu-cpu" validation ]

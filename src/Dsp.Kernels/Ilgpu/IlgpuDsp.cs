@@ -18,6 +18,7 @@ internal sealed class IlgpuDsp : IDspOps
         StftKernels.Compile(_engine);
         MelKernels.Compile(_engine);
         SpectralKernels.Compile(_engine);
+        ScatteringKernels.Compile(_engine);
     }
 
     public void Fft(Tensor input, Tensor output, bool inverse = false)
@@ -199,8 +200,8 @@ internal sealed class IlgpuDsp : IDspOps
         SpectralKernels.Chroma(_engine, sampleRate, nFft, nChroma, tuning, x.View, x.Shape[0], x.Shape[2], y.View);
     }
 
-    /// <summary>Scattering1D on an ILGPU engine: the clips are copied to the host and transformed by the managed
-    /// engine's double-precision implementation (no ILGPU kernels for the scattering transform yet), then copied back.</summary>
+    /// <summary>Scattering1D as ILGPU kernels in double precision (<see cref="ScatteringKernels"/>): every step on the
+    /// device, batched over clips and filters, the filter bank uploaded once and cached with the engine's plans.</summary>
     public void Scattering1D(ScatteringConfig config, Tensor clips, Tensor output)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -209,13 +210,19 @@ internal sealed class IlgpuDsp : IDspOps
         var bank = Filters.Scattering1D(config, samples);
         var y = Get(output, nameof(output));
         y.RequireShape(nameof(output), batch, bank.Paths.Count, bank.Frames);
-        var host = x.ToArray();
-        var result = new float[y.Length];
-        Managed.ManagedScattering.Run(HostParallel, Managed.ScatteringPlan.For(bank), host, result, batch);
-        y.CopyFrom(result);
+        ScatteringKernels.Run(_engine, bank, x.View, y.View, batch);
     }
 
-    private static readonly ParallelOptions HostParallel = new() { MaxDegreeOfParallelism = Environment.ProcessorCount };
+    /// <summary>The log-scattering time average reduced on the device from the double-precision coefficients (no
+    /// [batch, paths, frames] copy to the host).</summary>
+    public void ScatteringLogMean(ScatteringConfig config, double epsilon, Tensor clips, Tensor output)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var x = Get(clips, nameof(clips), 2);
+        var y = Get(output, nameof(output));
+        var bank = IDspOps.ScatteringLogMeanCheck(config, epsilon, clips, output);
+        ScatteringKernels.Run(_engine, bank, x.View, y.View, x.Shape[0], epsilon);
+    }
 
     /// <summary>The tensor's device storage; rank checked unless <paramref name="rank"/> is 0, at least 1 when -1.</summary>
     private IlgpuTensor Get(Tensor t, string name, int rank = 0)
