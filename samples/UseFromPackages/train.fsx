@@ -1,6 +1,6 @@
 // Train a small classifier on your own schema, entirely from the Hybrid packages.
 // Run after `dotnet build SchemaApp -c Release`: dotnet fsi train.fsx RECORDINGS_FOLDER
-#i "nuget: ../../artifacts"
+// The packages come from the folder nuget.config beside this script names (the repository's artifacts/).
 #r "nuget: Hybrid.Classifier, 0.1.0"
 
 open System

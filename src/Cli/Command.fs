@@ -6,6 +6,10 @@ open System.IO
 open Argu
 open Hybrid.Features
 
+/// The commands that take `--schemas PATH.dll` (repeatable): user assemblies whose feature schemas register by name
+/// when loaded, so that `--schema`, `--features` and model files can name them.
+let schemaCommands = [ "features"; "train"; "predict"; "export" ]
+
 /// Parses `argv` for command `name` and runs `body`; prints usage for --help and `name: message` for errors.
 let run<'Args when 'Args :> IArgParserTemplate> (name: string) (out: TextWriter) (error: TextWriter) (argv: string[]) (body: ParseResults<'Args> -> int) : int =
     let parser = ArgumentParser.Create<'Args>(programName = "hybrid " + name)
@@ -17,6 +21,9 @@ let run<'Args when 'Args :> IArgParserTemplate> (name: string) (out: TextWriter)
     with
     | :? ArguParseException as e when e.ErrorCode = ErrorCode.HelpText ->
         out.WriteLine(parser.PrintUsage())
+        if List.contains name schemaCommands then
+            out.WriteLine "    --schemas <path.dll>  (repeatable) load an assembly declaring your own feature schemas first, so that"
+            out.WriteLine "                          their names work wherever a schema is named (and in model files)."
         0
     | :? ArguParseException as e ->
         error.WriteLine e.Message
@@ -30,10 +37,6 @@ let run<'Args when 'Args :> IArgParserTemplate> (name: string) (out: TextWriter)
     | :? Hybrid.Classifier.SchemaMismatchException as e -> fail 1 e.Message
     | :? Hybrid.Classifier.OnnxExportException as e -> fail 1 e.Message
     | :? Hybrid.Features.Schemas.SchemaMismatchException as e -> fail 1 e.Message
-
-/// The commands that take `--schemas PATH.dll` (repeatable): user assemblies whose feature schemas register by name
-/// when loaded, so that `--schema`, `--features` and model files can name them.
-let schemaCommands = [ "features"; "train"; "predict"; "export" ]
 
 /// Removes every `--schemas PATH` (or `--schemas=PATH`) from a command's arguments and loads each assembly
 /// (Schemas.LoadAssembly). Returns the remaining arguments, or `Error (code, message)` when an assembly cannot be

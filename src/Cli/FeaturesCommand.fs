@@ -66,7 +66,7 @@ type FeaturesArgs =
             | Fmax _ -> "highest mel frequency in Hz (default sr / 2)."
             | Htk -> "use the HTK mel formula instead of Slaney's."
             | Norm _ -> "mel filter norm: slaney or none (default slaney)."
-            | Power _ -> "1 (magnitude) or 2 (power, default)."
+            | Power _ -> "exponent applied to the magnitude spectrogram, any number > 0 as librosa's power: 1 magnitude, 2 power (default)."
             | Top_Db _ -> "dynamic range kept below each clip's maximum in dB, > 0, or none to keep everything (default 80)."
             | N_Mfcc _ -> "MFCC count (default 20)."
             | Lifter _ -> "MFCC lifter (default 0: none)."

@@ -515,7 +515,7 @@ module Dataset =
     /// class into one class of that name placed last (Speech Commands' 12-class keyword task:
     /// `yes,no,up,down,left,right,on,off,stop,go` with `unknown`). Items keep their keys; LabelIndex follows the
     /// new Labels. Raises DatasetException naming a label the dataset lacks (listing its labels), a repeated
-    /// label, or an `other` name that is also among `labels`.
+    /// label, an `other` name that is also among `labels`, or a selection that leaves fewer than two classes.
     let selectLabels (labels: string list) (other: string option) (dataset: Dataset) : Dataset =
         let known = Set.ofArray dataset.Labels
         let fail fmt = Printf.kprintf (fun m -> raise (DatasetException m)) fmt
@@ -529,6 +529,8 @@ module Dataset =
         | Some o when String.IsNullOrWhiteSpace o -> fail "the other-label is empty"
         | _ -> ()
         let newLabels = Array.ofList (labels @ Option.toList other)
+        if newLabels.Length < 2 then
+            fail "keeping only '%s' leaves one class, and a classifier needs at least two: name another label or fold the rest into one with --other-label NAME" labels.Head
         let index = newLabels |> Array.mapi (fun i l -> l, i) |> dict
         let items =
             dataset.Items

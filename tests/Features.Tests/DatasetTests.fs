@@ -78,6 +78,9 @@ let tests =
                 let e = Expect.throwsC (fun () -> Dataset.selectLabels [ "maybe" ] None d |> ignore) id
                 Expect.stringContains e.Message "go, no" "lists the labels"
                 Expect.throwsT<DatasetException> (fun () -> Dataset.selectLabels [ "go" ] (Some "go") d |> ignore) "other label among the kept"
+                let one = Expect.throwsC (fun () -> Dataset.selectLabels [ "go" ] None d |> ignore) id
+                Expect.stringContains one.Message "at least two" "one class left is refused"
+                Expect.equal (Dataset.selectLabels [ "go" ] (Some "other") d).Labels [| "go"; "other" |] "one label and the rest folded is two classes"
         ]
 
         testList "openFsdd" [
