@@ -104,14 +104,18 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
     let mutable labels: int[] = [||]
     member _.State = state
     /// Trains on the samples `order[start .. start + count - 1]` of (inputs, allLabels). Returns (mean loss, correct).
-    member _.Step(inputs: float32[], allLabels: int[], order: int[], start: int, count: int, learningRate: float, seed: uint64) =
+    member this.Step(inputs: float32[], allLabels: int[], order: int[], start: int, count: int, learningRate: float, seed: uint64) =
+        this.StepRows(new ExampleRows({ Inputs = inputs; Labels = allLabels }, size), order, start, count, learningRate, seed)
+    /// Trains on the rows `order[start .. start + count - 1]` of `source`, read into one batch buffer. Returns (mean
+    /// loss, correct).
+    member _.StepRows(source: RowSource, order: int[], start: int, count: int, learningRate: float, seed: uint64) =
         if host.Length < count * size then
             host <- Array.zeroCreate (count * size)
             labels <- Array.zeroCreate count
+        source.Read(order, start, count, host)
+        let allLabels = source.Labels
         for i in 0 .. count - 1 do
-            let s = order[start + i]
-            Array.Copy(inputs, s * size, host, i * size, size)
-            labels[i] <- allLabels[s]
+            labels[i] <- allLabels[order[start + i]]
         let x = buffers.Get("x", Array.append [| count |] model.Net.InputShape)
         x.CopyFrom(ReadOnlySpan<float32>(host, 0, count * size), 0L)
         let logits = model.Forward(x, true, seed)
@@ -282,19 +286,22 @@ module Training =
             order[j] <- t
         order
 
-    /// Trains `model` in place with softmax cross-entropy: per epoch a seeded shuffle of `train`, mini-batches of
-    /// `BatchSize` (the last one smaller), the learning rate times the schedule's factor, optional clipping, one
+    /// Trains `model` in place with softmax cross-entropy: per epoch a seeded shuffle of `train`'s rows (read a batch
+    /// at a time, so a source on disk holds at most `BatchSize` rows in memory), mini-batches of `BatchSize` (the last
+    /// one smaller), the learning rate times the schedule's factor, optional clipping, one
     /// optimizer step per batch; then validation metrics, early stopping, a checkpoint (atomic) and the callback.
     /// With a checkpoint folder holding a checkpoint of this architecture and seed, training resumes after its last
     /// epoch and ends with the same weights as an uninterrupted run. A NaN or infinite loss raises TrainingException
     /// naming the epoch and batch before anything is saved. With early stopping and RestoreBestWeights the model ends
     /// with the best epoch's weights.
-    let fit (options: FitOptions) (model: Model) (train: Examples) (validation: Examples option) : FitResult =
+    let fitRows (options: FitOptions) (model: Model) (train: RowSource) (validation: RowSource option) : FitResult =
         if options.Epochs < 1 then invalidArg "options" (sprintf "Epochs must be at least 1, was %d." options.Epochs)
         if options.BatchSize < 1 then invalidArg "options" (sprintf "BatchSize must be at least 1, was %d." options.BatchSize)
         if not (options.LabelSmoothing >= 0.0 && options.LabelSmoothing < 1.0) then
             invalidArg "options" (sprintf "LabelSmoothing must be in [0, 1), was %g." options.LabelSmoothing)
-        let n = Model.checkInputs model train.Inputs
+        if train.RowLength <> model.Net.SampleSize then
+            invalidArg "train" (sprintf "Rows have %d floats, the model's input shape %s needs %d." train.RowLength (Shapes.describe model.Net.InputShape) model.Net.SampleSize)
+        let n = train.Count
         if train.Labels.Length <> n then invalidArg "train" (sprintf "Training data has %d samples but %d labels." n train.Labels.Length)
         if n = 0 then invalidArg "train" "Training data is empty."
         let classes = Model.classes model
@@ -340,7 +347,7 @@ module Training =
                 let count = min options.BatchSize (n - start)
                 let step = epoch * batches + b
                 rate <- baseRate * Schedule.factor options.Schedule step totalSteps batches
-                let loss, c = trainer.Step(train.Inputs, train.Labels, order, start, count, rate, SplitMix.Derive(options.Seed, 2, step))
+                let loss, c = trainer.StepRows(train, order, start, count, rate, SplitMix.Derive(options.Seed, 2, step))
                 if not (Double.IsFinite loss) then
                     raise (TrainingException(
                         sprintf "Training stopped: the loss became %g at epoch %d, batch %d of %d (learning rate %g). Nothing was saved for this epoch; lower the learning rate, enable gradient clipping or check the inputs for NaN."
@@ -348,7 +355,7 @@ module Training =
                 lossSum <- lossSum + loss * float count
                 correct <- correct + c
                 options.Callback(BatchEnd(epoch + 1, b + 1, batches, loss))
-            let metrics = validation |> Option.map (Model.evaluate model)
+            let metrics = validation |> Option.map (Rows.evaluate model)
             let report =
                 { Epoch = epoch + 1
                   TrainLoss = lossSum / float n
@@ -405,3 +412,10 @@ module Training =
           BestEpoch = bestEpoch
           StoppedEarly = stopped
           ResumedAfterEpochs = resumed }
+
+    /// `fitRows` on examples held in memory (same shuffles, batches and results as the same rows from any source).
+    let fit (options: FitOptions) (model: Model) (train: Examples) (validation: Examples option) : FitResult =
+        let size = model.Net.SampleSize
+        Model.checkInputs model train.Inputs |> ignore
+        validation |> Option.iter (fun v -> Model.checkInputs model v.Inputs |> ignore)
+        fitRows options model (new ExampleRows(train, size)) (validation |> Option.map (fun v -> new ExampleRows(v, size) :> RowSource))
