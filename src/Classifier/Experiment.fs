@@ -391,11 +391,12 @@ type PreparedData =
       Folds: SplitFold[]
       NoiseFiles: string[] }
 
-/// The feature rows of one fold, standardised with statistics fitted on its training rows.
+/// The feature rows of one fold, standardised with statistics fitted on its training rows: row files under the run
+/// folder (RowFile) read a batch at a time, so no part is held in memory.
 type FoldFeatures =
-    { Train: Examples
+    { Train: RowSource
       /// None when the validation part is empty.
-      Validation: Examples option
+      Validation: RowSource option
       Stats: Normalization.Stats
       /// Recordings (not windows or copies) in each part.
       TrainRecordings: int
@@ -477,28 +478,104 @@ let private perUtteranceStep (schema: FeatureSchemaInfo) (perUtterance: bool) (v
 let private extractShaped (engine: Engine) (schema: FeatureSchemaInfo) (perUtterance: bool) (clips: float32[][]) =
     perUtteranceStep schema perUtterance (Extraction.rows engine schema clips)
 
-/// The features of one split part: the clips (their rows read from and written to the feature cache when one is
-/// given: Extraction.cachedRows, keyed by the schema fingerprint and each file's path, size and modification time;
-/// only for whole recordings, never windows) and optional augmented copies (always extracted: they change with the
-/// seed), as `extractShaped` computes them. `noises` are background recordings at the schema's rate for
-/// `background:` augmentation. Returns [rows, Length] values (originals, then copy 1, 2, ...), their labels and the
-/// number of rows read from the cache: what `train` feeds the network before the train-fitted standardisation.
-let internal featuresOf (engine: Engine) (schema: FeatureSchemaInfo) (cache: Pipeline.FeatureCache option) (recipe: Recipe)
-                        (clips: Map<string, float32[]>) (augmentations: Augmentation list) (copies: int) (seed: int)
-                        (noises: float32[][]) (items: Item[]) =
-    let originals, hits =
-        match cache with
-        | Some c ->
-            let keyOf = items |> Array.map (fun i -> i.Path, i.Key) |> dict
-            Extraction.cachedRows engine schema c (items |> Array.map (fun i -> i.Path)) (fun path -> clips.[keyOf.[path]]) Progress.silent
-        | None -> Extraction.rows engine schema [| for item in items -> clips.[item.Key] |], 0
-    let augmented =
-        Extraction.rows engine schema [|
-            for copy in 1 .. copies do
-                for item in items do
-                    yield Augment.apply (seed * 7919 + copy) item.Key noises schema.SampleRate augmentations clips.[item.Key] |]
-    let labels = Array.concat [ for _ in 0 .. copies -> items |> Array.map (fun i -> i.LabelIndex) ]
-    perUtteranceStep schema recipe.PerUtterance (Array.append originals augmented), labels, hits
+/// The shard variant text of a clip plan's clips (Shards.plan): Extraction.WholeRecordings for one centred clip per
+/// recording, with the recording cut and the windows when the plan has them (so windows are cached too).
+let internal clipVariant (plan: ClipPlan) =
+    match plan.Segment, plan.RecordingSamples with
+    | None, None -> Extraction.WholeRecordings
+    | segment, recording ->
+        sprintf "%s;recording_samples=%s;segment=%s" Extraction.WholeRecordings
+            (match recording with Some n -> string n | None -> "none")
+            (match segment with Some (w, h) -> sprintf "%d/%d" w h | None -> "none")
+
+/// The shard variant text of augmented copy `copy` of the clips: the clip variant, the augmentations, the seed and the
+/// background-noise recordings (`noiseId`), everything an augmented clip depends on besides the recording.
+let internal copyVariant (plan: ClipPlan) (augmentations: Augmentation list) (seed: int) (noiseId: string) (copy: int) =
+    sprintf "%s;augment=%s;seed=%d;noises=%s;copy=%d" (clipVariant plan) (Augment.format augmentations) seed noiseId copy
+
+/// Identifies background-noise recordings by their keys, sizes and modification times (hashed), "none" without any.
+let internal noiseIdOf (files: string[]) =
+    if files.Length = 0 then "none"
+    else
+        let text = files |> Array.sort |> Array.map (fun f -> let i = FileInfo f in sprintf "%s\t%d\t%d" i.FullName i.Length i.LastWriteTimeUtc.Ticks) |> String.concat "\n"
+        Convert.ToHexString(Security.Cryptography.SHA256.HashData(Text.Encoding.UTF8.GetBytes text)).Substring(0, 16).ToLowerInvariant()
+
+/// The clips of a recording under a plan: loaded at the plan's rate and cut into windows (ClipPlan.windows); with
+/// `copy` > 0, each window augmented as that copy (Augment.apply seeded by the run's seed, the copy and the window's
+/// key: the recording's key, `{key}#{window}` with windows). Each clip is shaped by Extraction.fit afterwards.
+let internal clipsOf (plan: ClipPlan) (augmentations: Augmentation list) (seed: int) (noises: float32[][]) (copy: int) (item: Item) =
+    let windows = ClipPlan.windows plan (Dataset.loadMono plan.SampleRate item)
+    if copy = 0 then windows
+    else
+        windows |> Array.mapi (fun w x ->
+            let key = match plan.Segment with Some _ -> sprintf "%s#%d" item.Key w | None -> item.Key
+            Augment.apply (seed * 7919 + copy) key noises plan.SampleRate augmentations x)
+
+/// Computes the missing shards of `items`' clips (copy 0: the recordings; copy k: augmented copy k) under `cache`, a
+/// bounded group of recordings at a time, and returns the plans and how many recordings' shards were already there.
+let internal ensureShards (engine: Engine) (schema: FeatureSchemaInfo) (cache: string) (variant: string) (clips: Item -> float32[][]) (items: Item[]) =
+    let byKey = items |> Array.map (fun i -> i.Key, i) |> dict
+    let plans = Shards.plan schema.Fingerprint variant Extraction.shardSize (items |> Array.map (fun i -> Shards.source i.Path i.Key i.Label))
+    let found, _ =
+        Shards.ensure cache plans (Extraction.extractor engine schema) (fun s -> clips byKey.[s.Key] |> Array.map (Extraction.fit schema)) 32 Progress.silent
+    plans, found |> Array.sumBy (fun p -> p.Sources.Length)
+
+/// A split part's feature rows in a row file: `Physical.[i]` is the file row of logical row i, whose label is
+/// `Labels.[i]` and whose recording is `Items.[i]` (an index into the part's items). Logical rows are the part's
+/// clips in item order (windows in order), then augmented copy 1 of them, copy 2, ...
+type internal PartRows =
+    { File: string
+      RowLength: int
+      Physical: int[]
+      Labels: int[]
+      Items: int[] }
+
+/// The rows of a split part, as `train` feeds them to the network before the train-fitted standardisation: the
+/// clips' rows read from their shards (`originals`: plans of the recordings' clips, Shards.readPlanned) and, for each
+/// augmented copy, from the copy's shards (computed here when missing), per-utterance normalised when the recipe
+/// asks, appended shard by shard to the row file `file`. Only one shard's rows are in memory at a time.
+let internal partRows (engine: Engine) (schema: FeatureSchemaInfo) (cache: string) (recipe: Recipe) (plan: ClipPlan)
+                      (originals: Shards.ShardPlan[]) (augmentations: Augmentation list) (copies: int) (seed: int)
+                      (noises: float32[][]) (noiseId: string) (file: string) (items: Item[]) : PartRows =
+    let index = items |> Array.mapi (fun i item -> item.Key, i) |> dict
+    use writer = new RowFile.Writer(file, schema.Length)
+    let append (plans: Shards.ShardPlan[]) =
+        let physical = Collections.Generic.Dictionary<struct (int * int), int>()
+        for p in plans do
+            if p.Sources |> Array.exists (fun s -> index.ContainsKey s.Key) then
+                let shard = Shards.readPlanned cache p
+                let keep = [| for r in 0 .. shard.Rows - 1 do if index.ContainsKey shard.Keys.[r] then r |]
+                let values = Array.zeroCreate<float32> (keep.Length * schema.Length)
+                keep |> Array.iteri (fun k r -> Array.blit shard.Values (r * schema.Length) values (k * schema.Length) schema.Length)
+                let first = writer.Rows
+                writer.Append(perUtteranceStep schema recipe.PerUtterance values)
+                keep |> Array.iteri (fun k r -> physical.[struct (index.[shard.Keys.[r]], shard.Windows.[r])] <- first + k)
+        // Logical order: the part's items in order, each recording's windows in order.
+        [| for i in 0 .. items.Length - 1 do
+               let mutable w = 0
+               while physical.ContainsKey(struct (i, w)) do
+                   yield i, physical.[struct (i, w)]
+                   w <- w + 1 |]
+    let rows =
+        [| yield append originals
+           for copy in 1 .. copies do
+               let variant = copyVariant plan augmentations seed noiseId copy
+               let plans, _ = ensureShards engine schema cache variant (clipsOf plan augmentations seed noises copy) items
+               yield append plans |]
+        |> Array.concat
+    { File = file; RowLength = schema.Length; Physical = rows |> Array.map snd; Labels = rows |> Array.map (fun (i, _) -> items.[i].LabelIndex)
+      Items = rows |> Array.map fst }
+
+/// The part's rows as a row source, `prepare`d on every read (e.g. the train-fitted standardisation).
+let internal rowSource (part: PartRows) (prepare: float32[] -> int -> unit) =
+    new RowFile(part.File, part.RowLength, part.Labels, part.Physical, prepare)
+
+/// Every logical row of a part in memory, [rows * RowLength] (for tests and small parts).
+let internal partValues (part: PartRows) =
+    use source = rowSource part (fun _ _ -> ())
+    let values = Array.zeroCreate<float32> (part.Physical.Length * part.RowLength)
+    if part.Physical.Length > 0 then source.Read(Array.init part.Physical.Length id, 0, part.Physical.Length, values)
+    values
 
 let internal grouping (schema: FeatureSchemaInfo) =
     if schema.Shape.Count = 2 then Normalization.PerBand(schema.Shape.[0], schema.Shape.[1]) else Normalization.PerColumn
@@ -683,44 +760,63 @@ let resolve (options: TrainOptions) (data: PreparedData) : RunSettings =
       Preparation = { Preparation.Features = schema.Name; FeatureParameters = schema.Variant; PerUtterance = recipe.PerUtterance; TestSpeeds = testSpeeds; Clips = plan }
       Seed = options.Seed }
 
-/// Loads every item as mono samples at the plan's rate (resampled where needed), keyed by Item.Key.
-let loadRecordings (plan: ClipPlan) (items: Item[]) : Map<string, float32[]> =
-    items |> Array.Parallel.map (fun item -> item.Key, Dataset.loadMono plan.SampleRate item) |> Map.ofArray
+/// Where a run's feature rows come from.
+type FeatureStore =
+    { /// The shard cache folder (Shards).
+      Cache: string
+      /// The shard plans of every recording's clips.
+      Recordings: Shards.ShardPlan[]
+      /// Keys of the recordings whose shards were already in the cache when the run started.
+      Cached: Set<string>
+      /// Background-noise recordings at the plan's rate for `background:` augmentation, and their identity (noiseIdOf).
+      Noises: float32[][]
+      NoiseId: string }
 
-/// The clips of some items as items of their own: without windows the items themselves; with windows one item per
-/// window, keyed `{key}#{window}` (so augmentation draws differ per window), with its recording's label.
-let private clipItems (plan: ClipPlan) (recordings: Map<string, float32[]>) (items: Item[]) =
-    match plan.Segment with
-    | None -> items, recordings
-    | Some _ ->
-        let pairs =
-            items |> Array.collect (fun item ->
-                ClipPlan.windows plan recordings.[item.Key] |> Array.mapi (fun w x -> { item with Key = sprintf "%s#%d" item.Key w }, x))
-        Array.map fst pairs, pairs |> Array.map (fun (i, x) -> i.Key, x) |> Map.ofArray
-
-/// Step 2, build features: the training rows (clips or windows, and augmented copies) and validation rows of a fold,
-/// both standardised with statistics fitted on the training rows.
-let buildFeatures (engine: Engine) (settings: RunSettings) (cache: Pipeline.FeatureCache option) (recordings: Map<string, float32[]>) (noises: float32[][]) (fold: SplitFold) : FoldFeatures =
+/// The feature store of a run: the shards of every recording's clips under the plan (copy 0) computed where missing,
+/// planned over the whole dataset so that every fold and part (and a later run with another split) reads the same
+/// shards; `noiseFiles` are loaded for `background:` augmentation when the augmentations mix them.
+let openStore (engine: Engine) (settings: RunSettings) (cache: string) (items: Item[]) (noiseFiles: string[]) : FeatureStore =
     let plan = settings.Preparation.Clips
     let schema = extractionSchema settings.Schema plan
-    // Rows are cached per recording file: windows of a recording (--segment) are not.
-    let cache = if plan.Segment.IsNone && plan.RecordingSamples.IsNone then cache else None
-    let mutable cached = 0
-    let rows (items: Item[]) augmentations copies =
-        let clips, clipMap = clipItems plan recordings items
-        let values, labels, hits = featuresOf engine schema cache settings.Recipe clipMap augmentations copies settings.Seed noises clips
-        cached <- cached + hits
-        values, labels
-    let xTrain, yTrain = rows fold.Train settings.Augmentations settings.Copies
-    let stats = Normalization.fit (grouping schema) schema.Length xTrain
-    Normalization.applyInPlace stats schema.Length xTrain
+    let byKey = items |> Array.map (fun i -> i.Key, i) |> dict
+    let plans = Shards.plan schema.Fingerprint (clipVariant plan) Extraction.shardSize (items |> Array.map (fun i -> Shards.source i.Path i.Key i.Label))
+    let found, _ =
+        Shards.ensure cache plans (Extraction.extractor engine schema) (fun s -> clipsOf plan [] settings.Seed [||] 0 byKey.[s.Key] |> Array.map (Extraction.fit schema)) 32 Progress.silent
+    let mixesNoise = settings.Augmentations |> List.exists (function Background _ -> true | _ -> false)
+    { Cache = cache; Recordings = plans; Cached = found |> Seq.collect (fun p -> p.Sources |> Seq.map (fun s -> s.Key)) |> Set.ofSeq
+      Noises = (if mixesNoise then Augment.loadNoise plan.SampleRate noiseFiles else [||])
+      NoiseId = (if mixesNoise then noiseIdOf noiseFiles else "none") }
+
+/// Step 2, build features: the training rows (clips or windows, and augmented copies) and validation rows of a fold
+/// as row files in `work` (read from the store's recording shards and the augmented copies' shards), with
+/// statistics fitted on the training rows in row order (Normalization.Accumulator, bit for bit Normalization.fit) and
+/// applied to every batch read. Dispose the row sources (and delete `work`) when the fold is done.
+let buildFeatures (engine: Engine) (settings: RunSettings) (store: FeatureStore) (work: string) (fold: SplitFold) : FoldFeatures =
+    let plan = settings.Preparation.Clips
+    let schema = extractionSchema settings.Schema plan
+    Directory.CreateDirectory work |> ignore
+    let part name (items: Item[]) augmentations copies =
+        partRows engine schema store.Cache settings.Recipe plan store.Recordings augmentations copies settings.Seed store.Noises store.NoiseId (Path.Combine(work, name + ".f32")) items
+    let train = part "train" fold.Train settings.Augmentations settings.Copies
+    let stats =
+        let acc = Normalization.Accumulator(grouping schema, schema.Length)
+        use raw = rowSource train (fun _ _ -> ())
+        let chunk = 256
+        let buffer = Array.zeroCreate<float32> (chunk * schema.Length)
+        let order = Array.init raw.Count id
+        let mutable start = 0
+        while start < raw.Count do
+            let n = min chunk (raw.Count - start)
+            raw.Read(order, start, n, buffer)
+            acc.Add(buffer, n)
+            start <- start + n
+        acc.Stats()
+    let standardise (dest: float32[]) (rows: int) = Normalization.applyRowsInPlace stats schema.Length dest rows
     let validation =
         if fold.Validation.Length = 0 then None
-        else
-            let xVal, yVal = rows fold.Validation [] 0
-            Normalization.applyInPlace stats schema.Length xVal
-            Some { Examples.Inputs = xVal; Labels = yVal }
-    { FoldFeatures.Train = { Examples.Inputs = xTrain; Labels = yTrain }; Validation = validation; Stats = stats
+        else Some(rowSource (part "validation" fold.Validation [] 0) standardise :> RowSource)
+    let cached = Array.append fold.Train fold.Validation |> Array.filter (fun i -> store.Cached.Contains i.Key) |> Array.length
+    { FoldFeatures.Train = rowSource train standardise; Validation = validation; Stats = stats
       TrainRecordings = fold.Train.Length; ValidationRecordings = fold.Validation.Length; CachedRecordings = cached }
 
 /// Step 3, fit a fold: a fresh network (weights seeded by the run's seed) trained on the fold's training rows with
@@ -741,20 +837,54 @@ let fitFold (engine: Engine) (settings: RunSettings) (classes: int) (features: F
             Epochs = settings.Epochs; BatchSize = settings.BatchSize; Optimizer = Optimizer.adam settings.LearningRate
             Schedule = OneCycle(0.25, 10.0, 100.0); Seed = settings.Seed; LabelSmoothing = 0.05
             EarlyStopping = earlyStopping; CheckpointDir = checkpointDir; Callback = callback }
-    let fit = Training.fit fitOptions model features.Train features.Validation
+    let fit = Training.fitRows fitOptions model features.Train features.Validation
     model, fit
 
+/// Recordings loaded at once when test-time speeds need the waveforms (evaluation reloads the test part in chunks).
+let private evaluationChunk = 64
+
 /// Step 4, evaluate: metrics of the test recordings, each classified once through the same preparation `predict`
-/// replays (windows averaged per recording, test-time speeds), with the fold's normalisation statistics.
-let evaluate (model: Model) (engine: Engine) (settings: RunSettings) (stats: Normalization.Stats) (recordings: Map<string, float32[]>) (test: Item[]) : Metrics =
+/// replays (windows averaged per recording, test-time speeds), with the fold's normalisation statistics. Without
+/// test-time speeds the test rows are read from the store's shards (through a row file in `work`); with them the test
+/// recordings are reloaded `evaluationChunk` at a time, since each speed needs the waveform.
+let evaluate (model: Model) (engine: Engine) (settings: RunSettings) (stats: Normalization.Stats) (store: FeatureStore) (work: string) (test: Item[]) : Metrics =
     let p = settings.Preparation
-    let raw = test |> Array.map (fun item -> recordings.[item.Key])
-    let probabilities = recordingProbabilities model p.Clips (prepare engine (extractionSchema settings.Schema p.Clips) p.PerUtterance stats) p.TestSpeeds raw
+    let schema = extractionSchema settings.Schema p.Clips
+    let k = Model.classes model
+    let probabilities =
+        match p.TestSpeeds with
+        | [] ->
+            Directory.CreateDirectory work |> ignore
+            let part = partRows engine schema store.Cache settings.Recipe p.Clips store.Recordings [] 0 settings.Seed [||] "none" (Path.Combine(work, "test.f32")) test
+            let windows =
+                use source = rowSource part (fun dest rows -> Normalization.applyRowsInPlace stats schema.Length dest rows)
+                Rows.predict model source
+            File.Delete part.File
+            match p.Clips.Segment with
+            | None -> windows
+            | Some _ ->
+                // Window probabilities averaged per recording, as recordingProbabilities does.
+                let result = Array2D.zeroCreate<float32> test.Length k
+                let sums = Array2D.zeroCreate<float> test.Length k
+                let counts = Array.zeroCreate<int> test.Length
+                part.Items |> Array.iteri (fun row r ->
+                    counts.[r] <- counts.[r] + 1
+                    for j in 0 .. k - 1 do sums.[r, j] <- sums.[r, j] + float windows.[row, j])
+                for r in 0 .. test.Length - 1 do
+                    for j in 0 .. k - 1 do result.[r, j] <- float32 (sums.[r, j] / float counts.[r])
+                result
+        | speeds ->
+            let result = Array2D.zeroCreate<float32> test.Length k
+            for chunk in Array.init test.Length id |> Array.chunkBySize evaluationChunk do
+                let raw = chunk |> Array.Parallel.map (fun i -> Dataset.loadMono p.Clips.SampleRate test.[i])
+                let q = recordingProbabilities model p.Clips (prepare engine schema p.PerUtterance stats) speeds raw
+                chunk |> Array.iteri (fun c i -> for j in 0 .. k - 1 do result.[i, j] <- q.[c, j])
+            result
     Metrics.compute probabilities (test |> Array.map (fun i -> i.LabelIndex))
 
 /// Step 5, write artefacts: metrics.json, a confusion CSV per fold and, with plots, confusion matrices, training and
 /// validation curves, one example recording per class and report.html.
-let writeArtefacts (options: TrainOptions) (engine: Engine) (settings: RunSettings) (data: PreparedData) (recordings: Map<string, float32[]>) (result: RunResult) =
+let writeArtefacts (options: TrainOptions) (engine: Engine) (settings: RunSettings) (data: PreparedData) (result: RunResult) =
     let outDir = result.OutDir
     let labels = result.Labels
     let results = result.Folds
@@ -779,7 +909,7 @@ let writeArtefacts (options: TrainOptions) (engine: Engine) (settings: RunSettin
         for label in labels do
             match data.Dataset.Items |> Array.tryFind (fun i -> i.Label = label) with
             | Some item ->
-                for p, caption in AudioPlots.plotClip engine plotsDir (sprintf "example-%s" label) (nonNull (Path.GetFileName item.Path)) settings.Preparation.Clips.SampleRate recordings.[item.Key] do
+                for p, caption in AudioPlots.plotClip engine plotsDir (sprintf "example-%s" label) (nonNull (Path.GetFileName item.Path)) settings.Preparation.Clips.SampleRate (Dataset.loadMono settings.Preparation.Clips.SampleRate item) do
                     examples.Add(Path.GetRelativePath(outDir, p), sprintf "%s (label %s): %s" (nonNull (Path.GetFileName item.Path)) label caption)
             | None -> ()
     let metricsJson =
@@ -821,7 +951,7 @@ let writeArtefacts (options: TrainOptions) (engine: Engine) (settings: RunSettin
         |> ignore
 
 /// Trains and evaluates the chosen model on every fold of the split and writes the model file(s) and artefacts:
-/// prepareData, resolve, loadRecordings, then per fold buildFeatures, fitFold and evaluate (the test part once, after
+/// prepareData, resolve, openStore (feature shards of every recording), then per fold buildFeatures, fitFold and evaluate (the test part once, after
 /// training), then writeArtefacts. Every run writes run.json and per-fold checkpoints into its folder; with `Resume`
 /// the run in that folder continues from its checkpoints with its own settings and ends as an uninterrupted run would.
 let train (options: TrainOptions) : RunResult =
@@ -853,28 +983,28 @@ let train (options: TrainOptions) : RunResult =
     log (sprintf "data: %s (%d recordings, %d labels), split %s, clips: %s" data.Dataset.Root data.Dataset.Items.Length data.Dataset.Labels.Length splitName (ClipPlan.describe plan))
     if settings.Schema.IsVariant then log (sprintf "features: %s" (settings.Schema.ToString()))
     let loadWatch = Stopwatch.StartNew()
-    let recordings = loadRecordings plan data.Dataset.Items
-    // Feature rows of whole recordings are cached beside the run folders (runs/cache by default), keyed by the schema
-    // fingerprint and each file's path, size and modification time, so a second run over the same files reads them.
-    let cache = Pipeline.FeatureCache(Path.Combine(nonNull (Path.GetDirectoryName(Path.GetFullPath outDir)), "cache"))
-    let noises =
-        if settings.Augmentations |> List.exists (function Background _ -> true | _ -> false) then
-            log (sprintf "augmentation mixes %d background-noise recordings" data.NoiseFiles.Length)
-            Augment.loadNoise plan.SampleRate data.NoiseFiles
-        else [||]
+    // Feature rows are computed once into shards beside the run folders (runs/cache by default), keyed by the schema
+    // fingerprint, the clip plan and each file's relative path, size and modification time, so a second run over the
+    // same files reads them; recordings are loaded a bounded group at a time, never all at once.
+    let cache = Path.Combine(nonNull (Path.GetDirectoryName(Path.GetFullPath outDir)), "cache")
+    if settings.Augmentations |> List.exists (function Background _ -> true | _ -> false) then
+        log (sprintf "augmentation mixes %d background-noise recordings" data.NoiseFiles.Length)
+    let store = openStore engine settings cache data.Dataset.Items data.NoiseFiles
+    let work = Path.Combine(outDir, "rows")
     let labels = data.Dataset.Labels
     let settingRows = settingsOf settings options.Device
     let mutable extractSeconds = loadWatch.Elapsed.TotalSeconds
     let results =
         [ for fold in data.Folds do
             let w = Stopwatch.StartNew()
-            let features = buildFeatures engine settings (Some cache) recordings noises fold
+            let foldWork = Path.Combine(work, fold.Name.Replace('/', '-'))
+            let features = buildFeatures engine settings store foldWork fold
             extractSeconds <- extractSeconds + w.Elapsed.TotalSeconds
             log (sprintf "fold %s: %d training rows (%d recordings, %d augmented copies), %d validation rows (%d recordings), %d test recordings, features %.2f s (%d of %d recordings' rows from the cache %s)"
-                     fold.Name features.Train.Labels.Length fold.Train.Length settings.Copies
-                     (features.Validation |> Option.map (fun v -> v.Labels.Length) |> Option.defaultValue 0) fold.Validation.Length fold.Test.Length w.Elapsed.TotalSeconds
-                     features.CachedRecordings (fold.Train.Length + fold.Validation.Length) cache.Folder)
-            let batches = (features.Train.Labels.Length + settings.BatchSize - 1) / settings.BatchSize
+                     fold.Name features.Train.Count fold.Train.Length settings.Copies
+                     (features.Validation |> Option.map (fun v -> v.Count) |> Option.defaultValue 0) fold.Validation.Length fold.Test.Length w.Elapsed.TotalSeconds
+                     features.CachedRecordings (fold.Train.Length + fold.Validation.Length) cache)
+            let batches = (features.Train.Count + settings.BatchSize - 1) / settings.BatchSize
             let bar = if options.Progress then Progress.create (sprintf "train %s" fold.Name) (settings.Epochs * batches) else Progress.silent
             let callback =
                 function
@@ -885,12 +1015,16 @@ let train (options: TrainOptions) : RunResult =
                              (r.ValidationAccuracy |> Option.map (sprintf "%.4f") |> Option.defaultValue "-") r.Seconds)
             let trainWatch = Stopwatch.StartNew()
             let checkpoints = Path.Combine(checkpointRoot, fold.Name.Replace('/', '-'))
-            let model, fit = fitFold engine settings labels.Length features (Some checkpoints) callback
+            let model, fit =
+                try fitFold engine settings labels.Length features (Some checkpoints) callback
+                finally
+                    for source in features.Train :: Option.toList features.Validation do source.Dispose()
             bar.Finish()
             if fit.ResumedAfterEpochs > 0 then log (sprintf "fold %s: resumed after epoch %d" fold.Name fit.ResumedAfterEpochs)
             if fit.StoppedEarly then log (sprintf "fold %s: stopped early after epoch %d, keeping epoch %d's weights" fold.Name fit.History.Length (defaultArg fit.BestEpoch 0))
             let trainSeconds = trainWatch.Elapsed.TotalSeconds
-            let metrics = evaluate model engine settings features.Stats recordings fold.Test
+            let metrics = evaluate model engine settings features.Stats store foldWork fold.Test
+            Directory.Delete(foldWork, true)
             let file = Path.Combine(outDir, if data.Folds.Length = 1 then "model.hnn" else sprintf "model-%s.hnn" (fold.Name.Replace('/', '-')))
             ModelFile.save file
                 { SchemaFingerprint = settings.Schema.Fingerprint
@@ -923,7 +1057,8 @@ let train (options: TrainOptions) : RunResult =
           Labels = labels; Clips = ClipPlan.describe plan; Folds = results; TestAccuracy = mean; TestAccuracyStd = std
           TestSpeeds = settings.Preparation.TestSpeeds; ExtractSeconds = extractSeconds; TrainSeconds = results |> List.sumBy (fun r -> r.TrainSeconds)
           TotalSeconds = total.Elapsed.TotalSeconds; OutDir = Path.GetFullPath outDir; Skipped = data.Dataset.Skipped }
-    writeArtefacts options engine settings data recordings result
+    if Directory.Exists work then Directory.Delete(work, true)
+    writeArtefacts options engine settings data result
     { result with TotalSeconds = total.Elapsed.TotalSeconds }
 
 /// One file's prediction.

@@ -113,19 +113,19 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
     let mutable labels: int[] = [||]
     let mutable deviceWeightsFinite = true
 
-    /// Copies the samples order[start .. start + count - 1] to the host staging buffer (and their labels).
-    let gather (inputs: float32[]) (allLabels: int[]) (order: int[]) (start: int) (count: int) =
+    /// Reads the rows order[start .. start + count - 1] of `source` into the host staging buffer (and their labels).
+    let gather (source: RowSource) (order: int[]) (start: int) (count: int) =
         if host.Length < count * size then
             host <- Array.zeroCreate (count * size)
             labels <- Array.zeroCreate count
+        source.Read(order, start, count, host)
+        let allLabels = source.Labels
         for i in 0 .. count - 1 do
-            let s = order[start + i]
-            Array.Copy(inputs, s * size, host, i * size, size)
-            labels[i] <- allLabels[s]
+            labels[i] <- allLabels[order[start + i]]
 
     /// Trains one batch on the managed path: returns (mean loss, correct).
-    let hostStep (inputs: float32[]) (allLabels: int[]) (order: int[]) (start: int) (count: int) (learningRate: float) (seed: uint64) =
-        gather inputs allLabels order start count
+    let hostStep (source: RowSource) (order: int[]) (start: int) (count: int) (learningRate: float) (seed: uint64) =
+        gather source order start count
         let x = buffers.Get("x", Array.append [| count |] model.Net.InputShape)
         x.CopyFrom(ReadOnlySpan<float32>(host, 0, count * size), 0L)
         let logits = model.Forward(x, true, seed)
@@ -147,8 +147,9 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
         loss, correct
 
     /// The device path of `Run`.
-    let deviceRun (device: INnDeviceTraining) (values: Tensor) (grads: Tensor) (inputs: float32[]) (allLabels: int[]) (order: int[])
+    let deviceRun (device: INnDeviceTraining) (values: Tensor) (grads: Tensor) (source: RowSource) (order: int[])
                   (count: int) (batchSize: int) (rateOf: int -> float) (seedOf: int -> uint64) (onBatch: int -> float -> int -> unit) =
+        let allLabels = source.Labels
         let batches = (count + batchSize - 1) / batchSize
         let ops = model.Ops
         // Rows [0, count): losses; [count, 2 count): 1 for a correct prediction; then the status slots.
@@ -160,7 +161,7 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
         for b in 0 .. batches - 1 do
             let start = b * batchSize
             let n = min batchSize (count - start)
-            gather inputs allLabels order start n
+            gather source order start n
             let x = buffers.Get("x", Array.append [| n |] model.Net.InputShape)
             x.CopyFrom(ReadOnlySpan<float32>(host, 0, n * size), 0L)
             let logits = model.Forward(x, true, seedOf b)
@@ -198,22 +199,29 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
 
     member _.State = state
 
-    /// Trains the samples order[0 .. count - 1] of (inputs, allLabels) in batches of `batchSize` (the last smaller):
+    /// Trains the rows order[0 .. count - 1] of `source` in batches of `batchSize` (the last smaller), each batch read
+    /// into one host buffer (the source holds at most a batch of rows at a time):
     /// batch b at learning rate `rateOf b` with dropout seed `seedOf b`. `onBatch b loss correct` receives each batch's
     /// mean loss and correct count: right after the batch on the managed engine, at the end of the run on a device
     /// engine (it may raise, e.g. on a non-finite loss: later batches' results are then not delivered). A batch whose
     /// loss is not finite makes no update (on a device engine, neither do the batches after it in the run).
-    member _.Run(inputs: float32[], allLabels: int[], order: int[], count: int, batchSize: int,
+    member _.Run(source: RowSource, order: int[], count: int, batchSize: int,
                  rateOf: int -> float, seedOf: int -> uint64, onBatch: int -> float -> int -> unit) =
         match model.Flat with
-        | Some(device, values, grads) -> deviceRun device values grads inputs allLabels order count batchSize rateOf seedOf onBatch
+        | Some(device, values, grads) -> deviceRun device values grads source order count batchSize rateOf seedOf onBatch
         | None ->
             let batches = (count + batchSize - 1) / batchSize
             for b in 0 .. batches - 1 do
                 let start = b * batchSize
                 let n = min batchSize (count - start)
-                let loss, correct = hostStep inputs allLabels order start n (rateOf b) (seedOf b)
+                let loss, correct = hostStep source order start n (rateOf b) (seedOf b)
                 onBatch b loss correct
+
+    /// `Run` over samples held in memory: `inputs` [samples x SampleSize] with their labels.
+    member this.Run(inputs: float32[], allLabels: int[], order: int[], count: int, batchSize: int,
+                    rateOf: int -> float, seedOf: int -> uint64, onBatch: int -> float -> int -> unit) =
+        use source = new ExampleRows({ Inputs = inputs; Labels = allLabels }, size)
+        this.Run(source, order, count, batchSize, rateOf, seedOf, onBatch)
 
     /// False when a weight is NaN or infinite: on a device engine as found at the end of the last `Run` (read with
     /// its results), on the managed engine from the sum of squares of every parameter now.
@@ -372,19 +380,22 @@ module Training =
             order[j] <- t
         order
 
-    /// Trains `model` in place with softmax cross-entropy: per epoch a seeded shuffle of `train`, mini-batches of
-    /// `BatchSize` (the last one smaller), the learning rate times the schedule's factor, optional clipping, one
+    /// Trains `model` in place with softmax cross-entropy: per epoch a seeded shuffle of `train`'s rows (read a batch
+    /// at a time, so a source on disk holds at most `BatchSize` rows in memory), mini-batches of `BatchSize` (the last
+    /// one smaller), the learning rate times the schedule's factor, optional clipping, one
     /// optimizer step per batch; then validation metrics, early stopping, a checkpoint (atomic) and the callback.
     /// With a checkpoint folder holding a checkpoint of this architecture and seed, training resumes after its last
     /// epoch and ends with the same weights as an uninterrupted run. A NaN or infinite loss raises TrainingException
     /// naming the epoch and batch before anything is saved. With early stopping and RestoreBestWeights the model ends
     /// with the best epoch's weights.
-    let fit (options: FitOptions) (model: Model) (train: Examples) (validation: Examples option) : FitResult =
+    let fitRows (options: FitOptions) (model: Model) (train: RowSource) (validation: RowSource option) : FitResult =
         if options.Epochs < 1 then invalidArg "options" (sprintf "Epochs must be at least 1, was %d." options.Epochs)
         if options.BatchSize < 1 then invalidArg "options" (sprintf "BatchSize must be at least 1, was %d." options.BatchSize)
         if not (options.LabelSmoothing >= 0.0 && options.LabelSmoothing < 1.0) then
             invalidArg "options" (sprintf "LabelSmoothing must be in [0, 1), was %g." options.LabelSmoothing)
-        let n = Model.checkInputs model train.Inputs
+        if train.RowLength <> model.Net.SampleSize then
+            invalidArg "train" (sprintf "Rows have %d floats, the model's input shape %s needs %d." train.RowLength (Shapes.describe model.Net.InputShape) model.Net.SampleSize)
+        let n = train.Count
         if train.Labels.Length <> n then invalidArg "train" (sprintf "Training data has %d samples but %d labels." n train.Labels.Length)
         if n = 0 then invalidArg "train" "Training data is empty."
         let classes = Model.classes model
@@ -434,9 +445,9 @@ module Training =
                 lossSum.Value <- lossSum.Value + loss * float (min options.BatchSize (n - b * options.BatchSize))
                 correct.Value <- correct.Value + c
                 options.Callback(BatchEnd(epoch + 1, b + 1, batches, loss))
-            trainer.Run(train.Inputs, train.Labels, order, n, options.BatchSize, rateOf,
+            trainer.Run(train, order, n, options.BatchSize, rateOf,
                         (fun b -> SplitMix.Derive(options.Seed, 2, epoch * batches + b)), onBatch)
-            let metrics = validation |> Option.map (Model.evaluate model)
+            let metrics = validation |> Option.map (Rows.evaluate model)
             let report =
                 { Epoch = epoch + 1
                   TrainLoss = lossSum.Value / float n
@@ -492,3 +503,10 @@ module Training =
           BestEpoch = bestEpoch
           StoppedEarly = stopped
           ResumedAfterEpochs = resumed }
+
+    /// `fitRows` on examples held in memory (same shuffles, batches and results as the same rows from any source).
+    let fit (options: FitOptions) (model: Model) (train: Examples) (validation: Examples option) : FitResult =
+        let size = model.Net.SampleSize
+        Model.checkInputs model train.Inputs |> ignore
+        validation |> Option.iter (fun v -> Model.checkInputs model v.Inputs |> ignore)
+        fitRows options model (new ExampleRows(train, size)) (validation |> Option.map (fun v -> new ExampleRows(v, size) :> RowSource))

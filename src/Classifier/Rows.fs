@@ -1,0 +1,128 @@
+namespace Hybrid.Classifier
+
+open System
+open System.IO
+open Microsoft.Win32.SafeHandles
+
+/// Samples read on demand for training and evaluation: `Count` rows of `RowLength` floats (one sample of the
+/// network's input shape each, row-major) with one class index per row in `Labels`. `Training.fitRows` and
+/// `Model.evaluateRows` read a batch at a time, so a source need never hold more than the batch asked for.
+[<AbstractClass>]
+type RowSource() =
+    /// Number of rows.
+    abstract Count: int
+    /// Floats per row.
+    abstract RowLength: int
+    /// One class index per row (kept in memory: 4 bytes a row).
+    abstract Labels: int[]
+    /// Copies rows `order.[start .. start + count - 1]` into `dest.[0 .. count * RowLength - 1]`, in that order.
+    abstract Read: order: int[] * start: int * count: int * dest: float32[] -> unit
+    /// Releases what the source holds open (a file); nothing by default.
+    abstract Dispose: unit -> unit
+    default _.Dispose() = ()
+    interface IDisposable with
+        member this.Dispose() = this.Dispose()
+
+/// Rows held in memory (Examples): `Training.fit` trains on these.
+[<Sealed>]
+type ExampleRows(examples: Examples, rowLength: int) =
+    inherit RowSource()
+    do
+        if rowLength < 1 || examples.Inputs.Length % rowLength <> 0 then
+            invalidArg "examples" (sprintf "Inputs have %d floats, not a multiple of the sample size %d." examples.Inputs.Length rowLength)
+    override _.Count = examples.Inputs.Length / rowLength
+    override _.RowLength = rowLength
+    override _.Labels = examples.Labels
+    override _.Read(order, start, count, dest) =
+        for i in 0 .. count - 1 do
+            Array.Copy(examples.Inputs, int64 order.[start + i] * int64 rowLength, dest, int64 i * int64 rowLength, int64 rowLength)
+
+/// Rows stored in a file of raw float32 values (the machine's byte order), row after row: written once with
+/// `RowFile.Writer`, then read a batch at a time with positioned reads (no memory map, so only the rows asked for are
+/// in the process's memory). Logical row i is physical row `physical.[i]` of the file; `prepare dest rows` runs on
+/// every batch read (e.g. the train-fitted standardisation of its first `rows` rows). `PeakRowsHeld` counts the most
+/// rows one read held. Raises ArgumentException when the file is not a whole number of rows or a physical index is
+/// outside it.
+[<Sealed>]
+type RowFile(path: string, rowLength: int, labels: int[], physical: int[], prepare: float32[] -> int -> unit) =
+    inherit RowSource()
+    let handle: SafeFileHandle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess)
+    let rowBytes = int64 (max 1 rowLength) * 4L
+    let length = RandomAccess.GetLength handle
+    let rows = length / rowBytes
+    do
+        if rowLength < 1 || length % rowBytes <> 0L then
+            handle.Dispose()
+            invalidArg "path" (sprintf "%s: %d bytes are not rows of %d float32 values" path length rowLength)
+        if labels.Length <> physical.Length then
+            handle.Dispose()
+            invalidArg "labels" (sprintf "%s: %d labels for %d rows" path labels.Length physical.Length)
+        for p in physical do
+            if p < 0 || int64 p >= rows then
+                handle.Dispose()
+                invalidArg "physical" (sprintf "%s: row %d is outside the file's %d rows" path p rows)
+    let mutable peak = 0
+    /// The file.
+    member _.Path = path
+    /// The most rows a single Read held.
+    member _.PeakRowsHeld = peak
+    override _.Count = physical.Length
+    override _.RowLength = rowLength
+    override _.Labels = labels
+    override _.Read(order, start, count, dest) =
+        peak <- max peak count
+        let bytes = Runtime.InteropServices.MemoryMarshal.AsBytes(Span<float32>(dest, 0, count * rowLength))
+        for i in 0 .. count - 1 do
+            let target = bytes.Slice(int (int64 i * rowBytes), int rowBytes)
+            let offset = int64 physical.[order.[start + i]] * rowBytes
+            let mutable read = 0
+            while read < target.Length do
+                let n = RandomAccess.Read(handle, target.Slice read, offset + int64 read)
+                if n = 0 then raise (EndOfStreamException(sprintf "%s: ends inside row %d" path physical.[order.[start + i]]))
+                read <- read + n
+        prepare dest count
+    override _.Dispose() = handle.Dispose()
+
+/// Writing row files.
+module RowFile =
+    /// Appends rows of `rowLength` float32 values to a new file at `path` (replacing one there); `Rows` counts them.
+    [<Sealed>]
+    type Writer(path: string, rowLength: int) =
+        let stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 <<< 16)
+        let mutable rows = 0
+        /// Rows written so far (the physical index of the next row).
+        member _.Rows = rows
+        /// Appends the rows in `values` (a whole number of rows).
+        member _.Append(values: float32[]) =
+            if values.Length % rowLength <> 0 then invalidArg "values" (sprintf "%s: %d values are not rows of %d" path values.Length rowLength)
+            stream.Write(Runtime.InteropServices.MemoryMarshal.AsBytes(ReadOnlySpan<float32>(values)))
+            rows <- rows + values.Length / rowLength
+        interface IDisposable with
+            member _.Dispose() = stream.Dispose()
+
+/// Prediction and evaluation over row sources, 256 rows at a time (Model.predict's batch), so at most 256 rows are
+/// read at once and the results equal Model.predict / Model.evaluate on the same rows in memory.
+module Rows =
+    /// Class probabilities [rows, classes] of every row of `source`, in row order (inference mode).
+    let predict (model: Model) (source: RowSource) : float32[,] =
+        if source.RowLength <> model.Net.SampleSize then
+            invalidArg "source" (sprintf "Rows have %d floats, the model's input shape %s needs %d." source.RowLength (Shapes.describe model.Net.InputShape) model.Net.SampleSize)
+        let count = source.Count
+        let k = Model.classes model
+        let result = Array2D.zeroCreate count k
+        let order = Array.init count id
+        let buffer = Array.zeroCreate<float32> (min 256 (max count 1) * source.RowLength)
+        let mutable start = 0
+        while start < count do
+            let n = min 256 (count - start)
+            source.Read(order, start, n, buffer)
+            let p = Model.predict model (if n * source.RowLength = buffer.Length then buffer else Array.sub buffer 0 (n * source.RowLength))
+            for i in 0 .. n - 1 do
+                for j in 0 .. k - 1 do
+                    result[start + i, j] <- p[i, j]
+            start <- start + n
+        result
+
+    /// Metrics of the model on every row of `source` (inference mode).
+    let evaluate (model: Model) (source: RowSource) : Metrics =
+        Metrics.compute (predict model source) source.Labels

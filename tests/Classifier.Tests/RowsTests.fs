@@ -1,0 +1,82 @@
+/// Row sources: row files read a batch at a time, streaming training equal to in-memory training, bounded reads.
+module Hybrid.ClassifierTests.RowsTests
+
+open System
+open System.IO
+open Expecto
+open Hybrid.Dsp.Managed
+open Hybrid.Classifier
+open Hybrid.ClassifierTests.Support
+
+let private cnn () =
+    Net.sequential [ 1; 8; 8 ]
+        [ Layers.conv2d 4 (3, 3) Same; BatchNorm(0.5, 1e-3); Layers.relu; Layers.maxPool2d 2
+          Layers.flatten; Layers.dropout 0.2; Layers.dense 4 ]
+
+let private images seed count =
+    let rng = Random(seed: int)
+    { Inputs = uniform rng (count * 64); Labels = Array.init count (fun i -> (i * 7 + seed) % 4) }
+
+/// Writes `examples` to a row file with its rows in reverse physical order (so logical and physical order differ),
+/// and returns the file and the logical -> physical map.
+let private reversedFile (dir: string) (name: string) (examples: Examples) =
+    let n = examples.Labels.Length
+    let path = Path.Combine(dir, name)
+    do
+        use writer = new RowFile.Writer(path, 64)
+        for i in n - 1 .. -1 .. 0 do writer.Append(Array.sub examples.Inputs (i * 64) 64)
+    path, Array.init n (fun i -> n - 1 - i)
+
+let private withDir (body: string -> unit) =
+    let dir = Path.Combine(Path.GetTempPath(), "hybrid-rows-" + Guid.NewGuid().ToString("N"))
+    Directory.CreateDirectory dir |> ignore
+    try body dir finally Directory.Delete(dir, true)
+
+[<Tests>]
+let tests =
+    testList "Rows" [
+        testCase "a row file reads back the rows asked for, in the order asked, through its prepare step" (fun () ->
+            withDir (fun dir ->
+                let data = images 1 9
+                let path, physical = reversedFile dir "rows.f32" data
+                use source = new RowFile(path, 64, data.Labels, physical, fun dest rows -> for i in 0 .. rows * 64 - 1 do dest.[i] <- dest.[i] * 2.0f)
+                let order = [| 4; 0; 8; 3 |]
+                let dest = Array.zeroCreate<float32> (3 * 64)
+                source.Read(order, 1, 3, dest)
+                let expected = Array.concat [ for i in [ 0; 8; 3 ] -> Array.sub data.Inputs (i * 64) 64 |> Array.map (fun v -> v * 2.0f) ]
+                bitEqual "rows 0, 8, 3 doubled" expected dest
+                Expect.equal source.PeakRowsHeld 3 "three rows held"
+                Expect.throwsT<ArgumentException> (fun () -> new RowFile(path, 64, data.Labels, Array.append physical [| 9 |], fun _ _ -> ()) |> ignore) "a row beyond the file is refused"
+                Expect.throwsT<ArgumentException> (fun () -> new RowFile(path, 60, Array.zeroCreate 9, Array.init 9 id, fun _ _ -> ()) |> ignore) "a file that is not whole rows is refused"))
+
+        testCase "training streamed from row files equals training on the same rows in memory, bit for bit" (fun () ->
+            withDir (fun dir ->
+                use engine = new ManagedEngine(2)
+                let train, validation = images 2 23, images 3 7
+                let options = { FitOptions.defaults with Epochs = 4; BatchSize = 5; Optimizer = Optimizer.adam 0.01; Seed = 11; Schedule = Cosine 0.1 }
+                let memory = Model.create engine 5 (cnn ())
+                let expected = Training.fit options memory train (Some validation)
+                let trainPath, trainMap = reversedFile dir "train.f32" train
+                let validationPath, validationMap = reversedFile dir "validation.f32" validation
+                use trainRows = new RowFile(trainPath, 64, train.Labels, trainMap, fun _ _ -> ())
+                use validationRows = new RowFile(validationPath, 64, validation.Labels, validationMap, fun _ _ -> ())
+                let streamed = Model.create engine 5 (cnn ())
+                let actual = Training.fitRows options streamed trainRows (Some(validationRows :> RowSource))
+                Array.iteri2 (fun i x y -> bitEqual (sprintf "tensor %d" i) x y) (memory.Snapshot()) (streamed.Snapshot())
+                Expect.equal (actual.History |> List.map (fun r -> r.TrainLoss, r.ValidationLoss)) (expected.History |> List.map (fun r -> r.TrainLoss, r.ValidationLoss)) "same losses"
+                // The batch source never held more than one batch of the 23 training rows.
+                Expect.equal trainRows.PeakRowsHeld 5 "at most a batch of rows held"
+                Expect.isLessThanOrEqual validationRows.PeakRowsHeld 7 "validation read in one chunk of its 7 rows"))
+
+        testCase "predicting from a row source equals Model.predict on the rows in memory" (fun () ->
+            withDir (fun dir ->
+                use engine = new ManagedEngine(2)
+                let data = images 4 300
+                let model = Model.create engine 3 (cnn ())
+                let path, physical = reversedFile dir "rows.f32" data
+                use source = new RowFile(path, 64, data.Labels, physical, fun _ _ -> ())
+                let expected = Model.predict model data.Inputs
+                let actual = Rows.predict model source
+                bitEqual "probabilities" (Seq.cast<float32> expected |> Array.ofSeq) (Seq.cast<float32> actual |> Array.ofSeq)
+                Expect.equal source.PeakRowsHeld 256 "read 256 rows at a time (of 300)"))
+    ]
