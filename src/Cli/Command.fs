@@ -30,6 +30,7 @@ let run<'Args when 'Args :> IArgParserTemplate> (name: string) (out: TextWriter)
     | :? Hybrid.Classifier.SchemaMismatchException as e -> fail 1 e.Message
     | :? Hybrid.Classifier.OnnxExportException as e -> fail 1 e.Message
     | :? Hybrid.Features.Schemas.SchemaMismatchException as e -> fail 1 e.Message
+    | :? Hybrid.Cluster.ClusterException as e -> fail 1 e.Message
 
 /// The commands that take `--schemas PATH.dll` (repeatable): user assemblies whose feature schemas register by name
 /// when loaded, so that `--schema`, `--features` and model files can name them.

@@ -41,6 +41,9 @@ type TrainArgs =
     | No_Plots
     | Strict
     | Json
+    | Cluster of gateway: string
+    | Workers of n: int
+    | Certificate of file: string
 
     interface IArgParserTemplate with
         member this.Usage =
@@ -75,6 +78,9 @@ type TrainArgs =
             | No_Plots -> "skip the PNG plots and report.html (model, metrics.json and confusion CSV are still written)."
             | Strict -> "fail on the first unusable or truncated recording instead of skipping it or warning about it."
             | Json -> "end the output with one JSON line of results."
+            | Cluster _ -> "train on the Orleans cluster whose silo gateway is HOST:PORT (data-parallel over --workers replicas; the run folder must be on storage every silo sees; see docs/scale-out.md)."
+            | Workers _ -> "with --cluster: model replicas (worker grains), spread one per silo (default 2)."
+            | Certificate _ -> "with --cluster: PKCS#12 certificate for TLS to a non-loopback cluster (password from $HYBRID_CERTIFICATE_PASSWORD)."
 
 /// The closing JSON line: split, model, device, sizes, accuracy, timings, per-fold results.
 let summaryJson (r: Experiment.RunResult) =
@@ -137,7 +143,28 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                         FMin = args.TryGetResult Fmin
                         FMax = args.TryGetResult Fmax
                         NMfcc = args.TryGetResult N_Mfcc } }
-        let r = Experiment.train options
+        if (args.Contains Workers || args.Contains Certificate) && not (args.Contains Cluster) then
+            invalidArg "workers" "--workers and --certificate apply only with --cluster HOST:PORT."
+        let workers = args.GetResult(Workers, defaultValue = 2)
+        if workers < 1 then invalidArg "workers" (sprintf "--workers must be at least 1, was %d." workers)
+        let client =
+            args.TryGetResult Cluster
+            |> Option.map (fun gateway ->
+                try
+                    Hybrid.Cluster.SiloHost.ConnectAsync(gateway, Option.toObj (args.TryGetResult Certificate), Environment.GetEnvironmentVariable "HYBRID_CERTIFICATE_PASSWORD").Result
+                with :? AggregateException as e when (e.InnerException :? Hybrid.Cluster.ClusterException) ->
+                    invalidArg "cluster" (nonNull e.InnerException).Message)
+        use _ = match client with Some h -> h :> IDisposable | None -> { new IDisposable with member _.Dispose() = () }
+        let distributed =
+            client |> Option.map (fun host ->
+                let grains = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Orleans.IClusterClient>(host.Services)
+                fun (dir: string) ->
+                    let settings = Hybrid.Cluster.ClusterTrainingOptions(workers, Engine = options.Device)
+                    try
+                        Hybrid.Cluster.DataParallelTrainer.RunAsync(grains, dir, settings, Action<string>(log)).Result |> ignore
+                    with :? AggregateException as e when not (isNull e.InnerException) ->
+                        raise (nonNull e.InnerException))
+        let r = Experiment.train { options with Distributed = distributed }
         let say (line: string) = (if json then error else out).WriteLine line
         say ""
         say (sprintf "device:        %s (%s)" r.Device r.DeviceName)
