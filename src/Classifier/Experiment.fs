@@ -481,20 +481,27 @@ let private perUtteranceStep (schema: FeatureSchemaInfo) (perUtterance: bool) (v
 let private extractShaped (engine: Engine) (schema: FeatureSchemaInfo) (perUtterance: bool) (clips: float32[][]) =
     perUtteranceStep schema perUtterance (Extraction.rows engine schema clips)
 
-/// The features of one split part: the clips (their rows read from and written to the feature cache when one is
-/// given: Extraction.cachedRows, keyed by the schema fingerprint and each file's path, size and modification time;
-/// only for whole recordings, never windows) and optional augmented copies (always extracted: they change with the
-/// seed), as `extractShaped` computes them. `noises` are background recordings at the schema's rate for
+/// The features of one split part: the clips (their rows read from and written to the feature shards under the cache
+/// folder when one is given: Shards, keyed by the schema fingerprint and each file's relative path, size and
+/// modification time; only for whole recordings, never windows) and optional augmented copies (always extracted: they
+/// change with the seed), as `extractShaped` computes them. `noises` are background recordings at the schema's rate for
 /// `background:` augmentation. Returns [rows, Length] values (originals, then copy 1, 2, ...), their labels and the
 /// number of rows read from the cache: what `train` feeds the network before the train-fitted standardisation.
-let internal featuresOf (engine: Engine) (schema: FeatureSchemaInfo) (cache: Pipeline.FeatureCache option) (recipe: Recipe)
+let internal featuresOf (engine: Engine) (schema: FeatureSchemaInfo) (cache: string option) (recipe: Recipe)
                         (clips: Map<string, float32[]>) (augmentations: Augmentation list) (copies: int) (seed: int)
                         (noises: float32[][]) (items: Item[]) =
     let originals, hits =
         match cache with
-        | Some c ->
-            let keyOf = items |> Array.map (fun i -> i.Path, i.Key) |> dict
-            Extraction.cachedRows engine schema c (items |> Array.map (fun i -> i.Path)) (fun path -> clips.[keyOf.[path]]) Progress.silent
+        | Some folder ->
+            let plans = Shards.plan schema.Fingerprint Extraction.WholeRecordings Extraction.shardSize (items |> Array.map (fun i -> Shards.source i.Path i.Key i.Label))
+            let found, _ = Shards.ensure folder plans (Extraction.extractor engine schema) (fun s -> [| Extraction.fit schema clips.[s.Key] |]) 32 Progress.silent
+            let index = items |> Array.mapi (fun r i -> i.Key, r) |> dict
+            let values = Array.zeroCreate<float32> (items.Length * schema.Length)
+            for plan in plans do
+                let shard = Shards.readPlanned folder plan
+                for r in 0 .. shard.Rows - 1 do
+                    Array.blit shard.Values (r * schema.Length) values (index.[shard.Keys.[r]] * schema.Length) schema.Length
+            values, found |> Array.sumBy (fun p -> p.Sources.Length)
         | None -> Extraction.rows engine schema [| for item in items -> clips.[item.Key] |], 0
     let augmented =
         Extraction.rows engine schema [|
@@ -715,7 +722,7 @@ let private clipItems (plan: ClipPlan) (recordings: Map<string, float32[]>) (ite
 
 /// Step 2, build features: the training rows (clips or windows, and augmented copies) and validation rows of a fold,
 /// both standardised with statistics fitted on the training rows.
-let buildFeatures (engine: Engine) (settings: RunSettings) (cache: Pipeline.FeatureCache option) (recordings: Map<string, float32[]>) (noises: float32[][]) (fold: SplitFold) : FoldFeatures =
+let buildFeatures (engine: Engine) (settings: RunSettings) (cache: string option) (recordings: Map<string, float32[]>) (noises: float32[][]) (fold: SplitFold) : FoldFeatures =
     let plan = settings.Preparation.Clips
     let schema = extractionSchema settings.Schema plan
     // Rows are cached per recording file: windows of a recording (--segment) are not.
@@ -891,7 +898,7 @@ let train (options: TrainOptions) : RunResult =
     let recordings = loadRecordings plan data.Dataset.Items
     // Feature rows of whole recordings are cached beside the run folders (runs/cache by default), keyed by the schema
     // fingerprint and each file's path, size and modification time, so a second run over the same files reads them.
-    let cache = Pipeline.FeatureCache(Path.Combine(nonNull (Path.GetDirectoryName(Path.GetFullPath outDir)), "cache"))
+    let cache = Path.Combine(nonNull (Path.GetDirectoryName(Path.GetFullPath outDir)), "cache")
     let noises =
         if settings.Augmentations |> List.exists (function Background _ -> true | _ -> false) then
             log (sprintf "augmentation mixes %d background-noise recordings" data.NoiseFiles.Length)
@@ -908,7 +915,7 @@ let train (options: TrainOptions) : RunResult =
             log (sprintf "fold %s: %d training rows (%d recordings, %d augmented copies), %d validation rows (%d recordings), %d test recordings, features %.2f s (%d of %d recordings' rows from the cache %s)"
                      fold.Name features.Train.Labels.Length fold.Train.Length settings.Copies
                      (features.Validation |> Option.map (fun v -> v.Labels.Length) |> Option.defaultValue 0) fold.Validation.Length fold.Test.Length w.Elapsed.TotalSeconds
-                     features.CachedRecordings (fold.Train.Length + fold.Validation.Length) cache.Folder)
+                     features.CachedRecordings (fold.Train.Length + fold.Validation.Length) cache)
             let batches = (features.Train.Labels.Length + settings.BatchSize - 1) / settings.BatchSize
             let bar = if options.Progress then Progress.create (sprintf "train %s" fold.Name) (settings.Epochs * batches) else Progress.silent
             let callback =

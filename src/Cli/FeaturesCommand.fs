@@ -82,7 +82,7 @@ type FeaturesArgs =
             | Part _ -> "with --split: train, validation, test or all (default all)."
             | Seed _ -> "seed of random splits (default 0)."
             | Batch_Size _ -> "clips per extraction batch (default 256)."
-            | Cache _ -> "feature cache folder: rows are keyed by the schema/transform fingerprint and each file's path, size and modification time, so a second run over the same recordings skips extraction."
+            | Cache _ -> "feature cache folder: rows are stored in Parquet feature shards keyed by the schema/transform fingerprint and each file's relative path, size and modification time, so a second run over the same recordings skips extraction."
             | Strict -> "fail on the first unusable or truncated file instead of skipping it or warning about it."
             | Json -> "print a JSON summary line at the end."
 
@@ -239,8 +239,19 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 let n = rows.Length / extractor.Length
                 writer.Append(keys.[start .. start + n - 1], labels.[start .. start + n - 1], rows)
         | Some dir ->
-            let index = items |> Array.mapi (fun i item -> item.Path, i) |> dict
-            let values, hits = Pipeline.extractCached (Pipeline.FeatureCache dir) "fit-center" extractor (fun path -> fit (load index.[path])) files 256 progress
+            // Rows come from the feature shards under DIR (Shards: keyed by the fingerprint and each recording's
+            // relative path, size and modification time); missing shards are computed and written first.
+            let sources = items |> Array.map (fun i -> Shards.source i.Path i.Key i.Label)
+            let plans = Shards.plan extractor.Fingerprint Extraction.WholeRecordings Extraction.shardSize sources
+            let index = items |> Array.mapi (fun i item -> item.Key, i) |> dict
+            let path = items |> Array.map (fun i -> i.Key, i.Path) |> dict
+            let found, _ = Shards.ensure dir plans extractor (fun s -> [| fit (AudioFile.load extractor.SampleRate path.[s.Key]) |]) 32 progress
+            let values = Array.zeroCreate<float32> (items.Length * extractor.Length)
+            for plan in plans do
+                let shard = Shards.readPlanned dir plan
+                for r in 0 .. shard.Rows - 1 do
+                    Array.blit shard.Values (r * extractor.Length) values (index.[shard.Keys.[r]] * extractor.Length) extractor.Length
+            let hits = found |> Array.sumBy (fun p -> p.Sources.Length)
             out.WriteLine(sprintf "features: %d of %d rows from the cache %s" hits items.Length dir)
             writer.Append(keys, labels, values)
         let written = writer.Complete()

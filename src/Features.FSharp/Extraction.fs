@@ -44,12 +44,13 @@ let stream (engine: Engine) (schema: FeatureSchemaInfo) (load: int -> float32[])
 let rows (engine: Engine) (schema: FeatureSchemaInfo) (clips: float32[][]) : float32[] =
     Pipeline.extractAll (extractor engine schema) (fun i -> fit schema clips.[i]) clips.Length 256 2 Progress.silent
 
-/// Rows [paths.Length * Length] of recordings, in path order, through the feature cache: rows cached under the
-/// schema's fingerprint for a recording of the same path, size and modification time are read back; the others are
-/// loaded (`load path`: mono samples at the schema's rate), shaped by `fit`, extracted and stored. Returns the rows
-/// and how many came from the cache. The rows equal `rows` of the loaded clips, bit for bit.
-let cachedRows (engine: Engine) (schema: FeatureSchemaInfo) (cache: Pipeline.FeatureCache) (paths: string[]) (load: string -> float32[]) (progress: Progress.Reporter) =
-    Pipeline.extractCached cache "fit-center" (extractor engine schema) (load >> fit schema) paths 256 progress
+/// Recordings per feature shard (Shards.plan) in `features --cache` and `train`.
+let shardSize = 256
+
+/// The shard variant text (Shards.plan) of rows of whole recordings, one clip each shaped by `fit` (centred): what
+/// `features --cache` and `train` without windows store, so that the two share shards.
+[<Literal>]
+let WholeRecordings = "fit-center"
 
 /// Clip length in samples of model files written before clip lengths were recorded: they extracted schemas that
 /// accept any clip length on clips cut or padded to 8,192 samples (centred).

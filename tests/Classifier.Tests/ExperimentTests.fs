@@ -165,7 +165,7 @@ let tests =
                 let n = fold.NTrain + fold.NValidation
                 Expect.stringContains (cacheLine first) (sprintf "(0 of %d recordings' rows from the cache" n) "the first run extracts"
                 Expect.stringContains (cacheLine second) (sprintf "(%d of %d recordings' rows from the cache" n n) "the second run reads the cache"
-                Expect.isGreaterThan (Directory.GetFiles(Path.Combine(dir, "cache"), "*.f32", SearchOption.AllDirectories).Length) 0 "rows under the cache folder beside the runs"
+                Expect.isGreaterThan (Directory.GetFiles(Path.Combine(dir, "cache"), "shard-*.parquet", SearchOption.AllDirectories).Length) 0 "shards under the cache folder beside the runs"
                 let bytes name = File.ReadAllBytes(Path.Combine(dir, name, "model.hnn"))
                 Expect.equal (bytes "b") (bytes "a") "the cached rows train the same model"))
 
