@@ -1,3 +1,5 @@
+using Orleans.Concurrency;
+
 namespace Hybrid.Cluster;
 
 /// <summary>One worker's part of a global training step, sent by the coordinator to a <see cref="ITrainingWorker"/>.</summary>
@@ -69,12 +71,15 @@ public interface ITrainingWorker : IGrainWithStringKey
     Task<string> Fingerprint();
 
     /// <summary>True when this activation holds a loaded replica (false after a reactivation on another silo).</summary>
+    [AlwaysInterleave]
     Task<bool> IsLoaded();
 
     /// <summary>The silo hosting this activation.</summary>
+    [AlwaysInterleave]
     Task<string> Silo();
 
     /// <summary>Drops the replica and deactivates.</summary>
+    [AlwaysInterleave]
     Task Close();
 }
 
@@ -93,4 +98,48 @@ public interface IGradientReducer : IGrainWithStringKey
 
     /// <summary>Drops the step's data and deactivates.</summary>
     Task Release();
+}
+
+/// <summary>A recording of a shard: full path, path relative to the dataset root (the row key), label, and the size
+/// and modification time (UTC ticks) the plan saw.</summary>
+[GenerateSerializer, Immutable]
+public sealed record ShardMember(
+    [property: Id(0)] string Path,
+    [property: Id(1)] string Key,
+    [property: Id(2)] string Label,
+    [property: Id(3)] long Size,
+    [property: Id(4)] long Modified);
+
+/// <summary>One shard to extract: the dataset root (every member must be under it), the cache folder the shard is
+/// written to, the feature schema by name, the engine, and the shard's plan (index, id, members).</summary>
+[GenerateSerializer, Immutable]
+public sealed record ShardOrder(
+    [property: Id(0)] string DatasetRoot,
+    [property: Id(1)] string CacheFolder,
+    [property: Id(2)] string Schema,
+    [property: Id(3)] string Engine,
+    [property: Id(4)] int Index,
+    [property: Id(5)] string ShardId,
+    [property: Id(6)] ShardMember[] Members);
+
+/// <summary>What a worker did with a shard: the file written, its rows, the members skipped (path and reason, as
+/// a local scan reports them) and the silo that did it.</summary>
+[GenerateSerializer, Immutable]
+public sealed record ShardReport(
+    [property: Id(0)] int Index,
+    [property: Id(1)] string File,
+    [property: Id(2)] int Rows,
+    [property: Id(3)] string[] SkippedPaths,
+    [property: Id(4)] string[] SkippedReasons,
+    [property: Id(5)] string Silo);
+
+/// <summary>A feature-extraction worker (one per silo and run, keyed "RUN/K"): extracts whole shards with its silo's
+/// engine and writes each atomically into the cache folder (Hybrid.Features.Shards' format), so a shard done twice
+/// (after a lost silo) is the same file.</summary>
+public interface IShardWorker : IGrainWithStringKey
+{
+    /// <summary>Extracts and writes one shard. Raises ClusterException when a member lies outside the dataset root or
+    /// the planned id does not match the members (a recording changed since planning), ShardException when the shard
+    /// cannot be written.</summary>
+    Task<ShardReport> Extract(ShardOrder order);
 }

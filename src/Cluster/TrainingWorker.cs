@@ -15,20 +15,23 @@ internal sealed class TrainingWorker(ILocalSiloDetails silo) : Grain, ITrainingW
 
     private Replica Loaded => replica ?? throw new WorkerLostException(this.GetPrimaryKeyString());
 
-    public Task<ReplicaInfo> Open(string runDirectory, string engineName)
+    public async Task<ReplicaInfo> Open(string runDirectory, string engineName)
     {
         replica = null;
         engine?.Dispose();
         engine = Engines.Create(engineName);
-        var r = new Replica(runDirectory, engine);
+        var created = engine;
+        var r = await Task.Run(() => new Replica(runDirectory, created));
         replica = r;
-        return Task.FromResult(new ReplicaInfo(r.EpochsDone, r.Epochs, r.StepsPerEpoch, r.Samples, r.ParameterCount, r.StateCount, silo.SiloAddress.ToString()));
+        return (new ReplicaInfo(r.EpochsDone, r.Epochs, r.StepsPerEpoch, r.Samples, r.ParameterCount, r.StateCount, silo.SiloAddress.ToString()));
     }
 
     public async Task<StepShare> Compute(StepOrder order)
     {
         var r = Loaded;
-        var (gradient, loss, correct, count) = r.Compute(order.Step, order.Worker, order.Workers);
+        // Engine work runs on the thread pool, not on the grain's single-threaded scheduler (the engines parallelise
+        // with tasks of their own).
+        var (gradient, loss, correct, count) = await Task.Run(() => r.Compute(order.Step, order.Worker, order.Workers));
         var reducer = GrainFactory.GetGrain<IGradientReducer>(order.ReducerKey);
         var chunks = Chunks(gradient.Length, order.ChunkFloats);
         for (var c = 0; c < chunks; c++)
@@ -50,7 +53,7 @@ internal sealed class TrainingWorker(ILocalSiloDetails silo) : Grain, ITrainingW
             var part = await reducer.Sum(c);
             part.CopyTo(summed, c * order.ChunkFloats);
         }
-        r.Apply(order.Step, summed);
+        await Task.Run(() => r.Apply(order.Step, summed));
     }
 
     public Task<float[]> States() => Task.FromResult(Loaded.States());

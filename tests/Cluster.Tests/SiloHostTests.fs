@@ -29,7 +29,7 @@ let private refused (settings: SiloSettings) (fragment: string) =
 
 [<Tests>]
 let tests =
-    testList "SiloHost" [
+    testSequencedGroup "orleans" <| testList "SiloHost" [
         testCase "a silo on a non-loopback address without TLS refuses to start, naming --address" (fun () ->
             refused (SiloSettings(Address = "10.1.2.3")) "--address 10.1.2.3: a silo on a non-loopback address must use TLS")
 

@@ -21,15 +21,15 @@ type SiloSettings() =
                 o.TableRefreshTimeout <- TimeSpan.FromSeconds 1.0
                 o.IAmAliveTablePublishTimeout <- TimeSpan.FromSeconds 2.0) |> ignore
             builder.Configure<SiloMessagingOptions>(fun (o: SiloMessagingOptions) ->
-                o.ResponseTimeout <- TimeSpan.FromSeconds 10.0
-                o.SystemResponseTimeout <- TimeSpan.FromSeconds 10.0) |> ignore
+                o.ResponseTimeout <- TimeSpan.FromSeconds 60.0
+                o.SystemResponseTimeout <- TimeSpan.FromSeconds 60.0) |> ignore
 
 /// Client settings of the tests: short call limits.
 type ClientSettings() =
     interface IClientBuilderConfigurator with
         member _.Configure(_: IConfiguration, builder: IClientBuilder) =
             builder.Configure<ClientMessagingOptions>(fun (o: ClientMessagingOptions) ->
-                o.ResponseTimeout <- TimeSpan.FromSeconds 10.0) |> ignore
+                o.ResponseTimeout <- TimeSpan.FromSeconds 60.0) |> ignore
 
 /// Starts an in-process cluster of `silos` silos (loopback); dispose it to stop every silo.
 let start (silos: int) =
