@@ -46,6 +46,8 @@ type FeaturesArgs =
     | Cache of dir: string
     | Strict
     | Json
+    | Cluster of gateway: string
+    | Certificate of file: string
 
     interface IArgParserTemplate with
         member this.Usage =
@@ -85,6 +87,8 @@ type FeaturesArgs =
             | Cache _ -> "feature cache folder: rows are stored in Parquet feature shards keyed by the schema/transform fingerprint and each file's relative path, size and modification time, so a second run over the same recordings skips extraction."
             | Strict -> "fail on the first unusable or truncated file instead of skipping it or warning about it."
             | Json -> "print a JSON summary line at the end."
+            | Cluster _ -> "with --cache and --schema: extract the missing feature shards on the Orleans cluster whose silo gateway is HOST:PORT (the dataset and cache folders must be on storage every silo sees; see docs/scale-out.md)."
+            | Certificate _ -> "with --cluster: PKCS#12 certificate for TLS to a non-loopback cluster (password from $HYBRID_CERTIFICATE_PASSWORD)."
 
 let private parseWindow (name: string) =
     match name.ToLowerInvariant() with
@@ -183,6 +187,11 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 if given then invalidArg (flag.TrimStart '-') (sprintf "%s applies to --transform scattering only" flag)
         if args.Contains Part && not (args.Contains Split) then invalidArg "part" "--part selects a part of a split: give --split too (e.g. --split official --part test)"
         if args.Contains Seed && not (args.Contains Split) then invalidArg "seed" "--seed seeds a random split: give --split too"
+        if args.Contains Cluster && not (args.Contains Cache && args.Contains Schema) then
+            invalidArg "cluster" "--cluster extracts feature shards into the cache: give --cache DIR and --schema NAME too"
+        if args.Contains Cluster && overridesOf args <> Extraction.noOverrides then
+            invalidArg "cluster" "--cluster extracts a schema as declared: run-time parameters (--n-fft, --hop-length, ...) are not sent to the workers"
+        if args.Contains Certificate && not (args.Contains Cluster) then invalidArg "certificate" "--certificate applies only with --cluster HOST:PORT"
         let folder = args.TryGetResult Data |> Option.defaultWith (fun () -> Download.ensureFsdd None)
         let dataset = Dataset.openFolder (args.Contains Strict) folder
         for s in dataset.Skipped do
@@ -245,6 +254,26 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
             let plans = Shards.plan extractor.Fingerprint Extraction.WholeRecordings Extraction.shardSize sources
             let index = items |> Array.mapi (fun i item -> item.Key, i) |> dict
             let path = items |> Array.map (fun i -> i.Key, i.Path) |> dict
+            match args.TryGetResult Cluster, args.TryGetResult Schema with
+            | Some gateway, Some schemaName ->
+                let host =
+                    try
+                        Hybrid.Cluster.SiloHost.ConnectAsync(gateway, Option.toObj (args.TryGetResult Certificate), Environment.GetEnvironmentVariable "HYBRID_CERTIFICATE_PASSWORD").Result
+                    with :? AggregateException as e when not (isNull e.InnerException) -> raise (nonNull e.InnerException)
+                use _ = host
+                let grains = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Orleans.IClusterClient>(host.Services)
+                let work = ResizeArray [ for i in items -> Hybrid.Cluster.ExtractionItem(i.Path, i.Key, i.Label) ]
+                let settings = Hybrid.Cluster.ClusterExtractionOptions(Engine = args.GetResult(Device, defaultValue = "auto"), ShardSize = Extraction.shardSize)
+                let result =
+                    try
+                        Hybrid.Cluster.DistributedExtraction.RunAsync(grains, dataset.Root, work, dir, schemaName, settings, Action<string>(fun line -> error.WriteLine line)).Result
+                    with :? AggregateException as e when not (isNull e.InnerException) -> raise (nonNull e.InnerException)
+                out.WriteLine(sprintf "features: %d shards, %d written on the cluster (%d reassigned after lost workers) in %.1f s" result.Shards result.Written result.Reassigned result.Seconds)
+                if result.SkippedPaths.Length > 0 then
+                    for path, reason in Array.zip result.SkippedPaths result.SkippedReasons do
+                        error.WriteLine(sprintf "features: skipped %s: %s" path reason)
+                    raise (DatasetException(sprintf "%d recordings could not be read on the cluster (listed above); the shards of the others are in %s. Remove or repair them and run again." result.SkippedPaths.Length dir))
+            | _ -> ()
             let found, _ = Shards.ensure dir plans extractor (fun s -> [| fit (AudioFile.load extractor.SampleRate path.[s.Key]) |]) 32 progress
             let values = Array.zeroCreate<float32> (items.Length * extractor.Length)
             for plan in plans do
