@@ -203,7 +203,11 @@ type TrainOptions =
       /// Feature parameters chosen at run time (--n-fft, --hop-length, --n-mels, --fmin, --fmax, --n-mfcc): they
       /// derive a variant of the schema (Extraction.variant), recorded in the model file (`feature_parameters`) and
       /// replayed by `predict`. Extraction.noOverrides keeps the schema as declared.
-      FeatureParameters: Extraction.Overrides }
+      FeatureParameters: Extraction.Overrides
+      /// Trains each fold elsewhere (`train --cluster`): receives a run folder prepared by `DataParallel.prepare`
+      /// (in the fold's checkpoint folder) and trains it there, e.g. on an Orleans cluster (Hybrid.Cluster); the
+      /// model is read back from the folder's last checkpoint. None: Training.fit in this process.
+      Distributed: (string -> unit) option }
 
 /// Defaults: FSDD, the dataset's own split, the default model on `auto`, 10% validation, seed 0.
 let defaults =
@@ -211,7 +215,7 @@ let defaults =
       LearningRate = None; Augment = None; TestSpeeds = None; Labels = None; OtherLabel = None; Validation = 0.1
       EarlyStopping = None; SampleRate = None; Duration = None; Segment = None; SegmentHop = None; Resume = None
       Device = "auto"; Seed = 0; Out = None; Log = ignore; Progress = true; Plots = true; Strict = false
-      FeatureParameters = Extraction.noOverrides }
+      FeatureParameters = Extraction.noOverrides; Distributed = None }
 
 /// How recordings become model input clips, resolved for a dataset; recorded in model files and replayed by `predict`.
 type ClipPlan =
@@ -823,7 +827,13 @@ let buildFeatures (engine: Engine) (settings: RunSettings) (store: FeatureStore)
 /// the recipe's one-cycle schedule, validation metrics every epoch, optional early stopping on the validation loss
 /// (restoring the best epoch's weights) and a checkpoint in `checkpointDir` after every epoch; a checkpoint already
 /// there (an interrupted run) is resumed from. `callback` receives Training.fit's progress.
-let fitFold (engine: Engine) (settings: RunSettings) (classes: int) (features: FoldFeatures) (checkpointDir: string option) (callback: Progress -> unit) : Model * FitResult =
+let rec fitFold (engine: Engine) (settings: RunSettings) (classes: int) (features: FoldFeatures) (checkpointDir: string option) (callback: Progress -> unit) : Model * FitResult =
+    fitFoldOn None engine settings classes features checkpointDir callback
+
+/// fitFold, trained by `distributed` when given (see TrainOptions.Distributed): the same network, seed and fit options
+/// in a run folder "cluster" beside the fold's checkpoints; validation metrics of the last epoch only; early stopping
+/// is refused (ArgumentException naming --early-stopping) since the run does not stop early.
+and fitFoldOn (distributed: (string -> unit) option) (engine: Engine) (settings: RunSettings) (classes: int) (features: FoldFeatures) (checkpointDir: string option) (callback: Progress -> unit) : Model * FitResult =
     let net = settings.Recipe.Build (inputShape (Array.ofSeq settings.Schema.Shape) settings.Recipe) classes
     let model = Model.create engine settings.Seed net
     let earlyStopping =
@@ -837,8 +847,28 @@ let fitFold (engine: Engine) (settings: RunSettings) (classes: int) (features: F
             Epochs = settings.Epochs; BatchSize = settings.BatchSize; Optimizer = Optimizer.adam settings.LearningRate
             Schedule = OneCycle(0.25, 10.0, 100.0); Seed = settings.Seed; LabelSmoothing = 0.05
             EarlyStopping = earlyStopping; CheckpointDir = checkpointDir; Callback = callback }
-    let fit = Training.fitRows fitOptions model features.Train features.Validation
-    model, fit
+    match distributed with
+    | None -> model, Training.fitRows fitOptions model features.Train features.Validation
+    | Some trainThere ->
+        if settings.EarlyStopping.IsSome then invalidArg "early-stopping" "--early-stopping is not available with --cluster (a distributed run trains every epoch)."
+        let runDir = Path.Combine(defaultArg checkpointDir (Path.Combine(Path.GetTempPath(), "hybrid-cluster-" + Guid.NewGuid().ToString("N"))), "cluster")
+        // The workers read the training rows from the run folder's examples file: every row is read once here.
+        let train =
+            let source = features.Train
+            let values = Array.zeroCreate<float32> (source.Count * source.RowLength)
+            source.Read(Array.init source.Count id, 0, source.Count, values)
+            { Inputs = values; Labels = Array.copy source.Labels }
+        DataParallel.prepare runDir { fitOptions with EarlyStopping = None; CheckpointDir = None } model train
+        trainThere runDir
+        let history = DataParallel.load runDir model
+        let metrics = features.Validation |> Option.map (Rows.evaluate model)
+        let history =
+            history |> List.mapi (fun i r ->
+                if i = history.Length - 1 then
+                    { r with ValidationLoss = metrics |> Option.map (fun m -> m.LogLoss); ValidationAccuracy = metrics |> Option.map (fun m -> m.Accuracy) }
+                else r)
+        history |> List.tryLast |> Option.iter (EpochEnd >> callback)
+        model, { History = history; BestEpoch = None; StoppedEarly = false; ResumedAfterEpochs = 0 }
 
 /// Recordings loaded at once when test-time speeds need the waveforms (evaluation reloads the test part in chunks).
 let private evaluationChunk = 64
@@ -1016,7 +1046,7 @@ let train (options: TrainOptions) : RunResult =
             let trainWatch = Stopwatch.StartNew()
             let checkpoints = Path.Combine(checkpointRoot, fold.Name.Replace('/', '-'))
             let model, fit =
-                try fitFold engine settings labels.Length features (Some checkpoints) callback
+                try fitFoldOn options.Distributed engine settings labels.Length features (Some checkpoints) callback
                 finally
                     for source in features.Train :: Option.toList features.Validation do source.Dispose()
             bar.Finish()

@@ -230,6 +230,59 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
         | Some _ -> deviceWeightsFinite
         | None -> model.Parameters |> Array.sumBy (fun p -> model.Ops.SumOfSquares p.Value) |> Double.IsFinite
 
+    /// Data-parallel half step: forward and backward on the samples `order[start .. start + count - 1]` with the loss
+    /// gradient scaled to a share of a global batch of `globalCount` samples (dL/dlogits = (p - y) / globalCount), so
+    /// that the shares of every worker sum to the gradient of the global batch's mean loss. Leaves the gradients in
+    /// the parameters (not applied) and returns (summed loss, correct) over the slice.
+    member _.Gradients(inputs: float32[], allLabels: int[], order: int[], start: int, count: int, globalCount: int, seed: uint64) =
+        if count < 1 || globalCount < count then
+            invalidArg "count" (sprintf "A slice of %d samples does not fit a global batch of %d." count globalCount)
+        if host.Length < count * size then
+            host <- Array.zeroCreate (count * size)
+            labels <- Array.zeroCreate count
+        for i in 0 .. count - 1 do
+            let s = order[start + i]
+            Array.Copy(inputs, s * size, host, i * size, size)
+            labels[i] <- allLabels[s]
+        let x = buffers.Get("x", Array.append [| count |] model.Net.InputShape)
+        x.CopyFrom(ReadOnlySpan<float32>(host, 0, count * size), 0L)
+        let logits = model.Forward(x, true, seed)
+        let dLogits = criterion.Run(logits, labels, 0, smoothing, true)
+        if count <> globalCount then model.Ops.Scale(dLogits, float32 count / float32 globalCount)
+        let mutable total = 0.0
+        let mutable correct = 0
+        let p = criterion.Probabilities
+        for i in 0 .. count - 1 do
+            total <- total + float criterion.Losses[i]
+            let mutable best = 0
+            for j in 1 .. classes - 1 do
+                if p[i * classes + j] > p[i * classes + best] then best <- j
+            if best = labels[i] then correct <- correct + 1
+        if Double.IsFinite total then model.Backward dLogits
+        total, correct
+    /// Data-parallel second half: every parameter's gradient becomes `summed` (parameter after parameter, in
+    /// `model.Parameters` order, the layout `GradientsTo` writes), then clipping and one optimizer step at
+    /// `learningRate`, exactly as `Step` applies its own gradient.
+    member _.ApplySummed(summed: float32[], learningRate: float) =
+        let mutable offset = 0
+        for p in model.Parameters do
+            let n = int p.Grad.Length
+            if offset + n > summed.Length then
+                invalidArg "summed" (sprintf "The summed gradient has %d values; the model has more parameters." summed.Length)
+            p.Grad.CopyFrom(ReadOnlySpan<float32>(summed, offset, n), 0L)
+            offset <- offset + n
+        if offset <> summed.Length then
+            invalidArg "summed" (sprintf "The summed gradient has %d values; the model has %d parameters." summed.Length offset)
+        clipNorm |> Option.iter (fun c -> Optimizers.clipByNorm model.Ops model.Parameters c |> ignore)
+        Optimizers.step model.Ops optimizer learningRate state model.Parameters
+    /// Copies every parameter's gradient, parameter after parameter, into `target` (length: the parameter count).
+    member _.GradientsTo(target: float32[]) =
+        let mutable offset = 0
+        for p in model.Parameters do
+            let n = int p.Grad.Length
+            p.Grad.CopyTo(Span<float32>(target, offset, n), 0L)
+            offset <- offset + n
+
 /// Training state saved after each epoch (weights, optimizer slots, best weights, history, early-stopping state).
 type internal CheckpointState =
     { EpochsDone: int

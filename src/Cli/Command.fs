@@ -37,6 +37,7 @@ let run<'Args when 'Args :> IArgParserTemplate> (name: string) (out: TextWriter)
     | :? Hybrid.Classifier.SchemaMismatchException as e -> fail 1 e.Message
     | :? Hybrid.Classifier.OnnxExportException as e -> fail 1 e.Message
     | :? Hybrid.Features.Schemas.SchemaMismatchException as e -> fail 1 e.Message
+    | :? Hybrid.Cluster.ClusterException as e -> fail 1 e.Message
 
 /// Removes every `--schemas PATH` (or `--schemas=PATH`) from a command's arguments and loads each assembly
 /// (Schemas.LoadAssembly). Returns the remaining arguments, or `Error (code, message)` when an assembly cannot be

@@ -46,6 +46,8 @@ type FeaturesArgs =
     | Cache of dir: string
     | Strict
     | Json
+    | Cluster of gateway: string
+    | Certificate of file: string
 
     interface IArgParserTemplate with
         member this.Usage =
@@ -85,6 +87,8 @@ type FeaturesArgs =
             | Cache _ -> "feature cache folder: rows are stored in Parquet feature shards keyed by the schema/transform fingerprint and each file's relative path, size and modification time, so a second run over the same recordings skips extraction."
             | Strict -> "fail on the first unusable or truncated file instead of skipping it or warning about it."
             | Json -> "print a JSON summary line at the end."
+            | Cluster _ -> "with --cache and --schema: extract the missing feature shards on the Orleans cluster whose silo gateway is HOST:PORT (the dataset and cache folders must be on storage every silo sees; see docs/scale-out.md)."
+            | Certificate _ -> "with --cluster: PKCS#12 certificate for TLS to a non-loopback cluster (password from $HYBRID_CERTIFICATE_PASSWORD)."
 
 let private parseWindow (name: string) =
     match name.ToLowerInvariant() with
@@ -195,7 +199,11 @@ type private Mode =
       /// --split was given.
       SplitGiven: bool
       /// --split, parsed (None when absent or not a valid split, which its own entry refuses).
-      Split: SplitSpec option }
+      Split: SplitSpec option
+      /// --cluster given; ClusterReady: with --cache and --schema and no run-time feature parameter (what the
+      /// workers extract).
+      Cluster: bool
+      ClusterReady: bool }
 
 let private windows = [ "hann"; "hanning"; "hamming"; "blackman"; "rectangular"; "boxcar"; "ones" ]
 
@@ -209,6 +217,9 @@ let private table (mode: Mode) (arg: FeaturesArgs) : OptionRules.Check list =
     let scattering = open'(mode.Scattering, "with --transform scattering")
     match arg with
     | Data _ | Out _ | Schema _ | Transform _ | Cache _ | Strict | Json -> []
+    | Cluster _ ->
+        [ open'(mode.ClusterReady, "with --cache DIR and --schema NAME as declared (the workers write that schema's feature shards into the cache; run-time parameters such as --n-fft are not sent to them)") ]
+    | Certificate _ -> [ open'(mode.Cluster, "with --cluster HOST:PORT (TLS to that cluster)") ]
     | Device name -> [ OptionRules.engine name ]
     | Sr hz -> [ OptionRules.atLeast 1 hz ]
     | Length n -> [ OptionRules.atLeast 1 n ]
@@ -265,7 +276,9 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
               Scattering = (kind = Some Transforms.Scattering)
               Chroma = (kind = Some Transforms.Chroma)
               SplitGiven = args.Contains Split
-              Split = args.TryGetResult Split |> Option.bind (fun text -> try Some(Split.parse text) with :? DatasetException -> None) }
+              Split = args.TryGetResult Split |> Option.bind (fun text -> try Some(Split.parse text) with :? DatasetException -> None)
+              Cluster = args.Contains Cluster
+              ClusterReady = args.Contains Cache && args.Contains Schema && overridesOf args = Extraction.noOverrides }
         OptionRules.enforce args (table mode)
         // A schema's variant is laid out (and its parameters checked against each other) before any data is read.
         let variantOf = declared |> Option.map (fun schema -> Extraction.variant schema (overridesOf args))
@@ -330,11 +343,32 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                     None
                 | Some dir ->
                     // Rows come from the feature shards under DIR (Shards: keyed by the fingerprint and each
-                    // recording's relative path, size and modification time); missing shards are computed and written first.
+                    // recording's relative path, size and modification time); missing shards are computed and written
+                    // first, on the cluster with --cluster.
                     let sources = items |> Array.map (fun i -> Shards.source i.Path i.Key i.Label)
                     let plans = Shards.plan extractor.Fingerprint Extraction.WholeRecordings Extraction.shardSize sources
                     let index = items |> Array.mapi (fun i item -> item.Key, i) |> dict
                     let path = items |> Array.map (fun i -> i.Key, i.Path) |> dict
+                    match args.TryGetResult Cluster, args.TryGetResult Schema with
+                    | Some gateway, Some schemaName ->
+                        let host =
+                            try
+                                Hybrid.Cluster.SiloHost.ConnectAsync(gateway, Option.toObj (args.TryGetResult Certificate), Environment.GetEnvironmentVariable "HYBRID_CERTIFICATE_PASSWORD").Result
+                            with :? AggregateException as e when not (isNull e.InnerException) -> raise (nonNull e.InnerException)
+                        use _ = host
+                        let grains = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Orleans.IClusterClient>(host.Services)
+                        let work = ResizeArray [ for i in items -> Hybrid.Cluster.ExtractionItem(i.Path, i.Key, i.Label) ]
+                        let settings = Hybrid.Cluster.ClusterExtractionOptions(Engine = args.GetResult(Device, defaultValue = "auto"), ShardSize = Extraction.shardSize)
+                        let result =
+                            try
+                                Hybrid.Cluster.DistributedExtraction.RunAsync(grains, dataset.Root, work, dir, schemaName, settings, Action<string>(fun line -> error.WriteLine line)).Result
+                            with :? AggregateException as e when not (isNull e.InnerException) -> raise (nonNull e.InnerException)
+                        out.WriteLine(sprintf "features: %d shards, %d written on the cluster (%d reassigned after lost workers) in %.1f s" result.Shards result.Written result.Reassigned result.Seconds)
+                        if result.SkippedPaths.Length > 0 then
+                            for path, reason in Array.zip result.SkippedPaths result.SkippedReasons do
+                                error.WriteLine(sprintf "features: skipped %s: %s" path reason)
+                            raise (DatasetException(sprintf "%d recordings could not be read on the cluster (listed above); the shards of the others are in %s. Remove or repair them and run again." result.SkippedPaths.Length dir))
+                    | _ -> ()
                     let found, _ = Shards.ensure dir plans extractor (fun s -> [| fit (AudioFile.load extractor.SampleRate path.[s.Key]) |]) 32 progress
                     let values = Array.zeroCreate<float32> (items.Length * extractor.Length)
                     for plan in plans do

@@ -4,7 +4,7 @@ module Hybrid.Cli.Program
 open System
 
 let private usage =
-    """usage: hybrid <target> [options]   (targets: help, train, predict, export, plot, dataset, features, bench; run with --help for a target's options)
+    """usage: hybrid <target> [options]   (targets: help, train, predict, export, plot, dataset, features, bench, cluster; run with --help for a target's options)
        features, train, predict and export also take --schemas PATH.dll (repeatable): an assembly declaring your own feature schemas"""
 
 let private dispatch (args: string list) =
@@ -19,6 +19,7 @@ let private dispatch (args: string list) =
     | "plot" :: rest -> PlotCommand.run Console.Out Console.Error (Array.ofList rest)
     | "dataset" :: rest -> DatasetCommand.run Console.Out Console.Error (Array.ofList rest)
     | "features" :: rest -> FeaturesCommand.run Console.Out Console.Error (Array.ofList rest)
+    | "cluster" :: rest -> ClusterCommand.run Console.Out Console.Error (Array.ofList rest)
     | target :: _ ->
         eprintfn "hybrid: unknown target '%s'. %s" target usage
         2

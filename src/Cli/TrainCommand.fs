@@ -41,6 +41,9 @@ type TrainArgs =
     | No_Plots
     | Strict
     | Json
+    | Cluster of gateway: string
+    | Workers of n: int
+    | Certificate of file: string
 
     interface IArgParserTemplate with
         member this.Usage =
@@ -75,6 +78,9 @@ type TrainArgs =
             | No_Plots -> "skip the PNG plots and report.html (model, metrics.json and confusion CSV are still written)."
             | Strict -> "fail on the first unusable or truncated recording instead of skipping it or warning about it."
             | Json -> "end the output with one JSON line of results."
+            | Cluster _ -> "train on the Orleans cluster whose silo gateway is HOST:PORT (data-parallel over --workers replicas; the run folder must be on storage every silo sees; see docs/scale-out.md)."
+            | Workers _ -> "with --cluster: model replicas (worker grains), spread one per silo (default 2)."
+            | Certificate _ -> "with --cluster: PKCS#12 certificate for TLS to a non-loopback cluster (password from $HYBRID_CERTIFICATE_PASSWORD)."
 
 /// The closing JSON line: split, model, device, sizes, accuracy, timings, per-fold results.
 let summaryJson (r: Experiment.RunResult) =
@@ -106,7 +112,9 @@ type private Mode =
       Schema: Hybrid.Features.Schemas.FeatureSchemaInfo option
       Labels: bool
       /// --segment in seconds.
-      Segment: float option }
+      Segment: float option
+      /// --cluster HOST:PORT given.
+      Cluster: bool }
 
 /// The option table of `train`: each option's domain and the modes that use it.
 let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
@@ -165,6 +173,9 @@ let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
           | None -> () ]
     | Device name -> [ fresh; OptionRules.engine name ]
     | Seed seed -> [ fresh; OptionRules.atLeast 0 seed ]
+    | Cluster _ -> []
+    | Workers n -> [ OptionRules.UsedOnly(mode.Cluster, "with --cluster HOST:PORT (the model replicas trained there)"); OptionRules.atLeast 1 n ]
+    | Certificate _ -> [ OptionRules.UsedOnly(mode.Cluster, "with --cluster HOST:PORT (TLS to that cluster)") ]
 
 /// The schema variant's parameters from the feature options (Extraction.variant).
 let private overridesOf (args: ParseResults<TrainArgs>) : Extraction.Overrides =
@@ -186,7 +197,7 @@ let private enforce (args: ParseResults<TrainArgs>) =
                 let recipe = Experiment.recipe (args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name))
                 Some(Hybrid.Features.Schemas.Schemas.ByName(args.GetResult(Features, defaultValue = recipe.Schema)))
             with :? ArgumentException -> None
-    OptionRules.enforce args (table { Resuming = resuming; Schema = schema; Labels = args.Contains Labels; Segment = args.TryGetResult Segment })
+    OptionRules.enforce args (table { Resuming = resuming; Schema = schema; Labels = args.Contains Labels; Segment = args.TryGetResult Segment; Cluster = args.Contains Cluster })
     // An unknown model or schema is refused here, naming the valid ones.
     if not resuming then
         let recipe = Experiment.recipe (args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name))
@@ -269,7 +280,25 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 Plots = not (args.Contains No_Plots)
                 Strict = args.Contains Strict
                 FeatureParameters = overridesOf args }
-        let r = Terminal.withProgress error logWriter (fun log -> Experiment.train { options with Log = log })
+        let workers = args.GetResult(Workers, defaultValue = 2)
+        let client =
+            args.TryGetResult Cluster
+            |> Option.map (fun gateway ->
+                try
+                    Hybrid.Cluster.SiloHost.ConnectAsync(gateway, Option.toObj (args.TryGetResult Certificate), Environment.GetEnvironmentVariable "HYBRID_CERTIFICATE_PASSWORD").Result
+                with :? AggregateException as e when (e.InnerException :? Hybrid.Cluster.ClusterException) ->
+                    invalidArg "cluster" (nonNull e.InnerException).Message)
+        use _ = match client with Some h -> h :> IDisposable | None -> { new IDisposable with member _.Dispose() = () }
+        let distributed (log: string -> unit) =
+            client |> Option.map (fun host ->
+                let grains = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Orleans.IClusterClient>(host.Services)
+                fun (dir: string) ->
+                    let settings = Hybrid.Cluster.ClusterTrainingOptions(workers, Engine = options.Device)
+                    try
+                        Hybrid.Cluster.DataParallelTrainer.RunAsync(grains, dir, settings, Action<string>(log)).Result |> ignore
+                    with :? AggregateException as e when not (isNull e.InnerException) ->
+                        raise (nonNull e.InnerException))
+        let r = Terminal.withProgress error logWriter (fun log -> Experiment.train { options with Log = log; Distributed = distributed log })
         match Terminal.consoleOf logWriter with
         | Some console -> drawSummary console r
         | None -> writeSummary logWriter r
