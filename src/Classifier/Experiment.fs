@@ -263,7 +263,8 @@ module ClipPlan =
     /// windows of `segment` seconds every `hop` seconds (default half a window) when asked, and by default for a
     /// fixed-length schema when the median item is longer than 2 s and than 1.5 times its clip (environmental clips
     /// and music tracks are then averaged over windows of the schema's clip, half overlapping, instead of being cut
-    /// to one clip; short keyword and digit clips stay one clip each).
+    /// to one clip; short keyword and digit clips stay one clip each). A `segment` longer than the longest item (or
+    /// than `duration`) raises ArgumentException naming --segment and its largest useful value.
     let resolve (schema: FeatureSchemaInfo) (sampleRate: int option) (duration: float option) (segment: float option) (hop: float option) (items: Item[]) : ClipPlan =
         let schemaRate = schema.SampleRate
         let rate =
@@ -284,6 +285,16 @@ module ClipPlan =
         let clipSeconds = duration |> Option.map (positive "duration") |> Option.defaultValue (min longest 5.0)
         let fixedClip = schema.ClipSamples > 0
         let clip = if fixedClip then schema.ClipSamples else samples clipSeconds
+        // Windows longer than every recording (after --duration) would each be a whole recording: refused rather
+        // than accepted as a no-op.
+        match segment with
+        | Some s ->
+            let span = match duration with Some d -> min d longest | None -> longest
+            if s > span then
+                invalidArg "segment"
+                    (sprintf "--segment %g s is longer than %s (%g s), so no recording would be cut into windows; use at most %g s"
+                        s (match duration with Some d when d < longest -> "--duration" | _ -> "the longest recording") span span)
+        | None -> ()
         let segment =
             match segment |> Option.map (positive "segment"), hop |> Option.map (positive "segment-hop") with
             | Some s, h ->

@@ -251,6 +251,10 @@ let tests =
             Expect.equal (windowed.ClipSamples, windowed.Segment) (66150, Some(66150, 33075)) "any-length schemas take the window's length"
             Expect.throwsT<ArgumentException> (fun () -> Experiment.ClipPlan.resolve logmel (Some 16000) None None None [| item 1.0 16000 |] |> ignore) "a rate the schema is not defined at"
             Expect.throwsT<ArgumentException> (fun () -> Experiment.ClipPlan.resolve mfcc None None None (Some 1.0) [| item 1.0 16000 |] |> ignore) "--segment-hop without --segment"
+            let longer = Expect.throwsC (fun () -> Experiment.ClipPlan.resolve logmel None None (Some 100.0) None [| item 0.8 8000; item 0.6 8000 |] |> ignore) id
+            Expect.stringContains longer.Message "longest recording (0.8 s)" "--segment longer than every recording is refused, naming the limit"
+            let cut = Expect.throwsC (fun () -> Experiment.ClipPlan.resolve mfcc None (Some 0.2) (Some 0.5) None [| item 4.0 44100 |] |> ignore) id
+            Expect.stringContains cut.Message "--duration" "--segment longer than --duration is refused"
         }
 
         test "preparation settings round-trip through model-file settings, typed; older files get the old defaults" {
