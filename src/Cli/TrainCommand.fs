@@ -74,7 +74,7 @@ type TrainArgs =
             | Resume _ -> "continue the interrupted run in this folder from its checkpoints, with the settings of its run.json (only --no-plots, --strict and --json may be given with it)."
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
             | Seed _ -> "seed of splits, augmentation, initialisation and shuffles, >= 0 (default 0)."
-            | Out _ -> "output folder (default: a new folder under runs/)."
+            | Out _ -> "output folder (default: a new folder under runs/). Feature shards are cached in the folder 'cache' beside it (runs/cache by default), shared by the runs there; delete it to recompute."
             | No_Plots -> "skip the PNG plots and report.html (model, metrics.json and confusion CSV are still written)."
             | Strict -> "fail on the first unusable or truncated recording instead of skipping it or warning about it."
             | Json -> "end the output with one JSON line of results."
