@@ -123,8 +123,9 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
         for i in 0 .. count - 1 do
             labels[i] <- allLabels[order[start + i]]
 
-    /// Trains one batch on the managed path: returns (mean loss, correct).
-    let hostStep (source: RowSource) (order: int[]) (start: int) (count: int) (learningRate: float) (seed: uint64) =
+    /// Forward pass and loss of the rows order[start .. start + count - 1] of `source` on the managed path: returns
+    /// the loss gradient with respect to the logits (mean over the rows), the summed loss and the correct count.
+    let forwardLoss (source: RowSource) (order: int[]) (start: int) (count: int) (seed: uint64) =
         gather source order start count
         let x = buffers.Get("x", Array.append [| count |] model.Net.InputShape)
         x.CopyFrom(ReadOnlySpan<float32>(host, 0, count * size), 0L)
@@ -139,6 +140,11 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
             for j in 1 .. classes - 1 do
                 if p[i * classes + j] > p[i * classes + best] then best <- j
             if best = labels[i] then correct <- correct + 1
+        dLogits, total, correct
+
+    /// Trains one batch on the managed path: returns (mean loss, correct).
+    let hostStep (source: RowSource) (order: int[]) (start: int) (count: int) (learningRate: float) (seed: uint64) =
+        let dLogits, total, correct = forwardLoss source order start count seed
         let loss = total / float count
         if Double.IsFinite loss then
             model.Backward dLogits
@@ -237,32 +243,14 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
     member _.Gradients(inputs: float32[], allLabels: int[], order: int[], start: int, count: int, globalCount: int, seed: uint64) =
         if count < 1 || globalCount < count then
             invalidArg "count" (sprintf "A slice of %d samples does not fit a global batch of %d." count globalCount)
-        if host.Length < count * size then
-            host <- Array.zeroCreate (count * size)
-            labels <- Array.zeroCreate count
-        for i in 0 .. count - 1 do
-            let s = order[start + i]
-            Array.Copy(inputs, s * size, host, i * size, size)
-            labels[i] <- allLabels[s]
-        let x = buffers.Get("x", Array.append [| count |] model.Net.InputShape)
-        x.CopyFrom(ReadOnlySpan<float32>(host, 0, count * size), 0L)
-        let logits = model.Forward(x, true, seed)
-        let dLogits = criterion.Run(logits, labels, 0, smoothing, true)
+        use source = new ExampleRows({ Inputs = inputs; Labels = allLabels }, size)
+        let dLogits, total, correct = forwardLoss source order start count seed
         if count <> globalCount then model.Ops.Scale(dLogits, float32 count / float32 globalCount)
-        let mutable total = 0.0
-        let mutable correct = 0
-        let p = criterion.Probabilities
-        for i in 0 .. count - 1 do
-            total <- total + float criterion.Losses[i]
-            let mutable best = 0
-            for j in 1 .. classes - 1 do
-                if p[i * classes + j] > p[i * classes + best] then best <- j
-            if best = labels[i] then correct <- correct + 1
         if Double.IsFinite total then model.Backward dLogits
         total, correct
     /// Data-parallel second half: every parameter's gradient becomes `summed` (parameter after parameter, in
     /// `model.Parameters` order, the layout `GradientsTo` writes), then clipping and one optimizer step at
-    /// `learningRate`, exactly as `Step` applies its own gradient.
+    /// `learningRate`, exactly as a training step (`Run`) applies its own gradient.
     member _.ApplySummed(summed: float32[], learningRate: float) =
         let mutable offset = 0
         for p in model.Parameters do
