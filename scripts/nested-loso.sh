@@ -10,7 +10,7 @@ fsdd=$(realpath "$1"); out=$2; seeds=$3; shift 3
 cli=${HYBRID_CLI:-"dotnet $(dirname "$0")/../src/Cli/bin/Release/net10.0/hybrid.dll"}
 mkdir -p "$out"
 speakers=$(ls "$fsdd/recordings" | sed -E 's/^[0-9]+_(.*)_[0-9]+\.wav$/\1/' | sort -u)
-accuracy() { grep -o '"test_accuracy":[0-9.]*' "$1" | head -1 | cut -d: -f2; }
+accuracy() { grep -o '"test_accuracy":[0-9.]*' "$1" | tail -1 | cut -d: -f2; }  # the run's figure: JSON keys are sorted, folds come first
 speaker_accuracy() { grep -o "\"$2\":[0-9.]*" "$1" | tail -1 | cut -d: -f2; }
 declare -A args
 for c in "$@"; do args[${c%%=*}]=${c#*=}; done

@@ -83,7 +83,7 @@ type FeaturesArgs =
             | Split _ -> "split to select a part from (one test part): official | speaker:NAME[,NAME] | fold:K[,K] | random:RATIO (RATIO in (0, 1))."
             | Part _ -> "with --split: train, validation, test or all (default all)."
             | Seed _ -> "with --split random:RATIO: seed of the random split (default 0)."
-            | Batch_Size _ -> "clips per extraction batch (default 256)."
+            | Batch_Size _ -> "clips per extraction batch (default: 256, fewer for long clips so that a batch holds at most 2^24 samples, e.g. 25 tracks of 30 s at 22,050 Hz)."
             | Cache _ -> "feature cache folder: rows are stored in Parquet feature shards keyed by the schema/transform fingerprint and each file's relative path, size and modification time, so a second run over the same recordings skips extraction."
             | Strict -> "fail on the first unusable or truncated file instead of skipping it or warning about it."
             | Json -> "print a JSON summary line at the end."
@@ -321,7 +321,16 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 | _ -> ofSchema (Transforms.schema settings kind length)
         let rowShape = extractor.Shape
         let load (i: int) = Dataset.loadMono extractor.SampleRate items.[i]
-        let batchSize = args.GetResult(Batch_Size, defaultValue = 256)
+        // By default a batch holds at most 2^24 samples (64 MB of waveform; its spectrograms are several times that):
+        // 256 short clips, fewer long ones (25 tracks of 30 s at 22,050 Hz).
+        let batchSize =
+            match args.TryGetResult Batch_Size with
+            | Some n -> n
+            | None ->
+                let longest =
+                    if extractor.ClipSamples > 0 then float extractor.ClipSamples
+                    else items |> Array.fold (fun m i -> max m (i.Duration * float extractor.SampleRate)) 1.0
+                int (Math.Clamp(float (1 <<< 24) / longest, 1.0, 256.0))
         let files = items |> Array.map (fun i -> i.Path)
         let labels = items |> Array.map (fun i -> i.Label)
         // Rows are keyed by the recording's path relative to the dataset root (Item.Key): file names alone repeat

@@ -144,14 +144,16 @@ let folderOf (cacheFolder: string) (fingerprint: string) =
 let pathOf (cacheFolder: string) (shard: ShardPlan) =
     Path.Combine(folderOf cacheFolder shard.Fingerprint, sprintf "shard-%s-%05d-%s.parquet" (variantKey shard.Variant) shard.Index shard.Id)
 
-let private pathField = DataField<string>("path")
-let private sizeField = DataField<int64>("size")
-let private mtimeField = DataField<int64>("mtime")
-let private labelField = DataField<string>("label")
-let private windowField = DataField<int>("window")
-let private featuresField = DataField<byte[]>("features")
-let private schema () =
-    ParquetSchema([| pathField :> Field; sizeField; mtimeField; labelField; windowField; featuresField |])
+/// The columns of one shard file. Fresh field objects for every writer: Parquet.Net's fields carry state set when a
+/// schema is built, so writers running at the same time (several shard workers in one process) must not share them.
+type private ShardFields =
+    { Path: DataField<string>; Size: DataField<int64>; Mtime: DataField<int64>; Label: DataField<string>
+      Window: DataField<int>; Features: DataField<byte[]> }
+    member f.Schema = ParquetSchema([| f.Path :> Field; f.Size; f.Mtime; f.Label; f.Window; f.Features |])
+
+let private shardFields () =
+    { Path = DataField<string>("path"); Size = DataField<int64>("size"); Mtime = DataField<int64>("mtime")
+      Label = DataField<string>("label"); Window = DataField<int>("window"); Features = DataField<byte[]>("features") }
 
 let private meta name = "hybrid.shard." + name
 
@@ -176,18 +178,19 @@ let internal writeWith (beforeRename: string -> unit) (cacheFolder: string) (sha
     try
         task {
             use stream = File.Create temp
-            use! writer = ParquetWriter.CreateAsync(schema (), stream)
+            let fields = shardFields ()
+            use! writer = ParquetWriter.CreateAsync(fields.Schema, stream)
             writer.CustomMetadata <-
                 readOnlyDict [ meta "version", Version; meta "fingerprint", shard.Fingerprint; meta "variant", shard.Variant;
                        meta "id", shard.Id; meta "index", string shard.Index; meta "extractor", extractor;
                        meta "row_length", string rowLength; meta "shape", String.Join(",", shape) ]
             use group = writer.CreateRowGroup()
             let member' (r: int) = shard.Sources.[rows.Sources.[r]]
-            do! group.WriteAsync(pathField, Array.init n (fun r -> (member' r).Key), Nullable())
-            do! group.WriteAsync<int64>(sizeField, ReadOnlyMemory(Array.init n (fun r -> (member' r).Size)))
-            do! group.WriteAsync<int64>(mtimeField, ReadOnlyMemory(Array.init n (fun r -> (member' r).Modified)))
-            do! group.WriteAsync(labelField, Array.init n (fun r -> (member' r).Label), Nullable())
-            do! group.WriteAsync<int>(windowField, ReadOnlyMemory rows.Windows)
+            do! group.WriteAsync(fields.Path, Array.init n (fun r -> (member' r).Key), Nullable())
+            do! group.WriteAsync<int64>(fields.Size, ReadOnlyMemory(Array.init n (fun r -> (member' r).Size)))
+            do! group.WriteAsync<int64>(fields.Mtime, ReadOnlyMemory(Array.init n (fun r -> (member' r).Modified)))
+            do! group.WriteAsync(fields.Label, Array.init n (fun r -> (member' r).Label), Nullable())
+            do! group.WriteAsync<int>(fields.Window, ReadOnlyMemory rows.Windows)
             let blobs =
                 Array.init n (fun r ->
                     let bytes = Array.zeroCreate<byte> (rowLength * 4)
@@ -195,7 +198,7 @@ let internal writeWith (beforeRename: string -> unit) (cacheFolder: string) (sha
                     if BitConverter.IsLittleEndian then Runtime.InteropServices.MemoryMarshal.AsBytes(values).CopyTo(Span bytes)
                     else for j in 0 .. rowLength - 1 do Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(Span(bytes, j * 4, 4), values.[j])
                     bytes)
-            do! group.WriteAsync(featuresField, blobs, Nullable())
+            do! group.WriteAsync(fields.Features, blobs, Nullable())
         }
         |> fun t -> t.GetAwaiter().GetResult()
         beforeRename temp
