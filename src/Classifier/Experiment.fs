@@ -766,11 +766,16 @@ let resolve (options: TrainOptions) (data: PreparedData) : RunSettings =
     match options.EarlyStopping with
     | Some p when p < 1 -> invalidArg "early-stopping" (sprintf "--early-stopping needs a patience of at least 1 epoch, was %d" p)
     | _ -> ()
+    if augmentations |> List.exists Augment.isMask then
+        if schema.Shape.Count <> 2 then
+            invalidArg "augment" (sprintf "freq-mask and time-mask act on [bands, frames] features; '%s' has shape [%s]" schema.Name (String.Join(", ", schema.Shape)))
+        if options.Distributed.IsSome then
+            invalidArg "augment" "freq-mask and time-mask are not available with --cluster (the workers read the training rows once)"
     let plan = ClipPlan.resolve schema options.SampleRate options.Duration options.Segment options.SegmentHop data.Dataset.Items
     { RunSettings.Recipe = recipe; Schema = schema
       Split = options.Split |> Option.map Split.parse |> Option.defaultWith (fun () -> Split.defaultFor data.Dataset.Source data.Dataset.Items)
       Epochs = epochs; BatchSize = batch; LearningRate = lr; Augmentations = augmentations
-      Copies = (if augmentations.IsEmpty then 0 else max 1 recipe.Copies)
+      Copies = (if (Augment.waveform augmentations).IsEmpty then 0 else max 1 recipe.Copies)
       Validation = options.Validation; EarlyStopping = options.EarlyStopping
       Preparation = { Preparation.Features = schema.Name; FeatureParameters = schema.Variant; PerUtterance = recipe.PerUtterance; TestSpeeds = testSpeeds; Clips = plan }
       Seed = options.Seed }
@@ -812,7 +817,7 @@ let buildFeatures (engine: Engine) (settings: RunSettings) (store: FeatureStore)
     Directory.CreateDirectory work |> ignore
     let part name (items: Item[]) augmentations copies =
         partRows engine schema store.Cache settings.Recipe plan store.Recordings augmentations copies settings.Seed store.Noises store.NoiseId (Path.Combine(work, name + ".f32")) items
-    let train = part "train" fold.Train settings.Augmentations settings.Copies
+    let train = part "train" fold.Train (Augment.waveform settings.Augmentations) settings.Copies
     let stats =
         let acc = Normalization.Accumulator(grouping schema, schema.Length)
         use raw = rowSource train (fun _ _ -> ())
@@ -831,7 +836,12 @@ let buildFeatures (engine: Engine) (settings: RunSettings) (store: FeatureStore)
         if fold.Validation.Length = 0 then None
         else Some(rowSource (part "validation" fold.Validation [] 0) standardise :> RowSource)
     let cached = Array.append fold.Train fold.Validation |> Array.filter (fun i -> store.Cached.Contains i.Key) |> Array.length
-    { FoldFeatures.Train = rowSource train standardise; Validation = validation; Stats = stats
+    let trainRows =
+        let source = rowSource train standardise
+        if settings.Augmentations |> List.exists Augment.isMask then
+            new MaskedRows(source, schema.Shape.[0], schema.Shape.[1], settings.Augmentations, settings.Seed) :> RowSource
+        else source :> RowSource
+    { FoldFeatures.Train = trainRows; Validation = validation; Stats = stats
       TrainRecordings = fold.Train.Length; ValidationRecordings = fold.Validation.Length; CachedRecordings = cached }
 
 /// Step 3, fit a fold: a fresh network (weights seeded by the run's seed) trained on the fold's training rows with

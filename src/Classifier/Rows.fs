@@ -17,6 +17,10 @@ type RowSource() =
     abstract Labels: int[]
     /// Copies rows `order.[start .. start + count - 1]` into `dest.[0 .. count * RowLength - 1]`, in that order.
     abstract Read: order: int[] * start: int * count: int * dest: float32[] -> unit
+    /// Called by `Training.fitRows` before each epoch's first Read with the 0-based epoch (after a resume, the epoch
+    /// resumed at), so a source may draw per-epoch randomness (MaskedRows); nothing by default.
+    abstract BeginEpoch: epoch: int -> unit
+    default _.BeginEpoch _ = ()
     /// Releases what the source holds open (a file); nothing by default.
     abstract Dispose: unit -> unit
     default _.Dispose() = ()
@@ -82,6 +86,30 @@ type RowFile(path: string, rowLength: int, labels: int[], physical: int[], prepa
                 read <- read + n
         prepare dest count
     override _.Dispose() = handle.Dispose()
+
+/// The rows of `inner` (each a [bands, frames] feature image, row-major) with the SpecAugment masks among
+/// `augmentations` (Augment.maskRow; other entries are ignored) applied after every Read, drawn from (seed, epoch set
+/// by BeginEpoch, logical row index): fresh masks every epoch, the same for the same epoch whatever the batch order,
+/// so a resumed run reads what an uninterrupted one did. Owns `inner` (Dispose disposes it). Raises ArgumentException
+/// when bands * frames is not the row length.
+[<Sealed>]
+type MaskedRows(inner: RowSource, bands: int, frames: int, augmentations: Hybrid.Features.Augmentation list, seed: int) =
+    inherit RowSource()
+    do
+        if bands < 1 || frames < 1 || bands * frames <> inner.RowLength then
+            invalidArg "bands" (sprintf "masks need rows of %d x %d values, the rows have %d" bands frames inner.RowLength)
+    let mutable epoch = 0
+    override _.Count = inner.Count
+    override _.RowLength = inner.RowLength
+    override _.Labels = inner.Labels
+    override _.BeginEpoch e =
+        epoch <- e
+        inner.BeginEpoch e
+    override _.Read(order, start, count, dest) =
+        inner.Read(order, start, count, dest)
+        for i in 0 .. count - 1 do
+            Hybrid.Features.Augment.maskRow seed (sprintf "%d/%d" epoch order.[start + i]) bands frames augmentations dest (i * inner.RowLength)
+    override _.Dispose() = inner.Dispose()
 
 /// Writing row files.
 module RowFile =

@@ -474,6 +474,7 @@ module Training =
         while epoch < options.Epochs && not stopped do
             let watch = Stopwatch.StartNew()
             let order = permutation options.Seed epoch n
+            train.BeginEpoch epoch
             let lossSum = ref 0.0
             let correct = ref 0
             let rateOf b = baseRate * Schedule.factor options.Schedule (epoch * batches + b) totalSteps batches

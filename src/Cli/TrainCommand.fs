@@ -61,7 +61,7 @@ type TrainArgs =
             | Epochs _ -> "training epochs (default: the model's)."
             | Batch_Size _ -> "mini-batch size (default: the model's)."
             | Lr _ -> "peak learning rate of the one-cycle schedule (default: the model's)."
-            | Augment _ -> "waveform augmentation list, e.g. noise:0.005,shift:0.1,gain:6,speed:0.9-1.1,snr:20 ('none' for none; default: the model's)."
+            | Augment _ -> "augmentation list: waveform noise:0.005,shift:0.1,gain:6,speed:0.9-1.1,snr:20 and SpecAugment masks of 2-D features freq-mask:BANDS,time-mask:FRAMES (repeat for more masks; 'none' for none; default: the model's)."
             | Test_Speeds _ -> "test-time speed averaging: none, F[*W],... or LO-HI:STEP[:tri], e.g. 0.7-1.3:0.05:tri (default: the model's; predict replays it)."
             | Labels _ -> "keep these classes, e.g. yes,no,up,down,left,right,on,off,stop,go (default: all)."
             | Other_Label _ -> "with --labels: fold every other class into one class of this name, e.g. unknown."
@@ -141,7 +141,7 @@ let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
     | Lr rate -> [ fresh; OptionRules.positive "" rate ]
     | Augment text ->
         [ fresh
-          OptionRules.parsed "none or a list of noise:C, snr:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB and speed:F[-F]"
+          OptionRules.parsed "none or a list of noise:C, snr:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB, speed:F[-F], freq-mask:BANDS and time-mask:FRAMES"
               (fun t -> if t.Trim() <> "none" then Augment.parse t |> ignore) text ]
     | Test_Speeds text ->
         [ fresh; OptionRules.parsed "none, F[*W],... or LO-HI:STEP[:tri] with factors in [0.5, 2] and positive weights" Experiment.parseSpeeds text ]

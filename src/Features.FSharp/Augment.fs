@@ -4,7 +4,8 @@ open System
 open System.Globalization
 open System.Text.RegularExpressions
 
-/// One waveform augmentation; its `--augment` spelling is given. Random amounts are drawn per item.
+/// One augmentation; its `--augment` spelling is given. Random amounts are drawn per item. All but the two masks act
+/// on the waveform (Augment.apply); the masks act on the feature image of each training row (Augment.maskRow).
 type Augmentation =
     /// `noise:C`: x + C * N(0, 1) per sample (the additive noise of the Speech Commands 1D-conv write-up).
     | Noise of coefficient: float
@@ -20,6 +21,14 @@ type Augmentation =
     /// `speed:F` or `speed:LO-HI`: speed perturbation by resampling with a factor from [LO, HI] (quantised to
     /// 0.01); a factor f changes the length from n to about n / f, and the pitch with it.
     | Speed of low: float * high: float
+    /// `freq-mask:F`: SpecAugment's frequency masking of a [bands, frames] feature image while training (torchaudio's
+    /// FrequencyMasking(freq_mask_param=F)): a band of f consecutive rows, f drawn uniformly from 0..F, at a uniform
+    /// start, set to 0 (the training mean once features are standardised); drawn afresh for every row and epoch.
+    /// Repeat the entry for several masks.
+    | FrequencyMask of maxBands: int
+    /// `time-mask:T`: SpecAugment's time masking (torchaudio's TimeMasking(time_mask_param=T)): t consecutive frames,
+    /// t uniform in 0..T (at most the image's frames), set to 0, like FrequencyMask.
+    | TimeMask of maxFrames: int
 
 /// Seeded waveform augmentation. Each item's randomness comes from its own generator seeded by
 /// (seed, item key), so results never depend on iteration order or threads; vary the seed per epoch for
@@ -102,7 +111,41 @@ module Augment =
                 shift (rng.NextInt(2 * most + 1) - most) x
             | Gain maxDb -> gain (rng.Uniform(-maxDb, maxDb)) x
             | Speed (lo, hi) -> speed (rng.Uniform(lo, hi)) x
+            | FrequencyMask _ | TimeMask _ -> x
         augmentations |> List.fold step x |> fun y -> if obj.ReferenceEquals(y, x) then Array.copy x else y
+
+    /// True for the masks, which act on feature images rather than waveforms.
+    let isMask augmentation =
+        match augmentation with
+        | FrequencyMask _ | TimeMask _ -> true
+        | _ -> false
+
+    /// The waveform augmentations of a list (the masks left out), in order.
+    let waveform (augmentations: Augmentation list) = augmentations |> List.filter (isMask >> not)
+
+    /// Applies the masks of `augmentations` in order (other entries are skipped) to the [bands, frames] image stored
+    /// row-major at dest.[offset ..], drawing widths and starts from a generator seeded by (seed, key) (e.g. the epoch
+    /// and the row: fresh masks each epoch, independent of batch order and threads). Masked values become 0. Raises
+    /// ArgumentException when the image does not fit in dest.
+    let maskRow (seed: int) (key: string) (bands: int) (frames: int) (augmentations: Augmentation list) (dest: float32[]) (offset: int) =
+        if bands < 1 || frames < 1 || offset < 0 || offset + bands * frames > dest.Length then
+            invalidArg (nameof dest) (sprintf "a %d x %d image at offset %d does not fit in %d values" bands frames offset dest.Length)
+        let rng = SeededRandom.ForKey(seed, "mask/" + key)
+        let span (most: int) (size: int) =
+            let width = rng.NextInt(min most size + 1)
+            let start = rng.NextInt(size - width + 1)
+            start, width
+        for augmentation in augmentations do
+            match augmentation with
+            | FrequencyMask most ->
+                let start, width = span most bands
+                Array.Fill(dest, 0.0f, offset + start * frames, width * frames)
+            | TimeMask most ->
+                let start, width = span most frames
+                if width > 0 then
+                    for b in 0 .. bands - 1 do
+                        Array.Fill(dest, 0.0f, offset + b * frames + start, width)
+            | _ -> ()
 
     /// Reads background-noise recordings as mono at `sampleRate` Hz (resampled when needed).
     let loadNoise (sampleRate: int) (paths: string[]) : float32[][] =
@@ -118,7 +161,7 @@ module Augment =
     /// Parses an `--augment` list such as `noise:0.005,shift:0.1,gain:6,speed:0.9-1.1,snr:20,background:10-20`.
     /// Raises DatasetException naming the bad entry and what was expected.
     let parse (text: string) : Augmentation list =
-        let expected = "expected noise:C, snr:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB or speed:F[-F]"
+        let expected = "expected noise:C, snr:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB, speed:F[-F], freq-mask:BANDS or time-mask:FRAMES"
         text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
         |> Array.map (fun entry ->
             let name, value =
@@ -143,6 +186,11 @@ module Augment =
             | "speed" ->
                 if lo < 0.25 || hi > 4.0 then fail "augmentation '%s': speed factors must lie in [0.25, 4]" entry
                 Speed(lo, hi)
+            | "freq-mask" | "time-mask" ->
+                let most = single ()
+                if most <> Math.Floor most || most < 1.0 || most > 100000.0 then
+                    fail "augmentation '%s' takes a whole number of %s of at least 1" entry (if name = "freq-mask" then "bands" else "frames")
+                if name = "freq-mask" then FrequencyMask(int most) else TimeMask(int most)
             | _ -> fail "unknown augmentation '%s' (%s)" name expected)
         |> List.ofArray
 
@@ -157,5 +205,7 @@ module Augment =
             | Background (lo, hi) -> "background:" + r lo hi
             | Shift s -> "shift:" + g s
             | Gain d -> "gain:" + g d
-            | Speed (lo, hi) -> "speed:" + r lo hi)
+            | Speed (lo, hi) -> "speed:" + r lo hi
+            | FrequencyMask f -> "freq-mask:" + string f
+            | TimeMask t -> "time-mask:" + string t)
         |> String.concat ","

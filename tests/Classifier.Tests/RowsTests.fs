@@ -68,6 +68,47 @@ let tests =
                 Expect.equal trainRows.PeakRowsHeld 5 "at most a batch of rows held"
                 Expect.isLessThanOrEqual validationRows.PeakRowsHeld 7 "validation read in one chunk of its 7 rows"))
 
+        testCase "masked rows: SpecAugment masks drawn per (epoch, row), whatever the batch order, over the inner rows" (fun () ->
+            let data = { Inputs = Array.init (6 * 64) (fun i -> float32 (i + 1)); Labels = Array.zeroCreate 6 }
+            let masks = [ Hybrid.Features.FrequencyMask 3; Hybrid.Features.TimeMask 3 ]
+            use source = new MaskedRows(new ExampleRows(data, 64), 8, 8, masks, 7)
+            let read (order: int[]) =
+                let dest = Array.zeroCreate<float32> (order.Length * 64)
+                source.Read(order, 0, order.Length, dest)
+                [ for i in 0 .. order.Length - 1 -> order.[i], Array.sub dest (i * 64) 64 ] |> Map.ofList
+            source.BeginEpoch 0
+            let first = read [| 0 .. 5 |]
+            Expect.equal (read [| 5; 3; 1; 0; 2; 4 |]) first "same epoch, another order: the same rows"
+            for row in 0 .. 5 do
+                first.[row] |> Array.iteri (fun j v -> if v <> 0.0f then Expect.equal v (float32 (row * 64 + j + 1)) "unmasked values are the inner row's")
+            Expect.isGreaterThan (first |> Map.toSeq |> Seq.sumBy (fun (_, r) -> r |> Array.filter ((=) 0.0f) |> Array.length)) 0 "something masked"
+            source.BeginEpoch 1
+            Expect.notEqual (read [| 0 .. 5 |]) first "another epoch: other masks"
+            Expect.throwsT<ArgumentException> (fun () -> new MaskedRows(new ExampleRows(data, 64), 8, 7, masks, 7) |> ignore) "8 x 7 is not 64")
+
+        testCase "a killed run on masked rows resumes from its checkpoint with the same weights as an uninterrupted one" (fun () ->
+            withDir (fun dir ->
+                use engine = new ManagedEngine(2)
+                let train = images 6 20
+                let masks = [ Hybrid.Features.FrequencyMask 2; Hybrid.Features.TimeMask 2 ]
+                let rows () = new MaskedRows(new ExampleRows(train, 64), 8, 8, masks, 3)
+                let options = { FitOptions.defaults with Epochs = 4; BatchSize = 6; Optimizer = Optimizer.adam 0.01; Seed = 2 }
+                let run (checkpoints: string) callback =
+                    let model = Model.create engine 9 (cnn ())
+                    use source = rows ()
+                    Training.fitRows { options with CheckpointDir = Some checkpoints; Callback = callback } model source None |> ignore
+                    model.Snapshot()
+                let reference = run (Path.Combine(dir, "whole")) ignore
+                let kill = function EpochEnd r when r.Epoch = 2 -> raise (OperationCanceledException "killed") | _ -> ()
+                Expect.throwsT<OperationCanceledException> (fun () -> run (Path.Combine(dir, "cut")) kill |> ignore) "killed"
+                let resumed = run (Path.Combine(dir, "cut")) ignore
+                Array.iteri2 (fun i x y -> bitEqual (sprintf "tensor %d" i) x y) reference resumed
+                let unmasked =
+                    let model = Model.create engine 9 (cnn ())
+                    Training.fit options model train None |> ignore
+                    model.Snapshot()
+                Expect.isFalse (Array.forall2 (fun (a: float32[]) (b: float32[]) -> a = b) reference unmasked) "the masks changed training"))
+
         testCase "predicting from a row source equals Model.predict on the rows in memory" (fun () ->
             withDir (fun dir ->
                 use engine = new ManagedEngine(2)

@@ -37,8 +37,69 @@ let tests =
                 Expect.equal (Augment.parse (Augment.format list)) list "round trip"
 
             testCase "raises DatasetException for bad entries" <| fun () ->
-                for text in [ "noise"; "noise:x"; "gain:-3"; "speed:1.2-0.8"; "speed:9"; "echo:1"; "shift:0.1-0.2" ] do
+                for text in [ "noise"; "noise:x"; "gain:-3"; "speed:1.2-0.8"; "speed:9"; "echo:1"; "shift:0.1-0.2"
+                              "freq-mask:0"; "freq-mask:2.5"; "time-mask:3-5"; "time-mask:-1" ] do
                     Expect.throwsT<DatasetException> (fun () -> Augment.parse text |> ignore) text
+
+            testCase "reads SpecAugment masks, keeps repeated entries and writes them back" <| fun () ->
+                let list = Augment.parse "snr:10-40,freq-mask:5,freq-mask:5,time-mask:6"
+                Expect.equal list [ NoiseSnr(10.0, 40.0); FrequencyMask 5; FrequencyMask 5; TimeMask 6 ] "parsed"
+                Expect.equal (Augment.parse (Augment.format list)) list "round trip"
+                Expect.equal (Augment.waveform list) [ NoiseSnr(10.0, 40.0) ] "waveform part"
+        ]
+
+        testList "masks" [
+            // An image whose every value is non-zero, so masked cells are exactly the zeros.
+            let image bands frames = Array.init (bands * frames) (fun i -> float32 (i + 1))
+            let zeros (x: float32[]) = x |> Array.indexed |> Array.filter (fun (_, v) -> v = 0.0f) |> Array.map fst |> Set.ofArray
+
+            testProperty "a frequency mask zeroes whole bands, consecutive and at most F wide; the rest is untouched" <| fun (seed: int) (key: string) (f: byte) (b: byte) ->
+                let bands, frames, most = 1 + int b % 50, 7, 1 + int f % 20
+                let x = image bands frames
+                let y = Array.copy x
+                Augment.maskRow seed (string key) bands frames [ FrequencyMask most ] y 0
+                let masked = zeros y
+                let rows = masked |> Set.map (fun i -> i / frames)
+                Expect.equal masked.Count (rows.Count * frames) "whole bands"
+                Expect.isLessThanOrEqual rows.Count (min most bands) "width"
+                if not rows.IsEmpty then Expect.equal (Set.maxElement rows - Set.minElement rows + 1) rows.Count "consecutive"
+                for i in 0 .. x.Length - 1 do
+                    if not (masked.Contains i) then Expect.equal y.[i] x.[i] "untouched"
+
+            testProperty "a time mask zeroes the same consecutive frames of every band, at most T wide" <| fun (seed: int) (t: byte) (w: byte) ->
+                let bands, frames, most = 4, 1 + int w % 70, 1 + int t % 30
+                let y = image bands frames
+                Augment.maskRow seed "k" bands frames [ TimeMask most ] y 0
+                let masked = zeros y
+                let columns = masked |> Set.map (fun i -> i % frames)
+                Expect.equal masked.Count (columns.Count * bands) "every band"
+                Expect.isLessThanOrEqual columns.Count (min most frames) "width"
+                if not columns.IsEmpty then Expect.equal (Set.maxElement columns - Set.minElement columns + 1) columns.Count "consecutive"
+
+            testCase "masks are a function of (seed, key), differ between keys, and reach every width from 0 to F" <| fun () ->
+                let masksOf seed key =
+                    let y = image 40 65
+                    Augment.maskRow seed key 40 65 [ FrequencyMask 6; TimeMask 8 ] y 0
+                    zeros y
+                Expect.equal (masksOf 3 "1/17") (masksOf 3 "1/17") "same seed and key"
+                let draws = [ for k in 0 .. 199 -> masksOf 3 (sprintf "%d/17" k) ]
+                Expect.isGreaterThan (List.distinct draws).Length 150 "fresh draws per key"
+                let widths =
+                    [ for k in 0 .. 399 ->
+                        let y = image 40 65
+                        Augment.maskRow 5 (string k) 40 65 [ FrequencyMask 6 ] y 0
+                        (zeros y).Count / 65 ] |> Set.ofList
+                Expect.equal widths (Set.ofList [ 0 .. 6 ]) "widths 0..F"
+
+            testCase "the image at an offset is masked in place, its neighbours and waveform entries left alone" <| fun () ->
+                let y = Array.create 30 7.0f
+                Augment.maskRow 1 "k" 2 5 [ Gain 6.0; FrequencyMask 2; TimeMask 5 ] y 10
+                for i in Seq.append [ 0 .. 9 ] [ 20 .. 29 ] do Expect.equal y.[i] 7.0f "outside the image"
+                Expect.throwsT<ArgumentException> (fun () -> Augment.maskRow 1 "k" 2 5 [ TimeMask 1 ] y 25) "does not fit"
+
+            testCase "the waveform pass leaves masks out" <| fun () ->
+                let x = tone 300.0 8000 400
+                Expect.equal (Augment.apply 4 "k" [||] 8000 [ FrequencyMask 5; TimeMask 3 ] x) x "identity"
         ]
 
         testList "building blocks" [

@@ -36,7 +36,9 @@ let tests =
                     [ [ "--model"; "logreg"; "--lr"; "-1" ], "--lr must be a finite number > 0, i.e. in (0, inf), was -1"
                       [ "--model"; "logreg"; "--lr"; "0" ], "--lr must be a finite number > 0, i.e. in (0, inf), was 0"
                       [ "--model"; "logreg"; "--batch-size"; "100000" ], "--batch-size 100000 is larger than the training part"
-                      [ "--model"; "cnn2d"; "--features"; "genre" ], "model 'cnn2d' cannot take features 'genre' of shape [26]" ] do
+                      [ "--model"; "cnn2d"; "--features"; "genre" ], "model 'cnn2d' cannot take features 'genre' of shape [26]"
+                      [ "--model"; "logreg"; "--augment"; "freq-mask:4" ], "freq-mask and time-mask act on [bands, frames] features; 'genre' has shape [26]"
+                      [ "--model"; "cnn2d"; "--augment"; "time-mask:2.5" ], "--augment" ] do
                     let code, _, err = run Hybrid.Cli.TrainCommand.run (common @ flags)
                     Expect.equal code 2 (sprintf "%A: exit code 2 (stderr: %s)" flags err)
                     Expect.stringContains err expected (sprintf "%A: the message" flags)
