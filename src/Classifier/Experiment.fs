@@ -132,7 +132,7 @@ let private scattering (input: int list) classes = Net.sequential input [ Layers
 
 /// The models `--model` chooses from; the first is the default.
 let recipes =
-    [ { Name = "cnn2d"; Description = "2-D CNN on a 40 x 65 log-mel image (the spoken-digit write-up)"
+    [ { Name = "cnn2d"; Description = "2-D CNN on a 40-band log-mel image (the spoken-digit write-up): 1.024 s clips of short recordings, the whole clip of environmental sounds, 1.024 s windows averaged per track of music"
         Schema = "logmel-fsdd"; PerUtterance = true; Build = cnn2d
         Epochs = 12; BatchSize = 64; LearningRate = 3e-3; Augment = "speed:0.85-1.15,shift:0.08,gain:6,snr:10-40"; Copies = 1
         TestSpeeds = parseSpeeds "0.7-1.3:0.05:tri" }
@@ -735,12 +735,35 @@ let prepareData (options: TrainOptions) : PreparedData =
         if f.Test.Length = 0 then raise (DatasetException(sprintf "%s: fold %s has no test recordings" dataset.Root f.Name))
     { PreparedData.Dataset = dataset; Folder = Path.GetFullPath folder; Folds = folds; NoiseFiles = dataset.NoiseFiles }
 
+/// Environmental clips (UrbanSound8K, ESC-50: a median longer than 2 s and than 1.5 times the schema's clip, at most
+/// 5 s) make one image of the whole clip: a fixed-length image schema (shape [bands, frames]) chosen by default (no
+/// --features, --segment or clip-length override) becomes its variant with clips of --duration seconds, by default
+/// the longest recording's up to 5 s (shorter recordings zero-padded at the end). Longer recordings (music) keep the
+/// schema's clip and are cut into windows by ClipPlan.resolve; short keyword and digit clips keep the schema as is.
+let internal wholeClip (options: TrainOptions) (items: Item[]) (schema: FeatureSchemaInfo) =
+    let durations = items |> Array.map (fun i -> i.Duration) |> Array.sort
+    if durations.Length = 0 || options.Features.IsSome || options.Segment.IsSome || options.FeatureParameters.ClipSamples.IsSome
+       || schema.ClipSamples <= 0 || schema.Shape.Count <> 2 then schema
+    else
+        let median = durations.[durations.Length / 2]
+        let clipSeconds = float schema.ClipSamples / float schema.SampleRate
+        if median > max 2.0 (1.5 * clipSeconds) && median <= 5.0 then
+            let seconds = options.Duration |> Option.defaultValue (min (Array.last durations) 5.0)
+            Extraction.variant schema { options.FeatureParameters with ClipSamples = Some(Extraction.clipSamplesOf schema.SampleRate seconds) }
+        else
+            match options.Duration with
+            | Some d ->
+                invalidArg "duration"
+                    (sprintf "--duration %g applies to schema '%s' (clips of %d samples) only for environmental clips (median recording 2-5 s); these recordings' median is %.2f s: leave --duration out, or use --segment or a schema that takes any clip length"
+                        d schema.Name schema.ClipSamples median)
+            | None -> schema
+
 /// Resolves every setting of a run from the options and the prepared data: the model's defaults where an option is
-/// left out, the clip plan (ClipPlan.resolve) and, when the data has background-noise recordings, `snr:`
+/// left out, whole-clip images for environmental clips (wholeClip), the clip plan (ClipPlan.resolve) and, when the data has background-noise recordings, `snr:`
 /// augmentation mixing those recordings instead of white noise. Raises ArgumentException for a bad value.
 let resolve (options: TrainOptions) (data: PreparedData) : RunSettings =
     let recipe = recipe options.Model
-    let schema = Extraction.variant (Schemas.ByName(defaultArg options.Features recipe.Schema)) options.FeatureParameters
+    let schema = wholeClip options data.Dataset.Items (Extraction.variant (Schemas.ByName(defaultArg options.Features recipe.Schema)) options.FeatureParameters)
     let epochs = defaultArg options.Epochs recipe.Epochs
     let batch = defaultArg options.BatchSize recipe.BatchSize
     let lr = defaultArg options.LearningRate recipe.LearningRate

@@ -68,7 +68,7 @@ type TrainArgs =
             | Validation _ -> "share of the training part held out for validation when the dataset has no validation list (default 0.1; grouped by speaker when there are enough speakers)."
             | Early_Stopping _ -> "stop after this many epochs without a lower validation loss and keep the best epoch's weights."
             | Sr _ -> "resample every recording to this rate in Hz (default: the feature schema's; a schema defined at a rate takes only that one)."
-            | Duration _ -> "for schemas that take any length: pad or cut clips to this many seconds, in (0, 3600) (default: the longest clip, at most 5 s); with --segment, cut recordings to it first."
+            | Duration _ -> "for schemas that take any length, and the default image of environmental clips (median 2-5 s): pad or cut clips to this many seconds, in (0, 3600) (default: the longest clip, at most 5 s); with --segment, cut recordings to it first."
             | Segment _ -> "cut recordings into windows of this many seconds; predictions are averaged per recording (default: the schema's clip, half overlapping, when the median recording is over 2 s and 1.5 clips long)."
             | Segment_Hop _ -> "with --segment: seconds between window starts, in (0, --segment] (default: half a window)."
             | Resume _ -> "continue the interrupted run in this folder from its checkpoints, with the settings of its run.json (only --no-plots, --strict and --json may be given with it)."
@@ -114,7 +114,9 @@ type private Mode =
       /// --segment in seconds.
       Segment: float option
       /// --cluster HOST:PORT given.
-      Cluster: bool }
+      Cluster: bool
+      /// --features given (else the model's own schema, which environmental clips may turn into a whole-clip image).
+      Features: bool }
 
 /// The option table of `train`: each option's domain and the modes that use it.
 let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
@@ -124,6 +126,8 @@ let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
         | Some schema -> [ OptionRules.usedBySchema schema name ]
         | None -> []
     let anyLength = mode.Schema |> Option.forall (fun s -> s.ClipSamples = 0)
+    // The model's own fixed-length image schema: environmental clips make it one image of --duration (Experiment.wholeClip).
+    let wholeClip = not mode.Features && mode.Schema |> Option.exists (fun s -> s.ClipSamples > 0 && s.Shape.Count = 2)
     match arg with
     | Resume _ | No_Plots | Strict | Json -> []
     | Data _ | Model _ | Features _ | Out _ -> [ fresh ]
@@ -161,8 +165,8 @@ let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
     | Duration s ->
         [ fresh
           OptionRules.seconds s
-          OptionRules.UsedOnly(anyLength || mode.Segment.IsSome,
-              sprintf "with a schema that takes any clip length or with --segment (schema '%s' has clips of %d samples)"
+          OptionRules.UsedOnly(anyLength || wholeClip || mode.Segment.IsSome,
+              sprintf "with a schema that takes any clip length, the model's own image features (environmental clips) or --segment (schema '%s' has clips of %d samples)"
                   (mode.Schema |> Option.map (fun x -> x.Name) |> Option.defaultValue "") (mode.Schema |> Option.map (fun x -> x.ClipSamples) |> Option.defaultValue 0)) ]
     | Segment s -> [ fresh; OptionRules.seconds s ]
     | Segment_Hop s ->
@@ -197,7 +201,7 @@ let private enforce (args: ParseResults<TrainArgs>) =
                 let recipe = Experiment.recipe (args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name))
                 Some(Hybrid.Features.Schemas.Schemas.ByName(args.GetResult(Features, defaultValue = recipe.Schema)))
             with :? ArgumentException -> None
-    OptionRules.enforce args (table { Resuming = resuming; Schema = schema; Labels = args.Contains Labels; Segment = args.TryGetResult Segment; Cluster = args.Contains Cluster })
+    OptionRules.enforce args (table { Resuming = resuming; Schema = schema; Labels = args.Contains Labels; Segment = args.TryGetResult Segment; Cluster = args.Contains Cluster; Features = args.Contains Features })
     // An unknown model or schema is refused here, naming the valid ones.
     if not resuming then
         let recipe = Experiment.recipe (args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name))

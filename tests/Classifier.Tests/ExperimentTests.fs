@@ -257,6 +257,30 @@ let tests =
             Expect.stringContains cut.Message "--duration" "--segment longer than --duration is refused"
         }
 
+        test "environmental clips give the default image schema one image of the whole clip; digits, music and explicit choices keep it" {
+            let item seconds rate : Item =
+                { Path = ""; Key = string seconds; Label = "a"; LabelIndex = 0; Speaker = None; Fold = None; Index = None; Subset = None
+                  SampleRate = rate; Channels = 1; Frames = int64 (seconds * float rate) }
+            let logmel = Hybrid.Features.Schemas.Schemas.ByName "logmel-fsdd"
+            let o = Experiment.defaults
+            let urban = [| item 4.0 44100; item 0.5 11025; item 3.2 48000; item 4.0 22050; item 2.6 16000 |]
+            let env = Experiment.wholeClip o urban logmel
+            Expect.equal (env.ClipSamples, List.ofSeq env.Shape) (32000, [ 40; 251 ]) "4 s at 8 kHz: 40 bands x 251 frames"
+            let plan = Experiment.ClipPlan.resolve env None None None None urban
+            Expect.equal (plan.ClipSamples, plan.Segment) (32000, None) "one clip per recording, no windows"
+            Expect.equal (Experiment.wholeClip { o with Duration = Some 2.5 } urban logmel).ClipSamples 20000 "--duration 2.5"
+            let esc = Array.init 5 (fun _ -> item 5.0 44100)
+            Expect.equal (Experiment.wholeClip o esc logmel).ClipSamples 40000 "ESC-50's 5 s clips"
+            for what, items, options in
+                [ "digits", [| item 0.5 8000; item 0.7 8000; item 0.6 8000 |], o
+                  "music", [| item 30.0 22050; item 30.0 22050 |], o
+                  "--segment", urban, { o with Segment = Some 1.0 }
+                  "--features", urban, { o with Features = Some "logmel-fsdd" } ] do
+                Expect.isTrue (obj.ReferenceEquals(Experiment.wholeClip options items logmel, logmel)) what
+            let mfcc = Hybrid.Features.Schemas.Schemas.ByName "mfcc-mean40"
+            Expect.isTrue (obj.ReferenceEquals(Experiment.wholeClip o urban mfcc, mfcc)) "statistics over the clip are not images"
+        }
+
         test "preparation settings round-trip through model-file settings, typed; older files get the old defaults" {
             let schema = Hybrid.Features.Schemas.Schemas.ByName "logmel-fsdd"
             let p: Experiment.Preparation =

@@ -103,7 +103,7 @@ let private refused =
       // train: options their mode does not use
       train [ "--other-label"; "unknown" ], [ "--other-label"; "with --labels" ]
       train [ "--segment-hop"; "0.5" ], [ "--segment-hop"; "with --segment" ]
-      train [ "--model"; "cnn2d"; "--duration"; "2" ], [ "--duration"; "any clip length or with --segment" ]
+      train [ "--model"; "cnn2d"; "--features"; "logmel-fsdd"; "--duration"; "2" ], [ "--duration"; "any clip length, the model's own image features (environmental clips) or --segment" ]
       train [ "--model"; "scattering"; "--n-fft"; "512" ], [ "--n-fft"; "reads n_fft" ]
       train [ "--model"; "cnn2d"; "--n-mfcc"; "13" ], [ "--n-mfcc"; "reads n_mfcc" ]
       ("train", [ "--resume"; nowhere; "--epochs"; "3" ]), [ "--epochs"; "without --resume" ]

@@ -38,7 +38,8 @@ let tests =
                       [ "--model"; "logreg"; "--batch-size"; "100000" ], "--batch-size 100000 is larger than the training part"
                       [ "--model"; "cnn2d"; "--features"; "genre" ], "model 'cnn2d' cannot take features 'genre' of shape [26]"
                       [ "--model"; "logreg"; "--augment"; "freq-mask:4" ], "freq-mask and time-mask act on [bands, frames] features; 'genre' has shape [26]"
-                      [ "--model"; "cnn2d"; "--augment"; "time-mask:2.5" ], "--augment" ] do
+                      [ "--model"; "cnn2d"; "--augment"; "time-mask:2.5" ], "--augment"
+                      [ "--model"; "cnn2d"; "--duration"; "2" ], "--duration 2 applies to schema 'logmel-fsdd' (clips of 8192 samples) only for environmental clips (median recording 2-5 s)" ] do
                     let code, _, err = run Hybrid.Cli.TrainCommand.run (common @ flags)
                     Expect.equal code 2 (sprintf "%A: exit code 2 (stderr: %s)" flags err)
                     Expect.stringContains err expected (sprintf "%A: the message" flags)
@@ -146,14 +147,14 @@ let tests =
 
             test "GTZAN: long tracks are cut into windows, accuracy is per track, and predict averages windows the same way" {
                 use temp = new DatasetFixtures.TempFolder()
-                DatasetFixtures.writeGtzan temp.Path [ "blues"; "metal"; "reggae" ] 5 4.0 3 |> ignore
+                DatasetFixtures.writeGtzan temp.Path [ "blues"; "metal"; "reggae" ] 5 6.0 3 |> ignore
                 let out = temp.Combine "run"
                 let code, stdout, err =
                     run Hybrid.Cli.TrainCommand.run [ "--data"; temp.Path; "--split"; "random:0.4"; "--epochs"; "4"; "--test-speeds"; "none"; "--device"; "managed"; "--no-plots"; "--out"; out; "--json" ]
                 Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
                 use doc = JsonDocument.Parse(stdout.Trim().Split('\n') |> Array.last)
                 let root = doc.RootElement
-                Expect.stringContains (nonNull (root.GetProperty("clips").GetString())) "averaged per recording" "windows by default for 4 s tracks"
+                Expect.stringContains (nonNull (root.GetProperty("clips").GetString())) "averaged per recording" "windows by default for 6 s tracks"
                 Expect.equal [ for l in root.GetProperty("labels").EnumerateArray() -> l.GetString() ] [ "blues"; "metal"; "reggae" ] "the genres under genres/"
                 Expect.equal (root.GetProperty("n_test").GetInt32()) 6 "two tracks per genre, counted as tracks"
                 use metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(out, "metrics.json")))
@@ -165,6 +166,20 @@ let tests =
                 Expect.equal predictions.Length tracks.Length "one prediction per track"
                 for p in predictions do
                     Expect.floatClose { absolute = 1e-4; relative = 0.0 } (p.Probabilities |> List.sumBy snd) 1.0 "averaged probabilities sum to 1"
+            }
+
+            test "UrbanSound8K with the default model: one log-mel image of the whole clip, replayed by predict" {
+                use temp = new DatasetFixtures.TempFolder()
+                DatasetFixtures.writeUrbanSound8K temp.Path [ "dog_bark"; "siren" ] 2 3 7 |> ignore
+                let out = temp.Combine "run"
+                let code, stdout, err =
+                    run Hybrid.Cli.TrainCommand.run [ "--data"; temp.Path; "--split"; "fold:2"; "--epochs"; "1"; "--duration"; "4"; "--test-speeds"; "none"; "--device"; "managed"; "--no-plots"; "--out"; out; "--json" ]
+                Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+                use doc = JsonDocument.Parse(stdout.Trim().Split('\n') |> Array.last)
+                Expect.equal (doc.RootElement.GetProperty("clips").GetString()) "8000 Hz, clips of 4 s" "one 4 s clip per recording (--duration 4), no windows"
+                let wavs = Directory.GetFiles(Path.Combine(temp.Path, "audio"), "*.wav", SearchOption.AllDirectories) |> Array.sort
+                let predictions = Hybrid.Classifier.Experiment.predict "managed" ignore (Path.Combine(out, "model.hnn")) [ wavs.[0]; wavs.[1] ]
+                Expect.equal predictions.Length 2 "predict replays the whole-clip variant"
             }
 
             test "validation and test parts are disjoint and the test part is never seen in training" {
