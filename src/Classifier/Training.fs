@@ -205,6 +205,47 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
 
     member _.State = state
 
+    /// Log-loss (nats) and accuracy of every row of `source` in inference mode, 256 rows a forward pass. On the managed
+    /// engine: Rows.evaluate's (probabilities clipped to [1e-15, 1] as scikit-learn's log_loss). On a device engine
+    /// the labels are uploaded once, the fused softmax cross-entropy writes each row's loss and correctness on the
+    /// device (unclipped: the two agree unless a probability is below 1e-15) and one copy reads them back.
+    member _.Evaluate(source: RowSource) : float * float =
+        let count = source.Count
+        match model.Flat with
+        | Some(device, _, _) when count > 0 ->
+            let ops = model.Ops
+            let stats = buffers.Get("evaluation", [| 2 * count + DeviceStatus.Length |])
+            let status = device.View(stats, 2L * int64 count, DeviceStatus.Length)
+            ops.Fill(stats, 0.0f)
+            let allLabels = source.Labels
+            let deviceLabels = buffers.Get("evaluation labels", [| count |])
+            deviceLabels.CopyFrom(ReadOnlySpan<float32>(Array.init count (fun i -> float32 allLabels[i])), 0L)
+            let order = Array.init count id
+            let mutable start = 0
+            while start < count do
+                let n = min 256 (count - start)
+                gather source order start n
+                let x = buffers.Get("evaluation x", Array.append [| n |] model.Net.InputShape)
+                x.CopyFrom(ReadOnlySpan<float32>(host, 0, n * size), 0L)
+                let logits = model.Forward(x, false, 0UL)
+                let scratch = buffers.Get("evaluation d", [| n; classes |])
+                device.SoftmaxCrossEntropyRows(
+                    logits, device.View(deviceLabels, int64 start, n), 0.0f, scratch, 0.0f,
+                    device.View(stats, int64 start, n), device.View(stats, int64 (count + start), n), status)
+                start <- start + n
+            // The evaluation's one device-to-host read.
+            let result = Array.zeroCreate<float32> (int stats.Length)
+            stats.CopyTo(Span<float32>(result), 0L)
+            let mutable total = 0.0
+            let mutable correct = 0
+            for i in 0 .. count - 1 do
+                total <- total + float result[i]
+                if result[count + i] <> 0.0f then correct <- correct + 1
+            total / float count, float correct / float count
+        | _ ->
+            let m = Rows.evaluate model source
+            m.LogLoss, m.Accuracy
+
     /// Trains the rows order[0 .. count - 1] of `source` in batches of `batchSize` (the last smaller), each batch read
     /// into one host buffer (the source holds at most a batch of rows at a time):
     /// batch b at learning rate `rateOf b` with dropout seed `seedOf b`. `onBatch b loss correct` receives each batch's
@@ -489,13 +530,13 @@ module Training =
                 options.Callback(BatchEnd(epoch + 1, b + 1, batches, loss))
             trainer.Run(train, order, n, options.BatchSize, rateOf,
                         (fun b -> SplitMix.Derive(options.Seed, 2, epoch * batches + b)), onBatch)
-            let metrics = validation |> Option.map (Rows.evaluate model)
+            let metrics = validation |> Option.map trainer.Evaluate
             let report =
                 { Epoch = epoch + 1
                   TrainLoss = lossSum.Value / float n
                   TrainAccuracy = float correct.Value / float n
-                  ValidationLoss = metrics |> Option.map (fun m -> m.LogLoss)
-                  ValidationAccuracy = metrics |> Option.map (fun m -> m.Accuracy)
+                  ValidationLoss = metrics |> Option.map fst
+                  ValidationAccuracy = metrics |> Option.map snd
                   LearningRate = rate
                   Seconds = watch.Elapsed.TotalSeconds }
             history <- history @ [ report ]

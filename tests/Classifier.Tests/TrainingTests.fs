@@ -114,6 +114,30 @@ let tests =
             Expect.isTrue (Double.IsFinite report.TrainLoss && report.TrainLoss > 0.0) (sprintf "the epoch's loss still reaches the report, was %g" report.TrainLoss)
             Expect.isTrue (report.TrainAccuracy >= 0.0 && report.TrainAccuracy <= 1.0) "accuracy in [0, 1]")
 
+        onEngine "ilgpu-cpu" <| testCase "validation on ilgpu-cpu reads from the device once per epoch and agrees with the probabilities' metrics" (fun () ->
+            use lease = (engines |> List.find (fun (name, _) -> name = "ilgpu-cpu") |> snd) ()
+            let e = lease.Engine :?> Hybrid.Dsp.Ilgpu.IlgpuEngine
+            // A small dense network keeps the 300-row validation (two forward passes of 256) quick on the simulator.
+            let model = Model.create e 0 (Net.sequential [ 8 ] [ Layers.dense 16; Layers.relu; Layers.dense 10 ])
+            let data = { Inputs = uniform (Random 9) (32 * 8); Labels = Array.init 32 (fun i -> i % 10) }
+            let validation = { Inputs = uniform (Random 10) (300 * 8); Labels = Array.init 300 (fun i -> (3 * i) % 10) }
+            let opts = { FitOptions.defaults with Epochs = 1; BatchSize = 16; Optimizer = Optimizer.adam 3e-3; Seed = 4 }
+            e.Synchronize()
+            e.Transfers.Reset()
+            e.Transfers.Enabled <- true
+            let result =
+                try Training.fit opts model data (Some validation)
+                finally e.Transfers.Enabled <- false
+            let counts = e.Transfers.Snapshot() |> List.ofSeq
+            e.Transfers.Reset()
+            let reads = counts |> List.filter (fun c -> c.Kind = Hybrid.Dsp.Ilgpu.TransferKind.DeviceToHost)
+            Expect.isLessThanOrEqual (reads |> List.sumBy _.Count) 2
+                (sprintf "one read for the training interval and one for the 300 validation rows (two forward passes of 256; by call site: %s)" (reads |> List.map (fun c -> sprintf "%s x%d" c.CallSite c.Count) |> String.concat "; "))
+            let report = result.History.Head
+            let expected = Model.evaluate model validation
+            Expect.equal report.ValidationAccuracy (Some expected.Accuracy) "accuracy as from the probabilities"
+            Expect.floatClose { absolute = 1e-5; relative = 1e-4 } (Option.get report.ValidationLoss) expected.LogLoss "log-loss as from the probabilities")
+
         testCase "a killed run resumes from its last checkpoint and ends with the same weights" (fun () ->
             use engine = new ManagedEngine(2)
             let early = Some { Monitor = ValidationLoss; Patience = 10; MinDelta = 0.0; RestoreBestWeights = true }
