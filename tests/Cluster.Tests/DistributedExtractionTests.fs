@@ -12,10 +12,10 @@ open Hybrid.Features
 open Hybrid.Features.Schemas
 open Hybrid.Cluster
 
-let private schemaName = "logmel-fsdd"
+let schemaName = "logmel-fsdd"
 
 /// A dataset of `count` one-second noise recordings at 8 kHz in three class folders, plus one file that is not audio.
-let private dataset (count: int) =
+let dataset (count: int) =
     let root = Path.Combine(Path.GetTempPath(), "hybrid-shards-" + Guid.NewGuid().ToString("N"))
     let rng = Random(12)
     let items =
@@ -32,7 +32,7 @@ let private dataset (count: int) =
     root, items @ [ ExtractionItem(bad, "class0/broken.wav", "class0") ]
 
 /// The single-machine rows: each good recording extracted on the managed engine through the one extraction path.
-let private localRows (items: ExtractionItem list) =
+let localRows (items: ExtractionItem list) =
     use engine = new ManagedEngine(1)
     let schema = Schemas.ByName schemaName
     let extractor = Extraction.extractor engine schema
@@ -87,6 +87,31 @@ let tests =
             finally
                 ShardWorker.BeforeExtract <- null
                 release.TrySetCanceled() |> ignore
+            Directory.Delete(root, true)
+            Directory.Delete(cache, true))
+
+        testCase "recordings a worker cannot read are skipped in a local scan's words, a truncated one used with its warning" (fun () ->
+            let root, items = dataset 4
+            let whole = File.ReadAllBytes (List.head items).Path
+            let truncated = Path.Combine(root, "class1", "truncated.wav")
+            File.WriteAllBytes(truncated, whole[.. whole.Length / 2])
+            let all = items @ [ ExtractionItem(truncated, "class1/truncated.wav", "class1") ]
+            let scan = Dataset.openFolder false root
+            Expect.equal (scan.Skipped.Length, scan.Warnings.Length) (1, 1) "the local scan skips one file and warns about one"
+            let cache = root + "-cache"
+            use cluster = TestClusters.start 1
+            // The recordings are handed over unscanned: the worker checks each as the scan does.
+            let task = DistributedExtraction.RunAsync(cluster.Client, root, ResizeArray all, cache, schemaName, ClusterExtractionOptions(Workers = 1, Engine = "managed"))
+            Expect.isTrue (task.Wait(TimeSpan.FromSeconds 60.0)) "the run finished within 60 s"
+            let result = task.Result
+            let pairs (paths: string[]) (reasons: string[]) = Array.zip paths reasons |> List.ofArray
+            Expect.equal (pairs result.SkippedPaths result.SkippedReasons) [ for s in scan.Skipped -> s.Path, s.Reason ] "skipped with the scan's reasons"
+            Expect.equal (pairs result.WarningPaths result.WarningReasons) [ for s in scan.Warnings -> s.Path, s.Reason ] "warned with the scan's words"
+            let shard = Shards.list (Shards.folderOf cache (Schemas.ByName schemaName).Fingerprint) |> Array.exactlyOne
+            Expect.equal (Array.sort shard.Keys) [| for i in scan.Items -> i.Key |] "a row for every recording the scan keeps, the truncated one included"
+            let expected = localRows all
+            for r in 0 .. shard.Rows - 1 do
+                Expect.isTrue (shard.Values[r * shard.RowLength .. (r + 1) * shard.RowLength - 1] = expected[shard.Keys[r]]) (sprintf "%s: the single-machine row" shard.Keys[r])
             Directory.Delete(root, true)
             Directory.Delete(cache, true))
 
