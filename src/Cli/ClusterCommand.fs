@@ -26,7 +26,7 @@ type SiloArgs =
             | Gateway_Port _ -> "client gateway port, the HOST:PORT that `train --cluster` connects to (default 30000)."
             | Address _ -> "address to listen on (default 127.0.0.1); a non-loopback address needs --certificate."
             | Seed _ -> "HOST:PORT (silo port) of a running silo to join; without it this silo starts the cluster."
-            | Certificate _ -> "PKCS#12 certificate for TLS between silos and clients (password from $HYBRID_CERTIFICATE_PASSWORD)."
+            | Certificate _ -> "PKCS#12 file with the certificate and its private key for mutual TLS between silos and clients: the same cluster certificate on every silo and client, or one every machine trusts (password from $HYBRID_CERTIFICATE_PASSWORD; docs/scale-out.md shows how to make one)."
             | Config _ -> "JSON configuration read by Orleans, e.g. membership through a clustering provider (Orleans:Clustering:ProviderType AdoNet); see docs/scale-out.md."
             | Cluster_Id _ -> "Orleans cluster id shared by the silos and clients of one cluster (default hybrid)."
 

@@ -87,7 +87,7 @@ type FeaturesArgs =
             | Cache _ -> "feature cache folder: rows are stored in Parquet feature shards keyed by the schema/transform fingerprint and each file's relative path, size and modification time, so a second run over the same recordings skips extraction."
             | Strict -> "fail on the first unusable or truncated file instead of skipping it or warning about it."
             | Json -> "print a JSON summary line at the end."
-            | Cluster _ -> "with --cache and --schema: extract the missing feature shards on the Orleans cluster whose silo gateway is HOST:PORT (the dataset and cache folders must be on storage every silo sees; see docs/scale-out.md)."
+            | Cluster _ -> "with --cache and --schema (and any of its run-time parameters, e.g. --n-mels): extract the missing feature shards on the Orleans cluster whose silo gateway is HOST:PORT (the dataset and cache folders must be on storage every silo sees; see docs/scale-out.md)."
             | Certificate _ -> "with --cluster: PKCS#12 certificate for TLS to a non-loopback cluster (password from $HYBRID_CERTIFICATE_PASSWORD)."
 
 let private parseWindow (name: string) =
@@ -200,8 +200,8 @@ type private Mode =
       SplitGiven: bool
       /// --split, parsed (None when absent or not a valid split, which its own entry refuses).
       Split: SplitSpec option
-      /// --cluster given; ClusterReady: with --cache and --schema and no run-time feature parameter (what the
-      /// workers extract).
+      /// --cluster given; ClusterReady: with --cache and --schema (the workers extract that schema, or its run-time
+      /// variant, into the cache).
       Cluster: bool
       ClusterReady: bool }
 
@@ -218,7 +218,7 @@ let private table (mode: Mode) (arg: FeaturesArgs) : OptionRules.Check list =
     match arg with
     | Data _ | Out _ | Schema _ | Transform _ | Cache _ | Strict | Json -> []
     | Cluster _ ->
-        [ open'(mode.ClusterReady, "with --cache DIR and --schema NAME as declared (the workers write that schema's feature shards into the cache; run-time parameters such as --n-fft are not sent to them)") ]
+        [ open'(mode.ClusterReady, "with --cache DIR and --schema NAME (the workers write that schema's feature shards into the cache)") ]
     | Certificate _ -> [ open'(mode.Cluster, "with --cluster HOST:PORT (TLS to that cluster)") ]
     | Device name -> [ OptionRules.engine name ]
     | Sr hz -> [ OptionRules.atLeast 1 hz ]
@@ -278,7 +278,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
               SplitGiven = args.Contains Split
               Split = args.TryGetResult Split |> Option.bind (fun text -> try Some(Split.parse text) with :? DatasetException -> None)
               Cluster = args.Contains Cluster
-              ClusterReady = args.Contains Cache && args.Contains Schema && overridesOf args = Extraction.noOverrides }
+              ClusterReady = args.Contains Cache && args.Contains Schema }
         OptionRules.enforce args (table mode)
         // A schema's variant is laid out (and its parameters checked against each other) before any data is read.
         let variantOf = declared |> Option.map (fun schema -> Extraction.variant schema (overridesOf args))
@@ -331,6 +331,34 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                     if extractor.ClipSamples > 0 then float extractor.ClipSamples
                     else items |> Array.fold (fun m i -> max m (i.Duration * float extractor.SampleRate)) 1.0
                 int (Math.Clamp(float (1 <<< 24) / longest, 1.0, 256.0))
+        // With --cluster the missing shards are extracted on the cluster first (the schema's variant travels with each
+        // shard order). A recording a worker cannot read is skipped as the scan above skips one: reported in the same
+        // words and left out of the output; the shards are still planned over every scanned recording.
+        let planned = items
+        let clusterSkipped =
+            match args.TryGetResult Cluster, args.TryGetResult Cache, args.TryGetResult Schema with
+            | Some gateway, Some dir, Some schemaName ->
+                let host =
+                    try
+                        Hybrid.Cluster.SiloHost.ConnectAsync(gateway, Option.toObj (args.TryGetResult Certificate), Environment.GetEnvironmentVariable "HYBRID_CERTIFICATE_PASSWORD").Result
+                    with :? AggregateException as e when not (isNull e.InnerException) -> raise (nonNull e.InnerException)
+                use _ = host
+                let grains = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Orleans.IClusterClient>(host.Services)
+                let work = ResizeArray [ for i in planned -> Hybrid.Cluster.ExtractionItem(i.Path, i.Key, i.Label) ]
+                let settings =
+                    Hybrid.Cluster.ClusterExtractionOptions(
+                        Engine = args.GetResult(Device, defaultValue = "auto"), ShardSize = Extraction.shardSize, Variant = variant)
+                let result =
+                    try
+                        Hybrid.Cluster.DistributedExtraction.RunAsync(grains, dataset.Root, work, dir, schemaName, settings, Action<string>(fun line -> error.WriteLine line)).Result
+                    with :? AggregateException as e when not (isNull e.InnerException) -> raise (nonNull e.InnerException)
+                out.WriteLine(sprintf "features: %d shards, %d written on the cluster (%d reassigned after lost workers) in %.1f s" result.Shards result.Written result.Reassigned result.Seconds)
+                for path, reason in Array.zip result.SkippedPaths result.SkippedReasons do
+                    error.WriteLine(sprintf "features: skipped %s: %s" path reason)
+                set result.SkippedPaths
+            | _ -> Set.empty
+        let items = if clusterSkipped.IsEmpty then planned else planned |> Array.filter (fun i -> not (clusterSkipped.Contains i.Path))
+        if items.Length = 0 then raise (DatasetException(sprintf "%s holds no usable audio" dataset.Root))
         let files = items |> Array.map (fun i -> i.Path)
         let labels = items |> Array.map (fun i -> i.Label)
         // Rows are keyed by the recording's path relative to the dataset root (Item.Key): file names alone repeat
@@ -353,31 +381,11 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 | Some dir ->
                     // Rows come from the feature shards under DIR (Shards: keyed by the fingerprint and each
                     // recording's relative path, size and modification time); missing shards are computed and written
-                    // first, on the cluster with --cluster.
-                    let sources = items |> Array.map (fun i -> Shards.source i.Path i.Key i.Label)
+                    // first (with --cluster, the cluster wrote them above).
+                    let sources = planned |> Array.map (fun i -> Shards.source i.Path i.Key i.Label)
                     let plans = Shards.plan extractor.Fingerprint Extraction.WholeRecordings Extraction.shardSize sources
                     let index = items |> Array.mapi (fun i item -> item.Key, i) |> dict
-                    let path = items |> Array.map (fun i -> i.Key, i.Path) |> dict
-                    match args.TryGetResult Cluster, args.TryGetResult Schema with
-                    | Some gateway, Some schemaName ->
-                        let host =
-                            try
-                                Hybrid.Cluster.SiloHost.ConnectAsync(gateway, Option.toObj (args.TryGetResult Certificate), Environment.GetEnvironmentVariable "HYBRID_CERTIFICATE_PASSWORD").Result
-                            with :? AggregateException as e when not (isNull e.InnerException) -> raise (nonNull e.InnerException)
-                        use _ = host
-                        let grains = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<Orleans.IClusterClient>(host.Services)
-                        let work = ResizeArray [ for i in items -> Hybrid.Cluster.ExtractionItem(i.Path, i.Key, i.Label) ]
-                        let settings = Hybrid.Cluster.ClusterExtractionOptions(Engine = args.GetResult(Device, defaultValue = "auto"), ShardSize = Extraction.shardSize)
-                        let result =
-                            try
-                                Hybrid.Cluster.DistributedExtraction.RunAsync(grains, dataset.Root, work, dir, schemaName, settings, Action<string>(fun line -> error.WriteLine line)).Result
-                            with :? AggregateException as e when not (isNull e.InnerException) -> raise (nonNull e.InnerException)
-                        out.WriteLine(sprintf "features: %d shards, %d written on the cluster (%d reassigned after lost workers) in %.1f s" result.Shards result.Written result.Reassigned result.Seconds)
-                        if result.SkippedPaths.Length > 0 then
-                            for path, reason in Array.zip result.SkippedPaths result.SkippedReasons do
-                                error.WriteLine(sprintf "features: skipped %s: %s" path reason)
-                            raise (DatasetException(sprintf "%d recordings could not be read on the cluster (listed above); the shards of the others are in %s. Remove or repair them and run again." result.SkippedPaths.Length dir))
-                    | _ -> ()
+                    let path = planned |> Array.map (fun i -> i.Key, i.Path) |> dict
                     let found, _ = Shards.ensure dir plans extractor (fun s -> [| fit (AudioFile.load extractor.SampleRate path.[s.Key]) |]) 32 progress
                     let values = Array.zeroCreate<float32> (items.Length * extractor.Length)
                     for plan in plans do
@@ -385,7 +393,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                         for r in 0 .. shard.Rows - 1 do
                             Array.blit shard.Values (r * extractor.Length) values (index.[shard.Keys.[r]] * extractor.Length) extractor.Length
                     writer.Append(keys, labels, values)
-                    Some(found |> Array.sumBy (fun p -> p.Sources.Length), dir))
+                    Some(found |> Array.sumBy (fun p -> p.Sources |> Array.filter (fun m -> index.ContainsKey m.Key) |> Array.length), dir))
         hits |> Option.iter (fun (hits, dir) -> out.WriteLine(sprintf "features: %d of %d rows from the cache %s" hits items.Length dir))
         let written = writer.Complete()
         for f in written do out.WriteLine(sprintf "features: wrote %s" f)
@@ -393,7 +401,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         if args.Contains Json then
             let json =
                 Text.Json.JsonSerializer.Serialize(
-                    {| items = items.Length; skipped = dataset.Skipped.Length; warnings = dataset.Warnings.Length; shape = rowShape
+                    {| items = items.Length; skipped = dataset.Skipped.Length + clusterSkipped.Count; warnings = dataset.Warnings.Length; shape = rowShape
                        extractor = extractor.Name; variant = variant; fingerprint = extractor.Fingerprint; device = engine.Name
                        files = written; seconds = started.Elapsed.TotalSeconds |})
             out.WriteLine json

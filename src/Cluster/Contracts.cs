@@ -111,7 +111,9 @@ public sealed record ShardMember(
     [property: Id(4)] long Modified);
 
 /// <summary>One shard to extract: the dataset root (every member must be under it), the cache folder the shard is
-/// written to, the feature schema by name, the engine, and the shard's plan (index, id, members).</summary>
+/// written to, the feature schema by name and its run-time variant (FeatureSchemaInfo.Variant, the parameter
+/// differences from the declaration as "name=value,..."; empty for the declaration), the engine, and the shard's plan
+/// (index, id, members).</summary>
 [GenerateSerializer, Immutable]
 public sealed record ShardOrder(
     [property: Id(0)] string DatasetRoot,
@@ -120,10 +122,12 @@ public sealed record ShardOrder(
     [property: Id(3)] string Engine,
     [property: Id(4)] int Index,
     [property: Id(5)] string ShardId,
-    [property: Id(6)] ShardMember[] Members);
+    [property: Id(6)] ShardMember[] Members,
+    [property: Id(7)] string Variant);
 
-/// <summary>What a worker did with a shard: the file written, its rows, the members skipped (path and reason, as
-/// a local scan reports them) and the silo that did it.</summary>
+/// <summary>What a worker did with a shard: the file written, its rows, the members skipped and the members used
+/// with a warning (a truncated recording's whole frames), each with its path and reason worded as a local dataset
+/// scan words them, and the silo that did it.</summary>
 [GenerateSerializer, Immutable]
 public sealed record ShardReport(
     [property: Id(0)] int Index,
@@ -131,15 +135,23 @@ public sealed record ShardReport(
     [property: Id(2)] int Rows,
     [property: Id(3)] string[] SkippedPaths,
     [property: Id(4)] string[] SkippedReasons,
-    [property: Id(5)] string Silo);
+    [property: Id(5)] string Silo,
+    [property: Id(6)] string[] WarningPaths,
+    [property: Id(7)] string[] WarningReasons);
 
 /// <summary>A feature-extraction worker (one per silo and run, keyed "RUN/K"): extracts whole shards with its silo's
 /// engine and writes each atomically into the cache folder (Hybrid.Features.Shards' format), so a shard done twice
 /// (after a lost silo) is the same file.</summary>
 public interface IShardWorker : IGrainWithStringKey
 {
-    /// <summary>Extracts and writes one shard. Raises ClusterException when a member lies outside the dataset root or
-    /// the planned id does not match the members (a recording changed since planning), ShardException when the shard
-    /// cannot be written.</summary>
+    /// <summary>Extracts and writes one shard. A member that cannot be read is left out of the shard and reported, as a
+    /// local scan skips it. Raises ClusterException when a member lies outside the dataset root or the planned id does
+    /// not match the members (a recording changed since planning), ShardException when the shard cannot be written,
+    /// ArgumentException for an unknown schema or an invalid variant.</summary>
     Task<ShardReport> Extract(ShardOrder order);
+
+    /// <summary>The address of the silo hosting this activation (the coordinator watches it while a shard is in
+    /// flight).</summary>
+    [AlwaysInterleave]
+    Task<string> Silo();
 }

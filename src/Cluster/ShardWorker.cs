@@ -13,9 +13,20 @@ internal sealed class ShardWorker(ILocalSiloDetails silo) : Grain, IShardWorker
     private Engine? engine;
     private string engineName = "";
 
+    /// <summary>Test seam, null outside tests: awaited at the start of every Extract call with the order and the address
+    /// of the silo running it (all silos of an in-process test cluster share it), so a test can hold a chosen shard on
+    /// a chosen silo while it kills that silo.</summary>
+    internal static Func<ShardOrder, string, Task>? BeforeExtract { get; set; }
+
     // The work runs on the thread pool, not on the grain's scheduler: the extraction pipeline starts tasks of its
     // own and waits for them, which would deadlock on the activation's single-threaded scheduler.
-    public Task<ShardReport> Extract(ShardOrder order) => Task.Run(() => ExtractOnPool(order));
+    public async Task<ShardReport> Extract(ShardOrder order)
+    {
+        if (BeforeExtract is { } hook) await hook(order, silo.SiloAddress.ToString());
+        return await Task.Run(() => ExtractOnPool(order));
+    }
+
+    public Task<string> Silo() => Task.FromResult(silo.SiloAddress.ToString());
 
     private ShardReport ExtractOnPool(ShardOrder order)
     {
@@ -33,29 +44,46 @@ internal sealed class ShardWorker(ILocalSiloDetails silo) : Grain, IShardWorker
             engine = Engines.Create(order.Engine);
             engineName = order.Engine;
         }
-        var schema = Schemas.ByName(order.Schema);
+        var schema = DistributedExtraction.SchemaOf(order.Schema, order.Variant);
         var extractor = Extraction.extractor(engine, schema);
         var sources = order.Members.Select(m => new Shards.Source(m.Path, m.Key, m.Label, m.Size, m.Modified)).ToArray();
         var id = Shards.shardId(extractor.Fingerprint, Extraction.WholeRecordings, sources);
         if (id != order.ShardId)
             throw new ClusterException($"{order.CacheFolder}: shard {order.Index} was planned as {order.ShardId} but its members give {id} (a recording changed since planning; plan again).");
         var plan = new Shards.ShardPlan(order.Index, id, extractor.Fingerprint, Extraction.WholeRecordings, sources);
-        // Each member's clip, as features --cache shapes it; a member that cannot be read is skipped and reported.
+        // Each member's clip, as features --cache shapes it. A member is checked as a local dataset scan checks it
+        // (Dataset.probe: unusable files skipped with the scan's reason, truncated ones used with a warning), and one
+        // that then fails to load is skipped with the loader's reason.
         var clips = new List<float[]>();
         var members = new List<int>();
         var skippedPaths = new List<string>();
         var skippedReasons = new List<string>();
+        var warningPaths = new List<string>();
+        var warningReasons = new List<string>();
         for (var i = 0; i < sources.Length; i++)
         {
+            var path = sources[i].Path;
+            var probe = DatasetModule.probe(false, path);
+            if (probe.IsError)
+            {
+                skippedPaths.Add(path);
+                skippedReasons.Add(probe.ErrorValue);
+                continue;
+            }
             try
             {
-                clips.Add(Extraction.fit(schema, AudioFile.load(extractor.SampleRate, sources[i].Path)));
+                clips.Add(Extraction.fit(schema, AudioFile.load(extractor.SampleRate, path)));
                 members.Add(i);
+                if (probe.ResultValue.Warning is { } warning)
+                {
+                    warningPaths.Add(path);
+                    warningReasons.Add(warning.Value);
+                }
             }
-            catch (AudioFormatException e)
+            catch (Exception e) when (e is AudioFormatException or IOException or UnauthorizedAccessException)
             {
-                skippedPaths.Add(sources[i].Path);
-                skippedReasons.Add(e.Problem);
+                skippedPaths.Add(path);
+                skippedReasons.Add(e is AudioFormatException a ? a.Problem : e.Message);
             }
         }
         var values = clips.Count == 0
@@ -63,7 +91,8 @@ internal sealed class ShardWorker(ILocalSiloDetails silo) : Grain, IShardWorker
             : Pipeline.extractAll(extractor, FuncConvert.FromFunc<int, float[]>(k => clips[k]), clips.Count, 256, 2, Progress.silent);
         var file = Shards.write(order.CacheFolder, plan, extractor.Name, extractor.Shape,
             new Shards.ShardRows(members.ToArray(), new int[members.Count], values));
-        return new ShardReport(order.Index, file, members.Count, skippedPaths.ToArray(), skippedReasons.ToArray(), silo.SiloAddress.ToString());
+        return new ShardReport(order.Index, file, members.Count, skippedPaths.ToArray(), skippedReasons.ToArray(), silo.SiloAddress.ToString(),
+            warningPaths.ToArray(), warningReasons.ToArray());
     }
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)

@@ -1,10 +1,12 @@
 using System.Net;
+using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orleans.Configuration;
+using Orleans.Connections.Security;
 
 namespace Hybrid.Cluster;
 
@@ -20,8 +22,10 @@ public sealed record SiloSettings
     /// <summary>HOST:PORT of a running silo (its silo port) to join (--seed); none: this silo starts a cluster.
     /// Used only without a clustering provider in <see cref="Config"/>.</summary>
     public string? Seed { get; init; }
-    /// <summary>PKCS#12 certificate (--certificate FILE.pfx) for TLS between silos and clients
-    /// (Microsoft.Orleans.Connections.Security); required on a non-loopback address.</summary>
+    /// <summary>PKCS#12 certificate with its private key (--certificate FILE.pfx) for mutual TLS between silos and
+    /// clients (Microsoft.Orleans.Connections.Security); required on a non-loopback address. A peer is accepted when
+    /// it presents this same certificate (one self-signed certificate shared by the cluster) or one that validates
+    /// fully against the machine's trusted roots, host name included (see <see cref="SiloHost"/>).</summary>
     public string? Certificate { get; init; }
     /// <summary>Password of <see cref="Certificate"/> (read by the CLI from the variable named by --certificate-password-env).</summary>
     public string? CertificatePassword { get; init; }
@@ -86,13 +90,33 @@ public static class SiloHost
         }
     }
 
+    /// <summary>Hybrid's TLS rule for silos and clients: each side presents <paramref name="certificate"/> (a silo
+    /// requires a client certificate too), and a remote certificate is accepted when it is the same certificate (the
+    /// cluster shares one self-signed certificate) or validates without any error against the trusted roots. Anything
+    /// else (no certificate, another self-signed one, an expired or untrusted one) ends the handshake.</summary>
+    internal static void Secure(TlsOptions options, X509Certificate2 certificate, bool silo)
+    {
+        options.LocalCertificate = certificate;
+        options.RemoteCertificateMode = RemoteCertificateMode.RequireCertificate;
+        if (silo) options.ClientCertificateMode = RemoteCertificateMode.RequireCertificate;
+        options.RemoteCertificateValidation = (remote, _, errors) =>
+            errors == SslPolicyErrors.None || remote.RawDataMemory.Span.SequenceEqual(certificate.RawDataMemory.Span);
+    }
+
     private static X509Certificate2 LoadCertificate(string path, string? password)
     {
-        try { return X509CertificateLoader.LoadPkcs12FromFile(path, password); }
+        X509Certificate2 certificate;
+        try { certificate = X509CertificateLoader.LoadPkcs12FromFile(path, password); }
         catch (System.Security.Cryptography.CryptographicException e)
         {
             throw new ClusterException($"--certificate {path}: not a readable PKCS#12 certificate with this password ({e.Message}).", e);
         }
+        if (!certificate.HasPrivateKey)
+        {
+            certificate.Dispose();
+            throw new ClusterException($"--certificate {path}: the certificate has no private key; TLS needs the .pfx exported with its key.");
+        }
+        return certificate;
     }
 
     /// <summary>Builds (does not start) a silo host for <paramref name="settings"/> after <see cref="Check"/>.
@@ -121,7 +145,11 @@ public static class SiloHost
                 o.ServiceId = builder.Configuration["Orleans:ServiceId"] ?? settings.ServiceId;
             });
             silo.ConfigureEndpoints(address, settings.Port, settings.GatewayPort, listenOnAnyHostAddress: false);
-            if (settings.Certificate is { } path) silo.UseTls(LoadCertificate(path, settings.CertificatePassword));
+            if (settings.Certificate is { } path)
+            {
+                var certificate = LoadCertificate(path, settings.CertificatePassword);
+                silo.UseTls(certificate, o => Secure(o, certificate, silo: true));
+            }
             silo.AddHybridGrains();
         });
         return builder.Build();
@@ -129,10 +157,14 @@ public static class SiloHost
 
     /// <summary>Connects a client to the silo gateway at <paramref name="gateway"/> (HOST:PORT, --cluster) with the
     /// same security rule (TLS with <paramref name="certificate"/> for a non-loopback gateway). Dispose the host to
-    /// disconnect; the client is <c>host.Services.GetRequiredService&lt;IClusterClient&gt;()</c>.</summary>
+    /// disconnect; the client is <c>host.Services.GetRequiredService&lt;IClusterClient&gt;()</c>. Raises
+    /// <see cref="ClusterException"/> naming --cluster when no connection is made within <paramref name="timeout"/>
+    /// (default 30 s): nothing listening, or a TLS handshake refused (a client without TLS or with another
+    /// certificate than the cluster's; Orleans' client retries such a gateway rather than failing).</summary>
     public static async Task<IHost> ConnectAsync(string gateway, string? certificate = null, string? password = null,
-        string clusterId = "hybrid", string serviceId = "hybrid", CancellationToken cancellationToken = default)
+        string clusterId = "hybrid", string serviceId = "hybrid", TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
+        var limit = timeout ?? TimeSpan.FromSeconds(30);
         var endpoint = ParseEndpoint(gateway, "--cluster");
         if (certificate is null && !IPAddress.IsLoopback(endpoint.Address))
             throw new ClusterException($"--cluster {gateway}: a non-loopback cluster needs TLS; give --certificate FILE.pfx.");
@@ -147,12 +179,23 @@ public static class SiloHost
                 o.ClusterId = clusterId;
                 o.ServiceId = serviceId;
             });
-            if (certificate is not null) client.UseTls(LoadCertificate(certificate, password));
+            if (certificate is not null)
+            {
+                var local = LoadCertificate(certificate, password);
+                client.UseTls(local, o => Secure(o, local, silo: false));
+            }
         });
         var host = builder.Build();
+        using var within = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        within.CancelAfter(limit);
         try
         {
-            await host.StartAsync(cancellationToken);
+            await host.StartAsync(within.Token);
+        }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            host.Dispose();
+            throw new ClusterException($"--cluster {gateway}: no connection to a silo gateway there within {limit.TotalSeconds:0} s (is a silo running there? a TLS cluster needs --certificate with the cluster's certificate).", e);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

@@ -377,8 +377,9 @@ module Dataset =
         root, candidates.ToArray(), skipped.ToArray(), Seq.toArray labels
 
     /// Reads one header (and the samples of float files, for NaN and infinities: Wav.inspect); Ok with its info
-    /// (whose Warning a truncated file carries), or Error with why the file is unusable (strict: truncated too).
-    let private probe (strict: bool) (path: string) : Result<AudioFileInfo, string> =
+    /// (whose Warning a truncated file carries), or Error with why the file is unusable (strict: truncated too). The
+    /// dataset scan and the cluster's shard workers (src/Cluster) check files with it, so both word a skip alike.
+    let probe (strict: bool) (path: string) : Result<AudioFileInfo, string> =
         try
             let info = AudioFile.inspect strict path
             if info.Frames <= 0L then

@@ -5,16 +5,17 @@ module Hybrid.ClusterTests.DistributedExtractionTests
 open System
 open System.IO
 open System.Threading
+open System.Threading.Tasks
 open Expecto
 open Hybrid.Dsp.Managed
 open Hybrid.Features
 open Hybrid.Features.Schemas
 open Hybrid.Cluster
 
-let private schemaName = "logmel-fsdd"
+let schemaName = "logmel-fsdd"
 
 /// A dataset of `count` one-second noise recordings at 8 kHz in three class folders, plus one file that is not audio.
-let private dataset (count: int) =
+let dataset (count: int) =
     let root = Path.Combine(Path.GetTempPath(), "hybrid-shards-" + Guid.NewGuid().ToString("N"))
     let rng = Random(12)
     let items =
@@ -31,7 +32,7 @@ let private dataset (count: int) =
     root, items @ [ ExtractionItem(bad, "class0/broken.wav", "class0") ]
 
 /// The single-machine rows: each good recording extracted on the managed engine through the one extraction path.
-let private localRows (items: ExtractionItem list) =
+let localRows (items: ExtractionItem list) =
     use engine = new ManagedEngine(1)
     let schema = Schemas.ByName schemaName
     let extractor = Extraction.extractor engine schema
@@ -43,41 +44,74 @@ let private localRows (items: ExtractionItem list) =
 [<Tests>]
 let tests =
     testSequencedGroup "orleans" <| testList "DistributedExtraction" [
-        testCase "one of three silos killed while shards are in flight: every recording's row exactly once, bit-identical to one machine" (fun () ->
+        testCase "a silo killed while it holds a shard: that shard is reassigned, every readable recording's row exactly once, bit-identical to one machine" (fun () ->
             let root, items = dataset 36
             let cache = root + "-cache"
             use cluster = TestClusters.start 3
-            // The kill follows the hand-out of the first shards at once: the first calls (each worker creating its
-            // engine and extractor) are then in flight.
-            let firstShard = new ManualResetEventSlim(false)
-            let lines = Collections.Concurrent.ConcurrentQueue<string>()
-            let log (line: string) =
-                lines.Enqueue line
-                if line.Contains "to extract on" then firstShard.Set()
-            let options = ClusterExtractionOptions(Workers = 3, Engine = "managed", ShardSize = 2, CallTimeout = TimeSpan.FromSeconds 60.0)
-            let task = DistributedExtraction.RunAsync(cluster.Client, root, ResizeArray items, cache, schemaName, options, Action<string>(log))
-            let waited = Diagnostics.Stopwatch.StartNew()
-            while not firstShard.IsSet && not task.IsCompleted && waited.Elapsed < TimeSpan.FromSeconds 60.0 do
-                Thread.Sleep 20
-            if task.IsFaulted then failtestf "the run failed before the kill: %O\n%s" task.Exception (String.Join("\n", lines))
-            Expect.isTrue firstShard.IsSet ("the shards were handed out:\n" + String.Join("\n", lines))
-            cluster.KillSiloAsync(Seq.head cluster.SecondarySilos).Wait(TimeSpan.FromSeconds 30.0) |> ignore
-            Expect.isTrue (task.Wait(TimeSpan.FromSeconds 120.0)) "the run finished within 120 s of the kill"
+            let doomed = Seq.head cluster.SecondarySilos
+            let doomedAddress = doomed.SiloAddress.ToString()
+            // The first shard that reaches the doomed silo is held there (ShardWorker.BeforeExtract) until the silo has
+            // been killed, so the kill always lands while that silo has a shard in flight.
+            let held = TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously)
+            let release = TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)
+            ShardWorker.BeforeExtract <-
+                Func<ShardOrder, string, Task>(fun order silo ->
+                    if silo = doomedAddress && held.TrySetResult order.Index then release.Task else Task.CompletedTask)
+            try
+                let lines = Collections.Concurrent.ConcurrentQueue<string>()
+                let options = ClusterExtractionOptions(Workers = 3, Engine = "managed", ShardSize = 2, CallTimeout = TimeSpan.FromSeconds 60.0)
+                let task = DistributedExtraction.RunAsync(cluster.Client, root, ResizeArray items, cache, schemaName, options, Action<string>(fun l -> lines.Enqueue(sprintf "%s %s" (DateTime.UtcNow.ToString "HH:mm:ss.f") l)))
+                let text () = String.Join("\n", lines)
+                Expect.isTrue (held.Task.Wait(TimeSpan.FromSeconds 60.0)) ("the doomed silo started a shard within 60 s:\n" + text ())
+                let heldShard = held.Task.Result
+                let killing = cluster.KillSiloAsync doomed
+                Expect.isTrue (killing.Wait(TimeSpan.FromSeconds 30.0)) "the silo was killed within 30 s"
+                // The held call ends without writing its shard (its silo is gone; the coordinator has given up on it).
+                release.TrySetCanceled() |> ignore
+                Expect.isTrue (task.Wait(TimeSpan.FromSeconds 120.0)) ("the run finished within 120 s of the kill:\n" + text ())
+                let result = task.Result
+                Expect.equal result.Shards 19 ("37 recordings in shards of 2:\n" + text ())
+                Expect.contains result.ReassignedShards heldShard (sprintf "shard %d, held on the killed silo, was reassigned:\n%s" heldShard (text ()))
+                Expect.equal result.Reassigned result.ReassignedShards.Length "Reassigned counts the shards listed"
+                Expect.equal (List.ofArray result.SkippedPaths) [ (List.last items).Path ] "the broken file is reported"
+                let expected = localRows items
+                let shards = Shards.list (Shards.folderOf cache (Schemas.ByName schemaName).Fingerprint)
+                Expect.equal shards.Length 19 "one file per shard"
+                Expect.contains (shards |> Array.map (fun s -> s.Index)) heldShard "the reassigned shard was written"
+                let keys = shards |> Array.collect (fun s -> s.Keys)
+                Expect.equal (Array.sort keys) (expected |> Map.toArray |> Array.map fst |> Array.sort) ("every readable recording exactly once:\n" + text ())
+                for s in shards do
+                    for r in 0 .. s.Rows - 1 do
+                        let row = s.Values[r * s.RowLength .. (r + 1) * s.RowLength - 1]
+                        Expect.isTrue (row = expected[s.Keys[r]]) (sprintf "%s: bit-identical to the single-machine row" s.Keys[r])
+            finally
+                ShardWorker.BeforeExtract <- null
+                release.TrySetCanceled() |> ignore
+            Directory.Delete(root, true)
+            Directory.Delete(cache, true))
+
+        testCase "recordings a worker cannot read are skipped in a local scan's words, a truncated one used with its warning" (fun () ->
+            let root, items = dataset 4
+            let whole = File.ReadAllBytes (List.head items).Path
+            let truncated = Path.Combine(root, "class1", "truncated.wav")
+            File.WriteAllBytes(truncated, whole[.. whole.Length / 2])
+            let all = items @ [ ExtractionItem(truncated, "class1/truncated.wav", "class1") ]
+            let scan = Dataset.openFolder false root
+            Expect.equal (scan.Skipped.Length, scan.Warnings.Length) (1, 1) "the local scan skips one file and warns about one"
+            let cache = root + "-cache"
+            use cluster = TestClusters.start 1
+            // The recordings are handed over unscanned: the worker checks each as the scan does.
+            let task = DistributedExtraction.RunAsync(cluster.Client, root, ResizeArray all, cache, schemaName, ClusterExtractionOptions(Workers = 1, Engine = "managed"))
+            Expect.isTrue (task.Wait(TimeSpan.FromSeconds 60.0)) "the run finished within 60 s"
             let result = task.Result
-            let text = String.Join("\n", lines)
-            Expect.equal result.Shards 19 ("37 recordings in shards of 2:\n" + text)
-            // Whether a call was in flight on the killed silo depends on timing (result.Reassigned counts those put back
-            // in the queue); the output must be complete and exact either way.
-            Expect.equal (List.ofArray result.SkippedPaths) [ (List.last items).Path ] "the broken file is reported"
-            let expected = localRows items
-            let shards = Shards.list (Shards.folderOf cache (Schemas.ByName schemaName).Fingerprint)
-            Expect.equal shards.Length 19 "one file per shard"
-            let keys = shards |> Array.collect (fun s -> s.Keys)
-            Expect.equal (Array.sort keys) (expected |> Map.toArray |> Array.map fst |> Array.sort) ("every good recording exactly once:\n" + text)
-            for s in shards do
-                for r in 0 .. s.Rows - 1 do
-                    let row = s.Values[r * s.RowLength .. (r + 1) * s.RowLength - 1]
-                    Expect.isTrue (row = expected[s.Keys[r]]) (sprintf "%s: bit-identical to the single-machine row" s.Keys[r])
+            let pairs (paths: string[]) (reasons: string[]) = Array.zip paths reasons |> List.ofArray
+            Expect.equal (pairs result.SkippedPaths result.SkippedReasons) [ for s in scan.Skipped -> s.Path, s.Reason ] "skipped with the scan's reasons"
+            Expect.equal (pairs result.WarningPaths result.WarningReasons) [ for s in scan.Warnings -> s.Path, s.Reason ] "warned with the scan's words"
+            let shard = Shards.list (Shards.folderOf cache (Schemas.ByName schemaName).Fingerprint) |> Array.exactlyOne
+            Expect.equal (Array.sort shard.Keys) [| for i in scan.Items -> i.Key |] "a row for every recording the scan keeps, the truncated one included"
+            let expected = localRows all
+            for r in 0 .. shard.Rows - 1 do
+                Expect.isTrue (shard.Values[r * shard.RowLength .. (r + 1) * shard.RowLength - 1] = expected[shard.Keys[r]]) (sprintf "%s: the single-machine row" shard.Keys[r])
             Directory.Delete(root, true)
             Directory.Delete(cache, true))
 

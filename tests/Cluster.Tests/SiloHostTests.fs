@@ -1,24 +1,18 @@
-/// Silo and client hosting: the security rule (loopback, or TLS) and a real silo on loopback serving a run.
+/// Silo and client hosting: the security rule (loopback, or TLS), a real silo on loopback serving a run, and mutual TLS
+/// with a self-signed certificate made in the test.
 module Hybrid.ClusterTests.SiloHostTests
 
 open System
 open System.IO
-open System.Net
-open System.Net.Sockets
 open Expecto
 open Microsoft.Extensions.DependencyInjection
 open Microsoft.Extensions.Hosting
 open Orleans
 open Hybrid.Dsp.Managed
 open Hybrid.Classifier
+open Hybrid.Features
+open Hybrid.Features.Schemas
 open Hybrid.Cluster
-
-let private freePort () =
-    let l = new TcpListener(IPAddress.Loopback, 0)
-    l.Start()
-    let port = (l.LocalEndpoint :?> IPEndPoint).Port
-    l.Stop()
-    port
 
 let private refused (settings: SiloSettings) (fragment: string) =
     let e = Expect.throwsC (fun () -> SiloHost.Check settings) id
@@ -47,7 +41,7 @@ let tests =
             Expect.stringContains (nonNull inner).Message "--cluster 10.1.2.3:30000" "names --cluster")
 
         testCase "a loopback silo from SiloHost serves a client from ConnectAsync: one worker trains a run folder" (fun () ->
-            let siloPort, gatewayPort = freePort (), freePort ()
+            let siloPort, gatewayPort = TestClusters.freePort (), TestClusters.freePort ()
             use silo = SiloHost.Build(SiloSettings(Port = siloPort, GatewayPort = gatewayPort), (fun l -> ()))
             Expect.isTrue (silo.StartAsync().Wait(TimeSpan.FromSeconds 60.0)) "the silo started"
             try
@@ -77,4 +71,62 @@ let tests =
                 Directory.Delete(dir, true)
             finally
                 silo.StopAsync().Wait(TimeSpan.FromSeconds 30.0) |> ignore)
+
+        testCase "a TLS silo on loopback serves a client holding the cluster's self-signed certificate: an extraction runs through it" (fun () ->
+            let pfx, password = TestClusters.selfSignedPfx "hybrid-cluster"
+            let root, items = DistributedExtractionTests.dataset 3
+            let cache = root + "-cache"
+            try
+                TestClusters.withSilo (Some(pfx, password)) (fun gateway ->
+                    use client = SiloHost.ConnectAsync(gateway, pfx, password).Result
+                    let grains = client.Services.GetRequiredService<IClusterClient>()
+                    let task = DistributedExtraction.RunAsync(grains, root, ResizeArray items, cache, DistributedExtractionTests.schemaName, ClusterExtractionOptions(Workers = 1, Engine = "managed"))
+                    Expect.isTrue (task.Wait(TimeSpan.FromSeconds 60.0)) "the extraction finished within 60 s"
+                    Expect.equal (task.Result.Shards, task.Result.Written) (1, 1) "one shard, written over TLS"
+                    let expected = DistributedExtractionTests.localRows items
+                    let shard = Shards.list (Shards.folderOf cache (Schemas.ByName DistributedExtractionTests.schemaName).Fingerprint) |> Array.exactlyOne
+                    Expect.equal (Array.sort shard.Keys) (expected |> Map.toArray |> Array.map fst) "every readable recording's row"
+                    for r in 0 .. shard.Rows - 1 do
+                        Expect.isTrue (shard.Values[r * shard.RowLength .. (r + 1) * shard.RowLength - 1] = expected[shard.Keys[r]]) (sprintf "%s: the managed engine's row" shard.Keys[r]))
+            finally
+                File.Delete pfx
+                Directory.Delete(root, true)
+                if Directory.Exists cache then Directory.Delete(cache, true))
+
+        testCase "a TLS silo refuses a client without TLS and a client with another certificate" (fun () ->
+            let pfx, password = TestClusters.selfSignedPfx "hybrid-cluster"
+            let other, otherPassword = TestClusters.selfSignedPfx "hybrid-intruder"
+            let refusedWith (connect: unit -> Threading.Tasks.Task<IHost>) (what: string) =
+                let task = connect ()
+                let finished = try task.Wait(TimeSpan.FromSeconds 60.0) with _ -> true
+                Expect.isTrue finished (sprintf "%s: the attempt ended within 60 s" what)
+                Expect.isTrue task.IsFaulted (sprintf "%s: refused" what)
+                let inner = (nonNull task.Exception).InnerException
+                Expect.isTrue (inner :? ClusterException) (sprintf "%s: a ClusterException, was %O" what inner)
+                Expect.stringContains (nonNull inner).Message "--cluster 127.0.0.1:" (sprintf "%s: the message names --cluster" what)
+            try
+                TestClusters.withSilo (Some(pfx, password)) (fun gateway ->
+                    refusedWith (fun () -> SiloHost.ConnectAsync(gateway, timeout = TimeSpan.FromSeconds 10.0)) "a client without TLS"
+                    refusedWith (fun () -> SiloHost.ConnectAsync(gateway, other, otherPassword, timeout = TimeSpan.FromSeconds 10.0)) "a client with another self-signed certificate"
+                    // The right certificate still gets in after the refusals.
+                    use client = SiloHost.ConnectAsync(gateway, pfx, password).Result
+                    let grains = client.Services.GetRequiredService<IClusterClient>()
+                    Expect.stringContains (grains.GetGrain<IShardWorker>("probe/0").Silo().Result) "127.0.0.1" "a grain answers over TLS")
+            finally
+                File.Delete pfx
+                File.Delete other)
+
+        testCase "a certificate file without its private key is refused, naming --certificate" (fun () ->
+            let pfx, password = TestClusters.selfSignedPfx "hybrid-public"
+            let publicOnly = pfx + ".cer.pfx"
+            try
+                use full = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12FromFile(pfx, password)
+                use bare = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(full.RawData)
+                File.WriteAllBytes(publicOnly, bare.Export(System.Security.Cryptography.X509Certificates.X509ContentType.Pkcs12))
+                let e = Expect.throwsC (fun () -> (SiloHost.Build(SiloSettings(Address = "127.0.0.1", Port = TestClusters.freePort (), GatewayPort = TestClusters.freePort (), Certificate = publicOnly))).Dispose()) id
+                Expect.isTrue (e :? ClusterException) (sprintf "a ClusterException, was %s: %s" (e.GetType().Name) e.Message)
+                Expect.stringContains e.Message (sprintf "--certificate %s" publicOnly) "names the option and file"
+            finally
+                File.Delete pfx
+                File.Delete publicOnly)
     ]
