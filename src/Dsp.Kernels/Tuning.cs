@@ -197,6 +197,8 @@ public static class Tuning
     /// its own spectrogram (estimate_tuning(S=power, sr, bins_per_octave=n_chroma)), then its chroma computed with
     /// that tuning by <see cref="IDspOps.Chroma"/> (default filter bank, per-frame infinity-norm normalisation).
     /// power: [batch, n_fft/2 + 1, frames]; output: [batch, nChroma, frames], both on <paramref name="engine"/>.
+    /// On the managed engine the clips run in parallel and in place (no copy of the spectrogram); elsewhere the
+    /// spectrogram is read to the host for the estimates and clips of equal tuning are computed together.
     /// Returns the tuning used for each clip. Throws ArgumentException for mismatched shapes.
     /// </summary>
     public static float[] ChromaStft(Engine engine, Tensor power, int sampleRate, int nFft, int nChroma, Tensor output)
