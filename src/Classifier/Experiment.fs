@@ -670,8 +670,10 @@ let private writeConfusionCsv (path: string) (labels: string[]) (m: int[,]) =
 [<Literal>]
 let RunFileName = "run.json"
 
-/// Writes the options that decide a run's result into `dir/run.json` (`data` is the resolved folder).
+/// Writes the options that decide a run's result into `dir/run.json` (`data` is the resolved folder), the run-time
+/// feature parameters (`feature_parameters`: each override as given, null where the schema's own applies) included.
 let private writeRunFile (dir: string) (folder: string) (o: TrainOptions) =
+    let f = o.FeatureParameters
     let json =
         {| data = folder; split = Option.toObj o.Split; model = o.Model; features = Option.toObj o.Features
            epochs = Option.toNullable o.Epochs; batch_size = Option.toNullable o.BatchSize; learning_rate = Option.toNullable o.LearningRate
@@ -679,7 +681,12 @@ let private writeRunFile (dir: string) (folder: string) (o: TrainOptions) =
            labels = o.Labels |> Option.map (String.concat ",") |> Option.toObj; other_label = Option.toObj o.OtherLabel
            validation = o.Validation; early_stopping = Option.toNullable o.EarlyStopping; sr = Option.toNullable o.SampleRate
            duration = Option.toNullable o.Duration; segment = Option.toNullable o.Segment; segment_hop = Option.toNullable o.SegmentHop
-           device = o.Device; seed = o.Seed |}
+           device = o.Device; seed = o.Seed
+           feature_parameters =
+               {| sr = Option.toNullable f.Sr; clip_samples = Option.toNullable f.ClipSamples; n_fft = Option.toNullable f.NFft
+                  hop_length = Option.toNullable f.HopLength; win_length = Option.toNullable f.WinLength; n_mels = Option.toNullable f.NMels
+                  fmin = Option.toNullable f.FMin; fmax = Option.toNullable f.FMax; n_mfcc = Option.toNullable f.NMfcc
+                  other = [| for name, value in f.Other -> [| name; value |] |] |} |}
     File.WriteAllText(Path.Combine(dir, RunFileName), JsonSerializer.Serialize(json, JsonSerializerOptions(WriteIndented = true)))
 
 /// The options of the run in `dir` (its run.json), with `caller`'s logging, progress and plot choices and `dir`
@@ -699,6 +706,26 @@ let private readRunFile (dir: string) (caller: TrainOptions) : TrainOptions =
         let str name = prop name |> Option.map (fun v -> nonNull (v.GetString()))
         let int name = prop name |> Option.map (fun v -> v.GetInt32())
         let num name = prop name |> Option.map (fun v -> v.GetDouble())
+        // Run files written before feature parameters were recorded have none: the schema as declared.
+        let features =
+            match prop "feature_parameters" with
+            | None -> Extraction.noOverrides
+            | Some p ->
+                let field name =
+                    match p.TryGetProperty(name: string) with
+                    | true, v when v.ValueKind <> JsonValueKind.Null -> Some v
+                    | _ -> None
+                let fint name = field name |> Option.map (fun v -> v.GetInt32())
+                let fnum name = field name |> Option.map (fun v -> v.GetDouble())
+                { Sr = fint "sr"; ClipSamples = fint "clip_samples"; NFft = fint "n_fft"; HopLength = fint "hop_length"
+                  WinLength = fint "win_length"; NMels = fint "n_mels"; FMin = fnum "fmin"; FMax = fnum "fmax"; NMfcc = fint "n_mfcc"
+                  Other =
+                    match field "other" with
+                    | None -> []
+                    | Some o ->
+                        [ for pair in o.EnumerateArray() ->
+                            if pair.GetArrayLength() <> 2 then raise (JsonException "feature_parameters.other holds a pair that is not [name, value]")
+                            nonNull (pair.[0].GetString()), nonNull (pair.[1].GetString()) ] }
         { caller with
             Data = str "data"; Split = str "split"; Model = defaultArg (str "model") caller.Model; Features = str "features"
             Epochs = int "epochs"; BatchSize = int "batch_size"; LearningRate = num "learning_rate"; Augment = str "augment"
@@ -707,10 +734,60 @@ let private readRunFile (dir: string) (caller: TrainOptions) : TrainOptions =
             Validation = defaultArg (num "validation") caller.Validation; EarlyStopping = int "early_stopping"
             SampleRate = int "sr"; Duration = num "duration"; Segment = num "segment"; SegmentHop = num "segment_hop"
             Device = defaultArg (str "device") caller.Device; Seed = defaultArg (int "seed") caller.Seed
-            Out = Some dir; Resume = None }
+            FeatureParameters = features; Out = Some dir; Resume = None }
     with
     | :? JsonException as e -> raise (DatasetException(sprintf "%s: not a run file (%s)" path e.Message))
     | :? InvalidOperationException as e -> raise (DatasetException(sprintf "%s: not a run file (%s)" path e.Message))
+
+/// The value an option of `train` stands for in `o`, as text for messages: the recipe's and the schema's defaults
+/// resolved where the option is left out (e.g. `--n-fft` of the run-time schema variant), so that a value equal to
+/// the default agrees with a run that left the option out. Raises ArgumentException for an unknown option.
+let private optionValue (o: TrainOptions) (option: string) : string =
+    let r = recipe o.Model
+    let real (v: float) = v.ToString("R", Globalization.CultureInfo.InvariantCulture)
+    let orNone f = function Some v -> f v | None -> "none"
+    let folder (d: string) = Path.TrimEndingDirectorySeparator(Path.GetFullPath d)
+    let parameters () = (Extraction.variant (Schemas.ByName(defaultArg o.Features r.Schema)) o.FeatureParameters).Parameters
+    match option with
+    | "--data" -> orNone folder o.Data
+    | "--split" -> orNone (Split.parse >> Split.format) o.Split
+    | "--model" -> r.Name
+    | "--features" -> defaultArg o.Features r.Schema
+    | "--n-fft" -> string (parameters ()).NFft
+    | "--hop-length" -> string (parameters ()).HopLength
+    | "--n-mels" -> string (parameters ()).NMels
+    | "--fmin" -> real (parameters ()).FMin
+    | "--fmax" -> real (parameters ()).FMax
+    | "--n-mfcc" -> string (parameters ()).NMfcc
+    | "--epochs" -> string (defaultArg o.Epochs r.Epochs)
+    | "--batch-size" -> string (defaultArg o.BatchSize r.BatchSize)
+    | "--lr" -> real (defaultArg o.LearningRate r.LearningRate)
+    | "--augment" -> (match defaultArg o.Augment r.Augment with "" -> "none" | a -> a)
+    | "--test-speeds" -> (match defaultArg o.TestSpeeds r.TestSpeeds with [] -> "none" | s -> formatSpeeds s)
+    | "--labels" -> orNone (String.concat ",") o.Labels
+    | "--other-label" -> orNone id o.OtherLabel
+    | "--validation" -> real o.Validation
+    | "--early-stopping" -> orNone string o.EarlyStopping
+    | "--sr" -> orNone string o.SampleRate
+    | "--duration" -> orNone real o.Duration
+    | "--segment" -> orNone real o.Segment
+    | "--segment-hop" -> orNone real o.SegmentHop
+    | "--device" -> o.Device
+    | "--seed" -> string o.Seed
+    | "--out" -> orNone folder o.Out
+    | other -> invalidArg "option" (sprintf "%s is not an option that run.json records" other)
+
+/// The options given together with `--resume DIR` that contradict the run recorded in DIR's run.json: for each
+/// option named in `given` (command-line flags, e.g. "--n-fft") whose value in `options` differs from the recorded
+/// one, (option, recorded value, given value). An option that repeats the recorded value (or its default, when the
+/// run left it out) is no conflict. Raises FileNotFoundException when DIR holds no run.json, DatasetException when it
+/// is not a run file, ArgumentException for an option run.json does not record.
+let resumeConflicts (dir: string) (options: TrainOptions) (given: string list) : (string * string * string) list =
+    let recorded = readRunFile dir options
+    [ for option in given do
+        let before = optionValue recorded option
+        let now = optionValue options option
+        if before <> now then yield option, before, now ]
 
 /// Step 1, prepare data: opens the dataset (`Data`, any layout Dataset.openFolder detects; FSDD is fetched only when
 /// no folder is given), keeps or folds the chosen labels, splits it (`Split`, else the dataset's own) and gives every

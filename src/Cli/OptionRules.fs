@@ -50,7 +50,7 @@ let oneOf (names: string seq) (v: string) =
 let engine (name: string) = oneOf Hybrid.Dsp.Engines.Names name
 
 /// The option's command-line spelling (e.g. "--top-db"); a main command's placeholder otherwise.
-let private flagOf (parser: ArgumentParser<'Args>) (arg: 'Args) =
+let flagOf (parser: ArgumentParser<'Args>) (arg: 'Args) =
     let info = parser.GetArgumentCaseInfo arg
     match info.CommandLineNames.Value with
     | name :: _ -> name

@@ -71,7 +71,7 @@ type TrainArgs =
             | Duration _ -> "for schemas that take any length, and the default image of environmental clips (median 2-5 s): pad or cut clips to this many seconds, in (0, 3600) (default: the longest clip, at most 5 s); with --segment, cut recordings to it first."
             | Segment _ -> "cut recordings into windows of this many seconds; predictions are averaged per recording (default: the schema's clip, half overlapping, when the median recording is over 2 s and 1.5 clips long)."
             | Segment_Hop _ -> "with --segment: seconds between window starts, in (0, --segment] (default: half a window)."
-            | Resume _ -> "continue the interrupted run in this folder from its checkpoints, with the settings of its run.json (only --no-plots, --strict and --json may be given with it)."
+            | Resume _ -> "continue the interrupted run in this folder from its checkpoints, with the settings of its run.json (feature parameters included); an option given with it must repeat the recorded value."
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
             | Seed _ -> "seed of splits, augmentation, initialisation and shuffles, >= 0 (default 0)."
             | Out _ -> "output folder (default: a new folder under runs/). Feature shards are cached in the folder 'cache' beside it (runs/cache by default), shared by the runs there; delete it to recompute."
@@ -105,7 +105,8 @@ let summaryJson (r: Experiment.RunResult) =
 
 /// What the command line chose, which decides the options that apply (OptionRules).
 type private Mode =
-    { /// --resume: the run continues with the settings of its run.json, so no option that run.json records applies.
+    { /// --resume: the run continues with the settings of its run.json; an option given with it must agree with them
+      /// (checked against run.json in `run`, Experiment.resumeConflicts).
       Resuming: bool
       /// The declared schema the run extracts (--features, else the model's own); None with --resume or an unknown
       /// model or schema (refused by their own checks).
@@ -120,7 +121,6 @@ type private Mode =
 
 /// The option table of `train`: each option's domain and the modes that use it.
 let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
-    let fresh = OptionRules.UsedOnly(not mode.Resuming, "without --resume (a resumed run keeps the settings in its run.json)")
     let feature name =
         match mode.Schema with
         | Some schema -> [ OptionRules.usedBySchema schema name ]
@@ -130,53 +130,47 @@ let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
     let wholeClip = not mode.Features && mode.Schema |> Option.exists (fun s -> s.ClipSamples > 0 && s.Shape.Count = 2)
     match arg with
     | Resume _ | No_Plots | Strict | Json -> []
-    | Data _ | Model _ | Features _ | Out _ -> [ fresh ]
+    | Data _ | Model _ | Features _ | Out _ -> []
     | Split text ->
-        [ fresh
-          OptionRules.split "official, speaker:NAME[,NAME], loso, fold:K[,K], folds, random:RATIO with RATIO in (0, 1) or kfold:K with K >= 2" (fun _ -> true) text ]
-    | N_Fft n -> fresh :: OptionRules.within 2 16384 n :: feature "n_fft"
-    | Hop_Length n -> fresh :: OptionRules.atLeast 1 n :: feature "hop_length"
-    | N_Mels n -> fresh :: OptionRules.atLeast 1 n :: feature "n_mels"
-    | Fmin hz -> fresh :: OptionRules.nonNegative " Hz" hz :: feature "fmin"
-    | Fmax hz -> fresh :: OptionRules.positive " Hz" hz :: feature "fmax"
-    | N_Mfcc n -> fresh :: OptionRules.atLeast 1 n :: feature "n_mfcc"
-    | Epochs n -> [ fresh; OptionRules.atLeast 1 n ]
-    | Batch_Size n -> [ fresh; OptionRules.atLeast 1 n ]
-    | Lr rate -> [ fresh; OptionRules.positive "" rate ]
+        [ OptionRules.split "official, speaker:NAME[,NAME], loso, fold:K[,K], folds, random:RATIO with RATIO in (0, 1) or kfold:K with K >= 2" (fun _ -> true) text ]
+    | N_Fft n -> OptionRules.within 2 16384 n :: feature "n_fft"
+    | Hop_Length n -> OptionRules.atLeast 1 n :: feature "hop_length"
+    | N_Mels n -> OptionRules.atLeast 1 n :: feature "n_mels"
+    | Fmin hz -> OptionRules.nonNegative " Hz" hz :: feature "fmin"
+    | Fmax hz -> OptionRules.positive " Hz" hz :: feature "fmax"
+    | N_Mfcc n -> OptionRules.atLeast 1 n :: feature "n_mfcc"
+    | Epochs n -> [ OptionRules.atLeast 1 n ]
+    | Batch_Size n -> [ OptionRules.atLeast 1 n ]
+    | Lr rate -> [ OptionRules.positive "" rate ]
     | Augment text ->
-        [ fresh
-          OptionRules.parsed "none or a list of noise:C, snr:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB, speed:F[-F], freq-mask:BANDS and time-mask:FRAMES"
+        [ OptionRules.parsed "none or a list of noise:C, snr:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB, speed:F[-F], freq-mask:BANDS and time-mask:FRAMES"
               (fun t -> if t.Trim() <> "none" then Augment.parse t |> ignore) text ]
     | Test_Speeds text ->
-        [ fresh; OptionRules.parsed "none, F[*W],... or LO-HI:STEP[:tri] with factors in [0.5, 2] and positive weights" Experiment.parseSpeeds text ]
+        [ OptionRules.parsed "none, F[*W],... or LO-HI:STEP[:tri] with factors in [0.5, 2] and positive weights" Experiment.parseSpeeds text ]
     | Labels text ->
-        [ fresh
-          OptionRules.InDomain(text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries).Length > 0, "a comma-separated list of class names", text) ]
-    | Other_Label _ -> [ fresh; OptionRules.UsedOnly(mode.Labels, "with --labels (it names the class the other labels are folded into)") ]
-    | Validation ratio -> [ fresh; OptionRules.fraction ratio ]
-    | Early_Stopping patience -> [ fresh; OptionRules.atLeast 1 patience ]
+        [ OptionRules.InDomain(text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries).Length > 0, "a comma-separated list of class names", text) ]
+    | Other_Label _ -> [ OptionRules.UsedOnly(mode.Labels || mode.Resuming, "with --labels (it names the class the other labels are folded into)") ]
+    | Validation ratio -> [ OptionRules.fraction ratio ]
+    | Early_Stopping patience -> [ OptionRules.atLeast 1 patience ]
     | Sr hz ->
-        [ fresh
-          OptionRules.atLeast 1 hz
+        [ OptionRules.atLeast 1 hz
           match mode.Schema with
           | Some schema when schema.SampleRate > 0 ->
               OptionRules.InDomain((hz = schema.SampleRate), sprintf "%d, the rate schema '%s' is defined at (choose a schema at another rate, or leave --sr out)" schema.SampleRate schema.Name, string hz)
           | _ -> () ]
     | Duration s ->
-        [ fresh
-          OptionRules.seconds s
+        [ OptionRules.seconds s
           OptionRules.UsedOnly(anyLength || wholeClip || mode.Segment.IsSome,
               sprintf "with a schema that takes any clip length, the model's own image features (environmental clips) or --segment (schema '%s' has clips of %d samples)"
                   (mode.Schema |> Option.map (fun x -> x.Name) |> Option.defaultValue "") (mode.Schema |> Option.map (fun x -> x.ClipSamples) |> Option.defaultValue 0)) ]
-    | Segment s -> [ fresh; OptionRules.seconds s ]
+    | Segment s -> [ OptionRules.seconds s ]
     | Segment_Hop s ->
-        [ fresh
-          OptionRules.UsedOnly(mode.Segment.IsSome, "with --segment (the windows it spaces)")
+        [ OptionRules.UsedOnly(mode.Segment.IsSome || mode.Resuming, "with --segment (the windows it spaces)")
           match mode.Segment with
           | Some window -> OptionRules.InDomain(s > 0.0 && s <= window, sprintf "a number of seconds in (0, %s], at most --segment" (OptionRules.text window), OptionRules.text s)
           | None -> () ]
-    | Device name -> [ fresh; OptionRules.engine name ]
-    | Seed seed -> [ fresh; OptionRules.atLeast 0 seed ]
+    | Device name -> [ OptionRules.engine name ]
+    | Seed seed -> [ OptionRules.atLeast 0 seed ]
     | Cluster _ -> []
     | Workers n -> [ OptionRules.UsedOnly(mode.Cluster, "with --cluster HOST:PORT (the model replicas trained there)"); OptionRules.atLeast 1 n ]
     | Certificate _ -> [ OptionRules.UsedOnly(mode.Cluster, "with --cluster HOST:PORT (TLS to that cluster)") ]
@@ -284,6 +278,23 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 Plots = not (args.Contains No_Plots)
                 Strict = args.Contains Strict
                 FeatureParameters = overridesOf args }
+        // A resumed run replays its run.json; options given with --resume may only repeat what it records.
+        match options.Resume with
+        | Some dir ->
+            let given =
+                [ for arg in args.GetAllResults() do
+                    match arg with
+                    | Resume _ | No_Plots | Strict | Json | Cluster _ | Workers _ | Certificate _ -> ()
+                    | _ -> yield OptionRules.flagOf args.Parser arg ]
+            match Experiment.resumeConflicts dir options given with
+            | [] -> ()
+            | conflicts ->
+                let file = Path.Combine(dir, Experiment.RunFileName)
+                conflicts
+                |> List.map (fun (option, recorded, value) -> sprintf "%s %s conflicts with the run being resumed: %s records %s" option value file recorded)
+                |> String.concat "; "
+                |> fun text -> raise (ArgumentException(text + " (leave the option out to continue the run, or start a new run)"))
+        | None -> ()
         let workers = args.GetResult(Workers, defaultValue = 2)
         let client =
             args.TryGetResult Cluster

@@ -1,3 +1,7 @@
+using System.Buffers;
+using System.Runtime.Intrinsics;
+using Hybrid.Dsp.Managed;
+
 namespace Hybrid.Dsp;
 
 /// <summary>
@@ -55,46 +59,91 @@ public static class Tuning
         var nFft = 2 * (bins - 1);
         fMin = Math.Max(fMin, 0.0);
         fMax = Math.Min(fMax, sampleRate / 2.0);
-        // piptrack: thresholded local maxima along frequency, with parabolic shift and interpolated magnitude.
-        var pitches = new List<float>();
-        var mags = new List<float>();
         var step = sampleRate / 2.0 / (bins - 1);
-        var frameRef = new float[frames];
-        for (var k = 0; k < bins; k++)
-            for (var t = 0; t < frames; t++) frameRef[t] = Math.Max(frameRef[t], s[k * frames + t]);
-        for (var t = 0; t < frames; t++) frameRef[t] = (float)(threshold * frameRef[t]);
+        // Bins whose centre frequency lies in [fMin, fMax) (piptrack's freq_mask), edges excluded.
+        int first = 1, last = 0;
         for (var k = 1; k < bins - 1; k++)
         {
             var f = k * step;
             if (!(fMin <= f && f < fMax)) continue;
-            for (var t = 0; t < frames; t++)
+            if (last < first) first = k;
+            last = k;
+        }
+        if (last < first || frames == 0) return 0f;
+        // Every buffer is rented: a local maximum along frequency is at most every other bin of the band.
+        var capacity = ((last - first) / 2 + 1) * frames;
+        var frameRef = ArrayPool<float>.Shared.Rent(frames);
+        var pitches = ArrayPool<float>.Shared.Rent(capacity);
+        var mags = ArrayPool<float>.Shared.Rent(capacity);
+        try
+        {
+            // piptrack's ref: threshold times each frame's maximum over all bins (and 0), eight frames at a time.
+            var reference = frameRef.AsSpan(0, frames);
+            reference.Clear();
+            for (var k = 0; k < bins; k++) MaxInto(s.Slice(k * frames, frames), reference);
+            for (var t = 0; t < frames; t++) reference[t] = (float)(threshold * reference[t]);
+            // Thresholded local maxima along frequency, with parabolic shift and interpolated magnitude.
+            var count = 0;
+            for (var k = first; k <= last; k++)
             {
-                var floor = frameRef[t];
-                float cur = s[k * frames + t], prev = s[(k - 1) * frames + t], next = s[(k + 1) * frames + t];
-                float here = cur > floor ? cur : 0f, below = prev > floor ? prev : 0f, above = next > floor ? next : 0f;
-                if (!(here > below && here >= above)) continue;
-                // Parabola through the three bins; a vertex more than a bin away is not trusted (shift 0).
-                var a = next + prev - 2f * cur;
-                var b = (next - prev) / 2f;
-                var shift = Math.Abs(b) >= Math.Abs(a) ? 0f : -b / a;
-                var pitch = (float)((k + (double)shift) * sampleRate / nFft);
-                var mag = cur + 0.5f * b * shift;
-                if (pitch > 0f)
+                var f = k * step;
+                if (!(fMin <= f && f < fMax)) continue;
+                ReadOnlySpan<float> below = s.Slice((k - 1) * frames, frames), here = s.Slice(k * frames, frames), above = s.Slice((k + 1) * frames, frames);
+                for (var t = 0; t < frames; t++)
                 {
-                    pitches.Add(pitch);
-                    mags.Add(mag);
+                    var floor = reference[t];
+                    float cur = here[t], prev = below[t], next = above[t];
+                    if (!(cur > floor)) continue;
+                    float lower = prev > floor ? prev : 0f, upper = next > floor ? next : 0f;
+                    if (!(cur > lower && cur >= upper)) continue;
+                    // Parabola through the three bins; a vertex more than a bin away is not trusted (shift 0).
+                    var a = next + prev - 2f * cur;
+                    var b = (next - prev) / 2f;
+                    var shift = Math.Abs(b) >= Math.Abs(a) ? 0f : -b / a;
+                    var pitch = (float)((k + (double)shift) * sampleRate / nFft);
+                    if (pitch > 0f)
+                    {
+                        pitches[count] = pitch;
+                        mags[count] = cur + 0.5f * b * shift;
+                        count++;
+                    }
                 }
             }
+            if (count == 0) return 0f;
+            // Peaks whose magnitude reaches the median of all peaks.
+            var sorted = ArrayPool<float>.Shared.Rent(count);
+            float median;
+            try
+            {
+                var span = sorted.AsSpan(0, count);
+                mags.AsSpan(0, count).CopyTo(span);
+                span.Sort();
+                median = count % 2 == 1 ? span[count / 2] : (span[count / 2 - 1] + span[count / 2]) / 2f;
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(sorted);
+            }
+            var kept = 0;
+            for (var i = 0; i < count; i++)
+                if (mags[i] >= median) pitches[kept++] = pitches[i];
+            return PitchTuning(pitches.AsSpan(0, kept), resolution, binsPerOctave);
         }
-        if (pitches.Count == 0) return 0f;
-        var sorted = mags.ToArray();
-        Array.Sort(sorted);
-        var n = sorted.Length;
-        var median = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2f;
-        var kept = new List<float>();
-        for (var i = 0; i < pitches.Count; i++)
-            if (mags[i] >= median) kept.Add(pitches[i]);
-        return PitchTuning(kept, resolution, binsPerOctave);
+        finally
+        {
+            ArrayPool<float>.Shared.Return(frameRef);
+            ArrayPool<float>.Shared.Return(pitches);
+            ArrayPool<float>.Shared.Return(mags);
+        }
+    }
+
+    /// <summary>max[t] = max(max[t], x[t]) eight lanes at a time (Math.Max's rule: NaN wins, +0 above -0).</summary>
+    private static void MaxInto(ReadOnlySpan<float> x, Span<float> max)
+    {
+        var t = 0;
+        for (; t + 8 <= max.Length; t += 8)
+            Vector256.Max(Vector256.Create(x.Slice(t, 8)), Vector256.Create(max.Slice(t, 8))).CopyTo(max.Slice(t, 8));
+        for (; t < max.Length; t++) max[t] = Math.Max(max[t], x[t]);
     }
 
     /// <summary>
@@ -105,13 +154,21 @@ public static class Tuning
     public static float PitchTuning(IReadOnlyList<float> frequencies, double resolution = 0.01, int binsPerOctave = 12)
     {
         ArgumentNullException.ThrowIfNull(frequencies);
+        var copy = new float[frequencies.Count];
+        for (var i = 0; i < copy.Length; i++) copy[i] = frequencies[i];
+        return PitchTuning(copy, resolution, binsPerOctave);
+    }
+
+    private static float PitchTuning(ReadOnlySpan<float> frequencies, double resolution, int binsPerOctave)
+    {
         CheckArguments(1, resolution, binsPerOctave);
         var nBins = (int)Math.Ceiling(1.0 / resolution);
-        var edges = new double[nBins + 1];
+        Span<double> edges = nBins < 1024 ? stackalloc double[nBins + 1] : new double[nBins + 1];
         var width = 1.0 / nBins;
         for (var j = 0; j < nBins; j++) edges[j] = -0.5 + j * width;
         edges[nBins] = 0.5;
-        var counts = new int[nBins];
+        Span<int> counts = nBins <= 1024 ? stackalloc int[nBins] : new int[nBins];
+        counts.Clear();
         var any = false;
         foreach (var f in frequencies)
         {
@@ -140,6 +197,8 @@ public static class Tuning
     /// its own spectrogram (estimate_tuning(S=power, sr, bins_per_octave=n_chroma)), then its chroma computed with
     /// that tuning by <see cref="IDspOps.Chroma"/> (default filter bank, per-frame infinity-norm normalisation).
     /// power: [batch, n_fft/2 + 1, frames]; output: [batch, nChroma, frames], both on <paramref name="engine"/>.
+    /// On the managed engine the clips run in parallel and in place (no copy of the spectrogram); elsewhere the
+    /// spectrogram is read to the host for the estimates and clips of equal tuning are computed together.
     /// Returns the tuning used for each clip. Throws ArgumentException for mismatched shapes.
     /// </summary>
     public static float[] ChromaStft(Engine engine, Tensor power, int sampleRate, int nFft, int nChroma, Tensor output)
@@ -151,6 +210,19 @@ public static class Tuning
         int batch = power.Shape[0], bins = power.Shape[1], frames = power.Shape[2];
         power.RequireShape(nameof(power), batch, nFft / 2 + 1, frames);
         output.RequireShape(nameof(output), batch, nChroma, frames);
+        if (engine is ManagedEngine managed && power is ManagedTensor source && output is ManagedTensor target)
+        {
+            // In place on the managed engine, clips in parallel: each clip's tuning from its own rows of the power
+            // spectrogram, then its chroma with that tuning's filter bank (cached per tuning) into its output rows.
+            var estimated = new float[batch];
+            Parallel.For(0, batch, managed.Parallel, c =>
+            {
+                var clip = source.Slice(c, 1);
+                estimated[c] = EstimateFromSpectrogram(clip.Span, bins, frames, sampleRate, binsPerOctave: nChroma);
+                managed.Dsp.Chroma(sampleRate, nFft, nChroma, estimated[c], clip, target.Slice(c, 1));
+            });
+            return estimated;
+        }
         var host = power.ToArray();
         var tunings = new float[batch];
         for (var c = 0; c < batch; c++)

@@ -17,8 +17,8 @@ open Hybrid.Features.Schemas
 let fit (schema: FeatureSchemaInfo) (samples: float32[]) : float32[] =
     if schema.ClipSamples > 0 then Clip.fit schema.ClipSamples Clip.Center samples else samples
 
-/// The schema as a batched extractor on an engine: a batch of equal-length clips [n * samples] is uploaded once and
-/// run through FeatureSchemaInfo.Extract. ClipSamples is the schema's (0: any length, batches are then computed in
+/// The schema as a batched extractor on an engine: a batch of equal-length clips [n * samples] is uploaded once (read
+/// in place on the managed engine) and run through FeatureSchemaInfo.Extract. ClipSamples is the schema's (0: any length, batches are then computed in
 /// runs of equal length). Raises SchemaMismatchException from Extract for clips the schema cannot take.
 let extractor (engine: Engine) (schema: FeatureSchemaInfo) : Pipeline.Extractor =
     { Name = schema.Name
@@ -30,7 +30,11 @@ let extractor (engine: Engine) (schema: FeatureSchemaInfo) : Pipeline.Extractor 
       ExtractBatch =
         fun clips n ->
             let samples = if n = 0 then 0 else clips.Length / n
-            use input = engine.FromHost(ReadOnlySpan clips, n, samples)
+            // The managed engine reads the batch in place (Extract never writes its input); others get a copy.
+            use input =
+                match engine with
+                | :? Hybrid.Dsp.Managed.ManagedEngine as managed when clips.Length = n * samples -> managed.Wrap(clips, n, samples) :> Tensor
+                | _ -> engine.FromHost(ReadOnlySpan clips, n, samples)
             schema.Extract(engine, input) }
 
 /// Streams the rows of `count` items in item order, `batchSize` clips per extraction call: `load i` returns item

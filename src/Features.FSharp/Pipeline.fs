@@ -23,18 +23,32 @@ type Extractor =
       /// Samples per clip after shaping; 0: any length (statistics over the whole clip), each batch then being
       /// computed in runs of clips of equal length.
       ClipSamples: int
-      /// Computes a batch of clips of equal length: clips [batch * samples] -> features [batch * Length].
+      /// Computes a batch of clips of equal length: clips [batch * samples] -> features [batch * Length]. The clips
+      /// array is the caller's only for the call (the pipeline refills it for the next batch): keep nothing of it.
       ExtractBatch: float32[] -> int -> float32[] }
 
+/// The clips laid end to end in `buffer`'s array, reused while the total length stays the same (batch after batch of
+/// equal clips), else replaced by a new one.
+let private concatInto (buffer: float32[] ref) (clips: float32[] seq) =
+    let clips = Array.ofSeq clips
+    let total = clips |> Array.sumBy (fun c -> c.Length)
+    if buffer.Value.Length <> total then buffer.Value <- Array.zeroCreate total
+    let mutable at = 0
+    for c in clips do
+        Array.blit c 0 buffer.Value at c.Length
+        at <- at + c.Length
+    buffer.Value
+
 /// Rows [clips.Length * Length] of a batch of loaded clips: one ExtractBatch call when the extractor has a fixed
-/// clip length, else one call per run of equal lengths (rows stay in clip order).
-let private extractLoaded (extractor: Extractor) (clips: float32[][]) =
+/// clip length, else one call per run of equal lengths (rows stay in clip order). The batch is laid out in
+/// `buffer`'s array (concatInto).
+let private extractLoaded (extractor: Extractor) (buffer: float32[] ref) (clips: float32[][]) =
     let n = clips.Length
-    if extractor.ClipSamples > 0 then extractor.ExtractBatch (Array.concat clips) n
+    if extractor.ClipSamples > 0 then extractor.ExtractBatch (concatInto buffer clips) n
     else
         let result = Array.zeroCreate<float32> (n * extractor.Length)
         for length, indexes in Array.init n id |> Array.groupBy (fun i -> clips.[i].Length) do
-            let rows = extractor.ExtractBatch (Array.concat [ for i in indexes -> clips.[i] ]) indexes.Length
+            let rows = extractor.ExtractBatch (concatInto buffer [ for i in indexes -> clips.[i] ]) indexes.Length
             indexes |> Array.iteri (fun j i -> Array.blit rows (j * extractor.Length) result (i * extractor.Length) extractor.Length)
             ignore length
         result
@@ -71,8 +85,11 @@ let extractBatches (extractor: Extractor) (load: int -> float32[]) (count: int) 
                     queue.CompleteAdding())
         try
             let mutable completed = 0
+            // One batch array, refilled batch after batch (a 30 s track is 2.6 MB: fresh arrays of a batch of them
+            // cost more in page faults than the extraction's first pass over them).
+            let buffer = ref Array.empty<float32>
             for (start, clips) in queue.GetConsumingEnumerable() do
-                let features = extractLoaded extractor clips
+                let features = extractLoaded extractor buffer clips
                 completed <- completed + clips.Length
                 progress.Report completed
                 yield start, features

@@ -211,6 +211,20 @@ let internal writeWith (beforeRename: string -> unit) (cacheFolder: string) (sha
 let write (cacheFolder: string) (shard: ShardPlan) (extractor: string) (shape: int[]) (rows: ShardRows) =
     writeWith ignore cacheFolder shard extractor shape rows
 
+/// The feature column of a row group (blobs of rowLength little-endian float32 values each, lengths checked by the
+/// caller) as one array: on a little-endian machine each blob's bytes are copied as they are (bit for bit, NaN payloads
+/// included); elsewhere each value is read with its bytes swapped.
+let private featureValues (rowLength: int) (blobs: byte[][]) : float32[] =
+    let values = Array.zeroCreate<float32> (blobs.Length * rowLength)
+    if BitConverter.IsLittleEndian then
+        for r in 0 .. blobs.Length - 1 do
+            Buffer.BlockCopy(blobs.[r], 0, values, r * rowLength * 4, rowLength * 4)
+    else
+        for r in 0 .. blobs.Length - 1 do
+            for j in 0 .. rowLength - 1 do
+                values.[r * rowLength + j] <- Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(ReadOnlySpan(blobs.[r], j * 4, 4))
+    values
+
 /// Reads a shard file back, bit for bit, checking its format: the version, the metadata, the columns and every
 /// feature value's length. Raises ShardException naming the file for anything else (not Parquet, truncated, another
 /// format version, a missing column, a feature row of the wrong length).
@@ -247,7 +261,7 @@ let read (path: string) : Shard =
             let mtimes = List<int64>()
             let labels = List<string>()
             let windows = List<int>()
-            let values = List<float32>()
+            let values = List<float32[]>()
             for g in 0 .. reader.RowGroupCount - 1 do
                 use group = reader.OpenRowGroupReader g
                 let n = int group.RowCount
@@ -263,13 +277,11 @@ let read (path: string) : Shard =
                 let! _ = group.ReadAsync<int>(field "window", Memory w)
                 let f = Array.zeroCreate<byte[]> n
                 let! _ = group.ReadAsync(field "features", Memory f)
-                let row = Array.zeroCreate<float32> rowLength
                 for r in 0 .. n - 1 do
                     let bytes = f.[r]
                     if isNull (box bytes) || bytes.Length <> rowLength * 4 then
                         bad (sprintf "row %d holds %d feature bytes, expected %d (%d float32 values)" (keys.Count + r) (if isNull (box bytes) then 0 else bytes.Length) (rowLength * 4) rowLength)
-                    for j in 0 .. rowLength - 1 do row.[j] <- Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(ReadOnlySpan(bytes, j * 4, 4))
-                    values.AddRange row
+                values.Add(featureValues rowLength f)
                 keys.AddRange k
                 sizes.AddRange s
                 mtimes.AddRange m
@@ -279,7 +291,7 @@ let read (path: string) : Shard =
                 { File = path; Id = find "id"; Index = integer "index"; Fingerprint = find "fingerprint"; Variant = find "variant"
                   Extractor = find "extractor"; RowLength = rowLength; Shape = shape
                   Keys = keys.ToArray(); Sizes = sizes.ToArray(); Modified = mtimes.ToArray(); Labels = labels.ToArray()
-                  Windows = windows.ToArray(); Values = values.ToArray() }
+                  Windows = windows.ToArray(); Values = (if values.Count = 1 then values.[0] else Array.concat values) }
         }
         |> fun t -> t.GetAwaiter().GetResult()
     try body ()

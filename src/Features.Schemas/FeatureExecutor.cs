@@ -128,6 +128,7 @@ internal static class FeatureExecutor
         private readonly FeatureParameters _p = info.Parameters;
         private readonly int _batch = clips.Shape[0];
         private readonly List<Tensor> _owned = [];
+        private readonly List<float[]> _rented = [];
         private readonly Dictionary<double, Tensor> _spectra = [];
         private readonly Dictionary<(FeatureKind, int, int), Block> _blocks = [];
         private Tensor? _mel;
@@ -154,7 +155,16 @@ internal static class FeatureExecutor
 
         private Tensor Allocate(params int[] shape)
         {
-            var t = engine.Allocate(shape);
+            Tensor t;
+            if (engine is ManagedEngine managed)
+            {
+                long length = 1;
+                foreach (var d in shape) length = checked(length * d);
+                var data = HostBuffers.Rent(checked((int)length));
+                _rented.Add(data);
+                t = managed.Wrap(data, shape);
+            }
+            else t = engine.Allocate(shape);
             _owned.Add(t);
             return t;
         }
@@ -416,6 +426,57 @@ internal static class FeatureExecutor
         public void Dispose()
         {
             foreach (var t in _owned) t.Dispose();
+            foreach (var data in _rented) HostBuffers.Return(data);
+            _rented.Clear();
+        }
+    }
+
+    /// <summary>
+    /// The managed engine's intermediates (spectrograms, mel bands, chroma ...) reused from one Extract call to the
+    /// next: a 30 s track's spectrogram is 5 MB, and fresh arrays of that size come from new pages that the kernel
+    /// maps and zeroes on first touch, which made a batch's first pass over its spectrogram several times slower than
+    /// the transform itself. Arrays of at least 64 Ki floats are kept by exact length, at most 512 MiB in all (the
+    /// rest is left to the collector); a rented array is zero-filled, as Engine.Allocate's are. Thread-safe.
+    /// </summary>
+    private static class HostBuffers
+    {
+        private const int MinLength = 1 << 16;
+        private const long Capacity = 1L << 27;
+        private static readonly Dictionary<int, Stack<float[]>> Free = [];
+        private static long _held;
+
+        public static float[] Rent(int length)
+        {
+            if (length >= MinLength)
+            {
+                float[]? data = null;
+                lock (Free)
+                {
+                    if (Free.TryGetValue(length, out var stack) && stack.Count > 0)
+                    {
+                        data = stack.Pop();
+                        _held -= length;
+                    }
+                }
+                if (data is not null)
+                {
+                    Array.Clear(data);
+                    return data;
+                }
+            }
+            return new float[length];
+        }
+
+        public static void Return(float[] data)
+        {
+            if (data.Length < MinLength) return;
+            lock (Free)
+            {
+                if (_held + data.Length > Capacity) return;
+                if (!Free.TryGetValue(data.Length, out var stack)) Free[data.Length] = stack = new Stack<float[]>();
+                stack.Push(data);
+                _held += data.Length;
+            }
         }
     }
 }

@@ -72,6 +72,28 @@ let tests =
               Expect.floatClose { absolute = 0.0; relative = 0.005 } mean0 (reference.GetProperty("chroma_stft_tuning0_mean").GetDouble()) "tuning 0 matches librosa's tuning=0.0"
               Expect.isGreaterThan (abs (mean0 - expected) / expected) 0.02 "and differs from the estimated-tuning chroma")
 
+          testCase "chroma_stft of a batch on the managed engine (in place, clips in parallel) is each clip's own estimate and chroma, bit for bit" (fun () ->
+              // Clips of several tunings (and one silent clip) with 44 frames each, so the eight-frame maximum has a tail.
+              let tunings = [ 0.0; 0.25; -0.2; 0.1; 0.0 ]
+              let clips = tunings |> List.mapi (fun i t -> if i = 3 then Array.zeroCreate 22050 else detuned t) |> Array.concat
+              let config = StftConfig(2048)
+              let frames = config.FrameCount 22050
+              use power = zeros [ tunings.Length; config.Bins; frames ]
+              dsp.Stft(config, tensor clips [ tunings.Length; 22050 ], power, SpectrumKind.Power)
+              use chroma = zeros [ tunings.Length; 12; frames ]
+              let estimated = Tuning.ChromaStft(engine, power, 22050, 2048, 12, chroma)
+              let p = power.ToArray()
+              let c = chroma.ToArray()
+              for i in 0 .. tunings.Length - 1 do
+                  let own = Tuning.EstimateFromSpectrogram(ReadOnlySpan(p, i * config.Bins * frames, config.Bins * frames), config.Bins, frames, 22050)
+                  Expect.equal estimated.[i] own (sprintf "clip %d: the tuning of its own spectrogram" i)
+                  use single = tensor p.[i * config.Bins * frames .. (i + 1) * config.Bins * frames - 1] [ 1; config.Bins; frames ]
+                  use expected = zeros [ 1; 12; frames ]
+                  dsp.Chroma(22050, 2048, 12, own, single, expected)
+                  Expect.equal c.[i * 12 * frames .. (i + 1) * 12 * frames - 1] (expected.ToArray()) (sprintf "clip %d: chroma with that tuning" i)
+              Expect.equal estimated.[3] 0.0f "the silent clip has tuning 0"
+              Expect.isTrue (estimated.[1] <> estimated.[2]) "clips of different tunings get their own")
+
           testCase "silence has no peaks and gives a tuning of 0" (fun () ->
               let estimates = Tuning.Estimate(engine, tensor (Array.zeroCreate 8192) [ 1; 8192 ], 22050)
               Expect.equal estimates [| 0.0f |] "silence") ]

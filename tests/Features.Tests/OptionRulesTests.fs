@@ -106,9 +106,9 @@ let private refused =
       train [ "--model"; "cnn2d"; "--features"; "logmel-fsdd"; "--duration"; "2" ], [ "--duration"; "any clip length, the model's own image features (environmental clips) or --segment" ]
       train [ "--model"; "scattering"; "--n-fft"; "512" ], [ "--n-fft"; "reads n_fft" ]
       train [ "--model"; "cnn2d"; "--n-mfcc"; "13" ], [ "--n-mfcc"; "reads n_mfcc" ]
-      ("train", [ "--resume"; nowhere; "--epochs"; "3" ]), [ "--epochs"; "without --resume" ]
-      ("train", [ "--resume"; nowhere; "--device"; "managed" ]), [ "--device"; "without --resume" ]
-      ("train", [ "--resume"; nowhere; "--data"; nowhere ]), [ "--data"; "without --resume" ]
+      // train --resume: options given with it keep their domains (whether they agree with run.json is checked there)
+      ("train", [ "--resume"; nowhere; "--epochs"; "0" ]), [ "--epochs"; ">= 1" ]
+      ("train", [ "--resume"; nowhere; "--n-fft"; "1" ]), [ "--n-fft"; "2..16384" ]
       // dataset
       dataset [ "--seed"; "3" ], [ "--seed"; "with --split random:RATIO or kfold:K" ]
       dataset [ "--split"; "official"; "--seed"; "3" ], [ "--seed"; "with --split random:RATIO or kfold:K" ]
@@ -134,7 +134,8 @@ let private accepted =
       train [ "--model"; "cnn2d"; "--segment"; "2"; "--segment-hop"; "2"; "--duration"; "30"; "--sr"; "8000" ]
       train [ "--labels"; "yes,no"; "--other-label"; "unknown"; "--augment"; "none"; "--test-speeds"; "0.9,1,1.1" ]
       dataset [ "--split"; "kfold:5"; "--seed"; "3" ]
-      ("train", [ "--resume"; nowhere; "--no-plots"; "--strict"; "--json" ]) ]
+      ("train", [ "--resume"; nowhere; "--no-plots"; "--strict"; "--json" ])
+      ("train", [ "--resume"; nowhere; "--epochs"; "3"; "--n-fft"; "512"; "--segment-hop"; "1"; "--other-label"; "rest" ]) ]
 
 [<Tests>]
 let tests =

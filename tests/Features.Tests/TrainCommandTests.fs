@@ -212,6 +212,36 @@ let tests =
                 Expect.equal (File.ReadAllBytes(Path.Combine(interrupted, "model.hnn"))) (File.ReadAllBytes(Path.Combine(temp.Combine "whole", "model.hnn"))) "bit-identical model files"
             }
 
+            test "--resume replays the run's feature parameters (a schema variant) and ends as the uninterrupted run; only a conflicting option is refused" {
+                use temp = new DatasetFixtures.TempFolder()
+                DatasetFixtures.writeUrbanSound8K temp.Path [ "a"; "b"; "c" ] 2 4 5 |> ignore
+                let variant = { Hybrid.Features.Extraction.noOverrides with NFft = Some 1024; NMfcc = Some 20 }
+                let options out =
+                    { Hybrid.Classifier.Experiment.defaults with
+                        Data = Some temp.Path; Split = Some "fold:2"; Model = "mlp"; Epochs = Some 4; Validation = 0.25
+                        Device = "managed"; Out = Some out; Progress = false; Plots = false; FeatureParameters = variant }
+                let whole = Hybrid.Classifier.Experiment.train (options (temp.Combine "whole"))
+                let modelText dir = Text.Encoding.UTF8.GetString(File.ReadAllBytes(Path.Combine(dir, "model.hnn")))
+                Expect.stringContains (modelText (temp.Combine "whole")) "n_mfcc=20" "the run trained on the variant"
+                let interrupted = temp.Combine "interrupted"
+                let stopAt (line: string) = if line.Contains "epoch 2/4" then raise (OperationCanceledException "interrupted")
+                Expect.throwsT<OperationCanceledException> (fun () -> Hybrid.Classifier.Experiment.train { options interrupted with Log = stopAt } |> ignore) "interrupted after epoch 2"
+                let recorded = File.ReadAllText(Path.Combine(interrupted, Hybrid.Classifier.Experiment.RunFileName))
+                Expect.stringContains recorded "\"n_mfcc\": 20" "run.json records the variant's parameters"
+                // Options that repeat the recorded values (or the defaults the run left in place) are no conflict.
+                let given = { Hybrid.Classifier.Experiment.defaults with Model = "mlp"; Epochs = Some 4; FeatureParameters = { Hybrid.Features.Extraction.noOverrides with NMfcc = Some 20; NMels = Some 128 } }
+                Expect.isEmpty (Hybrid.Classifier.Experiment.resumeConflicts interrupted given [ "--model"; "--epochs"; "--n-mfcc"; "--n-mels" ]) "agreeing options"
+                let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--resume"; interrupted; "--n-mfcc"; "13"; "--epochs"; "4" ]
+                Expect.equal code 2 (sprintf "a conflicting --n-mfcc exits 2 (stderr: %s)" err)
+                for part in [ "--n-mfcc 13"; "records 20"; "run.json" ] do
+                    Expect.stringContains err part "the message names the option, the given and the recorded value"
+                Expect.isFalse (err.Contains "--epochs") "the agreeing --epochs is not named"
+                let resumed = Hybrid.Classifier.Experiment.train { Hybrid.Classifier.Experiment.defaults with Resume = Some interrupted; Progress = false; Plots = false }
+                Expect.equal resumed.Folds.Head.ResumedAfterEpochs 2 "resumed after the checkpoint of epoch 2"
+                Expect.stringContains (modelText interrupted) "n_mfcc=20" "the resumed run trained on the same variant"
+                Expect.equal (File.ReadAllBytes(Path.Combine(interrupted, "model.hnn"))) (File.ReadAllBytes(Path.Combine(temp.Combine "whole", "model.hnn"))) "bit-identical model files"
+            }
+
             test "a missing --data folder is an error saying where each dataset comes from" {
                 let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--data"; Path.Combine(Path.GetTempPath(), "no-such-dataset-" + Guid.NewGuid().ToString("N")) ]
                 Expect.equal code 1 "exit code 1"
