@@ -254,7 +254,7 @@ internal static class ManagedScattering
 
 /// <summary>
 /// Power-of-two FFTs in double precision on four signals at once (the lanes of <see cref="Vector256{T}"/> of
-/// double): Stockham autosort radix-4 stages (one radix-2 stage for odd powers) with twiddles computed once per
+/// double): Stockham autosort radix-8 stages, then radix 4 and 2 for what remains, with twiddles computed once per
 /// length, and real transforms as half-length complex transforms of packed even/odd samples.
 /// </summary>
 internal static class LaneFft
@@ -287,7 +287,14 @@ internal static class LaneFft
         int len = n, stride = 1;
         while (len > 1)
         {
-            if (len % 4 == 0)
+            if (len % 8 == 0)
+            {
+                // Radix 8 first: fewer passes over buffers that outgrow the L2 cache at the padded lengths.
+                Radix8(ref x, ref y, len, stride, tw, n);
+                len /= 8;
+                stride *= 8;
+            }
+            else if (len % 4 == 0)
             {
                 Radix4(ref x, ref y, len, stride, tw, n);
                 len /= 4;
@@ -366,6 +373,89 @@ internal static class LaneFft
                 Unsafe.Add(ref y, o + 3 * so + 1) = t3r * w3i + t3i * w3r;
             }
         }
+    }
+
+    /// <summary>One Stockham radix-8 pass: y[q + s (8p + k)] = w_len^(pk) sum_j x[q + s (p + j len/8)] w_8^(jk), as a
+    /// radix-2 split into two 4-point DFTs (even outputs from the sums, odd ones from the differences turned by w_8^j).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Radix8(ref V x, ref V y, int len, int s, double[] tw, int n)
+    {
+        var m = len / 8;
+        var step = n / len;
+        var r = Vector256.Create(Math.Sqrt(0.5));
+        for (var p = 0; p < m; p++)
+        {
+            var k = p * step;
+            V w1r = Vector256.Create(tw[2 * k]), w1i = Vector256.Create(tw[2 * k + 1]);
+            V w2r = Vector256.Create(tw[4 * k]), w2i = Vector256.Create(tw[4 * k + 1]);
+            V w3r = Vector256.Create(tw[6 * k]), w3i = Vector256.Create(tw[6 * k + 1]);
+            V w4r = Vector256.Create(tw[8 * k]), w4i = Vector256.Create(tw[8 * k + 1]);
+            V w5r = Vector256.Create(tw[10 * k]), w5i = Vector256.Create(tw[10 * k + 1]);
+            V w6r = Vector256.Create(tw[12 * k]), w6i = Vector256.Create(tw[12 * k + 1]);
+            V w7r = Vector256.Create(tw[14 * k]), w7i = Vector256.Create(tw[14 * k + 1]);
+            for (var q = 0; q < s; q++)
+            {
+                int i0 = 2 * (q + s * p), sm = 2 * s * m;
+                V a0r = Unsafe.Add(ref x, i0), a0i = Unsafe.Add(ref x, i0 + 1);
+                V a1r = Unsafe.Add(ref x, i0 + sm), a1i = Unsafe.Add(ref x, i0 + sm + 1);
+                V a2r = Unsafe.Add(ref x, i0 + 2 * sm), a2i = Unsafe.Add(ref x, i0 + 2 * sm + 1);
+                V a3r = Unsafe.Add(ref x, i0 + 3 * sm), a3i = Unsafe.Add(ref x, i0 + 3 * sm + 1);
+                V a4r = Unsafe.Add(ref x, i0 + 4 * sm), a4i = Unsafe.Add(ref x, i0 + 4 * sm + 1);
+                V a5r = Unsafe.Add(ref x, i0 + 5 * sm), a5i = Unsafe.Add(ref x, i0 + 5 * sm + 1);
+                V a6r = Unsafe.Add(ref x, i0 + 6 * sm), a6i = Unsafe.Add(ref x, i0 + 6 * sm + 1);
+                V a7r = Unsafe.Add(ref x, i0 + 7 * sm), a7i = Unsafe.Add(ref x, i0 + 7 * sm + 1);
+                // Sums b_j = a_j + a_(j+4) and differences c_j = (a_j - a_(j+4)) w_8^j.
+                V b0r = a0r + a4r, b0i = a0i + a4i, b1r = a1r + a5r, b1i = a1i + a5i;
+                V b2r = a2r + a6r, b2i = a2i + a6i, b3r = a3r + a7r, b3i = a3i + a7i;
+                V c0r = a0r - a4r, c0i = a0i - a4i;
+                V d1r = a1r - a5r, d1i = a1i - a5i;
+                V c1r = (d1r + d1i) * r, c1i = (d1i - d1r) * r;
+                V c2r = a2i - a6i, c2i = a6r - a2r;
+                V d3r = a3r - a7r, d3i = a3i - a7i;
+                V c3r = (d3i - d3r) * r, c3i = -(d3r + d3i) * r;
+                int o = 2 * (q + s * 8 * p), so = 2 * s;
+                Dft4(b0r, b0i, b1r, b1i, b2r, b2i, b3r, b3i, out var e0r, out var e0i, out var e1r, out var e1i,
+                    out var e2r, out var e2i, out var e3r, out var e3i);
+                Dft4(c0r, c0i, c1r, c1i, c2r, c2i, c3r, c3i, out var f0r, out var f0i, out var f1r, out var f1i,
+                    out var f2r, out var f2i, out var f3r, out var f3i);
+                Unsafe.Add(ref y, o) = e0r;
+                Unsafe.Add(ref y, o + 1) = e0i;
+                Turn(ref Unsafe.Add(ref y, o + so), f0r, f0i, w1r, w1i);
+                Turn(ref Unsafe.Add(ref y, o + 2 * so), e1r, e1i, w2r, w2i);
+                Turn(ref Unsafe.Add(ref y, o + 3 * so), f1r, f1i, w3r, w3i);
+                Turn(ref Unsafe.Add(ref y, o + 4 * so), e2r, e2i, w4r, w4i);
+                Turn(ref Unsafe.Add(ref y, o + 5 * so), f2r, f2i, w5r, w5i);
+                Turn(ref Unsafe.Add(ref y, o + 6 * so), e3r, e3i, w6r, w6i);
+                Turn(ref Unsafe.Add(ref y, o + 7 * so), f3r, f3i, w7r, w7i);
+            }
+        }
+    }
+
+    /// <summary>4-point DFT (w_4 = -i) of (u0, u1, u2, u3).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Dft4(V u0r, V u0i, V u1r, V u1i, V u2r, V u2i, V u3r, V u3i,
+        out V y0r, out V y0i, out V y1r, out V y1i, out V y2r, out V y2i, out V y3r, out V y3i)
+    {
+        V apcR = u0r + u2r, apcI = u0i + u2i, amcR = u0r - u2r, amcI = u0i - u2i;
+        V bpdR = u1r + u3r, bpdI = u1i + u3i;
+        // i (u1 - u3)
+        V jR = u3i - u1i, jI = u1r - u3r;
+        y0r = apcR + bpdR;
+        y0i = apcI + bpdI;
+        y1r = amcR - jR;
+        y1i = amcI - jI;
+        y2r = apcR - bpdR;
+        y2i = apcI - bpdI;
+        y3r = amcR + jR;
+        y3i = amcI + jI;
+    }
+
+    /// <summary>Stores (re, im) times (wr, wi) at dst[0], dst[1].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Turn(ref V dst, V re, V im, V wr, V wi)
+    {
+        dst = re * wr - im * wi;
+        Unsafe.Add(ref dst, 1) = re * wi + im * wr;
     }
 
     /// <summary>Real FFT in place: buffer[0..m) holds the samples; on return buffer[2k], buffer[2k+1] hold bin k for
