@@ -352,15 +352,12 @@ internal static class LaneFft
         var step = n / len;
         for (var i = 0; i < m; i++)
         {
-            V wr = Vector256.Create(tw[2 * i * step]), wi = Vector256.Create(tw[2 * i * step + 1]);
-            int ia = 2 * i, ib = 2 * (i + m);
-            V ar = Unsafe.Add(ref x, ia), ai = Unsafe.Add(ref x, ia + 1);
-            V br = Unsafe.Add(ref x, ib), bi = Unsafe.Add(ref x, ib + 1);
-            Unsafe.Add(ref x, ia) = ar + br;
-            Unsafe.Add(ref x, ia + 1) = ai + bi;
-            V dr = ar - br, di = ai - bi;
-            Unsafe.Add(ref x, ib) = dr * wr - di * wi;
-            Unsafe.Add(ref x, ib + 1) = dr * wi + di * wr;
+            ref var a = ref Unsafe.Add(ref x, 2 * i);
+            ref var b = ref Unsafe.Add(ref a, 2 * m);
+            V ar = a, ai = Unsafe.Add(ref a, 1), br = b, bi = Unsafe.Add(ref b, 1);
+            a = ar + br;
+            Unsafe.Add(ref a, 1) = ai + bi;
+            Turn(ref b, ar - br, ai - bi, tw, i * step);
         }
     }
 
@@ -373,30 +370,17 @@ internal static class LaneFft
         var step = n / len;
         for (var i = 0; i < m; i++)
         {
-            int k1 = i * step, k2 = 2 * i * step, k3 = 3 * i * step;
-            V w1r = Vector256.Create(tw[2 * k1]), w1i = Vector256.Create(tw[2 * k1 + 1]);
-            V w2r = Vector256.Create(tw[2 * k2]), w2i = Vector256.Create(tw[2 * k2 + 1]);
-            V w3r = Vector256.Create(tw[2 * k3]), w3i = Vector256.Create(tw[2 * k3 + 1]);
-            int ia = 2 * i, ib = 2 * (i + m), ic = 2 * (i + 2 * m), id = 2 * (i + 3 * m);
-            V ar = Unsafe.Add(ref x, ia), ai = Unsafe.Add(ref x, ia + 1);
-            V br = Unsafe.Add(ref x, ib), bi = Unsafe.Add(ref x, ib + 1);
-            V cr = Unsafe.Add(ref x, ic), ci = Unsafe.Add(ref x, ic + 1);
-            V dr = Unsafe.Add(ref x, id), di = Unsafe.Add(ref x, id + 1);
-            V apcR = ar + cr, apcI = ai + ci, amcR = ar - cr, amcI = ai - ci;
-            V bpdR = br + dr, bpdI = bi + di;
-            // j (b - d)
-            V jbmdR = di - bi, jbmdI = br - dr;
-            Unsafe.Add(ref x, ia) = apcR + bpdR;
-            Unsafe.Add(ref x, ia + 1) = apcI + bpdI;
-            V t2r = apcR - bpdR, t2i = apcI - bpdI;
-            Unsafe.Add(ref x, ib) = t2r * w2r - t2i * w2i;
-            Unsafe.Add(ref x, ib + 1) = t2r * w2i + t2i * w2r;
-            V t1r = amcR - jbmdR, t1i = amcI - jbmdI;
-            Unsafe.Add(ref x, ic) = t1r * w1r - t1i * w1i;
-            Unsafe.Add(ref x, ic + 1) = t1r * w1i + t1i * w1r;
-            V t3r = amcR + jbmdR, t3i = amcI + jbmdI;
-            Unsafe.Add(ref x, id) = t3r * w3r - t3i * w3i;
-            Unsafe.Add(ref x, id + 1) = t3r * w3i + t3i * w3r;
+            var k = i * step;
+            int sm = 2 * m;
+            ref var a = ref Unsafe.Add(ref x, 2 * i);
+            Dft4(a, Unsafe.Add(ref a, 1), Unsafe.Add(ref a, sm), Unsafe.Add(ref a, sm + 1),
+                Unsafe.Add(ref a, 2 * sm), Unsafe.Add(ref a, 2 * sm + 1), Unsafe.Add(ref a, 3 * sm), Unsafe.Add(ref a, 3 * sm + 1),
+                out var y0r, out var y0i, out var y1r, out var y1i, out var y2r, out var y2i, out var y3r, out var y3i);
+            a = y0r;
+            Unsafe.Add(ref a, 1) = y0i;
+            Turn(ref Unsafe.Add(ref a, sm), y2r, y2i, tw, 2 * k);
+            Turn(ref Unsafe.Add(ref a, 2 * sm), y1r, y1i, tw, k);
+            Turn(ref Unsafe.Add(ref a, 3 * sm), y3r, y3i, tw, 3 * k);
         }
     }
 
