@@ -378,6 +378,17 @@ internal static class LaneFft
                 out var y0r, out var y0i, out var y1r, out var y1i, out var y2r, out var y2i, out var y3r, out var y3i);
             a = y0r;
             Unsafe.Add(ref a, 1) = y0i;
+            if (len == 4)
+            {
+                // A 4-point block (the last level of most lengths): its only twiddles are 1.
+                Unsafe.Add(ref a, sm) = y2r;
+                Unsafe.Add(ref a, sm + 1) = y2i;
+                Unsafe.Add(ref a, 2 * sm) = y1r;
+                Unsafe.Add(ref a, 2 * sm + 1) = y1i;
+                Unsafe.Add(ref a, 3 * sm) = y3r;
+                Unsafe.Add(ref a, 3 * sm + 1) = y3i;
+                continue;
+            }
             Turn(ref Unsafe.Add(ref a, sm), y2r, y2i, tw, 2 * k);
             Turn(ref Unsafe.Add(ref a, 2 * sm), y1r, y1i, tw, k);
             Turn(ref Unsafe.Add(ref a, 3 * sm), y3r, y3i, tw, 3 * k);
