@@ -381,12 +381,9 @@ internal static class LaneFft
             if (len == 4)
             {
                 // A 4-point block (the last level of most lengths): its only twiddles are 1.
-                Unsafe.Add(ref a, sm) = y2r;
-                Unsafe.Add(ref a, sm + 1) = y2i;
-                Unsafe.Add(ref a, 2 * sm) = y1r;
-                Unsafe.Add(ref a, 2 * sm + 1) = y1i;
-                Unsafe.Add(ref a, 3 * sm) = y3r;
-                Unsafe.Add(ref a, 3 * sm + 1) = y3i;
+                Put(ref Unsafe.Add(ref a, sm), y2r, y2i);
+                Put(ref Unsafe.Add(ref a, 2 * sm), y1r, y1i);
+                Put(ref Unsafe.Add(ref a, 3 * sm), y3r, y3i);
                 continue;
             }
             Turn(ref Unsafe.Add(ref a, sm), y2r, y2i, tw, 2 * k);
@@ -460,6 +457,14 @@ internal static class LaneFft
         y2i = apcI - bpdI;
         y3r = amcR + jR;
         y3i = amcI + jI;
+    }
+
+    /// <summary>Stores (re, im) at dst[0], dst[1].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(ref V dst, V re, V im)
+    {
+        dst = re;
+        Unsafe.Add(ref dst, 1) = im;
     }
 
     /// <summary>Stores (re, im) times the twiddle tw[t] at dst[0], dst[1].</summary>
