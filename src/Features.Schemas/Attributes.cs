@@ -17,6 +17,9 @@ public enum Statistic
     TimeSeries,
     /// <summary>Mean over frames of log(|v| + epsilon) (kymatio's spoken-digit classifier input); scattering only.</summary>
     LogMean,
+    /// <summary>Population standard deviation over frames of log(|v| + epsilon) (the spread that <see cref="LogMean"/>
+    /// discards); scattering only.</summary>
+    LogStd,
 }
 
 /// <summary>
@@ -284,8 +287,9 @@ public sealed class WaveformAttribute : FeatureAttribute
 /// <summary>
 /// kymatio 0.4's 1-D scattering transform of the clip (<see cref="IDspOps.Scattering1D"/>, Andén and Mallat 2014)
 /// summarised over frames: <see cref="Statistic.LogMean"/> keeps log(|S| + <see cref="LogEpsilon"/>) averaged over
-/// frames for every path except order 0 (kymatio's spoken-digit example), <see cref="Statistic.Mean"/> the plain mean
-/// of every path. Needs the schema's ClipSamples (2^J and T must not exceed it). Rows are numbered scattering paths
+/// frames for every path except order 0 (kymatio's spoken-digit example), <see cref="Statistic.LogStd"/> its standard
+/// deviation over frames, both optionally per part of the clip (<see cref="Segments"/>), <see cref="Statistic.Mean"/>
+/// the plain mean of every path. Needs the schema's ClipSamples (2^J and T must not exceed it). Rows are numbered scattering paths
 /// in kymatio's order.
 /// </summary>
 public sealed class ScatteringAttribute : FeatureAttribute
@@ -314,4 +318,10 @@ public sealed class ScatteringAttribute : FeatureAttribute
 
     /// <summary>Divide each clip by its peak absolute value first (kymatio's spoken-digit example); silent clips stay zero.</summary>
     public bool PeakNormalize { get; set; }
+
+    /// <summary>With <see cref="Statistic.LogMean"/> or <see cref="Statistic.LogStd"/>: the statistic is taken over this
+    /// many equal consecutive parts of the frames instead of all of them (1..frames, default 1), so that the row keeps
+    /// the clip's coarse temporal order; rows are path-major (path 1's parts, then path 2's, ...). Frame f belongs to
+    /// part floor(f * Segments / frames).</summary>
+    public int Segments { get; set; } = 1;
 }

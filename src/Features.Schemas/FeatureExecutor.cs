@@ -86,8 +86,8 @@ internal static class FeatureExecutor
                 foreach (var v in values) if (v > max || float.IsNaN(v)) max = v;
                 return max;
             }
-            // LogMean blocks already hold the time average of log(|S| + epsilon) (one frame): their statistic is the mean.
-            case Statistic.Mean or Statistic.Std or Statistic.LogMean:
+            // LogMean and LogStd blocks already hold the statistic of log(|S| + epsilon) (one frame): their mean is it.
+            case Statistic.Mean or Statistic.Std or Statistic.LogMean or Statistic.LogStd:
             {
                 double sum = 0;
                 foreach (var v in values) sum += v;
@@ -131,6 +131,7 @@ internal static class FeatureExecutor
         private readonly List<float[]> _rented = [];
         private readonly Dictionary<double, Tensor> _spectra = [];
         private readonly Dictionary<(FeatureKind, int, int), Block> _blocks = [];
+        private readonly Dictionary<(ScatteringConfig, bool), Block> _scattering = [];
         private Tensor? _mel;
         private Tensor? _melDb;
         private Tensor? _melPowerDb;
@@ -293,8 +294,10 @@ internal static class FeatureExecutor
             return Download(output, 1, n);
         }
 
-        /// <summary>Scattering1D of the clips (each divided by its peak first when asked): [batch, paths, frames], or for
-        /// LogMean the engine's time average of log(|S| + epsilon) of every path but order 0 ([batch, paths - 1, 1]).</summary>
+        /// <summary>Scattering1D of the clips (each divided by its peak first when asked): [batch, paths, frames]; for
+        /// LogMean over the whole clip the engine's time average of log(|S| + epsilon) of every path but order 0
+        /// ([batch, paths - 1, 1]); for LogStd or LogMean over parts, the statistic of log(|S| + epsilon) of every path but
+        /// order 0 per part, reduced on the host from the coefficients ([batch, (paths - 1) * parts, 1]).</summary>
         private Block Scattering(FeatureMember m)
         {
             var config = new ScatteringConfig(m.ScatteringJ, m.ScatteringQ, m.ScatteringT == 0 ? null : m.ScatteringT, m.ScatteringMaxOrder);
@@ -308,11 +311,75 @@ internal static class FeatureExecutor
                 throw new SchemaMismatchException(info.Name, $"member '{m.Property}': {e.Message}");
             }
             var paths = bank.Paths.Count;
-            var log = m.Statistic == Statistic.LogMean;
-            if (m.Rows != (log ? paths - 1 : paths))
-                throw new SchemaMismatchException(info.Name, $"member '{m.Property}' has {m.Rows} rows, the scattering transform gives {paths} paths.");
+            var log = m.Statistic is Statistic.LogMean or Statistic.LogStd;
+            var parts = log ? m.ScatteringSegments : 1;
+            if (parts < 1 || parts > bank.Frames)
+                throw new SchemaMismatchException(info.Name, $"member '{m.Property}' takes its statistic over {parts} parts, the scattering transform gives {bank.Frames} frames.");
+            if (m.Rows != (log ? (paths - 1) * parts : paths))
+                throw new SchemaMismatchException(info.Name,
+                    $"member '{m.Property}' has {m.Rows} rows, the scattering transform gives {paths} paths{(parts > 1 ? $" ({parts} parts each)" : "")}.");
+            if (m.Statistic == Statistic.LogStd || parts > 1)
+                return LogStatistic(m, Coefficients(config, m.PeakNormalize, paths, bank.Frames), paths, parts);
+            var input = PeakNormalized(m.PeakNormalize);
+            if (log)
+            {
+                // The engine reduces over frames (on the device for the ILGPU engines): one frame per row here.
+                var means = Allocate(_batch, paths - 1);
+                Dsp.ScatteringLogMean(config, m.LogEpsilon, input, means);
+                return Download(means, paths - 1, 1);
+            }
+            return Coefficients(config, m.PeakNormalize, paths, bank.Frames);
+        }
+
+        /// <summary>Scattering1D of the clips, each divided by its peak first when asked, once per configuration:
+        /// [batch, paths, frames].</summary>
+        private Block Coefficients(ScatteringConfig config, bool peakNormalize, int paths, int frames)
+        {
+            if (_scattering.TryGetValue((config, peakNormalize), out var cached)) return cached;
+            var output = Allocate(_batch, paths, frames);
+            Dsp.Scattering1D(config, PeakNormalized(peakNormalize), output);
+            return _scattering[(config, peakNormalize)] = Download(output, paths, frames);
+        }
+
+        /// <summary>Mean (LogMean) or population standard deviation (LogStd) of log(|S| + epsilon) over each of
+        /// <paramref name="parts"/> equal parts of the frames (frame f in part floor(f * parts / frames)), for every path
+        /// but order 0, path-major: [batch, (paths - 1) * parts, 1]. The logarithm of each float32 coefficient is rounded
+        /// to float32 and accumulated in double, as <see cref="IDspOps.ScatteringLogMean"/> does.</summary>
+        private Block LogStatistic(FeatureMember m, Block s, int paths, int parts)
+        {
+            int frames = s.Frames, rows = (paths - 1) * parts;
+            var result = new float[(long)_batch * rows];
+            var logs = new float[frames];
+            for (var b = 0; b < _batch; b++)
+                for (var p = 1; p < paths; p++)
+                {
+                    var source = s.Data.AsSpan(s.Start + (b * paths + p) * frames, frames);
+                    for (var f = 0; f < frames; f++) logs[f] = (float)Math.Log(Math.Abs(source[f]) + m.LogEpsilon);
+                    for (var k = 0; k < parts; k++)
+                    {
+                        int from = (k * frames + parts - 1) / parts, to = ((k + 1) * frames + parts - 1) / parts;
+                        var part = logs[from..to];
+                        double sum = 0;
+                        foreach (var v in part) sum += v;
+                        var mean = sum / part.Length;
+                        var value = mean;
+                        if (m.Statistic == Statistic.LogStd)
+                        {
+                            double squares = 0;
+                            foreach (var v in part) squares += (v - mean) * (v - mean);
+                            value = Math.Sqrt(squares / part.Length);
+                        }
+                        result[(long)b * rows + (p - 1) * parts + k] = (float)value;
+                    }
+                }
+            return new Block(result, 0, rows, 1);
+        }
+
+        /// <summary>The clips, or a copy with each clip divided by its peak absolute value (silent clips stay zero).</summary>
+        private Tensor PeakNormalized(bool peakNormalize)
+        {
             var input = clips;
-            if (m.PeakNormalize)
+            if (peakNormalize)
             {
                 var host = clips.ToArray();
                 for (var b = 0; b < _batch; b++)
@@ -325,16 +392,7 @@ internal static class FeatureExecutor
                 input = Allocate(_batch, samples);
                 input.CopyFrom(host);
             }
-            if (log)
-            {
-                // The engine reduces over frames (on the device for the ILGPU engines): one frame per row here.
-                var means = Allocate(_batch, paths - 1);
-                Dsp.ScatteringLogMean(config, m.LogEpsilon, input, means);
-                return Download(means, paths - 1, 1);
-            }
-            var output = Allocate(_batch, paths, bank.Frames);
-            Dsp.Scattering1D(config, input, output);
-            return Download(output, paths, bank.Frames);
+            return input;
         }
 
         internal Block BlockFor(FeatureMember m)

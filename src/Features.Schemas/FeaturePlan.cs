@@ -103,6 +103,10 @@ public sealed record FeatureMember
     /// <summary>Scattering: divide each clip by its peak absolute value first.</summary>
     public bool PeakNormalize { get; init; }
 
+    /// <summary>Scattering with <see cref="Statistic.LogMean"/> or <see cref="Statistic.LogStd"/>: equal parts of the
+    /// frames the statistic is taken over (1: all frames).</summary>
+    public int ScatteringSegments { get; init; } = 1;
+
     /// <summary>One line describing the member, e.g. "mfcc: Mfcc[20] Mean at 6..26".</summary>
     public string Describe() =>
         string.Create(CultureInfo.InvariantCulture,

@@ -90,10 +90,59 @@ public sealed partial record ScatteringFsddFeatures
 }
 
 /// <summary>
+/// <see cref="ScatteringFsddFeatures"/> with the spread over time beside the average: the same Scattering1D (J = 8,
+/// Q = 12, T = 2^J of peak-normalised 8,192-sample clips at 8 kHz), mean and population standard deviation over
+/// frames of log(|S| + 1e-6) for every path but order 0; shape [672] (336 means, then 336 deviations).
+/// Registered as "scattering-fsdd-std".
+/// </summary>
+[FeatureSchema("scattering-fsdd-std", SampleRate = 8000, ClipSamples = 8192)]
+public sealed partial record ScatteringFsddStdFeatures
+{
+    /// <summary>Log-scattering means of paths 1..336.</summary>
+    [Scattering(8, 12, Statistic.LogMean, PeakNormalize = true)]
+    public partial ReadOnlyMemory<float> Mean { get; }
+
+    /// <summary>Standard deviations over frames of the log-scattering of paths 1..336.</summary>
+    [Scattering(8, 12, Statistic.LogStd, PeakNormalize = true)]
+    public partial ReadOnlyMemory<float> Std { get; }
+}
+
+/// <summary>
+/// <see cref="ScatteringFsddFeatures"/> averaged over four equal parts of the clip instead of the whole clip, so that
+/// the row keeps the digit's coarse temporal order: the same Scattering1D (J = 8, Q = 12, T = 2^J of peak-normalised
+/// 8,192-sample clips at 8 kHz, 32 frames), mean of log(|S| + 1e-6) over each run of 8 frames (256 ms) for every path
+/// but order 0; shape [1344], path-major (path 1's four parts, then path 2's, ...). Registered as "scattering-fsdd-parts4".
+/// </summary>
+[FeatureSchema("scattering-fsdd-parts4", SampleRate = 8000, ClipSamples = 8192)]
+public sealed partial record ScatteringFsddParts4Features
+{
+    /// <summary>Log-scattering means of paths 1..336 over each quarter of the frames.</summary>
+    [Scattering(8, 12, Statistic.LogMean, PeakNormalize = true, Segments = 4)]
+    public partial ReadOnlyMemory<float> Scattering { get; }
+}
+
+/// <summary>
+/// <see cref="ScatteringFsddParts4Features"/> with the whole clip's spread: log-scattering means over each quarter of
+/// the frames ([1344], path-major) then the standard deviation over all frames of log(|S| + 1e-6) ([336]); shape
+/// [1680]. Registered as "scattering-fsdd-parts4-std".
+/// </summary>
+[FeatureSchema("scattering-fsdd-parts4-std", SampleRate = 8000, ClipSamples = 8192)]
+public sealed partial record ScatteringFsddParts4StdFeatures
+{
+    /// <summary>Log-scattering means of paths 1..336 over each quarter of the frames.</summary>
+    [Scattering(8, 12, Statistic.LogMean, PeakNormalize = true, Segments = 4)]
+    public partial ReadOnlyMemory<float> Mean { get; }
+
+    /// <summary>Standard deviations over all frames of the log-scattering of paths 1..336.</summary>
+    [Scattering(8, 12, Statistic.LogStd, PeakNormalize = true)]
+    public partial ReadOnlyMemory<float> Std { get; }
+}
+
+/// <summary>
 /// The registry of feature schemas, by the names <c>--schema</c>, <c>--features</c> and model files use. Every valid
 /// <c>[FeatureSchema]</c> type registers itself when its assembly is initialised (the generator emits a module
 /// initializer calling <see cref="Register"/>): the predefined schemas of this assembly (genre, mfcc-mean40,
-/// logmel-fsdd, raw8192, scattering-fsdd) and those of any user assembly once it is loaded (<see cref="LoadAssembly"/>).
+/// logmel-fsdd, raw8192, scattering-fsdd and its variants) and those of any user assembly once it is loaded (<see cref="LoadAssembly"/>).
 /// </summary>
 public static class Schemas
 {

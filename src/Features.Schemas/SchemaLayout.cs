@@ -240,6 +240,7 @@ internal static class SchemaLayout
                 I(m.DeltaWidth), I(m.FrameLength), I(m.HopLength))
                 + (m.Kind == FeatureKind.Scattering
                     ? " scattering " + I(m.ScatteringJ) + " " + I(m.ScatteringQ) + " " + I(m.ScatteringT) + " " + I(m.ScatteringMaxOrder) + " " + Bits(m.LogEpsilon) + " " + Bool(m.PeakNormalize)
+                        + (m.ScatteringSegments != 1 ? " segments " + I(m.ScatteringSegments) : "")
                     : ""));
         }
         return sb.ToString();

@@ -137,7 +137,8 @@ namespace Hybrid.Generators
                 if (member.Scattering is { } sc)
                     w.Append(", ScatteringJ = ").Append(I(sc.J)).Append(", ScatteringQ = ").Append(I(sc.Q)).Append(", ScatteringT = ").Append(I(sc.T))
                         .Append(", ScatteringMaxOrder = ").Append(I(sc.MaxOrder)).Append(", LogEpsilon = ").Append(D(sc.LogEpsilon))
-                        .Append(sc.PeakNormalize ? ", PeakNormalize = true" : "");
+                        .Append(sc.PeakNormalize ? ", PeakNormalize = true" : "")
+                        .Append(sc.Segments != 1 ? ", ScatteringSegments = " + I(sc.Segments) : "");
                 w.Append(" },\n");
             }
             w.Append("        });\n\n");

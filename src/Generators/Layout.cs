@@ -188,6 +188,8 @@ namespace Hybrid.Generators
                     Invariant(m.DeltaWidth), Invariant(m.FrameLength), Invariant(m.HopLength))
                     + (m.Scattering is { } sc
                         ? " scattering " + Invariant(sc.J) + " " + Invariant(sc.Q) + " " + Invariant(sc.T) + " " + Invariant(sc.MaxOrder) + " " + Bits(sc.LogEpsilon) + " " + Bool(sc.PeakNormalize)
+                            // Only when set, so that the fingerprints of whole-clip statistics stay as they were.
+                            + (sc.Segments != 1 ? " segments " + Invariant(sc.Segments) : "")
                         : ""));
             }
             return sb.ToString();

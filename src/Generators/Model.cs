@@ -30,6 +30,7 @@ namespace Hybrid.Generators
         Max,
         TimeSeries,
         LogMean,
+        LogStd,
     }
 
     /// <summary>Resolved DSP parameters of a schema (librosa names; enums as their numeric values).</summary>
@@ -77,7 +78,7 @@ namespace Hybrid.Generators
         ScatteringModel? Scattering = null);
 
     /// <summary>A [Scattering] member's parameters (T 0 means 2^J).</summary>
-    internal sealed record ScatteringModel(int J, int Q, int T, int MaxOrder, double LogEpsilon, bool PeakNormalize);
+    internal sealed record ScatteringModel(int J, int Q, int T, int MaxOrder, double LogEpsilon, bool PeakNormalize, int Segments);
 
     /// <summary>Everything the emitter needs for one schema type; free of Roslyn symbols.</summary>
     internal sealed record SchemaModel(

@@ -330,21 +330,21 @@ namespace Hybrid.Generators
                 ok = false;
             }
 
-            if (statistic == Statistic.LogMean && kind != FeatureKind.Scattering)
+            if ((statistic == Statistic.LogMean || statistic == Statistic.LogStd) && kind != FeatureKind.Scattering)
             {
                 diagnostics.Add(DiagnosticInfo.Create(UnsupportedStatistic.Descriptor, location, typeName, property.Name, kind.Value.ToString(),
-                    "LogMean", "LogMean is for [Scattering]; use Mean, Std, Min, Max or TimeSeries"));
+                    statistic.ToString(), statistic.ToString() + " is for [Scattering]; use Mean, Std, Min, Max or TimeSeries"));
                 statistic = Statistic.Mean;
                 ok = false;
             }
-            if (kind == FeatureKind.Scattering && statistic != Statistic.LogMean && statistic != Statistic.Mean)
+            if (kind == FeatureKind.Scattering && statistic != Statistic.LogMean && statistic != Statistic.LogStd && statistic != Statistic.Mean)
             {
                 diagnostics.Add(DiagnosticInfo.Create(UnsupportedStatistic.Descriptor, location, typeName, property.Name, "Scattering",
-                    statistic.ToString(), "use LogMean (kymatio's log-scattering time average) or Mean"));
+                    statistic.ToString(), "use LogMean (kymatio's log-scattering time average), LogStd or Mean"));
                 statistic = Statistic.LogMean;
                 ok = false;
             }
-            if (statistic < Statistic.Mean || statistic > Statistic.LogMean)
+            if (statistic < Statistic.Mean || statistic > Statistic.LogStd)
             {
                 diagnostics.Add(DiagnosticInfo.Create(UnsupportedStatistic.Descriptor, location, typeName, property.Name, kind.Value.ToString(),
                     "(Statistic)" + Layout.Invariant((int)statistic), "use Mean, Std, Min, Max or TimeSeries"));
@@ -387,11 +387,18 @@ namespace Hybrid.Generators
                     Invalid("T", "0 (2^J) or a power of two up to ClipSamples (" + Layout.Invariant(length) + ")", Layout.Invariant(t));
                 if (maxOrder != 1 && maxOrder != 2) Invalid("max_order", "1 or 2", Layout.Invariant(maxOrder));
                 if (!(epsilon > 0)) Invalid("log epsilon", "positive", Layout.Invariant(epsilon));
-                scattering = new ScatteringModel(j, q, t, maxOrder, epsilon, Named("PeakNormalize", false));
+                var segments = Named("Segments", 1);
+                // Every clip has at least floor(ClipSamples / T) frames (kymatio keeps the frames that cover the signal).
+                var least = length > 0 && j >= 1 && j <= 30 ? length / (t != 0 ? t : 1 << j) : 0;
+                if (segments != 1 && statistic == Statistic.Mean)
+                    Conflict("sets Segments, which needs Statistic.LogMean or Statistic.LogStd");
+                else if (segments < 1 || (least > 0 && segments > least))
+                    Invalid("Segments", least > 0 ? "in 1.." + Layout.Invariant(least) + " (the frames of ClipSamples / T)" : "at least 1", Layout.Invariant(segments));
+                scattering = new ScatteringModel(j, q, t, maxOrder, epsilon, Named("PeakNormalize", false), segments);
                 if (ok)
                 {
                     var paths = Layout.ScatteringPathCount(j, q, maxOrder);
-                    rows = statistic == Statistic.LogMean ? paths - 1 : paths;
+                    rows = statistic == Statistic.Mean ? paths : (paths - 1) * segments;
                 }
             }
             if (kind == FeatureKind.MfccDelta)

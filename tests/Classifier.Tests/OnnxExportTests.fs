@@ -98,7 +98,7 @@ let tests =
                 OnnxExport.export modelPath onnx true |> ignore
                 failtest "expected OnnxExportException"
             with :? OnnxExportException as e ->
-                Expect.stringContains e.Message "'scattering-fsdd'" "names the schema"
+                Expect.stringContains e.Message "'scattering-fsdd-parts4'" "names the schema"
             Expect.isFalse (File.Exists onnx) "nothing written"
             OnnxExport.export modelPath onnx false |> ignore
             Expect.isTrue (File.Exists onnx) "features-only export written")

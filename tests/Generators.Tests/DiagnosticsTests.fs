@@ -62,7 +62,16 @@ let cases =
           "HYB006" "'S.Rms': Rms does not support the statistic (Statistic)9; use Mean, Std, Min, Max or TimeSeries" true
       case "HYB006 reports a scattering member kept as a standard deviation"
           (schema ", ClipSamples = 8192" "[Scattering(8, 12, Statistic.Std)] public partial ReadOnlyMemory<float> Scat { get; }")
-          "HYB006" "'S.Scat': Scattering does not support the statistic Std; use LogMean (kymatio's log-scattering time average) or Mean" true
+          "HYB006" "'S.Scat': Scattering does not support the statistic Std; use LogMean (kymatio's log-scattering time average), LogStd or Mean" true
+      case "HYB006 reports LogStd on a feature other than scattering"
+          (schema "" "[Rms(Statistic.LogStd)] public partial float Rms { get; }")
+          "HYB006" "'S.Rms': Rms does not support the statistic LogStd; LogStd is for [Scattering]; use Mean, Std, Min, Max or TimeSeries" true
+      case "HYB007 reports scattering parts asked of a plain mean"
+          (schema ", ClipSamples = 8192" "[Scattering(8, 12, Statistic.Mean, Segments = 4)] public partial ReadOnlyMemory<float> Scat { get; }")
+          "HYB007" "Feature schema 'S': 'Scat' sets Segments, which needs Statistic.LogMean or Statistic.LogStd" true
+      case "HYB008 reports more scattering parts than frames"
+          (schema ", ClipSamples = 8192" "[Scattering(8, 12, Statistic.LogMean, Segments = 64)] public partial ReadOnlyMemory<float> Scat { get; }")
+          "HYB008" "Feature schema 'S': Scat's Segments must be in 1..32 (the frames of ClipSamples / T), was 64" true
       case "HYB006 reports LogMean on a feature other than scattering"
           (schema "" "[Rms(Statistic.LogMean)] public partial float Rms { get; }")
           "HYB006" "'S.Rms': Rms does not support the statistic LogMean; LogMean is for [Scattering]; use Mean, Std, Min, Max or TimeSeries" true

@@ -103,6 +103,45 @@ let tests =
             Expect.equal (m.Kind, m.Statistic, m.ScatteringJ, m.ScatteringQ, m.ScatteringT, m.ScatteringMaxOrder) (FeatureKind.Scattering, Statistic.LogMean, 8, 12, 0, 2) "member"
             Expect.equal (m.LogEpsilon, m.PeakNormalize) (1e-6, true) "epsilon and peak normalisation"
 
+        testCase "scattering-fsdd-parts4 and -parts4-std average each quarter of the frames and add the whole clip's spread" <| fun () ->
+            let parts = Schemas.ByName "scattering-fsdd-parts4"
+            let both = Schemas.ByName "scattering-fsdd-parts4-std"
+            Expect.sequenceEqual parts.Shape [ 1344 ] "336 paths x 4 parts"
+            Expect.sequenceEqual both.Shape [ 1680 ] "1344 part means and 336 deviations"
+            Expect.equal (parts.Members.[0].ScatteringSegments, both.Members.[1].Statistic) (4, Statistic.LogStd) "members"
+            // two clips: noise in the first quarter only, and noise throughout
+            let rng = Random 11
+            let clips = Array.init (2 * 8192) (fun i -> if i < 8192 && i >= 2048 then 0.0f else float32 (rng.NextDouble() - 0.5))
+            use engine = Engines.Create "managed"
+            use x = engine.FromHost(ReadOnlySpan clips, 2, 8192)
+            let whole = ScatteringFsddFeatures.Info.Extract(engine, x)
+            let quarters = ScatteringFsddParts4Features.Info.Extract(engine, x)
+            let withStd = ScatteringFsddParts4StdFeatures.Info.Extract(engine, x)
+            // S itself, for the deviations: clips divided by their peak as the schemas do
+            let bank = Filters.Scattering1D(ScatteringConfig(8, 12), 8192)
+            let paths, frames = bank.Paths.Count, bank.Frames
+            let normalised = Array.copy clips
+            for b in 0 .. 1 do
+                let peak = Array.max [| for i in 0 .. 8191 -> abs clips.[b * 8192 + i] |]
+                for i in 0 .. 8191 do normalised.[b * 8192 + i] <- clips.[b * 8192 + i] / peak
+            use xn = engine.FromHost(ReadOnlySpan normalised, 2, 8192)
+            use s = engine.Allocate(2, paths, frames)
+            engine.Dsp.Scattering1D(ScatteringConfig(8, 12), xn, s)
+            let s = s.ToArray()
+            for b in 0 .. 1 do
+                for p in 0 .. 335 do
+                    let q = [| for k in 0 .. 3 -> float quarters.[b * 1344 + 4 * p + k] |]
+                    Expect.floatClose { absolute = 1e-5; relative = 1e-6 } (Array.average q) (float whole.[b * 336 + p]) $"clip {b} path {p + 1}: the quarters average to the whole-clip mean"
+                    for k in 0 .. 3 do
+                        Expect.equal withStd.[b * 1680 + 4 * p + k] quarters.[b * 1344 + 4 * p + k] "the part means are the same"
+                    let logs = [| for f in 0 .. frames - 1 -> float (float32 (log (abs (float s.[(b * paths + p + 1) * frames + f]) + 1e-6))) |]
+                    let mean = Array.average logs
+                    let std = sqrt (Array.averageBy (fun v -> (v - mean) * (v - mean)) logs)
+                    Expect.floatClose { absolute = 1e-5; relative = 1e-5 } (float withStd.[b * 1680 + 1344 + p]) std $"clip {b} path {p + 1}: the deviation over frames"
+            // the first clip is silent after its first quarter: its first quarter's first-order energy stands far above its last
+            let first, last = quarters.[4 * 0], quarters.[4 * 0 + 3]
+            Expect.isGreaterThan (first - last) 3.0f $"the first quarter of path 1 ({first}) is louder than the last ({last})"
+
         // managed: the five FSDD rows; ilgpu-cpu (log-means reduced on the device, about 15 times slower): two of them
         for engineName, rows in [ "managed", 5; "ilgpu-cpu", 2 ] do
           TestData.testWithKymatio $"scattering-fsdd on the {engineName} engine matches kymatio's log-scattering means of the FSDD reference rows" <| fun folder ->

@@ -7,7 +7,7 @@ namespace Hybrid.Dsp.Managed;
 
 /// <summary>
 /// Products of a half spectrum with a filter, periodised to a shorter length: out[Dst[t]] += in[Bin[t]] * (WRe[t], WIm[t])
-/// with the input read as a Hermitian spectrum (bin b, conjugated where the source bin is above M/2: the sign of
+/// with the input read as a Hermitian spectrum in <see cref="LaneFft.RealForward"/>'s order (Bin holds positions) (bin b, conjugated where the source bin is above M/2: the sign of
 /// WIm carries the conjugation). Taps below 1e-15 of the filter's peak are dropped (the double-precision rounding level; a cut at 1e-9 already left a 2e-9 floor on quiet frames),
 /// so only a filter's band is visited. Weights carry the periodisation's 1/2^k and the inverse FFT's 1/M, and are
 /// stored conjugated so that a forward FFT of the result is the conjugate of the inverse FFT.
@@ -39,7 +39,7 @@ internal sealed class SpectrumFold
             if (Math.Abs(filter[s]) <= threshold) continue;
             var w = filter[s] * scale;
             var upper = 2 * s > m;
-            bins.Add(upper ? m - s : s);
+            bins.Add(LaneFft.RealBinPosition(m, upper ? m - s : s));
             dst.Add(s % outLength);
             wre.Add(w);
             // Input bin s = conj(bin m - s) above m/2; the stored product is conjugated (forward FFT as inverse).
@@ -179,15 +179,14 @@ internal static class ManagedScattering
         int n = bank.PaddedLength, len = bank.Length, paths = bank.Paths.Count, frames = bank.Frames;
         var size = plan.MaxBuffer;
         var sLength = 2 * plan.OutLength + 8;
-        var total = 5 * size + sLength;
+        var total = 4 * size + sLength;
         if (_buffer is null || _buffer.Length < total) _buffer = new V[total];
         var all = _buffer.AsSpan();
         var u0 = all.Slice(0, size);
         var work = all.Slice(size, size);
         var u1 = all.Slice(2 * size, size);
         var u2 = all.Slice(3 * size, size);
-        var scratch = all.Slice(4 * size, size);
-        var s = all.Slice(5 * size, sLength);
+        var s = all.Slice(4 * size, sLength);
 
         // Reflect padding (numpy 'reflect': the edge sample is not repeated).
         var left = bank.PadLeft;
@@ -200,22 +199,22 @@ internal static class ManagedScattering
         }
         for (var i = 0; i < left; i++) u0[i] = u0[2 * left - i];
         for (var m = 0; m < bank.PadRight; m++) u0[left + len + m] = u0[left + len - 2 - m];
-        LaneFft.RealForward(u0, n, scratch);
+        LaneFft.RealForward(u0, n);
 
         var outBase = Width * group * paths * frames;
-        Lowpass(plan, plan.PhiFolds[0], u0, s, scratch, output, outBase, 0, rows);
+        Lowpass(plan, plan.PhiFolds[0], u0, s, output, outBase, 0, rows);
         foreach (var first in plan.First)
         {
             first.Fold.Apply(u0, work);
-            Modulus(work, u1, first.Length, scratch);
-            LaneFft.RealForward(u1, first.Length, scratch);
-            Lowpass(plan, plan.PhiFolds[first.Level], u1, s, scratch, output, outBase, first.Path, rows);
+            Modulus(work, u1, first.Length);
+            LaneFft.RealForward(u1, first.Length);
+            Lowpass(plan, plan.PhiFolds[first.Level], u1, s, output, outBase, first.Path, rows);
             foreach (var second in first.Children)
             {
                 second.Fold.Apply(u1, work);
-                Modulus(work, u2, second.Length, scratch);
-                LaneFft.RealForward(u2, second.Length, scratch);
-                Lowpass(plan, plan.PhiFolds[second.Level], u2, s, scratch, output, outBase, second.Path, rows);
+                Modulus(work, u2, second.Length);
+                LaneFft.RealForward(u2, second.Length);
+                Lowpass(plan, plan.PhiFolds[second.Level], u2, s, output, outBase, second.Path, rows);
             }
         }
     }
@@ -223,29 +222,32 @@ internal static class ManagedScattering
     /// <summary>dst[i] = |FFT(work)[i]| for i &lt; m (work holds the conjugated, pre-scaled spectrum, so this is the
     /// modulus of the inverse FFT).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Modulus(Span<V> work, Span<V> dst, int m, Span<V> scratch)
+    private static void Modulus(Span<V> work, Span<V> dst, int m)
     {
-        LaneFft.Forward(work, m, scratch);
+        LaneFft.Forward(work, m);
+        var rev = LaneFft.Reversal(m);
         ref var w = ref work[0];
         ref var d = ref dst[0];
         for (var i = 0; i < m; i++)
         {
-            V re = Unsafe.Add(ref w, 2 * i), im = Unsafe.Add(ref w, 2 * i + 1);
+            var p = 2 * rev[i];
+            V re = Unsafe.Add(ref w, p), im = Unsafe.Add(ref w, p + 1);
             Unsafe.Add(ref d, i) = Vector256.Sqrt(Vector256.FusedMultiplyAdd(re, re, im * im));
         }
     }
 
     /// <summary>Low-pass filters and subsamples a half spectrum to the output frames of one path and stores them.</summary>
-    private static void Lowpass(ScatteringPlan plan, SpectrumFold fold, ReadOnlySpan<V> spectrum, Span<V> s, Span<V> scratch,
+    private static void Lowpass(ScatteringPlan plan, SpectrumFold fold, ReadOnlySpan<V> spectrum, Span<V> s,
         Span<float> output, int outBase, int path, int rows)
     {
         fold.Apply(spectrum, s);
-        LaneFft.Forward(s, plan.OutLength, scratch);
+        LaneFft.Forward(s, plan.OutLength);
+        var rev = LaneFft.Reversal(plan.OutLength);
         var bank = plan.Bank;
         int frames = bank.Frames, paths = bank.Paths.Count, start = bank.FrameStart;
         for (var f = 0; f < frames; f++)
         {
-            var v = s[2 * (start + f)];
+            var v = s[2 * rev[start + f]];
             for (var r = 0; r < rows; r++)
                 output[outBase + (r * paths + path) * frames + f] = (float)v[r];
         }
@@ -254,12 +256,19 @@ internal static class ManagedScattering
 
 /// <summary>
 /// Power-of-two FFTs in double precision on four signals at once (the lanes of <see cref="Vector256{T}"/> of
-/// double): Stockham autosort radix-4 stages (one radix-2 stage for odd powers) with twiddles computed once per
-/// length, and real transforms as half-length complex transforms of packed even/odd samples.
+/// double), in place: decimation in frequency with radix-8 butterflies (radix 4 or 2 for the last levels), output in
+/// bit-reversed order (bin k at position <see cref="Reversal"/>(n)[k]). Blocks above <see cref="CacheBlock"/> points
+/// take one radix-8 pass and recurse into their eighths, so that the passes below run on data that stays in the
+/// core's cache (the scattering's 16,384-point transforms are 1 MB of four-lane doubles). Twiddles are computed once
+/// per length; real transforms are half-length complex transforms of packed even/odd samples.
 /// </summary>
 internal static class LaneFft
 {
+    /// <summary>Points of a block whose remaining passes run breadth-first (64 KB per 1,024 four-lane points).</summary>
+    private const int CacheBlock = 1024;
+
     private static readonly ConcurrentDictionary<int, double[]> Twiddles = new();
+    private static readonly ConcurrentDictionary<int, int[]> Reversals = new();
 
     /// <summary>exp(-2 pi i k / n) for k &lt; n, interleaved (cos, -sin).</summary>
     private static double[] TwiddlesFor(int n) => Twiddles.GetOrAdd(n, static m =>
@@ -274,104 +283,207 @@ internal static class LaneFft
         return t;
     });
 
-    /// <summary>In-place forward DFT of n complex points (2n vectors, interleaved re, im); scratch holds 2n vectors.</summary>
+    /// <summary>The bit reversal of log2(n) bits: where <see cref="Forward"/> leaves bin k. n a power of two.</summary>
+    public static int[] Reversal(int n) => Reversals.GetOrAdd(n, static m =>
+    {
+        var bits = 0;
+        while ((1 << bits) < m) bits++;
+        var r = new int[m];
+        for (var k = 0; k < m; k++)
+        {
+            var v = 0;
+            for (var b = 0; b < bits; b++)
+                if (((k >> b) & 1) != 0) v |= 1 << (bits - 1 - b);
+            r[k] = v;
+        }
+        return r;
+    });
+
+    /// <summary>In-place forward DFT of n complex points (2n vectors, interleaved re, im), bin k left at position
+    /// <see cref="Reversal"/>(n)[k].</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Forward(Span<V> data, int n, Span<V> scratch)
+    public static void Forward(Span<V> data, int n)
     {
         if (n <= 1) return;
         if ((n & (n - 1)) != 0) throw new ArgumentOutOfRangeException(nameof(n), $"FFT length must be a power of two, was {n}.");
-        var tw = TwiddlesFor(n);
-        ref var x = ref data[0];
-        ref var y = ref scratch[0];
-        var inData = true;
-        int len = n, stride = 1;
-        while (len > 1)
+        if (data.Length < 2 * n) throw new ArgumentException($"data: {2 * n} vectors needed for {n} points, had {data.Length}.", nameof(data));
+        Block(ref data[0], n, n, TwiddlesFor(n));
+    }
+
+    /// <summary>The DFT of the len points at x (a sub-transform of an n-point one), in place and bit-reversed.</summary>
+    private static void Block(ref V x, int len, int n, double[] tw)
+    {
+        if (len > CacheBlock)
         {
-            if (len % 4 == 0)
+            var radix = len % 8 == 0 ? 8 : len % 4 == 0 ? 4 : 2;
+            if (radix == 8) Radix8(ref x, len, n, tw);
+            else if (radix == 4) Radix4(ref x, len, n, tw);
+            else Radix2(ref x, len, n, tw);
+            var part = len / radix;
+            for (var k = 0; k < radix; k++) Block(ref Unsafe.Add(ref x, 2 * k * part), part, n, tw);
+            return;
+        }
+        for (var l = len; l > 1;)
+        {
+            if (l % 8 == 0)
             {
-                Radix4(ref x, ref y, len, stride, tw, n);
-                len /= 4;
-                stride *= 4;
+                for (var b = 0; b < len; b += l) Radix8(ref Unsafe.Add(ref x, 2 * b), l, n, tw);
+                l /= 8;
+            }
+            else if (l % 4 == 0)
+            {
+                for (var b = 0; b < len; b += l) Radix4(ref Unsafe.Add(ref x, 2 * b), l, n, tw);
+                l /= 4;
             }
             else
             {
-                Radix2(ref x, ref y, len, stride, tw, n);
-                len /= 2;
-                stride *= 2;
+                for (var b = 0; b < len; b += l) Radix2(ref Unsafe.Add(ref x, 2 * b), l, n, tw);
+                l /= 2;
             }
-            ref var t = ref x;
-            x = ref y;
-            y = ref t;
-            inData = !inData;
         }
-        if (!inData) scratch[..(2 * n)].CopyTo(data);
     }
 
+    /// <summary>One radix-2 decimation-in-frequency level on a block of len points: the even bins' sub-transform
+    /// input in the first half, the odd bins' (turned by w_len^i) in the second.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Radix2(ref V x, ref V y, int len, int s, double[] tw, int n)
+    private static void Radix2(ref V x, int len, int n, double[] tw)
     {
         var m = len / 2;
         var step = n / len;
-        for (var p = 0; p < m; p++)
+        for (var i = 0; i < m; i++)
         {
-            V wr = Vector256.Create(tw[2 * p * step]), wi = Vector256.Create(tw[2 * p * step + 1]);
-            for (var q = 0; q < s; q++)
-            {
-                int ia = 2 * (q + s * p), ib = 2 * (q + s * (p + m));
-                V ar = Unsafe.Add(ref x, ia), ai = Unsafe.Add(ref x, ia + 1);
-                V br = Unsafe.Add(ref x, ib), bi = Unsafe.Add(ref x, ib + 1);
-                int o0 = 2 * (q + s * 2 * p), o1 = 2 * (q + s * (2 * p + 1));
-                Unsafe.Add(ref y, o0) = ar + br;
-                Unsafe.Add(ref y, o0 + 1) = ai + bi;
-                V dr = ar - br, di = ai - bi;
-                Unsafe.Add(ref y, o1) = dr * wr - di * wi;
-                Unsafe.Add(ref y, o1 + 1) = dr * wi + di * wr;
-            }
+            ref var a = ref Unsafe.Add(ref x, 2 * i);
+            ref var b = ref Unsafe.Add(ref a, 2 * m);
+            V ar = a, ai = Unsafe.Add(ref a, 1), br = b, bi = Unsafe.Add(ref b, 1);
+            a = ar + br;
+            Unsafe.Add(ref a, 1) = ai + bi;
+            Turn(ref b, ar - br, ai - bi, tw, i * step);
         }
     }
 
+    /// <summary>One radix-4 decimation-in-frequency level on a block of len points: the sub-transform inputs of bins
+    /// 4k, 4k + 2, 4k + 1 and 4k + 3 (turned by w_len^(i r)) in its quarters, in that order (two radix-2 levels).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Radix4(ref V x, ref V y, int len, int s, double[] tw, int n)
+    private static void Radix4(ref V x, int len, int n, double[] tw)
     {
         var m = len / 4;
         var step = n / len;
-        for (var p = 0; p < m; p++)
+        for (var i = 0; i < m; i++)
         {
-            int k1 = p * step, k2 = 2 * p * step, k3 = 3 * p * step;
-            V w1r = Vector256.Create(tw[2 * k1]), w1i = Vector256.Create(tw[2 * k1 + 1]);
-            V w2r = Vector256.Create(tw[2 * k2]), w2i = Vector256.Create(tw[2 * k2 + 1]);
-            V w3r = Vector256.Create(tw[2 * k3]), w3i = Vector256.Create(tw[2 * k3 + 1]);
-            for (var q = 0; q < s; q++)
+            var k = i * step;
+            int sm = 2 * m;
+            ref var a = ref Unsafe.Add(ref x, 2 * i);
+            Dft4(a, Unsafe.Add(ref a, 1), Unsafe.Add(ref a, sm), Unsafe.Add(ref a, sm + 1),
+                Unsafe.Add(ref a, 2 * sm), Unsafe.Add(ref a, 2 * sm + 1), Unsafe.Add(ref a, 3 * sm), Unsafe.Add(ref a, 3 * sm + 1),
+                out var y0r, out var y0i, out var y1r, out var y1i, out var y2r, out var y2i, out var y3r, out var y3i);
+            a = y0r;
+            Unsafe.Add(ref a, 1) = y0i;
+            if (len == 4)
             {
-                int ia = 2 * (q + s * p), ib = 2 * (q + s * (p + m)), ic = 2 * (q + s * (p + 2 * m)), id = 2 * (q + s * (p + 3 * m));
-                V ar = Unsafe.Add(ref x, ia), ai = Unsafe.Add(ref x, ia + 1);
-                V br = Unsafe.Add(ref x, ib), bi = Unsafe.Add(ref x, ib + 1);
-                V cr = Unsafe.Add(ref x, ic), ci = Unsafe.Add(ref x, ic + 1);
-                V dr = Unsafe.Add(ref x, id), di = Unsafe.Add(ref x, id + 1);
-                V apcR = ar + cr, apcI = ai + ci, amcR = ar - cr, amcI = ai - ci;
-                V bpdR = br + dr, bpdI = bi + di;
-                // j (b - d)
-                V jbmdR = di - bi, jbmdI = br - dr;
-                int o = 2 * (q + s * 4 * p), so = 2 * s;
-                Unsafe.Add(ref y, o) = apcR + bpdR;
-                Unsafe.Add(ref y, o + 1) = apcI + bpdI;
-                V t1r = amcR - jbmdR, t1i = amcI - jbmdI;
-                Unsafe.Add(ref y, o + so) = t1r * w1r - t1i * w1i;
-                Unsafe.Add(ref y, o + so + 1) = t1r * w1i + t1i * w1r;
-                V t2r = apcR - bpdR, t2i = apcI - bpdI;
-                Unsafe.Add(ref y, o + 2 * so) = t2r * w2r - t2i * w2i;
-                Unsafe.Add(ref y, o + 2 * so + 1) = t2r * w2i + t2i * w2r;
-                V t3r = amcR + jbmdR, t3i = amcI + jbmdI;
-                Unsafe.Add(ref y, o + 3 * so) = t3r * w3r - t3i * w3i;
-                Unsafe.Add(ref y, o + 3 * so + 1) = t3r * w3i + t3i * w3r;
+                // A 4-point block (the last level of most lengths): its only twiddles are 1.
+                Put(ref Unsafe.Add(ref a, sm), y2r, y2i);
+                Put(ref Unsafe.Add(ref a, 2 * sm), y1r, y1i);
+                Put(ref Unsafe.Add(ref a, 3 * sm), y3r, y3i);
+                continue;
             }
+            Turn(ref Unsafe.Add(ref a, sm), y2r, y2i, tw, 2 * k);
+            Turn(ref Unsafe.Add(ref a, 2 * sm), y1r, y1i, tw, k);
+            Turn(ref Unsafe.Add(ref a, 3 * sm), y3r, y3i, tw, 3 * k);
         }
     }
 
-    /// <summary>Real FFT in place: buffer[0..m) holds the samples; on return buffer[2k], buffer[2k+1] hold bin k for
-    /// k &lt;= m/2 (m + 2 vectors). scratch holds m vectors.</summary>
+    /// <summary>One radix-8 decimation-in-frequency level on a block of len points: the sub-transform input of bin
+    /// 8k + r (turned by w_len^(i r)) in the eighth rev3(r) of the block (three radix-2 levels), computed as a radix-2
+    /// split into two 4-point DFTs: even r from the sums a_j + a_(j+4), odd r from the differences turned by w_8^j.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Radix8(ref V x, int len, int n, double[] tw)
+    {
+        var m = len / 8;
+        var step = n / len;
+        var r = Vector256.Create(Math.Sqrt(0.5));
+        for (var i = 0; i < m; i++)
+        {
+            var k = i * step;
+            int i0 = 2 * i, sm = 2 * m;
+            ref var a = ref Unsafe.Add(ref x, i0);
+            V a0r = a, a0i = Unsafe.Add(ref a, 1);
+            V a1r = Unsafe.Add(ref a, sm), a1i = Unsafe.Add(ref a, sm + 1);
+            V a2r = Unsafe.Add(ref a, 2 * sm), a2i = Unsafe.Add(ref a, 2 * sm + 1);
+            V a3r = Unsafe.Add(ref a, 3 * sm), a3i = Unsafe.Add(ref a, 3 * sm + 1);
+            V a4r = Unsafe.Add(ref a, 4 * sm), a4i = Unsafe.Add(ref a, 4 * sm + 1);
+            V a5r = Unsafe.Add(ref a, 5 * sm), a5i = Unsafe.Add(ref a, 5 * sm + 1);
+            V a6r = Unsafe.Add(ref a, 6 * sm), a6i = Unsafe.Add(ref a, 6 * sm + 1);
+            V a7r = Unsafe.Add(ref a, 7 * sm), a7i = Unsafe.Add(ref a, 7 * sm + 1);
+            V b0r = a0r + a4r, b0i = a0i + a4i, b1r = a1r + a5r, b1i = a1i + a5i;
+            V b2r = a2r + a6r, b2i = a2i + a6i, b3r = a3r + a7r, b3i = a3i + a7i;
+            V c0r = a0r - a4r, c0i = a0i - a4i;
+            V d1r = a1r - a5r, d1i = a1i - a5i;
+            V c1r = (d1r + d1i) * r, c1i = (d1i - d1r) * r;
+            V c2r = a2i - a6i, c2i = a6r - a2r;
+            V d3r = a3r - a7r, d3i = a3i - a7i;
+            V c3r = (d3i - d3r) * r, c3i = -(d3r + d3i) * r;
+            // Bins 8k + r: even r = 2u from the DFT4 of b (u = 0..3), odd r = 2u + 1 from the DFT4 of c.
+            Dft4(b0r, b0i, b1r, b1i, b2r, b2i, b3r, b3i, out var e0r, out var e0i, out var e1r, out var e1i,
+                out var e2r, out var e2i, out var e3r, out var e3i);
+            Dft4(c0r, c0i, c1r, c1i, c2r, c2i, c3r, c3i, out var f0r, out var f0i, out var f1r, out var f1i,
+                out var f2r, out var f2i, out var f3r, out var f3i);
+            // Eighth s holds bin r = rev3(s): s 0..7 <- r 0, 4, 2, 6, 1, 5, 3, 7.
+            a = e0r;
+            Unsafe.Add(ref a, 1) = e0i;
+            Turn(ref Unsafe.Add(ref a, sm), e2r, e2i, tw, 4 * k);
+            Turn(ref Unsafe.Add(ref a, 2 * sm), e1r, e1i, tw, 2 * k);
+            Turn(ref Unsafe.Add(ref a, 3 * sm), e3r, e3i, tw, 6 * k);
+            Turn(ref Unsafe.Add(ref a, 4 * sm), f0r, f0i, tw, k);
+            Turn(ref Unsafe.Add(ref a, 5 * sm), f2r, f2i, tw, 5 * k);
+            Turn(ref Unsafe.Add(ref a, 6 * sm), f1r, f1i, tw, 3 * k);
+            Turn(ref Unsafe.Add(ref a, 7 * sm), f3r, f3i, tw, 7 * k);
+        }
+    }
+
+    /// <summary>4-point DFT (w_4 = -i) of (u0, u1, u2, u3).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Dft4(V u0r, V u0i, V u1r, V u1i, V u2r, V u2i, V u3r, V u3i,
+        out V y0r, out V y0i, out V y1r, out V y1i, out V y2r, out V y2i, out V y3r, out V y3i)
+    {
+        V apcR = u0r + u2r, apcI = u0i + u2i, amcR = u0r - u2r, amcI = u0i - u2i;
+        V bpdR = u1r + u3r, bpdI = u1i + u3i;
+        // i (u1 - u3)
+        V jR = u3i - u1i, jI = u1r - u3r;
+        y0r = apcR + bpdR;
+        y0i = apcI + bpdI;
+        y1r = amcR - jR;
+        y1i = amcI - jI;
+        y2r = apcR - bpdR;
+        y2i = apcI - bpdI;
+        y3r = amcR + jR;
+        y3i = amcI + jI;
+    }
+
+    /// <summary>Stores (re, im) at dst[0], dst[1].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Put(ref V dst, V re, V im)
+    {
+        dst = re;
+        Unsafe.Add(ref dst, 1) = im;
+    }
+
+    /// <summary>Stores (re, im) times the twiddle tw[t] at dst[0], dst[1].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Turn(ref V dst, V re, V im, double[] tw, int t)
+    {
+        V wr = Vector256.Create(tw[2 * t]), wi = Vector256.Create(tw[2 * t + 1]);
+        dst = re * wr - im * wi;
+        Unsafe.Add(ref dst, 1) = re * wi + im * wr;
+    }
+
+    /// <summary>Where <see cref="RealForward"/> of m samples leaves bin b (b &lt;= m/2) of the half spectrum.</summary>
+    public static int RealBinPosition(int m, int b) => b >= m / 2 ? b : Reversal(m / 2)[b];
+
+    /// <summary>Real FFT in place: buffer[0..m) holds the samples; on return buffer[2p], buffer[2p+1] hold bin b at
+    /// position p = <see cref="RealBinPosition"/>(m, b) for b &lt;= m/2 (the bins below m/2 bit-reversed over m/2
+    /// points, bin m/2 at m/2; m + 2 vectors).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void RealForward(Span<V> buffer, int m, Span<V> scratch)
+    public static void RealForward(Span<V> buffer, int m)
     {
         if (m == 1)
         {
@@ -380,8 +492,9 @@ internal static class LaneFft
         }
         var h = m / 2;
         // Samples x[2k], x[2k+1] are already the (re, im) pairs of z[k]: a half-length complex transform.
-        Forward(buffer, h, scratch);
+        Forward(buffer, h);
         var post = TwiddlesFor(m);
+        var rev = Reversal(h);
         var half = Vector256.Create(0.5);
         V z0r = buffer[0], z0i = buffer[1];
         buffer[0] = z0r + z0i;
@@ -392,20 +505,21 @@ internal static class LaneFft
         for (var k = 1; 2 * k <= h; k++)
         {
             var j = h - k;
-            V zkr = Unsafe.Add(ref b, 2 * k), zki = Unsafe.Add(ref b, 2 * k + 1);
-            V zjr = Unsafe.Add(ref b, 2 * j), zji = Unsafe.Add(ref b, 2 * j + 1);
+            int pk = 2 * rev[k], pj = 2 * rev[j];
+            V zkr = Unsafe.Add(ref b, pk), zki = Unsafe.Add(ref b, pk + 1);
+            V zjr = Unsafe.Add(ref b, pj), zji = Unsafe.Add(ref b, pj + 1);
             // E = (Zk + conj Zj) / 2, O = -i (Zk - conj Zj) / 2, X[k] = E + W^k O.
             V er = (zkr + zjr) * half, ei = (zki - zji) * half;
             V or = (zki + zji) * half, oi = (zjr - zkr) * half;
             V wr = Vector256.Create(post[2 * k]), wi = Vector256.Create(post[2 * k + 1]);
             V wor = or * wr - oi * wi;
             V woi = or * wi + oi * wr;
-            Unsafe.Add(ref b, 2 * k) = er + wor;
-            Unsafe.Add(ref b, 2 * k + 1) = ei + woi;
+            Unsafe.Add(ref b, pk) = er + wor;
+            Unsafe.Add(ref b, pk + 1) = ei + woi;
             if (j != k)
             {
-                Unsafe.Add(ref b, 2 * j) = er - wor;
-                Unsafe.Add(ref b, 2 * j + 1) = woi - ei;
+                Unsafe.Add(ref b, pj) = er - wor;
+                Unsafe.Add(ref b, pj + 1) = woi - ei;
             }
         }
     }
