@@ -181,14 +181,16 @@ let tests =
                 let bytes name = File.ReadAllBytes(Path.Combine(dir, name, "model.hnn"))
                 Expect.equal (bytes "b") (bytes "a") "the shards' rows train the same model"))
 
-        test "an invalid feature parameter is refused naming the option and its range" {
+        // On the FSDD folder given to the tests (without --data, train would download FSDD first).
+        TestData.testWithFsdd "an invalid feature parameter is refused naming the option and its range" (fun fsdd ->
             let e =
                 Expect.throwsC
-                    (fun () -> Experiment.train { Experiment.defaults with Model = "mlp"; FeatureParameters = { Extraction.noOverrides with HopLength = Some 4096 } } |> ignore)
+                    (fun () ->
+                        Experiment.train { Experiment.defaults with Data = Some fsdd; Model = "mlp"; Progress = false; Plots = false
+                                                                   FeatureParameters = { Extraction.noOverrides with HopLength = Some 4096 } } |> ignore)
                     id
             Expect.stringContains e.Message "--hop-length" "the option"
-            Expect.stringContains e.Message "must not exceed n_fft (2048)" "the valid range"
-        }
+            Expect.stringContains e.Message "must not exceed n_fft (2048)" "the valid range")
 
         test "test speeds parse from lists and ranges and format back" {
             let factors = List.map fst

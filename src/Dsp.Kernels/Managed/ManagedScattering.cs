@@ -237,6 +237,7 @@ internal static class ManagedScattering
     }
 
     /// <summary>Low-pass filters and subsamples a half spectrum to the output frames of one path and stores them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Lowpass(ScatteringPlan plan, SpectrumFold fold, ReadOnlySpan<V> spectrum, Span<V> s,
         Span<float> output, int outBase, int path, int rows)
     {
@@ -311,6 +312,7 @@ internal static class LaneFft
     }
 
     /// <summary>The DFT of the len points at x (a sub-transform of an n-point one), in place and bit-reversed.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Block(ref V x, int len, int n, double[] tw)
     {
         if (len > CacheBlock)
