@@ -186,8 +186,8 @@ let tests =
             let e =
                 Expect.throwsC
                     (fun () ->
-                        Experiment.train { Experiment.defaults with Data = Some fsdd; Model = "mlp"; Progress = false; Plots = false
-                                                                   FeatureParameters = { Extraction.noOverrides with HopLength = Some 4096 } } |> ignore)
+                        let parameters = { Extraction.noOverrides with HopLength = Some 4096 }
+                        Experiment.train { Experiment.defaults with Data = Some fsdd; Model = "mlp"; Progress = false; Plots = false; FeatureParameters = parameters } |> ignore)
                     id
             Expect.stringContains e.Message "--hop-length" "the option"
             Expect.stringContains e.Message "must not exceed n_fft (2048)" "the valid range")
