@@ -203,7 +203,9 @@ type private Mode =
       /// --cluster given; ClusterReady: with --cache and --schema (the workers extract that schema, or its run-time
       /// variant, into the cache).
       Cluster: bool
-      ClusterReady: bool }
+      ClusterReady: bool
+      /// --length in samples, when given (bounds the scattering scales: 2^J and T at most the clip length).
+      Length: int option }
 
 let private windows = [ "hann"; "hanning"; "hamming"; "blackman"; "rectangular"; "boxcar"; "ones" ]
 
@@ -239,9 +241,22 @@ let private table (mode: Mode) (arg: FeaturesArgs) : OptionRules.Check list =
     | Top_Db value -> [ topDbDomain value; uses "top_db" ]
     | N_Mfcc n -> [ OptionRules.atLeast 1 n; uses "n_mfcc" ]
     | Lifter l -> [ OptionRules.nonNegative "" l; uses "lifter" ]
-    | J j -> [ OptionRules.atLeast 1 j; scattering ]
+    | J j ->
+        let domain =
+            match mode.Length with
+            | Some n when n >= 2 ->
+                let most = int (Math.Floor(Math.Log2(float n)))
+                OptionRules.InDomain(j >= 1 && j <= most, sprintf "an integer in 1..%d (2^J at most --length %d)" most n, string j)
+            | _ -> OptionRules.within 1 30 j
+        [ domain; scattering ]
     | Q q -> [ OptionRules.within 1 64 q; scattering ]
-    | T t -> [ OptionRules.InDomain(t >= 1 && (t &&& (t - 1)) = 0, "a power of two >= 1", string t); scattering ]
+    | T t ->
+        let power = t >= 1 && (t &&& (t - 1)) = 0
+        let domain =
+            match mode.Length with
+            | Some n -> OptionRules.InDomain(power && t <= n, sprintf "a power of two in 1..%d (at most --length)" n, string t)
+            | None -> OptionRules.InDomain(power, "a power of two >= 1", string t)
+        [ domain; scattering ]
     | Max_Order o -> [ OptionRules.within 1 2 o; scattering ]
     | Log_Mean -> [ scattering ]
     | Tuning bins ->
@@ -278,7 +293,8 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
               SplitGiven = args.Contains Split
               Split = args.TryGetResult Split |> Option.bind (fun text -> try Some(Split.parse text) with :? DatasetException -> None)
               Cluster = args.Contains Cluster
-              ClusterReady = args.Contains Cache && args.Contains Schema }
+              ClusterReady = args.Contains Cache && args.Contains Schema
+              Length = args.TryGetResult Length }
         OptionRules.enforce args (table mode)
         // A schema's variant is laid out (and its parameters checked against each other) before any data is read.
         let variantOf = declared |> Option.map (fun schema -> Extraction.variant schema (overridesOf args))

@@ -109,7 +109,10 @@ public static class SiloHost
         try { certificate = X509CertificateLoader.LoadPkcs12FromFile(path, password); }
         catch (System.Security.Cryptography.CryptographicException e)
         {
-            throw new ClusterException($"--certificate {path}: not a readable PKCS#12 certificate with this password ({e.Message}).", e);
+            var which = password is null
+                ? "without a password (the command line reads it from $HYBRID_CERTIFICATE_PASSWORD, which is not set)"
+                : "with the password given (on the command line, $HYBRID_CERTIFICATE_PASSWORD)";
+            throw new ClusterException($"--certificate {path}: not a readable PKCS#12 certificate {which} ({e.Message}).", e);
         }
         if (!certificate.HasPrivateKey)
         {
