@@ -1153,8 +1153,9 @@ let train (options: TrainOptions) : RunResult =
             let foldWork = Path.Combine(work, fold.Name.Replace('/', '-'))
             let features = buildFeatures engine settings store foldWork fold
             extractSeconds <- extractSeconds + w.Elapsed.TotalSeconds
-            log (sprintf "fold %s: %d training rows (%d recordings, %d augmented copies), %d validation rows (%d recordings), %d test recordings, features %.2f s (%d of %d recordings' rows from the cache %s)"
-                     fold.Name features.Train.Count fold.Train.Length settings.Copies
+            let copies = match settings.Copies with 0 -> "no augmented copy" | 1 -> "1 augmented copy" | n -> sprintf "%d augmented copies" n
+            log (sprintf "fold %s: %d training rows (%d recordings, %s), %d validation rows (%d recordings), %d test recordings, rows gathered in %.2f s (%d of %d recordings' rows from the cache %s)"
+                     fold.Name features.Train.Count fold.Train.Length copies
                      (features.Validation |> Option.map (fun v -> v.Count) |> Option.defaultValue 0) fold.Validation.Length fold.Test.Length w.Elapsed.TotalSeconds
                      features.CachedRecordings (fold.Train.Length + fold.Validation.Length) cache)
             let batches = (features.Train.Count + settings.BatchSize - 1) / settings.BatchSize
