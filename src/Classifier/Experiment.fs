@@ -258,6 +258,15 @@ module ClipPlan =
              | Some (l, h) -> sprintf ", windows of %g s every %g s averaged per recording" (seconds plan l) (seconds plan h)
              | None -> "")
 
+    /// The longest and the median recording of `items` in seconds (1 s each for no items).
+    let internal durationsOf (items: Item[]) =
+        let durations = items |> Array.map (fun i -> i.Duration) |> Array.sort
+        if durations.Length = 0 then 1.0, 1.0 else Array.last durations, durations.[durations.Length / 2]
+
+    /// The rule that tells long recordings (environmental clips, music) from short ones (digits, keywords): a median
+    /// over 2 s and over 1.5 clips of `clipSeconds`.
+    let internal longerThanClip (median: float) (clipSeconds: float) = median > max 2.0 (1.5 * clipSeconds)
+
     /// Resolves the plan for a schema and a dataset's items: the rate from `sampleRate` or the schema's (a rate
     /// other than the schema's raises ArgumentException: the schema's filters are built for its rate); for a
     /// schema that takes any clip length, clips of `duration` seconds (default: the longest item, at most 5 s), or
@@ -281,9 +290,7 @@ module ClipPlan =
             if not (v > 0.0 && v < 3600.0) then invalidArg name (sprintf "--%s must lie in (0, 3600) seconds, was %g" name v)
             v
         let samples (s: float) = max 1 (int (Math.Round(s * float rate)))
-        let durations = items |> Array.map (fun i -> i.Duration) |> Array.sort
-        let longest = if durations.Length = 0 then 1.0 else Array.last durations
-        let median = if durations.Length = 0 then 1.0 else durations.[durations.Length / 2]
+        let longest, median = durationsOf items
         let clipSeconds = duration |> Option.map (positive "duration") |> Option.defaultValue (min longest 5.0)
         let fixedClip = schema.ClipSamples > 0
         let clip = if fixedClip then schema.ClipSamples else samples clipSeconds
@@ -302,7 +309,7 @@ module ClipPlan =
             | Some s, h ->
                 let w = samples s
                 Some(w, h |> Option.map samples |> Option.defaultValue (max 1 (w / 2)))
-            | None, h when fixedClip && median > max 2.0 (1.5 * float schema.ClipSamples / float rate) ->
+            | None, h when fixedClip && longerThanClip median (float schema.ClipSamples / float rate) ->
                 Some(clip, h |> Option.map samples |> Option.defaultValue (max 1 (clip / 2)))
             | None, Some _ -> invalidArg "segment-hop" "--segment-hop needs --segment"
             | None, None -> None
@@ -820,14 +827,12 @@ let prepareData (options: TrainOptions) : PreparedData =
 /// the longest recording's up to 5 s (shorter recordings zero-padded at the end). Longer recordings (music) keep the
 /// schema's clip and are cut into windows by ClipPlan.resolve; short keyword and digit clips keep the schema as is.
 let internal wholeClip (options: TrainOptions) (items: Item[]) (schema: FeatureSchemaInfo) =
-    let durations = items |> Array.map (fun i -> i.Duration) |> Array.sort
-    if durations.Length = 0 || options.Features.IsSome || options.Segment.IsSome || options.FeatureParameters.ClipSamples.IsSome
+    if items.Length = 0 || options.Features.IsSome || options.Segment.IsSome || options.FeatureParameters.ClipSamples.IsSome
        || schema.ClipSamples <= 0 || schema.Shape.Count <> 2 then schema
     else
-        let median = durations.[durations.Length / 2]
-        let clipSeconds = float schema.ClipSamples / float schema.SampleRate
-        if median > max 2.0 (1.5 * clipSeconds) && median <= 5.0 then
-            let seconds = options.Duration |> Option.defaultValue (min (Array.last durations) 5.0)
+        let longest, median = ClipPlan.durationsOf items
+        if ClipPlan.longerThanClip median (float schema.ClipSamples / float schema.SampleRate) && median <= 5.0 then
+            let seconds = options.Duration |> Option.defaultValue (min longest 5.0)
             Extraction.variant schema { options.FeatureParameters with ClipSamples = Some(Extraction.clipSamplesOf schema.SampleRate seconds) }
         else
             match options.Duration with
