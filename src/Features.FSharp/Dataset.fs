@@ -373,7 +373,14 @@ module Dataset =
                             { Path = full; Key = key; Label = label
                               Speaker = speakerAt |> Option.map cell |> Option.filter (fun s -> s <> "")
                               Fold = fold; Index = None; Subset = None }
-                    | Error why -> skipped.Add { Path = Path.Combine(manifestDir, path); Reason = sprintf "listed in %s line %d but %s" manifestPath line why }
+                    | Error why ->
+                        // Where the file was expected: UrbanSound8K's audio/fold{F}/ when the row has a fold and the
+                        // root has an audio folder, else beside the manifest.
+                        let expected =
+                            match fold with
+                            | Some f when Directory.Exists(Path.Combine(root, "audio")) -> Path.Combine(root, "audio", sprintf "fold%d" f, path)
+                            | _ -> Path.Combine(manifestDir, path)
+                        skipped.Add { Path = Path.GetFullPath expected; Reason = sprintf "listed in %s line %d but %s" manifestPath line why }
         root, candidates.ToArray(), skipped.ToArray(), Seq.toArray labels
 
     /// Reads one header (and the samples of float files, for NaN and infinities: Wav.inspect); Ok with its info

@@ -244,6 +244,7 @@ let tests =
                 Expect.equal (bark.Label, bark.LabelIndex, bark.Fold) ("dog_bark", 2, Some 2) "label index and fold"
                 Expect.equal d.Skipped.Length 1 "the missing file is reported"
                 Expect.stringContains d.Skipped.[0].Reason "not found" "reason"
+                Expect.equal d.Skipped.[0].Path (Path.GetFullPath(temp.Combine "audio/fold3/missing.wav")) "named where its fold puts it, not beside the metadata"
 
             testCase "finds bare file names in sub-folders, as GTZAN's features CSV lists them" <| fun () ->
                 use temp = new TempFolder()
