@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Nested leave-one-speaker-out on an FSDD folder: for each outer speaker, every candidate recipe is scored by plain
 # LOSO over the other speakers only (inner, seed 0), the best inner mean is chosen, and the outer speaker's accuracy
-# is that of the chosen recipe trained on all other speakers. Plain LOSO of every candidate (all seeds) is reported
-# beside it. Usage: scripts/nested-loso.sh FSDD_DIR OUT_DIR "SEEDS" "NAME=ARGS" ["NAME=ARGS" ...]
+# is that of the chosen recipe trained on all other speakers (plain LOSO of it at each seed). Inner runs come first;
+# plain LOSO is then run for the first candidate (the reference) and for every candidate some inner loop chose
+# (ALL_PLAIN=1: every candidate), so a candidate never chosen costs only its inner runs. INNER_ONLY=1 stops after
+# the inner runs (to run candidates that are separate builds, one HYBRID_CLI each, into the same OUT_DIR; results are
+# kept as files and a later run with every candidate reuses them).
+# Usage: scripts/nested-loso.sh FSDD_DIR OUT_DIR "SEEDS" "NAME=ARGS" ["NAME=ARGS" ...]
 #   e.g. scripts/nested-loso.sh ../shared/data/fsdd /tmp/nested "0 1 2" "default=" "epochs16=--epochs 16"
 # Needs the CLI built (dotnet fsi build.fsx build); HYBRID_CLI overrides the command (default: dotnet src/Cli/bin/Release/net10.0/hybrid.dll).
 set -euo pipefail
@@ -14,15 +18,15 @@ accuracy() { grep -o '"test_accuracy":[0-9.]*' "$1" | tail -1 | cut -d: -f2; }  
 speaker_accuracy() { grep -o "\"$2\":[0-9.]*" "$1" | tail -1 | cut -d: -f2; }
 declare -A args
 for c in "$@"; do args[${c%%=*}]=${c#*=}; done
-# Plain LOSO of every candidate and seed (the outer scores of every candidate).
-for name in "${!args[@]}"; do
-  for s in $seeds; do
-    f="$out/plain-$name-seed$s.json"
-    [ -s "$f" ] || $cli train --data "$fsdd" --split loso --seed "$s" ${args[$name]} --no-plots --json --out "$out/runs/plain-$name-$s" > "$f" 2> "$out/plain-$name-seed$s.log"
-    echo "plain $name seed $s: $(accuracy "$f")"
-  done
-done
-# Inner selection per outer speaker (seed 0): LOSO over the remaining speakers.
+# Candidate order as given: the first is the reference (the default recipe), ties go to the earlier candidate.
+names=()
+for c in "$@"; do names+=("${c%%=*}"); done
+plain() {  # plain LOSO of candidate $1 at seed $2 (all five outer folds), kept in plain-NAME-seedS.json
+  local f="$out/plain-$1-seed$2.json"
+  [ -s "$f" ] || $cli train --data "$fsdd" --split loso --seed "$2" ${args[$1]} --no-plots --json --out "$out/runs/plain-$1-$2" > "$f" 2> "$out/plain-$1-seed$2.log"
+}
+# Inner selection per outer speaker (seed 0): LOSO over the remaining speakers, every candidate.
+declare -A chosen
 for outer in $speakers; do
   inner="$out/without-$outer"
   if [ ! -d "$inner/recordings" ]; then
@@ -32,14 +36,27 @@ for outer in $speakers; do
     done
   fi
   best=""; bestAcc=-1
-  for name in "${!args[@]}"; do
+  for name in "${names[@]}"; do
     f="$out/inner-$outer-$name.json"
     [ -s "$f" ] || $cli train --data "$inner" --split loso --seed 0 ${args[$name]} --no-plots --json --out "$out/runs/inner-$outer-$name" > "$f" 2> "$out/inner-$outer-$name.log"
     a=$(accuracy "$f"); echo "inner without $outer, $name: $a"
     if awk "BEGIN{exit !($a > $bestAcc)}"; then best=$name; bestAcc=$a; fi
   done
+  chosen[$outer]=$best
+  echo "without $outer the inner loop chooses $best"
+done
+[ "${INNER_ONLY:-0}" = 1 ] && exit 0
+# Outer scores: plain LOSO (seeds given) of the reference and of every candidate an inner loop chose; with
+# ALL_PLAIN=1, of every candidate.
+for name in "${names[@]}"; do
+  use=${ALL_PLAIN:-0}; [ "$name" = "${names[0]}" ] && use=1
+  for outer in $speakers; do [ "${chosen[$outer]}" = "$name" ] && use=1; done
+  [ "$use" = 1 ] || continue
+  for s in $seeds; do plain "$name" "$s"; echo "plain $name seed $s: $(accuracy "$out/plain-$name-seed$s.json")"; done
+done
+for outer in $speakers; do
   for s in $seeds; do
-    echo "nested $outer seed $s: chose $best, outer accuracy $(speaker_accuracy "$out/plain-$best-seed$s.json" "$outer")"
+    echo "nested $outer seed $s: chose ${chosen[$outer]}, outer accuracy $(speaker_accuracy "$out/plain-${chosen[$outer]}-seed$s.json" "$outer")"
   done
 done | tee "$out/nested.txt"
 awk '/^nested/ { sum += $NF; n++ } END { if (n) printf "nested LOSO mean over %d speaker-seed pairs: %.4f\n", n, sum / n }' "$out/nested.txt"
