@@ -331,7 +331,10 @@ module internal Checkpoint =
         | Some x -> w.WriteNumber(name, x)
         | None -> w.WriteNull name
 
-    let write (dir: string) (model: Model) (state: CheckpointState) (slots: Tensor[]) (best: float32[][] option) =
+    /// Writes `checkpoint.hnn` (atomically) with the weights, the optimizer slots and, when given, the best weights
+    /// (a device snapshot of `model.SnapshotTo`), in that order; every float comes from one device-to-host copy
+    /// (`Engine.ReadTensors`), the same floats as each tensor's own read.
+    let write (dir: string) (model: Model) (state: CheckpointState) (slots: Tensor[]) (best: Tensor option) =
         let tensors = model.Tensors
         let blocks =
             [ for name, t in tensors -> name, "weight", t.Shape ]
@@ -372,13 +375,12 @@ module internal Checkpoint =
                 ModelFile.writeBlocks w blocks
                 w.WriteEndObject())
         let floats =
-            [ for _, t in tensors -> t.ToArray() ]
-            @ [ for t in slots -> t.ToArray() ]
-            @ (match best with Some b -> List.ofArray b | None -> [])
-        Container.write (Path.Combine(dir, fileName)) header floats
+            model.Engine.ReadTensors(Array.concat [ model.SavedTensors; slots; Option.toArray best ])
+        Container.write (Path.Combine(dir, fileName)) header [ floats ]
 
     /// Reads a checkpoint written for `model`'s architecture and `seed`, restores weights and optimizer slots, and
-    /// returns the saved state and best weights.
+    /// returns the saved state and the best weights (every saved tensor in `model.Tensors` order, one array, the
+    /// layout of `model.SnapshotTo`).
     let read (dir: string) (model: Model) (seed: int) (slots: Tensor[]) =
         let path = Path.Combine(dir, fileName)
         let parse (header: byte[]) (count: int) =
@@ -445,7 +447,7 @@ module internal Checkpoint =
             t.CopyFrom(ReadOnlySpan<float32>(take shape t.Shape), 0L)
         let best =
             if bestBlocks.IsEmpty then None
-            else Some [| for (_, _, shape), (_, t) in List.zip bestBlocks (List.ofArray tensors) -> take shape t.Shape |]
+            else Some(Array.concat [| for (_, _, shape), (_, t) in List.zip bestBlocks (List.ofArray tensors) -> take shape t.Shape |])
         state, best
 
 /// Training.
@@ -496,7 +498,10 @@ module Training =
         let mutable bestEpoch = None
         let mutable wait = 0
         let mutable stopped = false
-        let mutable bestWeights = None
+        // The best epoch's weights stay on the device (one flat copy of every saved tensor) until they are restored or
+        // written into a checkpoint.
+        let bestStore = lazy (model.Engine.Allocate [| int model.SavedLength |])
+        let mutable bestWeights: Tensor option = None
         let mutable startEpoch = 0
         match options.CheckpointDir with
         | Some dir when File.Exists(Path.Combine(dir, Checkpoint.fileName)) ->
@@ -507,81 +512,93 @@ module Training =
             bestEpoch <- state.BestEpoch
             wait <- state.Wait
             stopped <- state.Stopped
-            bestWeights <- savedBest
+            match savedBest with
+            | Some b ->
+                bestStore.Value.CopyFrom(ReadOnlySpan<float32>(b), 0L)
+                bestWeights <- Some bestStore.Value
+            | None -> ()
             startEpoch <- state.EpochsDone
         | _ -> ()
         let resumed = startEpoch
         let mutable epoch = startEpoch
-        while epoch < options.Epochs && not stopped do
-            let watch = Stopwatch.StartNew()
-            let order = permutation options.Seed epoch n
-            train.BeginEpoch epoch
-            let lossSum = ref 0.0
-            let correct = ref 0
-            let rateOf b = baseRate * Schedule.factor options.Schedule (epoch * batches + b) totalSteps batches
-            let rate = rateOf (batches - 1)
-            let onBatch b loss c =
-                if not (Double.IsFinite loss) then
+        try
+            while epoch < options.Epochs && not stopped do
+                let watch = Stopwatch.StartNew()
+                let order = permutation options.Seed epoch n
+                train.BeginEpoch epoch
+                let lossSum = ref 0.0
+                let correct = ref 0
+                let rateOf b = baseRate * Schedule.factor options.Schedule (epoch * batches + b) totalSteps batches
+                let rate = rateOf (batches - 1)
+                let onBatch b loss c =
+                    if not (Double.IsFinite loss) then
+                        raise (TrainingException(
+                            sprintf "Training stopped: the loss became %g at epoch %d, batch %d of %d (learning rate %g). Nothing was saved for this epoch; lower the learning rate, enable gradient clipping or check the inputs for NaN."
+                                loss (epoch + 1) (b + 1) batches (rateOf b)))
+                    lossSum.Value <- lossSum.Value + loss * float (min options.BatchSize (n - b * options.BatchSize))
+                    correct.Value <- correct.Value + c
+                    options.Callback(BatchEnd(epoch + 1, b + 1, batches, loss))
+                trainer.Run(train, order, n, options.BatchSize, rateOf,
+                            (fun b -> SplitMix.Derive(options.Seed, 2, epoch * batches + b)), onBatch)
+                let metrics = validation |> Option.map trainer.Evaluate
+                let report =
+                    { Epoch = epoch + 1
+                      TrainLoss = lossSum.Value / float n
+                      TrainAccuracy = float correct.Value / float n
+                      ValidationLoss = metrics |> Option.map fst
+                      ValidationAccuracy = metrics |> Option.map snd
+                      LearningRate = rate
+                      Seconds = watch.Elapsed.TotalSeconds }
+                history <- history @ [ report ]
+                match options.EarlyStopping with
+                | Some es ->
+                    let value, higherIsBetter =
+                        match es.Monitor with
+                        | ValidationLoss -> report.ValidationLoss |> Option.defaultValue nan, false
+                        | ValidationAccuracy -> report.ValidationAccuracy |> Option.defaultValue nan, true
+                        | TrainingLoss -> report.TrainLoss, false
+                    let improved =
+                        match best with
+                        | None -> true
+                        | Some b -> if higherIsBetter then value > b + es.MinDelta else value < b - es.MinDelta
+                    if improved then
+                        best <- Some value
+                        bestEpoch <- Some report.Epoch
+                        wait <- 0
+                        if es.RestoreBestWeights then
+                            model.SnapshotTo bestStore.Value
+                            bestWeights <- Some bestStore.Value
+                    else
+                        wait <- wait + 1
+                        if wait >= es.Patience then stopped <- true
+                | None -> ()
+                if not (trainer.WeightsFinite()) then
                     raise (TrainingException(
-                        sprintf "Training stopped: the loss became %g at epoch %d, batch %d of %d (learning rate %g). Nothing was saved for this epoch; lower the learning rate, enable gradient clipping or check the inputs for NaN."
-                            loss (epoch + 1) (b + 1) batches (rateOf b)))
-                lossSum.Value <- lossSum.Value + loss * float (min options.BatchSize (n - b * options.BatchSize))
-                correct.Value <- correct.Value + c
-                options.Callback(BatchEnd(epoch + 1, b + 1, batches, loss))
-            trainer.Run(train, order, n, options.BatchSize, rateOf,
-                        (fun b -> SplitMix.Derive(options.Seed, 2, epoch * batches + b)), onBatch)
-            let metrics = validation |> Option.map trainer.Evaluate
-            let report =
-                { Epoch = epoch + 1
-                  TrainLoss = lossSum.Value / float n
-                  TrainAccuracy = float correct.Value / float n
-                  ValidationLoss = metrics |> Option.map fst
-                  ValidationAccuracy = metrics |> Option.map snd
-                  LearningRate = rate
-                  Seconds = watch.Elapsed.TotalSeconds }
-            history <- history @ [ report ]
-            match options.EarlyStopping with
-            | Some es ->
-                let value, higherIsBetter =
-                    match es.Monitor with
-                    | ValidationLoss -> report.ValidationLoss |> Option.defaultValue nan, false
-                    | ValidationAccuracy -> report.ValidationAccuracy |> Option.defaultValue nan, true
-                    | TrainingLoss -> report.TrainLoss, false
-                let improved =
-                    match best with
-                    | None -> true
-                    | Some b -> if higherIsBetter then value > b + es.MinDelta else value < b - es.MinDelta
-                if improved then
-                    best <- Some value
-                    bestEpoch <- Some report.Epoch
-                    wait <- 0
-                    if es.RestoreBestWeights then bestWeights <- Some(model.Snapshot())
-                else
-                    wait <- wait + 1
-                    if wait >= es.Patience then stopped <- true
-            | None -> ()
-            if not (trainer.WeightsFinite()) then
-                raise (TrainingException(
-                    sprintf "Training stopped: the weights became NaN or infinite during epoch %d (last batch %d of %d, learning rate %g). Nothing was saved for this epoch; lower the learning rate or enable gradient clipping."
-                        (epoch + 1) batches batches rate))
-            epoch <- epoch + 1
-            match options.CheckpointDir with
-            | Some dir ->
-                let state =
-                    { EpochsDone = epoch
-                      OptimizerStep = trainer.State.Step
-                      History = history
-                      Best = best
-                      BestEpoch = bestEpoch
-                      Wait = wait
-                      Stopped = stopped
-                      Seed = options.Seed }
-                Checkpoint.write dir model state slots bestWeights
-            | None -> ()
-            options.Callback(EpochEnd report)
-        match options.EarlyStopping, bestWeights with
-        | Some { RestoreBestWeights = true }, Some weights -> model.Restore weights
-        | _ -> ()
+                        sprintf "Training stopped: the weights became NaN or infinite during epoch %d (last batch %d of %d, learning rate %g). Nothing was saved for this epoch; lower the learning rate or enable gradient clipping."
+                            (epoch + 1) batches batches rate))
+                epoch <- epoch + 1
+                match options.CheckpointDir with
+                | Some dir ->
+                    let state =
+                        { EpochsDone = epoch
+                          OptimizerStep = trainer.State.Step
+                          History = history
+                          Best = best
+                          BestEpoch = bestEpoch
+                          Wait = wait
+                          Stopped = stopped
+                          Seed = options.Seed }
+                    Checkpoint.write dir model state slots bestWeights
+                | None -> ()
+                options.Callback(EpochEnd report)
+            match options.EarlyStopping, bestWeights with
+            | Some { RestoreBestWeights = true }, Some weights -> model.RestoreFrom weights
+            | _ -> ()
+        finally
+            if bestStore.IsValueCreated then
+                // Copies from the snapshot may still be queued on a device engine: let them finish before freeing it.
+                model.Engine.Synchronize()
+                bestStore.Value.Dispose()
         { History = history
           BestEpoch = bestEpoch
           StoppedEarly = stopped

@@ -138,6 +138,35 @@ let tests =
             Expect.equal report.ValidationAccuracy (Some expected.Accuracy) "accuracy as from the probabilities"
             Expect.floatClose { absolute = 1e-5; relative = 1e-4 } (Option.get report.ValidationLoss) expected.LogLoss "log-loss as from the probabilities")
 
+        onEngine "ilgpu-cpu" <| testCase "an epoch of the default model on ilgpu-cpu with a checkpoint and restore-best-weights reads from the device three times: training, validation, checkpoint" (fun () ->
+            use lease = (engines |> List.find (fun (name, _) -> name = "ilgpu-cpu") |> snd) ()
+            let e = lease.Engine :?> Hybrid.Dsp.Ilgpu.IlgpuEngine
+            let model = Model.create e 0 (Experiment.recipes.Head.Build [ 1; 16; 16 ] 10)
+            let data = { Inputs = uniform (Random 8) (40 * 256); Labels = Array.init 40 (fun i -> i % 10) }
+            let validation = { Inputs = uniform (Random 12) (20 * 256); Labels = Array.init 20 (fun i -> (7 * i) % 10) }
+            let dir = tempDir ()
+            let opts =
+                { FitOptions.defaults with
+                    Epochs = 1; BatchSize = 16; Optimizer = Optimizer.adam 3e-3; Schedule = OneCycle(0.25, 10.0, 100.0)
+                    LabelSmoothing = 0.05; Seed = 3; CheckpointDir = Some dir
+                    EarlyStopping = Some { Monitor = ValidationLoss; Patience = 3; MinDelta = 0.0; RestoreBestWeights = true } }
+            e.Synchronize()
+            e.Transfers.Reset()
+            e.Transfers.Enabled <- true
+            let result =
+                try Training.fit opts model data (Some validation)
+                finally e.Transfers.Enabled <- false
+            let counts = e.Transfers.Snapshot() |> List.ofSeq
+            e.Transfers.Reset()
+            let reads = counts |> List.filter (fun c -> c.Kind = Hybrid.Dsp.Ilgpu.TransferKind.DeviceToHost)
+            let described = reads |> List.map (fun c -> sprintf "%s x%d (%d bytes)" c.CallSite c.Count c.Bytes) |> String.concat "; "
+            Expect.isLessThanOrEqual (reads |> List.sumBy _.Count) 3
+                (sprintf "device->host reads in one epoch with a checkpoint and restore-best-weights (by call site: %s)" described)
+            Expect.isTrue (reads |> List.exists (fun c -> c.CallSite.StartsWith "Hybrid.Classifier.Checkpoint.write")) (sprintf "the checkpoint's read is named by its call site (%s)" described)
+            Expect.equal result.BestEpoch (Some 1) "the one epoch is the best"
+            Expect.isTrue (File.Exists(Path.Combine(dir, "checkpoint.hnn"))) "checkpoint written"
+            Directory.Delete(dir, true))
+
         testCase "a killed run resumes from its last checkpoint and ends with the same weights" (fun () ->
             use engine = new ManagedEngine(2)
             let early = Some { Monitor = ValidationLoss; Patience = 10; MinDelta = 0.0; RestoreBestWeights = true }
