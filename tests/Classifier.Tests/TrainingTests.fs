@@ -142,8 +142,9 @@ let tests =
             use lease = (engines |> List.find (fun (name, _) -> name = "ilgpu-cpu") |> snd) ()
             let e = lease.Engine :?> Hybrid.Dsp.Ilgpu.IlgpuEngine
             let model = Model.create e 0 (Experiment.recipes.Head.Build [ 1; 16; 16 ] 10)
-            let data = { Inputs = uniform (Random 8) (40 * 256); Labels = Array.init 40 (fun i -> i % 10) }
-            let validation = { Inputs = uniform (Random 12) (20 * 256); Labels = Array.init 20 (fun i -> (7 * i) % 10) }
+            // One batch and a few validation rows keep the simulator's time down; the reads do not depend on the count.
+            let data = { Inputs = uniform (Random 8) (16 * 256); Labels = Array.init 16 (fun i -> i % 10) }
+            let validation = { Inputs = uniform (Random 12) (6 * 256); Labels = Array.init 6 (fun i -> (7 * i) % 10) }
             let dir = tempDir ()
             let opts =
                 { FitOptions.defaults with
@@ -184,6 +185,36 @@ let tests =
             Expect.equal result.History.Length referenceResult.History.Length "full history"
             Expect.equal result.BestEpoch referenceResult.BestEpoch "best epoch"
             Array.iteri2 (fun i x y -> bitEqual (sprintf "tensor %d" i) x y) reference resumed
+            Directory.Delete(dir, true))
+
+        onEngine "ilgpu-cpu" <| testCase "a killed run on ilgpu-cpu resumes from its checkpoint (the tensors' own floats, read in one copy) and ends with the same weights bit for bit" (fun () ->
+            use lease = (engines |> List.find (fun (name, _) -> name = "ilgpu-cpu") |> snd) ()
+            let e = lease.Engine
+            let early = Some { Monitor = ValidationLoss; Patience = 10; MinDelta = 0.0; RestoreBestWeights = true }
+            let opts = { options with Epochs = 3; EarlyStopping = early }
+            let referenceDir = tempDir ()
+            let reference, referenceResult = trainedWeights e { opts with CheckpointDir = Some referenceDir }
+            let dir = tempDir ()
+            let model = Model.create e 5 (cnn ())
+            let mutable atKill = [||]
+            let kill =
+                function
+                | EpochEnd r when r.Epoch = 2 ->
+                    // Each tensor read on its own, as the checkpoint's single read must reproduce.
+                    atKill <- model.Tensors |> Array.map (fun (_, t) -> t.ToArray())
+                    raise (OperationCanceledException "killed")
+                | _ -> ()
+            Expect.throwsT<OperationCanceledException>
+                (fun () -> Training.fit { opts with CheckpointDir = Some dir; Callback = kill } model (tinyImages 2 12) (Some(tinyImages 3 6)) |> ignore) "killed"
+            let _, floats = Container.read (Path.Combine(dir, Checkpoint.fileName)) (fun _ _ -> ())
+            let weights = Array.concat atKill
+            bitEqual "the checkpoint's weights" weights floats[.. weights.Length - 1]
+            let resumed, result = trainedWeights e { opts with CheckpointDir = Some dir }
+            Expect.equal result.ResumedAfterEpochs 2 "resumed after epoch 2"
+            Expect.equal result.BestEpoch referenceResult.BestEpoch "best epoch"
+            Expect.equal (result.History |> List.map _.TrainLoss) (referenceResult.History |> List.map _.TrainLoss) "training losses"
+            Array.iteri2 (fun i x y -> bitEqual (sprintf "tensor %d" i) x y) reference resumed
+            Directory.Delete(referenceDir, true)
             Directory.Delete(dir, true))
 
         for engineName, lease in engines do

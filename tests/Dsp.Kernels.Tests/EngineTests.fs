@@ -57,7 +57,8 @@ let tests =
         }
 
         test "ilgpu-cpu gives the managed engine's floats bit for bit" {
-            let managedOwn, managedGathered, managedScattered, managedRead = roundTrip (new ManagedEngine(1))
+            use managed = new ManagedEngine(1)
+            let managedOwn, managedGathered, managedScattered, managedRead = roundTrip managed
             for name, e in ilgpuEngines do
                 let own, gathered, scattered, read = roundTrip e.Value
                 let bits (a: float32[]) = a |> Array.map BitConverter.SingleToInt32Bits
