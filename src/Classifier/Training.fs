@@ -501,6 +501,13 @@ module Training =
         // The best epoch's weights stay on the device (one flat copy of every saved tensor) until they are restored or
         // written into a checkpoint.
         let bestStore = lazy (model.Engine.Allocate [| int model.SavedLength |])
+        use _freeBest =
+            { new IDisposable with
+                member _.Dispose() =
+                    if bestStore.IsValueCreated then
+                        // Copies from the snapshot may still be queued on a device engine: let them finish first.
+                        model.Engine.Synchronize()
+                        bestStore.Value.Dispose() }
         let mutable bestWeights: Tensor option = None
         let mutable startEpoch = 0
         match options.CheckpointDir with
@@ -521,84 +528,78 @@ module Training =
         | _ -> ()
         let resumed = startEpoch
         let mutable epoch = startEpoch
-        try
-            while epoch < options.Epochs && not stopped do
-                let watch = Stopwatch.StartNew()
-                let order = permutation options.Seed epoch n
-                train.BeginEpoch epoch
-                let lossSum = ref 0.0
-                let correct = ref 0
-                let rateOf b = baseRate * Schedule.factor options.Schedule (epoch * batches + b) totalSteps batches
-                let rate = rateOf (batches - 1)
-                let onBatch b loss c =
-                    if not (Double.IsFinite loss) then
-                        raise (TrainingException(
-                            sprintf "Training stopped: the loss became %g at epoch %d, batch %d of %d (learning rate %g). Nothing was saved for this epoch; lower the learning rate, enable gradient clipping or check the inputs for NaN."
-                                loss (epoch + 1) (b + 1) batches (rateOf b)))
-                    lossSum.Value <- lossSum.Value + loss * float (min options.BatchSize (n - b * options.BatchSize))
-                    correct.Value <- correct.Value + c
-                    options.Callback(BatchEnd(epoch + 1, b + 1, batches, loss))
-                trainer.Run(train, order, n, options.BatchSize, rateOf,
-                            (fun b -> SplitMix.Derive(options.Seed, 2, epoch * batches + b)), onBatch)
-                let metrics = validation |> Option.map trainer.Evaluate
-                let report =
-                    { Epoch = epoch + 1
-                      TrainLoss = lossSum.Value / float n
-                      TrainAccuracy = float correct.Value / float n
-                      ValidationLoss = metrics |> Option.map fst
-                      ValidationAccuracy = metrics |> Option.map snd
-                      LearningRate = rate
-                      Seconds = watch.Elapsed.TotalSeconds }
-                history <- history @ [ report ]
-                match options.EarlyStopping with
-                | Some es ->
-                    let value, higherIsBetter =
-                        match es.Monitor with
-                        | ValidationLoss -> report.ValidationLoss |> Option.defaultValue nan, false
-                        | ValidationAccuracy -> report.ValidationAccuracy |> Option.defaultValue nan, true
-                        | TrainingLoss -> report.TrainLoss, false
-                    let improved =
-                        match best with
-                        | None -> true
-                        | Some b -> if higherIsBetter then value > b + es.MinDelta else value < b - es.MinDelta
-                    if improved then
-                        best <- Some value
-                        bestEpoch <- Some report.Epoch
-                        wait <- 0
-                        if es.RestoreBestWeights then
-                            model.SnapshotTo bestStore.Value
-                            bestWeights <- Some bestStore.Value
-                    else
-                        wait <- wait + 1
-                        if wait >= es.Patience then stopped <- true
-                | None -> ()
-                if not (trainer.WeightsFinite()) then
+        while epoch < options.Epochs && not stopped do
+            let watch = Stopwatch.StartNew()
+            let order = permutation options.Seed epoch n
+            train.BeginEpoch epoch
+            let lossSum = ref 0.0
+            let correct = ref 0
+            let rateOf b = baseRate * Schedule.factor options.Schedule (epoch * batches + b) totalSteps batches
+            let rate = rateOf (batches - 1)
+            let onBatch b loss c =
+                if not (Double.IsFinite loss) then
                     raise (TrainingException(
-                        sprintf "Training stopped: the weights became NaN or infinite during epoch %d (last batch %d of %d, learning rate %g). Nothing was saved for this epoch; lower the learning rate or enable gradient clipping."
-                            (epoch + 1) batches batches rate))
-                epoch <- epoch + 1
-                match options.CheckpointDir with
-                | Some dir ->
-                    let state =
-                        { EpochsDone = epoch
-                          OptimizerStep = trainer.State.Step
-                          History = history
-                          Best = best
-                          BestEpoch = bestEpoch
-                          Wait = wait
-                          Stopped = stopped
-                          Seed = options.Seed }
-                    Checkpoint.write dir model state slots bestWeights
-                | None -> ()
-                options.Callback(EpochEnd report)
-            match options.EarlyStopping, bestWeights with
-            | Some { RestoreBestWeights = true }, Some weights -> model.RestoreFrom weights
-            | _ -> ()
-        finally
-            if bestStore.IsValueCreated then
-                // Copies from the snapshot may still be queued on a device engine: let them finish before freeing it.
-                model.Engine.Synchronize()
-                bestStore.Value.Dispose()
+                        sprintf "Training stopped: the loss became %g at epoch %d, batch %d of %d (learning rate %g). Nothing was saved for this epoch; lower the learning rate, enable gradient clipping or check the inputs for NaN."
+                            loss (epoch + 1) (b + 1) batches (rateOf b)))
+                lossSum.Value <- lossSum.Value + loss * float (min options.BatchSize (n - b * options.BatchSize))
+                correct.Value <- correct.Value + c
+                options.Callback(BatchEnd(epoch + 1, b + 1, batches, loss))
+            trainer.Run(train, order, n, options.BatchSize, rateOf,
+                        (fun b -> SplitMix.Derive(options.Seed, 2, epoch * batches + b)), onBatch)
+            let metrics = validation |> Option.map trainer.Evaluate
+            let report =
+                { Epoch = epoch + 1
+                  TrainLoss = lossSum.Value / float n
+                  TrainAccuracy = float correct.Value / float n
+                  ValidationLoss = metrics |> Option.map fst
+                  ValidationAccuracy = metrics |> Option.map snd
+                  LearningRate = rate
+                  Seconds = watch.Elapsed.TotalSeconds }
+            history <- history @ [ report ]
+            match options.EarlyStopping with
+            | Some es ->
+                let value, higherIsBetter =
+                    match es.Monitor with
+                    | ValidationLoss -> report.ValidationLoss |> Option.defaultValue nan, false
+                    | ValidationAccuracy -> report.ValidationAccuracy |> Option.defaultValue nan, true
+                    | TrainingLoss -> report.TrainLoss, false
+                let improved =
+                    match best with
+                    | None -> true
+                    | Some b -> if higherIsBetter then value > b + es.MinDelta else value < b - es.MinDelta
+                if improved then
+                    best <- Some value
+                    bestEpoch <- Some report.Epoch
+                    wait <- 0
+                    if es.RestoreBestWeights then
+                        model.SnapshotTo bestStore.Value
+                        bestWeights <- Some bestStore.Value
+                else
+                    wait <- wait + 1
+                    if wait >= es.Patience then stopped <- true
+            | None -> ()
+            if not (trainer.WeightsFinite()) then
+                raise (TrainingException(
+                    sprintf "Training stopped: the weights became NaN or infinite during epoch %d (last batch %d of %d, learning rate %g). Nothing was saved for this epoch; lower the learning rate or enable gradient clipping."
+                        (epoch + 1) batches batches rate))
+            epoch <- epoch + 1
+            match options.CheckpointDir with
+            | Some dir ->
+                let state =
+                    { EpochsDone = epoch
+                      OptimizerStep = trainer.State.Step
+                      History = history
+                      Best = best
+                      BestEpoch = bestEpoch
+                      Wait = wait
+                      Stopped = stopped
+                      Seed = options.Seed }
+                Checkpoint.write dir model state slots bestWeights
+            | None -> ()
+            options.Callback(EpochEnd report)
+        match options.EarlyStopping, bestWeights with
+        | Some { RestoreBestWeights = true }, Some weights -> model.RestoreFrom weights
+        | _ -> ()
         { History = history
           BestEpoch = bestEpoch
           StoppedEarly = stopped
