@@ -46,6 +46,8 @@ type Model internal (engine: Engine, net: Net, runtimes: LayerRuntime[]) =
         | _ -> None
     let tensors =
         runtimes |> Array.collect (fun r -> Array.ofList ([ for p in r.Params -> p.Name, p.Value ] @ r.States))
+    let savedTensors = tensors |> Array.map snd
+    let savedLength = savedTensors |> Array.sumBy (fun t -> t.Length)
     /// The architecture.
     member _.Net = net
     /// The engine holding the weights.
@@ -57,8 +59,31 @@ type Model internal (engine: Engine, net: Net, runtimes: LayerRuntime[]) =
     member internal _.Flat = flat
     /// Every tensor saved in a model file (parameters, then each layer's state), in layer order.
     member internal _.Tensors = tensors
-    /// Copies every saved tensor to host arrays.
-    member internal _.Snapshot() = tensors |> Array.map (fun (_, t) -> t.ToArray())
+    /// The saved tensors' storage, in `Tensors` order (the list `Engine.Gather`/`ReadTensors` take).
+    member internal _.SavedTensors = savedTensors
+    /// Floats in all saved tensors together (the length of a `SnapshotTo` target).
+    member internal _.SavedLength = savedLength
+    /// Copies every saved tensor to host arrays, read from the device in one copy (`Engine.ReadTensors`).
+    member internal _.Snapshot() =
+        let flat = engine.ReadTensors savedTensors
+        let mutable offset = 0
+        savedTensors
+        |> Array.map (fun t ->
+            let n = int t.Length
+            let part = Array.sub flat offset n
+            offset <- offset + n
+            part)
+    /// Copies every saved tensor, in `Tensors` order, into `target` ([SavedLength] on this engine) without leaving the
+    /// device (`Engine.Gather`): a snapshot of the weights that `RestoreFrom` puts back.
+    member internal _.SnapshotTo(target: Tensor) =
+        if target.Length <> savedLength then
+            invalidArg "target" (sprintf "A snapshot of this model needs %d floats, the target has %d." savedLength target.Length)
+        engine.Gather(savedTensors, target, 0L)
+    /// Restores every saved tensor from a device snapshot written by `SnapshotTo` (`Engine.Scatter`).
+    member internal _.RestoreFrom(source: Tensor) =
+        if source.Length <> savedLength then
+            invalidArg "source" (sprintf "A snapshot of this model has %d floats, the source has %d." savedLength source.Length)
+        engine.Scatter(source, 0L, savedTensors)
     /// Restores tensors from a snapshot.
     member internal _.Restore(values: float32[][]) =
         Array.iter2 (fun (_, t: Tensor) (v: float32[]) -> t.CopyFrom(ReadOnlySpan<float32>(v), 0L)) tensors values

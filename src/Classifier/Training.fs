@@ -331,7 +331,10 @@ module internal Checkpoint =
         | Some x -> w.WriteNumber(name, x)
         | None -> w.WriteNull name
 
-    let write (dir: string) (model: Model) (state: CheckpointState) (slots: Tensor[]) (best: float32[][] option) =
+    /// Writes `checkpoint.hnn` (atomically) with the weights, the optimizer slots and, when given, the best weights
+    /// (a device snapshot of `model.SnapshotTo`), in that order; every float comes from one device-to-host copy
+    /// (`Engine.ReadTensors`), the same floats as each tensor's own read.
+    let write (dir: string) (model: Model) (state: CheckpointState) (slots: Tensor[]) (best: Tensor option) =
         let tensors = model.Tensors
         let blocks =
             [ for name, t in tensors -> name, "weight", t.Shape ]
@@ -372,13 +375,12 @@ module internal Checkpoint =
                 ModelFile.writeBlocks w blocks
                 w.WriteEndObject())
         let floats =
-            [ for _, t in tensors -> t.ToArray() ]
-            @ [ for t in slots -> t.ToArray() ]
-            @ (match best with Some b -> List.ofArray b | None -> [])
-        Container.write (Path.Combine(dir, fileName)) header floats
+            model.Engine.ReadTensors(Array.concat [ model.SavedTensors; slots; Option.toArray best ])
+        Container.write (Path.Combine(dir, fileName)) header [ floats ]
 
     /// Reads a checkpoint written for `model`'s architecture and `seed`, restores weights and optimizer slots, and
-    /// returns the saved state and best weights.
+    /// returns the saved state and the best weights (every saved tensor in `model.Tensors` order, one array, the
+    /// layout of `model.SnapshotTo`).
     let read (dir: string) (model: Model) (seed: int) (slots: Tensor[]) =
         let path = Path.Combine(dir, fileName)
         let parse (header: byte[]) (count: int) =
@@ -445,7 +447,7 @@ module internal Checkpoint =
             t.CopyFrom(ReadOnlySpan<float32>(take shape t.Shape), 0L)
         let best =
             if bestBlocks.IsEmpty then None
-            else Some [| for (_, _, shape), (_, t) in List.zip bestBlocks (List.ofArray tensors) -> take shape t.Shape |]
+            else Some(Array.concat [| for (_, _, shape), (_, t) in List.zip bestBlocks (List.ofArray tensors) -> take shape t.Shape |])
         state, best
 
 /// Training.
@@ -496,7 +498,17 @@ module Training =
         let mutable bestEpoch = None
         let mutable wait = 0
         let mutable stopped = false
-        let mutable bestWeights = None
+        // The best epoch's weights stay on the device (one flat copy of every saved tensor) until they are restored or
+        // written into a checkpoint.
+        let bestStore = lazy (model.Engine.Allocate [| int model.SavedLength |])
+        use _freeBest =
+            { new IDisposable with
+                member _.Dispose() =
+                    if bestStore.IsValueCreated then
+                        // Copies from the snapshot may still be queued on a device engine: let them finish first.
+                        model.Engine.Synchronize()
+                        bestStore.Value.Dispose() }
+        let mutable bestWeights: Tensor option = None
         let mutable startEpoch = 0
         match options.CheckpointDir with
         | Some dir when File.Exists(Path.Combine(dir, Checkpoint.fileName)) ->
@@ -507,7 +519,11 @@ module Training =
             bestEpoch <- state.BestEpoch
             wait <- state.Wait
             stopped <- state.Stopped
-            bestWeights <- savedBest
+            match savedBest with
+            | Some b ->
+                bestStore.Value.CopyFrom(ReadOnlySpan<float32>(b), 0L)
+                bestWeights <- Some bestStore.Value
+            | None -> ()
             startEpoch <- state.EpochsDone
         | _ -> ()
         let resumed = startEpoch
@@ -555,7 +571,9 @@ module Training =
                     best <- Some value
                     bestEpoch <- Some report.Epoch
                     wait <- 0
-                    if es.RestoreBestWeights then bestWeights <- Some(model.Snapshot())
+                    if es.RestoreBestWeights then
+                        model.SnapshotTo bestStore.Value
+                        bestWeights <- Some bestStore.Value
                 else
                     wait <- wait + 1
                     if wait >= es.Patience then stopped <- true
@@ -580,7 +598,7 @@ module Training =
             | None -> ()
             options.Callback(EpochEnd report)
         match options.EarlyStopping, bestWeights with
-        | Some { RestoreBestWeights = true }, Some weights -> model.Restore weights
+        | Some { RestoreBestWeights = true }, Some weights -> model.RestoreFrom weights
         | _ -> ()
         { History = history
           BestEpoch = bestEpoch

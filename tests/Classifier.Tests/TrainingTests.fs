@@ -138,6 +138,36 @@ let tests =
             Expect.equal report.ValidationAccuracy (Some expected.Accuracy) "accuracy as from the probabilities"
             Expect.floatClose { absolute = 1e-5; relative = 1e-4 } (Option.get report.ValidationLoss) expected.LogLoss "log-loss as from the probabilities")
 
+        onEngine "ilgpu-cpu" <| testCase "an epoch of the default model on ilgpu-cpu with a checkpoint and restore-best-weights reads from the device three times: training, validation, checkpoint" (fun () ->
+            use lease = (engines |> List.find (fun (name, _) -> name = "ilgpu-cpu") |> snd) ()
+            let e = lease.Engine :?> Hybrid.Dsp.Ilgpu.IlgpuEngine
+            let model = Model.create e 0 (Experiment.recipes.Head.Build [ 1; 16; 16 ] 10)
+            // One batch and a few validation rows keep the simulator's time down; the reads do not depend on the count.
+            let data = { Inputs = uniform (Random 8) (16 * 256); Labels = Array.init 16 (fun i -> i % 10) }
+            let validation = { Inputs = uniform (Random 12) (6 * 256); Labels = Array.init 6 (fun i -> (7 * i) % 10) }
+            let dir = tempDir ()
+            let opts =
+                { FitOptions.defaults with
+                    Epochs = 1; BatchSize = 16; Optimizer = Optimizer.adam 3e-3; Schedule = OneCycle(0.25, 10.0, 100.0)
+                    LabelSmoothing = 0.05; Seed = 3; CheckpointDir = Some dir
+                    EarlyStopping = Some { Monitor = ValidationLoss; Patience = 3; MinDelta = 0.0; RestoreBestWeights = true } }
+            e.Synchronize()
+            e.Transfers.Reset()
+            e.Transfers.Enabled <- true
+            let result =
+                try Training.fit opts model data (Some validation)
+                finally e.Transfers.Enabled <- false
+            let counts = e.Transfers.Snapshot() |> List.ofSeq
+            e.Transfers.Reset()
+            let reads = counts |> List.filter (fun c -> c.Kind = Hybrid.Dsp.Ilgpu.TransferKind.DeviceToHost)
+            let described = reads |> List.map (fun c -> sprintf "%s x%d (%d bytes)" c.CallSite c.Count c.Bytes) |> String.concat "; "
+            Expect.isLessThanOrEqual (reads |> List.sumBy _.Count) 3
+                (sprintf "device->host reads in one epoch with a checkpoint and restore-best-weights (by call site: %s)" described)
+            Expect.isTrue (reads |> List.exists (fun c -> c.CallSite.StartsWith "Hybrid.Classifier.Checkpoint.write")) (sprintf "the checkpoint's read is named by its call site (%s)" described)
+            Expect.equal result.BestEpoch (Some 1) "the one epoch is the best"
+            Expect.isTrue (File.Exists(Path.Combine(dir, "checkpoint.hnn"))) "checkpoint written"
+            Directory.Delete(dir, true))
+
         testCase "a killed run resumes from its last checkpoint and ends with the same weights" (fun () ->
             use engine = new ManagedEngine(2)
             let early = Some { Monitor = ValidationLoss; Patience = 10; MinDelta = 0.0; RestoreBestWeights = true }
@@ -155,6 +185,36 @@ let tests =
             Expect.equal result.History.Length referenceResult.History.Length "full history"
             Expect.equal result.BestEpoch referenceResult.BestEpoch "best epoch"
             Array.iteri2 (fun i x y -> bitEqual (sprintf "tensor %d" i) x y) reference resumed
+            Directory.Delete(dir, true))
+
+        onEngine "ilgpu-cpu" <| testCase "a killed run on ilgpu-cpu resumes from its checkpoint (the tensors' own floats, read in one copy) and ends with the same weights bit for bit" (fun () ->
+            use lease = (engines |> List.find (fun (name, _) -> name = "ilgpu-cpu") |> snd) ()
+            let e = lease.Engine
+            let early = Some { Monitor = ValidationLoss; Patience = 10; MinDelta = 0.0; RestoreBestWeights = true }
+            let opts = { options with Epochs = 3; EarlyStopping = early }
+            let referenceDir = tempDir ()
+            let reference, referenceResult = trainedWeights e { opts with CheckpointDir = Some referenceDir }
+            let dir = tempDir ()
+            let model = Model.create e 5 (cnn ())
+            let mutable atKill = [||]
+            let kill =
+                function
+                | EpochEnd r when r.Epoch = 2 ->
+                    // Each tensor read on its own, as the checkpoint's single read must reproduce.
+                    atKill <- model.Tensors |> Array.map (fun (_, t) -> t.ToArray())
+                    raise (OperationCanceledException "killed")
+                | _ -> ()
+            Expect.throwsT<OperationCanceledException>
+                (fun () -> Training.fit { opts with CheckpointDir = Some dir; Callback = kill } model (tinyImages 2 12) (Some(tinyImages 3 6)) |> ignore) "killed"
+            let _, floats = Container.read (Path.Combine(dir, Checkpoint.fileName)) (fun _ _ -> ())
+            let weights = Array.concat atKill
+            bitEqual "the checkpoint's weights" weights floats[.. weights.Length - 1]
+            let resumed, result = trainedWeights e { opts with CheckpointDir = Some dir }
+            Expect.equal result.ResumedAfterEpochs 2 "resumed after epoch 2"
+            Expect.equal result.BestEpoch referenceResult.BestEpoch "best epoch"
+            Expect.equal (result.History |> List.map _.TrainLoss) (referenceResult.History |> List.map _.TrainLoss) "training losses"
+            Array.iteri2 (fun i x y -> bitEqual (sprintf "tensor %d" i) x y) reference resumed
+            Directory.Delete(referenceDir, true)
             Directory.Delete(dir, true))
 
         for engineName, lease in engines do

@@ -87,6 +87,8 @@ public sealed class IlgpuEngine : Engine
     private readonly ConcurrentDictionary<string, Delegate> _kernels = new();
     private readonly ConcurrentDictionary<object, IDisposable> _plans = new();
     private MemoryBuffer1D<float, Stride1D.Dense>? _scratch;
+    private MemoryBuffer1D<float, Stride1D.Dense>? _staging;
+    private readonly object _stagingGate = new();
     private IlgpuDsp? _dsp;
     private bool _disposed;
 
@@ -154,6 +156,81 @@ public sealed class IlgpuEngine : Engine
     {
         Transfers.Record(TransferKind.DeviceToHost, (long)destination.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>());
         source.CopyToCPU(destination);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>One device-to-device copy per tensor (<c>cuMemcpyDtoDAsync</c> on CUDA) on the default stream, so it
+    /// is ordered after the kernels that wrote the sources; nothing is read back and nothing waits.</remarks>
+    public override void Gather(IReadOnlyList<Tensor> sources, Tensor destination, long offset = 0)
+    {
+        CheckRange(sources, nameof(sources), destination, nameof(destination), offset);
+        var target = Expect(destination, nameof(destination)).View;
+        var at = offset;
+        for (var i = 0; i < sources.Count; i++)
+        {
+            var s = Expect(sources[i], nameof(sources)).View;
+            if (s.Length == 0) continue;
+            s.CopyTo(Accelerator.DefaultStream, target.SubView(at, s.Length));
+            at += s.Length;
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>One device-to-device copy per tensor on the default stream, as <see cref="Gather"/>.</remarks>
+    public override void Scatter(Tensor source, long offset, IReadOnlyList<Tensor> destinations)
+    {
+        CheckRange(destinations, nameof(destinations), source, nameof(source), offset);
+        var from = Expect(source, nameof(source)).View;
+        var at = offset;
+        for (var i = 0; i < destinations.Count; i++)
+        {
+            var d = Expect(destinations[i], nameof(destinations)).View;
+            if (d.Length == 0) continue;
+            from.SubView(at, d.Length).CopyTo(Accelerator.DefaultStream, d);
+            at += d.Length;
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>A single tensor is read directly; several are gathered into the engine's staging buffer (allocated on
+    /// first use and grown to the largest request, kept until the engine is disposed) and read with one copy, counted
+    /// by <see cref="Transfers"/> as one device-to-host transfer of the caller.</remarks>
+    public override unsafe void ReadTensors(IReadOnlyList<Tensor> tensors, Span<float> destination)
+    {
+        var total = TotalLength(tensors, nameof(tensors));
+        if (destination.Length != total)
+            throw new ArgumentException($"destination has {destination.Length} elements, the tensors hold {total}.", nameof(destination));
+        if (total == 0) return;
+        if (tensors.Count == 1)
+        {
+            tensors[0].CopyTo(destination);
+            return;
+        }
+        lock (_stagingGate)
+        {
+            if (_staging is null || _staging.Length < total)
+            {
+                // The previous staging buffer's last use ended in a blocking read, so nothing queued still uses it.
+                _staging?.Dispose();
+                _staging = null;
+                _staging = Accelerator.Allocate1D<float>(total);
+            }
+            var staging = _staging.View.SubView(0, total);
+            var at = 0L;
+            for (var i = 0; i < tensors.Count; i++)
+            {
+                var s = Expect(tensors[i], nameof(tensors)).View;
+                if (s.Length == 0) continue;
+                s.CopyTo(Accelerator.DefaultStream, staging.SubView(at, s.Length));
+                at += s.Length;
+            }
+            Transfers.Record(TransferKind.DeviceToHost, total * sizeof(float));
+            // Pinned for the copy, as IlgpuTensor.CopyTo: ILGPU takes the address as given.
+            fixed (float* pinned = destination)
+            {
+                staging.CopyToCPU(ref *pinned, destination.Length);
+            }
+        }
     }
 
     /// <summary>Compiles every DSP and network kernel now, so that a back end unable to compile them fails here
@@ -224,6 +301,7 @@ public sealed class IlgpuEngine : Engine
         foreach (var plan in _plans.Values) plan.Dispose();
         _plans.Clear();
         _scratch?.Dispose();
+        _staging?.Dispose();
         Accelerator.Dispose();
         Context.Dispose();
     }

@@ -120,6 +120,34 @@ public sealed class ManagedEngine : Engine
     }
 
     /// <inheritdoc />
+    public override void Gather(IReadOnlyList<Tensor> sources, Tensor destination, long offset = 0)
+    {
+        CheckRange(sources, nameof(sources), destination, nameof(destination), offset);
+        var target = Expect(destination, nameof(destination)).Span;
+        var at = checked((int)offset);
+        for (var i = 0; i < sources.Count; i++)
+        {
+            var s = Expect(sources[i], nameof(sources)).Span;
+            s.CopyTo(target.Slice(at, s.Length));
+            at += s.Length;
+        }
+    }
+
+    /// <inheritdoc />
+    public override void Scatter(Tensor source, long offset, IReadOnlyList<Tensor> destinations)
+    {
+        CheckRange(destinations, nameof(destinations), source, nameof(source), offset);
+        var from = Expect(source, nameof(source)).Span;
+        var at = checked((int)offset);
+        for (var i = 0; i < destinations.Count; i++)
+        {
+            var d = Expect(destinations[i], nameof(destinations)).Span;
+            from.Slice(at, d.Length).CopyTo(d);
+            at += d.Length;
+        }
+    }
+
+    /// <inheritdoc />
     public override void Dispose()
     {
     }
