@@ -2,26 +2,38 @@ namespace Hybrid.Classifier
 
 open Hybrid.Dsp
 
+/// How much of an activation layer the layer before it applies (`Model` decides, per engine).
+type internal ActivationFusion =
+    /// Nothing: the activation runs its own forward and backward passes.
+    | Separate
+    /// The forward pass (a Dense layer's bias launch on device engines): the activation passes its input through as
+    /// its output, and its backward pass still applies the gradient.
+    | ForwardOnly
+    /// Both passes (BatchNorm): the layer before writes the activation and reads dy through its gradient, so this
+    /// layer passes values and gradients through unchanged.
+    | Whole
+
 /// ReLU (slope 0) and leaky ReLU; the backward pass reads the forward output.
 type internal LeakyReluRuntime(engine: Engine, slope: float) =
     inherit LayerRuntime(engine)
     let mutable output = Unchecked.defaultof<Tensor>
     /// The slope (0 for ReLU).
     member _.Slope = slope
-    /// True when the layer before applies this activation in its own launch (`Model` sets it on device engines):
-    /// Forward then passes its input through, and Backward works from it as the output.
-    member val Fused = false with get, set
+    /// What the layer before applies of this activation (`Model` sets it): see `ActivationFusion`.
+    member val Fusion = Separate with get, set
     override this.Forward(x, _, _) =
-        if this.Fused then
-            output <- x
-        else
+        match this.Fusion with
+        | Separate ->
             output <- this.Buffers.Get("y", x.Shape)
             this.Ops.LeakyReluForward(x, float32 slope, output)
+        | ForwardOnly
+        | Whole -> output <- x
         output
     override this.Backward(dy, needDx) =
-        if not needDx then
-            None
-        else
+        match this.Fusion with
+        | Whole -> Some dy
+        | _ when not needDx -> None
+        | _ ->
             let dx = this.Buffers.Get("dx", dy.Shape)
             this.Ops.LeakyReluBackward(output, float32 slope, dy, dx)
             Some dx

@@ -17,19 +17,35 @@ type internal BatchNormRuntime(engine: Engine, name: string, inShape: int[], mom
         Param.fill gamma (Array.create c 1.0f)
         runningVar.CopyFrom(System.ReadOnlySpan<float32>(Array.create c 1.0f), 0L)
     let mutable input = Unchecked.defaultof<Tensor>
+    let mutable output = Unchecked.defaultof<Tensor>
+    let mutable activation: float32 option = None
     override _.Params = [ gamma; beta ]
     override _.States = [ name + ".moving_mean", runningMean; name + ".moving_variance", runningVar ]
+    /// Applies the following (leaky) ReLU of `slope` from now on: the forward pass writes the activation of each
+    /// normalised value and the backward pass reads dy through its gradient (`Model` does this, and marks that
+    /// activation layer `Whole`). Bit-identical to the two layers apart.
+    member _.FuseActivation(slope: float32) = activation <- Some slope
+    /// The slope of the fused activation, if any.
+    member _.FusedSlope = activation
     override this.Forward(x, training, _) =
         input <- x
         let y = this.Buffers.Get("y", x.Shape)
-        if training then
+        output <- y
+        match training, activation with
+        | true, None ->
             this.Ops.BatchNormTrainingForward(x, gamma.Value, beta.Value, float32 momentum, float32 epsilon, runningMean, runningVar, saveMean, saveInvStd, y)
-        else
+        | true, Some slope ->
+            this.Ops.BatchNormLeakyReluTrainingForward(x, gamma.Value, beta.Value, slope, float32 momentum, float32 epsilon, runningMean, runningVar, saveMean, saveInvStd, y)
+        | false, None ->
             this.Ops.BatchNormInferenceForward(x, gamma.Value, beta.Value, runningMean, runningVar, float32 epsilon, y)
+        | false, Some slope ->
+            this.Ops.BatchNormLeakyReluInferenceForward(x, gamma.Value, beta.Value, slope, runningMean, runningVar, float32 epsilon, y)
         y
     override this.Backward(dy, _) =
         let dx = this.Buffers.Get("dx", input.Shape)
-        this.Ops.BatchNormBackward(input, gamma.Value, saveMean, saveInvStd, dy, dx, gamma.Grad, beta.Grad)
+        match activation with
+        | None -> this.Ops.BatchNormBackward(input, gamma.Value, saveMean, saveInvStd, dy, dx, gamma.Grad, beta.Grad)
+        | Some slope -> this.Ops.BatchNormLeakyReluBackward(input, output, slope, gamma.Value, saveMean, saveInvStd, dy, dx, gamma.Grad, beta.Grad)
         Some dx
 
 /// Batch normalisation over the first (channel or feature) axis; in ONNX its inference form,

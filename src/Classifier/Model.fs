@@ -40,10 +40,20 @@ type Model internal (engine: Engine, net: Net, runtimes: LayerRuntime[]) =
                 match runtimes[i], runtimes[i + 1] with
                 | (:? DenseRuntime as dense), (:? LeakyReluRuntime as activation) ->
                     dense.FuseActivation(device, float32 activation.Slope)
-                    activation.Fused <- true
+                    activation.Fusion <- ForwardOnly
                 | _ -> ()
             Some(device, values, grads)
         | _ -> None
+    /// On every engine, a BatchNorm layer followed by a (leaky) ReLU applies it in its own passes (forward: the
+    /// activation of each normalised value; backward: dy read through the activation's gradient), bit for bit the
+    /// two layers apart.
+    do
+        for i in 0 .. runtimes.Length - 2 do
+            match runtimes[i], runtimes[i + 1] with
+            | (:? BatchNormRuntime as norm), (:? LeakyReluRuntime as activation) when activation.Fusion = Separate ->
+                norm.FuseActivation(float32 activation.Slope)
+                activation.Fusion <- Whole
+            | _ -> ()
     let tensors =
         runtimes |> Array.collect (fun r -> Array.ofList ([ for p in r.Params -> p.Name, p.Value ] @ r.States))
     let savedTensors = tensors |> Array.map snd
@@ -57,6 +67,8 @@ type Model internal (engine: Engine, net: Net, runtimes: LayerRuntime[]) =
     /// On a device engine: its training operations, and every parameter's value and gradient as one flat tensor each
     /// (the parameters' tensors are views of these, in parameter order). None on the managed engine.
     member internal _.Flat = flat
+    /// The layers' runtimes, in layer order.
+    member internal _.Runtimes = runtimes
     /// Every tensor saved in a model file (parameters, then each layer's state), in layer order.
     member internal _.Tensors = tensors
     /// The saved tensors' storage, in `Tensors` order (the list `Engine.Gather`/`ReadTensors` take).

@@ -134,6 +134,29 @@ public interface INnOps
     void BatchNormBackward(Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dy,
         Tensor dx, Tensor dGamma, Tensor dBeta);
 
+    /// <summary>
+    /// <see cref="BatchNormTrainingForward"/> followed by <see cref="LeakyReluForward"/> in one pass: y = v for v &gt; 0,
+    /// slope * v otherwise, with v the batch-normalised value (slope 0 gives ReLU; slope &gt;= 0). Bit-identical to
+    /// the two operations in sequence (the same statistics, the same v, the same selection); y holds only the
+    /// activation, the normalised values are not kept. Shapes as <see cref="BatchNormTrainingForward"/>.
+    /// </summary>
+    void BatchNormLeakyReluTrainingForward(Tensor x, Tensor gamma, Tensor beta, float slope, float momentum, float epsilon,
+        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, Tensor y);
+
+    /// <summary><see cref="BatchNormInferenceForward"/> followed by <see cref="LeakyReluForward"/> in one pass,
+    /// bit-identical to the two in sequence. Shapes as <see cref="BatchNormInferenceForward"/>.</summary>
+    void BatchNormLeakyReluInferenceForward(Tensor x, Tensor gamma, Tensor beta, float slope, Tensor runningMean, Tensor runningVar,
+        float epsilon, Tensor y);
+
+    /// <summary>
+    /// Gradient of <see cref="BatchNormLeakyReluTrainingForward"/>: <see cref="LeakyReluBackward"/> from its output y
+    /// applied to dy as it is read (dy where y &gt; 0, slope * dy otherwise) inside <see cref="BatchNormBackward"/>, so
+    /// no masked copy of dy is written. Bit-identical to the two operations in sequence. x: the forward input; y: the
+    /// forward output; dx, dGamma, dBeta overwritten; dx must not alias x, y or dy.
+    /// </summary>
+    void BatchNormLeakyReluBackward(Tensor x, Tensor y, float slope, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dy,
+        Tensor dx, Tensor dGamma, Tensor dBeta);
+
     /// <summary>Inverted dropout (Srivastava et al. 2014): keeps each element with probability 1 - rate and scales kept
     /// elements by 1 / (1 - rate). The mask (0 or 1 / (1 - rate), same shape as x) is a pure function of
     /// (<paramref name="seed"/>, element index), so every engine draws the same mask. rate in [0, 1).</summary>

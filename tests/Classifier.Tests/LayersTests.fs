@@ -22,12 +22,14 @@ let private close (what: string) (numeric: float) (analytic: float) =
     if not (abs (numeric - analytic) <= 2e-2 + 3e-2 * max (abs numeric) (abs analytic)) then
         failwithf "%s: finite difference %g, backward %g" what numeric analytic
 
-/// Checks dL/dx and dL/dparameters of a one-layer network for L = sum(y * r) with random r, by central
-/// differences at up to 12 random coordinates of the input and of each parameter.
-let gradientCheck (engine: Engine) (layer: Layer) (inShape: int[]) (batch: int) (seed: int) (prepare: Random -> float32[] -> float32[]) =
+/// Checks dL/dx and dL/dparameters of a network of `layers` for L = sum(y * r) with random r, by central
+/// differences at up to 12 random coordinates of the input and of each parameter; `inspect` sees the model first.
+let gradientCheckLayers (engine: Engine) (layers: Layer list) (inShape: int[]) (batch: int) (seed: int) (prepare: Random -> float32[] -> float32[]) (inspect: Model -> unit) =
     let rng = Random seed
-    let net = Net.sequential (List.ofArray inShape) [ layer ]
+    let net = Net.sequential (List.ofArray inShape) layers
     let model = Model.build engine seed net
+    inspect model
+    let layer = layers
     let xs = uniform rng (batch * size inShape) |> prepare rng
     let r = uniform rng (batch * size net.OutputShape)
     let x = tensor engine xs (Array.append [| batch |] inShape)
@@ -54,6 +56,34 @@ let gradientCheck (engine: Engine) (layer: Layer) (inShape: int[]) (batch: int) 
     |> Array.iteri (fun k p ->
         for i in pick (int p.Value.Length) do
             close (sprintf "%A dL/d%s[%d]" layer p.Name i) (probe p.Value i) (float grads.[k].[i]))
+
+/// Checks dL/dx and dL/dparameters of a one-layer network (see `gradientCheckLayers`).
+let gradientCheck (engine: Engine) (layer: Layer) (inShape: int[]) (batch: int) (seed: int) (prepare: Random -> float32[] -> float32[]) =
+    gradientCheckLayers engine [ layer ] inShape batch seed prepare ignore
+
+/// Pairs (0.3 + d, 0.3 - d) with |d| in [0.5, 1.5) at even and odd positions: with an even last axis every BatchNorm
+/// channel's mean is 0.3 and each normalised value is at least 1/3 away from 0, so a finite difference never crosses
+/// the kink of a (leaky) ReLU after it.
+let private pairsAwayFromMean (rng: Random) (x: float32[]) =
+    let d = Array.init ((x.Length + 1) / 2) (fun _ -> float32 (0.5 + rng.NextDouble()) * (if rng.Next 2 = 0 then 1.0f else -1.0f))
+    Array.init x.Length (fun i -> if i % 2 = 0 then 0.3f + d[i / 2] else 0.3f - d[i / 2])
+
+/// Fails unless every BatchNorm of the model applies the activation after it (fused) and that activation passes through.
+let private fusedPairs (expected: int) (model: Model) =
+    let fused =
+        model.Runtimes
+        |> Array.pairwise
+        |> Array.filter (fun (a, b) ->
+            match a, b with
+            | (:? BatchNormRuntime as norm), (:? LeakyReluRuntime as activation) -> norm.FusedSlope.IsSome && activation.Fusion = Whole
+            | _ -> false)
+    Expect.equal fused.Length expected "BatchNorm + activation pairs fused"
+
+/// BatchNorm followed by an activation (fused by `Model` into one forward and one backward pass).
+let private pairCases: (string * (Random -> Layer list * int[] * int)) list =
+    [ "BatchNorm + ReLU 1-D", (fun rng -> [ BatchNorm(0.9, 1e-3); ReLU ], [| rng.Next(1, 4); 2 * rng.Next(1, 5) |], rng.Next(1, 4))
+      "BatchNorm + LeakyReLU 2-D", (fun rng ->
+          [ BatchNorm(0.99, 1e-3); LeakyReLU(0.01 + rng.NextDouble() * 0.5) ], [| rng.Next(1, 4); rng.Next(1, 4); 2 * rng.Next(1, 4) |], rng.Next(1, 4)) ]
 
 let private padding (rng: Random) = if rng.Next 2 = 0 then Same else Valid
 
@@ -119,6 +149,12 @@ let tests =
                     let rng = Random seed
                     let layer, shape, batch, prepare = make rng
                     gradientCheck engine layer shape batch seed prepare)
+            for name, make in pairCases do
+                onEngine engineName <| testPropertyWithConfig config (sprintf "%s, fused, gradients match finite differences on %s" name engineName) (fun (seed: int) ->
+                    use lease = create ()
+                    let rng = Random seed
+                    let layers, shape, batch = make rng
+                    gradientCheckLayers lease.Engine layers shape batch seed pairsAwayFromMean (fusedPairs 1))
             onEngine engineName <| testPropertyWithConfig config (sprintf "softmax cross-entropy gradients match finite differences on %s" engineName) (fun (seed: int) ->
                 use lease = create ()
                 lossCheck lease.Engine seed)

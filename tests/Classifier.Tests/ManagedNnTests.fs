@@ -150,6 +150,44 @@ let tests =
             with :? NotSupportedException as e ->
                 Expect.stringContains e.Message "fake-gpu" "engine named")
 
+        testPropertyWithConfig config "BatchNorm with leaky ReLU fused equals BatchNorm then LeakyRelu bit for bit, forward (training and inference) and backward" (fun (seed: int) ->
+            let rng = Random seed
+            // Spatial sizes straddle the vector width (scalar tails), 1 for feature vectors; slopes 0 (ReLU) or random.
+            let n, c, s = rng.Next(1, 6), rng.Next(1, 7), [| 1; 3; 7; 8; 9; 17; 40 |].[rng.Next 7]
+            let slope = if rng.Next 2 = 0 then 0.0f else float32 (rng.NextDouble())
+            let shape = if s = 1 then [| n; c |] else [| n; c; s |]
+            let count = n * c * s
+            // Some exact zeros in x and dy, so the selection's boundary is exercised too.
+            let withZeros (v: float32[]) = v |> Array.map (fun x -> if rng.Next 8 = 0 then 0.0f else x)
+            let x = uniform rng count |> Array.map (fun v -> 2.0f * v + 0.5f) |> withZeros
+            let gamma, beta, mean = uniform rng c, uniform rng c, uniform rng c
+            let var = uniform rng c |> Array.map (fun v -> abs v + 0.1f)
+            let dy = uniform rng count |> withZeros
+            use engine = new ManagedEngine(2)
+            let ops = NnOps.For engine
+            let run (fused: bool) =
+                let t v sh = tensor engine v sh
+                let tx, tg, tb, trm, trv = t x shape, t gamma [| c |], t beta [| c |], t mean [| c |], t var [| c |]
+                let sm, si, y = engine.Allocate c, engine.Allocate c, engine.Allocate shape
+                let tdy, dx, dg, db, yi = t dy shape, engine.Allocate shape, engine.Allocate c, engine.Allocate c, engine.Allocate shape
+                if fused then
+                    ops.BatchNormLeakyReluTrainingForward(tx, tg, tb, slope, 0.9f, 1e-3f, trm, trv, sm, si, y)
+                    ops.BatchNormLeakyReluBackward(tx, y, slope, tg, sm, si, tdy, dx, dg, db)
+                    ops.BatchNormLeakyReluInferenceForward(tx, tg, tb, slope, trm, trv, 1e-3f, yi)
+                else
+                    let normalised, masked = engine.Allocate shape, engine.Allocate shape
+                    ops.BatchNormTrainingForward(tx, tg, tb, 0.9f, 1e-3f, trm, trv, sm, si, normalised)
+                    ops.LeakyReluForward(normalised, slope, y)
+                    ops.LeakyReluBackward(y, slope, tdy, masked)
+                    ops.BatchNormBackward(tx, tg, sm, si, masked, dx, dg, db)
+                    ops.BatchNormInferenceForward(tx, tg, tb, trm, trv, 1e-3f, normalised)
+                    ops.LeakyReluForward(normalised, slope, yi)
+                [ "running mean", trm; "running variance", trv; "saved mean", sm; "saved inverse std", si; "training output", y
+                  "dx", dx; "dGamma", dg; "dBeta", db; "inference output", yi ]
+                |> List.map (fun (name, t) -> name, t.ToArray())
+            let what = sprintf "shape %A slope %g" shape slope
+            List.iter2 (fun (name, expected) (_, actual) -> bitEqual (sprintf "%s, %s" name what) expected actual) (run false) (run true))
+
         testCase "dropout masks depend only on the seed and keep about 1 - rate of the elements" (fun () ->
             use e1 = new ManagedEngine(1)
             use e2 = new ManagedEngine(2)

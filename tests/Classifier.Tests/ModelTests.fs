@@ -35,6 +35,21 @@ let private gradients (engine: Engine) (model: Model) (xs: float32[]) (r: float3
 [<Tests>]
 let tests =
     testList "Model" [
+        testCase "the default cnn2d on the managed engine applies each ReLU inside the BatchNorm before it" (fun () ->
+            use engine = new Hybrid.Dsp.Managed.ManagedEngine(2)
+            let recipe = Experiment.recipes |> List.find (fun r -> r.Name = "cnn2d")
+            let model = Model.build engine 0 (recipe.Build [ 1; 40; 32 ] 10)
+            let pairs =
+                model.Runtimes
+                |> Array.pairwise
+                |> Array.choose (fun (a, b) ->
+                    match a, b with
+                    | (:? BatchNormRuntime as norm), (:? LeakyReluRuntime as activation) -> Some(norm.FusedSlope, activation.Fusion)
+                    | _ -> None)
+            Expect.equal pairs (Array.create 3 (Some 0.0f, Whole)) "three BatchNorm + ReLU pairs, each fused with slope 0"
+            let others =
+                model.Runtimes |> Array.filter (function :? LeakyReluRuntime as a -> a.Fusion <> Whole | _ -> false)
+            Expect.isEmpty others "no activation left to run on its own")
         testCase "a CNN with BatchNorm has the gradients of central differences for every parameter and the input" (fun () ->
             use engine = new Hybrid.Dsp.Managed.ManagedEngine(2)
             let net = smoothCnn ()

@@ -138,6 +138,19 @@ let private cases : (string * (Engine -> float32[] list)) list =
                     o.BatchNormTrainingForward(ts.[0], ts.[1], ts.[2], 0.99f, 1e-3f, ts.[3], ts.[4], ts.[5], ts.[6], ts.[7])
                     o.BatchNormBackward(ts.[0], ts.[1], ts.[5], ts.[6], ts.[8], ts.[9], ts.[10], ts.[11]))
 
+            for slope in [ 0.0f; 0.2f ] do
+                $"BatchNormLeakyReluTrainingForward shape={fmt shape} slope={slope}",
+                nn [ xs; rnd 25 c; rnd 26 c; rnd 27 c; positive 28 c; rnd 29 c; rnd 30 c; rnd 31 shape ] [ 3; 4; 5; 6; 7 ]
+                    (fun o ts -> o.BatchNormLeakyReluTrainingForward(ts.[0], ts.[1], ts.[2], slope, 0.9f, 1e-3f, ts.[3], ts.[4], ts.[5], ts.[6], ts.[7]))
+                $"BatchNormLeakyReluInferenceForward shape={fmt shape} slope={slope}",
+                nn [ xs; rnd 25 c; rnd 26 c; rnd 27 c; positive 28 c; rnd 31 shape ] [ 5 ]
+                    (fun o ts -> o.BatchNormLeakyReluInferenceForward(ts.[0], ts.[1], ts.[2], slope, ts.[3], ts.[4], 1e-3f, ts.[5]))
+                $"BatchNormLeakyReluBackward shape={fmt shape} slope={slope}",
+                nn [ xs; rnd 25 c; rnd 26 c; rnd 27 c; positive 28 c; rnd 29 c; rnd 30 c; rnd 31 shape; rnd 32 shape; rnd 33 shape; rnd 34 c; rnd 35 c ] [ 9; 10; 11 ]
+                    (fun o ts ->
+                        o.BatchNormLeakyReluTrainingForward(ts.[0], ts.[1], ts.[2], slope, 0.99f, 1e-3f, ts.[3], ts.[4], ts.[5], ts.[6], ts.[7])
+                        o.BatchNormLeakyReluBackward(ts.[0], ts.[7], slope, ts.[1], ts.[5], ts.[6], ts.[8], ts.[9], ts.[10], ts.[11]))
+
         for rate in [ 0.0f; 0.3f; 0.9f ] do
             $"DropoutForward rate={rate}", nn [ rnd 36 [| 3; 33 |]; rnd 37 [| 3; 33 |]; rnd 38 [| 3; 33 |] ] [ 1; 2 ] (fun o ts -> o.DropoutForward(ts.[0], rate, 12345UL, ts.[1], ts.[2]))
         "DropoutBackward", nn [ rnd 36 [| 3; 33 |]; rnd 37 [| 3; 33 |]; rnd 38 [| 3; 33 |] ] [ 2 ] (fun o ts -> o.DropoutBackward(ts.[0], ts.[1], ts.[2]))
@@ -332,6 +345,35 @@ let tests =
                     let scale = ex |> Array.fold (fun m v -> max m (abs (float v))) 1.0
                     Hybrid.TestSupport.Assertions.allClose 1e-4 (1e-4 * scale) ex ac $"{name} result {i}") expected actual
             }
+
+        for shape in [ [| 4; 3; 33 |]; [| 31; 5 |]; [| 2; 2; 3; 5 |] ] do
+            for slope in [ 0.0f; 0.2f ] do
+                test $"BatchNorm with leaky ReLU fused equals BatchNorm then LeakyRelu bit for bit on ilgpu-cpu, shape={fmt shape} slope={slope}" {
+                    let c = [| shape.[1] |]
+                    let xs = rnd 24 shape |> fun (d, s) -> Array.map (fun v -> 3.0f * v + 1.0f) d, s
+                    let tensors = [ xs; rnd 25 c; rnd 26 c; rnd 27 c; positive 28 c; rnd 29 c; rnd 30 c; rnd 31 shape; rnd 32 shape; rnd 33 shape; rnd 34 c; rnd 35 c; rnd 36 shape ]
+                    // Forward (training, then inference from the updated running statistics) and backward, each result kept.
+                    let unfused =
+                        nn tensors [ 3; 4; 5; 6; 7; 12; 9; 10; 11 ]
+                            (fun o ts ->
+                                o.BatchNormTrainingForward(ts.[0], ts.[1], ts.[2], 0.9f, 1e-3f, ts.[3], ts.[4], ts.[5], ts.[6], ts.[7])
+                                o.LeakyReluForward(ts.[7], slope, ts.[7])
+                                o.LeakyReluBackward(ts.[7], slope, ts.[8], ts.[8])
+                                o.BatchNormBackward(ts.[0], ts.[1], ts.[5], ts.[6], ts.[8], ts.[9], ts.[10], ts.[11])
+                                o.BatchNormInferenceForward(ts.[0], ts.[1], ts.[2], ts.[3], ts.[4], 1e-3f, ts.[12])
+                                o.LeakyReluForward(ts.[12], slope, ts.[12])) engine.Value
+                    let fused =
+                        nn tensors [ 3; 4; 5; 6; 7; 12; 9; 10; 11 ]
+                            (fun o ts ->
+                                o.BatchNormLeakyReluTrainingForward(ts.[0], ts.[1], ts.[2], slope, 0.9f, 1e-3f, ts.[3], ts.[4], ts.[5], ts.[6], ts.[7])
+                                o.BatchNormLeakyReluBackward(ts.[0], ts.[7], slope, ts.[1], ts.[5], ts.[6], ts.[8], ts.[9], ts.[10], ts.[11])
+                                o.BatchNormLeakyReluInferenceForward(ts.[0], ts.[1], ts.[2], slope, ts.[3], ts.[4], 1e-3f, ts.[12])) engine.Value
+                    let names = [ "running mean"; "running variance"; "saved mean"; "saved inverse std"; "training output"; "inference output"; "dx"; "dGamma"; "dBeta" ]
+                    List.iteri2 (fun i (ex: float32[]) (ac: float32[]) ->
+                        for j in 0 .. ex.Length - 1 do
+                            if BitConverter.SingleToInt32Bits ex.[j] <> BitConverter.SingleToInt32Bits ac.[j] then
+                                failtestf "%s[%d]: unfused %.9g, fused %.9g (not bit-identical)" (List.item i names) j ex.[j] ac.[j]) unfused fused
+                }
 
         test "SoftmaxCrossEntropyRows flags a non-finite loss and an invalid label on the device instead of reading out of bounds" {
             let run (logits: float32[]) (labels: float32[]) =

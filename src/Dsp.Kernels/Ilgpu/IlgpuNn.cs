@@ -31,9 +31,10 @@ internal sealed class IlgpuNn : INnOps, INnDeviceTraining
         NnElementKernels.Fill(e); NnElementKernels.Copy(e); NnElementKernels.Scale(e); NnElementKernels.BiasAdd(e);
         NnElementKernels.LeakyRelu(e); NnElementKernels.LeakyReluGrad(e); NnElementKernels.Dropout(e); NnElementKernels.Multiply(e);
         NnElementKernels.GlobalAvgPoolGrad(e); NnElementKernels.BatchNormInference(e); NnElementKernels.BatchNormApply(e);
-        NnElementKernels.BatchNormGrad(e); NnElementKernels.Sgd(e); NnElementKernels.Adam(e);
+        NnElementKernels.BatchNormGrad(e); NnElementKernels.BatchNormInferenceLeakyRelu(e); NnElementKernels.BatchNormApplyLeakyRelu(e);
+        NnElementKernels.BatchNormGradLeakyRelu(e); NnElementKernels.Sgd(e); NnElementKernels.Adam(e);
         NnReduceKernels.SumOfSquares(e); NnReduceKernels.BiasGrad(e); NnReduceKernels.BatchNormStats(e);
-        NnReduceKernels.BatchNormGradSums(e); NnReduceKernels.GlobalAvgPool(e); NnReduceKernels.SoftmaxCrossEntropy(e);
+        NnReduceKernels.BatchNormGradSums(e); NnReduceKernels.BatchNormGradSumsLeakyRelu(e); NnReduceKernels.GlobalAvgPool(e); NnReduceKernels.SoftmaxCrossEntropy(e);
         NnGemmKernels.Compile(e); NnConvKernels.Im2Col(e); NnConvKernels.Col2Im(e); NnPoolKernels.Forward(e); NnPoolKernels.Backward(e);
         NnTrainKernels.BiasLeakyRelu(e); NnTrainKernels.SoftmaxCrossEntropyRows(e); NnTrainKernels.ClipScale(e);
         NnTrainKernels.SgdGuarded(e); NnTrainKernels.AdamGuarded(e); NnTrainKernels.FlagNonFinite(e);
@@ -260,6 +261,15 @@ internal sealed class IlgpuNn : INnOps, INnDeviceTraining
     // ---------------------------------------------------------------- batch normalisation
 
     public void BatchNormTrainingForward(Tensor x, Tensor gamma, Tensor beta, float momentum, float epsilon,
+        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, Tensor y) =>
+        BatchNormTraining(x, gamma, beta, null, momentum, epsilon, runningMean, runningVar, saveMean, saveInvStd, y);
+
+    public void BatchNormLeakyReluTrainingForward(Tensor x, Tensor gamma, Tensor beta, float slope, float momentum, float epsilon,
+        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, Tensor y) =>
+        BatchNormTraining(x, gamma, beta, slope, momentum, epsilon, runningMean, runningVar, saveMean, saveInvStd, y);
+
+    /// <summary>The statistics launch, then the normalisation launch (with leaky ReLU of <paramref name="slope"/> when given).</summary>
+    private void BatchNormTraining(Tensor x, Tensor gamma, Tensor beta, float? slope, float momentum, float epsilon,
         Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, Tensor y)
     {
         var r = ChannelLayout(x, (int)gamma.Length, nameof(x));
@@ -271,10 +281,19 @@ internal sealed class IlgpuNn : INnOps, INnDeviceTraining
         var vsm = V(saveMean, nameof(saveMean)); var vsi = V(saveInvStd, nameof(saveInvStd)); var vy = V(y, nameof(y));
         if (r.Channels == 0) return;
         NnReduceKernels.BatchNormStats(_engine)(new KernelConfig(r.Channels, Threads), vx, vrm, vrv, vsm, vsi, r, momentum, epsilon);
-        if (x.Length > 0) NnElementKernels.BatchNormApply(_engine)(Count(x), vx, vg, vb, vsm, vsi, vy, Shape(r));
+        if (x.Length == 0) return;
+        if (slope is float s) NnElementKernels.BatchNormApplyLeakyRelu(_engine)(Count(x), vx, vg, vb, vsm, vsi, vy, Shape(r), s);
+        else NnElementKernels.BatchNormApply(_engine)(Count(x), vx, vg, vb, vsm, vsi, vy, Shape(r));
     }
 
-    public void BatchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y)
+    public void BatchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y) =>
+        BatchNormInference(x, gamma, beta, null, runningMean, runningVar, epsilon, y);
+
+    public void BatchNormLeakyReluInferenceForward(Tensor x, Tensor gamma, Tensor beta, float slope, Tensor runningMean, Tensor runningVar,
+        float epsilon, Tensor y) =>
+        BatchNormInference(x, gamma, beta, slope, runningMean, runningVar, epsilon, y);
+
+    private void BatchNormInference(Tensor x, Tensor gamma, Tensor beta, float? slope, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y)
     {
         var r = ChannelLayout(x, (int)gamma.Length, nameof(x));
         beta.RequireShape(nameof(beta), r.Channels);
@@ -283,10 +302,25 @@ internal sealed class IlgpuNn : INnOps, INnDeviceTraining
         NnChecks.SameLength(x, nameof(x), y, nameof(y));
         var vx = V(x, nameof(x)); var vg = V(gamma, nameof(gamma)); var vb = V(beta, nameof(beta));
         var vrm = V(runningMean, nameof(runningMean)); var vrv = V(runningVar, nameof(runningVar)); var vy = V(y, nameof(y));
-        if (x.Length > 0) NnElementKernels.BatchNormInference(_engine)(Count(x), vx, vg, vb, vrm, vrv, vy, Shape(r), epsilon);
+        if (x.Length == 0) return;
+        if (slope is float s) NnElementKernels.BatchNormInferenceLeakyRelu(_engine)(Count(x), vx, vg, vb, vrm, vrv, vy, Shape(r), epsilon, s);
+        else NnElementKernels.BatchNormInference(_engine)(Count(x), vx, vg, vb, vrm, vrv, vy, Shape(r), epsilon);
     }
 
     public void BatchNormBackward(Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dy,
+        Tensor dx, Tensor dGamma, Tensor dBeta) =>
+        BatchNormGradient(x, null, 0f, gamma, saveMean, saveInvStd, dy, dx, dGamma, dBeta);
+
+    public void BatchNormLeakyReluBackward(Tensor x, Tensor y, float slope, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dy,
+        Tensor dx, Tensor dGamma, Tensor dBeta)
+    {
+        NnChecks.SameLength(x, nameof(x), y, nameof(y));
+        BatchNormGradient(x, y, slope, gamma, saveMean, saveInvStd, dy, dx, dGamma, dBeta);
+    }
+
+    /// <summary>The gradient sums launch, then the dx launch; with an activation output <paramref name="y"/> both read
+    /// dy through leaky ReLU's gradient.</summary>
+    private void BatchNormGradient(Tensor x, Tensor? y, float slope, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dy,
         Tensor dx, Tensor dGamma, Tensor dBeta)
     {
         var r = ChannelLayout(x, (int)gamma.Length, nameof(x));
@@ -300,9 +334,20 @@ internal sealed class IlgpuNn : INnOps, INnDeviceTraining
         var vsi = V(saveInvStd, nameof(saveInvStd)); var vdy = V(dy, nameof(dy)); var vdx = V(dx, nameof(dx));
         var vdg = V(dGamma, nameof(dGamma)); var vdb = V(dBeta, nameof(dBeta));
         if (r.Channels == 0) return;
-        NnReduceKernels.BatchNormGradSums(_engine)(new KernelConfig(r.Channels, Threads), vx, vdy, vsm, vsi, vdg, vdb, r);
-        if (x.Length > 0)
-            NnElementKernels.BatchNormGrad(_engine)(Count(x), vx, vg, vsm, vsi, vdy, vdg, vdb, vdx, Shape(r), (float)((double)r.Batch * r.Spatial));
+        float count = (float)((double)r.Batch * r.Spatial);
+        if (y is null)
+        {
+            NnReduceKernels.BatchNormGradSums(_engine)(new KernelConfig(r.Channels, Threads), vx, vdy, vsm, vsi, vdg, vdb, r);
+            if (x.Length > 0)
+                NnElementKernels.BatchNormGrad(_engine)(Count(x), vx, vg, vsm, vsi, vdy, vdg, vdb, vdx, Shape(r), count);
+        }
+        else
+        {
+            var vy = V(y, nameof(y));
+            NnReduceKernels.BatchNormGradSumsLeakyRelu(_engine)(new KernelConfig(r.Channels, Threads), vx, vy, vdy, vsm, vsi, vdg, vdb, r, slope);
+            if (x.Length > 0)
+                NnElementKernels.BatchNormGradLeakyRelu(_engine)(Count(x), vx, vy, vg, vsm, vsi, vdy, vdg, vdb, vdx, Shape(r), count, slope);
+        }
     }
 
     // ---------------------------------------------------------------- dropout and activations

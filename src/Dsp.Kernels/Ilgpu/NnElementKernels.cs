@@ -30,7 +30,7 @@ internal struct OptimizerArgs
 /// <summary>
 /// Element-wise network kernels: one thread per element, consecutive threads on consecutive elements (coalesced).
 /// Fill, copy, scale, bias add, leaky ReLU, dropout (the managed engine's counter-based mask, <see cref="Managed.NnRandom"/>),
-/// global-average-pooling gradient, batch-normalisation affine passes and the SGD / Adam updates (the same
+/// global-average-pooling gradient, batch-normalisation affine passes (alone or with leaky ReLU fused in) and the SGD / Adam updates (the same
 /// operations in the same order as <see cref="Managed.ManagedNn"/>).
 /// </summary>
 internal static class NnElementKernels
@@ -104,6 +104,44 @@ internal static class NnElementKernels
         dx[i] = dy[i] * k + x[i] * b + constant;
     }
 
+    /// <summary><see cref="BatchNormInferenceKernel"/> with leaky ReLU applied to the normalised value before it is stored.</summary>
+    internal static void BatchNormInferenceLeakyReluKernel(Index1D i, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta,
+        ArrayView<float> mean, ArrayView<float> variance, ArrayView<float> y, ChannelShape shape, float epsilon, float slope)
+    {
+        int c = (i / shape.Spatial) % shape.Channels;
+        float scale = gamma[c] / XMath.Sqrt(variance[c] + epsilon);
+        float shift = beta[c] - mean[c] * scale;
+        float v = x[i] * scale + shift;
+        y[i] = v > 0f ? v : slope * v;
+    }
+
+    /// <summary><see cref="BatchNormApplyKernel"/> with leaky ReLU applied to the normalised value before it is stored.</summary>
+    internal static void BatchNormApplyLeakyReluKernel(Index1D i, ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta,
+        ArrayView<float> saveMean, ArrayView<float> saveInvStd, ArrayView<float> y, ChannelShape shape, float slope)
+    {
+        int c = (i / shape.Spatial) % shape.Channels;
+        float scale = gamma[c] * saveInvStd[c];
+        float shift = beta[c] - saveMean[c] * scale;
+        float v = x[i] * scale + shift;
+        y[i] = v > 0f ? v : slope * v;
+    }
+
+    /// <summary><see cref="BatchNormGradKernel"/> of g = dy where the activation output y &gt; 0, slope * dy otherwise
+    /// (leaky ReLU's gradient, computed as dy is read).</summary>
+    internal static void BatchNormGradLeakyReluKernel(Index1D i, ArrayView<float> x, ArrayView<float> y, ArrayView<float> gamma,
+        ArrayView<float> saveMean, ArrayView<float> saveInvStd, ArrayView<float> dy, ArrayView<float> dGamma, ArrayView<float> dBeta,
+        ArrayView<float> dx, ChannelShape shape, float count, float slope)
+    {
+        int c = (i / shape.Spatial) % shape.Channels;
+        float invStd = saveInvStd[c];
+        float k = gamma[c] * invStd;
+        float b = -k * dGamma[c] * invStd / count;
+        float constant = -k * dBeta[c] / count - b * saveMean[c];
+        float d = dy[i];
+        float g = y[i] > 0f ? d : slope * d;
+        dx[i] = g * k + x[i] * b + constant;
+    }
+
     internal static void SgdKernel(Index1D i, ArrayView<float> p, ArrayView<float> g, ArrayView<float> v, OptimizerArgs o)
     {
         float pi = p[i];
@@ -160,6 +198,15 @@ internal static class NnElementKernels
 
     internal static Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ChannelShape, float> BatchNormGrad(IlgpuEngine e) =>
         e.Kernel("nn.bngrad", a => a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ChannelShape, float>(BatchNormGradKernel));
+
+    internal static Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ChannelShape, float, float> BatchNormInferenceLeakyRelu(IlgpuEngine e) =>
+        e.Kernel("nn.bninferleaky", a => a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ChannelShape, float, float>(BatchNormInferenceLeakyReluKernel));
+
+    internal static Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ChannelShape, float> BatchNormApplyLeakyRelu(IlgpuEngine e) =>
+        e.Kernel("nn.bnapplyleaky", a => a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ChannelShape, float>(BatchNormApplyLeakyReluKernel));
+
+    internal static Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ChannelShape, float, float> BatchNormGradLeakyRelu(IlgpuEngine e) =>
+        e.Kernel("nn.bngradleaky", a => a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ChannelShape, float, float>(BatchNormGradLeakyReluKernel));
 
     internal static Action<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, OptimizerArgs> Sgd(IlgpuEngine e) =>
         e.Kernel("nn.sgd", a => a.LoadAutoGroupedStreamKernel<Index1D, ArrayView<float>, ArrayView<float>, ArrayView<float>, OptimizerArgs>(SgdKernel));

@@ -158,6 +158,44 @@ internal static class NnReduceKernels
         }
     }
 
+    /// <summary><see cref="BatchNormGradSumsKernel"/> of g = dy where the activation output y &gt; 0, slope * dy
+    /// otherwise (leaky ReLU's gradient, computed as dy is read).</summary>
+    internal static void BatchNormGradSumsLeakyReluKernel(ArrayView<float> x, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> saveMean,
+        ArrayView<float> saveInvStd, ArrayView<float> dGamma, ArrayView<float> dBeta, ChannelReduction r, float slope)
+    {
+        var sumDy = SharedMemory.Allocate<float>(MaxThreads);
+        var sumDyXc = SharedMemory.Allocate<float>(MaxThreads);
+        int c = Grid.IdxX, tid = Group.IdxX, threads = Group.DimX;
+        int count = r.Batch * r.Spatial;
+        float mean = saveMean[c];
+        float a = 0f, b = 0f;
+        for (int j = tid; j < count; j += threads)
+        {
+            long k = ChannelIndex(r, c, j);
+            float d = dy[k];
+            float g = y[k] > 0f ? d : slope * d;
+            a += g;
+            b += g * (x[k] - mean);
+        }
+        sumDy[tid] = a;
+        sumDyXc[tid] = b;
+        Group.Barrier();
+        for (int stride = 1; stride < threads; stride <<= 1)
+        {
+            if ((tid & (2 * stride - 1)) == 0 && tid + stride < threads)
+            {
+                sumDy[tid] += sumDy[tid + stride];
+                sumDyXc[tid] += sumDyXc[tid + stride];
+            }
+            Group.Barrier();
+        }
+        if (tid == 0)
+        {
+            dBeta[c] = sumDy[0];
+            dGamma[c] = sumDyXc[0] * saveInvStd[c];
+        }
+    }
+
     /// <summary>One group per (n, c) row: y[p] = mean of x[p, 0..S).</summary>
     internal static void GlobalAvgPoolKernel(ArrayView<float> x, ArrayView<float> y, int spatial)
     {
@@ -216,6 +254,9 @@ internal static class NnReduceKernels
 
     internal static Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ChannelReduction> BatchNormGradSums(IlgpuEngine e) =>
         e.Kernel("nn.bngradsums", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ChannelReduction>(BatchNormGradSumsKernel));
+
+    internal static Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ChannelReduction, float> BatchNormGradSumsLeakyRelu(IlgpuEngine e) =>
+        e.Kernel("nn.bngradsumsleaky", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ChannelReduction, float>(BatchNormGradSumsLeakyReluKernel));
 
     internal static Action<KernelConfig, ArrayView<float>, ArrayView<float>, int> GlobalAvgPool(IlgpuEngine e) =>
         e.Kernel("nn.gap", a => a.LoadStreamKernel<ArrayView<float>, ArrayView<float>, int>(GlobalAvgPoolKernel));

@@ -601,6 +601,16 @@ internal sealed unsafe class ManagedNn : INnOps
     // ---------------------------------------------------------------- batch normalisation
 
     public void BatchNormTrainingForward(Tensor x, Tensor gamma, Tensor beta, float momentum, float epsilon,
+        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, Tensor y) =>
+        BatchNormTraining(x, gamma, beta, false, 0f, momentum, epsilon, runningMean, runningVar, saveMean, saveInvStd, y);
+
+    public void BatchNormLeakyReluTrainingForward(Tensor x, Tensor gamma, Tensor beta, float slope, float momentum, float epsilon,
+        Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, Tensor y) =>
+        BatchNormTraining(x, gamma, beta, true, slope, momentum, epsilon, runningMean, runningVar, saveMean, saveInvStd, y);
+
+    /// <summary>Training batch norm, channels in parallel; with <paramref name="activate"/> each normalised value goes
+    /// through leaky ReLU before it is stored (the same float operations as the separate passes).</summary>
+    private void BatchNormTraining(Tensor x, Tensor gamma, Tensor beta, bool activate, float slope, float momentum, float epsilon,
         Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, Tensor y)
     {
         int chCount = (int)gamma.Length;
@@ -634,13 +644,22 @@ internal sealed unsafe class ManagedNn : INnOps
                 for (int i = 0; i < n; i++)
                 {
                     int o = (i * ch + c) * s;
-                    Vec.Affine(tx.Data.AsSpan(tx.Offset + o, s), scale, shift, ty.Data.AsSpan(ty.Offset + o, s));
+                    if (activate) Vec.AffineLeakyRelu(tx.Data.AsSpan(tx.Offset + o, s), scale, shift, slope, ty.Data.AsSpan(ty.Offset + o, s));
+                    else Vec.Affine(tx.Data.AsSpan(tx.Offset + o, s), scale, shift, ty.Data.AsSpan(ty.Offset + o, s));
                 }
             }
         });
     }
 
-    public void BatchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y)
+    public void BatchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y) =>
+        BatchNormInference(x, gamma, beta, false, 0f, runningMean, runningVar, epsilon, y);
+
+    public void BatchNormLeakyReluInferenceForward(Tensor x, Tensor gamma, Tensor beta, float slope, Tensor runningMean, Tensor runningVar,
+        float epsilon, Tensor y) =>
+        BatchNormInference(x, gamma, beta, true, slope, runningMean, runningVar, epsilon, y);
+
+    private void BatchNormInference(Tensor x, Tensor gamma, Tensor beta, bool activate, float slope, Tensor runningMean, Tensor runningVar,
+        float epsilon, Tensor y)
     {
         int chCount = (int)gamma.Length;
         var (n, ch, s) = NnChecks.ChannelLayout(x, chCount, nameof(x));
@@ -657,12 +676,27 @@ internal sealed unsafe class ManagedNn : INnOps
                 int c = p % ch;
                 float scale = tg.Data[tg.Offset + c] / MathF.Sqrt(trv.Data[trv.Offset + c] + epsilon);
                 float shift = tb.Data[tb.Offset + c] - trm.Data[trm.Offset + c] * scale;
-                Vec.Affine(tx.Data.AsSpan(tx.Offset + p * s, s), scale, shift, ty.Data.AsSpan(ty.Offset + p * s, s));
+                if (activate) Vec.AffineLeakyRelu(tx.Data.AsSpan(tx.Offset + p * s, s), scale, shift, slope, ty.Data.AsSpan(ty.Offset + p * s, s));
+                else Vec.Affine(tx.Data.AsSpan(tx.Offset + p * s, s), scale, shift, ty.Data.AsSpan(ty.Offset + p * s, s));
             }
         });
     }
 
     public void BatchNormBackward(Tensor x, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dy,
+        Tensor dx, Tensor dGamma, Tensor dBeta) =>
+        BatchNormGradient(x, null, 0f, gamma, saveMean, saveInvStd, dy, dx, dGamma, dBeta);
+
+    public void BatchNormLeakyReluBackward(Tensor x, Tensor y, float slope, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dy,
+        Tensor dx, Tensor dGamma, Tensor dBeta)
+    {
+        NnChecks.SameLength(x, nameof(x), y, nameof(y));
+        BatchNormGradient(x, y, slope, gamma, saveMean, saveInvStd, dy, dx, dGamma, dBeta);
+    }
+
+    /// <summary>Batch norm's gradient, channels in parallel: one pass over each channel's rows reduces sum(g) and
+    /// sum(g (x - mean)) together (each in its own accumulator, in the order of the separate reductions), a second
+    /// writes dx. g is dy, or with an activation output <paramref name="y"/> the leaky ReLU gradient of dy.</summary>
+    private void BatchNormGradient(Tensor x, Tensor? y, float slope, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dy,
         Tensor dx, Tensor dGamma, Tensor dBeta)
     {
         int chCount = (int)gamma.Length;
@@ -676,6 +710,7 @@ internal sealed unsafe class ManagedNn : INnOps
         var tx = M(x, nameof(x)); var tg = M(gamma, nameof(gamma)); var tsm = M(saveMean, nameof(saveMean));
         var tsi = M(saveInvStd, nameof(saveInvStd)); var tdy = M(dy, nameof(dy)); var tdx = M(dx, nameof(dx));
         var tdg = M(dGamma, nameof(dGamma)); var tdb = M(dBeta, nameof(dBeta));
+        var ty = y is null ? null : M(y, nameof(y));
         double count = (double)n * s;
         ForRanges(ch, 1, (c0, c1) =>
         {
@@ -687,8 +722,13 @@ internal sealed unsafe class ManagedNn : INnOps
                 {
                     int o = (i * ch + c) * s;
                     var dys = tdy.Data.AsSpan(tdy.Offset + o, s);
-                    sumDy += Vec.Sum(dys);
-                    sumDyXc += Vec.DotCentered(dys, tx.Data.AsSpan(tx.Offset + o, s), mean);
+                    var xs = tx.Data.AsSpan(tx.Offset + o, s);
+                    float rowSum;
+                    double rowDot = ty is null
+                        ? Vec.SumAndDotCentered(dys, xs, mean, out rowSum)
+                        : Vec.SumAndDotCenteredLeakyRelu(dys, ty.Data.AsSpan(ty.Offset + o, s), slope, xs, mean, out rowSum);
+                    sumDy += rowSum;
+                    sumDyXc += rowDot;
                 }
                 float dBetaC = (float)sumDy;
                 float dGammaC = (float)(sumDyXc * invStd);
@@ -702,7 +742,11 @@ internal sealed unsafe class ManagedNn : INnOps
                 for (int i = 0; i < n; i++)
                 {
                     int o = (i * ch + c) * s;
-                    Vec.LinearPair(tdy.Data.AsSpan(tdy.Offset + o, s), a, tx.Data.AsSpan(tx.Offset + o, s), bCoef, cConst, tdx.Data.AsSpan(tdx.Offset + o, s));
+                    if (ty is null)
+                        Vec.LinearPair(tdy.Data.AsSpan(tdy.Offset + o, s), a, tx.Data.AsSpan(tx.Offset + o, s), bCoef, cConst, tdx.Data.AsSpan(tdx.Offset + o, s));
+                    else
+                        Vec.LinearPairLeakyRelu(tdy.Data.AsSpan(tdy.Offset + o, s), ty.Data.AsSpan(ty.Offset + o, s), slope, a,
+                            tx.Data.AsSpan(tx.Offset + o, s), bCoef, cConst, tdx.Data.AsSpan(tdx.Offset + o, s));
                 }
             }
         });
@@ -942,17 +986,104 @@ internal static class Vec
         return s;
     }
 
-    /// <summary>Sum of dy * (x - mean).</summary>
-    internal static double DotCentered(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, float mean)
+    /// <summary>Returns the sum of dy * (x - mean) (float vector lanes, then the tail in double) and sets
+    /// <paramref name="sum"/> to <see cref="Sum"/>(dy), both from one pass over dy and x.</summary>
+    internal static double SumAndDotCentered(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, float mean, out float sum)
     {
         var vd = MemoryMarshal.Cast<float, Vector<float>>(dy);
         var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
         var vm = new Vector<float>(mean);
-        var acc = Vector<float>.Zero;
-        for (int i = 0; i < vd.Length; i++) acc += vd[i] * (vx[i] - vm);
-        double s = Vector.Sum(acc);
-        for (int i = vd.Length * W; i < dy.Length; i++) s += (double)dy[i] * (x[i] - mean);
-        return s;
+        var accSum = Vector<float>.Zero;
+        var accDot = Vector<float>.Zero;
+        for (int i = 0; i < vd.Length; i++)
+        {
+            var g = vd[i];
+            accSum += g;
+            accDot += g * (vx[i] - vm);
+        }
+        float s = Vector.Sum(accSum);
+        double d = Vector.Sum(accDot);
+        for (int i = vd.Length * W; i < dy.Length; i++)
+        {
+            s += dy[i];
+            d += (double)dy[i] * (x[i] - mean);
+        }
+        sum = s;
+        return d;
+    }
+
+    /// <summary><see cref="SumAndDotCentered"/> of g = <see cref="LeakyReluGrad"/>(y, slope, dy), each g computed as
+    /// it is read.</summary>
+    internal static double SumAndDotCenteredLeakyRelu(ReadOnlySpan<float> dy, ReadOnlySpan<float> y, float slope, ReadOnlySpan<float> x,
+        float mean, out float sum)
+    {
+        var vd = MemoryMarshal.Cast<float, Vector<float>>(dy);
+        var vy = MemoryMarshal.Cast<float, Vector<float>>(y);
+        var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+        var vm = new Vector<float>(mean);
+        var vs = new Vector<float>(slope);
+        var accSum = Vector<float>.Zero;
+        var accDot = Vector<float>.Zero;
+        for (int i = 0; i < vd.Length; i++)
+        {
+            var g = Vector.ConditionalSelect(Vector.GreaterThan(vy[i], Vector<float>.Zero), vd[i], vd[i] * vs);
+            accSum += g;
+            accDot += g * (vx[i] - vm);
+        }
+        float s = Vector.Sum(accSum);
+        double d = Vector.Sum(accDot);
+        for (int i = vd.Length * W; i < dy.Length; i++)
+        {
+            float g = y[i] > 0f ? dy[i] : slope * dy[i];
+            s += g;
+            d += (double)g * (x[i] - mean);
+        }
+        sum = s;
+        return d;
+    }
+
+    /// <summary>y = <see cref="LeakyRelu"/>(scale * x + shift, slope), one pass.</summary>
+    internal static void AffineLeakyRelu(ReadOnlySpan<float> x, float scale, float shift, float slope, Span<float> y)
+    {
+        var vx = MemoryMarshal.Cast<float, Vector<float>>(x);
+        var vy = MemoryMarshal.Cast<float, Vector<float>>(y);
+        var vsc = new Vector<float>(scale);
+        var vb = new Vector<float>(shift);
+        var vs = new Vector<float>(slope);
+        for (int i = 0; i < vx.Length; i++)
+        {
+            var v = vx[i] * vsc + vb;
+            vy[i] = Vector.ConditionalSelect(Vector.GreaterThan(v, Vector<float>.Zero), v, v * vs);
+        }
+        for (int i = vx.Length * W; i < x.Length; i++)
+        {
+            float v = x[i] * scale + shift;
+            y[i] = v > 0f ? v : slope * v;
+        }
+    }
+
+    /// <summary>y = a * g + b * v + c with g = <see cref="LeakyReluGrad"/>(act, slope, u) computed as it is read.</summary>
+    internal static void LinearPairLeakyRelu(ReadOnlySpan<float> u, ReadOnlySpan<float> act, float slope, float a, ReadOnlySpan<float> v,
+        float b, float c, Span<float> y)
+    {
+        var vu = MemoryMarshal.Cast<float, Vector<float>>(u);
+        var vact = MemoryMarshal.Cast<float, Vector<float>>(act);
+        var vv = MemoryMarshal.Cast<float, Vector<float>>(v);
+        var vy = MemoryMarshal.Cast<float, Vector<float>>(y);
+        var va = new Vector<float>(a);
+        var vb = new Vector<float>(b);
+        var vc = new Vector<float>(c);
+        var vs = new Vector<float>(slope);
+        for (int i = 0; i < vu.Length; i++)
+        {
+            var g = Vector.ConditionalSelect(Vector.GreaterThan(vact[i], Vector<float>.Zero), vu[i], vu[i] * vs);
+            vy[i] = g * va + vv[i] * vb + vc;
+        }
+        for (int i = vu.Length * W; i < u.Length; i++)
+        {
+            float g = act[i] > 0f ? u[i] : slope * u[i];
+            y[i] = g * a + v[i] * b + c;
+        }
     }
 
     /// <summary>y = scale * x + shift.</summary>
