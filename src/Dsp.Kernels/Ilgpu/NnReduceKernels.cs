@@ -122,23 +122,12 @@ internal static class NnReduceKernels
         }
     }
 
-    /// <summary>One group per channel: dBeta[c] = sum dy, dGamma[c] = invStd * sum dy (x - mean).</summary>
-    internal static void BatchNormGradSumsKernel(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> saveMean, ArrayView<float> saveInvStd,
-        ArrayView<float> dGamma, ArrayView<float> dBeta, ChannelReduction r)
+    /// <summary>Ends the batch-norm gradient-sum kernels (all threads must call it): tree-sums each thread's partial
+    /// sums a (of the gradient) and b (of the gradient times x - mean) in the shared arrays, both in one pass of
+    /// strides, and thread 0 writes dBeta[c] = sum a and dGamma[c] = invStd[c] * sum b.</summary>
+    private static void FinishGradSums(ArrayView<float> sumDy, ArrayView<float> sumDyXc, float a, float b, int tid, int threads, int c,
+        ArrayView<float> saveInvStd, ArrayView<float> dGamma, ArrayView<float> dBeta)
     {
-        var sumDy = SharedMemory.Allocate<float>(MaxThreads);
-        var sumDyXc = SharedMemory.Allocate<float>(MaxThreads);
-        int c = Grid.IdxX, tid = Group.IdxX, threads = Group.DimX;
-        int count = r.Batch * r.Spatial;
-        float mean = saveMean[c];
-        float a = 0f, b = 0f;
-        for (int j = tid; j < count; j += threads)
-        {
-            long k = ChannelIndex(r, c, j);
-            float g = dy[k];
-            a += g;
-            b += g * (x[k] - mean);
-        }
         sumDy[tid] = a;
         sumDyXc[tid] = b;
         Group.Barrier();
@@ -156,6 +145,26 @@ internal static class NnReduceKernels
             dBeta[c] = sumDy[0];
             dGamma[c] = sumDyXc[0] * saveInvStd[c];
         }
+    }
+
+    /// <summary>One group per channel: dBeta[c] = sum dy, dGamma[c] = invStd * sum dy (x - mean).</summary>
+    internal static void BatchNormGradSumsKernel(ArrayView<float> x, ArrayView<float> dy, ArrayView<float> saveMean, ArrayView<float> saveInvStd,
+        ArrayView<float> dGamma, ArrayView<float> dBeta, ChannelReduction r)
+    {
+        var sumDy = SharedMemory.Allocate<float>(MaxThreads);
+        var sumDyXc = SharedMemory.Allocate<float>(MaxThreads);
+        int c = Grid.IdxX, tid = Group.IdxX, threads = Group.DimX;
+        int count = r.Batch * r.Spatial;
+        float mean = saveMean[c];
+        float a = 0f, b = 0f;
+        for (int j = tid; j < count; j += threads)
+        {
+            long k = ChannelIndex(r, c, j);
+            float g = dy[k];
+            a += g;
+            b += g * (x[k] - mean);
+        }
+        FinishGradSums(sumDy, sumDyXc, a, b, tid, threads, c, saveInvStd, dGamma, dBeta);
     }
 
     /// <summary><see cref="BatchNormGradSumsKernel"/> of g = dy where the activation output y &gt; 0, slope * dy
@@ -177,23 +186,7 @@ internal static class NnReduceKernels
             a += g;
             b += g * (x[k] - mean);
         }
-        sumDy[tid] = a;
-        sumDyXc[tid] = b;
-        Group.Barrier();
-        for (int stride = 1; stride < threads; stride <<= 1)
-        {
-            if ((tid & (2 * stride - 1)) == 0 && tid + stride < threads)
-            {
-                sumDy[tid] += sumDy[tid + stride];
-                sumDyXc[tid] += sumDyXc[tid + stride];
-            }
-            Group.Barrier();
-        }
-        if (tid == 0)
-        {
-            dBeta[c] = sumDy[0];
-            dGamma[c] = sumDyXc[0] * saveInvStd[c];
-        }
+        FinishGradSums(sumDy, sumDyXc, a, b, tid, threads, c, saveInvStd, dGamma, dBeta);
     }
 
     /// <summary>One group per (n, c) row: y[p] = mean of x[p, 0..S).</summary>
