@@ -36,6 +36,18 @@ let private trainedWeights (engine: Engine) opts =
     let result = Training.fit opts model (tinyImages 2 12) (Some(tinyImages 3 6))
     model.Snapshot(), result
 
+/// Training.fit on an ILGPU engine with its transfer counter on: the fit's result and the transfers it counted.
+let private countedFit (e: Hybrid.Dsp.Ilgpu.IlgpuEngine) opts model data validation =
+    e.Synchronize()
+    e.Transfers.Reset()
+    e.Transfers.Enabled <- true
+    let result =
+        try Training.fit opts model data validation
+        finally e.Transfers.Enabled <- false
+    let counts = e.Transfers.Snapshot() |> List.ofSeq
+    e.Transfers.Reset()
+    result, counts
+
 [<Tests>]
 let tests =
     testList "Training" [
@@ -95,14 +107,7 @@ let tests =
                     Epochs = 1; BatchSize = 16; Optimizer = Optimizer.adam 3e-3; Schedule = OneCycle(0.25, 10.0, 100.0)
                     LabelSmoothing = 0.05; Seed = 3 }
             let batches = (count + opts.BatchSize - 1) / opts.BatchSize
-            e.Synchronize()
-            e.Transfers.Reset()
-            e.Transfers.Enabled <- true
-            let result =
-                try Training.fit opts model data None
-                finally e.Transfers.Enabled <- false
-            let counts = e.Transfers.Snapshot() |> List.ofSeq
-            e.Transfers.Reset()
+            let result, counts = countedFit e opts model data None
             let describe kind =
                 counts |> List.filter (fun c -> c.Kind = kind) |> List.map (fun c -> sprintf "%s x%d" c.CallSite c.Count) |> String.concat "; "
             let total kind = counts |> List.filter (fun c -> c.Kind = kind) |> List.sumBy _.Count
@@ -122,14 +127,7 @@ let tests =
             let data = { Inputs = uniform (Random 9) (32 * 8); Labels = Array.init 32 (fun i -> i % 10) }
             let validation = { Inputs = uniform (Random 10) (300 * 8); Labels = Array.init 300 (fun i -> (3 * i) % 10) }
             let opts = { FitOptions.defaults with Epochs = 1; BatchSize = 16; Optimizer = Optimizer.adam 3e-3; Seed = 4 }
-            e.Synchronize()
-            e.Transfers.Reset()
-            e.Transfers.Enabled <- true
-            let result =
-                try Training.fit opts model data (Some validation)
-                finally e.Transfers.Enabled <- false
-            let counts = e.Transfers.Snapshot() |> List.ofSeq
-            e.Transfers.Reset()
+            let result, counts = countedFit e opts model data (Some validation)
             let reads = counts |> List.filter (fun c -> c.Kind = Hybrid.Dsp.Ilgpu.TransferKind.DeviceToHost)
             Expect.isLessThanOrEqual (reads |> List.sumBy _.Count) 2
                 (sprintf "one read for the training interval and one for the 300 validation rows (two forward passes of 256; by call site: %s)" (reads |> List.map (fun c -> sprintf "%s x%d" c.CallSite c.Count) |> String.concat "; "))
@@ -151,14 +149,7 @@ let tests =
                     Epochs = 1; BatchSize = 16; Optimizer = Optimizer.adam 3e-3; Schedule = OneCycle(0.25, 10.0, 100.0)
                     LabelSmoothing = 0.05; Seed = 3; CheckpointDir = Some dir
                     EarlyStopping = Some { Monitor = ValidationLoss; Patience = 3; MinDelta = 0.0; RestoreBestWeights = true } }
-            e.Synchronize()
-            e.Transfers.Reset()
-            e.Transfers.Enabled <- true
-            let result =
-                try Training.fit opts model data (Some validation)
-                finally e.Transfers.Enabled <- false
-            let counts = e.Transfers.Snapshot() |> List.ofSeq
-            e.Transfers.Reset()
+            let result, counts = countedFit e opts model data (Some validation)
             let reads = counts |> List.filter (fun c -> c.Kind = Hybrid.Dsp.Ilgpu.TransferKind.DeviceToHost)
             let described = reads |> List.map (fun c -> sprintf "%s x%d (%d bytes)" c.CallSite c.Count c.Bytes) |> String.concat "; "
             Expect.isLessThanOrEqual (reads |> List.sumBy _.Count) 3
