@@ -287,7 +287,7 @@ module ModelFile =
                 Architecture.write w model.Net
                 writeBlocks w blocks
                 w.WriteEndObject())
-        let floats = model.Engine.ReadTensors(Array.map snd tensors) :: [ for _, v in info.Normalization -> v ]
+        let floats = model.Engine.ReadTensors model.SavedTensors :: [ for _, v in info.Normalization -> v ]
         Container.write path header floats
 
     let private readHeader (path: string) (expectedFingerprint: string option) (header: byte[]) (count: int) =
