@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Nested leave-one-speaker-out on an FSDD folder: for each outer speaker, every candidate recipe is scored by plain
-# LOSO over the other speakers only (inner, seed 0), the best inner mean is chosen, and the outer speaker's accuracy
-# is that of the chosen recipe trained on all other speakers (plain LOSO of it at each seed). Inner runs come first;
+# LOSO over the other speakers only (inner; seed 0, or the mean over the seeds INNER_SEEDS lists, e.g. "0 1 2"), the
+# best inner mean is chosen, and the outer speaker's accuracy is that of the chosen recipe trained on all other
+# speakers (plain LOSO of it at each seed). Inner runs come first;
 # plain LOSO is then run for the first candidate (the reference) and for every candidate some inner loop chose
 # (ALL_PLAIN=1: every candidate), so a candidate never chosen costs only its inner runs. A candidate that is another
 # build of Hybrid (a changed recipe) is run by that build when HYBRID_CLI_NAME names its command (NAME as given:
@@ -18,6 +19,8 @@ mkdir -p "$out"
 speakers=$(ls "$fsdd/recordings" | sed -E 's/^[0-9]+_(.*)_[0-9]+\.wav$/\1/' | sort -u)
 accuracy() { grep -o '"test_accuracy":[0-9.]*' "$1" | tail -1 | cut -d: -f2; }  # the run's figure: JSON keys are sorted, folds come first
 speaker_accuracy() { grep -o "\"$2\":[0-9.]*" "$1" | tail -1 | cut -d: -f2; }
+inner_seeds=${INNER_SEEDS:-0}
+[[ "$inner_seeds" =~ ^[0-9]+( [0-9]+)*$ ]] || { echo "nested-loso: INNER_SEEDS must be seeds separated by spaces, got '$inner_seeds'" >&2; exit 2; }
 declare -A args
 for c in "$@"; do args[${c%%=*}]=${c#*=}; done
 cli_of() { local v="HYBRID_CLI_$1"; echo "${!v:-$cli}"; }  # the command that runs candidate $1
@@ -44,9 +47,16 @@ for outer in $speakers; do
   fi
   best=""; bestAcc=-1
   for name in "${names[@]}"; do
-    f="$out/inner-$outer-$name.json"
-    [ -s "$f" ] || $(cli_of "$name") train --data "$inner" --split loso --seed 0 ${args[$name]} --no-plots --json --out "$out/runs/inner-$outer-$name" > "$f" 2> "$out/inner-$outer-$name.log"
-    a=$(check "$f"); echo "inner without $outer, $name: $a"
+    sum=0; n=0
+    for s in $inner_seeds; do
+      tag="$outer-$name"; [ "$s" = 0 ] || tag="$outer-$name-seed$s"  # seed 0 keeps the name of single-seed runs
+      f="$out/inner-$tag.json"
+      [ -s "$f" ] || $(cli_of "$name") train --data "$inner" --split loso --seed "$s" ${args[$name]} --no-plots --json --out "$out/runs/inner-$tag" > "$f" 2> "$out/inner-$tag.log"
+      a=$(check "$f"); echo "inner without $outer, $name, seed $s: $a"
+      sum=$(awk "BEGIN{print $sum + $a}"); n=$((n + 1))
+    done
+    a=$(awk "BEGIN{print $sum / $n}")
+    [ "$n" = 1 ] || echo "inner without $outer, $name, mean over seeds $inner_seeds: $a"
     if awk "BEGIN{exit !($a > $bestAcc)}"; then best=$name; bestAcc=$a; fi
   done
   chosen[$outer]=$best
