@@ -19,6 +19,9 @@ type Recipe =
       Description: string
       /// Default feature schema (`--features` overrides it).
       Schema: string
+      /// Run-time parameters of `Schema` for this model (Extraction.variant; the feature options win over them, one by
+      /// one; not applied to another schema chosen with `--features`). Recorded in model files like the options.
+      FeatureParameters: Extraction.Overrides
       /// Per-utterance mean normalisation of each band of a [bands, frames] image before the train-fitted
       /// standardisation (removes the recording channel's colouring).
       PerUtterance: bool
@@ -135,21 +138,29 @@ let private scattering (input: int list) classes = Net.sequential input [ Layers
 /// The models `--model` chooses from; the first is the default.
 let recipes =
     [ { Name = "cnn2d"; Description = "2-D CNN on a 40-band log-mel image (the spoken-digit write-up): 1.024 s clips of short recordings, the whole clip of environmental sounds, 1.024 s windows averaged per track of music"
-        Schema = "logmel-fsdd"; PerUtterance = true; Build = cnn2d
+        Schema = "logmel-fsdd"; FeatureParameters = { Extraction.noOverrides with NFft = Some 512 }; PerUtterance = true; Build = cnn2d
         Epochs = 12; BatchSize = 64; LearningRate = 3e-3; Augment = "speed:0.85-1.15,shift:0.08,gain:6,snr:10-40"; Copies = 1
         TestSpeeds = parseSpeeds "0.7-1.3:0.05:tri" }
       { Name = "mlp"; Description = "Dense network on 40 MFCC means (the UrbanSound8K write-up)"
-        Schema = "mfcc-mean40"; PerUtterance = false; Build = mlp
+        Schema = "mfcc-mean40"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = mlp
         Epochs = 60; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0; TestSpeeds = [] }
       { Name = "cnn1d"; Description = "1-D convolutions on the raw 8,192-sample waveform with noise augmentation (the Speech Commands write-up)"
-        Schema = "raw8192"; PerUtterance = false; Build = cnn1d
+        Schema = "raw8192"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = cnn1d
         Epochs = 20; BatchSize = 64; LearningRate = 2e-3; Augment = "noise:0.005,shift:0.08"; Copies = 1; TestSpeeds = [] }
       { Name = "logreg"; Description = "linear softmax on MFCC and spectral statistics (the genre write-up's table)"
-        Schema = "genre"; PerUtterance = false; Build = logreg
+        Schema = "genre"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = logreg
         Epochs = 100; BatchSize = 64; LearningRate = 1e-2; Augment = ""; Copies = 0; TestSpeeds = [] }
       { Name = "scattering"; Description = "batch normalisation and a softmax layer on log-scattering means over each quarter of the clip, J 8, Q 12 (kymatio's spoken-digit example, whose whole-clip means are --features scattering-fsdd)"
-        Schema = "scattering-fsdd-parts4"; PerUtterance = false; Build = scattering
+        Schema = "scattering-fsdd-parts4"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = scattering
         Epochs = 50; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0; TestSpeeds = [] } ]
+
+/// The schema a run of `recipe` extracts: `features` (None: the recipe's own schema) as its run-time variant under
+/// the feature options `overrides`, which on the recipe's own schema go over the recipe's FeatureParameters
+/// (Extraction.overridesOn). Raises ArgumentException for an unknown schema or an invalid parameter (naming the option).
+let schemaOf (recipe: Recipe) (features: string option) (overrides: Extraction.Overrides) : FeatureSchemaInfo =
+    let declared = Schemas.ByName(defaultArg features recipe.Schema)
+    if declared.Name = Schemas.ByName(recipe.Schema).Name then Extraction.variant declared (Extraction.overridesOn recipe.FeatureParameters overrides)
+    else Extraction.variant declared overrides
 
 /// Looks a recipe up by name.
 let recipe (name: string) =
@@ -756,7 +767,7 @@ let private optionValue (o: TrainOptions) (option: string) : string =
     let real (v: float) = v.ToString("R", Globalization.CultureInfo.InvariantCulture)
     let orNone f = function Some v -> f v | None -> "none"
     let folder (d: string) = Path.TrimEndingDirectorySeparator(Path.GetFullPath d)
-    let parameters () = (Extraction.variant (Schemas.ByName(defaultArg o.Features r.Schema)) o.FeatureParameters).Parameters
+    let parameters () = (schemaOf r o.Features o.FeatureParameters).Parameters
     match option with
     | "--data" -> orNone folder o.Data
     | "--split" -> orNone (Split.parse >> Split.format) o.Split
@@ -847,7 +858,7 @@ let internal wholeClip (options: TrainOptions) (items: Item[]) (schema: FeatureS
 /// augmentation mixing those recordings instead of white noise. Raises ArgumentException for a bad value.
 let resolve (options: TrainOptions) (data: PreparedData) : RunSettings =
     let recipe = recipe options.Model
-    let schema = wholeClip options data.Dataset.Items (Extraction.variant (Schemas.ByName(defaultArg options.Features recipe.Schema)) options.FeatureParameters)
+    let schema = wholeClip options data.Dataset.Items (schemaOf recipe options.Features options.FeatureParameters)
     let epochs = defaultArg options.Epochs recipe.Epochs
     let batch = defaultArg options.BatchSize recipe.BatchSize
     let lr = defaultArg options.LearningRate recipe.LearningRate

@@ -200,7 +200,7 @@ let private enforce (args: ParseResults<TrainArgs>) =
     if not resuming then
         let recipe = Experiment.recipe (args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name))
         // The variant is laid out now, so that feature options that contradict each other are refused before the data.
-        Extraction.variant (Hybrid.Features.Schemas.Schemas.ByName(args.GetResult(Features, defaultValue = recipe.Schema))) (overridesOf args) |> ignore
+        Experiment.schemaOf recipe (args.TryGetResult Features) (overridesOf args) |> ignore
 
 /// The closing summary as plain lines (output redirected, or not a terminal).
 let private writeSummary (writer: TextWriter) (r: Experiment.RunResult) =

@@ -95,6 +95,16 @@ let noOverrides =
     { Sr = None; ClipSamples = None; NFft = None; HopLength = None; WinLength = None; NMels = None; FMin = None; FMax = None
       NMfcc = None; Other = [] }
 
+/// `given` over `defaults`, parameter by parameter: each parameter `given` sets wins, the others come from `defaults`
+/// (a recipe's own run-time parameters under the ones a user chose). Other parameters merge by name.
+let overridesOn (defaults: Overrides) (given: Overrides) : Overrides =
+    let pick (g: 'a option) (d: 'a option) = match g with Some _ -> g | None -> d
+    { Sr = pick given.Sr defaults.Sr; ClipSamples = pick given.ClipSamples defaults.ClipSamples
+      NFft = pick given.NFft defaults.NFft; HopLength = pick given.HopLength defaults.HopLength
+      WinLength = pick given.WinLength defaults.WinLength; NMels = pick given.NMels defaults.NMels
+      FMin = pick given.FMin defaults.FMin; FMax = pick given.FMax defaults.FMax; NMfcc = pick given.NMfcc defaults.NMfcc
+      Other = given.Other @ (defaults.Other |> List.filter (fun (name, _) -> not (given.Other |> List.exists (fun (n, _) -> n = name)))) }
+
 /// The command-line option of a librosa parameter name, for messages.
 let optionOf (librosaName: string) =
     match librosaName with

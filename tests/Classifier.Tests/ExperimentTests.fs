@@ -259,6 +259,27 @@ let tests =
             Expect.stringContains cut.Message "--duration" "--segment longer than --duration is refused"
         }
 
+        test "a recipe's feature parameters apply to its own schema, under the feature options" {
+            let cnn2d = Experiment.recipe "cnn2d"
+            let declared = Hybrid.Features.Schemas.Schemas.ByName "logmel-fsdd"
+            let own = Experiment.schemaOf cnn2d None Extraction.noOverrides
+            Expect.equal (own.Parameters.NFft, own.Parameters.WinLength, own.Parameters.HopLength, own.Parameters.NMels) (512, 512, 128, 40)
+                "cnn2d: n_fft 512 (win_length follows it), hop 128 and 40 bands as declared"
+            Expect.equal (List.ofSeq own.Shape) [ 40; 65 ] "the image keeps its shape"
+            Expect.notEqual own.Fingerprint declared.Fingerprint "a variant of its own"
+            Expect.equal (Experiment.schemaOf cnn2d (Some "logmel-fsdd") Extraction.noOverrides).Fingerprint own.Fingerprint
+                "--features naming the recipe's own schema: the same variant"
+            Expect.equal (Experiment.schemaOf cnn2d None { Extraction.noOverrides with NFft = Some 256 }).Fingerprint declared.Fingerprint
+                "--n-fft 256 gives the declaration back"
+            let mels = Experiment.schemaOf cnn2d None { Extraction.noOverrides with NMels = Some 64 }
+            Expect.equal (mels.Parameters.NFft, mels.Parameters.NMels) (512, 64) "another option keeps the recipe's n_fft"
+            let mfcc = Hybrid.Features.Schemas.Schemas.ByName "mfcc-mean40"
+            Expect.equal (Experiment.schemaOf cnn2d (Some "mfcc-mean40") Extraction.noOverrides).Fingerprint mfcc.Fingerprint
+                "another schema chosen with --features: not the recipe's parameters"
+            Expect.equal (Experiment.schemaOf (Experiment.recipe "mlp") None Extraction.noOverrides).Fingerprint mfcc.Fingerprint
+                "a recipe without parameters: its schema as declared"
+        }
+
         test "environmental clips give the default image schema one image of the whole clip; digits, music and explicit choices keep it" {
             let item seconds rate : Item =
                 { Path = ""; Key = string seconds; Label = "a"; LabelIndex = 0; Speaker = None; Fold = None; Index = None; Subset = None

@@ -88,6 +88,16 @@ let tests =
             Expect.equal a copies "the clips are unchanged (the managed engine reads the batch in place)"
         }
 
+        test "overridesOn: each parameter given wins, the others come from the defaults" {
+            let defaults = { Extraction.noOverrides with NFft = Some 512; HopLength = Some 128; Other = [ "top_db", "60"; "htk", "true" ] }
+            let given = { Extraction.noOverrides with NFft = Some 1024; NMels = Some 64; Other = [ "top_db", "none" ] }
+            let merged = Extraction.overridesOn defaults given
+            Expect.equal (merged.NFft, merged.HopLength, merged.NMels, merged.FMin) (Some 1024, Some 128, Some 64, None) "given n_fft, default hop, given n_mels"
+            Expect.equal (List.sort merged.Other) [ "htk", "true"; "top_db", "none" ] "other parameters merge by name, the given one winning"
+            Expect.equal (Extraction.overridesOn defaults Extraction.noOverrides) defaults "nothing given: the defaults"
+            Expect.equal (Extraction.overridesOn Extraction.noOverrides given) given "no defaults: what was given"
+        }
+
         test "invalid overrides name the command-line option" {
             let e = Expect.throwsC (fun () -> Extraction.variant GenreFeatures.Info { Extraction.noOverrides with NMels = Some 0 } |> ignore) id
             Expect.stringContains e.Message "(option --n-mels)" "the option"
