@@ -154,13 +154,19 @@ let recipes =
         Schema = "scattering-fsdd-parts4"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = scattering
         Epochs = 50; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0; TestSpeeds = [] } ]
 
+/// The feature parameters a run of `recipe` applies: on the recipe's own schema (`features` None or naming it) the
+/// options `overrides` over the recipe's FeatureParameters (Extraction.overridesOn), on another schema the options alone.
+/// Raises ArgumentException for an unknown schema name.
+let featureOverrides (recipe: Recipe) (features: string option) (overrides: Extraction.Overrides) : Extraction.Overrides =
+    if Schemas.ByName(defaultArg features recipe.Schema).Name = Schemas.ByName(recipe.Schema).Name then
+        Extraction.overridesOn recipe.FeatureParameters overrides
+    else overrides
+
 /// The schema a run of `recipe` extracts: `features` (None: the recipe's own schema) as its run-time variant under
 /// the feature options `overrides`, which on the recipe's own schema go over the recipe's FeatureParameters
 /// (Extraction.overridesOn). Raises ArgumentException for an unknown schema or an invalid parameter (naming the option).
 let schemaOf (recipe: Recipe) (features: string option) (overrides: Extraction.Overrides) : FeatureSchemaInfo =
-    let declared = Schemas.ByName(defaultArg features recipe.Schema)
-    if declared.Name = Schemas.ByName(recipe.Schema).Name then Extraction.variant declared (Extraction.overridesOn recipe.FeatureParameters overrides)
-    else Extraction.variant declared overrides
+    Extraction.variant (Schemas.ByName(defaultArg features recipe.Schema)) (featureOverrides recipe features overrides)
 
 /// Looks a recipe up by name.
 let recipe (name: string) =
@@ -691,9 +697,10 @@ let private writeConfusionCsv (path: string) (labels: string[]) (m: int[,]) =
 let RunFileName = "run.json"
 
 /// Writes the options that decide a run's result into `dir/run.json` (`data` is the resolved folder), the run-time
-/// feature parameters (`feature_parameters`: each override as given, null where the schema's own applies) included.
+/// feature parameters (`feature_parameters`: each override as given or as the model's recipe sets it, null where the
+/// schema's own applies, so a resumed run keeps them if the recipe changes) included.
 let private writeRunFile (dir: string) (folder: string) (o: TrainOptions) =
-    let f = o.FeatureParameters
+    let f = featureOverrides (recipe o.Model) o.Features o.FeatureParameters
     let json =
         {| data = folder; split = Option.toObj o.Split; model = o.Model; features = Option.toObj o.Features
            epochs = Option.toNullable o.Epochs; batch_size = Option.toNullable o.BatchSize; learning_rate = Option.toNullable o.LearningRate

@@ -52,7 +52,7 @@ type TrainArgs =
             | Split _ -> "official | speaker:NAME[,NAME] | loso | fold:K[,K] | folds | random:RATIO | kfold:K (default: the dataset's own: official for FSDD and Speech Commands, folds for predefined folds, else random:0.2)."
             | Model _ -> sprintf "model: %s (default %s)." (Experiment.recipes |> List.map (fun r -> r.Name) |> String.concat ", ") (List.head Experiment.recipes).Name
             | Features _ -> "feature schema (default: the model's own; see `features --help` for the names)."
-            | N_Fft _ -> "FFT length of a run-time variant of the schema (default: the schema's; hop and window lengths declared as librosa's defaults follow it)."
+            | N_Fft _ -> "FFT length of a run-time variant of the schema (default: the model's for its own schema, 512 for cnn2d, else the schema's; hop and window lengths declared as librosa's defaults follow it)."
             | Hop_Length _ -> "hop length of the schema variant (default: the schema's, or n_fft / 4 when the schema uses librosa's default)."
             | N_Mels _ -> "mel bands of the schema variant (default: the schema's)."
             | Fmin _ -> "lowest mel frequency in Hz of the schema variant (default: the schema's)."
