@@ -132,6 +132,7 @@ let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
         [ "labels", String.Join(",", info.Labels)
           "schema_fingerprint", schema.Fingerprint
           "feature_schema", schema.Name
+          "feature_parameters", schema.Variant
           "sample_rate", string schema.SampleRate
           "clip_samples", string clipSamples
           "clip_alignment", "center"

@@ -40,7 +40,7 @@ let private parity (recipe: string) (frontend: bool) (tolerance: float) =
         let onnx = Path.Combine(TrainedModels.scratch recipe, "model.onnx")
         let exported = OnnxExport.export modelPath onnx frontend
         let meta = dict exported.Metadata
-        let schema = Schemas.ByName meta["feature_schema"]
+        let schema = Extraction.replay meta["feature_schema"] meta["feature_parameters"]
         let clips = clipsAt (int meta["sample_rate"]) (int meta["clip_samples"]) files
         let actual =
             if frontend && int meta["clip_samples"] = 0 then
@@ -75,6 +75,9 @@ let tests =
             let meta = session.ModelMetadata.CustomMetadataMap
             Expect.equal meta["labels"] (String.Join(",", info.Labels)) "labels"
             Expect.equal meta["schema_fingerprint"] info.SchemaFingerprint "fingerprint"
+            Expect.stringContains meta["feature_parameters"] "n_fft=512" "the run-time parameters (cnn2d's n_fft)"
+            Expect.equal (Extraction.replay meta["feature_schema"] meta["feature_parameters"]).Fingerprint info.SchemaFingerprint
+                "schema name and parameters give the fingerprint back"
             Expect.equal meta["sample_rate"] "8000" "rate"
             Expect.equal meta["clip_samples"] "8192" "clip length"
             Expect.equal meta["clip_alignment"] "center" "alignment"
