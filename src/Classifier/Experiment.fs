@@ -696,13 +696,19 @@ let private writeConfusionCsv (path: string) (labels: string[]) (m: int[,]) =
 [<Literal>]
 let RunFileName = "run.json"
 
+/// The version `run.json` files are written with: 2 since `feature_parameters` holds the model recipe's own feature
+/// parameters too (files without `run_file_version` are version 1).
+[<Literal>]
+let RunFileVersion = 2
+
 /// Writes the options that decide a run's result into `dir/run.json` (`data` is the resolved folder), the run-time
 /// feature parameters (`feature_parameters`: each override as given or as the model's recipe sets it, null where the
 /// schema's own applies, so a resumed run keeps them if the recipe changes) included.
 let private writeRunFile (dir: string) (folder: string) (o: TrainOptions) =
     let f = featureOverrides (recipe o.Model) o.Features o.FeatureParameters
     let json =
-        {| data = folder; split = Option.toObj o.Split; model = o.Model; features = Option.toObj o.Features
+        {| run_file_version = RunFileVersion
+           data = folder; split = Option.toObj o.Split; model = o.Model; features = Option.toObj o.Features
            epochs = Option.toNullable o.Epochs; batch_size = Option.toNullable o.BatchSize; learning_rate = Option.toNullable o.LearningRate
            augment = Option.toObj o.Augment; test_speeds = o.TestSpeeds |> Option.map formatSpeeds |> Option.toObj
            labels = o.Labels |> Option.map (String.concat ",") |> Option.toObj; other_label = Option.toObj o.OtherLabel
@@ -715,6 +721,23 @@ let private writeRunFile (dir: string) (folder: string) (o: TrainOptions) =
                   fmin = Option.toNullable f.FMin; fmax = Option.toNullable f.FMax; n_mfcc = Option.toNullable f.NMfcc
                   other = [| for name, value in f.Other -> [| name; value |] |] |} |}
     File.WriteAllText(Path.Combine(dir, RunFileName), JsonSerializer.Serialize(json, JsonSerializerOptions(WriteIndented = true)))
+
+/// The recorded feature parameters of a version 1 run file (written before recipes had feature parameters of their
+/// own): such a run extracted the declared value of every parameter its options left out, so each parameter that the
+/// recipe now sets on its own schema is pinned to the declared value unless recorded.
+let private pinDeclared (r: Recipe) (features: string option) (recorded: Extraction.Overrides) : Extraction.Overrides =
+    let declared = Schemas.ByName(defaultArg features r.Schema)
+    if declared.Name <> Schemas.ByName(r.Schema).Name then recorded
+    else
+        let p = declared.Parameters
+        let f = r.FeatureParameters
+        let at (set: 'a option) (value: 'b) = set |> Option.map (fun _ -> value)
+        Extraction.overridesOn
+            { Sr = at f.Sr p.SampleRate; ClipSamples = at f.ClipSamples p.ClipSamples; NFft = at f.NFft p.NFft
+              HopLength = at f.HopLength p.HopLength; WinLength = at f.WinLength p.WinLength; NMels = at f.NMels p.NMels
+              FMin = at f.FMin p.FMin; FMax = at f.FMax p.FMax; NMfcc = at f.NMfcc p.NMfcc
+              Other = [ for name, _ in f.Other -> name, p.ValueText name ] }
+            recorded
 
 /// The options of the run in `dir` (its run.json), with `caller`'s logging, progress and plot choices and `dir`
 /// as the output folder. Raises FileNotFoundException when `dir` holds no run.json, DatasetException when it is
@@ -753,8 +776,10 @@ let private readRunFile (dir: string) (caller: TrainOptions) : TrainOptions =
                         [ for pair in o.EnumerateArray() ->
                             if pair.GetArrayLength() <> 2 then raise (JsonException "feature_parameters.other holds a pair that is not [name, value]")
                             nonNull (pair.[0].GetString()), nonNull (pair.[1].GetString()) ] }
+        let model = defaultArg (str "model") caller.Model
+        let features = if (int "run_file_version").IsSome then features else pinDeclared (recipe model) (str "features") features
         { caller with
-            Data = str "data"; Split = str "split"; Model = defaultArg (str "model") caller.Model; Features = str "features"
+            Data = str "data"; Split = str "split"; Model = model; Features = str "features"
             Epochs = int "epochs"; BatchSize = int "batch_size"; LearningRate = num "learning_rate"; Augment = str "augment"
             TestSpeeds = str "test_speeds" |> Option.map parseSpeeds
             Labels = str "labels" |> Option.map (fun l -> l.Split ',' |> List.ofArray); OtherLabel = str "other_label"

@@ -280,6 +280,28 @@ let tests =
                 "a recipe without parameters: its schema as declared"
         }
 
+        test "a run file written before recipes had feature parameters resumes with the declared ones; a version 2 file with what it records" {
+            let dir = Path.Combine(Path.GetTempPath(), "hybrid-runfile-" + Guid.NewGuid().ToString("N"))
+            Directory.CreateDirectory dir |> ignore
+            try
+                let write (version: string) (nFft: string) =
+                    File.WriteAllText(Path.Combine(dir, Experiment.RunFileName),
+                        sprintf "{ %s\"data\": \"/data/fsdd\", \"model\": \"cnn2d\", \"seed\": 0, \"feature_parameters\": { \"n_fft\": %s, \"n_mels\": null } }" version nFft)
+                let now = { Experiment.defaults with Model = "cnn2d" }
+                write "" "null"
+                Expect.equal (Experiment.resumeConflicts dir now [ "--n-fft"; "--n-mels" ]) [ "--n-fft", "256", "512" ]
+                    "version 1, n_fft not recorded: the run extracted the declared 256, which today's default 512 contradicts"
+                Expect.isEmpty (Experiment.resumeConflicts dir { now with FeatureParameters = { Extraction.noOverrides with NFft = Some 256 } } [ "--n-fft" ])
+                    "--n-fft 256 repeats it"
+                write "" "1024"
+                Expect.isEmpty (Experiment.resumeConflicts dir { now with FeatureParameters = { Extraction.noOverrides with NFft = Some 1024 } } [ "--n-fft" ])
+                    "version 1 with n_fft recorded: the record"
+                write (sprintf "\"run_file_version\": %d, " Experiment.RunFileVersion) "512"
+                Expect.isEmpty (Experiment.resumeConflicts dir now [ "--n-fft"; "--n-mels" ]) "version 2 records the recipe's 512"
+            finally
+                Directory.Delete(dir, true)
+        }
+
         test "environmental clips give the default image schema one image of the whole clip; digits, music and explicit choices keep it" {
             let item seconds rate : Item =
                 { Path = ""; Key = string seconds; Label = "a"; LabelIndex = 0; Speaker = None; Fold = None; Index = None; Subset = None
