@@ -154,11 +154,16 @@ let recipes =
         Schema = "scattering-fsdd-parts4"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = scattering
         Epochs = 50; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0; TestSpeeds = [] } ]
 
+/// True when `features` (None: the recipe's default) names `recipe`'s own schema, the one its FeatureParameters are
+/// for. Raises ArgumentException for an unknown schema name.
+let private ownSchema (recipe: Recipe) (features: string option) =
+    Schemas.ByName(defaultArg features recipe.Schema).Name = Schemas.ByName(recipe.Schema).Name
+
 /// The feature parameters a run of `recipe` applies: on the recipe's own schema (`features` None or naming it) the
 /// options `overrides` over the recipe's FeatureParameters (Extraction.overridesOn), on another schema the options alone.
 /// Raises ArgumentException for an unknown schema name.
 let featureOverrides (recipe: Recipe) (features: string option) (overrides: Extraction.Overrides) : Extraction.Overrides =
-    if Schemas.ByName(defaultArg features recipe.Schema).Name = Schemas.ByName(recipe.Schema).Name then
+    if ownSchema recipe features then
         Extraction.overridesOn recipe.FeatureParameters overrides
     else overrides
 
@@ -726,10 +731,9 @@ let private writeRunFile (dir: string) (folder: string) (o: TrainOptions) =
 /// own): such a run extracted the declared value of every parameter its options left out, so each parameter that the
 /// recipe now sets on its own schema is pinned to the declared value unless recorded.
 let private pinDeclared (r: Recipe) (features: string option) (recorded: Extraction.Overrides) : Extraction.Overrides =
-    let declared = Schemas.ByName(defaultArg features r.Schema)
-    if declared.Name <> Schemas.ByName(r.Schema).Name then recorded
+    if not (ownSchema r features) then recorded
     else
-        let p = declared.Parameters
+        let p = Schemas.ByName(r.Schema).Parameters
         let f = r.FeatureParameters
         let at (set: 'a option) (value: 'b) = set |> Option.map (fun _ -> value)
         Extraction.overridesOn
