@@ -34,6 +34,10 @@ type Recipe =
       Augment: string
       /// Augmented copies of each training clip added to the originals (with `Augment`).
       Copies: int
+      /// Augmented versions computed of each training clip (at least Copies when there is waveform augmentation): every
+      /// epoch, each of a clip's Copies augmented rows is drawn afresh from them (PooledRows), which approximates
+      /// augmentation on the fly for the cost of extracting each version once. Equal to Copies: the same copies every epoch.
+      AugmentPool: int
       /// Test-time speed averaging: a clip's class probabilities are the normalised, weighted geometric mean of the
       /// model's probabilities over copies of the clip resampled at each (factor, weight) (empty: the clip alone).
       /// Evaluation and `predict` both apply it; model files record it.
@@ -139,20 +143,20 @@ let private scattering (input: int list) classes = Net.sequential input [ Layers
 let recipes =
     [ { Name = "cnn2d"; Description = "2-D CNN on a 40-band log-mel image (the spoken-digit write-up): 1.024 s clips of short recordings, the whole clip of environmental sounds, 1.024 s windows averaged per track of music"
         Schema = "logmel-fsdd"; FeatureParameters = { Extraction.noOverrides with NFft = Some 512 }; PerUtterance = true; Build = cnn2d
-        Epochs = 12; BatchSize = 64; LearningRate = 3e-3; Augment = "speed:0.85-1.15,shift:0.08,gain:6,snr:10-40"; Copies = 1
+        Epochs = 12; BatchSize = 64; LearningRate = 3e-3; Augment = "speed:0.85-1.15,shift:0.08,gain:6,snr:10-40"; Copies = 1; AugmentPool = 3
         TestSpeeds = parseSpeeds "0.7-1.3:0.05:tri" }
       { Name = "mlp"; Description = "Dense network on 40 MFCC means (the UrbanSound8K write-up)"
         Schema = "mfcc-mean40"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = mlp
-        Epochs = 60; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0; TestSpeeds = [] }
+        Epochs = 60; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0; AugmentPool = 0; TestSpeeds = [] }
       { Name = "cnn1d"; Description = "1-D convolutions on the raw 8,192-sample waveform with noise augmentation (the Speech Commands write-up)"
         Schema = "raw8192"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = cnn1d
-        Epochs = 20; BatchSize = 64; LearningRate = 2e-3; Augment = "noise:0.005,shift:0.08"; Copies = 1; TestSpeeds = [] }
+        Epochs = 20; BatchSize = 64; LearningRate = 2e-3; Augment = "noise:0.005,shift:0.08"; Copies = 1; AugmentPool = 1; TestSpeeds = [] }
       { Name = "logreg"; Description = "linear softmax on MFCC and spectral statistics (the genre write-up's table)"
         Schema = "genre"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = logreg
-        Epochs = 100; BatchSize = 64; LearningRate = 1e-2; Augment = ""; Copies = 0; TestSpeeds = [] }
+        Epochs = 100; BatchSize = 64; LearningRate = 1e-2; Augment = ""; Copies = 0; AugmentPool = 0; TestSpeeds = [] }
       { Name = "scattering"; Description = "batch normalisation and a softmax layer on log-scattering means over each quarter of the clip, J 8, Q 12 (kymatio's spoken-digit example, whose whole-clip means are --features scattering-fsdd)"
         Schema = "scattering-fsdd-parts4"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = scattering
-        Epochs = 50; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0; TestSpeeds = [] } ]
+        Epochs = 50; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0; AugmentPool = 0; TestSpeeds = [] } ]
 
 /// True when `features` (None: the recipe's default) names `recipe`'s own schema, the one its FeatureParameters are
 /// for. Raises ArgumentException for an unknown schema name.
@@ -191,6 +195,9 @@ type TrainOptions =
       BatchSize: int option
       LearningRate: float option
       Augment: string option
+      /// Augmented versions of each training clip that every epoch's augmented rows are drawn from (None: the model's
+      /// Recipe.AugmentPool; at least 1, and 1 means the same copy every epoch).
+      AugmentPool: int option
       /// Test-time speeds and weights (None: the model's; Some []: none).
       TestSpeeds: (float * float) list option
       /// Classes to keep, in this order (None: every class).
@@ -236,7 +243,7 @@ type TrainOptions =
 /// Defaults: FSDD, the dataset's own split, the default model on `auto`, 10% validation, seed 0.
 let defaults =
     { Data = None; Split = None; Model = (List.head recipes).Name; Features = None; Epochs = None; BatchSize = None
-      LearningRate = None; Augment = None; TestSpeeds = None; Labels = None; OtherLabel = None; Validation = 0.1
+      LearningRate = None; Augment = None; AugmentPool = None; TestSpeeds = None; Labels = None; OtherLabel = None; Validation = 0.1
       EarlyStopping = None; SampleRate = None; Duration = None; Segment = None; SegmentHop = None; Resume = None
       Device = "auto"; Seed = 0; Out = None; Log = ignore; Progress = true; Plots = true; Strict = false
       FeatureParameters = Extraction.noOverrides; Distributed = None }
@@ -423,6 +430,9 @@ type RunSettings =
       Augmentations: Augmentation list
       /// Augmented copies of each training clip (0 without augmentation).
       Copies: int
+      /// Augmented versions computed of each training clip, which each epoch's Copies rows are drawn from (Copies or
+      /// more; 0 without augmentation).
+      AugmentPool: int
       Validation: float
       EarlyStopping: int option
       Preparation: Preparation
@@ -499,6 +509,7 @@ type RunResult =
 let private settingsOf (settings: RunSettings) (device: string) =
     [ "model", settings.Recipe.Name; "split", Split.format settings.Split; "epochs", string settings.Epochs; "batch_size", string settings.BatchSize
       "learning_rate", string settings.LearningRate; "augment", Augment.format settings.Augmentations; "copies", string settings.Copies
+      "augment_pool", string settings.AugmentPool
       "validation", string settings.Validation
       "early_stopping", (match settings.EarlyStopping with Some p -> string p | None -> "none")
       "seed", string settings.Seed; "device", device ]
@@ -568,13 +579,15 @@ let internal ensureShards (engine: Engine) (schema: FeatureSchemaInfo) (cache: s
 
 /// A split part's feature rows in a row file: `Physical.[i]` is the file row of logical row i, whose label is
 /// `Labels.[i]` and whose recording is `Items.[i]` (an index into the part's items). Logical rows are the part's
-/// clips in item order (windows in order), then augmented copy 1 of them, copy 2, ...
+/// clips in item order (windows in order), then augmented copy 1 of them, copy 2, ...; block b (0: the clips, k: copy
+/// k) is logical rows `Blocks.[b] .. Blocks.[b + 1] - 1` (an augmented copy may have other windows than the clips).
 type internal PartRows =
     { File: string
       RowLength: int
       Physical: int[]
       Labels: int[]
-      Items: int[] }
+      Items: int[]
+      Blocks: int[] }
 
 /// The rows of a split part, as `train` feeds them to the network before the train-fitted standardisation: the
 /// clips' rows read from their shards (`originals`: plans of the recordings' clips, Shards.readPlanned) and, for each
@@ -602,15 +615,40 @@ let internal partRows (engine: Engine) (schema: FeatureSchemaInfo) (cache: strin
                while physical.ContainsKey(struct (i, w)) do
                    yield i, physical.[struct (i, w)]
                    w <- w + 1 |]
-    let rows =
+    let blocks =
         [| yield append originals
            for copy in 1 .. copies do
                let variant = copyVariant plan augmentations seed noiseId copy
                let plans, _ = ensureShards engine schema cache variant (clipsOf plan augmentations seed noises copy) items
                yield append plans |]
-        |> Array.concat
+    let rows = Array.concat blocks
     { File = file; RowLength = schema.Length; Physical = rows |> Array.map snd; Labels = rows |> Array.map (fun (i, _) -> items.[i].LabelIndex)
-      Items = rows |> Array.map fst }
+      Items = rows |> Array.map fst; Blocks = Array.scan (fun start (b: _[]) -> start + b.Length) 0 blocks }
+
+/// The choices of PooledRows over a part whose blocks are the clips and `pool` augmented versions of them: the clips'
+/// rows as they are, then `copies` blocks of slots laid out as versions 1 .. copies are, each slot (a recording's
+/// window) choosing among that window's rows in every version that has it (all `pool` of them unless augmentation
+/// changed a recording's window count). Logical row indices of `part`. Raises ArgumentException when the part does
+/// not hold 1 + pool blocks or copies exceeds pool.
+let internal poolChoices (part: PartRows) (copies: int) (pool: int) : int[][] =
+    if part.Blocks.Length <> pool + 2 then invalidArg "part" (sprintf "the part holds %d blocks, not the clips and %d augmented versions" (part.Blocks.Length - 1) pool)
+    if copies < 1 || copies > pool then invalidArg "copies" (sprintf "%d augmented rows per clip cannot be drawn from %d versions" copies pool)
+    let windows b =
+        let counts = Collections.Generic.Dictionary<int, int>()
+        [| for r in part.Blocks.[b] .. part.Blocks.[b + 1] - 1 ->
+            let item = part.Items.[r]
+            let w = match counts.TryGetValue item with | true, c -> c | _ -> 0
+            counts.[item] <- w + 1
+            struct (item, w), r |]
+    let versions = [| for v in 1 .. pool -> dict (windows v) |]
+    [| for r in part.Blocks.[0] .. part.Blocks.[1] - 1 -> [| r |]
+       for slot in 1 .. copies do
+           for key, _ in windows slot ->
+               // The slot's own version always has the window, so there is at least one choice.
+               [| for v in 0 .. pool - 1 do
+                    match versions.[v].TryGetValue key with
+                    | true, row -> row
+                    | _ -> () |] |]
 
 /// The part's rows as a row source, `prepare`d on every read (e.g. the train-fitted standardisation).
 let internal rowSource (part: PartRows) (prepare: float32[] -> int -> unit) =
@@ -702,9 +740,10 @@ let private writeConfusionCsv (path: string) (labels: string[]) (m: int[,]) =
 let RunFileName = "run.json"
 
 /// The version `run.json` files are written with: 2 since `feature_parameters` holds the model recipe's own feature
-/// parameters too (files without `run_file_version` are version 1).
+/// parameters too (files without `run_file_version` are version 1), 3 since `augment_pool` records the augment pool
+/// (an earlier run drew no augmented row from a pool, so it resumes with a pool of 1).
 [<Literal>]
-let RunFileVersion = 2
+let RunFileVersion = 3
 
 /// Writes the options that decide a run's result into `dir/run.json` (`data` is the resolved folder), the run-time
 /// feature parameters (`feature_parameters`: each override as given or as the model's recipe sets it, null where the
@@ -715,7 +754,14 @@ let private writeRunFile (dir: string) (folder: string) (o: TrainOptions) =
         {| run_file_version = RunFileVersion
            data = folder; split = Option.toObj o.Split; model = o.Model; features = Option.toObj o.Features
            epochs = Option.toNullable o.Epochs; batch_size = Option.toNullable o.BatchSize; learning_rate = Option.toNullable o.LearningRate
-           augment = Option.toObj o.Augment; test_speeds = o.TestSpeeds |> Option.map formatSpeeds |> Option.toObj
+           augment = Option.toObj o.Augment
+           // The pool in force (the recipe's when not given), so a resumed run keeps it; none without waveform augmentation.
+           augment_pool =
+               (let r = recipe o.Model
+                let augment = defaultArg o.Augment r.Augment
+                if String.IsNullOrWhiteSpace augment || (Augment.waveform (Augment.parse augment)).IsEmpty then Nullable()
+                else Nullable(defaultArg o.AugmentPool r.AugmentPool))
+           test_speeds = o.TestSpeeds |> Option.map formatSpeeds |> Option.toObj
            labels = o.Labels |> Option.map (String.concat ",") |> Option.toObj; other_label = Option.toObj o.OtherLabel
            validation = o.Validation; early_stopping = Option.toNullable o.EarlyStopping; sr = Option.toNullable o.SampleRate
            duration = Option.toNullable o.Duration; segment = Option.toNullable o.Segment; segment_hop = Option.toNullable o.SegmentHop
@@ -781,10 +827,12 @@ let private readRunFile (dir: string) (caller: TrainOptions) : TrainOptions =
                             if pair.GetArrayLength() <> 2 then raise (JsonException "feature_parameters.other holds a pair that is not [name, value]")
                             nonNull (pair.[0].GetString()), nonNull (pair.[1].GetString()) ] }
         let model = defaultArg (str "model") caller.Model
-        let features = if (int "run_file_version").IsSome then features else pinDeclared (recipe model) (str "features") features
+        let version = defaultArg (int "run_file_version") 1
+        let features = if version >= 2 then features else pinDeclared (recipe model) (str "features") features
         { caller with
             Data = str "data"; Split = str "split"; Model = model; Features = str "features"
             Epochs = int "epochs"; BatchSize = int "batch_size"; LearningRate = num "learning_rate"; Augment = str "augment"
+            AugmentPool = (match int "augment_pool" with Some k -> Some k | None when version < 3 -> Some 1 | None -> None)
             TestSpeeds = str "test_speeds" |> Option.map parseSpeeds
             Labels = str "labels" |> Option.map (fun l -> l.Split ',' |> List.ofArray); OtherLabel = str "other_label"
             Validation = defaultArg (num "validation") caller.Validation; EarlyStopping = int "early_stopping"
@@ -819,6 +867,7 @@ let private optionValue (o: TrainOptions) (option: string) : string =
     | "--batch-size" -> string (defaultArg o.BatchSize r.BatchSize)
     | "--lr" -> real (defaultArg o.LearningRate r.LearningRate)
     | "--augment" -> (match defaultArg o.Augment r.Augment with "" -> "none" | a -> a)
+    | "--augment-pool" -> string (defaultArg o.AugmentPool r.AugmentPool)
     | "--test-speeds" -> (match defaultArg o.TestSpeeds r.TestSpeeds with [] -> "none" | s -> formatSpeeds s)
     | "--labels" -> orNone (String.concat ",") o.Labels
     | "--other-label" -> orNone id o.OtherLabel
@@ -925,11 +974,25 @@ let resolve (options: TrainOptions) (data: PreparedData) : RunSettings =
             invalidArg "augment" (sprintf "freq-mask and time-mask act on [bands, frames] features; '%s' has shape [%s]" schema.Name (String.Join(", ", schema.Shape)))
         if options.Distributed.IsSome then
             invalidArg "augment" "freq-mask and time-mask are not available with --cluster (the workers read the training rows once)"
+    let copies = if (Augment.waveform augmentations).IsEmpty then 0 else max 1 recipe.Copies
+    let pool =
+        match options.AugmentPool with
+        | Some k when k < 1 -> invalidArg "augment-pool" (sprintf "--augment-pool must be at least 1, was %d" k)
+        | Some k when k > 1 && copies = 0 ->
+            invalidArg "augment-pool" (sprintf "--augment-pool %d draws augmented rows from versions of each clip, and this run has no waveform augmentation (--augment)" k)
+        | _ when copies = 0 -> 0
+        | given ->
+            let pool = max copies (defaultArg given recipe.AugmentPool)
+            // With --cluster the workers train on one fixed set of rows: the first copies, and said so.
+            if pool > copies && options.Distributed.IsSome then
+                options.Log (sprintf "an augment pool of %d versions per clip is drawn from per epoch only in this process; with --cluster each clip keeps its first %s" pool (if copies = 1 then "augmented copy" else sprintf "%d augmented copies" copies))
+                copies
+            else pool
     let plan = ClipPlan.resolve schema options.SampleRate options.Duration options.Segment options.SegmentHop data.Dataset.Items
     { RunSettings.Recipe = recipe; Schema = schema
       Split = options.Split |> Option.map Split.parse |> Option.defaultWith (fun () -> Split.defaultFor data.Dataset.Source data.Dataset.Items)
       Epochs = epochs; BatchSize = batch; LearningRate = lr; Augmentations = augmentations
-      Copies = (if (Augment.waveform augmentations).IsEmpty then 0 else max 1 recipe.Copies)
+      Copies = copies; AugmentPool = pool
       Validation = options.Validation; EarlyStopping = options.EarlyStopping
       Preparation = { Preparation.Features = schema.Name; FeatureParameters = schema.Variant; PerUtterance = recipe.PerUtterance; TestSpeeds = testSpeeds; Clips = plan }
       Seed = options.Seed }
@@ -964,14 +1027,15 @@ let openStore (engine: Engine) (settings: RunSettings) (cache: string) (items: I
 /// Step 2, build features: the training rows (clips or windows, and augmented copies) and validation rows of a fold
 /// as row files in `work` (read from the store's recording shards and the augmented copies' shards), with
 /// statistics fitted on the training rows in row order (Normalization.Accumulator, bit for bit Normalization.fit) and
-/// applied to every batch read. Dispose the row sources (and delete `work`) when the fold is done.
+/// applied to every batch read. With an augment pool larger than the copies, every augmented version is written and
+/// fitted, and the training rows are PooledRows drawing each epoch's copies from them (poolChoices). Dispose the row sources (and delete `work`) when the fold is done.
 let buildFeatures (engine: Engine) (settings: RunSettings) (store: FeatureStore) (work: string) (fold: SplitFold) : FoldFeatures =
     let plan = settings.Preparation.Clips
     let schema = extractionSchema settings.Schema plan
     Directory.CreateDirectory work |> ignore
     let part name (items: Item[]) augmentations copies =
         partRows engine schema store.Cache settings.Recipe plan store.Recordings augmentations copies settings.Seed store.Noises store.NoiseId (Path.Combine(work, name + ".f32")) items
-    let train = part "train" fold.Train (Augment.waveform settings.Augmentations) settings.Copies
+    let train = part "train" fold.Train (Augment.waveform settings.Augmentations) (max settings.Copies settings.AugmentPool)
     let stats =
         let acc = Normalization.Accumulator(grouping schema, schema.Length)
         use raw = rowSource train (fun _ _ -> ())
@@ -991,10 +1055,13 @@ let buildFeatures (engine: Engine) (settings: RunSettings) (store: FeatureStore)
         else Some(rowSource (part "validation" fold.Validation [] 0) standardise :> RowSource)
     let cached = Array.append fold.Train fold.Validation |> Array.filter (fun i -> store.Cached.Contains i.Key) |> Array.length
     let trainRows =
-        let source = rowSource train standardise
+        let source =
+            if settings.AugmentPool > settings.Copies then
+                new PooledRows(rowSource train standardise, poolChoices train settings.Copies settings.AugmentPool, settings.Seed) :> RowSource
+            else rowSource train standardise :> RowSource
         if settings.Augmentations |> List.exists Augment.isMask then
             new MaskedRows(source, schema.Shape.[0], schema.Shape.[1], settings.Augmentations, settings.Seed) :> RowSource
-        else source :> RowSource
+        else source
     { FoldFeatures.Train = trainRows; Validation = validation; Stats = stats
       TrainRecordings = fold.Train.Length; ValidationRecordings = fold.Validation.Length; CachedRecordings = cached }
 
@@ -1205,7 +1272,9 @@ let train (options: TrainOptions) : RunResult =
             let foldWork = Path.Combine(work, fold.Name.Replace('/', '-'))
             let features = buildFeatures engine settings store foldWork fold
             extractSeconds <- extractSeconds + w.Elapsed.TotalSeconds
-            let copies = match settings.Copies with 0 -> "no augmented copy" | 1 -> "1 augmented copy" | n -> sprintf "%d augmented copies" n
+            let copies =
+                let rows = match settings.Copies with 0 -> "no augmented copy" | 1 -> "1 augmented copy" | n -> sprintf "%d augmented copies" n
+                if settings.AugmentPool > settings.Copies then sprintf "%s drawn each epoch from %d versions" rows settings.AugmentPool else rows
             log (sprintf "fold %s: %d training rows (%d recordings, %s), %d validation rows (%d recordings), %d test recordings, rows gathered in %.2f s (%d of %d recordings' rows from the cache %s)"
                      fold.Name features.Train.Count fold.Train.Length copies
                      (features.Validation |> Option.map (fun v -> v.Count) |> Option.defaultValue 0) fold.Validation.Length fold.Test.Length w.Elapsed.TotalSeconds

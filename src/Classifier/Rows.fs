@@ -111,6 +111,42 @@ type MaskedRows(inner: RowSource, bands: int, frames: int, augmentations: Hybrid
             Hybrid.Features.Augment.maskRow seed (sprintf "%d/%d" epoch order.[start + i]) bands frames augmentations dest (i * inner.RowLength)
     override _.Dispose() = inner.Dispose()
 
+/// The rows of `inner` with some logical rows drawn afresh every epoch from alternatives: logical row i is inner row
+/// `choices.[i].[k]`, k drawn uniformly from (seed, epoch set by BeginEpoch, i) when there are several, so every epoch
+/// sees one version of each row whatever the batch order, and a resumed run reads what an uninterrupted one did. `train`
+/// builds it over a part's originals (one choice each) and its augmented copies (each clip's pool of augmented
+/// versions; Recipe.AugmentPool): augmentation drawn per epoch, as torchvision/torchaudio transforms in a Dataset do,
+/// from versions computed once. Until the first BeginEpoch every row is its first choice. Alternatives should carry one
+/// label (Labels gives the first's). Owns `inner` (Dispose disposes it). Raises ArgumentException for an empty choice
+/// list or a row outside `inner`.
+[<Sealed>]
+type PooledRows(inner: RowSource, choices: int[][], seed: int) =
+    inherit RowSource()
+    do
+        choices |> Array.iteri (fun i c ->
+            if c.Length = 0 then invalidArg "choices" (sprintf "logical row %d has no row to choose from" i)
+            for r in c do
+                if r < 0 || r >= inner.Count then invalidArg "choices" (sprintf "logical row %d names row %d; the source has %d rows" i r inner.Count))
+    let labels = choices |> Array.map (fun c -> inner.Labels.[c.[0]])
+    let current = choices |> Array.map (fun c -> c.[0])
+    let mutable translated: int[] = [||]
+    /// The inner row logical row `row` reads in the current epoch.
+    member _.Current(row: int) = current.[row]
+    override _.Count = choices.Length
+    override _.RowLength = inner.RowLength
+    override _.Labels = labels
+    override _.BeginEpoch e =
+        for i in 0 .. choices.Length - 1 do
+            let c = choices.[i]
+            current.[i] <- if c.Length = 1 then c.[0] else c.[SplitMix(SplitMix.Derive(seed, 3, e, i)).NextInt c.Length]
+        inner.BeginEpoch e
+    override _.Read(order, start, count, dest) =
+        if translated.Length < count then translated <- Array.zeroCreate count
+        for i in 0 .. count - 1 do
+            translated.[i] <- current.[order.[start + i]]
+        inner.Read(translated, 0, count, dest)
+    override _.Dispose() = inner.Dispose()
+
 /// Writing row files.
 module RowFile =
     /// Appends rows of `rowLength` float32 values to a new file at `path` (replacing one there); `Rows` counts them.

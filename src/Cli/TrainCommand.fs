@@ -25,6 +25,7 @@ type TrainArgs =
     | Batch_Size of n: int
     | Lr of rate: float
     | Augment of list: string
+    | Augment_Pool of versions: int
     | Test_Speeds of list: string
     | Labels of list: string
     | Other_Label of name: string
@@ -62,6 +63,7 @@ type TrainArgs =
             | Batch_Size _ -> "mini-batch size (default: the model's)."
             | Lr _ -> "peak learning rate of the one-cycle schedule (default: the model's)."
             | Augment _ -> "augmentation list: waveform noise:0.005,shift:0.1,gain:6,speed:0.9-1.1,snr:20 and SpecAugment masks of 2-D features freq-mask:BANDS,time-mask:FRAMES (repeat for more masks; 'none' for none; default: the model's)."
+            | Augment_Pool _ -> "augmented versions computed of each training clip, with waveform augmentation; every epoch draws each clip's augmented row afresh from them (1: the same copy every epoch; default: the model's, 3 for cnn2d and 1 for cnn1d; with --cluster the workers keep the first copy)."
             | Test_Speeds _ -> "test-time speed averaging: none, F[*W],... or LO-HI:STEP[:tri], e.g. 0.7-1.3:0.05:tri (default: the model's; predict replays it)."
             | Labels _ -> "keep these classes, e.g. yes,no,up,down,left,right,on,off,stop,go (default: all)."
             | Other_Label _ -> "with --labels: fold every other class into one class of this name, e.g. unknown."
@@ -145,6 +147,7 @@ let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
     | Augment text ->
         [ OptionRules.parsed "none or a list of noise:C, snr:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB, speed:F[-F], freq-mask:BANDS and time-mask:FRAMES"
               (fun t -> if t.Trim() <> "none" then Augment.parse t |> ignore) text ]
+    | Augment_Pool k -> [ OptionRules.within 1 64 k ]
     | Test_Speeds text ->
         [ OptionRules.parsed "none, F[*W],... or LO-HI:STEP[:tri] with factors in [0.5, 2] and positive weights" Experiment.parseSpeeds text ]
     | Labels text ->
@@ -261,6 +264,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 BatchSize = args.TryGetResult Batch_Size
                 LearningRate = args.TryGetResult Lr
                 Augment = args.TryGetResult Augment |> Option.map (fun a -> if a = "none" then "" else a)
+                AugmentPool = args.TryGetResult Augment_Pool
                 TestSpeeds = args.TryGetResult Test_Speeds |> Option.map Experiment.parseSpeeds
                 Labels = args.TryGetResult Labels |> Option.map (fun l -> l.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray)
                 OtherLabel = args.TryGetResult Other_Label

@@ -69,6 +69,62 @@ let tests =
                 // The header records no paths or times, so identical weights give identical files.
                 Expect.equal (bytes "a") (bytes "b") "bit-identical model files"))
 
+        TestData.testWithFsdd "an augment pool: every version extracted, the log, run.json and model file say so, and a resumed run ends as an uninterrupted one" (fun fsdd ->
+            withSubset fsdd (fun dir ->
+                let lines = Collections.Concurrent.ConcurrentQueue<string>()
+                let pooled out = { options dir out with Model = "cnn1d"; Epochs = Some 3; AugmentPool = Some 2; Plots = false; Log = lines.Enqueue }
+                let whole = Experiment.train (pooled (Path.Combine(dir, "whole")))
+                Expect.exists lines (fun l -> l.Contains "1 augmented copy drawn each epoch from 2 versions") "the fold's log line names the pool"
+                let _, info = ModelFile.inspect (Path.Combine(dir, "whole", "model.hnn"))
+                Expect.contains info.TrainingSettings ("augment_pool", "2") "the model file records the pool"
+                Expect.contains info.TrainingSettings ("copies", "1") "and the rows per clip"
+                Expect.stringContains (File.ReadAllText(Path.Combine(dir, "whole", Experiment.RunFileName))) "\"augment_pool\": 2" "run.json records it"
+                let fixedCopy = Experiment.train { pooled (Path.Combine(dir, "fixed")) with AugmentPool = Some 1; Log = ignore }
+                let _, fixedInfo = ModelFile.inspect (Path.Combine(dir, "fixed", "model.hnn"))
+                Expect.contains fixedInfo.TrainingSettings ("augment_pool", "1") "--augment-pool 1: the same copy every epoch"
+                Expect.notEqual (File.ReadAllBytes(Path.Combine(dir, "fixed", "model.hnn"))) (File.ReadAllBytes(Path.Combine(dir, "whole", "model.hnn")))
+                    "drawing from two versions trains another model than one fixed copy"
+                ignore fixedCopy
+                let interrupted = Path.Combine(dir, "interrupted")
+                let stopAt (line: string) = if line.Contains "epoch 2/3" then raise (OperationCanceledException "interrupted")
+                Expect.throwsT<OperationCanceledException> (fun () -> Experiment.train { pooled interrupted with Log = stopAt } |> ignore) "interrupted after epoch 2"
+                let resumed = Experiment.train { Experiment.defaults with Resume = Some interrupted; Progress = false; Plots = false }
+                Expect.equal resumed.Folds.Head.ResumedAfterEpochs 2 "resumed after the checkpoint of epoch 2"
+                Expect.equal resumed.TestAccuracy whole.TestAccuracy "same accuracy"
+                Expect.equal (File.ReadAllBytes(Path.Combine(interrupted, "model.hnn"))) (File.ReadAllBytes(Path.Combine(dir, "whole", "model.hnn"))) "bit-identical model files"))
+
+        test "pool choices: each augmented slot draws among the same recording window in every version that has it" {
+            // Item 0 has one window and item 1 two; augmentation gave version 2 two windows of item 0 and one of item 1.
+            let items = [| 0; 1; 1;   0; 1; 1;   0; 0; 1 |]
+            let part : Experiment.PartRows =
+                { File = ""; RowLength = 1; Physical = [| 0 .. 8 |]; Labels = Array.map (fun i -> i * 3) items; Items = items; Blocks = [| 0; 3; 6; 9 |] }
+            Expect.equal (Experiment.poolChoices part 1 2) [| [| 0 |]; [| 1 |]; [| 2 |]; [| 3; 6 |]; [| 4; 8 |]; [| 5 |] |]
+                "the clips as they are, then version 1's slots, each with its window in either version"
+            Expect.equal (Experiment.poolChoices part 2 2) [| [| 0 |]; [| 1 |]; [| 2 |]; [| 3; 6 |]; [| 4; 8 |]; [| 5 |]; [| 3; 6 |]; [| 7 |]; [| 4; 8 |] |]
+                "two slots per clip: laid out as versions 1 and 2"
+            for choices in Experiment.poolChoices part 2 2 do
+                Expect.equal (choices |> Array.map (fun r -> items.[r]) |> Array.distinct |> Array.length) 1 "one recording (one label) per slot"
+            Expect.throwsT<ArgumentException> (fun () -> Experiment.poolChoices part 1 3 |> ignore) "three versions, two blocks"
+            Expect.throwsT<ArgumentException> (fun () -> Experiment.poolChoices part 3 2 |> ignore) "more slots than versions"
+        }
+
+        TestData.testWithFsdd "the augment pool is refused without waveform augmentation, and kept to the copies with --cluster" (fun fsdd ->
+            withSubset fsdd (fun dir ->
+                let o = { options dir (Path.Combine(dir, "run")) with Model = "cnn2d" }
+                let data = Experiment.prepareData o
+                Expect.equal (Experiment.resolve o data).AugmentPool 3 "cnn2d's own pool"
+                Expect.equal (Experiment.resolve { o with AugmentPool = Some 5 } data).AugmentPool 5 "--augment-pool 5"
+                let none = Expect.throwsC (fun () -> Experiment.resolve { o with Augment = Some ""; AugmentPool = Some 2 } data |> ignore) id
+                Expect.stringContains none.Message "no waveform augmentation" "a pool with nothing to draw"
+                Expect.equal (Experiment.resolve { o with Augment = Some "" } data).AugmentPool 0 "no augmentation, no pool"
+                Expect.equal (Experiment.resolve { o with Augment = Some ""; AugmentPool = Some 1 } data).AugmentPool 0 "--augment-pool 1 asks for nothing"
+                Expect.throwsT<ArgumentException> (fun () -> Experiment.resolve { o with AugmentPool = Some 0 } data |> ignore) "a pool of 0"
+                let lines = ResizeArray<string>()
+                let clustered = Experiment.resolve { o with Distributed = Some ignore; Log = lines.Add } data
+                Expect.equal (clustered.Copies, clustered.AugmentPool) (1, 1) "--cluster: the workers read one fixed copy"
+                Expect.exists lines (fun l -> l.Contains "--cluster") "and the log says why"
+                Expect.equal (Experiment.resolve { o with Model = "cnn1d" } data).AugmentPool 1 "cnn1d keeps one copy"))
+
         TestData.testWithFsdd "predict refuses a model whose schema fingerprint differs from its extractor" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let out = Path.Combine(dir, "run")
@@ -297,7 +353,33 @@ let tests =
                 Expect.isEmpty (Experiment.resumeConflicts dir { now with FeatureParameters = { Extraction.noOverrides with NFft = Some 1024 } } [ "--n-fft" ])
                     "version 1 with n_fft recorded: the record"
                 write (sprintf "\"run_file_version\": %d, " Experiment.RunFileVersion) "512"
-                Expect.isEmpty (Experiment.resumeConflicts dir now [ "--n-fft"; "--n-mels" ]) "version 2 records the recipe's 512"
+                Expect.isEmpty (Experiment.resumeConflicts dir now [ "--n-fft"; "--n-mels" ]) "version 2 and later record the recipe's 512"
+            finally
+                Directory.Delete(dir, true)
+        }
+
+        test "a run file written before the augment pool resumes with one version per clip; a version 3 file with the pool it records" {
+            let dir = Path.Combine(Path.GetTempPath(), "hybrid-runfile-" + Guid.NewGuid().ToString("N"))
+            Directory.CreateDirectory dir |> ignore
+            try
+                let write (fields: string) =
+                    File.WriteAllText(Path.Combine(dir, Experiment.RunFileName),
+                        sprintf "{ %s\"data\": \"/data/fsdd\", \"model\": \"cnn2d\", \"seed\": 0, \"feature_parameters\": { \"n_fft\": 512 } }" fields)
+                let now = { Experiment.defaults with Model = "cnn2d" }
+                Expect.equal (Experiment.recipe "cnn2d").AugmentPool 3 "cnn2d draws from three versions per clip"
+                write "\"run_file_version\": 2, "
+                Expect.equal (Experiment.resumeConflicts dir now [ "--augment-pool" ]) [ "--augment-pool", "1", "3" ]
+                    "version 2: the run trained on one fixed augmented copy, which today's pool of 3 contradicts"
+                Expect.isEmpty (Experiment.resumeConflicts dir { now with AugmentPool = Some 1 } [ "--augment-pool" ]) "--augment-pool 1 repeats it"
+                write ""
+                Expect.equal (Experiment.resumeConflicts dir now [ "--augment-pool" ]) [ "--augment-pool", "1", "3" ] "version 1 likewise"
+                write (sprintf "\"run_file_version\": %d, \"augment_pool\": 3, " Experiment.RunFileVersion)
+                Expect.isEmpty (Experiment.resumeConflicts dir now [ "--augment-pool" ]) "version 3 records the pool in force"
+                write (sprintf "\"run_file_version\": %d, \"augment_pool\": 5, " Experiment.RunFileVersion)
+                Expect.equal (Experiment.resumeConflicts dir now [ "--augment-pool" ]) [ "--augment-pool", "5", "3" ] "a recorded pool of 5"
+                write (sprintf "\"run_file_version\": %d, \"augment\": \"none\", \"augment_pool\": null, " Experiment.RunFileVersion)
+                Expect.isEmpty (Experiment.resumeConflicts dir { now with Augment = Some "none" } [ "--augment-pool" ])
+                    "no waveform augmentation: no pool recorded, none compared"
             finally
                 Directory.Delete(dir, true)
         }

@@ -32,6 +32,21 @@ let private withDir (body: string -> unit) =
     Directory.CreateDirectory dir |> ignore
     try body dir finally Directory.Delete(dir, true)
 
+/// Trains `rows ()` for `options` uninterrupted, then killed after epoch 2 and resumed from its checkpoints under
+/// `dir`, asserts the two end bit for bit alike, and gives the uninterrupted run's weights.
+let private resumesBitForBit engine (dir: string) (rows: unit -> RowSource) (options: FitOptions) =
+    let run (checkpoints: string) callback =
+        let model = Model.create engine 9 (cnn ())
+        use source = rows ()
+        Training.fitRows { options with CheckpointDir = Some checkpoints; Callback = callback } model source None |> ignore
+        model.Snapshot()
+    let reference = run (Path.Combine(dir, "whole")) ignore
+    let kill = function EpochEnd r when r.Epoch = 2 -> raise (OperationCanceledException "killed") | _ -> ()
+    Expect.throwsT<OperationCanceledException> (fun () -> run (Path.Combine(dir, "cut")) kill |> ignore) "killed"
+    let resumed = run (Path.Combine(dir, "cut")) ignore
+    Array.iteri2 (fun i x y -> bitEqual (sprintf "tensor %d" i) x y) reference resumed
+    reference
+
 [<Tests>]
 let tests =
     testList "Rows" [
@@ -91,23 +106,64 @@ let tests =
                 use engine = new ManagedEngine(2)
                 let train = images 6 20
                 let masks = [ Hybrid.Features.FrequencyMask 2; Hybrid.Features.TimeMask 2 ]
-                let rows () = new MaskedRows(new ExampleRows(train, 64), 8, 8, masks, 3)
                 let options = { FitOptions.defaults with Epochs = 4; BatchSize = 6; Optimizer = Optimizer.adam 0.01; Seed = 2 }
-                let run (checkpoints: string) callback =
-                    let model = Model.create engine 9 (cnn ())
-                    use source = rows ()
-                    Training.fitRows { options with CheckpointDir = Some checkpoints; Callback = callback } model source None |> ignore
-                    model.Snapshot()
-                let reference = run (Path.Combine(dir, "whole")) ignore
-                let kill = function EpochEnd r when r.Epoch = 2 -> raise (OperationCanceledException "killed") | _ -> ()
-                Expect.throwsT<OperationCanceledException> (fun () -> run (Path.Combine(dir, "cut")) kill |> ignore) "killed"
-                let resumed = run (Path.Combine(dir, "cut")) ignore
-                Array.iteri2 (fun i x y -> bitEqual (sprintf "tensor %d" i) x y) reference resumed
+                let reference = resumesBitForBit engine dir (fun () -> new MaskedRows(new ExampleRows(train, 64), 8, 8, masks, 3)) options
                 let unmasked =
                     let model = Model.create engine 9 (cnn ())
                     Training.fit options model train None |> ignore
                     model.Snapshot()
                 Expect.isFalse (Array.forall2 (fun (a: float32[]) (b: float32[]) -> a = b) reference unmasked) "the masks changed training"))
+
+        testCase "pooled rows: each row reads one of its choices, the same for an epoch whatever the batch order, drawn afresh and evenly per epoch" (fun () ->
+            let data = { Inputs = Array.init (16 * 64) (fun i -> float32 (i / 64)); Labels = Array.init 16 (fun i -> i % 4) }
+            // Rows 0-3 are themselves; rows 4-7 choose among rows 4+i, 8+i and 12+i (one label each: i % 4).
+            let choices = [| for i in 0 .. 3 -> [| i |]
+                             for i in 0 .. 3 -> [| 4 + i; 8 + i; 12 + i |] |]
+            use source = new PooledRows(new ExampleRows(data, 64), choices, 5)
+            Expect.equal source.Count 8 "one logical row per choice list"
+            Expect.equal source.Labels [| 0; 1; 2; 3; 0; 1; 2; 3 |] "the first choice's labels"
+            let read (order: int[]) =
+                let dest = Array.zeroCreate<float32> (order.Length * 64)
+                source.Read(order, 0, order.Length, dest)
+                [ for i in 0 .. order.Length - 1 -> order.[i], int dest.[i * 64] ] |> Map.ofList
+            Expect.equal (read [| 0 .. 7 |]) (Map.ofList [ for i in 0 .. 7 -> i, choices.[i].[0] ]) "before the first epoch: the first choices"
+            let counts = Array.zeroCreate<int> 16
+            let epochs = 300
+            for epoch in 0 .. epochs - 1 do
+                source.BeginEpoch epoch
+                let rows = read [| 0 .. 7 |]
+                Expect.equal (read [| 7; 2; 5; 0; 4; 1; 6; 3 |]) rows "same epoch, another order: the same rows"
+                for KeyValue (i, r) in rows do
+                    Expect.contains choices.[i] r (sprintf "epoch %d: row %d reads one of its choices" epoch i)
+                    Expect.equal (r % 4) (i % 4) "with its label"
+                    counts.[r] <- counts.[r] + 1
+            // 300 draws of 3 versions per row: 100 expected each, the standard deviation 8.2; 60..140 is ~5 sigma.
+            for r in 4 .. 15 do
+                Expect.isTrue (counts.[r] >= 60 && counts.[r] <= 140) (sprintf "row %d drawn %d times of %d epochs" r counts.[r] epochs)
+            source.BeginEpoch 3
+            let third = read [| 0 .. 7 |]
+            source.BeginEpoch 4
+            source.BeginEpoch 3
+            Expect.equal (read [| 0 .. 7 |]) third "an epoch's draw depends only on the seed and the epoch"
+            Expect.throwsT<ArgumentException> (fun () -> new PooledRows(new ExampleRows(data, 64), [| [||] |], 5) |> ignore) "a row with no choice"
+            Expect.throwsT<ArgumentException> (fun () -> new PooledRows(new ExampleRows(data, 64), [| [| 16 |] |], 5) |> ignore) "a choice outside the rows")
+
+        testCase "a killed run on pooled rows resumes from its checkpoint with the same weights as an uninterrupted one" (fun () ->
+            withDir (fun dir ->
+                use engine = new ManagedEngine(2)
+                let train = images 6 30
+                // Ten originals and ten slots drawing from two versions each (rows 10-19 and 20-29 share labels).
+                let train = { train with Labels = Array.init 30 (fun i -> (i % 10) % 4) }
+                let choices = [| for i in 0 .. 9 -> [| i |]
+                                 for i in 0 .. 9 -> [| 10 + i; 20 + i |] |]
+                let options = { FitOptions.defaults with Epochs = 4; BatchSize = 5; Optimizer = Optimizer.adam 0.01; Seed = 2 }
+                let reference = resumesBitForBit engine dir (fun () -> new PooledRows(new ExampleRows(train, 64), choices, 3)) options
+                let fixedCopies =
+                    let model = Model.create engine 9 (cnn ())
+                    use source = new PooledRows(new ExampleRows(train, 64), choices |> Array.map (fun c -> [| c.[0] |]), 3)
+                    Training.fitRows options model source None |> ignore
+                    model.Snapshot()
+                Expect.isFalse (Array.forall2 (fun (a: float32[]) (b: float32[]) -> a = b) reference fixedCopies) "drawing from the pool changed training"))
 
         testCase "predicting from a row source equals Model.predict on the rows in memory" (fun () ->
             withDir (fun dir ->

@@ -99,6 +99,7 @@ let private refused =
       train [ "--augment"; "snr:inf" ], [ "--augment"; "snr:DB" ]
       train [ "--augment"; "speed:0.1-3" ], [ "--augment"; "[0.25, 4]" ]
       train [ "--augment"; "noise:-1" ], [ "--augment"; "must not be negative" ]
+      train [ "--augment-pool"; "0" ], [ "--augment-pool"; "1..64" ]
       train [ "--test-speeds"; "3" ], [ "--test-speeds"; "[0.5, 2]" ]
       train [ "--labels"; "," ], [ "--labels"; "class names" ]
       train [ "--device"; "gpu" ], [ "--device"; "auto, managed, cuda, opencl, ilgpu-cpu" ]
@@ -133,7 +134,7 @@ let private accepted =
       features [ "--transform"; "scattering"; "--j"; "6"; "--q"; "8"; "--t"; "64"; "--max-order"; "1"; "--log-mean" ]
       features [ "--schema"; "genre"; "--n-fft"; "1024"; "--split"; "random:0.2"; "--seed"; "4"; "--part"; "test" ]
       train [ "--model"; "mlp"; "--duration"; "2"; "--n-mfcc"; "20"; "--seed"; "1"; "--validation"; "0.2"; "--lr"; "0.01" ]
-      train [ "--model"; "cnn2d"; "--segment"; "2"; "--segment-hop"; "2"; "--duration"; "30"; "--sr"; "8000" ]
+      train [ "--model"; "cnn2d"; "--segment"; "2"; "--segment-hop"; "2"; "--duration"; "30"; "--sr"; "8000"; "--augment-pool"; "5" ]
       train [ "--labels"; "yes,no"; "--other-label"; "unknown"; "--augment"; "none"; "--test-speeds"; "0.9,1,1.1" ]
       dataset [ "--split"; "kfold:5"; "--seed"; "3" ]
       ("train", [ "--resume"; nowhere; "--no-plots"; "--strict"; "--json" ])
