@@ -979,13 +979,13 @@ let resolve (options: TrainOptions) (data: PreparedData) : RunSettings =
         match options.AugmentPool with
         | Some k when k < 1 -> invalidArg "augment-pool" (sprintf "--augment-pool must be at least 1, was %d" k)
         | Some k when k > 1 && copies = 0 ->
-            invalidArg "augment-pool" (sprintf "--augment-pool %d draws augmented rows from versions of each clip, and this run has no waveform augmentation (--augment)" k)
+            invalidArg "augment-pool" (sprintf "--augment-pool %d draws augmented rows from versions of each clip, and this run has no waveform augmentation (noise, snr, background, shift, gain or speed in --augment): leave --augment-pool out or add some" k)
         | _ when copies = 0 -> 0
         | given ->
             let pool = max copies (defaultArg given recipe.AugmentPool)
             // With --cluster the workers train on one fixed set of rows: the first copies, and said so.
             if pool > copies && options.Distributed.IsSome then
-                options.Log (sprintf "an augment pool of %d versions per clip is drawn from per epoch only in this process; with --cluster each clip keeps its first %s" pool (if copies = 1 then "augmented copy" else sprintf "%d augmented copies" copies))
+                options.Log (sprintf "an augment pool of %d versions per clip is drawn from per epoch only in this process; with --cluster the workers train on each clip's first %s only" pool (if copies = 1 then "augmented version" else sprintf "%d augmented versions" copies))
                 copies
             else pool
     let plan = ClipPlan.resolve schema options.SampleRate options.Duration options.Segment options.SegmentHop data.Dataset.Items

@@ -63,7 +63,7 @@ type TrainArgs =
             | Batch_Size _ -> "mini-batch size (default: the model's)."
             | Lr _ -> "peak learning rate of the one-cycle schedule (default: the model's)."
             | Augment _ -> "augmentation list: waveform noise:0.005,shift:0.1,gain:6,speed:0.9-1.1,snr:20 and SpecAugment masks of 2-D features freq-mask:BANDS,time-mask:FRAMES (repeat for more masks; 'none' for none; default: the model's)."
-            | Augment_Pool _ -> "augmented versions computed of each training clip, with waveform augmentation; every epoch draws each clip's augmented row afresh from them (1: the same copy every epoch; default: the model's, 3 for cnn2d and 1 for cnn1d; with --cluster the workers keep the first copy)."
+            | Augment_Pool _ -> "augmented versions (1..64) extracted of each training clip, with waveform augmentation; every epoch draws each clip's augmented row afresh from them (1: the same copy every epoch; default: the model's, 3 for cnn2d and 1 for cnn1d; with --cluster the workers train on each clip's first version only)."
             | Test_Speeds _ -> "test-time speed averaging: none, F[*W],... or LO-HI:STEP[:tri], e.g. 0.7-1.3:0.05:tri (default: the model's; predict replays it)."
             | Labels _ -> "keep these classes, e.g. yes,no,up,down,left,right,on,off,stop,go (default: all)."
             | Other_Label _ -> "with --labels: fold every other class into one class of this name, e.g. unknown."
@@ -119,7 +119,10 @@ type private Mode =
       /// --cluster HOST:PORT given.
       Cluster: bool
       /// --features given (else the model's own schema, which environmental clips may turn into a whole-clip image).
-      Features: bool }
+      Features: bool
+      /// Why the run has no waveform augmentation for --augment-pool to draw versions of (None: it has some, or
+      /// --resume, or an unknown model or augmentation list, refused by their own checks).
+      NoWaveformAugmentation: string option }
 
 /// The option table of `train`: each option's domain and the modes that use it.
 let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
@@ -147,7 +150,11 @@ let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
     | Augment text ->
         [ OptionRules.parsed "none or a list of noise:C, snr:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB, speed:F[-F], freq-mask:BANDS and time-mask:FRAMES"
               (fun t -> if t.Trim() <> "none" then Augment.parse t |> ignore) text ]
-    | Augment_Pool k -> [ OptionRules.within 1 64 k ]
+    | Augment_Pool k ->
+        [ OptionRules.within 1 64 k
+          match mode.NoWaveformAugmentation with
+          | Some why -> OptionRules.UsedOnly(false, sprintf "with waveform augmentation (noise, snr, background, shift, gain or speed in --augment), whose versions it draws from; %s" why)
+          | None -> () ]
     | Test_Speeds text ->
         [ OptionRules.parsed "none, F[*W],... or LO-HI:STEP[:tri] with factors in [0.5, 2] and positive weights" Experiment.parseSpeeds text ]
     | Labels text ->
@@ -198,7 +205,20 @@ let private enforce (args: ParseResults<TrainArgs>) =
                 let recipe = Experiment.recipe (args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name))
                 Some(Hybrid.Features.Schemas.Schemas.ByName(args.GetResult(Features, defaultValue = recipe.Schema)))
             with :? ArgumentException -> None
-    OptionRules.enforce args (table { Resuming = resuming; Schema = schema; Labels = args.Contains Labels; Segment = args.TryGetResult Segment; Cluster = args.Contains Cluster; Features = args.Contains Features })
+    let noWaveformAugmentation =
+        if resuming then None
+        else
+            try
+                let model = args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name)
+                let recipe = Experiment.recipe model
+                match args.TryGetResult Augment with
+                | Some text when text.Trim() = "none" -> Some "--augment none turns augmentation off"
+                | Some text when (Augment.waveform (Augment.parse text)).IsEmpty -> Some(sprintf "--augment '%s' holds none" text)
+                | None when String.IsNullOrWhiteSpace recipe.Augment -> Some(sprintf "model '%s' has no augmentation of its own" model)
+                | _ -> None
+            with :? ArgumentException | :? DatasetException -> None
+    OptionRules.enforce args (table { Resuming = resuming; Schema = schema; Labels = args.Contains Labels; Segment = args.TryGetResult Segment; Cluster = args.Contains Cluster
+                                      Features = args.Contains Features; NoWaveformAugmentation = noWaveformAugmentation })
     // An unknown model or schema is refused here, naming the valid ones.
     if not resuming then
         let recipe = Experiment.recipe (args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name))

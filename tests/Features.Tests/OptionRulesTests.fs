@@ -100,6 +100,9 @@ let private refused =
       train [ "--augment"; "speed:0.1-3" ], [ "--augment"; "[0.25, 4]" ]
       train [ "--augment"; "noise:-1" ], [ "--augment"; "must not be negative" ]
       train [ "--augment-pool"; "0" ], [ "--augment-pool"; "1..64" ]
+      train [ "--augment"; "none"; "--augment-pool"; "2" ], [ "--augment-pool"; "waveform augmentation"; "--augment none turns augmentation off" ]
+      train [ "--augment"; "freq-mask:7"; "--augment-pool"; "3" ], [ "--augment-pool"; "--augment 'freq-mask:7' holds none" ]
+      train [ "--model"; "mlp"; "--augment-pool"; "1" ], [ "--augment-pool"; "model 'mlp' has no augmentation of its own" ]
       train [ "--test-speeds"; "3" ], [ "--test-speeds"; "[0.5, 2]" ]
       train [ "--labels"; "," ], [ "--labels"; "class names" ]
       train [ "--device"; "gpu" ], [ "--device"; "auto, managed, cuda, opencl, ilgpu-cpu" ]
@@ -136,6 +139,7 @@ let private accepted =
       train [ "--model"; "mlp"; "--duration"; "2"; "--n-mfcc"; "20"; "--seed"; "1"; "--validation"; "0.2"; "--lr"; "0.01" ]
       train [ "--model"; "cnn2d"; "--segment"; "2"; "--segment-hop"; "2"; "--duration"; "30"; "--sr"; "8000"; "--augment-pool"; "5" ]
       train [ "--labels"; "yes,no"; "--other-label"; "unknown"; "--augment"; "none"; "--test-speeds"; "0.9,1,1.1" ]
+      train [ "--model"; "mlp"; "--augment"; "gain:6"; "--augment-pool"; "2" ]
       dataset [ "--split"; "kfold:5"; "--seed"; "3" ]
       ("train", [ "--resume"; nowhere; "--no-plots"; "--strict"; "--json" ])
       ("train", [ "--resume"; nowhere; "--epochs"; "3"; "--n-fft"; "512"; "--segment-hop"; "1"; "--other-label"; "rest" ]) ]

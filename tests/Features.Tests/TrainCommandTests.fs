@@ -39,7 +39,6 @@ let tests =
                       [ "--model"; "cnn2d"; "--features"; "genre" ], "model 'cnn2d' cannot take features 'genre' of shape [26]"
                       [ "--model"; "logreg"; "--augment"; "freq-mask:4" ], "freq-mask and time-mask act on [bands, frames] features; 'genre' has shape [26]"
                       [ "--model"; "cnn2d"; "--augment"; "time-mask:2.5" ], "--augment"
-                      [ "--model"; "cnn2d"; "--augment"; "none"; "--augment-pool"; "2" ], "--augment-pool 2 draws augmented rows from versions of each clip, and this run has no waveform augmentation"
                       [ "--model"; "cnn2d"; "--duration"; "2" ], "--duration 2 applies to schema 'logmel-fsdd' (clips of 8192 samples) only for environmental clips (median recording 2-5 s)" ] do
                     let code, _, err = run Hybrid.Cli.TrainCommand.run (common @ flags)
                     Expect.equal code 2 (sprintf "%A: exit code 2 (stderr: %s)" flags err)
