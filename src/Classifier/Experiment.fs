@@ -633,17 +633,19 @@ let internal partRows (engine: Engine) (schema: FeatureSchemaInfo) (cache: strin
 let internal poolChoices (part: PartRows) (copies: int) (pool: int) : int[][] =
     if part.Blocks.Length <> pool + 2 then invalidArg "part" (sprintf "the part holds %d blocks, not the clips and %d augmented versions" (part.Blocks.Length - 1) pool)
     if copies < 1 || copies > pool then invalidArg "copies" (sprintf "%d augmented rows per clip cannot be drawn from %d versions" copies pool)
-    let windows b =
-        let counts = Collections.Generic.Dictionary<int, int>()
-        [| for r in part.Blocks.[b] .. part.Blocks.[b + 1] - 1 ->
-            let item = part.Items.[r]
-            let w = match counts.TryGetValue item with | true, c -> c | _ -> 0
-            counts.[item] <- w + 1
-            struct (item, w), r |]
-    let versions = [| for v in 1 .. pool -> dict (windows v) |]
+    // Each version's rows keyed by (recording, window within the recording).
+    let windows =
+        [| for v in 1 .. pool ->
+            let counts = Collections.Generic.Dictionary<int, int>()
+            [| for r in part.Blocks.[v] .. part.Blocks.[v + 1] - 1 ->
+                let item = part.Items.[r]
+                let w = match counts.TryGetValue item with | true, c -> c | _ -> 0
+                counts.[item] <- w + 1
+                struct (item, w), r |] |]
+    let versions = windows |> Array.map dict
     [| for r in part.Blocks.[0] .. part.Blocks.[1] - 1 -> [| r |]
-       for slot in 1 .. copies do
-           for key, _ in windows slot ->
+       for slot in 0 .. copies - 1 do
+           for key, _ in windows.[slot] ->
                // The slot's own version always has the window, so there is at least one choice.
                [| for v in 0 .. pool - 1 do
                     match versions.[v].TryGetValue key with
@@ -747,20 +749,16 @@ let RunFileVersion = 3
 
 /// Writes the options that decide a run's result into `dir/run.json` (`data` is the resolved folder), the run-time
 /// feature parameters (`feature_parameters`: each override as given or as the model's recipe sets it, null where the
-/// schema's own applies, so a resumed run keeps them if the recipe changes) included.
-let private writeRunFile (dir: string) (folder: string) (o: TrainOptions) =
+/// schema's own applies, so a resumed run keeps them if the recipe changes) included, and `augmentPool`, the augment
+/// pool in force (RunSettings.AugmentPool; 0, written as null, without waveform augmentation).
+let private writeRunFile (dir: string) (folder: string) (o: TrainOptions) (augmentPool: int) =
     let f = featureOverrides (recipe o.Model) o.Features o.FeatureParameters
     let json =
         {| run_file_version = RunFileVersion
            data = folder; split = Option.toObj o.Split; model = o.Model; features = Option.toObj o.Features
            epochs = Option.toNullable o.Epochs; batch_size = Option.toNullable o.BatchSize; learning_rate = Option.toNullable o.LearningRate
            augment = Option.toObj o.Augment
-           // The pool in force (the recipe's when not given), so a resumed run keeps it; none without waveform augmentation.
-           augment_pool =
-               (let r = recipe o.Model
-                let augment = defaultArg o.Augment r.Augment
-                if String.IsNullOrWhiteSpace augment || (Augment.waveform (Augment.parse augment)).IsEmpty then Nullable()
-                else Nullable(defaultArg o.AugmentPool r.AugmentPool))
+           augment_pool = (if augmentPool = 0 then Nullable() else Nullable augmentPool)
            test_speeds = o.TestSpeeds |> Option.map formatSpeeds |> Option.toObj
            labels = o.Labels |> Option.map (String.concat ",") |> Option.toObj; other_label = Option.toObj o.OtherLabel
            validation = o.Validation; early_stopping = Option.toNullable o.EarlyStopping; sr = Option.toNullable o.SampleRate
@@ -1248,7 +1246,7 @@ let train (options: TrainOptions) : RunResult =
     // A fresh run into a used folder must not continue that folder's checkpoints: only --resume does.
     let checkpointRoot = Path.Combine(outDir, "checkpoints")
     if not resuming && Directory.Exists checkpointRoot then Directory.Delete(checkpointRoot, true)
-    writeRunFile outDir data.Folder options
+    writeRunFile outDir data.Folder options settings.AugmentPool
     use engine = Engines.Create(options.Device, log)
     log (sprintf "device: %s (%s)" engine.Name engine.DeviceName)
     let plan = settings.Preparation.Clips

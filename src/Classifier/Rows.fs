@@ -130,8 +130,6 @@ type PooledRows(inner: RowSource, choices: int[][], seed: int) =
     let labels = choices |> Array.map (fun c -> inner.Labels.[c.[0]])
     let current = choices |> Array.map (fun c -> c.[0])
     let mutable translated: int[] = [||]
-    /// The inner row logical row `row` reads in the current epoch.
-    member _.Current(row: int) = current.[row]
     override _.Count = choices.Length
     override _.RowLength = inner.RowLength
     override _.Labels = labels

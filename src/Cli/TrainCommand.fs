@@ -198,32 +198,28 @@ let private overridesOf (args: ParseResults<TrainArgs>) : Extraction.Overrides =
 /// Checks every option against `table` before any data is read (exit code 2 with the option and its range).
 let private enforce (args: ParseResults<TrainArgs>) =
     let resuming = args.Contains Resume
+    let model = args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name)
+    // None with --resume or an unknown model (refused below, naming the valid ones).
+    let recipe = if resuming then None else (try Some(Experiment.recipe model) with :? ArgumentException -> None)
     let schema =
-        if resuming then None
-        else
-            try
-                let recipe = Experiment.recipe (args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name))
-                Some(Hybrid.Features.Schemas.Schemas.ByName(args.GetResult(Features, defaultValue = recipe.Schema)))
-            with :? ArgumentException -> None
+        recipe |> Option.bind (fun r ->
+            try Some(Hybrid.Features.Schemas.Schemas.ByName(args.GetResult(Features, defaultValue = r.Schema)))
+            with :? ArgumentException -> None)
     let noWaveformAugmentation =
-        if resuming then None
-        else
+        recipe |> Option.bind (fun r ->
             try
-                let model = args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name)
-                let recipe = Experiment.recipe model
                 match args.TryGetResult Augment with
                 | Some text when text.Trim() = "none" -> Some "--augment none turns augmentation off"
                 | Some text when (Augment.waveform (Augment.parse text)).IsEmpty -> Some(sprintf "--augment '%s' holds none" text)
-                | None when String.IsNullOrWhiteSpace recipe.Augment -> Some(sprintf "model '%s' has no augmentation of its own" model)
+                | None when String.IsNullOrWhiteSpace r.Augment -> Some(sprintf "model '%s' has no augmentation of its own" model)
                 | _ -> None
-            with :? ArgumentException | :? DatasetException -> None
+            with :? ArgumentException | :? DatasetException -> None)
     OptionRules.enforce args (table { Resuming = resuming; Schema = schema; Labels = args.Contains Labels; Segment = args.TryGetResult Segment; Cluster = args.Contains Cluster
                                       Features = args.Contains Features; NoWaveformAugmentation = noWaveformAugmentation })
     // An unknown model or schema is refused here, naming the valid ones.
     if not resuming then
-        let recipe = Experiment.recipe (args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name))
         // The variant is laid out now, so that feature options that contradict each other are refused before the data.
-        Experiment.schemaOf recipe (args.TryGetResult Features) (overridesOf args) |> ignore
+        Experiment.schemaOf (Experiment.recipe model) (args.TryGetResult Features) (overridesOf args) |> ignore
 
 /// The closing summary as plain lines (output redirected, or not a terminal).
 let private writeSummary (writer: TextWriter) (r: Experiment.RunResult) =
