@@ -14,5 +14,5 @@ let result =
 printfn "%s on %s: test accuracy %.4f after %.1f s of training" result.Model result.Split result.TestAccuracy result.TrainSeconds
 printfn "%s" (Net.summary (fst (ModelFile.inspect (Path.Combine(out, "model.hnn")))))
 let sample = Path.Combine(_references.fsddFolder (), "recordings", "4_theo_2.wav")
-for p in Experiment.predict "managed" ignore (Path.Combine(out, "model.hnn")) [ sample ] do
+for p in Inference.predict "managed" ignore (Path.Combine(out, "model.hnn")) [ sample ] do
     printfn "%s -> %s (p = %.3f)" (Path.GetFileName p.Path) p.Label (p.Probabilities |> List.find (fun (l, _) -> l = p.Label) |> snd)

@@ -23,30 +23,26 @@ type Classification internal (labels: string[], probabilities: float32[]) =
         | i -> probabilities[i]
     override _.ToString() = sprintf "%s (%.3f)" labels[best] probabilities[best]
 
-/// Classifies recordings with a model file written by `train`, preparing audio exactly as training did: resampled
-/// to the model's rate, cut or zero-padded (centred) to its clip length, features of its schema, per-utterance and
-/// stored normalisation, and test-time speed averaging when the model records it. Load once, then call from any
+/// Classifies recordings with a model file written by `train` through the one inference path (Inference.classify),
+/// preparing audio exactly as training did and as `predict` and `evaluate` do: resampled to the model's rate, cut into
+/// the model's windows (each cut or zero-padded, centred, to its clip length), features of its schema, per-utterance
+/// and stored normalisation, test-time speed averaging when the model records it, window probabilities averaged. Load once, then call from any
 /// number of threads (calls are serialised on the model's engine). Dispose to release the engine.
 [<Sealed>]
-type AudioClassifier private (path: string, engine: Engine, model: Model, labels: string[], extractor: Pipeline.Extractor,
-                              prepare: float32[][] -> float32[], speeds: (float * float) list) =
+type AudioClassifier private (path: string, trained: TrainedModel) =
     let gate = obj ()
     let mutable disposed = false
+    let labels = trained.Labels
 
-    /// Loads `modelPath` onto an engine (`device`: auto, managed, cuda, opencl or ilgpu-cpu). The file is fully
-    /// validated (magic, version, sizes, checksum, architecture, schema fingerprint) before any weight is allocated.
-    /// Raises ModelFileException for a damaged or hostile file and SchemaMismatchException when the schema the model
-    /// was trained on has another fingerprint in this library.
+    /// Loads `modelPath` onto an engine (`device`: auto, managed, cuda, opencl or ilgpu-cpu), reading it once. The file
+    /// is fully validated (magic, version, sizes, checksum, architecture, settings, schema fingerprint) before any
+    /// weight is allocated. Raises ModelFileException for a damaged or hostile file, SchemaMismatchException when the
+    /// schema the model was trained on has another fingerprint in this library, and ArgumentException for an engine
+    /// that cannot be used.
     static member Load(modelPath: string, device: string) : AudioClassifier =
         if isNull (box modelPath) then nullArg "modelPath"
-        let trained = Experiment.trainedInput modelPath
         let engine = Engines.Create(device, ignore)
-        try
-            let model, info = ModelFile.load engine trained.Schema.Fingerprint modelPath
-            let stats = Experiment.storedStats modelPath trained.Schema info
-            let extractor = Extraction.extractor engine trained.Extraction
-            new AudioClassifier(modelPath, engine, model, Array.ofList info.Labels, extractor,
-                                Experiment.prepare engine trained.Extraction trained.PerUtterance stats, trained.TestSpeeds)
+        try new AudioClassifier(modelPath, Inference.load engine modelPath)
         with _ ->
             engine.Dispose()
             reraise ()
@@ -57,10 +53,10 @@ type AudioClassifier private (path: string, engine: Engine, model: Model, labels
     /// Class names, in the order of every Classification's Probabilities.
     member _.Labels: IReadOnlyList<string> = Array.AsReadOnly labels
     /// The rate the model works at, in Hz (other rates are resampled).
-    member _.SampleRate = extractor.SampleRate
-    /// Samples per clip at SampleRate (recordings are cut or zero-padded, centred, to this length; 0: the whole
-    /// recording, for schemas of statistics over any length).
-    member _.ClipSamples = extractor.ClipSamples
+    member _.SampleRate = trained.Preparation.Clips.SampleRate
+    /// Samples per model input clip at SampleRate (each window of a recording is cut or zero-padded, centred, to this
+    /// length).
+    member _.ClipSamples = trained.Preparation.Clips.ClipSamples
 
     /// Classifies mono clips (each a float32 buffer of any length) recorded at `sampleRate` Hz, as one batch.
     member _.ClassifyBatch(clips: IReadOnlyList<float32[]>, sampleRate: int) : Classification[] =
@@ -70,11 +66,11 @@ type AudioClassifier private (path: string, engine: Engine, model: Model, labels
         clips |> Array.iteri (fun i c -> if isNull (box c) then invalidArg "clips" (sprintf "clip %d is null" i))
         if clips.Length = 0 then [||]
         else
-            let atRate = clips |> Array.Parallel.map (fun c -> if sampleRate = extractor.SampleRate then c else Resample.resample sampleRate extractor.SampleRate c)
+            let atRate = clips |> Array.Parallel.map (fun c -> if sampleRate = trained.Preparation.Clips.SampleRate then c else Resample.resample sampleRate trained.Preparation.Clips.SampleRate c)
             let probabilities =
                 lock gate (fun () ->
                     if disposed then raise (ObjectDisposedException(path))
-                    Experiment.predictAveraged model prepare speeds atRate)
+                    Inference.classify trained atRate)
             Array.init clips.Length (fun i -> Classification(labels, Array.init labels.Length (fun k -> probabilities[i, k])))
 
     /// Classifies one mono clip recorded at `sampleRate` Hz.
@@ -91,22 +87,25 @@ type AudioClassifier private (path: string, engine: Engine, model: Model, labels
 
     /// Classifies audio files (every format AudioFile reads: WAV, AIFF, .au, FLAC, MP3, Ogg) as one batch (raises
     /// AudioFormatException naming a file that cannot be read).
-    member c.ClassifyFiles(paths: IReadOnlyList<string>) : Classification[] =
+    member _.ClassifyFiles(paths: IReadOnlyList<string>) : Classification[] =
         if isNull (box paths) then nullArg "paths"
-        let audio = paths |> Seq.map AudioFile.readMono |> Array.ofSeq
-        let groups = audio |> Array.mapi (fun i a -> i, a) |> Array.groupBy (fun (_, a) -> a.SampleRate)
-        let result = Array.zeroCreate audio.Length
-        for rate, members in groups do
-            let classified = c.ClassifyBatch(members |> Array.map (fun (_, a) -> a.Samples[0]), rate)
-            members |> Array.iteri (fun j (i, _) -> result[i] <- classified[j])
-        result
+        let recordings = paths |> Seq.map (ClipPlan.load trained.Preparation.Clips) |> Array.ofSeq
+        let probabilities =
+            lock gate (fun () ->
+                if disposed then raise (ObjectDisposedException(path))
+                Inference.classify trained recordings)
+        Array.init recordings.Length (fun i -> Classification(labels, Array.init labels.Length (fun k -> probabilities[i, k])))
 
     /// Classifies one WAV file.
     member c.ClassifyFile(path: string) : Classification = (c.ClassifyFiles [| path |])[0]
 
+    /// Releases the model's engine (GPU memory on a GPU engine). Calls after Dispose raise ObjectDisposedException;
+    /// a second Dispose does nothing.
+    member _.Dispose() =
+        lock gate (fun () ->
+            if not disposed then
+                disposed <- true
+                trained.Model.Engine.Dispose())
+
     interface IDisposable with
-        member _.Dispose() =
-            lock gate (fun () ->
-                if not disposed then
-                    disposed <- true
-                    engine.Dispose())
+        member this.Dispose() = this.Dispose()

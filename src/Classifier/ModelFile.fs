@@ -290,7 +290,7 @@ module ModelFile =
         let floats = model.Engine.ReadTensors model.SavedTensors :: [ for _, v in info.Normalization -> v ]
         Container.write path header floats
 
-    let private readHeader (path: string) (expectedFingerprint: string option) (header: byte[]) (count: int) =
+    let private readHeader (path: string) (expectedFingerprint: ModelInfo -> string option) (header: byte[]) (count: int) =
         use doc = HeaderJson.parse path header
         let root = doc.RootElement
         if HeaderJson.string path root "format" <> "hybrid-nn" then HeaderJson.bad path "format is not 'hybrid-nn'."
@@ -304,9 +304,6 @@ module ModelFile =
         let weightCount = weights |> List.sumBy (fun (_, _, s) -> s |> Array.fold (fun acc d -> acc * int64 d) 1L)
         if weightCount <> trainable + fixedCount then
             HeaderJson.bad path (sprintf "the architecture has %d weights, the file stores %d." (trainable + fixedCount) weightCount)
-        match expectedFingerprint with
-        | Some expected when expected <> fingerprint -> raise (SchemaMismatchException(path, expected, fingerprint))
-        | _ -> ()
         let labels = HeaderJson.array path root "labels" |> List.map (fun e -> match e.GetString() with null -> "" | s -> s)
         let settings =
             match HeaderJson.tryProp root "trainingSettings" with
@@ -321,11 +318,14 @@ module ModelFile =
               Normalization = []
               TrainingSettings = settings
               LibraryVersion = HeaderJson.string path root "libraryVersion" }
+        match expectedFingerprint info with
+        | Some expected when expected <> fingerprint -> raise (SchemaMismatchException(path, expected, fingerprint))
+        | _ -> ()
         net, info, blocks
 
     /// The architecture and info of a model file, fully validated (checksum included) but without weights.
     let inspect (path: string) : Net * ModelInfo =
-        let (net, info, blocks), floats = Container.read path (readHeader path None)
+        let (net, info, blocks), floats = Container.read path (readHeader path (fun _ -> None))
         let mutable offset = 0
         let normalization =
             [ for name, role, shape in blocks do
@@ -334,11 +334,12 @@ module ModelFile =
                   offset <- offset + n ]
         net, { info with Normalization = normalization }
 
-    /// Loads a model onto `engine`. Raises ModelFileException for a wrong magic number or version, a bad checksum,
-    /// a truncated file, absurd sizes or a malformed header, and SchemaMismatchException when the stored input schema
-    /// fingerprint differs from `expectedFingerprint` — all before any weight tensor is allocated.
-    let load (engine: Engine) (expectedFingerprint: string) (path: string) : Model * ModelInfo =
-        let (net, info, blocks), floats = Container.read path (readHeader path (Some expectedFingerprint))
+    /// Loads a model onto `engine`, reading and checksumming the file once: `expect` receives the header's info
+    /// (without normalisation arrays) after the checksum and before any weight tensor is allocated, may raise (e.g.
+    /// ModelFileException for a setting the caller cannot use), and returns the input schema fingerprint the model must
+    /// have. Raises as `load` does.
+    let loadChecked (engine: Engine) (expect: ModelInfo -> string) (path: string) : Model * ModelInfo =
+        let (net, info, blocks), floats = Container.read path (readHeader path (expect >> Some))
         let model = Model.create engine 0 net
         let tensors = model.Tensors
         let mutable offset = 0
@@ -361,3 +362,9 @@ module ModelFile =
         if weightIndex <> tensors.Length then
             HeaderJson.bad path (sprintf "the file stores %d weight tensors, the architecture has %d." weightIndex tensors.Length)
         model, { info with Normalization = List.ofSeq normalization }
+
+    /// Loads a model onto `engine`. Raises ModelFileException for a wrong magic number or version, a bad checksum,
+    /// a truncated file, absurd sizes or a malformed header, and SchemaMismatchException when the stored input schema
+    /// fingerprint differs from `expectedFingerprint` — all before any weight tensor is allocated.
+    let load (engine: Engine) (expectedFingerprint: string) (path: string) : Model * ModelInfo =
+        loadChecked engine (fun _ -> expectedFingerprint) path

@@ -19,17 +19,29 @@ type Exported =
       /// metadata_props, as written.
       Metadata: (string * string) list }
 
-/// librosa.power_to_db (ref 1, amin, top_db per clip) of `x` [batch; rows; frames]: 10 log10(max(x, amin)), then
-/// floored at each clip's maximum minus top_db.
-let private powerToDb (g: OnnxGraph) (x: string) (amin: float) (topDb: Nullable<float>) =
-    let clipped = g.Node("Max", "db.clip", [ x; g.Scalar("db.amin", float32 amin) ])
+/// 10 log10 (or 20 log10 with `amplitude`) of max(x, amin) / ref for `x` [batch; rows; frames], floored at each
+/// clip's maximum minus top_db when `config` has one: librosa.power_to_db / amplitude_to_db with top_db per clip.
+let private decibels (g: OnnxGraph) (config: DbConfig) (amplitude: bool) (x: string) =
+    let factor = if amplitude then 20.0 else 10.0
+    let clipped = g.Node("Max", "db.clip", [ x; g.Scalar("db.amin", float32 config.Amin) ])
     let ln = g.Node("Log", "db.ln", [ clipped ])
-    let db = g.Node("Mul", "db", [ ln; g.Scalar("db.scale", float32 (10.0 / Math.Log 10.0)) ])
-    if topDb.HasValue then
+    let scaled = g.Node("Mul", "db.scaled", [ ln; g.Scalar("db.scale", float32 (factor / Math.Log 10.0)) ])
+    let db =
+        if config.Ref = 1.0 then scaled
+        else g.Node("Sub", "db.ref", [ scaled; g.Scalar("db.reference", float32 (factor * Math.Log10 config.Ref)) ])
+    if config.TopDb.HasValue then
         let peak = g.Node("ReduceMax", "db.peak", [ db ], [ OnnxAttr.ints "axes" [ 1L; 2L ]; OnnxAttr.int "keepdims" 1L ])
-        let floor = g.Node("Sub", "db.floor", [ peak; g.Scalar("db.top_db", float32 topDb.Value) ])
+        let floor = g.Node("Sub", "db.floor", [ peak; g.Scalar("db.top_db", float32 config.TopDb.Value) ])
         g.Node("Max", "db.top", [ db; floor ])
     else db
+
+/// The dB mel bands of mel bands `x` by the rule the extraction uses (FeatureParameters.MelDb), so that the graph and
+/// training agree at every power: power_to_db at power 2, amplitude_to_db (amin 1e-5) at power 1, power_to_db of
+/// x^(2/power) otherwise.
+let private melDb (g: OnnxGraph) (p: FeatureParameters) (x: string) =
+    let struct (config, amplitude, exponent) = p.MelDb
+    let raised = if exponent = 1.0 then x else g.Node("Pow", "db.raise", [ x; g.Scalar("db.exponent", float32 exponent) ])
+    decibels g config amplitude raised
 
 /// The mel spectrogram [batch; n_mels; frames] of `audio` [batch; samples]: centring pad (zeros or reflection, as the
 /// schema says), opset 17 STFT with the schema's periodic window, |X|^power, MatMul with librosa's mel matrix.
@@ -70,9 +82,9 @@ let private frontEnd (g: OnnxGraph) (schema: FeatureSchemaInfo) (audio: string) 
     | [ m ] when m.Kind = FeatureKind.Waveform && m.Statistic = Statistic.TimeSeries -> Ok audio
     | [ m ] when m.Kind = FeatureKind.MelBands && m.Statistic = Statistic.TimeSeries && not m.Pooled ->
         let mel = melSpectrogram g p audio
-        Ok(if m.Decibels then powerToDb g mel p.Db.Amin p.Db.TopDb else mel)
+        Ok(if m.Decibels then melDb g p mel else mel)
     | [ m ] when m.Kind = FeatureKind.Mfcc && m.Statistic = Statistic.Mean && not m.Pooled && p.Lifter = 0.0 ->
-        let db = powerToDb g (melSpectrogram g p audio) p.Db.Amin p.Db.TopDb
+        let db = decibels g p.Db false (melSpectrogram g p audio)
         let dct = g.Constant("mfcc.dct", [| int64 m.Rows; int64 p.NMels |], Filters.DctOrtho(m.Rows, p.NMels))
         let mfcc = g.Node("MatMul", "mfcc", [ dct; db ])
         Ok(g.Node("ReduceMean", "mfcc.mean", [ mfcc ], [ OnnxAttr.ints "axes" [ 2L ]; OnnxAttr.int "keepdims" 0L ]))
@@ -88,13 +100,12 @@ let private frontEnd (g: OnnxGraph) (schema: FeatureSchemaInfo) (audio: string) 
 /// the graph. Raises ModelFileException / SchemaMismatchException for an unusable model file, and
 /// OnnxExportException when `frontend` is asked for a schema the graph cannot express or a label contains a comma.
 let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
-    let trained = Experiment.trainedInput modelPath
+    use engine = Engines.Create("managed", ignore)
+    let trained = Inference.load engine modelPath
     // The schema the model's clips are extracted with (its fingerprint is checked on the recorded one).
     let schema = trained.Extraction
-    use engine = Engines.Create("managed", ignore)
-    let model, info = ModelFile.load engine trained.Schema.Fingerprint modelPath
-    let stats = Experiment.storedStats modelPath schema info
-    match info.Labels |> List.tryFind (fun l -> l.Contains ',') with
+    let model, stats = trained.Model, trained.Stats
+    match trained.Labels |> Array.tryFind (fun l -> l.Contains ',') with
     | Some label -> raise (OnnxExportException(modelPath, sprintf "label '%s' contains a comma; metadata_props 'labels' is comma-separated." label))
     | None -> ()
     let shape = Array.ofSeq schema.Shape
@@ -112,7 +123,7 @@ let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
             "features", shape, f
     // Per-utterance mean removal over frames (images only), as Experiment's preparation does.
     let centred =
-        if trained.PerUtterance && shape.Length = 2 then
+        if trained.Preparation.PerUtterance && shape.Length = 2 then
             let mean = g.Node("ReduceMean", "utterance.mean", [ features ], [ OnnxAttr.ints "axes" [ 2L ]; OnnxAttr.int "keepdims" 1L ])
             g.Node("Sub", "utterance", [ features; mean ])
         else features
@@ -129,7 +140,7 @@ let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
     let probabilities = g.Node("Softmax", "probabilities", [ logits ], [ OnnxAttr.int "axis" -1L ])
     g.AddOutput(probabilities, [| int64 (Model.classes model) |])
     let metadata =
-        [ "labels", String.Join(",", info.Labels)
+        [ "labels", String.Join(",", trained.Labels)
           "schema_fingerprint", schema.Fingerprint
           "feature_schema", schema.Name
           "feature_parameters", schema.Variant

@@ -38,7 +38,7 @@ let private reasonOf (e: exn) =
     | e -> e.Message
 
 /// The three likeliest labels with their probabilities, e.g. "7 0.912, 1 0.041, 9 0.020".
-let private topOf (p: Experiment.Prediction) =
+let private topOf (p: Prediction) =
     p.Probabilities |> List.sortByDescending snd |> List.truncate 3 |> List.map (fun (l, v) -> sprintf "%s %.3f" l v) |> String.concat ", "
 
 /// Runs the command. Every file is tried: a result line (JSON: an object with path, label, probabilities and
@@ -51,7 +51,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         let files = args.GetResult(Files, defaultValue = [])
         if files.IsEmpty then invalidArg "files" "give at least one WAV file to classify"
         let json = args.Contains Json
-        let outcomes = Experiment.predictEach (args.GetResult(Device, defaultValue = "auto")) (fun l -> error.WriteLine("predict: " + l)) (args.GetResult Model) files
+        let outcomes = Inference.predictFiles (args.GetResult(Device, defaultValue = "auto")) (fun l -> error.WriteLine("predict: " + l)) (args.GetResult Model) files
         match Terminal.consoleOf out with
         | Some console when not json ->
             // On a terminal: one table row per classified file (its label and top three probabilities); unreadable
@@ -59,25 +59,25 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
             let rows =
                 [ for outcome in outcomes do
                     match outcome with
-                    | Experiment.Predicted p ->
+                    | Predicted p ->
                         yield [ p.Path; p.Label; topOf p ]
-                    | Experiment.Unreadable _ -> () ]
+                    | Failed _ -> () ]
             if not rows.IsEmpty then
                 console.Write(Terminal.textTable None [ "file"; "label"; "top probabilities" ] rows)
             for outcome in outcomes do
                 match outcome with
-                | Experiment.Predicted p -> p.Warning |> Option.iter (fun w -> error.WriteLine(sprintf "predict: warning %s: %s" p.Path w))
-                | Experiment.Unreadable (path, e) -> error.WriteLine(sprintf "predict: %s: %s" path (reasonOf e))
+                | Predicted p -> p.Warning |> Option.iter (fun w -> error.WriteLine(sprintf "predict: warning %s: %s" p.Path w))
+                | Failed (path, e) -> error.WriteLine(sprintf "predict: %s: %s" path (reasonOf e))
         | _ ->
             for outcome in outcomes do
                 match outcome with
-                | Experiment.Predicted p ->
+                | Predicted p ->
                     if json then
                         out.WriteLine(JsonSerializer.Serialize({| path = p.Path; label = p.Label; probabilities = dict p.Probabilities; warning = Option.toObj p.Warning |}))
                     else
                         out.WriteLine(sprintf "%s: %s (%s)" p.Path p.Label (topOf p))
                         p.Warning |> Option.iter (fun w -> error.WriteLine(sprintf "predict: warning %s: %s" p.Path w))
-                | Experiment.Unreadable (path, e) ->
+                | Failed (path, e) ->
                     if json then out.WriteLine(JsonSerializer.Serialize({| path = path; error = reasonOf e |}))
                     else error.WriteLine(sprintf "predict: %s: %s" path (reasonOf e))
-        if outcomes |> List.exists (function Experiment.Unreadable _ -> true | _ -> false) then 1 else 0)
+        if outcomes |> List.exists (function Failed _ -> true | _ -> false) then 1 else 0)

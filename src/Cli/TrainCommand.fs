@@ -51,7 +51,7 @@ type TrainArgs =
             match this with
             | Data _ -> "dataset folder or CSV manifest: FSDD, one folder per class (GTZAN), a manifest (UrbanSound8K's metadata/UrbanSound8K.csv is found) or Speech Commands (default: FSDD from $HYBRID_FSDD or the user cache, downloaded when absent); `fsdd` or `speech-commands` names a set downloaded into the user cache and verified."
             | Split _ -> "official | speaker:NAME[,NAME] | loso | fold:K[,K] | folds | random:RATIO | kfold:K (default: the dataset's own: official for FSDD and Speech Commands, folds for predefined folds, else random:0.2)."
-            | Model _ -> sprintf "model: %s (default %s)." (Experiment.recipes |> List.map (fun r -> r.Name) |> String.concat ", ") (List.head Experiment.recipes).Name
+            | Model _ -> sprintf "model: %s (default %s)." (Recipes.all |> List.map (fun r -> r.Name) |> String.concat ", ") (List.head Recipes.all).Name
             | Features _ -> "feature schema (default: the model's own; see `features --help` for the names)."
             | N_Fft _ -> "FFT length of a run-time variant of the schema (default: the model's for its own schema, 512 for cnn2d, else the schema's; hop and window lengths declared as librosa's defaults follow it)."
             | Hop_Length _ -> "hop length of the schema variant (default: the schema's, or n_fft / 4 when the schema uses librosa's default)."
@@ -85,7 +85,7 @@ type TrainArgs =
             | Certificate _ -> "with --cluster: PKCS#12 certificate for TLS to a non-loopback cluster (password from $HYBRID_CERTIFICATE_PASSWORD)."
 
 /// The closing JSON line: split, model, device, sizes, accuracy, timings, per-fold results.
-let summaryJson (r: Experiment.RunResult) =
+let summaryJson (r: RunResult) =
     let perSpeaker =
         if r.Split = "loso" then
             box (dict [ for f in r.Folds -> f.Name, f.TestAccuracy ])
@@ -97,7 +97,7 @@ let summaryJson (r: Experiment.RunResult) =
            n_test = r.Folds |> List.sumBy (fun f -> f.NTest)
            test_accuracy = r.TestAccuracy
            test_accuracy_std = r.TestAccuracyStd
-           test_speeds = Experiment.formatSpeeds r.TestSpeeds
+           test_speeds = TestSpeeds.format r.TestSpeeds
            folds = [ for f in r.Folds -> {| name = f.Name; n_train = f.NTrain; n_validation = f.NValidation; n_test = f.NTest; test_accuracy = f.TestAccuracy
                                             train_accuracy = f.TrainAccuracy; validation_accuracy = Option.toNullable f.ValidationAccuracy
                                             best_epoch = Option.toNullable f.BestEpoch; resumed_after_epochs = f.ResumedAfterEpochs |} ]
@@ -108,7 +108,7 @@ let summaryJson (r: Experiment.RunResult) =
 /// What the command line chose, which decides the options that apply (OptionRules).
 type private Mode =
     { /// --resume: the run continues with the settings of its run.json; an option given with it must agree with them
-      /// (checked against run.json in `run`, Experiment.resumeConflicts).
+      /// (checked against run.json in `run`, RunFile.resumeConflicts).
       Resuming: bool
       /// The declared schema the run extracts (--features, else the model's own); None with --resume or an unknown
       /// model or schema (refused by their own checks).
@@ -156,7 +156,7 @@ let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
           | Some why -> OptionRules.UsedOnly(false, sprintf "with waveform augmentation (noise, snr, background, shift, gain or speed in --augment), whose versions it draws from; %s" why)
           | None -> () ]
     | Test_Speeds text ->
-        [ OptionRules.parsed "none, F[*W],... or LO-HI:STEP[:tri] with factors in [0.5, 2] and positive weights" Experiment.parseSpeeds text ]
+        [ OptionRules.parsed "none, F[*W],... or LO-HI:STEP[:tri] with factors in [0.5, 2] and positive weights" TestSpeeds.parse text ]
     | Labels text ->
         [ OptionRules.InDomain(text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries).Length > 0, "a comma-separated list of class names", text) ]
     | Other_Label _ -> [ OptionRules.UsedOnly(mode.Labels || mode.Resuming, "with --labels (it names the class the other labels are folded into)") ]
@@ -198,9 +198,9 @@ let private overridesOf (args: ParseResults<TrainArgs>) : Extraction.Overrides =
 /// Checks every option against `table` before any data is read (exit code 2 with the option and its range).
 let private enforce (args: ParseResults<TrainArgs>) =
     let resuming = args.Contains Resume
-    let model = args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name)
+    let model = args.GetResult(Model, defaultValue = (List.head Recipes.all).Name)
     // None with --resume or an unknown model (refused below, naming the valid ones).
-    let recipe = if resuming then None else (try Some(Experiment.recipe model) with :? ArgumentException -> None)
+    let recipe = if resuming then None else (try Some(Recipes.byName model) with :? ArgumentException -> None)
     let schema =
         recipe |> Option.bind (fun r ->
             try Some(Hybrid.Features.Schemas.Schemas.ByName(args.GetResult(Features, defaultValue = r.Schema)))
@@ -219,10 +219,10 @@ let private enforce (args: ParseResults<TrainArgs>) =
     // An unknown model or schema is refused here, naming the valid ones.
     if not resuming then
         // The variant is laid out now, so that feature options that contradict each other are refused before the data.
-        Experiment.schemaOf (Experiment.recipe model) (args.TryGetResult Features) (overridesOf args) |> ignore
+        Recipes.schemaOf (Recipes.byName model) (args.TryGetResult Features) (overridesOf args) |> ignore
 
 /// The closing summary as plain lines (output redirected, or not a terminal).
-let private writeSummary (writer: TextWriter) (r: Experiment.RunResult) =
+let private writeSummary (writer: TextWriter) (r: RunResult) =
     let say (line: string) = writer.WriteLine line
     say ""
     say (sprintf "device:        %s (%s)" r.Device r.DeviceName)
@@ -234,13 +234,13 @@ let private writeSummary (writer: TextWriter) (r: Experiment.RunResult) =
     if r.Folds.Length > 1 then say (sprintf "test accuracy over %d folds: mean %.4f, standard deviation %.4f" r.Folds.Length r.TestAccuracy r.TestAccuracyStd)
     else say (sprintf "test accuracy: %.4f" r.TestAccuracy)
     if not r.TestSpeeds.IsEmpty then
-        say (sprintf "               (test predictions averaged over speeds*weights %s)" (Experiment.formatSpeeds r.TestSpeeds))
+        say (sprintf "               (test predictions averaged over speeds*weights %s)" (TestSpeeds.format r.TestSpeeds))
     say (sprintf "time:          features %.1f s, training %.1f s, total %.1f s" r.ExtractSeconds r.TrainSeconds r.TotalSeconds)
     say (sprintf "output:        %s" r.OutDir)
 
 /// The closing summary drawn on a terminal: a table of the folds (one row per fold; the mean and standard deviation
 /// under them for cross-validation) and a grid of the run's facts.
-let private drawSummary (console: Spectre.Console.IAnsiConsole) (r: Experiment.RunResult) =
+let private drawSummary (console: Spectre.Console.IAnsiConsole) (r: RunResult) =
     let accuracy (v: float) = sprintf "%.4f" v
     let rows =
         [ for f in r.Folds do
@@ -259,7 +259,7 @@ let private drawSummary (console: Spectre.Console.IAnsiConsole) (r: Experiment.R
               "model", sprintf "%s on %s features, split %s" r.Model r.Features r.Split
               "clips", r.Clips
               "test accuracy", (if r.Folds.Length > 1 then sprintf "mean %.4f, standard deviation %.4f" r.TestAccuracy r.TestAccuracyStd else accuracy r.TestAccuracy)
-              if not r.TestSpeeds.IsEmpty then "test speeds", Experiment.formatSpeeds r.TestSpeeds
+              if not r.TestSpeeds.IsEmpty then "test speeds", TestSpeeds.format r.TestSpeeds
               "time", sprintf "features %.1f s, training %.1f s, total %.1f s" r.ExtractSeconds r.TrainSeconds r.TotalSeconds
               "output", r.OutDir ])
 
@@ -270,18 +270,18 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         let json = args.Contains Json
         // Log lines and the summary go to standard output, or to standard error when standard output carries --json.
         let logWriter = if json then error else out
-        let options: Experiment.TrainOptions =
+        let options: TrainOptions =
             { Experiment.defaults with
                 Data = args.TryGetResult Data
                 Split = args.TryGetResult Split
-                Model = args.GetResult(Model, defaultValue = (List.head Experiment.recipes).Name)
+                Model = args.GetResult(Model, defaultValue = (List.head Recipes.all).Name)
                 Features = args.TryGetResult Features
                 Epochs = args.TryGetResult Epochs
                 BatchSize = args.TryGetResult Batch_Size
                 LearningRate = args.TryGetResult Lr
                 Augment = args.TryGetResult Augment |> Option.map (fun a -> if a = "none" then "" else a)
                 AugmentPool = args.TryGetResult Augment_Pool
-                TestSpeeds = args.TryGetResult Test_Speeds |> Option.map Experiment.parseSpeeds
+                TestSpeeds = args.TryGetResult Test_Speeds |> Option.map TestSpeeds.parse
                 Labels = args.TryGetResult Labels |> Option.map (fun l -> l.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) |> List.ofArray)
                 OtherLabel = args.TryGetResult Other_Label
                 Validation = args.GetResult(Validation, defaultValue = Experiment.defaults.Validation)
@@ -306,10 +306,10 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                     match arg with
                     | Resume _ | No_Plots | Strict | Json | Cluster _ | Workers _ | Certificate _ -> ()
                     | _ -> yield OptionRules.flagOf args.Parser arg ]
-            match Experiment.resumeConflicts dir options given with
+            match RunFile.resumeConflicts dir options given with
             | [] -> ()
             | conflicts ->
-                let file = Path.Combine(dir, Experiment.RunFileName)
+                let file = Path.Combine(dir, RunFile.FileName)
                 conflicts
                 |> List.map (fun (option, recorded, value) -> sprintf "%s %s conflicts with the run being resumed: %s records %s" option value file recorded)
                 |> String.concat "; "

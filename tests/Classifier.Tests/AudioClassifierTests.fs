@@ -24,7 +24,7 @@ let tests =
                 | Some root -> Path.Combine(root, "tests", "Features.Tests", "audio")
                 | None -> failtest "repository root not found"
             let files = [ for name in [ "s16.au"; "s16.aiff"; "mono-22k.mp3" ] -> Path.Combine(audio, name) ]
-            let expected = Experiment.predict "managed" ignore modelPath files
+            let expected = Inference.predict "managed" ignore modelPath files
             use classifier = AudioClassifier.Load modelPath
             for e, r in List.zip expected (List.ofArray (classifier.ClassifyFiles(Array.ofList files))) do
                 close (nonNull (IO.Path.GetFileName e.Path)) (e.Probabilities |> List.map (snd >> float32)) r.Probabilities)
@@ -32,7 +32,7 @@ let tests =
         TestData.testWithFsdd "files, buffers and streams give predict's labels and probabilities" (fun fsdd ->
             let modelPath = TrainedModels.model fsdd "cnn2d"
             let files = TrainedModels.heldOut fsdd |> List.truncate 12
-            let expected = Experiment.predict "managed" ignore modelPath files
+            let expected = Inference.predict "managed" ignore modelPath files
             use classifier = AudioClassifier.Load modelPath
             Expect.equal (List.ofSeq classifier.Labels) (expected.Head.Probabilities |> List.map fst) "labels in output order"
             let fromFiles = classifier.ClassifyFiles(Array.ofList files)
@@ -48,7 +48,7 @@ let tests =
         TestData.testWithFsdd "recordings at another rate are resampled to the model's (8 kHz FSDD under a 22,050 Hz model)" (fun fsdd ->
             let modelPath = TrainedModels.model fsdd "mlp"
             let files = TrainedModels.heldOut fsdd |> List.truncate 6
-            let expected = Experiment.predict "managed" ignore modelPath files
+            let expected = Inference.predict "managed" ignore modelPath files
             use classifier = AudioClassifier.Load modelPath
             Expect.equal classifier.SampleRate 22050 "model rate"
             let clips = files |> List.map (fun f -> (Wav.readMono f).Samples[0]) |> Array.ofList
@@ -82,7 +82,7 @@ let tests =
             let project = Path.Combine(root, "samples", "Classify")
             let modelPath = TrainedModels.model fsdd "cnn2d"
             let file = (TrainedModels.heldOut fsdd).Head
-            let expected = (Experiment.predict "managed" ignore modelPath [ file ]).Head
+            let expected = (Inference.predict "managed" ignore modelPath [ file ]).Head
             let runProcess (args: string list) =
                 let psi = ProcessStartInfo("dotnet", args, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false)
                 use p = nonNull (Process.Start psi)

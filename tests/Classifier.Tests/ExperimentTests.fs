@@ -32,7 +32,7 @@ let private options dir out =
 let private withRunFileDir (body: string -> (string -> unit) -> unit) =
     let dir = Path.Combine(Path.GetTempPath(), "hybrid-runfile-" + Guid.NewGuid().ToString("N"))
     Directory.CreateDirectory dir |> ignore
-    try body dir (fun json -> File.WriteAllText(Path.Combine(dir, Experiment.RunFileName), json))
+    try body dir (fun json -> File.WriteAllText(Path.Combine(dir, RunFile.FileName), json))
     finally Directory.Delete(dir, true)
 
 [<Tests>]
@@ -62,7 +62,7 @@ let tests =
                 Expect.stringContains html "plots/confusion.png" "the report shows the confusion matrix"
                 // predict applies the same preprocessing: its labels match the evaluation's accuracy.
                 let testFiles = Directory.GetFiles(Path.Combine(dir, "recordings")) |> Array.filter (fun f -> (Dataset.tryParseFsddName (nonNull (Path.GetFileName f))) |> Option.exists (fun (_, _, i) -> i < 5)) |> Array.sort
-                let predictions = Experiment.predict "managed" ignore (Path.Combine(out, "model.hnn")) (List.ofArray testFiles)
+                let predictions = Inference.predict "managed" ignore (Path.Combine(out, "model.hnn")) (List.ofArray testFiles)
                 let correct = predictions |> List.filter (fun p -> (nonNull (Path.GetFileName p.Path)).StartsWith(p.Label + "_")) |> List.length
                 Expect.floatClose Accuracy.veryHigh (float correct / float testFiles.Length) fold.TestAccuracy "predict agrees with the evaluation"
                 for p in predictions do
@@ -86,7 +86,7 @@ let tests =
                 let _, info = ModelFile.inspect (Path.Combine(dir, "whole", "model.hnn"))
                 Expect.contains info.TrainingSettings ("augment_pool", "2") "the model file records the pool"
                 Expect.contains info.TrainingSettings ("copies", "1") "and the rows per clip"
-                Expect.stringContains (File.ReadAllText(Path.Combine(dir, "whole", Experiment.RunFileName))) "\"augment_pool\": 2" "run.json records it"
+                Expect.stringContains (File.ReadAllText(Path.Combine(dir, "whole", RunFile.FileName))) "\"augment_pool\": 2" "run.json records it"
                 Experiment.train { pooled (Path.Combine(dir, "fixed")) with AugmentPool = Some 1; Log = ignore } |> ignore
                 let _, fixedInfo = ModelFile.inspect (Path.Combine(dir, "fixed", "model.hnn"))
                 Expect.contains fixedInfo.TrainingSettings ("augment_pool", "1") "--augment-pool 1: the same copy every epoch"
@@ -103,16 +103,16 @@ let tests =
         test "pool choices: each augmented slot draws among the same recording window in every version that has it" {
             // Item 0 has one window and item 1 two; augmentation gave version 2 two windows of item 0 and one of item 1.
             let items = [| 0; 1; 1;   0; 1; 1;   0; 0; 1 |]
-            let part : Experiment.PartRows =
+            let part : PartRows =
                 { File = ""; RowLength = 1; Physical = [| 0 .. 8 |]; Labels = Array.map (fun i -> i * 3) items; Items = items; Blocks = [| 0; 3; 6; 9 |] }
-            Expect.equal (Experiment.poolChoices part 1 2) [| [| 0 |]; [| 1 |]; [| 2 |]; [| 3; 6 |]; [| 4; 8 |]; [| 5 |] |]
+            Expect.equal (FeatureStore.poolChoices part 1 2) [| [| 0 |]; [| 1 |]; [| 2 |]; [| 3; 6 |]; [| 4; 8 |]; [| 5 |] |]
                 "the clips as they are, then version 1's slots, each with its window in either version"
-            Expect.equal (Experiment.poolChoices part 2 2) [| [| 0 |]; [| 1 |]; [| 2 |]; [| 3; 6 |]; [| 4; 8 |]; [| 5 |]; [| 3; 6 |]; [| 7 |]; [| 4; 8 |] |]
+            Expect.equal (FeatureStore.poolChoices part 2 2) [| [| 0 |]; [| 1 |]; [| 2 |]; [| 3; 6 |]; [| 4; 8 |]; [| 5 |]; [| 3; 6 |]; [| 7 |]; [| 4; 8 |] |]
                 "two slots per clip: laid out as versions 1 and 2"
-            for choices in Experiment.poolChoices part 2 2 do
+            for choices in FeatureStore.poolChoices part 2 2 do
                 Expect.equal (choices |> Array.map (fun r -> items.[r]) |> Array.distinct |> Array.length) 1 "one recording (one label) per slot"
-            Expect.throwsT<ArgumentException> (fun () -> Experiment.poolChoices part 1 3 |> ignore) "three versions, two blocks"
-            Expect.throwsT<ArgumentException> (fun () -> Experiment.poolChoices part 3 2 |> ignore) "more slots than versions"
+            Expect.throwsT<ArgumentException> (fun () -> FeatureStore.poolChoices part 1 3 |> ignore) "three versions, two blocks"
+            Expect.throwsT<ArgumentException> (fun () -> FeatureStore.poolChoices part 3 2 |> ignore) "more slots than versions"
         }
 
         TestData.testWithFsdd "the augment pool is refused without waveform augmentation, and kept to the copies with --cluster" (fun fsdd ->
@@ -142,7 +142,7 @@ let tests =
                 let stale = Path.Combine(out, "stale.hnn")
                 ModelFile.save stale { info with SchemaFingerprint = "0123456789abcdef" } model
                 let file = Directory.GetFiles(Path.Combine(dir, "recordings")).[0]
-                Expect.throwsT<SchemaMismatchException> (fun () -> Experiment.predict "managed" ignore stale [ file ] |> ignore) "fingerprint mismatch"))
+                Expect.throwsT<SchemaMismatchException> (fun () -> Inference.predict "managed" ignore stale [ file ] |> ignore) "fingerprint mismatch"))
 
         TestData.testWithFsdd "predict replays test-time speed averaging: its log-loss equals the evaluation's" (fun fsdd ->
             withSubset fsdd (fun dir ->
@@ -153,19 +153,19 @@ let tests =
                 let _, info = ModelFile.inspect path
                 Expect.contains info.TrainingSettings ("test_speeds", "0.9*0.5,1,1.1*0.5") "the model file records the speeds"
                 let testFiles = Directory.GetFiles(Path.Combine(dir, "recordings")) |> Array.filter (fun f -> (Dataset.tryParseFsddName (nonNull (Path.GetFileName f))) |> Option.exists (fun (_, _, i) -> i < 5)) |> Array.sort
-                let logLoss (predictions: Experiment.Prediction list) =
+                let logLoss (predictions: Prediction list) =
                     predictions
                     |> List.averageBy (fun p ->
                         let label = (nonNull (Path.GetFileName p.Path)).Substring(0, 1)
                         -log (max 1e-15 (p.Probabilities |> List.find (fun (l, _) -> l = label) |> snd)))
-                let averaged = Experiment.predict "managed" ignore path (List.ofArray testFiles)
+                let averaged = Inference.predict "managed" ignore path (List.ofArray testFiles)
                 Expect.floatClose { absolute = 1e-4; relative = 1e-4 } (logLoss averaged) r.Folds.Head.Metrics.LogLoss "predict's log-loss is the evaluation's"
                 // The same weights without the setting predict from the clips alone: different probabilities, so the
                 // agreement above cannot hold when predict skips the averaging.
                 let plain = Path.Combine(out, "plain.hnn")
                 let model, _ = ModelFile.load (new Hybrid.Dsp.Managed.ManagedEngine()) info.SchemaFingerprint path
                 ModelFile.save plain { info with TrainingSettings = info.TrainingSettings |> List.filter (fun (k, _) -> k <> "test_speeds") } model
-                let single = Experiment.predict "managed" ignore plain (List.ofArray testFiles)
+                let single = Inference.predict "managed" ignore plain (List.ofArray testFiles)
                 Expect.isGreaterThan (abs (logLoss single - logLoss averaged)) 1e-3 "averaging changes the probabilities"))
 
         // Model files written before the single extraction path (fixtures trained and run with that code: logreg on the
@@ -187,7 +187,7 @@ let tests =
                 let _, info = ModelFile.inspect model
                 Expect.isFalse (info.TrainingSettings |> List.exists (fun (k, _) -> k = "feature_parameters")) "a file from before feature parameters were recorded"
                 let files = [ for file, _ in expected -> Path.Combine(fsdd, "recordings", file) ]
-                let predictions = Experiment.predict "managed" ignore model files
+                let predictions = Inference.predict "managed" ignore model files
                 for (file, probabilities), p in Array.zip expected (Array.ofList predictions) do
                     for (label, e), (label', a) in List.zip probabilities p.Probabilities do
                         Expect.equal label' label "label order"
@@ -207,7 +207,7 @@ let tests =
                 Expect.notEqual info.SchemaFingerprint Hybrid.Features.Schemas.MfccMean40Features.Fingerprint "not the declaration's"
                 Expect.contains info.TrainingSettings ("feature_parameters", "n_fft=1024,hop_length=256,win_length=1024,n_mels=64,fmax=8000,n_mfcc=24") "recorded parameters"
                 let testFiles = Directory.GetFiles(Path.Combine(dir, "recordings")) |> Array.filter (fun f -> (Dataset.tryParseFsddName (nonNull (Path.GetFileName f))) |> Option.exists (fun (_, _, i) -> i < 5)) |> Array.sort
-                let predictions = Experiment.predict "managed" ignore path (List.ofArray testFiles)
+                let predictions = Inference.predict "managed" ignore path (List.ofArray testFiles)
                 let logLoss =
                     predictions
                     |> List.averageBy (fun p ->
@@ -223,8 +223,9 @@ let tests =
                     r, List.ofSeq lines
                 let r, first = runWith "a"
                 // Silence the second half of every recording, keeping its size and modification time: rows extracted
-                // again would differ, so an identical model and test result show that every row (training,
-                // validation and test: mlp has no test-time speeds) came from the shards.
+                // again would differ, so identical training and validation curves show that every training and
+                // validation row came from the shards (the test part is classified from the recordings themselves,
+                // through the one inference path that predict uses).
                 for file in Directory.GetFiles(Path.Combine(dir, "recordings")) do
                     let stamp = File.GetLastWriteTimeUtc file
                     let bytes = File.ReadAllBytes file
@@ -232,8 +233,8 @@ let tests =
                     File.WriteAllBytes(file, bytes)
                     File.SetLastWriteTimeUtc(file, stamp)
                 let r2, second = runWith "b"
-                Expect.equal r2.TestAccuracy r.TestAccuracy "the same test accuracy from the shards' test rows"
-                Expect.equal r2.Folds.Head.Metrics.LogLoss r.Folds.Head.Metrics.LogLoss "the same test log-loss"
+                let curves (r: RunResult) = [ for e in r.Folds.Head.History -> e.TrainLoss, e.TrainAccuracy, e.ValidationLoss, e.ValidationAccuracy ]
+                Expect.equal (curves r2) (curves r) "the same training and validation curves from the shards' rows"
                 Expect.isFalse (Directory.Exists(Path.Combine(dir, "b", "rows"))) "the run's row files are removed when it ends"
                 let cacheLine (lines: string list) = lines |> List.find (fun l -> l.Contains "rows from the cache")
                 let fold = r.Folds.Head
@@ -257,17 +258,17 @@ let tests =
 
         test "test speeds parse from lists and ranges and format back" {
             let factors = List.map fst
-            Expect.equal (Experiment.parseSpeeds "0.8-1.2:0.05" |> factors) [ 0.8; 0.85; 0.9; 0.95; 1.0; 1.05; 1.1; 1.15; 1.2 ] "range with a step, both ends included"
-            Expect.isTrue (Experiment.parseSpeeds "0.8-1.2:0.05" |> List.forall (fun (_, w) -> w = 1.0)) "a plain range weighs every factor equally"
-            Expect.equal (Experiment.parseSpeeds "0.9-1.1:0.1:tri") [ 0.9, 0.5; 1.0, 1.0; 1.1, 0.5 ] "triangular: 1 at factor 1, 0 one step beyond the ends"
-            Expect.equal (Experiment.parseSpeeds " 0.9*0.25, 1,1.1 ") [ 0.9, 0.25; 1.0, 1.0; 1.1, 1.0 ] "comma list with optional weights"
-            Expect.equal (Experiment.parseSpeeds "none") [] "none"
-            Expect.equal (Experiment.formatSpeeds [ 0.9, 0.5; 1.0, 1.0; 1.1, 1.0 ]) "0.9*0.5,1,1.1" "format leaves out weights of 1"
-            Expect.equal (Experiment.formatSpeeds []) "none" "format of none"
-            let cnn2d = (Experiment.recipe "cnn2d").TestSpeeds
-            Expect.equal (Experiment.parseSpeeds (Experiment.formatSpeeds cnn2d)) cnn2d "the default's speeds round-trip through their text"
+            Expect.equal (TestSpeeds.parse "0.8-1.2:0.05" |> factors) [ 0.8; 0.85; 0.9; 0.95; 1.0; 1.05; 1.1; 1.15; 1.2 ] "range with a step, both ends included"
+            Expect.isTrue (TestSpeeds.parse "0.8-1.2:0.05" |> List.forall (fun (_, w) -> w = 1.0)) "a plain range weighs every factor equally"
+            Expect.equal (TestSpeeds.parse "0.9-1.1:0.1:tri") [ 0.9, 0.5; 1.0, 1.0; 1.1, 0.5 ] "triangular: 1 at factor 1, 0 one step beyond the ends"
+            Expect.equal (TestSpeeds.parse " 0.9*0.25, 1,1.1 ") [ 0.9, 0.25; 1.0, 1.0; 1.1, 1.0 ] "comma list with optional weights"
+            Expect.equal (TestSpeeds.parse "none") [] "none"
+            Expect.equal (TestSpeeds.format [ 0.9, 0.5; 1.0, 1.0; 1.1, 1.0 ]) "0.9*0.5,1,1.1" "format leaves out weights of 1"
+            Expect.equal (TestSpeeds.format []) "none" "format of none"
+            let cnn2d = (Recipes.byName "cnn2d").TestSpeeds
+            Expect.equal (TestSpeeds.parse (TestSpeeds.format cnn2d)) cnn2d "the default's speeds round-trip through their text"
             for bad in [ "0.3,1"; "fast"; "1.2-0.8:0.1"; "0.8-1.2:0"; "0.8-1.2"; "0.5-2:0.001"; "1*0"; "0.9-1.1:0.1:box"; "1*2*3" ] do
-                let e = Expect.throwsC (fun () -> Experiment.parseSpeeds bad |> ignore) id
+                let e = Expect.throwsC (fun () -> TestSpeeds.parse bad |> ignore) id
                 Expect.stringContains e.Message bad (sprintf "the error for '%s' quotes it" bad)
         }
 
@@ -277,22 +278,22 @@ let tests =
             let clips = Array.init 4 (fun _ -> Array.init 8 (fun _ -> float32 (rng.NextDouble() - 0.5)))
             let inputsOf (cs: float32[][]) = Array.concat cs
             let plain = Model.predict model (inputsOf clips)
-            let averaged = Experiment.predictAveraged model inputsOf [ 1.0, 0.7 ] clips
+            let averaged = Inference.predictAveraged model inputsOf [ 1.0, 0.7 ] clips
             for i in 0 .. 3 do
                 for j in 0 .. 2 do
                     Expect.floatClose { absolute = 1e-6; relative = 1e-5 } (float averaged.[i, j]) (float plain.[i, j]) "same probabilities"
 
         test "windows cover a recording to its end; without segments the recording is its own clip" {
-            let plan: Experiment.ClipPlan = { SampleRate = 10; ClipSamples = 4; RecordingSamples = None; Segment = Some(4, 2) }
+            let plan: ClipPlan = { SampleRate = 10; ClipSamples = 4; RecordingSamples = None; Segment = Some(4, 2) }
             let x = Array.init 11 float32
-            let windows = Experiment.ClipPlan.windows plan x
+            let windows = ClipPlan.windows plan x
             Expect.equal (windows |> Array.map (fun w -> w.[0])) [| 0.0f; 2.0f; 4.0f; 6.0f; 7.0f |] "starts every hop, the last ending at the end"
             Expect.isTrue (windows |> Array.forall (fun w -> w.Length = 4)) "window length"
-            Expect.equal (Experiment.ClipPlan.windows plan [| 1.0f; 2.0f |]) [| [| 1.0f; 2.0f |] |] "a short recording is one window"
+            Expect.equal (ClipPlan.windows plan [| 1.0f; 2.0f |]) [| [| 1.0f; 2.0f |] |] "a short recording is one window"
             let whole = { plan with Segment = None }
-            Expect.isTrue (obj.ReferenceEquals((Experiment.ClipPlan.windows whole x).[0], x)) "the recording itself"
+            Expect.isTrue (obj.ReferenceEquals((ClipPlan.windows whole x).[0], x)) "the recording itself"
             let cut = { plan with RecordingSamples = Some 6 }
-            Expect.equal (Experiment.ClipPlan.windows cut x |> Array.map (fun w -> w.[0])) [| 0.0f; 2.0f |] "cut to 6 samples first"
+            Expect.equal (ClipPlan.windows cut x |> Array.map (fun w -> w.[0])) [| 0.0f; 2.0f |] "cut to 6 samples first"
         }
 
         test "the clip plan follows the data: windows for long recordings, one clip for short ones, any-length schemas take the duration" {
@@ -300,46 +301,46 @@ let tests =
                 { Path = ""; Key = string seconds; Label = "a"; LabelIndex = 0; Speaker = None; Fold = None; Index = None; Subset = None
                   SampleRate = rate; Channels = 1; Frames = int64 (seconds * float rate) }
             let logmel = Hybrid.Features.Schemas.Schemas.ByName "logmel-fsdd"
-            let short = Experiment.ClipPlan.resolve logmel None None None None [| item 0.5 8000; item 2.3 8000; item 0.6 8000 |]
+            let short = ClipPlan.resolve logmel None None None None [| item 0.5 8000; item 2.3 8000; item 0.6 8000 |]
             Expect.equal short.Segment None "digit clips (median 0.6 s) are one clip each"
-            let music = Experiment.ClipPlan.resolve logmel None None None None [| item 30.0 22050; item 30.0 22050 |]
+            let music = ClipPlan.resolve logmel None None None None [| item 30.0 22050; item 30.0 22050 |]
             Expect.equal music.Segment (Some(8192, 4096)) "30 s tracks: windows of the schema's clip, half overlapping"
             Expect.equal music.SampleRate 8000 "the schema's rate"
-            let asked = Experiment.ClipPlan.resolve logmel None None (Some 2.0) (Some 0.5) [| item 30.0 22050 |]
+            let asked = ClipPlan.resolve logmel None None (Some 2.0) (Some 0.5) [| item 30.0 22050 |]
             Expect.equal asked.Segment (Some(16000, 4000)) "--segment 2 --segment-hop 0.5"
             let mfcc = Hybrid.Features.Schemas.Schemas.ByName "mfcc-mean40"
-            let env = Experiment.ClipPlan.resolve mfcc None None None None [| item 4.0 44100; item 0.5 11025; item 7.0 48000 |]
+            let env = ClipPlan.resolve mfcc None None None None [| item 4.0 44100; item 0.5 11025; item 7.0 48000 |]
             Expect.equal env.ClipSamples (5 * 22050) "the longest clip, at most 5 s"
-            let given = Experiment.ClipPlan.resolve mfcc None (Some 1.5) None None [| item 4.0 44100 |]
+            let given = ClipPlan.resolve mfcc None (Some 1.5) None None [| item 4.0 44100 |]
             Expect.equal given.ClipSamples 33075 "--duration 1.5"
-            let windowed = Experiment.ClipPlan.resolve mfcc None None (Some 3.0) None [| item 30.0 22050 |]
+            let windowed = ClipPlan.resolve mfcc None None (Some 3.0) None [| item 30.0 22050 |]
             Expect.equal (windowed.ClipSamples, windowed.Segment) (66150, Some(66150, 33075)) "any-length schemas take the window's length"
-            Expect.throwsT<ArgumentException> (fun () -> Experiment.ClipPlan.resolve logmel (Some 16000) None None None [| item 1.0 16000 |] |> ignore) "a rate the schema is not defined at"
-            Expect.throwsT<ArgumentException> (fun () -> Experiment.ClipPlan.resolve mfcc None None None (Some 1.0) [| item 1.0 16000 |] |> ignore) "--segment-hop without --segment"
-            let longer = Expect.throwsC (fun () -> Experiment.ClipPlan.resolve logmel None None (Some 100.0) None [| item 0.8 8000; item 0.6 8000 |] |> ignore) id
+            Expect.throwsT<ArgumentException> (fun () -> ClipPlan.resolve logmel (Some 16000) None None None [| item 1.0 16000 |] |> ignore) "a rate the schema is not defined at"
+            Expect.throwsT<ArgumentException> (fun () -> ClipPlan.resolve mfcc None None None (Some 1.0) [| item 1.0 16000 |] |> ignore) "--segment-hop without --segment"
+            let longer = Expect.throwsC (fun () -> ClipPlan.resolve logmel None None (Some 100.0) None [| item 0.8 8000; item 0.6 8000 |] |> ignore) id
             Expect.stringContains longer.Message "longest recording (0.8 s)" "--segment longer than every recording is refused, naming the limit"
-            let cut = Expect.throwsC (fun () -> Experiment.ClipPlan.resolve mfcc None (Some 0.2) (Some 0.5) None [| item 4.0 44100 |] |> ignore) id
+            let cut = Expect.throwsC (fun () -> ClipPlan.resolve mfcc None (Some 0.2) (Some 0.5) None [| item 4.0 44100 |] |> ignore) id
             Expect.stringContains cut.Message "--duration" "--segment longer than --duration is refused"
         }
 
         test "a recipe's feature parameters apply to its own schema, under the feature options" {
-            let cnn2d = Experiment.recipe "cnn2d"
+            let cnn2d = Recipes.byName "cnn2d"
             let declared = Hybrid.Features.Schemas.Schemas.ByName "logmel-fsdd"
-            let own = Experiment.schemaOf cnn2d None Extraction.noOverrides
+            let own = Recipes.schemaOf cnn2d None Extraction.noOverrides
             Expect.equal (own.Parameters.NFft, own.Parameters.WinLength, own.Parameters.HopLength, own.Parameters.NMels) (512, 512, 128, 40)
                 "cnn2d: n_fft 512 (win_length follows it), hop 128 and 40 bands as declared"
             Expect.equal (List.ofSeq own.Shape) [ 40; 65 ] "the image keeps its shape"
             Expect.notEqual own.Fingerprint declared.Fingerprint "a variant of its own"
-            Expect.equal (Experiment.schemaOf cnn2d (Some "logmel-fsdd") Extraction.noOverrides).Fingerprint own.Fingerprint
+            Expect.equal (Recipes.schemaOf cnn2d (Some "logmel-fsdd") Extraction.noOverrides).Fingerprint own.Fingerprint
                 "--features naming the recipe's own schema: the same variant"
-            Expect.equal (Experiment.schemaOf cnn2d None { Extraction.noOverrides with NFft = Some 256 }).Fingerprint declared.Fingerprint
+            Expect.equal (Recipes.schemaOf cnn2d None { Extraction.noOverrides with NFft = Some 256 }).Fingerprint declared.Fingerprint
                 "--n-fft 256 gives the declaration back"
-            let mels = Experiment.schemaOf cnn2d None { Extraction.noOverrides with NMels = Some 64 }
+            let mels = Recipes.schemaOf cnn2d None { Extraction.noOverrides with NMels = Some 64 }
             Expect.equal (mels.Parameters.NFft, mels.Parameters.NMels) (512, 64) "another option keeps the recipe's n_fft"
             let mfcc = Hybrid.Features.Schemas.Schemas.ByName "mfcc-mean40"
-            Expect.equal (Experiment.schemaOf cnn2d (Some "mfcc-mean40") Extraction.noOverrides).Fingerprint mfcc.Fingerprint
+            Expect.equal (Recipes.schemaOf cnn2d (Some "mfcc-mean40") Extraction.noOverrides).Fingerprint mfcc.Fingerprint
                 "another schema chosen with --features: not the recipe's parameters"
-            Expect.equal (Experiment.schemaOf (Experiment.recipe "mlp") None Extraction.noOverrides).Fingerprint mfcc.Fingerprint
+            Expect.equal (Recipes.schemaOf (Recipes.byName "mlp") None Extraction.noOverrides).Fingerprint mfcc.Fingerprint
                 "a recipe without parameters: its schema as declared"
         }
 
@@ -349,15 +350,15 @@ let tests =
                     runJson (sprintf "{ %s\"data\": \"/data/fsdd\", \"model\": \"cnn2d\", \"seed\": 0, \"feature_parameters\": { \"n_fft\": %s, \"n_mels\": null } }" version nFft)
                 let now = { Experiment.defaults with Model = "cnn2d" }
                 write "" "null"
-                Expect.equal (Experiment.resumeConflicts dir now [ "--n-fft"; "--n-mels" ]) [ "--n-fft", "256", "512" ]
+                Expect.equal (RunFile.resumeConflicts dir now [ "--n-fft"; "--n-mels" ]) [ "--n-fft", "256", "512" ]
                     "version 1, n_fft not recorded: the run extracted the declared 256, which today's default 512 contradicts"
-                Expect.isEmpty (Experiment.resumeConflicts dir { now with FeatureParameters = { Extraction.noOverrides with NFft = Some 256 } } [ "--n-fft" ])
+                Expect.isEmpty (RunFile.resumeConflicts dir { now with FeatureParameters = { Extraction.noOverrides with NFft = Some 256 } } [ "--n-fft" ])
                     "--n-fft 256 repeats it"
                 write "" "1024"
-                Expect.isEmpty (Experiment.resumeConflicts dir { now with FeatureParameters = { Extraction.noOverrides with NFft = Some 1024 } } [ "--n-fft" ])
+                Expect.isEmpty (RunFile.resumeConflicts dir { now with FeatureParameters = { Extraction.noOverrides with NFft = Some 1024 } } [ "--n-fft" ])
                     "version 1 with n_fft recorded: the record"
-                write (sprintf "\"run_file_version\": %d, " Experiment.RunFileVersion) "512"
-                Expect.isEmpty (Experiment.resumeConflicts dir now [ "--n-fft"; "--n-mels" ]) "version 2 and later record the recipe's 512")
+                write (sprintf "\"run_file_version\": %d, " RunFile.Version) "512"
+                Expect.isEmpty (RunFile.resumeConflicts dir now [ "--n-fft"; "--n-mels" ]) "version 2 and later record the recipe's 512")
         }
 
         test "a run file written before the augment pool resumes with one version per clip; a version 3 file with the pool it records" {
@@ -365,19 +366,19 @@ let tests =
                 let write (fields: string) =
                     runJson (sprintf "{ %s\"data\": \"/data/fsdd\", \"model\": \"cnn2d\", \"seed\": 0, \"feature_parameters\": { \"n_fft\": 512 } }" fields)
                 let now = { Experiment.defaults with Model = "cnn2d" }
-                Expect.equal (Experiment.recipe "cnn2d").AugmentPool 3 "cnn2d draws from three versions per clip"
+                Expect.equal (Recipes.byName "cnn2d").AugmentPool 3 "cnn2d draws from three versions per clip"
                 write "\"run_file_version\": 2, "
-                Expect.equal (Experiment.resumeConflicts dir now [ "--augment-pool" ]) [ "--augment-pool", "1", "3" ]
+                Expect.equal (RunFile.resumeConflicts dir now [ "--augment-pool" ]) [ "--augment-pool", "1", "3" ]
                     "version 2: the run trained on one fixed augmented copy, which today's pool of 3 contradicts"
-                Expect.isEmpty (Experiment.resumeConflicts dir { now with AugmentPool = Some 1 } [ "--augment-pool" ]) "--augment-pool 1 repeats it"
+                Expect.isEmpty (RunFile.resumeConflicts dir { now with AugmentPool = Some 1 } [ "--augment-pool" ]) "--augment-pool 1 repeats it"
                 write ""
-                Expect.equal (Experiment.resumeConflicts dir now [ "--augment-pool" ]) [ "--augment-pool", "1", "3" ] "version 1 likewise"
-                write (sprintf "\"run_file_version\": %d, \"augment_pool\": 3, " Experiment.RunFileVersion)
-                Expect.isEmpty (Experiment.resumeConflicts dir now [ "--augment-pool" ]) "version 3 records the pool in force"
-                write (sprintf "\"run_file_version\": %d, \"augment_pool\": 5, " Experiment.RunFileVersion)
-                Expect.equal (Experiment.resumeConflicts dir now [ "--augment-pool" ]) [ "--augment-pool", "5", "3" ] "a recorded pool of 5"
-                write (sprintf "\"run_file_version\": %d, \"augment\": \"none\", \"augment_pool\": null, " Experiment.RunFileVersion)
-                Expect.isEmpty (Experiment.resumeConflicts dir { now with Augment = Some "none" } [ "--augment-pool" ])
+                Expect.equal (RunFile.resumeConflicts dir now [ "--augment-pool" ]) [ "--augment-pool", "1", "3" ] "version 1 likewise"
+                write (sprintf "\"run_file_version\": %d, \"augment_pool\": 3, " RunFile.Version)
+                Expect.isEmpty (RunFile.resumeConflicts dir now [ "--augment-pool" ]) "version 3 records the pool in force"
+                write (sprintf "\"run_file_version\": %d, \"augment_pool\": 5, " RunFile.Version)
+                Expect.equal (RunFile.resumeConflicts dir now [ "--augment-pool" ]) [ "--augment-pool", "5", "3" ] "a recorded pool of 5"
+                write (sprintf "\"run_file_version\": %d, \"augment\": \"none\", \"augment_pool\": null, " RunFile.Version)
+                Expect.isEmpty (RunFile.resumeConflicts dir { now with Augment = Some "none" } [ "--augment-pool" ])
                     "no waveform augmentation: no pool recorded, none compared")
         }
 
@@ -390,7 +391,7 @@ let tests =
             let urban = [| item 4.0 44100; item 0.5 11025; item 3.2 48000; item 4.0 22050; item 2.6 16000 |]
             let env = Experiment.wholeClip o urban logmel
             Expect.equal (env.ClipSamples, List.ofSeq env.Shape) (32000, [ 40; 251 ]) "4 s at 8 kHz: 40 bands x 251 frames"
-            let plan = Experiment.ClipPlan.resolve env None None None None urban
+            let plan = ClipPlan.resolve env None None None None urban
             Expect.equal (plan.ClipSamples, plan.Segment) (32000, None) "one clip per recording, no windows"
             Expect.equal (Experiment.wholeClip { o with Duration = Some 2.5 } urban logmel).ClipSamples 20000 "--duration 2.5"
             let esc = Array.init 5 (fun _ -> item 5.0 44100)
@@ -407,19 +408,19 @@ let tests =
 
         test "preparation settings round-trip through model-file settings, typed; older files get the old defaults" {
             let schema = Hybrid.Features.Schemas.Schemas.ByName "logmel-fsdd"
-            let p: Experiment.Preparation =
+            let p: Preparation =
                 { Features = schema.Name; FeatureParameters = ""; PerUtterance = true; TestSpeeds = [ 0.9, 0.5; 1.0, 1.0 ]
                   Clips = { SampleRate = 8000; ClipSamples = 8192; RecordingSamples = Some 80000; Segment = Some(8192, 4096) } }
-            Expect.equal (Experiment.Preparation.ofSettings "m.hnn" schema (Experiment.Preparation.toSettings p)) p "round trip"
-            let old = Experiment.Preparation.ofSettings "m.hnn" schema [ "features", "logmel-fsdd"; "per_utterance", "True" ]
+            Expect.equal (Preparation.ofSettings "m.hnn" schema (Preparation.toSettings p)) p "round trip"
+            let old = Preparation.ofSettings "m.hnn" schema [ "features", "logmel-fsdd"; "per_utterance", "True" ]
             Expect.equal old.Clips { SampleRate = 8000; ClipSamples = 8192; RecordingSamples = None; Segment = None } "older files: the schema's rate and clip, no windows"
             Expect.isTrue old.PerUtterance "True as older files wrote it"
-            Expect.throwsT<ModelFileException> (fun () -> Experiment.Preparation.ofSettings "m.hnn" schema [ "per_utterance", "yes" ] |> ignore) "a bad value names the setting"
-            Expect.throwsT<ModelFileException> (fun () -> Experiment.Preparation.ofSettings "m.hnn" schema [ "per_utterance", "true"; "segment", "8192" ] |> ignore) "a bad segment"
+            Expect.throwsT<ModelFileException> (fun () -> Preparation.ofSettings "m.hnn" schema [ "per_utterance", "yes" ] |> ignore) "a bad value names the setting"
+            Expect.throwsT<ModelFileException> (fun () -> Preparation.ofSettings "m.hnn" schema [ "per_utterance", "true"; "segment", "8192" ] |> ignore) "a bad segment"
         }
 
         test "an unknown model name lists the valid ones" {
-            let e = Expect.throwsC (fun () -> Experiment.recipe "transformer" |> ignore) id
+            let e = Expect.throwsC (fun () -> Recipes.byName "transformer" |> ignore) id
             Expect.stringContains e.Message "cnn2d" "expected the valid names"
         }
     ]

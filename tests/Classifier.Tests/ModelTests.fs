@@ -37,7 +37,7 @@ let tests =
     testList "Model" [
         testCase "the default cnn2d on the managed engine applies each ReLU inside the BatchNorm before it" (fun () ->
             use engine = new Hybrid.Dsp.Managed.ManagedEngine(2)
-            let recipe = Experiment.recipes |> List.find (fun r -> r.Name = "cnn2d")
+            let recipe = Recipes.all |> List.find (fun r -> r.Name = "cnn2d")
             let model = Model.build engine 0 (recipe.Build [ 1; 40; 32 ] 10)
             let pairs =
                 model.Runtimes

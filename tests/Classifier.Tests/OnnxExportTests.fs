@@ -28,7 +28,7 @@ let private featuresOf (schema: FeatureSchemaInfo) (clips: float32[][]) =
     use engine = new ManagedEngine(2)
     Extraction.rows engine schema clips
 
-let private probabilitiesOf (predictions: Experiment.Prediction list) =
+let private probabilitiesOf (predictions: Prediction list) =
     let rows = Array.ofList predictions
     Array2D.init rows.Length rows[0].Probabilities.Length (fun i j -> float32 (snd rows[i].Probabilities[j]))
 
@@ -36,7 +36,7 @@ let private parity (recipe: string) (frontend: bool) (tolerance: float) =
     TestData.testWithFsdd (sprintf "%s%s: ONNX Runtime's probabilities equal predict's within %g on 50 clips" recipe (if frontend then " with the front end, from raw audio," else "") tolerance) (fun fsdd ->
         let modelPath = TrainedModels.model fsdd recipe
         let files = TrainedModels.heldOut fsdd
-        let expected = Experiment.predict "managed" ignore modelPath files |> probabilitiesOf
+        let expected = Inference.predict "managed" ignore modelPath files |> probabilitiesOf
         let onnx = Path.Combine(TrainedModels.scratch recipe, "model.onnx")
         let exported = OnnxExport.export modelPath onnx frontend
         let meta = dict exported.Metadata

@@ -96,8 +96,8 @@ let tests =
         onEngine "ilgpu-cpu" <| testCase "an epoch of the default model on ilgpu-cpu reads from the device once, besides the batch uploads" (fun () ->
             use lease = (engines |> List.find (fun (name, _) -> name = "ilgpu-cpu") |> snd) ()
             let e = lease.Engine :?> Hybrid.Dsp.Ilgpu.IlgpuEngine
-            // The default recipe's network (cnn2d) on a small stand-in image; its options as Experiment.fitFold sets them.
-            let recipe = Experiment.recipes.Head
+            // The default recipe's network (cnn2d) on a small stand-in image; its options as Fit.fold sets them.
+            let recipe = Recipes.all.Head
             Expect.equal recipe.Name "cnn2d" "the default recipe"
             let model = Model.create e 0 (recipe.Build [ 1; 16; 16 ] 10)
             let count = 40
@@ -139,7 +139,7 @@ let tests =
         onEngine "ilgpu-cpu" <| testCase "an epoch of the default model on ilgpu-cpu with a checkpoint and restore-best-weights reads from the device three times: training, validation, checkpoint" (fun () ->
             use lease = (engines |> List.find (fun (name, _) -> name = "ilgpu-cpu") |> snd) ()
             let e = lease.Engine :?> Hybrid.Dsp.Ilgpu.IlgpuEngine
-            let model = Model.create e 0 (Experiment.recipes.Head.Build [ 1; 16; 16 ] 10)
+            let model = Model.create e 0 (Recipes.all.Head.Build [ 1; 16; 16 ] 10)
             // One batch and a few validation rows keep the simulator's time down; the reads do not depend on the count.
             let data = { Inputs = uniform (Random 8) (16 * 256); Labels = Array.init 16 (fun i -> i % 10) }
             let validation = { Inputs = uniform (Random 12) (6 * 256); Labels = Array.init 6 (fun i -> (7 * i) % 10) }

@@ -146,7 +146,7 @@ let tests =
         }
 
         // The single feature path: `features` exports, for each schema (declared or a run-time variant), exactly the
-        // rows `train` feeds the network. The comparison point is Experiment.partRows (rows read from the feature shards), whose output is xTrain/xTest
+        // rows `train` feeds the network. The comparison point is FeatureStore.partRows (rows read from the feature shards), whose output is xTrain/xTest
         // just before Normalization.fit and the train-fitted standardisation; the recipe's per-utterance step (cnn2d's
         // per-band mean removal, a training-side normalisation `features` does not apply) is switched off. Clips are
         // loaded as `train` loads them (Dataset.openFolder, Dataset.loadMono at the schema's rate); every float must
@@ -172,15 +172,14 @@ let tests =
                     Expect.equal (json.RootElement.GetProperty("fingerprint").GetString()) schema.Fingerprint (sprintf "%s %A: the variant train derives" name flags)
                     Expect.equal shape.[1..] (Array.ofSeq schema.Shape) "row shape"
                     let items = order |> Array.map (fun p -> dataset.Items |> Array.find (fun i -> i.Key = p))
-                    let recipe = { Hybrid.Classifier.Experiment.recipe model with PerUtterance = false }
                     // As train: the recordings' shards (one whole clip each), then the part's rows read from them.
-                    let plan: Hybrid.Classifier.Experiment.ClipPlan = { SampleRate = schema.SampleRate; ClipSamples = max 1 schema.ClipSamples; RecordingSamples = None; Segment = None }
+                    let plan: Hybrid.Classifier.ClipPlan = { SampleRate = schema.SampleRate; ClipSamples = max 1 schema.ClipSamples; RecordingSamples = None; Segment = None }
                     let cache = Path.Combine(dir, sprintf "cache%d" k)
                     let plans, _ =
-                        Hybrid.Classifier.Experiment.ensureShards engine schema cache (Hybrid.Classifier.Experiment.clipVariant plan)
-                            (Hybrid.Classifier.Experiment.clipsOf plan [] 0 [||] 0) dataset.Items
-                    let part = Hybrid.Classifier.Experiment.partRows engine schema cache recipe plan plans [] 0 0 [||] "none" (Path.Combine(dir, sprintf "rows%d.f32" k)) items
-                    let fed = Hybrid.Classifier.Experiment.partValues part
+                        Hybrid.Classifier.FeatureStore.ensure engine schema cache (Hybrid.Classifier.FeatureStore.clipVariant plan)
+                            (Hybrid.Classifier.FeatureStore.clipsOf plan [] 0 [||] 0) dataset.Items
+                    let part = Hybrid.Classifier.FeatureStore.partRows engine schema cache false plan plans [] 0 0 [||] "none" (Path.Combine(dir, sprintf "rows%d.f32" k)) items
+                    let fed = Hybrid.Classifier.FeatureStore.partValues part
                     Expect.equal fed.Length exported.Length (sprintf "%s %A: row count" name flags)
                     let bits (a: float32[]) = a |> Array.map BitConverter.SingleToInt32Bits
                     Expect.isTrue (bits fed = bits exported) (sprintf "%s %A: bit-identical rows" name flags)))

@@ -162,7 +162,7 @@ let tests =
                 let counted = [ for r in confusion.EnumerateArray() do for c in r.EnumerateArray() -> c.GetInt32() ] |> List.sum
                 Expect.equal counted 6 "the confusion matrix counts tracks, not windows"
                 let tracks = Directory.GetFiles(Path.Combine(temp.Path, "genres"), "*.wav", SearchOption.AllDirectories) |> Array.sort
-                let predictions = Hybrid.Classifier.Experiment.predict "managed" ignore (Path.Combine(out, "model.hnn")) (List.ofArray tracks)
+                let predictions = Hybrid.Classifier.Inference.predict "managed" ignore (Path.Combine(out, "model.hnn")) (List.ofArray tracks)
                 Expect.equal predictions.Length tracks.Length "one prediction per track"
                 for p in predictions do
                     Expect.floatClose { absolute = 1e-4; relative = 0.0 } (p.Probabilities |> List.sumBy snd) 1.0 "averaged probabilities sum to 1"
@@ -178,7 +178,7 @@ let tests =
                 use doc = JsonDocument.Parse(stdout.Trim().Split('\n') |> Array.last)
                 Expect.equal (doc.RootElement.GetProperty("clips").GetString()) "8000 Hz, clips of 4 s" "one 4 s clip per recording (--duration 4), no windows"
                 let wavs = Directory.GetFiles(Path.Combine(temp.Path, "audio"), "*.wav", SearchOption.AllDirectories) |> Array.sort
-                let predictions = Hybrid.Classifier.Experiment.predict "managed" ignore (Path.Combine(out, "model.hnn")) [ wavs.[0]; wavs.[1] ]
+                let predictions = Hybrid.Classifier.Inference.predict "managed" ignore (Path.Combine(out, "model.hnn")) [ wavs.[0]; wavs.[1] ]
                 Expect.equal predictions.Length 2 "predict replays the whole-clip variant"
             }
 
@@ -226,11 +226,11 @@ let tests =
                 let interrupted = temp.Combine "interrupted"
                 let stopAt (line: string) = if line.Contains "epoch 2/4" then raise (OperationCanceledException "interrupted")
                 Expect.throwsT<OperationCanceledException> (fun () -> Hybrid.Classifier.Experiment.train { options interrupted with Log = stopAt } |> ignore) "interrupted after epoch 2"
-                let recorded = File.ReadAllText(Path.Combine(interrupted, Hybrid.Classifier.Experiment.RunFileName))
+                let recorded = File.ReadAllText(Path.Combine(interrupted, Hybrid.Classifier.RunFile.FileName))
                 Expect.stringContains recorded "\"n_mfcc\": 20" "run.json records the variant's parameters"
                 // Options that repeat the recorded values (or the defaults the run left in place) are no conflict.
                 let given = { Hybrid.Classifier.Experiment.defaults with Model = "mlp"; Epochs = Some 4; FeatureParameters = { Hybrid.Features.Extraction.noOverrides with NMfcc = Some 20; NMels = Some 128 } }
-                Expect.isEmpty (Hybrid.Classifier.Experiment.resumeConflicts interrupted given [ "--model"; "--epochs"; "--n-mfcc"; "--n-mels" ]) "agreeing options"
+                Expect.isEmpty (Hybrid.Classifier.RunFile.resumeConflicts interrupted given [ "--model"; "--epochs"; "--n-mfcc"; "--n-mels" ]) "agreeing options"
                 let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--resume"; interrupted; "--n-mfcc"; "13"; "--epochs"; "4" ]
                 Expect.equal code 2 (sprintf "a conflicting --n-mfcc exits 2 (stderr: %s)" err)
                 for part in [ "--n-mfcc 13"; "records 20"; "run.json" ] do

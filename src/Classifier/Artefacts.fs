@@ -1,0 +1,113 @@
+namespace Hybrid.Classifier
+
+open System
+open System.IO
+open System.Text.Json
+open Hybrid.Dsp
+open Hybrid.Features
+open Hybrid.Features.Schemas
+
+/// What a training run leaves in its folder besides model files: metrics.json, confusion matrices as CSV and PNG,
+/// training curves, example plots and report.html.
+[<RequireQualifiedAccess>]
+module Artefacts =
+    /// The settings recorded in model files and reports (name, value as text).
+    let settingsOf (settings: RunSettings) (device: string) =
+        [ "model", settings.Recipe.Name; "split", Split.format settings.Split; "epochs", string settings.Epochs; "batch_size", string settings.BatchSize
+          "learning_rate", string settings.LearningRate; "augment", Augment.format settings.Augmentations; "copies", string settings.Copies
+          "augment_pool", string settings.AugmentPool
+          "validation", string settings.Validation
+          "early_stopping", (match settings.EarlyStopping with Some p -> string p | None -> "none")
+          "seed", string settings.Seed; "device", device ]
+        @ Preparation.toSettings settings.Preparation
+        // A schema declared in a user's assembly: predict names the assembly to load when it is not loaded.
+        @ (if Schemas.IsPredefined settings.Schema then [] else [ "schema_assembly", Schemas.AssemblyFileOf settings.Schema ])
+
+    /// Writes metrics.json-style data for one fold.
+    let private foldJson (f: FoldResult) (labels: string[]) =
+        {| name = f.Name; n_train = f.NTrain; n_validation = f.NValidation; n_test = f.NTest; test_accuracy = f.TestAccuracy
+           train_accuracy = f.TrainAccuracy; validation_accuracy = Option.toNullable f.ValidationAccuracy
+           best_epoch = Option.toNullable f.BestEpoch; stopped_early = f.StoppedEarly; resumed_after_epochs = f.ResumedAfterEpochs
+           log_loss = f.Metrics.LogLoss; train_seconds = f.TrainSeconds; model_file = nonNull (Path.GetFileName f.ModelFile)
+           per_class = [ for k in 0 .. labels.Length - 1 -> {| label = labels.[k]; precision = f.Metrics.Precision.[k]; recall = f.Metrics.Recall.[k]; f1 = f.Metrics.F1.[k] |} ]
+           confusion = [ for r in 0 .. labels.Length - 1 -> [ for c in 0 .. labels.Length - 1 -> f.Metrics.Confusion.[r, c] ] ]
+           history = [ for e in f.History -> {| epoch = e.Epoch; train_loss = e.TrainLoss; train_accuracy = e.TrainAccuracy
+                                                validation_loss = Option.toNullable e.ValidationLoss; validation_accuracy = Option.toNullable e.ValidationAccuracy
+                                                learning_rate = e.LearningRate; seconds = e.Seconds |} ] |}
+
+    let writeConfusionCsv (path: string) (labels: string[]) (m: int[,]) =
+        let lines = [|
+            yield "true\\predicted," + String.Join(",", labels)
+            for r in 0 .. labels.Length - 1 do
+                yield labels.[r] + "," + String.Join(",", [| for c in 0 .. labels.Length - 1 -> string m.[r, c] |]) |]
+        File.WriteAllLines(path, lines)
+
+    /// The file in a run folder recording the options the run was started with (`--resume` reads it).
+
+    /// Writes a run's artefacts (step 5 of Experiment.train): metrics.json, a confusion CSV per fold and, with plots, confusion matrices, training and
+    /// validation curves, one example recording per class and report.html.
+    let write (options: TrainOptions) (engine: Engine) (settings: RunSettings) (data: PreparedData) (result: RunResult) =
+        let outDir = result.OutDir
+        let labels = result.Labels
+        let results = result.Folds
+        let settingRows = settingsOf settings engine.Name
+        let plotsDir = Path.Combine(outDir, "plots")
+        let images = Collections.Generic.List<string * string>()
+        for r in results do
+            let tag = if results.Length = 1 then "" else "-" + r.Name.Replace('/', '-')
+            writeConfusionCsv (Path.Combine(outDir, sprintf "confusion%s.csv" tag)) labels r.Metrics.Confusion
+            if options.Plots then
+                let cm = Plots.confusionMatrix (Path.Combine(plotsDir, sprintf "confusion%s.png" tag)) (sprintf "confusion matrix, test %s" r.Name) labels r.Metrics.Confusion
+                let loss =
+                    Plots.curves (Path.Combine(plotsDir, sprintf "loss%s.png" tag)) (sprintf "loss per epoch (%s)" r.Name) "epoch" "cross-entropy"
+                        [ "train", [| for e in r.History -> e.TrainLoss |]; "validation", [| for e in r.History -> defaultArg e.ValidationLoss nan |] ]
+                let acc =
+                    Plots.curves (Path.Combine(plotsDir, sprintf "accuracy%s.png" tag)) (sprintf "accuracy per epoch (%s)" r.Name) "epoch" "accuracy"
+                        [ "train", [| for e in r.History -> e.TrainAccuracy |]; "validation", [| for e in r.History -> defaultArg e.ValidationAccuracy nan |] ]
+                for p, caption in [ cm, "confusion matrix " + r.Name; loss, "loss " + r.Name; acc, "accuracy " + r.Name ] do
+                    images.Add(Path.GetRelativePath(outDir, p), caption)
+        let examples = Collections.Generic.List<string * string>()
+        if options.Plots then
+            for label in labels do
+                match data.Dataset.Items |> Array.tryFind (fun i -> i.Label = label) with
+                | Some item ->
+                    for p, caption in AudioPlots.plotClip engine plotsDir (sprintf "example-%s" label) (nonNull (Path.GetFileName item.Path)) settings.Preparation.Clips.SampleRate (Dataset.loadMono settings.Preparation.Clips.SampleRate item) do
+                        examples.Add(Path.GetRelativePath(outDir, p), sprintf "%s (label %s): %s" (nonNull (Path.GetFileName item.Path)) label caption)
+                | None -> ()
+        let metricsJson =
+            {| split = result.Split; model = result.Model; features = result.Features; device = result.Device; device_name = result.DeviceName
+               test_accuracy = result.TestAccuracy; test_accuracy_std = result.TestAccuracyStd; clips = result.Clips
+               extract_seconds = result.ExtractSeconds; train_seconds = result.TrainSeconds
+               total_seconds = result.TotalSeconds; labels = labels; settings = dict settingRows
+               skipped = [ for s in data.Dataset.Skipped -> {| path = s.Path; reason = s.Reason |} ]
+               folds = [ for f in results -> foldJson f labels ] |}
+        File.WriteAllText(Path.Combine(outDir, "metrics.json"), JsonSerializer.Serialize(metricsJson, JsonSerializerOptions(WriteIndented = true)))
+        if options.Plots then
+            let summaryRows =
+                [ "model", sprintf "%s: %s" settings.Recipe.Name settings.Recipe.Description
+                  "features", settings.Schema.ToString()
+                  "clips", result.Clips
+                  "split", result.Split
+                  "device", sprintf "%s (%s)" engine.Name engine.DeviceName
+                  (if results.Length > 1 then sprintf "test accuracy (mean ± sd over %d folds)" results.Length else "test accuracy"),
+                  (if results.Length > 1 then sprintf "%.4f ± %.4f" result.TestAccuracy result.TestAccuracyStd else sprintf "%.4f" result.TestAccuracy)
+                  "feature extraction", sprintf "%.1f s" result.ExtractSeconds
+                  "training", sprintf "%.1f s" result.TrainSeconds
+                  "skipped files", string data.Dataset.Skipped.Length ]
+            let foldRows =
+                [ for f in results ->
+                    [ f.Name; string f.NTrain; string f.NValidation; string f.NTest; sprintf "%.4f" f.TrainAccuracy
+                      (f.ValidationAccuracy |> Option.map (sprintf "%.4f") |> Option.defaultValue "-"); sprintf "%.4f" f.TestAccuracy; sprintf "%.1f" f.TrainSeconds ] ]
+            let perClass =
+                match results with
+                | [ single ] -> [ Report.Grid("Per-class test metrics", [ "label"; "precision"; "recall"; "F1" ],
+                                              [ for k in 0 .. labels.Length - 1 -> [ labels.[k]; sprintf "%.3f" single.Metrics.Precision.[k]; sprintf "%.3f" single.Metrics.Recall.[k]; sprintf "%.3f" single.Metrics.F1.[k] ] ]) ]
+                | _ -> []
+            Report.write outDir (sprintf "Hybrid training run: %s on %s" settings.Recipe.Name result.Split)
+                ([ Report.Table("Summary", summaryRows)
+                   Report.Grid("Folds", [ "fold"; "train recordings"; "validation recordings"; "test recordings"; "train accuracy"; "validation accuracy"; "test accuracy"; "training s" ], foldRows) ]
+                 @ perClass
+                 @ [ Report.Table("Settings", settingRows)
+                     Report.Images("Results", List.ofSeq images)
+                     Report.Images("Example recordings (one per class)", List.ofSeq examples) ])
+            |> ignore

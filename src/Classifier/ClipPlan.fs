@@ -1,0 +1,127 @@
+namespace Hybrid.Classifier
+
+open System
+open Hybrid.Features
+open Hybrid.Features.Schemas
+
+/// How recordings become model input clips, resolved for a dataset; recorded in model files and replayed by `predict`.
+type ClipPlan =
+    { /// Rate every recording is resampled to, in Hz.
+      SampleRate: int
+      /// Samples of one model input clip: the schema's fixed length, else the duration in samples.
+      ClipSamples: int
+      /// Recordings are padded or cut (from the start) to this many samples before windowing (None: kept whole).
+      RecordingSamples: int option
+      /// (window, hop) in samples each recording is cut into (None: one clip per recording).
+      Segment: (int * int) option }
+
+/// Cutting recordings into model input clips.
+[<RequireQualifiedAccess>]
+module ClipPlan =
+    /// The clips of one recording (samples at plan.SampleRate): the recording itself without segments (the same
+    /// array); else windows of the segment length every hop samples, the last one ending at the recording's end so
+    /// that the tail is covered, or the whole recording when it is no longer than one window. Each clip is later
+    /// padded or cut (centred) to ClipSamples by the extraction.
+    let windows (plan: ClipPlan) (samples: float32[]) : float32[][] =
+        let x =
+            match plan.RecordingSamples with
+            | Some n -> Clip.fit n Clip.Start samples
+            | None -> samples
+        match plan.Segment with
+        | None -> [| x |]
+        | Some (length, _) when x.Length <= length -> [| x |]
+        | Some (length, hop) ->
+            let count = 1 + (x.Length - length + hop - 1) / hop
+            Array.init count (fun w -> Array.sub x (min (w * hop) (x.Length - length)) length)
+
+    /// A recording as the plan reads it, and the reader's warning for a file read only in part (a truncated
+    /// recording: its whole frames): every channel averaged and resampled to plan.SampleRate (AudioFile.load,
+    /// librosa.load(path, sr=plan.SampleRate)). Raises AudioFormatException for a file that cannot be read or holds no
+    /// audio frames, IOException or UnauthorizedAccessException when it cannot be opened.
+    let loadWithWarning (plan: ClipPlan) (path: string) : float32[] * string option =
+        let info, audio = AudioFile.readMonoWithInfo false path
+        let samples = audio.Samples.[0]
+        // As the dataset scan does: a recording without frames is not classified (it would be silence).
+        if samples.Length = 0 then raise (AudioFormatException(path, "holds no audio frames"))
+        (if audio.SampleRate = plan.SampleRate then samples else Resample.resample audio.SampleRate plan.SampleRate samples), info.Warning
+
+    /// loadWithWarning without the warning.
+    let load (plan: ClipPlan) (path: string) : float32[] = fst (loadWithWarning plan path)
+
+    /// The model input clips of the recording at `path`: `load`, then `windows`.
+    let clips (plan: ClipPlan) (path: string) : float32[][] = windows plan (load plan path)
+
+    let private seconds (plan: ClipPlan) (samples: int) = float samples / float plan.SampleRate
+
+    /// One line for logs and reports, e.g. "8000 Hz, clips of 1.024 s, windows of 1.024 s every 0.512 s".
+    let describe (plan: ClipPlan) =
+        sprintf "%d Hz, clips of %g s%s%s" plan.SampleRate (seconds plan plan.ClipSamples)
+            (match plan.RecordingSamples with Some n -> sprintf ", recordings cut to %g s" (seconds plan n) | None -> "")
+            (match plan.Segment with
+             | Some (l, h) -> sprintf ", windows of %g s every %g s averaged per recording" (seconds plan l) (seconds plan h)
+             | None -> "")
+
+    /// The longest and the median recording of `items` in seconds (1 s each for no items).
+    let internal durationsOf (items: Item[]) =
+        let durations = items |> Array.map (fun i -> i.Duration) |> Array.sort
+        if durations.Length = 0 then 1.0, 1.0 else Array.last durations, durations.[durations.Length / 2]
+
+    /// The rule that tells long recordings (environmental clips, music) from short ones (digits, keywords): a median
+    /// over 2 s and over 1.5 clips of `clipSeconds`.
+    let internal longerThanClip (median: float) (clipSeconds: float) = median > max 2.0 (1.5 * clipSeconds)
+
+    /// Resolves the plan for a schema and a dataset's items: the rate from `sampleRate` or the schema's (a rate
+    /// other than the schema's raises ArgumentException: the schema's filters are built for its rate); for a
+    /// schema that takes any clip length, clips of `duration` seconds (default: the longest item, at most 5 s), or
+    /// of the window length with windows;
+    /// windows of `segment` seconds every `hop` seconds (default half a window) when asked, and by default for a
+    /// fixed-length schema when the median item is longer than 2 s and than 1.5 times its clip (environmental clips
+    /// and music tracks are then averaged over windows of the schema's clip, half overlapping, instead of being cut
+    /// to one clip; short keyword and digit clips stay one clip each). A `segment` longer than the longest item (or
+    /// than `duration`) raises ArgumentException naming --segment and its largest useful value.
+    let resolve (schema: FeatureSchemaInfo) (sampleRate: int option) (duration: float option) (segment: float option) (hop: float option) (items: Item[]) : ClipPlan =
+        let schemaRate = schema.SampleRate
+        let rate =
+            match sampleRate with
+            | Some r -> r
+            | None when schemaRate > 0 -> schemaRate
+            | None -> items |> Array.countBy (fun i -> i.SampleRate) |> Array.maxBy snd |> fst
+        if rate <= 0 then invalidArg "sr" (sprintf "--sr must be positive, was %d" rate)
+        if schemaRate > 0 && rate <> schemaRate then
+            invalidArg "sr" (sprintf "--sr %d differs from the %d Hz that schema '%s' is defined at; choose a schema at that rate or leave --sr out" rate schemaRate schema.Name)
+        let positive name (v: float) =
+            if not (v > 0.0 && v < 3600.0) then invalidArg name (sprintf "--%s must lie in (0, 3600) seconds, was %g" name v)
+            v
+        let samples (s: float) = max 1 (int (Math.Round(s * float rate)))
+        let longest, median = durationsOf items
+        let clipSeconds = duration |> Option.map (positive "duration") |> Option.defaultValue (min longest 5.0)
+        let fixedClip = schema.ClipSamples > 0
+        let clip = if fixedClip then schema.ClipSamples else samples clipSeconds
+        // Windows longer than every recording (after --duration) would each be a whole recording: refused rather
+        // than accepted as a no-op.
+        match segment with
+        | Some s ->
+            let span = match duration with Some d -> min d longest | None -> longest
+            if s > span then
+                invalidArg "segment"
+                    (sprintf "--segment %g s is longer than %s (%g s), so no recording would be cut into windows; use at most %g s"
+                        s (match duration with Some d when d < longest -> "--duration" | _ -> "the longest recording") span span)
+        | None -> ()
+        let segment =
+            match segment |> Option.map (positive "segment"), hop |> Option.map (positive "segment-hop") with
+            | Some s, h ->
+                let w = samples s
+                Some(w, h |> Option.map samples |> Option.defaultValue (max 1 (w / 2)))
+            | None, h when fixedClip && longerThanClip median (float schema.ClipSamples / float rate) ->
+                Some(clip, h |> Option.map samples |> Option.defaultValue (max 1 (clip / 2)))
+            | None, Some _ -> invalidArg "segment-hop" "--segment-hop needs --segment"
+            | None, None -> None
+        let clip =
+            match segment with
+            | Some (window, _) when not fixedClip -> window
+            | _ -> clip
+        { ClipPlan.SampleRate = rate; ClipSamples = clip
+          RecordingSamples = (if segment.IsSome then duration |> Option.map samples else None)
+          Segment = segment }
+
+/// How `predict` prepares recordings exactly as training did: recorded in model files as training settings

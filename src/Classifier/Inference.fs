@@ -1,0 +1,227 @@
+namespace Hybrid.Classifier
+
+open System
+open System.IO
+open Hybrid.Dsp
+open Hybrid.Features
+open Hybrid.Features.Schemas
+
+/// A trained model with everything that classifying a recording needs, as training prepared its input: the network
+/// (on its engine), the schema with its recorded run-time parameters, the preparation (clip plan, per-utterance
+/// normalisation, test-time speeds), the train-fitted standardisation and the class names. `Inference.load` reads
+/// one from a model file; `train` builds one in memory for its test part.
+type TrainedModel =
+    { Model: Model
+      /// Class names, in the order of the probabilities' columns.
+      Labels: string[]
+      /// The schema the model was trained on, with its recorded run-time parameters (its fingerprint is the file's).
+      Schema: FeatureSchemaInfo
+      /// The schema clips are extracted with (Preparation.extractionSchema of Schema under the clip plan).
+      Extraction: FeatureSchemaInfo
+      Preparation: Preparation
+      /// Train-fitted standardisation of the feature rows.
+      Stats: Normalization.Stats }
+
+/// One file's prediction.
+type Prediction =
+    { Path: string
+      Label: string
+      /// Probability of each label, in the model's label order.
+      Probabilities: (string * float) list
+      /// The reader's warning for a file it read only in part (a truncated recording: its whole frames).
+      Warning: string option }
+
+/// What classifying one file gave.
+type PredictOutcome =
+    /// The file was read and classified.
+    | Predicted of Prediction
+    /// The file could not be classified: it could not be read (AudioFormatException: malformed, unsupported,
+    /// non-finite samples; an I/O error such as a missing file), or the model's probabilities for it were not finite
+    /// (InvalidDataException). Its path and the exception.
+    | Failed of path: string * error: exn
+
+/// The one inference path: `predict`, `evaluate`, `AudioClassifier`, train's evaluation of its test part and the ONNX
+/// parity tests all classify recordings through `classify`: each recording (mono, at the model's rate) is cut into
+/// the clip plan's windows, each window's features are extracted (Extraction.rows), per-utterance normalised and
+/// standardised, the network's class probabilities are averaged over the test-time speeds (a weighted geometric mean)
+/// and then over the recording's windows (an arithmetic mean).
+[<RequireQualifiedAccess>]
+module Inference =
+    /// Recordings classified per call of the network when a part is classified from files (`classifyItems`,
+    /// `classifyFiles`): bounds the waveforms and feature rows in memory.
+    let chunkSize = 64
+
+    /// Network inputs [clips.Length * schema length] of raw clips at the model's rate: the extraction schema's rows,
+    /// per-utterance normalised when the model asks, then standardised with the train-fitted statistics.
+    let inputs (trained: TrainedModel) (clips: float32[][]) : float32[] =
+        let values = Preparation.rows trained.Model.Engine trained.Extraction trained.Preparation.PerUtterance clips
+        Normalization.applyInPlace trained.Stats trained.Extraction.Length values
+        values
+
+    /// Class probabilities [clips, classes] of raw clips with test-time speed averaging: the softmax of the weighted
+    /// mean log-probability over the clip resampled at each factor (Augment.speed), which is the normalised weighted
+    /// geometric mean of the per-speed probabilities. With no speeds, the model's probabilities of the clips themselves.
+    /// `inputsOf` turns clips into network inputs (e.g. `inputs trained`).
+    let predictAveraged (model: Model) (inputsOf: float32[][] -> float32[]) (speeds: (float * float) list) (clips: float32[][]) : float32[,] =
+        match speeds with
+        | [] -> Model.predict model (inputsOf clips)
+        | _ ->
+            let n, k = clips.Length, Model.classes model
+            let total = speeds |> List.sumBy snd
+            let sum = Array2D.zeroCreate<float> n k
+            for factor, weight in speeds do
+                let p = Model.predict model (inputsOf (clips |> Array.Parallel.map (Augment.speed factor)))
+                for i in 0 .. n - 1 do
+                    for j in 0 .. k - 1 do
+                        sum.[i, j] <- sum.[i, j] + weight / total * log (max 1e-30 (float p.[i, j]))
+            let result = Array2D.zeroCreate<float32> n k
+            for i in 0 .. n - 1 do
+                let mutable top = Double.NegativeInfinity
+                for j in 0 .. k - 1 do top <- max top sum.[i, j]
+                let mutable z = 0.0
+                for j in 0 .. k - 1 do z <- z + exp (sum.[i, j] - top)
+                for j in 0 .. k - 1 do result.[i, j] <- float32 (exp (sum.[i, j] - top) / z)
+            result
+
+    /// Class probabilities [recordings, classes] of recordings (mono, at the model's rate, as ClipPlan.load gives
+    /// them): each recording's clips (ClipPlan.windows) through `predictAveraged`, the window probabilities averaged
+    /// per recording. A row is NaN where the network gave non-finite values (see `classifyFiles`).
+    let classify (trained: TrainedModel) (recordings: float32[][]) : float32[,] =
+        let plan = trained.Preparation.Clips
+        let k = trained.Labels.Length
+        if recordings.Length = 0 then Array2D.zeroCreate 0 k
+        else
+            let windows = recordings |> Array.map (ClipPlan.windows plan)
+            let p = predictAveraged trained.Model (inputs trained) trained.Preparation.TestSpeeds (Array.concat windows)
+            match plan.Segment with
+            | None -> p
+            | Some _ ->
+                let result = Array2D.zeroCreate<float32> recordings.Length k
+                let mutable row = 0
+                for r in 0 .. recordings.Length - 1 do
+                    let n = windows.[r].Length
+                    for j in 0 .. k - 1 do
+                        let mutable sum = 0.0
+                        for w in 0 .. n - 1 do sum <- sum + float p.[row + w, j]
+                        result.[r, j] <- float32 (sum / float n)
+                    row <- row + n
+                result
+
+    /// Class probabilities [items, classes] of dataset items, loaded `chunkSize` at a time (in parallel) with
+    /// ClipPlan.load and classified by `classify`. Raises what ClipPlan.load raises for an item that cannot be read
+    /// (the dataset scan has already set such files aside).
+    let classifyItems (trained: TrainedModel) (items: Item[]) : float32[,] =
+        let k = trained.Labels.Length
+        let result = Array2D.zeroCreate<float32> items.Length k
+        for chunk in Array.init items.Length id |> Array.chunkBySize chunkSize do
+            let raw = chunk |> Array.Parallel.map (fun i -> ClipPlan.load trained.Preparation.Clips items.[i].Path)
+            let q = classify trained raw
+            chunk |> Array.iteri (fun c i -> for j in 0 .. k - 1 do result.[i, j] <- q.[c, j])
+        result
+
+    /// True when every probability of row `i` is finite.
+    let private finiteRow (p: float32[,]) (i: int) =
+        let mutable ok = true
+        for j in 0 .. Array2D.length2 p - 1 do
+            if not (Single.IsFinite p.[i, j]) then ok <- false
+        ok
+
+    /// Classifies files: each is read (any format AudioFile reads; channels averaged, resampled to the model's rate),
+    /// `chunkSize` at a time, and classified by `classify`. Every file is tried: one that cannot be read, or whose
+    /// probabilities are not finite (a recording of huge sample values, a model of non-finite weights), is a `Failed`
+    /// outcome in its place; outcomes keep the order of `files`.
+    let classifyFiles (trained: TrainedModel) (files: string list) : PredictOutcome list =
+        let plan = trained.Preparation.Clips
+        [ for chunk in List.chunkBySize chunkSize files do
+            let loaded =
+                chunk
+                |> Array.ofList
+                |> Array.Parallel.map (fun f ->
+                    try
+                        let samples, warning = ClipPlan.loadWithWarning plan f
+                        Ok(samples, warning)
+                    with
+                    | :? AudioFormatException
+                    | :? IOException
+                    | :? UnauthorizedAccessException as e -> Error e)
+            let clips = loaded |> Array.choose (function Ok(c, _) -> Some c | Error _ -> None)
+            let probabilities = classify trained clips
+            let mutable next = 0
+            for f, r in Array.zip (Array.ofList chunk) loaded do
+                match r with
+                | Error e -> yield Failed(f, e)
+                | Ok(_, warning) ->
+                    let i = next
+                    next <- next + 1
+                    if not (finiteRow probabilities i) then
+                        yield Failed(f, InvalidDataException "the model's class probabilities for this recording are not finite (samples far outside [-1, 1], or a model with non-finite weights)")
+                    else
+                        let probs = [ for j in 0 .. trained.Labels.Length - 1 -> trained.Labels.[j], float probabilities.[i, j] ]
+                        yield Predicted { Path = f; Label = fst (List.maxBy snd probs); Probabilities = probs; Warning = warning } ]
+
+    /// What a model file written by `train` says about preparing its input, read back typed and validated: the schema
+    /// named in the file with its recorded run-time parameters (`feature_parameters`) and the preparation. Raises
+    /// ModelFileException for a missing or invalid setting (naming the schema assembly to load when the schema is not
+    /// known).
+    let internal preparationOf (modelPath: string) (info: ModelInfo) : FeatureSchemaInfo * Preparation =
+        let find key = info.TrainingSettings |> List.tryFind (fun (k, _) -> k = key) |> Option.map snd
+        let features =
+            match find "features" with
+            | Some v -> v
+            | None -> raise (ModelFileException(modelPath, "training setting 'features' is missing"))
+        if not (fst (Schemas.TryGetByName features)) then
+            let hint =
+                match find "schema_assembly" with
+                | Some assembly -> sprintf "; it is declared in %s: pass --schemas PATH/%s (or load it with Schemas.LoadAssembly)" assembly assembly
+                | None -> ""
+            raise (ModelFileException(modelPath, sprintf "the model was trained on features '%s', which no loaded assembly defines%s" features hint))
+        let schema =
+            try Extraction.replay features (defaultArg (find "feature_parameters") "")
+            with :? ArgumentException as e -> raise (ModelFileException(modelPath, sprintf "training setting 'feature_parameters' is invalid: %s" e.Message))
+        schema, Preparation.ofSettings modelPath schema info.TrainingSettings
+
+    /// The train-fitted standardisation stored in a model file. Raises ModelFileException when it is missing.
+    let internal storedStats (modelPath: string) (schema: FeatureSchemaInfo) (info: ModelInfo) : Normalization.Stats =
+        let find name =
+            match info.Normalization |> List.tryFind (fun (k, _) -> k = name) with
+            | Some (_, v) -> v
+            | None -> raise (ModelFileException(modelPath, sprintf "normalisation '%s' is missing" name))
+        { Grouping = FeatureStore.grouping schema; Mean = find "mean"; Std = find "std" }
+
+    /// A trained model built in memory (train's test part): the extraction schema follows from the preparation.
+    let ofParts (model: Model) (labels: string[]) (schema: FeatureSchemaInfo) (preparation: Preparation) (stats: Normalization.Stats) : TrainedModel =
+        { Model = model; Labels = labels; Schema = schema; Extraction = Preparation.extractionSchema schema preparation.Clips
+          Preparation = preparation; Stats = stats }
+
+    /// Loads a model file written by `train` onto `engine`, reading and checksumming it once: the preparation settings
+    /// are read back typed and the schema's fingerprint today compared with the file's before any weight is
+    /// allocated. Raises ModelFileException for a damaged file or bad settings, and SchemaMismatchException when the
+    /// schema has another fingerprint in this library than the model was trained on.
+    let load (engine: Engine) (modelPath: string) : TrainedModel =
+        let mutable prepared = None
+        let model, info =
+            ModelFile.loadChecked engine (fun info ->
+                let schema, preparation = preparationOf modelPath info
+                prepared <- Some(schema, preparation)
+                schema.Fingerprint) modelPath
+        let schema, preparation = Option.get prepared
+        let extraction = Preparation.extractionSchema schema preparation.Clips
+        { Model = model; Labels = Array.ofList info.Labels; Schema = schema; Extraction = extraction; Preparation = preparation
+          Stats = storedStats modelPath extraction info }
+
+    /// Loads `modelPath` on the engine `device` names and classifies `files` (classifyFiles); `log` receives the
+    /// engine's lines. Raises what `load` and Engines.Create raise.
+    let predictFiles (device: string) (log: string -> unit) (modelPath: string) (files: string list) : PredictOutcome list =
+        use engine = Engines.Create(device, log)
+        classifyFiles (load engine modelPath) files
+
+    /// predictFiles for callers that want all or nothing: the predictions in the order of `files`, or the first
+    /// failed file's exception (AudioFormatException, IOException, InvalidDataException) raised after every file was
+    /// tried.
+    let predict (device: string) (log: string -> unit) (modelPath: string) (files: string list) : Prediction list =
+        let outcomes = predictFiles device log modelPath files
+        match outcomes |> List.tryPick (function Failed(_, e) -> Some e | Predicted _ -> None) with
+        | Some e ->
+            Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw()
+            []
+        | None -> outcomes |> List.choose (function Predicted p -> Some p | Failed _ -> None)

@@ -1,0 +1,99 @@
+namespace Hybrid.Classifier
+
+open System
+open Hybrid.Dsp
+open Hybrid.Features
+open Hybrid.Features.Schemas
+
+/// and read back typed.
+type Preparation =
+    { /// Feature schema name.
+      Features: string
+      /// The schema's run-time parameter differences (FeatureSchemaInfo.Variant; empty for the declaration).
+      FeatureParameters: string
+      /// Per-utterance mean normalisation of image bands (see Recipe.PerUtterance).
+      PerUtterance: bool
+      /// Test-time speeds and weights (see Recipe.TestSpeeds).
+      TestSpeeds: (float * float) list
+      Clips: ClipPlan }
+
+/// Writing and reading Preparation as model-file settings.
+[<RequireQualifiedAccess>]
+module Preparation =
+    /// The settings: features, per_utterance (true/false), test_speeds, sample_rate, clip_samples,
+    /// recording_samples and segment (`WINDOW/HOP` in samples, or `none`).
+    let toSettings (p: Preparation) =
+        [ "features", p.Features; "feature_parameters", p.FeatureParameters; "per_utterance", (if p.PerUtterance then "true" else "false")
+          "test_speeds", TestSpeeds.format p.TestSpeeds; "sample_rate", string p.Clips.SampleRate
+          "clip_samples", string p.Clips.ClipSamples
+          "recording_samples", (match p.Clips.RecordingSamples with Some n -> string n | None -> "none")
+          "segment", (match p.Clips.Segment with Some (w, h) -> sprintf "%d/%d" w h | None -> "none") ]
+
+    /// Reads the settings back. Files written before clip plans were recorded give the schema's rate, its clip
+    /// length (else 8,192 samples, what those versions used for any-length schemas) and no windows; files without
+    /// test speeds predict from the clip alone. Raises ModelFileException naming the file and the bad setting.
+    let ofSettings (path: string) (schema: FeatureSchemaInfo) (settings: (string * string) list) : Preparation =
+        let find key = settings |> List.tryFind (fun (k, _) -> k = key) |> Option.map snd
+        let bad key (value: string) why = raise (ModelFileException(path, sprintf "training setting '%s' = '%s' %s" key value why))
+        let integer key fallback =
+            match find key with
+            | None -> fallback
+            | Some v ->
+                match Int32.TryParse(v, Globalization.NumberStyles.Integer, Globalization.CultureInfo.InvariantCulture) with
+                | true, n when n > 0 -> n
+                | _ -> bad key v "is not a positive integer"
+        let optionalInteger key =
+            match find key with
+            | None | Some "none" -> None
+            | Some v -> Some(integer key 0)
+        let segment =
+            match find "segment" with
+            | None | Some "none" -> None
+            | Some v ->
+                match v.Split '/' with
+                | [| w; h |] ->
+                    match Int32.TryParse w, Int32.TryParse h with
+                    | (true, w), (true, h) when w > 0 && h > 0 -> Some(w, h)
+                    | _ -> bad "segment" v "is not WINDOW/HOP in samples"
+                | _ -> bad "segment" v "is not WINDOW/HOP in samples"
+        let speeds =
+            match find "test_speeds" with
+            | Some v ->
+                try TestSpeeds.parse v with :? ArgumentException as e -> bad "test_speeds" v ("is invalid: " + e.Message)
+            | None -> []
+        let perUtterance =
+            match find "per_utterance" with
+            | Some v when v.Equals("true", StringComparison.OrdinalIgnoreCase) -> true
+            | Some v when v.Equals("false", StringComparison.OrdinalIgnoreCase) -> false
+            | Some v -> bad "per_utterance" v "is not true or false"
+            | None -> raise (ModelFileException(path, "training setting 'per_utterance' is missing"))
+        { Preparation.Features = schema.Name; FeatureParameters = schema.Variant; PerUtterance = perUtterance; TestSpeeds = speeds
+          Clips =
+            { ClipPlan.SampleRate = integer "sample_rate" schema.SampleRate
+              ClipSamples = integer "clip_samples" (if schema.ClipSamples > 0 then schema.ClipSamples else Extraction.legacyAnyLengthClipSamples)
+              RecordingSamples = optionalInteger "recording_samples"
+              Segment = segment } }
+
+/// Every setting of a run, resolved and typed (`resolve` fills it from TrainOptions and the dataset).
+
+    /// The schema clips are extracted with under a clip plan: the schema itself when it has a clip length, else its
+    /// run-time variant at the plan's clip length (schemas of statistics over any length take the plan's duration).
+    let extractionSchema (schema: FeatureSchemaInfo) (plan: ClipPlan) : FeatureSchemaInfo =
+        if schema.ClipSamples > 0 then schema
+        else Extraction.variant schema { Extraction.noOverrides with ClipSamples = Some plan.ClipSamples }
+
+    /// Per-utterance normalisation of feature rows [rows * schema length] in place when `enabled` and the schema's rows
+    /// are [bands, frames] images (Normalization.perUtteranceInPlace: each band's mean over the utterance removed);
+    /// other rows are returned as they are. Returns `values`.
+    let perUtterance (schema: FeatureSchemaInfo) (enabled: bool) (values: float32[]) : float32[] =
+        if enabled && schema.Shape.Count = 2 then
+            Normalization.perUtteranceInPlace schema.Shape.[0] schema.Shape.[1] false 1e-3f values
+        values
+
+    /// Feature rows [clips.Length * schema length] of raw clips at the schema's rate through the one extraction path
+    /// (Extraction.rows: each clip shaped by Extraction.fit, then the schema's executor; the rows `features` exports),
+    /// then `perUtterance`. Training (through the feature store's shards), evaluation and prediction all make their
+    /// rows here.
+    let rows (engine: Engine) (schema: FeatureSchemaInfo) (perUtteranceEnabled: bool) (clips: float32[][]) : float32[] =
+        perUtterance schema perUtteranceEnabled (Extraction.rows engine schema clips)
+
