@@ -114,6 +114,7 @@ let pack (args: string list) =
 let cliTargets =
     [ ("train", "train and evaluate a model on FSDD or any dataset folder (--data), leaving model, metrics, plots and report")
       ("predict", "label and class probabilities of WAV files under a model file: --model FILE [--json] FILES...")
+      ("evaluate", "score a model file on any labelled dataset: --model FILE --data DIR [--label-map zero=0,...] [--json] [--out DIR]")
       ("export", "write a model file as ONNX (opset 17): --model RUN/model.hnn --onnx OUT.onnx [--frontend]")
       ("plot", "waveform, spectrogram, mel and MFCC plots of a recording: FILE.wav --out DIR")
       ("dataset", "summarise a dataset folder and its split")

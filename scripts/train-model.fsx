@@ -9,7 +9,7 @@ let out = Path.Combine(Path.GetTempPath(), "hybrid-script-run")
 let result =
     Experiment.train
         { Experiment.defaults with
-            Data = Some(_references.fsddFolder ()); Model = "mlp"; Epochs = Some epochs
+            Data = [ _references.fsddFolder () ]; Model = "mlp"; Epochs = Some epochs
             Device = "managed"; Out = Some out; Progress = false; Plots = false }
 printfn "%s on %s: test accuracy %.4f after %.1f s of training" result.Model result.Split result.TestAccuracy result.TrainSeconds
 printfn "%s" (Net.summary (fst (ModelFile.inspect (Path.Combine(out, "model.hnn")))))

@@ -13,7 +13,9 @@ open Hybrid.Features.Schemas
 module Artefacts =
     /// The settings recorded in model files and reports (name, value as text).
     let settingsOf (settings: RunSettings) (device: string) =
-        [ "model", settings.Recipe.Name; "split", Split.format settings.Split; "epochs", string settings.Epochs; "batch_size", string settings.BatchSize
+        [ "data", String.concat " + " settings.Data
+          "label_map", (match settings.LabelMap with [] -> "none" | map -> map |> List.map (fun (a, b) -> a + "=" + b) |> String.concat ",")
+          "model", settings.Recipe.Name; "split", Split.format settings.Split; "epochs", string settings.Epochs; "batch_size", string settings.BatchSize
           "learning_rate", string settings.LearningRate; "augment", Augment.format settings.Augmentations; "copies", string settings.Copies
           "augment_pool", string settings.AugmentPool
           "validation", string settings.Validation
@@ -28,7 +30,9 @@ module Artefacts =
         {| name = f.Name; n_train = f.NTrain; n_validation = f.NValidation; n_test = f.NTest; test_accuracy = f.TestAccuracy
            train_accuracy = f.TrainAccuracy; validation_accuracy = Option.toNullable f.ValidationAccuracy
            best_epoch = Option.toNullable f.BestEpoch; stopped_early = f.StoppedEarly; resumed_after_epochs = f.ResumedAfterEpochs
-           log_loss = f.Metrics.LogLoss; train_seconds = f.TrainSeconds; model_file = nonNull (Path.GetFileName f.ModelFile)
+           log_loss = f.Metrics.LogLoss
+           per_source = [ for name, n, accuracy in f.PerSource -> {| source = name; n_test = n; test_accuracy = accuracy |} ]
+           train_seconds = f.TrainSeconds; model_file = nonNull (Path.GetFileName f.ModelFile)
            per_class = [ for k in 0 .. labels.Length - 1 -> {| label = labels.[k]; precision = f.Metrics.Precision.[k]; recall = f.Metrics.Recall.[k]; f1 = f.Metrics.F1.[k] |} ]
            confusion = [ for r in 0 .. labels.Length - 1 -> [ for c in 0 .. labels.Length - 1 -> f.Metrics.Confusion.[r, c] ] ]
            history = [ for e in f.History -> {| epoch = e.Epoch; train_loss = e.TrainLoss; train_accuracy = e.TrainAccuracy

@@ -4,6 +4,41 @@ open System
 open Hybrid.Features
 open Hybrid.Features.Schemas
 
+/// Silence trimming of each recording before it is cut into clips (librosa.effects.trim at the clip plan's rate): the
+/// utterance is located, and the extraction then centres it in the model's clip, at training and at prediction time.
+type Trim =
+    { /// Frames whose RMS is more than this many dB below the loudest frame's are silence (librosa's top_db).
+      TopDb: float
+      /// Samples per RMS frame (librosa's frame_length).
+      FrameLength: int
+      /// Samples between frames (librosa's hop_length).
+      HopLength: int }
+
+/// Parsing and formatting `--trim`.
+[<RequireQualifiedAccess>]
+module Trim =
+    /// `none`, or `TOP_DB:FRAME_LENGTH:HOP_LENGTH` (e.g. `30:256:64`), as `--trim` takes it and model files record it.
+    let format (trim: Trim option) =
+        match trim with
+        | None -> "none"
+        | Some t -> sprintf "%s:%d:%d" (t.TopDb.ToString("R", Globalization.CultureInfo.InvariantCulture)) t.FrameLength t.HopLength
+
+    /// Parses `none` or `TOP_DB:FRAME_LENGTH:HOP_LENGTH`. Raises ArgumentException naming --trim unless top_db lies in
+    /// (0, 120] dB and the frame length and hop are positive sample counts of at most 65,536.
+    let parse (text: string) : Trim option =
+        let fail () =
+            invalidArg "trim" (sprintf "--trim '%s': expected none or TOP_DB:FRAME_LENGTH:HOP_LENGTH (top_db in (0, 120] dB, frame and hop lengths in samples at the model's rate, 1 to 65536; e.g. 30:256:64)" text)
+        match text.Trim().ToLowerInvariant() with
+        | "none" -> None
+        | t ->
+            match t.Split ':' with
+            | [| db; frame; hop |] ->
+                match Double.TryParse(db, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture), Int32.TryParse frame, Int32.TryParse hop with
+                | (true, d), (true, f), (true, h) when d > 0.0 && d <= 120.0 && f >= 1 && f <= 65536 && h >= 1 && h <= 65536 ->
+                    Some { TopDb = d; FrameLength = f; HopLength = h }
+                | _ -> fail ()
+            | _ -> fail ()
+
 /// How recordings become model input clips, resolved for a dataset; recorded in model files and replayed by `predict`.
 type ClipPlan =
     { /// Rate every recording is resampled to, in Hz.
@@ -13,20 +48,29 @@ type ClipPlan =
       /// Recordings are padded or cut (from the start) to this many samples before windowing (None: kept whole).
       RecordingSamples: int option
       /// (window, hop) in samples each recording is cut into (None: one clip per recording).
-      Segment: (int * int) option }
+      Segment: (int * int) option
+      /// Silence trimmed from each recording's start and end first (None: kept whole).
+      Trim: Trim option }
 
 /// Cutting recordings into model input clips.
 [<RequireQualifiedAccess>]
 module ClipPlan =
-    /// The clips of one recording (samples at plan.SampleRate): the recording itself without segments (the same
-    /// array); else windows of the segment length every hop samples, the last one ending at the recording's end so
+    /// The clips of one recording (samples at plan.SampleRate): its silence trimmed first when the plan says so
+    /// (Clip.trimInterval; a recording with nothing above the threshold is kept whole), then the recording itself
+    /// without segments; else windows of the segment length every hop samples, the last one ending at the recording's end so
     /// that the tail is covered, or the whole recording when it is no longer than one window. Each clip is later
     /// padded or cut (centred) to ClipSamples by the extraction.
     let windows (plan: ClipPlan) (samples: float32[]) : float32[][] =
+        let trimmed =
+            match plan.Trim with
+            | Some t ->
+                let start, stop = Clip.trimInterval t.TopDb t.FrameLength t.HopLength samples
+                if stop > start && (start > 0 || stop < samples.Length) then samples.[start .. stop - 1] else samples
+            | None -> samples
         let x =
             match plan.RecordingSamples with
-            | Some n -> Clip.fit n Clip.Start samples
-            | None -> samples
+            | Some n -> Clip.fit n Clip.Start trimmed
+            | None -> trimmed
         match plan.Segment with
         | None -> [| x |]
         | Some (length, _) when x.Length <= length -> [| x |]
@@ -55,10 +99,13 @@ module ClipPlan =
 
     /// One line for logs and reports, e.g. "8000 Hz, clips of 1.024 s, windows of 1.024 s every 0.512 s".
     let describe (plan: ClipPlan) =
-        sprintf "%d Hz, clips of %g s%s%s" plan.SampleRate (seconds plan plan.ClipSamples)
+        sprintf "%d Hz, clips of %g s%s%s%s" plan.SampleRate (seconds plan plan.ClipSamples)
             (match plan.RecordingSamples with Some n -> sprintf ", recordings cut to %g s" (seconds plan n) | None -> "")
             (match plan.Segment with
              | Some (l, h) -> sprintf ", windows of %g s every %g s averaged per recording" (seconds plan l) (seconds plan h)
+             | None -> "")
+            (match plan.Trim with
+             | Some t -> sprintf ", silence trimmed (top_db %g, frames of %d every %d samples)" t.TopDb t.FrameLength t.HopLength
              | None -> "")
 
     /// The longest and the median recording of `items` in seconds (1 s each for no items).
@@ -78,8 +125,8 @@ module ClipPlan =
     /// fixed-length schema when the median item is longer than 2 s and than 1.5 times its clip (environmental clips
     /// and music tracks are then averaged over windows of the schema's clip, half overlapping, instead of being cut
     /// to one clip; short keyword and digit clips stay one clip each). A `segment` longer than the longest item (or
-    /// than `duration`) raises ArgumentException naming --segment and its largest useful value.
-    let resolve (schema: FeatureSchemaInfo) (sampleRate: int option) (duration: float option) (segment: float option) (hop: float option) (items: Item[]) : ClipPlan =
+    /// than `duration`) raises ArgumentException naming --segment and its largest useful value. `trim` is kept as given.
+    let resolve (schema: FeatureSchemaInfo) (sampleRate: int option) (duration: float option) (segment: float option) (hop: float option) (trim: Trim option) (items: Item[]) : ClipPlan =
         let schemaRate = schema.SampleRate
         let rate =
             match sampleRate with
@@ -122,6 +169,6 @@ module ClipPlan =
             | _ -> clip
         { ClipPlan.SampleRate = rate; ClipSamples = clip
           RecordingSamples = (if segment.IsSome then duration |> Option.map samples else None)
-          Segment = segment }
+          Segment = segment; Trim = trim }
 
 /// How `predict` prepares recordings exactly as training did: recorded in model files as training settings

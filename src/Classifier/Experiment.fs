@@ -14,35 +14,78 @@ open Hybrid.Features.Schemas
 
 /// Defaults: FSDD, the dataset's own split, the default model on `auto`, 10% validation, seed 0.
 let defaults =
-    { Data = None; Split = None; Model = (List.head Recipes.all).Name; Features = None; Epochs = None; BatchSize = None
+    { Data = []; LabelMap = []; Split = None; Model = (List.head Recipes.all).Name; Features = None; Epochs = None; BatchSize = None
       LearningRate = None; Augment = None; AugmentPool = None; TestSpeeds = None; Labels = None; OtherLabel = None; Validation = 0.1
-      EarlyStopping = None; SampleRate = None; Duration = None; Segment = None; SegmentHop = None; Resume = None
+      EarlyStopping = None; SampleRate = None; Duration = None; Segment = None; SegmentHop = None; Trim = None; Resume = None
       Device = "auto"; Seed = 0; Out = None; Log = ignore; Progress = true; Plots = true; Strict = false
       FeatureParameters = Extraction.noOverrides; Distributed = None }
 
 
-/// Step 1, prepare data: opens the dataset (`Data`, any layout Dataset.openFolder detects; FSDD is fetched only when
-/// no folder is given), keeps or folds the chosen labels, splits it (`Split`, else the dataset's own) and gives every
-/// fold a validation part (the dataset's own, else `Validation` of the training part, Split.withValidation).
-/// Raises DatasetException for a folder without usable audio, a split the data cannot make, or unknown labels.
-let prepareData (options: TrainOptions) : PreparedData =
-    let folder = Download.resolveData options.Data
+/// One source of a run's data: opened (files it cannot use are reported to the log and skipped) and its labels read
+/// through the label map entries it has. Raises DatasetException for a folder without usable audio.
+let private openSource (options: TrainOptions) (data: string option) : string * string[] * Dataset =
+    let folder = Download.resolveData data
     let dataset = Dataset.openFolder options.Strict folder
     for s in dataset.Skipped do options.Log (sprintf "skipped %s: %s" s.Path s.Reason)
     for s in dataset.Warnings do options.Log (sprintf "warning %s: %s" s.Path s.Reason)
     if dataset.Items.Length = 0 then
         raise (DatasetException(sprintf "%s holds no usable audio (expected FSDD recordings, class sub-folders, a CSV manifest or Speech Commands)" dataset.Root))
+    let known = Set.ofArray dataset.Labels
+    let map = options.LabelMap |> List.filter (fun (from, _) -> known.Contains from)
+    Path.GetFullPath folder, dataset.Labels, (if map.IsEmpty then dataset else Dataset.mapLabels map dataset)
+
+/// Step 1, prepare data: opens the dataset (`Data`, any layout Dataset.openFolder detects; FSDD is fetched only when
+/// no folder is given; several folders are merged with Dataset.merge, each split on its own by the same split), maps
+/// its labels (`LabelMap`), keeps or folds the chosen labels, splits it (`Split`, else the dataset's own) and gives
+/// every fold a validation part (the dataset's own, else `Validation` of the training part, Split.withValidation).
+/// Raises DatasetException for a folder without usable audio, a label map entry no source has, a split the data
+/// cannot make, sources whose own splits differ without --split, a split of several folds over several sources, or
+/// unknown labels.
+let prepareData (options: TrainOptions) : PreparedData =
+    let opened = (match options.Data with [] -> [ None ] | folders -> List.map Some folders) |> List.map (openSource options)
+    let original = opened |> List.collect (fun (_, labels, _) -> List.ofArray labels) |> set
+    match options.LabelMap |> List.map fst |> List.filter (original.Contains >> not) with
+    | [] -> ()
+    | missing ->
+        raise (DatasetException(sprintf "--label-map names label%s %s that no dataset has (their labels are %s)" (if missing.Length > 1 then "s" else "")
+                                    (String.concat ", " missing) (original |> String.concat ", ")))
+    let dataset =
+        match opened with
+        | [ (_, _, d) ] -> d
+        | several -> Dataset.merge [ for folder, _, d in several -> nonNull (Path.GetFileName(Path.TrimEndingDirectorySeparator folder)), d ]
     let dataset =
         match options.Labels with
         | Some labels -> Dataset.selectLabels labels options.OtherLabel dataset
         | None when options.OtherLabel.IsSome -> invalidArg "other-label" "--other-label needs --labels"
         | None -> dataset
-    let spec = options.Split |> Option.map Split.parse |> Option.defaultWith (fun () -> Split.defaultFor dataset.Source dataset.Items)
-    let folds = Split.apply options.Seed spec dataset.Items |> Array.map (Split.withValidation options.Seed options.Validation)
+    let sources =
+        match dataset.Source with
+        | Merged names -> [ for name, (_, _, d) in List.zip names opened -> name, d.Source, dataset.Items |> Array.filter (fun i -> i.Key.StartsWith(name + "/", StringComparison.Ordinal)) ]
+        | source -> [ "", source, dataset.Items ]
+    let spec =
+        match options.Split with
+        | Some text -> Split.parse text
+        | None ->
+            match sources |> List.map (fun (_, source, items) -> Split.defaultFor source items) |> List.distinct with
+            | [ spec ] -> spec
+            | specs ->
+                raise (DatasetException(sprintf "the datasets have different own splits (%s): give one with --split that every dataset can make (e.g. random:0.2)"
+                                            (List.zip sources specs |> List.map (fun ((name, _, _), s) -> sprintf "%s: %s" name (Split.format s)) |> String.concat ", ")))
+    let folds =
+        match sources with
+        | [ (_, _, items) ] -> Split.apply options.Seed spec items |> Array.map (Split.withValidation options.Seed options.Validation)
+        | several ->
+            let perSource =
+                [ for name, _, items in several ->
+                    match Split.apply options.Seed spec items with
+                    | [| fold |] -> Split.withValidation options.Seed options.Validation fold
+                    | folds -> raise (DatasetException(sprintf "--split %s makes %d folds of %s; several datasets are trained on together with a single split (official, speaker:NAME, fold:K, random:RATIO)" (Split.format spec) folds.Length name)) ]
+            [| { Name = perSource.Head.Name; Train = perSource |> Array.ofList |> Array.collect (fun f -> f.Train)
+                 Validation = perSource |> Array.ofList |> Array.collect (fun f -> f.Validation); Test = perSource |> Array.ofList |> Array.collect (fun f -> f.Test) } |]
     for f in folds do
         if f.Train.Length = 0 then raise (DatasetException(sprintf "%s: fold %s has no training recordings" dataset.Root f.Name))
         if f.Test.Length = 0 then raise (DatasetException(sprintf "%s: fold %s has no test recordings" dataset.Root f.Name))
-    { PreparedData.Dataset = dataset; Folder = Path.GetFullPath folder; Folds = folds; NoiseFiles = dataset.NoiseFiles }
+    { PreparedData.Dataset = dataset; Folders = opened |> List.map (fun (folder, _, _) -> folder); Split = spec; Folds = folds; NoiseFiles = dataset.NoiseFiles }
 
 /// Environmental clips (UrbanSound8K, ESC-50: a median longer than 2 s and than 1.5 times the schema's clip, at most
 /// 5 s) make one image of the whole clip: a fixed-length image schema (shape [bands, frames]) chosen by default (no
@@ -106,7 +149,7 @@ let resolve (options: TrainOptions) (data: PreparedData) : RunSettings =
         match options.AugmentPool with
         | Some k when k < 1 -> invalidArg "augment-pool" (sprintf "--augment-pool must be at least 1, was %d" k)
         | Some k when k > 1 && copies = 0 ->
-            invalidArg "augment-pool" (sprintf "--augment-pool %d draws augmented rows from versions of each clip, and this run has no waveform augmentation (noise, snr, background, shift, gain or speed in --augment): leave --augment-pool out or add some" k)
+            invalidArg "augment-pool" (sprintf "--augment-pool %d draws augmented rows from versions of each clip, and this run has no waveform augmentation (noise, snr, background, shift, gain, speed or reverb in --augment): leave --augment-pool out or add some" k)
         | _ when copies = 0 -> 0
         | given ->
             let pool = max copies (defaultArg given recipe.AugmentPool)
@@ -115,9 +158,9 @@ let resolve (options: TrainOptions) (data: PreparedData) : RunSettings =
                 options.Log (sprintf "an augment pool of %d versions per clip is drawn from per epoch only in this process; with --cluster the workers train on each clip's first %s only" pool (if copies = 1 then "augmented version" else sprintf "%d augmented versions" copies))
                 copies
             else pool
-    let plan = ClipPlan.resolve schema options.SampleRate options.Duration options.Segment options.SegmentHop data.Dataset.Items
-    { RunSettings.Recipe = recipe; Schema = schema
-      Split = options.Split |> Option.map Split.parse |> Option.defaultWith (fun () -> Split.defaultFor data.Dataset.Source data.Dataset.Items)
+    let plan = ClipPlan.resolve schema options.SampleRate options.Duration options.Segment options.SegmentHop (defaultArg options.Trim recipe.Trim) data.Dataset.Items
+    { RunSettings.Data = data.Folders; LabelMap = options.LabelMap; Recipe = recipe; Schema = schema
+      Split = data.Split
       Epochs = epochs; BatchSize = batch; LearningRate = lr; Augmentations = augmentations
       Copies = copies; AugmentPool = pool
       Validation = options.Validation; EarlyStopping = options.EarlyStopping
@@ -126,10 +169,23 @@ let resolve (options: TrainOptions) (data: PreparedData) : RunSettings =
 
 /// Evaluates a fold's model on its test recordings (step 4 of `train`): each recording classified once through the
 /// one inference path (Inference.classifyItems: the preparation `predict` replays, windows averaged per recording,
-/// test-time speeds) with the fold's normalisation statistics.
-let evaluate (model: Model) (labels: string[]) (settings: RunSettings) (stats: Normalization.Stats) (test: Item[]) : Metrics =
+/// test-time speeds) with the fold's normalisation statistics. Returns the metrics and the probabilities
+/// [recordings, classes].
+let evaluate (model: Model) (labels: string[]) (settings: RunSettings) (stats: Normalization.Stats) (test: Item[]) : Metrics * float32[,] =
     let trained = Inference.ofParts model labels settings.Schema settings.Preparation stats
-    Metrics.compute (Inference.classifyItems trained test) (test |> Array.map (fun i -> i.LabelIndex))
+    let probabilities = Inference.classifyItems trained test
+    Metrics.compute probabilities (test |> Array.map (fun i -> i.LabelIndex)), probabilities
+
+/// Test accuracy per source of a merged dataset: (name, recordings, accuracy) in the sources' order; empty otherwise.
+let internal perSource (dataset: Dataset) (test: Item[]) (probabilities: float32[,]) : (string * int * float) list =
+    match dataset.Source with
+    | Merged names ->
+        [ for name in names do
+            let rows = test |> Array.indexed |> Array.filter (fun (_, item) -> Dataset.sourceOf dataset item = Some name)
+            if rows.Length > 0 then
+                let correct = rows |> Array.filter (fun (r, item) -> Metrics.argmaxRow probabilities r = item.LabelIndex) |> Array.length
+                yield name, rows.Length, float correct / float rows.Length ]
+    | _ -> []
 
 
 /// Where a run writes (step 0 of `train`): `Out`, else runs/DATE-MODEL-SPLIT, created; a fresh run into a used folder
@@ -143,7 +199,7 @@ let outputFolder (options: TrainOptions) (data: PreparedData) (settings: RunSett
     Directory.CreateDirectory outDir |> ignore
     let checkpointRoot = Path.Combine(outDir, "checkpoints")
     if options.Resume.IsNone && Directory.Exists checkpointRoot then Directory.Delete(checkpointRoot, true)
-    RunFile.write outDir data.Folder options settings.AugmentPool
+    RunFile.write outDir data.Folders options settings.AugmentPool settings.Preparation.Clips.Trim
     Path.GetFullPath outDir
 
 /// What every fold of a run shares.
@@ -213,7 +269,9 @@ let internal trainFold (ctx: RunContext) (fold: SplitFold) : FoldResult * float 
     if fit.ResumedAfterEpochs > 0 then log (sprintf "fold %s: resumed after epoch %d" fold.Name fit.ResumedAfterEpochs)
     if fit.StoppedEarly then log (sprintf "fold %s: stopped early after epoch %d, keeping epoch %d's weights" fold.Name fit.History.Length (defaultArg fit.BestEpoch 0))
     let trainSeconds = watch.Elapsed.TotalSeconds
-    let metrics = evaluate model ctx.Data.Dataset.Labels s features.Stats fold.Test
+    let metrics, probabilities = evaluate model ctx.Data.Dataset.Labels s features.Stats fold.Test
+    let sources = perSource ctx.Data.Dataset fold.Test probabilities
+    for name, n, accuracy in sources do log (sprintf "fold %s: test accuracy on %s %.4f (%d recordings)" fold.Name name accuracy n)
     let file = saveModel ctx fold features.Stats model
     log (sprintf "fold %s: test accuracy %.4f (%d/%d recordings)%s, training %.1f s" fold.Name metrics.Accuracy
              (int (Math.Round(metrics.Accuracy * float metrics.Count))) metrics.Count
@@ -228,7 +286,7 @@ let internal trainFold (ctx: RunContext) (fold: SplitFold) : FoldResult * float 
       ValidationAccuracy = kept |> Option.bind (fun r -> r.ValidationAccuracy)
       Metrics = metrics; History = fit.History; BestEpoch = (if s.EarlyStopping.IsSome then fit.BestEpoch else None)
       StoppedEarly = fit.StoppedEarly; ResumedAfterEpochs = fit.ResumedAfterEpochs
-      TrainSeconds = trainSeconds; ModelFile = file },
+      TrainSeconds = trainSeconds; PerSource = sources; ModelFile = file },
     gatherSeconds
 
 /// The run's result from its folds: the mean and sample standard deviation of the folds' test accuracies.
@@ -274,7 +332,7 @@ let train (options: TrainOptions) : RunResult =
     // fingerprint, the clip plan and each file's relative path, size and modification time, so a second run over the
     // same files reads them; recordings are loaded a bounded group at a time, never all at once.
     let cache = Path.Combine(nonNull (Path.GetDirectoryName outDir), "cache")
-    let store = FeatureStore.create engine settings cache data.Dataset.Items data.NoiseFiles
+    let store = FeatureStore.create engine settings cache data.Dataset.Items data.NoiseFiles log
     let storeSeconds = storeWatch.Elapsed.TotalSeconds
     let ctx = { Options = options; Settings = settings; Data = data; Engine = engine; Store = store; OutDir = outDir }
     let folds = [ for fold in data.Folds -> trainFold ctx fold ]

@@ -6,12 +6,21 @@ open Hybrid.Dsp
 open Hybrid.Features
 open Hybrid.Features.Schemas
 
+/// The shards of some clips: their plans, the extractor that makes their rows, and a member's clips shaped for it
+/// (what rebuilding a damaged shard needs).
+type ShardSet =
+    { Plans: Shards.ShardPlan[]
+      Extractor: Pipeline.Extractor
+      Clips: Shards.Source -> float32[][] }
+
 /// Where a run's feature rows come from.
 type FeatureStore =
     { /// The shard cache folder (Shards).
       Cache: string
       /// The shard plans of every recording's clips.
-      Recordings: Shards.ShardPlan[]
+      Recordings: ShardSet
+      /// Receives a line for every damaged shard rebuilt.
+      Warn: string -> unit
       /// Keys of the recordings whose shards were already in the cache when the run started.
       Cached: Set<string>
       /// Background-noise recordings at the plan's rate for `background:` augmentation, and their identity (noiseIdOf).
@@ -36,14 +45,20 @@ type internal PartRows =
 [<RequireQualifiedAccess>]
 module FeatureStore =
     /// The shard variant text of a clip plan's clips (Shards.plan): Extraction.WholeRecordings for one centred clip per
-    /// recording, with the recording cut and the windows when the plan has them (so windows are cached too).
+    /// recording, with the recording cut and the windows when the plan has them (so windows are cached too), and the
+    /// trim when it has one.
     let internal clipVariant (plan: ClipPlan) =
-        match plan.Segment, plan.RecordingSamples with
-        | None, None -> Extraction.WholeRecordings
-        | segment, recording ->
+        match plan.Segment, plan.RecordingSamples, plan.Trim with
+        | None, None, None -> Extraction.WholeRecordings
+        | segment, recording, None ->
             sprintf "%s;recording_samples=%s;segment=%s" Extraction.WholeRecordings
                 (match recording with Some n -> string n | None -> "none")
                 (match segment with Some (w, h) -> sprintf "%d/%d" w h | None -> "none")
+        | segment, recording, trim ->
+            sprintf "%s;recording_samples=%s;segment=%s;trim=%s" Extraction.WholeRecordings
+                (match recording with Some n -> string n | None -> "none")
+                (match segment with Some (w, h) -> sprintf "%d/%d" w h | None -> "none")
+                (Trim.format trim)
 
     /// The shard variant text of augmented copy `copy` of the clips: the clip variant, the augmentations, the seed and the
     /// background-noise recordings (`noiseId`), everything an augmented clip depends on besides the recording.
@@ -60,37 +75,40 @@ module FeatureStore =
     /// The clips of a recording under a plan: loaded at the plan's rate and cut into windows (ClipPlan.windows); with
     /// `copy` > 0, each window augmented as that copy (Augment.apply seeded by the run's seed, the copy and the window's
     /// key: the recording's key, `{key}#{window}` with windows). Each clip is shaped by Extraction.fit afterwards.
-    let internal clipsOf (plan: ClipPlan) (augmentations: Augmentation list) (seed: int) (noises: float32[][]) (copy: int) (item: Item) =
-        let windows = ClipPlan.clips plan item.Path
+    let internal clipsOf (plan: ClipPlan) (augmentations: Augmentation list) (seed: int) (noises: float32[][]) (copy: int) (source: Shards.Source) =
+        let windows = ClipPlan.clips plan source.Path
         if copy = 0 then windows
         else
             windows |> Array.mapi (fun w x ->
-                let key = match plan.Segment with Some _ -> sprintf "%s#%d" item.Key w | None -> item.Key
+                let key = match plan.Segment with Some _ -> sprintf "%s#%d" source.Key w | None -> source.Key
                 Augment.apply (seed * 7919 + copy) key noises plan.SampleRate augmentations x)
 
-    /// Computes the missing shards of `items`' clips (copy 0: the recordings; copy k: augmented copy k) under `cache`, a
-    /// bounded group of recordings at a time, and returns the plans and how many recordings' shards were already there.
-    let internal ensure (engine: Engine) (schema: FeatureSchemaInfo) (cache: string) (variant: string) (clips: Item -> float32[][]) (items: Item[]) =
-        let byKey = items |> Array.map (fun i -> i.Key, i) |> dict
-        let plans = Shards.plan schema.Fingerprint variant Extraction.shardSize (items |> Array.map (fun i -> Shards.source i.Path i.Key i.Label))
-        let found, _ =
-            Shards.ensure cache plans (Extraction.extractor engine schema) (fun s -> clips byKey.[s.Key] |> Array.map (Extraction.fit schema)) 32 Progress.silent
-        plans, found |> Array.sumBy (fun p -> p.Sources.Length)
+    /// Plans the shards of `items`' clips (copy 0: the recordings; copy k: augmented copy k, `clips` giving a member's
+    /// clips) and computes the missing ones under `cache`, a bounded group of recordings at a time; returns the set and
+    /// how many recordings' shards were already there.
+    let internal ensure (engine: Engine) (schema: FeatureSchemaInfo) (cache: string) (variant: string) (clips: Shards.Source -> float32[][]) (items: Item[]) =
+        let set =
+            { Plans = Shards.plan schema.Fingerprint variant Extraction.shardSize (items |> Array.map (fun i -> Shards.source i.Path i.Key i.Label))
+              Extractor = Extraction.extractor engine schema
+              Clips = clips >> Array.map (Extraction.fit schema) }
+        let found, _ = Shards.ensure cache set.Plans set.Extractor set.Clips 32 Progress.silent
+        set, found
 
     /// The rows of a split part, as `train` feeds them to the network before the train-fitted standardisation: the
-    /// clips' rows read from their shards (`originals`: plans of the recordings' clips, Shards.readPlanned) and, for each
-    /// augmented copy, from the copy's shards (computed here when missing), per-utterance normalised when the recipe
-    /// asks, appended shard by shard to the row file `file`. Only one shard's rows are in memory at a time.
+    /// clips' rows read from their shards (`originals`: the recordings' clips, Shards.readOrRebuild: a damaged shard is
+    /// reported to `warn` and built again) and, for each augmented copy, from the copy's shards (computed here when
+    /// missing), per-utterance normalised when the recipe asks, appended shard by shard to the row file `file`. Only one
+    /// shard's rows are in memory at a time.
     let internal partRows (engine: Engine) (schema: FeatureSchemaInfo) (cache: string) (perUtterance: bool) (plan: ClipPlan)
-                          (originals: Shards.ShardPlan[]) (augmentations: Augmentation list) (copies: int) (seed: int)
-                          (noises: float32[][]) (noiseId: string) (file: string) (items: Item[]) : PartRows =
+                          (originals: ShardSet) (augmentations: Augmentation list) (copies: int) (seed: int)
+                          (noises: float32[][]) (noiseId: string) (warn: string -> unit) (file: string) (items: Item[]) : PartRows =
         let index = items |> Array.mapi (fun i item -> item.Key, i) |> dict
         use writer = new RowFile.Writer(file, schema.Length)
-        let append (plans: Shards.ShardPlan[]) =
+        let append (set: ShardSet) =
             let physical = Collections.Generic.Dictionary<struct (int * int), int>()
-            for p in plans do
+            for p in set.Plans do
                 if p.Sources |> Array.exists (fun s -> index.ContainsKey s.Key) then
-                    let shard = Shards.readPlanned cache p
+                    let shard = Shards.readOrRebuild cache p set.Extractor set.Clips warn
                     let keep = [| for r in 0 .. shard.Rows - 1 do if index.ContainsKey shard.Keys.[r] then r |]
                     let values = Array.zeroCreate<float32> (keep.Length * schema.Length)
                     keep |> Array.iteri (fun k r -> Array.blit shard.Values (r * schema.Length) values (k * schema.Length) schema.Length)
@@ -107,8 +125,8 @@ module FeatureStore =
             [| yield append originals
                for copy in 1 .. copies do
                    let variant = copyVariant plan augmentations seed noiseId copy
-                   let plans, _ = ensure engine schema cache variant (clipsOf plan augmentations seed noises copy) items
-                   yield append plans |]
+                   let set, _ = ensure engine schema cache variant (clipsOf plan augmentations seed noises copy) items
+                   yield append set |]
         let rows = Array.concat blocks
         { File = file; RowLength = schema.Length; Physical = rows |> Array.map snd; Labels = rows |> Array.map (fun (i, _) -> items.[i].LabelIndex)
           Items = rows |> Array.map fst; Blocks = Array.scan (fun start (b: _[]) -> start + b.Length) 0 blocks }
@@ -157,15 +175,12 @@ module FeatureStore =
     /// The feature store of a run: the shards of every recording's clips under the plan (copy 0) computed where missing,
     /// planned over the whole dataset so that every fold and part (and a later run with another split) reads the same
     /// shards; `noiseFiles` are loaded for `background:` augmentation when the augmentations mix them.
-    let create (engine: Engine) (settings: RunSettings) (cache: string) (items: Item[]) (noiseFiles: string[]) : FeatureStore =
+    let create (engine: Engine) (settings: RunSettings) (cache: string) (items: Item[]) (noiseFiles: string[]) (warn: string -> unit) : FeatureStore =
         let plan = settings.Preparation.Clips
         let schema = Preparation.extractionSchema settings.Schema plan
-        let byKey = items |> Array.map (fun i -> i.Key, i) |> dict
-        let plans = Shards.plan schema.Fingerprint (clipVariant plan) Extraction.shardSize (items |> Array.map (fun i -> Shards.source i.Path i.Key i.Label))
-        let found, _ =
-            Shards.ensure cache plans (Extraction.extractor engine schema) (fun s -> clipsOf plan [] settings.Seed [||] 0 byKey.[s.Key] |> Array.map (Extraction.fit schema)) 32 Progress.silent
+        let set, found = ensure engine schema cache (clipVariant plan) (clipsOf plan [] settings.Seed [||] 0) items
         let mixesNoise = settings.Augmentations |> List.exists (function Background _ -> true | _ -> false)
-        { Cache = cache; Recordings = plans; Cached = found |> Seq.collect (fun p -> p.Sources |> Seq.map (fun s -> s.Key)) |> Set.ofSeq
+        { Cache = cache; Recordings = set; Warn = warn; Cached = found |> Seq.collect (fun p -> p.Sources |> Seq.map (fun s -> s.Key)) |> Set.ofSeq
           Noises = (if mixesNoise then Augment.loadNoise plan.SampleRate noiseFiles else [||])
           NoiseId = (if mixesNoise then noiseIdOf noiseFiles else "none") }
 
@@ -179,7 +194,7 @@ module FeatureStore =
         let schema = Preparation.extractionSchema settings.Schema plan
         Directory.CreateDirectory work |> ignore
         let part name (items: Item[]) augmentations copies =
-            partRows engine schema store.Cache settings.Recipe.PerUtterance plan store.Recordings augmentations copies settings.Seed store.Noises store.NoiseId (Path.Combine(work, name + ".f32")) items
+            partRows engine schema store.Cache settings.Recipe.PerUtterance plan store.Recordings augmentations copies settings.Seed store.Noises store.NoiseId store.Warn (Path.Combine(work, name + ".f32")) items
         let train = part "train" fold.Train (Augment.waveform settings.Augmentations) (max settings.Copies settings.AugmentPool)
         let stats =
             let acc = Normalization.Accumulator(grouping schema, schema.Length)

@@ -21,17 +21,18 @@ type Preparation =
 [<RequireQualifiedAccess>]
 module Preparation =
     /// The settings: features, per_utterance (true/false), test_speeds, sample_rate, clip_samples,
-    /// recording_samples and segment (`WINDOW/HOP` in samples, or `none`).
+    /// recording_samples, segment (`WINDOW/HOP` in samples, or `none`) and trim (Trim.format).
     let toSettings (p: Preparation) =
         [ "features", p.Features; "feature_parameters", p.FeatureParameters; "per_utterance", (if p.PerUtterance then "true" else "false")
           "test_speeds", TestSpeeds.format p.TestSpeeds; "sample_rate", string p.Clips.SampleRate
           "clip_samples", string p.Clips.ClipSamples
           "recording_samples", (match p.Clips.RecordingSamples with Some n -> string n | None -> "none")
-          "segment", (match p.Clips.Segment with Some (w, h) -> sprintf "%d/%d" w h | None -> "none") ]
+          "segment", (match p.Clips.Segment with Some (w, h) -> sprintf "%d/%d" w h | None -> "none")
+          "trim", Trim.format p.Clips.Trim ]
 
     /// Reads the settings back. Files written before clip plans were recorded give the schema's rate, its clip
     /// length (else 8,192 samples, what those versions used for any-length schemas) and no windows; files without
-    /// test speeds predict from the clip alone. Raises ModelFileException naming the file and the bad setting.
+    /// test speeds predict from the clip alone, files without trim keep recordings whole. Raises ModelFileException naming the file and the bad setting.
     let ofSettings (path: string) (schema: FeatureSchemaInfo) (settings: (string * string) list) : Preparation =
         let find key = settings |> List.tryFind (fun (k, _) -> k = key) |> Option.map snd
         let bad key (value: string) why = raise (ModelFileException(path, sprintf "training setting '%s' = '%s' %s" key value why))
@@ -72,7 +73,11 @@ module Preparation =
             { ClipPlan.SampleRate = integer "sample_rate" schema.SampleRate
               ClipSamples = integer "clip_samples" (if schema.ClipSamples > 0 then schema.ClipSamples else Extraction.legacyAnyLengthClipSamples)
               RecordingSamples = optionalInteger "recording_samples"
-              Segment = segment } }
+              Segment = segment
+              Trim =
+                match find "trim" with
+                | None -> None
+                | Some v -> try Trim.parse v with :? ArgumentException as e -> bad "trim" v ("is invalid: " + e.Message) } }
 
 /// Every setting of a run, resolved and typed (`resolve` fills it from TrainOptions and the dataset).
 

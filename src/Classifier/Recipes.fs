@@ -34,7 +34,9 @@ type Recipe =
       /// Test-time speed averaging: a clip's class probabilities are the normalised, weighted geometric mean of the
       /// model's probabilities over copies of the clip resampled at each (factor, weight) (empty: the clip alone).
       /// Evaluation and `predict` both apply it; model files record it.
-      TestSpeeds: (float * float) list }
+      TestSpeeds: (float * float) list
+      /// Silence trimming of every recording before it is cut into clips, at training and prediction time (None: none).
+      Trim: Trim option }
 
 /// Test-time speed lists: the `--test-speeds` syntax and the text model files record.
 [<RequireQualifiedAccess>]
@@ -143,19 +145,19 @@ module Recipes =
         [ { Name = "cnn2d"; Description = "2-D CNN on a 40-band log-mel image (the spoken-digit write-up): 1.024 s clips of short recordings, the whole clip of environmental sounds, 1.024 s windows averaged per track of music"
             Schema = "logmel-fsdd"; FeatureParameters = { Extraction.noOverrides with NFft = Some 512 }; PerUtterance = true; Build = cnn2d
             Epochs = 12; BatchSize = 64; LearningRate = 3e-3; Augment = "speed:0.85-1.15,shift:0.08,gain:6,snr:10-40"; Copies = 1; AugmentPool = 3
-            TestSpeeds = TestSpeeds.parse "0.7-1.3:0.05:tri" }
+            TestSpeeds = TestSpeeds.parse "0.7-1.3:0.05:tri" ; Trim = None }
           { Name = "mlp"; Description = "Dense network on 40 MFCC means (the UrbanSound8K write-up)"
             Schema = "mfcc-mean40"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = mlp
-            Epochs = 60; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0; AugmentPool = 0; TestSpeeds = [] }
+            Epochs = 60; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0; AugmentPool = 0; TestSpeeds = [] ; Trim = None }
           { Name = "cnn1d"; Description = "1-D convolutions on the raw 8,192-sample waveform with noise augmentation (the Speech Commands write-up)"
             Schema = "raw8192"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = cnn1d
-            Epochs = 20; BatchSize = 64; LearningRate = 2e-3; Augment = "noise:0.005,shift:0.08"; Copies = 1; AugmentPool = 1; TestSpeeds = [] }
+            Epochs = 20; BatchSize = 64; LearningRate = 2e-3; Augment = "noise:0.005,shift:0.08"; Copies = 1; AugmentPool = 1; TestSpeeds = [] ; Trim = None }
           { Name = "logreg"; Description = "linear softmax on MFCC and spectral statistics (the genre write-up's table)"
             Schema = "genre"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = logreg
-            Epochs = 100; BatchSize = 64; LearningRate = 1e-2; Augment = ""; Copies = 0; AugmentPool = 0; TestSpeeds = [] }
+            Epochs = 100; BatchSize = 64; LearningRate = 1e-2; Augment = ""; Copies = 0; AugmentPool = 0; TestSpeeds = [] ; Trim = None }
           { Name = "scattering"; Description = "batch normalisation and a softmax layer on log-scattering means over each quarter of the clip, J 8, Q 12 (kymatio's spoken-digit example, whose whole-clip means are --features scattering-fsdd)"
             Schema = "scattering-fsdd-parts4"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = scattering
-            Epochs = 50; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0; AugmentPool = 0; TestSpeeds = [] } ]
+            Epochs = 50; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0; AugmentPool = 0; TestSpeeds = [] ; Trim = None } ]
 
     /// True when `features` (None: the recipe's default) names `recipe`'s own schema, the one its FeatureParameters are
     /// for. Raises ArgumentException for an unknown schema name.

@@ -14,19 +14,24 @@ module RunFile =
 
     /// The version `run.json` files are written with: 2 since `feature_parameters` holds the model recipe's own feature
     /// parameters too (files without `run_file_version` are version 1), 3 since `augment_pool` records the augment pool
-    /// (an earlier run drew no augmented row from a pool, so it resumes with a pool of 1).
+    /// (an earlier run drew no augmented row from a pool, so it resumes with a pool of 1), 4 since `trim` records the
+    /// silence trimming in force (an earlier run trimmed nothing, so it resumes without trimming); since 4 `data` is the
+    /// list of folders (a string before) and `label_map` the label map.
     [<Literal>]
-    let Version = 3
+    let Version = 4
 
-    /// Writes the options that decide a run's result into `dir/run.json` (`data` is the resolved folder), the run-time
+    /// Writes the options that decide a run's result into `dir/run.json` (`folders`: the resolved data folders), the run-time
     /// feature parameters (`feature_parameters`: each override as given or as the model's recipe sets it, null where the
     /// schema's own applies, so a resumed run keeps them if the recipe changes) included, and `augmentPool`, the augment
-    /// pool in force (RunSettings.AugmentPool; 0, written as null, without waveform augmentation).
-    let write (dir: string) (folder: string) (o: TrainOptions) (augmentPool: int) =
+    /// pool in force (RunSettings.AugmentPool; 0, written as null, without waveform augmentation), and `trim`, the
+    /// silence trimming in force (the clip plan's, Trim.format).
+    let write (dir: string) (folders: string list) (o: TrainOptions) (augmentPool: int) (trim: Trim option) =
         let f = Recipes.featureOverrides (Recipes.byName o.Model) o.Features o.FeatureParameters
         let json =
             {| run_file_version = Version
-               data = folder; split = Option.toObj o.Split; model = o.Model; features = Option.toObj o.Features
+               data = Array.ofList folders
+               label_map = [| for from, into in o.LabelMap -> [| from; into |] |]
+               split = Option.toObj o.Split; model = o.Model; features = Option.toObj o.Features
                epochs = Option.toNullable o.Epochs; batch_size = Option.toNullable o.BatchSize; learning_rate = Option.toNullable o.LearningRate
                augment = Option.toObj o.Augment
                augment_pool = (if augmentPool = 0 then Nullable() else Nullable augmentPool)
@@ -34,6 +39,7 @@ module RunFile =
                labels = o.Labels |> Option.map (String.concat ",") |> Option.toObj; other_label = Option.toObj o.OtherLabel
                validation = o.Validation; early_stopping = Option.toNullable o.EarlyStopping; sr = Option.toNullable o.SampleRate
                duration = Option.toNullable o.Duration; segment = Option.toNullable o.Segment; segment_hop = Option.toNullable o.SegmentHop
+               trim = Trim.format trim
                device = o.Device; seed = o.Seed
                feature_parameters =
                    {| sr = Option.toNullable f.Sr; clip_samples = Option.toNullable f.ClipSamples; n_fft = Option.toNullable f.NFft
@@ -99,13 +105,26 @@ module RunFile =
             let version = defaultArg (int "run_file_version") 1
             let features = if version >= 2 then features else pinDeclared (Recipes.byName model) (str "features") features
             { caller with
-                Data = str "data"; Split = str "split"; Model = model; Features = str "features"
+                Data =
+                    (match prop "data" with
+                     | Some v when v.ValueKind = JsonValueKind.Array -> [ for d in v.EnumerateArray() -> nonNull (d.GetString()) ]
+                     | Some v -> [ nonNull (v.GetString()) ]
+                     | None -> [])
+                LabelMap =
+                    (match prop "label_map" with
+                     | Some v ->
+                        [ for pair in v.EnumerateArray() ->
+                            if pair.GetArrayLength() <> 2 then raise (JsonException "label_map holds a pair that is not [from, to]")
+                            nonNull (pair.[0].GetString()), nonNull (pair.[1].GetString()) ]
+                     | None -> [])
+                Split = str "split"; Model = model; Features = str "features"
                 Epochs = int "epochs"; BatchSize = int "batch_size"; LearningRate = num "learning_rate"; Augment = str "augment"
                 AugmentPool = (match int "augment_pool" with Some k -> Some k | None when version < 3 -> Some 1 | None -> None)
                 TestSpeeds = str "test_speeds" |> Option.map TestSpeeds.parse
                 Labels = str "labels" |> Option.map (fun l -> l.Split ',' |> List.ofArray); OtherLabel = str "other_label"
                 Validation = defaultArg (num "validation") caller.Validation; EarlyStopping = int "early_stopping"
                 SampleRate = int "sr"; Duration = num "duration"; Segment = num "segment"; SegmentHop = num "segment_hop"
+                Trim = (match str "trim" with Some t -> Some(Trim.parse t) | None -> Some None)
                 Device = defaultArg (str "device") caller.Device; Seed = defaultArg (int "seed") caller.Seed
                 FeatureParameters = features; Out = Some dir; Resume = None }
         with
@@ -122,7 +141,8 @@ module RunFile =
         let folder (d: string) = Path.TrimEndingDirectorySeparator(Path.GetFullPath d)
         let parameters () = (Recipes.schemaOf r o.Features o.FeatureParameters).Parameters
         match option with
-        | "--data" -> orNone folder o.Data
+        | "--data" -> (match o.Data with [] -> "none" | folders -> folders |> List.map folder |> String.concat " + ")
+        | "--label-map" -> (match o.LabelMap with [] -> "none" | map -> map |> List.map (fun (a, b) -> a + "=" + b) |> String.concat ",")
         | "--split" -> orNone (Split.parse >> Split.format) o.Split
         | "--model" -> r.Name
         | "--features" -> defaultArg o.Features r.Schema
@@ -132,6 +152,7 @@ module RunFile =
         | "--fmin" -> real (parameters ()).FMin
         | "--fmax" -> real (parameters ()).FMax
         | "--n-mfcc" -> string (parameters ()).NMfcc
+        | "--top-db" -> (parameters ()).ValueText "top_db"
         | "--epochs" -> string (defaultArg o.Epochs r.Epochs)
         | "--batch-size" -> string (defaultArg o.BatchSize r.BatchSize)
         | "--lr" -> real (defaultArg o.LearningRate r.LearningRate)
@@ -146,6 +167,7 @@ module RunFile =
         | "--duration" -> orNone real o.Duration
         | "--segment" -> orNone real o.Segment
         | "--segment-hop" -> orNone real o.SegmentHop
+        | "--trim" -> Trim.format (defaultArg o.Trim r.Trim)
         | "--device" -> o.Device
         | "--seed" -> string o.Seed
         | "--out" -> orNone folder o.Out

@@ -5,8 +5,13 @@ open Hybrid.Features.Schemas
 
 /// Options of a training run (the CLI's `train` flags).
 type TrainOptions =
-    { /// Dataset folder or manifest in any layout `Dataset.openFolder` detects (None: FSDD, fetched when absent).
-      Data: string option
+    { /// Dataset folders or manifests in any layout `Dataset.openFolder` detects (empty: FSDD, fetched when absent);
+      /// several are merged into one training set (Dataset.merge), each split by the same split specification on its
+      /// own (its own lists, speakers and folds), with test accuracy reported per source.
+      Data: string list
+      /// Dataset labels read as other names (FROM, TO), applied to every source that has FROM (e.g. Speech Commands'
+      /// zero ... nine read as FSDD's 0 ... 9); `Labels` then selects among the mapped names.
+      LabelMap: (string * string) list
       /// Split specification in Split.parse's syntax (None: the dataset's own, Split.defaultFor).
       Split: string option
       Model: string
@@ -38,6 +43,8 @@ type TrainOptions =
       Segment: float option
       /// Seconds between window starts (None: half the window).
       SegmentHop: float option
+      /// Silence trimming of recordings before they are cut into clips (None: the model's; Some None: none).
+      Trim: Trim option option
       /// Folder of an interrupted run to continue from its checkpoints; its run.json settings replace these.
       Resume: string option
       Device: string
@@ -61,7 +68,10 @@ type TrainOptions =
       Distributed: (string -> unit) option }
 
 type RunSettings =
-    { Recipe: Recipe
+    { /// The data folders (several: merged), and the label map read through.
+      Data: string list
+      LabelMap: (string * string) list
+      Recipe: Recipe
       Schema: FeatureSchemaInfo
       Split: SplitSpec
       Epochs: int
@@ -81,9 +91,12 @@ type RunSettings =
 /// The data of a run: the dataset (labels selected), its folds with their validation parts, and the
 /// background-noise recordings offered to augmentation.
 type PreparedData =
-    { Dataset: Dataset
-      /// The folder the data came from (FSDD's resolved folder when none was given).
-      Folder: string
+    { /// The dataset (several sources merged into one, Dataset.merge), labels mapped and selected.
+      Dataset: Dataset
+      /// The folders the data came from, full paths (FSDD's resolved folder when none was given).
+      Folders: string list
+      /// The split every source was split by.
+      Split: SplitSpec
       Folds: SplitFold[]
       NoiseFiles: string[] }
 
@@ -120,6 +133,8 @@ type FoldResult =
       /// Epochs restored from a checkpoint (`--resume`).
       ResumedAfterEpochs: int
       TrainSeconds: float
+      /// Test accuracy per source of a merged dataset (name, test recordings, accuracy); empty for one source.
+      PerSource: (string * int * float) list
       ModelFile: string }
 
 /// What a run did.

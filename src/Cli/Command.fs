@@ -1,5 +1,6 @@
 /// What every `hybrid` command shares: Argu parsing with `--help`, and one mapping from the library's exception
-/// families to messages and exit codes (0 done, 1 the data, a file or a model could not be used, 2 bad options).
+/// families to messages and exit codes (0 done, 1 the data, a file or a model could not be used, 2 bad options):
+/// `families` lists them, and the tests raise each one through `run`.
 module Hybrid.Cli.Command
 
 open System.IO
@@ -8,7 +9,19 @@ open Hybrid.Features
 
 /// The commands that take `--schemas PATH.dll` (repeatable): user assemblies whose feature schemas register by name
 /// when loaded, so that `--schema`, `--features` and model files can name them.
-let schemaCommands = [ "features"; "train"; "predict"; "export" ]
+let schemaCommands = [ "features"; "train"; "predict"; "evaluate"; "export" ]
+
+/// Every exception family a command can meet and its exit code (Argu's parse errors and ArgumentException: 2; the
+/// library's data, audio, model, schema, training, export, shard and cluster families, I/O and access errors,
+/// malformed JSON and running out of memory: 1).
+let families: (System.Type * int) list =
+    [ typeof<ArguParseException>, 2; typeof<System.ArgumentException>, 2
+      typeof<DatasetException>, 1; typeof<AudioFormatException>, 1; typeof<FileNotFoundException>, 1
+      typeof<Hybrid.Classifier.TrainingException>, 1; typeof<Hybrid.Classifier.ModelFileException>, 1
+      typeof<Hybrid.Classifier.SchemaMismatchException>, 1; typeof<Hybrid.Classifier.OnnxExportException>, 1
+      typeof<Hybrid.Features.Schemas.SchemaMismatchException>, 1; typeof<Hybrid.Cluster.ClusterException>, 1
+      typeof<Shards.ShardException>, 1; typeof<InvalidDataException>, 1; typeof<System.UnauthorizedAccessException>, 1
+      typeof<IOException>, 1; typeof<System.Text.Json.JsonException>, 1; typeof<System.OutOfMemoryException>, 1 ]
 
 /// Parses `argv` for command `name` and runs `body`; prints usage for --help and `name: message` for errors.
 let run<'Args when 'Args :> IArgParserTemplate> (name: string) (out: TextWriter) (error: TextWriter) (argv: string[]) (body: ParseResults<'Args> -> int) : int =
@@ -38,6 +51,12 @@ let run<'Args when 'Args :> IArgParserTemplate> (name: string) (out: TextWriter)
     | :? Hybrid.Classifier.OnnxExportException as e -> fail 1 e.Message
     | :? Hybrid.Features.Schemas.SchemaMismatchException as e -> fail 1 e.Message
     | :? Hybrid.Cluster.ClusterException as e -> fail 1 e.Message
+    | :? Shards.ShardException as e -> fail 1 e.Message
+    | :? InvalidDataException as e -> fail 1 e.Message
+    | :? System.UnauthorizedAccessException as e -> fail 1 e.Message
+    | :? IOException as e -> fail 1 e.Message
+    | :? System.Text.Json.JsonException as e -> fail 1 e.Message
+    | :? System.OutOfMemoryException -> fail 1 "out of memory: the data or the options ask for more memory than this machine has (try a smaller --batch-size or fewer recordings)"
 
 /// Removes every `--schemas PATH` (or `--schemas=PATH`) from a command's arguments and loads each assembly
 /// (Schemas.LoadAssembly). Returns the remaining arguments, or `Error (code, message)` when an assembly cannot be

@@ -84,6 +84,7 @@ let private sourceName =
     | Fsdd -> "fsdd"
     | FolderPerClass -> "folder-per-class"
     | Manifest _ -> "manifest"
+    | Merged names -> "merged (" + String.concat ", " names + ")"
 
 let private writeJson (out: TextWriter) (s: Summary) =
     let items = s.Dataset.Items

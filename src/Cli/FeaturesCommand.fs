@@ -111,20 +111,6 @@ let private parseNorm (name: string) =
     | "none" -> MelNorm.None
     | other -> invalidArg "norm" (sprintf "unknown mel norm '%s'; expected slaney or none" other)
 
-/// --top-db: "none" (keep everything) or a number of dB; the option table refuses anything else first.
-let private topDbOf (value: string) =
-    if value.Trim().ToLowerInvariant() = "none" then None
-    else Some(Double.Parse(value, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture))
-
-/// --top-db's domain: a finite number of dB above 0 (schemas refuse top_db <= 0 as HYB008), or none.
-let private topDbDomain (value: string) =
-    let ok =
-        value.Trim().ToLowerInvariant() = "none"
-        || (match Double.TryParse(value, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture) with
-            | true, v -> v > 0.0 && Double.IsFinite v
-            | _ -> false)
-    OptionRules.InDomain(ok, "a finite number of dB > 0, i.e. in (0, inf), or none", value)
-
 /// Builds transform settings from the options (librosa defaults where an option is absent).
 let settingsOf (args: ParseResults<FeaturesArgs>) (sampleRate: int) : Transforms.Settings =
     let nFft = args.GetResult(N_Fft, defaultValue = 2048)
@@ -144,7 +130,7 @@ let settingsOf (args: ParseResults<FeaturesArgs>) (sampleRate: int) : Transforms
             FMax = (args.TryGetResult Fmax |> Option.toNullable),
             Htk = args.Contains Htk,
             Norm = (args.TryGetResult Norm |> Option.map parseNorm |> Option.defaultValue MelNorm.Slaney))
-    let topDb = args.TryGetResult Top_Db |> Option.map topDbOf |> Option.defaultValue (Some 80.0)
+    let topDb = args.TryGetResult Top_Db |> Option.map OptionRules.topDbOf |> Option.defaultValue (Some 80.0)
     { Transforms.defaults sampleRate with
         Stft = stft
         Power = args.GetResult(Power, defaultValue = 2.0)
@@ -183,7 +169,7 @@ let overridesOf (args: ParseResults<FeaturesArgs>) : Extraction.Overrides =
               if args.Contains Htk then "htk", "true"
               match args.TryGetResult Norm with Some n -> "norm", (string (parseNorm n)).ToLowerInvariant() | None -> ()
               match args.TryGetResult Power with Some p -> "power", text p | None -> ()
-              match args.TryGetResult Top_Db |> Option.map topDbOf with Some t -> "top_db", (t |> Option.map text |> Option.defaultValue "none") | None -> ()
+              match args.TryGetResult Top_Db |> Option.map OptionRules.topDbOf with Some t -> "top_db", (t |> Option.map text |> Option.defaultValue "none") | None -> ()
               match args.TryGetResult Lifter with Some l -> "lifter", text l | None -> () ] }
 
 /// What the command line chose, which decides the options that apply (OptionRules).
@@ -238,7 +224,7 @@ let private table (mode: Mode) (arg: FeaturesArgs) : OptionRules.Check list =
     | Htk -> [ uses "htk" ]
     | Norm name -> [ OptionRules.oneOf [ "slaney"; "none" ] name; uses "norm" ]
     | Power p -> [ OptionRules.positive "" p; uses "power" ]
-    | Top_Db value -> [ topDbDomain value; uses "top_db" ]
+    | Top_Db value -> [ OptionRules.topDbDomain value; uses "top_db" ]
     | N_Mfcc n -> [ OptionRules.atLeast 1 n; uses "n_mfcc" ]
     | Lifter l -> [ OptionRules.nonNegative "" l; uses "lifter" ]
     | J j ->
@@ -402,10 +388,12 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                     let plans = Shards.plan extractor.Fingerprint Extraction.WholeRecordings Extraction.shardSize sources
                     let index = items |> Array.mapi (fun i item -> item.Key, i) |> dict
                     let path = planned |> Array.map (fun i -> i.Key, i.Path) |> dict
-                    let found, _ = Shards.ensure dir plans extractor (fun s -> [| fit (AudioFile.load extractor.SampleRate path.[s.Key]) |]) 32 progress
+                    let clipsOf (s: Shards.Source) = [| fit (AudioFile.load extractor.SampleRate path.[s.Key]) |]
+                    let found, _ = Shards.ensure dir plans extractor clipsOf 32 progress
                     let values = Array.zeroCreate<float32> (items.Length * extractor.Length)
                     for plan in plans do
-                        let shard = Shards.readPlanned dir plan
+                        // A damaged or truncated shard is reported and built again, never read as numbers.
+                        let shard = Shards.readOrRebuild dir plan extractor clipsOf (fun line -> error.WriteLine("features: " + line))
                         for r in 0 .. shard.Rows - 1 do
                             Array.blit shard.Values (r * extractor.Length) values (index.[shard.Keys.[r]] * extractor.Length) extractor.Length
                     writer.Append(keys, labels, values)

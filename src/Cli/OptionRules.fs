@@ -113,6 +113,20 @@ let parsed (domain: string) (parse: string -> 'T) (value: string) =
     | None -> InDomain(true, domain, value)
     | Some why -> InDomain(false, domain, sprintf "%s (%s)" value why)
 
+/// --top-db: "none" (keep everything) or a number of dB; the option table refuses anything else first.
+let topDbOf (value: string) =
+    if value.Trim().ToLowerInvariant() = "none" then None
+    else Some(Double.Parse(value, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture))
+
+/// --top-db's domain: a finite number of dB above 0 (schemas refuse top_db <= 0 as HYB008), or none.
+let topDbDomain (value: string) =
+    let ok =
+        value.Trim().ToLowerInvariant() = "none"
+        || (match Double.TryParse(value, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture) with
+            | true, v -> v > 0.0 && Double.IsFinite v
+            | _ -> false)
+    InDomain(ok, "a finite number of dB > 0, i.e. in (0, inf), or none", value)
+
 /// A split specification (Split.parse) that `accept` allows, `domain` naming the accepted forms.
 let split (domain: string) (accept: SplitSpec -> bool) (value: string) =
     match parsed domain Split.parse value with

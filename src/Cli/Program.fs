@@ -4,8 +4,8 @@ module Hybrid.Cli.Program
 open System
 
 let private usage =
-    """usage: hybrid <target> [options]   (targets: help, train, predict, export, plot, dataset, features, bench, cluster; run with --help for a target's options)
-       features, train, predict and export also take --schemas PATH.dll (repeatable): an assembly declaring your own feature schemas"""
+    """usage: hybrid <target> [options]   (targets: help, train, predict, evaluate, export, plot, dataset, features, bench, cluster; run with --help for a target's options)
+       features, train, predict, evaluate and export also take --schemas PATH.dll (repeatable): an assembly declaring your own feature schemas"""
 
 let private dispatch (args: string list) =
     match args with
@@ -15,6 +15,7 @@ let private dispatch (args: string list) =
     | "bench" :: rest -> Bench.run Console.Out Console.Error (Array.ofList rest)
     | "train" :: rest -> TrainCommand.run Console.Out Console.Error (Array.ofList rest)
     | "predict" :: rest -> PredictCommand.run Console.Out Console.Error (Array.ofList rest)
+    | "evaluate" :: rest -> EvaluateCommand.run Console.Out Console.Error (Array.ofList rest)
     | "export" :: rest -> ExportCommand.run Console.Out Console.Error (Array.ofList rest)
     | "plot" :: rest -> PlotCommand.run Console.Out Console.Error (Array.ofList rest)
     | "dataset" :: rest -> DatasetCommand.run Console.Out Console.Error (Array.ofList rest)

@@ -12,6 +12,7 @@ open Hybrid.Features
 /// The options of `train`.
 type TrainArgs =
     | Data of dir: string
+    | Label_Map of map: string
     | Split of spec: string
     | Model of name: string
     | Features of schema: string
@@ -21,6 +22,7 @@ type TrainArgs =
     | Fmin of hz: float
     | Fmax of hz: float
     | N_Mfcc of n: int
+    | Top_Db of db: string
     | Epochs of n: int
     | Batch_Size of n: int
     | Lr of rate: float
@@ -35,6 +37,7 @@ type TrainArgs =
     | Duration of seconds: float
     | Segment of seconds: float
     | Segment_Hop of seconds: float
+    | Trim of spec: string
     | Resume of dir: string
     | Device of name: string
     | Seed of seed: int
@@ -49,7 +52,8 @@ type TrainArgs =
     interface IArgParserTemplate with
         member this.Usage =
             match this with
-            | Data _ -> "dataset folder or CSV manifest: FSDD, one folder per class (GTZAN), a manifest (UrbanSound8K's metadata/UrbanSound8K.csv is found) or Speech Commands (default: FSDD from $HYBRID_FSDD or the user cache, downloaded when absent); `fsdd` or `speech-commands` names a set downloaded into the user cache and verified."
+            | Data _ -> "dataset folder or CSV manifest: FSDD, one folder per class (GTZAN), a manifest (UrbanSound8K's metadata/UrbanSound8K.csv is found) or Speech Commands (default: FSDD from $HYBRID_FSDD or the user cache, downloaded when absent); `fsdd` or `speech-commands` names a set downloaded into the user cache and verified. Repeat to train on several datasets at once: each keeps its own split and speakers, test accuracy is reported per dataset."
+            | Label_Map _ -> "read the datasets' labels as other names: FROM=TO,... applied to every dataset that has FROM (e.g. zero=0,one=1,...,nine=9 puts Speech Commands' digit words on FSDD's labels); --labels then selects among the mapped names."
             | Split _ -> "official | speaker:NAME[,NAME] | loso | fold:K[,K] | folds | random:RATIO | kfold:K (default: the dataset's own: official for FSDD and Speech Commands, folds for predefined folds, else random:0.2)."
             | Model _ -> sprintf "model: %s (default %s)." (Recipes.all |> List.map (fun r -> r.Name) |> String.concat ", ") (List.head Recipes.all).Name
             | Features _ -> "feature schema (default: the model's own; see `features --help` for the names)."
@@ -59,10 +63,11 @@ type TrainArgs =
             | Fmin _ -> "lowest mel frequency in Hz of the schema variant (default: the schema's)."
             | Fmax _ -> "highest mel frequency in Hz of the schema variant (default: the schema's)."
             | N_Mfcc _ -> "MFCC count of the schema variant's MFCC members (default: the schema's)."
+            | Top_Db _ -> "dynamic range in dB kept below each clip's maximum by the schema variant's dB members, > 0, or none (default: the schema's, 80 for librosa's)."
             | Epochs _ -> "training epochs (default: the model's)."
             | Batch_Size _ -> "mini-batch size (default: the model's)."
             | Lr _ -> "peak learning rate of the one-cycle schedule (default: the model's)."
-            | Augment _ -> "augmentation list: waveform noise:0.005,shift:0.1,gain:6,speed:0.9-1.1,snr:20,background:10-30 and SpecAugment masks of 2-D features freq-mask:BANDS,time-mask:FRAMES (repeat for more masks; 'none' for none; default: the model's)."
+            | Augment _ -> "augmentation list: waveform noise:0.005,shift:0.1,gain:6,speed:0.9-1.1,snr:20,background:10-30,reverb:0.1-0.6 and SpecAugment masks of 2-D features freq-mask:BANDS,time-mask:FRAMES (repeat for more masks; 'none' for none; default: the model's)."
             | Augment_Pool _ -> "how many augmented versions (1..64) of each training clip to extract; every epoch draws each clip's augmented row afresh from them (1: the same copy every epoch). Only with waveform augmentation (refused for mlp, logreg and scattering unless --augment adds some). Default: the model's, 3 for cnn2d, 1 for cnn1d; each version costs one more extraction. With --cluster the workers train on each clip's first version only."
             | Test_Speeds _ -> "test-time speed averaging: none, F[*W],... or LO-HI:STEP[:tri], e.g. 0.7-1.3:0.05:tri (default: the model's; predict replays it)."
             | Labels _ -> "keep these classes, e.g. yes,no,up,down,left,right,on,off,stop,go (default: all)."
@@ -73,6 +78,7 @@ type TrainArgs =
             | Duration _ -> "for schemas that take any length, and the default image of environmental clips (median 2-5 s): pad or cut clips to this many seconds, in (0, 3600) (default: the longest clip, at most 5 s); with --segment, cut recordings to it first."
             | Segment _ -> "cut recordings into windows of this many seconds; predictions are averaged per recording (default: the schema's clip, half overlapping, when the median recording is over 2 s and 1.5 clips long)."
             | Segment_Hop _ -> "with --segment: seconds between window starts, in (0, --segment] (default: half a window)."
+            | Trim _ -> "silence trimming of every recording before it is cut into clips, at training and prediction time (librosa.effects.trim): none or TOP_DB:FRAME_LENGTH:HOP_LENGTH in samples at the model's rate, e.g. 30:256:64 (default: the model's; predict replays it)."
             | Resume _ -> "continue the interrupted run in this folder from its checkpoints, with the settings of its run.json (feature parameters included); an option given with it must repeat the recorded value."
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
             | Seed _ -> "seed of splits, augmentation, initialisation and shuffles, >= 0 (default 0)."
@@ -136,6 +142,7 @@ let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
     match arg with
     | Resume _ | No_Plots | Strict | Json -> []
     | Data _ | Model _ | Features _ | Out _ -> []
+    | Label_Map text -> [ OptionRules.parsed "FROM=TO,FROM=TO,..." Dataset.parseLabelMap text ]
     | Split text ->
         [ OptionRules.split "official, speaker:NAME[,NAME], loso, fold:K[,K], folds, random:RATIO with RATIO in (0, 1) or kfold:K with K >= 2" (fun _ -> true) text ]
     | N_Fft n -> OptionRules.within 2 16384 n :: feature "n_fft"
@@ -144,17 +151,19 @@ let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
     | Fmin hz -> OptionRules.nonNegative " Hz" hz :: feature "fmin"
     | Fmax hz -> OptionRules.positive " Hz" hz :: feature "fmax"
     | N_Mfcc n -> OptionRules.atLeast 1 n :: feature "n_mfcc"
+    | Top_Db value -> OptionRules.topDbDomain value :: feature "top_db"
     | Epochs n -> [ OptionRules.atLeast 1 n ]
     | Batch_Size n -> [ OptionRules.atLeast 1 n ]
     | Lr rate -> [ OptionRules.positive "" rate ]
     | Augment text ->
-        [ OptionRules.parsed "none or a list of noise:C, snr:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB, speed:F[-F], freq-mask:BANDS and time-mask:FRAMES"
+        [ OptionRules.parsed "none or a list of noise:C, snr:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB, speed:F[-F], reverb:SECONDS[-SECONDS], freq-mask:BANDS and time-mask:FRAMES"
               (fun t -> if t.Trim() <> "none" then Augment.parse t |> ignore) text ]
     | Augment_Pool k ->
         [ OptionRules.within 1 64 k
           match mode.NoWaveformAugmentation with
-          | Some why -> OptionRules.UsedOnly(false, sprintf "with waveform augmentation (noise, snr, background, shift, gain or speed in --augment), whose versions it draws from; %s" why)
+          | Some why -> OptionRules.UsedOnly(false, sprintf "with waveform augmentation (noise, snr, background, shift, gain, speed or reverb in --augment), whose versions it draws from; %s" why)
           | None -> () ]
+    | Trim text -> [ OptionRules.parsed "none or TOP_DB:FRAME_LENGTH:HOP_LENGTH (top_db in (0, 120], lengths 1 to 65536 samples)" Hybrid.Classifier.Trim.parse text ]
     | Test_Speeds text ->
         [ OptionRules.parsed "none, F[*W],... or LO-HI:STEP[:tri] with factors in [0.5, 2] and positive weights" TestSpeeds.parse text ]
     | Labels text ->
@@ -193,7 +202,11 @@ let private overridesOf (args: ParseResults<TrainArgs>) : Extraction.Overrides =
         NMels = args.TryGetResult N_Mels
         FMin = args.TryGetResult Fmin
         FMax = args.TryGetResult Fmax
-        NMfcc = args.TryGetResult N_Mfcc }
+        NMfcc = args.TryGetResult N_Mfcc
+        Other =
+            [ match args.TryGetResult Top_Db |> Option.map OptionRules.topDbOf with
+              | Some t -> "top_db", (t |> Option.map OptionRules.text |> Option.defaultValue "none")
+              | None -> () ] }
 
 /// Checks every option against `table` before any data is read (exit code 2 with the option and its range).
 let private enforce (args: ParseResults<TrainArgs>) =
@@ -272,7 +285,8 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         let logWriter = if json then error else out
         let options: TrainOptions =
             { Experiment.defaults with
-                Data = args.TryGetResult Data
+                Data = args.GetResults Data
+                LabelMap = args.TryGetResult Label_Map |> Option.map Dataset.parseLabelMap |> Option.defaultValue []
                 Split = args.TryGetResult Split
                 Model = args.GetResult(Model, defaultValue = (List.head Recipes.all).Name)
                 Features = args.TryGetResult Features
@@ -290,6 +304,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 Duration = args.TryGetResult Duration
                 Segment = args.TryGetResult Segment
                 SegmentHop = args.TryGetResult Segment_Hop
+                Trim = args.TryGetResult Trim |> Option.map Hybrid.Classifier.Trim.parse
                 Resume = args.TryGetResult Resume
                 Device = args.GetResult(Device, defaultValue = "auto")
                 Seed = args.GetResult(Seed, defaultValue = 0)

@@ -21,6 +21,11 @@ type Augmentation =
     /// `speed:F` or `speed:LO-HI`: speed perturbation by resampling with a factor from [LO, HI] (quantised to
     /// 0.01); a factor f changes the length from n to about n / f, and the pitch with it.
     | Speed of low: float * high: float
+    /// `reverb:T` or `reverb:LO-HI`: room reverberation with a reverberation time (RT60, seconds) drawn from [LO, HI]
+    /// and a direct-to-reverberant ratio drawn from [0, 12] dB: a Schroeder reverberator (four parallel feedback combs of
+    /// 29.7, 37.1, 41.1 and 43.7 ms whose gains give that RT60, then all-pass filters of 5 and 1.7 ms, gain 0.7), its
+    /// output scaled to the dry clip's RMS over the ratio and added to it; the clip grows by RT60 / 2 (a 30 dB tail).
+    | Reverb of lowSeconds: float * highSeconds: float
     /// `freq-mask:F`: SpecAugment's frequency masking of a [bands, frames] feature image while training (torchaudio's
     /// FrequencyMasking(freq_mask_param=F)): a band of f consecutive rows, f drawn uniformly from 0..F, at a uniform
     /// start, set to 0 (the training mean once features are standardised); drawn afresh for every row and epoch.
@@ -79,6 +84,36 @@ module Augment =
             let s = float32 (sqrt (ps / (pn * Math.Pow(10.0, snrDb / 10.0))))
             Array.map2 (fun a b -> a + s * b) signal noise
 
+    /// Room reverberation of `x` at `sampleRate` Hz (see Augmentation.Reverb): a Schroeder reverberator with
+    /// reverberation time `rt60` seconds (> 0) mixed at a direct-to-reverberant ratio of `drrDb` dB, the result
+    /// `rt60 / 2` seconds longer than `x` (zeros appended before filtering).
+    let reverb (sampleRate: int) (rt60: float) (drrDb: float) (x: float32[]) : float32[] =
+        if not (rt60 > 0.0 && rt60 <= 10.0) then invalidArg (nameof rt60) (sprintf "reverberation time must lie in (0, 10] s, was %g" rt60)
+        let n = x.Length + int (rt60 / 2.0 * float sampleRate)
+        let dry = Array.init n (fun i -> if i < x.Length then float x.[i] else 0.0)
+        let wet = Array.zeroCreate<float> n
+        for ms in [ 29.7; 37.1; 41.1; 43.7 ] do
+            let d = max 1 (int (ms / 1000.0 * float sampleRate))
+            // A comb's gain that decays 60 dB in rt60 seconds: g^(rt60 / delay) = 10^-3.
+            let g = Math.Pow(10.0, -3.0 * (float d / float sampleRate) / rt60)
+            let line = Array.zeroCreate<float> n
+            for i in 0 .. n - 1 do
+                line.[i] <- dry.[i] + (if i >= d then g * line.[i - d] else 0.0)
+                wet.[i] <- wet.[i] + 0.25 * line.[i]
+        let allPass (ms: float) (y: float[]) =
+            let d = max 1 (int (ms / 1000.0 * float sampleRate))
+            let out = Array.zeroCreate<float> n
+            for i in 0 .. n - 1 do
+                let delayed = if i >= d then y.[i - d] else 0.0
+                let fed = if i >= d then out.[i - d] else 0.0
+                out.[i] <- -0.7 * y.[i] + delayed + 0.7 * fed
+            out
+        let wet = wet |> allPass 5.0 |> allPass 1.7
+        let rms (v: float[]) = sqrt ((v |> Array.sumBy (fun a -> a * a)) / float (max 1 v.Length))
+        let dryRms, wetRms = rms dry, rms wet
+        let scale = if wetRms = 0.0 then 0.0 else dryRms / wetRms * Math.Pow(10.0, -drrDb / 20.0)
+        Array.init n (fun i -> float32 (dry.[i] + scale * wet.[i]))
+
     let private gaussian (rng: SeededRandom) (n: int) = Array.init n (fun _ -> float32 (rng.NextGaussian()))
 
     /// A segment of `length` samples from a random noise recording at a random offset, looping when short.
@@ -111,6 +146,9 @@ module Augment =
                 shift (rng.NextInt(2 * most + 1) - most) x
             | Gain maxDb -> gain (rng.Uniform(-maxDb, maxDb)) x
             | Speed (lo, hi) -> speed (rng.Uniform(lo, hi)) x
+            | Reverb (lo, hi) ->
+                let rt60 = rng.Uniform(lo, hi)
+                reverb sampleRate rt60 (rng.Uniform(0.0, 12.0)) x
             | FrequencyMask _ | TimeMask _ -> x
         augmentations |> List.fold step x |> fun y -> if obj.ReferenceEquals(y, x) then Array.copy x else y
 
@@ -161,7 +199,7 @@ module Augment =
     /// Parses an `--augment` list such as `noise:0.005,shift:0.1,gain:6,speed:0.9-1.1,snr:20,background:10-20`.
     /// Raises DatasetException naming the bad entry and what was expected.
     let parse (text: string) : Augmentation list =
-        let expected = "expected noise:C, snr:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB, speed:F[-F], freq-mask:BANDS or time-mask:FRAMES"
+        let expected = "expected noise:C, snr:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB, speed:F[-F], reverb:SECONDS[-SECONDS], freq-mask:BANDS or time-mask:FRAMES"
         text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
         |> Array.map (fun entry ->
             let name, value =
@@ -182,6 +220,9 @@ module Augment =
             | "snr" -> NoiseSnr(lo, hi)
             | "background" | "bg" -> Background(lo, hi)
             | "shift" -> Shift(single ())
+            | "reverb" ->
+                if not (lo > 0.0 && hi <= 10.0) then fail "augmentation '%s': reverberation times must lie in (0, 10] seconds" entry
+                Reverb(lo, hi)
             | "gain" -> Gain(single ())
             | "speed" ->
                 if lo < 0.25 || hi > 4.0 then fail "augmentation '%s': speed factors must lie in [0.25, 4]" entry
@@ -206,6 +247,7 @@ module Augment =
             | Shift s -> "shift:" + g s
             | Gain d -> "gain:" + g d
             | Speed (lo, hi) -> "speed:" + r lo hi
+            | Reverb (lo, hi) -> "reverb:" + r lo hi
             | FrequencyMask f -> "freq-mask:" + string f
             | TimeMask t -> "time-mask:" + string t)
         |> String.concat ","

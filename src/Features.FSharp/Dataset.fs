@@ -18,6 +18,8 @@ type DatasetSource =
     | FolderPerClass
     /// A CSV manifest with path and label columns (UrbanSound8K's metadata file, for one); the path of the manifest.
     | Manifest of manifestPath: string
+    /// Several datasets read as one (Dataset.merge): the name each source's items are prefixed with.
+    | Merged of names: string list
 
 /// One labelled recording whose header was read and found usable.
 type Item =
@@ -548,6 +550,68 @@ module Dataset =
                 | _, Some o -> Some { item with Label = o; LabelIndex = index.[o] }
                 | _, None -> None)
         { dataset with Labels = newLabels; Items = items }
+
+    /// Parses a label map `FROM=TO,FROM=TO,...` (e.g. `zero=0,one=1`): each dataset label FROM is read as TO. Raises
+    /// DatasetException naming the bad entry for an entry that is not FROM=TO with both sides non-empty, or a FROM
+    /// given twice.
+    let parseLabelMap (text: string) : (string * string) list =
+        let pairs =
+            [ for entry in text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) ->
+                match entry.Split('=', StringSplitOptions.TrimEntries) with
+                | [| from; into |] when from <> "" && into <> "" -> from, into
+                | _ -> raise (DatasetException(sprintf "label map '%s': entry '%s' is not FROM=TO (e.g. zero=0,one=1)" text entry)) ]
+        if pairs.IsEmpty then raise (DatasetException(sprintf "label map '%s' holds no FROM=TO entry" text))
+        match pairs |> List.countBy fst |> List.tryFind (fun (_, n) -> n > 1) with
+        | Some (from, _) -> raise (DatasetException(sprintf "label map '%s' maps '%s' twice" text from))
+        | None -> pairs
+
+    /// The dataset with its labels renamed by `map` (FROM, TO): an item labelled FROM is labelled TO, other labels
+    /// are kept; several labels mapped to one name become one class. Labels are then ordered as Dataset.openFolder
+    /// orders them (ordinal) and LabelIndex follows. Raises DatasetException naming the labels of `map` the dataset
+    /// does not have.
+    let mapLabels (map: (string * string) list) (dataset: Dataset) : Dataset =
+        let known = Set.ofArray dataset.Labels
+        match map |> List.map fst |> List.filter (known.Contains >> not) with
+        | [] -> ()
+        | missing ->
+            raise (DatasetException(sprintf "%s has no label%s %s to map; its labels are %s" dataset.Root (if missing.Length > 1 then "s" else "")
+                                        (String.Join(", ", missing)) (String.Join(", ", dataset.Labels))))
+        let rename = dict map
+        let renamed (label: string) = match rename.TryGetValue label with | true, t -> t | _ -> label
+        let labels = dataset.Labels |> Array.map renamed |> Array.distinct |> Array.sortWith (fun a b -> String.CompareOrdinal(a, b))
+        let index = labels |> Array.mapi (fun i l -> l, i) |> dict
+        { dataset with
+            Labels = labels
+            Items = dataset.Items |> Array.map (fun item -> let l = renamed item.Label in { item with Label = l; LabelIndex = index.[l] }) }
+
+    /// Several datasets as one training set: each item's Key becomes `NAME/KEY` and its speaker `NAME:SPEAKER`
+    /// (NAME: the source's name), so recordings and speakers of different sources never collide; the labels are the
+    /// union (ordinal order, LabelIndex renumbered); skipped files, warnings and noise recordings are concatenated;
+    /// Root lists the roots joined by " + ". Raises DatasetException when two sources share a name.
+    let merge (sources: (string * Dataset) list) : Dataset =
+        match sources |> List.countBy fst |> List.tryFind (fun (_, n) -> n > 1) with
+        | Some (name, _) -> raise (DatasetException(sprintf "two datasets are named '%s'; give folders with different names" name))
+        | None -> ()
+        let labels = sources |> List.collect (fun (_, d) -> List.ofArray d.Labels) |> List.distinct |> Array.ofList |> Array.sortWith (fun a b -> String.CompareOrdinal(a, b))
+        let index = labels |> Array.mapi (fun i l -> l, i) |> dict
+        { Root = sources |> List.map (fun (_, d) -> d.Root) |> String.concat " + "
+          Source = Merged(List.map fst sources)
+          Labels = labels
+          Items =
+            [| for name, d in sources do
+                 for item in d.Items ->
+                     { item with Key = name + "/" + item.Key; Speaker = item.Speaker |> Option.map (fun s -> name + ":" + s); LabelIndex = index.[item.Label] } |]
+          Skipped = sources |> List.map (fun (_, d) -> d.Skipped) |> Array.concat
+          Warnings = sources |> List.map (fun (_, d) -> d.Warnings) |> Array.concat
+          NoiseFiles = sources |> List.map (fun (_, d) -> d.NoiseFiles) |> Array.concat
+          SpeakerInfo =
+            Map.ofList [ for name, d in sources do for KeyValue(speaker, info) in d.SpeakerInfo -> name + ":" + speaker, info ] }
+
+    /// The source name of an item of a merged dataset (the part of its Key before the first '/'), None for others.
+    let sourceOf (dataset: Dataset) (item: Item) : string option =
+        match dataset.Source with
+        | Merged _ -> Some(item.Key.Substring(0, max 0 (item.Key.IndexOf '/')))
+        | _ -> None
 
     /// Distinct speakers of the items, sorted.
     let speakers (items: Item[]) =

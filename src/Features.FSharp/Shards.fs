@@ -7,13 +7,15 @@
 /// changed recording gives its shard a new id (the old file is then reported stale). Recordings are never read to
 /// look a shard up. Every shard is written atomically (a temporary name in the same folder, then a rename).
 ///
-/// Format (version 1): one row group; columns `path` (string: the recording's path relative to the dataset root,
+/// Format (version 2): one row group; columns `path` (string: the recording's path relative to the dataset root,
 /// '/' separators), `size` (int64 bytes), `mtime` (int64: last write time, UTC ticks of 100 ns since 0001-01-01),
 /// `label` (string), `window` (int32: the clip's window index within its recording, 0 without windows) and
 /// `features` (binary: the row's `row_length` float32 values, little-endian); rows grouped by recording in the plan's
 /// member order, windows ascending. File metadata: `hybrid.shard.version` ("1"), `hybrid.shard.fingerprint`,
 /// `hybrid.shard.variant`, `hybrid.shard.id`, `hybrid.shard.index`, `hybrid.shard.extractor`,
-/// `hybrid.shard.row_length` and `hybrid.shard.shape` (comma-separated).
+/// `hybrid.shard.row_length`, `hybrid.shard.shape` (comma-separated) and `hybrid.shard.checksum` (SHA-256, lowercase hex,
+/// of every row's key, window and feature bytes, verified on every read: a damaged shard is refused, never read as
+/// numbers, and `readOrRebuild` builds it again). Version 1 shards (no checksum) are refused as another version.
 module Hybrid.Features.Shards
 
 open System
@@ -100,10 +102,28 @@ type ShardStatus =
 
 /// The format version written into every shard.
 [<Literal>]
-let Version = "1"
+let Version = "2"
 
 let private hex (bytes: byte[]) = Convert.ToHexString(bytes).ToLowerInvariant()
 let private hash (text: string) = hex (SHA256.HashData(Encoding.UTF8.GetBytes text))
+
+/// SHA-256 (lowercase hex) of a shard's rows: for each row its key (UTF-8), a zero byte, its window (int32
+/// little-endian) and its feature values (float32 little-endian), in row order.
+let private checksumOf (keys: string[]) (windows: int[]) (rowLength: int) (values: float32[]) =
+    use h = IncrementalHash.CreateHash HashAlgorithmName.SHA256
+    let window = Array.zeroCreate<byte> 4
+    for r in 0 .. keys.Length - 1 do
+        h.AppendData(Encoding.UTF8.GetBytes keys.[r])
+        h.AppendData([| 0uy |])
+        Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(Span window, windows.[r])
+        h.AppendData window
+        let row = ReadOnlySpan<float32>(values, r * rowLength, rowLength)
+        if BitConverter.IsLittleEndian then h.AppendData(Runtime.InteropServices.MemoryMarshal.AsBytes row)
+        else
+            let bytes = Array.zeroCreate<byte> (rowLength * 4)
+            for j in 0 .. rowLength - 1 do Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(Span(bytes, j * 4, 4), row.[j])
+            h.AppendData bytes
+    hex (h.GetHashAndReset())
 
 /// The source of the recording at `path`, known in its dataset as `key` (its path relative to the dataset root, e.g.
 /// Dataset.Item.Key), with its label: the file's size and modification time are read from the file system. Raises
@@ -180,10 +200,12 @@ let internal writeWith (beforeRename: string -> unit) (cacheFolder: string) (sha
             use stream = File.Create temp
             let fields = shardFields ()
             use! writer = ParquetWriter.CreateAsync(fields.Schema, stream)
+            let keys = Array.init n (fun r -> shard.Sources.[rows.Sources.[r]].Key)
             writer.CustomMetadata <-
                 readOnlyDict [ meta "version", Version; meta "fingerprint", shard.Fingerprint; meta "variant", shard.Variant;
                        meta "id", shard.Id; meta "index", string shard.Index; meta "extractor", extractor;
-                       meta "row_length", string rowLength; meta "shape", String.Join(",", shape) ]
+                       meta "row_length", string rowLength; meta "shape", String.Join(",", shape);
+                       meta "checksum", checksumOf keys rows.Windows rowLength rows.Values ]
             use group = writer.CreateRowGroup()
             let member' (r: int) = shard.Sources.[rows.Sources.[r]]
             do! group.WriteAsync(fields.Path, Array.init n (fun r -> (member' r).Key), Nullable())
@@ -225,9 +247,10 @@ let private featureValues (rowLength: int) (blobs: byte[][]) : float32[] =
                 values.[r * rowLength + j] <- Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(ReadOnlySpan(blobs.[r], j * 4, 4))
     values
 
-/// Reads a shard file back, bit for bit, checking its format: the version, the metadata, the columns and every
-/// feature value's length. Raises ShardException naming the file for anything else (not Parquet, truncated, another
-/// format version, a missing column, a feature row of the wrong length).
+/// Reads a shard file back, bit for bit, checking its format: the version, the metadata, the columns, every feature
+/// value's length and the checksum of the rows. Raises ShardException naming the file for anything else (not Parquet,
+/// truncated, another format version, a missing column, a feature row of the wrong length, rows that do not match
+/// their checksum).
 let read (path: string) : Shard =
     let bad problem = raise (ShardException(path, problem))
     if not (File.Exists path) then bad "no such shard file"
@@ -287,11 +310,16 @@ let read (path: string) : Shard =
                 mtimes.AddRange m
                 labels.AddRange l
                 windows.AddRange w
+            let keys, windows = keys.ToArray(), windows.ToArray()
+            let values = if values.Count = 1 then values.[0] else Array.concat values
+            let stored = find "checksum"
+            let actual = checksumOf keys windows rowLength values
+            if actual <> stored then bad (sprintf "checksum mismatch: the rows hash to %s, the shard records %s (a damaged shard)" actual stored)
             return
                 { File = path; Id = find "id"; Index = integer "index"; Fingerprint = find "fingerprint"; Variant = find "variant"
                   Extractor = find "extractor"; RowLength = rowLength; Shape = shape
-                  Keys = keys.ToArray(); Sizes = sizes.ToArray(); Modified = mtimes.ToArray(); Labels = labels.ToArray()
-                  Windows = windows.ToArray(); Values = (if values.Count = 1 then values.[0] else Array.concat values) }
+                  Keys = keys; Sizes = sizes.ToArray(); Modified = mtimes.ToArray(); Labels = labels.ToArray()
+                  Windows = windows; Values = values }
         }
         |> fun t -> t.GetAwaiter().GetResult()
     try body ()
@@ -345,33 +373,63 @@ let list (shardFolder: string) : Shard[] =
     if not (Directory.Exists shardFolder) then [||]
     else Directory.GetFiles(shardFolder, "shard-*.parquet") |> Array.sort |> Array.map read
 
+/// Computes and writes one shard: each member's clips from `tryClips` (Ok: its windows, shaped as the extractor
+/// needs them, in window order; Error: why the member cannot be used, and it is left out of the shard), members
+/// loaded `loadGroup` at a time in parallel and extracted together, so at most that many recordings' clips are in
+/// memory. `progress` receives the members done so far. Returns the shard's path and the members left out (source,
+/// reason).
+let buildWith (cacheFolder: string) (shard: ShardPlan) (extractor: Pipeline.Extractor) (tryClips: Source -> Result<float32[][], string>) (loadGroup: int) (progress: int -> unit) =
+    let sources = List<int>()
+    let windows = List<int>()
+    let values = List<float32[]>()
+    let left = List<Source * string>()
+    let mutable done' = 0
+    for group in Array.init shard.Sources.Length id |> Array.chunkBySize (max 1 loadGroup) do
+        let loaded = group |> Array.Parallel.map (fun m -> tryClips shard.Sources.[m])
+        let usable = Array.zip group loaded |> Array.choose (fun (m, r) -> match r with Ok clips -> Some(m, clips) | Error _ -> None)
+        for m, r in Array.zip group loaded do
+            match r with
+            | Error reason -> left.Add((shard.Sources.[m], reason))
+            | Ok _ -> ()
+        let flat = usable |> Array.collect snd
+        let rows = if flat.Length = 0 then [||] else Pipeline.extractAll extractor (fun i -> flat.[i]) flat.Length 256 2 Progress.silent
+        let mutable row = 0
+        for m, clips in usable do
+            for w in 0 .. clips.Length - 1 do
+                sources.Add m
+                windows.Add w
+                values.Add(Array.sub rows (row * extractor.Length) extractor.Length)
+                row <- row + 1
+        done' <- done' + group.Length
+        progress done'
+    let path =
+        write cacheFolder shard extractor.Name extractor.Shape
+            { Sources = sources.ToArray(); Windows = windows.ToArray(); Values = Array.concat values }
+    path, List.ofSeq left
+
+/// Reads the shard a plan names (readPlanned); a shard that cannot be read (damaged, truncated, of another version,
+/// not the planned one) is reported to `warn` with the reason, deleted and built again from its members' clips
+/// (`clipsOf`, as `ensure` takes them), then read. The cache is a cache: a bad shard costs its extraction, never a
+/// wrong row. Raises ShardException only when the rebuilt shard cannot be read either.
+let readOrRebuild (cacheFolder: string) (shard: ShardPlan) (extractor: Pipeline.Extractor) (clipsOf: Source -> float32[][]) (warn: string -> unit) : Shard =
+    try readPlanned cacheFolder shard
+    with :? ShardException as e ->
+        warn (sprintf "%s; rebuilding the shard from its %d recordings" e.Message shard.Sources.Length)
+        let path = pathOf cacheFolder shard
+        if File.Exists path then File.Delete path
+        buildWith cacheFolder shard extractor (clipsOf >> Ok) 32 ignore |> ignore
+        readPlanned cacheFolder shard
+
 /// Computes and writes every missing shard of `plans` under `cacheFolder` (stale files are left alone: see prune),
 /// and returns (the shards found, the shards written). For each missing shard, `clipsOf source` gives a member
 /// recording's clips (its windows, shaped as the extractor needs them, in window order); members are loaded
-/// `loadGroup` at a time in parallel and extracted together, so at most that many recordings' clips are in memory
-/// per shard being built. `progress` counts recordings of written shards.
+/// `loadGroup` at a time in parallel and extracted together (buildWith), so at most that many recordings' clips are
+/// in memory per shard being built. `progress` counts recordings of written shards.
 let ensure (cacheFolder: string) (plans: ShardPlan[]) (extractor: Pipeline.Extractor) (clipsOf: Source -> float32[][]) (loadGroup: int) (progress: Progress.Reporter) =
     let status = check cacheFolder plans
-    let mutable done' = 0
+    let mutable before = 0
     for shard in status.Missing do
-        let sources = List<int>()
-        let windows = List<int>()
-        let values = List<float32[]>()
-        for group in Array.init shard.Sources.Length id |> Array.chunkBySize (max 1 loadGroup) do
-            let clips = group |> Array.Parallel.map (fun m -> clipsOf shard.Sources.[m])
-            let flat = Array.concat clips
-            let rows = Pipeline.extractAll extractor (fun i -> flat.[i]) flat.Length 256 2 Progress.silent
-            let mutable row = 0
-            for k in 0 .. group.Length - 1 do
-                for w in 0 .. clips.[k].Length - 1 do
-                    sources.Add group.[k]
-                    windows.Add w
-                    values.Add(Array.sub rows (row * extractor.Length) extractor.Length)
-                    row <- row + 1
-            done' <- done' + group.Length
-            progress.Report done'
-        write cacheFolder shard extractor.Name extractor.Shape
-            { Sources = sources.ToArray(); Windows = windows.ToArray(); Values = Array.concat values }
-        |> ignore
+        buildWith cacheFolder shard extractor (clipsOf >> Ok) loadGroup (fun n -> progress.Report(before + n)) |> ignore
+        before <- before + shard.Sources.Length
     progress.Finish()
     status.Present, status.Missing

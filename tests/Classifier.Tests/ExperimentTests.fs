@@ -25,7 +25,7 @@ let private withSubset (fsdd: string) (body: string -> unit) =
 
 let private options dir out =
     { Experiment.defaults with
-        Data = Some dir; Model = "mlp"; Epochs = Some 15; Device = "managed"; Out = Some out; Progress = false }
+        Data = [ dir ]; Model = "mlp"; Epochs = Some 15; Device = "managed"; Out = Some out; Progress = false }
 
 /// Runs `body` on a new temporary folder and a function that writes its run.json with the given text; deletes the
 /// folder after.
@@ -251,7 +251,7 @@ let tests =
                 Expect.throwsC
                     (fun () ->
                         let parameters = { Extraction.noOverrides with HopLength = Some 4096 }
-                        Experiment.train { Experiment.defaults with Data = Some fsdd; Model = "mlp"; Progress = false; Plots = false; FeatureParameters = parameters } |> ignore)
+                        Experiment.train { Experiment.defaults with Data = [ fsdd ]; Model = "mlp"; Progress = false; Plots = false; FeatureParameters = parameters } |> ignore)
                     id
             Expect.stringContains e.Message "--hop-length" "the option"
             Expect.stringContains e.Message "must not exceed n_fft (2048)" "the valid range")
@@ -284,7 +284,7 @@ let tests =
                     Expect.floatClose { absolute = 1e-6; relative = 1e-5 } (float averaged.[i, j]) (float plain.[i, j]) "same probabilities"
 
         test "windows cover a recording to its end; without segments the recording is its own clip" {
-            let plan: ClipPlan = { SampleRate = 10; ClipSamples = 4; RecordingSamples = None; Segment = Some(4, 2) }
+            let plan: ClipPlan = { SampleRate = 10; ClipSamples = 4; RecordingSamples = None; Segment = Some(4, 2); Trim = None }
             let x = Array.init 11 float32
             let windows = ClipPlan.windows plan x
             Expect.equal (windows |> Array.map (fun w -> w.[0])) [| 0.0f; 2.0f; 4.0f; 6.0f; 7.0f |] "starts every hop, the last ending at the end"
@@ -301,25 +301,25 @@ let tests =
                 { Path = ""; Key = string seconds; Label = "a"; LabelIndex = 0; Speaker = None; Fold = None; Index = None; Subset = None
                   SampleRate = rate; Channels = 1; Frames = int64 (seconds * float rate) }
             let logmel = Hybrid.Features.Schemas.Schemas.ByName "logmel-fsdd"
-            let short = ClipPlan.resolve logmel None None None None [| item 0.5 8000; item 2.3 8000; item 0.6 8000 |]
+            let short = ClipPlan.resolve logmel None None None None None [| item 0.5 8000; item 2.3 8000; item 0.6 8000 |]
             Expect.equal short.Segment None "digit clips (median 0.6 s) are one clip each"
-            let music = ClipPlan.resolve logmel None None None None [| item 30.0 22050; item 30.0 22050 |]
+            let music = ClipPlan.resolve logmel None None None None None [| item 30.0 22050; item 30.0 22050 |]
             Expect.equal music.Segment (Some(8192, 4096)) "30 s tracks: windows of the schema's clip, half overlapping"
             Expect.equal music.SampleRate 8000 "the schema's rate"
-            let asked = ClipPlan.resolve logmel None None (Some 2.0) (Some 0.5) [| item 30.0 22050 |]
+            let asked = ClipPlan.resolve logmel None None (Some 2.0) (Some 0.5) None [| item 30.0 22050 |]
             Expect.equal asked.Segment (Some(16000, 4000)) "--segment 2 --segment-hop 0.5"
             let mfcc = Hybrid.Features.Schemas.Schemas.ByName "mfcc-mean40"
-            let env = ClipPlan.resolve mfcc None None None None [| item 4.0 44100; item 0.5 11025; item 7.0 48000 |]
+            let env = ClipPlan.resolve mfcc None None None None None [| item 4.0 44100; item 0.5 11025; item 7.0 48000 |]
             Expect.equal env.ClipSamples (5 * 22050) "the longest clip, at most 5 s"
-            let given = ClipPlan.resolve mfcc None (Some 1.5) None None [| item 4.0 44100 |]
+            let given = ClipPlan.resolve mfcc None (Some 1.5) None None None [| item 4.0 44100 |]
             Expect.equal given.ClipSamples 33075 "--duration 1.5"
-            let windowed = ClipPlan.resolve mfcc None None (Some 3.0) None [| item 30.0 22050 |]
+            let windowed = ClipPlan.resolve mfcc None None (Some 3.0) None None [| item 30.0 22050 |]
             Expect.equal (windowed.ClipSamples, windowed.Segment) (66150, Some(66150, 33075)) "any-length schemas take the window's length"
-            Expect.throwsT<ArgumentException> (fun () -> ClipPlan.resolve logmel (Some 16000) None None None [| item 1.0 16000 |] |> ignore) "a rate the schema is not defined at"
-            Expect.throwsT<ArgumentException> (fun () -> ClipPlan.resolve mfcc None None None (Some 1.0) [| item 1.0 16000 |] |> ignore) "--segment-hop without --segment"
-            let longer = Expect.throwsC (fun () -> ClipPlan.resolve logmel None None (Some 100.0) None [| item 0.8 8000; item 0.6 8000 |] |> ignore) id
+            Expect.throwsT<ArgumentException> (fun () -> ClipPlan.resolve logmel (Some 16000) None None None None [| item 1.0 16000 |] |> ignore) "a rate the schema is not defined at"
+            Expect.throwsT<ArgumentException> (fun () -> ClipPlan.resolve mfcc None None None (Some 1.0) None [| item 1.0 16000 |] |> ignore) "--segment-hop without --segment"
+            let longer = Expect.throwsC (fun () -> ClipPlan.resolve logmel None None (Some 100.0) None None [| item 0.8 8000; item 0.6 8000 |] |> ignore) id
             Expect.stringContains longer.Message "longest recording (0.8 s)" "--segment longer than every recording is refused, naming the limit"
-            let cut = Expect.throwsC (fun () -> ClipPlan.resolve mfcc None (Some 0.2) (Some 0.5) None [| item 4.0 44100 |] |> ignore) id
+            let cut = Expect.throwsC (fun () -> ClipPlan.resolve mfcc None (Some 0.2) (Some 0.5) None None [| item 4.0 44100 |] |> ignore) id
             Expect.stringContains cut.Message "--duration" "--segment longer than --duration is refused"
         }
 
@@ -391,7 +391,7 @@ let tests =
             let urban = [| item 4.0 44100; item 0.5 11025; item 3.2 48000; item 4.0 22050; item 2.6 16000 |]
             let env = Experiment.wholeClip o urban logmel
             Expect.equal (env.ClipSamples, List.ofSeq env.Shape) (32000, [ 40; 251 ]) "4 s at 8 kHz: 40 bands x 251 frames"
-            let plan = ClipPlan.resolve env None None None None urban
+            let plan = ClipPlan.resolve env None None None None None urban
             Expect.equal (plan.ClipSamples, plan.Segment) (32000, None) "one clip per recording, no windows"
             Expect.equal (Experiment.wholeClip { o with Duration = Some 2.5 } urban logmel).ClipSamples 20000 "--duration 2.5"
             let esc = Array.init 5 (fun _ -> item 5.0 44100)
@@ -410,10 +410,10 @@ let tests =
             let schema = Hybrid.Features.Schemas.Schemas.ByName "logmel-fsdd"
             let p: Preparation =
                 { Features = schema.Name; FeatureParameters = ""; PerUtterance = true; TestSpeeds = [ 0.9, 0.5; 1.0, 1.0 ]
-                  Clips = { SampleRate = 8000; ClipSamples = 8192; RecordingSamples = Some 80000; Segment = Some(8192, 4096) } }
+                  Clips = { SampleRate = 8000; ClipSamples = 8192; RecordingSamples = Some 80000; Segment = Some(8192, 4096); Trim = None } }
             Expect.equal (Preparation.ofSettings "m.hnn" schema (Preparation.toSettings p)) p "round trip"
             let old = Preparation.ofSettings "m.hnn" schema [ "features", "logmel-fsdd"; "per_utterance", "True" ]
-            Expect.equal old.Clips { SampleRate = 8000; ClipSamples = 8192; RecordingSamples = None; Segment = None } "older files: the schema's rate and clip, no windows"
+            Expect.equal old.Clips { SampleRate = 8000; ClipSamples = 8192; RecordingSamples = None; Segment = None; Trim = None } "older files: the schema's rate and clip, no windows"
             Expect.isTrue old.PerUtterance "True as older files wrote it"
             Expect.throwsT<ModelFileException> (fun () -> Preparation.ofSettings "m.hnn" schema [ "per_utterance", "yes" ] |> ignore) "a bad value names the setting"
             Expect.throwsT<ModelFileException> (fun () -> Preparation.ofSettings "m.hnn" schema [ "per_utterance", "true"; "segment", "8192" ] |> ignore) "a bad segment"

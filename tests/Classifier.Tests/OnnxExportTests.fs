@@ -32,9 +32,9 @@ let private probabilitiesOf (predictions: Prediction list) =
     let rows = Array.ofList predictions
     Array2D.init rows.Length rows[0].Probabilities.Length (fun i j -> float32 (snd rows[i].Probabilities[j]))
 
-let private parity (recipe: string) (frontend: bool) (tolerance: float) =
+let private parityOf (recipe: string) (modelOf: string -> string) (frontend: bool) (tolerance: float) =
     TestData.testWithFsdd (sprintf "%s%s: ONNX Runtime's probabilities equal predict's within %g on 50 clips" recipe (if frontend then " with the front end, from raw audio," else "") tolerance) (fun fsdd ->
-        let modelPath = TrainedModels.model fsdd recipe
+        let modelPath = modelOf fsdd
         let files = TrainedModels.heldOut fsdd
         let expected = Inference.predict "managed" ignore modelPath files |> probabilitiesOf
         let onnx = Path.Combine(TrainedModels.scratch recipe, "model.onnx")
@@ -58,6 +58,8 @@ let private parity (recipe: string) (frontend: bool) (tolerance: float) =
         Expect.isGreaterThan spread 0.01f "the probabilities depend on the clip"
         Expect.isLessThan d tolerance (sprintf "max |ONNX Runtime - predict| = %g" d))
 
+let private parity (recipe: string) = parityOf recipe (fun fsdd -> TrainedModels.model fsdd recipe)
+
 [<Tests>]
 let tests =
     testSequenced <| testList "OnnxExport" [
@@ -65,6 +67,8 @@ let tests =
             parity recipe false 1e-4
         for recipe in [ "cnn2d"; "cnn1d"; "mlp" ] do
             parity recipe true 1e-3
+        // dB by the extraction's rule at every power: amplitude_to_db of a magnitude (power 1) mel spectrogram.
+        parityOf "cnn2d at power 1 (amplitude_to_db)" (fun fsdd -> TrainedModels.variant fsdd "power1") true 1e-3
 
         TestData.testWithFsdd "metadata_props hold the labels in output order, the schema fingerprint, rate, clip length and alignment" (fun fsdd ->
             let modelPath = TrainedModels.model fsdd "cnn2d"

@@ -38,9 +38,32 @@ let model (fsdd: string) (recipe: string) =
         let out = Path.Combine(root.Value, recipe)
         Experiment.train
             { Experiment.defaults with
-                Data = Some(subset fsdd); Model = recipe; Epochs = Some 2; Device = "managed"; Out = Some out
+                Data = [ subset fsdd ]; Model = recipe; Epochs = Some 2; Device = "managed"; Out = Some out
                 Progress = false; Plots = false; TestSpeeds = Some [] }
         |> ignore
+        Path.Combine(out, "model.hnn"))).Value
+
+let private variants = ConcurrentDictionary<string, Lazy<string>>()
+
+/// Models trained once per run on the subset (two epochs, managed engine) with the one inference path's other
+/// preparations: "windowed" (cnn2d on windows of 0.5 s every 0.25 s, averaged per recording), "speeds" (cnn2d with
+/// test-time speeds 0.9, 1 and 1.1 weighted 1:2:1), "trimmed" (cnn2d with silence trimming, top_db 20) and "power1"
+/// (cnn2d on a magnitude mel spectrogram, power 1: amplitude_to_db).
+let variant (fsdd: string) (name: string) =
+    variants.GetOrAdd(name, fun _ -> lazy (
+        let out = Path.Combine(root.Value, "variant-" + name)
+        let options =
+            { Experiment.defaults with
+                Data = [ subset fsdd ]; Model = "cnn2d"; Epochs = Some 2; Device = "managed"; Out = Some out
+                Progress = false; Plots = false; TestSpeeds = Some [] }
+        let options =
+            match name with
+            | "windowed" -> { options with Segment = Some 0.5; SegmentHop = Some 0.25 }
+            | "speeds" -> { options with TestSpeeds = Some(TestSpeeds.parse "0.9,1*2,1.1") }
+            | "trimmed" -> { options with Trim = Some(Trim.parse "20:256:64") }
+            | "power1" -> { options with FeatureParameters = { Extraction.noOverrides with Other = [ "power", "1" ] } }
+            | other -> failwithf "no model variant '%s'" other
+        Experiment.train options |> ignore
         Path.Combine(out, "model.hnn"))).Value
 
 /// 50 FSDD recordings of speakers the models never saw (george, nicolas, yweweler; every digit).

@@ -48,6 +48,32 @@ let tests =
                 Expect.equal (Augment.waveform list) [ NoiseSnr(10.0, 40.0) ] "waveform part"
         ]
 
+        testList "reverb" [
+            testCase "reads reverb:LO-HI, writes it back and refuses times outside (0, 10] s" <| fun () ->
+                let list = Augment.parse "reverb:0.1-0.6,reverb:0.3"
+                Expect.equal list [ Reverb(0.1, 0.6); Reverb(0.3, 0.3) ] "parsed"
+                Expect.equal (Augment.parse (Augment.format list)) list "round trip"
+                for text in [ "reverb:0"; "reverb:-1"; "reverb:11"; "reverb:x" ] do
+                    Expect.throwsT<DatasetException> (fun () -> Augment.parse text |> ignore) text
+
+            testCase "an impulse gets its direct path, a tail RT60 / 2 long, and a decay of about 60 dB per RT60" <| fun () ->
+                let rate, rt60 = 8000, 0.4
+                let impulse = Array.init 800 (fun i -> if i = 0 then 1.0f else 0.0f)
+                let y = Augment.reverb rate rt60 6.0 impulse
+                Expect.equal y.Length (800 + int (rt60 / 2.0 * float rate)) "the clip grows by RT60 / 2"
+                Expect.isGreaterThan (abs y.[0]) 0.9f "the direct sound is kept"
+                // Energy of the reverberant tail in two windows 0.1 s apart: about 15 dB apart at 60 dB per 0.4 s.
+                let energy (a: float) = Array.sub y (int (a * float rate)) (int (0.05 * float rate)) |> Array.sumBy (fun v -> float v * float v)
+                let drop = 10.0 * log10 (energy 0.05 / energy 0.15)
+                Expect.isTrue (drop > 10.0 && drop < 20.0) (sprintf "a 0.1 s later window is about 15 dB weaker, was %.1f dB" drop)
+
+            testCase "apply draws the reverberation from (seed, key): the same twice, another key another room" <| fun () ->
+                let x = Array.init 2000 (fun i -> float32 (sin (float i * 0.3)))
+                let a = Augment.apply 1 "k" [||] 8000 [ Reverb(0.1, 0.8) ] x
+                Expect.equal (Augment.apply 1 "k" [||] 8000 [ Reverb(0.1, 0.8) ] x) a "deterministic"
+                Expect.notEqual (Augment.apply 1 "other" [||] 8000 [ Reverb(0.1, 0.8) ] x) a "another key"
+        ]
+
         testList "masks" [
             // An image whose every value is non-zero, so masked cells are exactly the zeros.
             let image bands frames = Array.init (bands * frames) (fun i -> float32 (i + 1))

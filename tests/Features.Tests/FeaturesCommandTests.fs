@@ -94,6 +94,31 @@ let tests =
                 Expect.stringContains out2 "4 of 4 rows from the cache" "second run reads the cache"
                 Expect.equal (Export.readNpy second) (Export.readNpy first) "same values"))
 
+        TestData.testWithFsdd "a damaged or truncated cache shard is rebuilt with a warning, never read as numbers or a crash" (fun fsdd ->
+            withReferenceFolder fsdd (fun dir ->
+                let cache = Path.Combine(dir, "cache")
+                let args out = [ "--data"; dir; "--out"; out; "--schema"; "logmel-fsdd"; "--device"; "managed"; "--cache"; cache ]
+                let reference = Path.Combine(dir, "reference.npy")
+                let code, _, _ = run (args reference)
+                Expect.equal code 0 "first export"
+                let shard: string = Directory.GetFiles(cache, "shard-*.parquet", SearchOption.AllDirectories) |> Array.exactlyOne
+                let damages: (string * (byte[] -> byte[])) list =
+                    [ "64 bytes zeroed in the middle", (fun b -> let c = Array.copy b in Array.fill c (c.Length / 2) 64 0uy; c)
+                      "cut to half its length", (fun b -> b.[.. b.Length / 2 - 1])
+                      "cut to 10 bytes", (fun b -> b.[.. 9])
+                      "one byte flipped near the end of the data", (fun b -> let c = Array.copy b in c.[c.Length * 3 / 4] <- c.[c.Length * 3 / 4] ^^^ 0x55uy; c) ]
+                for what, damage in damages do
+                    File.WriteAllBytes(shard, damage (File.ReadAllBytes shard))
+                    let out = Path.Combine(dir, "again.npy")
+                    let code, _, err = run (args out)
+                    Expect.equal code 0 (sprintf "%s: exit code (stderr: %s)" what err)
+                    Expect.stringContains err "rebuilding the shard" (sprintf "%s: the damaged shard is reported" what)
+                    Expect.stringContains err (nonNull (Path.GetFileName shard)) (sprintf "%s: the message names the shard" what)
+                    Expect.equal (Export.readNpy out) (Export.readNpy reference) (sprintf "%s: the rebuilt rows are the reference's" what)
+                    let code, _, err = run (args out)
+                    Expect.equal code 0 (sprintf "%s: a run after the rebuild" what)
+                    Expect.isFalse (err.Contains "rebuilding") (sprintf "%s: the rebuilt shard reads cleanly" what)))
+
         TestData.testWithFsdd "the scattering transform exports [clips, paths, frames], and --log-mean its log time average without order 0" (fun fsdd ->
             withReferenceFolder fsdd (fun dir ->
                 let full = Path.Combine(dir, "s.npy")
@@ -173,12 +198,12 @@ let tests =
                     Expect.equal shape.[1..] (Array.ofSeq schema.Shape) "row shape"
                     let items = order |> Array.map (fun p -> dataset.Items |> Array.find (fun i -> i.Key = p))
                     // As train: the recordings' shards (one whole clip each), then the part's rows read from them.
-                    let plan: Hybrid.Classifier.ClipPlan = { SampleRate = schema.SampleRate; ClipSamples = max 1 schema.ClipSamples; RecordingSamples = None; Segment = None }
+                    let plan: Hybrid.Classifier.ClipPlan = { SampleRate = schema.SampleRate; ClipSamples = max 1 schema.ClipSamples; RecordingSamples = None; Segment = None; Trim = None }
                     let cache = Path.Combine(dir, sprintf "cache%d" k)
                     let plans, _ =
                         Hybrid.Classifier.FeatureStore.ensure engine schema cache (Hybrid.Classifier.FeatureStore.clipVariant plan)
                             (Hybrid.Classifier.FeatureStore.clipsOf plan [] 0 [||] 0) dataset.Items
-                    let part = Hybrid.Classifier.FeatureStore.partRows engine schema cache false plan plans [] 0 0 [||] "none" (Path.Combine(dir, sprintf "rows%d.f32" k)) items
+                    let part = Hybrid.Classifier.FeatureStore.partRows engine schema cache false plan plans [] 0 0 [||] "none" ignore (Path.Combine(dir, sprintf "rows%d.f32" k)) items
                     let fed = Hybrid.Classifier.FeatureStore.partValues part
                     Expect.equal fed.Length exported.Length (sprintf "%s %A: row count" name flags)
                     let bits (a: float32[]) = a |> Array.map BitConverter.SingleToInt32Bits

@@ -109,6 +109,12 @@ let private refused =
       // train: options their mode does not use
       train [ "--other-label"; "unknown" ], [ "--other-label"; "with --labels" ]
       train [ "--segment-hop"; "0.5" ], [ "--segment-hop"; "with --segment" ]
+      train [ "--trim"; "20" ], [ "--trim"; "TOP_DB:FRAME_LENGTH:HOP_LENGTH" ]
+      train [ "--trim"; "0:256:64" ], [ "--trim"; "top_db in (0, 120]" ]
+      train [ "--top-db"; "-3" ], [ "--top-db"; "> 0"; "was -3" ]
+      train [ "--model"; "scattering"; "--top-db"; "40" ], [ "--top-db"; "reads top_db" ]
+      train [ "--label-map"; "zero" ], [ "--label-map"; "FROM=TO" ]
+      train [ "--augment"; "reverb:0"; "--model"; "cnn2d" ], [ "--augment"; "reverberation times" ]
       train [ "--model"; "cnn2d"; "--features"; "logmel-fsdd"; "--duration"; "2" ], [ "--duration"; "any clip length, the model's own image features (environmental clips) or --segment" ]
       train [ "--model"; "scattering"; "--n-fft"; "512" ], [ "--n-fft"; "reads n_fft" ]
       train [ "--model"; "cnn2d"; "--n-mfcc"; "13" ], [ "--n-mfcc"; "reads n_mfcc" ]

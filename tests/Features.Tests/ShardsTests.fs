@@ -130,6 +130,39 @@ let tests =
             Expect.equal (Shards.list (Shards.folderOf cache summary.Fingerprint)).Length 3 "three valid shards listed"
         }
 
+        test "a readable shard whose rows no longer match its checksum is refused, and readOrRebuild builds it again" {
+            use temp = new TempFolder()
+            let cache = temp.Combine "cache"
+            let sources = recordings temp 2
+            let plan = (Shards.plan summary.Fingerprint "v" 8 sources).[0]
+            let rows (v: float32) : Shards.ShardRows = { Sources = [| 0; 1 |]; Windows = [| 0; 0 |]; Values = Array.init 8 (fun k -> if k = 5 then v else float32 k) }
+            let path = Shards.write cache plan summary.Name summary.Shape (rows 5.0f)
+            let original = File.ReadAllBytes path
+            let find (bytes: byte[]) (text: string) =
+                let needle = Text.Encoding.ASCII.GetBytes text
+                seq { 0 .. bytes.Length - needle.Length } |> Seq.find (fun i -> Span<byte>(bytes, i, needle.Length).SequenceEqual(ReadOnlySpan needle))
+            // The same shard with one value changed (5 -> 6), its metadata then given the original rows' checksum: a
+            // well-formed Parquet file whose rows are not the ones it records.
+            Shards.write cache plan summary.Name summary.Shape (rows 6.0f) |> ignore
+            let damaged = File.ReadAllBytes path
+            let marker = "hybrid.shard.checksum"
+            let at (bytes: byte[]) = find bytes marker
+            let hexAt (bytes: byte[]) =
+                seq { at bytes + marker.Length .. bytes.Length - 64 } |> Seq.find (fun i -> Seq.forall (fun j -> Uri.IsHexDigit(char bytes.[i + j])) [ 0 .. 63 ])
+            let originalHex = original.[hexAt original .. hexAt original + 63]
+            Array.blit originalHex 0 damaged (hexAt damaged) 64
+            File.WriteAllBytes(path, damaged)
+            let e = Expect.throwsC (fun () -> Shards.readPlanned cache plan |> ignore) id
+            Expect.isTrue (e :? Shards.ShardException) "ShardException"
+            Expect.stringContains e.Message "checksum mismatch" "the checksum names the damage"
+            Expect.stringContains e.Message path "and the file"
+            let warnings = Collections.Generic.List<string>()
+            let shard = Shards.readOrRebuild cache plan summary (clipsOf 1) warnings.Add
+            Expect.equal warnings.Count 1 "one warning"
+            Expect.stringContains warnings.[0] "rebuilding the shard" "says it rebuilds"
+            Expect.equal shard.Values (Array.concat [ for s in plan.Sources -> expectedRow (clipsOf 1 s).[0] ]) "the rebuilt rows are the extractor's"
+        }
+
         test "a corrupt, truncated or foreign shard is refused with an error naming the file" {
             use temp = new TempFolder()
             let cache = temp.Combine "cache"

@@ -6,25 +6,10 @@ open System.Text.Json
 open Expecto
 open Hybrid.TestSupport
 
-let private run (command: TextWriter -> TextWriter -> string[] -> int) (args: string list) =
-    use out = new StringWriter()
-    use err = new StringWriter()
-    let code = command out err (Array.ofList args)
-    code, out.ToString(), err.ToString()
+let private run = Commands.run
 
 /// Two speakers, every digit, indexes 0-7.
-let private withSubset (fsdd: string) (body: string -> unit) =
-    let dir = Path.Combine(Path.GetTempPath(), "hybrid-train-cmd-" + Guid.NewGuid().ToString("N"))
-    Directory.CreateDirectory(Path.Combine(dir, "recordings")) |> ignore
-    try
-        for digit in 0 .. 9 do
-            for speaker in [ "george"; "nicolas" ] do
-                for index in 0 .. 7 do
-                    let name = sprintf "%d_%s_%d.wav" digit speaker index
-                    File.Copy(Path.Combine(fsdd, "recordings", name), Path.Combine(dir, "recordings", name))
-        body dir
-    finally
-        Directory.Delete(dir, true)
+let private withSubset (fsdd: string) (body: string -> unit) = Commands.withFsddSubset fsdd [ "george"; "nicolas" ] [ 0 .. 7 ] body
 
 [<Tests>]
 let tests =
@@ -185,7 +170,7 @@ let tests =
             test "validation and test parts are disjoint and the test part is never seen in training" {
                 use temp = new DatasetFixtures.TempFolder()
                 DatasetFixtures.writeUrbanSound8K temp.Path [ "a"; "b" ] 2 5 4 |> ignore
-                let data = Hybrid.Classifier.Experiment.prepareData { Hybrid.Classifier.Experiment.defaults with Data = Some temp.Path; Split = Some "fold:2"; Validation = 0.2 }
+                let data = Hybrid.Classifier.Experiment.prepareData { Hybrid.Classifier.Experiment.defaults with Data = [ temp.Path ]; Split = Some "fold:2"; Validation = 0.2 }
                 let fold = data.Folds.[0]
                 let keys (items: Hybrid.Features.Item[]) = items |> Array.map (fun i -> i.Key) |> Set.ofArray
                 Expect.isEmpty (Set.intersect (keys fold.Train) (keys fold.Validation)) "train and validation disjoint"
@@ -199,7 +184,7 @@ let tests =
                 DatasetFixtures.writeUrbanSound8K temp.Path [ "a"; "b"; "c" ] 2 4 5 |> ignore
                 let options out =
                     { Hybrid.Classifier.Experiment.defaults with
-                        Data = Some temp.Path; Split = Some "fold:2"; Model = "mlp"; Epochs = Some 4; EarlyStopping = Some 10; Validation = 0.25
+                        Data = [ temp.Path ]; Split = Some "fold:2"; Model = "mlp"; Epochs = Some 4; EarlyStopping = Some 10; Validation = 0.25
                         Device = "managed"; Out = Some out; Progress = false; Plots = false }
                 let whole = Hybrid.Classifier.Experiment.train (options (temp.Combine "whole"))
                 let interrupted = temp.Combine "interrupted"
@@ -218,7 +203,7 @@ let tests =
                 let variant = { Hybrid.Features.Extraction.noOverrides with NFft = Some 1024; NMfcc = Some 20 }
                 let options out =
                     { Hybrid.Classifier.Experiment.defaults with
-                        Data = Some temp.Path; Split = Some "fold:2"; Model = "mlp"; Epochs = Some 4; Validation = 0.25
+                        Data = [ temp.Path ]; Split = Some "fold:2"; Model = "mlp"; Epochs = Some 4; Validation = 0.25
                         Device = "managed"; Out = Some out; Progress = false; Plots = false; FeatureParameters = variant }
                 let whole = Hybrid.Classifier.Experiment.train (options (temp.Combine "whole"))
                 let modelText dir = Text.Encoding.UTF8.GetString(File.ReadAllBytes(Path.Combine(dir, "model.hnn")))
@@ -254,7 +239,7 @@ let tests =
                 DatasetFixtures.writeUrbanSound8K temp.Path [ "a"; "b" ] 2 3 6 |> ignore
                 let options epochs =
                     { Hybrid.Classifier.Experiment.defaults with
-                        Data = Some temp.Path; Split = Some "fold:2"; Model = "mlp"; Epochs = Some epochs; Validation = 0.4
+                        Data = [ temp.Path ]; Split = Some "fold:2"; Model = "mlp"; Epochs = Some epochs; Validation = 0.4
                         Device = "managed"; Out = Some(temp.Combine "run"); Progress = false; Plots = false }
                 Hybrid.Classifier.Experiment.train (options 3) |> ignore
                 let second = Hybrid.Classifier.Experiment.train (options 2)

@@ -1,0 +1,57 @@
+/// The one mapping from exception families to exit codes and one-line messages that every command shares.
+module Hybrid.FeaturesTests.CommandTests
+
+open System
+open System.IO
+open Argu
+open Expecto
+open Hybrid.Cli
+open Hybrid.Features
+
+/// A stand-in command's options.
+type private ProbeArgs =
+    | Flag
+    interface IArgParserTemplate with
+        member _.Usage = "a flag."
+
+/// One instance of every family Command.families names.
+let private instances: exn list =
+    [ ArgumentException "bad value" :> exn; DatasetException "no usable audio"; AudioFormatException("a.wav", "not audio")
+      FileNotFoundException "no such file"; Hybrid.Classifier.TrainingException "diverged"
+      Hybrid.Classifier.ModelFileException("m.hnn", "damaged"); Hybrid.Classifier.SchemaMismatchException("m.hnn", "a", "b")
+      Hybrid.Classifier.OnnxExportException("m.hnn", "cannot export"); Hybrid.Features.Schemas.SchemaMismatchException("logmel", "too short")
+      Hybrid.Cluster.ClusterException "silo lost"; Shards.ShardException("s.parquet", "checksum mismatch")
+      InvalidDataException "not finite"; UnauthorizedAccessException "denied"; IOException "disk full"
+      Text.Json.JsonException "not JSON"; OutOfMemoryException() ]
+
+[<Tests>]
+let tests =
+    testList "Command" [
+        test "every exception family a command can meet has its exit code and one line, never a stack trace" {
+            let families = Command.families |> List.map (fun (t, _) -> nonNull t.FullName) |> Set.ofList
+            // Argu's parse errors have no public constructor: an unknown option raises one below.
+            let covered = instances |> List.map (fun e -> nonNull (e.GetType().FullName)) |> Set.ofList |> Set.add (nonNull typeof<ArguParseException>.FullName)
+            Expect.equal covered families "the test raises one instance of every family Command.families lists"
+            do
+                use out = new StringWriter()
+                use err = new StringWriter()
+                let code = Command.run<ProbeArgs> "probe" out err [| "--nope" |] (fun _ -> 0)
+                Expect.equal code 2 "an unknown option: exit code 2"
+            for e in instances do
+                use out = new StringWriter()
+                use err = new StringWriter()
+                let code = Command.run<ProbeArgs> "probe" out err [||] (fun _ -> raise e)
+                let expected = Command.families |> List.find (fun (t, _) -> t = e.GetType()) |> snd
+                Expect.equal code expected (sprintf "%s: exit code" (e.GetType().Name))
+                let lines = err.ToString().Trim().Split('\n')
+                Expect.equal lines.Length 1 (sprintf "%s: one line, was: %s" (e.GetType().Name) (err.ToString()))
+                Expect.isFalse (err.ToString().Contains "   at ") (sprintf "%s: no stack trace" (e.GetType().Name))
+        }
+
+        test "a subclass of a family gets its family's code (DirectoryNotFoundException is an I/O error)" {
+            use out = new StringWriter()
+            use err = new StringWriter()
+            let code = Command.run<ProbeArgs> "probe" out err [||] (fun _ -> raise (DirectoryNotFoundException "no folder"))
+            Expect.equal code 1 "exit code 1"
+        }
+    ]
