@@ -149,7 +149,7 @@ let resolve (options: TrainOptions) (data: PreparedData) : RunSettings =
         match options.AugmentPool with
         | Some k when k < 1 -> invalidArg "augment-pool" (sprintf "--augment-pool must be at least 1, was %d" k)
         | Some k when k > 1 && copies = 0 ->
-            invalidArg "augment-pool" (sprintf "--augment-pool %d draws augmented rows from versions of each clip, and this run has no waveform augmentation (noise, snr, background, shift, gain, speed or reverb in --augment): leave --augment-pool out or add some" k)
+            invalidArg "augment-pool" (sprintf "--augment-pool %d draws augmented rows from versions of each clip, and this run has no waveform augmentation (noise, snr, pink, brown, background, shift, gain, speed or reverb in --augment): leave --augment-pool out or add some" k)
         | _ when copies = 0 -> 0
         | given ->
             let pool = max copies (defaultArg given recipe.AugmentPool)

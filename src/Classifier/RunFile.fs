@@ -20,33 +20,79 @@ module RunFile =
     [<Literal>]
     let Version = 4
 
-    /// Writes the options that decide a run's result into `dir/run.json` (`folders`: the resolved data folders), the run-time
-    /// feature parameters (`feature_parameters`: each override as given or as the model's recipe sets it, null where the
-    /// schema's own applies, so a resumed run keeps them if the recipe changes) included, and `augmentPool`, the augment
-    /// pool in force (RunSettings.AugmentPool; 0, written as null, without waveform augmentation), and `trim`, the
-    /// silence trimming in force (the clip plan's, Trim.format).
+    /// Feature parameters as run.json records them (null: the schema's own); `other` holds [name, value] pairs.
+    [<CLIMutable>]
+    type FeatureParametersRecord =
+        { Sr: Nullable<int>; ClipSamples: Nullable<int>; NFft: Nullable<int>; HopLength: Nullable<int>; WinLength: Nullable<int>
+          NMels: Nullable<int>; Fmin: Nullable<float>; Fmax: Nullable<float>; NMfcc: Nullable<int>; Other: string[][] | null }
+
+    /// run.json, read and written by System.Text.Json with snake_case names: the options a run was started with
+    /// (null where an option was left out), with `data` the list of folders (a single string in versions 1-3).
+    [<CLIMutable>]
+    type Record =
+        { RunFileVersion: Nullable<int>
+          Data: JsonElement
+          LabelMap: string[][] | null
+          Split: string | null
+          Model: string | null
+          Features: string | null
+          Epochs: Nullable<int>
+          BatchSize: Nullable<int>
+          LearningRate: Nullable<float>
+          Augment: string | null
+          AugmentPool: Nullable<int>
+          TestSpeeds: string | null
+          Labels: string | null
+          OtherLabel: string | null
+          Validation: Nullable<float>
+          EarlyStopping: Nullable<int>
+          Sr: Nullable<int>
+          Duration: Nullable<float>
+          Segment: Nullable<float>
+          SegmentHop: Nullable<float>
+          Trim: string | null
+          Device: string | null
+          Seed: Nullable<int>
+          FeatureParameters: FeatureParametersRecord | null }
+
+    let private json = JsonSerializerOptions(PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true)
+
+    let private pairs (p: string[][] | null) (what: string) =
+        match p with
+        | null -> []
+        | p ->
+            [ for pair in p ->
+                match pair with
+                | [| a; b |] when not (isNull (box a)) && not (isNull (box b)) -> a, b
+                | _ -> raise (JsonException(sprintf "%s holds a pair that is not [name, value]" what)) ]
+
+    /// Writes the options that decide a run's result into `dir/run.json` (`folders`: the resolved data folders), the
+    /// run-time feature parameters (`feature_parameters`: each override as given or as the model's recipe sets it, null
+    /// where the schema's own applies, so a resumed run keeps them if the recipe changes) included, and `augmentPool`,
+    /// the augment pool in force (RunSettings.AugmentPool; 0, written as null, without waveform augmentation), and
+    /// `trim`, the silence trimming in force (the clip plan's, Trim.format).
     let write (dir: string) (folders: string list) (o: TrainOptions) (augmentPool: int) (trim: Trim option) =
         let f = Recipes.featureOverrides (Recipes.byName o.Model) o.Features o.FeatureParameters
-        let json =
-            {| run_file_version = Version
-               data = Array.ofList folders
-               label_map = [| for from, into in o.LabelMap -> [| from; into |] |]
-               split = Option.toObj o.Split; model = o.Model; features = Option.toObj o.Features
-               epochs = Option.toNullable o.Epochs; batch_size = Option.toNullable o.BatchSize; learning_rate = Option.toNullable o.LearningRate
-               augment = Option.toObj o.Augment
-               augment_pool = (if augmentPool = 0 then Nullable() else Nullable augmentPool)
-               test_speeds = o.TestSpeeds |> Option.map TestSpeeds.format |> Option.toObj
-               labels = o.Labels |> Option.map (String.concat ",") |> Option.toObj; other_label = Option.toObj o.OtherLabel
-               validation = o.Validation; early_stopping = Option.toNullable o.EarlyStopping; sr = Option.toNullable o.SampleRate
-               duration = Option.toNullable o.Duration; segment = Option.toNullable o.Segment; segment_hop = Option.toNullable o.SegmentHop
-               trim = Trim.format trim
-               device = o.Device; seed = o.Seed
-               feature_parameters =
-                   {| sr = Option.toNullable f.Sr; clip_samples = Option.toNullable f.ClipSamples; n_fft = Option.toNullable f.NFft
-                      hop_length = Option.toNullable f.HopLength; win_length = Option.toNullable f.WinLength; n_mels = Option.toNullable f.NMels
-                      fmin = Option.toNullable f.FMin; fmax = Option.toNullable f.FMax; n_mfcc = Option.toNullable f.NMfcc
-                      other = [| for name, value in f.Other -> [| name; value |] |] |} |}
-        File.WriteAllText(Path.Combine(dir, FileName), JsonSerializer.Serialize(json, JsonSerializerOptions(WriteIndented = true)))
+        let record =
+            { RunFileVersion = Nullable Version
+              Data = JsonSerializer.SerializeToElement(Array.ofList folders)
+              LabelMap = [| for from, into in o.LabelMap -> [| from; into |] |]
+              Split = Option.toObj o.Split; Model = o.Model; Features = Option.toObj o.Features
+              Epochs = Option.toNullable o.Epochs; BatchSize = Option.toNullable o.BatchSize; LearningRate = Option.toNullable o.LearningRate
+              Augment = Option.toObj o.Augment
+              AugmentPool = (if augmentPool = 0 then Nullable() else Nullable augmentPool)
+              TestSpeeds = o.TestSpeeds |> Option.map TestSpeeds.format |> Option.toObj
+              Labels = o.Labels |> Option.map (String.concat ",") |> Option.toObj; OtherLabel = Option.toObj o.OtherLabel
+              Validation = Nullable o.Validation; EarlyStopping = Option.toNullable o.EarlyStopping; Sr = Option.toNullable o.SampleRate
+              Duration = Option.toNullable o.Duration; Segment = Option.toNullable o.Segment; SegmentHop = Option.toNullable o.SegmentHop
+              Trim = Trim.format trim
+              Device = o.Device; Seed = Nullable o.Seed
+              FeatureParameters =
+                  { Sr = Option.toNullable f.Sr; ClipSamples = Option.toNullable f.ClipSamples; NFft = Option.toNullable f.NFft
+                    HopLength = Option.toNullable f.HopLength; WinLength = Option.toNullable f.WinLength; NMels = Option.toNullable f.NMels
+                    Fmin = Option.toNullable f.FMin; Fmax = Option.toNullable f.FMax; NMfcc = Option.toNullable f.NMfcc
+                    Other = [| for name, value in f.Other -> [| name; value |] |] } }
+        File.WriteAllText(Path.Combine(dir, FileName), JsonSerializer.Serialize(record, json))
 
     /// The recorded feature parameters of a version 1 run file (written before recipes had feature parameters of their
     /// own): such a run extracted the declared value of every parameter its options left out, so each parameter that the
@@ -65,71 +111,55 @@ module RunFile =
                 recorded
 
     /// The options of the run in `dir` (its run.json), with `caller`'s logging, progress and plot choices and `dir`
-    /// as the output folder. Raises FileNotFoundException when `dir` holds no run.json, DatasetException when it is
-    /// not a run file.
+    /// as the output folder. Files of earlier versions read as the runs that wrote them trained: without feature
+    /// parameters (version 1: the declared values, pinDeclared), without an augment pool (before 3: a pool of 1),
+    /// without trimming (before 4). Raises FileNotFoundException when `dir` holds no run.json, DatasetException when it
+    /// is not a run file.
     let read (dir: string) (caller: TrainOptions) : TrainOptions =
         let path = Path.Combine(dir, FileName)
         if not (File.Exists path) then
             raise (FileNotFoundException(sprintf "%s: no %s, so %s is not a run folder written by train (nothing to resume)" path FileName dir, path))
         try
-            use doc = JsonDocument.Parse(File.ReadAllText path)
-            let root = doc.RootElement
-            let prop name =
-                match root.TryGetProperty(name: string) with
-                | true, v when v.ValueKind <> JsonValueKind.Null -> Some v
-                | _ -> None
-            let str name = prop name |> Option.map (fun v -> nonNull (v.GetString()))
-            let int name = prop name |> Option.map (fun v -> v.GetInt32())
-            let num name = prop name |> Option.map (fun v -> v.GetDouble())
-            // Run files written before feature parameters were recorded have none: the schema as declared.
+            let r =
+                match JsonSerializer.Deserialize<Record>(File.ReadAllText path, json) with
+                | null -> raise (JsonException "the file holds null")
+                | r -> r
+            let text (s: string | null) = match s with null -> None | s -> Some s
+            let version = if r.RunFileVersion.HasValue then r.RunFileVersion.Value else 1
             let features =
-                match prop "feature_parameters" with
-                | None -> Extraction.noOverrides
-                | Some p ->
-                    let field name =
-                        match p.TryGetProperty(name: string) with
-                        | true, v when v.ValueKind <> JsonValueKind.Null -> Some v
-                        | _ -> None
-                    let fint name = field name |> Option.map (fun v -> v.GetInt32())
-                    let fnum name = field name |> Option.map (fun v -> v.GetDouble())
-                    { Sr = fint "sr"; ClipSamples = fint "clip_samples"; NFft = fint "n_fft"; HopLength = fint "hop_length"
-                      WinLength = fint "win_length"; NMels = fint "n_mels"; FMin = fnum "fmin"; FMax = fnum "fmax"; NMfcc = fint "n_mfcc"
-                      Other =
-                        match field "other" with
-                        | None -> []
-                        | Some o ->
-                            [ for pair in o.EnumerateArray() ->
-                                if pair.GetArrayLength() <> 2 then raise (JsonException "feature_parameters.other holds a pair that is not [name, value]")
-                                nonNull (pair.[0].GetString()), nonNull (pair.[1].GetString()) ] }
-            let model = defaultArg (str "model") caller.Model
-            let version = defaultArg (int "run_file_version") 1
-            let features = if version >= 2 then features else pinDeclared (Recipes.byName model) (str "features") features
+                match r.FeatureParameters with
+                // Run files written before feature parameters were recorded have none: the schema as declared.
+                | null -> Extraction.noOverrides
+                | p ->
+                    { Sr = Option.ofNullable p.Sr; ClipSamples = Option.ofNullable p.ClipSamples; NFft = Option.ofNullable p.NFft
+                      HopLength = Option.ofNullable p.HopLength; WinLength = Option.ofNullable p.WinLength; NMels = Option.ofNullable p.NMels
+                      FMin = Option.ofNullable p.Fmin; FMax = Option.ofNullable p.Fmax; NMfcc = Option.ofNullable p.NMfcc
+                      Other = pairs p.Other "feature_parameters.other" }
+            let model = defaultArg (text r.Model) caller.Model
+            let features = if version >= 2 then features else pinDeclared (Recipes.byName model) (text r.Features) features
             { caller with
                 Data =
-                    (match prop "data" with
-                     | Some v when v.ValueKind = JsonValueKind.Array -> [ for d in v.EnumerateArray() -> nonNull (d.GetString()) ]
-                     | Some v -> [ nonNull (v.GetString()) ]
-                     | None -> [])
-                LabelMap =
-                    (match prop "label_map" with
-                     | Some v ->
-                        [ for pair in v.EnumerateArray() ->
-                            if pair.GetArrayLength() <> 2 then raise (JsonException "label_map holds a pair that is not [from, to]")
-                            nonNull (pair.[0].GetString()), nonNull (pair.[1].GetString()) ]
-                     | None -> [])
-                Split = str "split"; Model = model; Features = str "features"
-                Epochs = int "epochs"; BatchSize = int "batch_size"; LearningRate = num "learning_rate"; Augment = str "augment"
-                AugmentPool = (match int "augment_pool" with Some k -> Some k | None when version < 3 -> Some 1 | None -> None)
-                TestSpeeds = str "test_speeds" |> Option.map TestSpeeds.parse
-                Labels = str "labels" |> Option.map (fun l -> l.Split ',' |> List.ofArray); OtherLabel = str "other_label"
-                Validation = defaultArg (num "validation") caller.Validation; EarlyStopping = int "early_stopping"
-                SampleRate = int "sr"; Duration = num "duration"; Segment = num "segment"; SegmentHop = num "segment_hop"
-                Trim = (match str "trim" with Some t -> Some(Trim.parse t) | None -> Some None)
-                Device = defaultArg (str "device") caller.Device; Seed = defaultArg (int "seed") caller.Seed
+                    (match r.Data.ValueKind with
+                     | JsonValueKind.Array -> [ for d in r.Data.EnumerateArray() -> nonNull (d.GetString()) ]
+                     | JsonValueKind.String -> [ nonNull (r.Data.GetString()) ]
+                     | _ -> [])
+                LabelMap = pairs r.LabelMap "label_map"
+                Split = text r.Split; Model = model; Features = text r.Features
+                Epochs = Option.ofNullable r.Epochs; BatchSize = Option.ofNullable r.BatchSize; LearningRate = Option.ofNullable r.LearningRate
+                Augment = text r.Augment
+                AugmentPool = (if r.AugmentPool.HasValue then Some r.AugmentPool.Value elif version < 3 then Some 1 else None)
+                TestSpeeds = text r.TestSpeeds |> Option.map TestSpeeds.parse
+                Labels = text r.Labels |> Option.map (fun l -> l.Split ',' |> List.ofArray); OtherLabel = text r.OtherLabel
+                Validation = (if r.Validation.HasValue then r.Validation.Value else caller.Validation); EarlyStopping = Option.ofNullable r.EarlyStopping
+                SampleRate = Option.ofNullable r.Sr; Duration = Option.ofNullable r.Duration; Segment = Option.ofNullable r.Segment
+                SegmentHop = Option.ofNullable r.SegmentHop
+                Trim = Some(match text r.Trim with Some t -> Trim.parse t | None -> None)
+                Device = defaultArg (text r.Device) caller.Device; Seed = (if r.Seed.HasValue then r.Seed.Value else caller.Seed)
                 FeatureParameters = features; Out = Some dir; Resume = None }
         with
         | :? JsonException as e -> raise (DatasetException(sprintf "%s: not a run file (%s)" path e.Message))
         | :? InvalidOperationException as e -> raise (DatasetException(sprintf "%s: not a run file (%s)" path e.Message))
+        | :? NotSupportedException as e -> raise (DatasetException(sprintf "%s: not a run file (%s)" path e.Message))
 
     /// The value an option of `train` stands for in `o`, as text for messages: the recipe's and the schema's defaults
     /// resolved where the option is left out (e.g. `--n-fft` of the run-time schema variant), so that a value equal to

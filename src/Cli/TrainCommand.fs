@@ -156,12 +156,12 @@ let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
     | Batch_Size n -> [ OptionRules.atLeast 1 n ]
     | Lr rate -> [ OptionRules.positive "" rate ]
     | Augment text ->
-        [ OptionRules.parsed "none or a list of noise:C, snr:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB, speed:F[-F], reverb:SECONDS[-SECONDS], freq-mask:BANDS and time-mask:FRAMES"
+        [ OptionRules.parsed "none or a list of noise:C, snr:DB[-DB], pink:DB[-DB], brown:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB, speed:F[-F], reverb:SECONDS[-SECONDS], freq-mask:BANDS and time-mask:FRAMES"
               (fun t -> if t.Trim() <> "none" then Augment.parse t |> ignore) text ]
     | Augment_Pool k ->
         [ OptionRules.within 1 64 k
           match mode.NoWaveformAugmentation with
-          | Some why -> OptionRules.UsedOnly(false, sprintf "with waveform augmentation (noise, snr, background, shift, gain, speed or reverb in --augment), whose versions it draws from; %s" why)
+          | Some why -> OptionRules.UsedOnly(false, sprintf "with waveform augmentation (noise, snr, pink, brown, background, shift, gain, speed or reverb in --augment), whose versions it draws from; %s" why)
           | None -> () ]
     | Trim text -> [ OptionRules.parsed "none or TOP_DB:FRAME_LENGTH:HOP_LENGTH (top_db in (0, 120], lengths 1 to 65536 samples)" Hybrid.Classifier.Trim.parse text ]
     | Test_Speeds text ->

@@ -51,48 +51,43 @@ internal sealed class ShardWorker(ILocalSiloDetails silo) : Grain, IShardWorker
         if (id != order.ShardId)
             throw new ClusterException($"{order.CacheFolder}: shard {order.Index} was planned as {order.ShardId} but its members give {id} (a recording changed since planning; plan again).");
         var plan = new Shards.ShardPlan(order.Index, id, extractor.Fingerprint, Extraction.WholeRecordings, sources);
-        // Each member's clip, as features --cache shapes it. A member is checked as a local dataset scan checks it
-        // (Dataset.probe: unusable files skipped with the scan's reason, truncated ones used with a warning), and one
-        // that then fails to load is skipped with the loader's reason.
-        var clips = new List<float[]>();
-        var members = new List<int>();
-        var skippedPaths = new List<string>();
-        var skippedReasons = new List<string>();
+        // Each member's clip, as features --cache shapes it, built by the feature store's one shard builder
+        // (Shards.buildWith). A member is checked as a local dataset scan checks it (Dataset.probe: unusable files
+        // skipped with the scan's reason, truncated ones used with a warning), and one that then fails to load is
+        // skipped with the loader's reason.
         var warningPaths = new List<string>();
         var warningReasons = new List<string>();
-        for (var i = 0; i < sources.Length; i++)
+        var gate = new object();
+        FSharpResult<float[][], string> TryClips(Shards.Source source)
         {
-            var path = sources[i].Path;
-            var probe = DatasetModule.probe(false, path);
-            if (probe.IsError)
-            {
-                skippedPaths.Add(path);
-                skippedReasons.Add(probe.ErrorValue);
-                continue;
-            }
+            var probe = DatasetModule.probe(false, source.Path);
+            if (probe.IsError) return FSharpResult<float[][], string>.NewError(probe.ErrorValue);
             try
             {
-                clips.Add(Extraction.fit(schema, AudioFile.load(extractor.SampleRate, path)));
-                members.Add(i);
+                var clip = Extraction.fit(schema, AudioFile.load(extractor.SampleRate, source.Path));
                 if (probe.ResultValue.Warning is { } warning)
-                {
-                    warningPaths.Add(path);
-                    warningReasons.Add(warning.Value);
-                }
+                    lock (gate)
+                    {
+                        warningPaths.Add(source.Path);
+                        warningReasons.Add(warning.Value);
+                    }
+                return FSharpResult<float[][], string>.NewOk([clip]);
             }
             catch (Exception e) when (e is AudioFormatException or IOException or UnauthorizedAccessException)
             {
-                skippedPaths.Add(path);
-                skippedReasons.Add(e is AudioFormatException a ? a.Problem : e.Message);
+                return FSharpResult<float[][], string>.NewError(e is AudioFormatException a ? a.Problem : e.Message);
             }
         }
-        var values = clips.Count == 0
-            ? []
-            : Pipeline.extractAll(extractor, FuncConvert.FromFunc<int, float[]>(k => clips[k]), clips.Count, 256, 2, Progress.silent);
-        var file = Shards.write(order.CacheFolder, plan, extractor.Name, extractor.Shape,
-            new Shards.ShardRows(members.ToArray(), new int[members.Count], values));
-        return new ShardReport(order.Index, file, members.Count, skippedPaths.ToArray(), skippedReasons.ToArray(), silo.SiloAddress.ToString(),
-            warningPaths.ToArray(), warningReasons.ToArray());
+        var (file, left) = Shards.buildWith(order.CacheFolder, plan, extractor,
+            FuncConvert.FromFunc<Shards.Source, FSharpResult<float[][], string>>(TryClips), 32, FuncConvert.FromAction<int>(_ => { }));
+        var skippedPaths = left.Select(l => l.Item1.Path).ToArray();
+        var skippedReasons = left.Select(l => l.Item2).ToArray();
+        var written = sources.Length - skippedPaths.Length;
+        // Members load in parallel: report warnings in member order, as a local scan lists them.
+        var position = sources.Select((m, i) => (m.Path, i)).ToDictionary(p => p.Path, p => p.i);
+        var warnings = warningPaths.Zip(warningReasons).OrderBy(w => position[w.First]).ToArray();
+        return new ShardReport(order.Index, file, written, skippedPaths, skippedReasons, silo.SiloAddress.ToString(),
+            warnings.Select(w => w.First).ToArray(), warnings.Select(w => w.Second).ToArray());
     }
 
     public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)

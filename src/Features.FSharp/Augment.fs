@@ -11,6 +11,12 @@ type Augmentation =
     | Noise of coefficient: float
     /// `snr:DB` or `snr:LO-HI`: white Gaussian noise at a signal-to-noise ratio (dB) drawn from [LO, HI].
     | NoiseSnr of lowDb: float * highDb: float
+    /// `pink:DB` or `pink:LO-HI`: pink (1/f, -3 dB per octave) noise at an SNR (dB) drawn from [LO, HI]: the spectrum
+    /// of room and appliance noise more than white noise has (Paul Kellet's three-pole filter of white noise).
+    | PinkNoise of lowDb: float * highDb: float
+    /// `brown:DB` or `brown:LO-HI`: brown (1/f^2, -6 dB per octave) noise at an SNR (dB) drawn from [LO, HI] (white
+    /// noise through a leaky integrator, pole 0.99): hum- and rumble-heavy backgrounds.
+    | BrownNoise of lowDb: float * highDb: float
     /// `background:DB` or `background:LO-HI` (alias `bg`): a random segment of a random background-noise
     /// recording mixed in at an SNR (dB) drawn from [LO, HI].
     | Background of lowDb: float * highDb: float
@@ -116,6 +122,23 @@ module Augment =
 
     let private gaussian (rng: SeededRandom) (n: int) = Array.init n (fun _ -> float32 (rng.NextGaussian()))
 
+    /// Pink noise: white noise through Paul Kellet's three-pole approximation of a 1/f filter.
+    let private pink (rng: SeededRandom) (n: int) =
+        let mutable b0, b1, b2 = 0.0, 0.0, 0.0
+        Array.init n (fun _ ->
+            let w = rng.NextGaussian()
+            b0 <- 0.99765 * b0 + w * 0.0990460
+            b1 <- 0.96300 * b1 + w * 0.2965164
+            b2 <- 0.57000 * b2 + w * 1.0526913
+            float32 (b0 + b1 + b2 + w * 0.1848))
+
+    /// Brown noise: white noise through a leaky integrator (pole 0.99).
+    let private brown (rng: SeededRandom) (n: int) =
+        let mutable y = 0.0
+        Array.init n (fun _ ->
+            y <- 0.99 * y + rng.NextGaussian()
+            float32 y)
+
     /// A segment of `length` samples from a random noise recording at a random offset, looping when short.
     let private noiseSegment (rng: SeededRandom) (noises: float32[][]) (length: int) =
         let usable = noises |> Array.filter (fun n -> n.Length > 0)
@@ -138,6 +161,12 @@ module Augment =
             | NoiseSnr (lo, hi) ->
                 let snr = rng.Uniform(lo, hi)
                 mixAtSnr snr x (gaussian rng x.Length)
+            | PinkNoise (lo, hi) ->
+                let snr = rng.Uniform(lo, hi)
+                mixAtSnr snr x (pink rng x.Length)
+            | BrownNoise (lo, hi) ->
+                let snr = rng.Uniform(lo, hi)
+                mixAtSnr snr x (brown rng x.Length)
             | Background (lo, hi) ->
                 let snr = rng.Uniform(lo, hi)
                 mixAtSnr snr x (noiseSegment rng noises x.Length)
@@ -199,7 +228,7 @@ module Augment =
     /// Parses an `--augment` list such as `noise:0.005,shift:0.1,gain:6,speed:0.9-1.1,snr:20,background:10-20`.
     /// Raises DatasetException naming the bad entry and what was expected.
     let parse (text: string) : Augmentation list =
-        let expected = "expected noise:C, snr:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB, speed:F[-F], reverb:SECONDS[-SECONDS], freq-mask:BANDS or time-mask:FRAMES"
+        let expected = "expected noise:C, snr:DB[-DB], pink:DB[-DB], brown:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB, speed:F[-F], reverb:SECONDS[-SECONDS], freq-mask:BANDS or time-mask:FRAMES"
         text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
         |> Array.map (fun entry ->
             let name, value =
@@ -219,6 +248,8 @@ module Augment =
             | "noise" -> Noise(single ())
             | "snr" -> NoiseSnr(lo, hi)
             | "background" | "bg" -> Background(lo, hi)
+            | "pink" -> PinkNoise(lo, hi)
+            | "brown" -> BrownNoise(lo, hi)
             | "shift" -> Shift(single ())
             | "reverb" ->
                 if not (lo > 0.0 && hi <= 10.0) then fail "augmentation '%s': reverberation times must lie in (0, 10] seconds" entry
@@ -244,6 +275,8 @@ module Augment =
             | Noise c -> "noise:" + g c
             | NoiseSnr (lo, hi) -> "snr:" + r lo hi
             | Background (lo, hi) -> "background:" + r lo hi
+            | PinkNoise (lo, hi) -> "pink:" + r lo hi
+            | BrownNoise (lo, hi) -> "brown:" + r lo hi
             | Shift s -> "shift:" + g s
             | Gain d -> "gain:" + g d
             | Speed (lo, hi) -> "speed:" + r lo hi
