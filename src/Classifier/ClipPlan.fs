@@ -50,13 +50,17 @@ type ClipPlan =
       /// (window, hop) in samples each recording is cut into (None: one clip per recording).
       Segment: (int * int) option
       /// Silence trimmed from each recording's start and end first (None: kept whole).
-      Trim: Trim option }
+      Trim: Trim option
+      /// Each recording (after trimming) scaled to this RMS level in dB relative to full scale (Clip.rmsNormalize; None:
+      /// kept at its level).
+      Loudness: float option }
 
 /// Cutting recordings into model input clips.
 [<RequireQualifiedAccess>]
 module ClipPlan =
     /// The clips of one recording (samples at plan.SampleRate): its silence trimmed first when the plan says so
-    /// (Clip.trimInterval; a recording with nothing above the threshold is kept whole), then the recording itself
+    /// (Clip.trimInterval; a recording with nothing above the threshold is kept whole) and its level set when it says
+    /// so (Clip.rmsNormalize), then the recording itself
     /// without segments; else windows of the segment length every hop samples, the last one ending at the recording's end so
     /// that the tail is covered, or the whole recording when it is no longer than one window. Each clip is later
     /// padded or cut (centred) to ClipSamples by the extraction.
@@ -67,10 +71,14 @@ module ClipPlan =
                 let start, stop = Clip.trimInterval t.TopDb t.FrameLength t.HopLength samples
                 if stop > start && (start > 0 || stop < samples.Length) then samples.[start .. stop - 1] else samples
             | None -> samples
+        let levelled =
+            match plan.Loudness with
+            | Some dbfs -> Clip.rmsNormalize dbfs trimmed
+            | None -> trimmed
         let x =
             match plan.RecordingSamples with
-            | Some n -> Clip.fit n Clip.Start trimmed
-            | None -> trimmed
+            | Some n -> Clip.fit n Clip.Start levelled
+            | None -> levelled
         match plan.Segment with
         | None -> [| x |]
         | Some (length, _) when x.Length <= length -> [| x |]
@@ -99,13 +107,16 @@ module ClipPlan =
 
     /// One line for logs and reports, e.g. "8000 Hz, clips of 1.024 s, windows of 1.024 s every 0.512 s".
     let describe (plan: ClipPlan) =
-        sprintf "%d Hz, clips of %g s%s%s%s" plan.SampleRate (seconds plan plan.ClipSamples)
+        sprintf "%d Hz, clips of %g s%s%s%s%s" plan.SampleRate (seconds plan plan.ClipSamples)
             (match plan.RecordingSamples with Some n -> sprintf ", recordings cut to %g s" (seconds plan n) | None -> "")
             (match plan.Segment with
              | Some (l, h) -> sprintf ", windows of %g s every %g s averaged per recording" (seconds plan l) (seconds plan h)
              | None -> "")
             (match plan.Trim with
              | Some t -> sprintf ", silence trimmed (top_db %g, frames of %d every %d samples)" t.TopDb t.FrameLength t.HopLength
+             | None -> "")
+            (match plan.Loudness with
+             | Some dbfs -> sprintf ", levelled to %g dBFS RMS" dbfs
              | None -> "")
 
     /// The longest and the median recording of `items` in seconds (1 s each for no items).
@@ -169,6 +180,6 @@ module ClipPlan =
             | _ -> clip
         { ClipPlan.SampleRate = rate; ClipSamples = clip
           RecordingSamples = (if segment.IsSome then duration |> Option.map samples else None)
-          Segment = segment; Trim = trim }
+          Segment = segment; Trim = trim; Loudness = None }
 
 /// How `predict` prepares recordings exactly as training did: recorded in model files as training settings

@@ -16,7 +16,7 @@ open Hybrid.Features.Schemas
 let defaults =
     { Data = []; LabelMap = []; Split = None; Model = (List.head Recipes.all).Name; Features = None; Epochs = None; BatchSize = None
       LearningRate = None; Augment = None; AugmentPool = None; TestSpeeds = None; Labels = None; OtherLabel = None; Validation = 0.1
-      EarlyStopping = None; SampleRate = None; Duration = None; Segment = None; SegmentHop = None; Trim = None; Resume = None
+      EarlyStopping = None; SampleRate = None; Duration = None; Segment = None; SegmentHop = None; PerUtterance = None; Trim = None; Loudness = None; Noise = None; Resume = None
       Device = "auto"; Seed = 0; Out = None; Log = ignore; Progress = true; Plots = true; Strict = false
       FeatureParameters = Extraction.noOverrides; Distributed = None }
 
@@ -85,7 +85,15 @@ let prepareData (options: TrainOptions) : PreparedData =
     for f in folds do
         if f.Train.Length = 0 then raise (DatasetException(sprintf "%s: fold %s has no training recordings" dataset.Root f.Name))
         if f.Test.Length = 0 then raise (DatasetException(sprintf "%s: fold %s has no test recordings" dataset.Root f.Name))
-    { PreparedData.Dataset = dataset; Folders = opened |> List.map (fun (folder, _, _) -> folder); Split = spec; Folds = folds; NoiseFiles = dataset.NoiseFiles }
+    let noise =
+        match options.Noise with
+        | None -> [||]
+        | Some dir ->
+            let n = Dataset.openNoiseFolder dir
+            if n.Length = 0 then raise (DatasetException(sprintf "%s: --noise holds no audio file" (Path.GetFullPath dir)))
+            n
+    { PreparedData.Dataset = dataset; Folders = opened |> List.map (fun (folder, _, _) -> folder); Split = spec; Folds = folds
+      NoiseFiles = Array.append dataset.NoiseFiles noise }
 
 /// Environmental clips (UrbanSound8K, ESC-50: a median longer than 2 s and than 1.5 times the schema's clip, at most
 /// 5 s) make one image of the whole clip: a fixed-length image schema (shape [bands, frames]) chosen by default (no
@@ -109,10 +117,13 @@ let internal wholeClip (options: TrainOptions) (items: Item[]) (schema: FeatureS
             | None -> schema
 
 /// Resolves every setting of a run from the options and the prepared data: the model's defaults where an option is
-/// left out, whole-clip images for environmental clips (wholeClip), the clip plan (ClipPlan.resolve) and, when the data has background-noise recordings, `snr:`
+/// left out, whole-clip images for environmental clips (wholeClip), the clip plan (ClipPlan.resolve; the model's
+/// silence trimming for utterances, one clip per short recording, unless --trim says otherwise) and, when the data has background-noise recordings, `snr:`
 /// augmentation mixing those recordings instead of white noise. Raises ArgumentException for a bad value.
-let resolve (options: TrainOptions) (data: PreparedData) : RunSettings =
-    let recipe = Recipes.byName options.Model
+let rec resolve (options: TrainOptions) (data: PreparedData) : RunSettings = resolveWith (Recipes.byName options.Model) options data
+
+/// resolve with the recipe given (tests try recipes that are not registered).
+and internal resolveWith (recipe: Recipe) (options: TrainOptions) (data: PreparedData) : RunSettings =
     let schema = wholeClip options data.Dataset.Items (Recipes.schemaOf recipe options.Features options.FeatureParameters)
     let epochs = defaultArg options.Epochs recipe.Epochs
     let batch = defaultArg options.BatchSize recipe.BatchSize
@@ -158,13 +169,17 @@ let resolve (options: TrainOptions) (data: PreparedData) : RunSettings =
                 options.Log (sprintf "an augment pool of %d versions per clip is drawn from per epoch only in this process; with --cluster the workers train on each clip's first %s only" pool (if copies = 1 then "augmented version" else sprintf "%d augmented versions" copies))
                 copies
             else pool
-    let plan = ClipPlan.resolve schema options.SampleRate options.Duration options.Segment options.SegmentHop (defaultArg options.Trim recipe.Trim) data.Dataset.Items
+    let plan = ClipPlan.resolve schema options.SampleRate options.Duration options.Segment options.SegmentHop None data.Dataset.Items
+    // The recipe's trimming is for utterances: one clip per short recording. Environmental clips (a whole-clip image)
+    // and windows of long recordings keep their recordings whole unless --trim asks.
+    let utterances = plan.Segment.IsNone && schema.Fingerprint = (Recipes.schemaOf recipe options.Features options.FeatureParameters).Fingerprint
+    let plan = { plan with Trim = (match options.Trim with Some t -> t | None when utterances -> recipe.Trim | None -> None); Loudness = options.Loudness }
     { RunSettings.Data = data.Folders; LabelMap = options.LabelMap; Recipe = recipe; Schema = schema
       Split = data.Split
       Epochs = epochs; BatchSize = batch; LearningRate = lr; Augmentations = augmentations
       Copies = copies; AugmentPool = pool
       Validation = options.Validation; EarlyStopping = options.EarlyStopping
-      Preparation = { Preparation.Features = schema.Name; FeatureParameters = schema.Variant; PerUtterance = recipe.PerUtterance; TestSpeeds = testSpeeds; Clips = plan }
+      Preparation = { Preparation.Features = schema.Name; FeatureParameters = schema.Variant; PerUtterance = defaultArg options.PerUtterance recipe.PerUtterance; TestSpeeds = testSpeeds; Clips = plan }
       Seed = options.Seed }
 
 /// Evaluates a fold's model on its test recordings (step 4 of `train`): each recording classified once through the

@@ -99,7 +99,7 @@ module FeatureStore =
     /// reported to `warn` and built again) and, for each augmented copy, from the copy's shards (computed here when
     /// missing), per-utterance normalised when the recipe asks, appended shard by shard to the row file `file`. Only one
     /// shard's rows are in memory at a time.
-    let internal partRows (engine: Engine) (schema: FeatureSchemaInfo) (cache: string) (perUtterance: bool) (plan: ClipPlan)
+    let internal partRows (engine: Engine) (schema: FeatureSchemaInfo) (cache: string) (perUtterance: PerUtterance) (plan: ClipPlan)
                           (originals: ShardSet) (augmentations: Augmentation list) (copies: int) (seed: int)
                           (noises: float32[][]) (noiseId: string) (warn: string -> unit) (file: string) (items: Item[]) : PartRows =
         let index = items |> Array.mapi (fun i item -> item.Key, i) |> dict
@@ -194,7 +194,7 @@ module FeatureStore =
         let schema = Preparation.extractionSchema settings.Schema plan
         Directory.CreateDirectory work |> ignore
         let part name (items: Item[]) augmentations copies =
-            partRows engine schema store.Cache settings.Recipe.PerUtterance plan store.Recordings augmentations copies settings.Seed store.Noises store.NoiseId store.Warn (Path.Combine(work, name + ".f32")) items
+            partRows engine schema store.Cache settings.Preparation.PerUtterance plan store.Recordings augmentations copies settings.Seed store.Noises store.NoiseId store.Warn (Path.Combine(work, name + ".f32")) items
         let train = part "train" fold.Train (Augment.waveform settings.Augmentations) (max settings.Copies settings.AugmentPool)
         let stats =
             let acc = Normalization.Accumulator(grouping schema, schema.Length)

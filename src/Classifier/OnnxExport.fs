@@ -121,12 +121,20 @@ let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
         else
             let f = g.AddInput("features", shape |> Array.map int64)
             "features", shape, f
-    // Per-utterance mean removal over frames (images only), as Experiment's preparation does.
+    // Per-utterance normalisation over frames (images only), as the preparation does (Preparation.perUtterance): the
+    // band's mean removed, and with meanvar its deviation over frames scaled to 1 (floored at 1e-3).
     let centred =
-        if trained.Preparation.PerUtterance && shape.Length = 2 then
+        match trained.Preparation.PerUtterance with
+        | BandMean | BandMeanVariance when shape.Length = 2 ->
             let mean = g.Node("ReduceMean", "utterance.mean", [ features ], [ OnnxAttr.ints "axes" [ 2L ]; OnnxAttr.int "keepdims" 1L ])
-            g.Node("Sub", "utterance", [ features; mean ])
-        else features
+            let centred = g.Node("Sub", "utterance", [ features; mean ])
+            if trained.Preparation.PerUtterance = BandMean then centred
+            else
+                let squares = g.Node("Mul", "utterance.squares", [ centred; centred ])
+                let variance = g.Node("ReduceMean", "utterance.variance", [ squares ], [ OnnxAttr.ints "axes" [ 2L ]; OnnxAttr.int "keepdims" 1L ])
+                let deviation = g.Node("Max", "utterance.deviation", [ g.Node("Sqrt", "utterance.sqrt", [ variance ]); g.Scalar("utterance.floor", 1e-3f) ])
+                g.Node("Div", "utterance.scaled", [ centred; deviation ])
+        | _ -> features
     // The train-fitted standardisation: (x - mean) * (1 / std) per band or per column.
     let groupDims =
         match stats.Grouping with

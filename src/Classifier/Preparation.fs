@@ -11,8 +11,8 @@ type Preparation =
       Features: string
       /// The schema's run-time parameter differences (FeatureSchemaInfo.Variant; empty for the declaration).
       FeatureParameters: string
-      /// Per-utterance mean normalisation of image bands (see Recipe.PerUtterance).
-      PerUtterance: bool
+      /// Per-utterance normalisation of image bands.
+      PerUtterance: PerUtterance
       /// Test-time speeds and weights (see Recipe.TestSpeeds).
       TestSpeeds: (float * float) list
       Clips: ClipPlan }
@@ -21,14 +21,15 @@ type Preparation =
 [<RequireQualifiedAccess>]
 module Preparation =
     /// The settings: features, per_utterance (true/false), test_speeds, sample_rate, clip_samples,
-    /// recording_samples, segment (`WINDOW/HOP` in samples, or `none`) and trim (Trim.format).
+    /// recording_samples, segment (`WINDOW/HOP` in samples, or `none`), trim (Trim.format) and loudness (dBFS or none).
     let toSettings (p: Preparation) =
-        [ "features", p.Features; "feature_parameters", p.FeatureParameters; "per_utterance", (if p.PerUtterance then "true" else "false")
+        [ "features", p.Features; "feature_parameters", p.FeatureParameters; "per_utterance", PerUtterance.format p.PerUtterance
           "test_speeds", TestSpeeds.format p.TestSpeeds; "sample_rate", string p.Clips.SampleRate
           "clip_samples", string p.Clips.ClipSamples
           "recording_samples", (match p.Clips.RecordingSamples with Some n -> string n | None -> "none")
           "segment", (match p.Clips.Segment with Some (w, h) -> sprintf "%d/%d" w h | None -> "none")
-          "trim", Trim.format p.Clips.Trim ]
+          "trim", Trim.format p.Clips.Trim
+          "loudness", (match p.Clips.Loudness with Some v -> v.ToString("R", Globalization.CultureInfo.InvariantCulture) | None -> "none") ]
 
     /// Reads the settings back. Files written before clip plans were recorded give the schema's rate, its clip
     /// length (else 8,192 samples, what those versions used for any-length schemas) and no windows; files without
@@ -64,9 +65,7 @@ module Preparation =
             | None -> []
         let perUtterance =
             match find "per_utterance" with
-            | Some v when v.Equals("true", StringComparison.OrdinalIgnoreCase) -> true
-            | Some v when v.Equals("false", StringComparison.OrdinalIgnoreCase) -> false
-            | Some v -> bad "per_utterance" v "is not true or false"
+            | Some v -> try PerUtterance.parse v with :? ArgumentException -> bad "per_utterance" v "is not none, mean or meanvar"
             | None -> raise (ModelFileException(path, "training setting 'per_utterance' is missing"))
         { Preparation.Features = schema.Name; FeatureParameters = schema.Variant; PerUtterance = perUtterance; TestSpeeds = speeds
           Clips =
@@ -77,7 +76,14 @@ module Preparation =
               Trim =
                 match find "trim" with
                 | None -> None
-                | Some v -> try Trim.parse v with :? ArgumentException as e -> bad "trim" v ("is invalid: " + e.Message) } }
+                | Some v -> try Trim.parse v with :? ArgumentException as e -> bad "trim" v ("is invalid: " + e.Message)
+              Loudness =
+                match find "loudness" with
+                | None | Some "none" -> None
+                | Some v ->
+                    match Double.TryParse(v, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture) with
+                    | true, d when d >= -100.0 && d <= 0.0 -> Some d
+                    | _ -> bad "loudness" v "is not a level in [-100, 0] dBFS" } }
 
 /// Every setting of a run, resolved and typed (`resolve` fills it from TrainOptions and the dataset).
 
@@ -87,18 +93,22 @@ module Preparation =
         if schema.ClipSamples > 0 then schema
         else Extraction.variant schema { Extraction.noOverrides with ClipSamples = Some plan.ClipSamples }
 
-    /// Per-utterance normalisation of feature rows [rows * schema length] in place when `enabled` and the schema's rows
-    /// are [bands, frames] images (Normalization.perUtteranceInPlace: each band's mean over the utterance removed);
-    /// other rows are returned as they are. Returns `values`.
-    let perUtterance (schema: FeatureSchemaInfo) (enabled: bool) (values: float32[]) : float32[] =
-        if enabled && schema.Shape.Count = 2 then
-            Normalization.perUtteranceInPlace schema.Shape.[0] schema.Shape.[1] false 1e-3f values
+    /// Per-utterance normalisation of feature rows [rows * schema length] in place when the schema's rows are
+    /// [bands, frames] images (Normalization.perUtteranceInPlace: each band's mean over the utterance removed, and with
+    /// BandMeanVariance its standard deviation scaled to 1, floored at 1e-3); other rows are returned as they are.
+    /// Returns `values`.
+    let perUtterance (schema: FeatureSchemaInfo) (mode: PerUtterance) (values: float32[]) : float32[] =
+        if schema.Shape.Count = 2 then
+            match mode with
+            | NoNormalization -> ()
+            | BandMean -> Normalization.perUtteranceInPlace schema.Shape.[0] schema.Shape.[1] false 1e-3f values
+            | BandMeanVariance -> Normalization.perUtteranceInPlace schema.Shape.[0] schema.Shape.[1] true 1e-3f values
         values
 
     /// Feature rows [clips.Length * schema length] of raw clips at the schema's rate through the one extraction path
     /// (Extraction.rows: each clip shaped by Extraction.fit, then the schema's executor; the rows `features` exports),
     /// then `perUtterance`. Training (through the feature store's shards), evaluation and prediction all make their
     /// rows here.
-    let rows (engine: Engine) (schema: FeatureSchemaInfo) (perUtteranceEnabled: bool) (clips: float32[][]) : float32[] =
-        perUtterance schema perUtteranceEnabled (Extraction.rows engine schema clips)
+    let rows (engine: Engine) (schema: FeatureSchemaInfo) (mode: PerUtterance) (clips: float32[][]) : float32[] =
+        perUtterance schema mode (Extraction.rows engine schema clips)
 

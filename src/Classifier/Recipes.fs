@@ -4,6 +4,37 @@ open System
 open Hybrid.Features
 open Hybrid.Features.Schemas
 
+/// Per-utterance normalisation of a [bands, frames] feature image, before the train-fitted standardisation (features
+/// of other shapes are left as they are).
+type PerUtterance =
+    /// None.
+    | NoNormalization
+    /// Each band's mean over the utterance removed (the log-mel form of cepstral mean normalisation): removes the
+    /// recording channel's colouring and the level.
+    | BandMean
+    /// Each band's mean removed and its standard deviation over the utterance scaled to 1 (floored at 1e-3):
+    /// cepstral mean and variance normalisation (CMVN), which also evens out how far each band rises above its floor.
+    | BandMeanVariance
+
+/// `--per-utterance` and model files' `per_utterance`: none, mean or meanvar.
+[<RequireQualifiedAccess>]
+module PerUtterance =
+    /// The name `--per-utterance` takes and model files record.
+    let format (p: PerUtterance) =
+        match p with
+        | NoNormalization -> "none"
+        | BandMean -> "mean"
+        | BandMeanVariance -> "meanvar"
+
+    /// Parses none, mean or meanvar (model files written before the choice existed record true for mean and false for
+    /// none). Raises ArgumentException naming --per-utterance otherwise.
+    let parse (text: string) =
+        match text.Trim().ToLowerInvariant() with
+        | "none" | "false" -> NoNormalization
+        | "mean" | "true" -> BandMean
+        | "meanvar" -> BandMeanVariance
+        | other -> invalidArg "per-utterance" (sprintf "--per-utterance '%s': expected none, mean or meanvar" other)
+
 /// How a model's input is computed and prepared.
 type Recipe =
     { /// CLI name (`--model`).
@@ -15,9 +46,8 @@ type Recipe =
       /// Run-time parameters of `Schema` for this model (Extraction.variant; the feature options win over them, one by
       /// one; not applied to another schema chosen with `--features`). Recorded in model files like the options.
       FeatureParameters: Extraction.Overrides
-      /// Per-utterance mean normalisation of each band of a [bands, frames] image before the train-fitted
-      /// standardisation (removes the recording channel's colouring).
-      PerUtterance: bool
+      /// Per-utterance normalisation of each band of a [bands, frames] image before the train-fitted standardisation.
+      PerUtterance: PerUtterance
       /// Builds the network for an input shape and a class count.
       Build: int list -> int -> Net
       Epochs: int
@@ -143,20 +173,20 @@ module Recipes =
     /// The models `--model` chooses from; the first is the default.
     let all =
         [ { Name = "cnn2d"; Description = "2-D CNN on a 40-band log-mel image (the spoken-digit write-up): 1.024 s clips of short recordings, the whole clip of environmental sounds, 1.024 s windows averaged per track of music"
-            Schema = "logmel-fsdd"; FeatureParameters = { Extraction.noOverrides with NFft = Some 512 }; PerUtterance = true; Build = cnn2d
+            Schema = "logmel-fsdd"; FeatureParameters = { Extraction.noOverrides with NFft = Some 512 }; PerUtterance = BandMean; Build = cnn2d
             Epochs = 12; BatchSize = 64; LearningRate = 3e-3; Augment = "speed:0.85-1.15,shift:0.08,gain:6,snr:10-40"; Copies = 1; AugmentPool = 3
             TestSpeeds = TestSpeeds.parse "0.7-1.3:0.05:tri" ; Trim = None }
           { Name = "mlp"; Description = "Dense network on 40 MFCC means (the UrbanSound8K write-up)"
-            Schema = "mfcc-mean40"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = mlp
+            Schema = "mfcc-mean40"; FeatureParameters = Extraction.noOverrides; PerUtterance = NoNormalization; Build = mlp
             Epochs = 60; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0; AugmentPool = 0; TestSpeeds = [] ; Trim = None }
           { Name = "cnn1d"; Description = "1-D convolutions on the raw 8,192-sample waveform with noise augmentation (the Speech Commands write-up)"
-            Schema = "raw8192"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = cnn1d
+            Schema = "raw8192"; FeatureParameters = Extraction.noOverrides; PerUtterance = NoNormalization; Build = cnn1d
             Epochs = 20; BatchSize = 64; LearningRate = 2e-3; Augment = "noise:0.005,shift:0.08"; Copies = 1; AugmentPool = 1; TestSpeeds = [] ; Trim = None }
           { Name = "logreg"; Description = "linear softmax on MFCC and spectral statistics (the genre write-up's table)"
-            Schema = "genre"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = logreg
+            Schema = "genre"; FeatureParameters = Extraction.noOverrides; PerUtterance = NoNormalization; Build = logreg
             Epochs = 100; BatchSize = 64; LearningRate = 1e-2; Augment = ""; Copies = 0; AugmentPool = 0; TestSpeeds = [] ; Trim = None }
           { Name = "scattering"; Description = "batch normalisation and a softmax layer on log-scattering means over each quarter of the clip, J 8, Q 12 (kymatio's spoken-digit example, whose whole-clip means are --features scattering-fsdd)"
-            Schema = "scattering-fsdd-parts4"; FeatureParameters = Extraction.noOverrides; PerUtterance = false; Build = scattering
+            Schema = "scattering-fsdd-parts4"; FeatureParameters = Extraction.noOverrides; PerUtterance = NoNormalization; Build = scattering
             Epochs = 50; BatchSize = 32; LearningRate = 1e-3; Augment = ""; Copies = 0; AugmentPool = 0; TestSpeeds = [] ; Trim = None } ]
 
     /// True when `features` (None: the recipe's default) names `recipe`'s own schema, the one its FeatureParameters are

@@ -51,6 +51,9 @@ module RunFile =
           Segment: Nullable<float>
           SegmentHop: Nullable<float>
           Trim: string | null
+          PerUtterance: string | null
+          Loudness: Nullable<float>
+          Noise: string | null
           Device: string | null
           Seed: Nullable<int>
           FeatureParameters: FeatureParametersRecord | null }
@@ -86,6 +89,8 @@ module RunFile =
               Validation = Nullable o.Validation; EarlyStopping = Option.toNullable o.EarlyStopping; Sr = Option.toNullable o.SampleRate
               Duration = Option.toNullable o.Duration; Segment = Option.toNullable o.Segment; SegmentHop = Option.toNullable o.SegmentHop
               Trim = Trim.format trim
+              PerUtterance = o.PerUtterance |> Option.map PerUtterance.format |> Option.toObj
+              Loudness = Option.toNullable o.Loudness; Noise = o.Noise |> Option.map Path.GetFullPath |> Option.toObj
               Device = o.Device; Seed = Nullable o.Seed
               FeatureParameters =
                   { Sr = Option.toNullable f.Sr; ClipSamples = Option.toNullable f.ClipSamples; NFft = Option.toNullable f.NFft
@@ -154,6 +159,8 @@ module RunFile =
                 SampleRate = Option.ofNullable r.Sr; Duration = Option.ofNullable r.Duration; Segment = Option.ofNullable r.Segment
                 SegmentHop = Option.ofNullable r.SegmentHop
                 Trim = Some(match text r.Trim with Some t -> Trim.parse t | None -> None)
+                PerUtterance = text r.PerUtterance |> Option.map PerUtterance.parse
+                Loudness = Option.ofNullable r.Loudness; Noise = text r.Noise
                 Device = defaultArg (text r.Device) caller.Device; Seed = (if r.Seed.HasValue then r.Seed.Value else caller.Seed)
                 FeatureParameters = features; Out = Some dir; Resume = None }
         with
@@ -198,6 +205,9 @@ module RunFile =
         | "--segment" -> orNone real o.Segment
         | "--segment-hop" -> orNone real o.SegmentHop
         | "--trim" -> Trim.format (defaultArg o.Trim r.Trim)
+        | "--loudness" -> orNone real o.Loudness
+        | "--noise" -> orNone folder o.Noise
+        | "--per-utterance" -> PerUtterance.format (defaultArg o.PerUtterance r.PerUtterance)
         | "--device" -> o.Device
         | "--seed" -> string o.Seed
         | "--out" -> orNone folder o.Out

@@ -43,8 +43,15 @@ type TrainOptions =
       Segment: float option
       /// Seconds between window starts (None: half the window).
       SegmentHop: float option
+      /// Per-utterance normalisation of image features (None: the model's).
+      PerUtterance: PerUtterance option
       /// Silence trimming of recordings before they are cut into clips (None: the model's; Some None: none).
       Trim: Trim option option
+      /// RMS level in dBFS every recording is scaled to after trimming (None: kept at its level).
+      Loudness: float option
+      /// A folder of background-noise recordings for `background:` augmentation (with the dataset's own, e.g. Speech
+      /// Commands' _background_noise_); `snr:` then mixes them instead of white noise.
+      Noise: string option
       /// Folder of an interrupted run to continue from its checkpoints; its run.json settings replace these.
       Resume: string option
       Device: string

@@ -38,6 +38,9 @@ type TrainArgs =
     | Segment of seconds: float
     | Segment_Hop of seconds: float
     | Trim of spec: string
+    | Per_Utterance of mode: string
+    | Loudness of dbfs: float
+    | Noise of dir: string
     | Resume of dir: string
     | Device of name: string
     | Seed of seed: int
@@ -78,6 +81,9 @@ type TrainArgs =
             | Duration _ -> "for schemas that take any length, and the default image of environmental clips (median 2-5 s): pad or cut clips to this many seconds, in (0, 3600) (default: the longest clip, at most 5 s); with --segment, cut recordings to it first."
             | Segment _ -> "cut recordings into windows of this many seconds; predictions are averaged per recording (default: the schema's clip, half overlapping, when the median recording is over 2 s and 1.5 clips long)."
             | Segment_Hop _ -> "with --segment: seconds between window starts, in (0, --segment] (default: half a window)."
+            | Loudness _ -> "scale every recording (after trimming) to this RMS level in dBFS, in [-100, 0], at training and prediction time (default: kept at its level; predict replays it)."
+            | Noise _ -> "folder of background-noise recordings mixed in by background:DB augmentation (with the dataset's own _background_noise_); snr:DB then mixes them instead of white noise."
+            | Per_Utterance _ -> "per-utterance normalisation of [bands, frames] features before the train-fitted standardisation: none, mean (each band's mean over the clip removed) or meanvar (and its deviation scaled to 1, CMVN) (default: the model's, mean for cnn2d; predict replays it)."
             | Trim _ -> "silence trimming of every recording before it is cut into clips, at training and prediction time (librosa.effects.trim): none or TOP_DB:FRAME_LENGTH:HOP_LENGTH in samples at the model's rate, e.g. 30:256:64 (default: the model's; predict replays it)."
             | Resume _ -> "continue the interrupted run in this folder from its checkpoints, with the settings of its run.json (feature parameters included); an option given with it must repeat the recorded value."
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
@@ -106,7 +112,8 @@ let summaryJson (r: RunResult) =
            test_speeds = TestSpeeds.format r.TestSpeeds
            folds = [ for f in r.Folds -> {| name = f.Name; n_train = f.NTrain; n_validation = f.NValidation; n_test = f.NTest; test_accuracy = f.TestAccuracy
                                             train_accuracy = f.TrainAccuracy; validation_accuracy = Option.toNullable f.ValidationAccuracy
-                                            best_epoch = Option.toNullable f.BestEpoch; resumed_after_epochs = f.ResumedAfterEpochs |} ]
+                                            best_epoch = Option.toNullable f.BestEpoch; resumed_after_epochs = f.ResumedAfterEpochs
+                                            per_source = [ for name, n, accuracy in f.PerSource -> {| source = name; n_test = n; test_accuracy = accuracy |} ] |} ]
            per_speaker = perSpeaker
            extract_seconds = r.ExtractSeconds; train_seconds = r.TrainSeconds; total_seconds = r.TotalSeconds
            out = r.OutDir; skipped = r.Skipped.Length |})
@@ -162,6 +169,13 @@ let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
         [ OptionRules.within 1 64 k
           match mode.NoWaveformAugmentation with
           | Some why -> OptionRules.UsedOnly(false, sprintf "with waveform augmentation (noise, snr, pink, brown, background, shift, gain, speed or reverb in --augment), whose versions it draws from; %s" why)
+          | None -> () ]
+    | Loudness dbfs -> [ OptionRules.InDomain(dbfs >= -100.0 && dbfs <= 0.0, "a level in dBFS in [-100, 0]", OptionRules.text dbfs) ]
+    | Noise _ -> []
+    | Per_Utterance text ->
+        [ OptionRules.parsed "none, mean or meanvar" Hybrid.Classifier.PerUtterance.parse text
+          match mode.Schema with
+          | Some schema -> OptionRules.UsedOnly(schema.Shape.Count = 2, sprintf "to [bands, frames] features (schema '%s' has shape [%s])" schema.Name (String.Join(", ", schema.Shape)))
           | None -> () ]
     | Trim text -> [ OptionRules.parsed "none or TOP_DB:FRAME_LENGTH:HOP_LENGTH (top_db in (0, 120], lengths 1 to 65536 samples)" Hybrid.Classifier.Trim.parse text ]
     | Test_Speeds text ->
@@ -244,6 +258,8 @@ let private writeSummary (writer: TextWriter) (r: RunResult) =
     for f in r.Folds do
         say (sprintf "  %-12s train %5d  validation %5d  test %5d  train accuracy %.4f  validation accuracy %s  test accuracy %.4f  (%.1f s)" f.Name f.NTrain f.NValidation f.NTest f.TrainAccuracy
                  (f.ValidationAccuracy |> Option.map (sprintf "%.4f") |> Option.defaultValue "-") f.TestAccuracy f.TrainSeconds)
+        for name, n, accuracy in f.PerSource do
+            say (sprintf "    %-22s test %5d  test accuracy %.4f" name n accuracy)
     if r.Folds.Length > 1 then say (sprintf "test accuracy over %d folds: mean %.4f, standard deviation %.4f" r.Folds.Length r.TestAccuracy r.TestAccuracyStd)
     else say (sprintf "test accuracy: %.4f" r.TestAccuracy)
     if not r.TestSpeeds.IsEmpty then
@@ -261,7 +277,10 @@ let private drawSummary (console: Spectre.Console.IAnsiConsole) (r: RunResult) =
                     (f.ValidationAccuracy |> Option.map accuracy |> Option.defaultValue "-"); accuracy f.TestAccuracy; sprintf "%.1f" f.TrainSeconds ]
           if r.Folds.Length > 1 then
               yield [ "mean"; ""; ""; ""; ""; ""; accuracy r.TestAccuracy; "" ]
-              yield [ "std"; ""; ""; ""; ""; ""; accuracy r.TestAccuracyStd; "" ] ]
+              yield [ "std"; ""; ""; ""; ""; ""; accuracy r.TestAccuracyStd; "" ]
+          for f in r.Folds do
+              for name, n, a in f.PerSource do
+                  yield [ sprintf "  %s" name; ""; ""; string n; ""; ""; accuracy a; "" ] ]
     let title = if r.Folds.Length > 1 then sprintf "test accuracy over %d folds" r.Folds.Length else "test accuracy"
     Terminal.blankLine console
     console.Write(
@@ -305,6 +324,9 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 Segment = args.TryGetResult Segment
                 SegmentHop = args.TryGetResult Segment_Hop
                 Trim = args.TryGetResult Trim |> Option.map Hybrid.Classifier.Trim.parse
+                PerUtterance = args.TryGetResult Per_Utterance |> Option.map Hybrid.Classifier.PerUtterance.parse
+                Loudness = args.TryGetResult Loudness
+                Noise = args.TryGetResult Noise
                 Resume = args.TryGetResult Resume
                 Device = args.GetResult(Device, defaultValue = "auto")
                 Seed = args.GetResult(Seed, defaultValue = 0)

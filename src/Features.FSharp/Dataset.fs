@@ -475,6 +475,13 @@ module Dataset =
         let noise = if Directory.Exists noiseDir then audioFiles noiseDir true else [||]
         build strict root FolderPerClass labels (folderCandidates root folders) [||] noise Map.empty
 
+    /// The audio files of a background-noise folder (any format a scan picks, searched recursively, ordinal order), as
+    /// `train --noise DIR` offers them to `background:` augmentation. Raises DatasetException when the folder does not
+    /// exist.
+    let openNoiseFolder (dir: string) : string[] =
+        if not (Directory.Exists dir) then raise (DatasetException(sprintf "%s: noise folder not found" (Path.GetFullPath dir)))
+        audioFiles (Path.GetFullPath dir) true
+
     /// Opens a CSV manifest. Columns come from the mapping, or are detected from the header (see detectColumns:
     /// UrbanSound8K's slice_file_name / class / fold work as they are). An entry's file is looked for as given,
     /// relative to the manifest's folder and its parent, and under `audio/fold{F}/` there (UrbanSound8K's layout).

@@ -284,7 +284,7 @@ let tests =
                     Expect.floatClose { absolute = 1e-6; relative = 1e-5 } (float averaged.[i, j]) (float plain.[i, j]) "same probabilities"
 
         test "windows cover a recording to its end; without segments the recording is its own clip" {
-            let plan: ClipPlan = { SampleRate = 10; ClipSamples = 4; RecordingSamples = None; Segment = Some(4, 2); Trim = None }
+            let plan: ClipPlan = { SampleRate = 10; ClipSamples = 4; RecordingSamples = None; Segment = Some(4, 2); Trim = None; Loudness = None }
             let x = Array.init 11 float32
             let windows = ClipPlan.windows plan x
             Expect.equal (windows |> Array.map (fun w -> w.[0])) [| 0.0f; 2.0f; 4.0f; 6.0f; 7.0f |] "starts every hop, the last ending at the end"
@@ -294,6 +294,39 @@ let tests =
             Expect.isTrue (obj.ReferenceEquals((ClipPlan.windows whole x).[0], x)) "the recording itself"
             let cut = { plan with RecordingSamples = Some 6 }
             Expect.equal (ClipPlan.windows cut x |> Array.map (fun w -> w.[0])) [| 0.0f; 2.0f |] "cut to 6 samples first"
+        }
+
+        test "trimming keeps the utterance between its first and last loud frame (librosa.effects.trim), then the level is set" {
+            // 0.2 s of silence, 0.3 s of a tone, 0.5 s of faint noise at 8 kHz.
+            let rate = 8000
+            let x = Array.init rate (fun i -> if i < 1600 then 0.0f elif i < 4000 then 0.5f * float32 (sin (float i * 0.3)) else 1e-4f * float32 (sin (float i * 1.7)))
+            let plan: ClipPlan = { SampleRate = rate; ClipSamples = 8192; RecordingSamples = None; Segment = None; Trim = Some { TopDb = 20.0; FrameLength = 256; HopLength = 64 }; Loudness = None }
+            let trimmed = (ClipPlan.windows plan x).[0]
+            let start, stop = Clip.trimInterval 20.0 256 64 x
+            Expect.equal trimmed x.[start .. stop - 1] "the samples Clip.trimInterval keeps"
+            Expect.isTrue (start >= 1600 - 256 && start <= 1600) (sprintf "starts at the tone (%d)" start)
+            Expect.isTrue (stop >= 4000 && stop <= 4000 + 256) (sprintf "ends after the tone (%d)" stop)
+            let levelled = (ClipPlan.windows { plan with Loudness = Some -20.0 } x).[0]
+            Expect.floatClose { absolute = 1e-4; relative = 1e-4 } (Clip.rms levelled) 0.1 "-20 dBFS RMS"
+            Expect.equal (ClipPlan.windows plan (Array.zeroCreate 100)).[0].Length 100 "a silent recording is kept whole"
+        }
+
+        test "the model's trimming applies to utterances, not to environmental clips or windows of long recordings" {
+            let item seconds rate : Item =
+                { Path = ""; Key = string seconds; Label = "a"; LabelIndex = 0; Speaker = None; Fold = None; Index = None; Subset = None
+                  SampleRate = rate; Channels = 1; Frames = int64 (seconds * float rate) }
+            let trimmed = { Recipes.byName "cnn2d" with Trim = Some { TopDb = 20.0; FrameLength = 256; HopLength = 64 } }
+            let settingsFor (items: Item[]) (options: TrainOptions) =
+                let folds = [| { Name = "train/test"; Train = items; Validation = [||]; Test = items } |]
+                let data = { Dataset = { Root = "r"; Source = FolderPerClass; Labels = [| "a"; "b" |]; Items = items; Skipped = [||]; Warnings = [||]; NoiseFiles = [||]; SpeakerInfo = Map.empty }
+                             Folders = [ "r" ]; Split = StratifiedRandom 0.2; Folds = folds; NoiseFiles = [||] }
+                Experiment.resolveWith trimmed options data
+            let digits = [| item 0.5 8000; item 0.6 8000; item 0.7 8000 |]
+            Expect.isSome (settingsFor digits Experiment.defaults).Preparation.Clips.Trim "short recordings: one clip each, trimmed"
+            Expect.isNone (settingsFor [| item 4.0 22050; item 3.5 22050 |] Experiment.defaults).Preparation.Clips.Trim "environmental clips: the whole clip"
+            Expect.isNone (settingsFor [| item 30.0 22050; item 30.0 22050 |] Experiment.defaults).Preparation.Clips.Trim "music: windows"
+            Expect.isSome (settingsFor [| item 30.0 22050 |] { Experiment.defaults with Trim = Some trimmed.Trim }).Preparation.Clips.Trim "unless --trim asks"
+            Expect.isNone (settingsFor digits { Experiment.defaults with Trim = Some None }).Preparation.Clips.Trim "--trim none"
         }
 
         test "the clip plan follows the data: windows for long recordings, one clip for short ones, any-length schemas take the duration" {
@@ -409,12 +442,14 @@ let tests =
         test "preparation settings round-trip through model-file settings, typed; older files get the old defaults" {
             let schema = Hybrid.Features.Schemas.Schemas.ByName "logmel-fsdd"
             let p: Preparation =
-                { Features = schema.Name; FeatureParameters = ""; PerUtterance = true; TestSpeeds = [ 0.9, 0.5; 1.0, 1.0 ]
-                  Clips = { SampleRate = 8000; ClipSamples = 8192; RecordingSamples = Some 80000; Segment = Some(8192, 4096); Trim = None } }
+                { Features = schema.Name; FeatureParameters = ""; PerUtterance = BandMean; TestSpeeds = [ 0.9, 0.5; 1.0, 1.0 ]
+                  Clips = { SampleRate = 8000; ClipSamples = 8192; RecordingSamples = Some 80000; Segment = Some(8192, 4096); Trim = None; Loudness = None } }
             Expect.equal (Preparation.ofSettings "m.hnn" schema (Preparation.toSettings p)) p "round trip"
+            let q = { p with PerUtterance = BandMeanVariance; Clips = { p.Clips with Trim = Some { TopDb = 20.0; FrameLength = 256; HopLength = 64 } } }
+            Expect.equal (Preparation.ofSettings "m.hnn" schema (Preparation.toSettings q)) q "round trip: meanvar and a trim"
             let old = Preparation.ofSettings "m.hnn" schema [ "features", "logmel-fsdd"; "per_utterance", "True" ]
-            Expect.equal old.Clips { SampleRate = 8000; ClipSamples = 8192; RecordingSamples = None; Segment = None; Trim = None } "older files: the schema's rate and clip, no windows"
-            Expect.isTrue old.PerUtterance "True as older files wrote it"
+            Expect.equal old.Clips { SampleRate = 8000; ClipSamples = 8192; RecordingSamples = None; Segment = None; Trim = None; Loudness = None } "older files: the schema's rate and clip, no windows"
+            Expect.equal old.PerUtterance BandMean "True as older files wrote it: the band mean"
             Expect.throwsT<ModelFileException> (fun () -> Preparation.ofSettings "m.hnn" schema [ "per_utterance", "yes" ] |> ignore) "a bad value names the setting"
             Expect.throwsT<ModelFileException> (fun () -> Preparation.ofSettings "m.hnn" schema [ "per_utterance", "true"; "segment", "8192" ] |> ignore) "a bad segment"
         }

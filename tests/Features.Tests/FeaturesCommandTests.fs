@@ -198,12 +198,12 @@ let tests =
                     Expect.equal shape.[1..] (Array.ofSeq schema.Shape) "row shape"
                     let items = order |> Array.map (fun p -> dataset.Items |> Array.find (fun i -> i.Key = p))
                     // As train: the recordings' shards (one whole clip each), then the part's rows read from them.
-                    let plan: Hybrid.Classifier.ClipPlan = { SampleRate = schema.SampleRate; ClipSamples = max 1 schema.ClipSamples; RecordingSamples = None; Segment = None; Trim = None }
+                    let plan: Hybrid.Classifier.ClipPlan = { SampleRate = schema.SampleRate; ClipSamples = max 1 schema.ClipSamples; RecordingSamples = None; Segment = None; Trim = None; Loudness = None }
                     let cache = Path.Combine(dir, sprintf "cache%d" k)
                     let plans, _ =
                         Hybrid.Classifier.FeatureStore.ensure engine schema cache (Hybrid.Classifier.FeatureStore.clipVariant plan)
                             (Hybrid.Classifier.FeatureStore.clipsOf plan [] 0 [||] 0) dataset.Items
-                    let part = Hybrid.Classifier.FeatureStore.partRows engine schema cache false plan plans [] 0 0 [||] "none" ignore (Path.Combine(dir, sprintf "rows%d.f32" k)) items
+                    let part = Hybrid.Classifier.FeatureStore.partRows engine schema cache Hybrid.Classifier.NoNormalization plan plans [] 0 0 [||] "none" ignore (Path.Combine(dir, sprintf "rows%d.f32" k)) items
                     let fed = Hybrid.Classifier.FeatureStore.partValues part
                     Expect.equal fed.Length exported.Length (sprintf "%s %A: row count" name flags)
                     let bits (a: float32[]) = a |> Array.map BitConverter.SingleToInt32Bits
