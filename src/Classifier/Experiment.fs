@@ -150,11 +150,13 @@ and internal resolveWith (recipe: Recipe) (options: TrainOptions) (data: Prepare
     match options.EarlyStopping with
     | Some p when p < 1 -> invalidArg "early-stopping" (sprintf "--early-stopping needs a patience of at least 1 epoch, was %d" p)
     | _ -> ()
-    if augmentations |> List.exists Augment.isMask then
+    if augmentations |> List.exists Augment.isImage then
         if schema.Shape.Count <> 2 then
-            invalidArg "augment" (sprintf "freq-mask and time-mask act on [bands, frames] features; '%s' has shape [%s]" schema.Name (String.Join(", ", schema.Shape)))
+            invalidArg "augment" (sprintf "freq-mask, time-mask and vtlp act on [bands, frames] features; '%s' has shape [%s]" schema.Name (String.Join(", ", schema.Shape)))
         if options.Distributed.IsSome then
-            invalidArg "augment" "freq-mask and time-mask are not available with --cluster (the workers read the training rows once)"
+            invalidArg "augment" "freq-mask, time-mask and vtlp are not available with --cluster (the workers read the training rows once)"
+    if augmentations |> List.exists (function Vtlp _ -> true | _ -> false) && (FeatureStore.melCentres schema).Length = 0 then
+        invalidArg "augment" (sprintf "vtlp warps mel bands; schema '%s' has no mel-band image" schema.Name)
     let copies = if (Augment.waveform augmentations).IsEmpty then 0 else max 1 recipe.Copies
     let pool =
         match options.AugmentPool with

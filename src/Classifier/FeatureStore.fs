@@ -169,6 +169,16 @@ module FeatureStore =
         if part.Physical.Length > 0 then source.Read(Array.init part.Physical.Length id, 0, part.Physical.Length, values)
         values
 
+    /// The centre frequencies in Hz of a mel-band image schema's rows (librosa.mel_frequencies(n_mels + 2, fmin, fmax,
+    /// htk)[1:-1]: the peaks of its triangular filters), as VTLP warps them; empty for other schemas.
+    let melCentres (schema: FeatureSchemaInfo) : float[] =
+        let p = schema.Parameters
+        if schema.Shape.Count = 2 && schema.Members |> Seq.exists (fun m -> m.Kind = FeatureKind.MelBands) then
+            let htk = p.Mel.Htk
+            let lo, hi = Filters.HzToMel(p.Mel.FMin, htk), Filters.HzToMel(p.Mel.FMaxOrNyquist, htk)
+            Array.init p.NMels (fun i -> Filters.MelToHz(lo + (hi - lo) * float (i + 1) / float (p.NMels + 1), htk))
+        else [||]
+
     let grouping (schema: FeatureSchemaInfo) =
         if schema.Shape.Count = 2 then Normalization.PerBand(schema.Shape.[0], schema.Shape.[1]) else Normalization.PerColumn
 
@@ -219,8 +229,12 @@ module FeatureStore =
                 if settings.AugmentPool > settings.Copies then
                     new PooledRows(rowSource train standardise, poolChoices train settings.Copies settings.AugmentPool, settings.Seed) :> RowSource
                 else rowSource train standardise :> RowSource
-            if settings.Augmentations |> List.exists Augment.isMask then
-                new MaskedRows(source, schema.Shape.[0], schema.Shape.[1], settings.Augmentations, settings.Seed) :> RowSource
+            if settings.Augmentations |> List.exists Augment.isImage then
+                let bands, frames = schema.Shape.[0], schema.Shape.[1]
+                let centres = melCentres schema
+                let augment epoch row dest offset =
+                    Augment.imageRow settings.Seed (sprintf "%d/%d" epoch row) bands frames centres settings.Augmentations dest offset
+                new TransformedRows(source, augment) :> RowSource
             else source
         { FoldFeatures.Train = trainRows; Validation = validation; Stats = stats
           TrainRecordings = fold.Train.Length; ValidationRecordings = fold.Validation.Length; CachedRecordings = cached }

@@ -18,7 +18,7 @@ type RowSource() =
     /// Copies rows `order.[start .. start + count - 1]` into `dest.[0 .. count * RowLength - 1]`, in that order.
     abstract Read: order: int[] * start: int * count: int * dest: float32[] -> unit
     /// Called by `Training.fitRows` before each epoch's first Read with the 0-based epoch (after a resume, the epoch
-    /// resumed at), so a source may draw per-epoch randomness (MaskedRows); nothing by default.
+    /// resumed at), so a source may draw per-epoch randomness (TransformedRows); nothing by default.
     abstract BeginEpoch: epoch: int -> unit
     default _.BeginEpoch _ = ()
     /// Releases what the source holds open (a file); nothing by default.
@@ -87,17 +87,13 @@ type RowFile(path: string, rowLength: int, labels: int[], physical: int[], prepa
         prepare dest count
     override _.Dispose() = handle.Dispose()
 
-/// The rows of `inner` (each a [bands, frames] feature image, row-major) with the SpecAugment masks among
-/// `augmentations` (Augment.maskRow; other entries are ignored) applied after every Read, drawn from (seed, epoch set
-/// by BeginEpoch, logical row index): fresh masks every epoch, the same for the same epoch whatever the batch order,
-/// so a resumed run reads what an uninterrupted one did. Owns `inner` (Dispose disposes it). Raises ArgumentException
-/// when bands * frames is not the row length.
+/// The rows of `inner` with `transform epoch row dest offset` applied to every row after each Read (the row's values at
+/// dest.[offset .. offset + RowLength - 1]; `row` its logical index, `epoch` the one BeginEpoch set): per-epoch random
+/// augmentation of training rows (the façade's SpecAugment masks and VTLP) that is the same for the same epoch and row
+/// whatever the batch order, so a resumed run reads what an uninterrupted one did. Owns `inner` (Dispose disposes it).
 [<Sealed>]
-type MaskedRows(inner: RowSource, bands: int, frames: int, augmentations: Hybrid.Features.Augmentation list, seed: int) =
+type TransformedRows(inner: RowSource, transform: int -> int -> float32[] -> int -> unit) =
     inherit RowSource()
-    do
-        if bands < 1 || frames < 1 || bands * frames <> inner.RowLength then
-            invalidArg "bands" (sprintf "masks need rows of %d x %d values, the rows have %d" bands frames inner.RowLength)
     let mutable epoch = 0
     override _.Count = inner.Count
     override _.RowLength = inner.RowLength
@@ -108,7 +104,7 @@ type MaskedRows(inner: RowSource, bands: int, frames: int, augmentations: Hybrid
     override _.Read(order, start, count, dest) =
         inner.Read(order, start, count, dest)
         for i in 0 .. count - 1 do
-            Hybrid.Features.Augment.maskRow seed (sprintf "%d/%d" epoch order.[start + i]) bands frames augmentations dest (i * inner.RowLength)
+            transform epoch order.[start + i] dest (i * inner.RowLength)
     override _.Dispose() = inner.Dispose()
 
 /// The rows of `inner` with some logical rows drawn afresh every epoch from alternatives: logical row i is inner row

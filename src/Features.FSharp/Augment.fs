@@ -5,7 +5,7 @@ open System.Globalization
 open System.Text.RegularExpressions
 
 /// One augmentation; its `--augment` spelling is given. Random amounts are drawn per item. All but the two masks act
-/// on the waveform (Augment.apply); the masks act on the feature image of each training row (Augment.maskRow).
+/// on the waveform (Augment.apply); the masks and VTLP act on the feature image of each training row (Augment.imageRow).
 type Augmentation =
     /// `noise:C`: x + C * N(0, 1) per sample (the additive noise of the Speech Commands 1D-conv write-up).
     | Noise of coefficient: float
@@ -32,6 +32,12 @@ type Augmentation =
     /// 29.7, 37.1, 41.1 and 43.7 ms whose gains give that RT60, then all-pass filters of 5 and 1.7 ms, gain 0.7), its
     /// output scaled to the dry clip's RMS over the ratio and added to it; the clip grows by RT60 / 2 (a 30 dB tail).
     | Reverb of lowSeconds: float * highSeconds: float
+    /// `vtlp:LO-HI`: vocal tract length perturbation of a mel-band image while training (Jaitly and Hinton, 2013): the
+    /// frequency axis warped by a factor drawn from [LO, HI] for every row and epoch, each band taking the (linearly
+    /// interpolated) value of the band at its centre frequency divided by the factor, so formants move as a longer or
+    /// shorter vocal tract moves them while pitch and timing stay; bands whose source lies outside the image keep the
+    /// edge band.
+    | Vtlp of low: float * high: float
     /// `freq-mask:F`: SpecAugment's frequency masking of a [bands, frames] feature image while training (torchaudio's
     /// FrequencyMasking(freq_mask_param=F)): a band of f consecutive rows, f drawn uniformly from 0..F, at a uniform
     /// start, set to 0 (the training mean once features are standardised); drawn afresh for every row and epoch.
@@ -178,23 +184,40 @@ module Augment =
             | Reverb (lo, hi) ->
                 let rt60 = rng.Uniform(lo, hi)
                 reverb sampleRate rt60 (rng.Uniform(0.0, 12.0)) x
-            | FrequencyMask _ | TimeMask _ -> x
+            | FrequencyMask _ | TimeMask _ | Vtlp _ -> x
         augmentations |> List.fold step x |> fun y -> if obj.ReferenceEquals(y, x) then Array.copy x else y
 
-    /// True for the masks, which act on feature images rather than waveforms.
-    let isMask augmentation =
+    /// True for the augmentations that act on feature images rather than waveforms: the masks and VTLP.
+    let isImage augmentation =
         match augmentation with
-        | FrequencyMask _ | TimeMask _ -> true
+        | FrequencyMask _ | TimeMask _ | Vtlp _ -> true
         | _ -> false
 
-    /// The waveform augmentations of a list (the masks left out), in order.
-    let waveform (augmentations: Augmentation list) = augmentations |> List.filter (isMask >> not)
+    /// The waveform augmentations of a list (the image ones left out), in order.
+    let waveform (augmentations: Augmentation list) = augmentations |> List.filter (isImage >> not)
 
-    /// Applies the masks of `augmentations` in order (other entries are skipped) to the [bands, frames] image stored
-    /// row-major at dest.[offset ..], drawing widths and starts from a generator seeded by (seed, key) (e.g. the epoch
-    /// and the row: fresh masks each epoch, independent of batch order and threads). Masked values become 0. Raises
-    /// ArgumentException when the image does not fit in dest.
-    let maskRow (seed: int) (key: string) (bands: int) (frames: int) (augmentations: Augmentation list) (dest: float32[]) (offset: int) =
+    /// Fractional source bands of a VTLP warp by `alpha`: for each band (centre frequency `centres.[b]` in Hz, ascending)
+    /// the position, in bands, of the frequency centres.[b] / alpha, clamped to the image (0 .. bands - 1). Raises
+    /// ArgumentException for fewer than two centres or a factor that is not positive.
+    let vtlpSources (centres: float[]) (alpha: float) : float[] =
+        if centres.Length < 2 then invalidArg (nameof centres) "VTLP needs at least two band centre frequencies"
+        if not (alpha > 0.0) then invalidArg (nameof alpha) (sprintf "the warp factor must be positive, was %g" alpha)
+        let last = centres.Length - 1
+        centres
+        |> Array.map (fun f ->
+            let target = f / alpha
+            if target <= centres.[0] then 0.0
+            elif target >= centres.[last] then float last
+            else
+                let k = Array.FindLastIndex(centres, fun c -> c <= target)
+                float k + (target - centres.[k]) / (centres.[k + 1] - centres.[k]))
+
+    /// Applies the image augmentations of `augmentations` in order (other entries are skipped) to the [bands, frames]
+    /// image stored row-major at dest.[offset ..], drawing factors, widths and starts from a generator seeded by
+    /// (seed, key) (e.g. the epoch and the row: fresh draws each epoch, independent of batch order and threads).
+    /// `centres` are the bands' centre frequencies in Hz (VTLP warps by them; the masks ignore them). Masked values
+    /// become 0. Raises ArgumentException when the image does not fit in dest, or for VTLP without one centre per band.
+    let imageRow (seed: int) (key: string) (bands: int) (frames: int) (centres: float[]) (augmentations: Augmentation list) (dest: float32[]) (offset: int) =
         if bands < 1 || frames < 1 || offset < 0 || offset + bands * frames > dest.Length then
             invalidArg (nameof dest) (sprintf "a %d x %d image at offset %d does not fit in %d values" bands frames offset dest.Length)
         let rng = SeededRandom.ForKey(seed, "mask/" + key)
@@ -212,6 +235,17 @@ module Augment =
                 if width > 0 then
                     for b in 0 .. bands - 1 do
                         Array.Fill(dest, 0.0f, offset + b * frames + start, width)
+            | Vtlp (lo, hi) ->
+                if centres.Length <> bands then
+                    invalidArg (nameof centres) (sprintf "VTLP needs one centre frequency per band: %d for %d bands" centres.Length bands)
+                let sources = vtlpSources centres (rng.Uniform(lo, hi))
+                let image = Array.sub dest offset (bands * frames)
+                for b in 0 .. bands - 1 do
+                    let p = sources.[b]
+                    let k = min (bands - 2) (int (Math.Floor p))
+                    let w = float32 (p - float k)
+                    for t in 0 .. frames - 1 do
+                        dest.[offset + b * frames + t] <- (1.0f - w) * image.[k * frames + t] + w * image.[(k + 1) * frames + t]
             | _ -> ()
 
     /// Reads background-noise recordings as mono at `sampleRate` Hz (resampled when needed).
@@ -228,7 +262,7 @@ module Augment =
     /// Parses an `--augment` list such as `noise:0.005,shift:0.1,gain:6,speed:0.9-1.1,snr:20,background:10-20`.
     /// Raises DatasetException naming the bad entry and what was expected.
     let parse (text: string) : Augmentation list =
-        let expected = "expected noise:C, snr:DB[-DB], pink:DB[-DB], brown:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB, speed:F[-F], reverb:SECONDS[-SECONDS], freq-mask:BANDS or time-mask:FRAMES"
+        let expected = "expected noise:C, snr:DB[-DB], pink:DB[-DB], brown:DB[-DB], background:DB[-DB], shift:SECONDS, gain:DB, speed:F[-F], reverb:SECONDS[-SECONDS], vtlp:F-F, freq-mask:BANDS or time-mask:FRAMES"
         text.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries)
         |> Array.map (fun entry ->
             let name, value =
@@ -258,6 +292,9 @@ module Augment =
             | "speed" ->
                 if lo < 0.25 || hi > 4.0 then fail "augmentation '%s': speed factors must lie in [0.25, 4]" entry
                 Speed(lo, hi)
+            | "vtlp" ->
+                if not (lo > 0.0 && hi <= 4.0) then fail "augmentation '%s': warp factors must lie in (0, 4]" entry
+                Vtlp(lo, hi)
             | "freq-mask" | "time-mask" ->
                 let most = single ()
                 if most <> Math.Floor most || most < 1.0 || most > 100000.0 then
@@ -281,6 +318,7 @@ module Augment =
             | Gain d -> "gain:" + g d
             | Speed (lo, hi) -> "speed:" + r lo hi
             | Reverb (lo, hi) -> "reverb:" + r lo hi
+            | Vtlp (lo, hi) -> "vtlp:" + r lo hi
             | FrequencyMask f -> "freq-mask:" + string f
             | TimeMask t -> "time-mask:" + string t)
         |> String.concat ","

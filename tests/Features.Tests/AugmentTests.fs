@@ -74,6 +74,28 @@ let tests =
                 Expect.notEqual (Augment.apply 1 "other" [||] 8000 [ Reverb(0.1, 0.8) ] x) a "another key"
         ]
 
+        testList "vtlp" [
+            testCase "reads vtlp:LO-HI as an image augmentation and writes it back" <| fun () ->
+                let list = Augment.parse "speed:0.9-1.1,vtlp:0.9-1.1"
+                Expect.equal list [ Speed(0.9, 1.1); Vtlp(0.9, 1.1) ] "parsed"
+                Expect.equal (Augment.parse (Augment.format list)) list "round trip"
+                Expect.equal (Augment.waveform list) [ Speed(0.9, 1.1) ] "not a waveform augmentation"
+                Expect.throwsT<DatasetException> (fun () -> Augment.parse "vtlp:0" |> ignore) "a factor of 0"
+
+            testCase "a warp by 1 keeps the image; by 1.25 each band takes the band at its centre / 1.25 (formants move up)" <| fun () ->
+                let centres = [| 100.0; 200.0; 300.0; 400.0; 500.0 |]
+                Expect.equal (Augment.vtlpSources centres 1.0) [| 0.0; 1.0; 2.0; 3.0; 4.0 |] "identity"
+                Expect.equal (Augment.vtlpSources centres 1.25) [| 0.0; 0.6; 1.4; 2.2; 3.0 |] "500 Hz / 1.25 = 400 Hz: band 3"
+                Expect.equal (Augment.vtlpSources centres 0.5) [| 1.0; 3.0; 4.0; 4.0; 4.0 |] "sources past the top keep the edge band"
+                // One frame per band holding the band's index: the warped image holds the source positions.
+                let image = [| 0.0f; 1.0f; 2.0f; 3.0f; 4.0f |]
+                let y = Array.copy image
+                Augment.imageRow 3 "k" 5 1 centres [ Vtlp(1.25, 1.25) ] y 0
+                for b in 0 .. 4 do
+                    Expect.floatClose { absolute = 1e-6; relative = 0.0 } (float y.[b]) [| 0.0; 0.6; 1.4; 2.2; 3.0 |].[b] (sprintf "band %d" b)
+                Expect.throwsT<ArgumentException> (fun () -> Augment.imageRow 3 "k" 5 1 [| 1.0; 2.0 |] [ Vtlp(1.0, 1.2) ] y 0) "one centre per band"
+        ]
+
         testList "masks" [
             // An image whose every value is non-zero, so masked cells are exactly the zeros.
             let image bands frames = Array.init (bands * frames) (fun i -> float32 (i + 1))
@@ -83,7 +105,7 @@ let tests =
                 let bands, frames, most = 1 + int b % 50, 7, 1 + int f % 20
                 let x = image bands frames
                 let y = Array.copy x
-                Augment.maskRow seed (string key) bands frames [ FrequencyMask most ] y 0
+                Augment.imageRow seed (string key) bands frames [||] [ FrequencyMask most ] y 0
                 let masked = zeros y
                 let rows = masked |> Set.map (fun i -> i / frames)
                 Expect.equal masked.Count (rows.Count * frames) "whole bands"
@@ -95,7 +117,7 @@ let tests =
             testProperty "a time mask zeroes the same consecutive frames of every band, at most T wide" <| fun (seed: int) (t: byte) (w: byte) ->
                 let bands, frames, most = 4, 1 + int w % 70, 1 + int t % 30
                 let y = image bands frames
-                Augment.maskRow seed "k" bands frames [ TimeMask most ] y 0
+                Augment.imageRow seed "k" bands frames [||] [ TimeMask most ] y 0
                 let masked = zeros y
                 let columns = masked |> Set.map (fun i -> i % frames)
                 Expect.equal masked.Count (columns.Count * bands) "every band"
@@ -105,7 +127,7 @@ let tests =
             testCase "masks are a function of (seed, key), differ between keys, and reach every width from 0 to F" <| fun () ->
                 let masksOf seed key =
                     let y = image 40 65
-                    Augment.maskRow seed key 40 65 [ FrequencyMask 6; TimeMask 8 ] y 0
+                    Augment.imageRow seed key 40 65 [||] [ FrequencyMask 6; TimeMask 8 ] y 0
                     zeros y
                 Expect.equal (masksOf 3 "1/17") (masksOf 3 "1/17") "same seed and key"
                 let draws = [ for k in 0 .. 199 -> masksOf 3 (sprintf "%d/17" k) ]
@@ -113,15 +135,15 @@ let tests =
                 let widths =
                     [ for k in 0 .. 399 ->
                         let y = image 40 65
-                        Augment.maskRow 5 (string k) 40 65 [ FrequencyMask 6 ] y 0
+                        Augment.imageRow 5 (string k) 40 65 [||] [ FrequencyMask 6 ] y 0
                         (zeros y).Count / 65 ] |> Set.ofList
                 Expect.equal widths (Set.ofList [ 0 .. 6 ]) "widths 0..F"
 
             testCase "the image at an offset is masked in place, its neighbours and waveform entries left alone" <| fun () ->
                 let y = Array.create 30 7.0f
-                Augment.maskRow 1 "k" 2 5 [ Gain 6.0; FrequencyMask 2; TimeMask 5 ] y 10
+                Augment.imageRow 1 "k" 2 5 [||] [ Gain 6.0; FrequencyMask 2; TimeMask 5 ] y 10
                 for i in Seq.append [ 0 .. 9 ] [ 20 .. 29 ] do Expect.equal y.[i] 7.0f "outside the image"
-                Expect.throwsT<ArgumentException> (fun () -> Augment.maskRow 1 "k" 2 5 [ TimeMask 1 ] y 25) "does not fit"
+                Expect.throwsT<ArgumentException> (fun () -> Augment.imageRow 1 "k" 2 5 [||] [ TimeMask 1 ] y 25) "does not fit"
 
             testCase "the waveform pass leaves masks out" <| fun () ->
                 let x = tone 300.0 8000 400
