@@ -35,6 +35,21 @@ let referenceSignal (referenceDir: string) (wav: string) =
           | None -> "" ]
     candidates |> List.tryFind (fun p -> p <> "" && File.Exists p)
 
+/// The synthetic signals of reference/make_trim_reference.py: a decaying 440 Hz tone from 0.2 s to 0.5 s of a 1 s clip
+/// at 8 kHz, alone ("burst"), in the script's low-level linear-congruential noise ("noisy"), and zeros ("silent").
+let private trimSignal (name: string) =
+    let tone = Array.init 8000 (fun n -> if n >= 1600 && n < 4000 then 0.5 * sin (2.0 * Math.PI * 440.0 * float n / 8000.0) * exp (-(float (n - 1600)) / 2400.0) else 0.0)
+    match name with
+    | "burst" -> Some(tone |> Array.map float32)
+    | "noisy" ->
+        let mutable state = 12345L
+        let noise = Array.init 8000 (fun _ ->
+            state <- (1103515245L * state + 12345L) % 2147483648L
+            float state / 2147483648.0 - 0.5)
+        Some(Array.map2 (fun t n -> float32 (t + 1e-3 * n)) tone noise)
+    | "silent" -> Some(Array.zeroCreate 8000)
+    | recording -> TestData.fsddFolder () |> Option.map (fun fsdd -> (Wav.readMono (Path.Combine(fsdd, "recordings", recording + ".wav"))).Samples.[0])
+
 [<Tests>]
 let tests =
     testList
@@ -149,4 +164,20 @@ let tests =
                     Expect.isLessThan (Clip.trim 60.0 x).Length x.Length "silence removed"
                     Expect.equal (Clip.trim 60.0 (Array.zeroCreate 3000)).Length 3000 "zeros kept, as librosa does"
                     Expect.equal (Clip.trim 60.0 [||]) [||] "empty"
-                } ] ]
+                }
+
+                TestData.testWithFsdd "trimInterval keeps librosa 0.10.2's effects.trim interval for every reference case" (fun _ ->
+                    let path =
+                        match TestData.repositoryRoot () with
+                        | Some root -> Path.Combine(root, "tests", "Features.Tests", "reference", "trim-librosa-0.10.2.json")
+                        | None -> failtest "repository root not found"
+                    use doc = JsonDocument.Parse(File.ReadAllText path)
+                    let cases = doc.RootElement.GetProperty("cases")
+                    Expect.isGreaterThan (cases.GetArrayLength()) 30 "the reference cases"
+                    for c in cases.EnumerateArray() do
+                        let name = nonNull (c.GetProperty("signal").GetString())
+                        let x = match trimSignal name with Some x -> x | None -> failtestf "signal %s not found" name
+                        Expect.equal x.Length (c.GetProperty("length").GetInt32()) (sprintf "%s: length" name)
+                        let topDb, frame, hop = c.GetProperty("top_db").GetDouble(), c.GetProperty("frame_length").GetInt32(), c.GetProperty("hop_length").GetInt32()
+                        Expect.equal (Clip.trimInterval topDb frame hop x) (c.GetProperty("start").GetInt32(), c.GetProperty("end").GetInt32())
+                            (sprintf "%s at top_db %g, frame_length %d, hop_length %d" name topDb frame hop)) ] ]
