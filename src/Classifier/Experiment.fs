@@ -118,7 +118,7 @@ let internal wholeClip (options: TrainOptions) (items: Item[]) (schema: FeatureS
 
 /// Resolves every setting of a run from the options and the prepared data: the model's defaults where an option is
 /// left out, whole-clip images for environmental clips (wholeClip), the clip plan (ClipPlan.resolve; the model's
-/// silence trimming for utterances, one clip per short recording, unless --trim says otherwise) and, when the data has background-noise recordings, `snr:`
+/// silence trimming for utterances, one clip per recording of at most 2 s (the median), unless --trim says otherwise) and, when the data has background-noise recordings, `snr:`
 /// augmentation mixing those recordings instead of white noise. Raises ArgumentException for a bad value.
 let rec resolve (options: TrainOptions) (data: PreparedData) : RunSettings = resolveWith (Recipes.byName options.Model) options data
 
@@ -172,9 +172,11 @@ and internal resolveWith (recipe: Recipe) (options: TrainOptions) (data: Prepare
                 copies
             else pool
     let plan = ClipPlan.resolve schema options.SampleRate options.Duration options.Segment options.SegmentHop None data.Dataset.Items
-    // The recipe's trimming is for utterances: one clip per short recording. Environmental clips (a whole-clip image)
-    // and windows of long recordings keep their recordings whole unless --trim asks.
-    let utterances = plan.Segment.IsNone && schema.Fingerprint = (Recipes.schemaOf recipe options.Features options.FeatureParameters).Fingerprint
+    // The recipe's trimming is for utterances: one clip per recording of at most 2 s (the median). Environmental clips
+    // (a whole-clip image or statistics) and windows of long recordings keep their recordings whole unless --trim asks.
+    let utterances =
+        plan.Segment.IsNone && snd (ClipPlan.durationsOf data.Dataset.Items) <= 2.0
+        && schema.Fingerprint = (Recipes.schemaOf recipe options.Features options.FeatureParameters).Fingerprint
     let plan = { plan with Trim = (match options.Trim with Some t -> t | None when utterances -> recipe.Trim | None -> None); Loudness = options.Loudness }
     { RunSettings.Data = data.Folders; LabelMap = options.LabelMap; Recipe = recipe; Schema = schema
       Split = data.Split

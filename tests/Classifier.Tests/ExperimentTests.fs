@@ -327,6 +327,14 @@ let tests =
             Expect.isNone (settingsFor [| item 30.0 22050; item 30.0 22050 |] Experiment.defaults).Preparation.Clips.Trim "music: windows"
             Expect.isSome (settingsFor [| item 30.0 22050 |] { Experiment.defaults with Trim = Some trimmed.Trim }).Preparation.Clips.Trim "unless --trim asks"
             Expect.isNone (settingsFor digits { Experiment.defaults with Trim = Some None }).Preparation.Clips.Trim "--trim none"
+            let statistics = { Recipes.byName "mlp" with Trim = trimmed.Trim }
+            let settingsOf (recipe: Recipe) (items: Item[]) =
+                let folds = [| { Name = "train/test"; Train = items; Validation = [||]; Test = items } |]
+                let data = { Dataset = { Root = "r"; Source = FolderPerClass; Labels = [| "a"; "b" |]; Items = items; Skipped = [||]; Warnings = [||]; NoiseFiles = [||]; SpeakerInfo = Map.empty }
+                             Folders = [ "r" ]; Split = StratifiedRandom 0.2; Folds = folds; NoiseFiles = [||] }
+                Experiment.resolveWith recipe { Experiment.defaults with Model = "mlp" } data
+            Expect.isNone (settingsOf statistics [| item 4.0 22050; item 3.5 22050 |]).Preparation.Clips.Trim "MFCC means of 4 s environmental clips: whole"
+            Expect.isSome (settingsOf statistics [| item 0.5 22050; item 0.8 22050 |]).Preparation.Clips.Trim "MFCC means of spoken words: trimmed"
         }
 
         test "the clip plan follows the data: windows for long recordings, one clip for short ones, any-length schemas take the duration" {
