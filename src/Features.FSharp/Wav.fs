@@ -260,9 +260,9 @@ module internal SampleCodec =
 module Wav =
     let private fail name problem = raise (AudioFormatException(name, problem))
 
-    /// The most channels a file may declare (libsndfile's SF_MAX_CHANNELS).
+    /// The most channels a file may declare (libsndfile's SF_MAX_CHANNELS; AudioLimits.MaxChannels).
     [<Literal>]
-    let MaxChannels = 1024
+    let MaxChannels = AudioLimits.MaxChannels
 
     let private maxChannels = MaxChannels
 
@@ -337,8 +337,7 @@ module Wav =
         if channels = 0 then fail name "fmt chunk declares zero channels"
         if channels > maxChannels then
             fail name (sprintf "fmt chunk declares %d channels, more than the %d supported (libsndfile's limit)" channels maxChannels)
-        if rate = 0u then fail name "fmt chunk declares a sample rate of 0 Hz"
-        if rate > uint32 Int32.MaxValue then fail name (sprintf "fmt chunk declares an impossible sample rate of %d Hz" rate)
+        AudioLimits.checkRate name "fmt chunk" (int64 rate)
         let expected = channels * SampleCodec.bytesPerSample format
         if blockAlign <> expected then
             fail name (sprintf "block align is %d bytes, expected %d (%d channels x %d bytes per sample)" blockAlign expected channels (SampleCodec.bytesPerSample format))
@@ -531,10 +530,11 @@ module Wav =
                 if channels > 1 then ArrayPool<float32>.Shared.Return scratch
         { SampleRate = info.SampleRate; Samples = samples }
 
-    /// The (first frame, frame count) of a range read from `frames` frames at `sampleRate` Hz, as every reader takes
-    /// it: the offset rounded to a frame, the duration clipped to the end. ArgumentOutOfRangeException naming `name`
-    /// for a negative or infinite offset, a negative duration or more frames than one array holds.
-    let internal frameRangeOf name (sampleRate: int) (frames: int64) (offsetSeconds: float) (durationSeconds: float option) =
+    /// The (first frame, frame count) of a range read from `frames` frames of `channels` channels at `sampleRate` Hz, as
+    /// every reader takes it (librosa.load's offset and duration): the offset rounded to a frame, the duration clipped
+    /// to the end. ArgumentOutOfRangeException naming `name` for a negative or infinite offset or a negative duration;
+    /// AudioFormatException naming it when the range holds more samples than one read decodes (AudioLimits.MaxSamples).
+    let internal frameRangeOf name (sampleRate: int) (channels: int) (frames: int64) (offsetSeconds: float) (durationSeconds: float option) =
         if not (offsetSeconds >= 0.0) || Double.IsInfinity offsetSeconds then
             raise (ArgumentOutOfRangeException("offsetSeconds", offsetSeconds, sprintf "%s: offset must be a finite number of seconds >= 0" name))
         let startFrame = Math.Round(offsetSeconds * float sampleRate)
@@ -547,12 +547,11 @@ module Wav =
                 if n >= float (frames - start) then frames else start + int64 n
             | Some d ->
                 raise (ArgumentOutOfRangeException("durationSeconds", d, sprintf "%s: duration must be >= 0 seconds" name))
-        if stop - start > int64 Int32.MaxValue then
-            raise (ArgumentOutOfRangeException("durationSeconds", sprintf "%s: %d frames exceed one array; read a shorter range" name (stop - start)))
+        if stop - start > AudioLimits.maxFrames channels then raise (AudioLimits.tooLong name channels (stop - start))
         start, int (stop - start)
 
     let private frameRange name (info: WavInfo) offsetSeconds durationSeconds =
-        frameRangeOf name info.SampleRate info.Frames offsetSeconds durationSeconds
+        frameRangeOf name info.SampleRate info.Channels info.Frames offsetSeconds durationSeconds
 
     let private withSource (name: string) (stream: Stream) (body: HeadedSource -> 'T) : 'T =
         if stream.CanSeek then
@@ -594,88 +593,61 @@ module Wav =
                 ArrayPool<byte>.Shared.Return bytes
                 ArrayPool<float32>.Shared.Return values
 
-    let private rangeOf name offsetSeconds durationSeconds mix (source: HeadedSource) =
-        let info = parse false name source
+    /// Parses the header (strict: a truncated data chunk raises AudioFormatException) and decodes frames
+    /// [round(offset * sr), round((offset + duration) * sr)) clipped to the file, mixed to one channel when mix.
+    let private readSource (strict: bool) (mix: bool) (offsetSeconds: float) (durationSeconds: float option) (name: string) (source: HeadedSource) : WavInfo * Audio =
+        let info = parse strict name source
         let start, count = frameRange name info offsetSeconds durationSeconds
-        decode name source info start count mix
+        info, decode name source info start count mix
 
     /// Reads and validates the header of the WAV file at path (reads no samples). A truncated data chunk
-    /// gives the whole frames present and a Warning. Raises AudioFormatException for malformed or unsupported files.
+    /// gives the whole frames present and a Warning. Raises AudioFormatException for malformed or unsupported
+    /// files and FileNotFoundException for a missing one. (AudioFile.readInfo reads every format.)
     let readInfo (path: string) : WavInfo = withFile path (parse false path)
 
-    /// Reads the header of a WAV file held in a stream; name is used in error messages.
-    let readInfoStream (name: string) (stream: Stream) : WavInfo = withSource name stream (parse false name)
+    /// The header of a WAV file held in a stream (left open); name is used in error messages.
+    let internal readInfoStream (name: string) (stream: Stream) : WavInfo = withSource name stream (parse false name)
 
-    /// Reads the header like readInfo; when strict, a truncated data chunk raises AudioFormatException instead
-    /// of giving a Warning.
-    let readInfoWith (strict: bool) (path: string) : WavInfo = withFile path (parse strict path)
+    /// readInfo; when strict, a truncated data chunk raises AudioFormatException instead of giving a Warning.
+    let internal readInfoWith (strict: bool) (path: string) : WavInfo = withFile path (parse strict path)
 
     /// What a dataset scan needs to know of a file: the header (readInfoWith strict) and, for float data, a
     /// pass over every sample (64 KiB at a time, nothing kept) so that NaN or infinite samples are found before
     /// training. Raises AudioFormatException for malformed files, truncated ones when strict, and non-finite samples.
-    let inspect (strict: bool) (path: string) : WavInfo =
+    let internal inspect (strict: bool) (path: string) : WavInfo =
         withFile path (fun source ->
             let info = parse strict path source
             scanFinite path source info
             info)
 
     /// inspect for a WAV file held in a stream (left open); name is used in error messages.
-    let inspectStream (strict: bool) (name: string) (stream: Stream) : WavInfo =
+    let internal inspectStream (strict: bool) (name: string) (stream: Stream) : WavInfo =
         withSource name stream (fun source ->
             let info = parse strict name source
             scanFinite name source info
             info)
 
-    /// Reads every channel of a WAV file held in a stream together with its header, whose Warning tells a
-    /// truncated file (whole frames present) from a clean one; when strict, a truncated file raises
-    /// AudioFormatException instead. Raises AudioFormatException for malformed files and non-finite samples.
-    let readStreamWithInfo (strict: bool) (name: string) (stream: Stream) : WavInfo * Audio =
-        withSource name stream (fun source ->
-            let info = parse strict name source
-            let start, count = frameRange name info 0.0 None
-            info, decode name source info start count false)
+    /// The one WAV read behind AudioFile.read, for a file: header and frames [round(offset * sr),
+    /// round((offset + duration) * sr)) clipped to the file (every channel, or their mean when mix), read only where
+    /// the header and the range lie. A placeholder data size reads to the end of the file; a truncated data chunk gives
+    /// the whole frames present and a Warning (strict: AudioFormatException); AudioFormatException for malformed or
+    /// unsupported files and NaN or infinite samples in the range ("non-finite samples").
+    let internal readFile (strict: bool) (mix: bool) (offsetSeconds: float) (durationSeconds: float option) (path: string) : WavInfo * Audio =
+        withFile path (readSource strict mix offsetSeconds durationSeconds path)
 
-    let private withInfo strict mix (path: string) =
-        withFile path (fun source ->
-            let info = parse strict path source
-            let start, count = frameRange path info 0.0 None
-            info, decode path source info start count mix)
+    /// readFile for a WAV file held in a stream (left open; a non-seekable stream is buffered first); name is used
+    /// in error messages.
+    let internal readStreamWith (strict: bool) (mix: bool) (offsetSeconds: float) (durationSeconds: float option) (name: string) (stream: Stream) : WavInfo * Audio =
+        withSource name stream (readSource strict mix offsetSeconds durationSeconds name)
 
-    /// readStreamWithInfo for the file at path.
-    let readWithInfo (strict: bool) (path: string) : WavInfo * Audio = withInfo strict false path
+    /// The WAV file at path mixed down to one channel (the mean of the channels, as librosa.to_mono); see
+    /// AudioFile.read for every format and option. Raises AudioFormatException for malformed or unsupported files and
+    /// NaN or infinite samples, FileNotFoundException for a missing one.
+    let readMono (path: string) : Audio = snd (readFile false true 0.0 None path)
 
-    /// readWithInfo mixed down to one channel (the mean of the channels, as librosa.to_mono).
-    let readMonoWithInfo (strict: bool) (path: string) : WavInfo * Audio = withInfo strict true path
-
-    /// Reads every channel of the WAV file at path (soundfile.read(path, dtype='float32', always_2d) transposed).
-    /// Like every read below: a placeholder data size reads to the end of the file, a truncated data chunk gives
-    /// the whole frames present (readWithInfo tells it by its Warning), and AudioFormatException is raised for
-    /// malformed or unsupported files and for NaN or infinite samples ("non-finite samples") in the range read.
-    let read (path: string) : Audio = withFile path (rangeOf path 0.0 None false)
-
-    /// Reads the WAV file at path mixed down to one channel (the mean of the channels, as librosa.to_mono).
-    let readMono (path: string) : Audio = withFile path (rangeOf path 0.0 None true)
-
-    /// Reads every channel of frames [round(offset * sr), round((offset + duration) * sr)) clipped to the
-    /// file (librosa.load's offset/duration), seeking to the range instead of reading the whole file.
-    let readRange (path: string) (offsetSeconds: float) (durationSeconds: float option) : Audio =
-        withFile path (rangeOf path offsetSeconds durationSeconds false)
-
-    /// readRange mixed down to one channel.
-    let readRangeMono (path: string) (offsetSeconds: float) (durationSeconds: float option) : Audio =
-        withFile path (rangeOf path offsetSeconds durationSeconds true)
-
-    /// Reads every channel of a WAV file held in a stream (left open; non-seekable streams are buffered
-    /// first); name is used in error messages.
-    let readStream (name: string) (stream: Stream) : Audio = withSource name stream (rangeOf name 0.0 None false)
-
-    /// readRange for a WAV file held in a stream (left open); a seekable stream is read only where the
-    /// header and the range lie.
-    let readRangeStream (name: string) (stream: Stream) (offsetSeconds: float) (durationSeconds: float option) : Audio =
-        withSource name stream (rangeOf name offsetSeconds durationSeconds false)
-
-    /// readStream mixed down to one channel.
-    let readStreamMono (name: string) (stream: Stream) : Audio = withSource name stream (rangeOf name 0.0 None true)
+    /// readMono for a WAV file held in a stream (left open; a non-seekable stream is buffered first); name is used in
+    /// error messages.
+    let readStreamMono (name: string) (stream: Stream) : Audio = snd (readStreamWith false true 0.0 None name stream)
 
     let private validate (audio: Audio) =
         if isNull (box audio.Samples) || audio.Samples.Length = 0 then

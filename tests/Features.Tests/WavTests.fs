@@ -76,9 +76,18 @@ let encode (options: WavWriteOptions) (audio: Audio) =
     Wav.writeStreamWith options ms audio
     ms.ToArray()
 
+/// Every channel of a WAV file held in a stream (the read AudioFile.read does for a WAV file, without mixing).
+let readStream (name: string) (stream: Stream) = snd (Wav.readStreamWith false false 0.0 None name stream)
+
+/// Frames [offset, offset + duration) of every channel of a WAV file held in a stream.
+let readRangeStream (name: string) (stream: Stream) (offset: float) (duration: float option) = snd (Wav.readStreamWith false false offset duration name stream)
+
+/// Frames [offset, offset + duration) of every channel (or their mean, when mono) of the WAV file at path.
+let readRange (mono: bool) (path: string) (offset: float) (duration: float option) = snd (Wav.readFile false mono offset duration path)
+
 let decodeBytes (name: string) (bytes: byte[]) =
     use ms = new MemoryStream(bytes, false)
-    Wav.readStream name ms
+    readStream name ms
 
 let infoOfBytes (name: string) (bytes: byte[]) =
     use ms = new MemoryStream(bytes, false)
@@ -162,7 +171,7 @@ let timedDecode (name: string) (bytes: byte[]) =
     let outcome =
         try
             use ms = new MemoryStream(bytes, false)
-            Ok(Wav.readStreamWithInfo false name ms)
+            Ok(Wav.readStreamWith false false 0.0 None name ms)
         with :? AudioFormatException as e -> Error e.Message
     sw.Stop()
     outcome, sw.Elapsed.TotalMilliseconds, GC.GetAllocatedBytesForCurrentThread() - before
@@ -327,7 +336,7 @@ let checkProperty (count: int) (gen: Gen<'a>) (property: 'a -> bool) =
 
 let readWithInfoBytes (strict: bool) (name: string) (bytes: byte[]) =
     use ms = new MemoryStream(bytes, false)
-    Wav.readStreamWithInfo strict name ms
+    Wav.readStreamWith strict false 0.0 None name ms
 
 let formatErrorOf (f: unit -> 'a) =
     try
@@ -395,7 +404,7 @@ let tests =
                         Expect.equal info.DataOffset 44L "canonical 44-byte header"
                         Expect.equal info.DataBytes 64000L "data bytes"
                         Expect.equal info.Duration 2.0 "duration of the header"
-                        let back = Wav.read path
+                        let back = readRange false path 0.0 None
                         Expect.equal (back.Frames, back.Duration) (16000, 2.0) "frames and duration of the audio"
                         for c in 0..1 do
                             sameBits "channel" audio.Samples.[c] back.Samples.[c]
@@ -403,15 +412,15 @@ let tests =
                         Expect.equal mono.Samples.Length 1 "one channel"
                         let mean = Array.map2 (fun (a: float32) b -> (a + b) * 0.5f) audio.Samples.[0] audio.Samples.[1]
                         Assertions.allClose 0.0 1e-7 mean mono.Samples.[0] "mean of channels"
-                        let range = Wav.readRange path 0.25 (Some 0.5)
+                        let range = readRange false path 0.25 (Some 0.5)
                         sameBits "range" audio.Samples.[1].[2000..5999] range.Samples.[1]
-                        let tail = Wav.readRange path 1.5 None
+                        let tail = readRange false path 1.5 None
                         sameBits "range to the end" audio.Samples.[0].[12000..] tail.Samples.[0]
-                        let past = Wav.readRange path 3.0 (Some 1.0)
+                        let past = readRange false path 3.0 (Some 1.0)
                         Expect.equal past.Samples.[0].Length 0 "a range past the end is empty"
-                        let far = Wav.readRange path 1e300 (Some 1e300)
+                        let far = readRange false path 1e300 (Some 1e300)
                         Expect.equal far.Samples.[0].Length 0 "a range far past the end is empty"
-                        let clipped = Wav.readRangeMono path 1.9 (Some 5.0)
+                        let clipped = readRange true path 1.9 (Some 5.0)
                         Assertions.allClose 0.0 1e-7 mean.[15200..] clipped.Samples.[0] "a range is clipped to the file"
                     finally
                         File.Delete path
@@ -420,7 +429,7 @@ let tests =
                     let audio = randomAudio (Random 3) Pcm16 2 2_000_000 16000
                     let bytes = encode { Format = Pcm16; Extensible = false; Rf64 = false } audio
                     use stream = new CountingStream(bytes)
-                    let range = Wav.readRangeStream "long.wav" stream 100.0 (Some 0.5)
+                    let range = readRangeStream "long.wav" stream 100.0 (Some 0.5)
                     sameBits "range" audio.Samples.[0].[1_600_000 .. 1_607_999] range.Samples.[0]
                     let rangeBytes = 8000L * 4L
                     if stream.BytesRead > 65536L + rangeBytes then
@@ -506,7 +515,7 @@ let tests =
                     gz.Position <- 0L
                     use unzip = new Compression.GZipStream(gz, Compression.CompressionMode.Decompress)
                     Expect.isFalse unzip.CanSeek "the stream cannot seek"
-                    Expect.equal (Wav.readStream "gz.wav" unzip).Samples.[0] (decodeBytes "plain.wav" bytes).Samples.[0] "same samples"
+                    Expect.equal (readStream "gz.wav" unzip).Samples.[0] (decodeBytes "plain.wav" bytes).Samples.[0] "same samples"
                 } ]
           testList
               "malformed files"
@@ -533,8 +542,10 @@ let tests =
                       "a short fmt chunk", WavBytes.riff [ WavBytes.chunk "fmt " (Array.zeroCreate 14); data ], "fmt chunk is 14 bytes, expected at least 16"
                       "zero channels", WavBytes.riff [ fmtWith 1 0 8000u 16 0; data ], "zero channels"
                       "too many channels", WavBytes.riff [ fmtWith 1 5000 8000u 8 5000; data ], "declares 5000 channels, more than the 1024 supported"
-                      "a zero sample rate", WavBytes.riff [ fmtWith 1 1 0u 16 2; data ], "sample rate of 0 Hz"
-                      "a sample rate beyond int32", WavBytes.riff [ fmtWith 1 1 3000000000u 16 2; data ], "impossible sample rate of 3000000000 Hz"
+                      "a zero sample rate", WavBytes.riff [ fmtWith 1 1 0u 16 2; data ], "sample rate of 0 Hz, outside the 1 Hz .. 768 kHz"
+                      "a sample rate of 2^31-1 Hz", WavBytes.riff [ fmtWith 1 1 0x7FFFFFFFu 16 2; data ], "sample rate of 2147483647 Hz, outside the 1 Hz .. 768 kHz"
+                      "a sample rate beyond int32", WavBytes.riff [ fmtWith 1 1 3000000000u 16 2; data ], "sample rate of 3000000000 Hz, outside"
+                      "a sample rate just above 768 kHz", WavBytes.riff [ fmtWith 1 1 768001u 16 2; data ], "sample rate of 768001 Hz"
                       "a block-align mismatch", WavBytes.riff [ fmtWith 1 2 8000u 16 3; data ], "block align is 3 bytes, expected 4 (2 channels x 2 bytes per sample)"
                       "12-bit PCM", WavBytes.riff [ fmtWith 1 1 8000u 12 2; data ], "PCM with 12 bits per sample"
                       "16-bit float", WavBytes.riff [ fmtWith 3 1 8000u 16 2; data ], "IEEE float with 16 bits per sample"
@@ -546,14 +557,14 @@ let tests =
                         expectFormatError (sprintf "%s.wav" (what.Replace(' ', '-'))) expected bytes
                     }
                 test "a missing file raises FileNotFoundException, not a format error" {
-                    Expect.throwsT<FileNotFoundException> (fun () -> Wav.read (Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString "N" + ".wav")) |> ignore) "missing file"
+                    Expect.throwsT<FileNotFoundException> (fun () -> readRange false (Path.Combine(Path.GetTempPath(), Guid.NewGuid().ToString "N" + ".wav")) 0.0 None |> ignore) "missing file"
                 }
                 test "negative offsets and durations are argument errors" {
                     let path = Path.Combine(Path.GetTempPath(), sprintf "hybrid-wav-%s.wav" (Guid.NewGuid().ToString "N"))
                     try
                         Wav.write path Pcm16 { SampleRate = 8000; Samples = [| Array.zeroCreate 10 |] }
-                        Expect.throwsT<ArgumentOutOfRangeException> (fun () -> Wav.readRange path -1.0 None |> ignore) "offset"
-                        Expect.throwsT<ArgumentOutOfRangeException> (fun () -> Wav.readRange path 0.0 (Some -1.0) |> ignore) "duration"
+                        Expect.throwsT<ArgumentOutOfRangeException> (fun () -> readRange false path -1.0 None |> ignore) "offset"
+                        Expect.throwsT<ArgumentOutOfRangeException> (fun () -> readRange false path 0.0 (Some -1.0) |> ignore) "duration"
                     finally
                         File.Delete path
                 }
@@ -681,7 +692,7 @@ let tests =
                         && back.Frames = frames
                         && Array.forall2 (fun (a: float32[]) (b: float32[]) -> a.[.. frames - 1] = b) file.Audio.Samples back.Samples
                         && strict |> Option.exists (fun e -> e.Message.Contains "(truncated file")
-                        && (Wav.readStream "cut.wav" (new MemoryStream(file.Bytes))).Frames = frames)) ]
+                        && (readStream "cut.wav" (new MemoryStream(file.Bytes))).Frames = frames)) ]
           testList
               "non-finite samples"
               [ testCase "NaN or an infinity anywhere in float32 or float64 data raises AudioFormatException naming the file, the value and where" (fun () ->
@@ -694,8 +705,8 @@ let tests =
                             | None -> false
                         let before =
                             if frame = 0 then true
-                            else (Wav.readRangeStream "bad.wav" (new MemoryStream(file.Bytes)) 0.0 (Some(float frame / 8000.0))).Frames = frame
-                        check (fun s -> Wav.readStream "bad.wav" s |> ignore)
+                            else (readRangeStream "bad.wav" (new MemoryStream(file.Bytes)) 0.0 (Some(float frame / 8000.0))).Frames = frame
+                        check (fun s -> readStream "bad.wav" s |> ignore)
                         && check (fun s -> Wav.readStreamMono "bad.wav" s |> ignore)
                         && check (fun s -> Wav.inspectStream false "bad.wav" s |> ignore)
                         && (Wav.readInfoStream "bad.wav" (new MemoryStream(file.Bytes))).Frames = int64 file.Frames

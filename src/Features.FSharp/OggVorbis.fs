@@ -1,0 +1,349 @@
+namespace Hybrid.Features
+
+open System
+open System.Buffers.Binary
+open System.Collections.Generic
+open NVorbis
+open NVorbis.Contracts
+
+/// One Ogg packet's bytes as NVorbis reads them.
+[<Sealed>]
+type internal OggPacket(bytes: byte[], granule: int64 voption, last: bool, resync: bool) as this =
+    inherit DataPacket()
+    let mutable read = 0
+    do
+        this.GranulePosition <- (match granule with ValueSome g -> Nullable g | ValueNone -> Nullable())
+        this.IsEndOfStream <- last
+        this.IsResync <- resync
+    member _.Bytes = bytes
+    override _.TotalBits = bytes.Length * 8
+    override _.ReadNextByte() =
+        if read < bytes.Length then
+            read <- read + 1
+            int bytes.[read - 1]
+        else -1
+    override _.Reset() =
+        read <- 0
+        base.Reset()
+
+/// One page of an Ogg stream (RFC 3533), its CRC checked.
+[<Struct>]
+type internal OggPage =
+    { At: int
+      Flags: byte
+      Granule: int64
+      Serial: int
+      Sequence: uint32
+      Segments: int
+      Body: int
+      Length: int }
+    member p.Continued = p.Flags &&& 1uy <> 0uy
+    member p.First = p.Flags &&& 2uy <> 0uy
+    member p.Last = p.Flags &&& 4uy <> 0uy
+
+/// Ogg pages and packets (RFC 3533), read by Hybrid itself: pages with a bad CRC are skipped as lost, as libogg
+/// does; a gap in a stream's page sequence drops the packet it cut and flags the next one as a resync.
+module internal Ogg =
+    let private crcTable =
+        Array.init 256 (fun i ->
+            let mutable r = uint32 i <<< 24
+            for _ in 0..7 do
+                r <- if r &&& 0x80000000u <> 0u then (r <<< 1) ^^^ 0x04C11DB7u else r <<< 1
+            r)
+
+    /// The page at data.[at] when its header, segment table, body and CRC are all there and right.
+    let tryPage (data: byte[]) (at: int) : OggPage voption =
+        if at < 0 || at + 27 > data.Length || data.[at] <> byte 'O' || data.[at + 1] <> byte 'g' || data.[at + 2] <> byte 'g'
+           || data.[at + 3] <> byte 'S' || data.[at + 4] <> 0uy then
+            ValueNone
+        else
+            let segments = int data.[at + 26]
+            if at + 27 + segments > data.Length then ValueNone
+            else
+                let mutable body = 0
+                for i in 0 .. segments - 1 do
+                    body <- body + int data.[at + 27 + i]
+                let length = 27 + segments + body
+                if at + length > data.Length then ValueNone
+                else
+                    let stored = BinaryPrimitives.ReadUInt32LittleEndian(ReadOnlySpan<byte>(data, at + 22, 4))
+                    let mutable crc = 0u
+                    for i in 0 .. length - 1 do
+                        let b = if i >= 22 && i < 26 then 0uy else data.[at + i]
+                        crc <- (crc <<< 8) ^^^ crcTable.[int ((crc >>> 24) ^^^ uint32 b)]
+                    if crc <> stored then ValueNone
+                    else
+                        ValueSome
+                            { At = at; Flags = data.[at + 5]; Granule = BinaryPrimitives.ReadInt64LittleEndian(ReadOnlySpan<byte>(data, at + 6, 8))
+                              Serial = BinaryPrimitives.ReadInt32LittleEndian(ReadOnlySpan<byte>(data, at + 14, 4))
+                              Sequence = BinaryPrimitives.ReadUInt32LittleEndian(ReadOnlySpan<byte>(data, at + 18, 4))
+                              Segments = segments; Body = at + 27 + segments; Length = length }
+
+    /// The next good page at or after `from` (skipping damaged bytes), if any.
+    let nextPage (data: byte[]) (from: int) : OggPage voption =
+        let mutable p = from
+        let mutable found = ValueNone
+        while found.IsNone && p + 27 <= data.Length do
+            match tryPage data p with
+            | ValueSome page -> found <- ValueSome page
+            | ValueNone ->
+                let next = data.AsSpan(p + 1).IndexOf("OggS"B)
+                p <- if next < 0 then data.Length else p + 1 + next
+        found
+
+    /// The packets of logical stream `serial`, front to back, until its end-of-stream page or the end of the data.
+    /// The last packet completed on a page carries the page's granule position.
+    [<Sealed>]
+    type Packets(data: byte[], serial: int) =
+        let queue = Queue<OggPacket>()
+        let partial = List<struct (int * int)>()
+        let mutable position = 0
+        let mutable expected = ValueNone
+        let mutable finished = false
+        let mutable resync = false
+        let mutable skipContinuation = false
+        let complete () =
+            let total = partial |> Seq.sumBy (fun (struct (_, n)) -> n)
+            let bytes = Array.zeroCreate<byte> total
+            let mutable at = 0
+            for struct (offset, n) in partial do
+                Buffer.BlockCopy(data, offset, bytes, at, n)
+                at <- at + n
+            partial.Clear()
+            bytes
+        /// Reads pages until a packet is queued or the stream ends.
+        let fill () =
+            while queue.Count = 0 && not finished do
+                match nextPage data position with
+                | ValueNone ->
+                    finished <- true
+                | ValueSome page ->
+                    position <- page.At + page.Length
+                    if page.Serial = serial then
+                        match expected with
+                        | ValueSome s when s <> page.Sequence ->
+                            // A lost page: the packet it cut is dropped, and the decoder told to resynchronise.
+                            partial.Clear()
+                            resync <- true
+                        | _ -> ()
+                        expected <- ValueSome(page.Sequence + 1u)
+                        // A packet left unfinished by the previous page is dropped; a continuation of nothing is skipped.
+                        if not page.Continued && partial.Count > 0 then partial.Clear()
+                        skipContinuation <- page.Continued && partial.Count = 0
+                        let completed = List<byte[]>()
+                        let mutable offset = page.Body
+                        for i in 0 .. page.Segments - 1 do
+                            let lacing = int data.[page.At + 27 + i]
+                            if not skipContinuation then partial.Add(struct (offset, lacing))
+                            offset <- offset + lacing
+                            if lacing < 255 then
+                                if skipContinuation then skipContinuation <- false
+                                else completed.Add(complete ())
+                        for i in 0 .. completed.Count - 1 do
+                            let isLast = i = completed.Count - 1
+                            let granule = if isLast && page.Granule <> -1L then ValueSome page.Granule else ValueNone
+                            queue.Enqueue(OggPacket(completed.[i], granule, isLast && page.Last, resync))
+                            resync <- false
+                        if page.Last then finished <- true
+        /// The next packet without consuming it, or None at the end.
+        member _.Peek() =
+            fill ()
+            if queue.Count > 0 then Some(queue.Peek()) else None
+        /// The next packet, or None at the end.
+        member _.Next() =
+            fill ()
+            if queue.Count > 0 then Some(queue.Dequeue()) else None
+        interface IPacketProvider with
+            member _.CanSeek = false
+            member _.StreamSerial = serial
+            member this.GetNextPacket() = match this.Next() with Some p -> p :> IPacket | None -> Unchecked.defaultof<IPacket>
+            member this.PeekNextPacket() = match this.Peek() with Some p -> p :> IPacket | None -> Unchecked.defaultof<IPacket>
+            member _.SeekTo(_, _, _) = raise (NotSupportedException "the stream is read front to back")
+            member _.GetGranuleCount() = raise (NotSupportedException "lengths come from decoding")
+
+/// NVorbis's StreamDecoder over the packets of one Vorbis stream (no clipping, as libvorbis).
+[<Sealed>]
+type internal VorbisDecoder(info: AudioFileInfo, decoder: StreamDecoder) =
+    inherit FrameDecoder(info)
+    override _.Read dst =
+        let channels = info.Channels
+        let want = dst.Length / channels * channels
+        let mutable got = 0
+        let mutable finished = false
+        while not finished && got < want do
+            let n =
+                try
+                    decoder.Read(dst.Slice(got, want - got), 0, want - got)
+                with
+                | :? AudioFormatException -> reraise ()
+                | e -> raise (AudioFormatException(info.Path, sprintf "Ogg Vorbis decoder (NVorbis) failed: %s: %s" (e.GetType().Name) e.Message, e))
+            if n <= 0 then finished <- true else got <- got + n
+        got / channels
+    override _.Dispose() = decoder.Dispose()
+
+/// Ogg Vorbis: Ogg pages read by Hybrid, the three Vorbis headers checked against libvorbis's limits (and bounds that
+/// keep a forged codebook from allocating gigabytes), audio decoded by NVorbis; the length is what decoding gives.
+module internal OggVorbis =
+    /// LSB-first bit reader over a packet (Vorbis I, section 2.1.4); past the end it reports the packet as too short.
+    [<Sealed>]
+    type private Bits(bytes: byte[], start: int, fail: string -> exn) =
+        let mutable bit = int64 start * 8L
+        member _.Left = int64 bytes.Length * 8L - bit
+        member this.Read(count: int) : int64 =
+            if int64 count > this.Left then raise (fail "the setup header ends inside a codebook")
+            let mutable v = 0L
+            for i in 0 .. count - 1 do
+                let b = bit + int64 i
+                if (int bytes.[int (b >>> 3)] >>> int (b &&& 7L)) &&& 1 <> 0 then v <- v ||| (1L <<< i)
+            bit <- bit + int64 count
+            v
+        member this.Skip(count: int64) =
+            if count > this.Left then raise (fail "the setup header ends inside a codebook's values")
+            bit <- bit + count
+
+    let private ilog (v: int64) =
+        let mutable n = 0
+        let mutable x = v
+        while x > 0L do
+            n <- n + 1
+            x <- x >>> 1
+        n
+
+    /// The most codebook elements (entries x (dimensions + 16), over every codebook) a setup header may declare: 2^23,
+    /// a thousand times what libvorbis's encoders use, about 128 MB of NVorbis tables.
+    [<Literal>]
+    let MaxCodebookElements = 8388608L
+
+    let private startsWith (bytes: byte[]) (prefix: byte[]) =
+        bytes.Length >= prefix.Length && ReadOnlySpan<byte>(bytes, 0, prefix.Length).SequenceEqual(ReadOnlySpan<byte> prefix)
+
+    /// Checks the identification, comment and setup headers; returns (channels, rate).
+    let private checkHeaders (path: string) (id: byte[]) (comment: byte[]) (setup: byte[]) =
+        let bad problem = AudioFormatException(path, "Ogg Vorbis " + problem) :> exn
+        if id.Length < 30 || not (startsWith id "\001vorbis"B) then raise (bad "identification header is missing or too short")
+        if BinaryPrimitives.ReadUInt32LittleEndian(ReadOnlySpan<byte>(id, 7, 4)) <> 0u then raise (bad "identification header has a version other than 0")
+        let channels = int id.[11]
+        let rate = int64 (BinaryPrimitives.ReadUInt32LittleEndian(ReadOnlySpan<byte>(id, 12, 4)))
+        AudioLimits.checkChannels path "the Vorbis identification header" (int64 channels)
+        AudioLimits.checkRate path "the Vorbis identification header" rate
+        let b0, b1 = int id.[28] &&& 15, int id.[28] >>> 4
+        if b0 < 6 || b1 > 13 || b0 > b1 then raise (bad (sprintf "identification header declares block sizes 2^%d and 2^%d (64 <= short <= long <= 8192 expected)" b0 b1))
+        if id.[29] &&& 1uy = 0uy then raise (bad "identification header lacks its framing bit")
+        if not (startsWith comment "\003vorbis"B) then raise (bad "comment header is missing")
+        let mutable at = 7
+        let field () =
+            if at + 4 > comment.Length then raise (bad "comment header is cut off")
+            let n = int64 (BinaryPrimitives.ReadUInt32LittleEndian(ReadOnlySpan<byte>(comment, at, 4)))
+            at <- at + 4
+            n
+        let vendor = field ()
+        if vendor > int64 (comment.Length - at) then raise (bad (sprintf "comment header's vendor string claims %d bytes, the packet has %d" vendor (comment.Length - at)))
+        at <- at + int vendor
+        let count = field ()
+        if count > int64 (comment.Length - at) / 4L then raise (bad (sprintf "comment header claims %d comments in %d bytes" count (comment.Length - at)))
+        for _ in 1L .. count do
+            let n = field ()
+            if n > int64 (comment.Length - at) then raise (bad (sprintf "a comment claims %d bytes, %d remain" n (comment.Length - at)))
+            at <- at + int n
+        if not (startsWith setup "\005vorbis"B) then raise (bad "setup header is missing")
+        let bits = Bits(setup, 7, fun p -> bad p)
+        let books = bits.Read 8 + 1L
+        let mutable elements = 0L
+        for book in 0L .. books - 1L do
+            if bits.Read 24 <> 0x564342L then raise (bad (sprintf "codebook %d lacks its sync pattern" book))
+            let dims = bits.Read 16
+            let entries = bits.Read 24
+            if dims < 1L || entries < 1L || ilog dims + ilog entries > 24 then
+                raise (bad (sprintf "codebook %d declares %d entries of %d dimensions (libvorbis refuses more than 2^24 values)" book entries dims))
+            elements <- elements + entries * (dims + 16L)
+            if elements > MaxCodebookElements then
+                raise (bad (sprintf "setup header's codebooks declare more than %d elements (2^23; real encoders use a thousandth of that)" MaxCodebookElements))
+            if bits.Read 1 = 1L then
+                let mutable length = bits.Read 5 + 1L
+                let mutable i = 0L
+                while i < entries do
+                    if length > 32L then raise (bad (sprintf "codebook %d has codeword lengths above 32 bits" book))
+                    i <- i + bits.Read(ilog (entries - i))
+                    length <- length + 1L
+                if i > entries then raise (bad (sprintf "codebook %d assigns lengths to more than its %d entries" book entries))
+            else
+                let sparse = bits.Read 1 = 1L
+                for _ in 1L .. entries do
+                    if not sparse || bits.Read 1 = 1L then bits.Read 5 |> ignore
+            match bits.Read 4 with
+            | 0L -> ()
+            | (1L | 2L) as lookup ->
+                bits.Skip 64L
+                let valueBits = bits.Read 4 + 1L
+                bits.Skip 1L
+                let values =
+                    if lookup = 2L then entries * dims
+                    else
+                        let mutable r = int64 (Math.Floor(Math.Exp(Math.Log(float entries) / float dims)))
+                        if Math.Floor(Math.Pow(float (r + 1L), float dims)) <= float entries then r <- r + 1L
+                        r
+                bits.Skip(values * valueBits)
+            | other -> raise (bad (sprintf "codebook %d has lookup type %d (0, 1 or 2 expected)" book other))
+        channels, int rate
+
+    /// What a stream's first packet says it holds, for the message when no Vorbis stream is found.
+    let private codecOf (bytes: byte[]) =
+        if startsWith bytes "OpusHead"B then "Opus"
+        elif startsWith bytes [| 0x7Fuy; byte 'F'; byte 'L'; byte 'A'; byte 'C' |] then "FLAC"
+        elif startsWith bytes "Speex   "B then "Speex"
+        elif startsWith bytes (Array.append [| 0x80uy |] "theora"B) then "Theora video"
+        elif startsWith bytes "fishead\000"B then "a Skeleton index"
+        elif startsWith bytes "\001vorbis"B then "Vorbis"
+        else "an unknown codec"
+
+    /// The (serial, first bytes of the first packet) of every stream that begins in the file, in order (beginning-of-
+    /// stream pages come first in an Ogg file: RFC 3533, section 4).
+    let private beginnings (data: byte[]) =
+        let firsts = List<struct (int * byte[])>()
+        let mutable at = 0
+        let mutable scanning = true
+        while scanning do
+            match Ogg.nextPage data at with
+            | ValueSome page when page.First ->
+                let n = if page.Segments > 0 then min 64 (int data.[page.At + 27]) else 0
+                firsts.Add(struct (page.Serial, data.[page.Body .. page.Body + n - 1]))
+                at <- page.At + page.Length
+            | ValueSome page when firsts.Count = 0 -> at <- page.At + page.Length
+            | _ -> scanning <- false
+        firsts
+
+    /// The codec of every stream that begins in the Ogg file whose bytes are `data` ("Vorbis", "Opus", "FLAC", ...).
+    let codecs (data: byte[]) : string list =
+        [ for struct (_, head) in beginnings data -> codecOf head ]
+
+    /// Opens the first Vorbis stream of the Ogg file at path, whose bytes are `data` (other multiplexed streams and
+    /// later chained ones are ignored, as libsndfile does). Raises AudioFormatException naming the codec when the file
+    /// holds no Vorbis stream, and for headers outside libvorbis's limits or AudioLimits.
+    let openData (path: string) (data: byte[]) : FrameDecoder =
+        let fail problem = raise (AudioFormatException(path, problem))
+        let firsts = beginnings data
+        match firsts |> Seq.tryFind (fun (struct (_, head)) -> startsWith head "\001vorbis"B) with
+        | None ->
+            if firsts.Count = 0 then fail "no Ogg page found (not an Ogg file, or every page is damaged)"
+            let found = firsts |> Seq.map (fun (struct (_, head)) -> codecOf head) |> Seq.distinct |> String.concat ", "
+            fail (sprintf "the Ogg file holds %s, not Vorbis: Hybrid reads Ogg Vorbis itself and Ogg Opus or FLAC only through libsndfile (convert it: ffmpeg -i in.ogg out.wav)" found)
+        | Some(struct (serial, _)) ->
+            let packets = Ogg.Packets(data, serial)
+            let headerPacket (name: string) =
+                match packets.Next() with
+                | Some p -> p.Bytes
+                | None -> fail (sprintf "Ogg Vorbis stream ends before its %s header" name)
+            let id = headerPacket "identification"
+            let comment = headerPacket "comment"
+            let setup = headerPacket "setup"
+            let channels, rate = checkHeaders path id comment setup
+            let replay = Ogg.Packets(data, serial)
+            let decoder =
+                try
+                    new StreamDecoder(replay)
+                with e ->
+                    raise (AudioFormatException(path, sprintf "Ogg Vorbis decoder (NVorbis) refused the headers: %s: %s" (e.GetType().Name) e.Message, e))
+            decoder.ClipSamples <- false
+            let info =
+                { Path = path; Container = "Ogg Vorbis"; Encoding = "Vorbis"; SampleRate = rate; Channels = channels; Frames = -1L; Warning = None }
+            new VorbisDecoder(info, decoder)
