@@ -229,6 +229,12 @@ def supervised(make_cmd, indices, timeout, on_line, stdin_line=None):
             on_line(record)
             while pending and pending[0] <= record['index']:
                 pending.pop(0)
+        if not pending:  # the worker's closing line (e.g. its peak working set)
+            for line in proc.stdout:
+                try:
+                    on_line(json.loads(line))
+                except ValueError:
+                    pass
         proc.kill()
         proc.wait()
 
@@ -242,7 +248,9 @@ def ffmpeg_decode(path):
         import numpy as np
         ch = int(stream['channels'])
         data = np.frombuffer(raw, dtype='<f4')
-        data = data[:len(data) // ch * ch].reshape(-1, ch).T
+        data = np.ascontiguousarray(data[:len(data) // ch * ch].reshape(-1, ch).T)
+        if data.shape[1] == 0:
+            return {'outcome': 'error', 'message': 'ffmpeg decoded nothing'}, None
         return {'outcome': 'ok', 'rate': int(stream['sample_rate']), 'channels': ch, 'frames': data.shape[1]}, data
     except Exception as e:
         return {'outcome': 'error', 'message': str(e)[:200]}, None
@@ -250,28 +258,36 @@ def ffmpeg_decode(path):
 
 # ---------------------------------------------------------------------------------------------------- compare
 
-def classify(ours, ref, ours_samples, ref_samples, ff):
+def same(ours, ours_samples, other, other_samples):
+    """Whether two decodes agree: rate, channels, length, and samples within the codec's tolerance."""
+    import numpy as np
+    if other['outcome'] != 'ok' or (ours['rate'], ours['channels'], ours['frames']) != (other['rate'], other['channels'], other['frames']):
+        return False
+    if ours['frames'] == 0:
+        return True
+    diff = float(np.max(np.abs(ours_samples - other_samples)))
+    ours['maxdiff'] = diff
+    return diff <= (2e-3 if ours['container'] in LOSSY else 1e-4)
+
+
+def classify(ours, ref, ours_samples, ref_samples, ffmpeg):
+    """One verdict per file; ffmpeg() decodes the file with ffmpeg when a second opinion is needed."""
     if ours['outcome'] in ('hang', 'crash'):
-        return 'hang' if ours['outcome'] == 'hang' else 'crash'
+        return ours['outcome']
     if ours['outcome'] == 'error' and ours.get('type') not in ('AudioFormatException',):
         return 'unhandled'
     if ours['outcome'] == 'error':
         return 'both-refuse' if ref['outcome'] != 'ok' else 'we-refuse'
+    if ref['outcome'] == 'ok' and same(ours, ours_samples, ref, ref_samples):
+        return 'agree'
+    ff, ff_samples = ffmpeg()
+    if same(ours, ours_samples, ff, ff_samples):
+        return 'agree-ffmpeg' if ref['outcome'] == 'ok' else 'we-read-soundfile-refuses-agree-ffmpeg'
     if ref['outcome'] != 'ok':
-        if ff and ff[0]['outcome'] == 'ok' and ff[0]['frames'] > 0:
-            return 'we-read-ffmpeg-reads'
         return 'we-read-soundfile-refuses'
     if (ours['rate'], ours['channels']) != (ref['rate'], ref['channels']):
         return 'differ-format'
-    if ours['frames'] != ref['frames']:
-        return 'differ-length'
-    if ours['frames'] == 0:
-        return 'agree'
-    import numpy as np
-    diff = float(np.max(np.abs(ours_samples - ref_samples)))
-    ours['maxdiff'] = diff
-    tolerance = 2e-3 if ours['container'] in LOSSY else 1e-4
-    return 'agree' if diff <= tolerance else 'differ-samples'
+    return 'differ-length' if ours['frames'] != ref['frames'] else 'differ-samples'
 
 
 def compare(out, inputs):
@@ -311,18 +327,21 @@ def compare(out, inputs):
     counts, report = {}, []
     for i, path in enumerate(files):
         o, r = ours[i], refs.get(i, {'outcome': 'missing'})
-        o_samples = r_samples = ff = None
+        o_samples = r_samples = None
         if o['outcome'] == 'ok':
             o_samples = np.fromfile(ours_dir / f'{i}.f32', dtype='<f4').reshape(o['channels'], -1) if o['frames'] > 0 else None
         if r['outcome'] == 'ok':
             r_samples = np.load(ref_dir / f'{i}.npy')
-        elif o['outcome'] == 'ok':
-            ff = ffmpeg_decode(path)
-        verdict = classify(o, r, o_samples, r_samples, ff)
+        ff = []
+
+        def second_opinion():
+            ff.append(ffmpeg_decode(path))
+            return ff[0]
+        verdict = classify(o, r, o_samples, r_samples, second_opinion)
         counts[verdict] = counts.get(verdict, 0) + 1
         entry = {'path': path, 'verdict': verdict, 'ours': o, 'soundfile': r}
         if ff:
-            entry['ffmpeg'] = ff[0]
+            entry['ffmpeg'] = ff[0][0]
         if verdict == 'differ-length':
             entry['frames'] = (o['frames'], r['frames'])
         report.append(entry)

@@ -113,14 +113,18 @@ module AudioFile =
         | Pcm32 -> "32-bit PCM"
         | Float32 -> "32-bit float"
         | Float64 -> "64-bit float"
+        | SampleFormat.MuLaw -> "mu-law"
+        | SampleFormat.ALaw -> "A-law"
 
     let private wavInfo (path: string) (w: WavInfo) =
         { Path = path; Container = "WAV"; Encoding = wavEncoding w.Format; SampleRate = w.SampleRate; Channels = w.Channels
           Frames = w.Frames; Warning = w.Warning }
 
-    /// A decoder's header with the frame count `frames` and any warning met while decoding; strict refuses a warning.
+    /// A decoder's header with the frame count `frames` and any warning met while decoding; strict refuses a warning,
+    /// and a decoder that stopped with an error before its first frame is an error.
     let private finish (strict: bool) (decoder: FrameDecoder) (frames: int64) =
         match decoder.Warning with
+        | Some w when frames = 0L && decoder.Info.Warning.IsNone -> fail decoder.Info.Path (sprintf "no frame could be decoded (%s)" w)
         | Some w when strict && decoder.Info.Warning.IsNone -> fail decoder.Info.Path (w + " (strict reading refuses it)")
         | w -> { decoder.Info with Frames = frames; Warning = w }
 

@@ -246,18 +246,24 @@ module internal Mpeg =
             else more <- false
         p - at
 
-    /// The encoder delay and padding of a Xing/Info frame's LAME tag, when the frame at `at` is an info frame (Xing,
-    /// Info or VBRI: no audio); None inside for an info frame without a LAME tag.
-    let private infoFrame (data: byte[]) (at: int) (h: MpegHeader) : (int * int) option voption =
+    /// What the frame at `at` says when it is an info frame (Xing, Info or VBRI: no audio): ValueSome with, for a
+    /// Xing/Info frame with a LAME tag, (encoder delay, padding, frame count if the tag has one); ValueNone for audio.
+    /// The tag sits right after the side information (LAME places it there whether or not the header announces a
+    /// CRC; the offset after a CRC is tried too).
+    let private infoFrame (data: byte[]) (at: int) (h: MpegHeader) : (int * int * int64 option) option voption =
         if h.Layer <> MpegLayer.LayerIII then ValueNone
         else
             let finish = at + h.Length
-            let x = at + 4 + (if h.HasCrc then 2 else 0) + h.SideInfo
             let isId (p: int) (s: string) = p + 4 <= finish && data.[p] = byte s.[0] && data.[p + 1] = byte s.[1] && data.[p + 2] = byte s.[2] && data.[p + 3] = byte s.[3]
+            let plain = at + 4 + h.SideInfo
+            let x = if not (isId plain "Xing" || isId plain "Info") && (isId (plain + 2) "Xing" || isId (plain + 2) "Info") then plain + 2 else plain
             if isId x "Xing" || isId x "Info" then
                 if x + 8 > finish then ValueSome None
                 else
                     let flags = BinaryPrimitives.ReadUInt32BigEndian(ReadOnlySpan<byte>(data, x + 4, 4))
+                    let frames =
+                        if flags &&& 1u <> 0u && x + 12 <= finish then Some(int64 (BinaryPrimitives.ReadUInt32BigEndian(ReadOnlySpan<byte>(data, x + 8, 4))))
+                        else None
                     let lame =
                         x + 8 + (if flags &&& 1u <> 0u then 4 else 0) + (if flags &&& 2u <> 0u then 4 else 0)
                         + (if flags &&& 4u <> 0u then 100 else 0) + (if flags &&& 8u <> 0u then 4 else 0)
@@ -268,7 +274,7 @@ module internal Mpeg =
                     if named then
                         let delay = (int data.[lame + 21] <<< 4) ||| (int data.[lame + 22] >>> 4)
                         let padding = ((int data.[lame + 22] &&& 0x0F) <<< 8) ||| int data.[lame + 23]
-                        ValueSome(Some(delay, padding))
+                        ValueSome(Some(delay, padding, frames))
                     else ValueSome None
             elif isId (at + 36) "VBRI" then ValueSome None
             else ValueNone
@@ -286,7 +292,9 @@ module internal Mpeg =
         let fail problem = raise (AudioFormatException(path, problem))
         let span = data
         let from = id3v2Length span 0
-        match findRun span from (data.Length - 4) 3 true ValueNone with
+        // As mpg123 does, a stream starts at the first header that a continuing header follows (content detection,
+        // for files without an MPEG extension, asks for three: startsStream).
+        match findRun span from (data.Length - 4) 1 true ValueNone with
         | ValueNone -> fail "no MPEG audio frames found (no frame header followed by frames of the same stream)"
         | ValueSome(struct (start, reference)) ->
             AudioLimits.checkRate path "the MPEG frame header" (int64 reference.SampleRate)
@@ -318,12 +326,19 @@ module internal Mpeg =
                     | ValueNone -> None
                 else None
             let total = headers |> Seq.sumBy (fun h -> int64 h.Samples)
+            // mpg123's gapless trimming: the encoder delay and the decoder's own delay dropped at the start; the end at
+            // the tag's frame count less the padding (a hint: never past the frames present).
             let first, stop =
                 match gapless with
-                | Some(delay, padding) ->
-                    let stop = min total (total - int64 padding + int64 DecoderDelay)
+                | Some(delay, padding, frames) ->
+                    let stop =
+                        match frames with
+                        | Some n -> min total (n * int64 reference.Samples - int64 padding + int64 DecoderDelay)
+                        | None -> total
                     min stop (int64 (delay + DecoderDelay)), stop
                 | None -> 0L, total
+            if offsets.Count = 0 then
+                fail (if cut >= 0 then sprintf "holds no whole MPEG frame: the only one (at byte %d) is cut off" cut else "holds no MPEG audio frame besides its Xing/VBRI header")
             let warning =
                 if cut >= 0 then
                     let message = sprintf "truncated file: the last MPEG frame (at byte %d) is cut off; read the %d whole frames present" cut offsets.Count

@@ -30,25 +30,8 @@ module internal RawCodec =
         | MuLaw -> "mu-law"
         | ALaw -> "A-law"
 
-    /// G.711 mu-law code to a 16-bit linear value (ITU-T G.711).
-    let muLaw (code: byte) =
-        let u = ~~~(int code) &&& 0xFF
-        let t = (((u &&& 0x0F) <<< 3) + 0x84) <<< ((u &&& 0x70) >>> 4)
-        if u &&& 0x80 <> 0 then 0x84 - t else t - 0x84
-
-    /// G.711 A-law code to a 16-bit linear value (ITU-T G.711).
-    let aLaw (code: byte) =
-        let a = int code ^^^ 0x55
-        let seg = (a &&& 0x70) >>> 4
-        let t =
-            match seg with
-            | 0 -> ((a &&& 0x0F) <<< 4) + 8
-            | 1 -> ((a &&& 0x0F) <<< 4) + 0x108
-            | s -> (((a &&& 0x0F) <<< 4) + 0x108) <<< (s - 1)
-        if a &&& 0x80 <> 0 then t else -t
-
-    let private muTable = Array.init 256 (fun i -> float32 (muLaw (byte i)) / 32768.0f)
-    let private aTable = Array.init 256 (fun i -> float32 (aLaw (byte i)) / 32768.0f)
+    let private muTable = SampleCodec.muLawTable
+    let private aTable = SampleCodec.aLawTable
 
     /// Decodes dst.Length samples from src.
     let decode (enc: RawEncoding) (src: ReadOnlySpan<byte>) (dst: Span<float32>) =

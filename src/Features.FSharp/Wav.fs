@@ -23,6 +23,10 @@ type SampleFormat =
     | Float32
     /// IEEE 754 double precision, rounded to single precision.
     | Float64
+    /// G.711 mu-law (8-bit codes), expanded to 16-bit values and divided by 32768, as soundfile does.
+    | MuLaw
+    /// G.711 A-law (8-bit codes), expanded to 16-bit values and divided by 32768, as soundfile does.
+    | ALaw
 
 /// What a WAV header declares, validated against the file's real length.
 type WavInfo =
@@ -37,6 +41,8 @@ type WavInfo =
       Format: SampleFormat
       /// True for RF64/BW64 files (64-bit sizes in a ds64 chunk).
       IsRf64: bool
+      /// True for big-endian RIFX files (sizes, fields and samples most significant byte first).
+      BigEndian: bool
       /// Byte offset of the first sample in the file.
       DataOffset: int64
       /// Size of the data chunk in bytes as read: the declared size, or the bytes present up to the end of the
@@ -130,7 +136,7 @@ type internal HeadedSource(source: ByteSource) =
 module internal SampleCodec =
     let bytesPerSample format =
         match format with
-        | PcmU8 -> 1
+        | PcmU8 | MuLaw | ALaw -> 1
         | Pcm16 -> 2
         | Pcm24 -> 3
         | Pcm32 -> 4
@@ -142,6 +148,51 @@ module internal SampleCodec =
         | Float32
         | Float64 -> true
         | _ -> false
+
+    /// G.711 mu-law code to a 16-bit linear value (ITU-T G.711).
+    let muLawValue (code: byte) =
+        let u = ~~~(int code) &&& 0xFF
+        let t = (((u &&& 0x0F) <<< 3) + 0x84) <<< ((u &&& 0x70) >>> 4)
+        if u &&& 0x80 <> 0 then 0x84 - t else t - 0x84
+
+    /// G.711 A-law code to a 16-bit linear value (ITU-T G.711).
+    let aLawValue (code: byte) =
+        let a = int code ^^^ 0x55
+        let seg = (a &&& 0x70) >>> 4
+        let t =
+            match seg with
+            | 0 -> ((a &&& 0x0F) <<< 4) + 8
+            | 1 -> ((a &&& 0x0F) <<< 4) + 0x108
+            | s -> (((a &&& 0x0F) <<< 4) + 0x108) <<< (s - 1)
+        if a &&& 0x80 <> 0 then t else -t
+
+    /// Decoded value (/ 32768) of each mu-law and A-law code.
+    let muLawTable = Array.init 256 (fun i -> float32 (muLawValue (byte i)) / 32768.0f)
+    let aLawTable = Array.init 256 (fun i -> float32 (aLawValue (byte i)) / 32768.0f)
+
+    /// The code whose value lies nearest a 16-bit linear value (G.711's encoder, by search over the 256 codes, so
+    /// that decoding what was encoded is exact for every code's value).
+    let private nearestCode (values: int[]) =
+        let order = Array.init 256 id |> Array.sortBy (fun c -> values.[c], c)
+        fun (v: int) ->
+            let mutable lo = 0
+            let mutable hi = 255
+            while lo < hi do
+                let mid = (lo + hi) / 2
+                if values.[order.[mid]] < v then lo <- mid + 1 else hi <- mid
+            let above = order.[lo]
+            if lo > 0 && abs (values.[order.[lo - 1]] - v) <= abs (values.[above] - v) then byte order.[lo - 1] else byte above
+
+    let private muLawEncode = nearestCode (Array.init 256 (fun i -> muLawValue (byte i)))
+    let private aLawEncode = nearestCode (Array.init 256 (fun i -> aLawValue (byte i)))
+
+    /// Reverses the bytes of each bps-byte sample of a big-endian block in place, so that it decodes as little-endian.
+    let swapInPlace (bps: int) (bytes: Span<byte>) =
+        if bps > 1 then
+            let mutable i = 0
+            while i + bps <= bytes.Length do
+                bytes.Slice(i, bps).Reverse()
+                i <- i + bps
 
     let private convertPcm16 (src: ReadOnlySpan<byte>) (dst: Span<float32>) =
         let n = dst.Length
@@ -201,6 +252,12 @@ module internal SampleCodec =
         | Float64 ->
             for i in 0 .. n - 1 do
                 dst.[i] <- float32 (BinaryPrimitives.ReadDoubleLittleEndian(src.Slice(8 * i)))
+        | MuLaw ->
+            for i in 0 .. n - 1 do
+                dst.[i] <- muLawTable.[int src.[i]]
+        | ALaw ->
+            for i in 0 .. n - 1 do
+                dst.[i] <- aLawTable.[int src.[i]]
 
     /// Index of the first NaN or infinity in values, or -1 when all are finite (x - x is 0 exactly for finite x).
     let firstNonFinite (values: ReadOnlySpan<float32>) : int =
@@ -251,6 +308,12 @@ module internal SampleCodec =
         | Float64 ->
             for i in 0 .. n - 1 do
                 BinaryPrimitives.WriteDoubleLittleEndian(dst.Slice(8 * i), float src.[i])
+        | MuLaw ->
+            for i in 0 .. n - 1 do
+                dst.[i] <- muLawEncode (quantise src.[i] 32768.0 -32768.0 32767.0)
+        | ALaw ->
+            for i in 0 .. n - 1 do
+                dst.[i] <- aLawEncode (quantise src.[i] 32768.0 -32768.0 32767.0)
 
 /// Reading and writing WAV files (RIFF/RF64, PCM 8/16/24/32-bit, IEEE float 32/64, WAVE_FORMAT_EXTENSIBLE),
 /// with soundfile's scaling. Every malformed or unsupported file raises AudioFormatException naming the
@@ -283,6 +346,9 @@ module Wav =
     /// The 14 bytes that follow the format code in a KSDATAFORMAT_SUBTYPE_* GUID.
     let private guidTail = [| 0uy; 0uy; 0uy; 0uy; 0x10uy; 0uy; 0x80uy; 0uy; 0uy; 0xAAuy; 0uy; 0x38uy; 0x9Buy; 0x71uy |]
 
+    /// The last 12 bytes of a KSDATAFORMAT_SUBTYPE_* GUID as a RIFX file stores it (Data2 and Data3 big-endian).
+    let private guidTailBigEndian = [| 0uy; 0uy; 0uy; 0x10uy; 0x80uy; 0uy; 0uy; 0xAAuy; 0uy; 0x38uy; 0x9Buy; 0x71uy |]
+
     let private fourCc (bytes: ReadOnlySpan<byte>) =
         let sb = StringBuilder(4)
         for i in 0..3 do
@@ -300,31 +366,41 @@ module Wav =
           SampleRate: int
           BlockAlign: int }
 
-    let private parseFmt name (body: ReadOnlySpan<byte>) (size: uint64) : Fmt =
+    let private u16 (big: bool) (b: ReadOnlySpan<byte>) = if big then BinaryPrimitives.ReadUInt16BigEndian b else BinaryPrimitives.ReadUInt16LittleEndian b
+    let private u32 (big: bool) (b: ReadOnlySpan<byte>) = if big then BinaryPrimitives.ReadUInt32BigEndian b else BinaryPrimitives.ReadUInt32LittleEndian b
+
+    /// The fmt chunk. As libsndfile does, the sample width comes from the bit depth rounded up to whole bytes (12-bit
+    /// data in 16-bit words, 20-bit in 24-bit ones) and the block align field is not relied on.
+    let private parseFmt name (big: bool) (body: ReadOnlySpan<byte>) (size: uint64) : Fmt =
         if size < 16UL then fail name (sprintf "fmt chunk is %d bytes, expected at least 16" size)
-        let tag0 = int (BinaryPrimitives.ReadUInt16LittleEndian body)
-        let channels = int (BinaryPrimitives.ReadUInt16LittleEndian(body.Slice 2))
-        let rate = BinaryPrimitives.ReadUInt32LittleEndian(body.Slice 4)
-        let blockAlign = int (BinaryPrimitives.ReadUInt16LittleEndian(body.Slice 12))
-        let bits = int (BinaryPrimitives.ReadUInt16LittleEndian(body.Slice 14))
+        let tag0 = int (u16 big body)
+        let channels = int (u16 big (body.Slice 2))
+        let rate = u32 big (body.Slice 4)
+        let bits = int (u16 big (body.Slice 14))
         let tag =
             if tag0 <> 0xFFFE then tag0
             else
                 if size < 40UL then
                     fail name (sprintf "WAVE_FORMAT_EXTENSIBLE fmt chunk is %d bytes, expected at least 40" size)
-                let validBits = int (BinaryPrimitives.ReadUInt16LittleEndian(body.Slice 18))
+                let validBits = int (u16 big (body.Slice 18))
                 if validBits > bits then
                     fail name (sprintf "WAVE_FORMAT_EXTENSIBLE declares %d valid bits in a %d-bit container" validBits bits)
-                if not (body.Slice(26, 14).SequenceEqual(ReadOnlySpan<byte> guidTail)) then
+                // The sub-format GUID's numeric fields follow the file's byte order (RIFX: big-endian).
+                let known =
+                    if big then body.Slice(24, 2).SequenceEqual(ReadOnlySpan<byte>([| 0uy; 0uy |])) && body.Slice(28, 12).SequenceEqual(ReadOnlySpan<byte> guidTailBigEndian)
+                    else body.Slice(26, 14).SequenceEqual(ReadOnlySpan<byte> guidTail)
+                if not known then
                     fail name (sprintf "WAVE_FORMAT_EXTENSIBLE sub-format %O is not PCM or IEEE float" (Guid(body.Slice(24, 16))))
-                int (BinaryPrimitives.ReadUInt16LittleEndian(body.Slice 24))
+                int (if big then u16 big (body.Slice 26) else u16 big (body.Slice 24))
         let format =
             match tag, bits with
-            | 1, 8 -> PcmU8
-            | 1, 16 -> Pcm16
-            | 1, 24 -> Pcm24
-            | 1, 32 -> Pcm32
-            | 1, b -> fail name (sprintf "PCM with %d bits per sample is not supported (expected 8, 16, 24 or 32)" b)
+            | 1, b when b >= 1 && b <= 8 -> PcmU8
+            | 1, b when b <= 16 -> Pcm16
+            | 1, b when b <= 24 -> Pcm24
+            | 1, b when b <= 32 -> Pcm32
+            | 1, b -> fail name (sprintf "PCM with %d bits per sample is not supported (expected 1 to 32)" b)
+            | 6, _ -> ALaw
+            | 7, _ -> MuLaw
             | 3, 32 -> Float32
             | 3, 64 -> Float64
             | 3, b -> fail name (sprintf "IEEE float with %d bits per sample is not supported (expected 32 or 64)" b)
@@ -333,15 +409,12 @@ module Wav =
                     match tagNames.TryGetValue t with
                     | true, n -> sprintf " (%s)" n
                     | _ -> ""
-                fail name (sprintf "unsupported format tag 0x%04X%s: only PCM (1), IEEE float (3) and WAVE_FORMAT_EXTENSIBLE with those sub-formats can be read" t known)
+                fail name (sprintf "unsupported format tag 0x%04X%s: only PCM (1), IEEE float (3), A-law (6), mu-law (7) and WAVE_FORMAT_EXTENSIBLE with those sub-formats can be read" t known)
         if channels = 0 then fail name "fmt chunk declares zero channels"
         if channels > maxChannels then
             fail name (sprintf "fmt chunk declares %d channels, more than the %d supported (libsndfile's limit)" channels maxChannels)
         AudioLimits.checkRate name "fmt chunk" (int64 rate)
-        let expected = channels * SampleCodec.bytesPerSample format
-        if blockAlign <> expected then
-            fail name (sprintf "block align is %d bytes, expected %d (%d channels x %d bytes per sample)" blockAlign expected channels (SampleCodec.bytesPerSample format))
-        { Format = format; Channels = channels; SampleRate = int rate; BlockAlign = blockAlign }
+        { Format = format; Channels = channels; SampleRate = int rate; BlockAlign = channels * SampleCodec.bytesPerSample format }
 
     /// Parses and validates the header of source (RIFF or RF64), scanning chunks until fmt and data are found.
     /// Placeholder data sizes (0xFFFFFFFF; in RF64 a ds64 data size of 0 or all ones; 0 when the RIFF size is a
@@ -361,12 +434,13 @@ module Wav =
         let isRf64 =
             if isId header "RIFF" then false
             elif isId header "RF64" || isId header "BW64" then true
-            elif isId header "RIFX" then fail name "big-endian RIFX files are not supported"
+            elif isId header "RIFX" then false
             else fail name (sprintf "not a WAV file: starts with '%s', expected 'RIFF' or 'RF64'" (fourCc header))
         if not (isId (header.Slice 8) "WAVE") then
             fail name (sprintf "RIFF form type is '%s', expected 'WAVE'" (fourCc (header.Slice 8)))
+        let big = isId header "RIFX"
         let mutable pos = 12L
-        let riffSize = uint64 (BinaryPrimitives.ReadUInt32LittleEndian(header.Slice 4))
+        let riffSize = uint64 (u32 big (header.Slice 4))
         let mutable riffSize64 = riffSize
         let mutable ds64Data = 0UL
         let ds64Table = Collections.Generic.List<struct (int * uint64)>()
@@ -393,7 +467,7 @@ module Wav =
             let h = ReadOnlySpan<byte>(read pos 8, 0, 8)
             let isData = isId h "data"
             let isFmt = isId h "fmt "
-            let size32 = BinaryPrimitives.ReadUInt32LittleEndian(h.Slice 4)
+            let size32 = u32 big (h.Slice 4)
             let size =
                 if isRf64 && size32 = UInt32.MaxValue then
                     if isData then ds64Data
@@ -428,7 +502,7 @@ module Wav =
                 fail name (sprintf "chunk '%s' at byte %d declares %d bytes but only %d remain" (fourCc h) pos size remaining)
             if isFmt && fmt.IsNone then
                 let n = int (min size 40UL)
-                fmt <- ValueSome(parseFmt name (ReadOnlySpan<byte>(read bodyStart n, 0, n)) size)
+                fmt <- ValueSome(parseFmt name big (ReadOnlySpan<byte>(read bodyStart n, 0, n)) size)
             elif isData && data.IsNone then
                 data <- ValueSome(struct (bodyStart, int64 size))
             pos <- bodyStart + int64 size + int64 (size &&& 1UL)
@@ -450,6 +524,7 @@ module Wav =
               Frames = frames
               Format = f.Format
               IsRf64 = isRf64
+              BigEndian = big
               DataOffset = offset
               DataBytes = bytes
               Warning = warning }
@@ -499,6 +574,7 @@ module Wav =
                     let got = source.ReadAt(offset, Span<byte>(bytes, 0, byteCount))
                     if got < byteCount then
                         raise (IOException(sprintf "%s: the file shrank while being read (wanted %d bytes at %d, got %d)" name byteCount offset got))
+                    if info.BigEndian then SampleCodec.swapInPlace bps (Span<byte>(bytes, 0, byteCount))
                     let src = ReadOnlySpan<byte>(bytes, 0, byteCount)
                     if channels = 1 then
                         let dst = Span<float32>(samples.[0], done', frames)
@@ -584,6 +660,7 @@ module Wav =
                     let got = source.ReadAt(info.DataOffset + frame * int64 blockAlign, Span<byte>(bytes, 0, byteCount))
                     if got < byteCount then
                         raise (IOException(sprintf "%s: the file shrank while being read (wanted %d bytes, got %d)" name byteCount got))
+                    if info.BigEndian then SampleCodec.swapInPlace (SampleCodec.bytesPerSample info.Format) (Span<byte>(bytes, 0, byteCount))
                     let raw = ReadOnlySpan<byte>(bytes, 0, byteCount)
                     let decoded = Span<float32>(values, 0, frames * info.Channels)
                     SampleCodec.decode info.Format raw decoded
