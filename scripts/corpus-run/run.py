@@ -17,7 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 EXTENSIONS = {'.wav', '.wave', '.rf64', '.au', '.snd', '.aif', '.aiff', '.aifc', '.flac', '.mp3', '.mp2', '.mpa', '.ogg', '.oga'}
-LOSSY = {'MP3', 'Ogg Vorbis', 'Ogg Opus'}
+LOSSY = {'MP3', 'MP2', 'MP1', 'Ogg Vorbis', 'Ogg Opus'}
 
 
 # ---------------------------------------------------------------------------------------------------- mutants

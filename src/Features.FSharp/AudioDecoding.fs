@@ -10,8 +10,8 @@ open System.Collections.Generic
 type AudioFileInfo =
     { /// The file.
       Path: string
-      /// Container: "WAV", "Sun AU", "AIFF", "AIFC", "MP3" (any MPEG-1/2/2.5 layer I, II or III stream),
-      /// "Ogg Vorbis" or "FLAC".
+      /// Container: "WAV", "Sun AU", "AIFF", "AIFC", "MP3", "MP2" or "MP1" (MPEG-1, 2 or 2.5 audio of that layer),
+      /// "Ogg Vorbis", "FLAC", or (through libsndfile) "Ogg Opus" and "Ogg FLAC".
       Container: string
       /// Sample encoding as stored (e.g. "16-bit PCM", "mu-law", "32-bit float", "MPEG-1 layer III", "Vorbis").
       Encoding: string

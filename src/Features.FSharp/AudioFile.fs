@@ -48,30 +48,39 @@ module AudioFile =
     let private startsWith (bytes: byte[]) (at: int) (text: string) =
         at + text.Length <= bytes.Length && Encoding.ASCII.GetString(bytes, at, text.Length) = text
 
-    /// Which reader a file needs: by its content (magic numbers; behind ID3v2 tags, fLaC or MPEG frames; else a run
-    /// of MPEG frames at the start), else by its extension. None for a file that is none of them.
-    let private kindOf (path: string) : Kind option =
+    /// The container whose magic number starts head at `at`, if any.
+    let private magicAt (head: byte[]) (at: int) =
+        if startsWith head at "RIFF" || startsWith head at "RF64" || startsWith head at "BW64" || startsWith head at "RIFX" then Some WavFile
+        elif startsWith head at ".snd" then Some AuFile
+        elif startsWith head at "FORM" then Some AiffFile
+        elif startsWith head at "fLaC" then Some FlacFile
+        elif startsWith head at "OggS" then Some OggFile
+        else None
+
+    /// Which reader a file needs and where its container starts: by its content (magic numbers; behind ID3v2 tags,
+    /// those of WAV, AU, AIFF, FLAC or Ogg, else MPEG audio; else a run of MPEG frames at the start), else by its
+    /// extension. None for a file that is none of them. FLAC, Ogg and MPEG readers skip a tag themselves (start 0).
+    let private kindOf (path: string) : (Kind * int64) option =
         let length = FileInfo(path).Length
         let head = bytesAt path 0L 65536
         let whole = int64 head.Length = length
-        if startsWith head 0 "RIFF" || startsWith head 0 "RF64" || startsWith head 0 "BW64" then Some WavFile
-        elif startsWith head 0 ".snd" then Some AuFile
-        elif startsWith head 0 "FORM" then Some AiffFile
-        elif startsWith head 0 "fLaC" then Some FlacFile
-        elif startsWith head 0 "OggS" then Some OggFile
-        elif startsWith head 0 "ID3" then
-            let tags = Mpeg.id3v2Length head 0
-            let tags = if tags > 0 then tags else 10
-            if startsWith (bytesAt path (int64 tags) 4) 0 "fLaC" then Some FlacFile else Some MpegFile
-        elif Mpeg.startsStream head 0 whole then Some MpegFile
-        else
+        match magicAt head 0 with
+        | Some kind -> Some(kind, 0L)
+        | None when startsWith head 0 "ID3" ->
+            let tags = max 10 (Mpeg.id3v2Length head 0)
+            match magicAt (bytesAt path (int64 tags) 4) 0 with
+            | Some((WavFile | AuFile | AiffFile) as kind) -> Some(kind, int64 tags)
+            | Some kind -> Some(kind, 0L)
+            | None -> Some(MpegFile, 0L)
+        | None when Mpeg.startsStream head 0 whole -> Some(MpegFile, 0L)
+        | None ->
             match (nonNull (Path.GetExtension path)).ToLowerInvariant() with
-            | ".wav" | ".wave" | ".rf64" -> Some WavFile
-            | ".au" | ".snd" -> Some AuFile
-            | ".aif" | ".aiff" | ".aifc" -> Some AiffFile
-            | ".flac" -> Some FlacFile
-            | ".ogg" | ".oga" -> Some OggFile
-            | ".mp3" | ".mp2" | ".mpa" -> Some MpegFile
+            | ".wav" | ".wave" | ".rf64" -> Some(WavFile, 0L)
+            | ".au" | ".snd" -> Some(AuFile, 0L)
+            | ".aif" | ".aiff" | ".aifc" -> Some(AiffFile, 0L)
+            | ".flac" -> Some(FlacFile, 0L)
+            | ".ogg" | ".oga" -> Some(OggFile, 0L)
+            | ".mp3" | ".mp2" | ".mpa" -> Some(MpegFile, 0L)
             | _ -> None
 
     /// The kind, FileNotFoundException for a missing file, AudioFormatException for an unrecognised one.
@@ -91,10 +100,10 @@ module AudioFile =
         File.ReadAllBytes path
 
     /// Opens any format except WAV.
-    let private openDecoder (kind: Kind) (strict: bool) (path: string) : FrameDecoder =
+    let private openDecoder (kind: Kind, start: int64) (strict: bool) (path: string) : FrameDecoder =
         match kind with
-        | AuFile -> RawFormats.openAu strict path
-        | AiffFile -> RawFormats.openAiff strict path
+        | AuFile -> RawFormats.openAu start strict path
+        | AiffFile -> RawFormats.openAiff start strict path
         | FlacFile -> SndFile.openFile path "FLAC"
         | MpegFile -> Mpeg.openData strict path (readAll path)
         | OggFile ->
@@ -155,8 +164,8 @@ module AudioFile =
         checkOptions options
         let info, audio =
             match kindOrFail path with
-            | WavFile ->
-                let w, audio = Wav.readFile options.Strict options.Mono options.Offset options.Duration path
+            | WavFile, start ->
+                let w, audio = Wav.readFileAt start options.Strict options.Mono options.Offset options.Duration path
                 wavInfo path w, audio
             | kind ->
                 use decoder = openDecoder kind options.Strict path
@@ -186,7 +195,7 @@ module AudioFile =
     /// unsupported files (FLAC without libsndfile: how to get it) and FileNotFoundException for a missing one.
     let readInfo (path: string) : AudioFileInfo =
         match kindOrFail path with
-        | WavFile -> wavInfo path (Wav.readInfoWith false path)
+        | WavFile, start -> wavInfo path (Wav.readInfoAt start false path)
         | kind ->
             use decoder = openDecoder kind false path
             match decoder.KnownFrames with
@@ -199,7 +208,7 @@ module AudioFile =
     /// strict, non-finite samples and files past AudioLimits.MaxSamples; FileNotFoundException for a missing file.
     let inspect (strict: bool) (path: string) : AudioFileInfo =
         match kindOrFail path with
-        | WavFile -> wavInfo path (Wav.inspect strict path)
+        | WavFile, start -> wavInfo path (Wav.inspectAt start strict path)
         | kind ->
             use decoder = openDecoder kind strict path
             finish strict decoder (Decoding.count decoder)

@@ -199,7 +199,7 @@ module internal Mpeg =
     let private runFrom (data: byte[]) (at: int) (h: MpegHeader) (follow: int) (allowShort: bool) =
         let mutable q = at + h.Length
         let mutable k = 0
-        let mutable result = ValueNone
+        let mutable result = if q > data.Length then ValueSome allowShort else ValueNone // the frame itself is cut off
         while result.IsNone do
             if k >= follow then result <- ValueSome true
             elif q = data.Length || (q < data.Length && tagAt data q) then result <- ValueSome allowShort
@@ -346,6 +346,7 @@ module internal Mpeg =
                     Some message
                 else None
             let info =
-                { Path = path; Container = "MP3"; Encoding = describe reference; SampleRate = reference.SampleRate
+                { Path = path; Container = (match reference.Layer with MpegLayer.LayerI -> "MP1" | MpegLayer.LayerII -> "MP2" | _ -> "MP3")
+                  Encoding = describe reference; SampleRate = reference.SampleRate
                   Channels = reference.Channels; Frames = stop - first; Warning = warning }
             new MpegDecoder(info, data, offsets.ToArray(), headers.ToArray(), first, stop)

@@ -6,15 +6,14 @@ open System.Collections.Generic
 open NVorbis
 open NVorbis.Contracts
 
-/// One Ogg packet's bytes as NVorbis reads them.
+/// One Ogg packet's bytes as NVorbis reads them. No granule position and no end-of-stream flag reach NVorbis: its
+/// trimming by them trusts the header (a final granule far below the samples decoded makes it loop forever), so the
+/// end is trimmed by VorbisDecoder instead, within what the last packet can hold.
 [<Sealed>]
-type internal OggPacket(bytes: byte[], granule: int64 voption, last: bool, resync: bool) as this =
+type internal OggPacket(bytes: byte[], resync: bool) as this =
     inherit DataPacket()
     let mutable read = 0
-    do
-        this.GranulePosition <- (match granule with ValueSome g -> Nullable g | ValueNone -> Nullable())
-        this.IsEndOfStream <- last
-        this.IsResync <- resync
+    do this.IsResync <- resync
     member _.Bytes = bytes
     override _.TotalBits = bytes.Length * 8
     override _.ReadNextByte() =
@@ -102,6 +101,9 @@ module internal Ogg =
         let mutable finished = false
         let mutable resync = false
         let mutable skipContinuation = false
+        let mutable endGranule = ValueNone
+        let mutable lastGranule = 0L
+        let mutable endStarted = false
         let complete () =
             let total = partial |> Seq.sumBy (fun (struct (_, n)) -> n)
             let bytes = Array.zeroCreate<byte> total
@@ -139,16 +141,24 @@ module internal Ogg =
                             if lacing < 255 then
                                 if skipContinuation then skipContinuation <- false
                                 else completed.Add(complete ())
-                        for i in 0 .. completed.Count - 1 do
-                            let isLast = i = completed.Count - 1
-                            let granule = if isLast && page.Granule <> -1L then ValueSome page.Granule else ValueNone
-                            queue.Enqueue(OggPacket(completed.[i], granule, isLast && page.Last, resync))
+                        for packet in completed do
+                            queue.Enqueue(OggPacket(packet, resync))
                             resync <- false
-                        if page.Last then finished <- true
+                        if page.Last then
+                            finished <- true
+                            endStarted <- true
+                            if page.Granule <> -1L then endGranule <- ValueSome(struct (lastGranule, page.Granule))
+                        elif page.Granule <> -1L then lastGranule <- page.Granule
         /// The next packet without consuming it, or None at the end.
         member _.Peek() =
             fill ()
             if queue.Count > 0 then Some(queue.Peek()) else None
+        /// The granule positions of the page before the stream's end-of-stream page (0 when none has one) and of the
+        /// end-of-stream page, once it has been read (ValueNone before, and for a stream without one, e.g. a file cut
+        /// short).
+        member _.EndGranule = endGranule
+        /// Whether the packets of the end-of-stream page have begun to be handed out.
+        member _.EndStarted = endStarted
         /// The next packet, or None at the end.
         member _.Next() =
             fill ()
@@ -161,24 +171,65 @@ module internal Ogg =
             member _.SeekTo(_, _, _) = raise (NotSupportedException "the stream is read front to back")
             member _.GetGranuleCount() = raise (NotSupportedException "lengths come from decoding")
 
-/// NVorbis's StreamDecoder over the packets of one Vorbis stream (no clipping, as libvorbis).
+/// NVorbis's StreamDecoder over the packets of one Vorbis stream (no clipping, as libvorbis). The end-of-stream
+/// page's granule position G trims the end as libsndfile and ffmpeg trim it, but only within that page: when the
+/// granule P of the page before it (0 for none) and the frames decoded D satisfy P <= G < D, and never back past the
+/// frames decoded since that page began, which are held until the end (frames before it are passed on as they are
+/// decoded). A granule that claims more frames than are decoded never pads: the length is what decoding gives.
 [<Sealed>]
-type internal VorbisDecoder(info: AudioFileInfo, decoder: StreamDecoder) =
+type internal VorbisDecoder(info: AudioFileInfo, decoder: StreamDecoder, packets: Ogg.Packets) =
     inherit FrameDecoder(info)
-    override _.Read dst =
-        let channels = info.Channels
-        let want = dst.Length / channels * channels
+    let channels = info.Channels
+    /// Frames per call to NVorbis, so that the end-of-stream page is noticed within a packet or two of its start.
+    let step = 512
+    let mutable buffer = Array.zeroCreate<float32> (2 * step * channels)
+    /// Frames of buffer already passed on, and frames in it.
+    let mutable start = 0
+    let mutable count = 0
+    let mutable decoded = 0L
+    let mutable ended = false
+    let mutable trim = 0
+    /// Decodes up to `step` more frames into buffer; at the end, works out the trim.
+    let next () =
+        if (count + step) * channels > buffer.Length then
+            Array.Copy(buffer, start * channels, buffer, 0, (count - start) * channels)
+            count <- count - start
+            start <- 0
+            if (count + step) * channels > buffer.Length then Array.Resize(&buffer, 2 * (count + step) * channels)
+        let want = step * channels
+        let at = count * channels
         let mutable got = 0
         let mutable finished = false
         while not finished && got < want do
             let n =
                 try
-                    decoder.Read(dst.Slice(got, want - got), 0, want - got)
+                    decoder.Read(Span<float32>(buffer, at + got, want - got), 0, want - got)
                 with
                 | :? AudioFormatException -> reraise ()
                 | e -> raise (AudioFormatException(info.Path, sprintf "Ogg Vorbis decoder (NVorbis) failed: %s: %s" (e.GetType().Name) e.Message, e))
             if n <= 0 then finished <- true else got <- got + n
-        got / channels
+        let frames = got / channels
+        count <- count + frames
+        decoded <- decoded + int64 frames
+        if finished then
+            ended <- true
+            match packets.EndGranule with
+            | ValueSome(struct (before, g)) when before <= g && g < decoded -> trim <- int (min (decoded - g) (int64 (count - start)))
+            | _ -> ()
+    /// Frames that can be passed on: all before the last page; of its frames, those the trim leaves once it ends.
+    let releasable () = if ended then count - trim - start elif packets.EndStarted then 0 else count - start
+    override _.Read dst =
+        let want = dst.Length / channels
+        let mutable written = 0
+        while written < want && not (ended && releasable () <= 0) do
+            let n = releasable ()
+            if n > 0 then
+                let m = min n (want - written)
+                ReadOnlySpan<float32>(buffer, start * channels, m * channels).CopyTo(dst.Slice(written * channels))
+                start <- start + m
+                written <- written + m
+            else next ()
+        written
     override _.Dispose() = decoder.Dispose()
 
 /// Ogg Vorbis: Ogg pages read by Hybrid, the three Vorbis headers checked against libvorbis's limits (and bounds that
@@ -346,4 +397,4 @@ module internal OggVorbis =
             decoder.ClipSamples <- false
             let info =
                 { Path = path; Container = "Ogg Vorbis"; Encoding = "Vorbis"; SampleRate = rate; Channels = channels; Frames = -1L; Warning = None }
-            new VorbisDecoder(info, decoder)
+            new VorbisDecoder(info, decoder, replay)

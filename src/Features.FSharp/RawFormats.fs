@@ -131,12 +131,12 @@ module internal RawFormats =
             handle.Dispose()
             reraise ()
 
-    /// Sun/NeXT .au: a big-endian 24-byte header (magic, data offset, data size or 0xFFFFFFFF, encoding, rate,
+    /// Sun/NeXT .au, starting `start` bytes into the file (behind an ID3v2 tag, as libsndfile allows): a big-endian 24-byte header (magic, data offset, data size or 0xFFFFFFFF, encoding, rate,
     /// channels) then the samples.
-    let openAu (strict: bool) (path: string) : FrameDecoder =
+    let openAu (start: int64) (strict: bool) (path: string) : FrameDecoder =
         withHandle path (fun handle ->
-            let length = RandomAccess.GetLength handle
-            let h, got = readExactly handle 0L 24
+            let length = RandomAccess.GetLength handle - start
+            let h, got = readExactly handle start 24
             if got < 24 then fail path (sprintf "file is %d bytes long, too short for a Sun AU header (24 bytes)" length)
             let be (i: int) = BinaryPrimitives.ReadUInt32BigEndian(ReadOnlySpan<byte>(h, i, 4))
             if be 0 <> 0x2e736e64u then fail path "not a Sun AU file: it does not start with '.snd'"
@@ -162,7 +162,7 @@ module internal RawFormats =
             let info =
                 { Path = path; Container = "Sun AU"; Encoding = RawCodec.describe enc; SampleRate = int rate; Channels = int channels
                   Frames = frames; Warning = warning }
-            new RawDecoder(info, handle, int64 offset, enc))
+            new RawDecoder(info, handle, start + int64 offset, enc))
 
     /// IEEE 754 80-bit extended (AIFF's sample rate) to a double.
     let private extended (b: ReadOnlySpan<byte>) =
@@ -173,12 +173,12 @@ module internal RawFormats =
             let v = float mantissa * Math.Pow(2.0, float (exponent - 16383 - 63))
             if b.[0] &&& 0x80uy <> 0uy then -v else v
 
-    /// AIFF and AIFC: big-endian FORM chunks; COMM gives channels, frames, bits and the 80-bit rate (AIFC: the
+    /// AIFF and AIFC, starting `start` bytes into the file: big-endian FORM chunks; COMM gives channels, frames, bits and the 80-bit rate (AIFC: the
     /// compression type), SSND the samples after its offset field.
-    let openAiff (strict: bool) (path: string) : FrameDecoder =
+    let openAiff (start: int64) (strict: bool) (path: string) : FrameDecoder =
         withHandle path (fun handle ->
-            let length = RandomAccess.GetLength handle
-            let h, got = readExactly handle 0L 12
+            let length = RandomAccess.GetLength handle - start
+            let h, got = readExactly handle start 12
             let id (b: byte[]) (i: int) = Encoding.ASCII.GetString(b, i, 4)
             if got < 12 || id h 0 <> "FORM" then fail path "not an AIFF file: it does not start with 'FORM'"
             let form = id h 8
@@ -187,13 +187,13 @@ module internal RawFormats =
             let mutable comm = None
             let mutable ssnd = None
             while (comm.IsNone || ssnd.IsNone) && pos + 8L <= length do
-                let c, _ = readExactly handle pos 8
+                let c, _ = readExactly handle (start + pos) 8
                 let name = id c 0
                 let size = int64 (BinaryPrimitives.ReadUInt32BigEndian(ReadOnlySpan<byte>(c, 4, 4)))
                 let body = pos + 8L
                 if name = "COMM" then
                     if size < 18L || body + size > length then fail path (sprintf "COMM chunk is %d bytes (at least 18 expected, within the file)" size)
-                    let b, _ = readExactly handle body (int (min size 64L))
+                    let b, _ = readExactly handle (start + body) (int (min size 64L))
                     let channels = int (BinaryPrimitives.ReadInt16BigEndian(ReadOnlySpan<byte>(b, 0, 2)))
                     let frames = int64 (BinaryPrimitives.ReadUInt32BigEndian(ReadOnlySpan<byte>(b, 2, 4)))
                     let bits = int (BinaryPrimitives.ReadInt16BigEndian(ReadOnlySpan<byte>(b, 6, 2)))
@@ -201,7 +201,7 @@ module internal RawFormats =
                     let compression = if form = "AIFC" && size >= 22L then id b 18 else "NONE"
                     comm <- Some(channels, frames, bits, rate, compression)
                 elif name = "SSND" then
-                    let b, n = readExactly handle body 8
+                    let b, n = readExactly handle (start + body) 8
                     if n < 8 then fail path "SSND chunk is cut off before its offset field"
                     let offset = int64 (BinaryPrimitives.ReadUInt32BigEndian(ReadOnlySpan<byte>(b, 0, 4)))
                     ssnd <- Some(body + 8L + offset, size - 8L - offset, size)
@@ -241,4 +241,4 @@ module internal RawFormats =
                 let info =
                     { Path = path; Container = (if form = "AIFC" then "AIFC" else "AIFF"); Encoding = RawCodec.describe enc
                       SampleRate = int (Math.Round rate); Channels = channels; Frames = frames; Warning = warning }
-                new RawDecoder(info, handle, dataOffset, enc))
+                new RawDecoder(info, handle, start + dataOffset, enc))

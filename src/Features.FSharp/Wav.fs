@@ -113,6 +113,13 @@ type internal StreamSource(stream: Stream) =
                 if n <= 0 then finished <- true else total <- total + n
             total
 
+/// The bytes of a source from `start` on (a file behind an ID3v2 tag).
+[<Sealed>]
+type internal OffsetSource(source: ByteSource, start: int64) =
+    inherit ByteSource()
+    override _.Length = max 0L (source.Length - start)
+    override _.ReadAt(offset, buffer) = source.ReadAt(start + offset, buffer)
+
 /// A source with its first bytes (up to 64 KiB, often the whole file) held in a pooled buffer, so that
 /// header parsing and small files cost a single read.
 [<Sealed>]
@@ -639,10 +646,12 @@ module Wav =
             use headed = new HeadedSource(StreamSource copy)
             body headed
 
-    let private withFile (path: string) (body: HeadedSource -> 'T) : 'T =
+    let private withFileAt (start: int64) (path: string) (body: HeadedSource -> 'T) : 'T =
         use handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read)
-        use headed = new HeadedSource(FileSource handle)
+        use headed = new HeadedSource(if start = 0L then FileSource handle :> ByteSource else OffsetSource(FileSource handle, start) :> ByteSource)
         body headed
+
+    let private withFile (path: string) (body: HeadedSource -> 'T) : 'T = withFileAt 0L path body
 
     /// Reads every float sample of the data chunk in 64 KiB blocks (nothing is kept) and raises
     /// AudioFormatException at the first non-finite one; integer PCM needs no scan.
@@ -688,11 +697,14 @@ module Wav =
     /// readInfo; when strict, a truncated data chunk raises AudioFormatException instead of giving a Warning.
     let internal readInfoWith (strict: bool) (path: string) : WavInfo = withFile path (parse strict path)
 
+    /// readInfoWith for a WAV file that starts `start` bytes into the file (behind an ID3v2 tag).
+    let internal readInfoAt (start: int64) (strict: bool) (path: string) : WavInfo = withFileAt start path (parse strict path)
+
     /// What a dataset scan needs to know of a file: the header (readInfoWith strict) and, for float data, a
     /// pass over every sample (64 KiB at a time, nothing kept) so that NaN or infinite samples are found before
     /// training. Raises AudioFormatException for malformed files, truncated ones when strict, and non-finite samples.
-    let internal inspect (strict: bool) (path: string) : WavInfo =
-        withFile path (fun source ->
+    let internal inspectAt (start: int64) (strict: bool) (path: string) : WavInfo =
+        withFileAt start path (fun source ->
             let info = parse strict path source
             scanFinite path source info
             info)
@@ -709,8 +721,12 @@ module Wav =
     /// the header and the range lie. A placeholder data size reads to the end of the file; a truncated data chunk gives
     /// the whole frames present and a Warning (strict: AudioFormatException); AudioFormatException for malformed or
     /// unsupported files and NaN or infinite samples in the range ("non-finite samples").
+    let internal readFileAt (start: int64) (strict: bool) (mix: bool) (offsetSeconds: float) (durationSeconds: float option) (path: string) : WavInfo * Audio =
+        withFileAt start path (readSource strict mix offsetSeconds durationSeconds path)
+
+    /// readFileAt 0: a WAV file from its first byte.
     let internal readFile (strict: bool) (mix: bool) (offsetSeconds: float) (durationSeconds: float option) (path: string) : WavInfo * Audio =
-        withFile path (readSource strict mix offsetSeconds durationSeconds path)
+        readFileAt 0L strict mix offsetSeconds durationSeconds path
 
     /// readFile for a WAV file held in a stream (left open; a non-seekable stream is buffered first); name is used
     /// in error messages.
@@ -748,7 +764,8 @@ module Wav =
         let bps = SampleCodec.bytesPerSample options.Format
         let blockAlign = channels * bps
         let dataBytes = int64 frames * int64 blockAlign
-        let isFloat = SampleCodec.isFloat options.Format
+        // Every format but integer PCM carries cbSize and a fact chunk (float, G.711), as the WAVE specification asks.
+        let isFloat = options.Format <> PcmU8 && options.Format <> Pcm16 && options.Format <> Pcm24 && options.Format <> Pcm32
         let extensible = options.Extensible || channels > 2
         let fmtSize = if extensible then 40 elif isFloat then 18 else 16
         let factSize = if isFloat then 12 else 0
@@ -789,7 +806,12 @@ module Wav =
             putId "WAVE"
         putId "fmt "
         put32 (uint32 fmtSize)
-        let code = if isFloat then 3 else 1
+        let code =
+            match options.Format with
+            | Float32 | Float64 -> 3
+            | SampleFormat.ALaw -> 6
+            | SampleFormat.MuLaw -> 7
+            | _ -> 1
         put16 (if extensible then 0xFFFE else code)
         put16 channels
         put32 (uint32 audio.SampleRate)

@@ -1,34 +1,13 @@
 module Hybrid.FeaturesTests.AudioFileTests
 
 open System
+open System.Buffers.Binary
 open System.IO
 open Expecto
 open Hybrid.Features
 open Hybrid.TestSupport
 open Hybrid.FeaturesTests.DatasetFixtures
-
-/// The committed format fixtures (tests/Features.Tests/audio, made by make_fixtures.sh) and their references.
-let private fixtureDir () =
-    match TestData.repositoryRoot () with
-    | Some root -> Path.Combine(root, "tests", "Features.Tests", "audio")
-    | None -> failtest "repository root (Hybrid.sln) not found above the test binaries"
-
-let private fixture name = Path.Combine(fixtureDir (), name)
-
-/// Every channel at the file's own rate (soundfile.read transposed).
-let private all = { AudioFile.defaults with Mono = false }
-
-/// The reference decode (soundfile / libsndfile) of a fixture, stored as float32 WAV.
-let private reference name = AudioFile.read all (fixture (name + ".ref.wav"))
-
-let private libsndfilePresent () = SndFile.api.Value.IsSome
-
-/// Skips (or, with HYBRID_REQUIRE_DATA, fails) a test that needs libsndfile when it is absent.
-let private needLibsndfile () =
-    if not (libsndfilePresent ()) then
-        let message = "libsndfile not found (install libsndfile1); FLAC tests skipped"
-        if TestData.requireData () then failtestf "%s and %s is set" message TestData.RequireDataVariable
-        else skiptest message
+open Hybrid.FeaturesTests.AudioFixtures
 
 let private maxDiff (a: float32[]) (b: float32[]) =
     Array.fold2 (fun m (x: float32) y -> max m (abs (float x - float y))) 0.0 a b
@@ -208,4 +187,100 @@ let tests =
               let ogg = d.Items |> Array.find (fun i -> i.Path.EndsWith ".ogg")
               Expect.equal (ogg.SampleRate, ogg.Channels) (16000, 2) "header of the Ogg file"
               Expect.equal (Dataset.loadMono 8000 ogg).Length (int (Math.Round(float ogg.Frames * 0.5))) "loaded at 8 kHz"
+          }
+          test "AudioFile.defaults are librosa.load's sr=None, mono=True, offset=0, duration=None" {
+              Expect.equal AudioFile.defaults { SampleRate = None; Mono = true; Offset = 0.0; Duration = None; Strict = false } "defaults"
+              let audio = AudioFile.read AudioFile.defaults (fixture "stereo-s16.au")
+              Expect.equal (audio.SampleRate, audio.Samples.Length) (8000, 1) "the file's rate, one channel"
+          }
+          test "offsets, durations and rates outside their ranges are argument errors, before the file is read" {
+              let path = fixture "s16.au"
+              for options in
+                  [ { all with Offset = -0.1 }; { all with Offset = infinity }; { all with Offset = nan }; { all with Duration = Some -1.0 }
+                    { all with SampleRate = Some 0 }; { all with SampleRate = Some 768001 } ] do
+                  Expect.throwsT<ArgumentOutOfRangeException> (fun () -> AudioFile.read options path |> ignore) (sprintf "%A" options)
+          }
+          test "a range past AudioLimits.MaxSamples is refused with AudioFormatException saying to read a shorter range" {
+              let e = formatError (fun () -> Wav.frameRangeOf "long.wav" 8000 2 (1L <<< 31) 0.0 None)
+              Expect.stringContains e.Message "exceed the 1073741824 samples" "the cap"
+              Expect.stringContains e.Message "read a range with an offset and a duration" "what to do"
+              Expect.equal (Wav.frameRangeOf "long.wav" 8000 2 (1L <<< 31) 10.0 (Some 1.0)) (80000L, 8000) "a range of it is fine"
+          }
+          for name, patch in
+              [ "AU", (fun (b: byte[]) -> withU32BigEndian b 16 0x7FFFFFFFu)
+                "AIFF", (fun (b: byte[]) ->
+                    // An 80-bit extended rate of 2^31 - 1: exponent 16383 + 30, mantissa 0xFFFFFFFE << 32.
+                    let c = Array.copy b
+                    let at = find c "COMM" + 16
+                    BinaryPrimitives.WriteUInt16BigEndian(c.AsSpan at, uint16 (16383 + 30))
+                    BinaryPrimitives.WriteUInt64BigEndian(c.AsSpan(at + 2), 0xFFFFFFFE00000000UL)
+                    c) ] do
+              test (sprintf "a sample rate of 2^31-1 Hz in %s is refused, naming the rate and the range" name) {
+                  let source = if name = "AU" then "s16.au" else "s16.aiff"
+                  withBytes source (patch (fixtureBytes source)) (fun path ->
+                      let before = GC.GetAllocatedBytesForCurrentThread()
+                      let e = formatError (fun () -> AudioFile.read { AudioFile.defaults with SampleRate = Some 8000 } path)
+                      Expect.stringContains e.Message "sample rate of 2147483647 Hz, outside the 1 Hz .. 768 kHz" "why"
+                      Expect.isLessThan (GC.GetAllocatedBytesForCurrentThread() - before) 1_000_000L "no resampler designed")
+              }
+          test "768 kHz is read and 768,001 Hz refused" {
+              withBytes "fast.au" (withU32BigEndian (fixtureBytes "s16.au") 16 768000u) (fun path ->
+                  Expect.equal (AudioFile.readInfo path).SampleRate 768000 "768 kHz")
+              withBytes "faster.au" (withU32BigEndian (fixtureBytes "s16.au") 16 768001u) (fun path ->
+                  Expect.stringContains (formatError (fun () -> AudioFile.readInfo path)).Message "768001 Hz" "refused")
+          }
+          for source in [ "stereo.flac"; "s16.au"; "s16.aiff"; "source-8k-mono.wav"; "mono-22k.mp3" ] do
+              test (sprintf "an ID3v2 tag in front of %s is looked behind: the file reads as without it" source) {
+                  if source.EndsWith ".flac" then needLibsndfile ()
+                  let expected = AudioFile.read all (fixture source)
+                  withBytes ("tagged" + IO.Path.GetExtension source) (Array.append (id3v2 300) (fixtureBytes source)) (fun path ->
+                      let info, audio = AudioFile.readWithInfo all path
+                      Expect.equal info.Container (AudioFile.readInfo (fixture source)).Container "the same container"
+                      Expect.equal audio.Samples expected.Samples "the same samples")
+              }
+          test "a file of no known format is refused naming what it starts with and what is recognised" {
+              withBytes "notes.xyz" "hello, world"B (fun path ->
+                  let e = formatError (fun () -> AudioFile.read all path)
+                  Expect.stringContains e.Message "not a recognised audio file: it starts with 'hell'" "what it is")
+          }
+          test "a FLAC file without a total sample count (unknown length) reads to its end" {
+              needLibsndfile ()
+              let expected = AudioFile.read all (fixture "stereo.flac")
+              withBytes "unknown.flac" (flacWithTotal (fixtureBytes "stereo.flac") 0L) (fun path ->
+                  let info, audio = AudioFile.readWithInfo all path
+                  Expect.equal info.Frames (int64 expected.Frames) "every frame"
+                  Expect.equal audio.Samples expected.Samples "the samples")
+          }
+          test "a FLAC STREAMINFO total far above or below the data reads the frames decoded, allocating for those only" {
+              needLibsndfile ()
+              let expected = AudioFile.read all (fixture "stereo.flac")
+              for total in [ (1L <<< 36) - 1L; 100L ] do
+                  withBytes "total.flac" (flacWithTotal (fixtureBytes "stereo.flac") total) (fun path ->
+                      let before = GC.GetAllocatedBytesForCurrentThread()
+                      let audio = AudioFile.read all path
+                      Expect.isLessThan (GC.GetAllocatedBytesForCurrentThread() - before) 4_000_000L (sprintf "total %d: nothing sized by the header" total)
+                      Expect.isGreaterThanOrEqual audio.Frames (min (int total) expected.Frames) (sprintf "total %d: what libsndfile decodes" total))
+          }
+          test "a FLAC file with a wrong max block size is read straight through, never seeking" {
+              needLibsndfile ()
+              let expected = AudioFile.read all (fixture "stereo.flac")
+              let b = fixtureBytes "stereo.flac"
+              BinaryPrimitives.WriteUInt16BigEndian(b.AsSpan 10, 16us)
+              withBytes "blocks.flac" b (fun path ->
+                  let range = AudioFile.read { all with Offset = 0.05; Duration = Some 0.02 } path
+                  Expect.equal range.Samples.[0] expected.Samples.[0].[400..559] "a range read")
+          }
+          test "a dataset scan skips a file its decoder refuses, names the codec, and goes on" {
+              use temp = new TempFolder()
+              let b = fixtureBytes "stereo-16k.ogg"
+              b.[find b "\001vorbis" + 11] <- 3uy
+              write (temp.Combine "rock/rock.00000.ogg") (oggResign b)
+              write (temp.Combine "rock/rock.00001.au") (fixtureBytes "s16.au")
+              write (temp.Combine "jazz/jazz.00000.mp3") (fixtureBytes "mono-22k.mp3")
+              write (temp.Combine "jazz/jazz.00001.mp2") (fixtureBytes "mono-22k.mp2").[.. 100]
+              let d = Dataset.openFolder false temp.Path
+              Expect.equal d.Items.Length 2 "the readable files are items"
+              Expect.equal d.Skipped.Length 2 "the others are skipped"
+              Expect.stringContains (d.Skipped |> Array.find (fun s -> s.Path.EndsWith ".ogg")).Reason "NVorbis" "the codec library is named"
+              Expect.stringContains (d.Skipped |> Array.find (fun s -> s.Path.EndsWith ".mp2")).Reason "no whole MPEG frame" "why"
           } ]

@@ -49,7 +49,7 @@ module WavBytes =
         let body = Array.concat (ds64 :: chunks)
         Array.concat [ id "RF64"; u32 UInt32.MaxValue; id "WAVE"; body ]
 
-let formats = [ PcmU8; Pcm16; Pcm24; Pcm32; Float32; Float64 ]
+let formats = [ PcmU8; Pcm16; Pcm24; Pcm32; Float32; Float64; MuLaw; ALaw ]
 
 /// A sample value that the format represents exactly, drawn from the format's full range.
 let representable (rng: Random) (format: SampleFormat) : float32 =
@@ -60,6 +60,8 @@ let representable (rng: Random) (format: SampleFormat) : float32 =
     | Pcm32 -> float32 (rng.NextInt64(-2147483648L, 2147483648L)) / 2147483648.0f
     | Float32
     | Float64 -> float32 (rng.NextDouble() * 4.0 - 2.0) * (if rng.Next 8 = 0 then 1e-30f else 1.0f)
+    | MuLaw -> SampleCodec.muLawTable.[rng.Next 256]
+    | ALaw -> SampleCodec.aLawTable.[rng.Next 256]
 
 let randomAudio (rng: Random) format channels frames rate : Audio =
     { SampleRate = rate
@@ -197,11 +199,13 @@ let fmtChunkOf (format: SampleFormat) (channels: int) (rate: uint32) =
         | Pcm32 -> 1, 32
         | Float32 -> 3, 32
         | Float64 -> 3, 64
+        | ALaw -> 6, 8
+        | MuLaw -> 7, 8
     WavBytes.chunk "fmt " (WavBytes.fmtBody tag channels rate bits (channels * bits / 8))
 
 let bytesPerSample format =
     match format with
-    | PcmU8 -> 1
+    | PcmU8 | MuLaw | ALaw -> 1
     | Pcm16 -> 2
     | Pcm24 -> 3
     | Pcm32
@@ -524,14 +528,13 @@ let tests =
                 let fmtWith tag channels rate bits align = WavBytes.chunk "fmt " (WavBytes.fmtBody tag channels rate bits align)
                 let cases =
                     [ "an empty file", [||], "too short for a RIFF/WAVE header"
-                      "a big-endian RIFX file", WavBytes.riffOf "RIFX" "WAVE" [ fmt; data ], "big-endian RIFX"
                       "an Ogg file", WavBytes.riffOf "OggS" "WAVE" [ fmt; data ], "not a WAV file: starts with 'OggS'"
                       "an AVI file", WavBytes.riffOf "RIFF" "AVI " [ fmt; data ], "form type is 'AVI ', expected 'WAVE'"
                       "a file with no fmt chunk", WavBytes.riff [ data ], "no fmt chunk"
                       "a file with no data chunk", WavBytes.riff [ fmt ], "no data chunk"
                       "an ADPCM file", WavBytes.riff [ fmtWith 2 1 8000u 4 256; data ], "unsupported format tag 0x0002 (Microsoft ADPCM)"
                       "an MP3-in-WAV file", WavBytes.riff [ fmtWith 0x55 2 44100u 0 1; data ], "unsupported format tag 0x0055 (MPEG Layer 3)"
-                      "a mu-law file", WavBytes.riff [ fmtWith 7 1 8000u 8 1; data ], "(mu-law)"
+                      "a GSM 6.10 file", WavBytes.riff [ fmtWith 0x31 1 8000u 0 65; data ], "unsupported format tag 0x0031 (GSM 6.10)"
                       "an extensible file with an unknown sub-format",
                       WavBytes.riff [ WavBytes.chunk "fmt " (WavBytes.extensibleBody 1 1 8000u 16 16 (Array.create 14 1uy)); data ],
                       "is not PCM or IEEE float"
@@ -546,8 +549,7 @@ let tests =
                       "a sample rate of 2^31-1 Hz", WavBytes.riff [ fmtWith 1 1 0x7FFFFFFFu 16 2; data ], "sample rate of 2147483647 Hz, outside the 1 Hz .. 768 kHz"
                       "a sample rate beyond int32", WavBytes.riff [ fmtWith 1 1 3000000000u 16 2; data ], "sample rate of 3000000000 Hz, outside"
                       "a sample rate just above 768 kHz", WavBytes.riff [ fmtWith 1 1 768001u 16 2; data ], "sample rate of 768001 Hz"
-                      "a block-align mismatch", WavBytes.riff [ fmtWith 1 2 8000u 16 3; data ], "block align is 3 bytes, expected 4 (2 channels x 2 bytes per sample)"
-                      "12-bit PCM", WavBytes.riff [ fmtWith 1 1 8000u 12 2; data ], "PCM with 12 bits per sample"
+                      "33-bit PCM", WavBytes.riff [ fmtWith 1 1 8000u 33 5; data ], "PCM with 33 bits per sample is not supported (expected 1 to 32)"
                       "16-bit float", WavBytes.riff [ fmtWith 3 1 8000u 16 2; data ], "IEEE float with 16 bits per sample"
                       "an absurd unknown chunk size", WavBytes.riff [ WavBytes.chunkDeclaring "LIST" 0x7FFFFFF0u [| 0uy; 0uy |]; fmt; data ], "chunk 'LIST' at byte 12 declares 2147483632 bytes"
                       "an RF64 file without ds64", WavBytes.riffOf "RF64" "WAVE" [ fmt; data ], "does not start with a ds64 chunk" ]
@@ -614,6 +616,42 @@ let tests =
                     Expect.isGreaterThan rejected 500 "the generator produces malformed files"
                     Expect.isLessThan worst 50.0 "the slowest file took under 50 ms"
                 } ]
+          testList
+              "byte orders and sample widths libsndfile reads"
+              [ let be16 (v: int) = [| byte (v >>> 8); byte v |]
+                let be32 (v: uint32) = [| byte (v >>> 24); byte (v >>> 16); byte (v >>> 8); byte v |]
+                let values = [ 0; 1; -1; 32767; -32768; 1234; -4321 ]
+                let littleEndian = decodeBytes "le.wav" (WavBytes.riff [ WavBytes.pcm16Fmt 1 8000u; WavBytes.pcm16Data values ])
+                test "a big-endian RIFX file reads like its little-endian twin" {
+                    let body = Array.concat [ values |> List.map (fun v -> be16 (v &&& 0xFFFF)) |> Array.concat ]
+                    let fmt = Array.concat [ WavBytes.id "fmt "; be32 16u; be16 1; be16 1; be32 8000u; be32 16000u; be16 2; be16 16 ]
+                    let data = Array.concat [ WavBytes.id "data"; be32 (uint32 body.Length); body ]
+                    let bytes = Array.concat [ WavBytes.id "RIFX"; be32 (uint32 (4 + fmt.Length + data.Length)); WavBytes.id "WAVE"; fmt; data ]
+                    let header, audio = Wav.readStreamWith false false 0.0 None "rifx.wav" (new MemoryStream(bytes))
+                    Expect.isTrue header.BigEndian "big-endian"
+                    sameBits "samples" littleEndian.Samples.[0] audio.Samples.[0]
+                }
+                for bits, width in [ 12, 2; 16, 2; 20, 3; 5, 1 ] do
+                    test (sprintf "%d-bit PCM is read from %d-byte words, as libsndfile reads it" bits width) {
+                        let data = Array.init (width * 4) (fun i -> byte (i * 37 + 11))
+                        let bytes = WavBytes.riff [ WavBytes.chunk "fmt " (WavBytes.fmtBody 1 1 8000u bits width); WavBytes.chunk "data" data ]
+                        let asWords = WavBytes.riff [ WavBytes.chunk "fmt " (WavBytes.fmtBody 1 1 8000u (8 * width) width); WavBytes.chunk "data" data ]
+                        sameBits (sprintf "%d bits" bits) (decodeBytes "words.wav" asWords).Samples.[0] (decodeBytes "bits.wav" bytes).Samples.[0]
+                    }
+                test "a block align that contradicts the channels and bits is not relied on (the frame is channels x bytes per sample)" {
+                    let data = Array.init 45 (fun i -> byte (i * 7))
+                    let bytes = WavBytes.riff [ WavBytes.chunk "fmt " (WavBytes.fmtBody 1 3 8000u 24 4); WavBytes.chunk "data" data ]
+                    let audio = decodeBytes "align.wav" bytes
+                    Expect.equal (audio.Samples.Length, audio.Frames) (3, 5) "5 frames of 3 channels x 3 bytes"
+                }
+                for tag, table, name in [ 7, SampleCodec.muLawTable, "mu-law"; 6, SampleCodec.aLawTable, "A-law" ] do
+                    test (sprintf "%s WAV data decodes every code as G.711 does, and round-trips through the writer" name) {
+                        let bytes = WavBytes.riff [ WavBytes.chunk "fmt " (WavBytes.fmtBody tag 1 8000u 8 1); WavBytes.chunk "data" (Array.init 256 byte) ]
+                        let audio = decodeBytes "g711.wav" bytes
+                        sameBits name table audio.Samples.[0]
+                        let format = if tag = 7 then MuLaw else ALaw
+                        sameBits "written and read back" audio.Samples.[0] (decodeBytes "back.wav" (encode { Format = format; Extensible = false; Rf64 = false } audio)).Samples.[0]
+                    } ]
           testList
               "streaming placeholders"
               [ test "the layout ffmpeg writes to a pipe (RIFF and data sizes 0xFFFFFFFF, LIST before data) reads to the end" {
