@@ -179,11 +179,14 @@ def make_mutants(fsdd, out, recordings, per_file, seed):
 
 # ---------------------------------------------------------------------------------------------------- reference
 
-def ref_worker(refdir):
-    """Child process: soundfile decodes of the files named on stdin ("index<TAB>path"), one JSON line each."""
+def ref_worker(refdir, listing, first):
+    """Child process: soundfile decodes of the files listed in `listing` (one path a line) from line `first` on,
+    one JSON line each on standard output."""
     import numpy as np, soundfile as sf
-    for line in sys.stdin:
-        index, path = line.rstrip('\n').split('\t', 1)
+    paths = Path(listing).read_text().splitlines()
+    for index in range(first, len(paths)):
+        path = paths[index]
+        index = str(index)
         try:
             data, rate = sf.read(path, dtype='float32', always_2d=True)
             np.save(os.path.join(refdir, index + '.npy'), np.ascontiguousarray(data.T))
@@ -193,16 +196,11 @@ def ref_worker(refdir):
             print(json.dumps({'index': int(index), 'outcome': 'error', 'message': str(e)[:300]}), flush=True)
 
 
-def supervised(make_cmd, indices, timeout, on_line, stdin_line=None):
+def supervised(make_cmd, indices, timeout, on_line):
     """Runs a worker over indices, restarting it after a crash or a hang (recorded as such) at the next index."""
     pending = list(indices)
     while pending:
-        proc = subprocess.Popen(make_cmd(pending[0]), stdin=subprocess.PIPE if stdin_line else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, text=True, bufsize=1)
-        if stdin_line:
-            for i in pending:
-                proc.stdin.write(stdin_line(i))
-            proc.stdin.close()
+        proc = subprocess.Popen(make_cmd(pending[0]), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, bufsize=1)
         import selectors
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
@@ -321,8 +319,8 @@ def compare(out, inputs):
         ours.setdefault(i, {'index': i, 'outcome': 'hang'})
     print(f'hybrid: {len(files)} files in {time.time() - started:.0f} s')
     started = time.time()
-    supervised(lambda first: [sys.executable, __file__, 'ref-worker', str(ref_dir)], range(len(files)), 10,
-               lambda r: refs.__setitem__(r['index'], r), lambda i: f'{i}\t{files[i]}\n')
+    supervised(lambda first: [sys.executable, __file__, 'ref-worker', str(ref_dir), str(out / 'files.txt'), str(first)], range(len(files)), 10,
+               lambda r: refs.__setitem__(r['index'], r))
     print(f'soundfile: {len(files)} files in {time.time() - started:.0f} s')
     counts, report = {}, []
     for i, path in enumerate(files):
@@ -363,6 +361,6 @@ if __name__ == '__main__':
         opts = {k: int(v) for k, v in zip(a[2::2], a[3::2])}
         make_mutants(a[0], a[1], opts.get('--recordings', 22), opts.get('--per-file', 10), opts.get('--seed', 26))
     elif sys.argv[1] == 'ref-worker':
-        ref_worker(sys.argv[2])
+        ref_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     elif sys.argv[1] == 'compare':
         compare(sys.argv[2], sys.argv[3:])
