@@ -30,8 +30,8 @@ CONVERSIONS = [
     ('pcm16.wav', ['-c:a', 'pcm_s16le']), ('float.wav', ['-c:a', 'pcm_f32le']), ('rf64.wav', ['-c:a', 'pcm_s24le', '-rf64', 'always']),
     ('s16.au', ['-c:a', 'pcm_s16be']), ('mulaw.au', ['-c:a', 'pcm_mulaw']), ('f32.au', ['-c:a', 'pcm_f32be']),
     ('s16.aiff', ['-c:a', 'pcm_s16be']), ('f32.aifc', ['-c:a', 'pcm_f32be']), ('alaw.aifc', ['-c:a', 'pcm_alaw']),
-    ('flac', ['-c:a', 'flac']), ('cbr.mp3', ['-c:a', 'libmp3lame', '-b:a', '32k']), ('vbr.mp3', ['-c:a', 'libmp3lame', '-q:a', '4']),
-    ('noxing.mp3', ['-c:a', 'libmp3lame', '-b:a', '24k', '-write_xing', '0']), ('mp2', ['-c:a', 'mp2', '-ar', '16000', '-b:a', '64k']),
+    ('flac', ['-c:a', 'flac']), ('cbr.mp3', ['-c:a', 'libmp3lame', '-b:a', '32k']),
+    ('vbr.mp3', ['-c:a', 'libmp3lame', '-q:a', '4', '-ar', '16000']), ('noxing.mp3', ['-c:a', 'libmp3lame', '-b:a', '24k', '-write_xing', '0', '-ar', '22050']), ('mp2', ['-c:a', 'mp2', '-ar', '16000', '-b:a', '64k']),
     ('ogg', ['-c:a', 'libvorbis', '-q:a', '3']),
 ]
 

@@ -105,7 +105,15 @@ module AudioFile =
         | AuFile -> RawFormats.openAu start strict path
         | AiffFile -> RawFormats.openAiff start strict path
         | FlacFile -> SndFile.openFile path "FLAC"
-        | MpegFile -> Mpeg.openData strict path (readAll path)
+        | MpegFile ->
+            let decoder = Mpeg.openData strict path (readAll path)
+            // NLayer takes the Huffman region boundary of short blocks at sample 36 for every rate; MPEG-2.5 at 8 kHz
+            // puts it at 72 (ISO/IEC 13818-3 as mpg123 reads it), so NLayer's decode of such streams is wrong wherever
+            // a short block occurs. They go to libsndfile (mpg123) where it is installed.
+            if decoder.Info.Encoding = "MPEG-2.5 layer III" && decoder.Info.SampleRate = 8000 && SndFile.api.Value.IsSome then
+                decoder.Dispose()
+                SndFile.openFile path "MPEG audio"
+            else decoder
         | OggFile ->
             let data = readAll path
             let codecs = OggVorbis.codecs data

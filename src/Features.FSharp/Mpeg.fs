@@ -74,7 +74,10 @@ type internal MpegFrameView(data: byte[]) =
             bits <- bits - count
             v
 
-/// NLayer's frame decoder over the frames an MpegScan accepted, with the LAME tag's gapless trimming applied.
+/// NLayer's frame decoder over the frames the walk accepted, with the LAME tag's gapless trimming applied. A frame
+/// NLayer cannot decode is silence of its length, as mpg123 conceals one: InvalidDataException is NLayer's own signal
+/// for that (a bit reservoir that starts before the stream, a frame too short for its data); any other exception it
+/// raises on a frame is concealed the same way and reported in the Warning (the first, and how many).
 [<Sealed>]
 type internal MpegDecoder(info: AudioFileInfo, data: byte[], frames: int[], headers: MpegHeader[], first: int64, stop: int64) =
     inherit FrameDecoder(info)
@@ -87,8 +90,10 @@ type internal MpegDecoder(info: AudioFileInfo, data: byte[], frames: int[], head
     let mutable pcmPosition = 0
     /// Output frame (counted from the first decoded sample) of pcm.[pcmPosition].
     let mutable position = 0L
+    let mutable failures = 0
+    let mutable firstFailure = ""
     /// Decodes the next frame into pcm: exactly its sample count, silence where NLayer finds the frame damaged.
-    let decodeNext () =
+    let decodeNext (this: FrameDecoder) =
         let h = headers.[next]
         let n = h.Samples * channels
         Array.Clear(pcm, 0, pcm.Length)
@@ -97,27 +102,26 @@ type internal MpegDecoder(info: AudioFileInfo, data: byte[], frames: int[], head
             decoder.DecodeFrame(view, pcm, 0) |> ignore
         with
         | :? InvalidDataException ->
-            // NLayer's own concealment: a damaged frame (or one whose bit reservoir lies before the stream) is silence.
             decoder.Reset()
             Array.Clear(pcm, 0, pcm.Length)
-        | :? AudioFormatException -> reraise ()
         | e ->
-            raise (
-                AudioFormatException(
-                    info.Path,
-                    sprintf "MPEG audio decoder (NLayer) failed on frame %d at byte %d: %s: %s" next frames.[next] (e.GetType().Name) e.Message,
-                    e))
+            decoder.Reset()
+            Array.Clear(pcm, 0, pcm.Length)
+            failures <- failures + 1
+            if failures = 1 then firstFailure <- sprintf "frame %d at byte %d: %s: %s" next frames.[next] (e.GetType().Name) e.Message
+            let message = sprintf "damaged MPEG frames decoded as silence: %d (the MPEG audio decoder, NLayer, failed first on %s)" failures firstFailure
+            this.Warning <- Some(match info.Warning with Some w -> w + "; " + message | None -> message)
         pcmLength <- n
         pcmPosition <- 0
         next <- next + 1
     override _.KnownFrames = ValueSome(stop - first)
-    override _.Read dst =
+    override this.Read dst =
         let want = dst.Length / channels
         let mutable written = 0
         let mutable finished = false
         while not finished && written < want && position < stop do
             if pcmPosition = pcmLength then
-                if next >= frames.Length then finished <- true else decodeNext ()
+                if next >= frames.Length then finished <- true else decodeNext this
             else
                 let available = (pcmLength - pcmPosition) / channels
                 if position < first then

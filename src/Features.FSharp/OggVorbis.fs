@@ -93,7 +93,7 @@ module internal Ogg =
     /// The packets of logical stream `serial`, front to back, until its end-of-stream page or the end of the data.
     /// The last packet completed on a page carries the page's granule position.
     [<Sealed>]
-    type Packets(data: byte[], serial: int) =
+    type Packets(data: byte[], serial: int, comment: byte[] option) =
         let queue = Queue<OggPacket>()
         let partial = List<struct (int * int)>()
         let mutable position = 0
@@ -104,6 +104,7 @@ module internal Ogg =
         let mutable endGranule = ValueNone
         let mutable lastGranule = 0L
         let mutable endStarted = false
+        let mutable handed = 0
         let complete () =
             let total = partial |> Seq.sumBy (fun (struct (_, n)) -> n)
             let bytes = Array.zeroCreate<byte> total
@@ -159,10 +160,16 @@ module internal Ogg =
         member _.EndGranule = endGranule
         /// Whether the packets of the end-of-stream page have begun to be handed out.
         member _.EndStarted = endStarted
-        /// The next packet, or None at the end.
+        /// The next packet, or None at the end (the second, the comment header, replaced by `comment` when given).
         member _.Next() =
             fill ()
-            if queue.Count > 0 then Some(queue.Dequeue()) else None
+            if queue.Count > 0 then
+                handed <- handed + 1
+                let packet = queue.Dequeue()
+                match comment with
+                | Some bytes when handed = 2 -> Some(OggPacket(bytes, false))
+                | _ -> Some packet
+            else None
         interface IPacketProvider with
             member _.CanSeek = false
             member _.StreamSerial = serial
@@ -268,7 +275,8 @@ module internal OggVorbis =
     let private startsWith (bytes: byte[]) (prefix: byte[]) =
         bytes.Length >= prefix.Length && ReadOnlySpan<byte>(bytes, 0, prefix.Length).SequenceEqual(ReadOnlySpan<byte> prefix)
 
-    /// Checks the identification, comment and setup headers; returns (channels, rate).
+    /// Checks the identification, comment and setup headers; returns (channels, rate, whether the comment header's
+    /// lengths hold together).
     let private checkHeaders (path: string) (id: byte[]) (comment: byte[]) (setup: byte[]) =
         let bad problem = AudioFormatException(path, "Ogg Vorbis " + problem) :> exn
         if id.Length < 30 || not (startsWith id "\001vorbis"B) then raise (bad "identification header is missing or too short")
@@ -281,21 +289,29 @@ module internal OggVorbis =
         if b0 < 6 || b1 > 13 || b0 > b1 then raise (bad (sprintf "identification header declares block sizes 2^%d and 2^%d (64 <= short <= long <= 8192 expected)" b0 b1))
         if id.[29] &&& 1uy = 0uy then raise (bad "identification header lacks its framing bit")
         if not (startsWith comment "\003vorbis"B) then raise (bad "comment header is missing")
-        let mutable at = 7
-        let field () =
-            if at + 4 > comment.Length then raise (bad "comment header is cut off")
-            let n = int64 (BinaryPrimitives.ReadUInt32LittleEndian(ReadOnlySpan<byte>(comment, at, 4)))
-            at <- at + 4
-            n
-        let vendor = field ()
-        if vendor > int64 (comment.Length - at) then raise (bad (sprintf "comment header's vendor string claims %d bytes, the packet has %d" vendor (comment.Length - at)))
-        at <- at + int vendor
-        let count = field ()
-        if count > int64 (comment.Length - at) / 4L then raise (bad (sprintf "comment header claims %d comments in %d bytes" count (comment.Length - at)))
-        for _ in 1L .. count do
-            let n = field ()
-            if n > int64 (comment.Length - at) then raise (bad (sprintf "a comment claims %d bytes, %d remain" n (comment.Length - at)))
-            at <- at + int n
+        // The comment header's lengths, checked; a damaged one is replaced (its text does not touch the audio).
+        let commentOk =
+            let mutable at = 7
+            let field () =
+                if at + 4 > comment.Length then Int64.MaxValue
+                else
+                    let n = int64 (BinaryPrimitives.ReadUInt32LittleEndian(ReadOnlySpan<byte>(comment, at, 4)))
+                    at <- at + 4
+                    n
+            let vendor = field ()
+            if vendor > int64 (comment.Length - at) then false
+            else
+                at <- at + int vendor
+                let count = field ()
+                if count > int64 (comment.Length - at) / 4L then false
+                else
+                    let mutable ok = true
+                    let mutable i = 0L
+                    while ok && i < count do
+                        let n = field ()
+                        if n > int64 (comment.Length - at) then ok <- false else at <- at + int n
+                        i <- i + 1L
+                    ok
         if not (startsWith setup "\005vorbis"B) then raise (bad "setup header is missing")
         let bits = Bits(setup, 7, fun p -> bad p)
         let books = bits.Read 8 + 1L
@@ -335,7 +351,7 @@ module internal OggVorbis =
                         r
                 bits.Skip(values * valueBits)
             | other -> raise (bad (sprintf "codebook %d has lookup type %d (0, 1 or 2 expected)" book other))
-        channels, int rate
+        channels, int rate, commentOk
 
     /// What a stream's first packet says it holds, for the message when no Vorbis stream is found.
     let private codecOf (bytes: byte[]) =
@@ -379,7 +395,7 @@ module internal OggVorbis =
             let found = firsts |> Seq.map (fun (struct (_, head)) -> codecOf head) |> Seq.distinct |> String.concat ", "
             fail (sprintf "the Ogg file holds %s, not Vorbis: Hybrid reads Ogg Vorbis itself and Ogg Opus or FLAC only through libsndfile (convert it: ffmpeg -i in.ogg out.wav)" found)
         | Some(struct (serial, _)) ->
-            let packets = Ogg.Packets(data, serial)
+            let packets = Ogg.Packets(data, serial, None)
             let headerPacket (name: string) =
                 match packets.Next() with
                 | Some p -> p.Bytes
@@ -387,8 +403,9 @@ module internal OggVorbis =
             let id = headerPacket "identification"
             let comment = headerPacket "comment"
             let setup = headerPacket "setup"
-            let channels, rate = checkHeaders path id comment setup
-            let replay = Ogg.Packets(data, serial)
+            let channels, rate, commentOk = checkHeaders path id comment setup
+            let emptyComment = Array.concat [ "\003vorbis"B; Array.zeroCreate 8; [| 1uy |] ]
+            let replay = Ogg.Packets(data, serial, (if commentOk then None else Some emptyComment))
             let decoder =
                 try
                     new StreamDecoder(replay)

@@ -140,8 +140,9 @@ module internal RawFormats =
             if got < 24 then fail path (sprintf "file is %d bytes long, too short for a Sun AU header (24 bytes)" length)
             let be (i: int) = BinaryPrimitives.ReadUInt32BigEndian(ReadOnlySpan<byte>(h, i, 4))
             if be 0 <> 0x2e736e64u then fail path "not a Sun AU file: it does not start with '.snd'"
-            let offset, size, code, rate, channels = be 4, be 8, be 12, be 16, be 20
-            if offset < 24u || int64 offset > length then fail path (sprintf "data offset %d lies outside the header or the file (%d bytes)" offset length)
+            let declaredOffset, size, code, rate, channels = be 4, be 8, be 12, be 16, be 20
+            // As libsndfile reads them: an offset inside the header means right after it; one past the end, no samples.
+            let offset = max 24L (int64 declaredOffset)
             let enc =
                 match code with
                 | 1u -> MuLaw
@@ -156,13 +157,13 @@ module internal RawFormats =
             AudioLimits.checkChannels path "AU header" (int64 channels)
             AudioLimits.checkRate path "AU header" (int64 rate)
             let blockAlign = int channels * RawCodec.bytesPerSample enc
-            let available = length - int64 offset
+            let available = max 0L (length - offset)
             let declared = if size = UInt32.MaxValue then None else Some(int64 size)
             let frames, warning = rawFrames path strict declared available blockAlign
             let info =
                 { Path = path; Container = "Sun AU"; Encoding = RawCodec.describe enc; SampleRate = int rate; Channels = int channels
                   Frames = frames; Warning = warning }
-            new RawDecoder(info, handle, start + int64 offset, enc))
+            new RawDecoder(info, handle, start + offset, enc))
 
     /// IEEE 754 80-bit extended (AIFF's sample rate) to a double.
     let private extended (b: ReadOnlySpan<byte>) =
@@ -226,9 +227,9 @@ module internal RawFormats =
                     | ("alaw" | "ALAW"), _ -> ALaw
                     | c, b -> fail path (sprintf "unsupported AIFF sample format: compression '%s' with %d bits (PCM 8/16/24/32, sowt, fl32, fl64, ulaw and alaw can be read)" c b)
                 AudioLimits.checkChannels path "COMM chunk" (int64 channels)
-                if not (Double.IsFinite rate) || abs (rate - Math.Round rate) > 1e-6 then
-                    fail path (sprintf "COMM chunk declares a sample rate of %g Hz, not a whole number of hertz" rate)
-                AudioLimits.checkRate path "COMM chunk" (int64 (max -1.0 (min 1e12 (Math.Round rate))))
+                // A fractional rate is taken in whole hertz, as libsndfile takes it (truncated).
+                let rate = if Double.IsFinite rate then Math.Floor rate else -1.0
+                AudioLimits.checkRate path "COMM chunk" (int64 (max -1.0 (min 1e12 rate)))
                 let blockAlign = channels * RawCodec.bytesPerSample enc
                 // A streaming writer (ffmpeg to a pipe) leaves 0 or 0xFFFFFFFF as the frame count and SSND size it could
                 // not fill in: the samples then run to the end of the file, in whole frames, as WAV placeholders do.
@@ -240,5 +241,5 @@ module internal RawFormats =
                 let frames, warning = rawFrames path strict declared available blockAlign
                 let info =
                     { Path = path; Container = (if form = "AIFC" then "AIFC" else "AIFF"); Encoding = RawCodec.describe enc
-                      SampleRate = int (Math.Round rate); Channels = channels; Frames = frames; Warning = warning }
+                      SampleRate = int rate; Channels = channels; Frames = frames; Warning = warning }
                 new RawDecoder(info, handle, start + dataOffset, enc))

@@ -5,7 +5,8 @@ open System.Buffers
 open System.Runtime.InteropServices
 open System.Text
 
-/// libsndfile, found at run time (FLAC, and Ogg Opus or Ogg FLAC). Only the handful of entry points needed to read.
+/// libsndfile, found at run time (FLAC; Ogg Opus and Ogg FLAC; MPEG-2.5 8 kHz layer III, which NLayer mis-decodes).
+/// Only the handful of entry points needed to read.
 module internal SndFile =
     [<Struct; StructLayout(LayoutKind.Sequential)>]
     type SfInfo =
@@ -55,9 +56,11 @@ module internal SndFile =
             sprintf "reading %s needs the system library libsndfile, which was not found; install it (Debian/Ubuntu: apt-get install libsndfile1; Fedora: dnf install libsndfile; macOS: brew install libsndfile) or convert the file to WAV (ffmpeg -i in.flac out.wav)" what)
 
     /// libsndfile's major formats this reader takes, with their container names.
-    let private containers = dict [ 0x170000, "FLAC"; 0x200000, "Ogg" ]
+    let private containers = dict [ 0x170000, "FLAC"; 0x200000, "Ogg"; 0x230000, "MPEG" ]
 
-    let private subtypes = dict [ 0x0060, "Vorbis"; 0x0064, "Opus"; 0x0001, "8-bit PCM"; 0x0002, "16-bit PCM"; 0x0003, "24-bit PCM" ]
+    let private subtypes =
+        dict [ 0x0060, "Vorbis"; 0x0064, "Opus"; 0x0001, "8-bit PCM"; 0x0002, "16-bit PCM"; 0x0003, "24-bit PCM"
+               0x0080, "MPEG layer I"; 0x0081, "MPEG layer II"; 0x0082, "MPEG layer III" ]
 
     /// A file read front to back through libsndfile's sf_readf_float (never seeking: a damaged seek table or block
     /// size does not matter); a stream that stops with an error ends the clip with a Warning.
@@ -116,7 +119,8 @@ module internal SndFile =
                     | true, name -> name
                     | _ -> sprintf "subtype 0x%04X" (info.Format &&& 0xFFFF)
                 let meta =
-                    { Path = path; Container = (if container = "Ogg" then "Ogg " + subtype else "FLAC")
+                    { Path = path
+                      Container = (match container with "Ogg" -> "Ogg " + subtype | "MPEG" -> "MP3" | c -> c)
                       Encoding = (if container = "FLAC" then "FLAC (" + subtype + ")" else subtype)
                       SampleRate = info.SampleRate; Channels = info.Channels; Frames = -1L; Warning = None }
                 new Decoder(meta, api, file) :> FrameDecoder

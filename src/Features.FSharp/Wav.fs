@@ -389,9 +389,7 @@ module Wav =
             else
                 if size < 40UL then
                     fail name (sprintf "WAVE_FORMAT_EXTENSIBLE fmt chunk is %d bytes, expected at least 40" size)
-                let validBits = int (u16 big (body.Slice 18))
-                if validBits > bits then
-                    fail name (sprintf "WAVE_FORMAT_EXTENSIBLE declares %d valid bits in a %d-bit container" validBits bits)
+                // The valid-bits field is not relied on (libsndfile decodes the whole container too).
                 // The sub-format GUID's numeric fields follow the file's byte order (RIFX: big-endian).
                 let known =
                     if big then body.Slice(24, 2).SequenceEqual(ReadOnlySpan<byte>([| 0uy; 0uy |])) && body.Slice(28, 12).SequenceEqual(ReadOnlySpan<byte> guidTailBigEndian)

@@ -63,16 +63,17 @@ let tests =
                   Expect.equal audio.Frames (whole.Frames - 100) "100 frames fewer"
                   Assertions.allClose 0.0 0.0 whole.Samples.[1].[.. audio.Frames - 1] audio.Samples.[1] "the same samples before")
           }
-          test "a comment header claiming 2^31 comments is refused before NVorbis allocates for them" {
+          test "a comment header claiming 2^31 comments is read without its comments, allocating nothing for them" {
               let b = ogg ()
               let at = find b "\003vorbis"
               let vendor = BinaryPrimitives.ReadInt32LittleEndian(ReadOnlySpan<byte>(b, at + 7, 4))
               BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(at + 11 + vendor), 0x7FFFFFFFu)
+              let whole = AudioFile.read all (fixture "stereo-16k.ogg")
               withBytes "comments.ogg" (oggResign b) (fun path ->
                   let before = GC.GetAllocatedBytesForCurrentThread()
-                  let e = formatError (fun () -> AudioFile.read all path)
-                  Expect.stringContains e.Message "comment header claims 2147483647 comments" "why"
-                  Expect.isLessThan (GC.GetAllocatedBytesForCurrentThread() - before) 4_000_000L "no allocation for the claimed comments")
+                  let audio = AudioFile.read all path
+                  Expect.isLessThan (GC.GetAllocatedBytesForCurrentThread() - before) 4_000_000L "no allocation for the claimed comments"
+                  Expect.equal audio.Samples whole.Samples "the audio, as libsndfile reads it")
           }
           test "a codebook claiming 2^24 - 1 entries of 65535 dimensions is refused with libvorbis's limit" {
               let b = ogg ()
