@@ -223,6 +223,16 @@ let tests =
                       Expect.stringContains e.Message "sample rate of 2147483647 Hz, outside the 1 Hz .. 768 kHz" "why"
                       Expect.isLessThan (GC.GetAllocatedBytesForCurrentThread() - before) 1_000_000L "no resampler designed")
               }
+          test "an AU data offset inside the header means right after it, and one past the end no samples, as libsndfile takes them" {
+              let whole = AudioFile.read all (fixture "s16.au")
+              withBytes "offset.au" (withU32BigEndian (fixtureBytes "s16.au") 4 1u) (fun path ->
+                  // The fixture's samples start at byte 32, after an 8-byte annotation: read from byte 24, they come 4 later.
+                  let audio = AudioFile.read all path
+                  Expect.equal audio.Frames whole.Frames "the declared data size"
+                  Expect.equal audio.Samples.[0].[4..] whole.Samples.[0].[.. whole.Frames - 5] "read from byte 24")
+              withBytes "past.au" (withU32BigEndian (fixtureBytes "s16.au") 4 100000u) (fun path ->
+                  Expect.equal (AudioFile.read all path).Frames 0 "no samples")
+          }
           test "768 kHz is read and 768,001 Hz refused" {
               withBytes "fast.au" (withU32BigEndian (fixtureBytes "s16.au") 16 768000u) (fun path ->
                   Expect.equal (AudioFile.readInfo path).SampleRate 768000 "768 kHz")

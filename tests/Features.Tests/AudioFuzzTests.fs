@@ -214,8 +214,9 @@ let private check (subject: Subject) (seed: int) (label: string) (path: string) 
 /// Mutants per format in the suite (eight formats: 3,200 files, about 20 s on two cores).
 let private perFormat = 400
 
-/// Seeds that once failed, kept as regression tests (format, seed).
-let private regressions: (string * int) list = []
+/// Seeds that once failed, kept as regression tests (format, seed): an Ogg last page granule that hung NVorbis's
+/// own end trimming; an MP3 frame on which NLayer raised IndexOutOfRangeException.
+let private regressions: (string * int) list = [ "Ogg Vorbis", 1000002; "MP3", 331 ]
 
 let private runSeeds (subject: Subject) (seeds: int seq) =
     if subject.NeedsLibsndfile then needLibsndfile ()
@@ -249,6 +250,15 @@ let tests =
                   printfn "%s fuzz: %d mutants read, %d refused, %.1f s" subject.Name read refused clock.Elapsed.TotalSeconds
                   Expect.isGreaterThan read (perFormat / 10) "the mutants include readable files"
                   Expect.isGreaterThan refused 0 "the mutants include refused files")
+          yield test "a frame NLayer fails on (MP3 seed 331: IndexOutOfRangeException) is silence of its length, listed in the warning" {
+              let subject = subjects |> List.find (fun s -> s.Name = "MP3")
+              let _, bytes = mutant subject (subject.Bytes()) 331
+              withBytes "seed-331.mp3" bytes (fun path ->
+                  let info, audio = AudioFile.readWithInfo all path
+                  Expect.equal audio.Frames (AudioFile.read all (fixture "mono-22k.mp3")).Frames "every frame, the damaged one as silence"
+                  Expect.stringContains (Option.defaultValue "" info.Warning) "damaged MPEG frames decoded as silence: 1 (the MPEG audio decoder, NLayer, failed first on frame 2" "the warning names the codec and the frame"
+                  Expect.stringContains (formatError (fun () -> AudioFile.read { all with Strict = true } path)).Message "strict reading refuses it" "strict")
+          }
           yield testList
               "failing seeds kept as regression tests"
               [ for name, seed in regressions ->
