@@ -141,8 +141,8 @@ module internal RawFormats =
             let be (i: int) = BinaryPrimitives.ReadUInt32BigEndian(ReadOnlySpan<byte>(h, i, 4))
             if be 0 <> 0x2e736e64u then fail path "not a Sun AU file: it does not start with '.snd'"
             let declaredOffset, size, code, rate, channels = be 4, be 8, be 12, be 16, be 20
-            // As libsndfile reads them: an offset inside the header means right after it; one past the end, no samples.
-            let offset = max 24L (int64 declaredOffset)
+            // As libsndfile takes it: the data start where the offset says, even inside the header; past the end, no samples.
+            let offset = int64 declaredOffset
             let enc =
                 match code with
                 | 1u -> MuLaw
@@ -174,8 +174,8 @@ module internal RawFormats =
             let v = float mantissa * Math.Pow(2.0, float (exponent - 16383 - 63))
             if b.[0] &&& 0x80uy <> 0uy then -v else v
 
-    /// AIFF and AIFC, starting `start` bytes into the file: big-endian FORM chunks; COMM gives channels, frames, bits and the 80-bit rate (AIFC: the
-    /// compression type), SSND the samples after its offset field.
+    /// AIFF and AIFC, starting `start` bytes into the file: big-endian FORM chunks; COMM gives channels, bits and the
+    /// 80-bit rate (AIFC: the compression type), SSND the samples after its offset field and their length.
     let openAiff (start: int64) (strict: bool) (path: string) : FrameDecoder =
         withHandle path (fun handle ->
             let length = RandomAccess.GetLength handle - start
@@ -210,7 +210,7 @@ module internal RawFormats =
             match comm, ssnd with
             | None, _ -> fail path "no COMM chunk before the end of the file"
             | _, None -> fail path "no SSND chunk before the end of the file"
-            | Some(channels, frames, bits, rate, compression), Some(dataOffset, dataSize, ssndSize) ->
+            | Some(channels, _commFrames, bits, rate, compression), Some(dataOffset, dataSize, ssndSize) ->
                 let enc =
                     match compression, bits with
                     | ("NONE" | "twos"), 8 -> S8
@@ -231,13 +231,12 @@ module internal RawFormats =
                 let rate = if Double.IsFinite rate then Math.Floor rate else -1.0
                 AudioLimits.checkRate path "COMM chunk" (int64 (max -1.0 (min 1e12 rate)))
                 let blockAlign = channels * RawCodec.bytesPerSample enc
-                // A streaming writer (ffmpeg to a pipe) leaves 0 or 0xFFFFFFFF as the frame count and SSND size it could
-                // not fill in: the samples then run to the end of the file, in whole frames, as WAV placeholders do.
-                let placeholder = (frames = 0L || frames = 0xFFFFFFFFL) && (ssndSize = 0L || ssndSize = 0xFFFFFFFFL)
-                let available =
-                    if placeholder then max 0L (length - dataOffset)
-                    else max 0L (min (max 0L dataSize) (length - dataOffset))
-                let declared = if placeholder then None else Some(frames * int64 blockAlign)
+                // The length is the SSND chunk's, as libsndfile takes it (COMM's frame count is not relied on). A streaming
+                // writer (ffmpeg to a pipe) leaves 0 or 0xFFFFFFFF as the SSND size it could not fill in: the samples then
+                // run to the end of the file, in whole frames, as WAV placeholders do.
+                let placeholder = ssndSize = 0L || ssndSize = 0xFFFFFFFFL
+                let available = max 0L (length - dataOffset)
+                let declared = if placeholder then None else Some(max 0L dataSize)
                 let frames, warning = rawFrames path strict declared available blockAlign
                 let info =
                     { Path = path; Container = (if form = "AIFC" then "AIFC" else "AIFF"); Encoding = RawCodec.describe enc
