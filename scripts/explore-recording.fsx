@@ -1,5 +1,5 @@
 // Explore one recording: read it, look at its samples, compute librosa-style features on an engine.
-// Run: dotnet fsi scripts/explore-recording.fsx [FILE.wav]   (after `dotnet fsi build.fsx build`)
+// Run: dotnet fsi scripts/explore-recording.fsx [FILE]   (any format AudioFile reads; after `dotnet fsi build.fsx build`)
 #load "_references.fsx"
 open System
 open System.IO
@@ -11,9 +11,9 @@ let file =
     | Some f -> f
     | None -> Path.Combine(_references.fsddFolder (), "recordings", "7_jackson_3.wav")
 
-let info = Wav.readInfo file
-printfn "%s: %d Hz, %d channel(s), %d frames (%.3f s), %A" (Path.GetFileName file) info.SampleRate info.Channels info.Frames info.Duration info.Format
-let audio = Wav.readMono file
+// librosa.load(file, sr=None, mono=True), with the header: one channel at the file's own rate.
+let info, audio = AudioFile.readWithInfo AudioFile.defaults file
+printfn "%s: %s %s, %d Hz, %d channel(s), %d frames (%.3f s)" (Path.GetFileName file) info.Container info.Encoding info.SampleRate info.Channels info.Frames info.Duration
 let samples = audio.Samples.[0]
 printfn "peak %.3f, RMS %.4f" (samples |> Array.map abs |> Array.max) (Clip.rms samples)
 let start, stop = Clip.trimInterval 30.0 256 64 samples

@@ -290,6 +290,51 @@ module ModelFile =
         let floats = model.Engine.ReadTensors model.SavedTensors :: [ for _, v in info.Normalization -> v ]
         Container.write path header floats
 
+    /// The header's "labels", validated against the network: distinct non-empty strings, one per network output, at
+    /// least two (a classifier of one class answers 1 whatever it hears).
+    let private readLabels (path: string) (root: JsonElement) (net: Net) : string list =
+        let labels =
+            HeaderJson.array path root "labels"
+            |> List.mapi (fun i e ->
+                match e.ValueKind with
+                | JsonValueKind.String ->
+                    match e.GetString() with
+                    | null -> ""
+                    | s -> s
+                | kind -> HeaderJson.bad path (sprintf "'labels' must hold strings; label %d is %A." i kind))
+        labels
+        |> List.iteri (fun i l -> if String.IsNullOrWhiteSpace l then HeaderJson.bad path (sprintf "'labels' entry %d is empty." i))
+        match labels |> List.countBy id |> List.tryFind (fun (_, n) -> n > 1) with
+        | Some(l, n) -> HeaderJson.bad path (sprintf "'labels' names '%s' %d times; every class needs its own label." l n)
+        | None -> ()
+        let outputs = net.OutputShape |> Array.fold (fun acc d -> acc * int64 d) 1L
+        if int64 labels.Length <> outputs then
+            HeaderJson.bad path (sprintf "'labels' has %d labels, the network has %d outputs." labels.Length outputs)
+        if labels.Length < 2 then
+            HeaderJson.bad path (sprintf "'labels' has %d label; a classifier needs at least two classes." labels.Length)
+        labels
+
+    /// Checks the stored floats once the checksum has passed: every weight and normalisation value finite, every
+    /// normalisation block named "std" positive, and "mean" and "std" of one length. Raises ModelFileException naming
+    /// the block (and the first bad index).
+    let private checkFloats (path: string) (blocks: (string * string * int[]) list) (floats: float32[]) =
+        let mutable offset = 0
+        let lengths = Collections.Generic.Dictionary<string, int>()
+        for name, role, shape in blocks do
+            let n = Array.fold (*) 1 shape
+            for i in offset .. offset + n - 1 do
+                let v = floats.[i]
+                if not (Single.IsFinite v) then
+                    Container.fail path (sprintf "%s block '%s' holds %s at index %d: every stored value must be finite." role name (if Single.IsNaN v then "NaN" else string v) (i - offset))
+                if role = "normalization" && name = "std" && not (v > 0.0f) then
+                    Container.fail path (sprintf "normalization block 'std' holds %g at index %d: a standard deviation must be positive." v (i - offset))
+            if role = "normalization" then lengths.[name] <- n
+            offset <- offset + n
+        match lengths.TryGetValue "mean", lengths.TryGetValue "std" with
+        | (true, m), (true, d) when m <> d ->
+            Container.fail path (sprintf "normalization blocks 'mean' (%d values) and 'std' (%d values) differ in length." m d)
+        | _ -> ()
+
     let private readHeader (path: string) (expectedFingerprint: ModelInfo -> string option) (header: byte[]) (count: int) =
         use doc = HeaderJson.parse path header
         let root = doc.RootElement
@@ -304,7 +349,7 @@ module ModelFile =
         let weightCount = weights |> List.sumBy (fun (_, _, s) -> s |> Array.fold (fun acc d -> acc * int64 d) 1L)
         if weightCount <> trainable + fixedCount then
             HeaderJson.bad path (sprintf "the architecture has %d weights, the file stores %d." (trainable + fixedCount) weightCount)
-        let labels = HeaderJson.array path root "labels" |> List.map (fun e -> match e.GetString() with null -> "" | s -> s)
+        let labels = readLabels path root net
         let settings =
             match HeaderJson.tryProp root "trainingSettings" with
             | Some o when o.ValueKind = JsonValueKind.Object ->
@@ -323,9 +368,11 @@ module ModelFile =
         | _ -> ()
         net, info, blocks
 
-    /// The architecture and info of a model file, fully validated (checksum included) but without weights.
+    /// The architecture and info of a model file, fully validated (checksum, labels, finite values and positive
+    /// standard deviations included) but without weights. Raises ModelFileException as load does.
     let inspect (path: string) : Net * ModelInfo =
         let (net, info, blocks), floats = Container.read path (readHeader path (fun _ -> None))
+        checkFloats path blocks floats
         let mutable offset = 0
         let normalization =
             [ for name, role, shape in blocks do
@@ -340,6 +387,7 @@ module ModelFile =
     /// have. Raises as `load` does.
     let loadChecked (engine: Engine) (expect: ModelInfo -> string) (path: string) : Model * ModelInfo =
         let (net, info, blocks), floats = Container.read path (readHeader path (expect >> Some))
+        checkFloats path blocks floats
         let model = Model.create engine 0 net
         let tensors = model.Tensors
         let mutable offset = 0
@@ -363,8 +411,11 @@ module ModelFile =
             HeaderJson.bad path (sprintf "the file stores %d weight tensors, the architecture has %d." weightIndex tensors.Length)
         model, { info with Normalization = List.ofSeq normalization }
 
-    /// Loads a model onto `engine`. Raises ModelFileException for a wrong magic number or version, a bad checksum,
-    /// a truncated file, absurd sizes or a malformed header, and SchemaMismatchException when the stored input schema
-    /// fingerprint differs from `expectedFingerprint` — all before any weight tensor is allocated.
+    /// Loads a model onto `engine`. Raises ModelFileException (naming the file and the field) for a wrong magic number
+    /// or version, a bad checksum, a truncated file, absurd sizes or a malformed header, and, for a file whose checksum
+    /// is right but whose content is not (a forged or buggy writer): labels that are not distinct non-empty strings,
+    /// one per network output and at least two; a NaN or infinite weight or normalisation value; a standard deviation
+    /// that is not positive; "mean" and "std" of different lengths. Raises SchemaMismatchException when the stored input
+    /// schema fingerprint differs from `expectedFingerprint`. All before any weight tensor is allocated.
     let load (engine: Engine) (expectedFingerprint: string) (path: string) : Model * ModelInfo =
         loadChecked engine (fun _ -> expectedFingerprint) path

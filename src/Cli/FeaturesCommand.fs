@@ -388,7 +388,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                     let plans = Shards.plan extractor.Fingerprint Extraction.WholeRecordings Extraction.shardSize sources
                     let index = items |> Array.mapi (fun i item -> item.Key, i) |> dict
                     let path = planned |> Array.map (fun i -> i.Key, i.Path) |> dict
-                    let clipsOf (s: Shards.Source) = [| fit (AudioFile.load extractor.SampleRate path.[s.Key]) |]
+                    let clipsOf (s: Shards.Source) = [| fit (AudioFile.read { AudioFile.defaults with SampleRate = Some extractor.SampleRate } path.[s.Key]).Samples.[0] |]
                     let found, _ = Shards.ensure dir plans extractor clipsOf 32 progress
                     let values = Array.zeroCreate<float32> (items.Length * extractor.Length)
                     for plan in plans do

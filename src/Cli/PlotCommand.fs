@@ -31,7 +31,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     Command.run<PlotArgs> "plot" out error argv (fun args ->
         OptionRules.enforce args table
         let file = args.GetResult File
-        let audio = AudioFile.readMono file
+        let audio = AudioFile.read AudioFile.defaults file
         use engine = Engines.Create(args.GetResult(Device, defaultValue = "auto"), fun l -> error.WriteLine("plot: " + l))
         let name = nonNull (Path.GetFileNameWithoutExtension file)
         for path, caption in AudioPlots.plotClip engine (args.GetResult Out) name name audio.SampleRate audio.Samples.[0] do

@@ -385,9 +385,11 @@ module Dataset =
                         skipped.Add { Path = Path.GetFullPath expected; Reason = sprintf "listed in %s line %d but %s" manifestPath line why }
         root, candidates.ToArray(), skipped.ToArray(), Seq.toArray labels
 
-    /// Reads one header (and the samples of float files, for NaN and infinities: Wav.inspect); Ok with its info
-    /// (whose Warning a truncated file carries), or Error with why the file is unusable (strict: truncated too). The
-    /// dataset scan and the cluster's shard workers (src/Cluster) check files with it, so both word a skip alike.
+    /// Reads one header and decodes every sample (AudioFile.inspect: damaged data, NaN and infinities are found
+    /// here, not in training); Ok with its info (whose Warning a truncated file carries), or Error with why the file is
+    /// unusable (strict: truncated too). Never raises for a file: an exception no reader anticipated is reported as the
+    /// reason ("could not be read: TYPE: message"), so one bad file never stops a scan. The dataset scan and the
+    /// cluster's shard workers (src/Cluster) check files with it, so both word a skip alike.
     let probe (strict: bool) (path: string) : Result<AudioFileInfo, string> =
         try
             let info = AudioFile.inspect strict path
@@ -401,6 +403,8 @@ module Dataset =
         | :? AudioFormatException as e -> Error e.Problem
         | :? IOException as e -> Error e.Message
         | :? UnauthorizedAccessException as e -> Error e.Message
+        | :? OperationCanceledException -> reraise ()
+        | e -> Error(sprintf "could not be read: %s: %s" (e.GetType().Name) e.Message)
 
     let private failStrict (skipped: SkippedFile[]) =
         if skipped.Length > 0 then
@@ -624,12 +628,10 @@ module Dataset =
     let speakers (items: Item[]) =
         items |> Array.choose (fun i -> i.Speaker) |> Array.distinct |> Array.sortWith (fun a b -> String.CompareOrdinal(a, b))
 
-    /// Reads an item as one mono channel (channels averaged) at its own rate. Raises AudioFormatException.
-    let read (item: Item) : Audio = AudioFile.readMono item.Path
-
-    /// Reads an item as mono samples at `sampleRate` Hz, resampling (band-limited) when its rate differs.
+    /// An item's samples mixed down to one channel at `sampleRate` Hz (AudioFile.read with Mono and SampleRate:
+    /// band-limited resampling when its rate differs). Raises AudioFormatException as AudioFile.read does.
     let loadMono (sampleRate: int) (item: Item) : float32[] =
-        AudioFile.load sampleRate item.Path
+        (AudioFile.read { AudioFile.defaults with SampleRate = Some sampleRate } item.Path).Samples.[0]
 
     /// Lazily loads items in batches of `batchSize` (the last may be shorter), each batch's items loaded in
     /// parallel, keeping at most `readAhead` batches loading ahead of the one being consumed: memory stays

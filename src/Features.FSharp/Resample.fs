@@ -165,12 +165,17 @@ module Resample =
                 p <- p - f.L
                 i <- i + 1
 
-    /// Resamples a signal from fromRate to toRate (Hz, both positive), returning ceil(n * toRate / fromRate)
-    /// samples (librosa.resample's length). Band-limited: see the module summary. Equal rates return a copy.
-    /// The signal is taken as zero outside its ends. Long signals are processed in parallel.
-    let resample (fromRate: int) (toRate: int) (samples: float32[]) : float32[] =
+    /// The largest down-sampling ratio fromRate / toRate resample accepts: 1000 (the filter then spans 120,000 input
+    /// samples and its kernel table 0.5 GB; a larger ratio would exhaust memory designing it).
+    [<Literal>]
+    let MaxDownsampling = 1000
+
+    /// resample without the rate range check (speed's ratios of 1000 x factor to 1000 may exceed MaxSampleRate).
+    let private resampleRates (fromRate: int) (toRate: int) (samples: float32[]) : float32[] =
         if fromRate <= 0 then raise (ArgumentOutOfRangeException("fromRate", fromRate, "sample rates must be positive"))
         if toRate <= 0 then raise (ArgumentOutOfRangeException("toRate", toRate, "sample rates must be positive"))
+        if fromRate / toRate > MaxDownsampling then
+            raise (ArgumentOutOfRangeException("toRate", toRate, sprintf "down-sampling from %d Hz to %d Hz exceeds the %d:1 resample accepts" fromRate toRate MaxDownsampling))
         if isNull (box samples) then nullArg "samples"
         if fromRate = toRate then Array.copy samples
         else
@@ -201,6 +206,20 @@ module Resample =
                     ArrayPool<float32>.Shared.Return xp
             output
 
+    /// Resamples a signal from fromRate to toRate (Hz, each within AudioLimits.MinSampleRate .. MaxSampleRate, 1 Hz to
+    /// 768 kHz, and fromRate / toRate at most MaxDownsampling), returning ceil(n * toRate / fromRate) samples
+    /// (librosa.resample's length). Band-limited: see the module summary. Equal rates return a copy. The signal is
+    /// taken as zero outside its ends. Long signals are processed in parallel. Raises ArgumentOutOfRangeException for
+    /// a rate outside that range or a larger down-sampling ratio, ArgumentException when the result would exceed one
+    /// array.
+    let resample (fromRate: int) (toRate: int) (samples: float32[]) : float32[] =
+        let check (name: string) (rate: int) =
+            if rate < AudioLimits.MinSampleRate || rate > AudioLimits.MaxSampleRate then
+                raise (ArgumentOutOfRangeException(name, rate, sprintf "sample rates must lie in %d .. %d Hz" AudioLimits.MinSampleRate AudioLimits.MaxSampleRate))
+        check "fromRate" fromRate
+        check "toRate" toRate
+        resampleRates fromRate toRate samples
+
     /// Speed perturbation (as Kaldi's and torchaudio's speed augmentation): plays samples factor times
     /// faster, so durations shrink and frequencies rise by factor at the same sample rate. Returns
     /// ceil(n / factor') samples where factor' is factor rounded to a multiple of 0.001 (0.001 to 1000),
@@ -208,4 +227,4 @@ module Resample =
     let speed (factor: float) (samples: float32[]) : float32[] =
         if not (factor >= 0.001 && factor <= 1000.0) then
             raise (ArgumentOutOfRangeException("factor", factor, "speed factor must lie in [0.001, 1000]"))
-        resample (int (Math.Round(factor * 1000.0))) 1000 samples
+        resampleRates (int (Math.Round(factor * 1000.0))) 1000 samples

@@ -23,6 +23,10 @@ type SampleFormat =
     | Float32
     /// IEEE 754 double precision, rounded to single precision.
     | Float64
+    /// G.711 mu-law (8-bit codes), expanded to 16-bit values and divided by 32768, as soundfile does.
+    | MuLaw
+    /// G.711 A-law (8-bit codes), expanded to 16-bit values and divided by 32768, as soundfile does.
+    | ALaw
 
 /// What a WAV header declares, validated against the file's real length.
 type WavInfo =
@@ -37,6 +41,8 @@ type WavInfo =
       Format: SampleFormat
       /// True for RF64/BW64 files (64-bit sizes in a ds64 chunk).
       IsRf64: bool
+      /// True for big-endian RIFX files (sizes, fields and samples most significant byte first).
+      BigEndian: bool
       /// Byte offset of the first sample in the file.
       DataOffset: int64
       /// Size of the data chunk in bytes as read: the declared size, or the bytes present up to the end of the
@@ -107,6 +113,13 @@ type internal StreamSource(stream: Stream) =
                 if n <= 0 then finished <- true else total <- total + n
             total
 
+/// The bytes of a source from `start` on (a file behind an ID3v2 tag).
+[<Sealed>]
+type internal OffsetSource(source: ByteSource, start: int64) =
+    inherit ByteSource()
+    override _.Length = max 0L (source.Length - start)
+    override _.ReadAt(offset, buffer) = source.ReadAt(start + offset, buffer)
+
 /// A source with its first bytes (up to 64 KiB, often the whole file) held in a pooled buffer, so that
 /// header parsing and small files cost a single read.
 [<Sealed>]
@@ -130,7 +143,7 @@ type internal HeadedSource(source: ByteSource) =
 module internal SampleCodec =
     let bytesPerSample format =
         match format with
-        | PcmU8 -> 1
+        | PcmU8 | MuLaw | ALaw -> 1
         | Pcm16 -> 2
         | Pcm24 -> 3
         | Pcm32 -> 4
@@ -142,6 +155,51 @@ module internal SampleCodec =
         | Float32
         | Float64 -> true
         | _ -> false
+
+    /// G.711 mu-law code to a 16-bit linear value (ITU-T G.711).
+    let muLawValue (code: byte) =
+        let u = ~~~(int code) &&& 0xFF
+        let t = (((u &&& 0x0F) <<< 3) + 0x84) <<< ((u &&& 0x70) >>> 4)
+        if u &&& 0x80 <> 0 then 0x84 - t else t - 0x84
+
+    /// G.711 A-law code to a 16-bit linear value (ITU-T G.711).
+    let aLawValue (code: byte) =
+        let a = int code ^^^ 0x55
+        let seg = (a &&& 0x70) >>> 4
+        let t =
+            match seg with
+            | 0 -> ((a &&& 0x0F) <<< 4) + 8
+            | 1 -> ((a &&& 0x0F) <<< 4) + 0x108
+            | s -> (((a &&& 0x0F) <<< 4) + 0x108) <<< (s - 1)
+        if a &&& 0x80 <> 0 then t else -t
+
+    /// Decoded value (/ 32768) of each mu-law and A-law code.
+    let muLawTable = Array.init 256 (fun i -> float32 (muLawValue (byte i)) / 32768.0f)
+    let aLawTable = Array.init 256 (fun i -> float32 (aLawValue (byte i)) / 32768.0f)
+
+    /// The code whose value lies nearest a 16-bit linear value (G.711's encoder, by search over the 256 codes, so
+    /// that decoding what was encoded is exact for every code's value).
+    let private nearestCode (values: int[]) =
+        let order = Array.init 256 id |> Array.sortBy (fun c -> values.[c], c)
+        fun (v: int) ->
+            let mutable lo = 0
+            let mutable hi = 255
+            while lo < hi do
+                let mid = (lo + hi) / 2
+                if values.[order.[mid]] < v then lo <- mid + 1 else hi <- mid
+            let above = order.[lo]
+            if lo > 0 && abs (values.[order.[lo - 1]] - v) <= abs (values.[above] - v) then byte order.[lo - 1] else byte above
+
+    let private muLawEncode = nearestCode (Array.init 256 (fun i -> muLawValue (byte i)))
+    let private aLawEncode = nearestCode (Array.init 256 (fun i -> aLawValue (byte i)))
+
+    /// Reverses the bytes of each bps-byte sample of a big-endian block in place, so that it decodes as little-endian.
+    let swapInPlace (bps: int) (bytes: Span<byte>) =
+        if bps > 1 then
+            let mutable i = 0
+            while i + bps <= bytes.Length do
+                bytes.Slice(i, bps).Reverse()
+                i <- i + bps
 
     let private convertPcm16 (src: ReadOnlySpan<byte>) (dst: Span<float32>) =
         let n = dst.Length
@@ -201,6 +259,12 @@ module internal SampleCodec =
         | Float64 ->
             for i in 0 .. n - 1 do
                 dst.[i] <- float32 (BinaryPrimitives.ReadDoubleLittleEndian(src.Slice(8 * i)))
+        | MuLaw ->
+            for i in 0 .. n - 1 do
+                dst.[i] <- muLawTable.[int src.[i]]
+        | ALaw ->
+            for i in 0 .. n - 1 do
+                dst.[i] <- aLawTable.[int src.[i]]
 
     /// Index of the first NaN or infinity in values, or -1 when all are finite (x - x is 0 exactly for finite x).
     let firstNonFinite (values: ReadOnlySpan<float32>) : int =
@@ -251,6 +315,12 @@ module internal SampleCodec =
         | Float64 ->
             for i in 0 .. n - 1 do
                 BinaryPrimitives.WriteDoubleLittleEndian(dst.Slice(8 * i), float src.[i])
+        | MuLaw ->
+            for i in 0 .. n - 1 do
+                dst.[i] <- muLawEncode (quantise src.[i] 32768.0 -32768.0 32767.0)
+        | ALaw ->
+            for i in 0 .. n - 1 do
+                dst.[i] <- aLawEncode (quantise src.[i] 32768.0 -32768.0 32767.0)
 
 /// Reading and writing WAV files (RIFF/RF64, PCM 8/16/24/32-bit, IEEE float 32/64, WAVE_FORMAT_EXTENSIBLE),
 /// with soundfile's scaling. Every malformed or unsupported file raises AudioFormatException naming the
@@ -260,9 +330,9 @@ module internal SampleCodec =
 module Wav =
     let private fail name problem = raise (AudioFormatException(name, problem))
 
-    /// The most channels a file may declare (libsndfile's SF_MAX_CHANNELS).
+    /// The most channels a file may declare (libsndfile's SF_MAX_CHANNELS; AudioLimits.MaxChannels).
     [<Literal>]
-    let MaxChannels = 1024
+    let MaxChannels = AudioLimits.MaxChannels
 
     let private maxChannels = MaxChannels
 
@@ -283,6 +353,9 @@ module Wav =
     /// The 14 bytes that follow the format code in a KSDATAFORMAT_SUBTYPE_* GUID.
     let private guidTail = [| 0uy; 0uy; 0uy; 0uy; 0x10uy; 0uy; 0x80uy; 0uy; 0uy; 0xAAuy; 0uy; 0x38uy; 0x9Buy; 0x71uy |]
 
+    /// The last 12 bytes of a KSDATAFORMAT_SUBTYPE_* GUID as a RIFX file stores it (Data2 and Data3 big-endian).
+    let private guidTailBigEndian = [| 0uy; 0uy; 0uy; 0x10uy; 0x80uy; 0uy; 0uy; 0xAAuy; 0uy; 0x38uy; 0x9Buy; 0x71uy |]
+
     let private fourCc (bytes: ReadOnlySpan<byte>) =
         let sb = StringBuilder(4)
         for i in 0..3 do
@@ -300,31 +373,39 @@ module Wav =
           SampleRate: int
           BlockAlign: int }
 
-    let private parseFmt name (body: ReadOnlySpan<byte>) (size: uint64) : Fmt =
+    let private u16 (big: bool) (b: ReadOnlySpan<byte>) = if big then BinaryPrimitives.ReadUInt16BigEndian b else BinaryPrimitives.ReadUInt16LittleEndian b
+    let private u32 (big: bool) (b: ReadOnlySpan<byte>) = if big then BinaryPrimitives.ReadUInt32BigEndian b else BinaryPrimitives.ReadUInt32LittleEndian b
+
+    /// The fmt chunk. As libsndfile does, the sample width comes from the bit depth rounded up to whole bytes (12-bit
+    /// data in 16-bit words, 20-bit in 24-bit ones) and the block align field is not relied on.
+    let private parseFmt name (big: bool) (body: ReadOnlySpan<byte>) (size: uint64) : Fmt =
         if size < 16UL then fail name (sprintf "fmt chunk is %d bytes, expected at least 16" size)
-        let tag0 = int (BinaryPrimitives.ReadUInt16LittleEndian body)
-        let channels = int (BinaryPrimitives.ReadUInt16LittleEndian(body.Slice 2))
-        let rate = BinaryPrimitives.ReadUInt32LittleEndian(body.Slice 4)
-        let blockAlign = int (BinaryPrimitives.ReadUInt16LittleEndian(body.Slice 12))
-        let bits = int (BinaryPrimitives.ReadUInt16LittleEndian(body.Slice 14))
+        let tag0 = int (u16 big body)
+        let channels = int (u16 big (body.Slice 2))
+        let rate = u32 big (body.Slice 4)
+        let bits = int (u16 big (body.Slice 14))
         let tag =
             if tag0 <> 0xFFFE then tag0
             else
                 if size < 40UL then
                     fail name (sprintf "WAVE_FORMAT_EXTENSIBLE fmt chunk is %d bytes, expected at least 40" size)
-                let validBits = int (BinaryPrimitives.ReadUInt16LittleEndian(body.Slice 18))
-                if validBits > bits then
-                    fail name (sprintf "WAVE_FORMAT_EXTENSIBLE declares %d valid bits in a %d-bit container" validBits bits)
-                if not (body.Slice(26, 14).SequenceEqual(ReadOnlySpan<byte> guidTail)) then
+                // The valid-bits field is not relied on (libsndfile decodes the whole container too).
+                // The sub-format GUID's numeric fields follow the file's byte order (RIFX: big-endian).
+                let known =
+                    if big then body.Slice(24, 2).SequenceEqual(ReadOnlySpan<byte>([| 0uy; 0uy |])) && body.Slice(28, 12).SequenceEqual(ReadOnlySpan<byte> guidTailBigEndian)
+                    else body.Slice(26, 14).SequenceEqual(ReadOnlySpan<byte> guidTail)
+                if not known then
                     fail name (sprintf "WAVE_FORMAT_EXTENSIBLE sub-format %O is not PCM or IEEE float" (Guid(body.Slice(24, 16))))
-                int (BinaryPrimitives.ReadUInt16LittleEndian(body.Slice 24))
+                int (if big then u16 big (body.Slice 26) else u16 big (body.Slice 24))
         let format =
             match tag, bits with
-            | 1, 8 -> PcmU8
-            | 1, 16 -> Pcm16
-            | 1, 24 -> Pcm24
-            | 1, 32 -> Pcm32
-            | 1, b -> fail name (sprintf "PCM with %d bits per sample is not supported (expected 8, 16, 24 or 32)" b)
+            | 1, b when b >= 1 && b <= 8 -> PcmU8
+            | 1, b when b <= 16 -> Pcm16
+            | 1, b when b <= 24 -> Pcm24
+            | 1, b when b <= 32 -> Pcm32
+            | 1, b -> fail name (sprintf "PCM with %d bits per sample is not supported (expected 1 to 32)" b)
+            | 6, _ -> ALaw
+            | 7, _ -> MuLaw
             | 3, 32 -> Float32
             | 3, 64 -> Float64
             | 3, b -> fail name (sprintf "IEEE float with %d bits per sample is not supported (expected 32 or 64)" b)
@@ -333,16 +414,12 @@ module Wav =
                     match tagNames.TryGetValue t with
                     | true, n -> sprintf " (%s)" n
                     | _ -> ""
-                fail name (sprintf "unsupported format tag 0x%04X%s: only PCM (1), IEEE float (3) and WAVE_FORMAT_EXTENSIBLE with those sub-formats can be read" t known)
+                fail name (sprintf "unsupported format tag 0x%04X%s: only PCM (1), IEEE float (3), A-law (6), mu-law (7) and WAVE_FORMAT_EXTENSIBLE with those sub-formats can be read" t known)
         if channels = 0 then fail name "fmt chunk declares zero channels"
         if channels > maxChannels then
             fail name (sprintf "fmt chunk declares %d channels, more than the %d supported (libsndfile's limit)" channels maxChannels)
-        if rate = 0u then fail name "fmt chunk declares a sample rate of 0 Hz"
-        if rate > uint32 Int32.MaxValue then fail name (sprintf "fmt chunk declares an impossible sample rate of %d Hz" rate)
-        let expected = channels * SampleCodec.bytesPerSample format
-        if blockAlign <> expected then
-            fail name (sprintf "block align is %d bytes, expected %d (%d channels x %d bytes per sample)" blockAlign expected channels (SampleCodec.bytesPerSample format))
-        { Format = format; Channels = channels; SampleRate = int rate; BlockAlign = blockAlign }
+        AudioLimits.checkRate name "fmt chunk" (int64 rate)
+        { Format = format; Channels = channels; SampleRate = int rate; BlockAlign = channels * SampleCodec.bytesPerSample format }
 
     /// Parses and validates the header of source (RIFF or RF64), scanning chunks until fmt and data are found.
     /// Placeholder data sizes (0xFFFFFFFF; in RF64 a ds64 data size of 0 or all ones; 0 when the RIFF size is a
@@ -362,12 +439,13 @@ module Wav =
         let isRf64 =
             if isId header "RIFF" then false
             elif isId header "RF64" || isId header "BW64" then true
-            elif isId header "RIFX" then fail name "big-endian RIFX files are not supported"
+            elif isId header "RIFX" then false
             else fail name (sprintf "not a WAV file: starts with '%s', expected 'RIFF' or 'RF64'" (fourCc header))
         if not (isId (header.Slice 8) "WAVE") then
             fail name (sprintf "RIFF form type is '%s', expected 'WAVE'" (fourCc (header.Slice 8)))
+        let big = isId header "RIFX"
         let mutable pos = 12L
-        let riffSize = uint64 (BinaryPrimitives.ReadUInt32LittleEndian(header.Slice 4))
+        let riffSize = uint64 (u32 big (header.Slice 4))
         let mutable riffSize64 = riffSize
         let mutable ds64Data = 0UL
         let ds64Table = Collections.Generic.List<struct (int * uint64)>()
@@ -394,7 +472,7 @@ module Wav =
             let h = ReadOnlySpan<byte>(read pos 8, 0, 8)
             let isData = isId h "data"
             let isFmt = isId h "fmt "
-            let size32 = BinaryPrimitives.ReadUInt32LittleEndian(h.Slice 4)
+            let size32 = u32 big (h.Slice 4)
             let size =
                 if isRf64 && size32 = UInt32.MaxValue then
                     if isData then ds64Data
@@ -429,7 +507,7 @@ module Wav =
                 fail name (sprintf "chunk '%s' at byte %d declares %d bytes but only %d remain" (fourCc h) pos size remaining)
             if isFmt && fmt.IsNone then
                 let n = int (min size 40UL)
-                fmt <- ValueSome(parseFmt name (ReadOnlySpan<byte>(read bodyStart n, 0, n)) size)
+                fmt <- ValueSome(parseFmt name big (ReadOnlySpan<byte>(read bodyStart n, 0, n)) size)
             elif isData && data.IsNone then
                 data <- ValueSome(struct (bodyStart, int64 size))
             pos <- bodyStart + int64 size + int64 (size &&& 1UL)
@@ -451,6 +529,7 @@ module Wav =
               Frames = frames
               Format = f.Format
               IsRf64 = isRf64
+              BigEndian = big
               DataOffset = offset
               DataBytes = bytes
               Warning = warning }
@@ -500,6 +579,7 @@ module Wav =
                     let got = source.ReadAt(offset, Span<byte>(bytes, 0, byteCount))
                     if got < byteCount then
                         raise (IOException(sprintf "%s: the file shrank while being read (wanted %d bytes at %d, got %d)" name byteCount offset got))
+                    if info.BigEndian then SampleCodec.swapInPlace bps (Span<byte>(bytes, 0, byteCount))
                     let src = ReadOnlySpan<byte>(bytes, 0, byteCount)
                     if channels = 1 then
                         let dst = Span<float32>(samples.[0], done', frames)
@@ -531,10 +611,11 @@ module Wav =
                 if channels > 1 then ArrayPool<float32>.Shared.Return scratch
         { SampleRate = info.SampleRate; Samples = samples }
 
-    /// The (first frame, frame count) of a range read from `frames` frames at `sampleRate` Hz, as every reader takes
-    /// it: the offset rounded to a frame, the duration clipped to the end. ArgumentOutOfRangeException naming `name`
-    /// for a negative or infinite offset, a negative duration or more frames than one array holds.
-    let internal frameRangeOf name (sampleRate: int) (frames: int64) (offsetSeconds: float) (durationSeconds: float option) =
+    /// The (first frame, frame count) of a range read from `frames` frames of `channels` channels at `sampleRate` Hz, as
+    /// every reader takes it (librosa.load's offset and duration): the offset rounded to a frame, the duration clipped
+    /// to the end. ArgumentOutOfRangeException naming `name` for a negative or infinite offset or a negative duration;
+    /// AudioFormatException naming it when the range holds more samples than one read decodes (AudioLimits.MaxSamples).
+    let internal frameRangeOf name (sampleRate: int) (channels: int) (frames: int64) (offsetSeconds: float) (durationSeconds: float option) =
         if not (offsetSeconds >= 0.0) || Double.IsInfinity offsetSeconds then
             raise (ArgumentOutOfRangeException("offsetSeconds", offsetSeconds, sprintf "%s: offset must be a finite number of seconds >= 0" name))
         let startFrame = Math.Round(offsetSeconds * float sampleRate)
@@ -547,12 +628,11 @@ module Wav =
                 if n >= float (frames - start) then frames else start + int64 n
             | Some d ->
                 raise (ArgumentOutOfRangeException("durationSeconds", d, sprintf "%s: duration must be >= 0 seconds" name))
-        if stop - start > int64 Int32.MaxValue then
-            raise (ArgumentOutOfRangeException("durationSeconds", sprintf "%s: %d frames exceed one array; read a shorter range" name (stop - start)))
+        if stop - start > AudioLimits.maxFrames channels then raise (AudioLimits.tooLong name channels (stop - start))
         start, int (stop - start)
 
     let private frameRange name (info: WavInfo) offsetSeconds durationSeconds =
-        frameRangeOf name info.SampleRate info.Frames offsetSeconds durationSeconds
+        frameRangeOf name info.SampleRate info.Channels info.Frames offsetSeconds durationSeconds
 
     let private withSource (name: string) (stream: Stream) (body: HeadedSource -> 'T) : 'T =
         if stream.CanSeek then
@@ -564,10 +644,12 @@ module Wav =
             use headed = new HeadedSource(StreamSource copy)
             body headed
 
-    let private withFile (path: string) (body: HeadedSource -> 'T) : 'T =
+    let private withFileAt (start: int64) (path: string) (body: HeadedSource -> 'T) : 'T =
         use handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read)
-        use headed = new HeadedSource(FileSource handle)
+        use headed = new HeadedSource(if start = 0L then FileSource handle :> ByteSource else OffsetSource(FileSource handle, start) :> ByteSource)
         body headed
+
+    let private withFile (path: string) (body: HeadedSource -> 'T) : 'T = withFileAt 0L path body
 
     /// Reads every float sample of the data chunk in 64 KiB blocks (nothing is kept) and raises
     /// AudioFormatException at the first non-finite one; integer PCM needs no scan.
@@ -585,6 +667,7 @@ module Wav =
                     let got = source.ReadAt(info.DataOffset + frame * int64 blockAlign, Span<byte>(bytes, 0, byteCount))
                     if got < byteCount then
                         raise (IOException(sprintf "%s: the file shrank while being read (wanted %d bytes, got %d)" name byteCount got))
+                    if info.BigEndian then SampleCodec.swapInPlace (SampleCodec.bytesPerSample info.Format) (Span<byte>(bytes, 0, byteCount))
                     let raw = ReadOnlySpan<byte>(bytes, 0, byteCount)
                     let decoded = Span<float32>(values, 0, frames * info.Channels)
                     SampleCodec.decode info.Format raw decoded
@@ -594,88 +677,68 @@ module Wav =
                 ArrayPool<byte>.Shared.Return bytes
                 ArrayPool<float32>.Shared.Return values
 
-    let private rangeOf name offsetSeconds durationSeconds mix (source: HeadedSource) =
-        let info = parse false name source
+    /// Parses the header (strict: a truncated data chunk raises AudioFormatException) and decodes frames
+    /// [round(offset * sr), round((offset + duration) * sr)) clipped to the file, mixed to one channel when mix.
+    let private readSource (strict: bool) (mix: bool) (offsetSeconds: float) (durationSeconds: float option) (name: string) (source: HeadedSource) : WavInfo * Audio =
+        let info = parse strict name source
         let start, count = frameRange name info offsetSeconds durationSeconds
-        decode name source info start count mix
+        info, decode name source info start count mix
 
     /// Reads and validates the header of the WAV file at path (reads no samples). A truncated data chunk
-    /// gives the whole frames present and a Warning. Raises AudioFormatException for malformed or unsupported files.
+    /// gives the whole frames present and a Warning. Raises AudioFormatException for malformed or unsupported
+    /// files and FileNotFoundException for a missing one. (AudioFile.readInfo reads every format.)
     let readInfo (path: string) : WavInfo = withFile path (parse false path)
 
-    /// Reads the header of a WAV file held in a stream; name is used in error messages.
-    let readInfoStream (name: string) (stream: Stream) : WavInfo = withSource name stream (parse false name)
+    /// The header of a WAV file held in a stream (left open); name is used in error messages.
+    let internal readInfoStream (name: string) (stream: Stream) : WavInfo = withSource name stream (parse false name)
 
-    /// Reads the header like readInfo; when strict, a truncated data chunk raises AudioFormatException instead
-    /// of giving a Warning.
-    let readInfoWith (strict: bool) (path: string) : WavInfo = withFile path (parse strict path)
+    /// readInfo; when strict, a truncated data chunk raises AudioFormatException instead of giving a Warning.
+    let internal readInfoWith (strict: bool) (path: string) : WavInfo = withFile path (parse strict path)
+
+    /// readInfoWith for a WAV file that starts `start` bytes into the file (behind an ID3v2 tag).
+    let internal readInfoAt (start: int64) (strict: bool) (path: string) : WavInfo = withFileAt start path (parse strict path)
 
     /// What a dataset scan needs to know of a file: the header (readInfoWith strict) and, for float data, a
     /// pass over every sample (64 KiB at a time, nothing kept) so that NaN or infinite samples are found before
     /// training. Raises AudioFormatException for malformed files, truncated ones when strict, and non-finite samples.
-    let inspect (strict: bool) (path: string) : WavInfo =
-        withFile path (fun source ->
+    let internal inspectAt (start: int64) (strict: bool) (path: string) : WavInfo =
+        withFileAt start path (fun source ->
             let info = parse strict path source
             scanFinite path source info
             info)
 
     /// inspect for a WAV file held in a stream (left open); name is used in error messages.
-    let inspectStream (strict: bool) (name: string) (stream: Stream) : WavInfo =
+    let internal inspectStream (strict: bool) (name: string) (stream: Stream) : WavInfo =
         withSource name stream (fun source ->
             let info = parse strict name source
             scanFinite name source info
             info)
 
-    /// Reads every channel of a WAV file held in a stream together with its header, whose Warning tells a
-    /// truncated file (whole frames present) from a clean one; when strict, a truncated file raises
-    /// AudioFormatException instead. Raises AudioFormatException for malformed files and non-finite samples.
-    let readStreamWithInfo (strict: bool) (name: string) (stream: Stream) : WavInfo * Audio =
-        withSource name stream (fun source ->
-            let info = parse strict name source
-            let start, count = frameRange name info 0.0 None
-            info, decode name source info start count false)
+    /// The one WAV read behind AudioFile.read, for a file: header and frames [round(offset * sr),
+    /// round((offset + duration) * sr)) clipped to the file (every channel, or their mean when mix), read only where
+    /// the header and the range lie. A placeholder data size reads to the end of the file; a truncated data chunk gives
+    /// the whole frames present and a Warning (strict: AudioFormatException); AudioFormatException for malformed or
+    /// unsupported files and NaN or infinite samples in the range ("non-finite samples").
+    let internal readFileAt (start: int64) (strict: bool) (mix: bool) (offsetSeconds: float) (durationSeconds: float option) (path: string) : WavInfo * Audio =
+        withFileAt start path (readSource strict mix offsetSeconds durationSeconds path)
 
-    let private withInfo strict mix (path: string) =
-        withFile path (fun source ->
-            let info = parse strict path source
-            let start, count = frameRange path info 0.0 None
-            info, decode path source info start count mix)
+    /// readFileAt 0: a WAV file from its first byte.
+    let internal readFile (strict: bool) (mix: bool) (offsetSeconds: float) (durationSeconds: float option) (path: string) : WavInfo * Audio =
+        readFileAt 0L strict mix offsetSeconds durationSeconds path
 
-    /// readStreamWithInfo for the file at path.
-    let readWithInfo (strict: bool) (path: string) : WavInfo * Audio = withInfo strict false path
+    /// readFile for a WAV file held in a stream (left open; a non-seekable stream is buffered first); name is used
+    /// in error messages.
+    let internal readStreamWith (strict: bool) (mix: bool) (offsetSeconds: float) (durationSeconds: float option) (name: string) (stream: Stream) : WavInfo * Audio =
+        withSource name stream (readSource strict mix offsetSeconds durationSeconds name)
 
-    /// readWithInfo mixed down to one channel (the mean of the channels, as librosa.to_mono).
-    let readMonoWithInfo (strict: bool) (path: string) : WavInfo * Audio = withInfo strict true path
+    /// The WAV file at path mixed down to one channel (the mean of the channels, as librosa.to_mono); see
+    /// AudioFile.read for every format and option. Raises AudioFormatException for malformed or unsupported files and
+    /// NaN or infinite samples, FileNotFoundException for a missing one.
+    let readMono (path: string) : Audio = snd (readFile false true 0.0 None path)
 
-    /// Reads every channel of the WAV file at path (soundfile.read(path, dtype='float32', always_2d) transposed).
-    /// Like every read below: a placeholder data size reads to the end of the file, a truncated data chunk gives
-    /// the whole frames present (readWithInfo tells it by its Warning), and AudioFormatException is raised for
-    /// malformed or unsupported files and for NaN or infinite samples ("non-finite samples") in the range read.
-    let read (path: string) : Audio = withFile path (rangeOf path 0.0 None false)
-
-    /// Reads the WAV file at path mixed down to one channel (the mean of the channels, as librosa.to_mono).
-    let readMono (path: string) : Audio = withFile path (rangeOf path 0.0 None true)
-
-    /// Reads every channel of frames [round(offset * sr), round((offset + duration) * sr)) clipped to the
-    /// file (librosa.load's offset/duration), seeking to the range instead of reading the whole file.
-    let readRange (path: string) (offsetSeconds: float) (durationSeconds: float option) : Audio =
-        withFile path (rangeOf path offsetSeconds durationSeconds false)
-
-    /// readRange mixed down to one channel.
-    let readRangeMono (path: string) (offsetSeconds: float) (durationSeconds: float option) : Audio =
-        withFile path (rangeOf path offsetSeconds durationSeconds true)
-
-    /// Reads every channel of a WAV file held in a stream (left open; non-seekable streams are buffered
-    /// first); name is used in error messages.
-    let readStream (name: string) (stream: Stream) : Audio = withSource name stream (rangeOf name 0.0 None false)
-
-    /// readRange for a WAV file held in a stream (left open); a seekable stream is read only where the
-    /// header and the range lie.
-    let readRangeStream (name: string) (stream: Stream) (offsetSeconds: float) (durationSeconds: float option) : Audio =
-        withSource name stream (rangeOf name offsetSeconds durationSeconds false)
-
-    /// readStream mixed down to one channel.
-    let readStreamMono (name: string) (stream: Stream) : Audio = withSource name stream (rangeOf name 0.0 None true)
+    /// readMono for a WAV file held in a stream (left open; a non-seekable stream is buffered first); name is used in
+    /// error messages.
+    let readStreamMono (name: string) (stream: Stream) : Audio = snd (readStreamWith false true 0.0 None name stream)
 
     let private validate (audio: Audio) =
         if isNull (box audio.Samples) || audio.Samples.Length = 0 then
@@ -699,7 +762,8 @@ module Wav =
         let bps = SampleCodec.bytesPerSample options.Format
         let blockAlign = channels * bps
         let dataBytes = int64 frames * int64 blockAlign
-        let isFloat = SampleCodec.isFloat options.Format
+        // Every format but integer PCM carries cbSize and a fact chunk (float, G.711), as the WAVE specification asks.
+        let isFloat = options.Format <> PcmU8 && options.Format <> Pcm16 && options.Format <> Pcm24 && options.Format <> Pcm32
         let extensible = options.Extensible || channels > 2
         let fmtSize = if extensible then 40 elif isFloat then 18 else 16
         let factSize = if isFloat then 12 else 0
@@ -740,7 +804,12 @@ module Wav =
             putId "WAVE"
         putId "fmt "
         put32 (uint32 fmtSize)
-        let code = if isFloat then 3 else 1
+        let code =
+            match options.Format with
+            | Float32 | Float64 -> 3
+            | SampleFormat.ALaw -> 6
+            | SampleFormat.MuLaw -> 7
+            | _ -> 1
         put16 (if extensible then 0xFFFE else code)
         put16 channels
         put32 (uint32 audio.SampleRate)

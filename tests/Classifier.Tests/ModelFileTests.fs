@@ -15,7 +15,7 @@ let private net () =
 let private info =
     { SchemaFingerprint = "logmel-2x6x5-v1"
       Labels = [ "zero"; "one"; "two"; "three" ]
-      Normalization = [ "mean", [| 0.1f; -3.25f; 1e-30f |]; "std", [| 1.0f / 3.0f |] ]
+      Normalization = [ "mean", [| 0.1f; -3.25f; 1e-30f |]; "std", [| 1.0f / 3.0f; 2.0f; 1e-30f |] ]
       TrainingSettings = [ "optimizer", "adam"; "epochs", "3" ]
       LibraryVersion = "" }
 
@@ -54,6 +54,27 @@ let private resign (path: string) (edit: string -> string) =
     let header, floats = Container.read path (fun h _ -> h)
     let text = Text.Encoding.UTF8.GetString header
     Container.write path (Text.Encoding.UTF8.GetBytes(edit text)) [ floats ]
+
+/// Rewrites a model file's floats (weights, then normalisation values) with `edit` and signs it again.
+let private resignFloats (path: string) (edit: float32[] -> unit) =
+    let header, floats = Container.read path (fun h _ -> h)
+    edit floats
+    Container.write path header [ floats ]
+
+/// Expects ModelFileException from both load and inspect, each naming the file and `fragment`.
+let private expectRefused (path: string) (fragment: string) =
+    expectModelFileError path fragment
+    try
+        ModelFile.inspect path |> ignore
+        failtestf "inspect: expected ModelFileException mentioning '%s'" fragment
+    with :? ModelFileException as e -> Expect.stringContains e.Message fragment "inspect says what differs"
+
+/// The offset of the normalisation block `name` among the stored floats (weights come first).
+let private normalizationOffset (name: string) =
+    use engine = new ManagedEngine(1)
+    let weights = (Model.create engine 0 (net ())).Tensors |> Array.sumBy (fun (_, t) -> Array.fold (*) 1 t.Shape)
+    let before = info.Normalization |> List.takeWhile (fun (n, _) -> n <> name) |> List.sumBy (fun (_, v) -> v.Length)
+    weights + before
 
 [<Tests>]
 let tests =
@@ -207,6 +228,75 @@ let tests =
                 with
                 | :? ModelFileException
                 | :? SchemaMismatchException -> ()))
+
+        testList "a checksummed file with forged content is refused naming the field" [
+            for what, from, into, fragment in
+                [ "more labels than outputs", "\"labels\":[\"zero\",", "\"labels\":[\"minus\",\"zero\",", "'labels' has 5 labels, the network has 4 outputs"
+                  "fewer labels than outputs", "\"zero\",\"one\",", "\"one\",", "'labels' has 3 labels, the network has 4 outputs"
+                  "labels that are numbers", "\"labels\":[\"zero\",\"one\",\"two\",\"three\"]", "\"labels\":[0,1,2,3]", "'labels' must hold strings; label 0 is Number"
+                  "a label that is null", "\"zero\",", "null,", "'labels' must hold strings; label 0 is Null"
+                  "labels that are not an array", "\"labels\":[\"zero\",\"one\",\"two\",\"three\"]", "\"labels\":\"zero\"", "'labels' must be an array"
+                  "a duplicated label", "\"one\",\"two\"", "\"one\",\"one\"", "'labels' names 'one' 2 times"
+                  "an empty label", "\"two\"", "\"\"", "'labels' entry 2 is empty"
+                  "a blank label", "\"two\"", "\"   \"", "'labels' entry 2 is empty" ] do
+                testCase (sprintf "%s is refused by load and inspect" what) (fun () ->
+                    withFile (fun path ->
+                        saved path |> ignore
+                        resign path (fun h ->
+                            Expect.stringContains h from "the header holds the field to change"
+                            h.Replace(from, into))
+                        expectRefused path fragment))
+            testCase "a one-class model is refused: one label means one probability, always 1" (fun () ->
+                withFile (fun path ->
+                    use engine = new ManagedEngine(1)
+                    let single = Model.create engine 1 (Net.sequential [ 3 ] [ Layers.dense 1 ])
+                    ModelFile.save path { info with Labels = [ "only" ]; Normalization = [] } single
+                    expectRefused path "a classifier needs at least two classes"))
+            for what, edit, fragment in
+                [ "a NaN weight", (fun (f: float32[]) -> f.[5] <- Single.NaN), "weight block"
+                  "an infinite weight", (fun (f: float32[]) -> f.[0] <- Single.PositiveInfinity), "holds Infinity at index 0"
+                  "a NaN mean", (fun (f: float32[]) -> f.[normalizationOffset "mean" + 1] <- Single.NaN), "normalization block 'mean' holds NaN at index 1"
+                  "an infinite standard deviation", (fun (f: float32[]) -> f.[normalizationOffset "std"] <- Single.NegativeInfinity), "normalization block 'std' holds -Infinity at index 0"
+                  "a zero standard deviation", (fun (f: float32[]) -> f.[normalizationOffset "std" + 2] <- 0.0f), "'std' holds 0 at index 2: a standard deviation must be positive"
+                  "a negative standard deviation", (fun (f: float32[]) -> f.[normalizationOffset "std" + 1] <- -2.0f), "'std' holds -2 at index 1" ] do
+                testCase (sprintf "%s is refused by load and inspect" what) (fun () ->
+                    withFile (fun path ->
+                        saved path |> ignore
+                        resignFloats path edit
+                        expectRefused path fragment))
+            testCase "'mean' and 'std' of different lengths are refused" (fun () ->
+                withFile (fun path ->
+                    use engine = new ManagedEngine(1)
+                    ModelFile.save path { info with Normalization = [ "mean", [| 1.0f; 2.0f |]; "std", [| 1.0f |] ] } (Model.create engine 2 (net ()))
+                    expectRefused path "'mean' (2 values) and 'std' (1 values) differ in length"))
+        ]
+
+        testProperty "files forged with a valid checksum (labels, weights, normalisation) load valid or raise ModelFileException naming what" (fun (seed: int) ->
+            let mutable valid = false
+            withFile (fun path ->
+                saved path |> ignore
+                let rng = Random seed
+                let bad = [| Single.NaN; Single.PositiveInfinity; Single.NegativeInfinity; 0.0f; -1.0f; 1e30f |]
+                match rng.Next 3 with
+                | 0 ->
+                    let labels = [| "\"zero\""; "\"one\""; "\"two\""; "\"three\""; "\"\""; "7"; "null"; "\"one\""; "{}"; "\"x\"" |]
+                    let n = rng.Next 7
+                    let forged = Array.init n (fun _ -> labels[rng.Next labels.Length]) |> String.concat ","
+                    resign path (fun h -> h.Replace("\"labels\":[\"zero\",\"one\",\"two\",\"three\"]", sprintf "\"labels\":[%s]" forged))
+                | 1 -> resignFloats path (fun f -> f[rng.Next f.Length] <- bad[rng.Next bad.Length])
+                | _ -> resignFloats path (fun f -> f[normalizationOffset "std" + rng.Next 3] <- bad[rng.Next bad.Length])
+                use engine = new ManagedEngine(1)
+                valid <-
+                  try
+                    let model, loaded = ModelFile.load engine info.SchemaFingerprint path
+                    let labels = loaded.Labels
+                    labels.Length = 4
+                    && List.distinct labels = labels
+                    && labels |> List.forall (fun l -> not (String.IsNullOrWhiteSpace l))
+                    && model.Snapshot() |> Array.forall (Array.forall Single.IsFinite)
+                    && loaded.Normalization |> List.forall (fun (name, v) -> v |> Array.forall (fun x -> Single.IsFinite x && (name <> "std" || x > 0.0f)))
+                  with :? ModelFileException as e -> e.Message.StartsWith(path + ": ", StringComparison.Ordinal))
+            valid)
 
         testCase "a missing file is reported as a ModelFileException" (fun () ->
             expectModelFileError (Path.Combine(Path.GetTempPath(), "no-such-model-" + Guid.NewGuid().ToString("N") + ".hnn")) "not found")

@@ -1,31 +1,13 @@
 module Hybrid.FeaturesTests.AudioFileTests
 
 open System
+open System.Buffers.Binary
 open System.IO
 open Expecto
 open Hybrid.Features
 open Hybrid.TestSupport
 open Hybrid.FeaturesTests.DatasetFixtures
-
-/// The committed format fixtures (tests/Features.Tests/audio, made by make_fixtures.sh) and their references.
-let private fixtureDir () =
-    match TestData.repositoryRoot () with
-    | Some root -> Path.Combine(root, "tests", "Features.Tests", "audio")
-    | None -> failtest "repository root (Hybrid.sln) not found above the test binaries"
-
-let private fixture name = Path.Combine(fixtureDir (), name)
-
-/// The reference decode (soundfile / libsndfile) of a fixture, stored as float32 WAV.
-let private reference name = Wav.read (fixture (name + ".ref.wav"))
-
-let private libsndfilePresent () = SndFile.api.Value.IsSome
-
-/// Skips (or, with HYBRID_REQUIRE_DATA, fails) a test that needs libsndfile when it is absent.
-let private needLibsndfile () =
-    if not (libsndfilePresent ()) then
-        let message = "libsndfile not found (install libsndfile1); FLAC tests skipped"
-        if TestData.requireData () then failtestf "%s and %s is set" message TestData.RequireDataVariable
-        else skiptest message
+open Hybrid.FeaturesTests.AudioFixtures
 
 let private maxDiff (a: float32[]) (b: float32[]) =
     Array.fold2 (fun m (x: float32) y -> max m (abs (float x - float y))) 0.0 a b
@@ -62,7 +44,7 @@ let tests =
                         let info = AudioFile.readInfo (fixture name)
                         Expect.equal (info.SampleRate, info.Channels, info.Frames) (expected.SampleRate, expected.Samples.Length, int64 expected.Frames) "header"
                         Expect.isNone info.Warning "no warning"
-                        let audio = AudioFile.read (fixture name)
+                        let audio = AudioFile.read all (fixture name)
                         Expect.equal audio.Samples.Length expected.Samples.Length "channels"
                         for c in 0 .. expected.Samples.Length - 1 do
                             Assertions.allClose 0.0 1e-4 expected.Samples.[c] audio.Samples.[c] (sprintf "%s channel %d" name c)
@@ -84,7 +66,7 @@ let tests =
                       let info = AudioFile.readInfo path
                       Expect.equal info.Frames (int64 expected.Frames) (sprintf "%A: every frame up to the end of the file" placeholder)
                       Expect.isNone info.Warning "no truncation warning"
-                      Assertions.allClose 0.0 1e-4 expected.Samples.[0] (AudioFile.read path).Samples.[0] "samples")
+                      Assertions.allClose 0.0 1e-4 expected.Samples.[0] (AudioFile.read all path).Samples.[0] "samples")
           }
           test "the container and encoding are named" {
               let named = [ "s16.au", "Sun AU", "16-bit PCM"; "mulaw.au", "Sun AU", "mu-law"; "f32.aifc", "AIFC", "32-bit float"; "s16.aiff", "AIFF", "16-bit PCM" ]
@@ -97,36 +79,35 @@ let tests =
               let expected = reference "stereo.flac"
               let info = AudioFile.readInfo (fixture "stereo.flac")
               Expect.equal (info.Container, info.SampleRate, info.Channels, info.Frames) ("FLAC", 8000, 2, int64 expected.Frames) "header"
-              let audio = AudioFile.read (fixture "stereo.flac")
+              let audio = AudioFile.read all (fixture "stereo.flac")
               for c in 0..1 do
                   Assertions.allClose 0.0 1e-4 expected.Samples.[c] audio.Samples.[c] (sprintf "channel %d" c)
-              let range = AudioFile.readRange (fixture "stereo.flac") 0.05 (Some 0.02)
-              Expect.equal range.Samples.[1] audio.Samples.[1].[400..559] "a range read seeks"
+              let range = AudioFile.read { all with Offset = 0.05; Duration = Some 0.02 } (fixture "stereo.flac")
+              Expect.equal range.Samples.[1] audio.Samples.[1].[400..559] "a range read gives those frames (decoded straight through)"
           }
           test "a FLAC file without libsndfile would say how to install it or convert the file" {
-              let e = SndFile.missing "x.flac"
+              let e = SndFile.missing "x.flac" "FLAC"
               Expect.stringContains e.Message "x.flac: reading FLAC needs the system library libsndfile" "names the file and the need"
               Expect.stringContains e.Message "apt-get install libsndfile1" "how to install it"
               Expect.stringContains e.Message "ffmpeg -i in.flac out.wav" "how to convert"
           }
-          test "MP3 decodes with NLayer like mpg123 once the decoder delay is aligned" {
+          test "MP3 decodes with NLayer like mpg123, the LAME tag's encoder delay and padding trimmed as mpg123 trims them" {
               let expected = (reference "mono-22k.mp3").Samples.[0]
               let info = AudioFile.readInfo (fixture "mono-22k.mp3")
-              Expect.equal (info.Container, info.SampleRate, info.Channels) ("MP3", 22050, 1) "header"
-              let audio = (AudioFile.read (fixture "mono-22k.mp3")).Samples.[0]
-              Expect.equal (int64 audio.Length) info.Frames "frames as declared"
-              let lag = bestLag expected audio 3000
-              let n = min expected.Length (audio.Length - lag)
-              let diff = maxDiff expected.[.. n - 1] audio.[lag .. lag + n - 1]
-              printfn "MP3: NLayer is %d samples behind mpg123; after aligning, max |diff| %.2e over %d samples" lag diff n
-              Expect.isGreaterThan n (expected.Length * 9 / 10) "most of the signal overlaps"
+              Expect.equal (info.Container, info.Encoding, info.SampleRate, info.Channels) ("MP3", "MPEG-2 layer III", 22050, 1) "header"
+              let audio = (AudioFile.read all (fixture "mono-22k.mp3")).Samples.[0]
+              Expect.equal (int64 audio.Length) info.Frames "frames as the header walk said"
+              Expect.equal audio.Length expected.Length "mpg123's length"
+              Expect.equal (bestLag expected audio 3000) 0 "no lag: the encoder and decoder delays are trimmed"
+              let diff = maxDiff expected audio
+              printfn "MP3: max |diff| from mpg123 %.2e over %d samples" diff audio.Length
               Expect.isLessThan diff 2e-3 "within the codec's tolerance"
           }
           test "Ogg Vorbis decodes with NVorbis like libvorbis" {
               let expected = reference "stereo-16k.ogg"
               let info = AudioFile.readInfo (fixture "stereo-16k.ogg")
               Expect.equal (info.Container, info.SampleRate, info.Channels, info.Frames) ("Ogg Vorbis", 16000, 2, int64 expected.Frames) "header"
-              let audio = AudioFile.read (fixture "stereo-16k.ogg")
+              let audio = AudioFile.read all (fixture "stereo-16k.ogg")
               for c in 0..1 do
                   let lag = bestLag expected.Samples.[c] audio.Samples.[c] 100
                   let n = expected.Frames - lag
@@ -137,30 +118,31 @@ let tests =
           test "range reads, mono mix and resampling work the same for every format" {
               for name in [ "stereo-s16.au"; "stereo-s24.aiff"; "stereo-16k.ogg" ] do
                   let path = fixture name
-                  let all = AudioFile.read path
-                  let sr = all.SampleRate
-                  let range = AudioFile.readRange path 0.01 (Some 0.05)
+                  let whole = AudioFile.read all path
+                  let sr = whole.SampleRate
+                  let range = AudioFile.read { all with Offset = 0.01; Duration = Some 0.05 } path
                   let start, count = int (Math.Round(0.01 * float sr)), int (Math.Round(0.05 * float sr))
                   for c in 0..1 do
-                      Assertions.allClose 0.0 1e-6 all.Samples.[c].[start .. start + count - 1] range.Samples.[c] (sprintf "%s range channel %d" name c)
-                  let mono = AudioFile.readMono path
-                  let mean = Array.map2 (fun (a: float32) b -> (a + b) * 0.5f) all.Samples.[0] all.Samples.[1]
+                      Assertions.allClose 0.0 1e-6 whole.Samples.[c].[start .. start + count - 1] range.Samples.[c] (sprintf "%s range channel %d" name c)
+                  let mono = AudioFile.read AudioFile.defaults path
+                  let mean = Array.map2 (fun (a: float32) b -> (a + b) * 0.5f) whole.Samples.[0] whole.Samples.[1]
                   Assertions.allClose 0.0 1e-6 mean mono.Samples.[0] (sprintf "%s mono" name)
-                  let loaded = AudioFile.load 4000 path
-                  Expect.equal loaded (Resample.resample sr 4000 mono.Samples.[0]) (sprintf "%s resampled to 4 kHz" name)
+                  let loaded = AudioFile.read { AudioFile.defaults with SampleRate = Some 4000 } path
+                  Expect.equal loaded.SampleRate 4000 (sprintf "%s: the result's rate" name)
+                  Expect.equal loaded.Samples.[0] (Resample.resample sr 4000 mono.Samples.[0]) (sprintf "%s resampled to 4 kHz" name)
           }
           test "a truncated AU file gives its whole frames and a warning; strict reading refuses it" {
               copyWith "s16.au" (fun b -> b.[.. b.Length - 102]) (fun path ->
                   // 101 bytes cut: 1,819 of the 1,920 data bytes remain, 909 whole frames and half of one.
-                  let info, audio = AudioFile.readWithInfo false path
+                  let info, audio = AudioFile.readWithInfo all path
                   Expect.equal audio.Frames 909 "whole frames present"
                   Expect.stringContains (Option.defaultValue "" info.Warning) "truncated file" "warning"
                   Assertions.allClose 0.0 0.0 (reference "s16.au").Samples.[0].[.. 908] audio.Samples.[0] "samples"
-                  Expect.throwsT<AudioFormatException> (fun () -> AudioFile.readWithInfo true path |> ignore) "strict")
+                  Expect.throwsT<AudioFormatException> (fun () -> AudioFile.readWithInfo { all with Strict = true } path |> ignore) "strict")
           }
           test "an AU file whose data size is unknown (0xFFFFFFFF) reads to the end" {
               copyWith "s16.au" (fun b -> Array.concat [ b.[.. 7]; [| 0xFFuy; 0xFFuy; 0xFFuy; 0xFFuy |]; b.[12..] ]) (fun path ->
-                  let info, audio = AudioFile.readWithInfo true path
+                  let info, audio = AudioFile.readWithInfo { all with Strict = true } path
                   Expect.equal (audio.Frames, info.Warning) (960, None) "every frame, no warning")
           }
           test "NaN in a float AU or AIFC file raises AudioFormatException with 'non-finite samples', and the scan skips it" {
@@ -171,7 +153,7 @@ let tests =
                       Array.blit [| 0x7Fuy; 0xC0uy; 0uy; 0uy |] 0 c (c.Length - 4) 4
                       c) (fun path ->
                       try
-                          AudioFile.read path |> ignore
+                          AudioFile.read all path |> ignore
                           failtestf "%s: expected AudioFormatException" name
                       with :? AudioFormatException as e ->
                           Expect.equal e.Path path "names the file"
@@ -185,7 +167,7 @@ let tests =
                     "s16.aiff", (fun (b: byte[]) -> b.[.. 40]), "no SSND chunk" ] do
                   copyWith name change (fun path ->
                       try
-                          AudioFile.read path |> ignore
+                          AudioFile.read all path |> ignore
                           failtestf "%s: expected AudioFormatException" name
                       with :? AudioFormatException as e ->
                           Expect.stringStarts e.Message path "names the file"
@@ -205,4 +187,110 @@ let tests =
               let ogg = d.Items |> Array.find (fun i -> i.Path.EndsWith ".ogg")
               Expect.equal (ogg.SampleRate, ogg.Channels) (16000, 2) "header of the Ogg file"
               Expect.equal (Dataset.loadMono 8000 ogg).Length (int (Math.Round(float ogg.Frames * 0.5))) "loaded at 8 kHz"
+          }
+          test "AudioFile.defaults are librosa.load's sr=None, mono=True, offset=0, duration=None" {
+              Expect.equal AudioFile.defaults { SampleRate = None; Mono = true; Offset = 0.0; Duration = None; Strict = false } "defaults"
+              let audio = AudioFile.read AudioFile.defaults (fixture "stereo-s16.au")
+              Expect.equal (audio.SampleRate, audio.Samples.Length) (8000, 1) "the file's rate, one channel"
+          }
+          test "offsets, durations and rates outside their ranges are argument errors, before the file is read" {
+              let path = fixture "s16.au"
+              for options in
+                  [ { all with Offset = -0.1 }; { all with Offset = infinity }; { all with Offset = nan }; { all with Duration = Some -1.0 }
+                    { all with SampleRate = Some 0 }; { all with SampleRate = Some 768001 } ] do
+                  Expect.throwsT<ArgumentOutOfRangeException> (fun () -> AudioFile.read options path |> ignore) (sprintf "%A" options)
+          }
+          test "a range past AudioLimits.MaxSamples is refused with AudioFormatException saying to read a shorter range" {
+              let e = formatError (fun () -> Wav.frameRangeOf "long.wav" 8000 2 (1L <<< 31) 0.0 None)
+              Expect.stringContains e.Message "exceed the 1073741824 samples" "the cap"
+              Expect.stringContains e.Message "read a range with an offset and a duration" "what to do"
+              Expect.equal (Wav.frameRangeOf "long.wav" 8000 2 (1L <<< 31) 10.0 (Some 1.0)) (80000L, 8000) "a range of it is fine"
+          }
+          for name, patch in
+              [ "AU", (fun (b: byte[]) -> withU32BigEndian b 16 0x7FFFFFFFu)
+                "AIFF", (fun (b: byte[]) ->
+                    // An 80-bit extended rate of 2^31 - 1: exponent 16383 + 30, mantissa 0xFFFFFFFE << 32.
+                    let c = Array.copy b
+                    let at = find c "COMM" + 16
+                    BinaryPrimitives.WriteUInt16BigEndian(c.AsSpan at, uint16 (16383 + 30))
+                    BinaryPrimitives.WriteUInt64BigEndian(c.AsSpan(at + 2), 0xFFFFFFFE00000000UL)
+                    c) ] do
+              test (sprintf "a sample rate of 2^31-1 Hz in %s is refused, naming the rate and the range" name) {
+                  let source = if name = "AU" then "s16.au" else "s16.aiff"
+                  withBytes source (patch (fixtureBytes source)) (fun path ->
+                      let before = GC.GetAllocatedBytesForCurrentThread()
+                      let e = formatError (fun () -> AudioFile.read { AudioFile.defaults with SampleRate = Some 8000 } path)
+                      Expect.stringContains e.Message "sample rate of 2147483647 Hz, outside the 1 Hz .. 768 kHz" "why"
+                      Expect.isLessThan (GC.GetAllocatedBytesForCurrentThread() - before) 1_000_000L "no resampler designed")
+              }
+          test "an AU data offset inside the header is taken as it is, and one past the end gives no samples, as libsndfile takes them" {
+              let whole = AudioFile.read all (fixture "s16.au")
+              let bytes = withU32BigEndian (fixtureBytes "s16.au") 4 1u
+              withBytes "offset.au" bytes (fun path ->
+                  let audio = AudioFile.read all path
+                  Expect.equal audio.Frames whole.Frames "the declared data size"
+                  Expect.equal audio.Samples.[0].[0] (float32 (BinaryPrimitives.ReadInt16BigEndian(ReadOnlySpan<byte>(bytes, 1, 2))) / 32768.0f) "read from byte 1")
+              withBytes "past.au" (withU32BigEndian (fixtureBytes "s16.au") 4 100000u) (fun path ->
+                  Expect.equal (AudioFile.read all path).Frames 0 "no samples")
+          }
+          test "768 kHz is read and 768,001 Hz refused" {
+              withBytes "fast.au" (withU32BigEndian (fixtureBytes "s16.au") 16 768000u) (fun path ->
+                  Expect.equal (AudioFile.readInfo path).SampleRate 768000 "768 kHz")
+              withBytes "faster.au" (withU32BigEndian (fixtureBytes "s16.au") 16 768001u) (fun path ->
+                  Expect.stringContains (formatError (fun () -> AudioFile.readInfo path)).Message "768001 Hz" "refused")
+          }
+          for source in [ "stereo.flac"; "s16.au"; "s16.aiff"; "source-8k-mono.wav"; "mono-22k.mp3" ] do
+              test (sprintf "an ID3v2 tag in front of %s is looked behind: the file reads as without it" source) {
+                  if source.EndsWith ".flac" then needLibsndfile ()
+                  let expected = AudioFile.read all (fixture source)
+                  withBytes ("tagged" + IO.Path.GetExtension source) (Array.append (id3v2 300) (fixtureBytes source)) (fun path ->
+                      let info, audio = AudioFile.readWithInfo all path
+                      Expect.equal info.Container (AudioFile.readInfo (fixture source)).Container "the same container"
+                      Expect.equal audio.Samples expected.Samples "the same samples")
+              }
+          test "a file of no known format is refused naming what it starts with and what is recognised" {
+              withBytes "notes.xyz" "hello, world"B (fun path ->
+                  let e = formatError (fun () -> AudioFile.read all path)
+                  Expect.stringContains e.Message "not a recognised audio file: it starts with 'hell'" "what it is")
+          }
+          test "a FLAC file without a total sample count (unknown length) reads to its end" {
+              needLibsndfile ()
+              let expected = AudioFile.read all (fixture "stereo.flac")
+              withBytes "unknown.flac" (flacWithTotal (fixtureBytes "stereo.flac") 0L) (fun path ->
+                  let info, audio = AudioFile.readWithInfo all path
+                  Expect.equal info.Frames (int64 expected.Frames) "every frame"
+                  Expect.equal audio.Samples expected.Samples "the samples")
+          }
+          test "a FLAC STREAMINFO total far above or below the data reads the frames decoded, allocating for those only" {
+              needLibsndfile ()
+              let expected = AudioFile.read all (fixture "stereo.flac")
+              for total in [ (1L <<< 36) - 1L; 100L ] do
+                  withBytes "total.flac" (flacWithTotal (fixtureBytes "stereo.flac") total) (fun path ->
+                      let before = GC.GetAllocatedBytesForCurrentThread()
+                      let audio = AudioFile.read all path
+                      Expect.isLessThan (GC.GetAllocatedBytesForCurrentThread() - before) 4_000_000L (sprintf "total %d: nothing sized by the header" total)
+                      Expect.isGreaterThanOrEqual audio.Frames (min (int total) expected.Frames) (sprintf "total %d: what libsndfile decodes" total))
+          }
+          test "a FLAC file with a wrong max block size is read straight through, never seeking" {
+              needLibsndfile ()
+              let expected = AudioFile.read all (fixture "stereo.flac")
+              let b = fixtureBytes "stereo.flac"
+              BinaryPrimitives.WriteUInt16BigEndian(b.AsSpan 10, 16us)
+              withBytes "blocks.flac" b (fun path ->
+                  let range = AudioFile.read { all with Offset = 0.05; Duration = Some 0.02 } path
+                  Expect.equal range.Samples.[0] expected.Samples.[0].[400..559] "a range read")
+          }
+          test "a dataset scan skips a file its decoder refuses, names the codec, and goes on" {
+              use temp = new TempFolder()
+              let b = fixtureBytes "stereo-16k.ogg"
+              b.[find b "\001vorbis" + 11] <- 3uy
+              write (temp.Combine "rock/rock.00000.ogg") (oggResign b)
+              write (temp.Combine "rock/rock.00001.au") (fixtureBytes "s16.au")
+              write (temp.Combine "jazz/jazz.00000.mp3") (fixtureBytes "mono-22k.mp3")
+              write (temp.Combine "jazz/jazz.00001.mp2") (fixtureBytes "mono-22k.mp2").[.. 100]
+              let d = Dataset.openFolder false temp.Path
+              Expect.equal d.Items.Length 2 "the readable files are items"
+              Expect.equal d.Skipped.Length 2 "the others are skipped"
+              Expect.stringContains (d.Skipped |> Array.find (fun s -> s.Path.EndsWith ".ogg")).Reason "NVorbis" "the codec library is named"
+              Expect.stringContains (d.Skipped |> Array.find (fun s -> s.Path.EndsWith ".mp2")).Reason "no whole MPEG frame" "why"
           } ]

@@ -68,7 +68,7 @@ let brokenWavs () : (string * byte[]) list =
       "zero-channels", patch 22 (le16 0)
       "no-data-chunk", Array.concat [ ascii "RIFF"; le32 28; ascii "WAVE"; good.[12..35] ]
       "no-fmt-chunk", Array.concat [ ascii "RIFF"; le32 12; ascii "WAVE"; ascii "data"; le32 0 ]
-      "block-align-mismatch", patch 32 (le16 7)
+      "pcm-33-bit", patch 34 (le16 33)
       "nan-float32", floatWav32 [| 0.1f; nanf; 0.2f |]
       "inf-float64", wavBytes 3 1 8000 64 (Array.collect (fun (v: float) -> BitConverter.GetBytes v) [| 0.5; Double.NegativeInfinity |]) ]
 

@@ -157,4 +157,13 @@ let tests =
                 test "non-positive rates are argument errors" {
                     Expect.throwsT<ArgumentOutOfRangeException> (fun () -> Resample.resample 0 8000 [| 1.0f |] |> ignore) "from"
                     Expect.throwsT<ArgumentOutOfRangeException> (fun () -> Resample.resample 8000 -1 [| 1.0f |] |> ignore) "to"
+                }
+                test "rates above 768 kHz and down-sampling beyond 1000:1 are argument errors, not an out-of-memory filter design" {
+                    let before = GC.GetAllocatedBytesForCurrentThread()
+                    Expect.throwsT<ArgumentOutOfRangeException> (fun () -> Resample.resample Int32.MaxValue 8000 [| 1.0f |] |> ignore) "2^31-1 Hz"
+                    Expect.throwsT<ArgumentOutOfRangeException> (fun () -> Resample.resample 768001 8000 [| 1.0f |] |> ignore) "just above 768 kHz"
+                    Expect.throwsT<ArgumentOutOfRangeException> (fun () -> Resample.resample 8000 768001 [| 1.0f |] |> ignore) "to just above 768 kHz"
+                    Expect.throwsT<ArgumentOutOfRangeException> (fun () -> Resample.resample 768000 700 [| 1.0f |] |> ignore) "1097:1"
+                    Expect.isLessThan (GC.GetAllocatedBytesForCurrentThread() - before) 1_000_000L "nothing designed"
+                    Expect.equal (Resample.resample 768000 768 [| 1.0f |]).Length 1 "1000:1 is designed and run"
                 } ] ]

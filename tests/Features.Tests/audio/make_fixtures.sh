@@ -37,10 +37,11 @@ ffmpeg -hide_banner -loglevel error -y -i $m -c:a pcm_mulaw mulaw.aifc
 ffmpeg -hide_banner -loglevel error -y -i $m -c:a pcm_alaw alaw.aifc
 ffmpeg -hide_banner -loglevel error -y -i $s -c:a flac stereo.flac
 ffmpeg -hide_banner -loglevel error -y -i source-22k-mono.wav -c:a libmp3lame -b:a 64k mono-22k.mp3
+ffmpeg -hide_banner -loglevel error -y -i source-22k-mono.wav -c:a mp2 -b:a 64k mono-22k.mp2
 ffmpeg -hide_banner -loglevel error -y -i source-16k-stereo.wav -c:a libvorbis -q:a 4 stereo-16k.ogg
 /usr/bin/python3 - <<'PY'
 import glob, soundfile as sf
-for name in sorted(glob.glob("*.au") + glob.glob("*.aif*") + glob.glob("*.flac") + glob.glob("*.mp3") + glob.glob("*.ogg")):
+for name in sorted(glob.glob("*.au") + glob.glob("*.aif*") + glob.glob("*.flac") + glob.glob("*.mp3") + glob.glob("*.mp2") + glob.glob("*.ogg")):
     data, sr = sf.read(name, dtype="float32", always_2d=True)
     sf.write(name + ".ref.wav", data, sr, subtype="FLOAT")
     print(name, sr, data.shape)
