@@ -105,9 +105,14 @@ public sealed class IlgpuEngine : Engine
 
     /// <inheritdoc />
     public override string DeviceName =>
-        Accelerator.AcceleratorType == AcceleratorType.CPU
-            ? $"{Accelerator.Name} (ILGPU CPU simulator, {Accelerator.MaxNumThreadsPerGroup} threads/group)"
-            : $"{Accelerator.Name} ({Accelerator.AcceleratorType}, {Accelerator.NumMultiprocessors} multiprocessors, {Accelerator.MemorySize / (1024 * 1024)} MiB)";
+        Accelerator switch
+        {
+            { AcceleratorType: AcceleratorType.CPU } =>
+                $"{Accelerator.Name} (ILGPU CPU simulator, {Accelerator.MaxNumThreadsPerGroup} threads/group)",
+            ILGPU.Runtime.OpenCL.CLAccelerator cl =>
+                $"{cl.Name} (OpenCL {OpenClPlatform.KindOf(cl.Device)} device of {cl.PlatformName}, {cl.NumMultiprocessors} compute units, {cl.MemorySize / (1024 * 1024)} MiB)",
+            _ => $"{Accelerator.Name} ({Accelerator.AcceleratorType}, {Accelerator.NumMultiprocessors} multiprocessors, {Accelerator.MemorySize / (1024 * 1024)} MiB)",
+        };
 
     internal Context Context { get; }
 
