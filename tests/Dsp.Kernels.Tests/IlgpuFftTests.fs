@@ -38,9 +38,9 @@ let private lengthGen = Gen.elements sizes |> Arb.fromGen
 
 /// The FFT tests on one ILGPU engine.
 let private onEngine (engine: Lazy<Engine>) =
-    let fft inverse = fft engine.Value inverse
-    let rfft = rfft engine.Value
-    let irfft = irfft engine.Value
+    let fft inverse batch n x = fft engine.Value inverse batch n x
+    let rfft batch n x = rfft engine.Value batch n x
+    let irfft batch n x = irfft engine.Value batch n x
     [
         for n in sizes do
             test $"a forward FFT of length {n} matches a double-precision DFT for every transform of the batch" {

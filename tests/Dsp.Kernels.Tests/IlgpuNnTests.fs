@@ -537,10 +537,19 @@ let tests =
         for engineName, engine in ilgpuEngines do
             testList engineName (onEngine engineName engine)
 
-        test "the register-blocked GEMM of 256-thread groups agrees with managed, convolutions included" {
-            // A CPU accelerator shaped like a GPU (32-thread warps, 8 warps per group) selects the kernel GPUs run.
-            let context = ILGPU.Context.Create(fun b -> CPUContextExtensions.CPU(b, CPUDevice(32, 8, 1)) |> ignore)
-            use wide = new Hybrid.Dsp.Ilgpu.IlgpuEngine("ilgpu-cpu", context, CPUContextExtensions.CreateCPUAccelerator(context, 0))
+        for engineName in ilgpuEngines |> List.map fst |> List.filter (fun n -> n <> "cuda") do
+          test $"the register-blocked GEMM of 256-thread groups agrees with managed on {engineName}, convolutions included" {
+            // A CPU accelerator shaped like a GPU (32-thread warps, 8 warps per group), or the OpenCL CPU device with
+            // 256-thread groups (it runs 64 by default), selects the kernel GPUs run.
+            use wide =
+                if engineName = "opencl" then
+                    let context = Hybrid.Dsp.Ilgpu.OpenClPlatform.CreateContext()
+                    let struct (index, failure) = Hybrid.Dsp.Ilgpu.OpenClPlatform.Pick(context, true)
+                    if index < 0 then failtest failure
+                    new Hybrid.Dsp.Ilgpu.IlgpuEngine("opencl", context, ILGPU.Runtime.OpenCL.CLContextExtensions.CreateCLAccelerator(context, index), 256)
+                else
+                    let context = ILGPU.Context.Create(fun b -> CPUContextExtensions.CPU(b, CPUDevice(32, 8, 1)) |> ignore)
+                    new Hybrid.Dsp.Ilgpu.IlgpuEngine("ilgpu-cpu", context, CPUContextExtensions.CreateCPUAccelerator(context, 0))
             Expect.isTrue (Hybrid.Dsp.Ilgpu.NnGemmKernels.UsesBlocked wide) "256-thread groups select the blocked kernel"
             let check = equivalentOn wide
             for (m, n, k) in [ 65, 63, 17; 1, 70, 33 ] do
@@ -557,5 +566,5 @@ let tests =
                     (fun o ts ->
                         convForward o g ts.[0] ts.[1] ts.[2] ts.[3]
                         convBackward o g ts.[0] ts.[1] ts.[4] ts.[5] ts.[6] ts.[7]))
-        }
+          }
     ]
