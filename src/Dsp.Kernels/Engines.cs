@@ -25,9 +25,9 @@ public static class Engines
     /// cuda, then an OpenCL GPU or accelerator, then takes the managed engine, and <paramref name="warn"/> receives a
     /// line naming its pick and why the GPUs were passed over. Before the first OpenCL query the ICD loader is pointed
     /// at PoCL built in the user cache by <c>dotnet fsi build.fsx pocl</c>, when that build exists and neither
-    /// OCL_ICD_VENDORS nor OPENCL_VENDOR_PATH is set (docs/architecture.md, "OpenCL"). An engine asked for by name that cannot be used (its device is missing, fails
-    /// to initialise, or cannot compile the kernels) is an error. Without <paramref name="warn"/> the lines go to
-    /// standard error.
+    /// OCL_ICD_VENDORS nor OPENCL_VENDOR_PATH is set (docs/architecture.md, "OpenCL"). An engine asked for by name
+    /// that cannot be used (its device is missing, fails to initialise, or cannot compile the kernels) is an error.
+    /// Without <paramref name="warn"/> the lines go to standard error.
     /// </summary>
     /// <exception cref="ArgumentException">The name is not one of <see cref="Names"/>, or the named GPU engine cannot
     /// be used (the message names the cause and suggests <c>auto</c>).</exception>
@@ -55,7 +55,9 @@ public static class Engines
                     var reasons = new List<string>();
                     foreach (var gpu in new[] { "cuda", "opencl" })
                     {
-                        var (engine, failure) = TryCreateGpu(gpu, allowCpu: false);
+                        var (engine, failure) = gpu == "opencl" && OpenClPlatform.OnlyCachedPocl()
+                            ? (null, $"only the CPU device of PoCL {OpenClPlatform.PoclVersion} from {OpenClPlatform.PoclPrefix} is registered; the managed engine is the faster CPU path, name 'opencl' to use it")
+                            : TryCreateGpu(gpu, allowCpu: false);
                         if (engine is not null)
                         {
                             warn($"engine 'auto' picked '{gpu}' on {engine.DeviceName}.");

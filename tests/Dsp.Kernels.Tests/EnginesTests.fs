@@ -60,7 +60,7 @@ let tests =
                     let auto, warnings = createWithWarnings "auto"
                     use _ = auto
                     Expect.equal auto.Name "managed" "auto keeps the managed engine over a CPU OpenCL device"
-                    Expect.exists warnings (fun w -> w.Contains "only a CPU OpenCL device qualifies" && w.Contains "name 'opencl'") $"auto says why, got {warnings}"
+                    Expect.exists warnings (fun w -> w.Contains "CPU" && w.Contains "name 'opencl' to use it") $"auto says why, got {warnings}"
         }
 
         test "every OpenCL device the loader reports says whether it qualifies and, if not, why" {
