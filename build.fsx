@@ -147,6 +147,7 @@ let help () =
     printfn "  build    restore and build the solution"
     printfn "  test     run every test suite: [--fsdd DIR] [--require-data] [-- expecto options]"
     printfn "  pack     build and write NuGet packages (libraries and the hybrid tool): [--version V] [--out DIR]"
+    printfn "  pocl     build PoCL 6.0 (OpenCL on the CPU) into the user cache for --device opencl: [ARCHIVE]"
     for (name, description) in cliTargets do
         printfn "  %-8s %s" name description
     0
@@ -168,6 +169,8 @@ let code =
     | "test" :: rest -> test rest
     | "pack" :: [ "--help" ] -> printfn "pack [--version V] [--out DIR]: build, then write the library packages and the hybrid tool package into artifacts/ (or DIR)"; 0
     | "pack" :: rest -> pack rest
+    | "pocl" :: [ "--help" ] -> printfn "pocl [ARCHIVE]: build and install PoCL 6.0 under ~/.cache/hybrid/pocl-6.0 (scripts/pocl/build-pocl.sh; nothing when cached)"; 0
+    | "pocl" :: rest -> run "bash" (Path.Combine(root, "scripts", "pocl", "build-pocl.sh") :: rest) [] false |> fst
     | target :: rest when List.exists (fun (n, _) -> n = target) cliTargets -> cli target rest
     | target :: _ ->
         eprintfn "unknown target '%s'" target

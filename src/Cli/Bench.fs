@@ -294,11 +294,13 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
       cpu_ms = cpuMedian }
 
 /// The engine names --device selects: "all" is every engine available here except ilgpu-cpu (ILGPU's CPU
-/// simulator, a kernel test vehicle about 10x slower than managed; name it to measure it); anything else is
-/// one name of Engines.Names.
+/// simulator, a kernel test vehicle about 10x slower than managed; name it to measure it) and except opencl when
+/// its only qualifying device is a CPU (PoCL's, far slower than managed there); anything else is one name of
+/// Engines.Names.
 let private engineNames (device: string) =
+    let openclGpu () = Engines.OpenClDevices() |> Seq.exists (fun d -> d.Qualifies && d.Kind <> "CPU")
     match device.Trim().ToLowerInvariant() with
-    | "all" -> Engines.Available() |> Seq.filter (fun n -> n <> "ilgpu-cpu") |> List.ofSeq
+    | "all" -> Engines.Available() |> Seq.filter (fun n -> n <> "ilgpu-cpu" && (n <> "opencl" || openclGpu ())) |> List.ofSeq
     | name when Seq.contains name Engines.Names -> [ name ]
     | other -> failwithf "--device: unknown engine '%s' (expected all or one of %s)" other (String.Join(", ", Engines.Names))
 
@@ -322,7 +324,7 @@ type Arguments =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Device _ -> "engine to measure: all (default: every available engine but ilgpu-cpu) or a name (auto, managed, cuda, opencl, ilgpu-cpu)"
+            | Device _ -> "engine to measure: all (default: every available engine but ilgpu-cpu and a CPU-only opencl) or a name (auto, managed, cuda, opencl, ilgpu-cpu)"
             | Json _ -> "also write the results as a JSON list to this file"
             | Runs _ -> "timed runs per workload after warm-up (default 5; the median is reported)"
             | Workload _ -> sprintf "only these workloads (default all: %s)" (workloads |> List.map _.Name |> String.concat ", ")

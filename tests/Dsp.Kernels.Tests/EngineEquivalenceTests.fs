@@ -1,4 +1,4 @@
-/// Engine equivalence: every IDspOps operation gives the same result on ilgpu-cpu (and cuda where a GPU is present)
+/// Engine equivalence: every IDspOps operation gives the same result on ilgpu-cpu (and opencl and cuda where present)
 /// as on managed (the reference engine) within 1e-4, on sizes straddling warp and power-of-two boundaries. One list of cases, each a function
 /// that runs an operation on a given engine from the same host inputs.
 module Hybrid.DspKernelsTests.EngineEquivalenceTests
@@ -108,13 +108,14 @@ let tests =
         }
 
         for (engineName, ilgpu) in ilgpuEngines do
-          for (name, run) in cases do
-            test $"{name} gives the same result on {engineName} as on managed within 1e-4" {
+          testList engineName [
+            for (name, run) in cases do
+              test $"{name} gives the same result on {engineName} as on managed within 1e-4" {
                 Expect.equal ilgpu.Value.Name engineName "engine created (a fallback to managed would compare managed with itself)"
                 use managed = new ManagedEngine()
                 let expected = run managed
                 let actual = run ilgpu.Value
                 let scale = expected |> Array.fold (fun m v -> max m (abs (float v))) 1.0
                 Hybrid.TestSupport.Assertions.allClose 1e-4 (1e-4 * scale) expected actual name
-            }
+              } ]
     ]

@@ -20,11 +20,11 @@ let tests =
             Expect.contains names "ilgpu-cpu" "ilgpu-cpu available"
         }
 
-        test "auto picks cuda when a CUDA device exists, else opencl, else managed, and reports its choice" {
+        test "auto picks cuda when a CUDA device exists, else an OpenCL GPU or accelerator, else managed, and reports its choice" {
             let available = Engines.Available()
             let expected =
                 if Seq.contains "cuda" available then "cuda"
-                elif Seq.contains "opencl" available then "opencl"
+                elif Engines.OpenClDevices() |> Seq.exists (fun d -> d.Qualifies && d.Kind <> "CPU") then "opencl"
                 else "managed"
             let e, warnings = createWithWarnings "auto"
             use _ = e
@@ -40,6 +40,34 @@ let tests =
                     Expect.isTrue (e :? ArgumentException) $"{gpu}: ArgumentException, was {e.GetType().Name}"
                     Expect.stringContains e.Message $"engine '{gpu}' is unavailable (" $"{gpu}: names the engine and the cause"
                     Expect.stringContains e.Message "use 'auto'" $"{gpu}: says how to fall back"
+        }
+
+        openclRequired "the opencl engine's test lists run here (PoCL's CPU device or an OpenCL GPU qualifies)"
+
+        test "opencl runs on a qualifying device, a GPU before a CPU, with every kernel compiled; auto passes a CPU-only OpenCL device over" {
+            let devices = Engines.OpenClDevices() |> List.ofSeq
+            match ilgpuEngines |> List.tryFind (fun (n, _) -> n = "opencl") with
+            | None -> skiptest $"no qualifying OpenCL device (found: {devices})"
+            | Some (_, opencl) ->
+                let e = opencl.Value :?> Hybrid.Dsp.Ilgpu.IlgpuEngine
+                Expect.equal e.Name "opencl" "name"
+                let best = devices |> List.filter _.Qualifies |> List.sortBy (fun d -> match d.Kind with "GPU" -> 0 | "accelerator" -> 1 | _ -> 2) |> List.head
+                Expect.stringContains e.DeviceName best.Name "the engine runs on the best qualifying device"
+                Expect.stringContains e.DeviceName $"OpenCL {best.Kind} device" "the device name says OpenCL and the kind"
+                Expect.isGreaterThanOrEqual (e.LoadedKernels |> Seq.filter (fun k -> k.StartsWith "nn.") |> Seq.length) 20 "network kernels compiled when created"
+                Expect.isGreaterThanOrEqual (e.LoadedKernels |> Seq.filter (fun k -> k.StartsWith "scattering.") |> Seq.length) 7 "DSP kernels compiled when created"
+                if not (Seq.contains "cuda" (Engines.Available())) && devices |> List.forall (fun d -> not d.Qualifies || d.Kind = "CPU") then
+                    let auto, warnings = createWithWarnings "auto"
+                    use _ = auto
+                    Expect.equal auto.Name "managed" "auto keeps the managed engine over a CPU OpenCL device"
+                    Expect.exists warnings (fun w -> w.Contains "CPU" && w.Contains "name 'opencl' to use it") $"auto says why, got {warnings}"
+        }
+
+        test "every OpenCL device the loader reports says whether it qualifies and, if not, why" {
+            for d in Engines.OpenClDevices() do
+                Expect.isNotEmpty d.Name "device name"
+                Expect.contains [ "GPU"; "CPU"; "accelerator" ] d.Kind "kind"
+                Expect.equal (d.Reason = "") d.Qualifies $"a reason exactly when {d} does not qualify"
         }
 
         test "names are case-insensitive and managed creates the managed engine silently" {

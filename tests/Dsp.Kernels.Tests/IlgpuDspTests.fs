@@ -1,4 +1,4 @@
-/// The ILGPU DSP operations on the CPU accelerator (librosa parity is in LibrosaParityTests): STFT framing
+/// The ILGPU DSP operations on every ILGPU engine of the machine, one list each (librosa parity is in LibrosaParityTests): STFT framing
 /// against a double-precision reference, STFT/iSTFT reconstruction, delta exactness on polynomials, per-clip
 /// top_db, pure-tone features, batch consistency and shape errors.
 module Hybrid.DspKernelsTests.IlgpuDspTests
@@ -49,9 +49,9 @@ let private stftOn (e: Engine) (config: StftConfig) (clips: float32[]) (batch: i
     e.Dsp.Stft(config, x, out, kind)
     out.ToArray()
 
-[<Tests>]
-let tests =
-    ilgpuList "IlgpuDsp" [
+/// The DSP tests on one ILGPU engine.
+let private onEngine (engine: Lazy<Engine>) =
+    [
         for (n, hop, win, window, pad) in
             [ 32, 8, 32, WindowKind.Hann, PadMode.Constant
               33, 7, 20, WindowKind.Blackman, PadMode.Reflect
@@ -174,3 +174,6 @@ let tests =
             throwsArgument "STFT output" [ "output"; "[2, 129, 8]" ] (fun () -> e.Dsp.Stft(StftConfig(256, 128), clip, wrong))
         }
     ]
+
+[<Tests>]
+let tests = ilgpuList "IlgpuDsp" [ for name, engine in ilgpuEngines -> testList name (onEngine engine) ]

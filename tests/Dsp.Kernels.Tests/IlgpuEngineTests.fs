@@ -1,4 +1,4 @@
-/// The ILGPU engine and its tensors on the CPU accelerator (zeroed allocation, copies, reshape views, engine checks),
+/// The ILGPU engine and its tensors on every ILGPU engine of the machine (zeroed allocation, copies, reshape views, engine checks),
 /// and a check that every DSP and network kernel also compiles to PTX for CUDA, so CUDA-only compile errors show up without a GPU.
 module Hybrid.DspKernelsTests.IlgpuEngineTests
 
@@ -46,67 +46,70 @@ let tests =
             Expect.isTrue (e.DeviceName.Contains "CPU") $"device name mentions the CPU, was {e.DeviceName}"
         }
 
-        test "allocated tensors are zero-filled even where a previous tensor left data" {
-            let e = engine.Value
-            for _ in 1 .. 3 do
-                let junk = upload e (Array.create 4096 7.0f) [| 4096 |]
-                junk.Dispose()
-                use fresh = e.Allocate(64, 64)
-                Expect.isTrue (fresh.ToArray() |> Array.forall (fun v -> v = 0.0f)) "fresh tensor is zero"
-        }
+        for engineName, engine in ilgpuEngines do
+            testList engineName [
+                test "allocated tensors are zero-filled even where a previous tensor left data" {
+                    let e = engine.Value
+                    for _ in 1 .. 3 do
+                        let junk = upload e (Array.create 4096 7.0f) [| 4096 |]
+                        junk.Dispose()
+                        use fresh = e.Allocate(64, 64)
+                        Expect.isTrue (fresh.ToArray() |> Array.forall (fun v -> v = 0.0f)) "fresh tensor is zero"
+                }
 
-        test "copies to and from the host round-trip at an offset, and a reshape shares storage" {
-            let e = engine.Value
-            use t = e.Allocate(3, 4)
-            t.CopyFrom(ReadOnlySpan<float32>([| 1.0f; 2.0f; 3.0f |]), 5L)
-            let view = t.Reshape(2, 6)
-            Expect.equal view.Shape [| 2; 6 |] "view shape"
-            Expect.equal (view.ToArray()) [| 0.0f; 0.0f; 0.0f; 0.0f; 0.0f; 1.0f; 2.0f; 3.0f; 0.0f; 0.0f; 0.0f; 0.0f |] "view contents"
-            view.CopyFrom(ReadOnlySpan<float32>([| 9.0f |]), 0L)
-            Expect.equal (t.ToArray()).[0] 9.0f "write through the view is visible in the original"
-            throwsArgument "reshape" [ "12 elements" ] (fun () -> t.Reshape(5, 5) |> ignore)
-        }
+                test "copies to and from the host round-trip at an offset, and a reshape shares storage" {
+                    let e = engine.Value
+                    use t = e.Allocate(3, 4)
+                    t.CopyFrom(ReadOnlySpan<float32>([| 1.0f; 2.0f; 3.0f |]), 5L)
+                    let view = t.Reshape(2, 6)
+                    Expect.equal view.Shape [| 2; 6 |] "view shape"
+                    Expect.equal (view.ToArray()) [| 0.0f; 0.0f; 0.0f; 0.0f; 0.0f; 1.0f; 2.0f; 3.0f; 0.0f; 0.0f; 0.0f; 0.0f |] "view contents"
+                    view.CopyFrom(ReadOnlySpan<float32>([| 9.0f |]), 0L)
+                    Expect.equal (t.ToArray()).[0] 9.0f "write through the view is visible in the original"
+                    throwsArgument "reshape" [ "12 elements" ] (fun () -> t.Reshape(5, 5) |> ignore)
+                }
 
-        test "host copies stay exact while other threads' allocations trigger garbage collections (copies pin their spans)" {
-            // ILGPU's pointer-based copies take a span's address as given. Before the tensors pinned it, a collection
-            // during a copy could move the fresh host array away, so the copy read from or wrote to the memory it
-            // left behind: tensors came back all zero, and under this load the process crashed within 20,000 round trips
-            let e = engine.Value
-            let n = 4096
-            let data = Array.init n (fun i -> float32 (i % 97 + 1))
-            use t = e.Allocate n
-            use stop = new Threading.ManualResetEventSlim false
-            let allocator =
-                Threading.Thread(
-                    (fun () ->
-                        let mutable sink: byte[] = [||]
-                        while not stop.IsSet do
-                            sink <- Array.zeroCreate 65536
-                        GC.KeepAlive sink),
-                    IsBackground = true)
-            let collectionsBefore = GC.CollectionCount 0
-            allocator.Start()
-            let mutable bad = 0
-            try
-                for _ in 1 .. 20000 do
-                    t.CopyFrom(ReadOnlySpan<float32>(Array.copy data))
-                    let back = Array.zeroCreate<float32> n
-                    t.CopyTo(Span<float32> back)
-                    if back <> data then bad <- bad + 1
-            finally
-                stop.Set()
-                allocator.Join()
-            Expect.isGreaterThan (GC.CollectionCount 0 - collectionsBefore) 10 "collections happened during the copies"
-            Expect.equal bad 0 "round trips that lost their data"
-        }
+                test "host copies stay exact while other threads' allocations trigger garbage collections (copies pin their spans)" {
+                    // ILGPU's pointer-based copies take a span's address as given. Before the tensors pinned it, a collection
+                    // during a copy could move the fresh host array away, so the copy read from or wrote to the memory it
+                    // left behind: tensors came back all zero, and under this load the process crashed within 20,000 round trips
+                    let e = engine.Value
+                    let n = 4096
+                    let data = Array.init n (fun i -> float32 (i % 97 + 1))
+                    use t = e.Allocate n
+                    use stop = new Threading.ManualResetEventSlim false
+                    let allocator =
+                        Threading.Thread(
+                            (fun () ->
+                                let mutable sink: byte[] = [||]
+                                while not stop.IsSet do
+                                    sink <- Array.zeroCreate 65536
+                                GC.KeepAlive sink),
+                            IsBackground = true)
+                    let collectionsBefore = GC.CollectionCount 0
+                    allocator.Start()
+                    let mutable bad = 0
+                    try
+                        for _ in 1 .. 20000 do
+                            t.CopyFrom(ReadOnlySpan<float32>(Array.copy data))
+                            let back = Array.zeroCreate<float32> n
+                            t.CopyTo(Span<float32> back)
+                            if back <> data then bad <- bad + 1
+                    finally
+                        stop.Set()
+                        allocator.Join()
+                    Expect.isGreaterThan (GC.CollectionCount 0 - collectionsBefore) 10 "collections happened during the copies"
+                    Expect.equal bad 0 "round trips that lost their data"
+                }
 
-        test "a tensor from another engine is rejected naming the parameter and the engines" {
-            let e = engine.Value
-            use managed = new Hybrid.Dsp.Managed.ManagedEngine()
-            use foreign = managed.Allocate(1, 64)
-            use out = e.Allocate(1, 33, 2)
-            throwsArgument "foreign tensor" [ "input"; "managed"; "ilgpu-cpu" ] (fun () -> e.Dsp.Rfft(foreign, out))
-        }
+                test "a tensor from another engine is rejected naming the parameter and the engines" {
+                    let e = engine.Value
+                    use managed = new Hybrid.Dsp.Managed.ManagedEngine()
+                    use foreign = managed.Allocate(1, 64)
+                    use out = e.Allocate(1, 33, 2)
+                    throwsArgument "foreign tensor" [ "input"; "managed"; engineName ] (fun () -> e.Dsp.Rfft(foreign, out))
+                }
+            ]
 
         test "every DSP and network kernel compiles to PTX for sm_70 (CUDA) without a GPU" {
             let found = kernels ()

@@ -1,6 +1,6 @@
-/// FFT properties of the ILGPU kernels on the CPU accelerator: agreement with a double-precision DFT, inverse,
-/// Parseval, Hermitian symmetry of real input, linearity, real FFT round trip; lengths straddle warp, power-of-two,
-/// shared-memory (2048) and Bluestein boundaries.
+/// FFT properties of the ILGPU kernels on every ILGPU engine of the machine (one list each): agreement with a
+/// double-precision DFT, inverse, Parseval, Hermitian symmetry of real input, linearity, real FFT round trip; lengths
+/// straddle warp, power-of-two, shared-memory (2048) and Bluestein boundaries.
 module Hybrid.DspKernelsTests.IlgpuFftTests
 
 open System
@@ -13,22 +13,19 @@ open Hybrid.DspKernelsTests.IlgpuFixture
 
 let private sizes = [ 2; 3; 5; 16; 31; 32; 33; 255; 256; 257; 400; 1000; 1024; 2048; 2049; 4096 ]
 
-let private fft (inverse: bool) (batch: int) (n: int) (x: float32[]) =
-    let e = engine.Value
+let private fft (e: Engine) (inverse: bool) (batch: int) (n: int) (x: float32[]) =
     use input = upload e x [| batch; n; 2 |]
     use output = e.Allocate(batch, n, 2)
     e.Dsp.Fft(input, output, inverse)
     output.ToArray()
 
-let private rfft (batch: int) (n: int) (x: float32[]) =
-    let e = engine.Value
+let private rfft (e: Engine) (batch: int) (n: int) (x: float32[]) =
     use input = upload e x [| batch; n |]
     use output = e.Allocate(batch, n / 2 + 1, 2)
     e.Dsp.Rfft(input, output)
     output.ToArray()
 
-let private irfft (batch: int) (n: int) (x: float32[]) =
-    let e = engine.Value
+let private irfft (e: Engine) (batch: int) (n: int) (x: float32[]) =
     use input = upload e x [| batch; n / 2 + 1; 2 |]
     use output = e.Allocate(batch, n)
     e.Dsp.Irfft(input, output)
@@ -39,9 +36,12 @@ let private transform (n: int) (b: int) (xs: float32[]) = Array.sub xs (2 * n * 
 
 let private lengthGen = Gen.elements sizes |> Arb.fromGen
 
-[<Tests>]
-let tests =
-    ilgpuList "IlgpuFft" [
+/// The FFT tests on one ILGPU engine.
+let private onEngine (engine: Lazy<Engine>) =
+    let fft inverse batch n x = fft engine.Value inverse batch n x
+    let rfft batch n x = rfft engine.Value batch n x
+    let irfft batch n x = irfft engine.Value batch n x
+    [
         for n in sizes do
             test $"a forward FFT of length {n} matches a double-precision DFT for every transform of the batch" {
                 let batch = 2
@@ -122,3 +122,6 @@ let tests =
             throwsArgument "length-1 FFT" [ "input"; "2..16384" ] (fun () -> e.Dsp.Fft(input, output, false))
         }
     ]
+
+[<Tests>]
+let tests = ilgpuList "IlgpuFft" [ for name, engine in ilgpuEngines -> testList name (onEngine engine) ]

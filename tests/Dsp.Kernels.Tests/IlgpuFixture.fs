@@ -9,11 +9,28 @@ open Hybrid.Dsp
 /// The shared ilgpu-cpu engine, created on first use.
 let engine: Lazy<Engine> = lazy (Engines.Create "ilgpu-cpu")
 
-/// The ILGPU engines the equivalence and parity tests run on: ilgpu-cpu always, and cuda when this machine has a
-/// CUDA device (each created on first use and shared by the run).
+/// The engine names this machine can create (asked once: each query loads the GPU drivers).
+let private available = lazy (Engines.Available())
+
+/// The ILGPU engines the equivalence and parity tests run on: ilgpu-cpu always, opencl when an OpenCL device
+/// qualifies (PoCL's CPU device after `dotnet fsi build.fsx pocl`; see `openclRequired`), and cuda when this machine
+/// has a CUDA device (each created on first use and shared by the run).
 let ilgpuEngines: (string * Lazy<Engine>) list =
     [ yield "ilgpu-cpu", engine
-      if Seq.contains "cuda" (Engines.Available()) then yield "cuda", lazy (Engines.Create "cuda") ]
+      if Seq.contains "opencl" available.Value then yield "opencl", lazy (Engines.Create "opencl")
+      if Seq.contains "cuda" available.Value then yield "cuda", lazy (Engines.Create "cuda") ]
+
+/// A test that passes when the opencl engine's tests run on this machine, and otherwise is skipped naming the PoCL
+/// build that provides a CPU device, or fails under HYBRID_REQUIRE_DATA (CI), where the OpenCL lists must run.
+let openclRequired name =
+    testCase name (fun () ->
+        if not (List.exists (fun (n, _) -> n = "opencl") ilgpuEngines) then
+            let devices = Engines.OpenClDevices() |> Seq.map string |> String.concat "; "
+            let message =
+                sprintf "no qualifying OpenCL device (found: %s), so the opencl test lists did not run; build PoCL with 'dotnet fsi build.fsx pocl'"
+                    (if devices = "" then "none" else devices)
+            if Hybrid.TestSupport.TestData.requireData () then failtestf "%s and %s is set" message Hybrid.TestSupport.TestData.RequireDataVariable
+            else skiptest message)
 
 /// A test list whose tests run one at a time with every other list in the "ilgpu-cpu" group (they share one accelerator).
 let ilgpuList name tests = testList name tests |> testSequencedGroup "ilgpu-cpu"

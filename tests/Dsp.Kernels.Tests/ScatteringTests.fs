@@ -189,11 +189,12 @@ let parity =
         TestData.testWithKymatio "managed: every configuration matches kymatio (per-path relative L2 <= 1e-3, log-mean within 1e-3)" (matchesKymatio managed)
     ]
 
-/// The same parity test on every ILGPU engine of this machine (ilgpu-cpu always, cuda where present).
+/// The same parity test on every ILGPU engine of this machine (ilgpu-cpu always, opencl and cuda where present).
 let ilgpuParity =
     ilgpuList "kymatio parity on ILGPU" [
         for name, engine in ilgpuEngines ->
-            TestData.testWithKymatio $"{name}: every configuration matches kymatio (per-path relative L2 <= 1e-3, log-mean within 1e-3)" (matchesKymatio engine)
+            testList name [
+                TestData.testWithKymatio $"{name}: every configuration matches kymatio (per-path relative L2 <= 1e-3, log-mean within 1e-3)" (matchesKymatio engine) ]
     ]
 
 /// Littlewood-Paley sum of the first-order wavelets, sum_n |psi_n(k)|^2, at the padded length.
@@ -397,6 +398,7 @@ let equivalence =
             Expect.isEmpty (Set.difference (Set.ofSeq e.LoadedKernels) before) "kernels first loaded by the transform after CompileKernels"
         }
         for name, engine in ilgpuEngines do
+          testList name [
             for cfg, rows, length in
                 [ ScatteringConfig(4, 3, 32), 3, 300
                   ScatteringConfig(3, 2, 8), 5, 33
@@ -420,7 +422,7 @@ let equivalence =
                     let actual, _ = scatterOn engine.Value cfg x rows length
                     let worst = worstDifference expected actual rows bank.Paths.Count bank.Frames
                     if worst > equivalenceTolerance then
-                        failtestf "J=%d Q=%d T=%d max_order=%d, %d clips of %d: largest difference %g of the path's peak" j cfg.Q cfg.Averaging cfg.MaxOrder rows length worst
+                        failtestf "J=%d Q=%d T=%d max_order=%d, %d clips of %d: largest difference %g of the path's peak" j cfg.Q cfg.Averaging cfg.MaxOrder rows length worst ]
     ]
 
 [<Tests>]
