@@ -38,7 +38,7 @@ type AudioClassifier private (path: string, trained: TrainedModel) =
     /// is fully validated (magic, version, sizes, checksum, architecture, settings, schema fingerprint) before any
     /// weight is allocated. Raises ModelFileException for a damaged or hostile file, SchemaMismatchException when the
     /// schema the model was trained on has another fingerprint in this library, and ArgumentException for an engine
-    /// that cannot be used.
+    /// that cannot be used; FileNotFoundException or IOException when the file cannot be opened.
     static member Load(modelPath: string, device: string) : AudioClassifier =
         if isNull (box modelPath) then nullArg "modelPath"
         let engine = Engines.Create(device, ignore)
@@ -58,10 +58,13 @@ type AudioClassifier private (path: string, trained: TrainedModel) =
     /// length).
     member _.ClipSamples = trained.Preparation.Clips.ClipSamples
 
-    /// Classifies mono clips (each a float32 buffer of any length) recorded at `sampleRate` Hz, as one batch.
+    /// Classifies mono clips (each a float32 buffer of any length) recorded at `sampleRate` Hz, as one batch. Raises
+    /// ArgumentNullException for null clips, ArgumentOutOfRangeException for a rate outside AudioLimits (1 Hz .. 768 kHz)
+    /// or one Resample.resample does not down-sample to SampleRate, ObjectDisposedException after Dispose.
     member _.ClassifyBatch(clips: IReadOnlyList<float32[]>, sampleRate: int) : Classification[] =
         if isNull (box clips) then nullArg "clips"
-        if sampleRate <= 0 then raise (ArgumentOutOfRangeException("sampleRate", sampleRate, "the sample rate must be positive"))
+        if sampleRate < AudioLimits.MinSampleRate || sampleRate > AudioLimits.MaxSampleRate then
+            raise (ArgumentOutOfRangeException("sampleRate", sampleRate, sprintf "the sample rate must lie in %d .. %d Hz" AudioLimits.MinSampleRate AudioLimits.MaxSampleRate))
         let clips = Array.ofSeq clips
         clips |> Array.iteri (fun i c -> if isNull (box c) then invalidArg "clips" (sprintf "clip %d is null" i))
         if clips.Length = 0 then [||]

@@ -39,6 +39,11 @@ module Trim =
                 | _ -> fail ()
             | _ -> fail ()
 
+    /// `trim` given at 8 kHz with its frame and hop scaled to `sampleRate` Hz (the same durations; at least 1 sample).
+    let atRate (sampleRate: int) (trim: Trim) : Trim =
+        let scale n = max 1 (int (Math.Round(float n * float sampleRate / 8000.0)))
+        { trim with FrameLength = scale trim.FrameLength; HopLength = scale trim.HopLength }
+
 /// How recordings become model input clips, resolved for a dataset; recorded in model files and replayed by `predict`.
 type ClipPlan =
     { /// Rate every recording is resampled to, in Hz.
@@ -87,15 +92,16 @@ module ClipPlan =
             Array.init count (fun w -> Array.sub x (min (w * hop) (x.Length - length)) length)
 
     /// A recording as the plan reads it, and the reader's warning for a file read only in part (a truncated
-    /// recording: its whole frames): every channel averaged and resampled to plan.SampleRate (AudioFile.load,
+    /// recording: its whole frames): every channel averaged and resampled to plan.SampleRate (AudioFile.readWithInfo,
     /// librosa.load(path, sr=plan.SampleRate)). Raises AudioFormatException for a file that cannot be read or holds no
-    /// audio frames, IOException or UnauthorizedAccessException when it cannot be opened.
+    /// audio frames, IOException or UnauthorizedAccessException when it cannot be opened, ArgumentOutOfRangeException
+    /// when the file's rate is beyond what Resample.resample down-samples to plan.SampleRate.
     let loadWithWarning (plan: ClipPlan) (path: string) : float32[] * string option =
-        let info, audio = AudioFile.readMonoWithInfo false path
+        let info, audio = AudioFile.readWithInfo { AudioFile.defaults with SampleRate = Some plan.SampleRate } path
         let samples = audio.Samples.[0]
         // As the dataset scan does: a recording without frames is not classified (it would be silence).
         if samples.Length = 0 then raise (AudioFormatException(path, "holds no audio frames"))
-        (if audio.SampleRate = plan.SampleRate then samples else Resample.resample audio.SampleRate plan.SampleRate samples), info.Warning
+        samples, info.Warning
 
     /// loadWithWarning without the warning.
     let load (plan: ClipPlan) (path: string) : float32[] = fst (loadWithWarning plan path)

@@ -177,7 +177,7 @@ and internal resolveWith (recipe: Recipe) (options: TrainOptions) (data: Prepare
     let utterances =
         plan.Segment.IsNone && snd (ClipPlan.durationsOf data.Dataset.Items) <= 2.0
         && schema.Fingerprint = (Recipes.schemaOf recipe options.Features options.FeatureParameters).Fingerprint
-    let plan = { plan with Trim = (match options.Trim with Some t -> t | None when utterances -> recipe.Trim | None -> None); Loudness = options.Loudness }
+    let plan = { plan with Trim = (match options.Trim with Some t -> t | None when utterances -> recipe.Trim |> Option.map (Trim.atRate plan.SampleRate) | None -> None); Loudness = options.Loudness }
     { RunSettings.Data = data.Folders; LabelMap = options.LabelMap; Recipe = recipe; Schema = schema
       Split = data.Split
       Epochs = epochs; BatchSize = batch; LearningRate = lr; Augmentations = augmentations

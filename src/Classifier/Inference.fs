@@ -36,7 +36,8 @@ type PredictOutcome =
     /// The file was read and classified.
     | Predicted of Prediction
     /// The file could not be classified: it could not be read (AudioFormatException: malformed, unsupported,
-    /// non-finite samples; an I/O error such as a missing file), or the model's probabilities for it were not finite
+    /// non-finite samples; an I/O error such as a missing file; ArgumentOutOfRangeException: a rate too far above the
+    /// model's to resample), or the model's probabilities for it were not finite
     /// (InvalidDataException). Its path and the exception.
     | Failed of path: string * error: exn
 
@@ -143,7 +144,8 @@ module Inference =
                     with
                     | :? AudioFormatException
                     | :? IOException
-                    | :? UnauthorizedAccessException as e -> Error e)
+                    | :? UnauthorizedAccessException
+                    | :? ArgumentOutOfRangeException as e -> Error e)
             let clips = loaded |> Array.choose (function Ok(c, _) -> Some c | Error _ -> None)
             let probabilities = classify trained clips
             let mutable next = 0

@@ -31,23 +31,30 @@ module Preparation =
           "trim", Trim.format p.Clips.Trim
           "loudness", (match p.Clips.Loudness with Some v -> v.ToString("R", Globalization.CultureInfo.InvariantCulture) | None -> "none") ]
 
+    /// The longest clip, window or recording cut (in samples) a model file may declare: 2^24, 35 minutes at 8 kHz, so a
+    /// forged file cannot make inference allocate without bound.
+    [<Literal>]
+    let maxClipSamples = 16777216
+
     /// Reads the settings back. Files written before clip plans were recorded give the schema's rate, its clip
     /// length (else 8,192 samples, what those versions used for any-length schemas) and no windows; files without
-    /// test speeds predict from the clip alone, files without trim keep recordings whole. Raises ModelFileException naming the file and the bad setting.
+    /// test speeds predict from the clip alone, files without trim keep recordings whole. Raises ModelFileException naming the file and the bad setting (a
+    /// sample_rate outside AudioLimits, a length beyond maxClipSamples).
     let ofSettings (path: string) (schema: FeatureSchemaInfo) (settings: (string * string) list) : Preparation =
         let find key = settings |> List.tryFind (fun (k, _) -> k = key) |> Option.map snd
         let bad key (value: string) why = raise (ModelFileException(path, sprintf "training setting '%s' = '%s' %s" key value why))
-        let integer key fallback =
+        let bounded key fallback (most: int) what =
             match find key with
             | None -> fallback
             | Some v ->
                 match Int32.TryParse(v, Globalization.NumberStyles.Integer, Globalization.CultureInfo.InvariantCulture) with
-                | true, n when n > 0 -> n
-                | _ -> bad key v "is not a positive integer"
-        let optionalInteger key =
+                | true, n when n > 0 && n <= most -> n
+                | _ -> bad key v (sprintf "is not %s (1 .. %d)" what most)
+        let samples key fallback = bounded key fallback maxClipSamples "a length in samples"
+        let optionalSamples key =
             match find key with
             | None | Some "none" -> None
-            | Some v -> Some(integer key 0)
+            | Some v -> Some(samples key 0)
         let segment =
             match find "segment" with
             | None | Some "none" -> None
@@ -55,7 +62,7 @@ module Preparation =
                 match v.Split '/' with
                 | [| w; h |] ->
                     match Int32.TryParse w, Int32.TryParse h with
-                    | (true, w), (true, h) when w > 0 && h > 0 -> Some(w, h)
+                    | (true, w), (true, h) when w > 0 && h > 0 && w <= maxClipSamples && h <= maxClipSamples -> Some(w, h)
                     | _ -> bad "segment" v "is not WINDOW/HOP in samples"
                 | _ -> bad "segment" v "is not WINDOW/HOP in samples"
         let speeds =
@@ -69,9 +76,9 @@ module Preparation =
             | None -> raise (ModelFileException(path, "training setting 'per_utterance' is missing"))
         { Preparation.Features = schema.Name; FeatureParameters = schema.Variant; PerUtterance = perUtterance; TestSpeeds = speeds
           Clips =
-            { ClipPlan.SampleRate = integer "sample_rate" schema.SampleRate
-              ClipSamples = integer "clip_samples" (if schema.ClipSamples > 0 then schema.ClipSamples else Extraction.legacyAnyLengthClipSamples)
-              RecordingSamples = optionalInteger "recording_samples"
+            { ClipPlan.SampleRate = bounded "sample_rate" schema.SampleRate AudioLimits.MaxSampleRate "a sample rate in Hz"
+              ClipSamples = samples "clip_samples" (if schema.ClipSamples > 0 then schema.ClipSamples else Extraction.legacyAnyLengthClipSamples)
+              RecordingSamples = optionalSamples "recording_samples"
               Segment = segment
               Trim =
                 match find "trim" with

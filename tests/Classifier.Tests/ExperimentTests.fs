@@ -460,6 +460,11 @@ let tests =
             Expect.equal old.PerUtterance BandMean "True as older files wrote it: the band mean"
             Expect.throwsT<ModelFileException> (fun () -> Preparation.ofSettings "m.hnn" schema [ "per_utterance", "yes" ] |> ignore) "a bad value names the setting"
             Expect.throwsT<ModelFileException> (fun () -> Preparation.ofSettings "m.hnn" schema [ "per_utterance", "true"; "segment", "8192" ] |> ignore) "a bad segment"
+            for key, value in [ "sample_rate", "768001"; "sample_rate", "0"; "clip_samples", "16777217"; "recording_samples", "-5"; "segment", "16777217/8" ] do
+                let e = Expect.throwsC (fun () -> Preparation.ofSettings "m.hnn" schema [ "per_utterance", "true"; key, value ] |> ignore) id
+                Expect.isTrue (e :? ModelFileException && e.Message.Contains key) (sprintf "%s = %s is refused naming the setting (%s)" key value e.Message)
+            let p768 = Preparation.ofSettings "m.hnn" schema [ "per_utterance", "true"; "sample_rate", "768000"; "clip_samples", "16777216" ]
+            Expect.equal (p768.Clips.SampleRate, p768.Clips.ClipSamples) (768000, 16777216) "the bounds themselves are accepted"
         }
 
         test "an unknown model name lists the valid ones" {

@@ -22,7 +22,7 @@ let tests =
                       [ "--model"; "logreg"; "--lr"; "0" ], "--lr must be a finite number > 0, i.e. in (0, inf), was 0"
                       [ "--model"; "logreg"; "--batch-size"; "100000" ], "--batch-size 100000 is larger than the training part"
                       [ "--model"; "cnn2d"; "--features"; "genre" ], "model 'cnn2d' cannot take features 'genre' of shape [26]"
-                      [ "--model"; "logreg"; "--augment"; "freq-mask:4" ], "freq-mask and time-mask act on [bands, frames] features; 'genre' has shape [26]"
+                      [ "--model"; "logreg"; "--augment"; "freq-mask:4" ], "freq-mask, time-mask and vtlp act on [bands, frames] features; 'genre' has shape [26]"
                       [ "--model"; "cnn2d"; "--augment"; "time-mask:2.5" ], "--augment"
                       [ "--model"; "cnn2d"; "--duration"; "2" ], "--duration 2 applies to schema 'logmel-fsdd' (clips of 8192 samples) only for environmental clips (median recording 2-5 s)" ] do
                     let code, _, err = run Hybrid.Cli.TrainCommand.run (common @ flags)
