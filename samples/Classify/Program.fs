@@ -1,13 +1,29 @@
-// Classifies WAV recordings with a model file written by `hybrid train`: dotnet run -- MODEL.hnn FILE.wav...
+// Classifies recordings (WAV, FLAC, MP3, Ogg, AIFF, AU) with a model file written by `hybrid train`:
+//   dotnet run -- MODEL.hnn FILE...
+// Every file is tried: one that cannot be read gets an error line and the exit code becomes 1.
+open System.IO
 open Hybrid.Classifier
+open Hybrid.Features
 
 [<EntryPoint>]
 let main argv =
     if argv.Length < 2 then
-        eprintfn "usage: Classify MODEL.hnn RECORDING.wav [RECORDING.wav ...]"
+        eprintfn "usage: Classify MODEL.hnn RECORDING [RECORDING ...]"
         2
     else
-        use classifier = AudioClassifier.Load argv[0]
-        for file, result in Array.zip argv[1..] (classifier.ClassifyFiles argv[1..]) do
-            printfn "%s: %s (%.3f)" file result.Label result.Confidence
-        0
+        try
+            use classifier = AudioClassifier.Load argv[0]
+            let mutable failed = 0
+            for file in argv[1..] do
+                try
+                    let result = classifier.ClassifyFile file
+                    printfn "%s: %s (%.3f)" file result.Label result.Confidence
+                with
+                | :? AudioFormatException | :? IOException | :? System.UnauthorizedAccessException as e ->
+                    failed <- failed + 1
+                    eprintfn "%s: error: %s" file e.Message
+            if failed > 0 then 1 else 0
+        with
+        | :? ModelFileException | :? SchemaMismatchException | :? IOException as e ->
+            eprintfn "%s: error: %s" argv[0] e.Message
+            1

@@ -34,9 +34,10 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         OptionRules.enforce args table
         let exported = OnnxExport.export (args.GetResult Model) (args.GetResult Onnx) (args.Contains Frontend)
         if args.Contains Json then
-            let summary = {| path = exported.Path; input = exported.Input; input_shape = exported.InputShape; metadata = dict exported.Metadata |}
+            let summary = {| path = exported.Path; input = exported.Input; input_shape = exported.InputShape; metadata = dict exported.Metadata; warnings = exported.Warnings |}
             out.WriteLine(JsonSerializer.Serialize summary)
         else
+            for w in exported.Warnings do error.WriteLine("warning: " + w)
             let meta = dict exported.Metadata
             out.WriteLine(sprintf "wrote %s: input '%s' [batch, %s] (%s at %s Hz, %s samples, %s alignment), output 'probabilities' over %s"
                               exported.Path exported.Input (System.String.Join(", ", exported.InputShape)) meta["feature_schema"]

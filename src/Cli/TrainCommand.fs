@@ -84,7 +84,7 @@ type TrainArgs =
             | Loudness _ -> "scale every recording (after trimming) to this RMS level in dBFS, in [-100, 0], at training and prediction time (default: kept at its level; predict replays it)."
             | Noise _ -> "folder of background-noise recordings mixed in by background:DB augmentation (with the dataset's own _background_noise_); snr:DB then mixes them instead of white noise."
             | Per_Utterance _ -> "per-utterance normalisation of [bands, frames] features before the train-fitted standardisation: none, mean (each band's mean over the clip removed) or meanvar (and its deviation scaled to 1, CMVN) (default: the model's, mean for cnn2d; predict replays it)."
-            | Trim _ -> "silence trimming of every recording before it is cut into clips, at training and prediction time (librosa.effects.trim): none or TOP_DB:FRAME_LENGTH:HOP_LENGTH in samples at the model's rate, e.g. 30:256:64 (default: the model's; predict replays it)."
+            | Trim _ -> "silence trimming of every recording before it is cut into clips, at training and prediction time (librosa.effects.trim): none or TOP_DB:FRAME_LENGTH:HOP_LENGTH in samples at the model's rate, e.g. 30:256:64 (default: every model trims recordings of at most 2 s, the median, at top_db 20 over 32 ms frames every 8 ms, 20:256:64 at 8 kHz; predict replays it)."
             | Resume _ -> "continue the interrupted run in this folder from its checkpoints, with the settings of its run.json (feature parameters included); an option given with it must repeat the recorded value."
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
             | Seed _ -> "seed of splits, augmentation, initialisation and shuffles, >= 0 (default 0)."

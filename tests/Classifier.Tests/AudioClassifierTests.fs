@@ -95,5 +95,14 @@ let tests =
             let dll = Path.Combine(project, "bin", "Release", "net10.0", "Classify.dll")
             let code, output, error = runProcess [ dll; modelPath; file ]
             Expect.equal code 0 (sprintf "the sample failed: %s" error)
-            Expect.stringContains output (sprintf "%s: %s (" file expected.Label) "prints predict's label")
+            Expect.stringContains output (sprintf "%s: %s (" file expected.Label) "prints predict's label"
+            // A bad file among good ones: the sample goes on, names it, and ends with exit code 1, as `predict` does.
+            let bad = Path.Combine(Path.GetTempPath(), sprintf "classify-bad-%d.wav" (Random.Shared.Next()))
+            File.WriteAllBytes(bad, Text.Encoding.ASCII.GetBytes "RIFF....WAVEnot audio")
+            try
+                let code, output, error = runProcess [ dll; modelPath; bad; file ]
+                Expect.equal code 1 (sprintf "one unreadable file: exit code 1 (%s)" error)
+                Expect.stringContains error bad "the bad file is named"
+                Expect.stringContains output (sprintf "%s: %s (" file expected.Label) "the good file after it is still classified"
+            finally File.Delete bad)
     ]

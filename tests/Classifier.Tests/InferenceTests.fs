@@ -51,7 +51,7 @@ let tests =
         for recipe in Recipes.all do
             TestData.testWithFsdd (sprintf "predict, AudioClassifier and evaluate agree to 1e-6 on a %s model" recipe.Name) (fun fsdd ->
                 agree fsdd recipe.Name (TrainedModels.model fsdd recipe.Name))
-        for variant, what in [ "windowed", "windows averaged per recording"; "speeds", "test-time speeds"; "trimmed", "silence trimmed" ] do
+        for variant, what in [ "windowed", "windows averaged per recording"; "speeds", "test-time speeds"; "trimmed", "silence trimmed and levelled"; "untrimmed", "recordings kept whole" ] do
             TestData.testWithFsdd (sprintf "predict, AudioClassifier and evaluate agree to 1e-6 on a cnn2d model with %s" what) (fun fsdd ->
                 agree fsdd variant (TrainedModels.variant fsdd variant))
 

@@ -41,9 +41,20 @@ let private parityOf (recipe: string) (modelOf: string -> string) (frontend: boo
         let exported = OnnxExport.export modelPath onnx frontend
         let meta = dict exported.Metadata
         let schema = Extraction.replay meta["feature_schema"] meta["feature_parameters"]
-        let clips = clipsAt (int meta["sample_rate"]) (int meta["clip_samples"]) files
+        let plan =
+            use engine = new ManagedEngine(1)
+            (Inference.load engine modelPath).Preparation.Clips
+        let clips =
+            if meta["input_is"] = "clip" then clipsAt (int meta["sample_rate"]) (int meta["clip_samples"]) files
+            else
+                // Trimmed (or levelled) models: the whole recording when the graph prepares it, else the clip predict
+                // prepares (ClipPlan.windows, then the centred fit).
+                files |> List.map (fun f ->
+                    let recording = ClipPlan.load plan f
+                    if meta["input_is"] = "recording" then recording
+                    else Clip.fit (int meta["clip_samples"]) Clip.Center (ClipPlan.windows plan recording).[0]) |> Array.ofList
         let actual =
-            if frontend && int meta["clip_samples"] = 0 then
+            if frontend && (int meta["clip_samples"] = 0 || meta["input_is"] = "recording") then
                 // Whole recordings of different lengths: one clip per run, the length axis dynamic.
                 clips |> Array.collect (fun c -> runOnnx onnx exported.Input [| c.Length |] c)
             else
@@ -70,11 +81,15 @@ let tests =
         // dB by the extraction's rule at every power: amplitude_to_db of a magnitude (power 1) mel spectrogram.
         parityOf "cnn2d at power 1 (amplitude_to_db)" (fun fsdd -> TrainedModels.variant fsdd "power1") true 1e-3
         parityOf "cnn2d with per-utterance mean and variance normalisation" (fun fsdd -> TrainedModels.variant fsdd "meanvar") true 1e-3
+        // Trimming and levelling in the graph, from whole recordings, and a model that keeps recordings whole.
+        parityOf "cnn2d trimmed at top_db 30 and levelled to -20 dBFS" (fun fsdd -> TrainedModels.variant fsdd "trimmed") true 1e-3
+        parityOf "cnn2d trimmed at top_db 30 and levelled to -20 dBFS (features)" (fun fsdd -> TrainedModels.variant fsdd "trimmed") false 1e-4
+        parityOf "cnn2d keeping recordings whole" (fun fsdd -> TrainedModels.variant fsdd "untrimmed") true 1e-3
 
         TestData.testWithFsdd "metadata_props hold the labels in output order, the schema fingerprint, rate, clip length and alignment" (fun fsdd ->
             let modelPath = TrainedModels.model fsdd "cnn2d"
             let onnx = Path.Combine(TrainedModels.scratch "meta", "model.onnx")
-            OnnxExport.export modelPath onnx true |> ignore
+            let exported = OnnxExport.export modelPath onnx true
             let _, info = ModelFile.inspect modelPath
             use session = new InferenceSession(onnx)
             let meta = session.ModelMetadata.CustomMetadataMap
@@ -86,7 +101,19 @@ let tests =
             Expect.equal meta["sample_rate"] "8000" "rate"
             Expect.equal meta["clip_samples"] "8192" "clip length"
             Expect.equal meta["clip_alignment"] "center" "alignment"
-            Expect.equal (List.ofSeq session.InputNames) [ "audio" ] "raw-audio input")
+            Expect.equal (List.ofSeq session.InputNames) [ "audio" ] "raw-audio input"
+            // The recipe trims utterances: the graph takes the whole recording and says how predict prepares it.
+            Expect.equal meta["trim"] "20:256:64" "the recorded trim"
+            Expect.equal meta["input_is"] "recording" "one whole recording in, trimmed and fitted by the graph"
+            Expect.equal exported.InputShape [| 0 |] "any length"
+            Expect.equal meta["segment"] "none" "no windows"
+            let speeds = meta["test_speeds"]
+            Expect.equal (exported.Warnings |> List.exists (fun w -> w.Contains "speeds")) (speeds <> "none")
+                (sprintf "a warning about test-time speeds exactly when the model has them (%s: %A)" speeds exported.Warnings)
+            // Without the front end the clip must come prepared: the export says so.
+            let featuresOnly = OnnxExport.export modelPath (Path.Combine(TrainedModels.scratch "meta", "features.onnx")) false
+            Expect.isTrue (featuresOnly.Warnings |> List.exists (fun w -> w.Contains "trims silence" && w.Contains "--frontend"))
+                (sprintf "the features-only export warns that recordings must be trimmed first: %A" featuresOnly.Warnings))
 
         TestData.testWithFsdd "the front end of a schema the graph cannot express (genre: chroma and spectral statistics) is refused naming the schema" (fun fsdd ->
             let modelPath = TrainedModels.model fsdd "logreg"

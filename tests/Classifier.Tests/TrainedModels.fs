@@ -47,7 +47,8 @@ let private variants = ConcurrentDictionary<string, Lazy<string>>()
 
 /// Models trained once per run on the subset (two epochs, managed engine) with the one inference path's other
 /// preparations: "windowed" (cnn2d on windows of 0.5 s every 0.25 s, averaged per recording), "speeds" (cnn2d with
-/// test-time speeds 0.9, 1 and 1.1 weighted 1:2:1), "trimmed" (cnn2d with silence trimming, top_db 20) and "power1"
+/// test-time speeds 0.9, 1 and 1.1 weighted 1:2:1), "trimmed" (cnn2d with its own silence trimming, top_db 30 over
+/// 200-sample frames every 50, and every recording set to -20 dBFS), "untrimmed" (cnn2d keeping recordings whole) and "power1"
 /// (cnn2d on a magnitude mel spectrogram, power 1: amplitude_to_db) and "meanvar" (cnn2d with per-utterance mean and
 /// variance normalisation).
 let variant (fsdd: string) (name: string) =
@@ -61,7 +62,8 @@ let variant (fsdd: string) (name: string) =
             match name with
             | "windowed" -> { options with Segment = Some 0.5; SegmentHop = Some 0.25 }
             | "speeds" -> { options with TestSpeeds = Some(TestSpeeds.parse "0.9,1*2,1.1") }
-            | "trimmed" -> { options with Trim = Some(Trim.parse "20:256:64") }
+            | "trimmed" -> { options with Trim = Some(Trim.parse "30:200:50"); Loudness = Some -20.0 }
+            | "untrimmed" -> { options with Trim = Some None }
             | "meanvar" -> { options with PerUtterance = Some BandMeanVariance }
             | "power1" -> { options with FeatureParameters = { Extraction.noOverrides with Other = [ "power", "1" ] } }
             | other -> failwithf "no model variant '%s'" other
