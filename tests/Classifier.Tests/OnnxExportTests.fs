@@ -70,9 +70,10 @@ let tests =
         // dB by the extraction's rule at every power: amplitude_to_db of a magnitude (power 1) mel spectrogram.
         parityOf "cnn2d at power 1 (amplitude_to_db)" (fun fsdd -> TrainedModels.variant fsdd "power1") true 1e-3
         parityOf "cnn2d with per-utterance mean and variance normalisation" (fun fsdd -> TrainedModels.variant fsdd "meanvar") true 1e-3
-        // PCEN's smoothing filter as a MatMul over the clip's frames, in float32.
-        parityOf "cnn2d with PCEN" (fun fsdd -> TrainedModels.variant fsdd "pcen") false 1e-4
-        parityOf "cnn2d with PCEN" (fun fsdd -> TrainedModels.variant fsdd "pcen") true 1e-3
+        // PCEN's smoothing filter as a MatMul over the clip's frames, in float32 (a model without trimming: these clips
+        // are not trimmed).
+        parityOf "cnn2d with PCEN" (fun fsdd -> TrainedModels.variant fsdd "pcen-untrimmed") false 1e-4
+        parityOf "cnn2d with PCEN" (fun fsdd -> TrainedModels.variant fsdd "pcen-untrimmed") true 1e-3
 
         TestData.testWithFsdd "metadata_props hold the labels in output order, the schema fingerprint, rate, clip length and alignment" (fun fsdd ->
             let modelPath = TrainedModels.model fsdd "cnn2d"

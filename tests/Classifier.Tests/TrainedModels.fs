@@ -49,7 +49,8 @@ let private variants = ConcurrentDictionary<string, Lazy<string>>()
 /// preparations: "windowed" (cnn2d on windows of 0.5 s every 0.25 s, averaged per recording), "speeds" (cnn2d with
 /// test-time speeds 0.9, 1 and 1.1 weighted 1:2:1), "trimmed" (cnn2d with silence trimming, top_db 20) and "power1"
 /// (cnn2d on a magnitude mel spectrogram, power 1: amplitude_to_db), "meanvar" (cnn2d with per-utterance mean and
-/// variance normalisation) and "pcen" (cnn2d with PCEN in place of power_to_db, librosa's defaults).
+/// variance normalisation), "pcen" (cnn2d with PCEN in place of power_to_db, librosa's defaults) and "pcen-untrimmed"
+/// (the same without silence trimming, for the ONNX tests, whose clips are not trimmed).
 let variant (fsdd: string) (name: string) =
     variants.GetOrAdd(name, fun _ -> lazy (
         let out = Path.Combine(root.Value, "variant-" + name)
@@ -65,6 +66,8 @@ let variant (fsdd: string) (name: string) =
             | "meanvar" -> { options with PerUtterance = Some BandMeanVariance }
             | "power1" -> { options with FeatureParameters = { Extraction.noOverrides with Other = [ "power", "1" ] } }
             | "pcen" -> { options with FeatureParameters = { Extraction.noOverrides with Other = [ "pcen", "true" ] } }
+            | "pcen-untrimmed" ->
+                { options with FeatureParameters = { Extraction.noOverrides with Other = [ "pcen", "true" ] }; Trim = Some(Trim.parse "none") }
             | other -> failwithf "no model variant '%s'" other
         Experiment.train options |> ignore
         Path.Combine(out, "model.hnn"))).Value
