@@ -46,6 +46,31 @@ let private melDb (g: OnnxGraph) (p: FeatureParameters) (x: string) =
     let raised = if exponent = 1.0 then x else g.Node("Pow", "db.raise", [ x; g.Scalar("db.exponent", float32 exponent) ])
     decibels g config amplitude raised
 
+/// PCEN of mel bands `x` [batch; n_mels; frames] as the extraction computes it (FeatureParameters.Pcen, librosa.pcen
+/// of the mel spectrogram scaled by 2^31): the smoothing filter M[t] = b x[t] + (1 - b) M[t - 1] from M[-1] = 1 is
+/// linear, so over the clip's fixed frame count it is one MatMul with the lower-triangular matrix
+/// K[k, t] = b (1 - b)^(t - k) plus the constant (1 - b)^(t + 1) that the initial state leaves; then
+/// (x (eps + M)^-gain + bias)^power - bias^power (log(1 + x (eps + M)^-gain) at power 0). Float32 throughout, where
+/// the extraction computes in double precision.
+let private pcen (g: OnnxGraph) (p: FeatureParameters) (config: PcenConfig) (frames: int) (x: string) =
+    let b = config.Coefficient(p.SampleRate, p.HopLength)
+    let a = 1.0 - b
+    let kernel = Array.init (frames * frames) (fun i -> let k, t = i / frames, i % frames in if t >= k then float32 (b * Math.Pow(a, float (t - k))) else 0f)
+    let initial = Array.init frames (fun t -> float32 (Math.Pow(a, float (t + 1))))
+    let scaled = g.Node("Mul", "pcen.scaled", [ x; g.Scalar("pcen.input_scale", float32 config.InputScale) ])
+    let filtered = g.Node("MatMul", "pcen.filtered", [ scaled; g.Constant("pcen.kernel", [| int64 frames; int64 frames |], kernel) ])
+    let smoothed = g.Node("Add", "pcen.smoothed", [ filtered; g.Constant("pcen.initial", [| int64 frames |], initial) ])
+    let floored = g.Node("Add", "pcen.floored", [ smoothed; g.Scalar("pcen.eps", float32 config.Eps) ])
+    let gain = g.Node("Pow", "pcen.gain", [ floored; g.Scalar("pcen.minus_gain", float32 -config.Gain) ])
+    let normalised = g.Node("Mul", "pcen.normalised", [ scaled; gain ])
+    if config.Power = 0.0 then
+        let shifted = g.Node("Add", "pcen.shifted", [ normalised; g.Scalar("pcen.one", 1f) ])
+        g.Node("Log", "pcen", [ shifted ])
+    else
+        let biased = g.Node("Add", "pcen.biased", [ normalised; g.Scalar("pcen.bias", float32 config.Bias) ])
+        let compressed = g.Node("Pow", "pcen.compressed", [ biased; g.Scalar("pcen.power", float32 config.Power) ])
+        g.Node("Sub", "pcen", [ compressed; g.Scalar("pcen.bias_power", float32 (Math.Pow(config.Bias, config.Power))) ])
+
 /// The mel spectrogram [batch; n_mels; frames] of `audio` [batch; samples]: centring pad (zeros or reflection, as the
 /// schema says), opset 17 STFT with the schema's periodic window, |X|^power, MatMul with librosa's mel matrix.
 let private melSpectrogram (g: OnnxGraph) (p: FeatureParameters) (audio: string) =
@@ -150,7 +175,9 @@ let private frontEnd (g: OnnxGraph) (schema: FeatureSchemaInfo) (audio: string) 
     | [ m ] when m.Kind = FeatureKind.Waveform && m.Statistic = Statistic.TimeSeries -> Ok audio
     | [ m ] when m.Kind = FeatureKind.MelBands && m.Statistic = Statistic.TimeSeries && not m.Pooled ->
         let mel = melSpectrogram g p audio
-        Ok(if m.Decibels then melDb g p mel else mel)
+        match p.Pcen with
+        | null -> Ok(if m.Decibels then melDb g p mel else mel)
+        | config -> Ok(pcen g p config m.Frames mel)
     | [ m ] when m.Kind = FeatureKind.Mfcc && m.Statistic = Statistic.Mean && not m.Pooled && p.Lifter = 0.0 ->
         let db = decibels g p.Db false (melSpectrogram g p audio)
         let dct = g.Constant("mfcc.dct", [| int64 m.Rows; int64 p.NMels |], Filters.DctOrtho(m.Rows, p.NMels))

@@ -190,6 +190,7 @@ module RunFile =
         | "--fmax" -> real (parameters ()).FMax
         | "--n-mfcc" -> string (parameters ()).NMfcc
         | "--top-db" -> (parameters ()).ValueText "top_db"
+        | "--pcen" -> (parameters ()).ValueText "pcen"
         | "--epochs" -> string (defaultArg o.Epochs r.Epochs)
         | "--batch-size" -> string (defaultArg o.BatchSize r.BatchSize)
         | "--lr" -> real (defaultArg o.LearningRate r.LearningRate)

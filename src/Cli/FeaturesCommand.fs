@@ -29,6 +29,7 @@ type FeaturesArgs =
     | Norm of name: string
     | Power of p: float
     | Top_Db of db: string
+    | Pcen of spec: string
     | N_Mfcc of n: int
     | Lifter of l: float
     | J of j: int
@@ -70,6 +71,7 @@ type FeaturesArgs =
             | Norm _ -> "mel filter norm: slaney or none (default slaney)."
             | Power _ -> "exponent applied to the magnitude spectrogram, any number > 0 as librosa's power: 1 magnitude, 2 power (default)."
             | Top_Db _ -> "dynamic range kept below each clip's maximum in dB, > 0, or none to keep everything (default 80)."
+            | Pcen _ -> "per-channel energy normalisation (librosa.pcen) of dB mel bands instead of power_to_db, on the mel spectrogram scaled by 2^31: none, true (librosa's defaults, 0.4:0.98:2:0.5) or TIME_CONSTANT:GAIN:BIAS:POWER (default none)."
             | N_Mfcc _ -> "MFCC count (default 20)."
             | Lifter _ -> "MFCC lifter (default 0: none)."
             | J _ -> "scattering: log2 of the largest wavelet scale (required with --transform scattering; 2^J at most --length)."
@@ -170,7 +172,8 @@ let overridesOf (args: ParseResults<FeaturesArgs>) : Extraction.Overrides =
               match args.TryGetResult Norm with Some n -> "norm", (string (parseNorm n)).ToLowerInvariant() | None -> ()
               match args.TryGetResult Power with Some p -> "power", text p | None -> ()
               match args.TryGetResult Top_Db |> Option.map OptionRules.topDbOf with Some t -> "top_db", (t |> Option.map text |> Option.defaultValue "none") | None -> ()
-              match args.TryGetResult Lifter with Some l -> "lifter", text l | None -> () ] }
+              match args.TryGetResult Lifter with Some l -> "lifter", text l | None -> ()
+              match args.TryGetResult Pcen with Some v -> "pcen", OptionRules.pcenText v | None -> () ] }
 
 /// What the command line chose, which decides the options that apply (OptionRules).
 type private Mode =
@@ -225,6 +228,7 @@ let private table (mode: Mode) (arg: FeaturesArgs) : OptionRules.Check list =
     | Norm name -> [ OptionRules.oneOf [ "slaney"; "none" ] name; uses "norm" ]
     | Power p -> [ OptionRules.positive "" p; uses "power" ]
     | Top_Db value -> [ OptionRules.topDbDomain value; uses "top_db" ]
+    | Pcen value -> [ OptionRules.pcenDomain value; uses "pcen" ]
     | N_Mfcc n -> [ OptionRules.atLeast 1 n; uses "n_mfcc" ]
     | Lifter l -> [ OptionRules.nonNegative "" l; uses "lifter" ]
     | J j ->

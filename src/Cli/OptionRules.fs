@@ -75,7 +75,7 @@ let enforce (args: ParseResults<'Args>) (table: 'Args -> Check list) =
 /// The librosa parameters a schema member reads (besides sr and the clip length, which every member reads), as
 /// FeatureExecutor computes it: centroid, bandwidth, roll-off, flatness and chroma take a magnitude or power
 /// spectrogram whose exponent is fixed, so `power` reaches only the spectrogram, mel and MFCC members; `top_db` only
-/// dB mel bands and MFCCs; ZCR and RMS frame with n_fft and hop_length (when declared so); the waveform and the
+/// dB mel bands and MFCCs; `pcen` only dB mel bands (MFCCs keep power_to_db); ZCR and RMS frame with n_fft and hop_length (when declared so); the waveform and the
 /// scattering transform read none of the STFT or mel parameters.
 let parametersOf (m: FeatureMember) : string list =
     let stft = [ "n_fft"; "hop_length"; "win_length"; "window"; "center"; "pad_mode" ]
@@ -84,7 +84,7 @@ let parametersOf (m: FeatureMember) : string list =
     | FeatureKind.SpectralCentroid | FeatureKind.SpectralBandwidth | FeatureKind.SpectralRolloff | FeatureKind.SpectralFlatness
     | FeatureKind.Chroma -> stft
     | FeatureKind.Spectrogram -> stft @ [ "power" ]
-    | FeatureKind.MelBands -> stft @ [ "power" ] @ mel @ (if m.Decibels then [ "top_db" ] else [])
+    | FeatureKind.MelBands -> stft @ [ "power" ] @ mel @ (if m.Decibels then [ "top_db"; "pcen" ] else [])
     | FeatureKind.Mfcc | FeatureKind.MfccDelta -> stft @ [ "power" ] @ mel @ [ "top_db"; "n_mfcc"; "lifter" ]
     | FeatureKind.ZeroCrossingRate -> [ "n_fft"; "hop_length"; "center" ]
     | FeatureKind.Rms -> [ "n_fft"; "hop_length"; "center"; "pad_mode" ]
@@ -126,6 +126,21 @@ let topDbDomain (value: string) =
             | true, v -> v > 0.0 && Double.IsFinite v
             | _ -> false)
     InDomain(ok, "a finite number of dB > 0, i.e. in (0, inf), or none", value)
+
+/// --pcen's domain: none, true (librosa.pcen's defaults) or TIME_CONSTANT:GAIN:BIAS:POWER with a time constant > 0 s
+/// and the others >= 0 (FeatureParameters.PcenOf, checked again by the schema).
+let pcenDomain (value: string) =
+    let ok =
+        try
+            match FeatureParameters.PcenOf value with
+            | null -> true
+            | c -> c.TimeConstant > 0.0 && Double.IsFinite c.TimeConstant && c.Gain >= 0.0 && Double.IsFinite c.Gain
+                   && c.Bias >= 0.0 && Double.IsFinite c.Bias && c.Power >= 0.0 && Double.IsFinite c.Power
+        with :? FormatException -> false
+    InDomain(ok, "none, true (librosa.pcen's defaults: 0.4:0.98:2:0.5) or TIME_CONSTANT:GAIN:BIAS:POWER with a time constant > 0 s and gain, bias and power >= 0", value)
+
+/// --pcen as the feature parameter text FeatureParameters.With reads ("none", "true" or the four numbers).
+let pcenText (value: string) = FeatureParameters.PcenText(FeatureParameters.PcenOf value)
 
 /// A split specification (Split.parse) that `accept` allows, `domain` naming the accepted forms.
 let split (domain: string) (accept: SplitSpec -> bool) (value: string) =

@@ -23,6 +23,7 @@ type TrainArgs =
     | Fmax of hz: float
     | N_Mfcc of n: int
     | Top_Db of db: string
+    | Pcen of spec: string
     | Epochs of n: int
     | Batch_Size of n: int
     | Lr of rate: float
@@ -67,6 +68,7 @@ type TrainArgs =
             | Fmax _ -> "highest mel frequency in Hz of the schema variant (default: the schema's)."
             | N_Mfcc _ -> "MFCC count of the schema variant's MFCC members (default: the schema's)."
             | Top_Db _ -> "dynamic range in dB kept below each clip's maximum by the schema variant's dB members, > 0, or none (default: the schema's, 80 for librosa's)."
+            | Pcen _ -> "per-channel energy normalisation (librosa.pcen) of the mel bands instead of power_to_db, on the mel spectrogram scaled by 2^31: none, true (librosa's defaults, 0.4:0.98:2:0.5) or TIME_CONSTANT:GAIN:BIAS:POWER (seconds, then gain, bias and power) (default: none; predict replays it)."
             | Epochs _ -> "training epochs (default: the model's)."
             | Batch_Size _ -> "mini-batch size (default: the model's)."
             | Lr _ -> "peak learning rate of the one-cycle schedule (default: the model's)."
@@ -159,6 +161,7 @@ let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
     | Fmax hz -> OptionRules.positive " Hz" hz :: feature "fmax"
     | N_Mfcc n -> OptionRules.atLeast 1 n :: feature "n_mfcc"
     | Top_Db value -> OptionRules.topDbDomain value :: feature "top_db"
+    | Pcen value -> OptionRules.pcenDomain value :: feature "pcen"
     | Epochs n -> [ OptionRules.atLeast 1 n ]
     | Batch_Size n -> [ OptionRules.atLeast 1 n ]
     | Lr rate -> [ OptionRules.positive "" rate ]
@@ -220,6 +223,9 @@ let private overridesOf (args: ParseResults<TrainArgs>) : Extraction.Overrides =
         Other =
             [ match args.TryGetResult Top_Db |> Option.map OptionRules.topDbOf with
               | Some t -> "top_db", (t |> Option.map OptionRules.text |> Option.defaultValue "none")
+              | None -> ()
+              match args.TryGetResult Pcen with
+              | Some value -> "pcen", OptionRules.pcenText value
               | None -> () ] }
 
 /// Checks every option against `table` before any data is read (exit code 2 with the option and its range).

@@ -115,3 +115,48 @@ public sealed record MelConfig(
 /// <param name="Amin">Floor applied before the logarithm.</param>
 /// <param name="TopDb">Dynamic range kept below each clip's maximum; null keeps everything.</param>
 public sealed record DbConfig(double Ref = 1.0, double Amin = 1e-10, double? TopDb = 80.0);
+
+/// <summary>
+/// Per-channel energy normalisation settings (librosa.pcen's names and defaults, librosa 0.10.2). The smoothing
+/// coefficient b is derived from <see cref="TimeConstant"/>, the sampling rate and the hop (librosa's b=None).
+/// </summary>
+/// <param name="TimeConstant">Time constant of the smoothing filter in seconds, &gt; 0 (librosa's default 0.4).</param>
+/// <param name="Gain">Exponent of the adaptive gain control, &gt;= 0 (librosa's alpha, default 0.98).</param>
+/// <param name="Bias">Bias added before compression, &gt;= 0 (librosa's delta, default 2).</param>
+/// <param name="Power">Compression exponent, &gt;= 0 (librosa's r, default 0.5; 0 is log1p compression).</param>
+/// <param name="Eps">Floor added to the smoothed energy, &gt; 0 (default 1e-6).</param>
+/// <param name="InputScale">Factor applied to S before PCEN, &gt; 0 (librosa.pcen itself: 1; Hybrid's mel features
+/// use 2^31, as librosa's documentation does for floating-point audio in [-1, 1]).</param>
+public sealed record PcenConfig(
+    double TimeConstant = 0.4,
+    double Gain = 0.98,
+    double Bias = 2.0,
+    double Power = 0.5,
+    double Eps = 1e-6,
+    double InputScale = 1.0)
+{
+    /// <summary>
+    /// librosa's smoothing coefficient for b=None: with T = time_constant * sr / hop_length frames,
+    /// b = (sqrt(1 + 4 T^2) - 1) / (2 T^2), in (0, 1]. Throws ArgumentOutOfRangeException for a non-positive
+    /// sampling rate or hop.
+    /// </summary>
+    public double Coefficient(int sampleRate, int hopLength)
+    {
+        if (sampleRate <= 0) throw new ArgumentOutOfRangeException(nameof(sampleRate), sampleRate, "sr must be positive.");
+        if (hopLength <= 0) throw new ArgumentOutOfRangeException(nameof(hopLength), hopLength, "hop_length must be positive.");
+        var t = TimeConstant * sampleRate / hopLength;
+        return (Math.Sqrt(1 + 4 * t * t) - 1) / (2 * t * t);
+    }
+
+    /// <summary>Throws ArgumentOutOfRangeException naming the first setting outside librosa.pcen's domain
+    /// (time_constant &gt; 0, gain, bias and power &gt;= 0, eps &gt; 0, all finite; input scale &gt; 0).</summary>
+    public void Validate()
+    {
+        if (!(TimeConstant > 0) || double.IsInfinity(TimeConstant)) throw new ArgumentOutOfRangeException(nameof(TimeConstant), TimeConstant, "time_constant must be positive and finite.");
+        if (!(Gain >= 0) || double.IsInfinity(Gain)) throw new ArgumentOutOfRangeException(nameof(Gain), Gain, "gain must be non-negative and finite.");
+        if (!(Bias >= 0) || double.IsInfinity(Bias)) throw new ArgumentOutOfRangeException(nameof(Bias), Bias, "bias must be non-negative and finite.");
+        if (!(Power >= 0) || double.IsInfinity(Power)) throw new ArgumentOutOfRangeException(nameof(Power), Power, "power must be non-negative and finite.");
+        if (!(Eps > 0) || double.IsInfinity(Eps)) throw new ArgumentOutOfRangeException(nameof(Eps), Eps, "eps must be positive and finite.");
+        if (!(InputScale > 0) || double.IsInfinity(InputScale)) throw new ArgumentOutOfRangeException(nameof(InputScale), InputScale, "the input scale must be positive and finite.");
+    }
+}

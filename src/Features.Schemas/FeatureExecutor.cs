@@ -247,10 +247,18 @@ internal static class FeatureExecutor
         }
 
         /// <summary>dB mel bands: librosa's rule for the schema's power (<see cref="FeatureParameters.MelDb"/>);
-        /// the same tensor as <see cref="MelPowerDb"/> at power 2.</summary>
+        /// the same tensor as <see cref="MelPowerDb"/> at power 2. With <see cref="FeatureParameters.Pcen"/>, PCEN of
+        /// the mel spectrogram (scaled by 2^31) in its place (<see cref="Pcen.Apply(PcenConfig, int, int, Tensor, Tensor)"/>,
+        /// on the host for engines other than managed).</summary>
         private Tensor MelDb()
         {
             if (_melDb is not null) return _melDb;
+            if (_p.Pcen is { } pcen)
+            {
+                _melDb = Allocate(_batch, _p.NMels, Frames);
+                Pcen.Apply(pcen, _p.SampleRate, _p.HopLength, Mel(), _melDb);
+                return _melDb;
+            }
             var (config, amplitude, exponent) = _p.MelDb;
             if (!amplitude && exponent == 1.0) return _melDb = MelPowerDb();
             _melDb = Allocate(_batch, _p.NMels, Frames);

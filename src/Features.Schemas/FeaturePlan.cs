@@ -179,15 +179,55 @@ public sealed record FeatureParameters
     /// <summary>Spectral roll-off energy fraction.</summary>
     public required double RollPercent { get; init; }
 
+    /// <summary>
+    /// Per-channel energy normalisation of dB mel bands instead of power_to_db (librosa.pcen with sr and hop_length
+    /// from these parameters, b from the time constant, on the mel spectrogram scaled by 2^31 as librosa's documentation
+    /// does for floating-point audio: <see cref="PcenOf"/>); null (the default): power_to_db. Applies only to mel
+    /// bands declared in dB; MFCCs keep power_to_db. Run-time only (<c>pcen=true</c> or
+    /// <c>pcen=TIME_CONSTANT:GAIN:BIAS:POWER</c>): no attribute declares it.
+    /// </summary>
+    public PcenConfig? Pcen { get; init; }
+
+    /// <summary>The factor Hybrid applies to the mel spectrogram before PCEN: 2^31, as librosa's pcen examples scale
+    /// the mel spectrogram of floating-point audio in [-1, 1] to the range of 32-bit integer audio.</summary>
+    public const double PcenInputScale = 2147483648.0;
+
+    /// <summary>
+    /// The PCEN settings a <c>pcen</c> parameter text describes: "none" or "false" (null: power_to_db), "true"
+    /// (librosa's defaults: time_constant 0.4 s, gain 0.98, bias 2, power 0.5, eps 1e-6) or
+    /// "TIME_CONSTANT:GAIN:BIAS:POWER" (seconds, then three numbers; eps 1e-6), always with the 2^31 input scale
+    /// (<see cref="PcenInputScale"/>). Throws <see cref="FormatException"/> for any other text; the ranges are checked
+    /// when a schema is laid out (time_constant &gt; 0, gain, bias, power &gt;= 0).
+    /// </summary>
+    public static PcenConfig? PcenOf(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var t = text.Trim().ToLowerInvariant();
+        if (t is "none" or "false") return null;
+        if (t == "true") return new PcenConfig(InputScale: PcenInputScale);
+        var parts = t.Split(':');
+        var values = new double[parts.Length];
+        if (parts.Length != 4 || !parts.Select((x, i) => double.TryParse(x, NumberStyles.Float, CultureInfo.InvariantCulture, out values[i])).All(ok => ok))
+            throw new FormatException($"pcen must be none, true or TIME_CONSTANT:GAIN:BIAS:POWER (four numbers), was '{text}'.");
+        return new PcenConfig(values[0], values[1], values[2], values[3], InputScale: PcenInputScale);
+    }
+
+    /// <summary>The text <see cref="PcenOf"/> reads back: "none", "true" for librosa's defaults, else
+    /// "TIME_CONSTANT:GAIN:BIAS:POWER" with round-trip doubles.</summary>
+    public static string PcenText(PcenConfig? config) =>
+        config is null ? "none"
+        : config == new PcenConfig(InputScale: PcenInputScale) ? "true"
+        : string.Join(":", new[] { config.TimeConstant, config.Gain, config.Bias, config.Power }.Select(Real));
+
     /// <summary>The librosa names of the parameters, in the order <see cref="DifferencesFrom"/> lists them.</summary>
     public static IReadOnlyList<string> Names { get; } = Array.AsReadOnly(new[]
     {
         "sr", "clip_samples", "n_fft", "hop_length", "win_length", "window", "center", "pad_mode", "n_mels", "fmin",
-        "fmax", "htk", "norm", "power", "top_db", "n_mfcc", "lifter", "tuning", "roll_percent",
+        "fmax", "htk", "norm", "power", "top_db", "n_mfcc", "lifter", "tuning", "roll_percent", "pcen",
     });
 
     /// <summary>The value of the parameter with librosa name <paramref name="name"/> as text (invariant culture,
-    /// doubles round-trip; enums lower-case; top_db "none" when null).</summary>
+    /// doubles round-trip; enums lower-case; top_db "none" when null; pcen as <see cref="PcenText"/>).</summary>
     public string ValueText(string name) => name switch
     {
         "sr" => Int(SampleRate),
@@ -209,6 +249,7 @@ public sealed record FeatureParameters
         "lifter" => Real(Lifter),
         "tuning" => Real(Tuning),
         "roll_percent" => Real(RollPercent),
+        "pcen" => PcenText(Pcen),
         _ => throw new ArgumentException($"Unknown feature parameter '{name}'; expected one of {string.Join(", ", Names)}.", nameof(name)),
     };
 
@@ -247,6 +288,11 @@ public sealed record FeatureParameters
                 : throw new FormatException($"Feature parameters '{settings}': {name} must be a number, was '{text}'.");
             bool AsBool() => bool.TryParse(text, out var v) ? v
                 : throw new FormatException($"Feature parameters '{settings}': {name} must be true or false, was '{text}'.");
+            PcenConfig? AsPcen()
+            {
+                try { return PcenOf(text); }
+                catch (FormatException e) { throw new FormatException($"Feature parameters '{settings}': {e.Message}", e); }
+            }
             T AsEnum<T>() where T : struct, Enum => Enum.TryParse<T>(text, ignoreCase: true, out var v) && Enum.IsDefined(v) ? v
                 : throw new FormatException($"Feature parameters '{settings}': {name} must be one of {string.Join(", ", Enum.GetNames<T>()).ToLowerInvariant()}, was '{text}'.");
             p = name switch
@@ -270,6 +316,7 @@ public sealed record FeatureParameters
                 "lifter" => p with { Lifter = AsReal() },
                 "tuning" => p with { Tuning = AsReal() },
                 "roll_percent" => p with { RollPercent = AsReal() },
+                "pcen" => p with { Pcen = AsPcen() },
                 _ => throw new FormatException($"Feature parameters '{settings}': unknown parameter '{name}'; expected one of {string.Join(", ", Names)}."),
             };
         }

@@ -157,7 +157,7 @@ public sealed class FeatureSchemaInfo
         var sb = new StringBuilder();
         sb.Append(FormattableString.Invariant($"schema {Name} ({SchemaType.Name}): {Length} floats, shape [{string.Join(", ", Shape)}], fingerprint {Fingerprint}\n"));
         sb.Append(FormattableString.Invariant($"  sr {p.SampleRate}, clip {(p.ClipSamples > 0 ? p.ClipSamples.ToString(System.Globalization.CultureInfo.InvariantCulture) : "any")} samples, n_fft {p.NFft}, hop {p.HopLength}, win {p.WinLength}, {p.Window}, center {p.Center}, pad {p.PadMode}\n"));
-        sb.Append(FormattableString.Invariant($"  n_mels {p.NMels}, fmin {p.FMin}, fmax {p.FMax}, htk {p.Htk}, norm {p.Norm}, power {p.Power}, top_db {(p.TopDb is { } t ? t.ToString(System.Globalization.CultureInfo.InvariantCulture) : "none")}, n_mfcc {p.NMfcc}, lifter {p.Lifter}, tuning {p.Tuning}, roll_percent {p.RollPercent}\n"));
+        sb.Append(FormattableString.Invariant($"  n_mels {p.NMels}, fmin {p.FMin}, fmax {p.FMax}, htk {p.Htk}, norm {p.Norm}, power {p.Power}, top_db {(p.TopDb is { } t ? t.ToString(System.Globalization.CultureInfo.InvariantCulture) : "none")}, n_mfcc {p.NMfcc}, lifter {p.Lifter}, tuning {p.Tuning}, roll_percent {p.RollPercent}{(p.Pcen is null ? "" : ", pcen " + FeatureParameters.PcenText(p.Pcen))}\n"));
         foreach (var m in _members) sb.Append("  ").Append(m.Describe()).Append('\n');
         return sb.ToString();
     }

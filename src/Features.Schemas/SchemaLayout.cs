@@ -38,7 +38,7 @@ internal static class SchemaLayout
     /// <summary>
     /// Checks resolved parameters with the generator's rules (Parser.ValidateParameters): the first problem is
     /// thrown as an <see cref="ArgumentException"/> whose ParamName is the librosa name (sr, clip_samples,
-    /// n_fft, hop_length, win_length, n_mels, fmin, fmax, power, top_db, n_mfcc, lifter, tuning, roll_percent)
+    /// n_fft, hop_length, win_length, n_mels, fmin, fmax, power, top_db, n_mfcc, lifter, tuning, roll_percent, pcen)
     /// and whose message gives the valid range, e.g. "n_fft must be in 2..16384, was 1".
     /// </summary>
     internal static void Validate(string schema, FeatureParameters p)
@@ -60,6 +60,15 @@ internal static class SchemaLayout
         if (!(p.Lifter >= 0) || double.IsInfinity(p.Lifter)) throw Invalid(schema, "lifter", "0 or positive", D(p.Lifter));
         if (!(p.Tuning >= -0.5 && p.Tuning < 0.5)) throw Invalid(schema, "tuning", "in [-0.5, 0.5)", D(p.Tuning));
         if (!(p.RollPercent > 0 && p.RollPercent < 1)) throw Invalid(schema, "roll_percent", "in (0, 1)", D(p.RollPercent));
+        if (p.Pcen is { } pcen)
+        {
+            if (!(pcen.TimeConstant > 0) || double.IsInfinity(pcen.TimeConstant)) throw Invalid(schema, "pcen", "TIME_CONSTANT:GAIN:BIAS:POWER with a time constant > 0 s (finite)", D(pcen.TimeConstant));
+            if (!(pcen.Gain >= 0) || double.IsInfinity(pcen.Gain)) throw Invalid(schema, "pcen", "TIME_CONSTANT:GAIN:BIAS:POWER with a gain >= 0 (finite)", D(pcen.Gain));
+            if (!(pcen.Bias >= 0) || double.IsInfinity(pcen.Bias)) throw Invalid(schema, "pcen", "TIME_CONSTANT:GAIN:BIAS:POWER with a bias >= 0 (finite)", D(pcen.Bias));
+            if (!(pcen.Power >= 0) || double.IsInfinity(pcen.Power)) throw Invalid(schema, "pcen", "TIME_CONSTANT:GAIN:BIAS:POWER with a power >= 0 (finite)", D(pcen.Power));
+            if (!(pcen.Eps > 0) || !(pcen.InputScale > 0) || double.IsInfinity(pcen.Eps) || double.IsInfinity(pcen.InputScale))
+                throw Invalid(schema, "pcen", "settings with eps and input scale > 0", D(pcen.Eps) + " and " + D(pcen.InputScale));
+        }
         if (p.HopLength > p.NFft)
             throw Conflict(schema, "hop_length", $"hop_length ({I(p.HopLength)}) must not exceed n_fft ({I(p.NFft)}), or samples would be skipped between frames");
         if (p.WinLength > p.NFft)
@@ -172,6 +181,8 @@ internal static class SchemaLayout
             };
             offset += width;
         }
+        if (p.Pcen is not null && !laid.Any(m => m.Kind == FeatureKind.MelBands && m.Decibels))
+            throw Conflict(schema, "pcen", "pcen replaces power_to_db of mel bands in dB, and the schema has none (MFCCs keep power_to_db)");
         var series = laid.Where(m => m.Statistic == Statistic.TimeSeries && m.Frames > 0).ToList();
         foreach (var m in series.Skip(1))
             if (m.Frames != series[0].Frames)
@@ -231,6 +242,9 @@ internal static class SchemaLayout
         if (MelDbChanged(p, members)) Line("mel_db", "power_to_db(S^(2/power))");
         // Only when set, so that the fingerprints of schemas that do not estimate tuning stay as they were (mirrors the generator).
         if (p.EstimateTuning) Line("estimate_tuning", Bool(true));
+        // Run-time only (no attribute declares PCEN), and only when set, so that every other fingerprint stays as it was.
+        if (p.Pcen is { } pcen)
+            Line("pcen", string.Join(" ", new[] { pcen.TimeConstant, pcen.Gain, pcen.Bias, pcen.Power, pcen.Eps, pcen.InputScale }.Select(Bits)));
         Line("shape", string.Join(",", shape.Select(I)));
         foreach (var m in members)
         {

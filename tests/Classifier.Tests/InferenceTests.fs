@@ -51,12 +51,23 @@ let tests =
         for recipe in Recipes.all do
             TestData.testWithFsdd (sprintf "predict, AudioClassifier and evaluate agree to 1e-6 on a %s model" recipe.Name) (fun fsdd ->
                 agree fsdd recipe.Name (TrainedModels.model fsdd recipe.Name))
-        for variant, what in [ "windowed", "windows averaged per recording"; "speeds", "test-time speeds"; "trimmed", "silence trimmed and levelled"; "untrimmed", "recordings kept whole" ] do
+        for variant, what in [ "windowed", "windows averaged per recording"; "speeds", "test-time speeds"; "trimmed", "silence trimmed and levelled"; "untrimmed", "recordings kept whole"; "pcen", "PCEN front end" ] do
             TestData.testWithFsdd (sprintf "predict, AudioClassifier and evaluate agree to 1e-6 on a cnn2d model with %s" what) (fun fsdd ->
                 agree fsdd variant (TrainedModels.variant fsdd variant))
 
-        TestData.testWithFsdd "train's test accuracy and log-loss are predict's on the same recordings (windows, speeds)" (fun fsdd ->
-            for variant in [ "windowed"; "speeds" ] do
+        TestData.testWithFsdd "a PCEN model records pcen=true and predict replays the training-time schema variant" (fun fsdd ->
+            let modelPath = TrainedModels.variant fsdd "pcen"
+            let _, info = ModelFile.inspect modelPath
+            let trained =
+                Extraction.variant (Hybrid.Features.Schemas.Schemas.ByName "logmel-fsdd") { Extraction.noOverrides with NFft = Some 512; Other = [ "pcen", "true" ] }
+            Expect.equal info.SchemaFingerprint trained.Fingerprint "the file carries the PCEN variant's fingerprint"
+            use engine = Hybrid.Dsp.Engines.Create("managed", ignore)
+            let loaded = Inference.load engine modelPath
+            Expect.equal loaded.Extraction.Fingerprint trained.Fingerprint "predict extracts with the PCEN variant"
+            Expect.isNotNull (box loaded.Extraction.Parameters.Pcen) "PCEN replayed")
+
+        TestData.testWithFsdd "train's test accuracy and log-loss are predict's on the same recordings (windows, speeds, PCEN)" (fun fsdd ->
+            for variant in [ "windowed"; "speeds"; "pcen" ] do
                 let modelPath = TrainedModels.variant fsdd variant
                 let metrics = Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(nonNull (Path.GetDirectoryName modelPath), "metrics.json")))
                 let fold = metrics.RootElement.GetProperty("folds").[0]

@@ -85,6 +85,9 @@ let tests =
         parityOf "cnn2d trimmed at top_db 30 and levelled to -20 dBFS" (fun fsdd -> TrainedModels.variant fsdd "trimmed") true 1e-3
         parityOf "cnn2d trimmed at top_db 30 and levelled to -20 dBFS (features)" (fun fsdd -> TrainedModels.variant fsdd "trimmed") false 1e-4
         parityOf "cnn2d keeping recordings whole" (fun fsdd -> TrainedModels.variant fsdd "untrimmed") true 1e-3
+        // PCEN's smoothing filter as a MatMul over the clip's frames, in float32.
+        parityOf "cnn2d with PCEN" (fun fsdd -> TrainedModels.variant fsdd "pcen") false 1e-4
+        parityOf "cnn2d with PCEN" (fun fsdd -> TrainedModels.variant fsdd "pcen") true 1e-3
 
         TestData.testWithFsdd "metadata_props hold the labels in output order, the schema fingerprint, rate, clip length and alignment" (fun fsdd ->
             let modelPath = TrainedModels.model fsdd "cnn2d"

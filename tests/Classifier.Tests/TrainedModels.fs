@@ -48,9 +48,9 @@ let private variants = ConcurrentDictionary<string, Lazy<string>>()
 /// Models trained once per run on the subset (two epochs, managed engine) with the one inference path's other
 /// preparations: "windowed" (cnn2d on windows of 0.5 s every 0.25 s, averaged per recording), "speeds" (cnn2d with
 /// test-time speeds 0.9, 1 and 1.1 weighted 1:2:1), "trimmed" (cnn2d with its own silence trimming, top_db 30 over
-/// 200-sample frames every 50, and every recording set to -20 dBFS), "untrimmed" (cnn2d keeping recordings whole) and "power1"
-/// (cnn2d on a magnitude mel spectrogram, power 1: amplitude_to_db) and "meanvar" (cnn2d with per-utterance mean and
-/// variance normalisation).
+/// 200-sample frames every 50, and every recording set to -20 dBFS), "untrimmed" (cnn2d keeping recordings whole),
+/// "power1" (cnn2d on a magnitude mel spectrogram, power 1: amplitude_to_db), "meanvar" (cnn2d with per-utterance mean
+/// and variance normalisation) and "pcen" (cnn2d with PCEN in place of power_to_db, librosa's defaults).
 let variant (fsdd: string) (name: string) =
     variants.GetOrAdd(name, fun _ -> lazy (
         let out = Path.Combine(root.Value, "variant-" + name)
@@ -66,6 +66,7 @@ let variant (fsdd: string) (name: string) =
             | "untrimmed" -> { options with Trim = Some None }
             | "meanvar" -> { options with PerUtterance = Some BandMeanVariance }
             | "power1" -> { options with FeatureParameters = { Extraction.noOverrides with Other = [ "power", "1" ] } }
+            | "pcen" -> { options with FeatureParameters = { Extraction.noOverrides with Other = [ "pcen", "true" ] } }
             | other -> failwithf "no model variant '%s'" other
         Experiment.train options |> ignore
         Path.Combine(out, "model.hnn"))).Value
