@@ -207,17 +207,26 @@ let internal perSource (dataset: Dataset) (test: Item[]) (probabilities: float32
     | _ -> []
 
 
-/// Where a run writes (step 0 of `train`): `Out`, else runs/DATE-MODEL-SPLIT, created; a fresh run into a used folder
-/// clears that folder's checkpoints (only `--resume` continues them); run.json records the options.
+/// Where a run writes (step 0 of `train`): `Out`, else runs/DATE-MODEL-SPLIT (with -2, -3 ... appended when a run
+/// started in the same second holds that name), created; a fresh run into a used folder clears that folder's
+/// checkpoints and model files (only `--resume` continues a run; the CLI refuses a used `--out` without `--force`);
+/// run.json records the options.
 let outputFolder (options: TrainOptions) (data: PreparedData) (settings: RunSettings) : string =
     let splitName = Split.format settings.Split
     let outDir =
         match options.Out with
         | Some d -> d
-        | None -> Path.Combine("runs", sprintf "%s-%s-%s" (DateTime.Now.ToString "yyyyMMdd-HHmmss") settings.Recipe.Name (splitName.Replace(':', '-').Replace(',', '-')))
+        | None ->
+            let name = Path.Combine("runs", sprintf "%s-%s-%s" (DateTime.Now.ToString "yyyyMMdd-HHmmss") settings.Recipe.Name (splitName.Replace(':', '-').Replace(',', '-')))
+            Seq.initInfinite (fun i -> if i = 0 then name else sprintf "%s-%d" name (i + 1))
+            |> Seq.find (fun d -> (RunFile.runContents d).IsEmpty)
     Directory.CreateDirectory outDir |> ignore
     let checkpointRoot = Path.Combine(outDir, "checkpoints")
-    if options.Resume.IsNone && Directory.Exists checkpointRoot then Directory.Delete(checkpointRoot, true)
+    if options.Resume.IsNone then
+        if Directory.Exists checkpointRoot then Directory.Delete(checkpointRoot, true)
+        // An overwritten run leaves no model file of its own behind (e.g. model-FOLD.hnn of an earlier split).
+        for name in RunFile.runContents outDir do
+            if name.EndsWith(".hnn", StringComparison.Ordinal) then File.Delete(Path.Combine(outDir, name))
     RunFile.write outDir data.Folders options settings.AugmentPool settings.Preparation.Clips.Trim
     Path.GetFullPath outDir
 

@@ -14,6 +14,33 @@ let private withSubset (fsdd: string) (body: string -> unit) = Commands.withFsdd
 [<Tests>]
 let tests =
     testSequenced <| testList "TrainCommand" [
+        test "--out naming a folder that holds a run is refused with exit code 2 unless --force overwrites it" {
+            use temp = new DatasetFixtures.TempFolder()
+            // Data that does not exist: a command line that passes the check fails on it with exit code 1.
+            let nowhere = temp.Combine "no-such-data"
+            for marker in [ "run.json"; "model.hnn"; "model-george.hnn"; "checkpoints" ] do
+                let dir = temp.Combine("run-" + marker)
+                Directory.CreateDirectory dir |> ignore
+                if marker = "checkpoints" then Directory.CreateDirectory(Path.Combine(dir, marker)) |> ignore
+                else File.WriteAllText(Path.Combine(dir, marker), "{}")
+                let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--data"; nowhere; "--model"; "logreg"; "--out"; dir ]
+                Expect.equal code 2 (sprintf "%s: exit code 2 (stderr: %s)" marker err)
+                Expect.stringContains err (sprintf "--out %s already holds a run (%s)" dir marker) (sprintf "%s: names the folder and what it holds" marker)
+                Expect.stringContains err "--force" (sprintf "%s: and the way out" marker)
+                let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--data"; nowhere; "--model"; "logreg"; "--out"; dir; "--force" ]
+                Expect.equal code 1 (sprintf "%s: --force passes the check and meets the missing data (stderr: %s)" marker err)
+                Expect.isFalse (err.Contains "already holds") (sprintf "%s: no refusal with --force" marker)
+            let other = temp.Combine "other"
+            Directory.CreateDirectory other |> ignore
+            File.WriteAllText(Path.Combine(other, "notes.txt"), "not a run")
+            let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--data"; nowhere; "--model"; "logreg"; "--out"; other ]
+            Expect.equal code 1 (sprintf "a folder without a run is used (stderr: %s)" err)
+            let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--resume"; other; "--force" ]
+            Expect.equal code 2 "--force with --resume is refused"
+            Expect.stringContains err "--force applies only without --resume" "naming why"
+            Expect.isTrue (Hybrid.Classifier.RunFile.runContents (temp.Combine "absent")).IsEmpty "an absent folder holds no run"
+        }
+
         TestData.testWithFsdd "option values outside their domain are refused with exit code 2, naming the option and the range" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let common = [ "--data"; dir; "--device"; "managed"; "--no-plots"; "--out"; Path.Combine(dir, "refused") ]
