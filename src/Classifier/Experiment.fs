@@ -38,9 +38,10 @@ let private openSource (options: TrainOptions) (data: string option) : string * 
 /// no folder is given; several folders are merged with Dataset.merge, each split on its own by the same split), maps
 /// its labels (`LabelMap`), keeps or folds the chosen labels, splits it (`Split`, else the dataset's own) and gives
 /// every fold a validation part (the dataset's own, else `Validation` of the training part, Split.withValidation).
+/// Labels that no recording carries are dropped (and logged) unless `Labels` or `OtherLabel` names them.
 /// Raises DatasetException for a folder without usable audio, a label map entry no source has, a split the data
 /// cannot make, sources whose own splits differ without --split, a split of several folds over several sources, or
-/// unknown labels.
+/// unknown labels; ArgumentException when `Labels` names a class without recordings or `OtherLabel` would have none.
 let prepareData (options: TrainOptions) : PreparedData =
     let opened = (match options.Data with [] -> [ None ] | folders -> List.map Some folders) |> List.map (openSource options)
     let original = opened |> List.collect (fun (_, labels, _) -> List.ofArray labels) |> set
@@ -53,11 +54,28 @@ let prepareData (options: TrainOptions) : PreparedData =
         match opened with
         | [ (_, _, d) ] -> d
         | several -> Dataset.merge [ for folder, _, d in several -> nonNull (Path.GetFileName(Path.TrimEndingDirectorySeparator folder)), d ]
+    // A class without recordings cannot be learnt: one asked for by name (--labels, --other-label) is refused (an
+    // ArgumentException, the CLI's exit code 2), one the data merely lists (e.g. FSDD's digits absent from a subset) is
+    // dropped with a log line.
     let dataset =
         match options.Labels with
-        | Some labels -> Dataset.selectLabels labels options.OtherLabel dataset
+        | Some labels ->
+            let selected = Dataset.selectLabels labels options.OtherLabel dataset
+            match Dataset.emptyLabels selected |> List.partition (fun l -> Some l = options.OtherLabel) with
+            | [], [] -> selected
+            | _, (_ :: _ as empty) ->
+                raise (ArgumentException(sprintf "--labels names class%s with no recordings in %s: %s (the classes with recordings are %s)" (if empty.Length > 1 then "es" else "")
+                                             dataset.Root (String.concat ", " empty) (String.concat ", " (Dataset.withoutEmptyLabels dataset).Labels)))
+            | other :: _, [] ->
+                raise (ArgumentException(sprintf "--other-label %s would be a class with no recordings: every recording in %s is one of --labels %s (leave --other-label out)"
+                                             other dataset.Root (String.concat "," labels)))
         | None when options.OtherLabel.IsSome -> invalidArg "other-label" "--other-label needs --labels"
-        | None -> dataset
+        | None ->
+            match Dataset.emptyLabels dataset with
+            | [] -> dataset
+            | empty ->
+                options.Log (sprintf "data: dropping %d label%s with no recordings: %s" empty.Length (if empty.Length > 1 then "s" else "") (String.concat ", " empty))
+                Dataset.withoutEmptyLabels dataset
     let sources =
         match dataset.Source with
         | Merged names -> [ for name, (_, _, d) in List.zip names opened -> name, d.Source, dataset.Items |> Array.filter (fun i -> i.Key.StartsWith(name + "/", StringComparison.Ordinal)) ]

@@ -41,6 +41,19 @@ let tests =
             Expect.isTrue (Hybrid.Classifier.RunFile.runContents (temp.Combine "absent")).IsEmpty "an absent folder holds no run"
         }
 
+        test "--labels naming a class without recordings, or --other-label with nothing to fold, is refused with exit code 2" {
+            use temp = new DatasetFixtures.TempFolder()
+            DatasetFixtures.writeFsdd temp.Path [ 1; 2 ] [ "ann"; "bob" ] [ 0 .. 6 ]
+            let common = [ "--data"; temp.Path; "--model"; "logreg"; "--epochs"; "1"; "--device"; "managed"; "--no-plots"; "--out"; temp.Combine "run" ]
+            let code, _, err = run Hybrid.Cli.TrainCommand.run (common @ [ "--labels"; "1,3,4" ])
+            Expect.equal code 2 (sprintf "exit code 2 (stderr: %s)" err)
+            Expect.stringContains err "--labels names classes with no recordings" "the refusal"
+            Expect.stringContains err ": 3, 4 (the classes with recordings are 1, 2)" "naming the empty classes and the others"
+            let code, _, err = run Hybrid.Cli.TrainCommand.run (common @ [ "--labels"; "1,2"; "--other-label"; "unknown" ])
+            Expect.equal code 2 (sprintf "exit code 2 (stderr: %s)" err)
+            Expect.stringContains err "--other-label unknown would be a class with no recordings" "an empty other class"
+        }
+
         TestData.testWithFsdd "option values outside their domain are refused with exit code 2, naming the option and the range" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let common = [ "--data"; dir; "--device"; "managed"; "--no-plots"; "--out"; Path.Combine(dir, "refused") ]
