@@ -156,9 +156,8 @@ and internal resolveWith (recipe: Recipe) (options: TrainOptions) (data: Prepare
     if epochs < 1 then invalidArg "epochs" (sprintf "epochs must be at least 1, was %d" epochs)
     if batch < 1 then invalidArg "batch-size" (sprintf "batch size must be at least 1, was %d" batch)
     if not (lr > 0.0 && Double.IsFinite lr) then invalidArg "lr" (sprintf "--lr must be a positive, finite learning rate, was %g" lr)
-    let smallest = data.Folds |> Array.map (fun f -> f.Train.Length) |> Array.min
-    if options.BatchSize.IsSome && batch > smallest then
-        invalidArg "batch-size" (sprintf "--batch-size %d is larger than the training part (%d recordings in the smallest fold); use at most %d" batch smallest smallest)
+    // A batch larger than a fold's training rows (windows of every recording and augmented copies, known once the
+    // rows are gathered) is clamped to them by trainFold, with a log line.
     // A model that cannot take the schema's shape is refused before any feature is computed.
     (try recipe.Build (Recipes.inputShape (Array.ofSeq schema.Shape) recipe) (max 2 data.Dataset.Labels.Length) |> ignore
      with :? ArgumentException as e ->
@@ -293,6 +292,11 @@ let private saveModel (ctx: RunContext) (fold: SplitFold) (stats: Normalization.
         model
     file
 
+/// The batch size a fold trains with when `batchSize` exceeds its `rows` training rows (Some rows, at least 1), else
+/// None (the batch size stands).
+let batchFor (batchSize: int) (rows: int) : int option =
+    if batchSize > rows then Some(max 1 rows) else None
+
 /// One fold of `train`: its feature rows (FeatureStore.foldFeatures), the fitted network (Fit.foldOn, resuming from
 /// the fold's checkpoints), the test part's metrics (evaluate) and its model file. Returns the fold's result and the
 /// seconds spent gathering rows.
@@ -304,6 +308,14 @@ let internal trainFold (ctx: RunContext) (fold: SplitFold) : FoldResult * float 
     let features = FeatureStore.foldFeatures ctx.Engine s ctx.Store work fold
     let gatherSeconds = gather.Elapsed.TotalSeconds
     log (foldLine ctx fold features gatherSeconds)
+    // A batch cannot hold more rows than the fold has: one batch of all of them per step instead (the model file
+    // still records the batch size asked for).
+    let s =
+        match batchFor s.BatchSize features.Train.Count with
+        | Some rows ->
+            log (sprintf "fold %s: the batch size %d is larger than its %d training rows; training on batches of %d rows" fold.Name s.BatchSize features.Train.Count rows)
+            { s with BatchSize = rows }
+        | None -> s
     let bar, callback = progressOf ctx fold features.Train.Count
     let watch = Stopwatch.StartNew()
     let model, fit =

@@ -69,7 +69,7 @@ type TrainArgs =
             | N_Mfcc _ -> "MFCC count of the schema variant's MFCC members (default: the schema's)."
             | Top_Db _ -> "dynamic range in dB kept below each clip's maximum by the schema variant's dB members, > 0, or none (default: the schema's, 80 for librosa's)."
             | Epochs _ -> "training epochs (default: the model's)."
-            | Batch_Size _ -> "mini-batch size (default: the model's)."
+            | Batch_Size _ -> "mini-batch size (default: the model's); above a fold's training rows (windows x recordings, plus augmented copies) it is clamped to them, with a log line."
             | Lr _ -> "peak learning rate of the one-cycle schedule (default: the model's)."
             | Augment _ -> "augmentation list: waveform noise:0.005,shift:0.1,gain:6,speed:0.9-1.1,snr:20,background:10-30,reverb:0.1-0.6 and SpecAugment masks of 2-D features freq-mask:BANDS,time-mask:FRAMES (repeat for more masks; 'none' for none; default: the model's)."
             | Augment_Pool _ -> "how many augmented versions (1..64) of each training clip to extract; every epoch draws each clip's augmented row afresh from them (1: the same copy every epoch). Only with waveform augmentation (refused for mlp, logreg and scattering unless --augment adds some). Default: the model's, 3 for cnn2d, 1 for cnn1d; each version costs one more extraction. With --cluster the workers train on each clip's first version only."

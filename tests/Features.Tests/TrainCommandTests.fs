@@ -11,6 +11,21 @@ let private run = Commands.run
 /// Two speakers, every digit, indexes 0-7.
 let private withSubset (fsdd: string) (body: string -> unit) = Commands.withFsddSubset fsdd [ "george"; "nicolas" ] [ 0 .. 7 ] body
 
+/// A tiny run shared by the tests below (trained once, on first use): logreg for one epoch with --batch-size 100000 on
+/// synthetic FSDD-named tones of digits 1 and 2 (FSDD lists ten digits) by two speakers, indexes 0-6. Returns the
+/// data folder, the run folder and the run's standard output.
+let private tinyRun =
+    lazy (
+        let root = Path.Combine(Path.GetTempPath(), "hybrid-tiny-run-" + Guid.NewGuid().ToString("N"))
+        AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> try Directory.Delete(root, true) with _ -> ())
+        let data = Path.Combine(root, "data")
+        DatasetFixtures.writeFsdd data [ 1; 2 ] [ "ann"; "bob" ] [ 0 .. 6 ]
+        let out = Path.Combine(root, "run")
+        let code, stdout, err =
+            run Hybrid.Cli.TrainCommand.run [ "--data"; data; "--model"; "logreg"; "--epochs"; "1"; "--batch-size"; "100000"; "--device"; "managed"; "--no-plots"; "--out"; out ]
+        if code <> 0 then failwithf "the tiny run failed with exit code %d: %s" code err
+        data, out, stdout)
+
 [<Tests>]
 let tests =
     testSequenced <| testList "TrainCommand" [
@@ -54,13 +69,21 @@ let tests =
             Expect.stringContains err "--other-label unknown would be a class with no recordings" "an empty other class"
         }
 
+        test "a batch size above a fold's training rows trains on all of them, saying so; labels without recordings are dropped" {
+            let _, out, log = tinyRun.Value
+            Expect.stringContains log "data: dropping 8 labels with no recordings: 0, 3, 4, 5, 6, 7, 8, 9" "the dropped labels, named"
+            Expect.stringContains log "the batch size 100000 is larger than its" "the clamped batch"
+            Expect.stringContains log "training rows; training on batches of" "said once"
+            let _, info = Hybrid.Classifier.ModelFile.inspect (Path.Combine(out, "model.hnn"))
+            Expect.equal info.Labels [ "1"; "2" ] "a model of the two classes with recordings"
+        }
+
         TestData.testWithFsdd "option values outside their domain are refused with exit code 2, naming the option and the range" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let common = [ "--data"; dir; "--device"; "managed"; "--no-plots"; "--out"; Path.Combine(dir, "refused") ]
                 for flags, expected in
                     [ [ "--model"; "logreg"; "--lr"; "-1" ], "--lr must be a finite number > 0, i.e. in (0, inf), was -1"
                       [ "--model"; "logreg"; "--lr"; "0" ], "--lr must be a finite number > 0, i.e. in (0, inf), was 0"
-                      [ "--model"; "logreg"; "--batch-size"; "100000" ], "--batch-size 100000 is larger than the training part"
                       [ "--model"; "cnn2d"; "--features"; "genre" ], "model 'cnn2d' cannot take features 'genre' of shape [26]"
                       [ "--model"; "logreg"; "--augment"; "freq-mask:4" ], "freq-mask, time-mask and vtlp act on [bands, frames] features; 'genre' has shape [26]"
                       [ "--model"; "cnn2d"; "--augment"; "time-mask:2.5" ], "--augment"
