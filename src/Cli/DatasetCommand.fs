@@ -242,7 +242,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         out.WriteLine(parser.PrintUsage())
         0
     | :? ArguParseException as e ->
-        error.WriteLine e.Message
+        for line in Command.parseErrorLines "dataset" (Command.optionNames parser) e.Message do error.WriteLine line
         2
     | :? DatasetException as e ->
         error.WriteLine(sprintf "dataset: %s" e.Message)
