@@ -74,6 +74,21 @@ let tests =
             Expect.equal (Command.editDistance "kitten" "sitting") 3 "Levenshtein's example"
         }
 
+        test "hybrid --version prints the informational version and exits 0" {
+            use out = new StringWriter()
+            use err = new StringWriter()
+            let code = Program.run out err [| "--version" |]
+            Expect.equal code 0 "exit code 0"
+            let text = out.ToString().Trim()
+            Expect.stringStarts text "hybrid 0.1.0" "the version of Directory.Build.props"
+            Expect.equal text ("hybrid " + Program.version ()) "the informational version"
+            Expect.equal (err.ToString()) "" "no error"
+            use out2 = new StringWriter()
+            use err2 = new StringWriter()
+            Expect.equal (Program.run out2 err2 [| "trian" |]) 2 "an unknown target is exit code 2"
+            Expect.stringContains (err2.ToString()) "Did you mean 'train'?" "with the closest target"
+        }
+
         test "a subclass of a family gets its family's code (DirectoryNotFoundException is an I/O error)" {
             use out = new StringWriter()
             use err = new StringWriter()
