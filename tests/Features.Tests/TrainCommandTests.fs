@@ -78,6 +78,29 @@ let tests =
             Expect.equal info.Labels [ "1"; "2" ] "a model of the two classes with recordings"
         }
 
+        test "predict takes folders (every audio file under them, in path order) mixed with files" {
+            let data, out, _ = tinyRun.Value
+            use temp = new DatasetFixtures.TempFolder()
+            let recordings = Path.Combine(data, "recordings")
+            let nested = temp.Combine(Path.Combine("set", "b"))
+            Directory.CreateDirectory nested |> ignore
+            File.Copy(Path.Combine(recordings, "2_bob_0.wav"), Path.Combine(nested, "z.wav"))
+            File.Copy(Path.Combine(recordings, "1_ann_0.wav"), temp.Combine(Path.Combine("set", "a.wav")))
+            File.WriteAllText(temp.Combine(Path.Combine("set", "notes.txt")), "not audio")
+            let single = Path.Combine(recordings, "1_bob_1.wav")
+            let model = Path.Combine(out, "model.hnn")
+            let code, stdout, err = run Hybrid.Cli.PredictCommand.run [ "--model"; model; "--device"; "managed"; temp.Combine "set"; single ]
+            Expect.equal code 0 (sprintf "exit code 0 (stderr: %s)" err)
+            let paths = stdout.Trim().Split('\n') |> Array.map (fun l -> l.Trim().Substring(0, l.Trim().IndexOf ": "))
+            Expect.equal paths [| temp.Combine(Path.Combine("set", "a.wav")); Path.Combine(nested, "z.wav"); single |] "the folder's audio files in path order, then the file"
+            let empty = temp.Combine "empty"
+            Directory.CreateDirectory empty |> ignore
+            let code, stdout, err = run Hybrid.Cli.PredictCommand.run [ "--model"; model; "--device"; "managed"; empty; single ]
+            Expect.equal code 1 "a folder without audio is a failure"
+            Expect.stringContains err (sprintf "predict: %s: no audio file in this folder" empty) "named"
+            Expect.equal (stdout.Trim().Split('\n').Length) 1 "the file is still classified"
+        }
+
         TestData.testWithFsdd "option values outside their domain are refused with exit code 2, naming the option and the range" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let common = [ "--data"; dir; "--device"; "managed"; "--no-plots"; "--out"; Path.Combine(dir, "refused") ]
