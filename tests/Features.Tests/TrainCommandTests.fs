@@ -101,6 +101,37 @@ let tests =
             Expect.equal (stdout.Trim().Split('\n').Length) 1 "the file is still classified"
         }
 
+        test "a schema mismatch names the schema and the parameter that differs, then both fingerprints" {
+            let data, out, _ = tinyRun.Value
+            use temp = new DatasetFixtures.TempFolder()
+            let path = Path.Combine(out, "model.hnn")
+            let _, info = Hybrid.Classifier.ModelFile.inspect path
+            use engine = new Hybrid.Dsp.Managed.ManagedEngine()
+            let model, _ = Hybrid.Classifier.ModelFile.load engine info.SchemaFingerprint path
+            let setting key = info.TrainingSettings |> List.find (fun (k, _) -> k = key) |> snd
+            let features = setting "features"
+            let recorded = setting "schema_parameters"
+            let nFft = Text.RegularExpressions.Regex.Match(recorded, "n_fft=([0-9]+)").Groups.[1].Value
+            let changed = recorded.Replace("n_fft=" + nFft + ",", "n_fft=12345,")
+            let stale = temp.Combine "stale.hnn"
+            Hybrid.Classifier.ModelFile.save stale
+                { info with SchemaFingerprint = "0123456789abcdef"
+                            TrainingSettings = info.TrainingSettings |> List.map (fun (k, v) -> k, (if k = "schema_parameters" then changed else v)) } model
+            let audio = Path.Combine(data, "recordings", "1_ann_0.wav")
+            let code, _, err = run Hybrid.Cli.PredictCommand.run [ "--model"; stale; "--device"; "managed"; audio ]
+            Expect.equal code 1 "exit code 1"
+            Expect.stringContains err (sprintf "the model was trained on features '%s'" features) "the schema"
+            Expect.stringContains err (sprintf "n_fft 12345 in the model file, %s here" nFft) "the parameter that differs"
+            Expect.stringEnds (err.Trim()) (sprintf "(input schema fingerprints: model file 0123456789abcdef, features offered %s)." info.SchemaFingerprint) "the fingerprints last"
+            let older = temp.Combine "older.hnn"
+            Hybrid.Classifier.ModelFile.save older
+                { info with SchemaFingerprint = "0123456789abcdef"
+                            TrainingSettings = info.TrainingSettings |> List.filter (fun (k, _) -> k <> "schema_parameters") } model
+            let code, _, err = run Hybrid.Cli.PredictCommand.run [ "--model"; older; "--device"; "managed"; audio ]
+            Expect.equal code 1 "exit code 1"
+            Expect.stringContains err "records no schema_parameters" "a file without the parameter list says it cannot name one"
+        }
+
         TestData.testWithFsdd "option values outside their domain are refused with exit code 2, naming the option and the range" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let common = [ "--data"; dir; "--device"; "managed"; "--no-plots"; "--out"; Path.Combine(dir, "refused") ]
