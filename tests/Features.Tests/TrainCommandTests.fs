@@ -381,8 +381,9 @@ let tests =
                 let code, out, err = run Hybrid.Cli.TrainCommand.run args
                 Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
                 Expect.stringContains out (sprintf "warning %s: truncated file" cut) "the warning is listed"
-                let code, _, err = run Hybrid.Cli.TrainCommand.run (args @ [ "--strict" ])
-                Expect.equal code 1 "--strict exits 1"
+                // A folder of its own: the first run's folder now holds a run, which --out refuses to overwrite.
+                let code, _, err = run Hybrid.Cli.TrainCommand.run (args @ [ "--strict"; "--out"; Path.Combine(dir, "strict") ])
+                Expect.equal code 1 (sprintf "--strict exits 1 (stderr: %s)" err)
                 Expect.stringContains err "3_george_7.wav" "naming the refused file"
                 Expect.stringContains err "truncated file" "and why"))
 
