@@ -192,7 +192,7 @@ let cpuShare (wallMs: float) (cpuMs: float) (threads: int) : float option =
 let contentionWarning (workload: string) (engine: string) (wallMs: float) (cpuMs: float) (threads: int) : string option =
     match cpuShare wallMs cpuMs threads with
     | Some share when share < minimumCpuShare ->
-        Some(sprintf "%s on %s: %.1f ms wall but %.1f ms CPU over %d threads, %.0f%% of their time (expected at least %.0f%%): the cores are probably shared with other processes, so the wall time overstates the workload's cost"
+        Some(sprintf "%s on %s: %.1f ms wall but %.1f ms CPU over %d threads, %.0f%% of their time (expected at least %.0f%%): the cores are probably shared with other processes (or the workload leaves threads idle), so the wall time overstates the workload's cost"
                  workload engine wallMs cpuMs threads (100.0 * share) (100.0 * minimumCpuShare))
     | _ -> None
 
