@@ -33,15 +33,18 @@ run() {  # run NAME COMMAND...: keeps the command's standard output in NAME.json
 }
 for seed in $seeds; do
   if [[ " $protocols " == *" a "* ]]; then
+    [ -s "$out/a-train-$seed.json" ] || rm -rf "$out/runs/a-$seed"  # an unfinished run: train refuses a used --out
     run "a-train-$seed" $cli train --data "$fsdd" --seed "$seed" "${extra[@]}" --no-plots --json --out "$out/runs/a-$seed"
     run "a-$seed" $cli evaluate --model "$out/runs/a-$seed/model.hnn" --data "$sc" --label-map "$digits" --labels "$classes" --json
     [ "${PEER:-0}" = 1 ] && run "a-peer-$seed" nice -n 10 $peer fsdd-to-sc "$fsdd" "$sc" --seed "$seed"
   fi
   if [[ " $protocols " == *" b "* ]]; then
+    [ -s "$out/b-$seed.json" ] || rm -rf "$out/runs/b-$seed"
     run "b-$seed" $cli train --data "$sc" --seed "$seed" "${extra[@]}" --no-plots --json --out "$out/runs/b-$seed"
     [ "${PEER:-0}" = 1 ] && run "b-peer-$seed" nice -n 10 $peer sc35 "$sc" --seed "$seed"
   fi
   if [[ " $protocols " == *" c "* ]]; then
+    [ -s "$out/c-train-$seed.json" ] || rm -rf "$out/runs/c-$seed"
     run "c-train-$seed" $cli train --data "$fsdd" --data "$sc" --label-map "$digits" --labels "$classes" --seed "$seed" "${extra[@]}" --no-plots --json --out "$out/runs/c-$seed"
     run "c-$seed" $cli evaluate --model "$out/runs/c-$seed/model.hnn" --data "$sc" --label-map "$digits" --labels "$classes" --part test --json
   fi

@@ -32,7 +32,8 @@ names=()
 for c in "$@"; do names+=("${c%%=*}"); done
 plain() {  # plain LOSO of candidate $1 at seed $2 (all five outer folds), kept in plain-NAME-seedS.json
   local f="$out/plain-$1-seed$2.json"
-  [ -s "$f" ] || $(cli_of "$1") train --data "$fsdd" --split loso --seed "$2" ${args[$1]} --no-plots --json --out "$out/runs/plain-$1-$2" > "$f" 2> "$out/plain-$1-seed$2.log"
+  # An unfinished run's folder is cleared first: train refuses an --out that holds a run.
+  [ -s "$f" ] || { rm -rf "$out/runs/plain-$1-$2"; $(cli_of "$1") train --data "$fsdd" --split loso --seed "$2" ${args[$1]} --no-plots --json --out "$out/runs/plain-$1-$2" > "$f" 2> "$out/plain-$1-seed$2.log"; }
 }
 # Inner selection per outer speaker (seed 0): LOSO over the remaining speakers, every candidate.
 declare -A chosen
@@ -51,7 +52,7 @@ for outer in $speakers; do
     for s in $inner_seeds; do
       tag="$outer-$name"; [ "$s" = 0 ] || tag="$outer-$name-seed$s"  # seed 0 keeps the name of single-seed runs
       f="$out/inner-$tag.json"
-      [ -s "$f" ] || $(cli_of "$name") train --data "$inner" --split loso --seed "$s" ${args[$name]} --no-plots --json --out "$out/runs/inner-$tag" > "$f" 2> "$out/inner-$tag.log"
+      [ -s "$f" ] || { rm -rf "$out/runs/inner-$tag"; $(cli_of "$name") train --data "$inner" --split loso --seed "$s" ${args[$name]} --no-plots --json --out "$out/runs/inner-$tag" > "$f" 2> "$out/inner-$tag.log"; }
       a=$(check "$f"); echo "inner without $outer, $name, seed $s: $a"
       sum=$(awk "BEGIN{print $sum + $a}"); n=$((n + 1))
     done

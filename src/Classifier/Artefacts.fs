@@ -22,6 +22,8 @@ module Artefacts =
           "early_stopping", (match settings.EarlyStopping with Some p -> string p | None -> "none")
           "seed", string settings.Seed; "device", device ]
         @ Preparation.toSettings settings.Preparation
+        // Every schema parameter, so that a model whose schema later differs can name the parameter that changed.
+        @ [ "schema_parameters", Preparation.schemaParameters settings.Schema ]
         // A schema declared in a user's assembly: predict names the assembly to load when it is not loaded.
         @ (if Schemas.IsPredefined settings.Schema then [] else [ "schema_assembly", Schemas.AssemblyFileOf settings.Schema ])
 

@@ -38,9 +38,10 @@ let private openSource (options: TrainOptions) (data: string option) : string * 
 /// no folder is given; several folders are merged with Dataset.merge, each split on its own by the same split), maps
 /// its labels (`LabelMap`), keeps or folds the chosen labels, splits it (`Split`, else the dataset's own) and gives
 /// every fold a validation part (the dataset's own, else `Validation` of the training part, Split.withValidation).
+/// Labels that no recording carries are dropped (and logged) unless `Labels` or `OtherLabel` names them.
 /// Raises DatasetException for a folder without usable audio, a label map entry no source has, a split the data
 /// cannot make, sources whose own splits differ without --split, a split of several folds over several sources, or
-/// unknown labels.
+/// unknown labels; ArgumentException when `Labels` names a class without recordings or `OtherLabel` would have none.
 let prepareData (options: TrainOptions) : PreparedData =
     let opened = (match options.Data with [] -> [ None ] | folders -> List.map Some folders) |> List.map (openSource options)
     let original = opened |> List.collect (fun (_, labels, _) -> List.ofArray labels) |> set
@@ -53,11 +54,28 @@ let prepareData (options: TrainOptions) : PreparedData =
         match opened with
         | [ (_, _, d) ] -> d
         | several -> Dataset.merge [ for folder, _, d in several -> nonNull (Path.GetFileName(Path.TrimEndingDirectorySeparator folder)), d ]
+    // A class without recordings cannot be learnt: one asked for by name (--labels, --other-label) is refused (an
+    // ArgumentException, the CLI's exit code 2), one the data merely lists (e.g. FSDD's digits absent from a subset) is
+    // dropped with a log line.
     let dataset =
         match options.Labels with
-        | Some labels -> Dataset.selectLabels labels options.OtherLabel dataset
+        | Some labels ->
+            let selected = Dataset.selectLabels labels options.OtherLabel dataset
+            match Dataset.emptyLabels selected |> List.partition (fun l -> Some l = options.OtherLabel) with
+            | [], [] -> selected
+            | _, (_ :: _ as empty) ->
+                raise (ArgumentException(sprintf "--labels names class%s with no recordings in %s: %s (the classes with recordings are %s)" (if empty.Length > 1 then "es" else "")
+                                             dataset.Root (String.concat ", " empty) (String.concat ", " (Dataset.withoutEmptyLabels dataset).Labels)))
+            | other :: _, [] ->
+                raise (ArgumentException(sprintf "--other-label %s would be a class with no recordings: every recording in %s is one of --labels %s (leave --other-label out)"
+                                             other dataset.Root (String.concat "," labels)))
         | None when options.OtherLabel.IsSome -> invalidArg "other-label" "--other-label needs --labels"
-        | None -> dataset
+        | None ->
+            match Dataset.emptyLabels dataset with
+            | [] -> dataset
+            | empty ->
+                options.Log (sprintf "data: dropping %d label%s with no recordings: %s" empty.Length (if empty.Length > 1 then "s" else "") (String.concat ", " empty))
+                Dataset.withoutEmptyLabels dataset
     let sources =
         match dataset.Source with
         | Merged names -> [ for name, (_, _, d) in List.zip names opened -> name, d.Source, dataset.Items |> Array.filter (fun i -> i.Key.StartsWith(name + "/", StringComparison.Ordinal)) ]
@@ -138,9 +156,8 @@ and internal resolveWith (recipe: Recipe) (options: TrainOptions) (data: Prepare
     if epochs < 1 then invalidArg "epochs" (sprintf "epochs must be at least 1, was %d" epochs)
     if batch < 1 then invalidArg "batch-size" (sprintf "batch size must be at least 1, was %d" batch)
     if not (lr > 0.0 && Double.IsFinite lr) then invalidArg "lr" (sprintf "--lr must be a positive, finite learning rate, was %g" lr)
-    let smallest = data.Folds |> Array.map (fun f -> f.Train.Length) |> Array.min
-    if options.BatchSize.IsSome && batch > smallest then
-        invalidArg "batch-size" (sprintf "--batch-size %d is larger than the training part (%d recordings in the smallest fold); use at most %d" batch smallest smallest)
+    // A batch larger than a fold's training rows (windows of every recording and augmented copies, known once the
+    // rows are gathered) is clamped to them by trainFold, with a log line.
     // A model that cannot take the schema's shape is refused before any feature is computed.
     (try recipe.Build (Recipes.inputShape (Array.ofSeq schema.Shape) recipe) (max 2 data.Dataset.Labels.Length) |> ignore
      with :? ArgumentException as e ->
@@ -207,17 +224,26 @@ let internal perSource (dataset: Dataset) (test: Item[]) (probabilities: float32
     | _ -> []
 
 
-/// Where a run writes (step 0 of `train`): `Out`, else runs/DATE-MODEL-SPLIT, created; a fresh run into a used folder
-/// clears that folder's checkpoints (only `--resume` continues them); run.json records the options.
+/// Where a run writes (step 0 of `train`): `Out`, else runs/DATE-MODEL-SPLIT (with -2, -3 ... appended when a run
+/// started in the same second holds that name), created; a fresh run into a used folder clears that folder's
+/// checkpoints and model files (only `--resume` continues a run; the CLI refuses a used `--out` without `--force`);
+/// run.json records the options.
 let outputFolder (options: TrainOptions) (data: PreparedData) (settings: RunSettings) : string =
     let splitName = Split.format settings.Split
     let outDir =
         match options.Out with
         | Some d -> d
-        | None -> Path.Combine("runs", sprintf "%s-%s-%s" (DateTime.Now.ToString "yyyyMMdd-HHmmss") settings.Recipe.Name (splitName.Replace(':', '-').Replace(',', '-')))
+        | None ->
+            let name = Path.Combine("runs", sprintf "%s-%s-%s" (DateTime.Now.ToString "yyyyMMdd-HHmmss") settings.Recipe.Name (splitName.Replace(':', '-').Replace(',', '-')))
+            Seq.initInfinite (fun i -> if i = 0 then name else sprintf "%s-%d" name (i + 1))
+            |> Seq.find (fun d -> (RunFile.runContents d).IsEmpty)
     Directory.CreateDirectory outDir |> ignore
     let checkpointRoot = Path.Combine(outDir, "checkpoints")
-    if options.Resume.IsNone && Directory.Exists checkpointRoot then Directory.Delete(checkpointRoot, true)
+    if options.Resume.IsNone then
+        if Directory.Exists checkpointRoot then Directory.Delete(checkpointRoot, true)
+        // An overwritten run leaves no model file of its own behind (e.g. model-FOLD.hnn of an earlier split).
+        for name in RunFile.runContents outDir do
+            if name.EndsWith(".hnn", StringComparison.Ordinal) then File.Delete(Path.Combine(outDir, name))
     RunFile.write outDir data.Folders options settings.AugmentPool settings.Preparation.Clips.Trim
     Path.GetFullPath outDir
 
@@ -266,6 +292,11 @@ let private saveModel (ctx: RunContext) (fold: SplitFold) (stats: Normalization.
         model
     file
 
+/// The batch size a fold trains with when `batchSize` exceeds its `rows` training rows (Some rows, at least 1), else
+/// None (the batch size stands).
+let batchFor (batchSize: int) (rows: int) : int option =
+    if batchSize > rows then Some(max 1 rows) else None
+
 /// One fold of `train`: its feature rows (FeatureStore.foldFeatures), the fitted network (Fit.foldOn, resuming from
 /// the fold's checkpoints), the test part's metrics (evaluate) and its model file. Returns the fold's result and the
 /// seconds spent gathering rows.
@@ -277,6 +308,14 @@ let internal trainFold (ctx: RunContext) (fold: SplitFold) : FoldResult * float 
     let features = FeatureStore.foldFeatures ctx.Engine s ctx.Store work fold
     let gatherSeconds = gather.Elapsed.TotalSeconds
     log (foldLine ctx fold features gatherSeconds)
+    // A batch cannot hold more rows than the fold has: one batch of all of them per step instead (the model file
+    // still records the batch size asked for).
+    let s =
+        match batchFor s.BatchSize features.Train.Count with
+        | Some rows ->
+            log (sprintf "fold %s: the batch size %d is larger than its %d training rows; training on batches of %d rows" fold.Name s.BatchSize features.Train.Count rows)
+            { s with BatchSize = rows }
+        | None -> s
     let bar, callback = progressOf ctx fold features.Train.Count
     let watch = Stopwatch.StartNew()
     let model, fit =

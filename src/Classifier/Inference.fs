@@ -182,6 +182,25 @@ module Inference =
             with :? ArgumentException as e -> raise (ModelFileException(modelPath, sprintf "training setting 'feature_parameters' is invalid: %s" e.Message))
         schema, Preparation.ofSettings modelPath schema info.TrainingSettings
 
+    /// Why a model file's schema fingerprint differs from `schema`'s (the schema its settings name, as this library
+    /// lays it out), in words for SchemaMismatchException: the schema's name and recorded run-time parameters, and
+    /// the parameters whose values differ where the file records them all (`schema_parameters`), else that it cannot
+    /// tell (files written before they were recorded), or that the parameters agree and the layout differs.
+    let mismatchDetail (info: ModelInfo) (schema: FeatureSchemaInfo) : string =
+        let find key = info.TrainingSettings |> List.tryFind (fun (k, _) -> k = key) |> Option.map snd
+        let trained =
+            match find "feature_parameters" with
+            | Some v when v <> "" -> sprintf "features '%s' with feature_parameters %s" schema.Name v
+            | _ -> sprintf "features '%s' as declared" schema.Name
+        match find "schema_parameters" with
+        | Some recorded ->
+            match Preparation.parameterDifferences recorded schema with
+            | [] -> sprintf "the model was trained on %s, whose parameters are unchanged but whose members or layout differ in this library" trained
+            | differences ->
+                let listed = differences |> List.map (fun (n, was, now) -> sprintf "%s %s in the model file, %s here" n was now) |> String.concat "; "
+                sprintf "the model was trained on %s, and schema '%s' differs in this library: %s" trained schema.Name listed
+        | None -> sprintf "the model was trained on %s, which this library lays out differently (the file records no schema_parameters to name the parameter that changed)" trained
+
     /// The train-fitted standardisation stored in a model file. Raises ModelFileException when it is missing.
     let internal storedStats (modelPath: string) (schema: FeatureSchemaInfo) (info: ModelInfo) : Normalization.Stats =
         let find name =
@@ -204,6 +223,8 @@ module Inference =
         let model, info =
             ModelFile.loadChecked engine (fun info ->
                 let schema, preparation = preparationOf modelPath info
+                if schema.Fingerprint <> info.SchemaFingerprint then
+                    raise (Hybrid.Classifier.SchemaMismatchException(modelPath, schema.Fingerprint, info.SchemaFingerprint, mismatchDetail info schema))
                 prepared <- Some(schema, preparation)
                 schema.Fingerprint) modelPath
         let schema, preparation = Option.get prepared

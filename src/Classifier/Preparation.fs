@@ -31,6 +31,23 @@ module Preparation =
           "trim", Trim.format p.Clips.Trim
           "loudness", (match p.Clips.Loudness with Some v -> v.ToString("R", Globalization.CultureInfo.InvariantCulture) | None -> "none") ]
 
+    /// Every parameter of `schema` as model files record it (`schema_parameters`): "name=value" for each librosa name
+    /// of FeatureParameters.Names, joined by commas (e.g. "sr=8000,clip_samples=8192,n_fft=256,..."), so that a file
+    /// whose schema no longer matches can say which parameter changed.
+    let schemaParameters (schema: FeatureSchemaInfo) : string =
+        FeatureParameters.Names |> Seq.map (fun n -> n + "=" + schema.Parameters.ValueText n) |> String.concat ","
+
+    /// The parameters whose value in `recorded` (schemaParameters' text) differs from `schema`'s: (name, recorded
+    /// value, schema's value) in the order of `recorded`; names this library does not know and malformed pairs are
+    /// skipped.
+    let parameterDifferences (recorded: string) (schema: FeatureSchemaInfo) : (string * string * string) list =
+        [ for pair in recorded.Split(',', StringSplitOptions.RemoveEmptyEntries ||| StringSplitOptions.TrimEntries) do
+            match pair.Split('=', 2) with
+            | [| name; value |] when Seq.contains name FeatureParameters.Names ->
+                let today = schema.Parameters.ValueText name
+                if today <> value then yield name, value, today
+            | _ -> () ]
+
     /// The longest clip, window or recording cut (in samples) a model file may declare: 2^24, 35 minutes at 8 kHz, so a
     /// forged file cannot make inference allocate without bound.
     [<Literal>]

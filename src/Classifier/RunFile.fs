@@ -58,6 +58,20 @@ module RunFile =
           Seed: Nullable<int>
           FeatureParameters: FeatureParametersRecord | null }
 
+    /// What in `dir` shows that a training run wrote there: `model.hnn` or `model-FOLD.hnn` files, `run.json` and the
+    /// `checkpoints` folder, as names relative to `dir` in that order (empty when `dir` is absent or holds none).
+    /// `train` refuses to start a fresh run in such a folder unless told to overwrite it (`--force`) or to continue it
+    /// (`--resume`).
+    let runContents (dir: string) : string list =
+        if not (Directory.Exists dir) then []
+        else
+            [ yield! Directory.GetFiles(dir, "model*.hnn")
+                     |> Array.map (fun f -> nonNull (Path.GetFileName f))
+                     |> Array.filter (fun n -> n = "model.hnn" || n.StartsWith("model-", StringComparison.Ordinal))
+                     |> Array.sort
+              if File.Exists(Path.Combine(dir, FileName)) then FileName
+              if Directory.Exists(Path.Combine(dir, "checkpoints")) then "checkpoints" ]
+
     let private json = JsonSerializerOptions(PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true)
 
     let private pairs (p: string[][] | null) (what: string) =

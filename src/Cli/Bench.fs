@@ -167,7 +167,34 @@ type Result =
       synchronizations: int option
       /// Median CPU time of a run summed over all threads: compare with median_ms * threads when the
       /// machine is shared (wall time then includes waiting for the cores).
-      cpu_ms: float }
+      cpu_ms: float
+      /// Threads a CPU engine computes on (the managed engine's MaxThreads, the processor count for ilgpu-cpu); absent
+      /// for device engines, whose CPU time is mostly spent waiting.
+      threads: int option
+      /// cpu_ms / (median_ms * threads): the share of its threads' time the run spent computing (cpuShare).
+      cpu_share: float option
+      /// The contention warning (contentionWarning), when the share is below minimumCpuShare.
+      warning: string option }
+
+/// Below this share of the threads' time spent computing (cpu_ms / (median_ms * threads)), a CPU engine's wall time is
+/// taken to include waiting for cores that other processes hold, and `bench` warns.
+[<Literal>]
+let minimumCpuShare = 0.6
+
+/// The share of `threads` threads' time over `wallMs` that a run spent computing (`cpuMs` summed over all threads);
+/// None without a positive wall time and thread count.
+let cpuShare (wallMs: float) (cpuMs: float) (threads: int) : float option =
+    if wallMs > 0.0 && threads > 0 then Some(cpuMs / (wallMs * float threads)) else None
+
+/// The warning `bench` prints for a workload whose wall time is far above its CPU time per thread: Some text when the
+/// run computed less than minimumCpuShare of its threads' time (other processes probably held the cores, or the
+/// workload does not keep every thread busy), else None.
+let contentionWarning (workload: string) (engine: string) (wallMs: float) (cpuMs: float) (threads: int) : string option =
+    match cpuShare wallMs cpuMs threads with
+    | Some share when share < minimumCpuShare ->
+        Some(sprintf "%s on %s: %.1f ms wall but %.1f ms CPU over %d threads, %.0f%% of their time (expected at least %.0f%%): the cores are probably shared with other processes (or the workload leaves threads idle), so the wall time overstates the workload's cost"
+                 workload engine wallMs cpuMs threads (100.0 * share) (100.0 * minimumCpuShare))
+    | _ -> None
 
 /// The kernel's peak resident set of this process (VmHWM in /proc/self/status) in bytes, when readable.
 let private residentPeak () =
@@ -271,6 +298,13 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
     // CPU time tells how much of the wall time was spent computing when other processes share the cores.
     let cpuMedian = medianOf cpu
     eprintfn "bench: %s on %s: median %.1f ms wall, %.1f ms CPU (all threads)" w.Name engine.Name median cpuMedian
+    let threads =
+        match engine with
+        | :? Hybrid.Dsp.Managed.ManagedEngine as m -> Some m.MaxThreads
+        | e when e.Name = "ilgpu-cpu" -> Some Environment.ProcessorCount
+        | _ -> None
+    let warning = threads |> Option.bind (contentionWarning w.Name engine.Name median cpuMedian)
+    warning |> Option.iter (eprintfn "bench: warning: %s")
     let total kind = transfers |> Option.map (fun (counts: TransferCount list) -> counts |> List.filter (fun c -> c.Kind = kind) |> List.sumBy _.Count)
     transfers
     |> Option.iter (fun counts ->
@@ -291,7 +325,10 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
       host_to_device = total TransferKind.HostToDevice
       device_to_host = total TransferKind.DeviceToHost
       synchronizations = total TransferKind.Synchronize
-      cpu_ms = cpuMedian }
+      cpu_ms = cpuMedian
+      threads = threads
+      cpu_share = threads |> Option.bind (cpuShare median cpuMedian)
+      warning = warning }
 
 /// The engine names --device selects: "all" is every engine available here except ilgpu-cpu (ILGPU's CPU
 /// simulator, a kernel test vehicle about 10x slower than managed; name it to measure it) and except opencl when
@@ -304,15 +341,17 @@ let private engineNames (device: string) =
     | name when Seq.contains name Engines.Names -> [ name ]
     | other -> failwithf "--device: unknown engine '%s' (expected all or one of %s)" other (String.Join(", ", Engines.Names))
 
-/// Formats the results as a markdown table.
+/// Formats the results as a markdown table: wall time (median ms), CPU time over all threads and the share of the
+/// threads' time spent computing side by side, "(!)" after a share that drew a contention warning.
 let table (results: Result list) =
     let opt (f: float -> string) = Option.map f >> Option.defaultValue ""
-    [ yield "| engine | device | workload | median ms | clips/s | audio s/s | GFLOP/s | samples/s | peak MB | CPU ms |"
-      yield "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    [ yield "| engine | device | workload | median ms | CPU ms | CPU share | clips/s | audio s/s | GFLOP/s | samples/s | peak MB |"
+      yield "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
       for r in results ->
-          sprintf "| %s | %s | %s | %.1f | %s | %s | %s | %s | %.0f | %.0f |" r.engine r.device r.workload r.median_ms
+          sprintf "| %s | %s | %s | %.1f | %.0f | %s | %s | %s | %s | %s | %.0f |" r.engine r.device r.workload r.median_ms r.cpu_ms
+              (r.cpu_share |> Option.map (fun v -> sprintf "%.0f%%%s" (100.0 * v) (if r.warning.IsSome then " (!)" else "")) |> Option.defaultValue "")
               (opt (sprintf "%.0f") r.clips_per_s) (opt (sprintf "%.0f") r.audio_s_per_s) (opt (sprintf "%.1f") r.gflops)
-              (opt (sprintf "%.0f") r.samples_per_s) r.peak_mb r.cpu_ms ]
+              (opt (sprintf "%.0f") r.samples_per_s) r.peak_mb ]
     |> String.concat Environment.NewLine
 
 type Arguments =
@@ -354,6 +393,10 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) =
                       let r = measure e runs w
                       yield r ]
         out.WriteLine(table results)
+        let warned = results |> List.filter (fun r -> r.warning.IsSome)
+        if not warned.IsEmpty then
+            out.WriteLine(sprintf "warning: %d workload%s ran on cores shared with other processes (CPU share below %.0f%%; see the warnings above): their wall times overstate the cost"
+                              warned.Length (if warned.Length > 1 then "s" else "") (100.0 * minimumCpuShare))
         match args.TryGetResult Json with
         | Some path ->
             let options = JsonSerializerOptions(WriteIndented = true)

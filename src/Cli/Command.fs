@@ -23,6 +23,47 @@ let families: (System.Type * int) list =
       typeof<Shards.ShardException>, 1; typeof<InvalidDataException>, 1; typeof<System.UnauthorizedAccessException>, 1
       typeof<IOException>, 1; typeof<System.Text.Json.JsonException>, 1; typeof<System.OutOfMemoryException>, 1 ]
 
+/// The Levenshtein distance between two strings (insertions, deletions and substitutions cost 1 each).
+let editDistance (a: string) (b: string) : int =
+    let previous = Array.init (b.Length + 1) id
+    let current = Array.zeroCreate<int> (b.Length + 1)
+    for i in 1 .. a.Length do
+        current.[0] <- i
+        for j in 1 .. b.Length do
+            let cost = if a.[i - 1] = b.[j - 1] then 0 else 1
+            current.[j] <- min (min (previous.[j] + 1) (current.[j - 1] + 1)) (previous.[j - 1] + cost)
+        Array.blit current 0 previous 0 current.Length
+    previous.[b.Length]
+
+/// The name among `candidates` closest to `given` by edit distance (ties: the first), when it is close enough to be a
+/// likely typo: at most 2 edits, or a third of the longer name's length for long names.
+let closest (candidates: string seq) (given: string) : string option =
+    candidates
+    |> Seq.map (fun c -> c, editDistance given c)
+    |> Seq.filter (fun (c, d) -> d > 0 && d <= max 2 (max c.Length given.Length / 3))
+    |> Seq.sortBy snd
+    |> Seq.tryHead
+    |> Option.map fst
+
+/// The lines printed for a command line Argu cannot parse (instead of Argu's message and the whole usage): Argu's
+/// one-line error, for an unknown option the closest option of the command (`did you mean --epochs?`), and where to
+/// find the options (`hybrid NAME --help`). `options` are the command's option names (e.g. "--epochs").
+let parseErrorLines (name: string) (options: string list) (message: string) : string list =
+    let first = message.Split('\n') |> Array.map (fun l -> l.Trim()) |> Array.tryFind (fun l -> l <> "") |> Option.defaultValue message
+    let first = if first.StartsWith("ERROR: ", System.StringComparison.Ordinal) then first.Substring 7 else first
+    let unknown =
+        let m = System.Text.RegularExpressions.Regex.Match(first, "unrecognized argument: '([^']*)'")
+        if m.Success then Some(m.Groups.[1].Value.Split('=').[0]) else None
+    [ sprintf "%s: %s" name first
+      match unknown |> Option.filter (fun u -> u.StartsWith "-") |> Option.bind (closest options) with
+      | Some option -> sprintf "did you mean %s?" option
+      | None -> ()
+      sprintf "run 'hybrid %s --help' for its options" name ]
+
+/// The option names of an Argu union, as the command line spells them (e.g. "--epochs"), --help included.
+let optionNames (parser: ArgumentParser<'Args>) : string list =
+    "--help" :: [ for case in parser.GetArgumentCases() do yield! case.CommandLineNames.Value ]
+
 /// Parses `argv` for command `name` and runs `body`; prints usage for --help and `name: message` for errors.
 let run<'Args when 'Args :> IArgParserTemplate> (name: string) (out: TextWriter) (error: TextWriter) (argv: string[]) (body: ParseResults<'Args> -> int) : int =
     let parser = ArgumentParser.Create<'Args>(programName = "hybrid " + name)
@@ -39,7 +80,7 @@ let run<'Args when 'Args :> IArgParserTemplate> (name: string) (out: TextWriter)
             out.WriteLine "                          their names work wherever a schema is named (and in model files)."
         0
     | :? ArguParseException as e ->
-        error.WriteLine e.Message
+        for line in parseErrorLines name (optionNames parser) e.Message do error.WriteLine line
         2
     | :? System.ArgumentException as e -> fail 2 e.Message
     | :? DatasetException as e -> fail 1 e.Message

@@ -72,6 +72,9 @@ let private summarise (dataset: Dataset) (spec: SplitSpec option) (seed: int) =
             | many -> [ for f in many -> f.Name, f.Test.Length ]
         { Dataset = dataset; SplitName = Some(Split.format spec); Parts = parts; Folds = folds }
 
+/// The labels that have items: a layout may list more (FSDD's ten digits in a folder holding some of them).
+let private labelCount (d: Dataset) = d.Labels.Length - (Dataset.emptyLabels d).Length
+
 let private durations (items: Item[]) =
     let d = items |> Array.map (fun i -> i.Duration) |> Array.sort
     if d.Length = 0 then None
@@ -145,7 +148,10 @@ let private writeText (out: TextWriter) (s: Summary) =
             out.WriteLine(sprintf "%s:" title)
             for (k, v) in pairs do
                 out.WriteLine(sprintf "  %-24s %6d" k v)
-    out.WriteLine(sprintf "dataset %s (%s): %d items, %d skipped, %d labels" d.Root (sourceName d.Source) d.Items.Length d.Skipped.Length d.Labels.Length)
+    out.WriteLine(sprintf "dataset %s (%s): %d items, %d skipped, %d labels" d.Root (sourceName d.Source) d.Items.Length d.Skipped.Length (labelCount d))
+    match Dataset.emptyLabels d with
+    | [] -> ()
+    | empty -> out.WriteLine(sprintf "labels without recordings (not counted; train drops them): %s" (String.concat ", " empty))
     match s.SplitName with
     | Some name -> table (sprintf "split %s" name) s.Parts
     | None -> out.WriteLine "split: none (pass --split)"
@@ -179,7 +185,10 @@ let private drawText (console: Spectre.Console.IAnsiConsole) (s: Summary) =
     console.Write(
         Terminal.grid
             [ "dataset", sprintf "%s (%s)" d.Root (sourceName d.Source)
-              "items", sprintf "%d, %d skipped, %d labels" d.Items.Length d.Skipped.Length d.Labels.Length
+              "items", sprintf "%d, %d skipped, %d labels" d.Items.Length d.Skipped.Length (labelCount d)
+              match Dataset.emptyLabels d with
+              | [] -> ()
+              | empty -> "labels without recordings", String.concat ", " empty
               "split", (s.SplitName |> Option.defaultValue "none (pass --split)")
               match durations d.Items with
               | Some (total, low, mean, median, high) -> "duration (s)", sprintf "total %.1f, min %.3f, mean %.3f, median %.3f, max %.3f" total low mean median high
@@ -233,7 +242,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         out.WriteLine(parser.PrintUsage())
         0
     | :? ArguParseException as e ->
-        error.WriteLine e.Message
+        for line in Command.parseErrorLines "dataset" (Command.optionNames parser) e.Message do error.WriteLine line
         2
     | :? DatasetException as e ->
         error.WriteLine(sprintf "dataset: %s" e.Message)

@@ -2,7 +2,7 @@
 /// command's Argu union, so the compiler sees that no option lacks one), which states the values the option accepts
 /// and the modes in which it is used. An option given with a value outside its domain, or in a mode that does not use
 /// it, is refused with ArgumentException (exit code 2) naming the option and its valid range or mode, before any data
-/// is read. Checks that need the data (a --batch-size above the training part, fold numbers the dataset lacks) stay
+/// is read. Checks that need the data (--labels naming a class without recordings, fold numbers the dataset lacks) stay
 /// with the library and come after the dataset is opened.
 module Hybrid.Cli.OptionRules
 

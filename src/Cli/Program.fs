@@ -2,32 +2,49 @@
 module Hybrid.Cli.Program
 
 open System
+open System.IO
+open System.Reflection
 
 let private usage =
-    """usage: hybrid <target> [options]   (targets: help, train, predict, evaluate, export, plot, dataset, features, bench, cluster; run with --help for a target's options)
+    """usage: hybrid <target> [options]   (targets: help, train, predict, evaluate, export, plot, dataset, features, bench, cluster; run with --help for a target's options; --version prints the version)
        features, train, predict, evaluate and export also take --schemas PATH.dll (repeatable): an assembly declaring your own feature schemas"""
 
-let private dispatch (args: string list) =
+/// The targets `hybrid` dispatches to.
+let private targets = [ "help"; "train"; "predict"; "evaluate"; "export"; "plot"; "dataset"; "features"; "bench"; "cluster" ]
+
+/// The informational version of the `hybrid` executable (e.g. "0.1.0+COMMIT"), else its assembly version.
+let version () : string =
+    let assembly = typeof<Bench.Result>.Assembly
+    match assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>() with
+    | null -> string (assembly.GetName().Version)
+    | attribute -> attribute.InformationalVersion
+
+let private dispatch (out: TextWriter) (error: TextWriter) (args: string list) =
     match args with
     | [] | [ "help" ] | [ "--help" ] ->
-        printfn "%s" usage
+        out.WriteLine usage
         0
-    | "bench" :: rest -> Bench.run Console.Out Console.Error (Array.ofList rest)
-    | "train" :: rest -> TrainCommand.run Console.Out Console.Error (Array.ofList rest)
-    | "predict" :: rest -> PredictCommand.run Console.Out Console.Error (Array.ofList rest)
-    | "evaluate" :: rest -> EvaluateCommand.run Console.Out Console.Error (Array.ofList rest)
-    | "export" :: rest -> ExportCommand.run Console.Out Console.Error (Array.ofList rest)
-    | "plot" :: rest -> PlotCommand.run Console.Out Console.Error (Array.ofList rest)
-    | "dataset" :: rest -> DatasetCommand.run Console.Out Console.Error (Array.ofList rest)
-    | "features" :: rest -> FeaturesCommand.run Console.Out Console.Error (Array.ofList rest)
-    | "cluster" :: rest -> ClusterCommand.run Console.Out Console.Error (Array.ofList rest)
+    | [ "--version" ] ->
+        out.WriteLine(sprintf "hybrid %s" (version ()))
+        0
+    | "bench" :: rest -> Bench.run out error (Array.ofList rest)
+    | "train" :: rest -> TrainCommand.run out error (Array.ofList rest)
+    | "predict" :: rest -> PredictCommand.run out error (Array.ofList rest)
+    | "evaluate" :: rest -> EvaluateCommand.run out error (Array.ofList rest)
+    | "export" :: rest -> ExportCommand.run out error (Array.ofList rest)
+    | "plot" :: rest -> PlotCommand.run out error (Array.ofList rest)
+    | "dataset" :: rest -> DatasetCommand.run out error (Array.ofList rest)
+    | "features" :: rest -> FeaturesCommand.run out error (Array.ofList rest)
+    | "cluster" :: rest -> ClusterCommand.run out error (Array.ofList rest)
     | target :: _ ->
-        eprintfn "hybrid: unknown target '%s'. %s" target usage
+        let hint = Command.closest (targets @ [ "--version" ]) target |> Option.map (sprintf " Did you mean '%s'?") |> Option.defaultValue ""
+        error.WriteLine(sprintf "hybrid: unknown target '%s'.%s %s" target hint usage)
         2
 
-/// Loads the assemblies given with --schemas (features, train, predict, export), then runs the target.
-[<EntryPoint>]
-let main argv =
+/// Runs `hybrid` with its arguments (the target first), writing to `out` and `error`: loads the assemblies given with
+/// --schemas (features, train, predict, export), then runs the target. Returns the exit code (0 done; `--version`
+/// prints the informational version and exits 0; 2 for an unknown target).
+let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     // `hybrid train help` is `hybrid train --help`, as `dotnet fsi build.fsx train help` is.
     let argv = argv |> Array.mapi (fun i a -> if i = 1 && a = "help" && argv.Length = 2 then "--help" else a)
     let args =
@@ -39,6 +56,10 @@ let main argv =
         | all -> Ok all
     match args with
     | Error (code, message) ->
-        eprintfn "%s: %s" (Array.tryHead argv |> Option.defaultValue "hybrid") message
+        error.WriteLine(sprintf "%s: %s" (Array.tryHead argv |> Option.defaultValue "hybrid") message)
         code
-    | Ok args -> dispatch args
+    | Ok args -> dispatch out error args
+
+/// The process entry point: `run` on the console's writers.
+[<EntryPoint>]
+let main argv = run Console.Out Console.Error argv

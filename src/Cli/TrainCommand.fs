@@ -46,6 +46,7 @@ type TrainArgs =
     | Device of name: string
     | Seed of seed: int
     | Out of dir: string
+    | Force
     | No_Plots
     | Strict
     | Json
@@ -70,7 +71,7 @@ type TrainArgs =
             | Top_Db _ -> "dynamic range in dB kept below each clip's maximum by the schema variant's dB members, > 0, or none (default: the schema's, 80 for librosa's)."
             | Pcen _ -> "per-channel energy normalisation (librosa.pcen) of the mel bands instead of power_to_db, on the mel spectrogram scaled by 2^31: none, true (librosa's defaults, 0.4:0.98:2:0.5) or TIME_CONSTANT:GAIN:BIAS:POWER (seconds, then gain, bias and power) (default: none; predict replays it)."
             | Epochs _ -> "training epochs (default: the model's)."
-            | Batch_Size _ -> "mini-batch size (default: the model's)."
+            | Batch_Size _ -> "mini-batch size (default: the model's); above a fold's training rows (windows x recordings, plus augmented copies) it is clamped to them, with a log line."
             | Lr _ -> "peak learning rate of the one-cycle schedule (default: the model's)."
             | Augment _ -> "augmentation list: waveform noise:0.005,shift:0.1,gain:6,speed:0.9-1.1,snr:20,background:10-30,reverb:0.1-0.6 and SpecAugment masks of 2-D features freq-mask:BANDS,time-mask:FRAMES (repeat for more masks; 'none' for none; default: the model's)."
             | Augment_Pool _ -> "how many augmented versions (1..64) of each training clip to extract; every epoch draws each clip's augmented row afresh from them (1: the same copy every epoch). Only with waveform augmentation (refused for mlp, logreg and scattering unless --augment adds some). Default: the model's, 3 for cnn2d, 1 for cnn1d; each version costs one more extraction. With --cluster the workers train on each clip's first version only."
@@ -90,7 +91,8 @@ type TrainArgs =
             | Resume _ -> "continue the interrupted run in this folder from its checkpoints, with the settings of its run.json (feature parameters included); an option given with it must repeat the recorded value."
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
             | Seed _ -> "seed of splits, augmentation, initialisation and shuffles, >= 0 (default 0)."
-            | Out _ -> "output folder (default: a new folder under runs/). Feature shards are cached in the folder 'cache' beside it (runs/cache by default), shared by the runs there; delete it to recompute."
+            | Out _ -> "output folder (default: a new folder under runs/). A folder that already holds a run (model.hnn, run.json or checkpoints) is refused unless --force overwrites it or --resume continues it. Feature shards are cached in the folder 'cache' beside it (runs/cache by default), shared by the runs there; delete it to recompute."
+            | Force -> "with --out: overwrite the run already in that folder (its model files, run.json and checkpoints are replaced)."
             | No_Plots -> "skip the PNG plots and report.html (model, metrics.json and confusion CSV are still written)."
             | Strict -> "fail on the first unusable or truncated recording instead of skipping it or warning about it."
             | Json -> "end the output with one JSON line of results."
@@ -150,6 +152,7 @@ let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
     let wholeClip = not mode.Features && mode.Schema |> Option.exists (fun s -> s.ClipSamples > 0 && s.Shape.Count = 2)
     match arg with
     | Resume _ | No_Plots | Strict | Json -> []
+    | Force -> [ OptionRules.UsedOnly(not mode.Resuming, "without --resume (a resumed run continues its folder; --force starts it afresh)") ]
     | Data _ | Model _ | Features _ | Out _ -> []
     | Label_Map text -> [ OptionRules.parsed "FROM=TO,FROM=TO,..." Dataset.parseLabelMap text ]
     | Split text ->
@@ -347,7 +350,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
             let given =
                 [ for arg in args.GetAllResults() do
                     match arg with
-                    | Resume _ | No_Plots | Strict | Json | Cluster _ | Workers _ | Certificate _ -> ()
+                    | Resume _ | Force | No_Plots | Strict | Json | Cluster _ | Workers _ | Certificate _ -> ()
                     | _ -> yield OptionRules.flagOf args.Parser arg ]
             match RunFile.resumeConflicts dir options given with
             | [] -> ()
@@ -357,7 +360,16 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 |> List.map (fun (option, recorded, value) -> sprintf "%s %s conflicts with the run being resumed: %s records %s" option value file recorded)
                 |> String.concat "; "
                 |> fun text -> raise (ArgumentException(text + " (leave the option out to continue the run, or start a new run)"))
-        | None -> ()
+        | None ->
+            // A fresh run does not overwrite a run folder unless told to.
+            match options.Out with
+            | Some dir when not (args.Contains Force) ->
+                match RunFile.runContents dir with
+                | [] -> ()
+                | found ->
+                    raise (ArgumentException(sprintf "--out %s already holds a run (%s): give --force to overwrite it, --resume %s to continue it, or another --out folder"
+                                                 dir (String.concat ", " found) dir))
+            | _ -> ()
         let workers = args.GetResult(Workers, defaultValue = 2)
         let client =
             args.TryGetResult Cluster

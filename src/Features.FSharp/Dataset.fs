@@ -562,6 +562,23 @@ module Dataset =
                 | _, None -> None)
         { dataset with Labels = newLabels; Items = items }
 
+    /// The labels of `dataset` that no item carries, in label order (e.g. FSDD's digits absent from a subset, a class
+    /// folder whose files were all skipped, `selectLabels`' other class when every item is a kept label).
+    let emptyLabels (dataset: Dataset) : string list =
+        let used = dataset.Items |> Array.map (fun i -> i.Label) |> set
+        [ for l in dataset.Labels do if not (used.Contains l) then l ]
+
+    /// The dataset without the labels no item carries (emptyLabels): Labels keeps the others in their order and
+    /// LabelIndex follows; the dataset itself when every label has items.
+    let withoutEmptyLabels (dataset: Dataset) : Dataset =
+        match emptyLabels dataset with
+        | [] -> dataset
+        | empty ->
+            let dropped = set empty
+            let labels = dataset.Labels |> Array.filter (dropped.Contains >> not)
+            let index = labels |> Array.mapi (fun i l -> l, i) |> dict
+            { dataset with Labels = labels; Items = dataset.Items |> Array.map (fun item -> { item with LabelIndex = index.[item.Label] }) }
+
     /// Parses a label map `FROM=TO,FROM=TO,...` (e.g. `zero=0,one=1`): each dataset label FROM is read as TO. Raises
     /// DatasetException naming the bad entry for an entry that is not FROM=TO with both sides non-empty, or a FROM
     /// given twice.

@@ -48,6 +48,47 @@ let tests =
                 Expect.isFalse (err.ToString().Contains "   at ") (sprintf "%s: no stack trace" (e.GetType().Name))
         }
 
+        test "an unknown option prints Argu's error, the closest option and where the options are, not the whole usage" {
+            for name, command, args, expected in
+                [ "train", TrainCommand.run, [ "--epoch"; "3" ], "did you mean --epochs?"
+                  "dataset", DatasetCommand.run, [ "--splt"; "loso" ], "did you mean --split?"
+                  "bench", Bench.run, [ "--run"; "1" ], "did you mean --runs?" ] do
+                use out = new StringWriter()
+                use err = new StringWriter()
+                let code = command out err (Array.ofList args)
+                Expect.equal code 2 (sprintf "%A: exit code 2" args)
+                let lines = err.ToString().Trim().Split('\n') |> Array.map (fun l -> l.Trim())
+                Expect.stringContains lines.[0] (sprintf "%s: unrecognized argument: '%s'" name args.Head) (sprintf "%A: Argu's error first" args)
+                Expect.equal lines.[1] expected (sprintf "%A: the closest option" args)
+                Expect.equal lines.[2] (sprintf "run 'hybrid %s --help' for its options" name) (sprintf "%A: where the options are" args)
+                Expect.equal lines.Length 3 (sprintf "%A: three lines, no usage, was: %s" args (err.ToString()))
+                Expect.equal (out.ToString()) "" (sprintf "%A: nothing on standard output" args)
+        }
+
+        test "closest suggests a name within a few edits and nothing for an unrelated word" {
+            let options = [ "--epochs"; "--early-stopping"; "--split"; "--seed"; "--model" ]
+            Expect.equal (Command.closest options "--epoch") (Some "--epochs") "one deletion"
+            Expect.equal (Command.closest options "--sedd") (Some "--seed") "one substitution"
+            Expect.equal (Command.closest options "--early-stoping") (Some "--early-stopping") "one deletion in a long name"
+            Expect.equal (Command.closest options "--frobnicate") None "nothing close"
+            Expect.equal (Command.editDistance "kitten" "sitting") 3 "Levenshtein's example"
+        }
+
+        test "hybrid --version prints the informational version and exits 0" {
+            use out = new StringWriter()
+            use err = new StringWriter()
+            let code = Program.run out err [| "--version" |]
+            Expect.equal code 0 "exit code 0"
+            let text = out.ToString().Trim()
+            Expect.stringStarts text "hybrid 0.1.0" "the version of Directory.Build.props"
+            Expect.equal text ("hybrid " + Program.version ()) "the informational version"
+            Expect.equal (err.ToString()) "" "no error"
+            use out2 = new StringWriter()
+            use err2 = new StringWriter()
+            Expect.equal (Program.run out2 err2 [| "trian" |]) 2 "an unknown target is exit code 2"
+            Expect.stringContains (err2.ToString()) "Did you mean 'train'?" "with the closest target"
+        }
+
         test "a subclass of a family gets its family's code (DirectoryNotFoundException is an I/O error)" {
             use out = new StringWriter()
             use err = new StringWriter()

@@ -23,6 +23,15 @@ let private counts (e: JsonElement) =
 [<Tests>]
 let tests =
     testList "DatasetCommand" [
+        testCase "the label count is the labels that have recordings; labels a layout lists without any are named apart" <| fun () ->
+            use temp = new TempFolder()
+            writeFsdd temp.Path [ 1; 2 ] [ "ann"; "bob" ] [ 0; 5 ]
+            let code, out, _ = run [ "--data"; temp.Path ]
+            Expect.equal code 0 "exit code"
+            Expect.stringContains out "8 items, 0 skipped, 2 labels" "two digits have recordings"
+            Expect.stringContains out "labels without recordings (not counted; train drops them): 0, 3, 4, 5, 6, 7, 8, 9" "FSDD's other digits named apart"
+            Expect.equal (Hybrid.Features.Dataset.openFolder false temp.Path |> Hybrid.Features.Dataset.withoutEmptyLabels).Labels [| "1"; "2" |] "withoutEmptyLabels keeps the two"
+
         testCase "prints one JSON object with items, skipped, splits, labels and speakers" <| fun () ->
             use temp = new TempFolder()
             writeFsdd temp.Path [ 0 .. 9 ] [ "ann"; "bob" ] [ 0; 10; 11; 12; 13; 14 ]

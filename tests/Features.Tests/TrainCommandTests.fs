@@ -11,16 +11,133 @@ let private run = Commands.run
 /// Two speakers, every digit, indexes 0-7.
 let private withSubset (fsdd: string) (body: string -> unit) = Commands.withFsddSubset fsdd [ "george"; "nicolas" ] [ 0 .. 7 ] body
 
+/// A tiny run shared by the tests below (trained once, on first use): logreg for one epoch with --batch-size 100000 on
+/// synthetic FSDD-named tones of digits 1 and 2 (FSDD lists ten digits) by two speakers, indexes 0-6. Returns the
+/// data folder, the run folder and the run's standard output.
+let private tinyRun =
+    lazy (
+        let root = Path.Combine(Path.GetTempPath(), "hybrid-tiny-run-" + Guid.NewGuid().ToString("N"))
+        AppDomain.CurrentDomain.ProcessExit.Add(fun _ -> try Directory.Delete(root, true) with _ -> ())
+        let data = Path.Combine(root, "data")
+        DatasetFixtures.writeFsdd data [ 1; 2 ] [ "ann"; "bob" ] [ 0 .. 6 ]
+        let out = Path.Combine(root, "run")
+        let code, stdout, err =
+            run Hybrid.Cli.TrainCommand.run [ "--data"; data; "--model"; "logreg"; "--epochs"; "1"; "--batch-size"; "100000"; "--device"; "managed"; "--no-plots"; "--out"; out ]
+        if code <> 0 then failwithf "the tiny run failed with exit code %d: %s" code err
+        data, out, stdout)
+
 [<Tests>]
 let tests =
     testSequenced <| testList "TrainCommand" [
+        test "--out naming a folder that holds a run is refused with exit code 2 unless --force overwrites it" {
+            use temp = new DatasetFixtures.TempFolder()
+            // Data that does not exist: a command line that passes the check fails on it with exit code 1.
+            let nowhere = temp.Combine "no-such-data"
+            for marker in [ "run.json"; "model.hnn"; "model-george.hnn"; "checkpoints" ] do
+                let dir = temp.Combine("run-" + marker)
+                Directory.CreateDirectory dir |> ignore
+                if marker = "checkpoints" then Directory.CreateDirectory(Path.Combine(dir, marker)) |> ignore
+                else File.WriteAllText(Path.Combine(dir, marker), "{}")
+                let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--data"; nowhere; "--model"; "logreg"; "--out"; dir ]
+                Expect.equal code 2 (sprintf "%s: exit code 2 (stderr: %s)" marker err)
+                Expect.stringContains err (sprintf "--out %s already holds a run (%s)" dir marker) (sprintf "%s: names the folder and what it holds" marker)
+                Expect.stringContains err "--force" (sprintf "%s: and the way out" marker)
+                let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--data"; nowhere; "--model"; "logreg"; "--out"; dir; "--force" ]
+                Expect.equal code 1 (sprintf "%s: --force passes the check and meets the missing data (stderr: %s)" marker err)
+                Expect.isFalse (err.Contains "already holds") (sprintf "%s: no refusal with --force" marker)
+            let other = temp.Combine "other"
+            Directory.CreateDirectory other |> ignore
+            File.WriteAllText(Path.Combine(other, "notes.txt"), "not a run")
+            let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--data"; nowhere; "--model"; "logreg"; "--out"; other ]
+            Expect.equal code 1 (sprintf "a folder without a run is used (stderr: %s)" err)
+            let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--resume"; other; "--force" ]
+            Expect.equal code 2 "--force with --resume is refused"
+            Expect.stringContains err "--force applies only without --resume" "naming why"
+            Expect.isTrue (Hybrid.Classifier.RunFile.runContents (temp.Combine "absent")).IsEmpty "an absent folder holds no run"
+        }
+
+        test "--labels naming a class without recordings, or --other-label with nothing to fold, is refused with exit code 2" {
+            use temp = new DatasetFixtures.TempFolder()
+            DatasetFixtures.writeFsdd temp.Path [ 1; 2 ] [ "ann"; "bob" ] [ 0 .. 6 ]
+            let common = [ "--data"; temp.Path; "--model"; "logreg"; "--epochs"; "1"; "--device"; "managed"; "--no-plots"; "--out"; temp.Combine "run" ]
+            let code, _, err = run Hybrid.Cli.TrainCommand.run (common @ [ "--labels"; "1,3,4" ])
+            Expect.equal code 2 (sprintf "exit code 2 (stderr: %s)" err)
+            Expect.stringContains err "--labels names classes with no recordings" "the refusal"
+            Expect.stringContains err ": 3, 4 (the classes with recordings are 1, 2)" "naming the empty classes and the others"
+            let code, _, err = run Hybrid.Cli.TrainCommand.run (common @ [ "--labels"; "1,2"; "--other-label"; "unknown" ])
+            Expect.equal code 2 (sprintf "exit code 2 (stderr: %s)" err)
+            Expect.stringContains err "--other-label unknown would be a class with no recordings" "an empty other class"
+        }
+
+        test "a batch size above a fold's training rows trains on all of them, saying so; labels without recordings are dropped" {
+            let _, out, log = tinyRun.Value
+            Expect.stringContains log "data: dropping 8 labels with no recordings: 0, 3, 4, 5, 6, 7, 8, 9" "the dropped labels, named"
+            Expect.stringContains log "the batch size 100000 is larger than its" "the clamped batch"
+            Expect.stringContains log "training rows; training on batches of" "said once"
+            let _, info = Hybrid.Classifier.ModelFile.inspect (Path.Combine(out, "model.hnn"))
+            Expect.equal info.Labels [ "1"; "2" ] "a model of the two classes with recordings"
+        }
+
+        test "predict takes folders (every audio file under them, in path order) mixed with files" {
+            let data, out, _ = tinyRun.Value
+            use temp = new DatasetFixtures.TempFolder()
+            let recordings = Path.Combine(data, "recordings")
+            let nested = temp.Combine(Path.Combine("set", "b"))
+            Directory.CreateDirectory nested |> ignore
+            File.Copy(Path.Combine(recordings, "2_bob_0.wav"), Path.Combine(nested, "z.wav"))
+            File.Copy(Path.Combine(recordings, "1_ann_0.wav"), temp.Combine(Path.Combine("set", "a.wav")))
+            File.WriteAllText(temp.Combine(Path.Combine("set", "notes.txt")), "not audio")
+            let single = Path.Combine(recordings, "1_bob_1.wav")
+            let model = Path.Combine(out, "model.hnn")
+            let code, stdout, err = run Hybrid.Cli.PredictCommand.run [ "--model"; model; "--device"; "managed"; temp.Combine "set"; single ]
+            Expect.equal code 0 (sprintf "exit code 0 (stderr: %s)" err)
+            let paths = stdout.Trim().Split('\n') |> Array.map (fun l -> l.Trim().Substring(0, l.Trim().IndexOf ": "))
+            Expect.equal paths [| temp.Combine(Path.Combine("set", "a.wav")); Path.Combine(nested, "z.wav"); single |] "the folder's audio files in path order, then the file"
+            let empty = temp.Combine "empty"
+            Directory.CreateDirectory empty |> ignore
+            let code, stdout, err = run Hybrid.Cli.PredictCommand.run [ "--model"; model; "--device"; "managed"; empty; single ]
+            Expect.equal code 1 "a folder without audio is a failure"
+            Expect.stringContains err (sprintf "predict: %s: no audio file in this folder" empty) "named"
+            Expect.equal (stdout.Trim().Split('\n').Length) 1 "the file is still classified"
+        }
+
+        test "a schema mismatch names the schema and the parameter that differs, then both fingerprints" {
+            let data, out, _ = tinyRun.Value
+            use temp = new DatasetFixtures.TempFolder()
+            let path = Path.Combine(out, "model.hnn")
+            let _, info = Hybrid.Classifier.ModelFile.inspect path
+            use engine = new Hybrid.Dsp.Managed.ManagedEngine()
+            let model, _ = Hybrid.Classifier.ModelFile.load engine info.SchemaFingerprint path
+            let setting key = info.TrainingSettings |> List.find (fun (k, _) -> k = key) |> snd
+            let features = setting "features"
+            let recorded = setting "schema_parameters"
+            let nFft = Text.RegularExpressions.Regex.Match(recorded, "n_fft=([0-9]+)").Groups.[1].Value
+            let changed = recorded.Replace("n_fft=" + nFft + ",", "n_fft=12345,")
+            let stale = temp.Combine "stale.hnn"
+            Hybrid.Classifier.ModelFile.save stale
+                { info with SchemaFingerprint = "0123456789abcdef"
+                            TrainingSettings = info.TrainingSettings |> List.map (fun (k, v) -> k, (if k = "schema_parameters" then changed else v)) } model
+            let audio = Path.Combine(data, "recordings", "1_ann_0.wav")
+            let code, _, err = run Hybrid.Cli.PredictCommand.run [ "--model"; stale; "--device"; "managed"; audio ]
+            Expect.equal code 1 "exit code 1"
+            Expect.stringContains err (sprintf "the model was trained on features '%s'" features) "the schema"
+            Expect.stringContains err (sprintf "n_fft 12345 in the model file, %s here" nFft) "the parameter that differs"
+            Expect.stringEnds (err.Trim()) (sprintf "(input schema fingerprints: model file 0123456789abcdef, features offered %s)." info.SchemaFingerprint) "the fingerprints last"
+            let older = temp.Combine "older.hnn"
+            Hybrid.Classifier.ModelFile.save older
+                { info with SchemaFingerprint = "0123456789abcdef"
+                            TrainingSettings = info.TrainingSettings |> List.filter (fun (k, _) -> k <> "schema_parameters") } model
+            let code, _, err = run Hybrid.Cli.PredictCommand.run [ "--model"; older; "--device"; "managed"; audio ]
+            Expect.equal code 1 "exit code 1"
+            Expect.stringContains err "records no schema_parameters" "a file without the parameter list says it cannot name one"
+        }
+
         TestData.testWithFsdd "option values outside their domain are refused with exit code 2, naming the option and the range" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let common = [ "--data"; dir; "--device"; "managed"; "--no-plots"; "--out"; Path.Combine(dir, "refused") ]
                 for flags, expected in
                     [ [ "--model"; "logreg"; "--lr"; "-1" ], "--lr must be a finite number > 0, i.e. in (0, inf), was -1"
                       [ "--model"; "logreg"; "--lr"; "0" ], "--lr must be a finite number > 0, i.e. in (0, inf), was 0"
-                      [ "--model"; "logreg"; "--batch-size"; "100000" ], "--batch-size 100000 is larger than the training part"
                       [ "--model"; "cnn2d"; "--features"; "genre" ], "model 'cnn2d' cannot take features 'genre' of shape [26]"
                       [ "--model"; "logreg"; "--augment"; "freq-mask:4" ], "freq-mask, time-mask and vtlp act on [bands, frames] features; 'genre' has shape [26]"
                       [ "--model"; "cnn2d"; "--augment"; "time-mask:2.5" ], "--augment"
@@ -264,8 +381,9 @@ let tests =
                 let code, out, err = run Hybrid.Cli.TrainCommand.run args
                 Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
                 Expect.stringContains out (sprintf "warning %s: truncated file" cut) "the warning is listed"
-                let code, _, err = run Hybrid.Cli.TrainCommand.run (args @ [ "--strict" ])
-                Expect.equal code 1 "--strict exits 1"
+                // A folder of its own: the first run's folder now holds a run, which --out refuses to overwrite.
+                let code, _, err = run Hybrid.Cli.TrainCommand.run (args @ [ "--strict"; "--out"; Path.Combine(dir, "strict") ])
+                Expect.equal code 1 (sprintf "--strict exits 1 (stderr: %s)" err)
                 Expect.stringContains err "3_george_7.wav" "naming the refused file"
                 Expect.stringContains err "truncated file" "and why"))
 
