@@ -128,13 +128,23 @@ public static class DataParallelTrainer
                 var lostSilos = new List<string>();
                 for (var k = 0; k < replicas.Length; k++)
                 {
+                    // While the cluster reconfigures after a loss, a call to a worker on a live silo can be rejected
+                    // (its directory entry lived on the lost silo): a few tries before it counts as lost.
                     var loaded = false;
-                    try { loaded = await replicas[k].IsLoaded().WaitAsync(timeout, cancellationToken); }
-                    catch (Exception probe) when (IsLoss(probe)) { }
+                    for (var attempt = 0; attempt < 3 && !loaded; attempt++)
+                    {
+                        try { loaded = await replicas[k].IsLoaded().WaitAsync(timeout, cancellationToken); }
+                        catch (TimeoutException) { break; }
+                        catch (Exception probe) when (IsLoss(probe)) { await Task.Delay(500, cancellationToken); }
+                    }
                     if (loaded) alive++;
                     else if (infos is not null) lostSilos.Add(infos[k].Silo);
                 }
                 await AwaitMembership(grains, lostSilos, timeout, cancellationToken);
+                // The next generation is placed on the silos still active, up to the workers this one had: a live
+                // silo whose worker could not be reached still takes a worker.
+                var active = await ActiveSilos(grains, timeout, cancellationToken);
+                alive = Math.Max(alive, Math.Min(workers, active));
                 foreach (var r in replicas)
                 {
                     try { await r.Close().WaitAsync(timeout, cancellationToken); }
@@ -166,6 +176,18 @@ public static class DataParallelTrainer
             catch (Exception e) when (IsLoss(e)) { }
             await Task.Delay(250, cancellationToken);
         }
+    }
+
+    /// <summary>The number of silos the cluster's membership lists as active (0 when it cannot be asked).</summary>
+    private static async Task<int> ActiveSilos(IGrainFactory grains, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var management = grains.GetGrain<IManagementGrain>(0);
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            try { return (await management.GetHosts(onlyActive: true).WaitAsync(timeout, cancellationToken)).Count; }
+            catch (Exception e) when (IsLoss(e)) { await Task.Delay(250, cancellationToken); }
+        }
+        return 0;
     }
 
     private static async Task<T> Bounded<T>(Task<T> task, TimeSpan timeout, string directory, string what)
