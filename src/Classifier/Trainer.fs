@@ -88,17 +88,7 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
                 device.View(stats, int64 start, n), device.View(stats, int64 (count + start), n), status)
             model.Backward dLogits
             clipNorm |> Option.iter (fun c -> device.ClipScale(grads, c, status))
-            state.Step <- state.Step + 1
-            let lr = float32 (rateOf b)
-            let slots = state.FlatSlots.Value
-            match optimizer with
-            | Sgd o -> device.SgdUpdateGuarded(values, grads, slots[0], lr, float32 o.Momentum, o.Nesterov, float32 o.WeightDecay, status, clipNorm.IsSome)
-            | Adam o ->
-                device.AdamUpdateGuarded(values, grads, slots[0], slots[1], lr, float32 o.Beta1, float32 o.Beta2, float32 o.Epsilon,
-                                         float32 o.WeightDecay, false, state.Step, status, clipNorm.IsSome)
-            | AdamW o ->
-                device.AdamUpdateGuarded(values, grads, slots[0], slots[1], lr, float32 o.Beta1, float32 o.Beta2, float32 o.Epsilon,
-                                         float32 o.WeightDecay, true, state.Step, status, clipNorm.IsSome)
+            Optimizers.stepFlat device optimizer (rateOf b) state values grads status clipNorm.IsSome
         device.FlagNonFinite(values, status, DeviceStatus.WeightsNotFinite)
         // The interval's one device-to-host read.
         let result = Array.zeroCreate<float32> (int stats.Length)
