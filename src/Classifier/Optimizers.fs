@@ -3,25 +3,6 @@ namespace Hybrid.Classifier
 open System
 open Hybrid.Dsp
 
-/// Settings of stochastic gradient descent (PyTorch's torch.optim.SGD semantics).
-type SgdSettings =
-    { LearningRate: float
-      /// Momentum factor (0 for plain SGD).
-      Momentum: float
-      /// Nesterov momentum (Sutskever et al. 2013).
-      Nesterov: bool
-      /// L2 penalty added to the gradient.
-      WeightDecay: float }
-
-/// Settings of Adam and AdamW.
-type AdamSettings =
-    { LearningRate: float
-      Beta1: float
-      Beta2: float
-      Epsilon: float
-      /// Adam: L2 penalty added to the gradient; AdamW: decoupled decay p *= 1 - lr * WeightDecay.
-      WeightDecay: float }
-
 /// An optimizer: one shared `step` applies the per-optimizer update rule to every parameter.
 type Optimizer =
     | Sgd of SgdSettings
@@ -63,9 +44,9 @@ module Optimizer =
     /// Slots of state per parameter (velocity; or first and second moments).
     let internal slotCount optimizer =
         match optimizer with
-        | Sgd _ -> 1
+        | Sgd _ -> SgdRule.slotCount
         | Adam _
-        | AdamW _ -> 2
+        | AdamW _ -> AdamRule.slotCount
 
 /// Evaluating schedules.
 [<RequireQualifiedAccess>]
@@ -125,7 +106,8 @@ module internal Optimizers =
                 ops.Scale(p.Grad, scale)
         norm
 
-    /// One optimization step of every parameter at learning rate `learningRate` (the schedule already applied).
+    /// One optimization step of every parameter at learning rate `learningRate` (the schedule already applied): the
+    /// optimizer's update rule (SgdRule, AdamRule) applied parameter by parameter with its slots in `state`.
     let step (ops: INnOps) (optimizer: Optimizer) (learningRate: float) (state: OptimizerState) (parameters: Param[]) =
         state.Step <- state.Step + 1
         let lr = float32 learningRate
@@ -133,8 +115,20 @@ module internal Optimizers =
         |> Array.iteri (fun i p ->
             let s = state.Slots[i]
             match optimizer with
-            | Sgd o -> ops.SgdUpdate(p.Value, p.Grad, s[0], lr, float32 o.Momentum, o.Nesterov, float32 o.WeightDecay)
-            | Adam o ->
-                ops.AdamUpdate(p.Value, p.Grad, s[0], s[1], lr, float32 o.Beta1, float32 o.Beta2, float32 o.Epsilon, float32 o.WeightDecay, false, state.Step)
-            | AdamW o ->
-                ops.AdamUpdate(p.Value, p.Grad, s[0], s[1], lr, float32 o.Beta1, float32 o.Beta2, float32 o.Epsilon, float32 o.WeightDecay, true, state.Step))
+            | Sgd o -> SgdRule.update ops o lr p.Value p.Grad s
+            | Adam o -> AdamRule.update ops o false lr state.Step p.Value p.Grad s
+            | AdamW o -> AdamRule.update ops o true lr state.Step p.Value p.Grad s)
+
+    /// One optimization step of a device engine's flat parameters `values` and gradients `grads` (see `Model.Flat`) at
+    /// learning rate `learningRate`, in one guarded launch of the optimizer's update rule over `state.FlatSlots`:
+    /// skipped on the device while `status` records a non-finite loss, the gradient first multiplied by `status`'s
+    /// clipping scale when `clipped`. Raises InvalidOperationException when `state` was built without flat slots.
+    let stepFlat (device: INnDeviceTraining) (optimizer: Optimizer) (learningRate: float) (state: OptimizerState)
+                 (values: Tensor) (grads: Tensor) (status: Tensor) (clipped: bool) =
+        state.Step <- state.Step + 1
+        let lr = float32 learningRate
+        let slots = state.FlatSlots.Value
+        match optimizer with
+        | Sgd o -> SgdRule.updateFlat device o lr values grads slots status clipped
+        | Adam o -> AdamRule.updateFlat device o false lr state.Step values grads slots status clipped
+        | AdamW o -> AdamRule.updateFlat device o true lr state.Step values grads slots status clipped
