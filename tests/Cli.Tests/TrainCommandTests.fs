@@ -1,10 +1,11 @@
-module Hybrid.FeaturesTests.TrainCommandTests
+module Hybrid.CliTests.TrainCommandTests
 
 open System
 open System.IO
 open System.Text.Json
 open Expecto
 open Hybrid.TestSupport
+open Hybrid.FeaturesTests
 
 let private run = Commands.run
 

@@ -1,5 +1,5 @@
 /// `hybrid evaluate`: options checked before anything is read, the JSON line, the files and the exit codes.
-module Hybrid.FeaturesTests.EvaluateCommandTests
+module Hybrid.CliTests.EvaluateCommandTests
 
 open System
 open System.IO
