@@ -6,6 +6,7 @@ module Hybrid.CliTests.ClusterFeaturesCommandTests
 open System
 open System.IO
 open Expecto
+open Hybrid.TestSupport.Speed
 open Hybrid.Dsp
 open Hybrid.Features
 open Hybrid.Features.Schemas
@@ -60,7 +61,7 @@ let private cleanUp (root: string) =
 
 [<Tests>]
 let tests =
-    testSequencedGroup "orleans" <| testList "FeaturesCommand" [
+    testSequencedGroup "orleans" << slow <| testList "FeaturesCommand" [
         testCase "--cluster with a truncated and a non-audio .wav among good files: the local run's output, skipped report and exit code" (fun () ->
             let root = badDataset ()
             try
