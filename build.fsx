@@ -55,10 +55,13 @@ let testProjects () =
 let countLine = Regex(@"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$")
 let ansi = Regex(@"\x1b\[[0-9;]*m")
 
-/// `test [--fsdd DIR] [--require-data] [-- EXPECTO ARGS]`: every Expecto suite, then the summed count line.
+/// `test [--quick] [--fsdd DIR] [--require-data] [-- EXPECTO ARGS]`: every Expecto suite, then the summed count line.
+/// `--quick` sets HYBRID_QUICK=1, under which every suite reports its slow tests (TestSupport's `Speed.slow`: training,
+/// packing, long fuzzing, Orleans silos) as skipped without running them; CI (.ci/run) runs everything.
 let test (args: string list) =
     let rec parse env rest =
         function
+        | "--quick" :: tail -> parse (("HYBRID_QUICK", "1") :: env) rest tail
         | "--fsdd" :: dir :: tail -> parse (("HYBRID_FSDD", Path.GetFullPath dir) :: env) rest tail
         | "--require-data" :: tail -> parse (("HYBRID_REQUIRE_DATA", "1") :: env) rest tail
         | "--" :: tail -> env, rest @ tail
@@ -66,6 +69,8 @@ let test (args: string list) =
         | [] -> env, rest
     let env, expectoArgs = parse [] [] args
     build ()
+    if List.exists (fun (k, _) -> k = "HYBRID_QUICK") env then
+        printfn "test: --quick: slow tests (training, packing, long fuzzing, Orleans silos) are reported skipped"
     let mutable passed, failed, skipped = 0, 0, 0
     for (name, dll) in testProjects () do
         printfn "test: %s" name
@@ -145,7 +150,8 @@ let help () =
     printfn "usage: dotnet fsi build.fsx <target> [options]   (`dotnet fsi build.fsx <target> help` shows a target's options)"
     printfn "targets:"
     printfn "  build    restore and build the solution"
-    printfn "  test     run every test suite: [--fsdd DIR] [--require-data] [-- expecto options]"
+    printfn "  test     run every test suite: [--quick] [--fsdd DIR] [--require-data] [-- expecto options]"
+    printfn "           --quick skips the slow tests (training, packing, long fuzzing, Orleans silos), counting them skipped"
     printfn "  pack     build and write NuGet packages (libraries and the hybrid tool): [--version V] [--out DIR]"
     printfn "  pocl     build PoCL 6.0 (OpenCL on the CPU) into the user cache for --device opencl: [ARCHIVE]"
     for (name, description) in cliTargets do
@@ -165,7 +171,13 @@ let code =
     | [] | [ "help" ] | [ "--help" ] | [ "-h" ] -> help ()
     | "build" :: [ "--help" ] -> printfn "build: restore and build Hybrid.sln in Release"; 0
     | "build" :: _ -> build (); 0
-    | "test" :: [ "--help" ] -> printfn "test [--fsdd DIR] [--require-data] [-- expecto options]: build, run every suite, print 'N passed, N failed, N skipped'"; 0
+    | "test" :: [ "--help" ] ->
+        printfn "test [--quick] [--fsdd DIR] [--require-data] [-- expecto options]: build, run every suite, print 'N passed, N failed, N skipped'"
+        printfn "  --quick           skip the tests marked slow (training models, the package test, long fuzzing, Orleans silos);"
+        printfn "                    they are counted as skipped (HYBRID_QUICK=1 does the same for a test executable run by hand)"
+        printfn "  --fsdd DIR        the FSDD folder (else HYBRID_FSDD, else ../shared/data/fsdd)"
+        printfn "  --require-data    fail, rather than skip, tests whose data is missing (HYBRID_REQUIRE_DATA=1)"
+        0
     | "test" :: rest -> test rest
     | "pack" :: [ "--help" ] -> printfn "pack [--version V] [--out DIR]: build, then write the library packages and the hybrid tool package into artifacts/ (or DIR)"; 0
     | "pack" :: rest -> pack rest

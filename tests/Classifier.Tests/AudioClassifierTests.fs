@@ -6,6 +6,7 @@ open System.Diagnostics
 open System.IO
 open System.Threading.Tasks
 open Expecto
+open Hybrid.TestSupport.Speed
 open Hybrid.Classifier
 open Hybrid.Features
 open Hybrid.TestSupport
@@ -17,7 +18,7 @@ let private close (what: string) (expected: float32 seq) (actual: float32 seq) =
 [<Tests>]
 let tests =
     testSequenced <| testList "AudioClassifier" [
-        TestData.testWithFsdd "files in other formats are read as predict reads them (.au, AIFF, MP3)" (fun fsdd ->
+        slow <| TestData.testWithFsdd "files in other formats are read as predict reads them (.au, AIFF, MP3)" (fun fsdd ->
             let modelPath = TrainedModels.model fsdd "cnn2d"
             let audio =
                 match TestData.repositoryRoot () with
@@ -29,7 +30,7 @@ let tests =
             for e, r in List.zip expected (List.ofArray (classifier.ClassifyFiles(Array.ofList files))) do
                 close (nonNull (IO.Path.GetFileName e.Path)) (e.Probabilities |> List.map (snd >> float32)) r.Probabilities)
 
-        TestData.testWithFsdd "files, buffers and streams give predict's labels and probabilities" (fun fsdd ->
+        slow <| TestData.testWithFsdd "files, buffers and streams give predict's labels and probabilities" (fun fsdd ->
             let modelPath = TrainedModels.model fsdd "cnn2d"
             let files = TrainedModels.heldOut fsdd |> List.truncate 12
             let expected = Inference.predict "managed" ignore modelPath files
@@ -45,7 +46,7 @@ let tests =
             close "stream" fromFiles[0].Probabilities (classifier.ClassifyStream stream).Probabilities
             Expect.floatClose Accuracy.medium (float (Seq.sum fromFiles[0].Probabilities)) 1.0 "probabilities sum to 1")
 
-        TestData.testWithFsdd "recordings at another rate are resampled to the model's (8 kHz FSDD under a 22,050 Hz model)" (fun fsdd ->
+        slow <| TestData.testWithFsdd "recordings at another rate are resampled to the model's (8 kHz FSDD under a 22,050 Hz model)" (fun fsdd ->
             let modelPath = TrainedModels.model fsdd "mlp"
             let files = TrainedModels.heldOut fsdd |> List.truncate 6
             let expected = Inference.predict "managed" ignore modelPath files
@@ -56,7 +57,7 @@ let tests =
             for e, r in List.zip expected (List.ofArray results) do
                 close "8 kHz buffer" (e.Probabilities |> List.map (snd >> float32)) r.Probabilities)
 
-        TestData.testWithFsdd "concurrent calls from eight threads give the results of calls one at a time" (fun fsdd ->
+        slow <| TestData.testWithFsdd "concurrent calls from eight threads give the results of calls one at a time" (fun fsdd ->
             let modelPath = TrainedModels.model fsdd "cnn2d"
             let files = TrainedModels.heldOut fsdd |> List.truncate 16 |> Array.ofList
             use classifier = AudioClassifier.Load modelPath
@@ -77,7 +78,7 @@ let tests =
             finally
                 File.Delete path)
 
-        TestData.testWithFsdd "the sample application builds and classifies a recording" (fun fsdd ->
+        slow <| TestData.testWithFsdd "the sample application builds and classifies a recording" (fun fsdd ->
             let root = (TestData.repositoryRoot ()).Value
             let project = Path.Combine(root, "samples", "Classify")
             let modelPath = TrainedModels.model fsdd "cnn2d"

@@ -5,6 +5,7 @@ open System
 open System.IO
 open System.Text.Json
 open Expecto
+open Hybrid.TestSupport.Speed
 open Hybrid.Classifier
 open Hybrid.Features
 open Hybrid.TestSupport
@@ -41,7 +42,7 @@ let private options model data : EvaluationOptions =
 
 [<Tests>]
 let tests =
-    testSequenced <| testList "Evaluation" [
+    testSequenced << slow <| testList "Evaluation" [
         TestData.testWithFsdd "a label map scores the data's words as the model's digits; unknown classes and unreadable files are listed, not scored" (fun fsdd ->
             let model = TrainedModels.model fsdd "cnn2d"
             let data = speechCommandsLike fsdd true true

@@ -4,6 +4,7 @@ open System
 open System.IO
 open System.Text.Json
 open Expecto
+open Hybrid.TestSupport.Speed
 open Hybrid.Classifier
 open Hybrid.Features
 open Hybrid.TestSupport
@@ -38,7 +39,7 @@ let private withRunFileDir (body: string -> (string -> unit) -> unit) =
 [<Tests>]
 let tests =
     testSequenced <| testList "Experiment" [
-        TestData.testWithFsdd "a training run leaves the model, metrics, confusion matrix, curves, examples and report" (fun fsdd ->
+        slow <| TestData.testWithFsdd "a training run leaves the model, metrics, confusion matrix, curves, examples and report" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let out = Path.Combine(dir, "run")
                 let r = Experiment.train (options dir out)
@@ -68,7 +69,7 @@ let tests =
                 for p in predictions do
                     Expect.floatClose { absolute = 1e-4; relative = 0.0 } (p.Probabilities |> List.sumBy snd) 1.0 "probabilities sum to 1"))
 
-        TestData.testWithFsdd "the same seed gives the same accuracy and weights" (fun fsdd ->
+        slow <| TestData.testWithFsdd "the same seed gives the same accuracy and weights" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let a = Experiment.train { options dir (Path.Combine(dir, "a")) with Epochs = Some 4; Plots = false }
                 let b = Experiment.train { options dir (Path.Combine(dir, "b")) with Epochs = Some 4; Plots = false }
@@ -77,7 +78,7 @@ let tests =
                 // The header records no paths or times, so identical weights give identical files.
                 Expect.equal (bytes "a") (bytes "b") "bit-identical model files"))
 
-        TestData.testWithFsdd "an augment pool: every version extracted, the log, run.json and model file say so, and a resumed run ends as an uninterrupted one" (fun fsdd ->
+        slow <| TestData.testWithFsdd "an augment pool: every version extracted, the log, run.json and model file say so, and a resumed run ends as an uninterrupted one" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let lines = Collections.Concurrent.ConcurrentQueue<string>()
                 let pooled out = { options dir out with Model = "cnn1d"; Epochs = Some 3; AugmentPool = Some 2; Plots = false; Log = lines.Enqueue }
@@ -132,7 +133,7 @@ let tests =
                 Expect.exists lines (fun l -> l.Contains "--cluster") "and the log says why"
                 Expect.equal (Experiment.resolve { o with Model = "cnn1d" } data).AugmentPool 1 "cnn1d keeps one copy"))
 
-        TestData.testWithFsdd "predict refuses a model whose schema fingerprint differs from its extractor" (fun fsdd ->
+        slow <| TestData.testWithFsdd "predict refuses a model whose schema fingerprint differs from its extractor" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let out = Path.Combine(dir, "run")
                 Experiment.train { options dir out with Epochs = Some 1; Plots = false } |> ignore
@@ -144,7 +145,7 @@ let tests =
                 let file = Directory.GetFiles(Path.Combine(dir, "recordings")).[0]
                 Expect.throwsT<SchemaMismatchException> (fun () -> Inference.predict "managed" ignore stale [ file ] |> ignore) "fingerprint mismatch"))
 
-        TestData.testWithFsdd "predict replays test-time speed averaging: its log-loss equals the evaluation's" (fun fsdd ->
+        slow <| TestData.testWithFsdd "predict replays test-time speed averaging: its log-loss equals the evaluation's" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let out = Path.Combine(dir, "run")
                 let r = Experiment.train { options dir out with Epochs = Some 6; Plots = false; TestSpeeds = Some [ 0.9, 0.5; 1.0, 1.0; 1.1, 0.5 ] }
@@ -193,7 +194,7 @@ let tests =
                         Expect.equal label' label "label order"
                         Expect.floatClose { absolute = 1e-6; relative = 1e-5 } a e (sprintf "%s: %s's P(%s)" name file label))
 
-        TestData.testWithFsdd "feature parameters derive a schema variant that the model file records and predict replays" (fun fsdd ->
+        slow <| TestData.testWithFsdd "feature parameters derive a schema variant that the model file records and predict replays" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let out = Path.Combine(dir, "run")
                 let overrides = { Extraction.noOverrides with NFft = Some 1024; NMels = Some 64; NMfcc = Some 24; FMax = Some 8000.0 }
@@ -215,7 +216,7 @@ let tests =
                         -log (max 1e-15 (p.Probabilities |> List.find (fun (l, _) -> l = label) |> snd)))
                 Expect.floatClose { absolute = 1e-4; relative = 1e-4 } logLoss r.Folds.Head.Metrics.LogLoss "predict's log-loss is the evaluation's"))
 
-        TestData.testWithFsdd "a second run reads every row from the existing shard folder and trains the same model" (fun fsdd ->
+        slow <| TestData.testWithFsdd "a second run reads every row from the existing shard folder and trains the same model" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let runWith name =
                     let lines = Collections.Concurrent.ConcurrentQueue<string>()

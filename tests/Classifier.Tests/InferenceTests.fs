@@ -5,6 +5,7 @@ module Hybrid.ClassifierTests.InferenceTests
 open System
 open System.IO
 open Expecto
+open Hybrid.TestSupport.Speed
 open Hybrid.Classifier
 open Hybrid.Features
 open Hybrid.TestSupport
@@ -47,7 +48,7 @@ let private agree (fsdd: string) (name: string) (modelPath: string) =
 
 [<Tests>]
 let tests =
-    testSequenced <| testList "Inference" [
+    testSequenced << slow <| testList "Inference" [
         for recipe in Recipes.all do
             TestData.testWithFsdd (sprintf "predict, AudioClassifier and evaluate agree to 1e-6 on a %s model" recipe.Name) (fun fsdd ->
                 agree fsdd recipe.Name (TrainedModels.model fsdd recipe.Name))

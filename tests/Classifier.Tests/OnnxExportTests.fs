@@ -5,6 +5,7 @@ module Hybrid.ClassifierTests.OnnxExportTests
 open System
 open System.IO
 open Expecto
+open Hybrid.TestSupport.Speed
 open Microsoft.ML.OnnxRuntime
 open Hybrid.Dsp
 open Hybrid.Dsp.Managed
@@ -73,7 +74,7 @@ let private parity (recipe: string) = parityOf recipe (fun fsdd -> TrainedModels
 
 [<Tests>]
 let tests =
-    testSequenced <| testList "OnnxExport" [
+    testSequenced << slow <| testList "OnnxExport" [
         for recipe in [ "cnn2d"; "cnn1d"; "mlp"; "logreg"; "scattering" ] do
             parity recipe false 1e-4
         for recipe in [ "cnn2d"; "cnn1d"; "mlp" ] do

@@ -5,6 +5,7 @@ open System
 open System.Diagnostics
 open System.IO
 open Expecto
+open Hybrid.TestSupport.Speed
 open Hybrid.TestSupport
 
 let private runScript (root: string) (fsdd: string) (script: string) (args: string list) =
@@ -42,5 +43,5 @@ let tests =
         }
         scriptTest "explore-recording.fsx" [] "logmel     shape 40x28"
         scriptTest "compare-features.fsx" [] "nearest-centroid labels agree"
-        scriptTest "train-model.fsx" [ "8" ] "mlp on official: test accuracy"
+        slow <| scriptTest "train-model.fsx" [ "8" ] "mlp on official: test accuracy"
     ]

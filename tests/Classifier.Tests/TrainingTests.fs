@@ -4,6 +4,7 @@ module Hybrid.ClassifierTests.TrainingTests
 open System
 open System.IO
 open Expecto
+open Hybrid.TestSupport.Speed
 open Hybrid.Dsp
 open Hybrid.Dsp.Managed
 open Hybrid.Classifier
@@ -50,7 +51,7 @@ let private countedFit (e: Hybrid.Dsp.Ilgpu.IlgpuEngine) opts model data validat
 
 [<Tests>]
 let tests =
-    testList "Training" [
+    slow <| testList "Training" [
         testCase "a small MLP fits XOR" (fun () ->
             use engine = new ManagedEngine(1)
             let net = Net.sequential [ 2 ] [ Layers.dense 16 |> Layers.withInit HeUniform; Layers.relu; Layers.dense 2 ]

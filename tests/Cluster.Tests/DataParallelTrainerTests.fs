@@ -7,6 +7,7 @@ open System.IO
 open System.Threading
 open System.Threading.Tasks
 open Expecto
+open Hybrid.TestSupport.Speed
 open Hybrid.Dsp.Managed
 open Hybrid.Classifier
 open Hybrid.Cluster
@@ -61,7 +62,7 @@ let private prepare (net: Net) (options: FitOptions) (train: Examples) =
 
 [<Tests>]
 let tests =
-    testSequencedGroup "orleans" <| testList "DataParallelTrainer" [
+    testSequencedGroup "orleans" << slow <| testList "DataParallelTrainer" [
         testCase "3 workers on 3 silos end with the weights of one process on the same global batches (50 steps, 1e-5)" (fun () ->
             // 240 samples in global batches of 24: 10 steps an epoch, 5 epochs; Adam, cosine schedule, clipping, smoothing.
             let train = data 1 240 20

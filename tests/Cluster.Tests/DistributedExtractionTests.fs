@@ -7,6 +7,7 @@ open System.IO
 open System.Threading
 open System.Threading.Tasks
 open Expecto
+open Hybrid.TestSupport.Speed
 open Hybrid.Dsp.Managed
 open Hybrid.Features
 open Hybrid.Features.Schemas
@@ -43,7 +44,7 @@ let localRows (items: ExtractionItem list) =
 
 [<Tests>]
 let tests =
-    testSequencedGroup "orleans" <| testList "DistributedExtraction" [
+    testSequencedGroup "orleans" << slow <| testList "DistributedExtraction" [
         testCase "a silo killed while it holds a shard: that shard is reassigned, every readable recording's row exactly once, bit-identical to one machine" (fun () ->
             let root, items = dataset 36
             let cache = root + "-cache"

@@ -5,6 +5,7 @@ module Hybrid.ClusterTests.SiloHostTests
 open System
 open System.IO
 open Expecto
+open Hybrid.TestSupport.Speed
 open Microsoft.Extensions.DependencyInjection
 open Microsoft.Extensions.Hosting
 open Orleans
@@ -40,7 +41,7 @@ let tests =
             let inner = match e with :? AggregateException as a -> a.InnerException | e -> e
             Expect.stringContains (nonNull inner).Message "--cluster 10.1.2.3:30000" "names --cluster")
 
-        testCase "a loopback silo from SiloHost serves a client from ConnectAsync: one worker trains a run folder" (fun () ->
+        slow <| testCase "a loopback silo from SiloHost serves a client from ConnectAsync: one worker trains a run folder" (fun () ->
             let siloPort, gatewayPort = TestClusters.freePort (), TestClusters.freePort ()
             use silo = SiloHost.Build(SiloSettings(Port = siloPort, GatewayPort = gatewayPort), (fun l -> ()))
             Expect.isTrue (silo.StartAsync().Wait(TimeSpan.FromSeconds 60.0)) "the silo started"
@@ -72,7 +73,7 @@ let tests =
             finally
                 silo.StopAsync().Wait(TimeSpan.FromSeconds 30.0) |> ignore)
 
-        testCase "a TLS silo on loopback serves a client holding the cluster's self-signed certificate: an extraction runs through it" (fun () ->
+        slow <| testCase "a TLS silo on loopback serves a client holding the cluster's self-signed certificate: an extraction runs through it" (fun () ->
             let pfx, password = TestClusters.selfSignedPfx "hybrid-cluster"
             let root, items = DistributedExtractionTests.dataset 3
             let cache = root + "-cache"
@@ -93,7 +94,7 @@ let tests =
                 Directory.Delete(root, true)
                 if Directory.Exists cache then Directory.Delete(cache, true))
 
-        testCase "a TLS silo refuses a client without TLS and a client with another certificate" (fun () ->
+        slow <| testCase "a TLS silo refuses a client without TLS and a client with another certificate" (fun () ->
             let pfx, password = TestClusters.selfSignedPfx "hybrid-cluster"
             let other, otherPassword = TestClusters.selfSignedPfx "hybrid-intruder"
             let refusedWith (connect: unit -> Threading.Tasks.Task<IHost>) (what: string) =

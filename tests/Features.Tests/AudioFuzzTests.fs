@@ -9,6 +9,7 @@ open System.Diagnostics
 open System.IO
 open System.Threading
 open Expecto
+open Hybrid.TestSupport.Speed
 open Hybrid.Features
 open Hybrid.FeaturesTests.AudioFixtures
 open Hybrid.FeaturesTests.DatasetFixtures
@@ -242,7 +243,7 @@ let tests =
     testList
         "Audio fuzzing"
         [ for subject in subjects do
-              yield testCase (sprintf "%d seeded %s mutants each give a consistent clip or AudioFormatException, within 2 s and bounded allocation" perFormat subject.Name) (fun () ->
+              yield slow <| testCase (sprintf "%d seeded %s mutants each give a consistent clip or AudioFormatException, within 2 s and bounded allocation" perFormat subject.Name) (fun () ->
                   // Warm the code paths so that JIT compilation is not timed.
                   let _warm = runSeeds subject [ 1_000_000 .. 1_000_004 ]
                   let clock = Stopwatch.StartNew()

@@ -6,6 +6,7 @@ open System.Diagnostics
 open System.IO
 open System.Text
 open Expecto
+open Hybrid.TestSupport.Speed
 open FsCheck
 open FsCheck.FSharp
 open Hybrid.Features
@@ -567,7 +568,7 @@ let tests =
                     finally
                         File.Delete path
                 }
-                testSequenced <| test "10,000 generated and mutated files each give a clip, a warning-tagged clip or AudioFormatException within 50 ms" {
+                testSequenced << slow <| test "10,000 generated and mutated files each give a clip, a warning-tagged clip or AudioFormatException within 50 ms" {
                     // Warm the code paths so JIT compilation is not timed.
                     for format in formats do
                         encode { Format = format; Extensible = false; Rf64 = false } (randomAudio (Random 1) format 2 64 8000)

@@ -9,6 +9,7 @@ open System.IO
 open System.IO.Compression
 open System.Text.RegularExpressions
 open Expecto
+open Hybrid.TestSupport.Speed
 open Hybrid.TestSupport
 
 /// Runs a command to completion in `folder`; returns its exit code and its standard output and error together.
@@ -44,7 +45,7 @@ let rec private copyTree (source: string) (target: string) =
 
 [<Tests>]
 let tests =
-    testSequenced <| testList "Pack" [
+    testSequenced << slow <| testList "Pack" [
         TestData.testWithFsdd "pack writes the packages, and a C# project, an F# script and the tool use them" <| fun fsdd ->
             let root =
                 match TestData.repositoryRoot () with

@@ -1,14 +1,16 @@
 /// `features --cluster` against `features` on one machine, through the command itself and a loopback silo started by
 /// SiloHost: the same output file, the same skipped and warning report and exit code, for a declared schema with bad
 /// files among good ones and for a run-time variant of a schema.
-module Hybrid.ClusterTests.FeaturesCommandTests
+module Hybrid.CliTests.ClusterFeaturesCommandTests
 
 open System
 open System.IO
 open Expecto
+open Hybrid.TestSupport.Speed
 open Hybrid.Dsp
 open Hybrid.Features
 open Hybrid.Features.Schemas
+open Hybrid.ClusterTests
 
 /// A folder-per-class dataset of 8 one-second noise recordings at 8 kHz, one of them truncated (its data chunk cut in
 /// half: used with a warning), and one .wav that is not audio (skipped).
@@ -59,7 +61,7 @@ let private cleanUp (root: string) =
 
 [<Tests>]
 let tests =
-    testSequencedGroup "orleans" <| testList "FeaturesCommand" [
+    testSequencedGroup "orleans" << slow <| testList "FeaturesCommand" [
         testCase "--cluster with a truncated and a non-audio .wav among good files: the local run's output, skipped report and exit code" (fun () ->
             let root = badDataset ()
             try

@@ -1,4 +1,4 @@
-module Hybrid.FeaturesTests.FeaturesCommandTests
+module Hybrid.CliTests.FeaturesCommandTests
 
 open System
 open System.IO

@@ -1,5 +1,5 @@
 /// The one mapping from exception families to exit codes and one-line messages that every command shares.
-module Hybrid.FeaturesTests.CommandTests
+module Hybrid.CliTests.CommandTests
 
 open System
 open System.IO

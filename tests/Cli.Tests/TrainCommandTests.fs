@@ -1,10 +1,12 @@
-module Hybrid.FeaturesTests.TrainCommandTests
+module Hybrid.CliTests.TrainCommandTests
 
 open System
 open System.IO
 open System.Text.Json
 open Expecto
+open Hybrid.TestSupport.Speed
 open Hybrid.TestSupport
+open Hybrid.FeaturesTests
 
 let private run = Commands.run
 
@@ -69,7 +71,7 @@ let tests =
             Expect.stringContains err "--other-label unknown would be a class with no recordings" "an empty other class"
         }
 
-        test "a batch size above a fold's training rows trains on all of them, saying so; labels without recordings are dropped" {
+        slow <| test "a batch size above a fold's training rows trains on all of them, saying so; labels without recordings are dropped" {
             let _, out, log = tinyRun.Value
             Expect.stringContains log "data: dropping 8 labels with no recordings: 0, 3, 4, 5, 6, 7, 8, 9" "the dropped labels, named"
             Expect.stringContains log "the batch size 100000 is larger than its" "the clamped batch"
@@ -78,7 +80,7 @@ let tests =
             Expect.equal info.Labels [ "1"; "2" ] "a model of the two classes with recordings"
         }
 
-        test "predict takes folders (every audio file under them, in path order) mixed with files" {
+        slow <| test "predict takes folders (every audio file under them, in path order) mixed with files" {
             let data, out, _ = tinyRun.Value
             use temp = new DatasetFixtures.TempFolder()
             let recordings = Path.Combine(data, "recordings")
@@ -101,7 +103,7 @@ let tests =
             Expect.equal (stdout.Trim().Split('\n').Length) 1 "the file is still classified"
         }
 
-        test "a schema mismatch names the schema and the parameter that differs, then both fingerprints" {
+        slow <| test "a schema mismatch names the schema and the parameter that differs, then both fingerprints" {
             let data, out, _ = tinyRun.Value
             use temp = new DatasetFixtures.TempFolder()
             let path = Path.Combine(out, "model.hnn")
@@ -158,7 +160,7 @@ let tests =
                 Expect.stringContains err "use 'auto'" "and the fallback"
         }
 
-        TestData.testWithFsdd "--json ends with one line holding the split, sizes, accuracy and timings" (fun fsdd ->
+        slow <| TestData.testWithFsdd "--json ends with one line holding the split, sizes, accuracy and timings" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let code, out, err =
                     run Hybrid.Cli.TrainCommand.run [ "--data"; dir; "--model"; "logreg"; "--epochs"; "3"; "--device"; "managed"; "--no-plots"; "--out"; Path.Combine(dir, "run"); "--json" ]
@@ -172,7 +174,7 @@ let tests =
                 Expect.equal (root.GetProperty("n_test").GetInt32()) 100 "indexes 0-4"
                 Expect.equal (root.GetProperty("model").GetString()) "logreg" "model"))
 
-        TestData.testWithFsdd "--split loso reports every held-out speaker" (fun fsdd ->
+        slow <| TestData.testWithFsdd "--split loso reports every held-out speaker" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let code, out, err =
                     run Hybrid.Cli.TrainCommand.run [ "--data"; dir; "--model"; "logreg"; "--epochs"; "2"; "--split"; "loso"; "--device"; "managed"; "--no-plots"; "--out"; Path.Combine(dir, "loso"); "--json" ]
@@ -182,7 +184,7 @@ let tests =
                 Expect.equal [ for p in perSpeaker.EnumerateObject() -> p.Name ] [ "george"; "nicolas" ] "one accuracy per speaker"
                 Expect.isTrue (File.Exists(Path.Combine(dir, "loso", "model-george.hnn"))) "one model per fold"))
 
-        TestData.testWithFsdd "feature options train on a schema variant that the model file records" (fun fsdd ->
+        slow <| TestData.testWithFsdd "feature options train on a schema variant that the model file records" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let out = Path.Combine(dir, "variant")
                 let code, _, err =
@@ -202,7 +204,7 @@ let tests =
         }
 
         testList "layouts" [
-            test "Speech Commands: the official split uses the list files, --labels folds the rest into unknown, background noise feeds snr" {
+            slow <| test "Speech Commands: the official split uses the list files, --labels folds the rest into unknown, background noise feeds snr" {
                 use temp = new DatasetFixtures.TempFolder()
                 DatasetFixtures.writeSpeechCommands temp.Path [ "go"; "no"; "stop"; "yes" ] 4 3 1 |> ignore
                 let out = temp.Combine "run"
@@ -220,7 +222,7 @@ let tests =
                 Expect.isTrue (File.Exists(Path.Combine(out, "model.hnn"))) "model file"
             }
 
-            test "UrbanSound8K: mixed rates, depths and channels all open; --split folds reports every fold, the mean and the standard deviation" {
+            slow <| test "UrbanSound8K: mixed rates, depths and channels all open; --split folds reports every fold, the mean and the standard deviation" {
                 use temp = new DatasetFixtures.TempFolder()
                 DatasetFixtures.writeUrbanSound8K temp.Path [ "dog_bark"; "siren"; "drilling" ] 3 4 2 |> ignore
                 let code, stdout, err =
@@ -247,7 +249,7 @@ let tests =
                 Expect.equal (fold.GetProperty("n_train").GetInt32() + fold.GetProperty("n_validation").GetInt32()) 12 "fold 1 trains and validates"
             }
 
-            test "GTZAN: long tracks are cut into windows, accuracy is per track, and predict averages windows the same way" {
+            slow <| test "GTZAN: long tracks are cut into windows, accuracy is per track, and predict averages windows the same way" {
                 use temp = new DatasetFixtures.TempFolder()
                 DatasetFixtures.writeGtzan temp.Path [ "blues"; "metal"; "reggae" ] 5 6.0 3 |> ignore
                 let out = temp.Combine "run"
@@ -270,7 +272,7 @@ let tests =
                     Expect.floatClose { absolute = 1e-4; relative = 0.0 } (p.Probabilities |> List.sumBy snd) 1.0 "averaged probabilities sum to 1"
             }
 
-            test "UrbanSound8K with the default model: one log-mel image of the whole clip, replayed by predict" {
+            slow <| test "UrbanSound8K with the default model: one log-mel image of the whole clip, replayed by predict" {
                 use temp = new DatasetFixtures.TempFolder()
                 DatasetFixtures.writeUrbanSound8K temp.Path [ "dog_bark"; "siren" ] 2 3 7 |> ignore
                 let out = temp.Combine "run"
@@ -296,7 +298,7 @@ let tests =
                 Expect.isTrue (fold.Test |> Array.forall (fun i -> i.Fold = Some 2)) "fold 2 is the test part"
             }
 
-            test "--resume continues an interrupted run and ends with the same model as an uninterrupted one" {
+            slow <| test "--resume continues an interrupted run and ends with the same model as an uninterrupted one" {
                 use temp = new DatasetFixtures.TempFolder()
                 DatasetFixtures.writeUrbanSound8K temp.Path [ "a"; "b"; "c" ] 2 4 5 |> ignore
                 let options out =
@@ -314,7 +316,7 @@ let tests =
                 Expect.equal (File.ReadAllBytes(Path.Combine(interrupted, "model.hnn"))) (File.ReadAllBytes(Path.Combine(temp.Combine "whole", "model.hnn"))) "bit-identical model files"
             }
 
-            test "--resume replays the run's feature parameters (a schema variant) and ends as the uninterrupted run; only a conflicting option is refused" {
+            slow <| test "--resume replays the run's feature parameters (a schema variant) and ends as the uninterrupted run; only a conflicting option is refused" {
                 use temp = new DatasetFixtures.TempFolder()
                 DatasetFixtures.writeUrbanSound8K temp.Path [ "a"; "b"; "c" ] 2 4 5 |> ignore
                 let variant = { Hybrid.Features.Extraction.noOverrides with NFft = Some 1024; NMfcc = Some 20 }
@@ -351,7 +353,7 @@ let tests =
                     Expect.stringContains err name (sprintf "mentions %s" name)
             }
 
-            test "a fresh run into a used folder trains afresh instead of continuing its checkpoints" {
+            slow <| test "a fresh run into a used folder trains afresh instead of continuing its checkpoints" {
                 use temp = new DatasetFixtures.TempFolder()
                 DatasetFixtures.writeUrbanSound8K temp.Path [ "a"; "b" ] 2 3 6 |> ignore
                 let options epochs =
@@ -372,7 +374,7 @@ let tests =
             }
         ]
 
-        TestData.testWithFsdd "train lists a truncated recording as a warning and uses it; --strict refuses it, naming the file" (fun fsdd ->
+        slow <| TestData.testWithFsdd "train lists a truncated recording as a warning and uses it; --strict refuses it, naming the file" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let cut = Path.Combine(dir, "recordings", "3_george_7.wav")
                 let whole = File.ReadAllBytes cut
@@ -412,7 +414,7 @@ let tests =
                 if Directory.Exists dir then Directory.Delete(dir, true)
         }
 
-        TestData.testWithFsdd "predict with several files gives a result per readable file and an error per bad one, then exits 1" (fun fsdd ->
+        slow <| TestData.testWithFsdd "predict with several files gives a result per readable file and an error per bad one, then exits 1" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let runDir = Path.Combine(dir, "run")
                 let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--data"; dir; "--model"; "logreg"; "--epochs"; "1"; "--device"; "managed"; "--no-plots"; "--out"; runDir ]

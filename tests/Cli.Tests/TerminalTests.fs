@@ -1,4 +1,4 @@
-module Hybrid.FeaturesTests.TerminalTests
+module Hybrid.CliTests.TerminalTests
 
 open System
 open System.IO

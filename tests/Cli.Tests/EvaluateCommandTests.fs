@@ -1,10 +1,11 @@
 /// `hybrid evaluate`: options checked before anything is read, the JSON line, the files and the exit codes.
-module Hybrid.FeaturesTests.EvaluateCommandTests
+module Hybrid.CliTests.EvaluateCommandTests
 
 open System
 open System.IO
 open System.Text.Json
 open Expecto
+open Hybrid.TestSupport.Speed
 open Hybrid.TestSupport
 
 let private run = Commands.run
@@ -32,7 +33,7 @@ let tests =
                 Expect.stringContains err fragment (sprintf "%A: names the option" args)
         }
 
-        TestData.testWithFsdd "--json prints one object with the accuracy, per class and per speaker; --out writes the files; a missing model is exit 1" (fun fsdd ->
+        slow <| TestData.testWithFsdd "--json prints one object with the accuracy, per class and per speaker; --out writes the files; a missing model is exit 1" (fun fsdd ->
             withModel fsdd (fun dir model ->
                 let out = Path.Combine(dir, "evaluation")
                 let code, stdout, err = run Hybrid.Cli.EvaluateCommand.run [ "--model"; model; "--data"; dir; "--part"; "test"; "--device"; "managed"; "--json"; "--out"; out ]

@@ -1,4 +1,4 @@
-module Hybrid.FeaturesTests.OptionRulesTests
+module Hybrid.CliTests.OptionRulesTests
 
 open System
 open System.IO

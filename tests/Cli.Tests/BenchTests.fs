@@ -1,5 +1,5 @@
 /// `hybrid bench`'s rule for runs slowed by other processes on the same cores.
-module Hybrid.FeaturesTests.BenchTests
+module Hybrid.CliTests.BenchTests
 
 open Expecto
 open Hybrid.Cli

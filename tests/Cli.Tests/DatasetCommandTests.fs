@@ -1,4 +1,4 @@
-module Hybrid.FeaturesTests.DatasetCommandTests
+module Hybrid.CliTests.DatasetCommandTests
 
 open System.IO
 open System.Text.Json
