@@ -39,7 +39,11 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         else
             for w in exported.Warnings do error.WriteLine("warning: " + w)
             let meta = dict exported.Metadata
-            out.WriteLine(sprintf "wrote %s: input '%s' [batch, %s] (%s at %s Hz, %s samples, %s alignment), output 'probabilities' over %s"
-                              exported.Path exported.Input (System.String.Join(", ", exported.InputShape)) meta["feature_schema"]
-                              meta["sample_rate"] meta["clip_samples"] meta["clip_alignment"] meta["labels"])
+            if meta["input_is"] = "recording" then
+                out.WriteLine(sprintf "wrote %s: input '%s' [1, samples]: one whole recording of any length at %s Hz per run, which the graph trims (%s) and fits to %s samples (%s) for %s; output 'probabilities' over %s"
+                                  exported.Path exported.Input meta["sample_rate"] meta["trim"] meta["clip_samples"] meta["clip_alignment"] meta["feature_schema"] meta["labels"])
+            else
+                out.WriteLine(sprintf "wrote %s: input '%s' [batch, %s] (%s at %s Hz, %s samples, %s alignment), output 'probabilities' over %s"
+                                  exported.Path exported.Input (System.String.Join(", ", exported.InputShape)) meta["feature_schema"]
+                                  meta["sample_rate"] meta["clip_samples"] meta["clip_alignment"] meta["labels"])
         0)

@@ -80,6 +80,24 @@ let tests =
             Expect.equal info.Labels [ "1"; "2" ] "a model of the two classes with recordings"
         }
 
+        slow <| test "export says what its graph takes: one whole recording for a trimmed model with --frontend, else a prepared clip, with a warning" {
+            let data, _, _ = tinyRun.Value
+            use temp = new DatasetFixtures.TempFolder()
+            let out = temp.Combine "mlp"
+            let code, _, err =
+                run Hybrid.Cli.TrainCommand.run [ "--data"; data; "--model"; "mlp"; "--epochs"; "1"; "--device"; "managed"; "--no-plots"; "--out"; out ]
+            Expect.equal code 0 (sprintf "the mlp trains (stderr: %s)" err)
+            let model = Path.Combine(out, "model.hnn")
+            let code, stdout, err = run Hybrid.Cli.ExportCommand.run [ "--model"; model; "--onnx"; temp.Combine "a.onnx"; "--frontend" ]
+            Expect.equal code 0 (sprintf "exit code 0 (stderr: %s)" err)
+            Expect.stringContains stdout "[1, samples]: one whole recording of any length at 22050 Hz per run" "the summary names the whole-recording input"
+            Expect.isFalse (err.Contains "warning:") (sprintf "nothing the graph leaves out (no speeds, no windows): %s" err)
+            let code, stdout, err = run Hybrid.Cli.ExportCommand.run [ "--model"; model; "--onnx"; temp.Combine "b.onnx" ]
+            Expect.equal code 0 (sprintf "exit code 0 (stderr: %s)" err)
+            Expect.stringContains stdout "input 'features' [batch, 40]" "features in batches"
+            Expect.stringContains err "warning: predict trims silence" "the trimming it must be given is named"
+        }
+
         slow <| test "predict takes folders (every audio file under them, in path order) mixed with files" {
             let data, out, _ = tinyRun.Value
             use temp = new DatasetFixtures.TempFolder()
