@@ -259,12 +259,9 @@ let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
           "clip_alignment", "center"
           "input", inputName
           "frontend", (if frontend then "true" else "false")
-          // How predict prepares a recording before its clips (ClipPlan); "input_is" says what the graph expects.
-          "trim", Trim.format plan.Trim
-          "loudness", (match plan.Loudness with Some v -> v.ToString("R", Globalization.CultureInfo.InvariantCulture) | None -> "none")
-          "segment", (match plan.Segment with Some (w, h) -> sprintf "%d/%d" w h | None -> "none")
-          "test_speeds", TestSpeeds.format trained.Preparation.TestSpeeds
           "input_is", (if wholeRecording then "recording" elif plan.Trim.IsSome || plan.Loudness.IsSome then "prepared clip" else "clip") ]
+        // How predict prepares a recording before its clips, as the model file records it.
+        @ (Preparation.toSettings trained.Preparation |> List.filter (fun (k, _) -> List.contains k [ "trim"; "loudness"; "segment"; "test_speeds" ]))
     let warnings =
         [ if not trained.Preparation.TestSpeeds.IsEmpty then
               yield sprintf "predict averages each recording's probabilities over the speeds %s; the graph scores the clip at speed 1 only (metadata 'test_speeds')" (TestSpeeds.format trained.Preparation.TestSpeeds)
