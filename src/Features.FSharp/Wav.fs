@@ -522,7 +522,7 @@ module Wav =
                     let partial = bytes % int64 f.BlockAlign
                     Some(
                         sprintf "truncated file: the data chunk declares %d bytes but only %d are present; read the %d whole frames present%s"
-                            declared bytes frames (if partial > 0L then sprintf " (a partial frame of %d bytes was dropped)" partial else ""))
+                            declared bytes frames (if partial > 0L then sprintf " (a partial frame of %d byte%s was dropped)" partial (if partial = 1L then "" else "s") else ""))
                 | ValueNone -> None
             { SampleRate = f.SampleRate
               Channels = f.Channels

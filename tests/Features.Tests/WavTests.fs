@@ -690,7 +690,7 @@ let tests =
                     match header.Warning with
                     | Some w ->
                         Expect.stringContains w "declares 32000 bytes but only 12007 are present" "sizes"
-                        Expect.stringContains w "a partial frame of 1 bytes was dropped" "partial frame"
+                        Expect.stringContains w "a partial frame of 1 byte was dropped" "partial frame"
                     | None -> failtest "expected a warning"
                     match formatErrorOf (fun () -> readWithInfoBytes true "cut.wav" bytes) with
                     | Some e -> Expect.stringContains e.Message "cut.wav: data chunk declares 32000 bytes but only 12007 remain (truncated file" "strict refuses"
