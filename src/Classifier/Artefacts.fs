@@ -20,12 +20,20 @@ module Artefacts =
           "augment_pool", string settings.AugmentPool
           "validation", string settings.Validation
           "early_stopping", (match settings.EarlyStopping with Some p -> string p | None -> "none")
+          "class_weight", ClassWeighting.format settings.ClassWeight
+          "refit", (if settings.Refit then "true" else "false")
           "seed", string settings.Seed; "device", device ]
         @ Preparation.toSettings settings.Preparation
         // Every schema parameter, so that a model whose schema later differs can name the parameter that changed.
         @ [ "schema_parameters", Preparation.schemaParameters settings.Schema ]
         // A schema declared in a user's assembly: predict names the assembly to load when it is not loaded.
         @ (if Schemas.IsPredefined settings.Schema then [] else [ "schema_assembly", Schemas.AssemblyFileOf settings.Schema ])
+
+    /// The per-class rows of a classification report (scikit-learn's classification_report): label, precision,
+    /// recall, F1 and support.
+    let perClassJson (labels: string[]) (m: Metrics) =
+        [ for k in 0 .. labels.Length - 1 ->
+            {| label = labels.[k]; precision = m.Precision.[k]; recall = m.Recall.[k]; f1 = m.F1.[k]; support = m.Support.[k] |} ]
 
     /// Writes metrics.json-style data for one fold.
     let private foldJson (f: FoldResult) (labels: string[]) =
@@ -35,11 +43,26 @@ module Artefacts =
            log_loss = f.Metrics.LogLoss
            per_source = [ for name, n, accuracy in f.PerSource -> {| source = name; n_test = n; test_accuracy = accuracy |} ]
            train_seconds = f.TrainSeconds; model_file = nonNull (Path.GetFileName f.ModelFile)
-           per_class = [ for k in 0 .. labels.Length - 1 -> {| label = labels.[k]; precision = f.Metrics.Precision.[k]; recall = f.Metrics.Recall.[k]; f1 = f.Metrics.F1.[k] |} ]
+           per_class = perClassJson labels f.Metrics
            confusion = [ for r in 0 .. labels.Length - 1 -> [ for c in 0 .. labels.Length - 1 -> f.Metrics.Confusion.[r, c] ] ]
            history = [ for e in f.History -> {| epoch = e.Epoch; train_loss = e.TrainLoss; train_accuracy = e.TrainAccuracy
                                                 validation_loss = Option.toNullable e.ValidationLoss; validation_accuracy = Option.toNullable e.ValidationAccuracy
                                                 learning_rate = e.LearningRate; seconds = e.Seconds |} ] |}
+
+    /// The pooled out-of-fold report of a cross-validation for metrics.json and `train --json`: pooled accuracy,
+    /// log-loss and macro F1, the folds' accuracies with their mean and sample standard deviation, the per-class table
+    /// and the confusion matrix [true, predicted].
+    let pooledJson (result: RunResult) (pooled: Metrics) =
+        {| n_test = pooled.Count; accuracy = pooled.Accuracy; log_loss = pooled.LogLoss; macro_f1 = Metrics.macroF1 pooled
+           fold_accuracies = [ for f in result.Folds -> {| name = f.Name; n_test = f.NTest; test_accuracy = f.TestAccuracy |} ]
+           fold_accuracy_mean = result.TestAccuracy; fold_accuracy_std = result.TestAccuracyStd
+           per_class = perClassJson result.Labels pooled
+           confusion = [ for r in 0 .. result.Labels.Length - 1 -> [ for c in 0 .. result.Labels.Length - 1 -> pooled.Confusion.[r, c] ] ] |}
+
+    /// The refit model for metrics.json and `train --json`.
+    let refitJson (r: RefitResult) =
+        {| n_train = r.NTrain; epochs = r.Epochs; train_accuracy = r.TrainAccuracy; train_seconds = r.TrainSeconds
+           resumed_after_epochs = r.ResumedAfterEpochs; model_file = nonNull (Path.GetFileName r.ModelFile) |}
 
     let writeConfusionCsv (path: string) (labels: string[]) (m: int[,]) =
         let lines = [|
@@ -72,6 +95,13 @@ module Artefacts =
                         [ "train", [| for e in r.History -> e.TrainAccuracy |]; "validation", [| for e in r.History -> defaultArg e.ValidationAccuracy nan |] ]
                 for p, caption in [ cm, "confusion matrix " + r.Name; loss, "loss " + r.Name; acc, "accuracy " + r.Name ] do
                     images.Add(Path.GetRelativePath(outDir, p), caption)
+        match result.Pooled with
+        | Some pooled ->
+            writeConfusionCsv (Path.Combine(outDir, "confusion-pooled.csv")) labels pooled.Confusion
+            if options.Plots then
+                let cm = Plots.confusionMatrix (Path.Combine(plotsDir, "confusion-pooled.png")) (sprintf "confusion matrix, out-of-fold predictions of %d folds pooled" results.Length) labels pooled.Confusion
+                images.Insert(0, (Path.GetRelativePath(outDir, cm), "confusion matrix, every fold's test part pooled"))
+        | None -> ()
         let examples = Collections.Generic.List<string * string>()
         if options.Plots then
             for label in labels do
@@ -86,9 +116,15 @@ module Artefacts =
                extract_seconds = result.ExtractSeconds; train_seconds = result.TrainSeconds
                total_seconds = result.TotalSeconds; labels = labels; settings = dict settingRows
                skipped = [ for s in data.Dataset.Skipped -> {| path = s.Path; reason = s.Reason |} ]
-               folds = [ for f in results -> foldJson f labels ] |}
+               folds = [ for f in results -> foldJson f labels ]
+               pooled = result.Pooled |> Option.map (pooledJson result) |> Option.toObj
+               refit = result.Refit |> Option.map refitJson |> Option.toObj |}
         File.WriteAllText(Path.Combine(outDir, "metrics.json"), JsonSerializer.Serialize(metricsJson, JsonSerializerOptions(WriteIndented = true)))
         if options.Plots then
+            let refitRows =
+                match result.Refit with
+                | Some r -> [ "refit on all data", sprintf "%s: %d recordings, %d epochs, train accuracy %.4f" (nonNull (Path.GetFileName r.ModelFile)) r.NTrain r.Epochs r.TrainAccuracy ]
+                | None -> []
             let summaryRows =
                 [ "model", sprintf "%s: %s" settings.Recipe.Name settings.Recipe.Description
                   "features", settings.Schema.ToString()
@@ -100,14 +136,26 @@ module Artefacts =
                   "feature extraction", sprintf "%.1f s" result.ExtractSeconds
                   "training", sprintf "%.1f s" result.TrainSeconds
                   "skipped files", string data.Dataset.Skipped.Length ]
+                @ refitRows
             let foldRows =
                 [ for f in results ->
                     [ f.Name; string f.NTrain; string f.NValidation; string f.NTest; sprintf "%.4f" f.TrainAccuracy
                       (f.ValidationAccuracy |> Option.map (sprintf "%.4f") |> Option.defaultValue "-"); sprintf "%.4f" f.TestAccuracy; sprintf "%.1f" f.TrainSeconds ] ]
+            let perClassGrid title (m: Metrics) =
+                Report.Grid(title, [ "label"; "precision"; "recall"; "F1"; "support" ],
+                            [ for k in 0 .. labels.Length - 1 -> [ labels.[k]; sprintf "%.3f" m.Precision.[k]; sprintf "%.3f" m.Recall.[k]; sprintf "%.3f" m.F1.[k]; string m.Support.[k] ] ])
             let perClass =
-                match results with
-                | [ single ] -> [ Report.Grid("Per-class test metrics", [ "label"; "precision"; "recall"; "F1" ],
-                                              [ for k in 0 .. labels.Length - 1 -> [ labels.[k]; sprintf "%.3f" single.Metrics.Precision.[k]; sprintf "%.3f" single.Metrics.Recall.[k]; sprintf "%.3f" single.Metrics.F1.[k] ] ]) ]
+                match results, result.Pooled with
+                | _, Some pooled ->
+                    [ Report.Table("Cross-validation, out-of-fold predictions pooled",
+                                   [ "recordings", string pooled.Count
+                                     "pooled accuracy", sprintf "%.4f" pooled.Accuracy
+                                     "fold accuracies", (results |> List.map (fun f -> sprintf "%s %.4f" f.Name f.TestAccuracy) |> String.concat ", ")
+                                     "mean ± sd of fold accuracies", sprintf "%.4f ± %.4f" result.TestAccuracy result.TestAccuracyStd
+                                     "macro F1", sprintf "%.4f" (Metrics.macroF1 pooled)
+                                     "log-loss", sprintf "%.4f" pooled.LogLoss ])
+                      perClassGrid "Per-class metrics, out-of-fold predictions pooled" pooled ]
+                | [ single ], None -> [ perClassGrid "Per-class test metrics" single.Metrics ]
                 | _ -> []
             Report.write outDir (sprintf "Hybrid training run: %s on %s" settings.Recipe.Name result.Split)
                 ([ Report.Table("Summary", summaryRows)

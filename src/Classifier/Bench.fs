@@ -35,7 +35,7 @@ module Bench =
         let inputs = Array.init (count * net.SampleSize) (fun _ -> float32 (rng.NextNormal()))
         let labels = Array.init count (fun _ -> rng.NextInt 10)
         let model = Model.create engine 7 net
-        let trainer = Trainer(model, Optimizer.adam 1e-3, None, 0.0)
+        let trainer = Trainer(model, Optimizer.adam 1e-3, None, 0.0, None)
         let batch = 64
         let warm = Training.permutation 0 0 count
         trainer.Run(inputs, labels, warm, 3 * batch, batch, (fun _ -> 1e-3), uint64, (fun _ _ _ -> ()))

@@ -173,7 +173,7 @@ type internal Replica(dir: string, engine: Engine) =
     let job = ParallelFiles.readJob dir
     let net = ParallelFiles.readNet dir
     let model = Model.build engine job.Seed net
-    let trainer = Trainer(model, job.Optimizer, job.ClipNorm, job.LabelSmoothing)
+    let trainer = Trainer(model, job.Optimizer, job.ClipNorm, job.LabelSmoothing, None)
     let state, _ = Checkpoint.read dir model job.Seed trainer.State.Tensors
     do trainer.State.Step <- state.OptimizerStep
     let examples = ParallelFiles.readExamples dir net.SampleSize
@@ -280,12 +280,13 @@ module DataParallel =
     /// schedule, seed, clipping, smoothing; early stopping, validation and the callback are not used): writes the
     /// settings, the examples and an epoch-0 checkpoint of the model's weights. A folder already holding a checkpoint
     /// of this architecture and seed is resumed from, not overwritten. Raises ArgumentException for the same bad
-    /// options and data `Training.fit` refuses, ModelFileException for a checkpoint of another run.
+    /// options and data `Training.fit` refuses (and class weights, which the workers do not apply), ModelFileException for a checkpoint of another run.
     let prepare (dir: string) (options: FitOptions) (model: Model) (train: Examples) : unit =
         if options.Epochs < 1 then invalidArg "options" (sprintf "Epochs must be at least 1, was %d." options.Epochs)
         if options.BatchSize < 1 then invalidArg "options" (sprintf "BatchSize must be at least 1, was %d." options.BatchSize)
         if not (options.LabelSmoothing >= 0.0 && options.LabelSmoothing < 1.0) then
             invalidArg "options" (sprintf "LabelSmoothing must be in [0, 1), was %g." options.LabelSmoothing)
+        if options.ClassWeights.IsSome then invalidArg "options" "Class weights are not available in a data-parallel run (its workers weigh every class 1)."
         let n = Model.checkInputs model train.Inputs
         if train.Labels.Length <> n then invalidArg "train" (sprintf "Training data has %d samples but %d labels." n train.Labels.Length)
         if n = 0 then invalidArg "train" "Training data is empty."

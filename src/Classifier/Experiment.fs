@@ -16,7 +16,7 @@ open Hybrid.Features.Schemas
 let defaults =
     { Data = []; LabelMap = []; Split = None; Model = (List.head Recipes.all).Name; Features = None; Epochs = None; BatchSize = None
       LearningRate = None; Augment = None; AugmentPool = None; TestSpeeds = None; Labels = None; OtherLabel = None; Validation = 0.1
-      EarlyStopping = None; SampleRate = None; Duration = None; Segment = None; SegmentHop = None; PerUtterance = None; Trim = None; Loudness = None; Noise = None; Resume = None
+      EarlyStopping = None; ClassWeight = Unweighted; Refit = false; SampleRate = None; Duration = None; Segment = None; SegmentHop = None; PerUtterance = None; Trim = None; Loudness = None; Noise = None; Resume = None
       Device = "auto"; Seed = 0; Out = None; Log = ignore; Progress = true; Plots = true; Strict = false
       FeatureParameters = Extraction.noOverrides; Distributed = None }
 
@@ -199,7 +199,7 @@ and internal resolveWith (recipe: Recipe) (options: TrainOptions) (data: Prepare
       Split = data.Split
       Epochs = epochs; BatchSize = batch; LearningRate = lr; Augmentations = augmentations
       Copies = copies; AugmentPool = pool
-      Validation = options.Validation; EarlyStopping = options.EarlyStopping
+      Validation = options.Validation; EarlyStopping = options.EarlyStopping; ClassWeight = options.ClassWeight; Refit = options.Refit
       Preparation = { Preparation.Features = schema.Name; FeatureParameters = schema.Variant; PerUtterance = defaultArg options.PerUtterance recipe.PerUtterance; TestSpeeds = testSpeeds; Clips = plan }
       Seed = options.Seed }
 
@@ -280,17 +280,23 @@ let private progressOf (ctx: RunContext) (fold: SplitFold) (rows: int) =
                              (r.ValidationLoss |> Option.map (sprintf "%.4f") |> Option.defaultValue "-")
                              (r.ValidationAccuracy |> Option.map (sprintf "%.4f") |> Option.defaultValue "-") r.Seconds)
 
-/// Saves a fold's model file: the network, the labels, the train-fitted standardisation and every setting.
-let private saveModel (ctx: RunContext) (fold: SplitFold) (stats: Normalization.Stats) (model: Model) =
-    let file = Path.Combine(ctx.OutDir, if ctx.Data.Folds.Length = 1 then "model.hnn" else sprintf "model-%s.hnn" (fold.Name.Replace('/', '-')))
+/// Saves a model file `name` in the run folder: the network, the labels, the train-fitted standardisation and every
+/// setting of `settings`, with the fold it was trained on.
+let private saveModelAs (ctx: RunContext) (name: string) (settings: RunSettings) (foldName: string) (stats: Normalization.Stats) (model: Model) =
+    let file = Path.Combine(ctx.OutDir, name)
     ModelFile.save file
-        { SchemaFingerprint = ctx.Settings.Schema.Fingerprint
+        { SchemaFingerprint = settings.Schema.Fingerprint
           Labels = List.ofArray ctx.Data.Dataset.Labels
           Normalization = [ "mean", stats.Mean; "std", stats.Std ]
-          TrainingSettings = Artefacts.settingsOf ctx.Settings ctx.Options.Device @ [ "fold", fold.Name; "grouping", (match stats.Grouping with Normalization.PerColumn -> "column" | _ -> "band") ]
+          TrainingSettings = Artefacts.settingsOf settings ctx.Options.Device @ [ "fold", foldName; "grouping", (match stats.Grouping with Normalization.PerColumn -> "column" | _ -> "band") ]
           LibraryVersion = "" }
         model
     file
+
+/// Saves a fold's model file: model.hnn for a single split, else model-FOLD.hnn.
+let private saveModel (ctx: RunContext) (fold: SplitFold) (stats: Normalization.Stats) (model: Model) =
+    let name = if ctx.Data.Folds.Length = 1 && not ctx.Settings.Refit then "model.hnn" else sprintf "model-%s.hnn" (fold.Name.Replace('/', '-'))
+    saveModelAs ctx name ctx.Settings fold.Name stats model
 
 /// The batch size a fold trains with when `batchSize` exceeds its `rows` training rows (Some rows, at least 1), else
 /// None (the batch size stands).
@@ -344,10 +350,43 @@ let internal trainFold (ctx: RunContext) (fold: SplitFold) : FoldResult * float 
       ValidationAccuracy = kept |> Option.bind (fun r -> r.ValidationAccuracy)
       Metrics = metrics; History = fit.History; BestEpoch = (if s.EarlyStopping.IsSome then fit.BestEpoch else None)
       StoppedEarly = fit.StoppedEarly; ResumedAfterEpochs = fit.ResumedAfterEpochs
-      TrainSeconds = trainSeconds; PerSource = sources; ModelFile = file },
+      TrainSeconds = trainSeconds; PerSource = sources
+      TestProbabilities = probabilities; TestLabels = fold.Test |> Array.map (fun i -> i.LabelIndex); ModelFile = file },
     gatherSeconds
 
-/// The run's result from its folds: the mean and sample standard deviation of the folds' test accuracies.
+/// The refit after cross-validation (`Refit`): a network trained on every recording of the dataset, with no
+/// validation part and no early stopping, for CrossValidation.refitEpochs epochs (the run's, or the rounded mean of the
+/// folds' best epochs when early stopping chose them), with the run's seed and every other setting; checkpoints in
+/// checkpoints/all (so `--resume` continues it), the model in `model.hnn`. Returns what it did.
+let internal refit (ctx: RunContext) (folds: FoldResult list) : RefitResult =
+    let log = ctx.Options.Log
+    let chosen = folds |> List.choose (fun f -> f.BestEpoch)
+    let epochs = CrossValidation.refitEpochs ctx.Settings.Epochs chosen
+    let s = { ctx.Settings with Epochs = epochs; EarlyStopping = None }
+    let all = { SplitFold.Name = "all"; Train = ctx.Data.Dataset.Items; Validation = [||]; Test = [||] }
+    log (if chosen.IsEmpty then sprintf "refit: training on all %d recordings for %d epochs" all.Train.Length epochs
+         else sprintf "refit: training on all %d recordings for %d epochs (the rounded mean of the folds' best epochs %s)" all.Train.Length epochs
+                  (chosen |> List.map string |> String.concat ", "))
+    let work = Path.Combine(ctx.OutDir, "rows", "all")
+    let features = FeatureStore.foldFeatures ctx.Engine s ctx.Store work all
+    let s = match batchFor s.BatchSize features.Train.Count with Some rows -> { s with BatchSize = rows } | None -> s
+    let bar, callback = progressOf { ctx with Settings = s } all features.Train.Count
+    let watch = Stopwatch.StartNew()
+    let model, fit =
+        try Fit.foldOn ctx.Options.Distributed ctx.Engine s ctx.Data.Dataset.Labels.Length features (Some(Path.Combine(ctx.OutDir, "checkpoints", "all"))) callback
+        finally
+            features.Train.Dispose()
+            if Directory.Exists work then Directory.Delete(work, true)
+    bar.Finish()
+    if fit.ResumedAfterEpochs > 0 then log (sprintf "refit: resumed after epoch %d" fit.ResumedAfterEpochs)
+    let file = saveModelAs ctx "model.hnn" { s with BatchSize = ctx.Settings.BatchSize } "all" features.Stats model
+    let trainAccuracy = match fit.History with [] -> nan | h -> (List.last h).TrainAccuracy
+    log (sprintf "refit: train accuracy %.4f, training %.1f s, model %s" trainAccuracy watch.Elapsed.TotalSeconds file)
+    { RefitResult.NTrain = all.Train.Length; Epochs = epochs; TrainAccuracy = trainAccuracy; TrainSeconds = watch.Elapsed.TotalSeconds
+      ResumedAfterEpochs = fit.ResumedAfterEpochs; ModelFile = file }
+
+/// The run's result from its folds: the mean and sample standard deviation of the folds' test accuracies, and for
+/// cross-validation the pooled out-of-fold metrics (CrossValidation.pooled).
 let private summarise (ctx: RunContext) (folds: FoldResult list) (extractSeconds: float) (totalSeconds: float) : RunResult =
     let accuracies = folds |> List.map (fun r -> r.TestAccuracy)
     let mean = List.average accuracies
@@ -357,14 +396,17 @@ let private summarise (ctx: RunContext) (folds: FoldResult list) (extractSeconds
     let s = ctx.Settings
     { RunResult.Split = Split.format s.Split; Model = s.Recipe.Name; Features = s.Schema.Name; Device = ctx.Engine.Name; DeviceName = ctx.Engine.DeviceName
       Labels = ctx.Data.Dataset.Labels; Clips = ClipPlan.describe s.Preparation.Clips; Folds = folds; TestAccuracy = mean; TestAccuracyStd = std
+      Pooled = (if CrossValidation.isCrossValidation s.Split then Some(CrossValidation.pooled folds) else None); Refit = None
       TestSpeeds = s.Preparation.TestSpeeds; ExtractSeconds = extractSeconds; TrainSeconds = folds |> List.sumBy (fun r -> r.TrainSeconds)
       TotalSeconds = totalSeconds; OutDir = ctx.OutDir; Skipped = ctx.Data.Dataset.Skipped }
 
 /// Trains and evaluates the chosen model on every fold of the split and writes the model file(s) and artefacts, in
 /// named steps: prepareData, resolve, outputFolder, FeatureStore.create (feature shards of every recording), then
-/// trainFold per fold (FeatureStore.foldFeatures, Fit.foldOn, evaluate, the model file), then Artefacts.write. Every
+/// trainFold per fold (FeatureStore.foldFeatures, Fit.foldOn, evaluate, the model file), with `Refit` the refit on all
+/// recordings (model.hnn), then Artefacts.write (the pooled out-of-fold report of a cross-validation included). Every
 /// run writes run.json and per-fold checkpoints into its folder; with `Resume` the run in that folder continues from
-/// its checkpoints with its own settings and ends as an uninterrupted run would.
+/// its checkpoints with its own settings and ends as an uninterrupted run would. Raises ArgumentException for `Refit`
+/// with a split that is not cross-validation, and whatever the steps raise.
 let train (options: TrainOptions) : RunResult =
     let total = Stopwatch.StartNew()
     let options =
@@ -377,6 +419,8 @@ let train (options: TrainOptions) : RunResult =
     options.Split |> Option.iter (Split.parse >> ignore)
     let data = prepareData options
     let settings = resolve options data
+    if options.Refit && not (CrossValidation.isCrossValidation settings.Split) then
+        invalidArg "refit" (sprintf "--refit needs a cross-validation split (folds, loso or kfold:K), and this run's split is %s: a single split already writes model.hnn" (Split.format settings.Split))
     let outDir = outputFolder options data settings
     use engine = Engines.Create(options.Device, log)
     log (sprintf "device: %s (%s)" engine.Name engine.DeviceName)
@@ -394,8 +438,13 @@ let train (options: TrainOptions) : RunResult =
     let storeSeconds = storeWatch.Elapsed.TotalSeconds
     let ctx = { Options = options; Settings = settings; Data = data; Engine = engine; Store = store; OutDir = outDir }
     let folds = [ for fold in data.Folds -> trainFold ctx fold ]
+    let refitted = if settings.Refit then Some(refit ctx (List.map fst folds)) else None
     let rowsDir = Path.Combine(outDir, "rows")
     if Directory.Exists rowsDir then Directory.Delete(rowsDir, true)
     let result = summarise ctx (List.map fst folds) (storeSeconds + List.sumBy snd folds) total.Elapsed.TotalSeconds
+    let result =
+        match refitted with
+        | Some r -> { result with Refit = Some r; TrainSeconds = result.TrainSeconds + r.TrainSeconds }
+        | None -> result
     Artefacts.write options engine settings data result
     { result with TotalSeconds = total.Elapsed.TotalSeconds }

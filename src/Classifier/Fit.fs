@@ -10,7 +10,8 @@ open Hybrid.Features
 [<RequireQualifiedAccess>]
 module Fit =
     /// Fits a fold (step 3 of Experiment.train): a fresh network (weights seeded by the run's seed) trained on the fold's training rows with
-    /// the recipe's one-cycle schedule, validation metrics every epoch, optional early stopping on the validation loss
+    /// the recipe's one-cycle schedule, the loss weighted per class by `ClassWeight` (balanced weights counted over the
+    /// fold's training rows), validation metrics every epoch, optional early stopping on the validation loss
     /// (restoring the best epoch's weights) and a checkpoint in `checkpointDir` after every epoch; a checkpoint already
     /// there (an interrupted run) is resumed from. `callback` receives Training.fit's progress.
     let rec fold (engine: Engine) (settings: RunSettings) (classes: int) (features: FoldFeatures) (checkpointDir: string option) (callback: Progress -> unit) : Model * FitResult =
@@ -18,7 +19,8 @@ module Fit =
 
     /// fold, trained by `distributed` when given (see TrainOptions.Distributed): the same network, seed and fit options
     /// in a run folder "cluster" beside the fold's checkpoints; validation metrics of the last epoch only; early stopping
-    /// is refused (ArgumentException naming --early-stopping) since the run does not stop early.
+    /// is refused (ArgumentException naming --early-stopping) since the run does not stop early, and so are class
+    /// weights (naming --class-weight), which the workers do not apply.
     and foldOn (distributed: (string -> unit) option) (engine: Engine) (settings: RunSettings) (classes: int) (features: FoldFeatures) (checkpointDir: string option) (callback: Progress -> unit) : Model * FitResult =
         let net = settings.Recipe.Build (Recipes.inputShape (Array.ofSeq settings.Schema.Shape) settings.Recipe) classes
         let model = Model.create engine settings.Seed net
@@ -27,11 +29,14 @@ module Fit =
             | Some patience, Some _ -> Some { Monitor = ValidationLoss; Patience = patience; MinDelta = 0.0; RestoreBestWeights = true }
             | Some _, None -> invalidArg "early-stopping" "--early-stopping needs a validation part, and this fold has none (too few recordings per class?)"
             | None, _ -> None
+        if distributed.IsSome && settings.ClassWeight <> Unweighted then
+            invalidArg "class-weight" "--class-weight is not available with --cluster (the workers weigh every class 1)."
         checkpointDir |> Option.iter (Directory.CreateDirectory >> ignore)
         let fitOptions =
             { FitOptions.defaults with
                 Epochs = settings.Epochs; BatchSize = settings.BatchSize; Optimizer = Optimizer.adam settings.LearningRate
                 Schedule = OneCycle(0.25, 10.0, 100.0); Seed = settings.Seed; LabelSmoothing = 0.05
+                ClassWeights = ClassWeighting.weights settings.ClassWeight classes features.Train.Labels
                 EarlyStopping = earlyStopping; CheckpointDir = checkpointDir; Callback = callback }
         match distributed with
         | None -> model, Training.fitRows fitOptions model features.Train features.Validation

@@ -17,6 +17,8 @@ type Metrics =
       Recall: float[]
       /// Per-class F1: harmonic mean of precision and recall (0 when both are 0).
       F1: float[]
+      /// Per-class support: samples of class k (the confusion matrix's row sums; scikit-learn's classification_report).
+      Support: int[]
       /// Confusion matrix [true class, predicted class] of counts.
       Confusion: int[,] }
 
@@ -55,6 +57,7 @@ module Metrics =
           Precision = precision
           Recall = recall
           F1 = f1
+          Support = Array.init k (fun j -> Seq.sum (seq { for c in 0 .. k - 1 -> confusion[j, c] }))
           Confusion = confusion }
 
     /// Unweighted mean of the per-class F1 scores.

@@ -46,6 +46,10 @@ module RunFile =
           OtherLabel: string | null
           Validation: Nullable<float>
           EarlyStopping: Nullable<int>
+          /// "none" or "balanced" (null in files written before --class-weight: none).
+          ClassWeight: string | null
+          /// True for a cross-validation that refits on all data (null in files written before --refit: false).
+          Refit: Nullable<bool>
           Sr: Nullable<int>
           Duration: Nullable<float>
           Segment: Nullable<float>
@@ -100,7 +104,8 @@ module RunFile =
               AugmentPool = (if augmentPool = 0 then Nullable() else Nullable augmentPool)
               TestSpeeds = o.TestSpeeds |> Option.map TestSpeeds.format |> Option.toObj
               Labels = o.Labels |> Option.map (String.concat ",") |> Option.toObj; OtherLabel = Option.toObj o.OtherLabel
-              Validation = Nullable o.Validation; EarlyStopping = Option.toNullable o.EarlyStopping; Sr = Option.toNullable o.SampleRate
+              Validation = Nullable o.Validation; EarlyStopping = Option.toNullable o.EarlyStopping
+              ClassWeight = ClassWeighting.format o.ClassWeight; Refit = Nullable o.Refit; Sr = Option.toNullable o.SampleRate
               Duration = Option.toNullable o.Duration; Segment = Option.toNullable o.Segment; SegmentHop = Option.toNullable o.SegmentHop
               Trim = Trim.format trim
               PerUtterance = o.PerUtterance |> Option.map PerUtterance.format |> Option.toObj
@@ -170,6 +175,8 @@ module RunFile =
                 TestSpeeds = text r.TestSpeeds |> Option.map TestSpeeds.parse
                 Labels = text r.Labels |> Option.map (fun l -> l.Split ',' |> List.ofArray); OtherLabel = text r.OtherLabel
                 Validation = (if r.Validation.HasValue then r.Validation.Value else caller.Validation); EarlyStopping = Option.ofNullable r.EarlyStopping
+                ClassWeight = (match text r.ClassWeight with Some w -> ClassWeighting.parse w | None -> Unweighted)
+                Refit = r.Refit.HasValue && r.Refit.Value
                 SampleRate = Option.ofNullable r.Sr; Duration = Option.ofNullable r.Duration; Segment = Option.ofNullable r.Segment
                 SegmentHop = Option.ofNullable r.SegmentHop
                 Trim = Some(match text r.Trim with Some t -> Trim.parse t | None -> None)
@@ -215,6 +222,8 @@ module RunFile =
         | "--other-label" -> orNone id o.OtherLabel
         | "--validation" -> real o.Validation
         | "--early-stopping" -> orNone string o.EarlyStopping
+        | "--class-weight" -> ClassWeighting.format o.ClassWeight
+        | "--refit" -> (if o.Refit then "true" else "false")
         | "--sr" -> orNone string o.SampleRate
         | "--duration" -> orNone real o.Duration
         | "--segment" -> orNone real o.Segment

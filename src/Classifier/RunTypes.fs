@@ -33,6 +33,12 @@ type TrainOptions =
       Validation: float
       /// Stop after this many epochs without a lower validation loss and restore the best epoch's weights.
       EarlyStopping: int option
+      /// How the training loss weights each class (Keras' class_weight; Unweighted by default).
+      ClassWeight: ClassWeighting
+      /// After a cross-validation split (`folds`, `loso`, `kfold:K`): train once more on every recording with the
+      /// same settings and write `model.hnn` (scikit-learn's refit, Keras' final fit on all data). Refused (an
+      /// ArgumentException) with any other split.
+      Refit: bool
       /// Rate every recording is resampled to, in Hz (None: the schema's).
       SampleRate: int option
       /// Seconds each clip is padded or cut to for schemas that take any clip length (None: the dataset's longest
@@ -92,6 +98,9 @@ type RunSettings =
       AugmentPool: int
       Validation: float
       EarlyStopping: int option
+      ClassWeight: ClassWeighting
+      /// Train on every recording after cross-validation (TrainOptions.Refit).
+      Refit: bool
       Preparation: Preparation
       Seed: int }
 
@@ -142,6 +151,23 @@ type FoldResult =
       TrainSeconds: float
       /// Test accuracy per source of a merged dataset (name, test recordings, accuracy); empty for one source.
       PerSource: (string * int * float) list
+      /// Class probabilities [test recordings, classes] of the fold's model on its test part, in `TestLabels`' order.
+      TestProbabilities: float32[,]
+      /// The test recordings' class indices.
+      TestLabels: int[]
+      ModelFile: string }
+
+/// The model trained on every recording after cross-validation (`--refit`).
+type RefitResult =
+    { /// Recordings it trained on (every recording of the dataset).
+      NTrain: int
+      /// Epochs it trained: the run's epochs, or with early stopping the rounded mean of the folds' best epochs.
+      Epochs: int
+      /// Training accuracy of its last epoch.
+      TrainAccuracy: float
+      TrainSeconds: float
+      /// Epochs restored from a checkpoint (`--resume`).
+      ResumedAfterEpochs: int
       ModelFile: string }
 
 /// What a run did.
@@ -159,6 +185,11 @@ type RunResult =
       TestAccuracy: float
       /// Sample standard deviation of the folds' test accuracies (0 for one fold).
       TestAccuracyStd: float
+      /// Cross-validation (`folds`, `loso`, `kfold:K`): the metrics of every recording's out-of-fold prediction pooled
+      /// into one set (confusion matrix, per-class precision, recall, F1 and support, pooled accuracy); None otherwise.
+      Pooled: Metrics option
+      /// The model trained on all the data after cross-validation (`--refit`), else None.
+      Refit: RefitResult option
       /// Test-time speeds and weights the accuracies were averaged over (empty: none).
       TestSpeeds: (float * float) list
       ExtractSeconds: float

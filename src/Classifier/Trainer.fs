@@ -13,7 +13,11 @@ open Hybrid.Dsp
 /// clipping scale and one guarded optimizer launch over the flat parameters run without a host read; a batch whose
 /// loss is not finite sets a device flag that skips its update and every later one; at the end one copy reads the
 /// rows, the flags and a non-finite-weights check back.
-type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option, smoothing: float) =
+///
+/// With class weights (Keras' `class_weight`) each row's loss and its row of dL/dlogits are multiplied by its class's
+/// weight: the gradient rows by one product with the diagonal matrix of the batch's weights (INnOps.Gemm, on either
+/// path), the reported losses on the host.
+type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option, smoothing: float, classWeights: float[] option) =
     let engine = model.Engine
     let classes = model.Net.OutputShape[0]
     let size = model.Net.SampleSize
@@ -23,6 +27,31 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
     let mutable host: float32[] = [||]
     let mutable labels: int[] = [||]
     let mutable deviceWeightsFinite = true
+    do
+        match classWeights with
+        | Some w when w.Length <> classes ->
+            invalidArg "classWeights" (sprintf "Expected %d class weights (one per class), was %d." classes w.Length)
+        | Some w when w |> Array.exists (fun v -> not (Double.IsFinite v) || v < 0.0) ->
+            invalidArg "classWeights" (sprintf "Class weights must be finite and >= 0, were %s." (w |> Array.map (sprintf "%g") |> String.concat ", "))
+        | _ -> ()
+    let weightOf (label: int) = match classWeights with Some w -> w[label] | None -> 1.0
+    let mutable diagonal: float32[] = [||]
+
+    /// dL/dlogits of the weighted loss: the rows of `dLogits` [n; classes] (labels labels[0 .. n-1]) each times its
+    /// class's weight, as diag(weights) x dLogits in a buffer of its own; `dLogits` itself without class weights.
+    let weighted (dLogits: Tensor) (n: int) : Tensor =
+        match classWeights with
+        | None -> dLogits
+        | Some w ->
+            if diagonal.Length < n * n then diagonal <- Array.zeroCreate (n * n)
+            Array.Clear(diagonal, 0, n * n)
+            for i in 0 .. n - 1 do
+                diagonal[i * n + i] <- float32 w[labels[i]]
+            let d = buffers.Get("class weights", [| n; n |])
+            d.CopyFrom(ReadOnlySpan<float32>(diagonal, 0, n * n), 0L)
+            let result = buffers.Get("weighted d", [| n; classes |])
+            model.Ops.Gemm(d, false, dLogits, false, result)
+            result
 
     /// Reads the rows order[start .. start + count - 1] of `source` into the host staging buffer (and their labels).
     let gather (source: RowSource) (order: int[]) (start: int) (count: int) =
@@ -41,12 +70,12 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
         let x = buffers.Get("x", Array.append [| count |] model.Net.InputShape)
         x.CopyFrom(ReadOnlySpan<float32>(host, 0, count * size), 0L)
         let logits = model.Forward(x, true, seed)
-        let dLogits = criterion.Run(logits, labels, 0, smoothing, true)
+        let dLogits = weighted (criterion.Run(logits, labels, 0, smoothing, true)) count
         let mutable total = 0.0
         let mutable correct = 0
         let p = criterion.Probabilities
         for i in 0 .. count - 1 do
-            total <- total + float criterion.Losses[i]
+            total <- total + weightOf labels[i] * float criterion.Losses[i]
             let mutable best = 0
             for j in 1 .. classes - 1 do
                 if p[i * classes + j] > p[i * classes + best] then best <- j
@@ -86,7 +115,7 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
             device.SoftmaxCrossEntropyRows(
                 logits, device.View(intervalLabels, int64 start, n), float32 smoothing, dLogits, 1.0f / float32 n,
                 device.View(stats, int64 start, n), device.View(stats, int64 (count + start), n), status)
-            model.Backward dLogits
+            model.Backward(weighted dLogits n)
             clipNorm |> Option.iter (fun c -> device.ClipScale(grads, c, status))
             Optimizers.stepFlat device optimizer (rateOf b) state values grads status clipNorm.IsSome
         device.FlagNonFinite(values, status, DeviceStatus.WeightsNotFinite)
@@ -100,7 +129,7 @@ type internal Trainer(model: Model, optimizer: Optimizer, clipNorm: float option
             let mutable total = 0.0
             let mutable correct = 0
             for i in start .. start + n - 1 do
-                total <- total + float result[i]
+                total <- total + weightOf allLabels[order[i]] * float result[i]
                 if result[count + i] <> 0.0f then correct <- correct + 1
             onBatch b (total / float n) correct
 

@@ -112,7 +112,9 @@ module Training =
 
     /// Trains `model` in place with softmax cross-entropy: per epoch a seeded shuffle of `train`'s rows (read a batch
     /// at a time, so a source on disk holds at most `BatchSize` rows in memory), mini-batches of `BatchSize` (the last
-    /// one smaller), the learning rate times the schedule's factor, optional clipping, one optimizer step per batch;
+    /// one smaller), each row's loss times its class's weight when `ClassWeights` are given (Keras' class_weight; the
+    /// reported training loss is then the weighted one), the learning rate times the schedule's factor, optional
+    /// clipping, one optimizer step per batch;
     /// then validation metrics (when `validation` is given, in inference mode), and the epoch-end callbacks in order:
     /// early stopping, restore-best-weights, a checkpoint (atomic) and `Callback`.
     /// With a checkpoint folder holding a checkpoint of this architecture and seed, training resumes after its last
@@ -120,13 +122,14 @@ module Training =
     /// model ends with the best epoch's weights.
     /// Raises ArgumentException for Epochs or BatchSize below 1, LabelSmoothing outside [0, 1), rows whose length
     /// is not the model's sample size, a label count other than the row count, no rows, a label outside the model's
-    /// classes, or early stopping on a validation metric without validation data; TrainingException naming the epoch
+    /// classes, class weights that are not one finite non-negative weight per class, or early stopping on a validation
+    /// metric without validation data; TrainingException naming the epoch
     /// and batch when a loss or weight becomes NaN or infinite (before that epoch's checkpoint is written);
     /// ModelFileException when the checkpoint found is damaged or was written for another architecture, seed or
     /// optimizer.
     let fitRows (options: FitOptions) (model: Model) (train: RowSource) (validation: RowSource option) : FitResult =
         check options model train validation
-        let trainer = Trainer(model, options.Optimizer, options.ClipNorm, options.LabelSmoothing)
+        let trainer = Trainer(model, options.Optimizer, options.ClipNorm, options.LabelSmoothing, options.ClassWeights)
         use bestWeights = new BestWeights(model)
         let state = start options model trainer bestWeights
         let resumed = state.EpochsDone

@@ -34,6 +34,8 @@ type TrainArgs =
     | Other_Label of name: string
     | Validation of ratio: float
     | Early_Stopping of patience: int
+    | Class_Weight of mode: string
+    | Refit
     | Sr of hz: int
     | Duration of seconds: float
     | Segment of seconds: float
@@ -80,6 +82,8 @@ type TrainArgs =
             | Other_Label _ -> "with --labels: fold every other class into one class of this name, e.g. unknown."
             | Validation _ -> "share of the training part held out for validation when the dataset has no validation list (default 0.1; grouped by speaker when there are enough speakers)."
             | Early_Stopping _ -> "stop after this many epochs without a lower validation loss and keep the best epoch's weights."
+            | Class_Weight _ -> "weigh each class's training loss (Keras' class_weight): none (default) or balanced, n_rows / (n_classes * rows of the class) over each fold's training rows (scikit-learn's 'balanced'), for unbalanced data; validation and test metrics are unweighted. Not with --cluster."
+            | Refit -> "with a cross-validation split (folds, loso, kfold:K): after the folds, train once more on every recording with the same settings (the run's epochs, or the rounded mean of the folds' best epochs with --early-stopping; no validation part) and write model.hnn beside the fold models."
             | Sr _ -> "resample every recording to this rate in Hz (default: the feature schema's; a schema defined at a rate takes only that one)."
             | Duration _ -> "for schemas that take any length, and the default image of environmental clips (median 2-5 s): pad or cut clips to this many seconds, in (0, 3600) (default: the longest clip, at most 5 s); with --segment, cut recordings to it first."
             | Segment _ -> "cut recordings into windows of this many seconds; predictions are averaged per recording (default: the schema's clip, half overlapping, when the median recording is over 2 s and 1.5 clips long)."
@@ -119,6 +123,8 @@ let summaryJson (r: RunResult) =
                                             best_epoch = Option.toNullable f.BestEpoch; resumed_after_epochs = f.ResumedAfterEpochs
                                             per_source = [ for name, n, accuracy in f.PerSource -> {| source = name; n_test = n; test_accuracy = accuracy |} ] |} ]
            per_speaker = perSpeaker
+           pooled = r.Pooled |> Option.map (Artefacts.pooledJson r) |> Option.toObj
+           refit = r.Refit |> Option.map Artefacts.refitJson |> Option.toObj
            extract_seconds = r.ExtractSeconds; train_seconds = r.TrainSeconds; total_seconds = r.TotalSeconds
            out = r.OutDir; skipped = r.Skipped.Length |})
 
@@ -133,6 +139,8 @@ type private Mode =
       Labels: bool
       /// --segment in seconds.
       Segment: float option
+      /// --split as given (None: left out, or refused by its own check).
+      Split: SplitSpec option
       /// --cluster HOST:PORT given.
       Cluster: bool
       /// --features given (else the model's own schema, which environmental clips may turn into a whole-clip image).
@@ -191,6 +199,14 @@ let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
     | Other_Label _ -> [ OptionRules.UsedOnly(mode.Labels || mode.Resuming, "with --labels (it names the class the other labels are folded into)") ]
     | Validation ratio -> [ OptionRules.fraction ratio ]
     | Early_Stopping patience -> [ OptionRules.atLeast 1 patience ]
+    | Class_Weight text ->
+        [ OptionRules.parsed "none or balanced" ClassWeighting.parse text
+          OptionRules.UsedOnly(not mode.Cluster || text.Trim() = "none", "without --cluster (the cluster's workers weigh every class 1)") ]
+    | Refit ->
+        [ match mode.Split with
+          | Some split when not (CrossValidation.isCrossValidation split) ->
+              OptionRules.UsedOnly(false, sprintf "with a cross-validation split (--split folds, loso or kfold:K; --split %s trains one model, model.hnn, already)" (Split.format split))
+          | _ -> () ]
     | Sr hz ->
         [ OptionRules.atLeast 1 hz
           match mode.Schema with
@@ -250,12 +266,22 @@ let private enforce (args: ParseResults<TrainArgs>) =
                 | None when String.IsNullOrWhiteSpace r.Augment -> Some(sprintf "model '%s' has no augmentation of its own" model)
                 | _ -> None
             with :? ArgumentException | :? DatasetException -> None)
-    OptionRules.enforce args (table { Resuming = resuming; Schema = schema; Labels = args.Contains Labels; Segment = args.TryGetResult Segment; Cluster = args.Contains Cluster
+    let split = args.TryGetResult Split |> Option.bind (fun text -> try Some(Hybrid.Features.Split.parse text) with :? ArgumentException -> None)
+    OptionRules.enforce args (table { Resuming = resuming; Schema = schema; Labels = args.Contains Labels; Segment = args.TryGetResult Segment; Split = split; Cluster = args.Contains Cluster
                                       Features = args.Contains Features; NoWaveformAugmentation = noWaveformAugmentation })
     // An unknown model or schema is refused here, naming the valid ones.
     if not resuming then
         // The variant is laid out now, so that feature options that contradict each other are refused before the data.
         Recipes.schemaOf (Recipes.byName model) (args.TryGetResult Features) (overridesOf args) |> ignore
+
+/// The pooled per-class table: (label, [precision; recall; f1; support]) per class.
+let private pooledRows (r: RunResult) (pooled: Metrics) =
+    [ for k in 0 .. r.Labels.Length - 1 ->
+        r.Labels[k], [| sprintf "%.4f" pooled.Precision[k]; sprintf "%.4f" pooled.Recall[k]; sprintf "%.4f" pooled.F1[k]; string pooled.Support[k] |] ]
+
+/// What the refit did, in one line.
+let private refitLine (refit: RefitResult) =
+    sprintf "%s trained on all %d recordings for %d epochs (train accuracy %.4f, %.1f s)" (Path.GetFileName refit.ModelFile) refit.NTrain refit.Epochs refit.TrainAccuracy refit.TrainSeconds
 
 /// The closing summary as plain lines (output redirected, or not a terminal).
 let private writeSummary (writer: TextWriter) (r: RunResult) =
@@ -273,6 +299,14 @@ let private writeSummary (writer: TextWriter) (r: RunResult) =
     else say (sprintf "test accuracy: %.4f" r.TestAccuracy)
     if not r.TestSpeeds.IsEmpty then
         say (sprintf "               (test predictions averaged over speeds*weights %s)" (TestSpeeds.format r.TestSpeeds))
+    match r.Pooled with
+    | Some pooled ->
+        say (sprintf "pooled out-of-fold predictions: %d recordings, accuracy %.4f, macro F1 %.4f" pooled.Count pooled.Accuracy (Metrics.macroF1 pooled))
+        say (sprintf "  %-14s %9s %9s %9s %8s" "class" "precision" "recall" "f1" "support")
+        for label, cells in pooledRows r pooled do
+            say (sprintf "  %-14s %9s %9s %9s %8s" label cells[0] cells[1] cells[2] cells[3])
+    | None -> ()
+    r.Refit |> Option.iter (fun refit -> say (sprintf "refit:         %s" (refitLine refit)))
     say (sprintf "time:          features %.1f s, training %.1f s, total %.1f s" r.ExtractSeconds r.TrainSeconds r.TotalSeconds)
     say (sprintf "output:        %s" r.OutDir)
 
@@ -294,6 +328,13 @@ let private drawSummary (console: Spectre.Console.IAnsiConsole) (r: RunResult) =
     Terminal.blankLine console
     console.Write(
         Terminal.table (Some title) [ "fold"; "train"; "valid."; "test"; "train acc"; "valid. acc"; "test acc"; "s" ] rows)
+    r.Pooled |> Option.iter (fun pooled ->
+        let title = sprintf "out-of-fold predictions pooled: accuracy %.4f" pooled.Accuracy
+        console.Write(
+            Terminal.table (Some title) [ "class"; "precision"; "recall"; "f1"; "support" ]
+                [ for label, cells in pooledRows r pooled do
+                      yield label :: List.ofArray cells
+                  yield [ "macro avg"; ""; ""; sprintf "%.4f" (Metrics.macroF1 pooled); string pooled.Count ] ]))
     console.Write(
         Terminal.grid
             [ "device", sprintf "%s (%s)" r.Device r.DeviceName
@@ -301,6 +342,8 @@ let private drawSummary (console: Spectre.Console.IAnsiConsole) (r: RunResult) =
               "clips", r.Clips
               "test accuracy", (if r.Folds.Length > 1 then sprintf "mean %.4f, standard deviation %.4f" r.TestAccuracy r.TestAccuracyStd else accuracy r.TestAccuracy)
               if not r.TestSpeeds.IsEmpty then "test speeds", TestSpeeds.format r.TestSpeeds
+              match r.Pooled with Some p -> "pooled accuracy", sprintf "%.4f (%d recordings)" p.Accuracy p.Count | None -> ()
+              match r.Refit with Some refit -> "refit", refitLine refit | None -> ()
               "time", sprintf "features %.1f s, training %.1f s, total %.1f s" r.ExtractSeconds r.TrainSeconds r.TotalSeconds
               "output", r.OutDir ])
 
@@ -328,6 +371,8 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
                 OtherLabel = args.TryGetResult Other_Label
                 Validation = args.GetResult(Validation, defaultValue = Experiment.defaults.Validation)
                 EarlyStopping = args.TryGetResult Early_Stopping
+                ClassWeight = args.TryGetResult Class_Weight |> Option.map ClassWeighting.parse |> Option.defaultValue Unweighted
+                Refit = args.Contains Refit
                 SampleRate = args.TryGetResult Sr
                 Duration = args.TryGetResult Duration
                 Segment = args.TryGetResult Segment
