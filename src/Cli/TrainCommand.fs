@@ -281,7 +281,7 @@ let private pooledRows (r: RunResult) (pooled: Metrics) =
 
 /// What the refit did, in one line.
 let private refitLine (refit: RefitResult) =
-    sprintf "%s trained on all %d recordings for %d epochs (train accuracy %.4f, %.1f s)" (Path.GetFileName refit.ModelFile) refit.NTrain refit.Epochs refit.TrainAccuracy refit.TrainSeconds
+    sprintf "%s trained on all %d recordings for %d epochs (train accuracy %.4f, %.1f s)" (nonNull (Path.GetFileName refit.ModelFile)) refit.NTrain refit.Epochs refit.TrainAccuracy refit.TrainSeconds
 
 /// The closing summary as plain lines (output redirected, or not a terminal).
 let private writeSummary (writer: TextWriter) (r: RunResult) =
