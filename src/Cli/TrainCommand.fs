@@ -266,7 +266,7 @@ let private enforce (args: ParseResults<TrainArgs>) =
                 | None when String.IsNullOrWhiteSpace r.Augment -> Some(sprintf "model '%s' has no augmentation of its own" model)
                 | _ -> None
             with :? ArgumentException | :? DatasetException -> None)
-    let split = args.TryGetResult Split |> Option.bind (fun text -> try Some(Hybrid.Features.Split.parse text) with :? ArgumentException -> None)
+    let split = args.TryGetResult Split |> Option.bind (fun text -> try Some(Hybrid.Features.Split.parse text) with :? ArgumentException | :? DatasetException -> None)
     OptionRules.enforce args (table { Resuming = resuming; Schema = schema; Labels = args.Contains Labels; Segment = args.TryGetResult Segment; Split = split; Cluster = args.Contains Cluster
                                       Features = args.Contains Features; NoWaveformAugmentation = noWaveformAugmentation })
     // An unknown model or schema is refused here, naming the valid ones.
