@@ -1,6 +1,8 @@
 /// Exports a model file written by `train` to ONNX (opset 17): the train-fitted preparation (per-utterance mean
 /// removal where the recipe does it, then the stored standardisation) as the first nodes, the network in inference
-/// form, Softmax last; optionally (`frontend`) the feature extraction too, so the graph takes raw audio.
+/// form, Softmax last; optionally (`frontend`) the feature extraction too, so the graph takes raw audio, and with it
+/// the recording's preparation, windows and test-time speed averaging, so that one whole recording in gives predict's
+/// probabilities out.
 module Hybrid.Classifier.OnnxExport
 
 open System
@@ -12,14 +14,16 @@ open Hybrid.Features.Schemas
 type Exported =
     { /// The ONNX file.
       Path: string
-      /// The graph's input: "features" [batch; schema shape] or, with the front end, "audio" [batch; clip samples].
+      /// The graph's input: "features" [batch; schema shape] or, with the front end, "audio": [batch; clip samples], or
+      /// [1; samples] (one whole recording) when the graph prepares recordings as predict does.
       Input: string
       /// Per-sample input shape (no batch axis).
       InputShape: int[]
       /// metadata_props, as written.
       Metadata: (string * string) list
-      /// What predict does that the graph does not (test-time speed averaging, windows averaged per recording, trimming
-      /// without the front end), one sentence each; empty when the graph scores recordings as predict does.
+      /// What predict does that the graph does not (without the front end: test-time speed averaging, windows averaged
+      /// per recording, trimming and levelling), one sentence each; empty when the graph scores recordings as predict
+      /// does.
       Warnings: string list }
 
 /// 10 log10 (or 20 log10 with `amplitude`) of max(x, amin) / ref for `x` [batch; rows; frames], floored at each
@@ -132,8 +136,8 @@ let private frontEnd (g: OnnxGraph) (schema: FeatureSchemaInfo) (audio: string) 
 /// otherwise "audio" [batch; clip_samples], clips cut or zero-padded as clip_alignment says. Output "probabilities"
 /// [batch; classes] ([1; classes] for one recording). metadata_props: labels (comma-separated, output order),
 /// schema_fingerprint, feature_schema, feature_parameters, sample_rate, clip_samples, clip_alignment, input,
-/// frontend, input_is (recording, clip or prepared clip), trim, loudness, segment, test_speeds, windows_in_graph and
-/// speeds_in_graph. Warnings name what predict does that the graph does not (features-only exports). Raises
+/// frontend, input_is (recording, clip or prepared clip), trim, loudness, recording_samples, segment, test_speeds,
+/// windows_in_graph and speeds_in_graph. Warnings name what predict does that the graph does not (features-only exports). Raises
 /// ModelFileException / SchemaMismatchException for an unusable model file, and OnnxExportException when `frontend`
 /// is asked for a schema the graph cannot express or a label contains a comma.
 let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
@@ -234,7 +238,7 @@ let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
           "frontend", (if frontend then "true" else "false")
           "input_is", (if wholeRecording then "recording" elif prepares then "prepared clip" else "clip") ]
         // How predict prepares a recording before its clips, as the model file records it.
-        @ (Preparation.toSettings trained.Preparation |> List.filter (fun (k, _) -> List.contains k [ "trim"; "loudness"; "segment"; "test_speeds" ]))
+        @ (Preparation.toSettings trained.Preparation |> List.filter (fun (k, _) -> List.contains k [ "trim"; "loudness"; "recording_samples"; "segment"; "test_speeds" ]))
         @ [ "windows_in_graph", (if wholeRecording then "true" else "false")
             "speeds_in_graph", (if wholeRecording then "true" else "false") ]
     let warnings =

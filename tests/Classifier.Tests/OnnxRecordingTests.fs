@@ -77,18 +77,19 @@ let tests =
             let meta = parityOnRecordings "fsdd-windows" modelPath (TrainedModels.heldOut fsdd |> List.truncate 20) 1e-5
             Expect.equal meta["segment"] "4000/2000" "windows of 0.5 s every 0.25 s")
 
-        test "a GTZAN-layout model: windows of 1 s every 0.4 s averaged per track, at 13 speeds, tracks longer and shorter than a window" {
+        test "a GTZAN-layout model: tracks cut to 3 s, windows of 1 s every 0.4 s averaged per track, at 13 speeds, tracks longer and shorter than a window" {
             use temp = new DatasetFixtures.TempFolder()
             DatasetFixtures.writeGtzan temp.Path [ "blues"; "metal"; "reggae" ] 4 3.5 3 |> ignore
             let modelPath =
                 train { Experiment.defaults with
                           Data = [ temp.Path ]; Model = "cnn2d"; Epochs = Some 2; Out = Some(temp.Combine "run")
-                          Split = Some "random:0.34"; Segment = Some 1.0; SegmentHop = Some 0.4 }
+                          Split = Some "random:0.34"; Segment = Some 1.0; SegmentHop = Some 0.4; Duration = Some 3.0 }
             let tracks = Directory.GetFiles(Path.Combine(temp.Path, "genres"), "*.wav", SearchOption.AllDirectories) |> Array.sort |> List.ofArray
             // Lengths that end a window on the recording's end, leave a partial hop, equal one window and fall short of it.
             let others = recordings (temp.Combine "other") 22050 1 [ 4.1; 2.3; 1.0; 0.6 ]
             let meta = parityOnRecordings "gtzan" modelPath (tracks @ others) 1e-5
             Expect.equal meta["segment"] "8000/3200" "windows of 1 s every 0.4 s at 8 kHz"
+            Expect.equal meta["recording_samples"] "24000" "tracks cut (or padded) to 3 s before their windows"
             Expect.equal meta["clip_samples"] "8192" "each window fitted to the schema's clip"
             Expect.notEqual meta["test_speeds"] "none" "the recipe's speeds"
         }
