@@ -247,8 +247,11 @@ let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
                         (TestSpeeds.format speeds) (if frontend then "" else "; export with --frontend to put them in the graph")
           match plan.Segment with
           | Some (w, h) when not wholeRecording ->
-              yield sprintf "predict averages the probabilities of windows of %d samples every %d over each recording; the graph scores one window (metadata 'segment')%s"
-                        w h (if frontend then "" else "; export with --frontend to put them in the graph")
+              yield sprintf "predict averages the probabilities of windows of %d samples every %d over each recording%s; the graph scores one window (metadata 'segment'%s)%s"
+                        w h
+                        (match plan.RecordingSamples with Some n -> sprintf " cut or padded to %d samples" n | None -> "")
+                        (if plan.RecordingSamples.IsSome then ", 'recording_samples'" else "")
+                        (if frontend then "" else "; export with --frontend to put them in the graph")
           | _ -> ()
           if not wholeRecording && prepares then
               yield sprintf "predict trims silence (%s) and sets the level (%s) of each recording before its clip; the graph takes the prepared clip (metadata 'trim', 'loudness')%s"
