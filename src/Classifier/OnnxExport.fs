@@ -1,6 +1,8 @@
 /// Exports a model file written by `train` to ONNX (opset 17): the train-fitted preparation (per-utterance mean
 /// removal where the recipe does it, then the stored standardisation) as the first nodes, the network in inference
-/// form, Softmax last; optionally (`frontend`) the feature extraction too, so the graph takes raw audio.
+/// form, Softmax last; optionally (`frontend`) the feature extraction too, so the graph takes raw audio, and with it
+/// the recording's preparation, windows and test-time speed averaging, so that one whole recording in gives predict's
+/// probabilities out.
 module Hybrid.Classifier.OnnxExport
 
 open System
@@ -12,14 +14,16 @@ open Hybrid.Features.Schemas
 type Exported =
     { /// The ONNX file.
       Path: string
-      /// The graph's input: "features" [batch; schema shape] or, with the front end, "audio" [batch; clip samples].
+      /// The graph's input: "features" [batch; schema shape] or, with the front end, "audio": [batch; clip samples], or
+      /// [1; samples] (one whole recording) when the graph prepares recordings as predict does.
       Input: string
       /// Per-sample input shape (no batch axis).
       InputShape: int[]
       /// metadata_props, as written.
       Metadata: (string * string) list
-      /// What predict does that the graph does not (test-time speed averaging, windows averaged per recording, trimming
-      /// without the front end), one sentence each; empty when the graph scores recordings as predict does.
+      /// What predict does that the graph does not (without the front end: test-time speed averaging, windows averaged
+      /// per recording, trimming and levelling), one sentence each; empty when the graph scores recordings as predict
+      /// does.
       Warnings: string list }
 
 /// 10 log10 (or 20 log10 with `amplitude`) of max(x, amin) / ref for `x` [batch; rows; frames], floored at each
@@ -102,71 +106,6 @@ let private melSpectrogram (g: OnnxGraph) (p: FeatureParameters) (audio: string)
     let frameMel = g.Node("MatMul", "mel.frames", [ spec; g.Constant("mel.basis", [| int64 bins; int64 p.NMels |], melT) ])
     g.Node("Transpose", "mel", [ frameMel ], [ OnnxAttr.ints "perm" [ 0L; 2L; 1L ] ])
 
-/// The model's clip of one recording `audio` [1; samples] (any length, at the model's rate) as ClipPlan.windows and the
-/// extraction shape it without windows: silence trimmed (Clip.trimInterval, librosa.effects.trim: frame RMS with
-/// zero-padded centred frames by a strided Conv of the squares, dB relative to the loudest frame floored at -100 dB,
-/// the first and last loud frames by ArgMax), the level set (Clip.rmsNormalize), then cut or zero-padded, centred, to
-/// `clip` samples (Clip.fit Center). Result [1; clip].
-let private recordingToClip (g: OnnxGraph) (plan: ClipPlan) (clip: int) (audio: string) =
-    let i64 stem (v: int64) = g.ConstantInt64(stem, [||], [| v |])
-    let one = g.Int64s("recording.axis1", [| 1L |])
-    let length (x: string) stem =
-        let shape = g.Node("Shape", stem + ".shape", [ x ])
-        g.Node("Gather", stem, [ shape; i64 (stem + ".index") 1L ], [ OnnxAttr.int "axis" 0L ])
-    let sliceAxis1 stem (x: string) (start: string) (stop: string) =
-        let unsq (v: string) = g.Node("Unsqueeze", stem + ".bound", [ v; g.Int64s(stem + ".bound_axis", [| 0L |]) ])
-        g.Node("Slice", stem, [ x; unsq start; unsq stop; one ])
-    let trimmed =
-        match plan.Trim with
-        | None -> audio
-        | Some t ->
-            let n = length audio "trim.n"
-            let half = int64 (t.FrameLength / 2)
-            let squares = g.Node("Mul", "trim.squares", [ audio; audio ])
-            let padded = g.Node("Pad", "trim.pad", [ squares; g.Int64s("trim.pads", [| 0L; half; 0L; half |]) ], [ OnnxAttr.string "mode" "constant" ])
-            let channel = g.Node("Unsqueeze", "trim.channel", [ padded; g.Int64s("trim.channel_axis", [| 1L |]) ])
-            let kernel = g.Constant("trim.mean_kernel", [| 1L; 1L; int64 t.FrameLength |], Array.create t.FrameLength (1.0f / float32 t.FrameLength))
-            let meanSquares = g.Node("Conv", "trim.mean_squares", [ channel; kernel ], [ OnnxAttr.ints "strides" [ int64 t.HopLength ] ])
-            let floored = g.Node("Max", "trim.floor", [ meanSquares; g.Scalar("trim.amin", 1e-10f) ])
-            let db = g.Node("Mul", "trim.db", [ g.Node("Log", "trim.ln", [ floored ]); g.Scalar("trim.db_scale", float32 (10.0 / Math.Log 10.0)) ])
-            let reference = g.Node("ReduceMax", "trim.reference", [ db ], [ OnnxAttr.int "keepdims" 1L ])
-            let threshold = g.Node("Sub", "trim.threshold", [ reference; g.Scalar("trim.top_db", float32 t.TopDb) ])
-            let loud = g.Node("Cast", "trim.loud", [ g.Node("Greater", "trim.above", [ db; threshold ]) ], [ OnnxAttr.int "to" 1L ])
-            let frames = g.Node("Reshape", "trim.frames", [ loud; g.Int64s("trim.flat", [| -1L |]) ])
-            let first = g.Node("ArgMax", "trim.first", [ frames ], [ OnnxAttr.int "axis" 0L; OnnxAttr.int "keepdims" 0L ])
-            let last = g.Node("ArgMax", "trim.last", [ frames ], [ OnnxAttr.int "axis" 0L; OnnxAttr.int "keepdims" 0L; OnnxAttr.int "select_last_index" 1L ])
-            let hop = i64 "trim.hop" (int64 t.HopLength)
-            let start = g.Node("Mul", "trim.start", [ first; hop ])
-            let stop = g.Node("Min", "trim.stop", [ n; g.Node("Mul", "trim.end", [ g.Node("Add", "trim.last1", [ last; i64 "trim.one" 1L ]); hop ]) ])
-            // An empty interval keeps the recording whole, as ClipPlan.windows does.
-            let kept = g.Node("Greater", "trim.nonempty", [ stop; start ])
-            let start = g.Node("Where", "trim.from", [ kept; start; i64 "trim.zero" 0L ])
-            let stop = g.Node("Where", "trim.to", [ kept; stop; n ])
-            sliceAxis1 "trim" audio start stop
-    let levelled =
-        match plan.Loudness with
-        | None -> trimmed
-        | Some dbfs ->
-            let squares = g.Node("Mul", "loudness.squares", [ trimmed; trimmed ])
-            let rms = g.Node("Sqrt", "loudness.rms", [ g.Node("ReduceMean", "loudness.mean", [ squares ], [ OnnxAttr.int "keepdims" 1L ]) ])
-            let silent = g.Node("Equal", "loudness.silent", [ rms; g.Scalar("loudness.zero", 0.0f) ])
-            let gain = g.Node("Div", "loudness.ratio", [ g.Scalar("loudness.target", float32 (Math.Pow(10.0, dbfs / 20.0))); rms ])
-            let gain = g.Node("Where", "loudness.gain", [ silent; g.Scalar("loudness.unit", 1.0f); gain ])
-            g.Node("Mul", "loudness", [ trimmed; gain ])
-    // Clip.fit Center: zero-padded by (clip - n) / 2 in front when shorter, cut from (n - clip) / 2 when longer.
-    let n = length levelled "fit.n"
-    let clipLength = i64 "fit.clip" (int64 clip)
-    let zero = i64 "fit.zero" 0L
-    let two = i64 "fit.two" 2L
-    let shortfall = g.Node("Max", "fit.shortfall", [ g.Node("Sub", "fit.difference", [ clipLength; n ]); zero ])
-    let front = g.Node("Div", "fit.front", [ shortfall; two ])
-    let back = g.Node("Sub", "fit.back", [ shortfall; front ])
-    let pads = g.Node("Concat", "fit.pads", [ g.Int64s("fit.batch_front", [| 0L |]); g.Node("Unsqueeze", "fit.front1", [ front; g.Int64s("fit.a0", [| 0L |]) ]); g.Int64s("fit.batch_back", [| 0L |]); g.Node("Unsqueeze", "fit.back1", [ back; g.Int64s("fit.a1", [| 0L |]) ]) ], [ OnnxAttr.int "axis" 0L ])
-    let padded = g.Node("Pad", "fit.pad", [ levelled; pads ], [ OnnxAttr.string "mode" "constant" ])
-    let excess = g.Node("Max", "fit.excess", [ g.Node("Sub", "fit.over", [ n; clipLength ]); zero ])
-    let offset = g.Node("Div", "fit.offset", [ excess; two ])
-    sliceAxis1 "fit" padded offset (g.Node("Add", "fit.stop", [ offset; clipLength ]))
-
 /// The schema's features [batch; schema shape] of `audio` [batch; clip samples] as graph nodes, or the reason the
 /// graph cannot express them.
 let private frontEnd (g: OnnxGraph) (schema: FeatureSchemaInfo) (audio: string) : Result<string, string> =
@@ -188,14 +127,19 @@ let private frontEnd (g: OnnxGraph) (schema: FeatureSchemaInfo) (audio: string) 
         Error(sprintf "feature schema '%s' (%s) cannot be expressed as an ONNX graph: --frontend supports one log-mel or mel time series, one MFCC mean without lifter, or the raw waveform. Export without --frontend and extract the features in the application." schema.Name described)
 
 /// Writes `modelPath` (a model file written by `train`) as an ONNX model at `onnxPath`. Without `frontend` the graph
-/// takes the schema's features ("features" [batch; schema shape], as the library extracts them); with it, raw audio
-/// ("audio" [batch; clip_samples] at the model's rate, cut or zero-padded as clip_alignment says; for a model that trims
-/// silence or sets the level of its recordings without windows, "audio" [1; samples]: one whole recording of any
-/// length, which the graph trims, levels and fits to the clip as predict does). Output "probabilities" [batch;
-/// classes]. metadata_props: labels (comma-separated, output order), schema_fingerprint, feature_schema, sample_rate,
-/// clip_samples, clip_alignment, input, frontend, trim, loudness, segment, test_speeds and input_is (recording, clip
-/// or prepared clip). Test-time speed averaging and windows are not in the graph: Warnings says so. Raises ModelFileException / SchemaMismatchException for an unusable model file, and
-/// OnnxExportException when `frontend` is asked for a schema the graph cannot express or a label contains a comma.
+/// takes the schema's features ("features" [batch; schema shape], as the library extracts them); with it, raw audio:
+/// for a model whose `predict` does more to a recording than cut or pad it to the clip (trimming, levelling, a
+/// recording length, windows or test-time speeds), "audio" [1; samples], one whole recording of any length at the
+/// model's rate, which the graph prepares exactly as predict does: trimmed and levelled (OnnxRecording.prepare), cut
+/// into the plan's windows, each window resampled at every test-time speed and fitted to the clip, the network's
+/// probabilities averaged over the speeds (softmax of the weighted mean log-probability) and then over the windows;
+/// otherwise "audio" [batch; clip_samples], clips cut or zero-padded as clip_alignment says. Output "probabilities"
+/// [batch; classes] ([1; classes] for one recording). metadata_props: labels (comma-separated, output order),
+/// schema_fingerprint, feature_schema, feature_parameters, sample_rate, clip_samples, clip_alignment, input,
+/// frontend, input_is (recording, clip or prepared clip), trim, loudness, recording_samples, segment, test_speeds,
+/// windows_in_graph and speeds_in_graph. Warnings name what predict does that the graph does not (features-only exports). Raises
+/// ModelFileException / SchemaMismatchException for an unusable model file, and OnnxExportException when `frontend`
+/// is asked for a schema the graph cannot express or a label contains a comma.
 let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
     use engine = Engines.Create("managed", ignore)
     let trained = Inference.load engine modelPath
@@ -210,14 +154,29 @@ let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
     let clipSamples = schema.ClipSamples
     let g = OnnxGraph "hybrid"
     let plan = trained.Preparation.Clips
-    // Trimming and levelling act on whole recordings: the graph then takes one recording of any length and makes the
-    // model's clip of it (windows are not in the graph: such models take their clips).
-    let wholeRecording = frontend && clipSamples > 0 && plan.Segment.IsNone && (plan.Trim.IsSome || plan.Loudness.IsSome)
+    let speeds = trained.Preparation.TestSpeeds
+    let prepares = plan.Trim.IsSome || plan.Loudness.IsSome
+    // The graph takes one whole recording and prepares it as predict does whenever predict does more than fit it
+    // to the clip; windows and speeds need a fixed clip length to batch the clips.
+    let wholeRecording =
+        frontend && clipSamples > 0 && (prepares || plan.RecordingSamples.IsSome || plan.Segment.IsSome || not speeds.IsEmpty)
     let inputName, inputShape, features =
         if frontend then
             let audio = g.AddInput("audio", [| (if clipSamples > 0 && not wholeRecording then int64 clipSamples else -1L) |])
-            let clip = if wholeRecording then recordingToClip g plan clipSamples audio else audio
-            match frontEnd g schema clip with
+            let clips =
+                if wholeRecording then
+                    let prepared = OnnxRecording.prepare g plan audio
+                    let windows =
+                        match plan.Segment with
+                        | Some (window, hop) -> OnnxRecording.windows g window hop prepared
+                        | None -> prepared
+                    // The clips of every speed, speed after speed: [speeds * windows; clip].
+                    let perSpeed = (if speeds.IsEmpty then [ 1.0 ] else List.map fst speeds) |> List.map (fun f -> OnnxRecording.fit g clipSamples (OnnxRecording.speed g f windows))
+                    match perSpeed with
+                    | [ one ] -> one
+                    | several -> g.Node("Concat", "speeds.clips", several, [ OnnxAttr.int "axis" 0L ])
+                else audio
+            match frontEnd g schema clips with
             | Ok f -> "audio", [| (if wholeRecording then 0 else clipSamples) |], f
             | Error problem -> raise (OnnxExportException(modelPath, problem))
         else
@@ -247,8 +206,26 @@ let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
     let standard = g.Node("Mul", "standardise", [ shifted; g.Constant("standardise.inverse_std", groupDims, inverse) ])
     let netInput = g.Node("Reshape", "input", [ standard; g.Int64s("input.shape", Array.append [| -1L |] (model.Net.InputShape |> Array.map int64)) ])
     let logits = OnnxModel.appendNetwork g model netInput
-    let probabilities = g.Node("Softmax", "probabilities", [ logits ], [ OnnxAttr.int "axis" -1L ])
-    g.AddOutput(probabilities, [| int64 (Model.classes model) |])
+    let classes = int64 (Model.classes model)
+    let probabilities =
+        let p = g.Node("Softmax", (if wholeRecording then "clip_probabilities" else "probabilities"), [ logits ], [ OnnxAttr.int "axis" -1L ])
+        if not wholeRecording then p
+        else
+            // Inference.predictAveraged: the softmax of the weighted mean of log max(p, 1e-30) over the speeds.
+            let perWindow =
+                if speeds.IsEmpty then p
+                else
+                    let total = speeds |> List.sumBy snd
+                    let bySpeed = g.Node("Reshape", "speeds.rows", [ p; g.Int64s("speeds.shape", [| int64 speeds.Length; -1L; classes |]) ])
+                    let logs = g.Node("Log", "speeds.log", [ g.Node("Max", "speeds.floor", [ bySpeed; g.Scalar("speeds.tiny", 1e-30f) ]) ])
+                    let weights = g.Constant("speeds.weights", [| int64 speeds.Length; 1L; 1L |], speeds |> List.map (fun (_, w) -> float32 (w / total)) |> Array.ofList)
+                    let mean = g.Node("ReduceSum", "speeds.mean", [ g.Node("Mul", "speeds.weighted", [ logs; weights ]); g.Int64s("speeds.axis", [| 0L |]) ], [ OnnxAttr.int "keepdims" 0L ])
+                    g.Node("Softmax", (if plan.Segment.IsSome then "speeds.probabilities" else "probabilities"), [ mean ], [ OnnxAttr.int "axis" -1L ])
+            // Inference.classify: the windows' probabilities averaged per recording.
+            match plan.Segment with
+            | Some _ -> g.Node("ReduceMean", "probabilities", [ perWindow ], [ OnnxAttr.ints "axes" [ 0L ]; OnnxAttr.int "keepdims" 1L ])
+            | None -> perWindow
+    g.AddOutput(probabilities, [| classes |])
     let metadata =
         [ "labels", String.Join(",", trained.Labels)
           "schema_fingerprint", schema.Fingerprint
@@ -259,17 +236,24 @@ let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
           "clip_alignment", "center"
           "input", inputName
           "frontend", (if frontend then "true" else "false")
-          "input_is", (if wholeRecording then "recording" elif plan.Trim.IsSome || plan.Loudness.IsSome then "prepared clip" else "clip") ]
+          "input_is", (if wholeRecording then "recording" elif prepares then "prepared clip" else "clip") ]
         // How predict prepares a recording before its clips, as the model file records it.
-        @ (Preparation.toSettings trained.Preparation |> List.filter (fun (k, _) -> List.contains k [ "trim"; "loudness"; "segment"; "test_speeds" ]))
+        @ (Preparation.toSettings trained.Preparation |> List.filter (fun (k, _) -> List.contains k [ "trim"; "loudness"; "recording_samples"; "segment"; "test_speeds" ]))
+        @ [ "windows_in_graph", (if wholeRecording then "true" else "false")
+            "speeds_in_graph", (if wholeRecording then "true" else "false") ]
     let warnings =
-        [ if not trained.Preparation.TestSpeeds.IsEmpty then
-              yield sprintf "predict averages each recording's probabilities over the speeds %s; the graph scores the clip at speed 1 only (metadata 'test_speeds')" (TestSpeeds.format trained.Preparation.TestSpeeds)
+        [ if not wholeRecording && not speeds.IsEmpty then
+              yield sprintf "predict averages each clip's probabilities over the speeds %s; the graph scores the clip at speed 1 only (metadata 'test_speeds')%s"
+                        (TestSpeeds.format speeds) (if frontend then "" else "; export with --frontend to put them in the graph")
           match plan.Segment with
-          | Some (w, h) ->
-              yield sprintf "predict averages the probabilities of windows of %d samples every %d over each recording; the graph scores one window (metadata 'segment')" w h
-          | None -> ()
-          if not wholeRecording && (plan.Trim.IsSome || plan.Loudness.IsSome) then
+          | Some (w, h) when not wholeRecording ->
+              yield sprintf "predict averages the probabilities of windows of %d samples every %d over each recording%s; the graph scores one window (metadata 'segment'%s)%s"
+                        w h
+                        (match plan.RecordingSamples with Some n -> sprintf " cut or padded to %d samples" n | None -> "")
+                        (if plan.RecordingSamples.IsSome then ", 'recording_samples'" else "")
+                        (if frontend then "" else "; export with --frontend to put them in the graph")
+          | _ -> ()
+          if not wholeRecording && prepares then
               yield sprintf "predict trims silence (%s) and sets the level (%s) of each recording before its clip; the graph takes the prepared clip (metadata 'trim', 'loudness')%s"
                         (Trim.format plan.Trim) (match plan.Loudness with Some v -> sprintf "%g dBFS" v | None -> "none")
                         (if frontend then "" else "; export with --frontend to put them in the graph") ]

@@ -19,7 +19,7 @@ type ExportArgs =
             match this with
             | Model _ -> "model file written by train (RUN/model.hnn)."
             | Onnx _ -> "ONNX file to write."
-            | Frontend -> "put the feature extraction in the graph: it then takes raw audio [batch, clip_samples] at the model's rate."
+            | Frontend -> "put the feature extraction in the graph: it then takes raw audio at the model's rate, one whole recording [1, samples] that it prepares, cuts into windows and averages over test-time speeds as predict does (or clips [batch, clip_samples] for a model that only fits recordings to its clip)."
             | Json -> "print what was written as one JSON object."
 
 /// The option table of `export` (OptionRules): every option applies to every model file; --frontend for a model
@@ -40,8 +40,8 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
             for w in exported.Warnings do error.WriteLine("warning: " + w)
             let meta = dict exported.Metadata
             if meta["input_is"] = "recording" then
-                out.WriteLine(sprintf "wrote %s: input '%s' [1, samples]: one whole recording of any length at %s Hz per run, which the graph trims (%s) and fits to %s samples (%s) for %s; output 'probabilities' over %s"
-                                  exported.Path exported.Input meta["sample_rate"] meta["trim"] meta["clip_samples"] meta["clip_alignment"] meta["feature_schema"] meta["labels"])
+                out.WriteLine(sprintf "wrote %s: input '%s' [1, samples]: one whole recording of any length at %s Hz per run, which the graph trims (%s), cuts into windows (%s), fits to %s samples (%s) for %s and averages over the test-time speeds (%s) and windows as predict does; output 'probabilities' [1, classes] over %s"
+                                  exported.Path exported.Input meta["sample_rate"] meta["trim"] meta["segment"] meta["clip_samples"] meta["clip_alignment"] meta["feature_schema"] meta["test_speeds"] meta["labels"])
             else
                 out.WriteLine(sprintf "wrote %s: input '%s' [batch, %s] (%s at %s Hz, %s samples, %s alignment), output 'probabilities' over %s"
                                   exported.Path exported.Input (System.String.Join(", ", exported.InputShape)) meta["feature_schema"]

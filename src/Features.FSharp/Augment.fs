@@ -77,13 +77,20 @@ module Augment =
             else Array.blit x (-samples) y 0 (n + samples)
         y
 
-    /// Speeds up by `factor` (0.25 to 4) by band-limited resampling (Resample.resample from 80 * round(100 f)
-    /// to 8,000: only the ratio matters): the result has about n / factor samples.
-    let speed (factor: float) (x: float32[]) : float32[] =
+    /// The rates `speed` resamples between for `factor` (0.25 to 4): Some (80 * round(100 f), 8,000), or None when the
+    /// factor rounds to 1 (speed then copies). Raises ArgumentException for a factor outside [0.25, 4].
+    let speedRates (factor: float) : (int * int) option =
         if not (factor >= 0.25 && factor <= 4.0) then
             invalidArg (nameof factor) (sprintf "speed factor must lie in [0.25, 4], was %g" factor)
         let k = int (Math.Round(factor * 100.0))
-        if k = 100 then Array.copy x else Resample.resample (80 * k) 8000 x
+        if k = 100 then None else Some(80 * k, 8000)
+
+    /// Speeds up by `factor` (0.25 to 4) by band-limited resampling (Resample.resample from 80 * round(100 f)
+    /// to 8,000: only the ratio matters; speedRates): the result has about n / factor samples.
+    let speed (factor: float) (x: float32[]) : float32[] =
+        match speedRates factor with
+        | None -> Array.copy x
+        | Some (fromRate, toRate) -> Resample.resample fromRate toRate x
 
     /// signal + s * noise with s chosen so that 10 log10(P(signal) / P(s * noise)) = snrDb. `noise` must be
     /// as long as `signal`; a silent signal or noise is returned unchanged (copied).

@@ -206,6 +206,27 @@ module Resample =
                     ArrayPool<float32>.Shared.Return xp
             output
 
+    /// The polyphase filter `resample` applies from fromRate to toRate (positive rates that differ), for exporters that
+    /// must reproduce it exactly (OnnxExport): the reduced ratio L/M and the 2K taps of each of the L phases. Output
+    /// sample n is the sum over j = 0 .. 2K - 1 of phases.[n M mod L].[j] * x[floor(n M / L) + j - (K - 1)], the signal
+    /// taken as zero outside its ends, for n = 0 .. ceil(N L / M) - 1. Returns (L, M, phases). Raises
+    /// ArgumentOutOfRangeException for a rate that is not positive, ArgumentException for equal rates (resample copies).
+    let polyphase (fromRate: int) (toRate: int) : int * int * float32[][] =
+        if fromRate <= 0 then raise (ArgumentOutOfRangeException("fromRate", fromRate, "sample rates must be positive"))
+        if toRate <= 0 then raise (ArgumentOutOfRangeException("toRate", toRate, "sample rates must be positive"))
+        if fromRate = toRate then invalidArg "toRate" (sprintf "equal rates (%d Hz) have no filter: resample copies the signal" toRate)
+        let g = int (BigInteger.GreatestCommonDivisor(BigInteger fromRate, BigInteger toRate))
+        let l, m = toRate / g, fromRate / g
+        let f = filterFor l m
+        let phases =
+            Array.init l (fun p ->
+                if f.Table.Length > 0 then Array.sub f.Table (p * f.Taps) (2 * f.K)
+                else
+                    let scratch = Array.zeroCreate<float32> f.Taps
+                    fillPhase f 1.0 p (Span<float32> scratch)
+                    Array.sub scratch 0 (2 * f.K))
+        l, m, phases
+
     /// Resamples a signal from fromRate to toRate (Hz, each within AudioLimits.MinSampleRate .. MaxSampleRate, 1 Hz to
     /// 768 kHz, and fromRate / toRate at most MaxDownsampling), returning ceil(n * toRate / fromRate) samples
     /// (librosa.resample's length). Band-limited: see the module summary. Equal rates return a copy. The signal is

@@ -111,13 +111,13 @@ let tests =
             Expect.equal meta["input_is"] "recording" "one whole recording in, trimmed and fitted by the graph"
             Expect.equal exported.InputShape [| 0 |] "any length"
             Expect.equal meta["segment"] "none" "no windows"
-            let speeds = meta["test_speeds"]
-            Expect.equal (exported.Warnings |> List.exists (fun w -> w.Contains "speeds")) (speeds <> "none")
-                (sprintf "a warning about test-time speeds exactly when the model has them (%s: %A)" speeds exported.Warnings)
+            Expect.equal meta["windows_in_graph"] "true" "the graph prepares the recording as predict does"
+            Expect.isEmpty exported.Warnings "nothing predict does is left out of the graph"
             // Without the front end the clip must come prepared: the export says so.
             let featuresOnly = OnnxExport.export modelPath (Path.Combine(TrainedModels.scratch "meta", "features.onnx")) false
             Expect.isTrue (featuresOnly.Warnings |> List.exists (fun w -> w.Contains "trims silence" && w.Contains "--frontend"))
-                (sprintf "the features-only export warns that recordings must be trimmed first: %A" featuresOnly.Warnings))
+                (sprintf "the features-only export warns that recordings must be trimmed first: %A" featuresOnly.Warnings)
+            Expect.equal (dict featuresOnly.Metadata).["windows_in_graph"] "false" "features in: the consumer prepares the clip")
 
         TestData.testWithFsdd "the front end of a schema the graph cannot express (genre: chroma and spectral statistics) is refused naming the schema" (fun fsdd ->
             let modelPath = TrainedModels.model fsdd "logreg"

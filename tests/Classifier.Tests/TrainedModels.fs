@@ -47,7 +47,8 @@ let private variants = ConcurrentDictionary<string, Lazy<string>>()
 
 /// Models trained once per run on the subset (two epochs, managed engine) with the one inference path's other
 /// preparations: "windowed" (cnn2d on windows of 0.5 s every 0.25 s, averaged per recording), "speeds" (cnn2d with
-/// test-time speeds 0.9, 1 and 1.1 weighted 1:2:1), "trimmed" (cnn2d with its own silence trimming, top_db 30 over
+/// test-time speeds 0.9, 1 and 1.1 weighted 1:2:1), "recipe-speeds" (cnn2d with the recipe's own test-time speeds,
+/// 0.7 to 1.3 in steps of 0.05 weighted by a triangle, as `train` makes it by default), "trimmed" (cnn2d with its own silence trimming, top_db 30 over
 /// 200-sample frames every 50, and every recording set to -20 dBFS), "untrimmed" (cnn2d keeping recordings whole),
 /// "power1" (cnn2d on a magnitude mel spectrogram, power 1: amplitude_to_db), "meanvar" (cnn2d with per-utterance mean
 /// and variance normalisation) and "pcen" (cnn2d with PCEN in place of power_to_db, librosa's defaults).
@@ -62,6 +63,7 @@ let variant (fsdd: string) (name: string) =
             match name with
             | "windowed" -> { options with Segment = Some 0.5; SegmentHop = Some 0.25 }
             | "speeds" -> { options with TestSpeeds = Some(TestSpeeds.parse "0.9,1*2,1.1") }
+            | "recipe-speeds" -> { options with TestSpeeds = None }
             | "trimmed" -> { options with Trim = Some(Trim.parse "30:200:50"); Loudness = Some -20.0 }
             | "untrimmed" -> { options with Trim = Some None }
             | "meanvar" -> { options with PerUtterance = Some BandMeanVariance }

@@ -147,6 +147,26 @@ let tests =
                         if abs moved > 0.1 then failtestf "expected the tone at %g Hz within 0.1 dB, was %+.3f dB" (500.0 * factor) moved
                         if original > -60.0 then failtestf "expected nothing left at 500 Hz, was %.1f dB" original
                     }
+                test "polyphase gives the filter resample applies: its phases' sums reproduce resample's samples, edges and length" {
+                    let rng = Random 3
+                    let x = Array.init 301 (fun _ -> float32 (rng.NextDouble() - 0.5))
+                    for fromRate, toRate in [ 7200, 8000; 8800, 8000; 44100, 8000; 8000, 22050 ] do
+                        let l, m, phases = Resample.polyphase fromRate toRate
+                        let k = phases.[0].Length / 2
+                        Expect.equal phases.Length l "one phase per output position within a period"
+                        let y = Resample.resample fromRate toRate x
+                        Expect.equal y.Length ((x.Length * l + m - 1) / m) "ceil(n L / M) samples"
+                        for n in 0 .. y.Length - 1 do
+                            let i = int (int64 n * int64 m / int64 l)
+                            let taps = phases.[int (int64 n * int64 m % int64 l)]
+                            let mutable sum = 0.0
+                            for j in 0 .. 2 * k - 1 do
+                                let t = i + j - (k - 1)
+                                if t >= 0 && t < x.Length then sum <- sum + float taps.[j] * float x.[t]
+                            if abs (sum - float y.[n]) > 1e-6 then
+                                failtestf "%d -> %d Hz: sample %d is %g, the phases' sum %g" fromRate toRate n y.[n] sum
+                    Expect.throwsT<ArgumentException> (fun () -> Resample.polyphase 8000 8000 |> ignore) "equal rates have no filter"
+                }
                 test "equal rates return a copy and the empty signal stays empty" {
                     let x = [| 1.0f; 2.0f |]
                     let y = Resample.resample 8000 8000 x
