@@ -1,4 +1,5 @@
-/// `hybrid predict`: the label and class probabilities of each recording under a model file written by `train`.
+/// `hybrid predict`: the label and class probabilities of each recording (or of each window of it, `--windows`) under a
+/// model file written by `train`.
 module Hybrid.Cli.PredictCommand
 
 open System
