@@ -10,7 +10,14 @@ open System.Text.RegularExpressions
 let root = __SOURCE_DIRECTORY__
 let configuration = "Release"
 
+let ansi = Regex(@"\x1b\[[0-9;?]*[A-Za-z]")
+
+/// True when this script's standard output is a terminal (not a file or a pipe): only then do the lines it passes on
+/// keep their colours.
+let outputIsTerminal = not Console.IsOutputRedirected && isNull (Environment.GetEnvironmentVariable "NO_COLOR")
+
 /// Runs a process in the repository root, streaming its output; returns the exit code and, when asked, the lines.
+/// Captured lines are passed on to standard output, without ANSI escape codes unless it is a terminal.
 let run (file: string) (args: string list) (env: (string * string) list) (capture: bool) =
     let psi = ProcessStartInfo(file, args)
     psi.WorkingDirectory <- root
@@ -22,28 +29,52 @@ let run (file: string) (args: string list) (env: (string * string) list) (captur
     if capture then
         let mutable line = p.StandardOutput.ReadLine()
         while not (isNull line) do
-            Console.WriteLine line
+            Console.WriteLine(if outputIsTerminal then line else ansi.Replace(line, ""))
             lines.Add line
             line <- p.StandardOutput.ReadLine()
     p.WaitForExit()
     p.ExitCode, List.ofSeq lines
 
-/// Builds the solution. Its lines go to standard error, so that a target's standard output stays
-/// machine-readable (`dataset --json` prints exactly one JSON object).
+/// A duration as the build and test lines give it: "48.2 s", "3 min 07 s".
+let duration (t: TimeSpan) =
+    if t.TotalSeconds < 60.0 then sprintf "%.1f s" t.TotalSeconds
+    else sprintf "%d min %02d s" (int t.TotalMinutes) t.Seconds
+
+/// MSBuild's line for a project it has built (minimal verbosity): "  Classifier -> /path/bin/Release/net10.0/X.dll".
+let builtLine = Regex(@"^\s*([^\s:]+) -> (.+)$")
+
+/// Builds the solution, one line per project as MSBuild finishes it (`build: [3/16] Classifier (41.5 s)`, the time
+/// since the build started) and MSBuild's error lines; nothing else of MSBuild's output. The lines go to standard
+/// error, so that a target's standard output stays machine-readable (`dataset --json` prints exactly one JSON object).
 let build () =
-    eprintfn "build: restoring and building Hybrid.sln (%s)" configuration
-    let psi = ProcessStartInfo("dotnet", [ "build"; Path.Combine(root, "Hybrid.sln"); "-c"; configuration; "-nologo"; "-v"; "q"; "-clp:ErrorsOnly" ])
+    let solution = Path.Combine(root, "Hybrid.sln")
+    let total =
+        File.ReadLines solution |> Seq.filter (fun l -> l.StartsWith "Project(" && (l.Contains ".csproj\"" || l.Contains ".fsproj\"")) |> Seq.length
+    eprintfn "build: restoring and building Hybrid.sln (%s, %d projects)" configuration total
+    let clock = Stopwatch.StartNew()
+    let psi = ProcessStartInfo("dotnet", [ "build"; solution; "-c"; configuration; "-nologo"; "-v"; "minimal"; "-tl:off"; "-clp:NoSummary" ])
     psi.WorkingDirectory <- root
     psi.UseShellExecute <- false
     psi.RedirectStandardOutput <- true
     use p = Process.Start psi
-    p.OutputDataReceived.Add(fun e -> if not (isNull e.Data) then eprintfn "%s" e.Data)
+    let built = Collections.Generic.HashSet<string>()
+    p.OutputDataReceived.Add(fun e ->
+        match e.Data with
+        | null -> ()
+        | line ->
+            let m = builtLine.Match line
+            if m.Success then
+                lock built (fun () ->
+                    if built.Add m.Groups.[1].Value then
+                        eprintfn "build: [%d/%d] %s (%s)" built.Count total m.Groups.[1].Value (duration clock.Elapsed))
+            elif line.Contains ": error " then eprintfn "%s" (line.Trim()))
     p.BeginOutputReadLine()
     p.WaitForExit()
     let code = p.ExitCode
     if code <> 0 then
-        eprintfn "build: failed (exit %d)" code
+        eprintfn "build: failed (exit %d) after %s" code (duration clock.Elapsed)
         exit code
+    eprintfn "build: done in %s" (duration clock.Elapsed)
 
 let testProjects () =
     Directory.GetDirectories(Path.Combine(root, "tests"), "*.Tests")
@@ -53,7 +84,6 @@ let testProjects () =
         name, Path.Combine(dir, "bin", configuration, "net10.0", sprintf "Hybrid.%s.dll" name))
 
 let countLine = Regex(@"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$")
-let ansi = Regex(@"\x1b\[[0-9;]*m")
 
 /// `test [--quick] [--fsdd DIR] [--require-data] [-- EXPECTO ARGS]`: every Expecto suite, then the summed count line.
 /// `--quick` sets HYBRID_QUICK=1, under which every suite reports its slow tests (TestSupport's `Speed.slow`: training,
@@ -68,12 +98,17 @@ let test (args: string list) =
         | x :: tail -> parse env (rest @ [ x ]) tail
         | [] -> env, rest
     let env, expectoArgs = parse [] [] args
+    // The suites write into this script's pipe: they colour their output (Runner) only when this script's own output
+    // is a terminal.
+    let env = if outputIsTerminal then ("HYBRID_COLOUR", "1") :: env else env
+    let clock = Stopwatch.StartNew()
     build ()
     if List.exists (fun (k, _) -> k = "HYBRID_QUICK") env then
         printfn "test: --quick: slow tests (training, packing, long fuzzing, Orleans silos) are reported skipped"
     let mutable passed, failed, skipped = 0, 0, 0
     for (name, dll) in testProjects () do
         printfn "test: %s" name
+        let suiteClock = Stopwatch.StartNew()
         let code, lines = run "dotnet" (dll :: expectoArgs) env true
         let counted =
             lines
@@ -87,9 +122,11 @@ let test (args: string list) =
             passed <- passed + p
             failed <- failed + f + (if code <> 0 && f = 0 then 1 else 0)
             skipped <- skipped + s
+            printfn "test: %s: %d passed, %d failed, %d skipped in %s" name p f s (duration suiteClock.Elapsed)
         | None ->
-            eprintfn "test: %s exited %d without a count line" name code
+            eprintfn "test: %s exited %d without a count line after %s" name code (duration suiteClock.Elapsed)
             failed <- failed + 1
+    printfn "test: total time %s (build and every suite)" (duration clock.Elapsed)
     printfn "%d passed, %d failed, %d skipped" passed failed skipped
     if failed > 0 then 1 else 0
 
@@ -118,9 +155,10 @@ let pack (args: string list) =
 /// Targets implemented by the `hybrid` command (src/Cli); build.fsx only forwards their options.
 let cliTargets =
     [ ("train", "train and evaluate a model on FSDD or any dataset folder (--data), leaving model, metrics, plots and report")
-      ("predict", "label and class probabilities of WAV files under a model file: --model FILE [--json] FILES...")
+      ("predict", "label and class probabilities of audio files under a model file: --model FILE [--windows] [--json|--csv] FILES...")
       ("evaluate", "score a model file on any labelled dataset: --model FILE --data DIR [--label-map zero=0,...] [--json] [--out DIR]")
       ("export", "write a model file as ONNX (opset 17): --model RUN/model.hnn --onnx OUT.onnx [--frontend]")
+      ("summary", "a model file's layers, output shapes and parameter counts, and its input: --model FILE [--json]")
       ("plot", "waveform, spectrogram, mel and MFCC plots of a recording: FILE.wav --out DIR")
       ("dataset", "summarise a dataset folder and its split")
       ("features", "export a schema or transform of a dataset as CSV, Parquet or .npy")
@@ -169,10 +207,12 @@ let args =
 let code =
     match args with
     | [] | [ "help" ] | [ "--help" ] | [ "-h" ] -> help ()
-    | "build" :: [ "--help" ] -> printfn "build: restore and build Hybrid.sln in Release"; 0
+    | "build" :: [ "--help" ] -> printfn "build: restore and build Hybrid.sln in Release, a line per project as it is built (on the error output)"; 0
     | "build" :: _ -> build (); 0
     | "test" :: [ "--help" ] ->
         printfn "test [--quick] [--fsdd DIR] [--require-data] [-- expecto options]: build, run every suite, print 'N passed, N failed, N skipped'"
+        printfn "  each suite ends with a line of its counts and wall time, and the total time comes just before the count line;"
+        printfn "  redirected to a file or pipe (or with NO_COLOR set) the output has no colour codes"
         printfn "  --quick           skip the tests marked slow (training models, the package test, long fuzzing, Orleans silos);"
         printfn "                    they are counted as skipped (HYBRID_QUICK=1 does the same for a test executable run by hand)"
         printfn "  --fsdd DIR        the FSDD folder (else HYBRID_FSDD, else ../shared/data/fsdd)"

@@ -63,19 +63,18 @@ type ClipPlan =
 /// Cutting recordings into model input clips.
 [<RequireQualifiedAccess>]
 module ClipPlan =
-    /// The clips of one recording (samples at plan.SampleRate): its silence trimmed first when the plan says so
-    /// (Clip.trimInterval; a recording with nothing above the threshold is kept whole) and its level set when it says
-    /// so (Clip.rmsNormalize), then the recording itself
-    /// without segments; else windows of the segment length every hop samples, the last one ending at the recording's end so
-    /// that the tail is covered, or the whole recording when it is no longer than one window. Each clip is later
-    /// padded or cut (centred) to ClipSamples by the extraction.
-    let windows (plan: ClipPlan) (samples: float32[]) : float32[][] =
-        let trimmed =
+    /// A recording as the plan cuts it into windows: its silence trimmed first when the plan says so
+    /// (Clip.trimInterval; a recording with nothing above the threshold is kept whole), its level set when it says so
+    /// (Clip.rmsNormalize), then padded or cut to RecordingSamples. Returns the samples, the offset of their first sample
+    /// in `samples` and how many of them are the recording's own (the rest is padding).
+    let private prepare (plan: ClipPlan) (samples: float32[]) : float32[] * int * int =
+        let start, stop =
             match plan.Trim with
             | Some t ->
                 let start, stop = Clip.trimInterval t.TopDb t.FrameLength t.HopLength samples
-                if stop > start && (start > 0 || stop < samples.Length) then samples.[start .. stop - 1] else samples
-            | None -> samples
+                if stop > start && (start > 0 || stop < samples.Length) then start, stop else 0, samples.Length
+            | None -> 0, samples.Length
+        let trimmed = if start = 0 && stop = samples.Length then samples else samples.[start .. stop - 1]
         let levelled =
             match plan.Loudness with
             | Some dbfs -> Clip.rmsNormalize dbfs trimmed
@@ -84,12 +83,37 @@ module ClipPlan =
             match plan.RecordingSamples with
             | Some n -> Clip.fit n Clip.Start levelled
             | None -> levelled
+        x, start, min x.Length levelled.Length
+
+    /// (start, length) in samples of each window of a prepared recording of `n` samples: the whole recording without
+    /// segments or when it is no longer than one window; else windows of the segment length every hop samples, the
+    /// last one ending at the recording's end so that the tail is covered.
+    let private windowStarts (plan: ClipPlan) (n: int) : (int * int)[] =
         match plan.Segment with
-        | None -> [| x |]
-        | Some (length, _) when x.Length <= length -> [| x |]
+        | None -> [| 0, n |]
+        | Some (length, _) when n <= length -> [| 0, n |]
         | Some (length, hop) ->
-            let count = 1 + (x.Length - length + hop - 1) / hop
-            Array.init count (fun w -> Array.sub x (min (w * hop) (x.Length - length)) length)
+            let count = 1 + (n - length + hop - 1) / hop
+            Array.init count (fun w -> min (w * hop) (n - length), length)
+
+    /// The clips of one recording (samples at plan.SampleRate): its silence trimmed first when the plan says so
+    /// (Clip.trimInterval; a recording with nothing above the threshold is kept whole), its level set when it says so
+    /// (Clip.rmsNormalize) and its length set to RecordingSamples when the plan has one; then the recording itself
+    /// without segments; else windows of the segment length every hop samples, the last one ending at the recording's
+    /// end so that the tail is covered, or the whole recording when it is no longer than one window. Each clip is later
+    /// padded or cut (centred) to ClipSamples by the extraction. `spans` says where each clip lies in the recording.
+    let windows (plan: ClipPlan) (samples: float32[]) : float32[][] =
+        let x, _, _ = prepare plan samples
+        windowStarts plan x.Length |> Array.map (fun (start, length) -> if start = 0 && length = x.Length then x else Array.sub x start length)
+
+    /// Where each clip of `windows plan samples` lies in the recording `samples` (at plan.SampleRate): (first sample,
+    /// end sample, exclusive), one pair per clip in the same order. Trimmed silence is accounted for (a clip of a
+    /// trimmed recording starts where the kept part does), and the zeros RecordingSamples pads with are not part of a
+    /// span (a clip wholly in that padding is an empty span at the recording's end).
+    let spans (plan: ClipPlan) (samples: float32[]) : (int * int)[] =
+        let x, offset, own = prepare plan samples
+        windowStarts plan x.Length
+        |> Array.map (fun (start, length) -> offset + min start own, offset + min (start + length) own)
 
     /// A recording as the plan reads it, and the reader's warning for a file read only in part (a truncated
     /// recording: its whole frames): every channel averaged and resampled to plan.SampleRate (AudioFile.readWithInfo,

@@ -128,7 +128,7 @@ module Evaluation =
         Artefacts.writeConfusionCsv (Path.Combine(dir, "confusion.csv")) r.Labels r.Metrics.Confusion
         if plots && r.Count > 0 then
             Plots.confusionMatrix (Path.Combine(dir, "confusion.png")) (sprintf "confusion matrix, %s (%s)" (Path.GetFileName r.Data) r.Part) r.Labels r.Metrics.Confusion |> ignore
-        let quote (s: string) = if s.IndexOfAny [| ','; '"'; '\n' |] >= 0 then "\"" + s.Replace("\"", "\"\"") + "\"" else s
+        let quote = Export.csvField
         File.WriteAllLines(Path.Combine(dir, "predictions.csv"),
             [| yield "path,label,predicted,probability"
                for path, label, predicted, p in r.Predictions ->

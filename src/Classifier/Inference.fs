@@ -22,12 +22,27 @@ type TrainedModel =
       /// Train-fitted standardisation of the feature rows.
       Stats: Normalization.Stats }
 
+/// The prediction of one clip of a recording (one window of the clip plan).
+type WindowPrediction =
+    { /// The window's index in its recording, from 0.
+      Index: int
+      /// Where the window starts in the recording, in seconds (trimmed silence counted: ClipPlan.spans).
+      Start: float
+      /// Where the window ends in the recording, in seconds (exclusive; padding not counted).
+      End: float
+      /// The likeliest label of the window.
+      Label: string
+      /// Probability of each label for the window, in the model's label order.
+      Probabilities: (string * float) list }
+
 /// One file's prediction.
 type Prediction =
     { Path: string
       Label: string
-      /// Probability of each label, in the model's label order.
+      /// Probability of each label, in the model's label order: the mean of the windows' probabilities.
       Probabilities: (string * float) list
+      /// The clips the recording was classified from, in order (one for a model without windows: the recording).
+      Windows: WindowPrediction list
       /// The reader's warning for a file it read only in part (a truncated recording: its whole frames).
       Warning: string option }
 
@@ -42,10 +57,11 @@ type PredictOutcome =
     | Failed of path: string * error: exn
 
 /// The one inference path: `predict`, `evaluate`, `AudioClassifier`, train's evaluation of its test part and the ONNX
-/// parity tests all classify recordings through `classify`: each recording (mono, at the model's rate) is cut into
-/// the clip plan's windows, each window's features are extracted (Extraction.rows), per-utterance normalised and
-/// standardised, the network's class probabilities are averaged over the test-time speeds (a weighted geometric mean)
-/// and then over the recording's windows (an arithmetic mean).
+/// parity tests all classify recordings through `classifyWindows` (`classify`, `classifyFiles`): each recording (mono,
+/// at the model's rate) is cut into the clip plan's windows, each window's features are extracted (Extraction.rows),
+/// per-utterance normalised and standardised, the network's class probabilities are averaged over the test-time speeds
+/// (a weighted geometric mean), and then over the recording's windows (an arithmetic mean; `predict --windows` shows
+/// the windows' own probabilities).
 [<RequireQualifiedAccess>]
 module Inference =
     /// Recordings classified per call of the network when a part is classified from files (`classifyItems`,
@@ -84,29 +100,44 @@ module Inference =
                 for j in 0 .. k - 1 do result.[i, j] <- float32 (exp (sum.[i, j] - top) / z)
             result
 
-    /// Class probabilities [recordings, classes] of recordings (mono, at the model's rate, as ClipPlan.load gives
-    /// them): each recording's clips (ClipPlan.windows) through `predictAveraged`, the window probabilities averaged
-    /// per recording. A row is NaN where the network gave non-finite values (see `classifyFiles`).
-    let classify (trained: TrainedModel) (recordings: float32[][]) : float32[,] =
-        let plan = trained.Preparation.Clips
+    /// Class probabilities of each recording's clips (recordings mono, at the model's rate, as ClipPlan.load gives
+    /// them): for recording r, [clips of ClipPlan.windows, classes], every clip of every recording through one call of
+    /// `predictAveraged`. A row is NaN where the network gave non-finite values (see `classifyFiles`).
+    let classifyWindows (trained: TrainedModel) (recordings: float32[][]) : float32[,][] =
         let k = trained.Labels.Length
-        if recordings.Length = 0 then Array2D.zeroCreate 0 k
+        if recordings.Length = 0 then [||]
         else
-            let windows = recordings |> Array.map (ClipPlan.windows plan)
+            let windows = recordings |> Array.map (ClipPlan.windows trained.Preparation.Clips)
             let p = predictAveraged trained.Model (inputs trained) trained.Preparation.TestSpeeds (Array.concat windows)
-            match plan.Segment with
-            | None -> p
-            | Some _ ->
-                let result = Array2D.zeroCreate<float32> recordings.Length k
-                let mutable row = 0
-                for r in 0 .. recordings.Length - 1 do
-                    let n = windows.[r].Length
-                    for j in 0 .. k - 1 do
-                        let mutable sum = 0.0
-                        for w in 0 .. n - 1 do sum <- sum + float p.[row + w, j]
-                        result.[r, j] <- float32 (sum / float n)
-                    row <- row + n
-                result
+            let starts = windows |> Array.scan (fun start w -> start + w.Length) 0
+            windows |> Array.mapi (fun r w -> Array2D.init w.Length k (fun i j -> p.[starts.[r] + i, j]))
+
+    /// The arithmetic mean over the rows of one recording's window probabilities [windows, classes]: its class
+    /// probabilities (the row itself for one window).
+    let private meanOf (p: float32[,]) : float32[] =
+        let n = Array2D.length1 p
+        Array.init (Array2D.length2 p) (fun j ->
+            let mutable sum = 0.0
+            for w in 0 .. n - 1 do sum <- sum + float p.[w, j]
+            float32 (sum / float n))
+
+    /// Class probabilities [recordings, classes] of recordings (mono, at the model's rate, as ClipPlan.load gives
+    /// them): each recording's window probabilities (`classifyWindows`) averaged per recording. A row is NaN where the
+    /// network gave non-finite values (see `classifyFiles`).
+    let classify (trained: TrainedModel) (recordings: float32[][]) : float32[,] =
+        let means = classifyWindows trained recordings |> Array.map meanOf
+        Array2D.init recordings.Length trained.Labels.Length (fun r j -> means.[r].[j])
+
+    /// `trained` set to classify long recordings window by window: its own plan when that has windows; else windows
+    /// of its clip length every half clip over the whole recording (the last ending at the recording's end), whose
+    /// mean then stands for the recording instead of the one centred clip the model otherwise takes.
+    let windowed (trained: TrainedModel) : TrainedModel =
+        let plan = trained.Preparation.Clips
+        match plan.Segment with
+        | Some _ -> trained
+        | None ->
+            let segment = Some(plan.ClipSamples, max 1 (plan.ClipSamples / 2))
+            { trained with Preparation = { trained.Preparation with Clips = { plan with Segment = segment } } }
 
     /// Class probabilities [items, classes] of dataset items, loaded `chunkSize` at a time (in parallel) with
     /// ClipPlan.load and classified by `classify`. Raises what ClipPlan.load raises for an item that cannot be read
@@ -120,19 +151,15 @@ module Inference =
             chunk |> Array.iteri (fun c i -> for j in 0 .. k - 1 do result.[i, j] <- q.[c, j])
         result
 
-    /// True when every probability of row `i` is finite.
-    let private finiteRow (p: float32[,]) (i: int) =
-        let mutable ok = true
-        for j in 0 .. Array2D.length2 p - 1 do
-            if not (Single.IsFinite p.[i, j]) then ok <- false
-        ok
-
     /// Classifies files: each is read (any format AudioFile reads; channels averaged, resampled to the model's rate),
-    /// `chunkSize` at a time, and classified by `classify`. Every file is tried: one that cannot be read, or whose
+    /// `chunkSize` at a time, and classified window by window (`classifyWindows`; the recording's probabilities are
+    /// the windows' mean, as `classify` gives them). Every file is tried: one that cannot be read, or whose
     /// probabilities are not finite (a recording of huge sample values, a model of non-finite weights), is a `Failed`
     /// outcome in its place; outcomes keep the order of `files`.
     let classifyFiles (trained: TrainedModel) (files: string list) : PredictOutcome list =
         let plan = trained.Preparation.Clips
+        let labelled (p: float32[]) = [ for j in 0 .. trained.Labels.Length - 1 -> trained.Labels.[j], float p.[j] ]
+        let seconds (samples: int) = float samples / float plan.SampleRate
         [ for chunk in List.chunkBySize chunkSize files do
             let loaded =
                 chunk
@@ -147,19 +174,26 @@ module Inference =
                     | :? UnauthorizedAccessException
                     | :? ArgumentOutOfRangeException as e -> Error e)
             let clips = loaded |> Array.choose (function Ok(c, _) -> Some c | Error _ -> None)
-            let probabilities = classify trained clips
+            let perWindow = classifyWindows trained clips
             let mutable next = 0
             for f, r in Array.zip (Array.ofList chunk) loaded do
                 match r with
                 | Error e -> yield Failed(f, e)
-                | Ok(_, warning) ->
-                    let i = next
+                | Ok(samples, warning) ->
+                    let windows = perWindow.[next]
                     next <- next + 1
-                    if not (finiteRow probabilities i) then
+                    let mean = meanOf windows
+                    if not (Array.forall Single.IsFinite mean) then
                         yield Failed(f, InvalidDataException "the model's class probabilities for this recording are not finite (samples far outside [-1, 1], or a model with non-finite weights)")
                     else
-                        let probs = [ for j in 0 .. trained.Labels.Length - 1 -> trained.Labels.[j], float probabilities.[i, j] ]
-                        yield Predicted { Path = f; Label = fst (List.maxBy snd probs); Probabilities = probs; Warning = warning } ]
+                        let probs = labelled mean
+                        let windowPredictions =
+                            ClipPlan.spans plan samples
+                            |> Array.mapi (fun w (start, stop) ->
+                                let p = labelled (Array.init trained.Labels.Length (fun j -> windows.[w, j]))
+                                { Index = w; Start = seconds start; End = seconds stop; Label = fst (List.maxBy snd p); Probabilities = p })
+                            |> List.ofArray
+                        yield Predicted { Path = f; Label = fst (List.maxBy snd probs); Probabilities = probs; Windows = windowPredictions; Warning = warning } ]
 
     /// What a model file written by `train` says about preparing its input, read back typed and validated: the schema
     /// named in the file with its recorded run-time parameters (`feature_parameters`) and the preparation. Raises
@@ -237,6 +271,13 @@ module Inference =
     let predictFiles (device: string) (log: string -> unit) (modelPath: string) (files: string list) : PredictOutcome list =
         use engine = Engines.Create(device, log)
         classifyFiles (load engine modelPath) files
+
+    /// predictFiles with the model `windowed`: each prediction's Windows are the windows of its own plan, or windows of
+    /// its clip length every half clip for a model without windows (whose recording probabilities are then their
+    /// mean, not the one centred clip predictFiles classifies). Raises what `load` and Engines.Create raise.
+    let predictWindows (device: string) (log: string -> unit) (modelPath: string) (files: string list) : PredictOutcome list =
+        use engine = Engines.Create(device, log)
+        classifyFiles (windowed (load engine modelPath)) files
 
     /// predictFiles for callers that want all or nothing: the predictions in the order of `files`, or the first
     /// failed file's exception (AudioFormatException, IOException, InvalidDataException) raised after every file was

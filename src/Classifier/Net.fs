@@ -41,29 +41,37 @@ module Net =
     /// Appends a layer to a network (`net --> Layers.relu`); shapes are checked again.
     let append (layer: Layer) (net: Net) = sequential (List.ofArray net.InputShape) (net.Layers @ [ layer ])
 
+    /// (trainable, non-trainable) parameter counts of each layer, first to last (Keras' counts: BatchNorm's running
+    /// statistics are non-trainable).
+    let layerParameters (net: Net) : (int64 * int64) list =
+        net.Layers |> List.mapi (fun i (l: Layer) -> l.Kind.Parameters(net.InputOf i))
+
     /// (trainable, non-trainable) parameter counts; BatchNorm's running statistics are non-trainable, as in Keras.
     let parameterCounts (net: Net) =
-        net.Layers
-        |> List.mapi (fun i (l: Layer) -> l.Kind.Parameters(net.InputOf i))
+        layerParameters net
         |> List.fold (fun (a, b) (x, y) -> a + x, b + y) (0L, 0L)
+
+    /// Keras' names of the layers, first to last: each kind's lower-case name, numbered from the second layer of a
+    /// kind on (conv2d, conv2d_1, conv2d_2, ...).
+    let layerNames (net: Net) : string list =
+        let counters = Collections.Generic.Dictionary<string, int>()
+        net.Layers
+        |> List.map (fun (l: Layer) ->
+            let baseName = l.TypeName.ToLowerInvariant()
+            let k = match counters.TryGetValue baseName with | true, c -> c | _ -> 0
+            counters[baseName] <- k + 1
+            if k = 0 then baseName else sprintf "%s_%d" baseName k)
 
     /// A Keras-like model summary: one row per layer (name and type, output shape with None as batch axis, parameter
     /// count), then total, trainable and non-trainable parameter counts.
     let summary (net: Net) : string =
         let sb = StringBuilder()
         let shapes = net.LayerOutputShapes
-        let counters = Collections.Generic.Dictionary<string, int>()
         let rows =
-            net.Layers
-            |> List.mapi (fun i (l: Layer) ->
-                let t = l.TypeName
-                let baseName = t.ToLowerInvariant()
-                let k = match counters.TryGetValue baseName with | true, c -> c | _ -> 0
-                counters[baseName] <- k + 1
-                let name = if k = 0 then baseName else sprintf "%s_%d" baseName k
+            List.zip3 net.Layers (layerNames net) (layerParameters net)
+            |> List.mapi (fun i ((l: Layer), name, (trainable, fixedCount)) ->
                 let shape = "(None, " + String.Join(", ", shapes[i]) + ")"
-                let trainable, fixedCount = l.Kind.Parameters(net.InputOf i)
-                sprintf "%s (%s)" name t, shape, trainable + fixedCount)
+                sprintf "%s (%s)" name l.TypeName, shape, trainable + fixedCount)
         let w1 = max 28 (rows |> List.map (fun (a, _, _) -> a.Length + 2) |> List.max)
         let w2 = max 22 (rows |> List.map (fun (_, b, _) -> b.Length + 2) |> List.max)
         let line (c: char) = String(c, w1 + w2 + 12)

@@ -9,7 +9,7 @@ open Hybrid.Features
 
 /// The commands that take `--schemas PATH.dll` (repeatable): user assemblies whose feature schemas register by name
 /// when loaded, so that `--schema`, `--features` and model files can name them.
-let schemaCommands = [ "features"; "train"; "predict"; "evaluate"; "export" ]
+let schemaCommands = [ "features"; "train"; "predict"; "evaluate"; "export"; "summary" ]
 
 /// Every exception family a command can meet and its exit code (Argu's parse errors and ArgumentException: 2; the
 /// library's data, audio, model, schema, training, export, shard and cluster families, I/O and access errors,

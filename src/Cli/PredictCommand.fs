@@ -1,4 +1,5 @@
-/// `hybrid predict`: the label and class probabilities of each recording under a model file written by `train`.
+/// `hybrid predict`: the label and class probabilities of each recording (or of each window of it, `--windows`) under a
+/// model file written by `train`.
 module Hybrid.Cli.PredictCommand
 
 open System
@@ -13,7 +14,9 @@ open Hybrid.Features.Schemas
 type PredictArgs =
     | [<Mandatory>] Model of file: string
     | Device of name: string
+    | Windows
     | Json
+    | Csv
     | [<MainCommand; Last>] Files of path: string list
 
     interface IArgParserTemplate with
@@ -21,13 +24,16 @@ type PredictArgs =
             match this with
             | Model _ -> "model file written by train (model.hnn)."
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
-            | Json -> "print one JSON object per file (path, label, probabilities) instead of text."
+            | Windows -> "one result per window of each recording (index, start and end in seconds): the model's own windows, or windows of its clip length every half clip."
+            | Json -> "print one JSON object per file (path, label, probabilities), or per window with --windows, instead of text."
+            | Csv -> "print CSV instead of text: a header, then one row per file (per window with --windows) with every class's probability."
             | Files _ -> "audio files to classify (WAV, AIFF, .au, FLAC, MP3, Ogg), or folders: every audio file under one (sub-folders included), in path order."
 
-/// The option table of `predict` (OptionRules): every option applies; --device must name an engine.
-let private table (arg: PredictArgs) : OptionRules.Check list =
+/// The option table of `predict` (OptionRules): --device must name an engine; --json and --csv exclude each other.
+let private table (args: ParseResults<PredictArgs>) (arg: PredictArgs) : OptionRules.Check list =
     match arg with
-    | Model _ | Json | Files _ -> []
+    | Model _ | Windows | Json | Files _ -> []
+    | Csv -> [ OptionRules.UsedOnly(not (args.Contains Json), "without --json (one output format at a time)") ]
     | Device name -> [ OptionRules.engine name ]
 
 /// Why a file could not be read, without the path the line already names.
@@ -54,49 +60,88 @@ let filesOf (paths: string list) : string list * string list =
     [ for _, files, _ in expanded do yield! files ], [ for path, _, empty in expanded do if empty then path ]
 
 /// The three likeliest labels with their probabilities, e.g. "7 0.912, 1 0.041, 9 0.020".
-let private topOf (p: Prediction) =
-    p.Probabilities |> List.sortByDescending snd |> List.truncate 3 |> List.map (fun (l, v) -> sprintf "%s %.3f" l v) |> String.concat ", "
+let private topOf (probabilities: (string * float) list) =
+    probabilities |> List.sortByDescending snd |> List.truncate 3 |> List.map (fun (l, v) -> sprintf "%s %.3f" l v) |> String.concat ", "
+
+/// A number in invariant round-trip form, for CSV.
+let private number (v: float) = v.ToString("R", Globalization.CultureInfo.InvariantCulture)
+
+/// Seconds with millisecond precision, e.g. "1.024".
+let private seconds (v: float) = v.ToString("0.000", Globalization.CultureInfo.InvariantCulture)
+
+/// One result of the output: a recording, or one window of it (with --windows).
+type private Row =
+    { Path: string
+      Window: WindowPrediction option
+      Label: string
+      Probabilities: (string * float) list }
+
+/// The rows of a classified file: the recording, or each of its windows.
+let private rowsOf (windows: bool) (p: Prediction) : Row list =
+    if windows then [ for w in p.Windows -> { Path = p.Path; Window = Some w; Label = w.Label; Probabilities = w.Probabilities } ]
+    else [ { Path = p.Path; Window = None; Label = p.Label; Probabilities = p.Probabilities } ]
+
+/// The probability of a row's own label.
+let private confidence (r: Row) = r.Probabilities |> List.find (fun (l, _) -> l = r.Label) |> snd
+
+/// A row's cells before the probabilities: the path, and with windows the index, start and end.
+let private lead (r: Row) =
+    match r.Window with
+    | Some w -> [ r.Path; string w.Index; seconds w.Start; seconds w.End ]
+    | None -> [ r.Path ]
 
 /// Runs the command. Every file is tried: a result line (JSON: an object with path, label, probabilities and
-/// warning) per readable file, one error line per unreadable one (text: `predict: FILE: REASON` on the error
-/// output; JSON: an object with path and error). Exit codes: 0 every file classified; 1 the model could not be
-/// used, or, after all files were tried, at least one could not be read or a folder given held no audio file; 2 bad
-/// options.
+/// warning; CSV: a row) per readable file, or per window of it with --windows, and one error line per unreadable
+/// one (text and CSV: `predict: FILE: REASON` on the error output; JSON: an object with path and error). Exit codes: 0
+/// every file classified; 1 the model could not be used, or, after all files were tried, at least one could not be
+/// read or a folder given held no audio file; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     Command.run<PredictArgs> "predict" out error argv (fun args ->
-        OptionRules.enforce args table
+        OptionRules.enforce args (table args)
         let given = args.GetResult(Files, defaultValue = [])
         if given.IsEmpty then invalidArg "files" "give at least one WAV file (or a folder of them) to classify"
         let files, emptyFolders = filesOf given
         for folder in emptyFolders do error.WriteLine(sprintf "predict: %s: no audio file in this folder" folder)
         if files.IsEmpty then raise (FileNotFoundException(sprintf "no audio file to classify in %s" (String.concat ", " given)))
-        let json = args.Contains Json
-        let outcomes = Inference.predictFiles (args.GetResult(Device, defaultValue = "auto")) (fun l -> error.WriteLine("predict: " + l)) (args.GetResult Model) files
-        match Terminal.consoleOf out with
-        | Some console when not json ->
-            // On a terminal: one table row per classified file (its label and top three probabilities); unreadable
-            // files and warnings still go to the error output, one line each.
-            let rows =
-                [ for outcome in outcomes do
-                    match outcome with
-                    | Predicted p ->
-                        yield [ p.Path; p.Label; topOf p ]
-                    | Failed _ -> () ]
-            if not rows.IsEmpty then
-                console.Write(Terminal.textTable None [ "file"; "label"; "top probabilities" ] rows)
+        let json, csv, windows = args.Contains Json, args.Contains Csv, args.Contains Windows
+        let predict = if windows then Inference.predictWindows else Inference.predictFiles
+        let outcomes = predict (args.GetResult(Device, defaultValue = "auto")) (fun l -> error.WriteLine("predict: " + l)) (args.GetResult Model) files
+        let rows = [ for outcome in outcomes do match outcome with Predicted p -> yield! rowsOf windows p | Failed _ -> () ]
+        let reportFailures () =
             for outcome in outcomes do
                 match outcome with
                 | Predicted p -> p.Warning |> Option.iter (fun w -> error.WriteLine(sprintf "predict: warning %s: %s" p.Path w))
                 | Failed (path, e) -> error.WriteLine(sprintf "predict: %s: %s" path (reasonOf e))
+        let leadHeaders = if windows then [ "file"; "window"; "start (s)"; "end (s)" ] else [ "file" ]
+        match Terminal.consoleOf out with
+        | Some console when not json && not csv ->
+            // On a terminal: one table row per classified file or window (its label and top three probabilities);
+            // unreadable files and warnings still go to the error output, one line each.
+            if not rows.IsEmpty then
+                console.Write(Terminal.textTable None (leadHeaders @ [ "label"; "top probabilities" ]) [ for r in rows -> lead r @ [ r.Label; topOf r.Probabilities ] ])
+            reportFailures ()
+        | _ when csv ->
+            let labels = outcomes |> List.tryPick (function Predicted p -> Some(List.map fst p.Probabilities) | Failed _ -> None) |> Option.defaultValue []
+            let header = (if windows then [ "path"; "window"; "start"; "end" ] else [ "path" ]) @ [ "label"; "probability" ] @ labels
+            out.WriteLine(header |> List.map Export.csvField |> String.concat ",")
+            for r in rows do
+                let cells = lead r @ [ r.Label; number (confidence r) ] @ [ for _, v in r.Probabilities -> number v ]
+                out.WriteLine(cells |> List.map Export.csvField |> String.concat ",")
+            reportFailures ()
         | _ ->
             for outcome in outcomes do
                 match outcome with
                 | Predicted p ->
-                    if json then
-                        out.WriteLine(JsonSerializer.Serialize({| path = p.Path; label = p.Label; probabilities = dict p.Probabilities; warning = Option.toObj p.Warning |}))
-                    else
-                        out.WriteLine(sprintf "%s: %s (%s)" p.Path p.Label (topOf p))
-                        p.Warning |> Option.iter (fun w -> error.WriteLine(sprintf "predict: warning %s: %s" p.Path w))
+                    for r in rowsOf windows p do
+                        match json, r.Window with
+                        | true, Some w ->
+                            out.WriteLine(JsonSerializer.Serialize({| path = r.Path; window = w.Index; start = w.Start; ``end`` = w.End; label = r.Label
+                                                                      probability = confidence r; probabilities = dict r.Probabilities; warning = Option.toObj p.Warning |}))
+                        | true, None ->
+                            out.WriteLine(JsonSerializer.Serialize({| path = p.Path; label = p.Label; probabilities = dict p.Probabilities; warning = Option.toObj p.Warning |}))
+                        | false, Some w -> out.WriteLine(sprintf "%s [%d] %s-%s s: %s (%s)" r.Path w.Index (seconds w.Start) (seconds w.End) r.Label (topOf r.Probabilities))
+                        | false, None -> out.WriteLine(sprintf "%s: %s (%s)" r.Path r.Label (topOf r.Probabilities))
+                    if not json then p.Warning |> Option.iter (fun w -> error.WriteLine(sprintf "predict: warning %s: %s" p.Path w))
                 | Failed (path, e) ->
                     if json then out.WriteLine(JsonSerializer.Serialize({| path = path; error = reasonOf e |}))
                     else error.WriteLine(sprintf "predict: %s: %s" path (reasonOf e))

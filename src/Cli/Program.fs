@@ -6,11 +6,11 @@ open System.IO
 open System.Reflection
 
 let private usage =
-    """usage: hybrid <target> [options]   (targets: help, train, predict, evaluate, export, plot, dataset, features, bench, cluster; run with --help for a target's options; --version prints the version)
-       features, train, predict, evaluate and export also take --schemas PATH.dll (repeatable): an assembly declaring your own feature schemas"""
+    """usage: hybrid <target> [options]   (targets: help, train, predict, evaluate, export, summary, plot, dataset, features, bench, cluster; run with --help for a target's options; --version prints the version)
+       features, train, predict, evaluate, export and summary also take --schemas PATH.dll (repeatable): an assembly declaring your own feature schemas"""
 
 /// The targets `hybrid` dispatches to.
-let private targets = [ "help"; "train"; "predict"; "evaluate"; "export"; "plot"; "dataset"; "features"; "bench"; "cluster" ]
+let private targets = [ "help"; "train"; "predict"; "evaluate"; "export"; "summary"; "plot"; "dataset"; "features"; "bench"; "cluster" ]
 
 /// The informational version of the `hybrid` executable (e.g. "0.1.0+COMMIT"), else its assembly version.
 let version () : string =
@@ -32,6 +32,7 @@ let private dispatch (out: TextWriter) (error: TextWriter) (args: string list) =
     | "predict" :: rest -> PredictCommand.run out error (Array.ofList rest)
     | "evaluate" :: rest -> EvaluateCommand.run out error (Array.ofList rest)
     | "export" :: rest -> ExportCommand.run out error (Array.ofList rest)
+    | "summary" :: rest -> SummaryCommand.run out error (Array.ofList rest)
     | "plot" :: rest -> PlotCommand.run out error (Array.ofList rest)
     | "dataset" :: rest -> DatasetCommand.run out error (Array.ofList rest)
     | "features" :: rest -> FeaturesCommand.run out error (Array.ofList rest)
@@ -42,7 +43,7 @@ let private dispatch (out: TextWriter) (error: TextWriter) (args: string list) =
         2
 
 /// Runs `hybrid` with its arguments (the target first), writing to `out` and `error`: loads the assemblies given with
-/// --schemas (features, train, predict, export), then runs the target. Returns the exit code (0 done; `--version`
+/// --schemas (features, train, predict, evaluate, export, summary), then runs the target. Returns the exit code (0 done; `--version`
 /// prints the informational version and exits 0; 2 for an unknown target).
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     // `hybrid train help` is `hybrid train --help`, as `dotnet fsi build.fsx train help` is.

@@ -42,7 +42,8 @@ let private replaceAtomically (path: string) (write: string -> unit) =
         if File.Exists temp then File.Delete temp
 
 
-let private csvField (s: string) =
+/// A CSV field as RFC 4180 writes it: quoted (inner quotes doubled) when it holds a comma, a quote or a line break.
+let csvField (s: string) =
     if s.IndexOfAny([| ','; '"'; '\n'; '\r' |]) >= 0 then "\"" + s.Replace("\"", "\"\"") + "\"" else s
 
 /// A streaming table writer: rows are appended batch by batch (memory bounded by one batch) and the file

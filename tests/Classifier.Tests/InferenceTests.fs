@@ -83,3 +83,78 @@ let tests =
                 Expect.floatClose Accuracy.veryHigh accuracy (fold.GetProperty("test_accuracy").GetDouble()) (sprintf "%s: test accuracy" variant)
                 Expect.floatClose { absolute = 1e-6; relative = 1e-6 } logLoss (fold.GetProperty("log_loss").GetDouble()) (sprintf "%s: test log-loss" variant))
     ]
+
+/// Fails unless `expected` and `actual` hold the same labels in the same order with probabilities within 1e-6.
+let private sameProbabilities (what: string) (expected: (string * float) list) (actual: (string * float) list) =
+    Expect.equal (List.map fst actual) (List.map fst expected) (sprintf "%s: label order" what)
+    close what (List.map snd expected) (List.map snd actual)
+
+/// The windows of the one inference path, on models made without training (ModelFixtures) and seeded recordings.
+[<Tests>]
+let windowTests =
+    testList "Inference windows" [
+        test "a windowed model's recording probabilities are the mean of its windows', in classifyFiles and classify" {
+            let dir = TrainedModels.scratch "windows"
+            let p = ModelFixtures.preparation "cnn2d"
+            let prepared = { p with Clips = { p.Clips with Segment = Some(8192, 4096); Trim = None } }
+            let modelPath = ModelFixtures.write (Path.Combine(dir, "w.hnn")) "cnn2d" [ for d in 0 .. 9 -> string d ] prepared 11 10.0f
+            let files = [ for seed, seconds in [ 1, 3.0; 2, 5.3; 3, 0.7 ] -> ModelFixtures.writeRecording (Path.Combine(dir, sprintf "r%d.wav" seed)) seed 8000 seconds ]
+            let predictions = Inference.predict "managed" ignore modelPath files
+            // 3 s = 24,000 samples: windows at 0, 4096, 8192, 12288 and the last ending at the end (15,808); 5.3 s: 10;
+            // 0.7 s is shorter than a window: one window, the whole recording.
+            Expect.equal [ for q in predictions -> q.Windows.Length ] [ 5; 10; 1 ] "windows per recording"
+            for q in predictions do
+                let mean = [ for j in 0 .. q.Probabilities.Length - 1 -> fst q.Probabilities.[j], q.Windows |> List.averageBy (fun w -> snd w.Probabilities.[j]) ]
+                sameProbabilities (sprintf "%s: the mean of the windows" q.Path) q.Probabilities mean
+                for w in q.Windows do
+                    Expect.equal w.Label (fst (List.maxBy snd w.Probabilities)) "each window's label is its likeliest"
+            Expect.isTrue (predictions.[1].Windows |> List.map (fun w -> w.Label, snd (List.maxBy snd w.Probabilities)) |> List.distinct |> List.length > 1)
+                "the windows of a recording differ (the test could not tell them from their mean otherwise)"
+            use engine = new Hybrid.Dsp.Managed.ManagedEngine(1)
+            let trained = Inference.load engine modelPath
+            let recordings = [| for f in files -> ClipPlan.load trained.Preparation.Clips f |]
+            let inMemory = Inference.classify trained recordings
+            for r, q in List.indexed predictions do
+                close (sprintf "%s: classify" q.Path) (List.map snd q.Probabilities) [ for j in 0 .. 9 -> float inMemory.[r, j] ]
+        }
+
+        test "window times: starts every hop, the last window ending at the recording's end, trimmed silence counted" {
+            let p = (ModelFixtures.preparation "cnn2d").Clips
+            let plan = { p with Segment = Some(8192, 4096); Trim = None }
+            Expect.equal (ClipPlan.spans plan (Array.zeroCreate 24000)) [| 0, 8192; 4096, 12288; 8192, 16384; 12288, 20480; 15808, 24000 |] "3 s at 8 kHz"
+            Expect.equal (ClipPlan.spans plan (Array.zeroCreate 5000)) [| 0, 5000 |] "shorter than a window: the recording"
+            Expect.equal (ClipPlan.spans { plan with Segment = None } (Array.zeroCreate 24000)) [| 0, 24000 |] "no windows: the recording"
+            Expect.equal (ClipPlan.spans { plan with RecordingSamples = Some 12000 } (Array.zeroCreate 30000)) [| 0, 8192; 3808, 12000 |] "cut to 1.5 s first"
+            Expect.equal (ClipPlan.spans { plan with RecordingSamples = Some 20000 } (Array.zeroCreate 9000)) [| 0, 8192; 4096, 9000; 8192, 9000; 9000, 9000 |]
+                "padded to 2.5 s: the padding is not part of a span"
+            // Half a second of silence, 2 s of tone, half a second of silence: the trim keeps the tone.
+            let tone = Array.init 16000 (fun i -> float32 (0.5 * sin (2.0 * Math.PI * 440.0 * float i / 8000.0)))
+            let samples = Array.concat [ Array.zeroCreate 4000; tone; Array.zeroCreate 4000 ]
+            let trimmed = { plan with Trim = p.Trim }
+            let start, stop = Clip.trimInterval 20.0 256 64 samples
+            Expect.isTrue (start > 3000 && start <= 4000 && stop >= 20000 && stop < 21000) (sprintf "the trim finds the tone (%d, %d)" start stop)
+            let spans = ClipPlan.spans trimmed samples
+            Expect.equal spans.[0] (start, start + 8192) "the first window starts where the kept part does"
+            Expect.equal (snd (Array.last spans)) stop "the last ends where it ends"
+            Expect.equal (ClipPlan.windows trimmed samples |> Array.map Array.length) (spans |> Array.map (fun (a, b) -> b - a)) "one span per window, of its length"
+            for (a, _), w in Array.zip spans (ClipPlan.windows trimmed samples) do
+                Expect.equal w samples.[a .. a + w.Length - 1] "each window is the recording's samples at its span"
+        }
+
+        test "predictWindows on a model without windows: windows of its clip length every half clip; predictFiles keeps one clip" {
+            let dir = TrainedModels.scratch "windows-plain"
+            let p = ModelFixtures.preparation "cnn2d"
+            let modelPath = ModelFixtures.write (Path.Combine(dir, "m.hnn")) "cnn2d" [ "a"; "b"; "c" ] { p with Clips = { p.Clips with Trim = None } } 12 10.0f
+            let file = ModelFixtures.writeRecording (Path.Combine(dir, "long.wav")) 4 8000 4.0
+            let whole = Inference.predict "managed" ignore modelPath [ file ] |> List.exactlyOne
+            Expect.equal [ for w in whole.Windows -> w.Index, w.Start, w.End ] [ 0, 0.0, 4.0 ] "one clip: the whole recording"
+            sameProbabilities "the one window is the recording" whole.Probabilities whole.Windows.Head.Probabilities
+            match Inference.predictWindows "managed" ignore modelPath [ file ] with
+            | [ Predicted windowed ] ->
+                Expect.equal [ for w in windowed.Windows -> w.Start ] [ 0.0; 0.512; 1.024; 1.536; 2.048; 2.56; 2.976 ] "every 0.512 s, the last ending at 4 s"
+                Expect.isTrue (windowed.Windows |> List.forall (fun w -> abs (w.End - w.Start - 1.024) < 1e-9)) "each 1.024 s long"
+                let mean = [ for j in 0 .. 2 -> fst windowed.Probabilities.[j], windowed.Windows |> List.averageBy (fun w -> snd w.Probabilities.[j]) ]
+                sameProbabilities "the recording is then the windows' mean" windowed.Probabilities mean
+            | other -> failtestf "one prediction expected, was %A" other
+        }
+    ]

@@ -2,16 +2,64 @@
 module Hybrid.TestSupport.Runner
 
 open System
+open System.IO
 open Expecto
 open Expecto.Impl
+
+/// Passes text on to `inner` without ANSI escape sequences (ESC, then '[', parameters and a final letter; ESC and one
+/// other character) and without the spaces that end a line: what Expecto writes, for a file or a pipe. Expecto appends
+/// a colour reset to every line even with `--colours 0`, sends what tests write to the error output to standard output
+/// painted red, and blanks its progress line with spaces.
+type PlainWriter(inner: TextWriter) =
+    inherit TextWriter()
+    let mutable escape = 0
+    let mutable spaces = 0
+    override _.Encoding = inner.Encoding
+    override _.Write(c: char) =
+        match escape with
+        | 1 -> escape <- (if c = '[' then 2 else 0)
+        | 2 -> if c >= '@' && c <= '~' then escape <- 0
+        | _ ->
+            match c with
+            | '\u001b' -> escape <- 1
+            | ' ' -> spaces <- spaces + 1
+            | '\n' | '\r' ->
+                spaces <- 0
+                inner.Write c
+            | c ->
+                if spaces > 0 then
+                    inner.Write(String(' ', spaces))
+                    spaces <- 0
+                inner.Write c
+    override this.Write(s: string | null) =
+        match s with
+        | null -> ()
+        | s -> for c in s do this.Write c
+    override _.Flush() = inner.Flush()
+
+/// True when the test output may carry colours (ANSI escape codes): NO_COLOR (https://no-color.org) unset, and either
+/// standard output is a terminal or HYBRID_COLOUR=1 says that whoever reads it passes it on to one (build.fsx does,
+/// when its own output is a terminal). Redirected output is plain text.
+let colours () =
+    let set (name: string) = not (String.IsNullOrEmpty(Environment.GetEnvironmentVariable name))
+    not (set "NO_COLOR") && (not Console.IsOutputRedirected || Environment.GetEnvironmentVariable "HYBRID_COLOUR" = "1")
 
 /// Runs the tests with Expecto's command-line arguments (e.g. --filter, --sequenced) and prints the
 /// closing count line. Failed and errored tests both count as failed; ignored (skipped) tests as skipped, among them
 /// the slow ones of a quick run. `--quick` among the arguments is taken out before Expecto sees them and sets
-/// HYBRID_QUICK=1 (see Speed.slow). Exit code 0 only when nothing failed.
+/// HYBRID_QUICK=1 (see Speed.slow). Without `colours ()`, Expecto writes no colour (`--colours 0`) unless the
+/// arguments ask for some. Exit code 0 only when nothing failed.
 let private runWith (argv: string[]) (runner: CLIArguments list -> string[] -> int) =
     if Array.contains "--quick" argv then Environment.SetEnvironmentVariable(Speed.QuickVariable, "1")
     let argv = argv |> Array.filter (fun a -> a <> "--quick")
+    let argv =
+        if colours () || Array.contains "--colours" argv then argv
+        else
+            // Before Expecto takes the console's writers over (on its first line), so that every line reaches the
+            // real output through them.
+            Console.SetOut(new PlainWriter(Console.Out))
+            Console.SetError(new PlainWriter(Console.Error))
+            Array.append argv [| "--colours"; "0" |]
     let mutable line = None
     let record (summary: TestRunSummary) =
         line <-

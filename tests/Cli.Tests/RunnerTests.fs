@@ -1,0 +1,21 @@
+/// TestSupport's runner: what the suites print when their output is redirected (the count line build.fsx and CI read).
+module Hybrid.CliTests.RunnerTests
+
+open System.IO
+open Expecto
+open Hybrid.TestSupport
+
+[<Tests>]
+let tests =
+    testList "Runner" [
+        test "redirected output loses ANSI escape codes and the spaces that end a line, and keeps everything else" {
+            use inner = new StringWriter()
+            let plain = new Runner.PlainWriter(inner)
+            plain.Write "\u001b[37m[\u001b[37m05:45:23 \u001b[37mINF\u001b[37m] EXPECTO? Running tests...\u001b[0m\n"
+            plain.Write "\u001b[31mred text\u001b[0m  in  between  \n"
+            plain.Write "3 passed, 0 failed, 0 skipped"
+            plain.Write "           \n"
+            plain.Write(String.replicate 3 "\u001b[?25l" + "end")
+            Expect.equal (inner.ToString()) "[05:45:23 INF] EXPECTO? Running tests...\nred text  in  between\n3 passed, 0 failed, 0 skipped\nend" "plain lines"
+        }
+    ]
