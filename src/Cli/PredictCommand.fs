@@ -13,6 +13,7 @@ open Hybrid.Features.Schemas
 type PredictArgs =
     | [<Mandatory>] Model of file: string
     | Device of name: string
+    | Threads of count: int
     | Json
     | [<MainCommand; Last>] Files of path: string list
 
@@ -21,6 +22,7 @@ type PredictArgs =
             match this with
             | Model _ -> "model file written by train (model.hnn)."
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
+            | Threads _ -> "threads one parallel step may use, 1..4 x the logical processors (default: all of them): the managed engine, feature extraction and loading, training."
             | Json -> "print one JSON object per file (path, label, probabilities) instead of text."
             | Files _ -> "audio files to classify (WAV, AIFF, .au, FLAC, MP3, Ogg), or folders: every audio file under one (sub-folders included), in path order."
 
@@ -29,6 +31,7 @@ let private table (arg: PredictArgs) : OptionRules.Check list =
     match arg with
     | Model _ | Json | Files _ -> []
     | Device name -> [ OptionRules.engine name ]
+    | Threads n -> [ OptionRules.threads n ]
 
 /// Why a file could not be read, without the path the line already names.
 let private reasonOf (e: exn) =
@@ -65,6 +68,7 @@ let private topOf (p: Prediction) =
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     Command.run<PredictArgs> "predict" out error argv (fun args ->
         OptionRules.enforce args table
+        use _ = OptionRules.threadScope (args.TryGetResult Threads)
         let given = args.GetResult(Files, defaultValue = [])
         if given.IsEmpty then invalidArg "files" "give at least one WAV file (or a folder of them) to classify"
         let files, emptyFolders = filesOf given
