@@ -350,14 +350,19 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) =
             match args.TryGetResult Workload with
             | None -> workloads
             | Some names -> workloads |> List.filter (fun w -> List.contains w.Name names)
+        let measureAt name (n: int) (ws: BenchWorkloads.Workload list) =
+            [ use _ = OptionRules.threadScope (Some n)
+              use e = Engines.Create(name, fun line -> error.WriteLine("bench: " + line))
+              for w in ws -> measure e runs w ]
         let results =
             [ for name in engineNames device do
-                  for n in counts do
-                      use _ = OptionRules.threadScope (Some n)
-                      use e = Engines.Create(name, fun line -> error.WriteLine("bench: " + line))
+                  if not scaling then yield! measureAt name counts.Head selected
+                  else
+                      // Each workload at every count in turn, so that the rows compared are measured minutes apart at
+                      // most, under about the same load from other processes.
                       for w in selected do
-                          let r = measure e runs w
-                          yield r ]
+                          for n in counts do
+                              yield! measureAt name n [ w ] ]
             |> withScaling
         out.WriteLine(table results)
         if scaling then
