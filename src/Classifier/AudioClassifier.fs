@@ -69,7 +69,7 @@ type AudioClassifier private (path: string, trained: TrainedModel) =
         clips |> Array.iteri (fun i c -> if isNull (box c) then invalidArg "clips" (sprintf "clip %d is null" i))
         if clips.Length = 0 then [||]
         else
-            let atRate = clips |> Array.Parallel.map (fun c -> if sampleRate = trained.Preparation.Clips.SampleRate then c else Resample.resample sampleRate trained.Preparation.Clips.SampleRate c)
+            let atRate = clips |> Hybrid.Features.Threads.map (fun c -> if sampleRate = trained.Preparation.Clips.SampleRate then c else Resample.resample sampleRate trained.Preparation.Clips.SampleRate c)
             let probabilities =
                 lock gate (fun () ->
                     if disposed then raise (ObjectDisposedException(path))

@@ -87,7 +87,7 @@ module Inference =
             let total = speeds |> List.sumBy snd
             let sum = Array2D.zeroCreate<float> n k
             for factor, weight in speeds do
-                let p = Model.predict model (inputsOf (clips |> Array.Parallel.map (Augment.speed factor)))
+                let p = Model.predict model (inputsOf (clips |> Hybrid.Features.Threads.map (Augment.speed factor)))
                 for i in 0 .. n - 1 do
                     for j in 0 .. k - 1 do
                         sum.[i, j] <- sum.[i, j] + weight / total * log (max 1e-30 (float p.[i, j]))
@@ -146,7 +146,7 @@ module Inference =
         let k = trained.Labels.Length
         let result = Array2D.zeroCreate<float32> items.Length k
         for chunk in Array.init items.Length id |> Array.chunkBySize chunkSize do
-            let raw = chunk |> Array.Parallel.map (fun i -> ClipPlan.load trained.Preparation.Clips items.[i].Path)
+            let raw = chunk |> Hybrid.Features.Threads.map (fun i -> ClipPlan.load trained.Preparation.Clips items.[i].Path)
             let q = classify trained raw
             chunk |> Array.iteri (fun c i -> for j in 0 .. k - 1 do result.[i, j] <- q.[c, j])
         result
@@ -164,7 +164,7 @@ module Inference =
             let loaded =
                 chunk
                 |> Array.ofList
-                |> Array.Parallel.map (fun f ->
+                |> Hybrid.Features.Threads.map (fun f ->
                     try
                         let samples, warning = ClipPlan.loadWithWarning plan f
                         Ok(samples, warning)

@@ -10,144 +10,10 @@ open System.Threading
 open Argu
 open Hybrid.Dsp
 open Hybrid.Dsp.Ilgpu
+open BenchWorkloads
 
-/// One benchmark: what it is called, how much audio a run processes, and how to set it up on an engine.
-type Workload =
-    { /// JSON key `workload`, e.g. "w1-logmel".
-      Name: string
-      /// Clips per run (0 when the workload is not clip-shaped).
-      Clips: int
-      /// Seconds of audio per run (0 when not applicable).
-      AudioSeconds: float
-      /// Training samples per run (0 when the workload does not train): gives samples_per_s.
-      Samples: int
-      /// Floating-point operations per run for GFLOP/s, when the workload has a conventional count.
-      Flops: float option
-      /// Allocates inputs on the engine and returns the timed action (which must synchronise the engine)
-      /// and the cleanup.
-      Setup: Engine -> (unit -> unit) * (unit -> unit) }
-
-/// Allocates a [rows, columns] tensor filled with deterministic noise in [-0.5, 0.5), generated in slices so no
-/// full host copy is held beside the engine's.
-let private noiseTensor (engine: Engine) (rng: Random) (rows: int) (columns: int) =
-    let t = engine.Allocate(rows, columns)
-    let slice = Array.zeroCreate<float32> (max columns (1 <<< 20) / columns * columns)
-    let mutable offset = 0L
-    while offset < t.Length do
-        let count = int (min (int64 slice.Length) (t.Length - offset))
-        for i in 0 .. count - 1 do
-            slice.[i] <- float32 (rng.NextDouble() - 0.5)
-        t.CopyFrom(ReadOnlySpan(slice, 0, count), offset)
-        offset <- offset + int64 count
-    t
-
-/// Log-mel (and optionally MFCC) over chunks of clips: STFT power -> mel -> power_to_db (-> DCT). The clips
-/// live in chunk tensors of `chunk` rows so every engine can work one chunk at a time; the spectrogram (and,
-/// for MFCC, the log-mel) of a chunk is scratch reused by every chunk, so peak memory stays near input + output.
-let private logMelWorkload name clips samples sampleRate (stft: StftConfig) (mel: MelConfig) (nMfcc: int option) chunk =
-    { Name = name
-      Clips = clips
-      AudioSeconds = float clips * float samples / float sampleRate
-      Samples = 0
-      Flops = None
-      Setup =
-        fun engine ->
-            let rng = Random 1234
-            let inputs = [| for start in 0 .. chunk .. clips - 1 -> noiseTensor engine rng (min chunk (clips - start)) samples |]
-            let frames = stft.FrameCount samples
-            let scratch = Collections.Generic.Dictionary<int * int, Tensor>()
-            let scratchOf rows features =
-                match scratch.TryGetValue((rows, features)) with
-                | true, t -> t
-                | _ ->
-                    let t = engine.Allocate(rows, features, frames)
-                    scratch.[(rows, features)] <- t
-                    t
-            let outputs =
-                inputs |> Array.map (fun t -> engine.Allocate(t.Shape.[0], defaultArg nMfcc mel.NMels, frames))
-            let db = DbConfig()
-            let run () =
-                for i in 0 .. inputs.Length - 1 do
-                    let rows = inputs.[i].Shape.[0]
-                    let spectrum = scratchOf rows stft.Bins
-                    engine.Dsp.Stft(stft, inputs.[i], spectrum, SpectrumKind.Power)
-                    match nMfcc with
-                    | Some n ->
-                        let logMel = scratchOf rows mel.NMels
-                        engine.Dsp.Mel(mel, stft.NFft, spectrum, logMel)
-                        engine.Dsp.PowerToDb(db, logMel, logMel)
-                        engine.Dsp.Mfcc(n, 0.0f, logMel, outputs.[i])
-                    | None ->
-                        engine.Dsp.Mel(mel, stft.NFft, spectrum, outputs.[i])
-                        engine.Dsp.PowerToDb(db, outputs.[i], outputs.[i])
-                engine.Synchronize()
-            let cleanup () =
-                for t in Seq.concat [ inputs; outputs; Array.ofSeq scratch.Values ] do
-                    t.Dispose()
-            run, cleanup }
-
-/// Batched real FFT of length n over `count` rows; GFLOP/s counted as 2.5 n log2 n per transform.
-let private rfftWorkload (n: int) (count: int) =
-    { Name = sprintf "rfft-%d" n
-      Clips = 0
-      AudioSeconds = 0.0
-      Samples = 0
-      Flops = Some(2.5 * float n * Math.Log2(float n) * float count)
-      Setup =
-        fun engine ->
-            let input = noiseTensor engine (Random 1234) count n
-            let output = engine.Allocate(count, n / 2 + 1, 2)
-            let run () =
-                engine.Dsp.Rfft(input, output)
-                engine.Synchronize()
-            run, (fun () -> input.Dispose(); output.Dispose()) }
-
-/// `scattering-fsdd`: kymatio's spoken-digit features, Scattering1D with J 8, Q 12 (T 2^J, order 2) of 3,000 clips of
-/// 8,192 samples at 8 kHz, in chunks of 256 clips (input and [256, 337, 32] output per chunk).
-let private scatteringWorkload =
-    let clips, samples, chunk = 3000, 8192, 256
-    let config = ScatteringConfig(8, 12)
-    { Name = "scattering-fsdd"
-      Clips = clips
-      AudioSeconds = float clips * float samples / 8000.0
-      Samples = 0
-      Flops = None
-      Setup =
-        fun engine ->
-            let bank = Filters.Scattering1D(config, samples)
-            let rng = Random 1234
-            let inputs = [| for start in 0 .. chunk .. clips - 1 -> noiseTensor engine rng (min chunk (clips - start)) samples |]
-            let outputs = inputs |> Array.map (fun t -> engine.Allocate(t.Shape.[0], bank.Paths.Count, bank.Frames))
-            let run () =
-                for i in 0 .. inputs.Length - 1 do
-                    engine.Dsp.Scattering1D(config, inputs.[i], outputs.[i])
-                engine.Synchronize()
-            run, (fun () -> for t in Array.append inputs outputs do t.Dispose()) }
-
-let private w1Stft = StftConfig(256, 128, 256, WindowKind.Hann, true, PadMode.Constant)
-let private w1Mel = MelConfig(8000, 40, 0.0, Nullable 4000.0)
-let private w2Stft = StftConfig(2048, 512, 2048, WindowKind.Hann, true, PadMode.Constant)
-let private w2Mel = MelConfig(22050, 128)
-
-/// `train-cnn2d`: one epoch of the reference CNN (issue 5) on 2,700 log-mel-shaped images of 1 x 40 x 65, batch 64,
-/// forward, backward and Adam step; reported as training samples per second.
-let private trainWorkload =
-    { Name = "train-cnn2d"
-      Clips = 0
-      AudioSeconds = 0.0
-      Samples = 2700
-      Flops = None
-      Setup = fun engine -> (let epoch = Hybrid.Classifier.Bench.prepareCnn2d engine in (fun () -> epoch () |> ignore), ignore) }
-
-/// Every workload, in table order. Add a workload by adding one line here.
-let workloads: Workload list =
-    [ logMelWorkload "w1-logmel" 3000 8192 8000 w1Stft w1Mel None 64
-      logMelWorkload "w1-mfcc" 3000 8192 8000 w1Stft w1Mel (Some 13) 64
-      logMelWorkload "w2-logmel" 64 (30 * 22050) 22050 w2Stft w2Mel None 2
-      rfftWorkload 256 195_000
-      rfftWorkload 2048 24_375
-      trainWorkload
-      scatteringWorkload ]
+/// Every workload, in table order (BenchWorkloads.all).
+let workloads: BenchWorkloads.Workload list = BenchWorkloads.all
 
 /// One measured row of the table / JSON.
 type Result =
@@ -174,7 +40,19 @@ type Result =
       /// cpu_ms / (median_ms * threads): the share of its threads' time the run spent computing (cpuShare).
       cpu_share: float option
       /// The contention warning (contentionWarning), when the share is below minimumCpuShare.
-      warning: string option }
+      warning: string option
+      /// Managed memory allocated by one run (median over the timed runs), MB.
+      alloc_mb: float
+      /// Garbage collections (all generations) during the timed runs, in all.
+      gc_count: int
+      /// The machine's 1-minute load average when the workload finished (/proc/loadavg), when readable: above the
+      /// core count, other processes competed for the cores and the wall time is inflated.
+      load_average: float option
+      /// With several thread counts (--threads 1,2,... or --scaling): this row's wall time against the same engine
+      /// and workload at the fewest threads measured, scaled to 1 thread (wall(1) / wall(n)).
+      speedup: float option
+      /// speedup / threads.
+      efficiency: float option }
 
 /// Below this share of the threads' time spent computing (cpu_ms / (median_ms * threads)), a CPU engine's wall time is
 /// taken to include waiting for cores that other processes hold, and `bench` warns.
@@ -195,6 +73,14 @@ let contentionWarning (workload: string) (engine: string) (wallMs: float) (cpuMs
         Some(sprintf "%s on %s: %.1f ms wall but %.1f ms CPU over %d threads, %.0f%% of their time (expected at least %.0f%%): the cores are probably shared with other processes (or the workload leaves threads idle), so the wall time overstates the workload's cost"
                  workload engine wallMs cpuMs threads (100.0 * share) (100.0 * minimumCpuShare))
     | _ -> None
+
+/// The 1-minute load average (/proc/loadavg), when readable.
+let loadAverage () =
+    try
+        let text = File.ReadAllText "/proc/loadavg"
+        Some(Double.Parse(text.Split(' ').[0], Globalization.CultureInfo.InvariantCulture))
+    with _ ->
+        None
 
 /// The kernel's peak resident set of this process (VmHWM in /proc/self/status) in bytes, when readable.
 let private residentPeak () =
@@ -265,8 +151,10 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
     GC.Collect()
     let mutable times = []
     let mutable cpu = []
+    let mutable allocated = []
+    let mutable gcs = 0
     let mutable transfers = None
-    use proc = Process.GetCurrentProcess()
+    let collections () = GC.CollectionCount 0 + GC.CollectionCount 1 + GC.CollectionCount 2
     let peak =
         peakDuring (fun () ->
             let run, cleanup = w.Setup engine
@@ -277,14 +165,18 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
                 while warmRuns < 3 || warm.ElapsedMilliseconds < 500L do
                     run ()
                     warmRuns <- warmRuns + 1
+                takeStages () |> ignore
+                let gc0 = collections ()
                 for _ in 1..runs do
-                    proc.Refresh()
-                    let cpu0 = proc.TotalProcessorTime
+                    // getrusage: microsecond CPU time of every thread (Process.TotalProcessorTime ticks every 10 ms).
+                    let cpu0 = Environment.CpuUsage.TotalTime
+                    let bytes0 = GC.GetTotalAllocatedBytes false
                     let sw = Stopwatch.StartNew()
                     run ()
                     times <- sw.Elapsed.TotalMilliseconds :: times
-                    proc.Refresh()
-                    cpu <- (proc.TotalProcessorTime - cpu0).TotalMilliseconds :: cpu
+                    cpu <- (Environment.CpuUsage.TotalTime - cpu0).TotalMilliseconds :: cpu
+                    allocated <- float (GC.GetTotalAllocatedBytes false - bytes0) / 1048576.0 :: allocated
+                gcs <- collections () - gc0
                 match engine with
                 | :? IlgpuEngine as ilgpu -> transfers <- Some(countTransfers ilgpu run)
                 | _ -> ()
@@ -297,7 +189,16 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
     let median = medianOf times
     // CPU time tells how much of the wall time was spent computing when other processes share the cores.
     let cpuMedian = medianOf cpu
-    eprintfn "bench: %s on %s: median %.1f ms wall, %.1f ms CPU (all threads)" w.Name engine.Name median cpuMedian
+    let load = loadAverage ()
+    eprintfn "bench: %s on %s: median %.1f ms wall, %.1f ms CPU (all threads), %.1f MB allocated a run, %d GCs in %d runs, load %s"
+        w.Name engine.Name median cpuMedian (medianOf allocated) gcs runs (load |> Option.map (sprintf "%.2f") |> Option.defaultValue "n/a")
+    // HYBRID_BENCH_PROFILE=1: each stage's share of the timed runs (log-mel workloads).
+    let staged = takeStages ()
+    if not staged.IsEmpty then
+        let total = List.sum times
+        for name, t in staged do
+            eprintfn "bench: profile %s on %s: %-12s %8.2f ms wall a run (%4.1f%%), %8.2f ms CPU a run, %d calls a run"
+                w.Name engine.Name name (t.WallMs / float runs) (100.0 * t.WallMs / total) (t.CpuMs / float runs) (t.Calls / runs)
     let threads =
         match engine with
         | :? Hybrid.Dsp.Managed.ManagedEngine as m -> Some m.MaxThreads
@@ -328,7 +229,12 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
       cpu_ms = cpuMedian
       threads = threads
       cpu_share = threads |> Option.bind (cpuShare median cpuMedian)
-      warning = warning }
+      warning = warning
+      alloc_mb = medianOf allocated
+      gc_count = gcs
+      load_average = load
+      speedup = None
+      efficiency = None }
 
 /// The engine names --device selects: "all" is every engine available here except ilgpu-cpu (ILGPU's CPU
 /// simulator, a kernel test vehicle about 10x slower than managed; name it to measure it) and except opencl when
@@ -354,11 +260,55 @@ let table (results: Result list) =
               (opt (sprintf "%.0f") r.samples_per_s) r.peak_mb ]
     |> String.concat Environment.NewLine
 
+/// Fills speedup and efficiency of every row from the row of the same engine and workload at the fewest threads
+/// measured (t0 threads, wall w0): speedup = w0 / wall, efficiency = speedup / (threads / t0); unchanged without threads.
+let withScaling (results: Result list) : Result list =
+    let baseOf (r: Result) =
+        results
+        |> List.filter (fun b -> b.engine = r.engine && b.workload = r.workload && b.threads.IsSome)
+        |> List.sortBy (fun b -> b.threads)
+        |> List.tryHead
+    [ for r in results ->
+        match r.threads, baseOf r with
+        | Some n, Some b when r.median_ms > 0.0 ->
+            let speedup = b.median_ms / r.median_ms
+            { r with speedup = Some speedup; efficiency = Some(speedup / (float n / float b.threads.Value)) }
+        | _ -> r ]
+
+/// The scaling table of rows filled by withScaling: per engine and workload, one line per thread count with wall and
+/// CPU time, the CPU time against the fewest threads (above 1: work the threads add, such as waiting or spinning),
+/// speed-up, efficiency, the share of the threads' time spent computing and the load average at the time.
+let scalingTable (results: Result list) =
+    let baseCpu (r: Result) =
+        results |> List.filter (fun b -> b.engine = r.engine && b.workload = r.workload) |> List.minBy (fun b -> b.threads) |> _.cpu_ms
+    let opt (f: float -> string) = Option.map f >> Option.defaultValue ""
+    [ yield "| engine | workload | threads | wall ms | CPU ms | CPU vs fewest | speed-up | efficiency | CPU share | load |"
+      yield "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+      for r in results |> List.sortBy (fun r -> r.engine, r.workload, r.threads) ->
+          sprintf "| %s | %s | %s | %.1f | %.1f | %.2f | %s | %s | %s | %s |" r.engine r.workload
+              (r.threads |> Option.map string |> Option.defaultValue "") r.median_ms r.cpu_ms (r.cpu_ms / baseCpu r)
+              (opt (sprintf "%.2fx") r.speedup) (opt (sprintf "%.0f%%" << (*) 100.0) r.efficiency)
+              (r.cpu_share |> Option.map (fun v -> sprintf "%.0f%%%s" (100.0 * v) (if r.warning.IsSome then " (!)" else "")) |> Option.defaultValue "")
+              (opt (sprintf "%.2f") r.load_average) ]
+    |> String.concat Environment.NewLine
+
+/// The thread counts of `bench --threads`: one count N or a comma-separated list (e.g. 1,2,4), each in
+/// 1..Parallelism.Limit; None when the text is not such a list.
+let parseThreadCounts (text: string) : int list option =
+    let parts = text.Split(',', StringSplitOptions.TrimEntries)
+    let parsed = parts |> Array.map (fun p -> match Int32.TryParse p with | true, n when n >= 1 && n <= Parallelism.Limit -> Some n | _ -> None)
+    if parts.Length > 0 && Array.forall Option.isSome parsed then Some(parsed |> Array.choose id |> Array.distinct |> List.ofArray) else None
+
+/// The thread counts `--scaling` sweeps: 1, 2, ... up to the logical processors.
+let scalingCounts () = [ 1 .. Environment.ProcessorCount ]
+
 type Arguments =
     | Device of string
     | Json of string
     | Runs of int
     | Workload of string list
+    | Threads of counts: string
+    | Scaling
 
     interface IArgParserTemplate with
         member a.Usage =
@@ -367,6 +317,8 @@ type Arguments =
             | Json _ -> "also write the results as a JSON list to this file"
             | Runs _ -> "timed runs per workload after warm-up (default 5; the median is reported)"
             | Workload _ -> sprintf "only these workloads (default all: %s)" (workloads |> List.map _.Name |> String.concat ", ")
+            | Threads _ -> "threads of the managed engine (and every parallel step): N, or a list 1,2,4 to measure each workload at each count and print the scaling table (default: all logical processors)"
+            | Scaling -> "measure every workload on the managed engine at 1, 2, ... up to the logical processors and print the scaling table (speed-up and efficiency against 1 thread)"
 
 /// The option table of `bench` (OptionRules).
 let private optionTable (arg: Arguments) : OptionRules.Check list =
@@ -375,24 +327,47 @@ let private optionTable (arg: Arguments) : OptionRules.Check list =
     | Device name -> [ OptionRules.oneOf ("all" :: List.ofSeq Engines.Names) name ]
     | Runs n -> [ OptionRules.atLeast 1 n ]
     | Workload names -> [ for n in names -> OptionRules.oneOf (workloads |> List.map _.Name) n ]
+    | Threads text ->
+        [ OptionRules.InDomain((parseThreadCounts text).IsSome, sprintf "a thread count or a comma-separated list of them, each an integer in 1..%d" Parallelism.Limit, text) ]
+    | Scaling -> []
 
 /// Entry point of `hybrid bench`: writes the table (and where the JSON went) to `out`. Exit codes: 0 done; 2 bad
 /// options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) =
     Command.run<Arguments> "bench" out error argv (fun args ->
         OptionRules.enforce args optionTable
+        if args.Contains Scaling && args.Contains Threads then
+            invalidArg "threads" "give either --scaling (1 up to every logical processor) or --threads 1,2,..., not both"
+        let counts =
+            if args.Contains Scaling then scalingCounts ()
+            else args.TryGetResult Threads |> Option.bind parseThreadCounts |> Option.defaultValue [ Parallelism.MaxThreads ]
+        let scaling = counts.Length > 1
+        let device = args.GetResult(Device, defaultValue = (if scaling then "managed" else "all"))
+        if scaling && device.Trim().ToLowerInvariant() <> "managed" then
+            invalidArg "device" (sprintf "--device %s: the scaling sweep measures the managed engine, whose thread count --threads sets; give --device managed or leave it out" device)
         let runs = args.GetResult(Runs, defaultValue = 5)
         let selected =
             match args.TryGetResult Workload with
             | None -> workloads
             | Some names -> workloads |> List.filter (fun w -> List.contains w.Name names)
+        let measureAt name (n: int) (ws: BenchWorkloads.Workload list) =
+            [ use _ = OptionRules.threadScope (Some n)
+              use e = Engines.Create(name, fun line -> error.WriteLine("bench: " + line))
+              for w in ws -> measure e runs w ]
         let results =
-            [ for name in engineNames (args.GetResult(Device, defaultValue = "all")) do
-                  use e = Engines.Create(name, fun line -> error.WriteLine("bench: " + line))
-                  for w in selected do
-                      let r = measure e runs w
-                      yield r ]
+            [ for name in engineNames device do
+                  if not scaling then yield! measureAt name counts.Head selected
+                  else
+                      // Each workload at every count in turn, so that the rows compared are measured minutes apart at
+                      // most, under about the same load from other processes.
+                      for w in selected do
+                          for n in counts do
+                              yield! measureAt name n [ w ] ]
+            |> withScaling
         out.WriteLine(table results)
+        if scaling then
+            out.WriteLine()
+            out.WriteLine(scalingTable results)
         let warned = results |> List.filter (fun r -> r.warning.IsSome)
         if not warned.IsEmpty then
             out.WriteLine(sprintf "warning: %d workload%s ran on cores shared with other processes (CPU share below %.0f%%; see the warnings above): their wall times overstate the cost"

@@ -18,6 +18,7 @@ type EvaluateArgs =
     | Part of name: string
     | Seed of seed: int
     | Device of name: string
+    | Threads of count: int
     | Out of dir: string
     | No_Plots
     | Strict
@@ -34,6 +35,7 @@ type EvaluateArgs =
             | Part _ -> "all (default), train, validation or test: the part of the split to score."
             | Seed _ -> "with --part: seed of seeded splits (default 0)."
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
+            | Threads _ -> "threads one parallel step may use, 1..4 x the logical processors (default: all of them): the managed engine, feature extraction and loading, training."
             | Out _ -> "write evaluation.json, predictions.csv, confusion.csv and confusion.png into this folder."
             | No_Plots -> "with --out: no confusion.png."
             | Strict -> "refuse the dataset at its first unusable or truncated file (else such files are skipped and listed)."
@@ -51,6 +53,7 @@ let private table (args: ParseResults<EvaluateArgs>) (arg: EvaluateArgs) : Optio
     | Part name -> [ OptionRules.oneOf [ "all"; "train"; "validation"; "test" ] name ]
     | Seed seed -> [ OptionRules.UsedOnly(part.IsSome, "with --part train, validation or test"); OptionRules.atLeast 0 seed ]
     | Device name -> [ OptionRules.engine name ]
+    | Threads n -> [ OptionRules.threads n ]
     | No_Plots -> [ OptionRules.UsedOnly(args.Contains Out, "with --out (the plot it leaves out)") ]
 
 /// The text report: overall accuracy, per class, per speaker (the ten weakest when there are many), unknown classes,
@@ -78,6 +81,7 @@ let private writeText (out: TextWriter) (r: EvaluationResult) =
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     Command.run<EvaluateArgs> "evaluate" out error argv (fun args ->
         OptionRules.enforce args (table args)
+        use _ = OptionRules.threadScope (args.TryGetResult Threads)
         let part = args.GetResult(Part, defaultValue = "all")
         let options =
             { EvaluationOptions.Model = args.GetResult Model

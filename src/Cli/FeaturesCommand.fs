@@ -40,6 +40,7 @@ type FeaturesArgs =
     | Tuning of bins: float
     | Length of samples: int
     | Device of name: string
+    | Threads of count: int
     | Split of spec: string
     | Part of name: string
     | Seed of seed: int
@@ -82,6 +83,7 @@ type FeaturesArgs =
             | Tuning _ -> "--transform chroma: tuning in fractions of a bin, in [-0.5, 0.5) (default: estimated per recording, as librosa's chroma_stft)."
             | Length _ -> "clip length in samples: zero-padded or cut keeping the content centred (default: the schema's; whole recordings for schemas that take any length; for transforms the longest recording)."
             | Device _ -> "auto, managed, cuda, opencl or ilgpu-cpu (default auto)."
+            | Threads _ -> "threads one parallel step may use, 1..4 x the logical processors (default: all of them): the managed engine, feature extraction and loading, training."
             | Split _ -> "split to select a part from (one test part): official | speaker:NAME[,NAME] | fold:K[,K] | random:RATIO (RATIO in (0, 1))."
             | Part _ -> "with --split: train, validation, test or all (default all)."
             | Seed _ -> "with --split random:RATIO: seed of the random split (default 0)."
@@ -212,6 +214,7 @@ let private table (mode: Mode) (arg: FeaturesArgs) : OptionRules.Check list =
         [ open'(mode.ClusterReady, "with --cache DIR and --schema NAME (the workers write that schema's feature shards into the cache)") ]
     | Certificate _ -> [ open'(mode.Cluster, "with --cluster HOST:PORT (TLS to that cluster)") ]
     | Device name -> [ OptionRules.engine name ]
+    | Threads n -> [ OptionRules.threads n ]
     | Sr hz -> [ OptionRules.atLeast 1 hz ]
     | Length n -> [ OptionRules.atLeast 1 n ]
     | Batch_Size n -> [ OptionRules.atLeast 1 n ]
@@ -286,6 +289,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
               ClusterReady = args.Contains Cache && args.Contains Schema
               Length = args.TryGetResult Length }
         OptionRules.enforce args (table mode)
+        use _ = OptionRules.threadScope (args.TryGetResult Threads)
         // A schema's variant is laid out (and its parameters checked against each other) before any data is read.
         let variantOf = declared |> Option.map (fun schema -> Extraction.variant schema (overridesOf args))
         let folder = Download.resolveData (args.TryGetResult Data)

@@ -49,6 +49,9 @@ let oneOf (names: string seq) (v: string) =
 /// An engine name of Engines.Names (auto, managed, cuda, opencl, ilgpu-cpu).
 let engine (name: string) = oneOf Hybrid.Dsp.Engines.Names name
 
+/// A thread count for `--threads`: 1..4 x the logical processors (Hybrid.Dsp.Parallelism.Limit).
+let threads (v: int) = within 1 Hybrid.Dsp.Parallelism.Limit v
+
 /// The option's command-line spelling (e.g. "--top-db"); a main command's placeholder otherwise.
 let flagOf (parser: ArgumentParser<'Args>) (arg: 'Args) =
     let info = parser.GetArgumentCaseInfo arg
@@ -62,6 +65,20 @@ let refusal (flag: string) (check: Check) =
     | InDomain (false, domain, value) -> Some(sprintf "%s must be %s, was %s" flag domain value)
     | UsedOnly (false, mode) -> Some(sprintf "%s applies only %s; it is refused rather than ignored" flag mode)
     | _ -> None
+
+/// Sets the process-wide thread setting (Hybrid.Dsp.Parallelism.MaxThreads) to `--threads` when given, until the
+/// returned scope is disposed (the previous value then comes back, so one command run in a test does not change the
+/// next); validates the count first (ArgumentException naming --threads, exit code 2).
+let threadScope (given: int option) : System.IDisposable =
+    let previous = Hybrid.Dsp.Parallelism.MaxThreads
+    match given with
+    | Some n ->
+        match refusal "--threads" (threads n) with
+        | Some message -> raise (ArgumentException message)
+        | None -> Hybrid.Dsp.Parallelism.MaxThreads <- n
+    | None -> ()
+    { new System.IDisposable with
+        member _.Dispose() = Hybrid.Dsp.Parallelism.MaxThreads <- previous }
 
 /// Checks every option given against the command's table, in command-line order; raises ArgumentException (no
 /// parameter name: the message names the option) at the first refusal.

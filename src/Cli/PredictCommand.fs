@@ -15,6 +15,7 @@ type PredictArgs =
     | [<Mandatory>] Model of file: string
     | Device of name: string
     | Windows
+    | Threads of count: int
     | Json
     | Csv
     | [<MainCommand; Last>] Files of path: string list
@@ -25,6 +26,7 @@ type PredictArgs =
             | Model _ -> "model file written by train (model.hnn)."
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
             | Windows -> "one result per window of each recording (index, start and end in seconds): the model's own windows, or windows of its clip length every half clip."
+            | Threads _ -> "threads one parallel step may use, 1..4 x the logical processors (default: all of them): the managed engine, feature extraction and loading, training."
             | Json -> "print one JSON object per file (path, label, probabilities), or per window with --windows, instead of text."
             | Csv -> "print CSV instead of text: a header, then one row per file (per window with --windows) with every class's probability."
             | Files _ -> "audio files to classify (WAV, AIFF, .au, FLAC, MP3, Ogg), or folders: every audio file under one (sub-folders included), in path order."
@@ -35,6 +37,7 @@ let private table (args: ParseResults<PredictArgs>) (arg: PredictArgs) : OptionR
     | Model _ | Windows | Json | Files _ -> []
     | Csv -> [ OptionRules.UsedOnly(not (args.Contains Json), "without --json (one output format at a time)") ]
     | Device name -> [ OptionRules.engine name ]
+    | Threads n -> [ OptionRules.threads n ]
 
 /// Why a file could not be read, without the path the line already names.
 let private reasonOf (e: exn) =
@@ -98,6 +101,7 @@ let private lead (r: Row) =
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     Command.run<PredictArgs> "predict" out error argv (fun args ->
         OptionRules.enforce args (table args)
+        use _ = OptionRules.threadScope (args.TryGetResult Threads)
         let given = args.GetResult(Files, defaultValue = [])
         if given.IsEmpty then invalidArg "files" "give at least one WAV file (or a folder of them) to classify"
         let files, emptyFolders = filesOf given

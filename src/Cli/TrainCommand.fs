@@ -46,6 +46,7 @@ type TrainArgs =
     | Noise of dir: string
     | Resume of dir: string
     | Device of name: string
+    | Threads of count: int
     | Seed of seed: int
     | Out of dir: string
     | Force
@@ -94,6 +95,7 @@ type TrainArgs =
             | Trim _ -> "silence trimming of every recording before it is cut into clips, at training and prediction time (librosa.effects.trim): none or TOP_DB:FRAME_LENGTH:HOP_LENGTH in samples at the model's rate, e.g. 30:256:64 (default: every model trims recordings of at most 2 s, the median, at top_db 20 over 32 ms frames every 8 ms, 20:256:64 at 8 kHz; predict replays it)."
             | Resume _ -> "continue the interrupted run in this folder from its checkpoints, with the settings of its run.json (feature parameters included); an option given with it must repeat the recorded value."
             | Device _ -> "auto (default), managed, cuda, opencl or ilgpu-cpu."
+            | Threads _ -> "threads one parallel step may use, 1..4 x the logical processors (default: all of them): the managed engine, feature extraction and loading, training."
             | Seed _ -> "seed of splits, augmentation, initialisation and shuffles, >= 0 (default 0)."
             | Out _ -> "output folder (default: a new folder under runs/). A folder that already holds a run (model.hnn, run.json or checkpoints) is refused unless --force overwrites it or --resume continues it. Feature shards are cached in the folder 'cache' beside it (runs/cache by default), shared by the runs there; delete it to recompute."
             | Force -> "with --out: overwrite the run already in that folder (its model files, run.json and checkpoints are replaced)."
@@ -225,6 +227,7 @@ let private table (mode: Mode) (arg: TrainArgs) : OptionRules.Check list =
           | Some window -> OptionRules.InDomain(s > 0.0 && s <= window, sprintf "a number of seconds in (0, %s], at most --segment" (OptionRules.text window), OptionRules.text s)
           | None -> () ]
     | Device name -> [ OptionRules.engine name ]
+    | Threads n -> [ OptionRules.threads n ]
     | Seed seed -> [ OptionRules.atLeast 0 seed ]
     | Cluster _ -> []
     | Workers n -> [ OptionRules.UsedOnly(mode.Cluster, "with --cluster HOST:PORT (the model replicas trained there)"); OptionRules.atLeast 1 n ]
@@ -351,6 +354,7 @@ let private drawSummary (console: Spectre.Console.IAnsiConsole) (r: RunResult) =
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     Command.run<TrainArgs> "train" out error argv (fun args ->
         enforce args
+        use _ = OptionRules.threadScope (args.TryGetResult Threads)
         let json = args.Contains Json
         // Log lines and the summary go to standard output, or to standard error when standard output carries --json.
         let logWriter = if json then error else out
@@ -395,7 +399,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
             let given =
                 [ for arg in args.GetAllResults() do
                     match arg with
-                    | Resume _ | Force | No_Plots | Strict | Json | Cluster _ | Workers _ | Certificate _ -> ()
+                    | Resume _ | Force | No_Plots | Strict | Json | Cluster _ | Workers _ | Certificate _ | Threads _ -> ()
                     | _ -> yield OptionRules.flagOf args.Parser arg ]
             match RunFile.resumeConflicts dir options given with
             | [] -> ()

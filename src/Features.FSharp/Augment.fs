@@ -258,7 +258,7 @@ module Augment =
     /// Reads background-noise recordings as mono at `sampleRate` Hz (resampled when needed).
     let loadNoise (sampleRate: int) (paths: string[]) : float32[][] =
         paths
-        |> Array.Parallel.map (fun path -> (AudioFile.read { AudioFile.defaults with SampleRate = Some sampleRate } path).Samples.[0])
+        |> Hybrid.Features.Threads.map (fun path -> (AudioFile.read { AudioFile.defaults with SampleRate = Some sampleRate } path).Samples.[0])
 
     let private number = @"-?\d+(?:\.\d+)?"
     let private range = Regex(sprintf "^(%s)(?:-(%s))?$" number number, RegexOptions.CultureInvariant)

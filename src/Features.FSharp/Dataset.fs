@@ -414,7 +414,7 @@ module Dataset =
     /// Checks every candidate's header in parallel and builds the dataset.
     let private build strict root source (labels: string[]) (candidates: Candidate[]) (skipped: SkippedFile[]) noise speakerInfo =
         if strict then failStrict skipped
-        let probed = candidates |> Array.Parallel.map (fun c -> c, probe strict c.Path)
+        let probed = candidates |> Hybrid.Features.Threads.map (fun c -> c, probe strict c.Path)
         let bad =
             probed
             |> Array.choose (fun (c, r) ->
@@ -664,7 +664,7 @@ module Dataset =
             let start () =
                 let batch = batches.[next]
                 next <- next + 1
-                pending.Enqueue(Task.Run(fun () -> batch |> Array.Parallel.map (fun item -> item, load item)))
+                pending.Enqueue(Task.Run(fun () -> batch |> Hybrid.Features.Threads.map (fun item -> item, load item)))
             try
                 while next < batches.Length && pending.Count < readAhead do
                     start ()
@@ -674,7 +674,7 @@ module Dataset =
                         try
                             task.GetAwaiter().GetResult()
                         with :? AggregateException as e ->
-                            // Array.Parallel wraps the loader's exception: raise the loader's own.
+                            // A wrapped loader exception (AggregateException): raise the loader's own.
                             ExceptionDispatchInfo.Capture(e.Flatten().InnerExceptions.[0]).Throw()
                             Unchecked.defaultof<_>
                     if next < batches.Length then start ()

@@ -72,14 +72,13 @@ let extractBatches (extractor: Extractor) (load: int -> float32[]) (count: int) 
                             let start = b * batchSize
                             let n = min batchSize (count - start)
                             let clips = Array.zeroCreate<float32[]> n
-                            Parallel.For(0, n, fun i ->
+                            Threads.forEach n (fun i ->
                                 let samples = load (start + i)
                                 if extractor.ClipSamples > 0 && samples.Length <> extractor.ClipSamples then
                                     invalidOp (sprintf "item %d has %d samples, the extractor '%s' needs %d" (start + i) samples.Length extractor.Name extractor.ClipSamples)
                                 if samples.Length = 0 then
                                     invalidOp (sprintf "item %d has no samples, the extractor '%s' needs at least one" (start + i) extractor.Name)
                                 clips.[i] <- samples)
-                            |> ignore
                             queue.Add((start, clips))
                 finally
                     queue.CompleteAdding())

@@ -198,8 +198,7 @@ module Resample =
                     let chunk = 8192
                     let chunks = (outLength + chunk - 1) / chunk
                     if chunks > 1 && int64 outLength * int64 f.Taps > 4_000_000L then
-                        Parallel.For(0, chunks, fun c -> run f xp output (c * chunk) (min outLength ((c + 1) * chunk)))
-                        |> ignore
+                        Threads.forEach chunks (fun c -> run f xp output (c * chunk) (min outLength ((c + 1) * chunk)))
                     else
                         run f xp output 0 outLength
                 finally

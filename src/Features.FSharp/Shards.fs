@@ -385,7 +385,7 @@ let buildWith (cacheFolder: string) (shard: ShardPlan) (extractor: Pipeline.Extr
     let left = List<Source * string>()
     let mutable done' = 0
     for group in Array.init shard.Sources.Length id |> Array.chunkBySize (max 1 loadGroup) do
-        let loaded = group |> Array.Parallel.map (fun m -> tryClips shard.Sources.[m])
+        let loaded = group |> Hybrid.Features.Threads.map (fun m -> tryClips shard.Sources.[m])
         let usable = Array.zip group loaded |> Array.choose (fun (m, r) -> match r with Ok clips -> Some(m, clips) | Error _ -> None)
         for m, r in Array.zip group loaded do
             match r with

@@ -1,6 +1,7 @@
 /// `hybrid bench`'s rule for runs slowed by other processes on the same cores.
 module Hybrid.CliTests.BenchTests
 
+open System
 open Expecto
 open Hybrid.Cli
 
@@ -29,9 +30,36 @@ let tests =
                 { engine = "managed"; device = "cpu"; workload = "w1-logmel"; median_ms = 1000.0; clips_per_s = Some 3000.0
                   audio_s_per_s = None; gflops = None; samples_per_s = None; peak_mb = 100.0; host_to_device = None; device_to_host = None
                   synchronizations = None; cpu_ms = 800.0; threads = Some 2; cpu_share = Some 0.4
-                  warning = Bench.contentionWarning "w1-logmel" "managed" 1000.0 800.0 2 }
+                  warning = Bench.contentionWarning "w1-logmel" "managed" 1000.0 800.0 2; alloc_mb = 0.3; gc_count = 0
+                  load_average = Some 1.0; speedup = None; efficiency = None }
             let lines = (Bench.table [ row ]).Split('\n') |> Array.map (fun l -> l.Trim())
             Expect.stringStarts lines.[0] "| engine | device | workload | median ms | CPU ms | CPU share |" "header"
             Expect.stringStarts lines.[2] "| managed | cpu | w1-logmel | 1000.0 | 800 | 40% (!) |" "row"
+        }
+    
+        test "parseThreadCounts takes one count or a comma-separated list within 1..4 x the processors" {
+            let limit = Environment.ProcessorCount * 4
+            Expect.equal (Bench.parseThreadCounts "2") (Some [ 2 ]) "one count"
+            Expect.equal (Bench.parseThreadCounts "1, 2,4,2") (Some [ 1; 2; 4 ]) "a list, repeats dropped"
+            Expect.equal (Bench.parseThreadCounts (string limit)) (Some [ limit ]) "the limit"
+            for bad in [ "0"; "-1"; string (limit + 1); "two"; "1,,2"; "" ] do
+                Expect.isNone (Bench.parseThreadCounts bad) (sprintf "'%s' refused" bad)
+        }
+
+        test "withScaling measures speed-up and efficiency against the fewest threads of the same engine and workload" {
+            let row workload threads wall cpu : Bench.Result =
+                { engine = "managed"; device = "cpu"; workload = workload; median_ms = wall; clips_per_s = None
+                  audio_s_per_s = None; gflops = None; samples_per_s = None; peak_mb = 1.0; host_to_device = None; device_to_host = None
+                  synchronizations = None; cpu_ms = cpu; threads = Some threads; cpu_share = Bench.cpuShare wall cpu threads
+                  warning = None; alloc_mb = 0.0; gc_count = 0; load_average = Some 0.5; speedup = None; efficiency = None }
+            let scaled = Bench.withScaling [ row "w1-logmel" 1 100.0 98.0; row "w1-logmel" 2 55.0 100.0; row "rfft-256" 2 40.0 78.0; row "rfft-256" 4 25.0 90.0 ]
+            let at workload threads = scaled |> List.find (fun r -> r.workload = workload && r.threads = Some threads)
+            Expect.floatClose Accuracy.high (at "w1-logmel" 2).speedup.Value (100.0 / 55.0) "speed-up against 1 thread"
+            Expect.floatClose Accuracy.high (at "w1-logmel" 2).efficiency.Value (100.0 / 55.0 / 2.0) "efficiency = speed-up / threads"
+            Expect.equal (at "w1-logmel" 1).speedup (Some 1.0) "the base row"
+            Expect.floatClose Accuracy.high (at "rfft-256" 4).efficiency.Value (40.0 / 25.0 / 2.0) "against the fewest threads measured (2)"
+            let lines = (Bench.scalingTable scaled).Split('\n') |> Array.map (fun l -> l.Trim())
+            Expect.stringStarts lines.[0] "| engine | workload | threads | wall ms | CPU ms | CPU vs fewest | speed-up | efficiency | CPU share | load |" "header"
+            Expect.contains lines "| managed | w1-logmel | 2 | 55.0 | 100.0 | 1.02 | 1.82x | 91% | 91% | 0.50 |" "a row"
         }
     ]

@@ -7,7 +7,8 @@ open Hybrid.Cli
 
 let private commands : (string * (TextWriter -> TextWriter -> string[] -> int)) list =
     [ "features", FeaturesCommand.run; "train", TrainCommand.run; "dataset", DatasetCommand.run; "predict", PredictCommand.run
-      "export", ExportCommand.run; "plot", PlotCommand.run; "bench", Bench.run ]
+      "export", ExportCommand.run; "plot", PlotCommand.run; "bench", Bench.run
+      "evaluate", EvaluateCommand.run ]
 
 let private run (command: string) (args: string list) =
     use out = new StringWriter()
@@ -135,7 +136,17 @@ let private refused =
       ("plot", [ "--out"; nowhere; "--device"; "tpu"; "a.wav" ]), [ "--device"; "auto, managed" ]
       ("bench", [ "--runs"; "0" ]), [ "--runs"; ">= 1" ]
       ("bench", [ "--device"; "tpu" ]), [ "--device"; "all, auto, managed" ]
-      ("bench", [ "--workload"; "w9" ]), [ "--workload"; "w1-logmel" ] ]
+      ("bench", [ "--workload"; "w9" ]), [ "--workload"; "w1-logmel" ]
+      // --threads: 1..4 x the logical processors on every command that takes it
+      let limit = sprintf "1..%d" (Environment.ProcessorCount * 4)
+      features [ "--schema"; "genre"; "--threads"; "0" ], [ "--threads"; limit; "was 0" ]
+      train [ "--threads"; string (Environment.ProcessorCount * 4 + 1) ], [ "--threads"; limit ]
+      ("predict", [ "--model"; Path.Combine(nowhere, "model.hnn"); "--threads"; "-1"; "a.wav" ]), [ "--threads"; limit; "was -1" ]
+      ("evaluate", [ "--model"; Path.Combine(nowhere, "model.hnn"); "--data"; nowhere; "--threads"; "0" ]), [ "--threads"; limit ]
+      ("bench", [ "--threads"; "0" ]), [ "--threads"; limit; "was 0" ]
+      ("bench", [ "--threads"; "1,two" ]), [ "--threads"; "comma-separated list" ]
+      ("bench", [ "--scaling"; "--threads"; "2" ]), [ "--scaling"; "not both" ]
+      ("bench", [ "--scaling"; "--device"; "all" ]), [ "--device all"; "managed engine" ] ]
 
 /// Command lines whose options all apply: they pass the table and fail only on the missing data folder, so the table
 /// does not refuse what is used.

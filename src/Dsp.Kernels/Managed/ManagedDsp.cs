@@ -374,28 +374,48 @@ internal sealed class ManagedDsp : IDspOps
     }
 
     /// <summary>out[r, t] = rowScale[r] * sum_{k in support(r)} w[r, k] x[k, t] for every clip:
-    /// w [rows, inner], x [batch, inner, frames], out [batch, rows, frames]. Vectorised over frames.</summary>
+    /// w [rows, inner], x [batch, inner, frames], out [batch, rows, frames]. Vectorised over frames; the work is split
+    /// over (clip, frame block) pairs (<see cref="FrameSegments"/>), so a batch of fewer clips than threads (W2's two
+    /// 30 s tracks) still keeps every thread busy. Each element's sum runs in the same order whatever the split.</summary>
     private void BandedGemm(float[] w, int rows, int inner, ManagedTensor x, ManagedTensor y, int frames)
     {
         var support = Support(w, rows, inner);
         var batch = x.Shape[0];
-        ForRanges(batch, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c0, c1) =>
+        var (segments, length) = FrameSegments(batch, frames);
+        ForRanges(batch * segments, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (u0, u1) =>
         {
             var src = x.Span;
             var dst = y.Span;
-            for (var c = c0; c < c1; c++)
+            for (var u = u0; u < u1; u++)
             {
+                int c = u / segments, t0 = (u % segments) * length, t1 = Math.Min(frames, t0 + length);
+                if (t1 <= t0) continue;
                 var s = src.Slice(c * inner * frames, inner * frames);
                 for (var r = 0; r < rows; r++)
                 {
-                    var o = dst.Slice((c * rows + r) * frames, frames);
+                    var o = dst.Slice((c * rows + r) * frames + t0, t1 - t0);
                     o.Clear();
                     var (lo, hi) = support[r];
                     for (var k = lo; k < hi; k++)
-                        Axpy(w[r * inner + k], s.Slice(k * frames, frames), o);
+                        Axpy(w[r * inner + k], s.Slice(k * frames + t0, t1 - t0), o);
                 }
             }
         });
+    }
+
+    /// <summary>
+    /// How a per-clip pass over <paramref name="length"/> values per clip is split for the engine's threads: one
+    /// segment per clip while the batch alone gives every thread at least four clips, else enough segments per clip
+    /// for about four work items per thread, each a multiple of 8 values long (so SIMD and scalar tails fall where
+    /// they fall unsplit) and at least 256 values. Returns the segments per clip and the segment length.
+    /// </summary>
+    private (int Segments, int Length) FrameSegments(int batch, int length)
+    {
+        var threads = _engine.MaxThreads;
+        if (threads <= 1 || batch >= 4 * threads || length <= 256) return (1, Math.Max(length, 1));
+        var wanted = (4 * threads + batch - 1) / batch;
+        var segment = Math.Max(256, ((length + wanted - 1) / wanted + 7) / 8 * 8);
+        return ((length + segment - 1) / segment, segment);
     }
 
     /// <summary>y += a x.</summary>
@@ -442,47 +462,80 @@ internal sealed class ManagedDsp : IDspOps
         var amin = (float)config.Amin;
         var offset = (float)(factor * Math.Log10(Math.Max(config.Amin, Math.Abs(config.Ref))));
         var scale = factor * (float)Math.Log10(2.0);
-        ForRanges(batch, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c0, c1) =>
+        // Split each clip's values into segments when the batch alone would leave threads idle: the first pass writes
+        // the dB values and each segment's maximum, the second clamps each clip at its maximum minus top_db.
+        var (segments, length) = FrameSegments(batch, row);
+        var maxima = new float[batch * segments];
+        ForRanges(batch * segments, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (u0, u1) =>
         {
-            for (var c = c0; c < c1; c++)
+            for (var u = u0; u < u1; u++)
             {
-                var src = x.Span.Slice(c * row, row);
-                var dst = y.Span.Slice(c * row, row);
-                var maxV = Vector256.Create(float.NegativeInfinity);
-                var aminV = Vector256.Create(amin);
-                var scaleV = Vector256.Create(scale);
-                var offV = Vector256.Create(offset);
-                var i = 0;
-                ref var sr = ref Unsafe.AsRef(in src[0]);
-                ref var dr = ref dst[0];
-                for (; i + 8 <= row; i += 8)
-                {
-                    var v = Vector256.LoadUnsafe(ref sr, (nuint)i);
-                    if (amplitude) v = Vector256.Abs(v);
-                    var d = Vector256.FusedMultiplyAdd(Vector256.Log2(Vector256.Max(v, aminV)), scaleV, -offV);
-                    d.StoreUnsafe(ref dr, (nuint)i);
-                    maxV = Vector256.Max(maxV, d);
-                }
-                var max = float.NegativeInfinity;
-                for (var j = 0; j < 8; j++) max = Math.Max(max, maxV[j]);
-                for (; i < row; i++)
-                {
-                    var v = amplitude ? Math.Abs(src[i]) : src[i];
-                    var d = (float)(factor * Math.Log10(Math.Max(v, amin))) - offset;
-                    dst[i] = d;
-                    max = Math.Max(max, d);
-                }
-                if (config.TopDb is { } top)
-                {
-                    var floor = max - (float)top;
-                    var floorV = Vector256.Create(floor);
-                    i = 0;
-                    for (; i + 8 <= row; i += 8)
-                        Vector256.Max(Vector256.LoadUnsafe(ref dr, (nuint)i), floorV).StoreUnsafe(ref dr, (nuint)i);
-                    for (; i < row; i++) dst[i] = Math.Max(dst[i], floor);
-                }
+                int c = u / segments, start = (u % segments) * length, end = Math.Min(row, start + length);
+                maxima[u] = float.NegativeInfinity;
+                if (end <= start) continue;
+                var src = x.Span.Slice(c * row + start, end - start);
+                var dst = y.Span.Slice(c * row + start, end - start);
+                maxima[u] = ToDbSegment(src, dst, amplitude, amin, scale, offset, factor);
+                // Unsplit, the clip is clamped while its values are still in cache.
+                if (segments == 1 && config.TopDb is { } clipTop) ClampBelow(dst, maxima[u] - (float)clipTop);
             }
         });
+        if (config.TopDb is not { } top || segments == 1) return;
+        ForRanges(batch * segments, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (u0, u1) =>
+        {
+            for (var u = u0; u < u1; u++)
+            {
+                int c = u / segments, start = (u % segments) * length, end = Math.Min(row, start + length);
+                if (end <= start) continue;
+                var max = float.NegativeInfinity;
+                for (var j = 0; j < segments; j++) max = Math.Max(max, maxima[c * segments + j]);
+                ClampBelow(y.Span.Slice(c * row + start, end - start), max - (float)top);
+            }
+        });
+    }
+
+    /// <summary>dst[i] = max(dst[i], floor).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ClampBelow(Span<float> dst, float floor)
+    {
+        var floorV = Vector256.Create(floor);
+        ref var dr = ref dst[0];
+        var i = 0;
+        for (; i + 8 <= dst.Length; i += 8)
+            Vector256.Max(Vector256.LoadUnsafe(ref dr, (nuint)i), floorV).StoreUnsafe(ref dr, (nuint)i);
+        for (; i < dst.Length; i++) dst[i] = Math.Max(dst[i], floor);
+    }
+
+    /// <summary>dst = factor log10(max(|src| or src, amin)) - offset (SIMD through log2 times scale, the tail in
+    /// scalar); returns the largest value written.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float ToDbSegment(ReadOnlySpan<float> src, Span<float> dst, bool amplitude, float amin, float scale, float offset, float factor)
+    {
+        var maxV = Vector256.Create(float.NegativeInfinity);
+        var aminV = Vector256.Create(amin);
+        var scaleV = Vector256.Create(scale);
+        var offV = Vector256.Create(offset);
+        var i = 0;
+        ref var sr = ref Unsafe.AsRef(in src[0]);
+        ref var dr = ref dst[0];
+        for (; i + 8 <= src.Length; i += 8)
+        {
+            var v = Vector256.LoadUnsafe(ref sr, (nuint)i);
+            if (amplitude) v = Vector256.Abs(v);
+            var d = Vector256.FusedMultiplyAdd(Vector256.Log2(Vector256.Max(v, aminV)), scaleV, -offV);
+            d.StoreUnsafe(ref dr, (nuint)i);
+            maxV = Vector256.Max(maxV, d);
+        }
+        var max = float.NegativeInfinity;
+        for (var j = 0; j < 8; j++) max = Math.Max(max, maxV[j]);
+        for (; i < src.Length; i++)
+        {
+            var v = amplitude ? Math.Abs(src[i]) : src[i];
+            var d = (float)(factor * Math.Log10(Math.Max(v, amin))) - offset;
+            dst[i] = d;
+            max = Math.Max(max, d);
+        }
+        return max;
     }
 
     public void Mfcc(int nMfcc, float lifter, Tensor logMel, Tensor output)

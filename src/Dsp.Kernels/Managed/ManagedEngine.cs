@@ -75,11 +75,12 @@ public sealed class ManagedEngine : Engine
 {
     private ManagedDsp? _dsp;
 
-    /// <summary>Creates the engine; <paramref name="maxThreads"/> caps parallelism (default: all cores).</summary>
+    /// <summary>Creates the engine; <paramref name="maxThreads"/> caps parallelism (default: the process-wide
+    /// <see cref="Parallelism.MaxThreads"/> at creation, all cores unless <c>--threads</c> changed it).</summary>
     public ManagedEngine(int? maxThreads = null)
     {
         if (maxThreads is < 1) throw new ArgumentOutOfRangeException(nameof(maxThreads), $"maxThreads must be at least 1, was {maxThreads}.");
-        MaxThreads = maxThreads ?? Environment.ProcessorCount;
+        MaxThreads = maxThreads ?? Parallelism.MaxThreads;
         Parallel = new ParallelOptions { MaxDegreeOfParallelism = MaxThreads };
     }
 

@@ -1,0 +1,183 @@
+/// The workloads `hybrid bench` times (W1/W2 log-mel and MFCC, batched rFFT, one training epoch, scattering), and the
+/// per-stage profile of the log-mel workloads (HYBRID_BENCH_PROFILE=1).
+module Hybrid.Cli.BenchWorkloads
+
+open System
+open System.Collections.Generic
+open System.Diagnostics
+open Hybrid.Dsp
+
+/// Whether the log-mel workloads time each engine call (STFT, mel, dB, DCT): HYBRID_BENCH_PROFILE=1. The timing reads
+/// the process CPU time around every call, which costs a few microseconds a call, so it is off unless asked for.
+let profiling () = Environment.GetEnvironmentVariable "HYBRID_BENCH_PROFILE" = "1"
+
+/// Wall and CPU milliseconds (all threads) spent in one stage, summed over its calls.
+type StageTime = { mutable WallMs: float; mutable CpuMs: float; mutable Calls: int }
+
+/// The stages timed since the last `takeStages`, by name, in the order first met.
+let private stages = List<string * StageTime>()
+
+/// Runs `action` as one call of stage `name`, adding its wall and process CPU time to the stage when profiling.
+let stage (name: string) (action: unit -> unit) =
+    if not (profiling ()) then action ()
+    else
+        let cpu0 = Environment.CpuUsage.TotalTime
+        let sw = Stopwatch.StartNew()
+        action ()
+        let wall = sw.Elapsed.TotalMilliseconds
+        let cpu = (Environment.CpuUsage.TotalTime - cpu0).TotalMilliseconds
+        let t =
+            match stages |> Seq.tryFind (fun (n, _) -> n = name) with
+            | Some(_, t) -> t
+            | None ->
+                let t = { WallMs = 0.0; CpuMs = 0.0; Calls = 0 }
+                stages.Add((name, t))
+                t
+        t.WallMs <- t.WallMs + wall
+        t.CpuMs <- t.CpuMs + cpu
+        t.Calls <- t.Calls + 1
+
+/// The stages timed since the last call, and forgets them.
+let takeStages () =
+    let taken = List.ofSeq stages
+    stages.Clear()
+    taken
+
+/// One benchmark: what it is called, how much audio a run processes, and how to set it up on an engine.
+type Workload =
+    { /// JSON key `workload`, e.g. "w1-logmel".
+      Name: string
+      /// Clips per run (0 when the workload is not clip-shaped).
+      Clips: int
+      /// Seconds of audio per run (0 when not applicable).
+      AudioSeconds: float
+      /// Training samples per run (0 when the workload does not train): gives samples_per_s.
+      Samples: int
+      /// Floating-point operations per run for GFLOP/s, when the workload has a conventional count.
+      Flops: float option
+      /// Allocates inputs on the engine and returns the timed action (which must synchronise the engine)
+      /// and the cleanup.
+      Setup: Engine -> (unit -> unit) * (unit -> unit) }
+
+/// Allocates a [rows, columns] tensor filled with deterministic noise in [-0.5, 0.5), generated in slices so no
+/// full host copy is held beside the engine's.
+let private noiseTensor (engine: Engine) (rng: Random) (rows: int) (columns: int) =
+    let t = engine.Allocate(rows, columns)
+    let slice = Array.zeroCreate<float32> (max columns (1 <<< 20) / columns * columns)
+    let mutable offset = 0L
+    while offset < t.Length do
+        let count = int (min (int64 slice.Length) (t.Length - offset))
+        for i in 0 .. count - 1 do
+            slice.[i] <- float32 (rng.NextDouble() - 0.5)
+        t.CopyFrom(ReadOnlySpan(slice, 0, count), offset)
+        offset <- offset + int64 count
+    t
+
+/// Log-mel (and optionally MFCC) over chunks of clips: STFT power -> mel -> power_to_db (-> DCT). The clips
+/// live in chunk tensors of `chunk` rows so every engine can work one chunk at a time; the spectrogram (and,
+/// for MFCC, the log-mel) of a chunk is scratch reused by every chunk, so peak memory stays near input + output.
+let private logMelWorkload name clips samples sampleRate (stft: StftConfig) (mel: MelConfig) (nMfcc: int option) chunk =
+    { Name = name
+      Clips = clips
+      AudioSeconds = float clips * float samples / float sampleRate
+      Samples = 0
+      Flops = None
+      Setup =
+        fun engine ->
+            let rng = Random 1234
+            let inputs = [| for start in 0 .. chunk .. clips - 1 -> noiseTensor engine rng (min chunk (clips - start)) samples |]
+            let frames = stft.FrameCount samples
+            let scratch = Collections.Generic.Dictionary<int * int, Tensor>()
+            let scratchOf rows features =
+                match scratch.TryGetValue((rows, features)) with
+                | true, t -> t
+                | _ ->
+                    let t = engine.Allocate(rows, features, frames)
+                    scratch.[(rows, features)] <- t
+                    t
+            let outputs =
+                inputs |> Array.map (fun t -> engine.Allocate(t.Shape.[0], defaultArg nMfcc mel.NMels, frames))
+            let db = DbConfig()
+            let run () =
+                for i in 0 .. inputs.Length - 1 do
+                    let rows = inputs.[i].Shape.[0]
+                    let spectrum = scratchOf rows stft.Bins
+                    stage "stft" (fun () -> engine.Dsp.Stft(stft, inputs.[i], spectrum, SpectrumKind.Power))
+                    match nMfcc with
+                    | Some n ->
+                        let logMel = scratchOf rows mel.NMels
+                        stage "mel" (fun () -> engine.Dsp.Mel(mel, stft.NFft, spectrum, logMel))
+                        stage "power_to_db" (fun () -> engine.Dsp.PowerToDb(db, logMel, logMel))
+                        stage "mfcc" (fun () -> engine.Dsp.Mfcc(n, 0.0f, logMel, outputs.[i]))
+                    | None ->
+                        stage "mel" (fun () -> engine.Dsp.Mel(mel, stft.NFft, spectrum, outputs.[i]))
+                        stage "power_to_db" (fun () -> engine.Dsp.PowerToDb(db, outputs.[i], outputs.[i]))
+                engine.Synchronize()
+            let cleanup () =
+                for t in Seq.concat [ inputs; outputs; Array.ofSeq scratch.Values ] do
+                    t.Dispose()
+            run, cleanup }
+
+/// Batched real FFT of length n over `count` rows; GFLOP/s counted as 2.5 n log2 n per transform.
+let private rfftWorkload (n: int) (count: int) =
+    { Name = sprintf "rfft-%d" n
+      Clips = 0
+      AudioSeconds = 0.0
+      Samples = 0
+      Flops = Some(2.5 * float n * Math.Log2(float n) * float count)
+      Setup =
+        fun engine ->
+            let input = noiseTensor engine (Random 1234) count n
+            let output = engine.Allocate(count, n / 2 + 1, 2)
+            let run () =
+                engine.Dsp.Rfft(input, output)
+                engine.Synchronize()
+            run, (fun () -> input.Dispose(); output.Dispose()) }
+
+/// `scattering-fsdd`: kymatio's spoken-digit features, Scattering1D with J 8, Q 12 (T 2^J, order 2) of 3,000 clips of
+/// 8,192 samples at 8 kHz, in chunks of 256 clips (input and [256, 337, 32] output per chunk).
+let private scatteringWorkload =
+    let clips, samples, chunk = 3000, 8192, 256
+    let config = ScatteringConfig(8, 12)
+    { Name = "scattering-fsdd"
+      Clips = clips
+      AudioSeconds = float clips * float samples / 8000.0
+      Samples = 0
+      Flops = None
+      Setup =
+        fun engine ->
+            let bank = Filters.Scattering1D(config, samples)
+            let rng = Random 1234
+            let inputs = [| for start in 0 .. chunk .. clips - 1 -> noiseTensor engine rng (min chunk (clips - start)) samples |]
+            let outputs = inputs |> Array.map (fun t -> engine.Allocate(t.Shape.[0], bank.Paths.Count, bank.Frames))
+            let run () =
+                for i in 0 .. inputs.Length - 1 do
+                    engine.Dsp.Scattering1D(config, inputs.[i], outputs.[i])
+                engine.Synchronize()
+            run, (fun () -> for t in Array.append inputs outputs do t.Dispose()) }
+
+let private w1Stft = StftConfig(256, 128, 256, WindowKind.Hann, true, PadMode.Constant)
+let private w1Mel = MelConfig(8000, 40, 0.0, Nullable 4000.0)
+let private w2Stft = StftConfig(2048, 512, 2048, WindowKind.Hann, true, PadMode.Constant)
+let private w2Mel = MelConfig(22050, 128)
+
+/// `train-cnn2d`: one epoch of the reference CNN (issue 5) on 2,700 log-mel-shaped images of 1 x 40 x 65, batch 64,
+/// forward, backward and Adam step; reported as training samples per second.
+let private trainWorkload =
+    { Name = "train-cnn2d"
+      Clips = 0
+      AudioSeconds = 0.0
+      Samples = 2700
+      Flops = None
+      Setup = fun engine -> (let epoch = Hybrid.Classifier.Bench.prepareCnn2d engine in (fun () -> epoch () |> ignore), ignore) }
+
+/// Every workload, in table order. Add a workload by adding one line here.
+let all: Workload list =
+    [ logMelWorkload "w1-logmel" 3000 8192 8000 w1Stft w1Mel None 64
+      logMelWorkload "w1-mfcc" 3000 8192 8000 w1Stft w1Mel (Some 13) 64
+      logMelWorkload "w2-logmel" 64 (30 * 22050) 22050 w2Stft w2Mel None 2
+      rfftWorkload 256 195_000
+      rfftWorkload 2048 24_375
+      trainWorkload
+      scatteringWorkload ]
+

@@ -1,0 +1,84 @@
+namespace Hybrid.Dsp;
+
+/// <summary>
+/// The process-wide thread setting (the <c>--threads</c> option of the command line): how many threads one parallel
+/// step may use. Every parallel loop of the managed engine (through <see cref="Managed.ManagedEngine"/>, whose default
+/// <c>maxThreads</c> is read from here when the engine is created), of feature extraction and of training honours it;
+/// <see cref="Options"/> carries it to Parallel.For and <see cref="Map{T, TResult}"/> replaces Array.Parallel.map.
+/// Default: <see cref="Environment.ProcessorCount"/>.
+/// </summary>
+public static class Parallelism
+{
+    private static int _maxThreads = Environment.ProcessorCount;
+    private static ParallelOptions _options = new() { MaxDegreeOfParallelism = Environment.ProcessorCount };
+
+    /// <summary>The largest accepted setting: four times the logical processors (more threads than that only queue).</summary>
+    public static int Limit => Environment.ProcessorCount * 4;
+
+    /// <summary>
+    /// Threads one parallel step may use, 1..<see cref="Limit"/> (default: all logical processors). Engines created
+    /// after a change use the new value; an engine keeps the value it was created with.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is outside 1..<see cref="Limit"/>.</exception>
+    public static int MaxThreads
+    {
+        get => _maxThreads;
+        set
+        {
+            Validate(value, nameof(MaxThreads));
+            _maxThreads = value;
+            _options = new ParallelOptions { MaxDegreeOfParallelism = value };
+        }
+    }
+
+    /// <summary>ParallelOptions whose MaxDegreeOfParallelism is <see cref="MaxThreads"/> (a fresh object after each change).</summary>
+    public static ParallelOptions Options => _options;
+
+    /// <summary>Throws ArgumentOutOfRangeException naming <paramref name="name"/> when <paramref name="threads"/> is
+    /// outside 1..<see cref="Limit"/>.</summary>
+    public static void Validate(int threads, string name = "threads")
+    {
+        if (threads < 1 || threads > Limit)
+            throw new ArgumentOutOfRangeException(name, threads,
+                $"{name} must be an integer in 1..{Limit} (4 x the {Environment.ProcessorCount} logical processors), was {threads}.");
+    }
+
+    /// <summary>
+    /// result[i] = map(items[i]) computed in parallel on at most <see cref="MaxThreads"/> threads (Array.Parallel.map
+    /// under the process-wide setting). An exception thrown by <paramref name="map"/> is rethrown as is (the first
+    /// one when several items fail), not wrapped in an AggregateException.
+    /// </summary>
+    public static TResult[] Map<T, TResult>(T[] items, Func<T, TResult> map)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        ArgumentNullException.ThrowIfNull(map);
+        var result = new TResult[items.Length];
+        For(items.Length, i => result[i] = map(items[i]));
+        return result;
+    }
+
+    /// <summary>
+    /// Runs body(i) for i in [0, count) in parallel on at most <see cref="MaxThreads"/> threads (serially with one).
+    /// An exception thrown by <paramref name="body"/> is rethrown as is (the first one), not wrapped.
+    /// </summary>
+    public static void For(int count, Action<int> body)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        var options = _options;
+        if (count <= 0) return;
+        if (options.MaxDegreeOfParallelism == 1 || count == 1)
+        {
+            for (var i = 0; i < count; i++) body(i);
+            return;
+        }
+        try
+        {
+            Parallel.For(0, count, options, body);
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw();
+            throw;
+        }
+    }
+}

@@ -1,0 +1,112 @@
+/// Parallelism: the process-wide thread setting (--threads) bounds every parallel loop, is validated, is the managed
+/// engine's default, and the managed engine's log-mel path gives the same floats at 1 thread as at several (W1's many
+/// clips per call, and W2's two long clips, whose mel and dB passes split each clip into frame segments).
+module Hybrid.DspKernelsTests.ParallelismTests
+
+open System
+open System.Threading
+open Expecto
+open Hybrid.Dsp
+open Hybrid.Dsp.Managed
+open Hybrid.DspKernelsTests.IlgpuFixture
+
+/// Runs `f` with Parallelism.MaxThreads set to n, restoring the previous value after.
+let private withThreads (n: int) (f: unit -> 'a) =
+    let previous = Parallelism.MaxThreads
+    Parallelism.MaxThreads <- n
+    try f () finally Parallelism.MaxThreads <- previous
+
+/// The most bodies of Parallelism.For seen running at once over 64 items that each hold their thread for 2 ms.
+let private observedConcurrency () =
+    let mutable running = 0
+    let mutable most = 0
+    let visited = Array.zeroCreate<int> 64
+    Parallelism.For(64, fun i ->
+        let now = Interlocked.Increment(&running)
+        let mutable seen = Volatile.Read(&most)
+        while now > seen && Interlocked.CompareExchange(&most, now, seen) <> seen do
+            seen <- Volatile.Read(&most)
+        Thread.Sleep 2
+        visited.[i] <- visited.[i] + 1
+        Interlocked.Decrement(&running) |> ignore)
+    most, visited
+
+/// STFT power -> mel -> power_to_db (top_db 80) -> MFCC of `clips` on a managed engine of `threads` threads.
+let private logMel (threads: int) (stft: StftConfig) (mel: MelConfig) (clips: float32[]) (batch: int) =
+    use e = new ManagedEngine(threads)
+    let samples = clips.Length / batch
+    let frames = stft.FrameCount samples
+    use x = upload e clips [| batch; samples |]
+    use spectrum = e.Allocate(batch, stft.Bins, frames)
+    use bands = e.Allocate(batch, mel.NMels, frames)
+    use mfcc = e.Allocate(batch, 13, frames)
+    e.Dsp.Stft(stft, x, spectrum, SpectrumKind.Power)
+    e.Dsp.Mel(mel, stft.NFft, spectrum, bands)
+    e.Dsp.PowerToDb(DbConfig(TopDb = Nullable 80.0), bands, bands)
+    e.Dsp.Mfcc(13, 0.0f, bands, mfcc)
+    bands.ToArray(), mfcc.ToArray()
+
+[<Tests>]
+let tests =
+    testList "Parallelism" [
+        test "Parallelism.For runs every item once on at most MaxThreads threads at a time" {
+            for n in [ 1; 2; 3 ] do
+                let most, visited = withThreads n observedConcurrency
+                Expect.isLessThanOrEqual most n (sprintf "at most %d bodies at once" n)
+                Expect.isGreaterThanOrEqual most 1 "at least one"
+                Expect.all visited (fun v -> v = 1) "every item once"
+        }
+
+        test "Map keeps the order and rethrows the first exception of the mapping unwrapped" {
+            let squares = withThreads 2 (fun () -> Parallelism.Map([| 1 .. 100 |], Func<int, int>(fun i -> i * i)))
+            Expect.equal squares [| for i in 1 .. 100 -> i * i |] "in order"
+            Expect.throwsT<InvalidOperationException>
+                (fun () -> withThreads 2 (fun () -> Parallelism.Map([| 1 .. 10 |], Func<int, int>(fun i -> if i = 7 then invalidOp "seven" else i)) |> ignore))
+                "the mapping's own exception"
+        }
+
+        test "MaxThreads is refused outside 1..4 x the processors, naming the range, and the value is kept" {
+            let before = Parallelism.MaxThreads
+            Expect.equal Parallelism.Limit (4 * Environment.ProcessorCount) "the limit"
+            for bad in [ 0; -3; Parallelism.Limit + 1 ] do
+                let e = Expect.throwsC (fun () -> Parallelism.MaxThreads <- bad) id
+                Expect.isTrue (e :? ArgumentOutOfRangeException) "ArgumentOutOfRangeException"
+                Expect.stringContains e.Message (sprintf "1..%d" Parallelism.Limit) "names the range"
+            Expect.equal Parallelism.MaxThreads before "unchanged after refusals"
+        }
+
+        test "a managed engine created without a count takes the process-wide setting" {
+            withThreads 3 (fun () ->
+                use e = new ManagedEngine()
+                Expect.equal e.MaxThreads 3 "the setting"
+                Expect.stringContains e.DeviceName "3 threads" "named in the device")
+            use explicit = new ManagedEngine(1)
+            Expect.equal explicit.MaxThreads 1 "an explicit count wins"
+        }
+
+        test "W1's log-mel and MFCC are bitwise equal at 1, 2 and 8 threads" {
+            let stft = StftConfig(256, 128, 256, WindowKind.Hann, true, PadMode.Constant)
+            let mel = MelConfig(8000, 40, 0.0, Nullable 4000.0)
+            let clips = randomSignal 11 (24 * 8192)
+            let reference = logMel 1 stft mel clips 24
+            for threads in [ 2; 8 ] do
+                let bands, mfcc = logMel threads stft mel clips 24
+                Expect.equal bands (fst reference) (sprintf "log-mel at %d threads" threads)
+                Expect.equal mfcc (snd reference) (sprintf "MFCC at %d threads" threads)
+        }
+
+        test "W2's two long clips, split into frame segments, give bitwise the log-mel of 1 thread (top_db clamping across segments)" {
+            let stft = StftConfig(2048, 512, 2048, WindowKind.Hann, true, PadMode.Constant)
+            let mel = MelConfig(22050, 128)
+            let samples = 8 * 22050
+            // The second half of each clip is silent: its dB values are clamped at the loud first half's maximum - 80,
+            // which only a segment of the first half sees.
+            let clips = randomSignal 12 (2 * samples) |> Array.mapi (fun i v -> if i % samples < samples / 2 then v else 0.0f)
+            let reference = logMel 1 stft mel clips 2
+            Expect.isTrue (fst reference |> Array.exists (fun v -> v = Array.max (fst reference) - 80.0f)) "the clamp applies"
+            for threads in [ 2; 8 ] do
+                let bands, mfcc = logMel threads stft mel clips 2
+                Expect.equal bands (fst reference) (sprintf "log-mel at %d threads" threads)
+                Expect.equal mfcc (snd reference) (sprintf "MFCC at %d threads" threads)
+        }
+    ]
