@@ -70,6 +70,11 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         let settings = settingsOf args audio.SampleRate
         use engine = Engines.Create(args.GetResult(Device, defaultValue = "auto"), fun l -> error.WriteLine("plot: " + l))
         let name = nonNull (Path.GetFileNameWithoutExtension file)
-        for path, caption in AudioPlots.plotClip engine (args.GetResult Out) name name settings audio.Samples.[0] do
+        let plots =
+            try AudioPlots.plotClip engine (args.GetResult Out) name name settings audio.Samples.[0]
+            with :? ArgumentException as e ->
+                // A setting that does not fit this recording (e.g. --fmax above its sr / 2): name the file and its rate.
+                raise (ArgumentException(sprintf "%s (%d Hz): %s" file audio.SampleRate (e.Message.Replace("Feature schema 'plots': ", "")), e))
+        for path, caption in plots do
             out.WriteLine(sprintf "plot: wrote %s (%s)" path caption)
         0)

@@ -3,6 +3,7 @@ module Hybrid.FeaturesTests.AudioPlotsTests
 open System
 open System.IO
 open Expecto
+open Hybrid.Dsp
 open Hybrid.Dsp.Managed
 open Hybrid.Features
 
@@ -64,6 +65,11 @@ let tests =
                     Expect.isGreaterThan colours 8 (sprintf "%s: not blank" path)
                 let share suffix = contentShare (Path.Combine(dir, sprintf "sweep-%s.png" suffix))
                 Expect.isGreaterThan (share "spectrogram") 0.08 "the linear spectrogram's harmonics fill a visible part of the picture"
+                // The same clip drawn up to sr / 2 (fmax 48 kHz given), as every clip was drawn before displayLimit.
+                let full = { settings with Mel = MelConfig(SampleRate = 96000, NMels = settings.Mel.NMels, FMax = Nullable 48000.0) }
+                AudioPlots.plotClip engine dir "full" "full" full (sweep 96000 1.5) |> ignore
+                let whole = contentShare (Path.Combine(dir, "full-spectrogram.png"))
+                Expect.isGreaterThan (share "spectrogram") (2.0 * whole) (sprintf "expected the default picture to show over twice the content of the 0-48 kHz one (%.3f), was %.3f" whole (share "spectrogram"))
                 Expect.isGreaterThan (share "mel") 0.08 "the mel spectrogram's harmonics fill a visible part of the picture"
             finally
                 if Directory.Exists dir then Directory.Delete(dir, true)
