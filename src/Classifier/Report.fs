@@ -21,12 +21,12 @@ let private enc (s: string) : string = nonNull (WebUtility.HtmlEncode s)
 let longValueChars = 60
 
 /// A table value as HTML: escaped; a long value (see longValueChars) gets class="long" and a line-break
-/// opportunity (<wbr>) after each comma, semicolon and plus sign, so that lists wrap between their items.
+/// opportunity (<wbr>) after each comma, semicolon, plus sign and slash, so that lists and paths wrap between their items.
 let valueCell (value: string) =
     if value.Length <= longValueChars then sprintf "<td>%s</td>" (enc value)
     else
         let text = enc value
-        let breakable = text.Replace(",", ",<wbr>").Replace(";", ";<wbr>").Replace("+", "+<wbr>")
+        let breakable = text.Replace(",", ",<wbr>").Replace(";", ";<wbr>").Replace("+", "+<wbr>").Replace("/", "/<wbr>")
         sprintf "<td class=\"long\">%s</td>" breakable
 
 /// The page's style sheet: the body at most 1100 px wide; key/value tables (class "settings") use the full width

@@ -81,57 +81,51 @@ let spectralPlot (title: string) (sampleRate: int) (hopLength: int) (yAxis: Spec
         invalidArg (nameof data) (sprintf "expected %d x %d = %d values, was %d" rows cols (rows * cols) data.Length)
     if sampleRate <= 0 || hopLength <= 0 then
         invalidArg (nameof hopLength) (sprintf "sample rate and hop length must be positive, were %d and %d" sampleRate hopLength)
+    match yAxis with
+    | LinearHz (sr, nFft, limit) when sr <= 0 || nFft <= 0 || not (limit > 0.0) ->
+        invalidArg (nameof yAxis) (sprintf "linear axis: sample rate, n_fft and limit must be positive, were %d, %d and %g" sr nFft limit)
+    | MelHz (fMin, fMax, _) when not (fMax > fMin) || fMin < 0.0 ->
+        invalidArg (nameof yAxis) (sprintf "mel axis: expected 0 <= fmin < fmax, were %g and %g" fMin fMax)
+    | PitchClasses when rows <> 12 -> invalidArg (nameof rows) (sprintf "chroma has 12 rows, was %d" rows)
+    | _ -> ()
+    let automatic (integers: bool) (format: float -> string) =
+        TickGenerators.NumericAutomatic(IntegerTicksOnly = integers, LabelFormatter = Func<float, string>(format))
     let plot = new Plot()
     // ScottPlot draws row 0 at the top: flip so low frequencies are at the bottom.
     let grid = Array2D.init rows cols (fun r c -> float data.[(rows - 1 - r) * cols + c])
     let map = plot.Add.Heatmap grid
     map.Colormap <- Colormaps.Viridis()
     let seconds = float cols * float hopLength / float sampleRate
-    let (yLow, yHigh), shownLow, shownHigh, yTitle =
+    // Cell edges on the y axis, the range shown, the axis title and its ticks.
+    let (yLow, yHigh), (shownLow, shownHigh), yTitle, (ticks: ITickGenerator) =
         match yAxis with
         | LinearHz (sr, nFft, limit) ->
-            if sr <= 0 || nFft <= 0 || not (limit > 0.0) then
-                invalidArg (nameof yAxis) (sprintf "linear axis: sample rate, n_fft and limit must be positive, were %d, %d and %g" sr nFft limit)
+            // Bin k is centred at k * sr / n_fft.
             let binHz = float sr / float nFft
-            let edges = -0.5 * binHz, (float rows - 0.5) * binHz
-            edges, 0.0, min limit (snd edges), "Hz"
+            let top = (float rows - 0.5) * binHz
+            (-0.5 * binHz, top), (0.0, min limit top), "Hz", automatic false hzText
         | MelHz (fMin, fMax, htk) ->
-            if not (fMax > fMin) || fMin < 0.0 then
-                invalidArg (nameof yAxis) (sprintf "mel axis: expected 0 <= fmin < fmax, were %g and %g" fMin fMax)
             // Band k is centred at mel(fMin) + (k + 1) * step, step = (mel(fMax) - mel(fMin)) / (rows + 1).
             let low, high = Hybrid.Dsp.Filters.HzToMel(fMin, htk), Hybrid.Dsp.Filters.HzToMel(fMax, htk)
             let step = (high - low) / float (rows + 1)
-            let edges = low + 0.5 * step, high - 0.5 * step
-            let candidates = 0.0 :: [ for k in 5 .. 16 -> 2.0 ** float k ]
+            let bottom, top = low + 0.5 * step, high - 0.5 * step
             let placed =
-                candidates
+                0.0 :: [ for k in 5 .. 16 -> 2.0 ** float k ]
                 |> List.map (fun hz -> hz, Hybrid.Dsp.Filters.HzToMel(hz, htk))
-                |> List.filter (fun (_, m) -> m >= fst edges && m <= snd edges)
-            // Keep ticks at least 6% of the axis apart (the low powers of two crowd on the mel scale).
-            let minGap = 0.06 * (snd edges - fst edges)
+                |> List.filter (fun (_, m) -> m >= bottom && m <= top)
+            // Keep ticks at least 6% of the axis apart, from the top down (low powers of two crowd on the mel scale).
+            let minGap = 0.06 * (top - bottom)
             let kept =
                 placed |> List.rev |> List.fold (fun acc (hz, m) -> match acc with (_, last) :: _ when last - m < minGap -> acc | _ -> (hz, m) :: acc) []
-            plot.Axes.Left.TickGenerator <- TickGenerators.NumericManual([| for hz, m in kept -> Tick(m, hzText hz) |])
-            edges, fst edges, snd edges, "Hz (mel scale)"
+            (bottom, top), (bottom, top), "Hz (mel scale)", TickGenerators.NumericManual([| for hz, m in kept -> Tick(m, hzText hz) |])
         | Index axisTitle ->
-            let gen = TickGenerators.NumericAutomatic(IntegerTicksOnly = true)
-            gen.LabelFormatter <- Func<float, string>(fun v -> v.ToString("0", invariant))
-            plot.Axes.Left.TickGenerator <- gen
-            (-0.5, float rows - 0.5), -0.5, float rows - 0.5, axisTitle
+            let edges = -0.5, float rows - 0.5
+            edges, edges, axisTitle, automatic true (fun v -> v.ToString("0", invariant))
         | PitchClasses ->
-            if rows <> 12 then invalidArg (nameof rows) (sprintf "chroma has 12 rows, was %d" rows)
-            plot.Axes.Left.TickGenerator <- TickGenerators.NumericManual(pitchClasses |> Array.mapi (fun i name -> Tick(float i, name)))
-            (-0.5, 11.5), -0.5, 11.5, "Pitch class"
+            (-0.5, 11.5), (-0.5, 11.5), "Pitch class", TickGenerators.NumericManual(pitchClasses |> Array.mapi (fun i name -> Tick(float i, name)))
     map.Extent <- Nullable(CoordinateRect(0.0, seconds, yLow, yHigh))
-    match yAxis with
-    | LinearHz _ ->
-        let gen = TickGenerators.NumericAutomatic()
-        gen.LabelFormatter <- Func<float, string>(hzText)
-        plot.Axes.Left.TickGenerator <- gen
-    | _ -> ()
-    let time = TickGenerators.NumericAutomatic()
-    time.LabelFormatter <- Func<float, string>(fun v -> v.ToString("0.###", invariant))
-    plot.Axes.Bottom.TickGenerator <- time
+    plot.Axes.Left.TickGenerator <- ticks
+    plot.Axes.Bottom.TickGenerator <- automatic false (fun v -> v.ToString("0.###", invariant))
     let bar = plot.Add.ColorBar map
     bar.Label <- colourTitle
     plot.Title title
