@@ -413,25 +413,6 @@ let tests =
             Expect.stringContains err "cnn2d" "expected the valid names"
         }
 
-        test "plot writes the four example pictures of a recording" {
-            let dir = Path.Combine(Path.GetTempPath(), "hybrid-plot-" + Guid.NewGuid().ToString("N"))
-            try
-                let wav = Path.Combine(dir, "tone.wav")
-                Directory.CreateDirectory dir |> ignore
-                let samples = Array.init 8000 (fun i -> float32 (0.5 * sin (2.0 * Math.PI * 440.0 * float i / 8000.0)))
-                Hybrid.Features.Wav.write wav Hybrid.Features.SampleFormat.Pcm16 { SampleRate = 8000; Samples = [| samples |] }
-                let code, out, err = run Hybrid.Cli.PlotCommand.run [ wav; "--out"; dir; "--device"; "managed" ]
-                Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
-                for kind in [ "waveform"; "spectrogram"; "mel"; "mfcc" ] do
-                    let png = Path.Combine(dir, sprintf "tone-%s.png" kind)
-                    Expect.stringContains out png "reported"
-                    let w, h, colours = Hybrid.Features.Plots.inspectPng png
-                    Expect.isGreaterThan (w * h) 100000 "a full-size picture"
-                    Expect.isGreaterThan colours 8 "not blank"
-            finally
-                if Directory.Exists dir then Directory.Delete(dir, true)
-        }
-
         slow <| TestData.testWithFsdd "predict with several files gives a result per readable file and an error per bad one, then exits 1" (fun fsdd ->
             withSubset fsdd (fun dir ->
                 let runDir = Path.Combine(dir, "run")
