@@ -30,7 +30,7 @@ let perFrame frames (f: Tensor -> unit) =
 /// The frames away from the clip's edges (the centred frames there see zero padding).
 let interior (a: float32[]) = a.[4 .. a.Length - 5]
 
-let config = { FsCheckConfig.defaultConfig with maxTest = 25 }
+let config = Properties.config 25
 
 [<Tests>]
 let tests =

@@ -47,7 +47,7 @@ let stft (c: StftConfig) (kind: SpectrumKind) (batch: int) (x: float32[]) =
     dsp.Stft(c, tensor x [ batch; samples ], y, kind)
     y.ToArray()
 
-let config = { FsCheckConfig.defaultConfig with maxTest = 30 }
+let config = Properties.config 30
 
 let windows = [| WindowKind.Hann; WindowKind.Hamming; WindowKind.Blackman; WindowKind.Rectangular |]
 let nFfts = [| 16; 31; 32; 33; 64; 100; 255; 256; 257; 400 |]
