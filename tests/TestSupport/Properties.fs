@@ -30,7 +30,8 @@ let MaxFftLength = 2048
 /// An FFT length n in 2..MaxFftLength: one of fftBoundaryLengths (two draws in three) or any length of the range.
 type FftLength = FftLength of int
 
-/// A batch of 1..11 rows (1 row, odd, and more rows than a small SIMD width).
+/// A batch of 1..11 rows or clips (one, odd and even counts, more than a small SIMD width): the batch properties of
+/// the FFT, STFT and spectral features.
 type BatchSize = BatchSize of int
 
 /// The domain generators of the suites, registered by `Properties.config`: a property that takes one of these
