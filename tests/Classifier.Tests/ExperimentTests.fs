@@ -273,7 +273,7 @@ let tests =
                 Expect.stringContains e.Message bad (sprintf "the error for '%s' quotes it" bad)
         }
 
-        testProperty "speed averaging with one factor of 1 is the model's own prediction" <| fun (seed: int) ->
+        testPropertyWithConfig Properties.defaults "speed averaging with one factor of 1 is the model's own prediction" <| fun (seed: int) ->
             let model = Model.create (new Hybrid.Dsp.Managed.ManagedEngine()) seed (Net.sequential [ 8 ] [ Layers.dense 3 ])
             let rng = Random(seed)
             let clips = Array.init 4 (fun _ -> Array.init 8 (fun _ -> float32 (rng.NextDouble() - 0.5)))

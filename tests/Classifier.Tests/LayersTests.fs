@@ -3,11 +3,12 @@ module Hybrid.ClassifierTests.LayersTests
 
 open System
 open Expecto
+open Hybrid.TestSupport
 open Hybrid.Dsp
 open Hybrid.Classifier
 open Hybrid.ClassifierTests.Support
 
-let private config = { FsCheckConfig.defaultConfig with maxTest = 12 }
+let private config = Properties.config 12
 let private eps = 1e-2f
 
 /// Moves values away from 0 so that ReLU's kink is never crossed by a finite difference.

@@ -8,7 +8,7 @@ open Hybrid.Dsp.Managed
 open Hybrid.TestSupport
 open Hybrid.ClassifierTests.Support
 
-let private config = { FsCheckConfig.defaultConfig with maxTest = 40 }
+let private config = Properties.config 40
 
 let private naiveGemm m n k (alpha: float32) (a: float32[]) transA (b: float32[]) transB (beta: float32) (c: float32[]) =
     Array.init (m * n) (fun idx ->

@@ -5,6 +5,7 @@ open System
 open System.Buffers.Binary
 open System.IO
 open Expecto
+open Hybrid.TestSupport
 open Hybrid.Dsp.Managed
 open Hybrid.Classifier
 open Hybrid.ClassifierTests.Support
@@ -201,7 +202,7 @@ let tests =
                         h.Replace(from, into))
                     expectModelFileError path fragment))
 
-        testProperty "randomly damaged but signed headers give ModelFileException or load, nothing else" (fun (seed: int) ->
+        testPropertyWithConfig Properties.defaults "randomly damaged but signed headers give ModelFileException or load, nothing else" (fun (seed: int) ->
             withFile (fun path ->
                 saved path |> ignore
                 let rng = Random seed
@@ -271,7 +272,7 @@ let tests =
                     expectRefused path "'mean' (2 values) and 'std' (1 values) differ in length"))
         ]
 
-        testProperty "files forged with a valid checksum (labels, weights, normalisation) load valid or raise ModelFileException naming what" (fun (seed: int) ->
+        testPropertyWithConfig Properties.defaults "files forged with a valid checksum (labels, weights, normalisation) load valid or raise ModelFileException naming what" (fun (seed: int) ->
             let mutable valid = false
             withFile (fun path ->
                 saved path |> ignore

@@ -8,8 +8,9 @@ open FsCheck
 open Hybrid.TestSupport
 open Hybrid.DspKernelsTests.Reference
 
-/// Lengths straddling power-of-two and warp boundaries, mixed-radix and Bluestein cases.
-let sizes = [| 2; 3; 4; 5; 6; 7; 8; 12; 15; 16; 17; 31; 32; 33; 60; 63; 64; 65; 97; 100; 127; 128; 129; 255; 256; 257; 400; 480; 511; 512; 1000; 1024 |]
+/// Lengths straddling power-of-two and warp boundaries, mixed-radix and Bluestein cases (shared with the FsCheck
+/// FftLength generator).
+let sizes = Properties.fftBoundaryLengths
 
 /// Direct DFT in double precision of interleaved complex rows: [batch, n, 2] -> [batch, n, 2].
 let dft (inverse: bool) (batch: int) (n: int) (x: float32[]) =
@@ -61,13 +62,10 @@ let halfSpectrum batch n (full: float32[]) =
 let closeTo (scale: float32) (expected: float32[]) (actual: float32[]) what =
     Assertions.allClose 0.0 (2e-5 * float (max scale 1.0f)) expected actual what
 
-/// An FsCheck case: a length from `sizes` (or 2..2048), a batch of 1..11 rows and a seed.
-let caseOf (pick: int) (batchPick: int) (seed: int) =
-    let n = if pick % 3 = 0 then 2 + abs (pick / 3) % 2047 else sizes.[abs pick % sizes.Length]
-    let batch = 1 + abs batchPick % 11
-    n, batch, noise seed (batch * n * 2)
+/// An FsCheck case: a length from `sizes` (or 2..2048), a batch of 1..11 rows and batch complex rows of noise.
+let caseOf (Properties.FftLength n) (Properties.BatchSize batch) (seed: int) = n, batch, noise seed (batch * n * 2)
 
-let config = { FsCheckConfig.defaultConfig with maxTest = 40 }
+let config = Properties.config 40
 
 [<Tests>]
 let tests =
@@ -99,35 +97,48 @@ let tests =
               let ex = Expect.throwsT<ArgumentOutOfRangeException> (fun () -> rfft 1 16385 (Array.zeroCreate 16385) |> ignore)
               ignore ex)
 
-          testPropertyWithConfig config "inverse(FFT x) = x" (fun (pick: int) (batchPick: int) (seed: int) ->
-              let n, batch, x = caseOf pick batchPick seed
-              let back = fft true batch n (fft false batch n x)
-              Assertions.allClose 0.0 1e-5 x back (sprintf "n=%d batch=%d" n batch))
+          yield!
+              Properties.testProperty
+                  config
+                  "inverse(FFT x) = x"
+                  [ Properties.regression 840UL 0x9E3779B97F4A7C15UL (Some 20) "n = 2 (the smallest length), 11 rows"
+                    Properties.regression 3UL 0x9E3779B97F4A7C15UL (Some 20) "n = 1873 (a Bluestein prime above 1024), 6 rows" ]
+                  (fun length batch seed ->
+                    let n, batch, x = caseOf length batch seed
+                    let back = fft true batch n (fft false batch n x)
+                    Assertions.allClose 0.0 1e-5 x back (sprintf "n=%d batch=%d" n batch))
 
-          testPropertyWithConfig config "irfft(rfft x) = x" (fun (pick: int) (batchPick: int) (seed: int) ->
-              let n, batch, x = caseOf pick batchPick seed
-              let x = x.[0 .. batch * n - 1]
-              let back = irfft batch n (rfft batch n x)
-              Assertions.allClose 0.0 1e-5 x back (sprintf "n=%d batch=%d" n batch))
+          yield!
+              Properties.testProperty
+                  config
+                  "irfft(rfft x) = x"
+                  [ Properties.regression 7UL 0x9E3779B97F4A7C15UL (Some 20) "n = 3 (odd: no Nyquist bin), 2 rows"
+                    Properties.regression 27UL 0x9E3779B97F4A7C15UL (Some 20) "n = 862 (twice the prime 431), 9 rows"
+                    Properties.regression 760UL 0x9E3779B97F4A7C15UL (Some 20) "n = 1024 (the largest listed power of two), 11 rows" ]
+                  (fun length batch seed ->
+                    let n, batch, x = caseOf length batch seed
+                    let x = x.[0 .. batch * n - 1]
+                    let back = irfft batch n (rfft batch n x)
+                    Assertions.allClose 0.0 1e-5 x back (sprintf "n=%d batch=%d" n batch))
 
-          testPropertyWithConfig config "Parseval: sum |x|^2 = sum |X|^2 / n" (fun (pick: int) (batchPick: int) (seed: int) ->
-              let n, batch, x = caseOf pick batchPick seed
+          testPropertyWithConfig config "Parseval: sum |x|^2 = sum |X|^2 / n" (fun length batch seed ->
+              let n, batch, x = caseOf length batch seed
               let y = fft false batch n x
               let energy (a: float32[]) = a |> Array.sumBy (fun v -> float v * float v)
               let ex = energy x
               let ey = energy y / float n
               Expect.floatClose { absolute = 1e-9; relative = 1e-5 } ey ex (sprintf "n=%d batch=%d" n batch))
 
-          testPropertyWithConfig config "the FFT is linear" (fun (pick: int) (batchPick: int) (seed: int) ->
-              let n, batch, x = caseOf pick batchPick seed
+          testPropertyWithConfig config "the FFT is linear" (fun length batch seed ->
+              let n, batch, x = caseOf length batch seed
               let z = noise (seed + 1) x.Length
               let a, b = 0.75f, -1.5f
               let combined = fft false batch n (Array.map2 (fun p q -> a * p + b * q) x z)
               let separate = Array.map2 (fun p q -> a * p + b * q) (fft false batch n x) (fft false batch n z)
               closeTo (maxAbs separate) separate combined (sprintf "n=%d batch=%d" n batch))
 
-          testPropertyWithConfig config "real input gives a Hermitian spectrum" (fun (pick: int) (batchPick: int) (seed: int) ->
-              let n, batch, x = caseOf pick batchPick seed
+          testPropertyWithConfig config "real input gives a Hermitian spectrum" (fun length batch seed ->
+              let n, batch, x = caseOf length batch seed
               let y = fft false batch n (complexOfReal x.[0 .. batch * n - 1])
               let tol = 2e-5 * float (max (maxAbs y) 1.0f)
               for b in 0 .. batch - 1 do
@@ -137,8 +148,8 @@ let tests =
                       Expect.floatClose { absolute = tol; relative = 0.0 } (float y.[i]) (float y.[j]) "real parts"
                       Expect.floatClose { absolute = tol; relative = 0.0 } (float y.[i + 1]) (-(float y.[j + 1])) "imaginary parts")
 
-          testPropertyWithConfig config "a circular shift keeps the magnitudes" (fun (pick: int) (batchPick: int) (seed: int) (shiftPick: int) ->
-              let n, batch, x = caseOf pick batchPick seed
+          testPropertyWithConfig config "a circular shift keeps the magnitudes" (fun length batch seed (shiftPick: int) ->
+              let n, batch, x = caseOf length batch seed
               let x = x.[0 .. batch * n - 1]
               let shift = abs shiftPick % n
               let shifted = Array.init x.Length (fun i -> let b, j = i / n, i % n in x.[b * n + (j + shift) % n])
@@ -146,8 +157,8 @@ let tests =
               let a = mags (rfft batch n x)
               closeTo (maxAbs a) a (mags (rfft batch n shifted)) (sprintf "n=%d shift=%d" n shift))
 
-          testPropertyWithConfig config "a batch equals its rows transformed one by one" (fun (pick: int) (batchPick: int) (seed: int) ->
-              let n, batch, x = caseOf pick batchPick seed
+          testPropertyWithConfig config "a batch equals its rows transformed one by one" (fun length batch seed ->
+              let n, batch, x = caseOf length batch seed
               let x = x.[0 .. batch * n - 1]
               let all = rfft batch n x
               let bins = n / 2 + 1

@@ -9,7 +9,7 @@ open Hybrid.Dsp
 open Hybrid.TestSupport
 open Hybrid.DspKernelsTests.Reference
 
-let config = { FsCheckConfig.defaultConfig with maxTest = 40 }
+let config = Properties.config 40
 
 [<Tests>]
 let tests =

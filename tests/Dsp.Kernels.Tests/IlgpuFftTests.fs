@@ -8,6 +8,7 @@ open Expecto
 open FsCheck
 open FsCheck.FSharp
 open Hybrid.Dsp
+open Hybrid.TestSupport
 open Hybrid.TestSupport.Assertions
 open Hybrid.DspKernelsTests.IlgpuFixture
 
@@ -61,13 +62,13 @@ let private onEngine (engine: Lazy<Engine>) =
                 allClose64 0.0 (1e-6 * (log (float n) + 1.0)) expected (y |> Array.map float) $"ifft n={n}"
         }
 
-        testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 12 } "inverse(FFT x) returns x for any supported length and signal" <|
+        testPropertyWithConfig (Properties.config 12) "inverse(FFT x) returns x for any supported length and signal" <|
             Prop.forAll lengthGen (fun n ->
                 let x = randomSignal (n * 13) (2 * n)
                 let back = fft true 1 n (fft false 1 n x)
                 allClose 0.0 (2e-6 * (log (float n) + 1.0)) x back $"round trip n={n}")
 
-        testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 12 } "Parseval: the spectrum's energy is n times the signal's" <|
+        testPropertyWithConfig (Properties.config 12) "Parseval: the spectrum's energy is n times the signal's" <|
             Prop.forAll lengthGen (fun n ->
                 let x = randomSignal (n * 17) (2 * n)
                 let y = fft false 1 n x

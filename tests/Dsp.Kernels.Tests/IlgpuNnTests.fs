@@ -8,6 +8,7 @@ open System
 open Expecto
 open Hybrid.Dsp
 open Hybrid.Dsp.Managed
+open Hybrid.TestSupport
 open Hybrid.DspKernelsTests.IlgpuFixture
 open ILGPU.Runtime.CPU
 
@@ -197,7 +198,7 @@ let private equivalentOn (other: Engine) (name: string) (run: Engine -> float32[
         Hybrid.TestSupport.Assertions.allClose 1e-4 (1e-4 * scale) ex ac $"{name} result {i}") expected actual
 
 
-let private propertyConfig = { FsCheckConfig.defaultConfig with maxTest = 25 }
+let private propertyConfig = Properties.config 25
 
 /// A random small convolution (any stride, dilation, asymmetric padding) and its forward and backward case.
 let private randomConv (seed: int) =

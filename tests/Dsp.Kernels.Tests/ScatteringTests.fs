@@ -222,8 +222,7 @@ let constantQBand (bank: ScatteringFilterBank) =
 let lpEpsilon q = if q >= 3 then 0.15 else 0.32
 
 let properties =
-    let config =
-        { FsCheckConfig.defaultConfig with maxTest = 12 }
+    let config = Properties.config 12
     testList "properties" [
         testPropertyWithConfig config "the first-order Littlewood-Paley sum, normalised by its peak, stays within [1 - eps, 1] over the constant-Q band" <|
             fun (jSeed: PositiveInt) (qSeed: PositiveInt) ->
@@ -382,7 +381,7 @@ let worstDifference (expected: float32[]) (actual: float32[]) rows paths frames 
 let equivalenceTolerance = 1e-6
 
 let equivalence =
-    let config = { FsCheckConfig.defaultConfig with maxTest = 6 }
+    let config = Properties.config 6
     ilgpuList "ILGPU scattering equals managed" [
         test "CompileKernels loads every scattering kernel the transform and its log-mean launch (what a GPU engine compiles when created)" {
             let e = engine.Value :?> Hybrid.Dsp.Ilgpu.IlgpuEngine

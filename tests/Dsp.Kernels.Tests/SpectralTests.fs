@@ -30,7 +30,7 @@ let perFrame frames (f: Tensor -> unit) =
 /// The frames away from the clip's edges (the centred frames there see zero padding).
 let interior (a: float32[]) = a.[4 .. a.Length - 5]
 
-let config = { FsCheckConfig.defaultConfig with maxTest = 25 }
+let config = Properties.config 25
 
 [<Tests>]
 let tests =
@@ -136,8 +136,7 @@ let tests =
           testCase "delta rejects clips shorter than its width" (fun () ->
               Expect.throwsT<ArgumentException> (fun () -> dsp.Delta(9, 1, tensor (Array.zeroCreate 5) [ 1; 1; 5 ], zeros [ 1; 1; 5 ])) "width 9 over 5 frames")
 
-          testPropertyWithConfig config "spectral features of a batch equal those of its clips one by one" (fun (batchPick: int) (seed: int) ->
-              let batch = 1 + abs batchPick % 4
+          testPropertyWithConfig config "spectral features of a batch equal those of its clips one by one" (fun (Properties.BatchSize batch) (seed: int) ->
               let bins, frames = 129, 17
               let s = noise seed (batch * bins * frames) |> Array.map abs
               let run (b: int) (data: float32[]) (f: Tensor -> Tensor -> unit) =

@@ -47,7 +47,7 @@ let stft (c: StftConfig) (kind: SpectrumKind) (batch: int) (x: float32[]) =
     dsp.Stft(c, tensor x [ batch; samples ], y, kind)
     y.ToArray()
 
-let config = { FsCheckConfig.defaultConfig with maxTest = 30 }
+let config = Properties.config 30
 
 let windows = [| WindowKind.Hann; WindowKind.Hamming; WindowKind.Blackman; WindowKind.Rectangular |]
 let nFfts = [| 16; 31; 32; 33; 64; 100; 255; 256; 257; 400 |]
@@ -122,13 +122,12 @@ let tests =
           testCase "iSTFT reconstructs a Blackman clip whose last samples only the tail of one frame covers (n_fft 100, hop 50, 147 samples)" (fun () ->
               reconstructs 45 58 false 47)
 
-          testPropertyWithConfig config "a batch's STFT equals its clips' STFTs stacked" (fun (pick: int) (batchPick: int) (kindPick: int) ->
+          testPropertyWithConfig config "a batch's STFT equals its clips' STFTs stacked" (fun (pick: int) (Properties.BatchSize batch) (kindPick: int) (seed: int) ->
               let nFft = nFfts.[abs pick % nFfts.Length]
-              let batch = 1 + abs batchPick % 5
               let samples = 2 * nFft + abs pick % 1000
               let kind = [| SpectrumKind.Power; SpectrumKind.Magnitude; SpectrumKind.Complex |].[abs kindPick % 3]
               let c = StftConfig(nFft, max 1 (nFft / 3), nFft, WindowKind.Hann, true, PadMode.Reflect)
-              let x = noise batchPick (batch * samples)
+              let x = noise seed (batch * samples)
               let all = stft c kind batch x
               let per = all.Length / batch
               for b in 0 .. batch - 1 do

@@ -101,7 +101,7 @@ let tests =
             let image bands frames = Array.init (bands * frames) (fun i -> float32 (i + 1))
             let zeros (x: float32[]) = x |> Array.indexed |> Array.filter (fun (_, v) -> v = 0.0f) |> Array.map fst |> Set.ofArray
 
-            testProperty "a frequency mask zeroes whole bands, consecutive and at most F wide; the rest is untouched" <| fun (seed: int) (key: string) (f: byte) (b: byte) ->
+            testPropertyWithConfig Properties.defaults "a frequency mask zeroes whole bands, consecutive and at most F wide; the rest is untouched" <| fun (seed: int) (key: string) (f: byte) (b: byte) ->
                 let bands, frames, most = 1 + int b % 50, 7, 1 + int f % 20
                 let x = image bands frames
                 let y = Array.copy x
@@ -114,7 +114,7 @@ let tests =
                 for i in 0 .. x.Length - 1 do
                     if not (masked.Contains i) then Expect.equal y.[i] x.[i] "untouched"
 
-            testProperty "a time mask zeroes the same consecutive frames of every band, at most T wide" <| fun (seed: int) (t: byte) (w: byte) ->
+            testPropertyWithConfig Properties.defaults "a time mask zeroes the same consecutive frames of every band, at most T wide" <| fun (seed: int) (t: byte) (w: byte) ->
                 let bands, frames, most = 4, 1 + int w % 70, 1 + int t % 30
                 let y = image bands frames
                 Augment.imageRow seed "k" bands frames [||] [ TimeMask most ] y 0
@@ -155,7 +155,7 @@ let tests =
                 let x = tone 440.0 8000 100
                 Assertions.allClose 1e-4 1e-7 (x |> Array.map (fun v -> 2.0f * v)) (Augment.gain (20.0 * log10 2.0) x) "gain"
 
-            testProperty "shift keeps the length, fills with zeros and moves samples" <| fun (raw: int16 list) (s: int) ->
+            testPropertyWithConfig Properties.defaults "shift keeps the length, fills with zeros and moves samples" <| fun (raw: int16 list) (s: int) ->
                 let x = raw |> List.map (fun v -> float32 v) |> Array.ofList
                 let n = x.Length
                 let s = if n = 0 then 0 else s % (n + 2)

@@ -56,13 +56,13 @@ let tests =
         "Clip"
         [ testList
               "fit"
-              [ testProperty "the result has the requested length and keeps the start-aligned content" (fun (seed: int) (n: uint16) (t: uint16) ->
+              [ testPropertyWithConfig Properties.defaults "the result has the requested length and keeps the start-aligned content" (fun (seed: int) (n: uint16) (t: uint16) ->
                     let x = randomClip seed (int n % 3000)
                     let t = int t % 3000
                     let y = Clip.fit t Clip.Start x
                     let kept = min t x.Length
                     y.Length = t && y.[.. kept - 1] = x.[.. kept - 1] && Array.forall ((=) 0.0f) y.[kept..])
-                testProperty "centred fitting pads or cuts floor(difference / 2) at the front" (fun (seed: int) (n: uint16) (t: uint16) ->
+                testPropertyWithConfig Properties.defaults "centred fitting pads or cuts floor(difference / 2) at the front" (fun (seed: int) (n: uint16) (t: uint16) ->
                     let x = randomClip seed (int n % 3000)
                     let t = int t % 3000
                     let y = Clip.fit t Clip.Center x
@@ -84,14 +84,14 @@ let tests =
                 } ]
           testList
               "normalisation"
-              [ testProperty "peak normalisation makes the largest magnitude 1 and keeps the shape" (fun (seed: int) (n: byte) (scale: float) ->
+              [ testPropertyWithConfig Properties.defaults "peak normalisation makes the largest magnitude 1 and keeps the shape" (fun (seed: int) (n: byte) (scale: float) ->
                     let scale = 1e-3 + abs (if Double.IsFinite scale then scale % 100.0 else 1.0)
                     let x = randomClip seed (1 + int n) |> Array.map (fun v -> v * float32 scale)
                     let y = Clip.peakNormalize x
                     let peakX = x |> Array.map abs |> Array.max
                     let peak = y |> Array.map abs |> Array.max
                     abs (peak - 1.0f) < 1e-6f && Array.forall2 (fun (a: float32) b -> abs (a / peakX - b) < 1e-6f) x y)
-                testProperty "RMS normalisation reaches the target level" (fun (seed: int) (n: byte) (target: int16) ->
+                testPropertyWithConfig Properties.defaults "RMS normalisation reaches the target level" (fun (seed: int) (n: byte) (target: int16) ->
                     let target = float (int target % 60) - 30.0
                     let y = Clip.rmsNormalize target (randomClip seed (1 + int n))
                     abs (20.0 * log10 (Clip.rms y) - target) < 1e-4)
@@ -108,7 +108,7 @@ let tests =
                 } ]
           testList
               "trim"
-              [ testProperty "frame RMS equals librosa's padded framing" (fun (seed: int) (n: uint16) (f: byte) (h: byte) ->
+              [ testPropertyWithConfig Properties.defaults "frame RMS equals librosa's padded framing" (fun (seed: int) (n: uint16) (f: byte) (h: byte) ->
                     let frameLength = 1 + int f
                     let hop = 1 + int h % 64
                     let x = randomClip seed (int n % 2000)
@@ -137,7 +137,7 @@ let tests =
                             compared <- compared + 1
                         | None -> ()
                     Expect.isGreaterThanOrEqual compared 4 "signals found")
-                testProperty "a tone padded with silence is trimmed to its interval widened by half a frame, within a hop" (fun (a: uint16) (b: uint16) (len: uint16) ->
+                testPropertyWithConfig Properties.defaults "a tone padded with silence is trimmed to its interval widened by half a frame, within a hop" (fun (a: uint16) (b: uint16) (len: uint16) ->
                     // librosa's frames are centred, so a frame whose window just reaches the tone is loud:
                     // the interval starts about frame_length/2 before the tone and ends as far after it.
                     let lead = int a % 20000

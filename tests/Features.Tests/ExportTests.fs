@@ -3,6 +3,7 @@ module Hybrid.FeaturesTests.ExportTests
 open System
 open System.IO
 open Expecto
+open Hybrid.TestSupport
 open Hybrid.Features
 
 let private withTemp (body: string -> unit) =
@@ -20,7 +21,7 @@ let private sample (rows: int) (width: int) (seed: int) : Export.Table =
 [<Tests>]
 let tests =
     testList "Export" [
-        testProperty "a CSV round trip keeps names, labels and every float bit for bit" (fun (seed: int) ->
+        testPropertyWithConfig Properties.defaults "a CSV round trip keeps names, labels and every float bit for bit" (fun (seed: int) ->
             withTemp (fun dir ->
                 let t = sample 7 5 seed
                 let path = Path.Combine(dir, "t.csv")

@@ -2,6 +2,7 @@ module Hybrid.FeaturesTests.NormalizationTests
 
 open System
 open Expecto
+open Hybrid.TestSupport
 open Hybrid.Features
 
 /// Float32 round-off: absolute 1e-5, relative 1e-4.
@@ -20,7 +21,7 @@ let private randomRows (seed: int) rows width =
 [<Tests>]
 let tests =
     testList "Normalization" [
-        testProperty "fitted per-column statistics standardise the training rows" (fun (seed: int) ->
+        testPropertyWithConfig Properties.defaults "fitted per-column statistics standardise the training rows" (fun (seed: int) ->
             let rows, width = 17, 5
             let data = randomRows seed rows width
             let stats = Normalization.fit Normalization.PerColumn width data
@@ -59,7 +60,7 @@ let tests =
             Expect.throwsT<ArgumentException> (fun () -> Normalization.fit (Normalization.PerBand(2, 3)) 5 (Array.zeroCreate 10) |> ignore) "width mismatch"
         }
 
-        testProperty "per-utterance normalisation leaves every band with zero mean and unit deviation" (fun (seed: int) ->
+        testPropertyWithConfig Properties.defaults "per-utterance normalisation leaves every band with zero mean and unit deviation" (fun (seed: int) ->
             let bands, frames = 4, 9
             let data = randomRows seed 3 (bands * frames)
             Normalization.perUtteranceInPlace bands frames true 1e-5f data

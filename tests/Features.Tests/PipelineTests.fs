@@ -3,6 +3,7 @@ module Hybrid.FeaturesTests.PipelineTests
 open System
 open System.IO
 open Expecto
+open Hybrid.TestSupport
 open Hybrid.Features
 
 /// An extractor whose row for a clip is (sum, max, first sample): easy to check by hand.
@@ -31,7 +32,7 @@ let private expectedRow clipSamples i =
 [<Tests>]
 let tests =
     testList "Pipeline" [
-        testProperty "extractAll returns every item's row in item order whatever the batch size" (fun (count: uint8) (batch: uint8) ->
+        testPropertyWithConfig Properties.defaults "extractAll returns every item's row in item order whatever the batch size" (fun (count: uint8) (batch: uint8) ->
             let count = int count % 40
             let batchSize = 1 + int batch % 9
             let ex = summary 5

@@ -95,12 +95,12 @@ let tests =
                         } ]
           testList
               "properties"
-              [ testProperty "the output has ceil(n * to / from) samples" (fun (n: uint16) (i: byte) (j: byte) ->
+              [ testPropertyWithConfig Properties.defaults "the output has ceil(n * to / from) samples" (fun (n: uint16) (i: byte) (j: byte) ->
                     let from = rates.[int i % rates.Length]
                     let too = rates.[int j % rates.Length]
                     let n = int n % 3000
                     (Resample.resample from too (Array.zeroCreate n)).Length = int ((int64 n * int64 too + int64 from - 1L) / int64 from))
-                testProperty "resampling is linear" (fun (seed: int) (i: byte) (j: byte) ->
+                testPropertyWithConfig Properties.defaults "resampling is linear" (fun (seed: int) (i: byte) (j: byte) ->
                     let rng = Random seed
                     let from = rates.[int i % rates.Length]
                     let too = rates.[int j % rates.Length]

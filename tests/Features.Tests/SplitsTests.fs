@@ -30,7 +30,7 @@ let private countLabel label (items: Item[]) = items |> Array.filter (fun i -> i
 
 let private ratioOf (b: byte) = 0.05 + 0.9 * float b / 255.0
 
-let private config = { FsCheckConfig.defaultConfig with maxTest = 200 }
+let private config = Properties.config 200
 
 [<Tests>]
 let tests =
@@ -56,18 +56,24 @@ let tests =
         ]
 
         testList "stratifiedRandom" [
-            testPropertyWithConfig config "parts are disjoint and cover every item" <| fun (seed: int) (r: byte) (raw: (byte * byte * byte) list) ->
-                let items = itemsOf raw
-                disjointAndCovering items (Split.stratifiedRandom seed (ratioOf r) items)
+            yield!
+                Properties.testProperty config "parts are disjoint and cover every item" [
+                    Properties.regression 75UL 0x9E3779B97F4A7C15UL (Some 20) "no item at all"
+                ] <| fun (seed: int) (r: byte) (raw: (byte * byte * byte) list) ->
+                    let items = itemsOf raw
+                    disjointAndCovering items (Split.stratifiedRandom seed (ratioOf r) items)
 
-            testPropertyWithConfig config "keeps each label's proportion within one item" <| fun (seed: int) (r: byte) (raw: (byte * byte * byte) list) ->
-                let items = itemsOf raw
-                let ratio = ratioOf r
-                let fold = Split.stratifiedRandom seed ratio items
-                items
-                |> Array.map (fun i -> i.Label)
-                |> Array.distinct
-                |> Array.forall (fun label -> abs (float (countLabel label fold.Test) - ratio * float (countLabel label items)) <= 1.0)
+            yield!
+                Properties.testProperty config "keeps each label's proportion within one item" [
+                    Properties.regression 41UL 0x9E3779B97F4A7C15UL (Some 20) "one item, test ratio 0.76"
+                ] <| fun (seed: int) (r: byte) (raw: (byte * byte * byte) list) ->
+                    let items = itemsOf raw
+                    let ratio = ratioOf r
+                    let fold = Split.stratifiedRandom seed ratio items
+                    items
+                    |> Array.map (fun i -> i.Label)
+                    |> Array.distinct
+                    |> Array.forall (fun label -> abs (float (countLabel label fold.Test) - ratio * float (countLabel label items)) <= 1.0)
 
             testPropertyWithConfig config "gives the same split for the same seed whatever the items' order" <| fun (seed: int) (raw: (byte * byte * byte) list) ->
                 let items = itemsOf raw
@@ -82,16 +88,20 @@ let tests =
         ]
 
         testList "stratifiedKFold" [
-            testPropertyWithConfig config "test parts are disjoint, cover every item, and each fold covers it all" <| fun (seed: int) (kb: byte) (raw: (byte * byte * byte) list) ->
-                let items = itemsOf raw
-                let k = 2 + int kb % 6
-                items.Length < k
-                || (let folds = Split.stratifiedKFold seed k items
-                    let tests = folds |> Array.map (fun f -> keys f.Test)
-                    folds.Length = k
-                    && Array.forall (disjointAndCovering items) folds
-                    && Set.unionMany tests = keys items
-                    && Array.sumBy Set.count tests = items.Length)
+            yield!
+                Properties.testProperty config "test parts are disjoint, cover every item, and each fold covers it all" [
+                    Properties.regression 8UL 0x9E3779B97F4A7C15UL (Some 20) "k = 2 with exactly 2 items"
+                    Properties.regression 99UL 0x9E3779B97F4A7C15UL (Some 20) "k = 7 with exactly 7 items: one per fold"
+                ] <| fun (seed: int) (kb: byte) (raw: (byte * byte * byte) list) ->
+                    let items = itemsOf raw
+                    let k = 2 + int kb % 6
+                    items.Length < k
+                    || (let folds = Split.stratifiedKFold seed k items
+                        let tests = folds |> Array.map (fun f -> keys f.Test)
+                        folds.Length = k
+                        && Array.forall (disjointAndCovering items) folds
+                        && Set.unionMany tests = keys items
+                        && Array.sumBy Set.count tests = items.Length)
 
             testPropertyWithConfig config "keeps each label's share of every fold within one item" <| fun (seed: int) (kb: byte) (raw: (byte * byte * byte) list) ->
                 let items = itemsOf raw

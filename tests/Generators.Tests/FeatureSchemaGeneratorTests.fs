@@ -5,6 +5,7 @@ open System
 open Expecto
 open FsCheck
 open Microsoft.CodeAnalysis
+open Hybrid.TestSupport
 open Hybrid.Features.Schemas
 open Hybrid.GeneratorsTests.Driver
 
@@ -205,7 +206,7 @@ let tests =
             let reasons = secondRunReasons (genreSource "Genre" "genre" "") (genreSource "Genre" "genre" ", NFft = 1024")
             Expect.contains reasons IncrementalStepRunReason.Modified "the model changed"
 
-        testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 6 } "any mix of statistic members compiles into a row its members tile with unique columns" <| fun (NonEmptyArray (members: RandomMember[])) ->
+        testPropertyWithConfig (Properties.config 6) "any mix of statistic members compiles into a row its members tile with unique columns" <| fun (NonEmptyArray (members: RandomMember[])) ->
             let members = members |> Array.truncate 6
             let declared = members |> Array.mapi declare
             let source = sprintf "[FeatureSchema(\"mix\", NMels = 16)] public partial record Mix {\n%s\n}" (declared |> Array.map fst |> String.concat "\n")
@@ -215,7 +216,7 @@ let tests =
             let offsets = info.Members |> Seq.map (fun m -> m.Offset) |> Seq.toList
             Expect.equal offsets (declared |> Array.map snd |> Array.scan (+) 0 |> Array.truncate declared.Length |> Array.toList) "offsets in declaration order"
 
-        testPropertyWithConfig { FsCheckConfig.defaultConfig with maxTest = 12 } "an MFCC member of count n gives columns mfcc1..mfccn" <| fun (PositiveInt n) ->
+        testPropertyWithConfig (Properties.config 12) "an MFCC member of count n gives columns mfcc1..mfccn" <| fun (PositiveInt n) ->
             let n = 1 + (n - 1) % 128
             let info =
                 compileSchema
