@@ -38,7 +38,8 @@ type Block =
     member b.Name = sprintf "%s:%d (%s)" b.File b.Line (match b.Language with CSharp -> "csharp" | FSharp -> "fsharp")
 
 /// Raised for a malformed `doctest:` comment or an unclosed block; the message names file and line.
-exception DocBlockException of string
+type DocBlockException(message: string) =
+    inherit Exception(message)
 
 let private languageOf (info: string) =
     match info.Trim().Split([| ' '; '{' |], StringSplitOptions.RemoveEmptyEntries) |> Array.tryHead |> Option.map (fun s -> s.ToLowerInvariant()) with
