@@ -364,7 +364,17 @@ module ModelFile =
               TrainingSettings = settings
               LibraryVersion = HeaderJson.string path root "libraryVersion" }
         match expectedFingerprint info with
-        | Some expected when expected <> fingerprint -> raise (SchemaMismatchException(path, expected, fingerprint))
+        | Some expected when expected <> fingerprint ->
+            // Name the schema the file was trained on where its settings record it (Inference.load also names the
+            // parameter that differs; here only the caller's fingerprint is known).
+            let setting key = settings |> List.tryFind (fun (k, _) -> k = key) |> Option.map snd
+            let detail =
+                match setting "features", setting "feature_parameters" with
+                | Some features, Some parameters when parameters <> "" ->
+                    sprintf "the model was trained on features '%s' with feature_parameters %s, and the features offered have another schema fingerprint" features parameters
+                | Some features, _ -> sprintf "the model was trained on features '%s' as declared, and the features offered have another schema fingerprint" features
+                | None, _ -> ""
+            raise (SchemaMismatchException(path, expected, fingerprint, detail))
         | _ -> ()
         net, info, blocks
 

@@ -19,7 +19,8 @@ let families: (System.Type * int) list =
       typeof<DatasetException>, 1; typeof<AudioFormatException>, 1; typeof<FileNotFoundException>, 1
       typeof<Hybrid.Classifier.TrainingException>, 1; typeof<Hybrid.Classifier.ModelFileException>, 1
       typeof<Hybrid.Classifier.SchemaMismatchException>, 1; typeof<Hybrid.Classifier.OnnxExportException>, 1
-      typeof<Hybrid.Features.Schemas.SchemaMismatchException>, 1; typeof<Hybrid.Cluster.ClusterException>, 1
+      typeof<Hybrid.Features.Schemas.SchemaMismatchException>, 1; typeof<Hybrid.Features.Schemas.SchemaNameConflictException>, 1
+      typeof<Hybrid.Cluster.ClusterException>, 1
       typeof<Shards.ShardException>, 1; typeof<InvalidDataException>, 1; typeof<System.UnauthorizedAccessException>, 1
       typeof<IOException>, 1; typeof<System.Text.Json.JsonException>, 1; typeof<System.OutOfMemoryException>, 1 ]
 
@@ -91,6 +92,7 @@ let run<'Args when 'Args :> IArgParserTemplate> (name: string) (out: TextWriter)
     | :? Hybrid.Classifier.SchemaMismatchException as e -> fail 1 e.Message
     | :? Hybrid.Classifier.OnnxExportException as e -> fail 1 e.Message
     | :? Hybrid.Features.Schemas.SchemaMismatchException as e -> fail 1 e.Message
+    | :? Hybrid.Features.Schemas.SchemaNameConflictException as e -> fail 1 e.Message
     | :? Hybrid.Cluster.ClusterException as e -> fail 1 e.Message
     | :? Shards.ShardException as e -> fail 1 e.Message
     | :? InvalidDataException as e -> fail 1 e.Message

@@ -158,11 +158,13 @@ public static class Schemas
     public static IReadOnlyList<string> Names => All.Select(s => s.Name).ToArray();
 
     /// <summary>Registers a schema under its name (called by generated module initializers). Registering the same
-    /// type again does nothing. A second type under a name already taken is not registered (the name keeps
-    /// selecting the first) but remembered: <see cref="LoadAssembly"/> of its assembly then throws
-    /// <see cref="InvalidOperationException"/> naming both types and their assemblies (names select schemas and must be
-    /// unique across the loaded assemblies). Never throws for a non-null argument, so that a module initializer cannot
-    /// fail.</summary>
+    /// type again does nothing. A second type under a name already taken (a predefined schema's or another loaded
+    /// assembly's) is not registered but remembered as a clash, and the name is refused from then on:
+    /// <see cref="ByName"/> and <see cref="TryGetByName"/> of it, and <see cref="LoadAssembly"/> of the second type's
+    /// assembly, throw <see cref="SchemaNameConflictException"/> naming both types and their assemblies (names select
+    /// schemas and must be unique across the loaded assemblies; the generator's HYB014 and HYB015 catch the same at
+    /// compile time within a project and against its references). Never throws for a non-null argument, so that a
+    /// module initializer cannot fail.</summary>
     public static void Register(FeatureSchemaInfo info)
     {
         ArgumentNullException.ThrowIfNull(info);
@@ -180,16 +182,22 @@ public static class Schemas
     }
 
     /// <summary>The schema registered as <paramref name="name"/> (case-insensitive); throws
-    /// <see cref="ArgumentException"/> listing the known names otherwise.</summary>
+    /// <see cref="ArgumentException"/> listing the known names otherwise, and <see cref="SchemaNameConflictException"/>
+    /// naming both types and their assemblies when two loaded types declare the name (see <see cref="Register"/>).</summary>
     public static FeatureSchemaInfo ByName(string name) =>
         TryGetByName(name, out var info)
             ? info
             : throw new ArgumentException($"Unknown feature schema '{name}'; expected one of: {string.Join(", ", Names)} (schemas declared in your own assembly are found once it is loaded, e.g. with --schemas PATH.dll).", nameof(name));
 
-    /// <summary>Looks a schema up by name (case-insensitive): the first registered under it.</summary>
+    /// <summary>Looks a schema up by name (case-insensitive): false when no loaded assembly declares it. Throws
+    /// <see cref="SchemaNameConflictException"/> naming both types and their assemblies when two loaded types declare
+    /// the name (a user's schema named like a predefined one, or two user assemblies' schemas), rather than choosing
+    /// one of them.</summary>
     public static bool TryGetByName(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out FeatureSchemaInfo? info)
     {
+        ArgumentNullException.ThrowIfNull(name);
         info = All.FirstOrDefault(s => string.Equals(s.Name, name, StringComparison.OrdinalIgnoreCase));
+        if (info is not null) ThrowIfClashing(info);
         return info is not null;
     }
 
@@ -205,8 +213,8 @@ public static class Schemas
         if (clash is not null)
         {
             var owner = All.First(s => SameName(s, clash));
-            throw new InvalidOperationException(
-                $"Feature schema name '{clash.Name}' is declared by both {Describe(owner.SchemaType)} and {Describe(clash.SchemaType)}; names select schemas and must be unique across the loaded assemblies.");
+            throw new SchemaNameConflictException(clash.Name, owner.SchemaType, clash.SchemaType,
+                $"Feature schema name '{clash.Name}' is declared by both {Describe(owner.SchemaType)} and {Describe(clash.SchemaType)}; names select schemas and must be unique across the loaded assemblies{(IsPredefined(owner) ? $" ('{owner.Name}' is predefined: give {clash.SchemaType.Name} another name)" : "")}.");
         }
     }
 
@@ -215,8 +223,8 @@ public static class Schemas
     /// Hybrid.Features.Schemas), runs its module initializer so that its schemas register, and returns them in
     /// declaration order. Loading the same assembly twice returns the same schemas. Its own dependencies are looked up
     /// beside it. Throws <see cref="ArgumentException"/> naming the path when the file does not exist, is not a .NET
-    /// assembly, or declares no feature schemas; <see cref="InvalidOperationException"/> when one of its schema names is
-    /// already taken by another assembly's schema.
+    /// assembly, or declares no feature schemas; <see cref="SchemaNameConflictException"/> when one of its schema names is
+    /// already taken by another assembly's schema (a predefined one included).
     /// </summary>
     public static IReadOnlyList<FeatureSchemaInfo> LoadAssembly(string path)
     {
@@ -228,7 +236,7 @@ public static class Schemas
         try
         {
             _ = System.Reflection.AssemblyName.GetAssemblyName(full); // throws BadImageFormatException for a non-.NET file
-            assembly = AppDomain.CurrentDomain.GetAssemblies().FirstOrDefault(a => !a.IsDynamic && string.Equals(a.Location, full, StringComparison.Ordinal))
+            assembly = Context.Assemblies.FirstOrDefault(a => !a.IsDynamic && string.Equals(a.Location, full, StringComparison.Ordinal))
                 ?? LoadFrom(full);
         }
         catch (BadImageFormatException e)
@@ -260,13 +268,18 @@ public static class Schemas
         return info.SchemaType.Assembly == typeof(Schemas).Assembly;
     }
 
+    /// <summary>The load context holding this assembly (the default one unless Hybrid itself was loaded into another):
+    /// user assemblies are loaded into it, so that they bind to this copy of the registry.</summary>
+    private static System.Runtime.Loader.AssemblyLoadContext Context =>
+        System.Runtime.Loader.AssemblyLoadContext.GetLoadContext(typeof(Schemas).Assembly) ?? System.Runtime.Loader.AssemblyLoadContext.Default;
+
     private static System.Reflection.Assembly LoadFrom(string full)
     {
         var folder = Path.GetDirectoryName(full)!;
         lock (Gate)
         {
             if (ProbedFolders.Add(folder))
-                System.Runtime.Loader.AssemblyLoadContext.Default.Resolving += (context, name) =>
+                Context.Resolving += (context, name) =>
                 {
                     var candidate = Path.Combine(folder, name.Name + ".dll");
                     return File.Exists(candidate) ? context.LoadFromAssemblyPath(candidate) : null;
@@ -274,7 +287,7 @@ public static class Schemas
         }
         try
         {
-            return System.Runtime.Loader.AssemblyLoadContext.Default.LoadFromAssemblyPath(full);
+            return Context.LoadFromAssemblyPath(full);
         }
         catch (FileLoadException e)
         {
@@ -283,4 +296,31 @@ public static class Schemas
     }
 
     private static string Describe(Type t) => $"'{t.FullName}' ({t.Assembly.GetName().Name})";
+}
+
+/// <summary>
+/// Raised when two loaded types declare one feature schema name (a user's schema named like a predefined one, or two
+/// assemblies' schemas): by <see cref="Schemas.ByName"/> and <see cref="Schemas.TryGetByName"/> of the name and by
+/// <see cref="Schemas.LoadAssembly"/> of the second type's assembly. The message names both types and their assemblies.
+/// </summary>
+public sealed class SchemaNameConflictException : InvalidOperationException
+{
+    /// <summary>Creates the exception for <paramref name="name"/>, registered by <paramref name="registered"/> and
+    /// declared again by <paramref name="refused"/>.</summary>
+    public SchemaNameConflictException(string name, Type registered, Type refused, string message)
+        : base(message)
+    {
+        Name = name;
+        Registered = registered;
+        Refused = refused;
+    }
+
+    /// <summary>The schema name both types declare.</summary>
+    public string Name { get; }
+
+    /// <summary>The type registered under the name first (a predefined schema's, or the first loaded assembly's).</summary>
+    public Type Registered { get; }
+
+    /// <summary>The type declaring the name again, which was not registered.</summary>
+    public Type Refused { get; }
 }

@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
@@ -6,7 +7,7 @@ namespace Hybrid.Generators
 {
     /// <summary>
     /// Generates the layout, typed properties, column names, fingerprint and extraction plan of every
-    /// <c>[FeatureSchema]</c> partial record or struct, and reports HYB001..HYB014 for invalid schemas.
+    /// <c>[FeatureSchema]</c> partial record or struct, and reports HYB001..HYB015 for invalid schemas.
     /// </summary>
     [Generator(LanguageNames.CSharp)]
     public sealed class FeatureSchemaGenerator : IIncrementalGenerator
@@ -29,17 +30,22 @@ namespace Hybrid.Generators
                 if (result.Model != null) spc.AddSource(Emitter.HintName(result.Model), Emitter.Emit(result.Model));
             });
 
-            // Schema names must be unique across the compilation.
+            // Schema names must be unique across the compilation (HYB014) and must not repeat a name that a referenced
+            // assembly declares (HYB015), compared case-insensitively as Schemas.ByName looks them up.
             var names = schemas
                 .Where(static r => r.Model != null)
                 .Select(static (r, _) => new SchemaName(r.Model!.SchemaName, r.Model.TypeName, r.Model.Location))
                 .Collect();
-            context.RegisterSourceOutput(names, static (spc, all) =>
+            var referenced = context.CompilationProvider.Select(static (c, ct) => ReferencedSchemas.Find(c, ct));
+            context.RegisterSourceOutput(names.Combine(referenced), static (spc, input) =>
             {
-                var first = new Dictionary<string, SchemaName>();
+                var (all, inReferences) = input;
+                var first = new Dictionary<string, SchemaName>(StringComparer.OrdinalIgnoreCase);
                 foreach (var n in all)
                 {
-                    if (first.TryGetValue(n.Name, out var owner))
+                    if (ReferencedSchemas.Named(inReferences, n.Name) is { } taken)
+                        spc.ReportDiagnostic(Diagnostic.Create(Diagnostics.SchemaNameTaken.Descriptor, n.Location?.ToLocation(), n.Name, n.TypeName, taken.TypeName, taken.Assembly));
+                    else if (first.TryGetValue(n.Name, out var owner))
                         spc.ReportDiagnostic(Diagnostic.Create(Diagnostics.DuplicateSchemaName.Descriptor, n.Location?.ToLocation(), n.Name, owner.TypeName, n.TypeName));
                     else first[n.Name] = n;
                 }

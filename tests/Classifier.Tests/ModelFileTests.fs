@@ -109,6 +109,17 @@ let tests =
                     Expect.stringContains e.Message "mfcc-13-v2" "expected fingerprint"
                     Expect.stringContains e.Message info.SchemaFingerprint "stored fingerprint"))
 
+        testCase "a schema mismatch names the features the file was trained on, before both fingerprints" (fun () ->
+            withFile (fun path ->
+                use engine = new ManagedEngine(1)
+                let model = Model.create engine 3 (net ())
+                let recorded = info.TrainingSettings @ [ "features", "logmel-fsdd"; "feature_parameters", "n_fft=512,win_length=512" ]
+                ModelFile.save path { info with TrainingSettings = recorded } model
+                let e = Expect.throwsC (fun () -> ModelFile.load engine "other-fingerprint" path |> ignore) (fun e -> e :?> SchemaMismatchException)
+                Expect.equal e.Message
+                    (sprintf "%s: the model was trained on features 'logmel-fsdd' with feature_parameters n_fft=512,win_length=512, and the features offered have another schema fingerprint (input schema fingerprints: model file %s, features offered other-fingerprint)." path info.SchemaFingerprint)
+                    "the schema, its parameters, then the fingerprints"))
+
         testCase "a wrong magic number is reported" (fun () ->
             withFile (fun path ->
                 saved path |> ignore

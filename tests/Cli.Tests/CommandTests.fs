@@ -20,6 +20,7 @@ let private instances: exn list =
       FileNotFoundException "no such file"; Hybrid.Classifier.TrainingException "diverged"
       Hybrid.Classifier.ModelFileException("m.hnn", "damaged"); Hybrid.Classifier.SchemaMismatchException("m.hnn", "a", "b")
       Hybrid.Classifier.OnnxExportException("m.hnn", "cannot export"); Hybrid.Features.Schemas.SchemaMismatchException("logmel", "too short")
+      Hybrid.Features.Schemas.SchemaNameConflictException("genre", typeof<obj>, typeof<string>, "declared twice")
       Hybrid.Cluster.ClusterException "silo lost"; Shards.ShardException("s.parquet", "checksum mismatch")
       InvalidDataException "not finite"; UnauthorizedAccessException "denied"; IOException "disk full"
       Text.Json.JsonException "not JSON"; OutOfMemoryException() ]

@@ -143,6 +143,13 @@ let cases =
           ("[FeatureSchema(\"same\")] public partial record A { [Rms] public partial float Rms { get; } }\n"
            + "[FeatureSchema(\"same\")] public partial record B { [Rms] public partial float Rms { get; } }")
           "HYB014" "Feature schema name 'same' is used by both 'A' and 'B'; names select schemas (--schema) and must be unique in a project" true
+      case "HYB014 compares names case-insensitively, as Schemas.ByName looks them up"
+          ("[FeatureSchema(\"Same\")] public partial record A { [Rms] public partial float Rms { get; } }\n"
+           + "[FeatureSchema(\"sAME\")] public partial record B { [Rms] public partial float Rms { get; } }")
+          "HYB014" "Feature schema name 'sAME' is used by both 'A' and 'B'; names select schemas (--schema) and must be unique in a project" true
+      case "HYB015 reports a schema named like a predefined one in the referenced Hybrid.Features.Schemas"
+          "[FeatureSchema(\"Genre\")] public partial record MyGenre { [Rms] public partial float Rms { get; } }"
+          "HYB015" "Feature schema name 'Genre' of 'MyGenre' is already declared by 'Hybrid.Features.Schemas.GenreFeatures' in the referenced assembly Hybrid.Features.Schemas; names select schemas (--schema, model files) and must be unique across the loaded assemblies: give 'MyGenre' another name" true
       case "HYB013 reports two feature attributes on one member"
           (schema "" "[Rms, ZeroCrossingRate] public partial float Both { get; }")
           "HYB013" "'S.Both' carries 2 feature attributes; give each feature its own property" true ]
@@ -169,9 +176,9 @@ let tests =
     testList "Diagnostics" [
         yield! cases |> List.map (fun c -> testCase c.Name (fun () -> check c))
 
-        yield testCase "every diagnostic ID from HYB001 to HYB014 is covered by a case" <| fun () ->
+        yield testCase "every diagnostic ID from HYB001 to HYB015 is covered by a case" <| fun () ->
             let covered = cases |> List.map (fun c -> c.Id) |> Set.ofList
-            let expected = set [ for i in 1..14 -> sprintf "HYB%03d" i ]
+            let expected = set [ for i in 1..15 -> sprintf "HYB%03d" i ]
             Expect.equal covered expected "covered IDs"
 
         yield testCase "a parameter diagnostic points at the named argument that set it" <| fun () ->

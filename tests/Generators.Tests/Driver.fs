@@ -39,13 +39,15 @@ let prelude = "using System;\nusing Hybrid.Dsp;\nusing Hybrid.Features.Schemas;\
 
 let private counter = ref 0
 
-/// Compiles `source` (a C# file) with the generator and returns its diagnostics, output and compilation problems.
-let run (source: string) =
+/// Compiles `source` (a C# file) with the generator, referencing the assemblies at `extra` besides the usual ones,
+/// and returns its diagnostics, output and compilation problems.
+let runWith (extra: string list) (source: string) =
     let tree = CSharpSyntaxTree.ParseText(source, parseOptions, path = "Schema.cs")
     let name = sprintf "Probe%d" (Threading.Interlocked.Increment counter)
     let options =
         CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions = NullableContextOptions.Enable)
-    let compilation = CSharpCompilation.Create(name, [ tree ], references.Value, options)
+    let all = references.Value @ [ for p in extra -> MetadataReference.CreateFromFile p :> MetadataReference ]
+    let compilation = CSharpCompilation.Create(name, [ tree ], all, options)
     let generator = Hybrid.Generators.FeatureSchemaGenerator()
     let driver =
         CSharpGeneratorDriver
@@ -66,6 +68,9 @@ let run (source: string) =
         |> Seq.toList
       CompilationProblems = problems
       Compilation = full }
+
+/// Compiles `source` (a C# file) with the generator and returns its diagnostics, output and compilation problems.
+let run (source: string) = runWith [] source
 
 /// Runs `f`, requires it to throw an exception of type 'E and returns that exception.
 let throws<'E when 'E :> exn> (f: unit -> unit) : 'E =

@@ -94,7 +94,7 @@ let private declare i m =
 let tests =
     testList "FeatureSchemaGenerator" [
         testCase "a schema mirroring the genre write-up compiles and yields exactly its header" <| fun () ->
-            let info = compileSchema (genreSource "Genre" "genre" "") "Genre"
+            let info = compileSchema (genreSource "Genre" "genre-mirror" "") "Genre"
             Expect.sequenceEqual info.Names genreHeader "genre header"
             Expect.equal info.Length 26 "Length"
             Expect.sequenceEqual info.Shape [ 26 ] "Shape"
@@ -163,47 +163,47 @@ let tests =
             Expect.isEmpty r.CompilationProblems (describe r.CompilationProblems)
 
         testCase "the fingerprint is 64 lower-case hex digits and equals the normal build's for the same declaration" <| fun () ->
-            let fp = fingerprintOf (genreSource "Genre" "genre" ", EstimateTuning = true")
+            let fp = fingerprintOf (genreSource "Genre" "genre-mirror" ", EstimateTuning = true")
             Expect.isMatch fp "^[0-9a-f]{64}$" "hex SHA-256"
             Expect.equal fp GenreFeatures.Fingerprint "the SDK's build of GenreFeatures and this driver agree"
 
         testCase "the fingerprint ignores the type and registry names" <| fun () ->
-            let a = fingerprintOf (genreSource "Genre" "genre" "")
+            let a = fingerprintOf (genreSource "Genre" "genre-mirror" "")
             let b = fingerprintOf (genreSource "Other" "something-else" "")
             Expect.equal a b "renaming changes no feature"
 
         testCase "the fingerprint is unchanged when librosa's defaults are spelled out" <| fun () ->
-            let a = fingerprintOf (genreSource "Genre" "genre" "")
-            let b = fingerprintOf (genreSource "Genre" "genre" ", SampleRate = 22050, NFft = 2048, HopLength = 512, WinLength = 2048, FMax = 11025, TopDb = 80")
+            let a = fingerprintOf (genreSource "Genre" "genre-mirror" "")
+            let b = fingerprintOf (genreSource "Genre" "genre-mirror" ", SampleRate = 22050, NFft = 2048, HopLength = 512, WinLength = 2048, FMax = 11025, TopDb = 80")
             Expect.equal a b "explicit defaults"
 
         testCase "the fingerprint changes when any DSP parameter changes" <| fun () ->
-            let baseline = fingerprintOf (genreSource "Genre" "genre" "")
-            let changed = parameterChanges |> List.map (fun p -> p, fingerprintOf (genreSource "Genre" "genre" (", " + p)))
+            let baseline = fingerprintOf (genreSource "Genre" "genre-mirror" "")
+            let changed = parameterChanges |> List.map (fun p -> p, fingerprintOf (genreSource "Genre" "genre-mirror" (", " + p)))
             for p, fp in changed do
                 Expect.notEqual fp baseline (sprintf "%s must change the fingerprint" p)
             let distinct = changed |> List.map snd |> List.distinct
             Expect.equal distinct.Length changed.Length "every change gives its own fingerprint"
 
         testCase "the fingerprint changes when the layout changes" <| fun () ->
-            let baseline = fingerprintOf (genreSource "Genre" "genre" "")
+            let baseline = fingerprintOf (genreSource "Genre" "genre-mirror" "")
             let variants =
-                [ (genreSource "Genre" "genre" "").Replace("[Rms(Statistic.Mean)]", "[Rms(Statistic.Std)]")
-                  (genreSource "Genre" "genre" "").Replace("Mfcc(20,", "Mfcc(21,")
-                  (genreSource "Genre" "genre" "").Replace("Rmse", "Energy")
-                  (genreSource "Genre" "genre" "").Replace("[Chroma(Statistic.Mean)]", "[Chroma(Statistic.Mean, PerBin = true)]").Replace("partial float ChromaStft", "partial ReadOnlyMemory<float> ChromaStft") ]
+                [ (genreSource "Genre" "genre-mirror" "").Replace("[Rms(Statistic.Mean)]", "[Rms(Statistic.Std)]")
+                  (genreSource "Genre" "genre-mirror" "").Replace("Mfcc(20,", "Mfcc(21,")
+                  (genreSource "Genre" "genre-mirror" "").Replace("Rmse", "Energy")
+                  (genreSource "Genre" "genre-mirror" "").Replace("[Chroma(Statistic.Mean)]", "[Chroma(Statistic.Mean, PerBin = true)]").Replace("partial float ChromaStft", "partial ReadOnlyMemory<float> ChromaStft") ]
             for v in variants do
                 Expect.notEqual (fingerprintOf v) baseline "a layout change must change the fingerprint"
 
         testCase "an edit that leaves the schema alone reuses the cached model" <| fun () ->
-            let source = genreSource "Genre" "genre" ""
+            let source = genreSource "Genre" "genre-mirror" ""
             let reasons = secondRunReasons (source + "public class Other { }") (source + "public class Other { public int X; }")
             Expect.isNonEmpty reasons "the parse step ran"
             for r in reasons do
                 Expect.isTrue (r = IncrementalStepRunReason.Unchanged || r = IncrementalStepRunReason.Cached) (sprintf "reason %A" r)
 
         testCase "an edit to the schema produces a new model" <| fun () ->
-            let reasons = secondRunReasons (genreSource "Genre" "genre" "") (genreSource "Genre" "genre" ", NFft = 1024")
+            let reasons = secondRunReasons (genreSource "Genre" "genre-mirror" "") (genreSource "Genre" "genre-mirror" ", NFft = 1024")
             Expect.contains reasons IncrementalStepRunReason.Modified "the model changed"
 
         testPropertyWithConfig (Properties.config 6) "any mix of statistic members compiles into a row its members tile with unique columns" <| fun (NonEmptyArray (members: RandomMember[])) ->

@@ -272,9 +272,11 @@ let tests =
                 let first = Driver.emitToFile (Driver.run (source "twin-name"))
                 let second = Driver.emitToFile (Driver.run (source "twin-name"))
                 Schemas.LoadAssembly first |> ignore
-                let e = Driver.throws<InvalidOperationException> (fun () -> Schemas.LoadAssembly second |> ignore)
+                let e = Driver.throws<SchemaNameConflictException> (fun () -> Schemas.LoadAssembly second |> ignore)
                 Expect.stringContains e.Message "Feature schema name 'twin-name' is declared by both 'Probe.Twin'" "names the clash"
-                Expect.equal (Schemas.ByName "twin-name").SchemaType.Assembly.Location first "the name keeps selecting the first assembly's schema"
+                Expect.equal (e.Name, e.Registered.Assembly.Location, e.Refused.Assembly.Location) ("twin-name", first, second) "the name and both types"
+                let lookup = Driver.throws<SchemaNameConflictException> (fun () -> Schemas.ByName "twin-name" |> ignore)
+                Expect.equal lookup.Message e.Message "the name is refused from then on rather than selecting either"
 
             testCase "LoadAssembly names the file that is missing, not an assembly, or declares no schema" <| fun () ->
                 let missing = Driver.throws<ArgumentException> (fun () -> Schemas.LoadAssembly "/nonexistent/x.dll" |> ignore)

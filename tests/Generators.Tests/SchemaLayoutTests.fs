@@ -57,15 +57,15 @@ let tests =
             let cases =
                 [ "genre n_fft 1024",
                   Extraction.variant GenreFeatures.Info { Extraction.noOverrides with NFft = Some 1024 },
-                  compileSchema (genreSource "Genre1024" "genre" ", NFft = 1024, EstimateTuning = true") "Genre1024"
+                  compileSchema (genreSource "Genre1024" "genre-1024" ", NFft = 1024, EstimateTuning = true") "Genre1024"
                   "genre 16 kHz, 13 MFCCs, 3 s clips",
                   Extraction.variant GenreFeatures.Info { Extraction.noOverrides with Sr = Some 16000; NMfcc = Some 13; ClipSamples = Some 48000 },
-                  compileSchema ((genreSource "Genre16k" "genre" ", SampleRate = 16000, NMfcc = 13, ClipSamples = 48000, EstimateTuning = true").Replace("Mfcc(20,", "Mfcc(13,")) "Genre16k"
+                  compileSchema ((genreSource "Genre16k" "genre-16k" ", SampleRate = 16000, NMfcc = 13, ClipSamples = 48000, EstimateTuning = true").Replace("Mfcc(20,", "Mfcc(13,")) "Genre16k"
                   "logmel-fsdd at 16 kHz, 1 s, 64 mels",
                   Extraction.variant LogMelFsddFeatures.Info { Extraction.noOverrides with Sr = Some 16000; ClipSamples = Some 16000; NMels = Some 64 },
                   compileSchema
                       """
-[FeatureSchema("logmel-fsdd", SampleRate = 16000, ClipSamples = 16000, NFft = 256, HopLength = 128, NMels = 64)]
+[FeatureSchema("logmel-16k", SampleRate = 16000, ClipSamples = 16000, NFft = 256, HopLength = 128, NMels = 64)]
 public sealed partial record LogMel16k
 {
     [MelBands(Statistic.TimeSeries)] public partial ReadOnlyMemory<float> LogMel { get; }
@@ -76,7 +76,7 @@ public sealed partial record LogMel16k
                   Extraction.variant Raw8192Features.Info { Extraction.noOverrides with ClipSamples = Some 16000 },
                   compileSchema
                       """
-[FeatureSchema("raw8192", SampleRate = 8000, ClipSamples = 16000)]
+[FeatureSchema("raw-16000", SampleRate = 8000, ClipSamples = 16000)]
 public sealed partial record Raw16000
 {
     [Waveform(16000)] public partial ReadOnlyMemory<float> Waveform { get; }
@@ -93,7 +93,7 @@ public sealed partial record Raw16000
 
         testCase "a variant extracts the rows of the declaration compiled with its parameters, bit for bit" <| fun () ->
             let variant = Extraction.variant GenreFeatures.Info { Extraction.noOverrides with NFft = Some 1024; NMels = Some 64 }
-            let declaration = compileSchema (genreSource "GenreSmall" "genre" ", NFft = 1024, NMels = 64, EstimateTuning = true") "GenreSmall"
+            let declaration = compileSchema (genreSource "GenreSmall" "genre-small" ", NFft = 1024, NMels = 64, EstimateTuning = true") "GenreSmall"
             Expect.sequenceEqual (rowsOf variant 2 6000) (rowsOf declaration 2 6000) "same rows"
             Expect.notEqual (rowsOf variant 2 6000) (rowsOf GenreFeatures.Info 2 6000) "other rows than the declaration's"
 
