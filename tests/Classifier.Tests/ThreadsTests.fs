@@ -18,7 +18,7 @@ let private oneStep (threads: int) =
     let labels = Array.init count (fun _ -> rng.NextInt 10)
     let probe = Array.init (8 * net.SampleSize) (fun _ -> float32 (rng.NextNormal()))
     let model = Model.create engine 7 net
-    let trainer = Trainer(model, Optimizer.adam 1e-3, None, 0.0)
+    let trainer = Trainer(model, Optimizer.adam 1e-3, None, 0.0, None)
     trainer.Run(inputs, labels, Training.permutation 0 0 count, count, batch, (fun _ -> 1e-3), uint64, (fun _ _ _ -> ()))
     engine.Synchronize()
     Model.predict model probe
