@@ -1,5 +1,7 @@
 /// `hybrid features`: extract a predefined schema or a configured transform for every recording of a dataset
-/// (or one part of a split) on an engine, and export it as CSV, Parquet or .npy (with a file-list sidecar).
+/// (or one part of a split) on an engine, and export it as CSV, Parquet or .npy (with a file-list sidecar). The work
+/// is FeatureExport.export's; the command turns its options (FeaturesOptions) into the request, adds the cluster
+/// step (--cluster) and the progress display, and prints the summary.
 module Hybrid.Cli.FeaturesCommand
 
 open System

@@ -24,15 +24,19 @@ type ExportData =
 /// Which part of a split to export.
 [<RequireQualifiedAccess>]
 type ExportPart =
+    /// The split's training part.
     | Train
+    /// The split's validation part (empty for splits without one).
     | Validation
+    /// The split's held-out test part.
     | Test
     /// Train, validation and test, in that order.
     | All
 
 /// A configured transform (Transforms.Kind) over clips of one length.
 type TransformRequest =
-    { Kind: Transforms.Kind
+    { /// What the transform computes per clip (its row shape: Transforms.shape).
+      Kind: Transforms.Kind
       /// Sampling rate in Hz every recording is resampled to; None: the rate of the dataset's first item.
       Sr: int option
       /// Clip length in samples (zero-padded or cut keeping the content centred); None: the longest recording at the
@@ -66,7 +70,9 @@ type CachePrefill =
 
 /// Everything `export` does, as a record: build one with `FeatureExport.request` and change what differs.
 type ExportRequest =
-    { Data: ExportData
+    { /// The recordings: a folder, manifest or named set, or an opened dataset.
+      Data: ExportData
+      /// What each row holds: a schema or a transform.
       Features: ExportFeatures
       /// Output file: .csv, .parquet or .npy (the .npy gets a `.files.txt` sidecar listing the rows' keys in order).
       Out: string
