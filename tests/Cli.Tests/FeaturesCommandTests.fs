@@ -5,6 +5,7 @@ open System.IO
 open System.Text.Json
 open Expecto
 open Hybrid.Features
+open Hybrid.Features.Schemas
 open Hybrid.TestSupport
 
 let private referenceSignals = [ "0_jackson_0"; "3_theo_12"; "7_nicolas_31"; "9_yweweler_44" ]
@@ -81,6 +82,39 @@ let tests =
                 Expect.equal shape [| 4; 40 |] ".npy shape"
                 Expect.equal npy csv.Values "same values in .npy"
                 Expect.equal csv.Labels [| "0"; "3"; "7"; "9" |] "labels from the file names"))
+
+        TestData.testWithFsdd "the command writes FeatureExport.export's file byte for byte, for a schema part and a transform" (fun fsdd ->
+            withReferenceFolder fsdd (fun dir ->
+                File.WriteAllText(Path.Combine(dir, "recordings", "5_theo_0.wav"), "not audio")
+                let request features out =
+                    { FeatureExport.request features (Path.Combine(dir, out)) with
+                        Data = FeatureExport.ExportData.Folder(Some dir)
+                        Device = "managed" }
+                let schemaPart =
+                    { request (FeatureExport.ExportFeatures.Schema(Schemas.ByName "mfcc-mean40")) "api-part.csv" with
+                        Split = Some(HoldOutSpeakers [ "theo"; "nicolas" ])
+                        Part = FeatureExport.ExportPart.Train }
+                let logMel =
+                    let settings sr =
+                        { Transforms.defaults sr with
+                            Stft = Hybrid.Dsp.StftConfig(NFft = 256, HopLength = 128)
+                            Mel = Hybrid.Dsp.MelConfig(SampleRate = sr, NMels = 40, FMax = 4000.0) }
+                    request (FeatureExport.ExportFeatures.Transform { Kind = Transforms.LogMel; Sr = Some 8000; Length = None; Settings = settings }) "api-logmel.csv"
+                let skipped = ResizeArray()
+                let part = FeatureExport.export { schemaPart with OnSkipped = skipped.Add }
+                let transform = FeatureExport.export logMel
+                Expect.equal [ for s in skipped -> Path.GetFileName s.Path ] [ "5_theo_0.wav" ] "the API reports the unusable file"
+                Expect.equal [ for i in part.Items -> i.Speaker ] [ Some "jackson"; Some "yweweler" ] "the train part"
+                for api, args in
+                    [ "api-part.csv", [ "--schema"; "mfcc-mean40"; "--split"; "speaker:theo,nicolas"; "--part"; "train"; "--device"; "managed" ]
+                      "api-logmel.csv", [ "--transform"; "logmel" ] @ fsddArgs ] do
+                    let cli = Path.Combine(dir, "cli-" + api)
+                    let code, out, err = run ([ "--data"; dir; "--out"; cli ] @ args)
+                    Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
+                    Expect.stringContains err "features: skipped " "the command reports the unusable file"
+                    Expect.stringContains out (sprintf "features: wrote %s" cli) "the command names its file"
+                    Expect.equal (File.ReadAllBytes cli) (File.ReadAllBytes(Path.Combine(dir, api))) (sprintf "%s byte for byte" api)
+                Expect.equal transform.Shape.[0] 40 "40 mel bands"))
 
         TestData.testWithFsdd "with --cache a second export takes every row from the cache and writes the same values" (fun fsdd ->
             withReferenceFolder fsdd (fun dir ->
