@@ -190,6 +190,7 @@ let help () =
     printfn "  build    restore and build the solution"
     printfn "  test     run every test suite: [--quick] [--fsdd DIR] [--require-data] [-- expecto options]"
     printfn "           --quick skips the slow tests (training, packing, long fuzzing, Orleans silos), counting them skipped"
+    printfn "  version  the hybrid command's version (hybrid --version)"
     printfn "  pack     build and write NuGet packages (libraries and the hybrid tool): [--version V] [--out DIR]"
     printfn "  pocl     build PoCL 6.0 (OpenCL on the CPU) into the user cache for --device opencl: [ARCHIVE]"
     for (name, description) in cliTargets do
@@ -223,6 +224,7 @@ let code =
     | "pack" :: rest -> pack rest
     | "pocl" :: [ "--help" ] -> printfn "pocl [ARCHIVE]: build and install PoCL 6.0 under ~/.cache/hybrid/pocl-6.0 (scripts/pocl/build-pocl.sh; nothing when cached)"; 0
     | "pocl" :: rest -> run "bash" (Path.Combine(root, "scripts", "pocl", "build-pocl.sh") :: rest) [] false |> fst
+    | [ "version" ] | [ "--version" ] -> cli "--version" []
     | target :: rest when List.exists (fun (n, _) -> n = target) cliTargets -> cli target rest
     | target :: _ ->
         eprintfn "unknown target '%s'" target

@@ -99,7 +99,7 @@ module Artefacts =
         | Some pooled ->
             writeConfusionCsv (Path.Combine(outDir, "confusion-pooled.csv")) labels pooled.Confusion
             if options.Plots then
-                let cm = Plots.confusionMatrix (Path.Combine(plotsDir, "confusion-pooled.png")) (sprintf "confusion matrix, out-of-fold predictions of %d folds pooled" results.Length) labels pooled.Confusion
+                let cm = Plots.confusionMatrix (Path.Combine(plotsDir, "confusion-pooled.png")) (sprintf "confusion matrix, %d folds pooled" results.Length) labels pooled.Confusion
                 images.Insert(0, (Path.GetRelativePath(outDir, cm), "confusion matrix, every fold's test part pooled"))
         | None -> ()
         let examples = Collections.Generic.List<string * string>()

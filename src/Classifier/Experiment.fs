@@ -64,7 +64,7 @@ let prepareData (options: TrainOptions) : PreparedData =
             match Dataset.emptyLabels selected |> List.partition (fun l -> Some l = options.OtherLabel) with
             | [], [] -> selected
             | _, (_ :: _ as empty) ->
-                raise (ArgumentException(sprintf "--labels names class%s with no recordings in %s: %s (the classes with recordings are %s)" (if empty.Length > 1 then "es" else "")
+                raise (ArgumentException(sprintf "--labels names %s with no recordings in %s: %s (the classes with recordings are %s)" (if empty.Length > 1 then "classes" else "a class")
                                              dataset.Root (String.concat ", " empty) (String.concat ", " (Dataset.withoutEmptyLabels dataset).Labels)))
             | other :: _, [] ->
                 raise (ArgumentException(sprintf "--other-label %s would be a class with no recordings: every recording in %s is one of --labels %s (leave --other-label out)"

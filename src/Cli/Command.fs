@@ -59,7 +59,11 @@ let parseErrorLines (name: string) (options: string list) (message: string) : st
       match unknown |> Option.filter (fun u -> u.StartsWith "-") |> Option.bind (closest options) with
       | Some option -> sprintf "did you mean %s?" option
       | None -> ()
-      sprintf "run 'hybrid %s --help' for its options" name ]
+      sprintf "run 'hybrid %s --help' for its options (through the build script: dotnet fsi build.fsx %s help)" name name ]
+
+/// An ArgumentException's message without the " (Parameter 'name')" that .NET appends to it.
+let argumentMessage (e: System.ArgumentException) : string =
+    if isNull e.ParamName then e.Message else e.Message.Replace(sprintf " (Parameter '%s')" e.ParamName, "")
 
 /// The option names of an Argu union, as the command line spells them (e.g. "--epochs"), --help included.
 let optionNames (parser: ArgumentParser<'Args>) : string list =
@@ -83,7 +87,7 @@ let run<'Args when 'Args :> IArgParserTemplate> (name: string) (out: TextWriter)
     | :? ArguParseException as e ->
         for line in parseErrorLines name (optionNames parser) e.Message do error.WriteLine line
         2
-    | :? System.ArgumentException as e -> fail 2 e.Message
+    | :? System.ArgumentException as e -> fail 2 (argumentMessage e)
     | :? DatasetException as e -> fail 1 e.Message
     | :? AudioFormatException as e -> fail 1 e.Message
     | :? FileNotFoundException as e -> fail 1 e.Message
@@ -120,8 +124,6 @@ let loadSchemaAssemblies (argv: string list) : Result<string list, int * string>
                 Hybrid.Features.Schemas.Schemas.LoadAssembly path |> ignore
             Ok kept
         with
-        | :? System.ArgumentException as e ->
-            let suffix = sprintf " (Parameter '%s')" e.ParamName
-            Error(1, (if isNull e.ParamName then e.Message else e.Message.Replace(suffix, "")))
+        | :? System.ArgumentException as e -> Error(1, argumentMessage e)
         | :? System.InvalidOperationException as e -> Error(1, e.Message)
 

@@ -40,8 +40,17 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
             for w in exported.Warnings do error.WriteLine("warning: " + w)
             let meta = dict exported.Metadata
             if meta["input_is"] = "recording" then
-                out.WriteLine(sprintf "wrote %s: input '%s' [1, samples]: one whole recording of any length at %s Hz per run, which the graph trims (%s), cuts into windows (%s), fits to %s samples (%s) for %s and averages over the test-time speeds (%s) and windows as predict does; output 'probabilities' [1, classes] over %s"
-                                  exported.Path exported.Input meta["sample_rate"] meta["trim"] meta["segment"] meta["clip_samples"] meta["clip_alignment"] meta["feature_schema"] meta["test_speeds"] meta["labels"])
+                // Only the steps this model has: "none" settings are left out of the sentence.
+                let given (key: string) = meta.ContainsKey key && meta[key] <> "none" && meta[key] <> ""
+                let steps =
+                    [ if given "trim" then sprintf "trims (%s)" meta["trim"]
+                      if given "loudness" then sprintf "levels to %s dBFS" meta["loudness"]
+                      if given "segment" then sprintf "cuts into windows (%s samples, window/hop)" meta["segment"]
+                      sprintf "fits %s to %s samples (%s) for %s" (if given "segment" then "each window" else "it") meta["clip_samples"] meta["clip_alignment"] meta["feature_schema"]
+                      if given "test_speeds" then sprintf "averages over the test-time speeds (%s)" meta["test_speeds"]
+                      if given "segment" then "averages the windows" ]
+                out.WriteLine(sprintf "wrote %s: input '%s' [1, samples]: one whole recording of any length at %s Hz per run, which the graph %s, as predict does; output 'probabilities' [1, classes] over %s"
+                                  exported.Path exported.Input meta["sample_rate"] (String.concat ", " steps) meta["labels"])
             else
                 out.WriteLine(sprintf "wrote %s: input '%s' [batch, %s] (%s at %s Hz, %s samples, %s alignment), output 'probabilities' over %s"
                                   exported.Path exported.Input (System.String.Join(", ", exported.InputShape)) meta["feature_schema"]

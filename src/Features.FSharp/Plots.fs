@@ -213,7 +213,10 @@ let confusionMatrixPlot (title: string) (labels: string[]) (counts: int[,]) =
     // Fixed margins: the rotated names and the axis title below, the widest name and the axis title on the left.
     let left = int (Math.Ceiling(float (widest + tickGap + 2f * lineHeight + 24f)))
     let bottom = int (Math.Ceiling(float (rotated + tickGap + 2f * lineHeight + 24f)))
-    let top, right = 50, 30
+    // The title is centred over the matrix: where it is wider, the margins on both sides make room for its overhang.
+    let titleWidth = plot.Axes.Title.Label.Measure(title, paint).Width
+    let overhang = int (Math.Ceiling(float ((titleWidth - float32 (n * cell)) / 2f))) + 12
+    let left, top, right = max left overhang, 50, max 30 overhang
     plot.Layout.Fixed(PixelPadding(float32 left, float32 right, float32 bottom, float32 top))
     plot, left + n * cell + right, top + n * cell + bottom
 

@@ -61,11 +61,20 @@ let tests =
                 let lines = err.ToString().Trim().Split('\n') |> Array.map (fun l -> l.Trim())
                 Expect.stringContains lines.[0] (sprintf "%s: unrecognized argument: '%s'" name args.Head) (sprintf "%A: Argu's error first" args)
                 Expect.equal lines.[1] expected (sprintf "%A: the closest option" args)
-                Expect.equal lines.[2] (sprintf "run 'hybrid %s --help' for its options" name) (sprintf "%A: where the options are" args)
+                Expect.equal lines.[2] (sprintf "run 'hybrid %s --help' for its options (through the build script: dotnet fsi build.fsx %s help)" name name) (sprintf "%A: where the options are" args)
                 Expect.equal lines.Length 3 (sprintf "%A: three lines, no usage, was: %s" args (err.ToString()))
                 Expect.equal (out.ToString()) "" (sprintf "%A: nothing on standard output" args)
         }
 
+        test "an ArgumentException's line carries its message without .NET's (Parameter 'name')" {
+            use out = new StringWriter()
+            use err = new StringWriter()
+            let code = Command.run<ProbeArgs> "probe" out err [||] (fun _ -> invalidArg "files" "give at least one file")
+            Expect.equal code 2 "exit code 2"
+            Expect.equal (err.ToString().Trim()) "probe: give at least one file" "the message alone"
+            Expect.equal (Command.argumentMessage (ArgumentOutOfRangeException("fmax", "fmax must lie below sr / 2"))) "fmax must lie below sr / 2" "ArgumentOutOfRangeException too"
+            Expect.equal (Command.argumentMessage (ArgumentException "no parameter")) "no parameter" "a message without a parameter is kept"
+        }
         test "closest suggests a name within a few edits and nothing for an unrelated word" {
             let options = [ "--epochs"; "--early-stopping"; "--split"; "--seed"; "--model" ]
             Expect.equal (Command.closest options "--epoch") (Some "--epochs") "one deletion"

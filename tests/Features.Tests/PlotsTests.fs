@@ -182,6 +182,18 @@ let tests =
             render plot w h |> ignore
             Expect.equal (plot.Axes.Bottom.TickGenerator.Ticks |> Array.map (fun t -> t.Label)) [| "yes"; short |] "the shortened name on the axis"
         }
+        test "a confusion matrix's long title stays inside the picture however few its classes" {
+            for labels in [ [| "yes"; "no" |]; Array.init 5 string ] do
+                let title = "confusion matrix, out-of-fold predictions of 5 folds pooled, every recording once"
+                let n = labels.Length
+                let plot, w, h = Plots.confusionMatrixPlot title labels (Array2D.init n n (fun r c -> if r = c then 9 else 1))
+                use plot = plot
+                render plot w h |> ignore
+                let r = plot.Axes.Title.Label.LastRenderPixelRect
+                Expect.isGreaterThan r.Width 300f "the title was drawn"
+                Expect.isTrue (r.Left >= 0f && r.Right <= float32 w)
+                    (sprintf "%d classes: the title spans %.0f .. %.0f px of a %d px wide picture" n r.Left r.Right w)
+        }
         test "a confusion matrix must match its labels" {
             Expect.throwsT<ArgumentException> (fun () -> Plots.confusionMatrix (tempPng "bad") "x" [| "a"; "b" |] (Array2D.zeroCreate 3 3) |> ignore) "shape mismatch"
         }
