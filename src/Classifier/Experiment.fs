@@ -397,7 +397,7 @@ let private summarise (ctx: RunContext) (folds: FoldResult list) (extractSeconds
     { RunResult.Split = Split.format s.Split; Model = s.Recipe.Name; Features = s.Schema.Name; Device = ctx.Engine.Name; DeviceName = ctx.Engine.DeviceName
       Labels = ctx.Data.Dataset.Labels; Clips = ClipPlan.describe s.Preparation.Clips; Folds = folds; TestAccuracy = mean; TestAccuracyStd = std
       Pooled = (if CrossValidation.isCrossValidation s.Split then Some(CrossValidation.pooled folds) else None); Refit = None
-      TestSpeeds = s.Preparation.TestSpeeds; ExtractSeconds = extractSeconds; TrainSeconds = folds |> List.sumBy (fun r -> r.TrainSeconds)
+      TestSpeeds = s.Preparation.TestSpeeds; ClassWeight = s.ClassWeight; ExtractSeconds = extractSeconds; TrainSeconds = folds |> List.sumBy (fun r -> r.TrainSeconds)
       TotalSeconds = totalSeconds; OutDir = ctx.OutDir; Skipped = ctx.Data.Dataset.Skipped }
 
 /// Trains and evaluates the chosen model on every fold of the split and writes the model file(s) and artefacts, in

@@ -68,6 +68,8 @@ let tests =
             // The summary (on stderr with --json), the files and the report.
             Expect.stringContains err "pooled out-of-fold predictions: 18 recordings" "the summary's pooled line"
             Expect.stringContains err "refit:" "the summary's refit line"
+            Expect.stringContains err "class weights: balanced" "the summary names the weighting"
+            Expect.equal (root.GetProperty("class_weight").GetString()) "balanced" "--json names the weighting"
             Expect.equal (csvCounts (Path.Combine(out, "confusion-pooled.csv")) |> Array.toList) (List.concat confusion) "confusion-pooled.csv"
             Expect.isTrue (File.Exists(Path.Combine(out, "plots", "confusion-pooled.png"))) "the pooled confusion matrix plot"
             let report = File.ReadAllText(Path.Combine(out, "report.html"))
