@@ -128,15 +128,15 @@ let tests =
             let _, info = Hybrid.Classifier.ModelFile.inspect path
             use engine = new Hybrid.Dsp.Managed.ManagedEngine()
             let model, _ = Hybrid.Classifier.ModelFile.load engine info.SchemaFingerprint path
-            let setting key = info.TrainingSettings |> List.find (fun (k, _) -> k = key) |> snd
-            let features = setting "features"
-            let recorded = setting "schema_parameters"
+            let settings = Hybrid.Classifier.ModelSettings.ofStored path info.Settings
+            let features = nonNull settings.Features
+            let recorded = nonNull settings.SchemaParameters
             let nFft = Text.RegularExpressions.Regex.Match(recorded, "n_fft=([0-9]+)").Groups.[1].Value
             let changed = recorded.Replace("n_fft=" + nFft + ",", "n_fft=12345,")
             let stale = temp.Combine "stale.hnn"
             Hybrid.Classifier.ModelFile.save stale
                 { info with SchemaFingerprint = "0123456789abcdef"
-                            TrainingSettings = info.TrainingSettings |> List.map (fun (k, v) -> k, (if k = "schema_parameters" then changed else v)) } model
+                            Settings = Hybrid.Classifier.ModelSettings.toStored { settings with SchemaParameters = changed } } model
             let audio = Path.Combine(data, "recordings", "1_ann_0.wav")
             let code, _, err = run Hybrid.Cli.PredictCommand.run [ "--model"; stale; "--device"; "managed"; audio ]
             Expect.equal code 1 "exit code 1"
@@ -146,7 +146,7 @@ let tests =
             let older = temp.Combine "older.hnn"
             Hybrid.Classifier.ModelFile.save older
                 { info with SchemaFingerprint = "0123456789abcdef"
-                            TrainingSettings = info.TrainingSettings |> List.filter (fun (k, _) -> k <> "schema_parameters") } model
+                            Settings = Hybrid.Classifier.ModelSettings.toStored { settings with SchemaParameters = null } } model
             let code, _, err = run Hybrid.Cli.PredictCommand.run [ "--model"; older; "--device"; "managed"; audio ]
             Expect.equal code 1 "exit code 1"
             Expect.stringContains err "records no schema_parameters" "a file without the parameter list says it cannot name one"
@@ -209,7 +209,8 @@ let tests =
                     run Hybrid.Cli.TrainCommand.run [ "--data"; dir; "--model"; "logreg"; "--epochs"; "2"; "--n-fft"; "1024"; "--n-mfcc"; "13"; "--device"; "managed"; "--no-plots"; "--out"; out ]
                 Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
                 let _, info = Hybrid.Classifier.ModelFile.inspect (Path.Combine(out, "model.hnn"))
-                Expect.contains info.TrainingSettings ("feature_parameters", "n_fft=1024,hop_length=256,win_length=1024,n_mfcc=13") "the variant's parameters"
+                let settings = Hybrid.Classifier.ModelSettings.ofStored "model.hnn" info.Settings
+                Expect.equal settings.FeatureParameters "n_fft=1024,hop_length=256,win_length=1024,n_mfcc=13" "the variant's parameters"
                 let schema = Hybrid.Features.Extraction.replay "genre" "n_fft=1024,hop_length=256,win_length=1024,n_mfcc=13"
                 Expect.equal info.SchemaFingerprint schema.Fingerprint "the variant's fingerprint"
                 Expect.equal schema.Length 19 "6 spectral statistics and 13 MFCC means"))
