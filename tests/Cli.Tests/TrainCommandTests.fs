@@ -385,6 +385,33 @@ let tests =
                 Expect.equal second.Folds.Head.History.Length 2 "two epochs of its own"
             }
 
+            test "--resume checks every option run.json records: the run's own values agree, another value conflicts naming both" {
+                use temp = new DatasetFixtures.TempFolder()
+                let recipe = Hybrid.Classifier.Recipes.byName "cnn2d"
+                let o =
+                    { Hybrid.Classifier.Experiment.defaults with
+                        Data = [ temp.Combine "a"; temp.Combine "b" ]; LabelMap = [ "zero", "0"; "one", "1" ]; Split = Some "kfold:3"
+                        Model = "cnn2d"; LearningRate = Some 0.002; Labels = Some [ "0"; "1" ]; OtherLabel = Some "rest"; Segment = Some 1.0
+                        SegmentHop = Some 0.25; Loudness = Some -20.0; Noise = Some(temp.Combine "noise"); Device = "managed"; Seed = 3
+                        Out = Some temp.Path
+                        FeatureParameters = { Hybrid.Features.Extraction.noOverrides with NMels = Some 32; Other = [ "top_db", "60" ] } }
+                Hybrid.Classifier.RunFile.write temp.Path o.Data o recipe.AugmentPool recipe.Trim
+                // Every option train passes to the check with --resume (all but the ones that do not change the result).
+                let unrecorded = set [ "--resume"; "--force"; "--no-plots"; "--strict"; "--json"; "--cluster"; "--workers"; "--certificate"; "--threads" ]
+                let flags =
+                    [ for case in Argu.ArgumentParser.Create<Hybrid.Cli.TrainCommand.TrainArgs>().GetArgumentCases() do
+                        let flag = List.head case.CommandLineNames.Value
+                        if not (unrecorded.Contains flag) then flag ]
+                Expect.isGreaterThan flags.Length 30 "the options of train"
+                Expect.isEmpty (Hybrid.Classifier.RunFile.resumeConflicts temp.Path o flags) "the run's own values, defaults included, agree"
+                let changed =
+                    { o with SegmentHop = Some 0.5; LearningRate = None; LabelMap = [ "zero", "0" ]
+                             FeatureParameters = { o.FeatureParameters with Other = [ "top_db", "80" ] } }
+                Expect.equal (Hybrid.Classifier.RunFile.resumeConflicts temp.Path changed flags)
+                    [ "--label-map", "zero=0,one=1", "zero=0"; "--top-db", "60", "80"; "--lr", "0.002", string recipe.LearningRate; "--segment-hop", "0.25", "0.5" ]
+                    "each changed option, with the recorded value and the given one (the recipe's learning rate where it is left out)"
+            }
+
             test "--resume of a folder that holds no run is an error naming run.json" {
                 use temp = new DatasetFixtures.TempFolder()
                 let code, _, err = run Hybrid.Cli.TrainCommand.run [ "--resume"; temp.Path ]
