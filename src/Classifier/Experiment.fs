@@ -288,7 +288,10 @@ let private saveModelAs (ctx: RunContext) (name: string) (settings: RunSettings)
         { SchemaFingerprint = settings.Schema.Fingerprint
           Labels = List.ofArray ctx.Data.Dataset.Labels
           Normalization = [ "mean", stats.Mean; "std", stats.Std ]
-          TrainingSettings = Artefacts.settingsOf settings ctx.Options.Device @ [ "fold", foldName; "grouping", (match stats.Grouping with Normalization.PerColumn -> "column" | _ -> "band") ]
+          Settings =
+            ModelSettings.toStored
+                { Artefacts.settingsOf settings ctx.Options.Device with
+                    Fold = foldName; Grouping = (match stats.Grouping with Normalization.PerColumn -> "column" | _ -> "band") }
           LibraryVersion = "" }
         model
     file
