@@ -23,7 +23,7 @@ internal sealed partial class ManagedDsp
         var (batch, frames) = IDspOps.MelChainCheck(stft, mel, db, clips, output, mel?.NMels ?? 0, null, kind);
         if (!FusesClips(batch))
         {
-            IDspOps.MelChain(this, stft, mel!, db, clips, output, batch, frames, kind);
+            Chain(stft, mel!, db, kind, clips, frames, output, 0, 0f, null);
             return;
         }
         FusedMelChain(stft, mel!, db, kind, ManagedEngine.Expect(clips, nameof(clips)), frames,
@@ -36,10 +36,7 @@ internal sealed partial class ManagedDsp
         var (batch, frames) = IDspOps.MelChainCheck(stft, mel, db, clips, output, nMfcc, logMel, kind);
         if (!FusesClips(batch))
         {
-            using var own = logMel is null ? _engine.AllocateManaged(batch, mel!.NMels, frames) : null;
-            var target = logMel ?? own!;
-            IDspOps.MelChain(this, stft, mel!, db, clips, target, batch, frames, kind);
-            Mfcc(nMfcc, lifter, target, output);
+            Chain(stft, mel!, db, kind, clips, frames, logMel, nMfcc, lifter, output);
             return;
         }
         var dct = DctMatrix(nMfcc, mel!.NMels, lifter);
@@ -51,6 +48,33 @@ internal sealed partial class ManagedDsp
     /// four clips. Smaller batches (a few long tracks) take the unfused chain, which splits each clip's frames across
     /// the threads (<see cref="FrameSegments"/>); both give the same values.</summary>
     private bool FusesClips(int batch) => _engine.MaxThreads == 1 || batch >= 4 * _engine.MaxThreads;
+
+    /// <summary>The unfused chain for batches too small to spread clip by clip: Stft, Mel, PowerToDb (and Mfcc into
+    /// <paramref name="mfcc"/> when given), each splitting every clip's frames across the threads, through a
+    /// spectrogram (and, for MFCC without <paramref name="logMel"/>, a log-mel) rented from the shared array pool
+    /// rather than allocated per call (W2's is 10 MB a call).</summary>
+    private void Chain(StftConfig stft, MelConfig mel, DbConfig db, SpectrumKind kind, Tensor clips, int frames, Tensor? logMel,
+        int nMfcc, float lifter, Tensor? mfcc)
+    {
+        var batch = clips.Shape[0];
+        var pool = System.Buffers.ArrayPool<float>.Shared;
+        var spectrumData = pool.Rent(checked(batch * stft.Bins * frames));
+        var bandsData = logMel is null ? pool.Rent(checked(batch * mel.NMels * frames)) : null;
+        try
+        {
+            var spectrum = _engine.Wrap(spectrumData, batch, stft.Bins, frames);
+            var bands = logMel ?? _engine.Wrap(bandsData!, batch, mel.NMels, frames);
+            Stft(stft, clips, spectrum, kind);
+            Mel(mel, stft.NFft, spectrum, bands);
+            PowerToDb(db, bands, bands);
+            if (mfcc is not null) Mfcc(nMfcc, lifter, bands, mfcc);
+        }
+        finally
+        {
+            pool.Return(spectrumData);
+            if (bandsData is not null) pool.Return(bandsData);
+        }
+    }
 
     /// <summary>Clip by clip: STFT into the worker's spectrogram scratch, mel bands into <paramref name="logMel"/> (or
     /// scratch when only MFCCs are wanted), dB in place with the clip's top_db floor, and the DCT into
