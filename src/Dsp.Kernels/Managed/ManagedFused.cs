@@ -21,7 +21,7 @@ internal sealed partial class ManagedDsp
     public void LogMelSpectrogram(StftConfig stft, MelConfig mel, DbConfig db, Tensor clips, Tensor output, SpectrumKind kind = SpectrumKind.Power)
     {
         var (batch, frames) = IDspOps.MelChainCheck(stft, mel, db, clips, output, mel?.NMels ?? 0, null, kind);
-        if (!FusesClips(batch))
+        if (!FusesClips(batch, stft, frames))
         {
             Chain(stft, mel!, db, kind, clips, frames, output, 0, 0f, null);
             return;
@@ -34,7 +34,7 @@ internal sealed partial class ManagedDsp
         Tensor? logMel = null, SpectrumKind kind = SpectrumKind.Power)
     {
         var (batch, frames) = IDspOps.MelChainCheck(stft, mel, db, clips, output, nMfcc, logMel, kind);
-        if (!FusesClips(batch))
+        if (!FusesClips(batch, stft, frames))
         {
             Chain(stft, mel!, db, kind, clips, frames, logMel, nMfcc, lifter, output);
             return;
@@ -44,10 +44,17 @@ internal sealed partial class ManagedDsp
             logMel is null ? null : ManagedEngine.Expect(logMel, nameof(logMel)), ManagedEngine.Expect(output, nameof(output)), dct, nMfcc);
     }
 
-    /// <summary>Whether a batch is fused clip by clip: with one thread, or when the batch gives every thread at least
-    /// four clips. Smaller batches (a few long tracks) take the unfused chain, which splits each clip's frames across
-    /// the threads (<see cref="FrameSegments"/>); both give the same values.</summary>
-    private bool FusesClips(int batch) => _engine.MaxThreads == 1 || batch >= 4 * _engine.MaxThreads;
+    /// <summary>The largest spectrogram of one clip (floats) that the fused pass keeps in a worker's scratch: 1 MiB, about
+    /// a core's L2 cache. Past it the spectrogram goes to memory anyway and the fused pass saves nothing (a 30 s track at
+    /// n_fft 2048 has 5.3 MB: W2 measured slower fused than chained at 1 thread).</summary>
+    private const int FusedSpectrumLimit = 1 << 18;
+
+    /// <summary>Whether a batch is fused clip by clip: when one clip's spectrogram fits <see cref="FusedSpectrumLimit"/>
+    /// and there is one thread or the batch gives every thread at least four clips. Other batches (a few long tracks)
+    /// take the unfused chain, which splits each clip's frames across the threads (<see cref="FrameSegments"/>); both
+    /// give the same values.</summary>
+    private bool FusesClips(int batch, StftConfig stft, int frames) =>
+        (long)stft.Bins * frames <= FusedSpectrumLimit && (_engine.MaxThreads == 1 || batch >= 4 * _engine.MaxThreads);
 
     /// <summary>The unfused chain for batches too small to spread clip by clip: Stft, Mel, PowerToDb (and Mfcc into
     /// <paramref name="mfcc"/> when given), each splitting every clip's frames across the threads, through a
