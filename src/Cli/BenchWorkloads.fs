@@ -11,6 +11,11 @@ open Hybrid.Dsp
 /// the process CPU time around every call, which costs a few microseconds a call, so it is off unless asked for.
 let profiling () = Environment.GetEnvironmentVariable "HYBRID_BENCH_PROFILE" = "1"
 
+/// Whether the log-mel workloads run the unfused chain (one engine call per stage: Stft, Mel, PowerToDb, Mfcc) instead
+/// of the fused operations (IDspOps.LogMelSpectrogram, IDspOps.Mfcc from clips): HYBRID_BENCH_CHAIN=1, to compare the
+/// two on one build. Both give the same values on the managed engine.
+let chained () = Environment.GetEnvironmentVariable "HYBRID_BENCH_CHAIN" = "1"
+
 /// Wall and CPU milliseconds (all threads) spent in one stage, summed over its calls.
 type StageTime = { mutable WallMs: float; mutable CpuMs: float; mutable Calls: int }
 
@@ -73,9 +78,11 @@ let private noiseTensor (engine: Engine) (rng: Random) (rows: int) (columns: int
         offset <- offset + int64 count
     t
 
-/// Log-mel (and optionally MFCC) over chunks of clips: STFT power -> mel -> power_to_db (-> DCT). The clips
-/// live in chunk tensors of `chunk` rows so every engine can work one chunk at a time; the spectrogram (and,
-/// for MFCC, the log-mel) of a chunk is scratch reused by every chunk, so peak memory stays near input + output.
+/// Log-mel (and optionally MFCC) over chunks of clips: STFT power -> mel -> power_to_db (-> DCT), as one fused engine
+/// call per chunk (IDspOps.LogMelSpectrogram or the MFCC from clips), or with HYBRID_BENCH_CHAIN=1 as one call per stage
+/// (`chained`). The clips live in chunk tensors of `chunk` rows so every engine can work one chunk at a time; the
+/// chain's spectrogram (and, for MFCC, log-mel) of a chunk is scratch reused by every chunk, so peak memory stays near
+/// input + output.
 let private logMelWorkload name clips samples sampleRate (stft: StftConfig) (mel: MelConfig) (nMfcc: int option) chunk =
     { Name = name
       Clips = clips
@@ -98,20 +105,27 @@ let private logMelWorkload name clips samples sampleRate (stft: StftConfig) (mel
             let outputs =
                 inputs |> Array.map (fun t -> engine.Allocate(t.Shape.[0], defaultArg nMfcc mel.NMels, frames))
             let db = DbConfig()
+            let chain = chained ()
+            let runChain i =
+                let rows = inputs.[i].Shape.[0]
+                let spectrum = scratchOf rows stft.Bins
+                stage "stft" (fun () -> engine.Dsp.Stft(stft, inputs.[i], spectrum, SpectrumKind.Power))
+                match nMfcc with
+                | Some n ->
+                    let logMel = scratchOf rows mel.NMels
+                    stage "mel" (fun () -> engine.Dsp.Mel(mel, stft.NFft, spectrum, logMel))
+                    stage "power_to_db" (fun () -> engine.Dsp.PowerToDb(db, logMel, logMel))
+                    stage "mfcc" (fun () -> engine.Dsp.Mfcc(n, 0.0f, logMel, outputs.[i]))
+                | None ->
+                    stage "mel" (fun () -> engine.Dsp.Mel(mel, stft.NFft, spectrum, outputs.[i]))
+                    stage "power_to_db" (fun () -> engine.Dsp.PowerToDb(db, outputs.[i], outputs.[i]))
+            let runFused i =
+                match nMfcc with
+                | Some n -> stage "fused_mfcc" (fun () -> engine.Dsp.Mfcc(stft, mel, db, n, 0.0f, inputs.[i], outputs.[i], null, SpectrumKind.Power))
+                | None -> stage "fused_log_mel" (fun () -> engine.Dsp.LogMelSpectrogram(stft, mel, db, inputs.[i], outputs.[i], SpectrumKind.Power))
             let run () =
                 for i in 0 .. inputs.Length - 1 do
-                    let rows = inputs.[i].Shape.[0]
-                    let spectrum = scratchOf rows stft.Bins
-                    stage "stft" (fun () -> engine.Dsp.Stft(stft, inputs.[i], spectrum, SpectrumKind.Power))
-                    match nMfcc with
-                    | Some n ->
-                        let logMel = scratchOf rows mel.NMels
-                        stage "mel" (fun () -> engine.Dsp.Mel(mel, stft.NFft, spectrum, logMel))
-                        stage "power_to_db" (fun () -> engine.Dsp.PowerToDb(db, logMel, logMel))
-                        stage "mfcc" (fun () -> engine.Dsp.Mfcc(n, 0.0f, logMel, outputs.[i]))
-                    | None ->
-                        stage "mel" (fun () -> engine.Dsp.Mel(mel, stft.NFft, spectrum, outputs.[i]))
-                        stage "power_to_db" (fun () -> engine.Dsp.PowerToDb(db, outputs.[i], outputs.[i]))
+                    if chain then runChain i else runFused i
                 engine.Synchronize()
             let cleanup () =
                 for t in Seq.concat [ inputs; outputs; Array.ofSeq scratch.Values ] do

@@ -41,6 +41,90 @@ public interface IDspOps
     /// axis, then optional sinusoidal lifter when lifter &gt; 0). logMel: [batch, n_mels, frames]; output: [batch, n_mfcc, frames].</summary>
     void Mfcc(int nMfcc, float lifter, Tensor logMel, Tensor output);
 
+    /// <summary>
+    /// librosa.power_to_db(librosa.feature.melspectrogram(y=clips, ...)) in one call: the STFT (|X|^2 for
+    /// <see cref="SpectrumKind.Power"/>, |X| for <see cref="SpectrumKind.Magnitude"/>), the mel filter bank and
+    /// power_to_db with top_db per clip. Equal to <see cref="Stft"/>, <see cref="Mel"/> and <see cref="PowerToDb"/>
+    /// in turn: the managed engine runs that chain clip by clip while each clip's spectrogram is still in cache (one
+    /// parallel loop per call, no batch-sized spectrogram) and gives the same bits; this default, used by the ILGPU
+    /// engines, calls the three operations with a spectrogram tensor of its own.
+    /// clips: [batch, samples]; output: [batch, n_mels, frames], frames = <see cref="StftConfig.FrameCount"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">A tensor has the wrong rank or shape, kind is Complex, or a configuration is
+    /// invalid (as the three operations raise).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">amin is not positive or top_db is negative.</exception>
+    void LogMelSpectrogram(StftConfig stft, MelConfig mel, DbConfig db, Tensor clips, Tensor output, SpectrumKind kind = SpectrumKind.Power)
+    {
+        var (batch, frames) = MelChainCheck(stft, mel, db, clips, output, mel?.NMels ?? 0, null, kind);
+        MelChain(this, stft, mel!, db, clips, output, batch, frames, kind);
+    }
+
+    /// <summary>
+    /// librosa.feature.mfcc(y=clips, ...) in one call: <see cref="LogMelSpectrogram"/> then the DCT-II ortho over the
+    /// mel axis with the optional sinusoidal lifter (<see cref="Mfcc(int, float, Tensor, Tensor)"/>). When
+    /// <paramref name="logMel"/> is given it receives the log-mel spectrogram as well. Bitwise equal to the chain on
+    /// the managed engine, which runs it clip by clip in cache; this default calls the operations in turn.
+    /// clips: [batch, samples]; output: [batch, n_mfcc, frames]; logMel (optional): [batch, n_mels, frames].
+    /// </summary>
+    /// <exception cref="ArgumentException">A tensor has the wrong rank or shape, kind is Complex, or a configuration is
+    /// invalid.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">amin is not positive, top_db or lifter is negative.</exception>
+    void Mfcc(StftConfig stft, MelConfig mel, DbConfig db, int nMfcc, float lifter, Tensor clips, Tensor output,
+        Tensor? logMel = null, SpectrumKind kind = SpectrumKind.Power)
+    {
+        var (batch, frames) = MelChainCheck(stft, mel, db, clips, output, nMfcc, logMel, kind);
+        var own = logMel is null ? clips.Engine.Allocate(batch, mel!.NMels, frames) : null;
+        try
+        {
+            var target = logMel ?? own!;
+            MelChain(this, stft, mel!, db, clips, target, batch, frames, kind);
+            Mfcc(nMfcc, lifter, target, output);
+        }
+        finally
+        {
+            own?.Dispose();
+        }
+    }
+
+    /// <summary>Checks the arguments of the fused mel chain (<see cref="LogMelSpectrogram"/>,
+    /// <see cref="Mfcc(StftConfig, MelConfig, DbConfig, int, float, Tensor, Tensor, Tensor, SpectrumKind)"/>): output
+    /// [batch, rows, frames], logMel (when given) [batch, n_mels, frames]; returns the batch and the frame count.</summary>
+    internal static (int Batch, int Frames) MelChainCheck(StftConfig stft, MelConfig? mel, DbConfig db, Tensor clips, Tensor output,
+        int rows, Tensor? logMel, SpectrumKind kind)
+    {
+        ArgumentNullException.ThrowIfNull(stft);
+        ArgumentNullException.ThrowIfNull(mel);
+        ArgumentNullException.ThrowIfNull(db);
+        ArgumentNullException.ThrowIfNull(clips);
+        ArgumentNullException.ThrowIfNull(output);
+        if (kind == SpectrumKind.Complex)
+            throw new ArgumentException("kind: a mel spectrogram is computed from Power or Magnitude, was Complex.", nameof(kind));
+        stft.Validate();
+        if (clips.Rank != 2)
+            throw new ArgumentException($"clips: expected shape [batch, samples], was [{string.Join(", ", clips.Shape)}].", nameof(clips));
+        int batch = clips.Shape[0], frames = stft.FrameCount(clips.Shape[1]);
+        ExpectShape(output, nameof(output), batch, rows, frames);
+        if (logMel is not null) ExpectShape(logMel, nameof(logMel), batch, mel.NMels, frames);
+        return (batch, frames);
+
+        static void ExpectShape(Tensor t, string name, int batch, int rows, int frames)
+        {
+            if (t.Rank != 3 || t.Shape[0] != batch || t.Shape[1] != rows || t.Shape[2] != frames)
+                throw new ArgumentException($"{name}: expected shape [{batch}, {rows}, {frames}], was [{string.Join(", ", t.Shape)}].", name);
+        }
+    }
+
+    /// <summary>Stft, Mel and PowerToDb (in place on <paramref name="output"/>) in turn, through a spectrogram of
+    /// [batch, bins, frames] allocated on the clips' engine for the call.</summary>
+    internal static void MelChain(IDspOps ops, StftConfig stft, MelConfig mel, DbConfig db, Tensor clips, Tensor output,
+        int batch, int frames, SpectrumKind kind)
+    {
+        using var spectrum = clips.Engine.Allocate(batch, stft.Bins, frames);
+        ops.Stft(stft, clips, spectrum, kind);
+        ops.Mel(mel, stft.NFft, spectrum, output);
+        ops.PowerToDb(db, output, output);
+    }
+
     /// <summary>librosa.feature.delta (Savitzky-Golay, mode 'interp') along the last axis.
     /// input/output: [batch, features, frames]; width odd and at least 3; order 1 or 2.</summary>
     void Delta(int width, int order, Tensor input, Tensor output);

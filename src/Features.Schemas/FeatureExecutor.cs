@@ -237,10 +237,57 @@ internal static class FeatureExecutor
             return _mel;
         }
 
+        /// <summary>
+        /// Whether the schema reads the mel chain only at its ends (power_to_db of the mel spectrogram, MFCCs and their
+        /// deltas): no member reads the spectrogram, the linear mel bands, another dB rule or PCEN, and the power is 1
+        /// or 2. Then one fused call (<see cref="IDspOps.LogMelSpectrogram"/> or the MFCC from clips) computes them
+        /// without a batch-sized spectrogram, with the same values as the chain.
+        /// </summary>
+        private bool FusesMelChain => _fuses ??= _p.Power is 1.0 or 2.0 && info.Members.All(m => m.Kind switch
+        {
+            FeatureKind.Spectrogram or FeatureKind.Chroma or FeatureKind.SpectralCentroid or FeatureKind.SpectralBandwidth
+                or FeatureKind.SpectralRolloff or FeatureKind.SpectralFlatness => false,
+            FeatureKind.MelBands => m.Decibels && _p.Pcen is null && _p.MelDb is (_, false, 1.0),
+            _ => true,
+        });
+
+        private bool? _fuses;
+
+        /// <summary>The fused mel chain: the MFCCs (as many as the largest member asks for) when a member reads them,
+        /// with the log-mel spectrogram beside them when a member reads that too, else the log-mel spectrogram alone.</summary>
+        private void RunFusedMelChain()
+        {
+            var kind = _p.Power == 2.0 ? SpectrumKind.Power : SpectrumKind.Magnitude;
+            var count = MfccCount();
+            if (count == 0 || info.Members.Any(m => m.Kind == FeatureKind.MelBands))
+                _melPowerDb = Allocate(_batch, _p.NMels, Frames);
+            if (count == 0)
+            {
+                Dsp.LogMelSpectrogram(_p.Stft, _p.Mel, _p.Db, clips, _melPowerDb!, kind);
+                return;
+            }
+            _mfcc = Allocate(_batch, count, Frames);
+            Dsp.Mfcc(_p.Stft, _p.Mel, _p.Db, count, (float)_p.Lifter, clips, _mfcc, _melPowerDb, kind);
+        }
+
+        /// <summary>The largest MFCC count any member asks for (0 when none reads MFCCs).</summary>
+        private int MfccCount()
+        {
+            var count = 0;
+            foreach (var m in info.Members)
+                if (m.Kind is FeatureKind.Mfcc or FeatureKind.MfccDelta) count = Math.Max(count, m.Rows);
+            return count;
+        }
+
         /// <summary>power_to_db of the mel spectrogram (librosa.feature.mfcc's input at any power).</summary>
         private Tensor MelPowerDb()
         {
             if (_melPowerDb is not null) return _melPowerDb;
+            if (FusesMelChain && _mfcc is null)
+            {
+                RunFusedMelChain();
+                return _melPowerDb!;
+            }
             _melPowerDb = Allocate(_batch, _p.NMels, Frames);
             Dsp.PowerToDb(_p.Db, Mel(), _melPowerDb);
             return _melPowerDb;
@@ -283,9 +330,12 @@ internal static class FeatureExecutor
         private Tensor Mfcc()
         {
             if (_mfcc is not null) return _mfcc;
-            var count = 0;
-            foreach (var m in info.Members)
-                if (m.Kind is FeatureKind.Mfcc or FeatureKind.MfccDelta) count = Math.Max(count, m.Rows);
+            if (FusesMelChain && _melPowerDb is null)
+            {
+                RunFusedMelChain();
+                return _mfcc!;
+            }
+            var count = MfccCount();
             _mfcc = Allocate(_batch, count, Frames);
             Dsp.Mfcc(count, (float)_p.Lifter, MelPowerDb(), _mfcc);
             return _mfcc;

@@ -61,6 +61,18 @@ let private cases : (string * (Engine -> float32[])) list =
         for lifter in [ 0.0f; 22.0f ] do
             $"Mfcc lifter={lifter}", op [ randomSignal 9 (2 * 40 * 33) |> Array.map (fun v -> 40.0f * v), [| 2; 40; 33 |] ] [| 2; 13; 33 |] (fun d ts o -> d.Mfcc(13, lifter, ts.[0], o))
 
+        // Nine clips: enough for the managed engine's fused pass on the two-core machines the suite runs on.
+        for (stft, mel, kind) in
+            [ StftConfig(256, 128), MelConfig(8000, 40, FMax = Nullable 4000.0), SpectrumKind.Power
+              StftConfig(255, 77, 200, WindowKind.Hamming, true, PadMode.Reflect), MelConfig(16000, 33, 50.0, Nullable 7000.0), SpectrumKind.Magnitude ] do
+            let samples = 1001
+            let frames = stft.FrameCount samples
+            let input = [ randomSignal 15 (9 * samples), [| 9; samples |] ]
+            $"LogMelSpectrogram n_fft={stft.NFft} hop={stft.Hop} n_mels={mel.NMels} {kind}",
+            op input [| 9; mel.NMels; frames |] (fun d ts o -> d.LogMelSpectrogram(stft, mel, DbConfig(Ref = 0.5, TopDb = Nullable 60.0), ts.[0], o, kind))
+            $"Mfcc from clips n_fft={stft.NFft} hop={stft.Hop} n_mels={mel.NMels} {kind}",
+            op input [| 9; 13; frames |] (fun d ts o -> d.Mfcc(stft, mel, DbConfig(), 13, 22.0f, ts.[0], o, null, kind))
+
         for width in [ 3; 9 ] do
             for order in [ 1; 2 ] do
                 $"Delta width={width} order={order}", op [ randomSignal 10 (2 * 13 * 32), [| 2; 13; 32 |] ] [| 2; 13; 32 |] (fun d ts o -> d.Delta(width, order, ts.[0], o))

@@ -30,6 +30,23 @@ let tests =
             Expect.isTrue (Object.ReferenceEquals(Extraction.fit MfccMean40Features.Info long, long)) "the whole clip"
         }
 
+        test "a batch large enough for the fused mel chain gives the bits of clips extracted one by one through the unfused chain" {
+            // Twelve clips give each of the engine's two threads at least four, so the log-mel and MFCC schemas run the
+            // fused pass (IDspOps.LogMelSpectrogram, the MFCC from clips); a batch of one falls back to Stft, Mel,
+            // PowerToDb and Mfcc in turn.
+            use engine = new ManagedEngine(2)
+            for schema in [ LogMelFsddFeatures.Info; MfccMean40Features.Info ] do
+                let clips = [| for i in 0 .. 11 -> Clip.fit 8192 Clip.Center (clip (7000 + 300 * i) (20 + i)) |]
+                let batch = Array.concat clips
+                use t = engine.FromHost(ReadOnlySpan batch, clips.Length, 8192)
+                let fused = schema.Extract(engine, t)
+                let oneByOne =
+                    clips |> Array.collect (fun c ->
+                        use single = engine.FromHost(ReadOnlySpan c, 1, 8192)
+                        schema.Extract(engine, single))
+                Expect.equal (bits fused) (bits oneByOne) $"{schema.Name}: row by row"
+        }
+
         test "statistics of an any-length schema are taken over the whole clip" {
             use engine = new ManagedEngine()
             let track = clip 66150 3 // 3 s at 22,050 Hz

@@ -11,7 +11,7 @@ namespace Hybrid.Dsp.Managed;
 /// allocate nothing. STFT frames are built from the clip block by block, never materialising a padded copy
 /// of the whole batch.
 /// </summary>
-internal sealed class ManagedDsp : IDspOps
+internal sealed partial class ManagedDsp : IDspOps
 {
     private const float Tiny = 1.17549435e-38f; // numpy.finfo(float32).tiny, librosa's normalisation threshold
     private const int FramesPerBlock = 128;
@@ -187,7 +187,6 @@ internal sealed class ManagedDsp : IDspOps
     {
         config.Validate();
         int batch = clips.Shape[0], samples = clips.Shape[1], nFft = config.NFft, hop = config.Hop;
-        var pad = config.Center ? nFft / 2 : 0;
         var window = Filters.Window(config.Window, config.Win, nFft);
         var plan = RealFftPlan.Get(nFft);
         var blocks = (frames + FramesPerBlock - 1) / FramesPerBlock;
@@ -201,17 +200,30 @@ internal sealed class ManagedDsp : IDspOps
             for (var u = u0; u < u1; u++)
             {
                 int clip = u / blocks, f0 = (u % blocks) * FramesPerBlock, f1 = Math.Min(frames, f0 + FramesPerBlock);
-                var seg = segment[..((f1 - f0 - 1) * hop + nFft)];
-                FillPadded(all.Slice(clip * samples, samples), pad, config.PadMode, f0 * hop, seg);
-                for (var f = f0; f < f1; f += 8)
-                {
-                    var rows = Math.Min(8, f1 - f);
-                    Lanes.Load(seg, (f - f0) * hop, hop, rows, nFft, buf, window);
-                    plan.Forward(buf, scratch);
-                    sink.Consume(clip, f, rows, buf);
-                }
+                StftBlock(config, window, plan, all.Slice(clip * samples, samples), clip, f0, f1, segment, buf, scratch, sink);
             }
         });
+    }
+
+    /// <summary>Frames [f0, f1) of one clip (at most <see cref="FramesPerBlock"/>): builds their padded segment in
+    /// <paramref name="segment"/>, transforms them eight at a time and hands each group to <paramref name="sink"/> as
+    /// clip <paramref name="clipIndex"/>. Every frame's spectrum depends only on its own samples, so how a caller
+    /// groups clips and blocks does not change a value.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void StftBlock<TSink>(StftConfig config, float[] window, RealFftPlan plan, ReadOnlySpan<float> clip, int clipIndex,
+        int f0, int f1, Span<float> segment, Span<V> buf, Span<V> scratch, TSink sink)
+        where TSink : IFrameSink
+    {
+        int nFft = config.NFft, hop = config.Hop;
+        var seg = segment[..((f1 - f0 - 1) * hop + nFft)];
+        FillPadded(clip, config.Center ? nFft / 2 : 0, config.PadMode, f0 * hop, seg);
+        for (var f = f0; f < f1; f += 8)
+        {
+            var rows = Math.Min(8, f1 - f);
+            Lanes.Load(seg, (f - f0) * hop, hop, rows, nFft, buf, window);
+            plan.Forward(buf, scratch);
+            sink.Consume(clipIndex, f, rows, buf);
+        }
     }
 
     /// <summary>Receives the spectrum of up to eight consecutive frames of one clip.</summary>
@@ -220,12 +232,12 @@ internal sealed class ManagedDsp : IDspOps
         void Consume(int clip, int frame, int rows, Span<V> spectrum);
     }
 
-    private readonly struct SpectrumSink(ManagedTensor output, int bins, int frames, SpectrumKind kind) : IFrameSink
+    private readonly struct SpectrumSink(float[] data, int offset, int bins, int frames, SpectrumKind kind) : IFrameSink
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Consume(int clip, int frame, int rows, Span<V> spectrum)
         {
-            var dst = output.Span;
+            var dst = data.AsSpan(offset);
             if (kind == SpectrumKind.Complex)
             {
                 var baseIndex = (long)clip * bins * frames;
@@ -261,7 +273,7 @@ internal sealed class ManagedDsp : IDspOps
         int batch = x.Shape[0], frames = config.FrameCount(x.Shape[1]), bins = config.Bins;
         if (kind == SpectrumKind.Complex) y.RequireShape(nameof(output), batch, bins, frames, 2);
         else y.RequireShape(nameof(output), batch, bins, frames);
-        ForEachFrameGroup(config, x, frames, new SpectrumSink(y, bins, frames, kind));
+        ForEachFrameGroup(config, x, frames, new SpectrumSink(y.Data, y.Offset, bins, frames, kind));
     }
 
     public void Istft(StftConfig config, Tensor spectrum, Tensor output)
@@ -390,17 +402,25 @@ internal sealed class ManagedDsp : IDspOps
             {
                 int c = u / segments, t0 = (u % segments) * length, t1 = Math.Min(frames, t0 + length);
                 if (t1 <= t0) continue;
-                var s = src.Slice(c * inner * frames, inner * frames);
-                for (var r = 0; r < rows; r++)
-                {
-                    var o = dst.Slice((c * rows + r) * frames + t0, t1 - t0);
-                    o.Clear();
-                    var (lo, hi) = support[r];
-                    for (var k = lo; k < hi; k++)
-                        Axpy(w[r * inner + k], s.Slice(k * frames + t0, t1 - t0), o);
-                }
+                BandedRows(w, support, rows, inner, src.Slice(c * inner * frames, inner * frames), dst.Slice(c * rows * frames, rows * frames), frames, t0, t1);
             }
         });
+    }
+
+    /// <summary>Frames [t0, t1) of one clip's out[r, t] = sum_{k in support(r)} w[r, k] x[k, t] (x: [inner, frames],
+    /// out: [rows, frames]), each sum a chain of fused multiply-adds in increasing k, whatever the frame range.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BandedRows(float[] w, (int Lo, int Hi)[] support, int rows, int inner, ReadOnlySpan<float> x, Span<float> output,
+        int frames, int t0, int t1)
+    {
+        for (var r = 0; r < rows; r++)
+        {
+            var o = output.Slice(r * frames + t0, t1 - t0);
+            o.Clear();
+            var (lo, hi) = support[r];
+            for (var k = lo; k < hi; k++)
+                Axpy(w[r * inner + k], x.Slice(k * frames + t0, t1 - t0), o);
+        }
     }
 
     /// <summary>
@@ -454,14 +474,10 @@ internal sealed class ManagedDsp : IDspOps
         var x = ManagedEngine.Expect(input, nameof(input));
         var y = ManagedEngine.Expect(output, nameof(output));
         y.RequireShape(nameof(output), x.Shape);
-        if (!(config.Amin > 0)) throw new ArgumentOutOfRangeException(nameof(config), $"amin must be positive, was {config.Amin}.");
-        if (config.TopDb is < 0) throw new ArgumentOutOfRangeException(nameof(config), $"top_db must be non-negative, was {config.TopDb}.");
+        var (amin, scale, offset) = DbConstants(config, factor);
         if (x.Rank == 0 || x.Length == 0) return;
         var batch = x.Shape[0];
         var row = (int)(x.Length / batch);
-        var amin = (float)config.Amin;
-        var offset = (float)(factor * Math.Log10(Math.Max(config.Amin, Math.Abs(config.Ref))));
-        var scale = factor * (float)Math.Log10(2.0);
         // Split each clip's values into segments when the batch alone would leave threads idle: the first pass writes
         // the dB values and each segment's maximum, the second clamps each clip at its maximum minus top_db.
         var (segments, length) = FrameSegments(batch, row);
@@ -492,6 +508,15 @@ internal sealed class ManagedDsp : IDspOps
                 ClampBelow(y.Span.Slice(c * row + start, end - start), max - (float)top);
             }
         });
+    }
+
+    /// <summary>Checks amin and top_db and returns ToDbSegment's constants: amin as float, factor log10(2) (the SIMD
+    /// path's scale of log2) and factor log10(max(amin, |ref|)).</summary>
+    private static (float Amin, float Scale, float Offset) DbConstants(DbConfig config, float factor)
+    {
+        if (!(config.Amin > 0)) throw new ArgumentOutOfRangeException(nameof(config), $"amin must be positive, was {config.Amin}.");
+        if (config.TopDb is < 0) throw new ArgumentOutOfRangeException(nameof(config), $"top_db must be non-negative, was {config.TopDb}.");
+        return ((float)config.Amin, factor * (float)Math.Log10(2.0), (float)(factor * Math.Log10(Math.Max(config.Amin, Math.Abs(config.Ref)))));
     }
 
     /// <summary>dst[i] = max(dst[i], floor).</summary>
@@ -544,6 +569,13 @@ internal sealed class ManagedDsp : IDspOps
         var y = Check(output, nameof(output), 3);
         int batch = x.Shape[0], nMels = x.Shape[1], frames = x.Shape[2];
         y.RequireShape(nameof(output), batch, nMfcc, frames);
+        BandedGemm(DctMatrix(nMfcc, nMels, lifter), nMfcc, nMels, x, y, frames);
+    }
+
+    /// <summary>The DCT-II ortho matrix [nMfcc, nMels] with each row scaled by librosa's sinusoidal lifter when
+    /// lifter &gt; 0.</summary>
+    private static float[] DctMatrix(int nMfcc, int nMels, float lifter)
+    {
         if (lifter < 0) throw new ArgumentOutOfRangeException(nameof(lifter), $"lifter must be non-negative, was {lifter}.");
         var dct = Filters.DctOrtho(nMfcc, nMels);
         if (lifter > 0)
@@ -555,7 +587,7 @@ internal sealed class ManagedDsp : IDspOps
                 for (var m = 0; m < nMels; m++) dct[k * nMels + m] *= lift;
             }
         }
-        BandedGemm(dct, nMfcc, nMels, x, y, frames);
+        return dct;
     }
 
     public void Delta(int width, int order, Tensor input, Tensor output)

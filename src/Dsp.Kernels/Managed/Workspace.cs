@@ -25,6 +25,14 @@ internal sealed class Workspace
     /// <summary>Float slot <paramref name="slot"/> (0..2) with at least <paramref name="length"/> elements (contents undefined).</summary>
     public Span<float> Floats(int slot, int length) => Grow(_floats, slot, length);
 
+    /// <summary>Float slot <paramref name="slot"/> (0..2) as its array, at least <paramref name="length"/> long (contents
+    /// undefined; the same storage as <see cref="Floats"/> of that slot).</summary>
+    public float[] FloatArray(int slot, int length)
+    {
+        Grow(_floats, slot, length);
+        return _floats[slot];
+    }
+
     /// <summary>Double slot <paramref name="slot"/> (0..2) with at least <paramref name="length"/> elements (contents undefined).</summary>
     public Span<double> Doubles(int slot, int length) => Grow(_doubles, slot, length);
 
