@@ -10,7 +10,7 @@ namespace Hybrid.Generators.Diagnostics
         public static readonly DiagnosticDescriptor Descriptor = new DiagnosticDescriptor(
             Id,
             "Conflicting DSP parameters",
-            "Feature schema '{0}': {1}",
+            global::Hybrid.Features.Schemas.LayoutProblem.FormatOf(global::Hybrid.Features.Schemas.LayoutRule.ConflictingParameters),
             Categories.FeatureSchema,
             DiagnosticSeverity.Error,
             isEnabledByDefault: true);

@@ -10,7 +10,7 @@ namespace Hybrid.Generators.Diagnostics
         public static readonly DiagnosticDescriptor Descriptor = new DiagnosticDescriptor(
             Id,
             "Feature count must be positive",
-            "'{0}.{1}': {2} must be positive, was {3}",
+            global::Hybrid.Features.Schemas.LayoutProblem.FormatOf(global::Hybrid.Features.Schemas.LayoutRule.CountNotPositive),
             Categories.FeatureSchema,
             DiagnosticSeverity.Error,
             isEnabledByDefault: true);

@@ -10,7 +10,7 @@ namespace Hybrid.Generators.Diagnostics
         public static readonly DiagnosticDescriptor Descriptor = new DiagnosticDescriptor(
             Id,
             "Duplicate column name",
-            "Feature schema '{0}': column '{1}' is produced by both '{2}' and '{3}'; give one of them another Column",
+            global::Hybrid.Features.Schemas.LayoutProblem.FormatOf(global::Hybrid.Features.Schemas.LayoutRule.DuplicateColumnName),
             Categories.FeatureSchema,
             DiagnosticSeverity.Error,
             isEnabledByDefault: true);

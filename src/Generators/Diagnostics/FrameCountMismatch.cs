@@ -10,7 +10,7 @@ namespace Hybrid.Generators.Diagnostics
         public static readonly DiagnosticDescriptor Descriptor = new DiagnosticDescriptor(
             Id,
             "Time-series members have different frame counts",
-            "Feature schema '{0}': time-series members '{1}' ({2} frames) and '{3}' ({4} frames) must have the same frame count to form one image; align their hop and frame lengths or keep one as a statistic",
+            global::Hybrid.Features.Schemas.LayoutProblem.FormatOf(global::Hybrid.Features.Schemas.LayoutRule.FrameCountMismatch),
             Categories.FeatureSchema,
             DiagnosticSeverity.Error,
             isEnabledByDefault: true);

@@ -10,7 +10,7 @@ namespace Hybrid.Generators.Diagnostics
         public static readonly DiagnosticDescriptor Descriptor = new DiagnosticDescriptor(
             Id,
             "Invalid DSP parameter",
-            "Feature schema '{0}': {1} must be {2}, was {3}",
+            global::Hybrid.Features.Schemas.LayoutProblem.FormatOf(global::Hybrid.Features.Schemas.LayoutRule.InvalidParameter),
             Categories.FeatureSchema,
             DiagnosticSeverity.Error,
             isEnabledByDefault: true);
