@@ -112,15 +112,15 @@ internal static class SchemaLayout
     }
 
     /// <summary>
-    /// The generator's fingerprint (<see cref="LayoutRules.Fingerprint"/>) of a run-time schema: SHA-256 (lower-case
+    /// The generator's fingerprint (<see cref="SchemaFingerprint.Compute"/>) of a run-time schema: SHA-256 (lower-case
     /// hex) over every resolved DSP parameter (PCEN too, when set), the shape and each member's layout and options.
     /// </summary>
     internal static string Fingerprint(FeatureParameters p, IReadOnlyList<FeatureMember> members, IReadOnlyList<int> shape) =>
-        LayoutRules.Fingerprint(ToLayout(p), members.Select(ToLayout).ToList(), shape, PcenLine(p));
+        SchemaFingerprint.Compute(ToLayout(p), members.Select(ToLayout).ToList(), shape, PcenLine(p));
 
     /// <summary>The fingerprint's pcen value: the six settings' bit patterns; null without PCEN.</summary>
     private static string? PcenLine(FeatureParameters p) =>
         p.Pcen is { } pcen
-            ? string.Join(" ", new[] { pcen.TimeConstant, pcen.Gain, pcen.Bias, pcen.Power, pcen.Eps, pcen.InputScale }.Select(LayoutRules.Bits))
+            ? string.Join(" ", new[] { pcen.TimeConstant, pcen.Gain, pcen.Bias, pcen.Power, pcen.Eps, pcen.InputScale }.Select(SchemaFingerprint.Bits))
             : null;
 }

@@ -90,7 +90,7 @@ namespace Hybrid.Generators
 
             var membersArray = new EquatableArray<MemberModel>(models);
             var shapeArray = new EquatableArray<int>(shape);
-            var fingerprint = LayoutRules.Fingerprint(parameters, laidOut, shape, pcen: null);
+            var fingerprint = SchemaFingerprint.Compute(parameters, laidOut, shape, pcen: null);
             if (kindDiagnostics >= 0) diagnostics.RemoveRange(kindDiagnostics, diagnostics.Count - kindDiagnostics);
             // A partial class is completed with throwing property bodies (as any invalid schema is), so that the
             // compiler does not add one CS9248 per member to the kind diagnostic.

@@ -1,114 +1,14 @@
 // Shared source: compiled into Hybrid.Features.Schemas and linked into the generator (Hybrid.Generators, built with
 // HYBRID_GENERATOR), as System.Text.Json's generator links its Common files. The layout of a schema (rows, frames,
-// widths, offsets, column names, shape), the checks behind diagnostics HYB004 to HYB009 and
-// the fingerprint exist once, here: a schema declared in C# and laid out by the generator and the same schema laid
-// out at run time (FeatureSchemaInfo.Create, WithParameters) get the same answer by construction. C# that compiles
-// for netstandard2.0 (no Span-only or .NET 5+ APIs) and for net10.0.
+// widths, offsets, column names, shape) and the checks behind diagnostics HYB004 to HYB009 exist once, here: a schema
+// declared in C# and laid out by the generator and the same schema laid out at run time (FeatureSchemaInfo.Create,
+// WithParameters) get the same answer by construction. C# that compiles for netstandard2.0 and net10.0.
 using System;
 using System.Collections.Generic;
 using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
 
 namespace Hybrid.Features.Schemas
 {
-    /// <summary>A schema's DSP parameters with every default resolved, as the layout rules and the fingerprint see
-    /// them (librosa names; enums as their numeric values; <see cref="TopDb"/> +infinity when everything is kept).</summary>
-    internal sealed record LayoutParameters(
-        int SampleRate,
-        int ClipSamples,
-        int NFft,
-        int HopLength,
-        int WinLength,
-        int Window,
-        bool Center,
-        int PadMode,
-        int NMels,
-        double FMin,
-        double FMax,
-        bool Htk,
-        int Norm,
-        double Power,
-        double TopDb,
-        int NMfcc,
-        double Lifter,
-        double Tuning,
-        double RollPercent,
-        bool EstimateTuning);
-
-    /// <summary>A scattering member's parameters (kymatio's names; T 0 means 2^J; Segments 1 means the whole clip).</summary>
-    internal sealed record ScatteringSettings(int J, int Q, int T, int MaxOrder, double LogEpsilon, bool PeakNormalize, int Segments);
-
-    /// <summary>
-    /// One member as the layout sees it. Given to <see cref="LayoutRules.LayMember"/> it is the declaration (Rows is
-    /// the MFCC count, Frames the waveform's samples, FrameLength and HopLength 0 for the schema's n_fft and hop,
-    /// Pooled for chroma pooled over bins); returned, every field holds its laid-out value (Offset is set by
-    /// <see cref="LayoutRules.Arrange"/>).
-    /// </summary>
-    internal sealed record LayoutMember(
-        string Property,
-        FeatureKind Kind,
-        Statistic Statistic,
-        string Column,
-        int Offset,
-        int Width,
-        int Rows,
-        int Frames,
-        bool Pooled,
-        bool Decibels,
-        int DeltaOrder,
-        int DeltaWidth,
-        int FrameLength,
-        int HopLength,
-        ScatteringSettings? Scattering);
-
-    /// <summary>The rule a schema breaks; each is one generator diagnostic and one run-time ArgumentException.</summary>
-    internal enum LayoutRule
-    {
-        /// <summary>HYB008: a parameter outside its range. Args: name, expected, actual.</summary>
-        InvalidParameter,
-        /// <summary>HYB007: parameters that contradict each other. Args: message.</summary>
-        ConflictingParameters,
-        /// <summary>HYB004: a count that is not positive. Args: property, what, value.</summary>
-        CountNotPositive,
-        /// <summary>HYB006: a statistic the feature does not support. Args: property, feature, statistic, hint.</summary>
-        UnsupportedStatistic,
-        /// <summary>HYB005: two members produce one column name. Args: column, first owner, second owner.</summary>
-        DuplicateColumnName,
-        /// <summary>HYB009: time series whose frame counts differ. Args: first, its frames, other, its frames.</summary>
-        FrameCountMismatch,
-    }
-
-    /// <summary>One broken rule: which, the librosa parameter a run-time caller should blame (ArgumentException's
-    /// ParamName), the attribute argument that set it (schema-level rules; null otherwise), the member's index (-1
-    /// for the schema) and the message arguments that follow the schema's name.</summary>
-    internal sealed record LayoutProblem(LayoutRule Rule, string ParamName, string? Argument, int Member, string[] Args)
-    {
-        /// <summary>The message format of each rule, {0} being the schema: the generator's diagnostics and the run
-        /// time's exceptions both use these.</summary>
-        public static string FormatOf(LayoutRule rule)
-        {
-            switch (rule)
-            {
-                case LayoutRule.InvalidParameter: return "Feature schema '{0}': {1} must be {2}, was {3}";
-                case LayoutRule.ConflictingParameters: return "Feature schema '{0}': {1}";
-                case LayoutRule.CountNotPositive: return "'{0}.{1}': {2} must be positive, was {3}";
-                case LayoutRule.UnsupportedStatistic: return "'{0}.{1}': {2} does not support the statistic {3}; {4}";
-                case LayoutRule.DuplicateColumnName: return "Feature schema '{0}': column '{1}' is produced by both '{2}' and '{3}'; give one of them another Column";
-                default: return "Feature schema '{0}': time-series members '{1}' ({2} frames) and '{3}' ({4} frames) must have the same frame count to form one image; align their hop and frame lengths or keep one as a statistic";
-            }
-        }
-
-        /// <summary>The message for schema <paramref name="schema"/>, ending with a full stop.</summary>
-        public string Message(string schema)
-        {
-            var args = new object[Args.Length + 1];
-            args[0] = schema;
-            for (var i = 0; i < Args.Length; i++) args[i + 1] = Args[i];
-            return string.Format(CultureInfo.InvariantCulture, FormatOf(Rule), args) + ".";
-        }
-    }
-
     /// <summary>
     /// The layout rules of feature schemas, shared by the generator and the run time. Wording: <c>declared</c> true
     /// speaks of the attribute's properties (ClipSamples, "0 (n_fft / 4) or positive"), false of resolved librosa
@@ -453,87 +353,5 @@ namespace Hybrid.Features.Schemas
             }
             return scales;
         }
-
-        /// <summary>
-        /// SHA-256 (lower-case hex) of <see cref="CanonicalText"/>, the same on every runtime and culture.
-        /// </summary>
-        public static string Fingerprint(LayoutParameters p, IReadOnlyList<LayoutMember> members, IReadOnlyList<int> shape, string? pcen)
-        {
-            using (var sha = SHA256.Create())
-            {
-                var hash = sha.ComputeHash(Encoding.UTF8.GetBytes(CanonicalText(p, members, shape, pcen)));
-                var sb = new StringBuilder(64);
-                foreach (var b in hash) sb.Append(b.ToString("x2", CultureInfo.InvariantCulture));
-                return sb.ToString();
-            }
-        }
-
-        /// <summary>
-        /// The canonical text a fingerprint hashes: every resolved DSP parameter, the shape and each member's layout
-        /// and options, doubles as their IEEE-754 bit patterns. The schema's C# and registry names are not part of
-        /// it. <paramref name="pcen"/> is the run-time PCEN line's value (null: none; no attribute declares PCEN).
-        /// </summary>
-        public static string CanonicalText(LayoutParameters p, IReadOnlyList<LayoutMember> members, IReadOnlyList<int> shape, string? pcen)
-        {
-            var sb = new StringBuilder();
-            void Line(string key, string value) => sb.Append(key).Append('=').Append(value).Append('\n');
-            string Bool(bool b) => b ? "1" : "0";
-            Line("format", "hybrid-feature-schema/1");
-            Line("sr", Invariant(p.SampleRate));
-            Line("clip_samples", Invariant(p.ClipSamples));
-            Line("n_fft", Invariant(p.NFft));
-            Line("hop_length", Invariant(p.HopLength));
-            Line("win_length", Invariant(p.WinLength));
-            Line("window", Invariant(p.Window));
-            Line("center", Bool(p.Center));
-            Line("pad_mode", Invariant(p.PadMode));
-            Line("n_mels", Invariant(p.NMels));
-            Line("fmin", Bits(p.FMin));
-            Line("fmax", Bits(p.FMax));
-            Line("htk", Bool(p.Htk));
-            Line("norm", Invariant(p.Norm));
-            Line("power", Bits(p.Power));
-            Line("top_db", Bits(p.TopDb));
-            Line("n_mfcc", Invariant(p.NMfcc));
-            Line("lifter", Bits(p.Lifter));
-            Line("tuning", Bits(p.Tuning));
-            Line("roll_percent", Bits(p.RollPercent));
-            // Mel bands in dB at a power other than 2 follow librosa's rule for that power (power_to_db of
-            // S^(2/power): amplitude_to_db at power 1) rather than power_to_db of S; their rows changed with the
-            // rule, so their fingerprints do too.
-            if (p.Power != 2.0)
-            {
-                foreach (var m in members)
-                {
-                    if (m.Kind == FeatureKind.MelBands && m.Decibels)
-                    {
-                        Line("mel_db", "power_to_db(S^(2/power))");
-                        break;
-                    }
-                }
-            }
-            // Only when set, so that the fingerprints of schemas that do not estimate tuning or use PCEN stay as they were.
-            if (p.EstimateTuning) Line("estimate_tuning", Bool(true));
-            if (pcen != null) Line("pcen", pcen);
-            var dims = new List<string>();
-            foreach (var d in shape) dims.Add(Invariant(d));
-            Line("shape", string.Join(",", dims));
-            foreach (var m in members)
-            {
-                Line("member", string.Join("|",
-                    m.Kind.ToString(), m.Statistic.ToString(), m.Column, Invariant(m.Offset), Invariant(m.Width),
-                    Invariant(m.Rows), Invariant(m.Frames), Bool(m.Pooled), Bool(m.Decibels), Invariant(m.DeltaOrder),
-                    Invariant(m.DeltaWidth), Invariant(m.FrameLength), Invariant(m.HopLength))
-                    + (m.Scattering is { } sc
-                        ? " scattering " + Invariant(sc.J) + " " + Invariant(sc.Q) + " " + Invariant(sc.T) + " " + Invariant(sc.MaxOrder) + " " + Bits(sc.LogEpsilon) + " " + Bool(sc.PeakNormalize)
-                            // Only when set, so that the fingerprints of whole-clip statistics stay as they were.
-                            + (sc.Segments != 1 ? " segments " + Invariant(sc.Segments) : "")
-                        : ""));
-            }
-            return sb.ToString();
-        }
-
-        /// <summary>A double as the hex of its IEEE-754 bit pattern (the fingerprint's spelling of every real).</summary>
-        public static string Bits(double d) => BitConverter.DoubleToInt64Bits(d).ToString("x16", CultureInfo.InvariantCulture);
     }
 }
