@@ -121,6 +121,12 @@ let private refusedCases =
       (fun () -> FeatureSchemaInfo.Create("S", parametersOf ", SampleRate = 8000, ClipSamples = 1024, NFft = 256, HopLength = 128, NMels = 20",
                                           [| FeatureMember(Property = "X", Kind = FeatureKind.MfccDelta, Statistic = Statistic.Mean, Column = "x", Offset = 0, Width = 0, Rows = 13, DeltaOrder = 1, DeltaWidth = 11) |])),
       "clip_samples"
+      "two members with one column name",
+      source "" ("[Rms(Column = \"x\")] public partial float X { get; }\n" + "[SpectralCentroid(Column = \"x\")] public partial float Y { get; }"), "HYB005",
+      (fun () -> FeatureSchemaInfo.Create("S", parametersOf "",
+                                          [| member' FeatureKind.Rms Statistic.Mean 1 0 0
+                                             FeatureMember(Property = "Y", Kind = FeatureKind.SpectralCentroid, Statistic = Statistic.Mean, Column = "x", Offset = 0, Width = 0, Rows = 1) |])),
+      "members"
       "two time series of different frame counts",
       source ", SampleRate = 8000, ClipSamples = 8192, NFft = 256, HopLength = 128"
           ("[Rms(Statistic.TimeSeries, HopLength = 64)] public partial ReadOnlyMemory<float> X { get; }\n"
