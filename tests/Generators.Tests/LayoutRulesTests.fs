@@ -167,6 +167,17 @@ let tests =
                 Expect.equal e.ParamName paramName (what + ": the parameter blamed")
                 Expect.stringStarts e.Message (diagnostic.Replace("ClipSamples", "clip_samples") + ".") (what + ": the diagnostic's words")
 
+        testCase "every defined window, pad mode and mel norm passes the shared parameter checks" <| fun () ->
+            // The checks see enums as numbers (the generator has no Hybrid.Dsp): a value added to one of them must be
+            // counted there too, or schemas using it would be refused.
+            let p = parametersOf ", SampleRate = 8000"
+            let rms = [| member' FeatureKind.Rms Statistic.Mean 1 0 0 |]
+            let names (t: Type) = Enum.GetNames t |> Array.map (fun n -> n.ToLowerInvariant())
+            for name, values in [ "window", names typeof<Hybrid.Dsp.WindowKind>; "pad_mode", names typeof<Hybrid.Dsp.PadMode>; "norm", names typeof<Hybrid.Dsp.MelNorm> ] do
+                for value in values do
+                    let info = FeatureSchemaInfo.Create("S", p.With(sprintf "%s=%s" name value), rms)
+                    Expect.equal (info.Parameters.ValueText name) value (sprintf "%s=%s is accepted" name value)
+
         testCase "a run-time variant too short for a scattering schema's parts is refused, not extracted" <| fun () ->
             let info = ScatteringFsddParts4Features.Info
             let e = refusal (fun () -> info.WithParameters(info.Parameters.With "clip_samples=512"))
