@@ -131,7 +131,7 @@ let test (args: string list) =
     if failed > 0 then 1 else 0
 
 /// `pack [--version V] [--out DIR]`: builds, then packs the libraries (Hybrid.Dsp.Kernels, Hybrid.Features.Schemas with
-/// the generator as its analyzer, Hybrid.Features, Hybrid.Classifier) and the `hybrid` tool into artifacts/ (or DIR).
+/// the generator as its analyzer, Hybrid.Features, Hybrid.Network, Hybrid.Classifier) and the `hybrid` tool into artifacts/ (or DIR).
 let pack (args: string list) =
     let rec parse version out =
         function

@@ -3,6 +3,7 @@
 #r "../src/Cli/bin/Release/net10.0/Hybrid.Dsp.Kernels.dll"
 #r "../src/Cli/bin/Release/net10.0/Hybrid.Features.Schemas.dll"
 #r "../src/Cli/bin/Release/net10.0/Hybrid.Features.dll"
+#r "../src/Cli/bin/Release/net10.0/Hybrid.Network.dll"
 #r "../src/Cli/bin/Release/net10.0/Hybrid.Classifier.dll"
 
 let fsddFolder () =

@@ -5,6 +5,10 @@ open System.IO
 open Hybrid.Classifier
 open Hybrid.Features
 
+/// "FILE: error: MESSAGE", leaving the file out when Hybrid's message already starts with it.
+let errorLine (file: string) (message: string) =
+    if message.StartsWith file then sprintf "error: %s" message else sprintf "%s: error: %s" file message
+
 [<EntryPoint>]
 let main argv =
     if argv.Length < 2 then
@@ -21,9 +25,9 @@ let main argv =
                 with
                 | :? AudioFormatException | :? IOException | :? System.UnauthorizedAccessException as e ->
                     failed <- failed + 1
-                    eprintfn "%s: error: %s" file e.Message
+                    eprintfn "%s" (errorLine file e.Message)
             if failed > 0 then 1 else 0
         with
         | :? ModelFileException | :? SchemaMismatchException | :? IOException as e ->
-            eprintfn "%s: error: %s" argv[0] e.Message
+            eprintfn "%s" (errorLine argv[0] e.Message)
             1

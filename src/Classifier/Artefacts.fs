@@ -11,23 +11,20 @@ open Hybrid.Features.Schemas
 /// training curves, example plots and report.html.
 [<RequireQualifiedAccess>]
 module Artefacts =
-    /// The settings recorded in model files and reports (name, value as text).
-    let settingsOf (settings: RunSettings) (device: string) =
-        [ "data", String.concat " + " settings.Data
-          "label_map", (match settings.LabelMap with [] -> "none" | map -> map |> List.map (fun (a, b) -> a + "=" + b) |> String.concat ",")
-          "model", settings.Recipe.Name; "split", Split.format settings.Split; "epochs", string settings.Epochs; "batch_size", string settings.BatchSize
-          "learning_rate", string settings.LearningRate; "augment", Augment.format settings.Augmentations; "copies", string settings.Copies
-          "augment_pool", string settings.AugmentPool
-          "validation", string settings.Validation
-          "early_stopping", (match settings.EarlyStopping with Some p -> string p | None -> "none")
-          "class_weight", ClassWeighting.format settings.ClassWeight
-          "refit", (if settings.Refit then "true" else "false")
-          "seed", string settings.Seed; "device", device ]
-        @ Preparation.toSettings settings.Preparation
-        // Every schema parameter, so that a model whose schema later differs can name the parameter that changed.
-        @ [ "schema_parameters", Preparation.schemaParameters settings.Schema ]
-        // A schema declared in a user's assembly: predict names the assembly to load when it is not loaded.
-        @ (if Schemas.IsPredefined settings.Schema then [] else [ "schema_assembly", Schemas.AssemblyFileOf settings.Schema ])
+    /// The settings recorded in model files and reports: the run's, its preparation, every schema parameter (so that
+    /// a model whose schema later differs can name the parameter that changed) and, for a schema declared in a user's
+    /// assembly, that assembly's file (predict names it when it is not loaded).
+    let settingsOf (settings: RunSettings) (device: string) : ModelSettings =
+        { Preparation.toSettings settings.Preparation with
+            Data = Array.ofList settings.Data
+            LabelMap = [| for from, into in settings.LabelMap -> [| from; into |] |]
+            Model = settings.Recipe.Name; Split = Split.format settings.Split; Epochs = Nullable settings.Epochs
+            BatchSize = Nullable settings.BatchSize; LearningRate = Nullable settings.LearningRate
+            Augment = Augment.format settings.Augmentations; Copies = Nullable settings.Copies; AugmentPool = Nullable settings.AugmentPool
+            Validation = Nullable settings.Validation; EarlyStopping = Option.toNullable settings.EarlyStopping
+            ClassWeight = ClassWeighting.format settings.ClassWeight; Refit = Nullable settings.Refit; Seed = Nullable settings.Seed
+            Device = device; SchemaParameters = Preparation.schemaParameters settings.Schema
+            SchemaAssembly = (if Schemas.IsPredefined settings.Schema then null else Schemas.AssemblyFileOf settings.Schema) }
 
     /// The per-class rows of a classification report (scikit-learn's classification_report): label, precision,
     /// recall, F1 and support.
@@ -79,7 +76,8 @@ module Artefacts =
         let outDir = result.OutDir
         let labels = result.Labels
         let results = result.Folds
-        let settingRows = settingsOf settings engine.Name
+        let storedSettings = ModelSettings.toStored (settingsOf settings engine.Name)
+        let settingRows = ModelSettings.rows storedSettings
         let plotsDir = Path.Combine(outDir, "plots")
         let images = Collections.Generic.List<string * string>()
         for r in results do
@@ -114,7 +112,7 @@ module Artefacts =
             {| split = result.Split; model = result.Model; features = result.Features; device = result.Device; device_name = result.DeviceName
                test_accuracy = result.TestAccuracy; test_accuracy_std = result.TestAccuracyStd; clips = result.Clips
                extract_seconds = result.ExtractSeconds; train_seconds = result.TrainSeconds
-               total_seconds = result.TotalSeconds; labels = labels; settings = dict settingRows
+               total_seconds = result.TotalSeconds; labels = labels; settings = ModelSettings.json storedSettings
                skipped = [ for s in data.Dataset.Skipped -> {| path = s.Path; reason = s.Reason |} ]
                folds = [ for f in results -> foldJson f labels ]
                pooled = result.Pooled |> Option.map (pooledJson result) |> Option.toObj

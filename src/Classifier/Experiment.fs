@@ -288,7 +288,10 @@ let private saveModelAs (ctx: RunContext) (name: string) (settings: RunSettings)
         { SchemaFingerprint = settings.Schema.Fingerprint
           Labels = List.ofArray ctx.Data.Dataset.Labels
           Normalization = [ "mean", stats.Mean; "std", stats.Std ]
-          TrainingSettings = Artefacts.settingsOf settings ctx.Options.Device @ [ "fold", foldName; "grouping", (match stats.Grouping with Normalization.PerColumn -> "column" | _ -> "band") ]
+          Settings =
+            ModelSettings.toStored
+                { Artefacts.settingsOf settings ctx.Options.Device with
+                    Fold = foldName; Grouping = (match stats.Grouping with Normalization.PerColumn -> "column" | _ -> "band") }
           LibraryVersion = "" }
         model
     file
@@ -397,7 +400,7 @@ let private summarise (ctx: RunContext) (folds: FoldResult list) (extractSeconds
     { RunResult.Split = Split.format s.Split; Model = s.Recipe.Name; Features = s.Schema.Name; Device = ctx.Engine.Name; DeviceName = ctx.Engine.DeviceName
       Labels = ctx.Data.Dataset.Labels; Clips = ClipPlan.describe s.Preparation.Clips; Folds = folds; TestAccuracy = mean; TestAccuracyStd = std
       Pooled = (if CrossValidation.isCrossValidation s.Split then Some(CrossValidation.pooled folds) else None); Refit = None
-      TestSpeeds = s.Preparation.TestSpeeds; ExtractSeconds = extractSeconds; TrainSeconds = folds |> List.sumBy (fun r -> r.TrainSeconds)
+      TestSpeeds = s.Preparation.TestSpeeds; ClassWeight = s.ClassWeight; ExtractSeconds = extractSeconds; TrainSeconds = folds |> List.sumBy (fun r -> r.TrainSeconds)
       TotalSeconds = totalSeconds; OutDir = ctx.OutDir; Skipped = ctx.Data.Dataset.Skipped }
 
 /// Trains and evaluates the chosen model on every fold of the split and writes the model file(s) and artefacts, in

@@ -199,34 +199,34 @@ module Inference =
     /// named in the file with its recorded run-time parameters (`feature_parameters`) and the preparation. Raises
     /// ModelFileException for a missing or invalid setting (naming the schema assembly to load when the schema is not
     /// known).
-    let internal preparationOf (modelPath: string) (info: ModelInfo) : FeatureSchemaInfo * Preparation =
-        let find key = info.TrainingSettings |> List.tryFind (fun (k, _) -> k = key) |> Option.map snd
+    let internal preparationOf (modelPath: string) (settings: ModelSettings) : FeatureSchemaInfo * Preparation =
         let features =
-            match find "features" with
-            | Some v -> v
-            | None -> raise (ModelFileException(modelPath, "training setting 'features' is missing"))
+            match settings.Features with
+            | null -> raise (ModelFileException(modelPath, sprintf "training setting '%s' is missing" (ModelSettings.key (nameof settings.Features))))
+            | v -> v
         if not (fst (Schemas.TryGetByName features)) then
             let hint =
-                match find "schema_assembly" with
-                | Some assembly -> sprintf "; it is declared in %s: pass --schemas PATH/%s (or load it with Schemas.LoadAssembly)" assembly assembly
-                | None -> ""
+                match settings.SchemaAssembly with
+                | null -> ""
+                | assembly -> sprintf "; it is declared in %s: pass --schemas PATH/%s (or load it with Schemas.LoadAssembly)" assembly assembly
             raise (ModelFileException(modelPath, sprintf "the model was trained on features '%s', which no loaded assembly defines%s" features hint))
         let schema =
-            try Extraction.replay features (defaultArg (find "feature_parameters") "")
-            with :? ArgumentException as e -> raise (ModelFileException(modelPath, sprintf "training setting 'feature_parameters' is invalid: %s" e.Message))
-        schema, Preparation.ofSettings modelPath schema info.TrainingSettings
+            try Extraction.replay features (match settings.FeatureParameters with null -> "" | p -> p)
+            with :? ArgumentException as e ->
+                raise (ModelFileException(modelPath, sprintf "training setting '%s' is invalid: %s" (ModelSettings.key (nameof settings.FeatureParameters)) e.Message))
+        schema, Preparation.ofSettings modelPath schema settings
 
     /// Why a model file's schema fingerprint differs from `schema`'s (the schema its settings name, as this library
     /// lays it out), in words for SchemaMismatchException: the schema's name and recorded run-time parameters, and
     /// the parameters whose values differ where the file records them all (`schema_parameters`), else that it cannot
     /// tell (files written before they were recorded), or that the parameters agree and the layout differs.
-    let mismatchDetail (info: ModelInfo) (schema: FeatureSchemaInfo) : string =
-        let find key = info.TrainingSettings |> List.tryFind (fun (k, _) -> k = key) |> Option.map snd
+    let mismatchDetail (settings: ModelSettings) (schema: FeatureSchemaInfo) : string =
+        let find (value: string | null) = Option.ofObj value
         let trained =
-            match find "feature_parameters" with
+            match find settings.FeatureParameters with
             | Some v when v <> "" -> sprintf "features '%s' with feature_parameters %s" schema.Name v
             | _ -> sprintf "features '%s' as declared" schema.Name
-        match find "schema_parameters" with
+        match find settings.SchemaParameters with
         | Some recorded ->
             match Preparation.parameterDifferences recorded schema with
             | [] -> sprintf "the model was trained on %s, whose parameters are unchanged but whose members or layout differ in this library" trained
@@ -256,9 +256,10 @@ module Inference =
         let mutable prepared = None
         let model, info =
             ModelFile.loadChecked engine (fun info ->
-                let schema, preparation = preparationOf modelPath info
+                let settings = ModelSettings.ofStored modelPath info.Settings
+                let schema, preparation = preparationOf modelPath settings
                 if schema.Fingerprint <> info.SchemaFingerprint then
-                    raise (Hybrid.Classifier.SchemaMismatchException(modelPath, schema.Fingerprint, info.SchemaFingerprint, mismatchDetail info schema))
+                    raise (Hybrid.Classifier.SchemaMismatchException(modelPath, schema.Fingerprint, info.SchemaFingerprint, mismatchDetail settings schema))
                 prepared <- Some(schema, preparation)
                 schema.Fingerprint) modelPath
         let schema, preparation = Option.get prepared

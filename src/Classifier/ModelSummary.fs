@@ -70,8 +70,8 @@ type ModelSummary =
       Input: InputSummary option
       /// Why Input is None: e.g. the schema is declared in an assembly that is not loaded (`--schemas`).
       InputProblem: string option
-      /// Every training setting the file records, in file order.
-      Settings: (string * string) list }
+      /// The settings object the file records (ModelSettings; a format 1 file's name/value strings as an object).
+      Settings: Text.Json.JsonElement }
 
 /// Summaries of model files (`hybrid summary`).
 [<RequireQualifiedAccess>]
@@ -100,14 +100,17 @@ module ModelSummary =
     /// damaged or invalid file (a checkpoint included).
     let ofFile (path: string) : ModelSummary =
         let net, info = ModelFile.inspect path
-        let input, problem =
+        let settings, input, problem =
             try
-                let schema, preparation = Inference.preparationOf path info
-                Some(inputOf preparation.Clips schema preparation), None
-            with :? ModelFileException as e -> None, Some e.Problem
+                let settings = ModelSettings.ofStored path info.Settings
+                try
+                    let schema, preparation = Inference.preparationOf path settings
+                    Some settings, Some(inputOf preparation.Clips schema preparation), None
+                with :? ModelFileException as e -> Some settings, None, Some e.Problem
+            with :? ModelFileException as e -> None, None, Some e.Problem
         let trainable, nonTrainable = Net.parameterCounts net
         { Path = path; FileBytes = FileInfo(path).Length; LibraryVersion = info.LibraryVersion
-          Recipe = info.TrainingSettings |> List.tryFind (fun (k, _) -> k = "model") |> Option.map snd
+          Recipe = settings |> Option.bind (fun s -> Option.ofObj s.Model)
           InputShape = net.InputShape; Layers = layers net; Trainable = trainable; NonTrainable = nonTrainable
           Labels = info.Labels; SchemaFingerprint = info.SchemaFingerprint; Input = input; InputProblem = problem
-          Settings = info.TrainingSettings }
+          Settings = ModelSettings.json info.Settings }

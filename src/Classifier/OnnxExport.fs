@@ -238,7 +238,12 @@ let export (modelPath: string) (onnxPath: string) (frontend: bool) : Exported =
           "frontend", (if frontend then "true" else "false")
           "input_is", (if wholeRecording then "recording" elif prepares then "prepared clip" else "clip") ]
         // How predict prepares a recording before its clips, as the model file records it.
-        @ (Preparation.toSettings trained.Preparation |> List.filter (fun (k, _) -> List.contains k [ "trim"; "loudness"; "recording_samples"; "segment"; "test_speeds" ]))
+        @ (let clips = trained.Preparation.Clips
+           [ "test_speeds", TestSpeeds.format trained.Preparation.TestSpeeds
+             "recording_samples", (match clips.RecordingSamples with Some n -> string n | None -> "none")
+             "segment", (match clips.Segment with Some(w, h) -> sprintf "%d/%d" w h | None -> "none")
+             "trim", Trim.format clips.Trim
+             "loudness", (match clips.Loudness with Some v -> v.ToString("R", Globalization.CultureInfo.InvariantCulture) | None -> "none") ])
         @ [ "windows_in_graph", (if wholeRecording then "true" else "false")
             "speeds_in_graph", (if wholeRecording then "true" else "false") ]
     let warnings =

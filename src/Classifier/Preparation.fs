@@ -5,7 +5,7 @@ open Hybrid.Dsp
 open Hybrid.Features
 open Hybrid.Features.Schemas
 
-/// and read back typed.
+/// How recordings become a model's input: written into model files (Preparation.toSettings) and read back typed.
 type Preparation =
     { /// Feature schema name.
       Features: string
@@ -17,19 +17,18 @@ type Preparation =
       TestSpeeds: (float * float) list
       Clips: ClipPlan }
 
-/// Writing and reading Preparation as model-file settings.
+/// Writing and reading Preparation as model-file settings (ModelSettings).
 [<RequireQualifiedAccess>]
 module Preparation =
-    /// The settings: features, per_utterance (true/false), test_speeds, sample_rate, clip_samples,
-    /// recording_samples, segment (`WINDOW/HOP` in samples, or `none`), trim (Trim.format) and loudness (dBFS or none).
-    let toSettings (p: Preparation) =
-        [ "features", p.Features; "feature_parameters", p.FeatureParameters; "per_utterance", PerUtterance.format p.PerUtterance
-          "test_speeds", TestSpeeds.format p.TestSpeeds; "sample_rate", string p.Clips.SampleRate
-          "clip_samples", string p.Clips.ClipSamples
-          "recording_samples", (match p.Clips.RecordingSamples with Some n -> string n | None -> "none")
-          "segment", (match p.Clips.Segment with Some (w, h) -> sprintf "%d/%d" w h | None -> "none")
-          "trim", Trim.format p.Clips.Trim
-          "loudness", (match p.Clips.Loudness with Some v -> v.ToString("R", Globalization.CultureInfo.InvariantCulture) | None -> "none") ]
+    /// The preparation part of a model file's settings (the rest empty): features, feature_parameters, per_utterance,
+    /// test_speeds, sample_rate, clip_samples, recording_samples, segment (window and hop in samples), trim and loudness.
+    let toSettings (p: Preparation) : ModelSettings =
+        { ModelSettings.empty with
+            Features = p.Features; FeatureParameters = p.FeatureParameters; PerUtterance = PerUtterance.format p.PerUtterance
+            TestSpeeds = TestSpeeds.format p.TestSpeeds; SampleRate = Nullable p.Clips.SampleRate; ClipSamples = Nullable p.Clips.ClipSamples
+            RecordingSamples = Option.toNullable p.Clips.RecordingSamples
+            Segment = (match p.Clips.Segment with Some(w, h) -> { Window = w; Hop = h } | None -> null)
+            Trim = Trim.format p.Clips.Trim; Loudness = Option.toNullable p.Clips.Loudness }
 
     /// Every parameter of `schema` as model files record it (`schema_parameters`): "name=value" for each librosa name
     /// of FeatureParameters.Names, joined by commas (e.g. "sr=8000,clip_samples=8192,n_fft=256,..."), so that a file
@@ -55,61 +54,40 @@ module Preparation =
 
     /// Reads the settings back. Files written before clip plans were recorded give the schema's rate, its clip
     /// length (else 8,192 samples, what those versions used for any-length schemas) and no windows; files without
-    /// test speeds predict from the clip alone, files without trim keep recordings whole. Raises ModelFileException naming the file and the bad setting (a
-    /// sample_rate outside AudioLimits, a length beyond maxClipSamples).
-    let ofSettings (path: string) (schema: FeatureSchemaInfo) (settings: (string * string) list) : Preparation =
-        let find key = settings |> List.tryFind (fun (k, _) -> k = key) |> Option.map snd
-        let bad key (value: string) why = raise (ModelFileException(path, sprintf "training setting '%s' = '%s' %s" key value why))
-        let bounded key fallback (most: int) what =
-            match find key with
-            | None -> fallback
-            | Some v ->
-                match Int32.TryParse(v, Globalization.NumberStyles.Integer, Globalization.CultureInfo.InvariantCulture) with
-                | true, n when n > 0 && n <= most -> n
-                | _ -> bad key v (sprintf "is not %s (1 .. %d)" what most)
-        let samples key fallback = bounded key fallback maxClipSamples "a length in samples"
-        let optionalSamples key =
-            match find key with
-            | None | Some "none" -> None
-            | Some v -> Some(samples key 0)
-        let segment =
-            match find "segment" with
-            | None | Some "none" -> None
-            | Some v ->
-                match v.Split '/' with
-                | [| w; h |] ->
-                    match Int32.TryParse w, Int32.TryParse h with
-                    | (true, w), (true, h) when w > 0 && h > 0 && w <= maxClipSamples && h <= maxClipSamples -> Some(w, h)
-                    | _ -> bad "segment" v "is not WINDOW/HOP in samples"
-                | _ -> bad "segment" v "is not WINDOW/HOP in samples"
-        let speeds =
-            match find "test_speeds" with
-            | Some v ->
-                try TestSpeeds.parse v with :? ArgumentException as e -> bad "test_speeds" v ("is invalid: " + e.Message)
-            | None -> []
-        let perUtterance =
-            match find "per_utterance" with
-            | Some v -> try PerUtterance.parse v with :? ArgumentException -> bad "per_utterance" v "is not none, mean or meanvar"
-            | None -> raise (ModelFileException(path, "training setting 'per_utterance' is missing"))
-        { Preparation.Features = schema.Name; FeatureParameters = schema.Variant; PerUtterance = perUtterance; TestSpeeds = speeds
+    /// test speeds predict from the clip alone, files without trim keep recordings whole. Raises ModelFileException
+    /// naming the file and the bad setting (per_utterance missing or unknown, a sample_rate outside AudioLimits, a
+    /// length beyond maxClipSamples, a loudness outside [-100, 0] dBFS, test speeds or a trim that do not parse).
+    let ofSettings (path: string) (schema: FeatureSchemaInfo) (s: ModelSettings) : Preparation =
+        let bad field (value: string) why = raise (ModelFileException(path, sprintf "training setting '%s' = '%s' %s" (ModelSettings.key field) value why))
+        let bounded field (value: Nullable<int>) fallback (most: int) what =
+            if not value.HasValue then fallback
+            elif value.Value > 0 && value.Value <= most then value.Value
+            else bad field (string value.Value) (sprintf "is not %s (1 .. %d)" what most)
+        let samples field value fallback = bounded field value fallback maxClipSamples "a length in samples"
+        let parsed field (text: string | null) parse fallback =
+            match text with
+            | null -> fallback
+            | text -> try parse text with :? ArgumentException as e -> bad field text ("is invalid: " + e.Message)
+        { Preparation.Features = schema.Name; FeatureParameters = schema.Variant
+          PerUtterance =
+            match s.PerUtterance with
+            | null -> raise (ModelFileException(path, sprintf "training setting '%s' is missing" (ModelSettings.key (nameof s.PerUtterance))))
+            | v -> try PerUtterance.parse v with :? ArgumentException -> bad (nameof s.PerUtterance) v "is not none, mean or meanvar"
+          TestSpeeds = parsed (nameof s.TestSpeeds) s.TestSpeeds TestSpeeds.parse []
           Clips =
-            { ClipPlan.SampleRate = bounded "sample_rate" schema.SampleRate AudioLimits.MaxSampleRate "a sample rate in Hz"
-              ClipSamples = samples "clip_samples" (if schema.ClipSamples > 0 then schema.ClipSamples else Extraction.legacyAnyLengthClipSamples)
-              RecordingSamples = optionalSamples "recording_samples"
-              Segment = segment
-              Trim =
-                match find "trim" with
-                | None -> None
-                | Some v -> try Trim.parse v with :? ArgumentException as e -> bad "trim" v ("is invalid: " + e.Message)
+            { ClipPlan.SampleRate = bounded (nameof s.SampleRate) s.SampleRate schema.SampleRate AudioLimits.MaxSampleRate "a sample rate in Hz"
+              ClipSamples = samples (nameof s.ClipSamples) s.ClipSamples (if schema.ClipSamples > 0 then schema.ClipSamples else Extraction.legacyAnyLengthClipSamples)
+              RecordingSamples = (if s.RecordingSamples.HasValue then Some(samples (nameof s.RecordingSamples) s.RecordingSamples 0) else None)
+              Segment =
+                match s.Segment with
+                | null -> None
+                | g when g.Window > 0 && g.Hop > 0 && g.Window <= maxClipSamples && g.Hop <= maxClipSamples -> Some(g.Window, g.Hop)
+                | g -> bad (nameof s.Segment) (sprintf "%d/%d" g.Window g.Hop) (sprintf "is not WINDOW/HOP in samples (1 .. %d)" maxClipSamples)
+              Trim = parsed (nameof s.Trim) s.Trim Trim.parse None
               Loudness =
-                match find "loudness" with
-                | None | Some "none" -> None
-                | Some v ->
-                    match Double.TryParse(v, Globalization.NumberStyles.Float, Globalization.CultureInfo.InvariantCulture) with
-                    | true, d when d >= -100.0 && d <= 0.0 -> Some d
-                    | _ -> bad "loudness" v "is not a level in [-100, 0] dBFS" } }
-
-/// Every setting of a run, resolved and typed (`resolve` fills it from TrainOptions and the dataset).
+                if not s.Loudness.HasValue then None
+                elif s.Loudness.Value >= -100.0 && s.Loudness.Value <= 0.0 then Some s.Loudness.Value
+                else bad (nameof s.Loudness) (s.Loudness.Value.ToString("R", Globalization.CultureInfo.InvariantCulture)) "is not a level in [-100, 0] dBFS" } }
 
     /// The schema clips are extracted with under a clip plan: the schema itself when it has a clip length, else its
     /// run-time variant at the plan's clip length (schemas of statistics over any length take the plan's duration).

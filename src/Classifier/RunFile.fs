@@ -92,9 +92,9 @@ module RunFile =
     /// where the schema's own applies, so a resumed run keeps them if the recipe changes) included, and `augmentPool`,
     /// the augment pool in force (RunSettings.AugmentPool; 0, written as null, without waveform augmentation), and
     /// `trim`, the silence trimming in force (the clip plan's, Trim.format).
-    let write (dir: string) (folders: string list) (o: TrainOptions) (augmentPool: int) (trim: Trim option) =
+    let private recordOf (folders: string list) (o: TrainOptions) (augmentPool: int) (trim: Trim option) : Record =
         let f = Recipes.featureOverrides (Recipes.byName o.Model) o.Features o.FeatureParameters
-        let record =
+        let record: Record =
             { RunFileVersion = Nullable Version
               Data = JsonSerializer.SerializeToElement(Array.ofList folders)
               LabelMap = [| for from, into in o.LabelMap -> [| from; into |] |]
@@ -116,7 +116,10 @@ module RunFile =
                     HopLength = Option.toNullable f.HopLength; WinLength = Option.toNullable f.WinLength; NMels = Option.toNullable f.NMels
                     Fmin = Option.toNullable f.FMin; Fmax = Option.toNullable f.FMax; NMfcc = Option.toNullable f.NMfcc
                     Other = [| for name, value in f.Other -> [| name; value |] |] } }
-        File.WriteAllText(Path.Combine(dir, FileName), JsonSerializer.Serialize(record, json))
+        record
+
+    let write (dir: string) (folders: string list) (o: TrainOptions) (augmentPool: int) (trim: Trim option) =
+        File.WriteAllText(Path.Combine(dir, FileName), JsonSerializer.Serialize(recordOf folders o augmentPool trim, json))
 
     /// The recorded feature parameters of a version 1 run file (written before recipes had feature parameters of their
     /// own): such a run extracted the declared value of every parameter its options left out, so each parameter that the
@@ -189,53 +192,49 @@ module RunFile =
         | :? InvalidOperationException as e -> raise (DatasetException(sprintf "%s: not a run file (%s)" path e.Message))
         | :? NotSupportedException as e -> raise (DatasetException(sprintf "%s: not a run file (%s)" path e.Message))
 
-    /// The value an option of `train` stands for in `o`, as text for messages: the recipe's and the schema's defaults
-    /// resolved where the option is left out (e.g. `--n-fft` of the run-time schema variant), so that a value equal to
-    /// the default agrees with a run that left the option out. Raises ArgumentException for an unknown option.
-    let private optionValue (o: TrainOptions) (option: string) : string =
+    /// run.json's record of `o` with the recipe's and the schema's defaults resolved where an option is left out (every
+    /// feature parameter of the run-time schema variant, folders as full paths, the split in its canonical form), so
+    /// that a value equal to the default agrees with a run that left the option out.
+    let private resolved (o: TrainOptions) : JsonElement =
         let r = Recipes.byName o.Model
-        let real (v: float) = v.ToString("R", Globalization.CultureInfo.InvariantCulture)
-        let orNone f = function Some v -> f v | None -> "none"
         let folder (d: string) = Path.TrimEndingDirectorySeparator(Path.GetFullPath d)
-        let parameters () = (Recipes.schemaOf r o.Features o.FeatureParameters).Parameters
-        match option with
-        | "--data" -> (match o.Data with [] -> "none" | folders -> folders |> List.map folder |> String.concat " + ")
-        | "--label-map" -> (match o.LabelMap with [] -> "none" | map -> map |> List.map (fun (a, b) -> a + "=" + b) |> String.concat ",")
-        | "--split" -> orNone (Split.parse >> Split.format) o.Split
-        | "--model" -> r.Name
-        | "--features" -> defaultArg o.Features r.Schema
-        | "--n-fft" -> string (parameters ()).NFft
-        | "--hop-length" -> string (parameters ()).HopLength
-        | "--n-mels" -> string (parameters ()).NMels
-        | "--fmin" -> real (parameters ()).FMin
-        | "--fmax" -> real (parameters ()).FMax
-        | "--n-mfcc" -> string (parameters ()).NMfcc
-        | "--top-db" -> (parameters ()).ValueText "top_db"
-        | "--pcen" -> (parameters ()).ValueText "pcen"
-        | "--epochs" -> string (defaultArg o.Epochs r.Epochs)
-        | "--batch-size" -> string (defaultArg o.BatchSize r.BatchSize)
-        | "--lr" -> real (defaultArg o.LearningRate r.LearningRate)
-        | "--augment" -> (match defaultArg o.Augment r.Augment with "" -> "none" | a -> a)
-        | "--augment-pool" -> string (defaultArg o.AugmentPool r.AugmentPool)
-        | "--test-speeds" -> (match defaultArg o.TestSpeeds r.TestSpeeds with [] -> "none" | s -> TestSpeeds.format s)
-        | "--labels" -> orNone (String.concat ",") o.Labels
-        | "--other-label" -> orNone id o.OtherLabel
-        | "--validation" -> real o.Validation
-        | "--early-stopping" -> orNone string o.EarlyStopping
-        | "--class-weight" -> ClassWeighting.format o.ClassWeight
-        | "--refit" -> (if o.Refit then "true" else "false")
-        | "--sr" -> orNone string o.SampleRate
-        | "--duration" -> orNone real o.Duration
-        | "--segment" -> orNone real o.Segment
-        | "--segment-hop" -> orNone real o.SegmentHop
-        | "--trim" -> Trim.format (defaultArg o.Trim r.Trim)
-        | "--loudness" -> orNone real o.Loudness
-        | "--noise" -> orNone folder o.Noise
-        | "--per-utterance" -> PerUtterance.format (defaultArg o.PerUtterance r.PerUtterance)
-        | "--device" -> o.Device
-        | "--seed" -> string o.Seed
-        | "--out" -> orNone folder o.Out
-        | other -> invalidArg "option" (sprintf "%s is not an option that run.json records" other)
+        let p = (Recipes.schemaOf r o.Features o.FeatureParameters).Parameters
+        let full =
+            { o with
+                Data = List.map folder o.Data; Split = o.Split |> Option.map (Split.parse >> Split.format); Model = r.Name
+                Features = Some(defaultArg o.Features r.Schema); Epochs = Some(defaultArg o.Epochs r.Epochs)
+                BatchSize = Some(defaultArg o.BatchSize r.BatchSize); LearningRate = Some(defaultArg o.LearningRate r.LearningRate)
+                Augment = Some(defaultArg o.Augment r.Augment); TestSpeeds = Some(defaultArg o.TestSpeeds r.TestSpeeds)
+                PerUtterance = Some(defaultArg o.PerUtterance r.PerUtterance); Noise = Option.map folder o.Noise
+                FeatureParameters =
+                    { Extraction.noOverrides with
+                        NFft = Some p.NFft; HopLength = Some p.HopLength; NMels = Some p.NMels; FMin = Some p.FMin; FMax = Some p.FMax
+                        NMfcc = Some p.NMfcc; Other = [ for name in [ "top_db"; "pcen" ] -> name, p.ValueText name ] } }
+        JsonSerializer.SerializeToElement(recordOf full.Data full (defaultArg o.AugmentPool r.AugmentPool) (defaultArg o.Trim r.Trim), json)
+
+    /// The value of the `train` option `flag` (e.g. "--batch-size") in a resolved record, as text for messages: the
+    /// run.json field of the flag's name in snake case (`batch_size`), at the top or among `feature_parameters` (or
+    /// their `other` pairs); `--lr` is `learning_rate`. Raises ArgumentException for an option run.json does not record.
+    let private optionValue (record: JsonElement) (flag: string) : string =
+        let name = if flag = "--lr" then "learning_rate" else flag.TrimStart('-').Replace('-', '_')
+        let rec text (e: JsonElement) =
+            match e.ValueKind with
+            | JsonValueKind.String -> nonNull (e.GetString())
+            | JsonValueKind.Null -> "none"
+            | JsonValueKind.Array when e.GetArrayLength() = 0 -> "none"
+            // The label map's [FROM, TO] pairs as --label-map takes them, the data folders joined as the summary shows them.
+            | JsonValueKind.Array when e[0].ValueKind = JsonValueKind.Array ->
+                [ for pair in e.EnumerateArray() -> [ for x in pair.EnumerateArray() -> text x ] |> String.concat "=" ] |> String.concat ","
+            | JsonValueKind.Array -> [ for x in e.EnumerateArray() -> text x ] |> String.concat " + "
+            | _ -> e.GetRawText()
+        let features = record.GetProperty "feature_parameters"
+        let mutable v = Unchecked.defaultof<JsonElement>
+        if record.TryGetProperty(name, &v) || features.TryGetProperty(name, &v) then text v
+        else
+            match [ for pair in features.GetProperty("other").EnumerateArray() do
+                        if pair[0].GetString() = name then yield text pair[1] ] with
+            | value :: _ -> value
+            | [] -> invalidArg "option" (sprintf "%s is not an option that run.json records" flag)
 
     /// The options given together with `--resume DIR` that contradict the run recorded in DIR's run.json: for each
     /// option named in `given` (command-line flags, e.g. "--n-fft") whose value in `options` differs from the recorded
@@ -244,7 +243,9 @@ module RunFile =
     /// is not a run file, ArgumentException for an option run.json does not record.
     let resumeConflicts (dir: string) (options: TrainOptions) (given: string list) : (string * string * string) list =
         let recorded = read dir options
+        let folder (o: TrainOptions) = o.Out |> Option.map (fun d -> Path.TrimEndingDirectorySeparator(Path.GetFullPath d)) |> Option.defaultValue "none"
+        let before, now = lazy (resolved recorded), lazy (resolved options)
         [ for option in given do
-            let before = optionValue recorded option
-            let now = optionValue options option
+            // --out is the run folder itself, which run.json does not record.
+            let before, now = if option = "--out" then folder recorded, folder options else optionValue before.Value option, optionValue now.Value option
             if before <> now then yield option, before, now ]

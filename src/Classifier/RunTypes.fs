@@ -192,6 +192,8 @@ type RunResult =
       Refit: RefitResult option
       /// Test-time speeds and weights the accuracies were averaged over (empty: none).
       TestSpeeds: (float * float) list
+      /// How the loss weighted the classes (`--class-weight`).
+      ClassWeight: ClassWeighting
       ExtractSeconds: float
       TrainSeconds: float
       TotalSeconds: float

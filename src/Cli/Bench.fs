@@ -141,9 +141,10 @@ let private countTransfers (engine: IlgpuEngine) (run: unit -> unit) =
         engine.Transfers.Enabled <- false
         engine.Transfers.Reset()
 
-/// Times one workload on one engine: warm-up runs, then the median of `runs` runs; on an ILGPU engine one more run
+/// Times one workload on one engine: warm-up runs (`warmup` = Some n: exactly n; None: at least 3 runs and half a
+/// second, so the JIT has tiered the hot loops up), then the median of `runs` runs; on an ILGPU engine one more run
 /// counts its host/device transfers.
-let measure (engine: Engine) (runs: int) (w: Workload) =
+let measure (engine: Engine) (runs: int) (warmup: int option) (w: Workload) =
     // Return the previous workload's memory to the system so the peak below is this workload's own.
     Runtime.GCSettings.LargeObjectHeapCompactionMode <- Runtime.GCLargeObjectHeapCompactionMode.CompactOnce
     GC.Collect()
@@ -159,10 +160,15 @@ let measure (engine: Engine) (runs: int) (w: Workload) =
         peakDuring (fun () ->
             let run, cleanup = w.Setup engine
             try
-                // Warm up until the JIT has tiered the hot loops up: at least 3 runs and half a second.
+                // Warm up until the JIT has tiered the hot loops up: at least 3 runs and half a second, unless the
+                // caller fixed the count (a workload that takes minutes a run on a slow device).
                 let warm = Stopwatch.StartNew()
                 let mutable warmRuns = 0
-                while warmRuns < 3 || warm.ElapsedMilliseconds < 500L do
+                let warming () =
+                    match warmup with
+                    | Some n -> warmRuns < n
+                    | None -> warmRuns < 3 || warm.ElapsedMilliseconds < 500L
+                while warming () do
                     run ()
                     warmRuns <- warmRuns + 1
                 takeStages () |> ignore
@@ -306,6 +312,7 @@ type Arguments =
     | Device of string
     | Json of string
     | Runs of int
+    | Warmup of int
     | Workload of string list
     | Threads of counts: string
     | Scaling
@@ -316,6 +323,7 @@ type Arguments =
             | Device _ -> "engine to measure: all (default: every available engine but ilgpu-cpu and a CPU-only opencl) or a name (auto, managed, cuda, opencl, ilgpu-cpu)"
             | Json _ -> "also write the results as a JSON list to this file"
             | Runs _ -> "timed runs per workload after warm-up (default 5; the median is reported)"
+            | Warmup _ -> "untimed warm-up runs before the timed ones (default: at least 3 and half a second, so the JIT has tiered the hot loops up; 1 suits a workload that takes minutes a run, e.g. train-cnn2d on a CPU OpenCL device; 0 times the first run, compilation included)"
             | Workload _ -> sprintf "only these workloads (default all: %s)" (workloads |> List.map _.Name |> String.concat ", ")
             | Threads _ -> "threads of the managed engine (and every parallel step): N, or a list 1,2,4 to measure each workload at each count and print the scaling table (default: all logical processors)"
             | Scaling -> "measure every workload on the managed engine at 1, 2, ... up to the logical processors and print the scaling table (speed-up and efficiency against 1 thread)"
@@ -326,6 +334,7 @@ let private optionTable (arg: Arguments) : OptionRules.Check list =
     | Json _ -> []
     | Device name -> [ OptionRules.oneOf ("all" :: List.ofSeq Engines.Names) name ]
     | Runs n -> [ OptionRules.atLeast 1 n ]
+    | Warmup n -> [ OptionRules.atLeast 0 n ]
     | Workload names -> [ for n in names -> OptionRules.oneOf (workloads |> List.map _.Name) n ]
     | Threads text ->
         [ OptionRules.InDomain((parseThreadCounts text).IsSome, sprintf "a thread count or a comma-separated list of them, each an integer in 1..%d" Parallelism.Limit, text) ]
@@ -346,6 +355,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) =
         if scaling && device.Trim().ToLowerInvariant() <> "managed" then
             invalidArg "device" (sprintf "--device %s: the scaling sweep measures the managed engine, whose thread count --threads sets; give --device managed or leave it out" device)
         let runs = args.GetResult(Runs, defaultValue = 5)
+        let warmup = args.TryGetResult Warmup
         let selected =
             match args.TryGetResult Workload with
             | None -> workloads
@@ -353,7 +363,7 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) =
         let measureAt name (n: int) (ws: BenchWorkloads.Workload list) =
             [ use _ = OptionRules.threadScope (Some n)
               use e = Engines.Create(name, fun line -> error.WriteLine("bench: " + line))
-              for w in ws -> measure e runs w ]
+              for w in ws -> measure e runs warmup w ]
         let results =
             [ for name in engineNames device do
                   if not scaling then yield! measureAt name counts.Head selected

@@ -124,9 +124,9 @@ let private writeJson (out: TextWriter) (s: Summary) =
         counts "labels" (countBy (fun i -> Some i.Label) items)
         counts "speakers" (countBy (fun i -> i.Speaker) items)
         counts "folds" (countBy (fun i -> i.Fold |> Option.map string) items)
-        counts "sampleRates" (countBy (fun i -> Some(string i.SampleRate)) items)
+        counts "sample_rates" (countBy (fun i -> Some(string i.SampleRate)) items)
         counts "channels" (countBy (fun i -> Some(string i.Channels)) items)
-        w.WriteStartObject "durationSeconds"
+        w.WriteStartObject "duration_seconds"
         match durations items with
         | Some (total, low, mean, median, high) ->
             w.WriteNumber("total", total)
@@ -136,7 +136,7 @@ let private writeJson (out: TextWriter) (s: Summary) =
             w.WriteNumber("max", high)
         | None -> ()
         w.WriteEndObject()
-        w.WriteNumber("noiseFiles", s.Dataset.NoiseFiles.Length)
+        w.WriteNumber("noise_files", s.Dataset.NoiseFiles.Length)
         w.WriteEndObject()
     out.WriteLine(Text.Encoding.UTF8.GetString(stream.ToArray()))
 

@@ -107,7 +107,7 @@ let json (s: ModelSummary) =
                test_speeds = [ for f, w in i.TestSpeeds -> {| factor = f; weight = w |} ] |})
         |> Option.toObj
        input_problem = Option.toObj s.InputProblem
-       settings = dict s.Settings |}
+       settings = s.Settings |}
 
 /// Runs the command. Exit codes: 0 done; 1 the model file is missing, damaged or not a model; 2 bad options.
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =

@@ -120,6 +120,7 @@ let summaryJson (r: RunResult) =
            test_accuracy = r.TestAccuracy
            test_accuracy_std = r.TestAccuracyStd
            test_speeds = TestSpeeds.format r.TestSpeeds
+           class_weight = ClassWeighting.format r.ClassWeight
            folds = [ for f in r.Folds -> {| name = f.Name; n_train = f.NTrain; n_validation = f.NValidation; n_test = f.NTest; test_accuracy = f.TestAccuracy
                                             train_accuracy = f.TrainAccuracy; validation_accuracy = Option.toNullable f.ValidationAccuracy
                                             best_epoch = Option.toNullable f.BestEpoch; resumed_after_epochs = f.ResumedAfterEpochs
@@ -302,6 +303,7 @@ let private writeSummary (writer: TextWriter) (r: RunResult) =
     else say (sprintf "test accuracy: %.4f" r.TestAccuracy)
     if not r.TestSpeeds.IsEmpty then
         say (sprintf "               (test predictions averaged over speeds*weights %s)" (TestSpeeds.format r.TestSpeeds))
+    if r.ClassWeight <> Unweighted then say (sprintf "class weights: %s (--class-weight)" (ClassWeighting.format r.ClassWeight))
     match r.Pooled with
     | Some pooled ->
         say (sprintf "pooled out-of-fold predictions: %d recordings, accuracy %.4f, macro F1 %.4f" pooled.Count pooled.Accuracy (Metrics.macroF1 pooled))
@@ -345,6 +347,7 @@ let private drawSummary (console: Spectre.Console.IAnsiConsole) (r: RunResult) =
               "clips", r.Clips
               "test accuracy", (if r.Folds.Length > 1 then sprintf "mean %.4f, standard deviation %.4f" r.TestAccuracy r.TestAccuracyStd else accuracy r.TestAccuracy)
               if not r.TestSpeeds.IsEmpty then "test speeds", TestSpeeds.format r.TestSpeeds
+              if r.ClassWeight <> Unweighted then "class weights", ClassWeighting.format r.ClassWeight
               match r.Pooled with Some p -> "pooled accuracy", sprintf "%.4f (%d recordings)" p.Accuracy p.Count | None -> ()
               match r.Refit with Some refit -> "refit", refitLine refit | None -> ()
               "time", sprintf "features %.1f s, training %.1f s, total %.1f s" r.ExtractSeconds r.TrainSeconds r.TotalSeconds

@@ -84,6 +84,10 @@ public abstract class Engine : IDisposable
     /// <summary>Batched signal-processing operations (FFT, STFT, mel, MFCC, spectral features).</summary>
     public abstract IDspOps Dsp { get; }
 
+    /// <summary>Batched neural-network operations (GEMM, convolutions, pooling, activations, losses, optimizer
+    /// updates), forward and backward, on this engine's tensors; one instance per engine, created on first use.</summary>
+    public abstract INnOps Nn { get; }
+
     /// <summary>Blocks until every queued operation on the device has finished.</summary>
     public abstract void Synchronize();
 

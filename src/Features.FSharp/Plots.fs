@@ -139,9 +139,10 @@ let spectral (path: string) (title: string) (sampleRate: int) (hopLength: int) (
     use plot = spectralPlot title sampleRate hopLength yAxis colourTitle rows cols data
     save plot path defaultWidth defaultHeight
 
-/// Line curves sharing an x axis 1..n (e.g. loss per epoch for training and validation).
-let curves (path: string) (title: string) (xLabel: string) (yLabel: string) (series: (string * float[]) list) =
-    use plot = new Plot()
+/// Line curves sharing an x axis 1..n (e.g. loss per epoch for training and validation), with ticks on whole x
+/// values only (an epoch 1.5 does not exist). Returns the plot; the caller disposes it.
+let curvesPlot (title: string) (xLabel: string) (yLabel: string) (series: (string * float[]) list) =
+    let plot = new Plot()
     for (name, ys) in series do
         if ys.Length > 0 then
             let xs = Array.init ys.Length (fun i -> float (i + 1))
@@ -151,6 +152,12 @@ let curves (path: string) (title: string) (xLabel: string) (yLabel: string) (ser
     plot.Title title
     plot.XLabel xLabel
     plot.YLabel yLabel
+    plot.Axes.Bottom.TickGenerator <- TickGenerators.NumericAutomatic(IntegerTicksOnly = true)
+    plot
+
+/// Writes curvesPlot's picture (defaultWidth x defaultHeight) to `path` and returns the path.
+let curves (path: string) (title: string) (xLabel: string) (yLabel: string) (series: (string * float[]) list) =
+    use plot = curvesPlot title xLabel yLabel series
     save plot path defaultWidth defaultHeight
 
 /// The longest class name a confusion matrix draws; longer names are cut to this many characters ending in "..."

@@ -104,6 +104,9 @@ let tests =
                 let code, output, error = runProcess [ dll; modelPath; bad; file ]
                 Expect.equal code 1 (sprintf "one unreadable file: exit code 1 (%s)" error)
                 Expect.stringContains error bad "the bad file is named"
+                let named = error.Split('\n') |> Array.filter (fun l -> l.Contains bad)
+                Expect.equal named.Length 1 (sprintf "one error line names the bad file: %s" error)
+                Expect.equal (named[0].Split(bad).Length - 1) 1 (sprintf "the path is named once: %s" named[0])
                 Expect.stringContains output (sprintf "%s: %s (" file expected.Label) "the good file after it is still classified"
             finally File.Delete bad)
     ]

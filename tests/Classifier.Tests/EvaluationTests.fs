@@ -99,9 +99,9 @@ let tests =
             let perSource = r.Folds.Head.PerSource
             Expect.equal (perSource |> List.map (fun (name, n, _) -> name, n)) [ "data", fsddTest.Length; scName, 40 ] "test accuracy per dataset"
             let _, info = ModelFile.inspect r.Folds.Head.ModelFile
-            let setting key = info.TrainingSettings |> List.find (fun (k, _) -> k = key) |> snd
-            Expect.stringContains (setting "data") scName "the model file records the datasets"
-            Expect.stringContains (setting "label_map") "zero=0" "and the label map"
+            let settings = ModelSettings.ofStored r.Folds.Head.ModelFile info.Settings
+            Expect.exists (nonNull settings.Data) (fun d -> d.Contains scName) "the model file records the datasets"
+            Expect.contains (nonNull settings.LabelMap |> Array.map List.ofArray) [ "zero"; "0" ] "and the label map"
             use metrics = JsonDocument.Parse(File.ReadAllText(Path.Combine(out, "metrics.json")))
             Expect.equal (metrics.RootElement.GetProperty("folds").[0].GetProperty("per_source").GetArrayLength()) 2 "metrics.json has the per-dataset accuracies")
     ]

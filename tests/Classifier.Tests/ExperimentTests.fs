@@ -85,12 +85,13 @@ let tests =
                 let whole = Experiment.train (pooled (Path.Combine(dir, "whole")))
                 Expect.exists lines (fun l -> l.Contains "1 augmented copy drawn each epoch from 2 versions") "the fold's log line names the pool"
                 let _, info = ModelFile.inspect (Path.Combine(dir, "whole", "model.hnn"))
-                Expect.contains info.TrainingSettings ("augment_pool", "2") "the model file records the pool"
-                Expect.contains info.TrainingSettings ("copies", "1") "and the rows per clip"
+                let settings = ModelSettings.ofStored "model.hnn" info.Settings
+                Expect.equal settings.AugmentPool (Nullable 2) "the model file records the pool"
+                Expect.equal settings.Copies (Nullable 1) "and the rows per clip"
                 Expect.stringContains (File.ReadAllText(Path.Combine(dir, "whole", RunFile.FileName))) "\"augment_pool\": 2" "run.json records it"
                 Experiment.train { pooled (Path.Combine(dir, "fixed")) with AugmentPool = Some 1; Log = ignore } |> ignore
                 let _, fixedInfo = ModelFile.inspect (Path.Combine(dir, "fixed", "model.hnn"))
-                Expect.contains fixedInfo.TrainingSettings ("augment_pool", "1") "--augment-pool 1: the same copy every epoch"
+                Expect.equal (ModelSettings.ofStored "model.hnn" fixedInfo.Settings).AugmentPool (Nullable 1) "--augment-pool 1: the same copy every epoch"
                 Expect.notEqual (File.ReadAllBytes(Path.Combine(dir, "fixed", "model.hnn"))) (File.ReadAllBytes(Path.Combine(dir, "whole", "model.hnn")))
                     "drawing from two versions trains another model than one fixed copy"
                 let interrupted = Path.Combine(dir, "interrupted")
@@ -152,7 +153,8 @@ let tests =
                 Expect.equal r.TestSpeeds [ 0.9, 0.5; 1.0, 1.0; 1.1, 0.5 ] "the run reports its speeds"
                 let path = Path.Combine(out, "model.hnn")
                 let _, info = ModelFile.inspect path
-                Expect.contains info.TrainingSettings ("test_speeds", "0.9*0.5,1,1.1*0.5") "the model file records the speeds"
+                let settings = ModelSettings.ofStored path info.Settings
+                Expect.equal settings.TestSpeeds "0.9*0.5,1,1.1*0.5" "the model file records the speeds"
                 let testFiles = Directory.GetFiles(Path.Combine(dir, "recordings")) |> Array.filter (fun f -> (Dataset.tryParseFsddName (nonNull (Path.GetFileName f))) |> Option.exists (fun (_, _, i) -> i < 5)) |> Array.sort
                 let logLoss (predictions: Prediction list) =
                     predictions
@@ -165,7 +167,7 @@ let tests =
                 // agreement above cannot hold when predict skips the averaging.
                 let plain = Path.Combine(out, "plain.hnn")
                 let model, _ = ModelFile.load (new Hybrid.Dsp.Managed.ManagedEngine()) info.SchemaFingerprint path
-                ModelFile.save plain { info with TrainingSettings = info.TrainingSettings |> List.filter (fun (k, _) -> k <> "test_speeds") } model
+                ModelFile.save plain { info with Settings = ModelSettings.toStored { settings with TestSpeeds = null } } model
                 let single = Inference.predict "managed" ignore plain (List.ofArray testFiles)
                 Expect.isGreaterThan (abs (logLoss single - logLoss averaged)) 1e-3 "averaging changes the probabilities"))
 
@@ -186,7 +188,7 @@ let tests =
                         file, [ for p in doc.RootElement.GetProperty("probabilities").EnumerateObject() -> p.Name, p.Value.GetDouble() ])
                 let model = Path.Combine(fixtures, name + ".hnn")
                 let _, info = ModelFile.inspect model
-                Expect.isFalse (info.TrainingSettings |> List.exists (fun (k, _) -> k = "feature_parameters")) "a file from before feature parameters were recorded"
+                Expect.isNull (ModelSettings.ofStored model info.Settings).FeatureParameters "a file from before feature parameters were recorded"
                 let files = [ for file, _ in expected -> Path.Combine(fsdd, "recordings", file) ]
                 let predictions = Inference.predict "managed" ignore model files
                 for (file, probabilities), p in Array.zip expected (Array.ofList predictions) do
@@ -206,7 +208,7 @@ let tests =
                 Expect.sequenceEqual schema.Shape [ 24 ] "24 MFCC means"
                 Expect.equal info.SchemaFingerprint schema.Fingerprint "the file carries the variant's fingerprint"
                 Expect.notEqual info.SchemaFingerprint Hybrid.Features.Schemas.MfccMean40Features.Fingerprint "not the declaration's"
-                Expect.contains info.TrainingSettings ("feature_parameters", "n_fft=1024,hop_length=256,win_length=1024,n_mels=64,fmax=8000,n_mfcc=24") "recorded parameters"
+                Expect.equal (ModelSettings.ofStored path info.Settings).FeatureParameters "n_fft=1024,hop_length=256,win_length=1024,n_mels=64,fmax=8000,n_mfcc=24" "recorded parameters"
                 let testFiles = Directory.GetFiles(Path.Combine(dir, "recordings")) |> Array.filter (fun f -> (Dataset.tryParseFsddName (nonNull (Path.GetFileName f))) |> Option.exists (fun (_, _, i) -> i < 5)) |> Array.sort
                 let predictions = Inference.predict "managed" ignore path (List.ofArray testFiles)
                 let logLoss =
@@ -456,15 +458,16 @@ let tests =
             Expect.equal (Preparation.ofSettings "m.hnn" schema (Preparation.toSettings p)) p "round trip"
             let q = { p with PerUtterance = BandMeanVariance; Clips = { p.Clips with Trim = Some { TopDb = 20.0; FrameLength = 256; HopLength = 64 } } }
             Expect.equal (Preparation.ofSettings "m.hnn" schema (Preparation.toSettings q)) q "round trip: meanvar and a trim"
-            let old = Preparation.ofSettings "m.hnn" schema [ "features", "logmel-fsdd"; "per_utterance", "True" ]
+            let legacy pairs = Preparation.ofSettings "m.hnn" schema (ModelSettings.ofPairs "m.hnn" pairs)
+            let old = legacy [ "features", "logmel-fsdd"; "per_utterance", "True" ]
             Expect.equal old.Clips { SampleRate = 8000; ClipSamples = 8192; RecordingSamples = None; Segment = None; Trim = None; Loudness = None } "older files: the schema's rate and clip, no windows"
             Expect.equal old.PerUtterance BandMean "True as older files wrote it: the band mean"
-            Expect.throwsT<ModelFileException> (fun () -> Preparation.ofSettings "m.hnn" schema [ "per_utterance", "yes" ] |> ignore) "a bad value names the setting"
-            Expect.throwsT<ModelFileException> (fun () -> Preparation.ofSettings "m.hnn" schema [ "per_utterance", "true"; "segment", "8192" ] |> ignore) "a bad segment"
+            Expect.throwsT<ModelFileException> (fun () -> legacy [ "per_utterance", "yes" ] |> ignore) "a bad value names the setting"
+            Expect.throwsT<ModelFileException> (fun () -> legacy [ "per_utterance", "true"; "segment", "8192" ] |> ignore) "a bad segment"
             for key, value in [ "sample_rate", "768001"; "sample_rate", "0"; "clip_samples", "16777217"; "recording_samples", "-5"; "segment", "16777217/8" ] do
-                let e = Expect.throwsC (fun () -> Preparation.ofSettings "m.hnn" schema [ "per_utterance", "true"; key, value ] |> ignore) id
+                let e = Expect.throwsC (fun () -> legacy [ "per_utterance", "true"; key, value ] |> ignore) id
                 Expect.isTrue (e :? ModelFileException && e.Message.Contains key) (sprintf "%s = %s is refused naming the setting (%s)" key value e.Message)
-            let p768 = Preparation.ofSettings "m.hnn" schema [ "per_utterance", "true"; "sample_rate", "768000"; "clip_samples", "16777216" ]
+            let p768 = legacy [ "per_utterance", "true"; "sample_rate", "768000"; "clip_samples", "16777216" ]
             Expect.equal (p768.Clips.SampleRate, p768.Clips.ClipSamples) (768000, 16777216) "the bounds themselves are accepted"
         }
 

@@ -123,7 +123,7 @@ let private lossCheck (engine: Engine) (seed: int) =
     let z = uniform rng (n * k) |> Array.map ((*) 3.0f)
     let labels = tensor engine (Array.init n (fun _ -> float32 (rng.Next k))) [| n |]
     let logits = tensor engine z [| n; k |]
-    let ops = NnOps.For engine
+    let ops = engine.Nn
     let p, l, d = engine.Allocate(n, k), engine.Allocate n, engine.Allocate(n, k)
     let meanLoss () =
         ops.SoftmaxCrossEntropy(logits, labels, smoothing, p, l, null, 1.0f)

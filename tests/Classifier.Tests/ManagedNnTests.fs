@@ -28,7 +28,7 @@ let private checkGemm (engine: Engine) m n k transA transB alpha beta seed =
     let ta = tensor engine a (if transA then [| k; m |] else [| m; k |])
     let tb = tensor engine b (if transB then [| n; k |] else [| k; n |])
     let tc = tensor engine c [| m; n |]
-    (NnOps.For engine).Gemm(ta, transA, tb, transB, tc, alpha, beta)
+    engine.Nn.Gemm(ta, transA, tb, transB, tc, alpha, beta)
     Assertions.allClose 1e-4 1e-4 (naiveGemm m n k alpha a transA b transB beta c) (tc.ToArray()) (sprintf "gemm %dx%dx%d tA=%b tB=%b" m n k transA transB)
 
 let private naiveConv (g: ConvGeometry) (x: float32[]) (w: float32[]) (bias: float32[]) =
@@ -47,15 +47,6 @@ let private naiveConv (g: ConvGeometry) (x: float32[]) (w: float32[]) (bias: flo
                         s <- s + float x[((n * g.InChannels + ci) * g.InHeight + ih) * g.InWidth + iw]
                                  * float w[((co * g.InChannels + ci) * g.KernelHeight + kh) * g.KernelWidth + kw]
         float32 s)
-
-type private FakeEngine() =
-    inherit Engine()
-    override _.Name = "fake-gpu"
-    override _.DeviceName = "no device"
-    override _.Allocate(_shape: int[]) : Tensor = raise (NotSupportedException "fake")
-    override _.Dsp = raise (NotSupportedException "fake")
-    override _.Synchronize() = ()
-    override _.Dispose() = ()
 
 [<Tests>]
 let tests =
@@ -76,7 +67,7 @@ let tests =
             let a = tensor engine [| 1.0f; 2.0f |] [| 1; 2 |]
             let b = tensor engine [| 3.0f; 4.0f |] [| 2; 1 |]
             let c = tensor engine [| nanf |] [| 1; 1 |]
-            (NnOps.For engine).Gemm(a, false, b, false, c)
+            engine.Nn.Gemm(a, false, b, false, c)
             Expect.equal (c.ToArray()) [| 11.0f |] "1*3 + 2*4")
 
         testPropertyWithConfig config "Conv2D forward matches direct convolution with strides, dilation and padding" (fun (seed: int) ->
@@ -90,7 +81,7 @@ let tests =
             let g = ConvGeometry(n, ci, h, w, co, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow)
             let x, wt, b = uniform rng (n * ci * h * w), uniform rng (co * ci * kh * kw), uniform rng co
             let y = engine.Allocate(n, co, oh, ow)
-            (NnOps.For engine).Conv2DForward(&g, tensor engine x [| n; ci; h; w |], tensor engine wt [| co; ci; kh; kw |], tensor engine b [| co |], y)
+            engine.Nn.Conv2DForward(&g, tensor engine x [| n; ci; h; w |], tensor engine wt [| co; ci; kh; kw |], tensor engine b [| co |], y)
             Assertions.allClose 1e-4 1e-5 (naiveConv g x wt b) (y.ToArray()) (sprintf "conv %A" g))
 
         testCase "convolution weight gradients are bit-identical on one and on two threads" (fun () ->
@@ -102,7 +93,7 @@ let tests =
                 let w = tensor engine (uniform rng (5 * 36)) [| 5; 4; 3; 3 |]
                 let dy = tensor engine (uniform rng (13 * 5 * 99)) [| 13; 5; 9; 11 |]
                 let dx, dw, db = engine.Allocate(13, 4, 9, 11), engine.Allocate(5, 4, 3, 3), engine.Allocate 5
-                (NnOps.For engine).Conv2DBackward(&g, x, w, dy, dx, dw, db)
+                engine.Nn.Conv2DBackward(&g, x, w, dy, dx, dw, db)
                 dx.ToArray(), dw.ToArray(), db.ToArray()
             let dx1, dw1, db1 = run 1
             let dx2, dw2, db2 = run 2
@@ -112,7 +103,7 @@ let tests =
 
         testCase "max pooling routes a tied window's gradient to its first cell, on the 2x2 and the general path" (fun () ->
             use engine = new ManagedEngine(1)
-            let ops = NnOps.For engine
+            let ops = engine.Nn
             for geometry in [ PoolGeometry(1, 1, 2, 2, 2, 2, 2, 2, 0, 0, 1, 1); PoolGeometry(1, 1, 2, 2, 2, 2, 1, 1, 0, 0, 1, 1); PoolGeometry(1, 1, 2, 3, 2, 3, 2, 3, 0, 0, 1, 1) ] do
                 let mutable g = geometry
                 let x = tensor engine (Array.create (g.InHeight * g.InWidth) 0.5f) [| 1; 1; g.InHeight; g.InWidth |]
@@ -128,7 +119,7 @@ let tests =
             let logits = tensor engine [| 1000.0f; -1000.0f; 0.0f; 1000.0f |] [| 2; 2 |]
             let labels = tensor engine [| 1.0f; 0.0f |] [| 2 |]
             let p, l, d = engine.Allocate(2, 2), engine.Allocate 2, engine.Allocate(2, 2)
-            (NnOps.For engine).SoftmaxCrossEntropy(logits, labels, 0.0f, p, l, d, 0.5f)
+            engine.Nn.SoftmaxCrossEntropy(logits, labels, 0.0f, p, l, d, 0.5f)
             Assertions.allClose 1e-6 1e-6 [| 2000.0f; 1000.0f |] (l.ToArray()) "losses"
             Assertions.allClose 1e-6 1e-6 [| 0.5f; -0.5f; -0.5f; 0.5f |] (d.ToArray()) "gradient")
 
@@ -137,18 +128,18 @@ let tests =
             let logits = engine.Allocate(2, 3)
             let labels = tensor engine [| 0.0f; 3.0f |] [| 2 |]
             try
-                (NnOps.For engine).SoftmaxCrossEntropy(logits, labels, 0.0f, engine.Allocate(2, 3), engine.Allocate 2, null, 1.0f)
+                engine.Nn.SoftmaxCrossEntropy(logits, labels, 0.0f, engine.Allocate(2, 3), engine.Allocate 2, null, 1.0f)
                 failtest "expected ArgumentException"
             with :? ArgumentException as e ->
                 Expect.stringContains e.Message "element 1" "offending element named")
 
-        testCase "an engine without NN kernels is named in the NotSupportedException" (fun () ->
-            use fake = new FakeEngine()
-            try
-                NnOps.For fake |> ignore
-                failtest "expected NotSupportedException"
-            with :? NotSupportedException as e ->
-                Expect.stringContains e.Message "fake-gpu" "engine named")
+        testCase "the managed engine's Nn is its own, created once and kept" (fun () ->
+            use engine = new ManagedEngine(1)
+            use other = new ManagedEngine(1)
+            let ops = engine.Nn
+            Expect.isTrue (obj.ReferenceEquals(ops.Engine, engine)) "the ops belong to the engine"
+            Expect.isTrue (obj.ReferenceEquals(ops, engine.Nn)) "the same ops on every call"
+            Expect.isFalse (obj.ReferenceEquals(ops, other.Nn)) "another engine has its own ops")
 
         testPropertyWithConfig config "BatchNorm with leaky ReLU fused equals BatchNorm then LeakyRelu bit for bit, forward (training and inference) and backward" (fun (seed: int) ->
             let rng = Random seed
@@ -164,7 +155,7 @@ let tests =
             let var = uniform rng c |> Array.map (fun v -> abs v + 0.1f)
             let dy = uniform rng count |> withZeros
             use engine = new ManagedEngine(2)
-            let ops = NnOps.For engine
+            let ops = engine.Nn
             let run (fused: bool) =
                 let t v sh = tensor engine v sh
                 let tx, tg, tb, trm, trv = t x shape, t gamma [| c |], t beta [| c |], t mean [| c |], t var [| c |]
@@ -194,7 +185,7 @@ let tests =
             let mask (engine: Engine) =
                 let x = tensor engine (Array.create 100000 1.0f) [| 100; 1000 |]
                 let m, y = engine.Allocate(100, 1000), engine.Allocate(100, 1000)
-                (NnOps.For engine).DropoutForward(x, 0.3f, 99UL, m, y)
+                engine.Nn.DropoutForward(x, 0.3f, 99UL, m, y)
                 m.ToArray()
             let a, b = mask e1, mask e2
             bitEqual "mask" a b

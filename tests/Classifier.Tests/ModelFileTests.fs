@@ -4,6 +4,8 @@ module Hybrid.ClassifierTests.ModelFileTests
 open System
 open System.Buffers.Binary
 open System.IO
+open System.Security.Cryptography
+open System.Text.Json
 open Expecto
 open Hybrid.TestSupport
 open Hybrid.Dsp.Managed
@@ -17,7 +19,7 @@ let private info =
     { SchemaFingerprint = "logmel-2x6x5-v1"
       Labels = [ "zero"; "one"; "two"; "three" ]
       Normalization = [ "mean", [| 0.1f; -3.25f; 1e-30f |]; "std", [| 1.0f / 3.0f; 2.0f; 1e-30f |] ]
-      TrainingSettings = [ "optimizer", "adam"; "epochs", "3" ]
+      Settings = Json(JsonDocument.Parse("""{"optimizer":"adam","epochs":3,"nested":{"a":[1,2.5,null]}}""").RootElement)
       LibraryVersion = "" }
 
 let private withFile (body: string -> unit) =
@@ -89,7 +91,9 @@ let tests =
                 Expect.equal (Model.predict model x) predictions "predictions"
                 Expect.equal model.Net.Layers (net ()).Layers "architecture"
                 Expect.equal loaded.Labels info.Labels "labels"
-                Expect.equal loaded.TrainingSettings info.TrainingSettings "settings"
+                match loaded.Settings, info.Settings with
+                | Json a, Json b -> Expect.equal (a.GetRawText()) (b.GetRawText()) "the settings object as written"
+                | other -> failtestf "settings read back as %A" other
                 Expect.equal (loaded.Normalization |> List.map fst) [ "mean"; "std" ] "normalisation names"
                 List.iter2 (fun (_, a) (_, b) -> bitEqual "normalisation" a b) info.Normalization loaded.Normalization
                 Expect.isNonEmpty loaded.LibraryVersion "library version"
@@ -109,16 +113,37 @@ let tests =
                     Expect.stringContains e.Message "mfcc-13-v2" "expected fingerprint"
                     Expect.stringContains e.Message info.SchemaFingerprint "stored fingerprint"))
 
-        testCase "a schema mismatch names the features the file was trained on, before both fingerprints" (fun () ->
+        testCase "a format 1 file's name/value settings read back as pairs, in file order; format 2 files are written" (fun () ->
+            withFile (fun path ->
+                saved path |> ignore
+                let header, floats = Container.read path (fun h _ -> h)
+                let version = BinaryPrimitives.ReadInt32LittleEndian(ReadOnlySpan(File.ReadAllBytes path, 8, 4))
+                Expect.equal version 2 "written as format 2"
+                // The same file as format 1 wrote it: "trainingSettings" of strings instead of "settings", version 1.
+                let text = Text.Encoding.UTF8.GetString header
+                let settings = (match info.Settings with Json e -> e.GetRawText() | Pairs _ -> failtest "json")
+                let legacy = Text.Encoding.UTF8.GetBytes(text.Replace("\"settings\":" + settings, "\"trainingSettings\":{\"optimizer\":\"adam\",\"epochs\":\"3\"}"))
+                let body =
+                    [| yield! "HYBRIDNN"B
+                       yield! BitConverter.GetBytes 1
+                       yield! BitConverter.GetBytes legacy.Length
+                       yield! legacy
+                       yield! BitConverter.GetBytes(int64 floats.Length)
+                       for f in floats do yield! BitConverter.GetBytes f |]
+                File.WriteAllBytes(path, Array.append body (SHA256.HashData body))
+                use engine = new ManagedEngine(1)
+                let _, loaded = ModelFile.load engine info.SchemaFingerprint path
+                Expect.equal loaded.Settings (Pairs [ "optimizer", "adam"; "epochs", "3" ]) "the pairs"))
+
+        testCase "settings that are not a JSON object are not saved, and a format 2 file without them is refused" (fun () ->
             withFile (fun path ->
                 use engine = new ManagedEngine(1)
                 let model = Model.create engine 3 (net ())
-                let recorded = info.TrainingSettings @ [ "features", "logmel-fsdd"; "feature_parameters", "n_fft=512,win_length=512" ]
-                ModelFile.save path { info with TrainingSettings = recorded } model
-                let e = Expect.throwsC (fun () -> ModelFile.load engine "other-fingerprint" path |> ignore) (fun e -> e :?> SchemaMismatchException)
-                Expect.equal e.Message
-                    (sprintf "%s: the model was trained on features 'logmel-fsdd' with feature_parameters n_fft=512,win_length=512, and the features offered have another schema fingerprint (input schema fingerprints: model file %s, features offered other-fingerprint)." path info.SchemaFingerprint)
-                    "the schema, its parameters, then the fingerprints"))
+                Expect.throwsT<ArgumentException> (fun () -> ModelFile.save path { info with Settings = Pairs [ "a", "b" ] } model) "pairs"
+                Expect.throwsT<ArgumentException> (fun () -> ModelFile.save path { info with Settings = Json(JsonDocument.Parse("[1]").RootElement) } model) "an array"
+                saved path |> ignore
+                resign path (fun h -> h.Replace("\"settings\":", "\"trainingSettings\":"))
+                expectRefused path "missing property 'settings'"))
 
         testCase "a wrong magic number is reported" (fun () ->
             withFile (fun path ->

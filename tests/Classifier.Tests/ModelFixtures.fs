@@ -36,7 +36,7 @@ let write (path: string) (recipe: string) (labels: string list) (prepared: Prepa
         { SchemaFingerprint = schema.Fingerprint
           Labels = labels
           Normalization = [ "mean", Array.zeroCreate groups; "std", Array.create groups std ]
-          TrainingSettings = [ "model", recipe ] @ Preparation.toSettings prepared @ [ "schema_parameters", Preparation.schemaParameters schema ]
+          Settings = ModelSettings.toStored { Preparation.toSettings prepared with Model = recipe; SchemaParameters = Preparation.schemaParameters schema }
           LibraryVersion = "" }
         model
     path

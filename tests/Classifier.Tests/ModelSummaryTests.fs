@@ -88,7 +88,7 @@ let tests =
                     Expect.equal i.RecordingSeconds (Some 10.0) "recordings cut to 10 s"
                     Expect.equal (i.Loudness, i.Trim, i.TestSpeeds) (Some -20.0, "none", [ 0.9, 1.0; 1.0, 2.0 ]) "loudness, no trim, speeds"
                 | None -> failtestf "the input is readable: %A" s.InputProblem
-                Expect.contains s.Settings ("segment", "8192/4096") "every setting, as recorded")
+                Expect.equal (s.Settings.GetProperty("segment").GetRawText()) """{"window":8192,"hop":4096}""" "every setting, as recorded")
         }
 
         test "a schema no loaded assembly declares: the network is summarised and the input says why it is not" {
@@ -97,9 +97,9 @@ let tests =
                 let net, info = ModelFile.inspect path
                 use engine = new ManagedEngine(1)
                 let model, _ = ModelFile.load engine info.SchemaFingerprint path
-                let settings = info.TrainingSettings |> List.map (fun (k, v) -> if k = "features" then k, "my-schema" else k, v)
+                let settings = { ModelSettings.ofStored path info.Settings with Features = "my-schema"; SchemaAssembly = "My.Schemas.dll" }
                 let other = Path.Combine(dir, "other.hnn")
-                ModelFile.save other { info with TrainingSettings = settings @ [ "schema_assembly", "My.Schemas.dll" ] } model
+                ModelFile.save other { info with Settings = ModelSettings.toStored settings } model
                 let s = ModelSummary.ofFile other
                 Expect.equal s.Layers.Length net.Layers.Length "the layers"
                 Expect.isNone s.Input "no input"

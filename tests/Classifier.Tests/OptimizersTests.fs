@@ -13,7 +13,7 @@ let private minimise (engine: Engine) (optimizer: Optimizer) (steps: int) (a: fl
     let n = a.Length
     let p = { Name = "p"; Value = engine.Allocate n; Grad = engine.Allocate n }
     let state = OptimizerState(engine, optimizer, [| p |])
-    let ops = NnOps.For engine
+    let ops = engine.Nn
     for s in 0 .. steps - 1 do
         let v = p.Value.ToArray()
         let g = Array.init n (fun i -> a[i] * (v[i] - t[i]))
@@ -50,7 +50,7 @@ let tests =
             let engine2 = new ManagedEngine(1)
             let q = { Name = "q"; Value = tensor engine2 [| 2.0f |] [| 1 |]; Grad = engine2.Allocate 1 }
             let state = OptimizerState(engine2, Optimizer.adamW 0.1 0.5, [| q |])
-            Optimizers.step (NnOps.For engine2) (Optimizer.adamW 0.1 0.5) 0.1 state [| q |]
+            Optimizers.step engine2.Nn (Optimizer.adamW 0.1 0.5) 0.1 state [| q |]
             Hybrid.TestSupport.Assertions.allClose 1e-6 0.0 [| 2.0f * (1.0f - 0.05f) |] (q.Value.ToArray()) "p * (1 - lr * wd)")
 
         testCase "Adam and AdamW updates match the bias-corrected formula element by element" (fun () ->
@@ -61,7 +61,7 @@ let tests =
                 let p0, g, m0, v0 = uniform rng n, uniform rng n, uniform rng n, uniform rng n |> Array.map abs
                 let p, m, v = tensor engine p0 [| n |], tensor engine m0 [| n |], tensor engine v0 [| n |]
                 let lr, b1, b2, eps, wd, step = 0.01f, 0.9f, 0.999f, 1e-7f, 0.1f, 3
-                (NnOps.For engine).AdamUpdate(p, tensor engine g [| n |], m, v, lr, b1, b2, eps, wd, decoupled, step)
+                engine.Nn.AdamUpdate(p, tensor engine g [| n |], m, v, lr, b1, b2, eps, wd, decoupled, step)
                 let c1 = 1.0f / (1.0f - MathF.Pow(b1, float32 step))
                 let c2 = 1.0f / (1.0f - MathF.Pow(b2, float32 step))
                 let expected =
@@ -89,10 +89,10 @@ let tests =
             use engine = new ManagedEngine(2)
             let make (g: float32[]) = { Name = "p"; Value = engine.Allocate g.Length; Grad = tensor engine g [| g.Length |] }
             let ps = [| make [| 3.0f; 0.0f |]; make [| 0.0f; 4.0f; 0.0f |] |]
-            let norm = Optimizers.clipByNorm (NnOps.For engine) ps 1.0
+            let norm = Optimizers.clipByNorm engine.Nn ps 1.0
             Expect.floatClose Accuracy.high norm 5.0 "norm before clipping"
             Hybrid.TestSupport.Assertions.allClose 1e-6 1e-7 [| 0.6f; 0.0f |] (ps[0].Grad.ToArray()) "first"
             Hybrid.TestSupport.Assertions.allClose 1e-6 1e-7 [| 0.0f; 0.8f; 0.0f |] (ps[1].Grad.ToArray()) "second"
-            let norm2 = Optimizers.clipByNorm (NnOps.For engine) ps 10.0
+            let norm2 = Optimizers.clipByNorm engine.Nn ps 10.0
             Expect.floatClose Accuracy.medium norm2 1.0 "already below the maximum: unchanged")
     ]

@@ -37,6 +37,23 @@ let tests =
             Expect.stringStarts lines.[2] "| managed | cpu | w1-logmel | 1000.0 | 800 | 40% (!) |" "row"
         }
     
+        test "--warmup fixes the untimed runs: exactly N before the timed ones, and the default still warms up three times" {
+            let counting () =
+                let calls = ref 0
+                let workload: BenchWorkloads.Workload =
+                    { Name = "count"; Clips = 1; AudioSeconds = 0.0; Samples = 0; Flops = None
+                      Setup = fun _ -> (fun () -> calls.Value <- calls.Value + 1), ignore }
+                calls, workload
+            use engine = Hybrid.Dsp.Engines.Create "managed"
+            for warmup, runs, expected in [ Some 0, 1, 1; Some 1, 2, 3; Some 4, 1, 5 ] do
+                let calls, workload = counting ()
+                Bench.measure engine runs warmup workload |> ignore
+                Expect.equal calls.Value expected (sprintf "--warmup %A --runs %d" warmup runs)
+            let calls, workload = counting ()
+            Bench.measure engine 2 None workload |> ignore
+            Expect.isGreaterThanOrEqual calls.Value 5 "default: at least 3 warm-up runs and the 2 timed ones"
+        }
+
         test "parseThreadCounts takes one count or a comma-separated list within 1..4 x the processors" {
             let limit = Environment.ProcessorCount * 4
             Expect.equal (Bench.parseThreadCounts "2") (Some [ 2 ]) "one count"

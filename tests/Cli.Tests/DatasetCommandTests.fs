@@ -127,6 +127,12 @@ let tests =
             Expect.equal (root.GetProperty("items").GetInt32()) 2500 "items"
             Expect.equal (counts (root.GetProperty "speakers")).Count 5 "speakers"
             Expect.equal (counts (root.GetProperty "splits")) (Map [ "train", 2250; "test", 250 ]) "official"
+            // Keys are snake_case like every other command's --json (metrics.json, run.json, summary, bench).
+            Expect.equal (counts (root.GetProperty "sample_rates")) (Map [ "8000", 2500 ]) "sample_rates"
+            Expect.isGreaterThan (root.GetProperty("duration_seconds").GetProperty("total").GetDouble()) 0.0 "duration_seconds"
+            Expect.equal (root.GetProperty("noise_files").GetInt32()) 0 "noise_files"
+            let keys = [ for p in root.EnumerateObject() -> p.Name ]
+            Expect.isEmpty (keys |> List.filter (fun k -> k <> k.ToLowerInvariant())) "no camelCase key"
             let _, out, _ = run [ "--data"; dir; "--split"; "loso"; "--json" ]
             let loso = counts ((json out).GetProperty "splits")
             Expect.equal (loso.Count, loso |> Map.forall (fun _ v -> v = 500)) (5, true) "loso"

@@ -135,6 +135,7 @@ let private refused =
       ("predict", [ "--model"; Path.Combine(nowhere, "model.hnn"); "--device"; "tpu"; "a.wav" ]), [ "--device"; "auto, managed" ]
       ("plot", [ "--out"; nowhere; "--device"; "tpu"; "a.wav" ]), [ "--device"; "auto, managed" ]
       ("bench", [ "--runs"; "0" ]), [ "--runs"; ">= 1" ]
+      ("bench", [ "--warmup"; "-1" ]), [ "--warmup"; ">= 0" ]
       ("bench", [ "--device"; "tpu" ]), [ "--device"; "all, auto, managed" ]
       ("bench", [ "--workload"; "w9" ]), [ "--workload"; "w1-logmel" ]
       // --threads: 1..4 x the logical processors on every command that takes it

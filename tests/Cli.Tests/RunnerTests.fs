@@ -18,4 +18,11 @@ let tests =
             plain.Write(String.replicate 3 "\u001b[?25l" + "end")
             Expect.equal (inner.ToString()) "[05:45:23 INF] EXPECTO? Running tests...\nred text  in  between\n3 passed, 0 failed, 0 skipped\nend" "plain lines"
         }
+
+        test "the closing line: Expecto's counts; none after a listing; a failure when the run broke before its tests" {
+            Expect.equal (Runner.closingLine (Some "3 passed, 0 failed, 0 skipped") 0) (Some "3 passed, 0 failed, 0 skipped") "a run"
+            Expect.equal (Runner.closingLine (Some "2 passed, 1 failed, 0 skipped") 1) (Some "2 passed, 1 failed, 0 skipped") "a failing run"
+            Expect.equal (Runner.closingLine None 0) None "--list-tests: no count line that would read as a failure"
+            Expect.equal (Runner.closingLine None 2) (Some "0 passed, 1 failed, 0 skipped") "broke before any test"
+        }
     ]

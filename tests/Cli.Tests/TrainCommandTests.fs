@@ -128,15 +128,15 @@ let tests =
             let _, info = Hybrid.Classifier.ModelFile.inspect path
             use engine = new Hybrid.Dsp.Managed.ManagedEngine()
             let model, _ = Hybrid.Classifier.ModelFile.load engine info.SchemaFingerprint path
-            let setting key = info.TrainingSettings |> List.find (fun (k, _) -> k = key) |> snd
-            let features = setting "features"
-            let recorded = setting "schema_parameters"
+            let settings = Hybrid.Classifier.ModelSettings.ofStored path info.Settings
+            let features = nonNull settings.Features
+            let recorded = nonNull settings.SchemaParameters
             let nFft = Text.RegularExpressions.Regex.Match(recorded, "n_fft=([0-9]+)").Groups.[1].Value
             let changed = recorded.Replace("n_fft=" + nFft + ",", "n_fft=12345,")
             let stale = temp.Combine "stale.hnn"
             Hybrid.Classifier.ModelFile.save stale
                 { info with SchemaFingerprint = "0123456789abcdef"
-                            TrainingSettings = info.TrainingSettings |> List.map (fun (k, v) -> k, (if k = "schema_parameters" then changed else v)) } model
+                            Settings = Hybrid.Classifier.ModelSettings.toStored { settings with SchemaParameters = changed } } model
             let audio = Path.Combine(data, "recordings", "1_ann_0.wav")
             let code, _, err = run Hybrid.Cli.PredictCommand.run [ "--model"; stale; "--device"; "managed"; audio ]
             Expect.equal code 1 "exit code 1"
@@ -146,7 +146,7 @@ let tests =
             let older = temp.Combine "older.hnn"
             Hybrid.Classifier.ModelFile.save older
                 { info with SchemaFingerprint = "0123456789abcdef"
-                            TrainingSettings = info.TrainingSettings |> List.filter (fun (k, _) -> k <> "schema_parameters") } model
+                            Settings = Hybrid.Classifier.ModelSettings.toStored { settings with SchemaParameters = null } } model
             let code, _, err = run Hybrid.Cli.PredictCommand.run [ "--model"; older; "--device"; "managed"; audio ]
             Expect.equal code 1 "exit code 1"
             Expect.stringContains err "records no schema_parameters" "a file without the parameter list says it cannot name one"
@@ -209,7 +209,8 @@ let tests =
                     run Hybrid.Cli.TrainCommand.run [ "--data"; dir; "--model"; "logreg"; "--epochs"; "2"; "--n-fft"; "1024"; "--n-mfcc"; "13"; "--device"; "managed"; "--no-plots"; "--out"; out ]
                 Expect.equal code 0 (sprintf "exit code (stderr: %s)" err)
                 let _, info = Hybrid.Classifier.ModelFile.inspect (Path.Combine(out, "model.hnn"))
-                Expect.contains info.TrainingSettings ("feature_parameters", "n_fft=1024,hop_length=256,win_length=1024,n_mfcc=13") "the variant's parameters"
+                let settings = Hybrid.Classifier.ModelSettings.ofStored "model.hnn" info.Settings
+                Expect.equal settings.FeatureParameters "n_fft=1024,hop_length=256,win_length=1024,n_mfcc=13" "the variant's parameters"
                 let schema = Hybrid.Features.Extraction.replay "genre" "n_fft=1024,hop_length=256,win_length=1024,n_mfcc=13"
                 Expect.equal info.SchemaFingerprint schema.Fingerprint "the variant's fingerprint"
                 Expect.equal schema.Length 19 "6 spectral statistics and 13 MFCC means"))
@@ -382,6 +383,33 @@ let tests =
                 let second = Hybrid.Classifier.Experiment.train (options 2)
                 Expect.equal second.Folds.Head.ResumedAfterEpochs 0 "nothing resumed"
                 Expect.equal second.Folds.Head.History.Length 2 "two epochs of its own"
+            }
+
+            test "--resume checks every option run.json records: the run's own values agree, another value conflicts naming both" {
+                use temp = new DatasetFixtures.TempFolder()
+                let recipe = Hybrid.Classifier.Recipes.byName "cnn2d"
+                let o =
+                    { Hybrid.Classifier.Experiment.defaults with
+                        Data = [ temp.Combine "a"; temp.Combine "b" ]; LabelMap = [ "zero", "0"; "one", "1" ]; Split = Some "kfold:3"
+                        Model = "cnn2d"; LearningRate = Some 0.002; Labels = Some [ "0"; "1" ]; OtherLabel = Some "rest"; Segment = Some 1.0
+                        SegmentHop = Some 0.25; Loudness = Some -20.0; Noise = Some(temp.Combine "noise"); Device = "managed"; Seed = 3
+                        Out = Some temp.Path
+                        FeatureParameters = { Hybrid.Features.Extraction.noOverrides with NMels = Some 32; Other = [ "top_db", "60" ] } }
+                Hybrid.Classifier.RunFile.write temp.Path o.Data o recipe.AugmentPool recipe.Trim
+                // Every option train passes to the check with --resume (all but the ones that do not change the result).
+                let unrecorded = set [ "--resume"; "--force"; "--no-plots"; "--strict"; "--json"; "--cluster"; "--workers"; "--certificate"; "--threads" ]
+                let flags =
+                    [ for case in Argu.ArgumentParser.Create<Hybrid.Cli.TrainCommand.TrainArgs>().GetArgumentCases() do
+                        let flag = List.head case.CommandLineNames.Value
+                        if not (unrecorded.Contains flag) then flag ]
+                Expect.isGreaterThan flags.Length 30 "the options of train"
+                Expect.isEmpty (Hybrid.Classifier.RunFile.resumeConflicts temp.Path o flags) "the run's own values, defaults included, agree"
+                let changed =
+                    { o with SegmentHop = Some 0.5; LearningRate = None; LabelMap = [ "zero", "0" ]
+                             FeatureParameters = { o.FeatureParameters with Other = [ "top_db", "80" ] } }
+                Expect.equal (Hybrid.Classifier.RunFile.resumeConflicts temp.Path changed flags)
+                    [ "--label-map", "zero=0,one=1", "zero=0"; "--top-db", "60", "80"; "--lr", "0.002", string recipe.LearningRate; "--segment-hop", "0.25", "0.5" ]
+                    "each changed option, with the recorded value and the given one (the recipe's learning rate where it is left out)"
             }
 
             test "--resume of a folder that holds no run is an error naming run.json" {

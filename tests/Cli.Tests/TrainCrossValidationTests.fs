@@ -68,6 +68,8 @@ let tests =
             // The summary (on stderr with --json), the files and the report.
             Expect.stringContains err "pooled out-of-fold predictions: 18 recordings" "the summary's pooled line"
             Expect.stringContains err "refit:" "the summary's refit line"
+            Expect.stringContains err "class weights: balanced" "the summary names the weighting"
+            Expect.equal (root.GetProperty("class_weight").GetString()) "balanced" "--json names the weighting"
             Expect.equal (csvCounts (Path.Combine(out, "confusion-pooled.csv")) |> Array.toList) (List.concat confusion) "confusion-pooled.csv"
             Expect.isTrue (File.Exists(Path.Combine(out, "plots", "confusion-pooled.png"))) "the pooled confusion matrix plot"
             let report = File.ReadAllText(Path.Combine(out, "report.html"))
@@ -78,8 +80,8 @@ let tests =
             for name in [ "model-ann.hnn"; "model-bob.hnn"; "model-cat.hnn"; "model.hnn" ] do
                 Expect.isTrue (File.Exists(Path.Combine(out, name))) name
             let _, info = Hybrid.Classifier.ModelFile.inspect (Path.Combine(out, "model.hnn"))
-            for setting in [ "fold", "all"; "class_weight", "balanced"; "refit", "true"; "epochs", "2" ] do
-                Expect.contains info.TrainingSettings setting "the refit model's settings"
+            let settings = Hybrid.Classifier.ModelSettings.ofStored "model.hnn" info.Settings
+            Expect.equal (settings.Fold, settings.ClassWeight, settings.Refit, settings.Epochs) ("all", "balanced", System.Nullable true, System.Nullable 2) "the refit model's settings"
             let recordings = Directory.GetFiles(Path.Combine(data, "recordings")) |> Array.sort |> List.ofArray
             let predictions = Hybrid.Classifier.Inference.predict "managed" ignore (Path.Combine(out, "model.hnn")) recordings
             Expect.equal predictions.Length 18 "predict takes the refit model"

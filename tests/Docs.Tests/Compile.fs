@@ -25,7 +25,7 @@ type Problem =
 /// The Hybrid libraries a user references (the packages' assemblies), found beside this test's binaries.
 let libraries =
     let folder = AppContext.BaseDirectory
-    [ "Hybrid.Dsp.Kernels"; "Hybrid.Features.Schemas"; "Hybrid.Features"; "Hybrid.Classifier" ]
+    [ "Hybrid.Dsp.Kernels"; "Hybrid.Features.Schemas"; "Hybrid.Features"; "Hybrid.Network"; "Hybrid.Classifier" ]
     |> List.map (fun n -> Path.Combine(folder, n + ".dll"))
 
 let private parseOptions = CSharpParseOptions(LanguageVersion.Latest)

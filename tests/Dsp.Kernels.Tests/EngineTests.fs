@@ -25,7 +25,7 @@ let private roundTrip (e: Engine) =
         match storage with
         | :? ManagedTensor as m -> m.Slice(3, 2) :> Tensor
         | _ ->
-            let device = NnOps.For e :?> INnDeviceTraining
+            let device = e.Nn :?> INnDeviceTraining
             device.View(storage, 24L, 2, 8)
     let all = sources @ [ view ]
     let total = all |> List.sumBy (fun t -> int t.Length)

@@ -17,7 +17,7 @@ open ILGPU.Runtime.CPU
 let private nn (tensors: (float32[] * int[]) list) (results: int list) (f: INnOps -> Tensor[] -> unit) (e: Engine) =
     let ts = tensors |> List.map (fun (data, shape) -> upload e data shape) |> Array.ofList
     try
-        f (NnOps.For e) ts
+        f e.Nn ts
         results |> List.map (fun i -> ts.[i].ToArray())
     finally
         for t in ts do t.Dispose()
@@ -72,7 +72,7 @@ let private cases : (string * (Engine -> float32[] list)) list =
             fun e ->
                 let data, shape = rnd 3 [| len |]
                 use t = upload e data shape
-                [ [| float32 ((NnOps.For e).SumOfSquares t) |] ]
+                [ [| float32 (e.Nn.SumOfSquares t) |] ]
 
         for (m, n, k) in [ 31, 33, 32; 1, 1, 1; 33, 65, 31; 2, 40, 70 ] do
             for ta in [ false; true ] do
@@ -232,7 +232,7 @@ let private randomPool (seed: int) =
             poolBackward o g kind ts.[0] ts.[1] ts.[2] ts.[3])
 
 /// The device training operations (INnDeviceTraining) of an ILGPU engine.
-let private device (e: Engine) = NnOps.For e :?> INnDeviceTraining
+let private device (e: Engine) = e.Nn :?> INnDeviceTraining
 
 /// Row argmax (first maximum) of probabilities [n, k] equal to the label: 1, else 0 (the managed Trainer's count).
 let private correctRows (p: float32[]) (labels: float32[]) k =
@@ -427,7 +427,7 @@ let private onEngine (engineName: string) (engine: Lazy<Engine>) =
             use whole = e.FromHost(ReadOnlySpan<float32>(Array.init 10 float32), [| 10 |])
             let part = d.View(whole, 4L, 2, 3)
             Expect.equal (part.ToArray()) [| 4.0f .. 9.0f |] "elements 4..9"
-            (NnOps.For e).Fill(part, -1.0f)
+            e.Nn.Fill(part, -1.0f)
             Expect.equal (whole.ToArray()) (Array.append [| 0.0f .. 3.0f |] (Array.create 6 -1.0f)) "written through the view"
             Expect.throwsT<ArgumentOutOfRangeException> (fun () -> d.View(whole, 5L, 6) |> ignore) "past the end"
         }
@@ -475,10 +475,10 @@ let private onEngine (engineName: string) (engine: Lazy<Engine>) =
             Expect.isEmpty (Set.difference (Set.ofSeq e.LoadedKernels) before) "kernels first loaded by an operation after CompileKernels"
         }
 
-        test $"NnOps.For gives the {engineName} engine its kernels, once" {
-            let ops = NnOps.For engine.Value
+        test $"gives.Nn the {engineName} engine its kernels, once" {
+            let ops = engine.Value.Nn
             Expect.isTrue (obj.ReferenceEquals(ops.Engine, engine.Value)) "engine"
-            Expect.isTrue (obj.ReferenceEquals(ops, NnOps.For engine.Value)) "cached"
+            Expect.isTrue (obj.ReferenceEquals(ops, engine.Value.Nn)) "cached"
         }
 
         test $"dropout on {engineName} draws the same mask bit for bit as the managed engine" {
@@ -491,7 +491,7 @@ let private onEngine (engineName: string) (engine: Lazy<Engine>) =
 
         test $"operations on {engineName} check their tensors' shapes and engines" {
             let e = engine.Value
-            let o = NnOps.For e
+            let o = e.Nn
             use a = e.Allocate(3, 4)
             use b = e.Allocate(5, 6)
             use c = e.Allocate(3, 6)

@@ -54,7 +54,7 @@ let tests =
             let counts =
                 counted (fun e ->
                     use t = e.FromHost(ReadOnlySpan<float32>(Array.init 100 float32), [| 100 |])
-                    (NnOps.For e).SumOfSquares t |> ignore)
+                    e.Nn.SumOfSquares t |> ignore)
             let reads = counts |> Seq.filter (fun c -> c.Kind = TransferKind.DeviceToHost) |> List.ofSeq
             Expect.equal (reads |> List.sumBy _.Count) 1 "one read back of the partial sums"
             Expect.stringContains reads.Head.CallSite "[IlgpuNn.SumOfSquares]" "the engine operation is named"

@@ -123,6 +123,15 @@ let tests =
             let path = Plots.curves (tempPng "curves") "loss" "epoch" "loss" [ "train", [| 2.0; 1.0; 0.5 |]; "validation", [| 2.2; 1.3; 0.9 |] ]
             expectPicture path Plots.defaultWidth Plots.defaultHeight
         }
+        test "training curves put ticks on whole epochs only, even for two epochs" {
+            for epochs in [ 2; 3; 12; 100 ] do
+                use plot = Plots.curvesPlot "loss" "epoch" "loss" [ "train", Array.init epochs (fun i -> 1.0 / float (i + 1)) ]
+                render plot Plots.defaultWidth Plots.defaultHeight |> ignore
+                let ticks = majorTicks plot.Axes.Bottom |> Array.map fst
+                Expect.isNonEmpty ticks (sprintf "%d epochs: ticks" epochs)
+                for t in ticks do
+                    Expect.equal t (Math.Round t) (sprintf "%d epochs: tick %g is a whole epoch" epochs t)
+        }
         test "a confusion matrix plot of ten digits is non-blank and its data area square" {
             let labels = Array.init 10 string
             let counts = Array2D.init 10 10 (fun r c -> if r = c then 25 else (r + c) % 3)

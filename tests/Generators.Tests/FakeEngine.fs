@@ -147,5 +147,6 @@ type FakeEngine() =
         let length = shape |> Array.fold (fun acc d -> acc * d) 1
         new HostTensor(this, shape, Array.zeroCreate length) :> Tensor
     override _.Dsp = dsp :> IDspOps
+    override _.Nn = raise (NotSupportedException "the fake engine has no network operations")
     override _.Synchronize() = ()
     override _.Dispose() = ()

@@ -57,7 +57,7 @@ let tests =
             let artifacts = Path.Combine(work, "artifacts")
             try
                 let packed = exec root "dotnet" [ "fsi"; "build.fsx"; "pack"; "--version"; version; "--out"; artifacts ] |> expectSuccess "build.fsx pack"
-                let ids = [ "Hybrid.Dsp.Kernels"; "Hybrid.Features.Schemas"; "Hybrid.Features"; "Hybrid.Classifier"; "hybrid" ]
+                let ids = [ "Hybrid.Dsp.Kernels"; "Hybrid.Features.Schemas"; "Hybrid.Features"; "Hybrid.Network"; "Hybrid.Classifier"; "hybrid" ]
                 for id in ids do
                     let nupkg = Path.Combine(artifacts, sprintf "%s.%s.nupkg" id version)
                     Expect.isTrue (File.Exists nupkg) (sprintf "%s written (pack said:\n%s)" nupkg packed)
@@ -68,6 +68,12 @@ let tests =
                     let files = entries (Path.Combine(artifacts, sprintf "%s.%s.nupkg" id version))
                     Expect.isTrue (files.Contains(sprintf "lib/net10.0/%s.dll" id)) (sprintf "%s has its library" id)
                     Expect.isTrue (files.Contains(sprintf "lib/net10.0/%s.xml" id)) (sprintf "%s has its XML docs" id)
+                // The network core ships as its own package, which the façade's package depends on.
+                let classifierNuspec =
+                    use zip = ZipFile.OpenRead(Path.Combine(artifacts, sprintf "Hybrid.Classifier.%s.nupkg" version))
+                    use reader = new StreamReader((nonNull (zip.GetEntry "Hybrid.Classifier.nuspec")).Open())
+                    reader.ReadToEnd()
+                Expect.stringContains classifierNuspec (sprintf "id=\"Hybrid.Network\" version=\"%s\"" version) "Hybrid.Classifier depends on Hybrid.Network"
                 let schemas = entries (Path.Combine(artifacts, sprintf "Hybrid.Features.Schemas.%s.nupkg" version))
                 Expect.isTrue (schemas.Contains "analyzers/dotnet/cs/Hybrid.Generators.dll") "the generator is the schemas package's analyzer"
 
@@ -136,7 +142,7 @@ let tests =
                     match Environment.GetEnvironmentVariable "NUGET_PACKAGES" with
                     | null | "" -> Path.Combine(Environment.GetFolderPath Environment.SpecialFolder.UserProfile, ".nuget", "packages")
                     | path -> path
-                for id in [ "hybrid.dsp.kernels"; "hybrid.features.schemas"; "hybrid.features"; "hybrid.classifier"; "hybrid" ] do
+                for id in [ "hybrid.dsp.kernels"; "hybrid.features.schemas"; "hybrid.features"; "hybrid.network"; "hybrid.classifier"; "hybrid" ] do
                     let dir = Path.Combine(cache, id, version)
                     if Directory.Exists dir then Directory.Delete(dir, true)
                 Directory.Delete(work, true)

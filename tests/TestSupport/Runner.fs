@@ -44,9 +44,19 @@ let colours () =
     let set (name: string) = not (String.IsNullOrEmpty(Environment.GetEnvironmentVariable name))
     not (set "NO_COLOR") && (not Console.IsOutputRedirected || Environment.GetEnvironmentVariable "HYBRID_COLOUR" = "1")
 
+/// The line a test executable ends with, given Expecto's summary line (None when no test ran) and its exit code: the
+/// summary; nothing when no test ran and nothing failed (Expecto only listed the tests or printed its help); else
+/// `0 passed, 1 failed, 0 skipped`, so a run that broke before its tests is never read as a pass.
+let closingLine (summary: string option) (code: int) : string option =
+    match summary, code with
+    | Some line, _ -> Some line
+    | None, 0 -> None
+    | None, _ -> Some "0 passed, 1 failed, 0 skipped"
+
 /// Runs the tests with Expecto's command-line arguments (e.g. --filter, --sequenced) and prints the
 /// closing count line. Failed and errored tests both count as failed; ignored (skipped) tests as skipped, among them
-/// the slow ones of a quick run. `--quick` among the arguments is taken out before Expecto sees them and sets
+/// the slow ones of a quick run. A run that only lists the tests (`--list-tests`) or prints Expecto's help ends with
+/// no count line; one that stops before any test ran with a non-zero code ends with `0 passed, 1 failed`. `--quick` among the arguments is taken out before Expecto sees them and sets
 /// HYBRID_QUICK=1 (see Speed.slow). Without `colours ()`, Expecto writes no colour (`--colours 0`) unless the
 /// arguments ask for some. Exit code 0 only when nothing failed.
 let private runWith (argv: string[]) (runner: CLIArguments list -> string[] -> int) =
@@ -69,9 +79,7 @@ let private runWith (argv: string[]) (runner: CLIArguments list -> string[] -> i
                     (summary.failed.Length + summary.errored.Length)
                     summary.ignored.Length)
     let code = runner [ CLIArguments.No_Spinner; CLIArguments.Append_Summary_Handler(SummaryHandler record) ] argv
-    match line with
-    | Some l -> printfn "%s" l
-    | None -> printfn "0 passed, 1 failed, 0 skipped"
+    closingLine line code |> Option.iter (printfn "%s")
     code
 
 /// Runs the given tests (see runWith).

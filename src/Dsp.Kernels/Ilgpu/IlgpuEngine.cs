@@ -90,6 +90,7 @@ public sealed class IlgpuEngine : Engine
     private MemoryBuffer1D<float, Stride1D.Dense>? _staging;
     private readonly object _stagingGate = new();
     private IlgpuDsp? _dsp;
+    private IlgpuNn? _nn;
     private bool _disposed;
 
     /// <summary>An engine on <paramref name="accelerator"/>; <paramref name="groupSize"/> overrides the threads per
@@ -157,6 +158,9 @@ public sealed class IlgpuEngine : Engine
 
     /// <inheritdoc />
     public override IDspOps Dsp => _dsp ??= new IlgpuDsp(this);
+
+    /// <inheritdoc />
+    public override INnOps Nn => LazyInitializer.EnsureInitialized(ref _nn, () => new IlgpuNn(this));
 
     /// <inheritdoc />
     public override void Synchronize() => Wait();
@@ -260,7 +264,7 @@ public sealed class IlgpuEngine : Engine
     public void CompileKernels()
     {
         ((IlgpuDsp)Dsp).CompileAll();
-        ((IlgpuNn)NnOps.For(this)).CompileAll();
+        ((IlgpuNn)Nn).CompileAll();
     }
 
     /// <summary>The cache keys of the kernels loaded so far (e.g. "nn.adam").</summary>

@@ -74,6 +74,7 @@ public sealed class ManagedTensor : Tensor
 public sealed class ManagedEngine : Engine
 {
     private ManagedDsp? _dsp;
+    private ManagedNn? _nn;
 
     /// <summary>Creates the engine; <paramref name="maxThreads"/> caps parallelism (default: the process-wide
     /// <see cref="Parallelism.MaxThreads"/> at creation, all cores unless <c>--threads</c> changed it).</summary>
@@ -114,6 +115,9 @@ public sealed class ManagedEngine : Engine
 
     /// <inheritdoc />
     public override IDspOps Dsp => _dsp ??= new ManagedDsp(this);
+
+    /// <inheritdoc />
+    public override INnOps Nn => LazyInitializer.EnsureInitialized(ref _nn, () => new ManagedNn(this));
 
     /// <inheritdoc />
     public override void Synchronize()

@@ -9,6 +9,13 @@ open System.Text
 open System.Text.Json
 open Hybrid.Dsp
 
+/// The caller's settings as a model file holds them: an opaque JSON object the library stores and returns as it is.
+type StoredSettings =
+    /// A JSON object (format 2: the header's "settings"; at most 32 levels deep).
+    | Json of JsonElement
+    /// Name/value strings in file order (format 1: the header's "trainingSettings"), read from older files only.
+    | Pairs of (string * string) list
+
 /// What a model file stores besides the network and its weights (all given by the caller except LibraryVersion).
 type ModelInfo =
     { /// Fingerprint of the input feature schema the model was trained on (an opaque string from the caller).
@@ -17,16 +24,19 @@ type ModelInfo =
       Labels: string list
       /// Named normalisation statistics (e.g. per-feature mean and standard deviation), stored bit-exactly.
       Normalization: (string * float32[]) list
-      /// Training settings to record (free-form key/value pairs).
-      TrainingSettings: (string * string) list
+      /// Settings to record: `save` writes a Json object (Pairs only come from format 1 files).
+      Settings: StoredSettings
       /// Library version that wrote the file (ignored by save, which writes its own).
       LibraryVersion: string }
 
 /// The container shared by model files and checkpoints: magic "HYBRIDNN", int32 format version, int32 header
 /// length, UTF-8 JSON header, int64 float count, little-endian float32 values, SHA-256 of everything before it.
+/// Version 2 (written since model settings are one JSON object, "settings") and version 1 (string pairs,
+/// "trainingSettings") are read; the container itself is the same in both.
 module internal Container =
     let magic = "HYBRIDNN"B
-    let version = 1
+    let version = 2
+    let oldestVersion = 1
     let maxHeaderBytes = 16 * 1024 * 1024
     let private fixedBytes = 16L + 8L + 32L
 
@@ -70,9 +80,9 @@ module internal Container =
         File.Move(temporary, full, true)
 
     /// Reads and validates a container: magic, version, sizes, length and checksum are checked before anything
-    /// sized by the file is allocated; then `check` inspects the header (and the float count) and may raise;
-    /// only then are the floats read. Returns check's result and the floats.
-    let read (path: string) (check: byte[] -> int -> 'a) : 'a * float32[] =
+    /// sized by the file is allocated; then `check` inspects the format version, the header and the float count and
+    /// may raise; only then are the floats read. Returns check's result and the floats.
+    let readVersioned (path: string) (check: int -> byte[] -> int -> 'a) : 'a * float32[] =
         if not (File.Exists path) then fail path "file not found."
         use stream = File.OpenRead path
         let length = stream.Length
@@ -83,8 +93,8 @@ module internal Container =
         if fixedPart[0..7] <> magic then
             fail path (sprintf "not a Hybrid model file: magic number is %s, expected %s." (Convert.ToHexString(fixedPart, 0, 8)) (Convert.ToHexString magic))
         let fileVersion = BinaryPrimitives.ReadInt32LittleEndian(ReadOnlySpan<byte>(fixedPart, 8, 4))
-        if fileVersion <> version then
-            fail path (sprintf "format version %d is not supported (this library reads version %d)." fileVersion version)
+        if fileVersion < oldestVersion || fileVersion > version then
+            fail path (sprintf "format version %d is not supported (this library reads versions %d to %d)." fileVersion oldestVersion version)
         let headerLength = BinaryPrimitives.ReadInt32LittleEndian(ReadOnlySpan<byte>(fixedPart, 12, 4))
         if headerLength < 2 || headerLength > maxHeaderBytes then
             fail path (sprintf "header length %d is outside 2..%d bytes: the file is corrupt." headerLength maxHeaderBytes)
@@ -116,11 +126,15 @@ module internal Container =
         let actual = hash.GetHashAndReset()
         if actual <> stored then
             fail path (sprintf "checksum mismatch: SHA-256 of the content is %s, the file stores %s (corrupt file)." (Convert.ToHexString actual) (Convert.ToHexString stored))
-        let checkedResult = check header (int count)
+        let checkedResult = check fileVersion header (int count)
         stream.Position <- 16L + int64 headerLength + 8L
         let floats = Array.zeroCreate<float32> (int count)
         stream.ReadExactly(MemoryMarshal.AsBytes(Span<float32>(floats)))
         checkedResult, floats
+
+    /// readVersioned for readers whose header does not depend on the format version.
+    let read (path: string) (check: byte[] -> int -> 'a) : 'a * float32[] =
+        readVersioned path (fun _ header count -> check header count)
 
 /// Reading JSON headers into a closed set of values (no type instantiated from the file's content).
 module internal HeaderJson =
@@ -265,8 +279,14 @@ module ModelFile =
 
     /// Writes `model` to `path` atomically (temporary file + rename): the architecture, `info` (library version
     /// replaced by this library's), every weight and BatchNorm statistic, the normalisation arrays, and a SHA-256
-    /// checksum. Format: see the Container module (magic "HYBRIDNN", version 1).
+    /// checksum. Format: see the Container module (magic "HYBRIDNN", version 2). Raises ArgumentException unless
+    /// `info.Settings` is a Json object.
     let save (path: string) (info: ModelInfo) (model: Model) : unit =
+        let settings =
+            match info.Settings with
+            | Json e when e.ValueKind = JsonValueKind.Object -> e
+            | Json e -> invalidArg "info" (sprintf "the settings must be a JSON object, not %A." e.ValueKind)
+            | Pairs _ -> invalidArg "info" "the settings must be a JSON object (name/value pairs are read from format 1 files only)."
         let tensors = model.Tensors
         let blocks =
             [ for name, t in tensors -> name, "weight", t.Shape ]
@@ -281,9 +301,8 @@ module ModelFile =
                 w.WriteStartArray "labels"
                 for l in info.Labels do w.WriteStringValue l
                 w.WriteEndArray()
-                w.WriteStartObject "trainingSettings"
-                for k, v in info.TrainingSettings do w.WriteString(k, v)
-                w.WriteEndObject()
+                w.WritePropertyName "settings"
+                settings.WriteTo w
                 Architecture.write w model.Net
                 writeBlocks w blocks
                 w.WriteEndObject())
@@ -335,7 +354,7 @@ module ModelFile =
             Container.fail path (sprintf "normalization blocks 'mean' (%d values) and 'std' (%d values) differ in length." m d)
         | _ -> ()
 
-    let private readHeader (path: string) (expectedFingerprint: ModelInfo -> string option) (header: byte[]) (count: int) =
+    let private readHeader (path: string) (expectedFingerprint: ModelInfo -> string option) (version: int) (header: byte[]) (count: int) =
         use doc = HeaderJson.parse path header
         let root = doc.RootElement
         if HeaderJson.string path root "format" <> "hybrid-nn" then HeaderJson.bad path "format is not 'hybrid-nn'."
@@ -351,37 +370,32 @@ module ModelFile =
             HeaderJson.bad path (sprintf "the architecture has %d weights, the file stores %d." (trainable + fixedCount) weightCount)
         let labels = readLabels path root net
         let settings =
-            match HeaderJson.tryProp root "trainingSettings" with
-            | Some o when o.ValueKind = JsonValueKind.Object ->
-                [ for p in o.EnumerateObject() -> p.Name, (match p.Value.ValueKind with
-                                                           | JsonValueKind.String -> (match p.Value.GetString() with null -> "" | s -> s)
-                                                           | _ -> p.Value.GetRawText()) ]
-            | _ -> []
+            if version >= 2 then
+                let o = HeaderJson.prop path root "settings"
+                if o.ValueKind <> JsonValueKind.Object then HeaderJson.bad path "'settings' must be an object."
+                Json(o.Clone())
+            else
+                match HeaderJson.tryProp root "trainingSettings" with
+                | Some o when o.ValueKind = JsonValueKind.Object ->
+                    Pairs [ for p in o.EnumerateObject() -> p.Name, (match p.Value.ValueKind with
+                                                                    | JsonValueKind.String -> (match p.Value.GetString() with null -> "" | s -> s)
+                                                                    | _ -> p.Value.GetRawText()) ]
+                | _ -> Pairs []
         let info =
             { SchemaFingerprint = fingerprint
               Labels = labels
               Normalization = []
-              TrainingSettings = settings
+              Settings = settings
               LibraryVersion = HeaderJson.string path root "libraryVersion" }
         match expectedFingerprint info with
-        | Some expected when expected <> fingerprint ->
-            // Name the schema the file was trained on where its settings record it (Inference.load also names the
-            // parameter that differs; here only the caller's fingerprint is known).
-            let setting key = settings |> List.tryFind (fun (k, _) -> k = key) |> Option.map snd
-            let detail =
-                match setting "features", setting "feature_parameters" with
-                | Some features, Some parameters when parameters <> "" ->
-                    sprintf "the model was trained on features '%s' with feature_parameters %s, and the features offered have another schema fingerprint" features parameters
-                | Some features, _ -> sprintf "the model was trained on features '%s' as declared, and the features offered have another schema fingerprint" features
-                | None, _ -> ""
-            raise (SchemaMismatchException(path, expected, fingerprint, detail))
+        | Some expected when expected <> fingerprint -> raise (SchemaMismatchException(path, expected, fingerprint))
         | _ -> ()
         net, info, blocks
 
     /// The architecture and info of a model file, fully validated (checksum, labels, finite values and positive
     /// standard deviations included) but without weights. Raises ModelFileException as load does.
     let inspect (path: string) : Net * ModelInfo =
-        let (net, info, blocks), floats = Container.read path (readHeader path (fun _ -> None))
+        let (net, info, blocks), floats = Container.readVersioned path (readHeader path (fun _ -> None))
         checkFloats path blocks floats
         let mutable offset = 0
         let normalization =
@@ -396,7 +410,7 @@ module ModelFile =
     /// ModelFileException for a setting the caller cannot use), and returns the input schema fingerprint the model must
     /// have. Raises as `load` does.
     let loadChecked (engine: Engine) (expect: ModelInfo -> string) (path: string) : Model * ModelInfo =
-        let (net, info, blocks), floats = Container.read path (readHeader path (expect >> Some))
+        let (net, info, blocks), floats = Container.readVersioned path (readHeader path (expect >> Some))
         checkFloats path blocks floats
         let model = Model.create engine 0 net
         let tensors = model.Tensors

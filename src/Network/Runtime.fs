@@ -35,7 +35,7 @@ type internal Buffers(engine: Engine) =
 /// backward pass needs; Backward fills the parameter gradients (overwriting them) and returns dL/dx when asked.
 [<AbstractClass>]
 type internal LayerRuntime(engine: Engine) =
-    let ops = NnOps.For engine
+    let ops = engine.Nn
     let buffers = Buffers engine
     member _.Engine = engine
     member _.Ops = ops

@@ -13,7 +13,7 @@ type Examples =
 /// Create with `Model.create`, train with `Training.fit`, save with `ModelFile.save`.
 [<Sealed>]
 type Model internal (engine: Engine, net: Net, runtimes: LayerRuntime[]) =
-    let ops = NnOps.For engine
+    let ops = engine.Nn
     let parameters = runtimes |> Array.collect (fun r -> Array.ofList r.Params)
     /// On a device engine (one whose operations keep a training step on the device), every parameter and gradient
     /// becomes a view of one flat value and one flat gradient tensor, in parameter order, and each Dense layer followed
@@ -118,7 +118,7 @@ type Model internal (engine: Engine, net: Net, runtimes: LayerRuntime[]) =
 
 /// Softmax cross-entropy on one engine, with host copies of the per-batch results.
 type internal Criterion(engine: Engine, classes: int) =
-    let ops = NnOps.For engine
+    let ops = engine.Nn
     let buffers = Buffers engine
     let mutable hostLabels: float32[] = [||]
     let mutable hostLosses: float32[] = [||]
