@@ -12,7 +12,7 @@ printfn "%d recordings (index 0 of every digit and speaker)" items.Length
 use engine = Engines.Create("managed")
 let schema = Schemas.ByName "mfcc-mean40"
 // Whole recordings (the schema accepts any clip length), through the same extraction path as `features` and `train`.
-let rows = Extraction.rows engine schema (items |> Array.map (Dataset.loadMono schema.SampleRate))
+let rows = Extraction.rows engine schema (items |> Array.map (fun i -> (AudioFile.read { AudioFile.defaults with SampleRate = Some schema.SampleRate } i.Path).Samples.[0]))
 // Standardise each column so the loudness coefficient (mfcc1) does not dominate the distances.
 Normalization.applyInPlace (Normalization.fit Normalization.PerColumn schema.Length rows) schema.Length rows
 let rowOf i = rows.[i * schema.Length .. (i + 1) * schema.Length - 1]

@@ -26,7 +26,7 @@ let engine = Engines.Create "managed"
 let extract (fs: string[]) =
     let batch = Array.zeroCreate<float32> (fs.Length * clipSamples)
     fs |> Array.iteri (fun i f ->
-        let s = (Wav.readMono f).Samples.[0]
+        let s = (AudioFile.read AudioFile.defaults f).Samples.[0]
         Array.blit s 0 batch (i * clipSamples) (min s.Length clipSamples))
     use clips = engine.FromHost(ReadOnlySpan batch, fs.Length, clipSamples)
     schema.Extract(engine, clips)

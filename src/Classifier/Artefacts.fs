@@ -105,7 +105,7 @@ module Artefacts =
             for label in labels do
                 match data.Dataset.Items |> Array.tryFind (fun i -> i.Label = label) with
                 | Some item ->
-                    for p, caption in AudioPlots.plotClip engine plotsDir (sprintf "example-%s" label) (nonNull (Path.GetFileName item.Path)) (AudioPlots.settingsFor settings.Preparation.Clips.SampleRate) (Dataset.loadMono settings.Preparation.Clips.SampleRate item) do
+                    for p, caption in AudioPlots.plotClip engine plotsDir (sprintf "example-%s" label) (nonNull (Path.GetFileName item.Path)) (AudioPlots.settingsFor settings.Preparation.Clips.SampleRate) ((AudioFile.read { AudioFile.defaults with SampleRate = Some settings.Preparation.Clips.SampleRate } item.Path).Samples.[0]) do
                         examples.Add(Path.GetRelativePath(outDir, p), sprintf "%s (label %s): %s" (nonNull (Path.GetFileName item.Path)) label caption)
                 | None -> ()
         let metricsJson =

@@ -89,32 +89,11 @@ let enforce (args: ParseResults<'Args>) (table: 'Args -> Check list) =
             | Some message -> raise (ArgumentException message)
             | None -> ()
 
-/// The librosa parameters a schema member reads (besides sr and the clip length, which every member reads), as
-/// FeatureExecutor computes it: centroid, bandwidth, roll-off, flatness and chroma take a magnitude or power
-/// spectrogram whose exponent is fixed, so `power` reaches only the spectrogram, mel and MFCC members; `top_db` only
-/// dB mel bands and MFCCs; `pcen` only dB mel bands (MFCCs keep power_to_db); ZCR and RMS frame with n_fft and hop_length (when declared so); the waveform and the
-/// scattering transform read none of the STFT or mel parameters.
-let parametersOf (m: FeatureMember) : string list =
-    let stft = [ "n_fft"; "hop_length"; "win_length"; "window"; "center"; "pad_mode" ]
-    let mel = [ "n_mels"; "fmin"; "fmax"; "htk"; "norm" ]
-    match m.Kind with
-    | FeatureKind.SpectralCentroid | FeatureKind.SpectralBandwidth | FeatureKind.SpectralRolloff | FeatureKind.SpectralFlatness
-    | FeatureKind.Chroma -> stft
-    | FeatureKind.Spectrogram -> stft @ [ "power" ]
-    | FeatureKind.MelBands -> stft @ [ "power" ] @ mel @ (if m.Decibels then [ "top_db"; "pcen" ] else [])
-    | FeatureKind.Mfcc | FeatureKind.MfccDelta -> stft @ [ "power" ] @ mel @ [ "top_db"; "n_mfcc"; "lifter" ]
-    | FeatureKind.ZeroCrossingRate -> [ "n_fft"; "hop_length"; "center" ]
-    | FeatureKind.Rms -> [ "n_fft"; "hop_length"; "center"; "pad_mode" ]
-    | _ -> []
-
-/// Whether any member of `schema` reads the librosa parameter `name`.
-let schemaUses (schema: FeatureSchemaInfo) (name: string) =
-    schema.Members |> Seq.exists (fun m -> List.contains name (parametersOf m))
-
-/// `UsedOnly` for a feature option: used when the schema reads its librosa parameter.
+/// `UsedOnly` for a feature option: used when the schema reads its librosa parameter (FeatureSchemaInfo.Reads, the
+/// schema's own account of what each member's computation reads).
 let usedBySchema (schema: FeatureSchemaInfo) (librosaName: string) =
     let kinds = schema.Members |> Seq.map (fun m -> string m.Kind) |> Seq.distinct |> String.concat ", "
-    UsedOnly(schemaUses schema librosaName, sprintf "to schemas with a member that reads %s (schema '%s' has %s)" librosaName schema.Name kinds)
+    UsedOnly(schema.Reads librosaName, sprintf "to schemas with a member that reads %s (schema '%s' has %s)" librosaName schema.Name kinds)
 
 /// A value the library parses (a split, an augmentation list, test speeds): in the domain when `parse` accepts it;
 /// `domain` states the syntax and ranges for the refusal, which adds the parser's own reason after the value.

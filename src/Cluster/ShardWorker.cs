@@ -64,7 +64,9 @@ internal sealed class ShardWorker(ILocalSiloDetails silo) : Grain, IShardWorker
             if (probe.IsError) return FSharpResult<float[][], string>.NewError(probe.ErrorValue);
             try
             {
-                var clip = Extraction.fit(schema, AudioFile.load(extractor.SampleRate, source.Path));
+                var clip = Extraction.fit(schema, AudioFile.read(
+                    new ReadOptions(FSharpOption<int>.Some(extractor.SampleRate), mono: true, offset: 0.0, duration: FSharpOption<double>.None, strict: false),
+                    source.Path).Samples[0]);
                 if (probe.ResultValue.Warning is { } warning)
                     lock (gate)
                     {

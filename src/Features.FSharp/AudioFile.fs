@@ -220,13 +220,3 @@ module AudioFile =
         | kind ->
             use decoder = openDecoder kind strict path
             finish strict decoder (Decoding.count decoder)
-
-    /// read defaults: the file mixed down to one channel at its own rate. Kept for callers of the earlier API.
-    let readMono (path: string) : Audio = read defaults path
-
-    /// readWithInfo { defaults with Strict = strict }: one channel at the file's own rate, with the header.
-    let readMonoWithInfo (strict: bool) (path: string) : AudioFileInfo * Audio = readWithInfo { defaults with Strict = strict } path
-
-    /// librosa.load(path, sr=sampleRate, mono=True): the samples of one channel at sampleRate Hz (band-limited
-    /// resampling when the file's rate differs). Exceptions as readWithInfo.
-    let load (sampleRate: int) (path: string) : float32[] = (read { defaults with SampleRate = Some sampleRate } path).Samples.[0]

@@ -645,11 +645,6 @@ module Dataset =
     let speakers (items: Item[]) =
         items |> Array.choose (fun i -> i.Speaker) |> Array.distinct |> Array.sortWith (fun a b -> String.CompareOrdinal(a, b))
 
-    /// An item's samples mixed down to one channel at `sampleRate` Hz (AudioFile.read with Mono and SampleRate:
-    /// band-limited resampling when its rate differs). Raises AudioFormatException as AudioFile.read does.
-    let loadMono (sampleRate: int) (item: Item) : float32[] =
-        (AudioFile.read { AudioFile.defaults with SampleRate = Some sampleRate } item.Path).Samples.[0]
-
     /// Lazily loads items in batches of `batchSize` (the last may be shorter), each batch's items loaded in
     /// parallel, keeping at most `readAhead` batches loading ahead of the one being consumed: memory stays
     /// bounded by (readAhead + 1) * batchSize loaded values whatever the dataset's size. Order is kept.

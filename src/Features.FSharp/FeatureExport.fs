@@ -258,7 +258,7 @@ let export (request: ExportRequest) : ExportResult =
         let progress = Progress.create (sprintf "features %s" extractor.Name) items.Length
         match request.Cache with
         | None ->
-            let load (i: int) = fit (Dataset.loadMono extractor.SampleRate items.[i])
+            let load (i: int) = fit ((AudioFile.read { AudioFile.defaults with SampleRate = Some extractor.SampleRate } items.[i].Path).Samples.[0])
             for start, rows in Pipeline.extractBatches extractor load items.Length batchSize 2 progress do
                 let n = rows.Length / extractor.Length
                 writer.Append(keys.[start .. start + n - 1], labels.[start .. start + n - 1], rows)

@@ -731,13 +731,9 @@ module Wav =
     let internal readStreamWith (strict: bool) (mix: bool) (offsetSeconds: float) (durationSeconds: float option) (name: string) (stream: Stream) : WavInfo * Audio =
         withSource name stream (readSource strict mix offsetSeconds durationSeconds name)
 
-    /// The WAV file at path mixed down to one channel (the mean of the channels, as librosa.to_mono); see
-    /// AudioFile.read for every format and option. Raises AudioFormatException for malformed or unsupported files and
-    /// NaN or infinite samples, FileNotFoundException for a missing one.
-    let readMono (path: string) : Audio = snd (readFile false true 0.0 None path)
-
-    /// readMono for a WAV file held in a stream (left open; a non-seekable stream is buffered first); name is used in
-    /// error messages.
+    /// A WAV file held in a stream (left open; a non-seekable stream is buffered first) mixed down to one channel (the
+    /// mean of the channels, as librosa.to_mono); name is used in error messages. Files are read with AudioFile.read.
+    /// Raises AudioFormatException for malformed or unsupported data and NaN or infinite samples.
     let readStreamMono (name: string) (stream: Stream) : Audio = snd (readStreamWith false true 0.0 None name stream)
 
     let private validate (audio: Audio) =

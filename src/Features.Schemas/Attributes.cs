@@ -2,26 +2,6 @@ using Hybrid.Dsp;
 
 namespace Hybrid.Features.Schemas;
 
-/// <summary>How a feature's frames are summarised in a schema row.</summary>
-public enum Statistic
-{
-    /// <summary>Arithmetic mean over frames (numpy.mean along time).</summary>
-    Mean,
-    /// <summary>Population standard deviation over frames (numpy.std, ddof 0).</summary>
-    Std,
-    /// <summary>Smallest value over frames.</summary>
-    Min,
-    /// <summary>Largest value over frames.</summary>
-    Max,
-    /// <summary>Every frame kept: a [rows, frames] block in row-major order (a 2-D "image").</summary>
-    TimeSeries,
-    /// <summary>Mean over frames of log(|v| + epsilon) (kymatio's spoken-digit classifier input); scattering only.</summary>
-    LogMean,
-    /// <summary>Population standard deviation over frames of log(|v| + epsilon) (the spread that <see cref="LogMean"/>
-    /// discards); scattering only.</summary>
-    LogStd,
-}
-
 /// <summary>
 /// Marks a <c>partial</c> record, record struct or struct as a feature schema. The Hybrid generator adds a fixed
 /// layout (<c>Length</c>, <c>Shape</c>, per-member <c>Offset</c>/<c>Width</c> constants), the column <c>Names</c>,

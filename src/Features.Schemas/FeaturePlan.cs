@@ -3,38 +3,6 @@ using Hybrid.Dsp;
 
 namespace Hybrid.Features.Schemas;
 
-/// <summary>What a schema member computes (one per feature attribute).</summary>
-public enum FeatureKind
-{
-    /// <summary>librosa.feature.spectral_centroid.</summary>
-    SpectralCentroid,
-    /// <summary>librosa.feature.spectral_bandwidth.</summary>
-    SpectralBandwidth,
-    /// <summary>librosa.feature.spectral_rolloff.</summary>
-    SpectralRolloff,
-    /// <summary>librosa.feature.spectral_flatness.</summary>
-    SpectralFlatness,
-    /// <summary>librosa.feature.zero_crossing_rate.</summary>
-    ZeroCrossingRate,
-    /// <summary>librosa.feature.rms.</summary>
-    Rms,
-    /// <summary>librosa.feature.chroma_stft.</summary>
-    Chroma,
-    /// <summary>librosa.feature.mfcc.</summary>
-    Mfcc,
-    /// <summary>librosa.feature.delta of the MFCCs.</summary>
-    MfccDelta,
-    /// <summary>librosa.feature.melspectrogram (optionally in dB).</summary>
-    MelBands,
-    /// <summary>The raw waveform.</summary>
-    Waveform,
-    /// <summary>kymatio's 1-D scattering transform (Scattering1D).</summary>
-    Scattering,
-    /// <summary>|STFT|^power (librosa.stft, then np.abs(...) ** power): n_fft / 2 + 1 rows. Run-time schemas only
-    /// (<c>features --transform stft</c>); no attribute declares it.</summary>
-    Spectrogram,
-}
-
 /// <summary>
 /// One member of a schema's extraction plan, as emitted by the generator: what to compute, how to
 /// summarise it, and where its <see cref="Width"/> floats go in a row.
@@ -106,6 +74,44 @@ public sealed record FeatureMember
     /// <summary>Scattering with <see cref="Statistic.LogMean"/> or <see cref="Statistic.LogStd"/>: equal parts of the
     /// frames the statistic is taken over (1: all frames).</summary>
     public int ScatteringSegments { get; init; } = 1;
+
+    private static readonly string[] StftNames = ["n_fft", "hop_length", "win_length", "window", "center", "pad_mode"];
+    private static readonly string[] MelNames = ["n_mels", "fmin", "fmax", "htk", "norm"];
+    private static readonly IReadOnlyList<string> SpectralReads = Array.AsReadOnly(StftNames);
+    private static readonly IReadOnlyList<string> RolloffReads = Array.AsReadOnly([.. StftNames, "roll_percent"]);
+    private static readonly IReadOnlyList<string> ChromaReads = Array.AsReadOnly([.. StftNames, "tuning"]);
+    private static readonly IReadOnlyList<string> SpectrogramReads = Array.AsReadOnly([.. StftNames, "power"]);
+    private static readonly IReadOnlyList<string> MelReads = Array.AsReadOnly([.. StftNames, "power", .. MelNames]);
+    private static readonly IReadOnlyList<string> MelDbReads = Array.AsReadOnly([.. StftNames, "power", .. MelNames, "top_db", "pcen"]);
+    private static readonly IReadOnlyList<string> MfccReads = Array.AsReadOnly([.. StftNames, "power", .. MelNames, "top_db", "n_mfcc", "lifter"]);
+    private static readonly IReadOnlyList<string> ZcrReads = Array.AsReadOnly(new[] { "n_fft", "hop_length", "center" });
+    private static readonly IReadOnlyList<string> RmsReads = Array.AsReadOnly(new[] { "n_fft", "hop_length", "center", "pad_mode" });
+    private static readonly IReadOnlyList<string> NoReads = Array.AsReadOnly(Array.Empty<string>());
+
+    /// <summary>
+    /// The librosa parameters (<see cref="FeatureParameters.Names"/>) whose value changes what this member computes,
+    /// besides sr and clip_samples, which every member reads; this is how the executor computes each kind. The
+    /// spectral centroid, bandwidth, flatness and roll-off and chroma take a spectrogram whose exponent is fixed, so
+    /// they read the STFT parameters (n_fft, hop_length, win_length, window, center, pad_mode) but not power; the
+    /// roll-off also reads roll_percent and chroma tuning (used unless the schema estimates it per clip).
+    /// The spectrogram reads the STFT parameters and power; mel bands add n_mels, fmin, fmax, htk and norm, and in
+    /// dB top_db and pcen; MFCCs and their deltas read the mel parameters, top_db, n_mfcc and lifter (never pcen:
+    /// MFCCs keep power_to_db). ZCR and RMS read n_fft and hop_length (their default frame and hop lengths, which
+    /// run-time variants follow) and center, RMS also pad_mode. The waveform and the scattering transform read none.
+    /// Used by the command line to refuse a feature option that the chosen schema would ignore.
+    /// </summary>
+    public IReadOnlyList<string> ParametersRead() => Kind switch
+    {
+        FeatureKind.SpectralCentroid or FeatureKind.SpectralBandwidth or FeatureKind.SpectralFlatness => SpectralReads,
+        FeatureKind.SpectralRolloff => RolloffReads,
+        FeatureKind.Chroma => ChromaReads,
+        FeatureKind.Spectrogram => SpectrogramReads,
+        FeatureKind.MelBands => Decibels ? MelDbReads : MelReads,
+        FeatureKind.Mfcc or FeatureKind.MfccDelta => MfccReads,
+        FeatureKind.ZeroCrossingRate => ZcrReads,
+        FeatureKind.Rms => RmsReads,
+        _ => NoReads,
+    };
 
     /// <summary>One line describing the member, e.g. "mfcc: Mfcc[20] Mean at 6..26".</summary>
     public string Describe() =>

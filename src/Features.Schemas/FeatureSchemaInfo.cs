@@ -150,6 +150,20 @@ public sealed class FeatureSchemaInfo
     /// <summary>The extraction plan, one entry per member in row order.</summary>
     public IReadOnlyList<FeatureMember> Members { get; }
 
+    /// <summary>
+    /// True when changing the librosa parameter <paramref name="name"/> (one of <see cref="FeatureParameters.Names"/>)
+    /// changes what this schema computes: sr and clip_samples always; any other when a member reads it
+    /// (<see cref="FeatureMember.ParametersRead"/>). Throws <see cref="ArgumentException"/> for a name that is not a
+    /// feature parameter.
+    /// </summary>
+    public bool Reads(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (!FeatureParameters.Names.Contains(name))
+            throw new ArgumentException($"Unknown feature parameter '{name}'; expected one of {string.Join(", ", FeatureParameters.Names)}.", nameof(name));
+        return name is "sr" or "clip_samples" || _members.Any(m => m.ParametersRead().Contains(name));
+    }
+
     /// <summary>A multi-line description of the parameters and the plan.</summary>
     public string Describe()
     {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Hybrid.Features.Schemas;
 
 namespace Hybrid.Generators
 {

@@ -1,84 +1,30 @@
 using System;
+using Hybrid.Features.Schemas;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Text;
 
 namespace Hybrid.Generators
 {
-    /// <summary>Mirrors Hybrid.Features.Schemas.FeatureKind (the emitter writes these names).</summary>
-    internal enum FeatureKind
+    /// <summary>One schema member: the C# property's declaration and its place in the layout (the shared
+    /// <see cref="LayoutMember"/>).</summary>
+    internal sealed record MemberModel(string Accessibility, string DeclaredType, bool IsScalar, LayoutMember Layout)
     {
-        SpectralCentroid,
-        SpectralBandwidth,
-        SpectralRolloff,
-        SpectralFlatness,
-        ZeroCrossingRate,
-        Rms,
-        Chroma,
-        Mfcc,
-        MfccDelta,
-        MelBands,
-        Waveform,
-        Scattering,
+        public string Property => Layout.Property;
+        public FeatureKind Kind => Layout.Kind;
+        public Statistic Statistic => Layout.Statistic;
+        public string Column => Layout.Column;
+        public int Offset => Layout.Offset;
+        public int Width => Layout.Width;
+        public int Rows => Layout.Rows;
+        public int Frames => Layout.Frames;
+        public bool Pooled => Layout.Pooled;
+        public bool Decibels => Layout.Decibels;
+        public int DeltaOrder => Layout.DeltaOrder;
+        public int DeltaWidth => Layout.DeltaWidth;
+        public int FrameLength => Layout.FrameLength;
+        public int HopLength => Layout.HopLength;
+        public ScatteringSettings? Scattering => Layout.Scattering;
     }
-
-    /// <summary>Mirrors Hybrid.Features.Schemas.Statistic.</summary>
-    internal enum Statistic
-    {
-        Mean,
-        Std,
-        Min,
-        Max,
-        TimeSeries,
-        LogMean,
-        LogStd,
-    }
-
-    /// <summary>Resolved DSP parameters of a schema (librosa names; enums as their numeric values).</summary>
-    internal sealed record ParametersModel(
-        int SampleRate,
-        int ClipSamples,
-        int NFft,
-        int HopLength,
-        int WinLength,
-        int Window,
-        bool Center,
-        int PadMode,
-        int NMels,
-        double FMin,
-        double FMax,
-        bool Htk,
-        int Norm,
-        double Power,
-        double TopDb,
-        int NMfcc,
-        double Lifter,
-        double Tuning,
-        double RollPercent,
-        bool EstimateTuning);
-
-    /// <summary>One schema member with its place in the layout.</summary>
-    internal sealed record MemberModel(
-        string Property,
-        string Accessibility,
-        string DeclaredType,
-        FeatureKind Kind,
-        Statistic Statistic,
-        string Column,
-        int Offset,
-        int Width,
-        int Rows,
-        int Frames,
-        bool Pooled,
-        bool Decibels,
-        int DeltaOrder,
-        int DeltaWidth,
-        int FrameLength,
-        int HopLength,
-        bool IsScalar,
-        ScatteringModel? Scattering = null);
-
-    /// <summary>A [Scattering] member's parameters (T 0 means 2^J).</summary>
-    internal sealed record ScatteringModel(int J, int Q, int T, int MaxOrder, double LogEpsilon, bool PeakNormalize, int Segments);
 
     /// <summary>Everything the emitter needs for one schema type; free of Roslyn symbols.</summary>
     internal sealed record SchemaModel(
@@ -87,7 +33,7 @@ namespace Hybrid.Generators
         string Declaration,
         bool IsSealedRecordClass,
         string SchemaName,
-        ParametersModel Parameters,
+        LayoutParameters Parameters,
         EquatableArray<MemberModel> Members,
         EquatableArray<int> Shape,
         EquatableArray<string> Names,

@@ -40,7 +40,7 @@ let tests =
             for e, r in List.zip expected (List.ofArray fromFiles) do
                 Expect.equal r.Label e.Label "label"
                 close "file" (e.Probabilities |> List.map (snd >> float32)) r.Probabilities
-            let audio = Wav.readMono files.Head
+            let audio = AudioFile.read AudioFile.defaults files.Head
             close "buffer" fromFiles[0].Probabilities (classifier.Classify(audio.Samples[0], audio.SampleRate)).Probabilities
             use stream = File.OpenRead files.Head
             close "stream" fromFiles[0].Probabilities (classifier.ClassifyStream stream).Probabilities
@@ -52,7 +52,7 @@ let tests =
             let expected = Inference.predict "managed" ignore modelPath files
             use classifier = AudioClassifier.Load modelPath
             Expect.equal classifier.SampleRate 22050 "model rate"
-            let clips = files |> List.map (fun f -> (Wav.readMono f).Samples[0]) |> Array.ofList
+            let clips = files |> List.map (fun f -> (AudioFile.read AudioFile.defaults f).Samples[0]) |> Array.ofList
             let results = classifier.ClassifyBatch(clips, 8000)
             for e, r in List.zip expected (List.ofArray results) do
                 close "8 kHz buffer" (e.Probabilities |> List.map (snd >> float32)) r.Probabilities)

@@ -32,7 +32,7 @@ let private agree (fsdd: string) (name: string) (modelPath: string) =
     for p, c in List.zip predicted (List.ofArray fromFiles) do
         Expect.equal c.Label p.Label (sprintf "%s: AudioClassifier's label for %s" name p.Path)
         close (sprintf "%s: AudioClassifier.ClassifyFiles, %s" name p.Path) (p.Probabilities |> List.map snd) (c.Probabilities |> Seq.map float)
-    let buffers = files |> List.map (fun f -> (AudioFile.readMono f).Samples.[0]) |> Array.ofList
+    let buffers = files |> List.map (fun f -> (AudioFile.read AudioFile.defaults f).Samples.[0]) |> Array.ofList
     for p, c in List.zip predicted (List.ofArray (classifier.ClassifyBatch(buffers, 8000))) do
         close (sprintf "%s: AudioClassifier.ClassifyBatch, %s" name p.Path) (p.Probabilities |> List.map snd) (c.Probabilities |> Seq.map float)
     let evaluated =

@@ -19,8 +19,7 @@ open Hybrid.ClassifierTests.OnnxTests
 let private clipsAt (rate: int) (clipSamples: int) (files: string list) =
     files
     |> List.map (fun f ->
-        let audio = Wav.readMono f
-        let samples = if audio.SampleRate = rate then audio.Samples[0] else Resample.resample audio.SampleRate rate audio.Samples[0]
+        let samples = (AudioFile.read { AudioFile.defaults with SampleRate = Some rate } f).Samples[0]
         if clipSamples > 0 then Clip.fit clipSamples Clip.Center samples else samples)
     |> Array.ofList
 

@@ -208,7 +208,7 @@ let tests =
         // rows `train` feeds the network. The comparison point is FeatureStore.partRows (rows read from the feature shards), whose output is xTrain/xTest
         // just before Normalization.fit and the train-fitted standardisation; the recipe's per-utterance step (cnn2d's
         // per-band mean removal, a training-side normalisation `features` does not apply) is switched off. Clips are
-        // loaded as `train` loads them (Dataset.openFolder, Dataset.loadMono at the schema's rate); every float must
+        // loaded as `train` loads them (Dataset.openFolder, AudioFile.read at the schema's rate); every float must
         // have the same bits.
         TestData.testWithFsdd "the rows features exports are bit-identical to the rows train feeds the network" (fun fsdd ->
             withReferenceFolder fsdd (fun dir ->

@@ -194,10 +194,14 @@ let tests =
         test "a feature member reads only the parameters of its computation" {
             let m kind decibels =
                 Hybrid.Features.Schemas.FeatureMember(Property = "x", Kind = kind, Statistic = Hybrid.Features.Schemas.Statistic.TimeSeries, Column = "x", Offset = 0, Width = 0, Rows = 1, Decibels = decibels)
-            Expect.contains (OptionRules.parametersOf (m Hybrid.Features.Schemas.FeatureKind.MelBands true)) "top_db" "dB mel bands read top_db"
-            Expect.isFalse (List.contains "top_db" (OptionRules.parametersOf (m Hybrid.Features.Schemas.FeatureKind.MelBands false))) "power mel bands do not"
-            Expect.isFalse (List.contains "power" (OptionRules.parametersOf (m Hybrid.Features.Schemas.FeatureKind.SpectralCentroid false))) "the centroid's magnitude spectrogram has a fixed exponent"
-            Expect.isEmpty (OptionRules.parametersOf (m Hybrid.Features.Schemas.FeatureKind.Scattering false)) "scattering reads no STFT or mel parameter"
+            let reads kind decibels = List.ofSeq ((m kind decibels).ParametersRead())
+            Expect.contains (reads Hybrid.Features.Schemas.FeatureKind.MelBands true) "top_db" "dB mel bands read top_db"
+            Expect.isFalse (List.contains "top_db" (reads Hybrid.Features.Schemas.FeatureKind.MelBands false)) "power mel bands do not"
+            Expect.isFalse (List.contains "power" (reads Hybrid.Features.Schemas.FeatureKind.SpectralCentroid false)) "the centroid's magnitude spectrogram has a fixed exponent"
+            Expect.isEmpty (reads Hybrid.Features.Schemas.FeatureKind.Scattering false) "scattering reads no STFT or mel parameter"
+            for kind in System.Enum.GetValues<Hybrid.Features.Schemas.FeatureKind>() do
+                for name in (m kind true).ParametersRead() do
+                    Expect.contains Hybrid.Features.Schemas.FeatureParameters.Names name (sprintf "%A reads %s, a feature parameter" kind name)
         }
 
         test "help lists the split forms each command's parser accepts" {

@@ -38,7 +38,7 @@ let localRows (items: ExtractionItem list) =
     let schema = Schemas.ByName schemaName
     let extractor = Extraction.extractor engine schema
     let good = items |> List.filter (fun i -> not (i.Key.EndsWith "broken.wav"))
-    let clips = good |> List.map (fun i -> Extraction.fit schema (AudioFile.load extractor.SampleRate i.Path)) |> Array.ofList
+    let clips = good |> List.map (fun i -> Extraction.fit schema ((AudioFile.read { AudioFile.defaults with SampleRate = Some extractor.SampleRate } i.Path).Samples.[0])) |> Array.ofList
     let rows = Extraction.rows engine schema clips
     good |> List.mapi (fun k i -> i.Key, rows[k * extractor.Length .. (k + 1) * extractor.Length - 1]) |> Map.ofList
 

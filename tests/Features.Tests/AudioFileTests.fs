@@ -186,7 +186,7 @@ let tests =
               Expect.isTrue (d.Items |> Array.forall (fun i -> i.Index.IsSome)) "GTZAN numbers read from any extension"
               let ogg = d.Items |> Array.find (fun i -> i.Path.EndsWith ".ogg")
               Expect.equal (ogg.SampleRate, ogg.Channels) (16000, 2) "header of the Ogg file"
-              Expect.equal (Dataset.loadMono 8000 ogg).Length (int (Math.Round(float ogg.Frames * 0.5))) "loaded at 8 kHz"
+              Expect.equal (AudioFile.read { AudioFile.defaults with SampleRate = Some 8000 } ogg.Path).Samples.[0].Length (int (Math.Round(float ogg.Frames * 0.5))) "loaded at 8 kHz"
           }
           test "AudioFile.defaults are librosa.load's sr=None, mono=True, offset=0, duration=None" {
               Expect.equal AudioFile.defaults { SampleRate = None; Mono = true; Offset = 0.0; Duration = None; Strict = false } "defaults"

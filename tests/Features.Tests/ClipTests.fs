@@ -48,7 +48,7 @@ let private trimSignal (name: string) =
             float state / 2147483648.0 - 0.5)
         Some(Array.map2 (fun t n -> float32 (t + 1e-3 * n)) tone noise)
     | "silent" -> Some(Array.zeroCreate 8000)
-    | recording -> TestData.fsddFolder () |> Option.map (fun fsdd -> (Wav.readMono (Path.Combine(fsdd, "recordings", recording + ".wav"))).Samples.[0])
+    | recording -> TestData.fsddFolder () |> Option.map (fun fsdd -> (AudioFile.read AudioFile.defaults (Path.Combine(fsdd, "recordings", recording + ".wav"))).Samples.[0])
 
 [<Tests>]
 let tests =
@@ -132,7 +132,7 @@ let tests =
                             | s -> s
                         match referenceSignal dir wavName with
                         | Some wav ->
-                            let actual = Clip.frameRms frameLength hop (Wav.readMono wav).Samples.[0] |> Array.map float32
+                            let actual = Clip.frameRms frameLength hop (AudioFile.read AudioFile.defaults wav).Samples.[0] |> Array.map float32
                             Assertions.allClose 1e-4 2e-7 expected actual file
                             compared <- compared + 1
                         | None -> ()

@@ -138,7 +138,7 @@ let tests =
                     Expect.stringContains w.Reason "truncated file" "the warning says why"
                 let truncated = d.Items |> Array.find (fun i -> i.Path.EndsWith "6_cut_1.wav")
                 Expect.equal truncated.Frames ((400L * 2L - 301L + 1L) / 2L) "the whole frames present"
-                Expect.equal (Dataset.loadMono truncated.SampleRate truncated).Length (int truncated.Frames) "reading for training gives those frames"
+                Expect.equal (AudioFile.read { AudioFile.defaults with SampleRate = Some truncated.SampleRate } truncated.Path).Samples.[0].Length (int truncated.Frames) "reading for training gives those frames"
                 try
                     Dataset.openFolder true temp.Path |> ignore
                     failtest "expected DatasetException in strict mode"
@@ -153,7 +153,7 @@ let tests =
                 let path = temp.Combine "recordings/1_ann_0.wav"
                 write path (floatWav32 [| 0.0f; 0.5f; infinityf |])
                 try
-                    Dataset.loadMono 8000 d.Items.[0] |> ignore
+                    AudioFile.read { AudioFile.defaults with SampleRate = Some 8000 } d.Items.[0].Path |> ignore
                     failtest "expected AudioFormatException"
                 with :? AudioFormatException as e ->
                     Expect.equal e.Path path "names the file"
@@ -319,16 +319,17 @@ let tests =
                 Expect.throwsT<AudioFormatException> (fun () -> s |> Seq.iter ignore) "failure surfaces"
         ]
 
-        testList "loadMono" [
-            testCase "reads an item as mono at the requested rate" <| fun () ->
+        testList "reading an item" [
+            testCase "AudioFile.read reads an item as mono at the requested rate" <| fun () ->
                 use temp = new TempFolder()
                 write (temp.Combine "words/yes/a_nohash_0.wav") (toneWav 16000 1600)
                 let d = Dataset.openFolder false (temp.Combine "words")
                 let item = d.Items.[0]
                 let native = (AudioFile.read AudioFile.defaults item.Path).Samples.[0]
                 Expect.equal native.Length 1600 "native rate"
-                Expect.equal (Dataset.loadMono 8000 item).Length 800 "resampled to 8 kHz"
-                Expect.equal (Dataset.loadMono 16000 item) native "same rate: unchanged"
+                let at rate = (AudioFile.read { AudioFile.defaults with SampleRate = Some rate } item.Path).Samples.[0]
+                Expect.equal (at 8000).Length 800 "resampled to 8 kHz"
+                Expect.equal (at 16000) native "same rate: unchanged"
         ]
 
         testList "FSDD" [
@@ -343,7 +344,7 @@ let tests =
             testWithFsdd "loads recordings as mono through the stream" <| fun dir ->
                 let d = Dataset.openFolder false dir
                 let first = d.Items.[.. 63]
-                let batches = Dataset.stream 16 (Dataset.loadMono 8000) first |> Seq.toArray
+                let batches = Dataset.stream 16 (fun i -> (AudioFile.read { AudioFile.defaults with SampleRate = Some 8000 } i.Path).Samples.[0]) first |> Seq.toArray
                 Expect.equal batches.Length 4 "four batches"
                 for (item, samples) in Array.concat batches do
                     Expect.equal (int64 samples.Length) item.Frames (sprintf "%s length" item.Key)

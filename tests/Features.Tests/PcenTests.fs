@@ -75,7 +75,7 @@ let tests =
                     if name = "tone-noise" then toneNoise ()
                     else
                         match TestData.fsddFolder () with
-                        | Some fsdd -> (Wav.readMono (Path.Combine(fsdd, "recordings", name + ".wav"))).Samples[0]
+                        | Some fsdd -> (AudioFile.read AudioFile.defaults (Path.Combine(fsdd, "recordings", name + ".wav"))).Samples[0]
                         | None -> skiptest "FSDD folder not found"
                 Expect.equal clip.Length (c.GetProperty("length").GetInt32()) (sprintf "%s: length" name)
                 let expected = doubles (c.GetProperty "pcen")

@@ -413,7 +413,7 @@ let tests =
                         Expect.equal (back.Frames, back.Duration) (16000, 2.0) "frames and duration of the audio"
                         for c in 0..1 do
                             sameBits "channel" audio.Samples.[c] back.Samples.[c]
-                        let mono = Wav.readMono path
+                        let mono = AudioFile.read AudioFile.defaults path
                         Expect.equal mono.Samples.Length 1 "one channel"
                         let mean = Array.map2 (fun (a: float32) b -> (a + b) * 0.5f) audio.Samples.[0] audio.Samples.[1]
                         Assertions.allClose 0.0 1e-7 mean mono.Samples.[0] "mean of channels"
@@ -770,7 +770,7 @@ let tests =
                     let files = fsddRecordings dir
                     Expect.isGreaterThan files.Length 0 "recordings present"
                     let sw = Stopwatch.StartNew()
-                    let clips = files |> Array.map Wav.readMono
+                    let clips = files |> Array.map (AudioFile.read AudioFile.defaults)
                     sw.Stop()
                     printfn "Wav: read %d FSDD recordings in %.0f ms" files.Length sw.Elapsed.TotalMilliseconds
                     let lengths = clips |> Array.map (fun a -> a.Samples.[0].Length)

@@ -171,6 +171,21 @@ let tests =
         testList "on the managed engine" (agreement (fun () -> new Hybrid.Dsp.Managed.ManagedEngine()) 1e-4 1e-3)
         testList "on ILGPU's CPU accelerator" (agreement (fun () -> Engines.Create "ilgpu-cpu") 1e-4 1e-3)
 
+        testCase "Reads names the librosa parameters a schema's members compute with" <| fun () ->
+            let reads (info: FeatureSchemaInfo) = FeatureParameters.Names |> Seq.filter info.Reads |> List.ofSeq
+            Expect.sequenceEqual (reads Raw8192Features.Info) [ "sr"; "clip_samples" ] "the waveform reads only the rate and the length"
+            Expect.sequenceEqual (reads ScatteringFsddFeatures.Info) [ "sr"; "clip_samples" ] "so does the scattering transform"
+            Expect.sequenceEqual
+                (reads LogMelFsddFeatures.Info)
+                [ "sr"; "clip_samples"; "n_fft"; "hop_length"; "win_length"; "window"; "center"; "pad_mode"; "n_mels"; "fmin"; "fmax"
+                  "htk"; "norm"; "power"; "top_db"; "pcen" ]
+                "dB mel bands: STFT, mel, power, top_db and PCEN"
+            let genre = reads GenreFeatures.Info
+            for name in [ "n_mfcc"; "lifter"; "roll_percent"; "tuning"; "top_db" ] do
+                Expect.contains genre name (sprintf "genre reads %s" name)
+            Expect.isFalse (List.contains "pcen" genre) "MFCCs keep power_to_db: genre does not read pcen"
+            Expect.throwsT<ArgumentException> (fun () -> GenreFeatures.Info.Reads "nfft" |> ignore) "an unknown name is refused"
+
         testCase "genre runs one STFT, one mel filter bank and one MFCC for all its members" <| fun () ->
             use e = new FakeEngine()
             let x = clips 2 4096 22050

@@ -31,7 +31,7 @@ let private referenceSignal (folder: string) (file: string) =
             | Some fsdd -> Path.Combine(fsdd, relative.Substring(i + "fsdd/".Length))
             | None when TestData.requireData () -> failtestf "FSDD folder not found (set %s)" TestData.FsddVariable
             | None -> skiptestf "FSDD folder not found (set %s)" TestData.FsddVariable
-    (Wav.readMono wav).Samples.[0]
+    (AudioFile.read AudioFile.defaults wav).Samples.[0]
 
 /// Runs a schema's Extract on the managed engine for one clip.
 let private extractOne (info: FeatureSchemaInfo) (samples: float32[]) =

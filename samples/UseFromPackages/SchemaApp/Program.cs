@@ -12,7 +12,7 @@ using var engine = Engines.Create("managed");
 var batch = new float[files.Length * DigitTimbre.Info.Parameters.ClipSamples];
 for (var i = 0; i < files.Length; i++)
 {
-    var samples = Wav.readMono(files[i]).Samples[0];
+    var samples = AudioFile.read(AudioFile.defaults, files[i]).Samples[0];
     var n = Math.Min(samples.Length, DigitTimbre.Info.Parameters.ClipSamples);
     Array.Copy(samples, 0, batch, i * DigitTimbre.Info.Parameters.ClipSamples, n);
 }

@@ -1,3 +1,4 @@
+using Hybrid.Features.Schemas;
 using Microsoft.CodeAnalysis;
 
 namespace Hybrid.Generators.Diagnostics
@@ -7,12 +8,8 @@ namespace Hybrid.Generators.Diagnostics
     {
         public const string Id = "HYB007";
 
+        // The message is the run time's too (Features.Schemas/Shared/LayoutRules.cs), so both say the same.
         public static readonly DiagnosticDescriptor Descriptor = new DiagnosticDescriptor(
-            Id,
-            "Conflicting DSP parameters",
-            "Feature schema '{0}': {1}",
-            Categories.FeatureSchema,
-            DiagnosticSeverity.Error,
-            isEnabledByDefault: true);
+            Id, "Conflicting DSP parameters", LayoutProblem.FormatOf(LayoutRule.ConflictingParameters), Categories.FeatureSchema, DiagnosticSeverity.Error, isEnabledByDefault: true);
     }
 }

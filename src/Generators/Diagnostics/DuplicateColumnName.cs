@@ -1,3 +1,4 @@
+using Hybrid.Features.Schemas;
 using Microsoft.CodeAnalysis;
 
 namespace Hybrid.Generators.Diagnostics
@@ -7,12 +8,8 @@ namespace Hybrid.Generators.Diagnostics
     {
         public const string Id = "HYB005";
 
+        // The message is the run time's too (Features.Schemas/Shared/LayoutRules.cs), so both say the same.
         public static readonly DiagnosticDescriptor Descriptor = new DiagnosticDescriptor(
-            Id,
-            "Duplicate column name",
-            "Feature schema '{0}': column '{1}' is produced by both '{2}' and '{3}'; give one of them another Column",
-            Categories.FeatureSchema,
-            DiagnosticSeverity.Error,
-            isEnabledByDefault: true);
+            Id, "Duplicate column name", LayoutProblem.FormatOf(LayoutRule.DuplicateColumnName), Categories.FeatureSchema, DiagnosticSeverity.Error, isEnabledByDefault: true);
     }
 }

@@ -1,3 +1,4 @@
+using Hybrid.Features.Schemas;
 using Microsoft.CodeAnalysis;
 
 namespace Hybrid.Generators.Diagnostics
@@ -7,12 +8,8 @@ namespace Hybrid.Generators.Diagnostics
     {
         public const string Id = "HYB009";
 
+        // The message is the run time's too (Features.Schemas/Shared/LayoutRules.cs), so both say the same.
         public static readonly DiagnosticDescriptor Descriptor = new DiagnosticDescriptor(
-            Id,
-            "Time-series members have different frame counts",
-            "Feature schema '{0}': time-series members '{1}' ({2} frames) and '{3}' ({4} frames) must have the same frame count to form one image; align their hop and frame lengths or keep one as a statistic",
-            Categories.FeatureSchema,
-            DiagnosticSeverity.Error,
-            isEnabledByDefault: true);
+            Id, "Time-series members have different frame counts", LayoutProblem.FormatOf(LayoutRule.FrameCountMismatch), Categories.FeatureSchema, DiagnosticSeverity.Error, isEnabledByDefault: true);
     }
 }

@@ -1,3 +1,4 @@
+using Hybrid.Features.Schemas;
 using Microsoft.CodeAnalysis;
 
 namespace Hybrid.Generators.Diagnostics
@@ -7,12 +8,8 @@ namespace Hybrid.Generators.Diagnostics
     {
         public const string Id = "HYB008";
 
+        // The message is the run time's too (Features.Schemas/Shared/LayoutRules.cs), so both say the same.
         public static readonly DiagnosticDescriptor Descriptor = new DiagnosticDescriptor(
-            Id,
-            "Invalid DSP parameter",
-            "Feature schema '{0}': {1} must be {2}, was {3}",
-            Categories.FeatureSchema,
-            DiagnosticSeverity.Error,
-            isEnabledByDefault: true);
+            Id, "Invalid DSP parameter", LayoutProblem.FormatOf(LayoutRule.InvalidParameter), Categories.FeatureSchema, DiagnosticSeverity.Error, isEnabledByDefault: true);
     }
 }

@@ -1,3 +1,4 @@
+using Hybrid.Features.Schemas;
 using Microsoft.CodeAnalysis;
 
 namespace Hybrid.Generators.Diagnostics
@@ -7,12 +8,8 @@ namespace Hybrid.Generators.Diagnostics
     {
         public const string Id = "HYB006";
 
+        // The message is the run time's too (Features.Schemas/Shared/LayoutRules.cs), so both say the same.
         public static readonly DiagnosticDescriptor Descriptor = new DiagnosticDescriptor(
-            Id,
-            "Statistic not supported by the feature",
-            "'{0}.{1}': {2} does not support the statistic {3}; {4}",
-            Categories.FeatureSchema,
-            DiagnosticSeverity.Error,
-            isEnabledByDefault: true);
+            Id, "Statistic not supported by the feature", LayoutProblem.FormatOf(LayoutRule.UnsupportedStatistic), Categories.FeatureSchema, DiagnosticSeverity.Error, isEnabledByDefault: true);
     }
 }
