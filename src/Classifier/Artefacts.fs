@@ -61,6 +61,8 @@ module Artefacts =
         {| n_train = r.NTrain; epochs = r.Epochs; train_accuracy = r.TrainAccuracy; train_seconds = r.TrainSeconds
            resumed_after_epochs = r.ResumedAfterEpochs; model_file = nonNull (Path.GetFileName r.ModelFile) |}
 
+    /// Writes a confusion matrix (rows: true label, columns: predicted label, counts) as CSV with the class names as
+    /// the header row and first column. Raises IOException or UnauthorizedAccessException when `path` cannot be written.
     let writeConfusionCsv (path: string) (labels: string[]) (m: int[,]) =
         let lines = [|
             yield "true\\predicted," + String.Join(",", labels)

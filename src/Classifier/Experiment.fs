@@ -1,7 +1,7 @@
 /// The experiment façade: dataset -> split -> augmentation -> features -> network -> training -> evaluation ->
 /// model file, metrics and report. This is the one place that composes audio and the network core; build.fsx's
 /// `train` target and the F# scripts call `Experiment.train`, a short list of named steps (prepareData, resolve,
-/// FeatureStore.create, then per fold FeatureStore.foldFeatures, Fit.fold and evaluate, then Artefacts.write) that
+/// outputFolder, FeatureStore.create, then per fold FeatureStore.foldFeatures, Fit.foldOn and evaluate, with --refit refit, then Artefacts.write) that
 /// scripts and tests can also call one by one.
 module Hybrid.Classifier.Experiment
 

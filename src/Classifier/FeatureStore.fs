@@ -179,6 +179,8 @@ module FeatureStore =
             Array.init p.NMels (fun i -> Filters.MelToHz(lo + (hi - lo) * float (i + 1) / float (p.NMels + 1), htk))
         else [||]
 
+    /// How a schema's rows are standardised: per mel band over every frame for a 2-D [bands, frames] image, else per
+    /// column. The feature store fits the statistics with it and Inference applies the stored ones with it.
     let grouping (schema: FeatureSchemaInfo) =
         if schema.Shape.Count = 2 then Normalization.PerBand(schema.Shape.[0], schema.Shape.[1]) else Normalization.PerColumn
 

@@ -13,7 +13,7 @@ module Fit =
     /// the recipe's one-cycle schedule, the loss weighted per class by `ClassWeight` (balanced weights counted over the
     /// fold's training rows), validation metrics every epoch, optional early stopping on the validation loss
     /// (restoring the best epoch's weights) and a checkpoint in `checkpointDir` after every epoch; a checkpoint already
-    /// there (an interrupted run) is resumed from. `callback` receives Training.fit's progress.
+    /// there (an interrupted run) is resumed from. `callback` receives Training.fitRows's progress.
     let rec fold (engine: Engine) (settings: RunSettings) (classes: int) (features: FoldFeatures) (checkpointDir: string option) (callback: Progress -> unit) : Model * FitResult =
         foldOn None engine settings classes features checkpointDir callback
 

@@ -9,6 +9,7 @@ open Hybrid.Features.Schemas
 /// run.json: the options a training run was started with, written into its folder and read back by `--resume`.
 [<RequireQualifiedAccess>]
 module RunFile =
+    /// The name of a run folder's settings file.
     [<Literal>]
     let FileName = "run.json"
 

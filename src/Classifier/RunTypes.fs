@@ -80,6 +80,8 @@ type TrainOptions =
       /// model is read back from the folder's last checkpoint. None: Training.fit in this process.
       Distributed: (string -> unit) option }
 
+/// Every setting of a run, typed and resolved (Experiment.resolve: options over the recipe's defaults, the schema
+/// variant, the clip plan); run.json records it and `--resume` reads it back (RunFile).
 type RunSettings =
     { /// The data folders (several: merged), and the label map read through.
       Data: string list

@@ -6,6 +6,7 @@ open System
 /// truncated content, absurd sizes or a malformed header. The message names the file and what was expected.
 type ModelFileException(path: string, problem: string, inner: exn | null) =
     inherit Exception(sprintf "%s: %s" path problem, inner)
+    /// The exception without an inner exception.
     new(path, problem) = ModelFileException(path, problem, null)
     /// The file that could not be used.
     member _.Path = path
