@@ -49,8 +49,12 @@ type Result =
       /// core count, other processes competed for the cores and the wall time is inflated.
       load_average: float option
       /// With several thread counts (--threads 1,2,... or --scaling): this row's wall time against the same engine
-      /// and workload at the fewest threads measured, scaled to 1 thread (wall(1) / wall(n)).
+      /// and workload at the fewest threads measured, scaled to 1 thread (wall(1) / wall(n)); the median of
+      /// round_speedups when the sweep measured the counts interleaved.
       speedup: float option
+      /// The interleaved sweep's timed rounds, each one run at every thread count back to back: per round, the wall
+      /// time at the fewest threads over this row's (so a slow minute of a shared machine slows both sides of a ratio).
+      round_speedups: float list option
       /// speedup / threads.
       efficiency: float option }
 
@@ -141,79 +145,75 @@ let private countTransfers (engine: IlgpuEngine) (run: unit -> unit) =
         engine.Transfers.Enabled <- false
         engine.Transfers.Reset()
 
-/// Times one workload on one engine: warm-up runs (`warmup` = Some n: exactly n; None: at least 3 runs and half a
-/// second, so the JIT has tiered the hot loops up), then the median of `runs` runs; on an ILGPU engine one more run
-/// counts its host/device transfers.
-let measure (engine: Engine) (runs: int) (warmup: int option) (w: Workload) =
-    // Return the previous workload's memory to the system so the peak below is this workload's own.
+/// Collections of every generation so far.
+let private collections () = GC.CollectionCount 0 + GC.CollectionCount 1 + GC.CollectionCount 2
+
+/// Returns the previous workload's memory to the system so the next peak is the next workload's own.
+let private compactBefore () =
     Runtime.GCSettings.LargeObjectHeapCompactionMode <- Runtime.GCLargeObjectHeapCompactionMode.CompactOnce
     GC.Collect()
     GC.WaitForPendingFinalizers()
     GC.Collect()
-    let mutable times = []
-    let mutable cpu = []
-    let mutable allocated = []
-    let mutable gcs = 0
-    let mutable transfers = None
-    let collections () = GC.CollectionCount 0 + GC.CollectionCount 1 + GC.CollectionCount 2
-    let peak =
-        peakDuring (fun () ->
-            let run, cleanup = w.Setup engine
-            try
-                // Warm up until the JIT has tiered the hot loops up: at least 3 runs and half a second, unless the
-                // caller fixed the count (a workload that takes minutes a run on a slow device).
-                let warm = Stopwatch.StartNew()
-                let mutable warmRuns = 0
-                let warming () =
-                    match warmup with
-                    | Some n -> warmRuns < n
-                    | None -> warmRuns < 3 || warm.ElapsedMilliseconds < 500L
-                while warming () do
-                    run ()
-                    warmRuns <- warmRuns + 1
-                takeStages () |> ignore
-                let gc0 = collections ()
-                for _ in 1..runs do
-                    // getrusage: microsecond CPU time of every thread (Process.TotalProcessorTime ticks every 10 ms).
-                    let cpu0 = Environment.CpuUsage.TotalTime
-                    let bytes0 = GC.GetTotalAllocatedBytes false
-                    let sw = Stopwatch.StartNew()
-                    run ()
-                    times <- sw.Elapsed.TotalMilliseconds :: times
-                    cpu <- (Environment.CpuUsage.TotalTime - cpu0).TotalMilliseconds :: cpu
-                    allocated <- float (GC.GetTotalAllocatedBytes false - bytes0) / 1048576.0 :: allocated
-                gcs <- collections () - gc0
-                match engine with
-                | :? IlgpuEngine as ilgpu -> transfers <- Some(countTransfers ilgpu run)
-                | _ -> ()
-            finally
-                cleanup ())
-    let medianOf values =
-        let sorted = List.sort values |> Array.ofList
-        if sorted.Length % 2 = 1 then sorted.[sorted.Length / 2]
-        else (sorted.[sorted.Length / 2 - 1] + sorted.[sorted.Length / 2]) / 2.0
-    let median = medianOf times
+
+/// Warm-up runs: `warmup` = Some n: exactly n; None: at least 3 runs and half a second, so the JIT has tiered the hot
+/// loops up (a fixed count suits a workload that takes minutes a run on a slow device).
+let private warmUp (warmup: int option) (run: unit -> unit) =
+    let warm = Stopwatch.StartNew()
+    let mutable warmRuns = 0
+    let warming () =
+        match warmup with
+        | Some n -> warmRuns < n
+        | None -> warmRuns < 3 || warm.ElapsedMilliseconds < 500L
+    while warming () do
+        run ()
+        warmRuns <- warmRuns + 1
+
+/// One timed run: wall ms, CPU ms of every thread (getrusage, microsecond resolution; Process.TotalProcessorTime ticks
+/// every 10 ms) and MB of managed memory allocated.
+let private timedRun (run: unit -> unit) =
+    let cpu0 = Environment.CpuUsage.TotalTime
+    let bytes0 = GC.GetTotalAllocatedBytes false
+    let sw = Stopwatch.StartNew()
+    run ()
+    sw.Elapsed.TotalMilliseconds,
+    (Environment.CpuUsage.TotalTime - cpu0).TotalMilliseconds,
+    float (GC.GetTotalAllocatedBytes false - bytes0) / 1048576.0
+
+let private medianOf (values: float list) =
+    let sorted = List.sort values |> Array.ofList
+    if sorted.Length % 2 = 1 then sorted.[sorted.Length / 2]
+    else (sorted.[sorted.Length / 2 - 1] + sorted.[sorted.Length / 2]) / 2.0
+
+/// The timed runs of one workload on one engine at one thread count.
+type private Sample =
+    { Times: float list
+      Cpu: float list
+      Allocated: float list
+      Gcs: int
+      Stages: (string * StageTime) list
+      Transfers: TransferCount list option }
+
+/// Builds the row of one workload on one engine from its timed runs, printing the summary line, the stage profile,
+/// the contention warning and the transfer counts to stderr.
+let private report (engine: Engine) (threads: int option) (w: Workload) (peak: float) (sample: Sample) =
+    let runs = sample.Times.Length
+    let median = medianOf sample.Times
     // CPU time tells how much of the wall time was spent computing when other processes share the cores.
-    let cpuMedian = medianOf cpu
+    let cpuMedian = medianOf sample.Cpu
     let load = loadAverage ()
-    eprintfn "bench: %s on %s: median %.1f ms wall, %.1f ms CPU (all threads), %.1f MB allocated a run, %d GCs in %d runs, load %s"
-        w.Name engine.Name median cpuMedian (medianOf allocated) gcs runs (load |> Option.map (sprintf "%.2f") |> Option.defaultValue "n/a")
+    let at = threads |> Option.map (sprintf " at %d threads") |> Option.defaultValue ""
+    eprintfn "bench: %s on %s%s: median %.1f ms wall, %.1f ms CPU (all threads), %.1f MB allocated a run, %d GCs in %d runs, load %s"
+        w.Name engine.Name at median cpuMedian (medianOf sample.Allocated) sample.Gcs runs (load |> Option.map (sprintf "%.2f") |> Option.defaultValue "n/a")
     // HYBRID_BENCH_PROFILE=1: each stage's share of the timed runs (log-mel workloads).
-    let staged = takeStages ()
-    if not staged.IsEmpty then
-        let total = List.sum times
-        for name, t in staged do
-            eprintfn "bench: profile %s on %s: %-12s %8.2f ms wall a run (%4.1f%%), %8.2f ms CPU a run, %d calls a run"
-                w.Name engine.Name name (t.WallMs / float runs) (100.0 * t.WallMs / total) (t.CpuMs / float runs) (t.Calls / runs)
-    let threads =
-        match engine with
-        | :? Hybrid.Dsp.Managed.ManagedEngine as m -> Some m.MaxThreads
-        | e when e.Name = "ilgpu-cpu" -> Some Environment.ProcessorCount
-        | _ -> None
+    if not sample.Stages.IsEmpty then
+        let total = List.sum sample.Times
+        for name, t in sample.Stages do
+            eprintfn "bench: profile %s on %s%s: %-12s %8.2f ms wall a run (%4.1f%%), %8.2f ms CPU a run, %d calls a run"
+                w.Name engine.Name at name (t.WallMs / float runs) (100.0 * t.WallMs / total) (t.CpuMs / float runs) (t.Calls / runs)
     let warning = threads |> Option.bind (contentionWarning w.Name engine.Name median cpuMedian)
     warning |> Option.iter (eprintfn "bench: warning: %s")
-    let total kind = transfers |> Option.map (fun (counts: TransferCount list) -> counts |> List.filter (fun c -> c.Kind = kind) |> List.sumBy _.Count)
-    transfers
+    let total kind = sample.Transfers |> Option.map (fun counts -> counts |> List.filter (fun c -> c.Kind = kind) |> List.sumBy _.Count)
+    sample.Transfers
     |> Option.iter (fun counts ->
         eprintfn "bench: %s on %s: transfers in one run: %d host->device, %d device->host, %d synchronisations" w.Name engine.Name
             (total TransferKind.HostToDevice).Value (total TransferKind.DeviceToHost).Value (total TransferKind.Synchronize).Value
@@ -236,11 +236,110 @@ let measure (engine: Engine) (runs: int) (warmup: int option) (w: Workload) =
       threads = threads
       cpu_share = threads |> Option.bind (cpuShare median cpuMedian)
       warning = warning
-      alloc_mb = medianOf allocated
-      gc_count = gcs
+      alloc_mb = medianOf sample.Allocated
+      gc_count = sample.Gcs
       load_average = load
       speedup = None
+      round_speedups = None
       efficiency = None }
+
+/// Threads a CPU engine computes on: the managed engine's MaxThreads, the processor count for ilgpu-cpu; None for
+/// device engines.
+let private engineThreads (engine: Engine) =
+    match engine with
+    | :? Hybrid.Dsp.Managed.ManagedEngine as m -> Some m.MaxThreads
+    | e when e.Name = "ilgpu-cpu" -> Some Environment.ProcessorCount
+    | _ -> None
+
+/// Times one workload on one engine: warm-up runs (`warmup` = Some n: exactly n; None: at least 3 runs and half a
+/// second, so the JIT has tiered the hot loops up), then the median of `runs` runs; on an ILGPU engine one more run
+/// counts its host/device transfers.
+let measure (engine: Engine) (runs: int) (warmup: int option) (w: Workload) =
+    compactBefore ()
+    let mutable sample = None
+    let peak =
+        peakDuring (fun () ->
+            let run, cleanup = w.Setup engine
+            try
+                warmUp warmup run
+                takeStages () |> ignore
+                let gc0 = collections ()
+                let timed = [ for _ in 1..runs -> timedRun run ]
+                let gcs = collections () - gc0
+                let stages = takeStages ()
+                let transfers =
+                    match engine with
+                    | :? IlgpuEngine as ilgpu -> Some(countTransfers ilgpu run)
+                    | _ -> None
+                sample <-
+                    Some
+                        { Times = timed |> List.map (fun (t, _, _) -> t)
+                          Cpu = timed |> List.map (fun (_, c, _) -> c)
+                          Allocated = timed |> List.map (fun (_, _, a) -> a)
+                          Gcs = gcs
+                          Stages = stages
+                          Transfers = transfers }
+            finally
+                cleanup ())
+    report engine (engineThreads engine) w peak sample.Value
+
+/// Times one workload on the managed engine at several thread counts, interleaved: one setup, warm-up at every count,
+/// then `runs` rounds that each time one run at every count back to back (the order rotating from round to round), so
+/// that a slow minute of a shared machine falls on every count alike. Each row's speedup is the median of its rounds'
+/// ratios against the fewest threads (round_speedups); the process-wide setting follows the engine's count.
+let measureInterleaved (engine: Hybrid.Dsp.Managed.ManagedEngine) (counts: int list) (runs: int) (warmup: int option) (w: Workload) =
+    compactBefore ()
+    let counts = Array.ofList counts
+    let timed = Array.init counts.Length (fun _ -> Collections.Generic.List<float * float * float>())
+    let gcs = Array.zeroCreate<int> counts.Length
+    let stages = Array.init counts.Length (fun _ -> Collections.Generic.List<string * StageTime>())
+    let previousEngine, previousProcess = engine.MaxThreads, Parallelism.MaxThreads
+    let setThreads n =
+        engine.MaxThreads <- n
+        Parallelism.MaxThreads <- n
+    let peak =
+        peakDuring (fun () ->
+            let run, cleanup = w.Setup engine
+            try
+                for n in counts do
+                    setThreads n
+                    warmUp warmup run
+                takeStages () |> ignore
+                for round in 0 .. runs - 1 do
+                    for j in 0 .. counts.Length - 1 do
+                        let i = (j + round) % counts.Length
+                        setThreads counts.[i]
+                        let gc0 = collections ()
+                        timed.[i].Add(timedRun run)
+                        gcs.[i] <- gcs.[i] + collections () - gc0
+                        for name, t in takeStages () do
+                            match stages.[i] |> Seq.tryFind (fun (n, _) -> n = name) with
+                            | Some(_, kept) ->
+                                kept.WallMs <- kept.WallMs + t.WallMs
+                                kept.CpuMs <- kept.CpuMs + t.CpuMs
+                                kept.Calls <- kept.Calls + t.Calls
+                            | None -> stages.[i].Add((name, t))
+            finally
+                cleanup ()
+                engine.MaxThreads <- previousEngine
+                Parallelism.MaxThreads <- previousProcess)
+    let fewest = counts |> Array.mapi (fun i n -> n, i) |> Array.min |> snd
+    try
+      [ for i in 0 .. counts.Length - 1 do
+            let sample =
+                { Times = [ for t, _, _ in timed.[i] -> t ]
+                  Cpu = [ for _, c, _ in timed.[i] -> c ]
+                  Allocated = [ for _, _, a in timed.[i] -> a ]
+                  Gcs = gcs.[i]
+                  Stages = List.ofSeq stages.[i]
+                  Transfers = None }
+            // The row names the engine at this count (its device name says the threads).
+            engine.MaxThreads <- counts.[i]
+            let row = report engine (Some counts.[i]) w peak sample
+            let ratios = [ for r in 0 .. runs - 1 -> let t0, _, _ = timed.[fewest].[r] in let t, _, _ = timed.[i].[r] in t0 / t ]
+            yield { row with round_speedups = Some ratios } ]
+    finally
+        engine.MaxThreads <- previousEngine
 
 /// The engine names --device selects: "all" is every engine available here except ilgpu-cpu (ILGPU's CPU
 /// simulator, a kernel test vehicle about 10x slower than managed; name it to measure it) and except opencl when
@@ -267,7 +366,8 @@ let table (results: Result list) =
     |> String.concat Environment.NewLine
 
 /// Fills speedup and efficiency of every row from the row of the same engine and workload at the fewest threads
-/// measured (t0 threads, wall w0): speedup = w0 / wall, efficiency = speedup / (threads / t0); unchanged without threads.
+/// measured (t0 threads, wall w0): speedup = the median of the row's round_speedups when the counts were measured
+/// interleaved, else w0 / wall; efficiency = speedup / (threads / t0); unchanged without threads.
 let withScaling (results: Result list) : Result list =
     let baseOf (r: Result) =
         results
@@ -277,9 +377,21 @@ let withScaling (results: Result list) : Result list =
     [ for r in results ->
         match r.threads, baseOf r with
         | Some n, Some b when r.median_ms > 0.0 ->
-            let speedup = b.median_ms / r.median_ms
+            let speedup =
+                match r.round_speedups with
+                | Some ratios when not ratios.IsEmpty -> medianOf ratios
+                | _ -> b.median_ms / r.median_ms
             { r with speedup = Some speedup; efficiency = Some(speedup / (float n / float b.threads.Value)) }
         | _ -> r ]
+
+/// A row's speed-up as the scaling table prints it: "1.85x", and with interleaved rounds that differ, their range
+/// after it ("1.85x (1.62-1.97)").
+let speedupText (r: Result) =
+    match r.speedup, r.round_speedups with
+    | Some s, Some ratios when not ratios.IsEmpty && List.min ratios <> List.max ratios ->
+        sprintf "%.2fx (%.2f-%.2f)" s (List.min ratios) (List.max ratios)
+    | Some s, _ -> sprintf "%.2fx" s
+    | None, _ -> ""
 
 /// The scaling table of rows filled by withScaling: per engine and workload, one line per thread count with wall and
 /// CPU time, the CPU time against the fewest threads (above 1: work the threads add, such as waiting or spinning),
@@ -293,7 +405,7 @@ let scalingTable (results: Result list) =
       for r in results |> List.sortBy (fun r -> r.engine, r.workload, r.threads) ->
           sprintf "| %s | %s | %s | %.1f | %.1f | %.2f | %s | %s | %s | %s |" r.engine r.workload
               (r.threads |> Option.map string |> Option.defaultValue "") r.median_ms r.cpu_ms (r.cpu_ms / baseCpu r)
-              (opt (sprintf "%.2fx") r.speedup) (opt (sprintf "%.0f%%" << (*) 100.0) r.efficiency)
+              (speedupText r) (opt (sprintf "%.0f%%" << (*) 100.0) r.efficiency)
               (r.cpu_share |> Option.map (fun v -> sprintf "%.0f%%%s" (100.0 * v) (if r.warning.IsSome then " (!)" else "")) |> Option.defaultValue "")
               (opt (sprintf "%.2f") r.load_average) ]
     |> String.concat Environment.NewLine
@@ -363,16 +475,18 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) =
         let measureAt name (n: int) (ws: BenchWorkloads.Workload list) =
             [ use _ = OptionRules.threadScope (Some n)
               use e = Engines.Create(name, fun line -> error.WriteLine("bench: " + line))
-              for w in ws -> measure e runs warmup w ]
+              for w in ws do
+                  if not w.ManagedOnly || e :? Hybrid.Dsp.Managed.ManagedEngine then yield measure e runs warmup w ]
         let results =
             [ for name in engineNames device do
                   if not scaling then yield! measureAt name counts.Head selected
                   else
-                      // Each workload at every count in turn, so that the rows compared are measured minutes apart at
-                      // most, under about the same load from other processes.
+                      // One managed engine whose thread count changes run by run: every workload's counts are measured
+                      // interleaved, so the rows compared share the load other processes put on the machine.
+                      use _ = OptionRules.threadScope (Some(List.max counts))
+                      use e = new Hybrid.Dsp.Managed.ManagedEngine()
                       for w in selected do
-                          for n in counts do
-                              yield! measureAt name n [ w ] ]
+                          yield! measureInterleaved e counts runs warmup w ]
             |> withScaling
         out.WriteLine(table results)
         if scaling then

@@ -60,6 +60,9 @@ type Workload =
       Samples: int
       /// Floating-point operations per run for GFLOP/s, when the workload has a conventional count.
       Flops: float option
+      /// Measured on the managed engine only (the machine's own ceilings, which run plain parallel C# under the
+      /// engine's thread count): other engines skip it.
+      ManagedOnly: bool
       /// Allocates inputs on the engine and returns the timed action (which must synchronise the engine)
       /// and the cleanup.
       Setup: Engine -> (unit -> unit) * (unit -> unit) }
@@ -89,6 +92,7 @@ let private logMelWorkload name clips samples sampleRate (stft: StftConfig) (mel
       AudioSeconds = float clips * float samples / float sampleRate
       Samples = 0
       Flops = None
+      ManagedOnly = false
       Setup =
         fun engine ->
             let rng = Random 1234
@@ -139,6 +143,7 @@ let private rfftWorkload (n: int) (count: int) =
       AudioSeconds = 0.0
       Samples = 0
       Flops = Some(2.5 * float n * Math.Log2(float n) * float count)
+      ManagedOnly = false
       Setup =
         fun engine ->
             let input = noiseTensor engine (Random 1234) count n
@@ -158,6 +163,7 @@ let private scatteringWorkload =
       AudioSeconds = float clips * float samples / 8000.0
       Samples = 0
       Flops = None
+      ManagedOnly = false
       Setup =
         fun engine ->
             let bank = Filters.Scattering1D(config, samples)
@@ -183,7 +189,83 @@ let private trainWorkload =
       AudioSeconds = 0.0
       Samples = 2700
       Flops = None
+      ManagedOnly = false
       Setup = fun engine -> (let epoch = Hybrid.Classifier.Bench.prepareCnn2d engine in (fun () -> epoch () |> ignore), ignore) }
+
+/// The managed engine's current thread count (the ceilings split their work into that many equal parts).
+let private threadsOf (engine: Engine) =
+    match engine with
+    | :? Hybrid.Dsp.Managed.ManagedEngine as m -> m.MaxThreads
+    | _ -> Environment.ProcessorCount
+
+/// Runs part(p, parts) for p in [0, parts) on `parts` threads at once (one part a thread, the split fixed).
+let private splitOver (parts: int) (part: int -> int -> unit) =
+    Threading.Tasks.Parallel.For(0, parts, Threading.Tasks.ParallelOptions(MaxDegreeOfParallelism = parts), (fun p -> part p parts))
+    |> ignore
+
+/// `ceiling-compute`: the speed-up the machine itself gives from 1 to N threads on work that shares nothing: 2^28
+/// vector multiply-adds (256-bit, or the hardware's vector width) in 8 independent chains in registers, split into
+/// equal parts, one a thread; no memory traffic, no synchronisation but the loop's end. No workload can scale better
+/// on the same machine at the same moment: a virtual machine whose vCPUs share physical cores (or whose host clocks
+/// down with more cores busy) shows it here. GFLOP/s counts a multiply and an add per lane.
+let private computeCeiling =
+    let iterations = 1 <<< 28
+    let chains = 8
+    { Name = "ceiling-compute"
+      Clips = 0
+      AudioSeconds = 0.0
+      Samples = 0
+      Flops = Some(2.0 * float Numerics.Vector<float32>.Count * float iterations)
+      ManagedOnly = true
+      Setup =
+        fun engine ->
+            let sink = Array.zeroCreate<float32> (4 * Parallelism.Limit)
+            let run () =
+                splitOver (threadsOf engine) (fun p parts ->
+                    let count = iterations / parts + (if p < iterations % parts then 1 else 0)
+                    let m = Numerics.Vector<float32>(0.999f)
+                    let c = Numerics.Vector<float32>(0.001f)
+                    let mutable a0 = Numerics.Vector<float32>(1.0f)
+                    let mutable a1 = a0
+                    let mutable a2 = a0
+                    let mutable a3 = a0
+                    let mutable a4 = a0
+                    let mutable a5 = a0
+                    let mutable a6 = a0
+                    let mutable a7 = a0
+                    for _ in 1 .. count / chains do
+                        a0 <- a0 * m + c
+                        a1 <- a1 * m + c
+                        a2 <- a2 * m + c
+                        a3 <- a3 * m + c
+                        a4 <- a4 * m + c
+                        a5 <- a5 * m + c
+                        a6 <- a6 * m + c
+                        a7 <- a7 * m + c
+                    sink.[4 * p] <- Numerics.Vector.Sum(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7))
+            run, ignore }
+
+/// `ceiling-memory`: the speed-up the machine's memory gives from 1 to N threads: copies a 200 MB array into another
+/// (rfft-256's input and output sizes), split into equal contiguous parts, one a thread. Workloads that stream more
+/// data than the caches hold (rfft-2048, W2's long tracks) are bounded by it rather than by ceiling-compute.
+let private memoryCeiling =
+    let count = 50_000_000
+    { Name = "ceiling-memory"
+      Clips = 0
+      AudioSeconds = 0.0
+      Samples = 0
+      Flops = None
+      ManagedOnly = true
+      Setup =
+        fun engine ->
+            let source = Array.init count float32
+            let target = Array.zeroCreate<float32> count
+            let run () =
+                splitOver (threadsOf engine) (fun p parts ->
+                    let s = int (int64 count * int64 p / int64 parts)
+                    let e = int (int64 count * int64 (p + 1) / int64 parts)
+                    ReadOnlySpan(source, s, e - s).CopyTo(Span(target, s, e - s)))
+            run, ignore }
 
 /// Every workload, in table order. Add a workload by adding one line here.
 let all: Workload list =
@@ -193,5 +275,7 @@ let all: Workload list =
       rfftWorkload 256 195_000
       rfftWorkload 2048 24_375
       trainWorkload
-      scatteringWorkload ]
+      scatteringWorkload
+      computeCeiling
+      memoryCeiling ]
 

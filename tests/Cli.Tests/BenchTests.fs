@@ -31,7 +31,7 @@ let tests =
                   audio_s_per_s = None; gflops = None; samples_per_s = None; peak_mb = 100.0; host_to_device = None; device_to_host = None
                   synchronizations = None; cpu_ms = 800.0; threads = Some 2; cpu_share = Some 0.4
                   warning = Bench.contentionWarning "w1-logmel" "managed" 1000.0 800.0 2; alloc_mb = 0.3; gc_count = 0
-                  load_average = Some 1.0; speedup = None; efficiency = None }
+                  load_average = Some 1.0; speedup = None; round_speedups = None; efficiency = None }
             let lines = (Bench.table [ row ]).Split('\n') |> Array.map (fun l -> l.Trim())
             Expect.stringStarts lines.[0] "| engine | device | workload | median ms | CPU ms | CPU share |" "header"
             Expect.stringStarts lines.[2] "| managed | cpu | w1-logmel | 1000.0 | 800 | 40% (!) |" "row"
@@ -41,7 +41,7 @@ let tests =
             let counting () =
                 let calls = ref 0
                 let workload: BenchWorkloads.Workload =
-                    { Name = "count"; Clips = 1; AudioSeconds = 0.0; Samples = 0; Flops = None
+                    { Name = "count"; Clips = 1; AudioSeconds = 0.0; Samples = 0; Flops = None; ManagedOnly = false
                       Setup = fun _ -> (fun () -> calls.Value <- calls.Value + 1), ignore }
                 calls, workload
             use engine = Hybrid.Dsp.Engines.Create "managed"
@@ -68,7 +68,7 @@ let tests =
                 { engine = "managed"; device = "cpu"; workload = workload; median_ms = wall; clips_per_s = None
                   audio_s_per_s = None; gflops = None; samples_per_s = None; peak_mb = 1.0; host_to_device = None; device_to_host = None
                   synchronizations = None; cpu_ms = cpu; threads = Some threads; cpu_share = Bench.cpuShare wall cpu threads
-                  warning = None; alloc_mb = 0.0; gc_count = 0; load_average = Some 0.5; speedup = None; efficiency = None }
+                  warning = None; alloc_mb = 0.0; gc_count = 0; load_average = Some 0.5; speedup = None; round_speedups = None; efficiency = None }
             let scaled = Bench.withScaling [ row "w1-logmel" 1 100.0 98.0; row "w1-logmel" 2 55.0 100.0; row "rfft-256" 2 40.0 78.0; row "rfft-256" 4 25.0 90.0 ]
             let at workload threads = scaled |> List.find (fun r -> r.workload = workload && r.threads = Some threads)
             Expect.floatClose Accuracy.high (at "w1-logmel" 2).speedup.Value (100.0 / 55.0) "speed-up against 1 thread"
@@ -78,5 +78,48 @@ let tests =
             let lines = (Bench.scalingTable scaled).Split('\n') |> Array.map (fun l -> l.Trim())
             Expect.stringStarts lines.[0] "| engine | workload | threads | wall ms | CPU ms | CPU vs fewest | speed-up | efficiency | CPU share | load |" "header"
             Expect.contains lines "| managed | w1-logmel | 2 | 55.0 | 100.0 | 1.02 | 1.82x | 91% | 91% | 0.50 |" "a row"
+            // Interleaved rounds: the speed-up is the median of the rounds' ratios, not the ratio of the medians.
+            let paired =
+                Bench.withScaling
+                    [ { row "w2-logmel" 1 100.0 100.0 with round_speedups = Some [ 1.0; 1.0; 1.0 ] }
+                      { row "w2-logmel" 2 80.0 150.0 with round_speedups = Some [ 1.6; 1.9; 1.7 ] } ]
+            let two = paired |> List.find (fun r -> r.threads = Some 2)
+            Expect.floatClose Accuracy.high two.speedup.Value 1.7 "median of 1.6, 1.9, 1.7 (the medians' ratio would be 1.25)"
+            Expect.floatClose Accuracy.high two.efficiency.Value 0.85 "efficiency from it"
+            Expect.equal (Bench.speedupText two) "1.70x (1.60-1.90)" "the rounds' range after the median"
+            Expect.equal (Bench.speedupText (paired |> List.find (fun r -> r.threads = Some 1))) "1.00x" "no range when the rounds agree"
+        }
+
+        test "measureInterleaved: one setup, every count warmed up, timed runs alternating counts round by round, the engine's count restored" {
+            let seen = Collections.Generic.List<int>()
+            let setups = ref 0
+            use engine = new Hybrid.Dsp.Managed.ManagedEngine(3)
+            let workload: BenchWorkloads.Workload =
+                { Name = "threads"; Clips = 1; AudioSeconds = 0.0; Samples = 0; Flops = None; ManagedOnly = false
+                  Setup =
+                    fun e ->
+                        setups.Value <- setups.Value + 1
+                        (fun () -> seen.Add (e :?> Hybrid.Dsp.Managed.ManagedEngine).MaxThreads), ignore }
+            let processWide = Hybrid.Dsp.Parallelism.MaxThreads
+            let rows = Bench.measureInterleaved engine [ 1; 2 ] 3 (Some 1) workload |> Bench.withScaling
+            Expect.equal setups.Value 1 "one setup for both counts"
+            Expect.equal (List.ofSeq seen) [ 1; 2; 1; 2; 2; 1; 1; 2 ] "a warm-up run at each count, then rounds 1-2, 2-1, 1-2"
+            Expect.equal engine.MaxThreads 3 "the engine's count restored"
+            Expect.equal Hybrid.Dsp.Parallelism.MaxThreads processWide "the process-wide count restored"
+            Expect.equal (rows |> List.map _.threads) [ Some 1; Some 2 ] "a row per count"
+            Expect.stringContains rows.[1].device "2 threads" "the device names the row's count"
+            Expect.equal rows.[0].round_speedups (Some [ 1.0; 1.0; 1.0 ]) "the fewest threads against themselves"
+            Expect.equal rows.[1].round_speedups.Value.Length 3 "a ratio per round"
+            Expect.isSome rows.[1].speedup "speed-up filled"
+        }
+
+        test "the machine's ceilings are managed-only workloads that split their work over the engine's threads" {
+            let ceilings = Bench.workloads |> List.filter (fun w -> w.Name.StartsWith "ceiling-")
+            Expect.equal (ceilings |> List.map _.Name) [ "ceiling-compute"; "ceiling-memory" ] "both ceilings listed"
+            Expect.all ceilings (fun w -> w.ManagedOnly) "managed only"
+            Expect.all (Bench.workloads |> List.filter (fun w -> not (w.Name.StartsWith "ceiling-"))) (fun w -> not w.ManagedOnly) "the workloads run on every engine"
+            use engine = new Hybrid.Dsp.Managed.ManagedEngine(2)
+            let rows = Bench.measureInterleaved engine [ 1; 2 ] 1 (Some 0) (ceilings |> List.find (fun w -> w.Name = "ceiling-compute"))
+            Expect.isTrue (rows |> List.forall (fun r -> r.gflops.Value > 0.0 && r.cpu_ms > 0.0)) "timed, GFLOP/s counted"
         }
     ]

@@ -84,6 +84,28 @@ let tests =
             Expect.equal explicit.MaxThreads 1 "an explicit count wins"
         }
 
+        test "a managed engine's thread count can be changed between calls: validated, named, same floats" {
+            use e = new ManagedEngine(1)
+            let stft = StftConfig(256, 128, 256, WindowKind.Hann, true, PadMode.Constant)
+            let mel = MelConfig(8000, 40, 0.0, Nullable 4000.0)
+            let batch, samples = 24, 8192
+            use x = upload e (randomSignal 13 (batch * samples)) [| batch; samples |]
+            use y = e.Allocate(batch, mel.NMels, stft.FrameCount samples)
+            let run () =
+                e.Dsp.LogMelSpectrogram(stft, mel, DbConfig(TopDb = Nullable 80.0), x, y, SpectrumKind.Power)
+                y.ToArray()
+            let one = run ()
+            e.MaxThreads <- 3
+            Expect.equal e.MaxThreads 3 "the new count"
+            Expect.stringContains e.DeviceName "3 threads" "named in the device"
+            Expect.equal (run ()) one "the same floats at 3 threads"
+            for bad in [ 0; Parallelism.Limit + 1 ] do
+                Expect.throwsT<ArgumentOutOfRangeException> (fun () -> e.MaxThreads <- bad) (sprintf "%d refused" bad)
+            Expect.equal e.MaxThreads 3 "kept after refusals"
+            e.MaxThreads <- 1
+            Expect.equal (run ()) one "the same floats back at 1 thread"
+        }
+
         test "W1's log-mel and MFCC are bitwise equal at 1, 2 and 8 threads" {
             let stft = StftConfig(256, 128, 256, WindowKind.Hann, true, PadMode.Constant)
             let mel = MelConfig(8000, 40, 0.0, Nullable 4000.0)

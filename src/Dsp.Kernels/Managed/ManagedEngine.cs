@@ -81,14 +81,29 @@ public sealed class ManagedEngine : Engine
     public ManagedEngine(int? maxThreads = null)
     {
         if (maxThreads is < 1) throw new ArgumentOutOfRangeException(nameof(maxThreads), $"maxThreads must be at least 1, was {maxThreads}.");
-        MaxThreads = maxThreads ?? Parallelism.MaxThreads;
-        Parallel = new ParallelOptions { MaxDegreeOfParallelism = MaxThreads };
+        _parallel = new ParallelOptions { MaxDegreeOfParallelism = maxThreads ?? Parallelism.MaxThreads };
     }
 
-    /// <summary>Maximum worker threads used by one operation.</summary>
-    public int MaxThreads { get; }
+    // One object carries the thread count, so a call that reads MaxThreads and Parallel sees one setting.
+    private volatile ParallelOptions _parallel;
 
-    internal ParallelOptions Parallel { get; }
+    /// <summary>
+    /// Maximum worker threads used by one operation (like <c>torch.set_num_threads</c>, it may be changed between
+    /// calls, not while a call runs on another thread). Results do not depend on it: every reduction of the engine has a
+    /// fixed partitioning.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">Set to a value outside 1..<see cref="Parallelism.Limit"/>.</exception>
+    public int MaxThreads
+    {
+        get => _parallel.MaxDegreeOfParallelism;
+        set
+        {
+            Parallelism.Validate(value, nameof(MaxThreads));
+            _parallel = new ParallelOptions { MaxDegreeOfParallelism = value };
+        }
+    }
+
+    internal ParallelOptions Parallel => _parallel;
 
     /// <inheritdoc />
     public override string Name => "managed";
