@@ -1,7 +1,8 @@
 /// The managed engine's fused mel chain (IDspOps.LogMelSpectrogram and the MFCC from clips): bitwise equal to the
 /// unfused Stft -> Mel -> PowerToDb (-> Mfcc) chain for several configurations (odd n_fft, hop and clip lengths,
 /// magnitude spectra, no centring, ref and top_db), on 1, 2 and 8 threads, for batches that take the fused path and
-/// batches that fall back to the chain; and its argument checks.
+/// batches that fall back to the chain (whose STFT and mel fuse per frame block: W2's long tracks); and its argument
+/// checks.
 module Hybrid.DspKernelsTests.ManagedFusedTests
 
 open System
@@ -43,7 +44,13 @@ let private cases =
         Mel = MelConfig(8000, 20)
         Db = DbConfig(TopDb = Nullable 0.0)
         Kind = SpectrumKind.Power
-        Samples = 4000 } ]
+        Samples = 4000 }
+      { Name = "W2-like long clips (n_fft 2048, hop 512, 128 mels, 6 s at 22,050 Hz: too long to fuse clip by clip, so STFT and mel fuse per frame block of 32 frames, the last one short)"
+        Stft = StftConfig(2048, 512)
+        Mel = MelConfig(22050, 128)
+        Db = DbConfig()
+        Kind = SpectrumKind.Power
+        Samples = 133_000 } ]
 
 /// Clips of noise at several levels, one of them silent (every value at amin, so top_db has nothing to clip), one
 /// with a loud burst (so top_db clips most of it).

@@ -232,7 +232,10 @@ internal sealed partial class ManagedDsp : IDspOps
         void Consume(int clip, int frame, int rows, Span<V> spectrum);
     }
 
-    private readonly struct SpectrumSink(float[] data, int offset, int bins, int frames, SpectrumKind kind) : IFrameSink
+    /// <summary>Writes each frame group's power (or magnitude, or complex) spectrum into a [clips, bins, frames] array at
+    /// <paramref name="offset"/>; frame f of the clip lands in column f - <paramref name="firstFrame"/> (0 for a whole
+    /// spectrogram; a frame block's first frame when the array holds only that block, <paramref name="frames"/> wide).</summary>
+    private readonly struct SpectrumSink(float[] data, int offset, int bins, int frames, SpectrumKind kind, int firstFrame = 0) : IFrameSink
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void Consume(int clip, int frame, int rows, Span<V> spectrum)
@@ -244,7 +247,7 @@ internal sealed partial class ManagedDsp : IDspOps
                 for (var k = 0; k < bins; k++)
                 {
                     V re = spectrum[2 * k], im = spectrum[2 * k + 1];
-                    var at = (int)(2 * (baseIndex + (long)k * frames + frame));
+                    var at = (int)(2 * (baseIndex + (long)k * frames + frame - firstFrame));
                     for (var j = 0; j < rows; j++)
                     {
                         dst[at + 2 * j] = re[j];
@@ -253,7 +256,7 @@ internal sealed partial class ManagedDsp : IDspOps
                 }
                 return;
             }
-            var rowStart = clip * bins * frames + frame;
+            var rowStart = clip * bins * frames + frame - firstFrame;
             for (var k = 0; k < bins; k++)
             {
                 V re = spectrum[2 * k], im = spectrum[2 * k + 1];
@@ -409,9 +412,17 @@ internal sealed partial class ManagedDsp : IDspOps
 
     /// <summary>Frames [t0, t1) of one clip's out[r, t] = sum_{k in support(r)} w[r, k] x[k, t] (x: [inner, frames],
     /// out: [rows, frames]), each sum a chain of fused multiply-adds in increasing k, whatever the frame range.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void BandedRows(float[] w, (int Lo, int Hi)[] support, int rows, int inner, ReadOnlySpan<float> x, Span<float> output,
-        int frames, int t0, int t1)
+        int frames, int t0, int t1) =>
+        BandedRows(w, support, rows, inner, x, frames, t0, output, frames, t0, t1);
+
+    /// <summary>Frames [t0, t1) of one clip's out[r, t] = sum_{k in support(r)} w[r, k] x[k, t], where x's row k starts
+    /// at k * <paramref name="xStride"/> and frame t0 is its column <paramref name="xStart"/> (a frame block of the
+    /// spectrogram: stride the block's width, start 0), out: [rows, frames]. Each sum is the same chain of fused
+    /// multiply-adds in increasing k as the whole-clip form, so the values do not depend on the layout of x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void BandedRows(float[] w, (int Lo, int Hi)[] support, int rows, int inner, ReadOnlySpan<float> x, int xStride,
+        int xStart, Span<float> output, int frames, int t0, int t1)
     {
         for (var r = 0; r < rows; r++)
         {
@@ -419,7 +430,7 @@ internal sealed partial class ManagedDsp : IDspOps
             o.Clear();
             var (lo, hi) = support[r];
             for (var k = lo; k < hi; k++)
-                Axpy(w[r * inner + k], x.Slice(k * frames + t0, t1 - t0), o);
+                Axpy(w[r * inner + k], x.Slice(k * xStride + xStart, t1 - t0), o);
         }
     }
 

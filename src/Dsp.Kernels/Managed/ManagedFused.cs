@@ -12,7 +12,7 @@ namespace Hybrid.Dsp.Managed;
 /// Every value is computed by the same code in the same order as <see cref="Stft"/>, <see cref="Mel"/>,
 /// <see cref="PowerToDb"/> and <see cref="Mfcc(int, float, Tensor, Tensor)"/>: the frame groups of
 /// <see cref="StftBlock"/>, each mel and DCT sum a chain of fused multiply-adds in increasing bin order
-/// (<see cref="BandedRows"/>), and the dB pass over a clip's whole [n_mels, frames] row, whose SIMD and scalar-tail
+/// (BandedRows), and the dB pass over a clip's whole [n_mels, frames] row, whose SIMD and scalar-tail
 /// elements are the same as the unfused pass's (it splits a clip only at multiples of eight values). The results are
 /// therefore bitwise equal, whatever the thread count.
 /// </summary>
@@ -56,31 +56,70 @@ internal sealed partial class ManagedDsp
     private bool FusesClips(int batch, StftConfig stft, int frames) =>
         (long)stft.Bins * frames <= FusedSpectrumLimit && (_engine.MaxThreads == 1 || batch >= 4 * _engine.MaxThreads);
 
-    /// <summary>The unfused chain for batches too small to spread clip by clip: Stft, Mel, PowerToDb (and Mfcc into
-    /// <paramref name="mfcc"/> when given), each splitting every clip's frames across the threads, through a
-    /// spectrogram (and, for MFCC without <paramref name="logMel"/>, a log-mel) rented from the shared array pool
-    /// rather than allocated per call (W2's is 10 MB a call).</summary>
+    /// <summary>The chain for batches too small to spread clip by clip (a few long tracks): the STFT and mel filter
+    /// bank fused per frame block (<see cref="StftMelBlocks"/>, every clip's frames split across the threads), then
+    /// PowerToDb over the bands (and Mfcc into <paramref name="mfcc"/> when given). The whole spectrogram is never
+    /// stored (W2's 30 s track at n_fft 2048 has 5.3 MB); for MFCC without <paramref name="logMel"/> the log-mel comes
+    /// from the shared array pool rather than a fresh allocation per call.</summary>
     private void Chain(StftConfig stft, MelConfig mel, DbConfig db, SpectrumKind kind, Tensor clips, int frames, Tensor? logMel,
         int nMfcc, float lifter, Tensor? mfcc)
     {
         var batch = clips.Shape[0];
         var pool = System.Buffers.ArrayPool<float>.Shared;
-        var spectrumData = pool.Rent(checked(batch * stft.Bins * frames));
         var bandsData = logMel is null ? pool.Rent(checked(batch * mel.NMels * frames)) : null;
         try
         {
-            var spectrum = _engine.Wrap(spectrumData, batch, stft.Bins, frames);
             var bands = logMel ?? _engine.Wrap(bandsData!, batch, mel.NMels, frames);
-            Stft(stft, clips, spectrum, kind);
-            Mel(mel, stft.NFft, spectrum, bands);
+            StftMelBlocks(stft, mel, kind, ManagedEngine.Expect(clips, nameof(clips)), frames, ManagedEngine.Expect(bands, nameof(logMel)));
             PowerToDb(db, bands, bands);
             if (mfcc is not null) Mfcc(nMfcc, lifter, bands, mfcc);
         }
         finally
         {
-            pool.Return(spectrumData);
             if (bandsData is not null) pool.Return(bandsData);
         }
+    }
+
+    /// <summary>The most floats of one frame block's spectrogram (bins x block frames) in a worker's scratch: 256 KB,
+    /// so the block is still in the core's cache when the mel filter bank reads it.</summary>
+    private const int BlockSpectrumLimit = 1 << 16;
+
+    /// <summary>Mel bands (power) of every clip without storing its spectrogram: work items are (clip, frame block)
+    /// pairs, each transforming its frames (<see cref="StftBlock"/>) into the worker's block scratch and applying the
+    /// filter bank to them (BandedRows over the block).
+    /// Blocks are at most <see cref="FramesPerBlock"/> frames, halved (down to 8) while bins x frames passes
+    /// <see cref="BlockSpectrumLimit"/> or the batch would give a thread fewer than four blocks. Every frame's spectrum
+    /// and every band's sum are computed as by <see cref="Stft"/> then <see cref="Mel"/>, so the bands are bitwise theirs.</summary>
+    private void StftMelBlocks(StftConfig stft, MelConfig mel, SpectrumKind kind, ManagedTensor clips, int frames, ManagedTensor bands)
+    {
+        int batch = clips.Shape[0], samples = clips.Shape[1], bins = stft.Bins, nMels = mel.NMels;
+        if (batch == 0 || frames == 0) return;
+        var window = Filters.Window(stft.Window, stft.Win, stft.NFft);
+        var plan = RealFftPlan.Get(stft.NFft);
+        var bank = Filters.Mel(mel, stft.NFft);
+        var support = Support(bank, nMels, bins);
+        var width = FramesPerBlock;
+        while (width > 8 && ((long)bins * width > BlockSpectrumLimit || (long)batch * ((frames + width - 1) / width) < 4L * _engine.MaxThreads))
+            width /= 2;
+        var blocks = (frames + width - 1) / width;
+        ForRanges(batch * blocks, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (u0, u1) =>
+        {
+            var ws = Workspace.Current;
+            var buf = ws.Vectors(0, plan.BufferLength);
+            var scratch = ws.Vectors(1, plan.ScratchLength);
+            var segment = ws.Floats(0, (FramesPerBlock - 1) * stft.Hop + stft.NFft);
+            var block = ws.FloatArray(1, bins * width);
+            var all = clips.Span;
+            var output = bands.Span;
+            for (var u = u0; u < u1; u++)
+            {
+                int c = u / blocks, f0 = (u % blocks) * width, f1 = Math.Min(frames, f0 + width);
+                StftBlock(stft, window, plan, all.Slice(c * samples, samples), 0, f0, f1, segment, buf, scratch,
+                    new SpectrumSink(block, 0, bins, width, kind, f0));
+                BandedRows(bank, support, nMels, bins, block.AsSpan(0, bins * width), width, 0,
+                    output.Slice(c * nMels * frames, nMels * frames), frames, f0, f1);
+            }
+        });
     }
 
     /// <summary>Clip by clip: STFT into the worker's spectrogram scratch, mel bands into <paramref name="logMel"/> (or
