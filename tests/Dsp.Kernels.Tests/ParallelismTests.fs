@@ -57,6 +57,30 @@ let tests =
                 Expect.all visited (fun v -> v = 1) "every item once"
         }
 
+        test "SelfScheduled runs every index once, on at most the options' threads, and on the calling thread alone with one" {
+            for threads in [ 1; 2; 3 ] do
+                for count in [ 0; 1; 5; 64 ] do
+                    let visited = Array.zeroCreate<int> count
+                    let mutable running = 0
+                    let mutable most = 0
+                    let caller = Environment.CurrentManagedThreadId
+                    let mutable away = 0
+                    Parallelism.SelfScheduled(Tasks.ParallelOptions(MaxDegreeOfParallelism = threads), count, fun i ->
+                        let now = Interlocked.Increment(&running)
+                        let mutable seen = Volatile.Read(&most)
+                        while now > seen && Interlocked.CompareExchange(&most, now, seen) <> seen do
+                            seen <- Volatile.Read(&most)
+                        if Environment.CurrentManagedThreadId <> caller then Interlocked.Increment(&away) |> ignore
+                        Thread.SpinWait 2000
+                        Interlocked.Increment(&visited.[i]) |> ignore
+                        Interlocked.Decrement(&running) |> ignore)
+                    Expect.all visited (fun v -> v = 1) (sprintf "every index once (%d threads, %d indices)" threads count)
+                    Expect.isLessThanOrEqual most threads (sprintf "at most %d at once" threads)
+                    if threads = 1 then Expect.equal away 0 "one thread: all on the caller"
+            let e = Expect.throwsC (fun () -> Parallelism.SelfScheduled(Tasks.ParallelOptions(MaxDegreeOfParallelism = 2), 10, fun i -> if i = 6 then invalidOp "six")) id
+            Expect.isTrue (e :? AggregateException && (e :?> AggregateException).InnerExceptions |> Seq.exists (fun x -> x.Message = "six")) "the body's exception inside Parallel.For's AggregateException"
+        }
+
         test "Map keeps the order and rethrows the first exception of the mapping unwrapped" {
             let squares = withThreads 2 (fun () -> Parallelism.Map([| 1 .. 100 |], Func<int, int>(fun i -> i * i)))
             Expect.equal squares [| for i in 1 .. 100 -> i * i |] "in order"

@@ -31,17 +31,20 @@ internal sealed partial class ManagedDsp : IDspOps
         return m;
     }
 
-    /// <summary>Runs body(start, end) over [0, count) in contiguous ranges spread across the engine's threads.</summary>
+    /// <summary>Runs body(start, end) over [0, count) in contiguous ranges spread across the engine's threads: up to 32
+    /// ranges a thread, self-scheduled (<see cref="Parallelism.SelfScheduled"/>), so that a thread woken late or slowed
+    /// by another process leaves little for the others to wait on. The ranges never change a value: every body
+    /// computes each of its items whole.</summary>
     private void ForRanges(int count, Action<int, int> body)
     {
         if (count <= 0) return;
-        var chunks = Math.Min(count, _engine.MaxThreads * 8);
+        var chunks = Math.Min(count, _engine.MaxThreads * 32);
         if (chunks == 1)
         {
             body(0, count);
             return;
         }
-        Parallel.For(0, chunks, _engine.Parallel, c =>
+        Parallelism.SelfScheduled(_engine.Parallel, chunks, c =>
         {
             var start = (int)((long)count * c / chunks);
             var end = (int)((long)count * (c + 1) / chunks);

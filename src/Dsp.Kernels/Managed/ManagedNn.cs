@@ -158,7 +158,8 @@ internal sealed unsafe class ManagedNn : INnOps
     {
         var (n, ch, s) = NnChecks.ChannelLayout(dy, (int)dBias.Length, nameof(dy));
         var td = M(dy, nameof(dy)); var tb = M(dBias, nameof(dBias));
-        ForRanges(ch, 1, (c0, c1) =>
+        // A dense layer's bias (one value per sample and channel) is too little work to wake another thread for.
+        ForRanges(ch, Math.Max(1, (1 << 15) / Math.Max((long)n * s, 1)), (c0, c1) =>
         {
             for (int c = c0; c < c1; c++)
             {
