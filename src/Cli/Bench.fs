@@ -11,6 +11,7 @@ open Argu
 open Hybrid.Dsp
 open Hybrid.Dsp.Ilgpu
 open BenchWorkloads
+open BenchMachine
 
 /// Every workload, in table order (BenchWorkloads.all).
 let workloads: BenchWorkloads.Workload list = BenchWorkloads.all
@@ -77,61 +78,6 @@ let contentionWarning (workload: string) (engine: string) (wallMs: float) (cpuMs
         Some(sprintf "%s on %s: %.1f ms wall but %.1f ms CPU over %d threads, %.0f%% of their time (expected at least %.0f%%): the cores are probably shared with other processes (or the workload leaves threads idle), so the wall time overstates the workload's cost"
                  workload engine wallMs cpuMs threads (100.0 * share) (100.0 * minimumCpuShare))
     | _ -> None
-
-/// The 1-minute load average (/proc/loadavg), when readable.
-let loadAverage () =
-    try
-        let text = File.ReadAllText "/proc/loadavg"
-        Some(Double.Parse(text.Split(' ').[0], Globalization.CultureInfo.InvariantCulture))
-    with _ ->
-        None
-
-/// The kernel's peak resident set of this process (VmHWM in /proc/self/status) in bytes, when readable.
-let private residentPeak () =
-    try
-        File.ReadAllLines "/proc/self/status"
-        |> Array.tryFind (fun l -> l.StartsWith "VmHWM:")
-        |> Option.map (fun l -> int64 (l.Substring(6).Trim().Split(' ').[0]) * 1024L)
-    with _ ->
-        None
-
-/// Resets the kernel's peak resident set of this process (Linux 4.0+: "5" to /proc/self/clear_refs); false when
-/// the system offers no such reset.
-let private resetResidentPeak () =
-    try
-        File.WriteAllText("/proc/self/clear_refs", "5")
-        (residentPeak ()).IsSome
-    with _ ->
-        false
-
-/// The peak working set in MB while `action` runs. On Linux the kernel keeps the peak (VmHWM), reset before the
-/// action and read after it, so measuring costs nothing during the timed runs; elsewhere a thread samples the working
-/// set every 5 ms (which takes CPU time from the workload on a small machine).
-let private peakDuring (action: unit -> unit) =
-    use proc = Process.GetCurrentProcess()
-    if resetResidentPeak () then
-        action ()
-        proc.Refresh()
-        let peak = residentPeak () |> Option.defaultValue 0L
-        float (max peak proc.WorkingSet64) / 1048576.0
-    else
-        let mutable peak = 0L
-        use stop = new ManualResetEventSlim(false)
-        let sampler =
-            Thread(
-                (fun () ->
-                    while not (stop.Wait 5) do
-                        proc.Refresh()
-                        peak <- max peak proc.WorkingSet64),
-                IsBackground = true
-            )
-        sampler.Start()
-        action ()
-        proc.Refresh()
-        peak <- max peak proc.WorkingSet64
-        stop.Set()
-        sampler.Join()
-        float peak / 1048576.0
 
 /// Runs `run` once with the engine's transfer counter on; returns the counts by call site.
 let private countTransfers (engine: IlgpuEngine) (run: unit -> unit) =
@@ -336,7 +282,13 @@ let measureInterleaved (engine: Hybrid.Dsp.Managed.ManagedEngine) (counts: int l
             // The row names the engine at this count (its device name says the threads).
             engine.MaxThreads <- counts.[i]
             let row = report engine (Some counts.[i]) w peak sample
-            let ratios = [ for r in 0 .. runs - 1 -> let t0, _, _ = timed.[fewest].[r] in let t, _, _ = timed.[i].[r] in t0 / t ]
+            // The fewest threads against themselves is 1 by definition; a round whose clock read no time gives no ratio.
+            let ratios =
+                [ for r in 0 .. runs - 1 do
+                      let t0, _, _ = timed.[fewest].[r]
+                      let t, _, _ = timed.[i].[r]
+                      if i = fewest then yield 1.0
+                      elif t0 > 0.0 && t > 0.0 then yield t0 / t ]
             yield { row with round_speedups = Some ratios } ]
     finally
         engine.MaxThreads <- previousEngine

@@ -99,7 +99,9 @@ let tests =
                   Setup =
                     fun e ->
                         setups.Value <- setups.Value + 1
-                        (fun () -> seen.Add (e :?> Hybrid.Dsp.Managed.ManagedEngine).MaxThreads), ignore }
+                        (fun () ->
+                            seen.Add (e :?> Hybrid.Dsp.Managed.ManagedEngine).MaxThreads
+                            Threading.Thread.SpinWait 20000), ignore }
             let processWide = Hybrid.Dsp.Parallelism.MaxThreads
             let rows = Bench.measureInterleaved engine [ 1; 2 ] 3 (Some 1) workload |> Bench.withScaling
             Expect.equal setups.Value 1 "one setup for both counts"
@@ -110,6 +112,7 @@ let tests =
             Expect.stringContains rows.[1].device "2 threads" "the device names the row's count"
             Expect.equal rows.[0].round_speedups (Some [ 1.0; 1.0; 1.0 ]) "the fewest threads against themselves"
             Expect.equal rows.[1].round_speedups.Value.Length 3 "a ratio per round"
+            Expect.all rows.[1].round_speedups.Value (fun r -> r > 0.0 && Double.IsFinite r) "finite ratios"
             Expect.isSome rows.[1].speedup "speed-up filled"
         }
 
