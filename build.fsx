@@ -162,7 +162,7 @@ let cliTargets =
       ("plot", "waveform, spectrogram, mel and MFCC plots of a recording: FILE.wav --out DIR")
       ("dataset", "summarise a dataset folder and its split")
       ("features", "export a schema or transform of a dataset as CSV, Parquet or .npy")
-      ("bench", "time the workloads per engine: [--device all|NAME] [--json FILE] [--runs N] [--workload NAME ...] [--threads N|1,2,...] [--scaling]")
+      ("bench", "time the workloads per engine: [--device all|NAME] [--json FILE] [--runs N] [--warmup N] [--workload NAME ...] [--threads N|1,2,...] [--scaling]")
       ("cluster", "start an Orleans silo for scale-out: silo [--port P] [--gateway-port G] [--seed HOST:PORT] [--address A --certificate FILE.pfx]") ]
 
 /// True when the `hybrid` command is newer than every source and project file, so that running a target (or asking

@@ -147,7 +147,7 @@ let private report (engine: Engine) (threads: int option) (w: Workload) (peak: f
     // CPU time tells how much of the wall time was spent computing when other processes share the cores.
     let cpuMedian = medianOf sample.Cpu
     let load = loadAverage ()
-    let at = threads |> Option.map (sprintf " at %d threads") |> Option.defaultValue ""
+    let at = threads |> Option.map (fun n -> sprintf " at %d thread%s" n (if n = 1 then "" else "s")) |> Option.defaultValue ""
     eprintfn "bench: %s on %s%s: median %.1f ms wall, %.1f ms CPU (all threads), %.1f MB allocated a run, %d GCs in %d runs, load %s"
         w.Name engine.Name at median cpuMedian (medianOf sample.Allocated) sample.Gcs runs (load |> Option.map (sprintf "%.2f") |> Option.defaultValue "n/a")
     // HYBRID_BENCH_PROFILE=1: each stage's share of the timed runs (log-mel workloads).
@@ -384,7 +384,7 @@ type Arguments =
     interface IArgParserTemplate with
         member a.Usage =
             match a with
-            | Device _ -> "engine to measure: all (default: every available engine but ilgpu-cpu and a CPU-only opencl) or a name (auto, managed, cuda, opencl, ilgpu-cpu)"
+            | Device _ -> "engine to measure: all (default with one thread count: every available engine but ilgpu-cpu and a CPU-only opencl) or a name (auto, managed, cuda, opencl, ilgpu-cpu); with several thread counts (--threads 1,2,... or --scaling) only managed, the default then"
             | Json _ -> "also write the results as a JSON list to this file"
             | Runs _ -> "timed runs per workload after warm-up (default 5; the median is reported)"
             | Warmup _ -> "untimed warm-up runs before the timed ones (default: at least 3 and half a second, so the JIT has tiered the hot loops up; 1 suits a workload that takes minutes a run, e.g. train-cnn2d on a CPU OpenCL device; 0 times the first run, compilation included)"
@@ -428,7 +428,8 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) =
             [ use _ = OptionRules.threadScope (Some n)
               use e = Engines.Create(name, fun line -> error.WriteLine("bench: " + line))
               for w in ws do
-                  if not w.ManagedOnly || e :? Hybrid.Dsp.Managed.ManagedEngine then yield measure e runs warmup w ]
+                  if not w.ManagedOnly || e :? Hybrid.Dsp.Managed.ManagedEngine then yield measure e runs warmup w
+                  else error.WriteLine(sprintf "bench: %s measures the machine on the managed engine only; skipped on %s" w.Name e.Name) ]
         let results =
             [ for name in engineNames device do
                   if not scaling then yield! measureAt name counts.Head selected

@@ -1,5 +1,5 @@
-/// The workloads `hybrid bench` times (W1/W2 log-mel and MFCC, batched rFFT, one training epoch, scattering), and the
-/// per-stage profile of the log-mel workloads (HYBRID_BENCH_PROFILE=1).
+/// The workloads `hybrid bench` times (W1/W2 log-mel and MFCC, batched rFFT, one training epoch, scattering, the
+/// machine's compute and memory ceilings), and the per-stage profile of the log-mel workloads (HYBRID_BENCH_PROFILE=1).
 module Hybrid.Cli.BenchWorkloads
 
 open System

@@ -116,6 +116,15 @@ let tests =
             Expect.isSome rows.[1].speedup "speed-up filled"
         }
 
+        test "a ceiling asked for on another engine is skipped with a line that says so, not silently" {
+            use out = new IO.StringWriter()
+            use error = new IO.StringWriter()
+            let code = Bench.run out error [| "--device"; "ilgpu-cpu"; "--workload"; "ceiling-compute"; "--runs"; "1"; "--warmup"; "0" |]
+            Expect.equal code 0 "exit 0"
+            Expect.stringContains (error.ToString()) "ceiling-compute measures the machine on the managed engine only; skipped on ilgpu-cpu" "the skip is named"
+            Expect.isFalse (out.ToString().Contains "| ceiling-compute |") "no row for it"
+        }
+
         test "the machine's ceilings are managed-only workloads that split their work over the engine's threads" {
             let ceilings = Bench.workloads |> List.filter (fun w -> w.Name.StartsWith "ceiling-")
             Expect.equal (ceilings |> List.map _.Name) [ "ceiling-compute"; "ceiling-memory" ] "both ceilings listed"

@@ -110,7 +110,7 @@ public sealed class ManagedEngine : Engine
 
     /// <inheritdoc />
     public override string DeviceName =>
-        $"{System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture} CPU, {MaxThreads} threads, " +
+        $"{System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture} CPU, {MaxThreads} thread{(MaxThreads == 1 ? "" : "s")}, " +
         $"{(System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated ? "256" : System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated ? "128" : "scalar")}-bit SIMD";
 
     /// <inheritdoc />
