@@ -259,12 +259,7 @@ let measureInterleaved (engine: Hybrid.Dsp.Managed.ManagedEngine) (counts: int l
                         timed.[i].Add(timedRun run)
                         gcs.[i] <- gcs.[i] + collections () - gc0
                         for name, t in takeStages () do
-                            match stages.[i] |> Seq.tryFind (fun (n, _) -> n = name) with
-                            | Some(_, kept) ->
-                                kept.WallMs <- kept.WallMs + t.WallMs
-                                kept.CpuMs <- kept.CpuMs + t.CpuMs
-                                kept.Calls <- kept.Calls + t.Calls
-                            | None -> stages.[i].Add((name, t))
+                            addStage stages.[i] name t.WallMs t.CpuMs t.Calls
             finally
                 cleanup ()
                 engine.MaxThreads <- previousEngine

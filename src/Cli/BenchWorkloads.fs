@@ -22,6 +22,19 @@ type StageTime = { mutable WallMs: float; mutable CpuMs: float; mutable Calls: i
 /// The stages timed since the last `takeStages`, by name, in the order first met.
 let private stages = List<string * StageTime>()
 
+/// Adds wall and CPU milliseconds and calls to stage `name` of `into`, appending the stage when it is new.
+let addStage (into: List<string * StageTime>) (name: string) (wallMs: float) (cpuMs: float) (calls: int) =
+    let t =
+        match into |> Seq.tryFind (fun (n, _) -> n = name) with
+        | Some(_, t) -> t
+        | None ->
+            let t = { WallMs = 0.0; CpuMs = 0.0; Calls = 0 }
+            into.Add((name, t))
+            t
+    t.WallMs <- t.WallMs + wallMs
+    t.CpuMs <- t.CpuMs + cpuMs
+    t.Calls <- t.Calls + calls
+
 /// Runs `action` as one call of stage `name`, adding its wall and process CPU time to the stage when profiling.
 let stage (name: string) (action: unit -> unit) =
     if not (profiling ()) then action ()
@@ -29,18 +42,7 @@ let stage (name: string) (action: unit -> unit) =
         let cpu0 = Environment.CpuUsage.TotalTime
         let sw = Stopwatch.StartNew()
         action ()
-        let wall = sw.Elapsed.TotalMilliseconds
-        let cpu = (Environment.CpuUsage.TotalTime - cpu0).TotalMilliseconds
-        let t =
-            match stages |> Seq.tryFind (fun (n, _) -> n = name) with
-            | Some(_, t) -> t
-            | None ->
-                let t = { WallMs = 0.0; CpuMs = 0.0; Calls = 0 }
-                stages.Add((name, t))
-                t
-        t.WallMs <- t.WallMs + wall
-        t.CpuMs <- t.CpuMs + cpu
-        t.Calls <- t.Calls + 1
+        addStage stages name sw.Elapsed.TotalMilliseconds (Environment.CpuUsage.TotalTime - cpu0).TotalMilliseconds 1
 
 /// The stages timed since the last call, and forgets them.
 let takeStages () =

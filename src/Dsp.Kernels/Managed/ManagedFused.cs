@@ -51,8 +51,8 @@ internal sealed partial class ManagedDsp
 
     /// <summary>Whether a batch is fused clip by clip: when one clip's spectrogram fits <see cref="FusedSpectrumLimit"/>
     /// and there is one thread or the batch gives every thread at least four clips. Other batches (a few long tracks)
-    /// take the unfused chain, which splits each clip's frames across the threads (<see cref="FrameSegments"/>); both
-    /// give the same values.</summary>
+    /// take <see cref="Chain"/>, which fuses STFT and mel per frame block and splits each clip's frames across the
+    /// threads; both give the same values.</summary>
     private bool FusesClips(int batch, StftConfig stft, int frames) =>
         (long)stft.Bins * frames <= FusedSpectrumLimit && (_engine.MaxThreads == 1 || batch >= 4 * _engine.MaxThreads);
 
