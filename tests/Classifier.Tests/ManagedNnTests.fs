@@ -29,7 +29,9 @@ let private checkGemm (engine: Engine) m n k transA transB alpha beta seed =
     let tb = tensor engine b (if transB then [| n; k |] else [| k; n |])
     let tc = tensor engine c [| m; n |]
     engine.Nn.Gemm(ta, transA, tb, transB, tc, alpha, beta)
-    Assertions.allClose 1e-4 1e-4 (naiveGemm m n k alpha a transA b transB beta c) (tc.ToArray()) (sprintf "gemm %dx%dx%d tA=%b tB=%b" m n k transA transB)
+    let result = tc.ToArray()
+    Assertions.allClose 1e-4 1e-4 (naiveGemm m n k alpha a transA b transB beta c) result (sprintf "gemm %dx%dx%d tA=%b tB=%b" m n k transA transB)
+    result
 
 let private naiveConv (g: ConvGeometry) (x: float32[]) (w: float32[]) (bias: float32[]) =
     Array.init (g.Batch * g.OutChannels * g.OutHeight * g.OutWidth) (fun idx ->
@@ -55,12 +57,28 @@ let tests =
             let rng = Random(seed)
             use engine = new ManagedEngine(2)
             checkGemm engine (rng.Next(1, 40)) (rng.Next(1, 40)) (rng.Next(1, 40)) (rng.Next 2 = 0) (rng.Next 2 = 0)
-                (float32 (rng.NextDouble() * 2.0)) (if rng.Next 2 = 0 then 0.0f else 0.5f) seed)
+                (float32 (rng.NextDouble() * 2.0)) (if rng.Next 2 = 0 then 0.0f else 0.5f) seed |> ignore)
 
         testCase "a large GEMM split over threads and K blocks matches the reference product" (fun () ->
             use engine = new ManagedEngine(2)
-            checkGemm engine 70 301 600 false true 1.0f 0.0f 3
-            checkGemm engine 301 70 520 true false 0.5f 1.0f 4)
+            checkGemm engine 70 301 600 false true 1.0f 0.0f 3 |> ignore
+            checkGemm engine 301 70 520 true false 0.5f 1.0f 4 |> ignore)
+
+        testCase "a product with few outputs and a long K is split along K: the reference product, the same floats at 1, 2 and 3 threads" (fun () ->
+            for (m, n, k, ta, tb, beta, seed) in [ 64, 128, 2500, false, false, 0.0f, 11; 17, 30, 3000, true, false, 1.0f, 12
+                                                   40, 9, 2048, false, true, 0.5f, 13; 5, 7, 4100, true, true, 0.0f, 14 ] do
+                // (ParallelismTests checks that these shapes take the split.)
+                let results =
+                    [ for threads in [ 1; 2; 3 ] ->
+                        use engine = new ManagedEngine(threads)
+                        checkGemm engine m n k ta tb 0.75f beta seed ]
+                for other in List.tail results do bitEqual (sprintf "%dx%dx%d at 1 thread and more" m n k) (List.head results) other
+            use engine = new ManagedEngine(2)
+            let a = tensor engine (Array.create (8 * 4096) 0.5f) [| 8; 4096 |]
+            let b = tensor engine (Array.create (4096 * 3) 0.25f) [| 4096; 3 |]
+            let c = tensor engine (Array.create 24 nanf) [| 8; 3 |]
+            engine.Nn.Gemm(a, false, b, false, c)
+            Expect.equal (c.ToArray()) (Array.create 24 512.0f) "beta 0 ignores NaN in C on the split path too")
 
         testCase "beta zero ignores NaN in C" (fun () ->
             use engine = new ManagedEngine(1)
@@ -84,22 +102,53 @@ let tests =
             engine.Nn.Conv2DForward(&g, tensor engine x [| n; ci; h; w |], tensor engine wt [| co; ci; kh; kw |], tensor engine b [| co |], y)
             Assertions.allClose 1e-4 1e-5 (naiveConv g x wt b) (y.ToArray()) (sprintf "conv %A" g))
 
-        testCase "convolution weight gradients are bit-identical on one and on two threads" (fun () ->
-            let run threads =
-                use engine = new ManagedEngine(Nullable threads)
-                let rng = Random 5
-                let g = ConvGeometry(13, 4, 9, 11, 5, 3, 3, 1, 1, 1, 1, 1, 1, 9, 11)
-                let x = tensor engine (uniform rng (13 * 4 * 99)) [| 13; 4; 9; 11 |]
-                let w = tensor engine (uniform rng (5 * 36)) [| 5; 4; 3; 3 |]
-                let dy = tensor engine (uniform rng (13 * 5 * 99)) [| 13; 5; 9; 11 |]
-                let dx, dw, db = engine.Allocate(13, 4, 9, 11), engine.Allocate(5, 4, 3, 3), engine.Allocate 5
-                engine.Nn.Conv2DBackward(&g, x, w, dy, dx, dw, db)
-                dx.ToArray(), dw.ToArray(), db.ToArray()
-            let dx1, dw1, db1 = run 1
-            let dx2, dw2, db2 = run 2
-            bitEqual "dx" dx1 dx2
-            bitEqual "dw" dw1 dw2
-            bitEqual "db" db1 db2)
+        testCase "convolution weight gradients are bit-identical on one, two and three threads" (fun () ->
+            // 13 samples and 180 weights; then 40 samples (more than the 16 fixed chunks) and 64 x 8 x 3 x 3 = 4,608
+            // weights (the chunks' partials summed in two ranges of weights), and a 1-channel input (direct path).
+            for (n, ci, co) in [ 13, 4, 5; 40, 8, 64; 20, 1, 32 ] do
+                let run threads =
+                    use engine = new ManagedEngine(Nullable threads)
+                    let rng = Random 5
+                    let g = ConvGeometry(n, ci, 9, 11, co, 3, 3, 1, 1, 1, 1, 1, 1, 9, 11)
+                    let x = tensor engine (uniform rng (n * ci * 99)) [| n; ci; 9; 11 |]
+                    let w = tensor engine (uniform rng (co * ci * 9)) [| co; ci; 3; 3 |]
+                    let dy = tensor engine (uniform rng (n * co * 99)) [| n; co; 9; 11 |]
+                    let dx, dw, db = engine.Allocate(n, ci, 9, 11), engine.Allocate(co, ci, 3, 3), engine.Allocate co
+                    engine.Nn.Conv2DBackward(&g, x, w, dy, dx, dw, db)
+                    dx.ToArray(), dw.ToArray(), db.ToArray()
+                let dx1, dw1, db1 = run 1
+                for threads in [ 2; 3 ] do
+                    let dx2, dw2, db2 = run threads
+                    let what = sprintf "%d samples, %d -> %d channels, %d threads" n ci co threads
+                    bitEqual ("dx, " + what) dx1 dx2
+                    bitEqual ("dw, " + what) dw1 dw2
+                    bitEqual ("db, " + what) db1 db2)
+
+        testCase "training batch norm's saved mean and inverse std match a double-precision reference, also far from zero" (fun () ->
+            use engine = new ManagedEngine(2)
+            let rng = Random 21
+            let n, c, s = 7, 3, 517
+            // Channel 0 near zero, channel 1 at 1000 with std 0.01 (the one-pass sum-of-squares formula loses it all),
+            // channel 2 constant.
+            let x =
+                Array.init (n * c * s) (fun i ->
+                    match (i / s) % c with
+                    | 0 -> float32 (rng.NextDouble() - 0.5)
+                    | 1 -> 1000.0f + float32 (0.01 * (rng.NextDouble() - 0.5) * 3.46)
+                    | _ -> 2.5f)
+            let t v (sh: int[]) = tensor engine v sh
+            let sm, si, y = engine.Allocate c, engine.Allocate c, engine.Allocate(n, c, s)
+            let rm, rv = t (Array.zeroCreate c) [| c |], t (Array.create c 1.0f) [| c |]
+            engine.Nn.BatchNormTrainingForward(t x [| n; c; s |], t (Array.create c 1.0f) [| c |], t (Array.zeroCreate c) [| c |],
+                                               0.9f, 1e-5f, rm, rv, sm, si, y)
+            for ch in 0 .. c - 1 do
+                let values = [| for i in 0 .. n - 1 do for j in 0 .. s - 1 -> float x[(i * c + ch) * s + j] |]
+                let mean = Array.average values
+                let var = values |> Array.averageBy (fun v -> (v - mean) * (v - mean))
+                let invStd = 1.0 / sqrt (var + 1e-5)
+                Expect.floatClose { absolute = 1e-6; relative = 1e-6 } (float (sm.ToArray()[ch])) mean (sprintf "mean of channel %d" ch)
+                Expect.floatClose { absolute = 1e-6; relative = 1e-4 } (float (si.ToArray()[ch])) invStd (sprintf "inverse std of channel %d" ch)
+                Expect.floatClose { absolute = 1e-6; relative = 1e-4 } (float (rv.ToArray()[ch])) (0.9 + 0.1 * var) (sprintf "running variance of channel %d" ch))
 
         testCase "max pooling routes a tied window's gradient to its first cell, on the 2x2 and the general path" (fun () ->
             use engine = new ManagedEngine(1)

@@ -130,6 +130,15 @@ let tests =
             Expect.equal (run ()) one "the same floats back at 1 thread"
         }
 
+        test "the managed GEMM splits along K by the product's shape alone: few outputs and a long inner dimension" {
+            Expect.isTrue (ManagedNn.UsesSplitK(64, 128, 10240)) "a dense layer's forward pass ([64 x 10240] x [10240 x 128])"
+            Expect.isFalse (ManagedNn.UsesSplitK(64, 10240, 128)) "its input gradient (a long N)"
+            Expect.isFalse (ManagedNn.UsesSplitK(10240, 128, 64)) "its weight gradient (a long M)"
+            Expect.isFalse (ManagedNn.UsesSplitK(64, 128, 2 * ManagedNn.KSegment - 1)) "K under two segments"
+            for (m, n, k) in [ 64, 128, 2500; 17, 30, 3000; 40, 9, 2048; 5, 7, 4100 ] do
+                Expect.isTrue (ManagedNn.UsesSplitK(m, n, k)) (sprintf "%dx%dx%d (ManagedNnTests' split products)" m n k)
+        }
+
         test "W1's log-mel and MFCC are bitwise equal at 1, 2 and 8 threads" {
             let stft = StftConfig(256, 128, 256, WindowKind.Hann, true, PadMode.Constant)
             let mel = MelConfig(8000, 40, 0.0, Nullable 4000.0)

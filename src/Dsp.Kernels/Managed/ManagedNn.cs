@@ -13,7 +13,9 @@ namespace Hybrid.Dsp.Managed;
 /// </summary>
 internal sealed unsafe class ManagedNn : INnOps
 {
-    private const int WeightGradChunks = 8;
+    /// <summary>Fixed sample chunks of the convolution weight gradient: the most threads its pass can use (16, the
+    /// cores of a workstation; a batch of 64 gives 4 samples a chunk).</summary>
+    private const int WeightGradChunks = 16;
     private const int ReductionBlock = 8192;
     private readonly ManagedEngine _engine;
 
@@ -95,12 +97,18 @@ internal sealed unsafe class ManagedNn : INnOps
     }
 
     /// <summary>Splits C into column (or row) blocks over threads; each element is still computed by one thread in
-    /// the same order as the serial kernel.</summary>
+    /// the same order as the serial kernel. A product with few outputs and a long inner dimension (a dense layer's
+    /// forward pass, [64 x 10240] x [10240 x 128]) is split along K instead: see <see cref="GemmSplitK"/>.</summary>
     private void GemmParallel(int m, int n, int k, float alpha, float[] a, int aOff, int lda, bool transA,
         float[] b, int bOff, int ldb, bool transB, float beta, float[] c, int cOff, int ldc)
     {
         int threads = _engine.MaxThreads;
         long work = (long)m * n * Math.Max(k, 1);
+        if (UsesSplitK(m, n, k) && alpha != 0f)
+        {
+            GemmSplitK(m, n, k, alpha, a, aOff, lda, transA, b, bOff, ldb, transB, beta, c, cOff, ldc);
+            return;
+        }
         if (threads <= 1 || work < (1L << 21))
         {
             fixed (float* pa = a)
@@ -135,6 +143,58 @@ internal sealed unsafe class ManagedNn : INnOps
                 }
             }
         });
+    }
+
+    /// <summary>Inner-dimension segment of <see cref="GemmSplitK"/>: 4 of NnGemm's K blocks.</summary>
+    internal const int KSegment = 1024;
+
+    /// <summary>Whether <see cref="Gemm"/> splits a product along K: at most 16,384 outputs and K at least two
+    /// segments. The rule reads the shape only, so a product's floats are the same at every thread count.</summary>
+    internal static bool UsesSplitK(int m, int n, int k) => (long)m * n <= (1 << 14) && k >= 2 * KSegment;
+
+    /// <summary>C = beta C + alpha op(A) op(B) as the sum of fixed K segments of <see cref="KSegment"/>: each segment's
+    /// product goes to its own buffer (segments in parallel), then C adds them in segment order. A column split would
+    /// give every thread all of op(A) to pack for a few columns of C; here each thread packs only its segments'.</summary>
+    private void GemmSplitK(int m, int n, int k, float alpha, float[] a, int aOff, int lda, bool transA,
+        float[] b, int bOff, int ldb, bool transB, float beta, float[] c, int cOff, int ldc)
+    {
+        int segments = (k + KSegment - 1) / KSegment, size = m * n;
+        float[] partial = ArrayPool<float>.Shared.Rent(segments * size);
+        try
+        {
+            void Segment(int sgm)
+            {
+                int k0 = sgm * KSegment, kk = Math.Min(KSegment, k - k0);
+                fixed (float* pa = a)
+                fixed (float* pb = b)
+                fixed (float* pp = partial)
+                {
+                    float* As = pa + aOff + (transA ? (long)k0 * lda : k0);
+                    float* Bs = pb + bOff + (transB ? k0 : (long)k0 * ldb);
+                    NnGemm.Gemm(m, n, kk, alpha, As, lda, transA, Bs, ldb, transB, 0f, pp + (long)sgm * size, n);
+                }
+            }
+            if (_engine.MaxThreads <= 1)
+                for (int sgm = 0; sgm < segments; sgm++) Segment(sgm);
+            else
+                System.Threading.Tasks.Parallel.For(0, segments, _engine.Parallel, Segment);
+            for (int i = 0; i < m; i++)
+            {
+                var row = c.AsSpan(cOff + i * ldc, n);
+                var sum = partial.AsSpan(i * n, n);
+                for (int sgm = 1; sgm < segments; sgm++) Vec.AddInPlace(sum, partial.AsSpan(sgm * size + i * n, n));
+                if (beta == 0f) sum.CopyTo(row);
+                else
+                {
+                    if (beta != 1f) Vec.Scale(row, beta);
+                    Vec.AddInPlace(row, sum);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(partial);
+        }
     }
 
     // ---------------------------------------------------------------- bias
@@ -338,9 +398,13 @@ internal sealed unsafe class ManagedNn : INnOps
                     if (dcol.Length > 0) ArrayPool<float>.Shared.Return(dcol);
                 }
             });
-            var dst = tdw.Data.AsSpan(tdw.Offset, wLen);
-            partial.AsSpan(0, wLen).CopyTo(dst);
-            for (int ch = 1; ch < chunks; ch++) Vec.AddInPlace(dst, partial.AsSpan(ch * wLen, wLen));
+            // Each weight sums the chunks' partials in chunk order, ranges of weights in parallel.
+            ForRanges(wLen, 4096, (s0, s1) =>
+            {
+                var dst = tdw.Data.AsSpan(tdw.Offset + s0, s1 - s0);
+                partial.AsSpan(s0, s1 - s0).CopyTo(dst);
+                for (int ch = 1; ch < chunks; ch++) Vec.AddInPlace(dst, partial.AsSpan(ch * wLen + s0, s1 - s0));
+            });
         }
         finally
         {
@@ -627,12 +691,20 @@ internal sealed unsafe class ManagedNn : INnOps
         {
             for (int c = c0; c < c1; c++)
             {
-                double sum = 0;
-                for (int i = 0; i < n; i++) sum += Vec.Sum(tx.Data.AsSpan(tx.Offset + (i * ch + c) * s, s));
-                float mean = (float)(sum / count);
-                double sq = 0;
-                for (int i = 0; i < n; i++) sq += Vec.SumOfSquaredDeviations(tx.Data.AsSpan(tx.Offset + (i * ch + c) * s, s), mean);
-                float variance = (float)(sq / count);
+                // One read of the channel from memory: each row's mean and squared deviations (the second pass over
+                // the row hits the cache), merged row by row in double (Chan, Golub & LeVeque's pairwise update).
+                double runMean = 0, runM2 = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    var row = tx.Data.AsSpan(tx.Offset + (i * ch + c) * s, s);
+                    double rowMean = (double)Vec.Sum(row) / s;
+                    double rowM2 = Vec.SumOfSquaredDeviations(row, (float)rowMean);
+                    double before = (double)i * s, after = before + s, delta = rowMean - runMean;
+                    runMean += delta * s / after;
+                    runM2 += rowM2 + delta * delta * (before * s / after);
+                }
+                float mean = (float)runMean;
+                float variance = (float)(runM2 / count);
                 float invStd = 1f / MathF.Sqrt(variance + epsilon);
                 tsm.Data[tsm.Offset + c] = mean;
                 tsi.Data[tsi.Offset + c] = invStd;
