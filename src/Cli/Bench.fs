@@ -10,6 +10,7 @@ open System.Threading
 open Argu
 open Hybrid.Dsp
 open Hybrid.Dsp.Ilgpu
+open BenchStages
 open BenchWorkloads
 open BenchMachine
 
@@ -150,11 +151,12 @@ let private report (engine: Engine) (threads: int option) (w: Workload) (peak: f
     let at = threads |> Option.map (fun n -> sprintf " at %d thread%s" n (if n = 1 then "" else "s")) |> Option.defaultValue ""
     eprintfn "bench: %s on %s%s: median %.1f ms wall, %.1f ms CPU (all threads), %.1f MB allocated a run, %d GCs in %d runs, load %s"
         w.Name engine.Name at median cpuMedian (medianOf sample.Allocated) sample.Gcs runs (load |> Option.map (sprintf "%.2f") |> Option.defaultValue "n/a")
-    // HYBRID_BENCH_PROFILE=1: each stage's share of the timed runs (log-mel workloads).
+    // HYBRID_BENCH_PROFILE=1: each stage's share of the timed runs (log-mel workloads' engine calls, train-cnn2d's
+    // network operations).
     if not sample.Stages.IsEmpty then
         let total = List.sum sample.Times
         for name, t in sample.Stages do
-            eprintfn "bench: profile %s on %s%s: %-12s %8.2f ms wall a run (%4.1f%%), %8.2f ms CPU a run, %d calls a run"
+            eprintfn "bench: profile %s on %s%s: %-38s %8.2f ms wall a run (%4.1f%%), %8.2f ms CPU a run, %d calls a run"
                 w.Name engine.Name at name (t.WallMs / float runs) (100.0 * t.WallMs / total) (t.CpuMs / float runs) (t.Calls / runs)
     let warning = threads |> Option.bind (contentionWarning w.Name engine.Name median cpuMedian)
     warning |> Option.iter (eprintfn "bench: warning: %s")
@@ -229,6 +231,20 @@ let measure (engine: Engine) (runs: int) (warmup: int option) (w: Workload) =
                 cleanup ())
     report engine (engineThreads engine) w peak sample.Value
 
+/// With a stage profile (HYBRID_BENCH_PROFILE=1) in an interleaved sweep: a line per stage timed at both t0 and n
+/// threads with its wall time a run at each, its speed-up, and the milliseconds a run it spends beyond perfect scaling
+/// (wall at n - wall at t0 * t0 / n), most first: which stage holds the workload's speed-up back.
+let stageScaling (workload: string) (t0: int) (n: int) (runs: int) (fewest: (string * StageTime) list) (at: (string * StageTime) list) =
+    let perRun (t: StageTime) = t.WallMs / float runs
+    [ for name, t in at do
+          match fewest |> List.tryFind (fun (other, _) -> other = name) with
+          | Some(_, b) when perRun t > 0.0 -> yield name, perRun b, perRun t, perRun t - perRun b * float t0 / float n
+          | _ -> () ]
+    |> List.sortByDescending (fun (_, _, _, beyond) -> beyond)
+    |> List.map (fun (name, w0, w, beyond) ->
+        sprintf "bench: profile %s from %d to %d threads: %-38s %9.2f -> %9.2f ms wall a run, %5.2fx, %8.2f ms a run beyond %gx"
+            workload t0 n name w0 w (w0 / w) beyond (float n / float t0))
+
 /// Times one workload on the managed engine at several thread counts, interleaved: one setup, warm-up at every count,
 /// then `runs` rounds that each time one run at every count back to back (the order rotating from round to round), so
 /// that a slow minute of a shared machine falls on every count alike. Each row's speedup is the median of its rounds'
@@ -284,6 +300,9 @@ let measureInterleaved (engine: Hybrid.Dsp.Managed.ManagedEngine) (counts: int l
                       let t, _, _ = timed.[i].[r]
                       if i = fewest then yield 1.0
                       elif t0 > 0.0 && t > 0.0 then yield t0 / t ]
+            if i <> fewest then
+                stageScaling w.Name counts.[fewest] counts.[i] runs (List.ofSeq stages.[fewest]) (List.ofSeq stages.[i])
+                |> List.iter (eprintfn "%s")
             yield { row with round_speedups = Some ratios } ]
     finally
         engine.MaxThreads <- previousEngine

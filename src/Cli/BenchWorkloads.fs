@@ -1,54 +1,15 @@
 /// The workloads `hybrid bench` times (W1/W2 log-mel and MFCC, batched rFFT, one training epoch, scattering, the
-/// machine's compute and memory ceilings), and the per-stage profile of the log-mel workloads (HYBRID_BENCH_PROFILE=1).
+/// machine's compute and memory ceilings), with their stages timed when HYBRID_BENCH_PROFILE=1 (BenchStages).
 module Hybrid.Cli.BenchWorkloads
 
 open System
-open System.Collections.Generic
-open System.Diagnostics
 open Hybrid.Dsp
-
-/// Whether the log-mel workloads time each engine call (STFT, mel, dB, DCT): HYBRID_BENCH_PROFILE=1. The timing reads
-/// the process CPU time around every call, which costs a few microseconds a call, so it is off unless asked for.
-let profiling () = Environment.GetEnvironmentVariable "HYBRID_BENCH_PROFILE" = "1"
+open Hybrid.Cli.BenchStages
 
 /// Whether the log-mel workloads run the unfused chain (one engine call per stage: Stft, Mel, PowerToDb, Mfcc) instead
 /// of the fused operations (IDspOps.LogMelSpectrogram, IDspOps.Mfcc from clips): HYBRID_BENCH_CHAIN=1, to compare the
 /// two on one build. Both give the same values on the managed engine.
 let chained () = Environment.GetEnvironmentVariable "HYBRID_BENCH_CHAIN" = "1"
-
-/// Wall and CPU milliseconds (all threads) spent in one stage, summed over its calls.
-type StageTime = { mutable WallMs: float; mutable CpuMs: float; mutable Calls: int }
-
-/// The stages timed since the last `takeStages`, by name, in the order first met.
-let private stages = List<string * StageTime>()
-
-/// Adds wall and CPU milliseconds and calls to stage `name` of `into`, appending the stage when it is new.
-let addStage (into: List<string * StageTime>) (name: string) (wallMs: float) (cpuMs: float) (calls: int) =
-    let t =
-        match into |> Seq.tryFind (fun (n, _) -> n = name) with
-        | Some(_, t) -> t
-        | None ->
-            let t = { WallMs = 0.0; CpuMs = 0.0; Calls = 0 }
-            into.Add((name, t))
-            t
-    t.WallMs <- t.WallMs + wallMs
-    t.CpuMs <- t.CpuMs + cpuMs
-    t.Calls <- t.Calls + calls
-
-/// Runs `action` as one call of stage `name`, adding its wall and process CPU time to the stage when profiling.
-let stage (name: string) (action: unit -> unit) =
-    if not (profiling ()) then action ()
-    else
-        let cpu0 = Environment.CpuUsage.TotalTime
-        let sw = Stopwatch.StartNew()
-        action ()
-        addStage stages name sw.Elapsed.TotalMilliseconds (Environment.CpuUsage.TotalTime - cpu0).TotalMilliseconds 1
-
-/// The stages timed since the last call, and forgets them.
-let takeStages () =
-    let taken = List.ofSeq stages
-    stages.Clear()
-    taken
 
 /// One benchmark: what it is called, how much audio a run processes, and how to set it up on an engine.
 type Workload =
@@ -192,7 +153,12 @@ let private trainWorkload =
       Samples = 2700
       Flops = None
       ManagedOnly = false
-      Setup = fun engine -> (let epoch = Hybrid.Classifier.Bench.prepareCnn2d engine in (fun () -> epoch () |> ignore), ignore) }
+      Setup =
+        fun engine ->
+            // Profiling times every network operation of the step (BenchStages.ProfiledEngine).
+            let engine = if profiling () then new ProfiledEngine(engine) :> Engine else engine
+            let epoch = Hybrid.Classifier.Bench.prepareCnn2d engine
+            (fun () -> epoch () |> ignore), ignore }
 
 /// The managed engine's current thread count (the ceilings split their work into that many equal parts).
 let private threadsOf (engine: Engine) =

@@ -116,6 +116,45 @@ let tests =
             Expect.isSome rows.[1].speedup "speed-up filled"
         }
 
+        test "a profiled engine times every network operation as a named stage and passes results and errors through" {
+            use inner = new Hybrid.Dsp.Managed.ManagedEngine(2)
+            let stages = Collections.Generic.List<string * BenchStages.StageTime>()
+            let profiled = new BenchStages.ProfiledEngine(inner, stages) :> Hybrid.Dsp.Engine
+            let rng = Random 3
+            let data n = Array.init n (fun _ -> float32 (rng.NextDouble() - 0.5))
+            let a, b = inner.FromHost(data 12, 3, 4), inner.FromHost(data 20, 4, 5)
+            let c, expected = profiled.Allocate(3, 5), inner.Allocate(3, 5)
+            profiled.Nn.Gemm(a, false, b, false, c)
+            inner.Nn.Gemm(a, false, b, false, expected)
+            Expect.equal (c.ToArray()) (expected.ToArray()) "the inner engine's product"
+            let mutable g = Hybrid.Dsp.ConvGeometry(2, 2, 5, 6, 3, 3, 3, 1, 1, 1, 1, 1, 1, 5, 6)
+            let x, w, bias = inner.FromHost(data 120, 2, 2, 5, 6), inner.FromHost(data 54, 3, 2, 3, 3), inner.FromHost(data 3, 3)
+            let y, yExpected = profiled.Allocate(2, 3, 5, 6), inner.Allocate(2, 3, 5, 6)
+            profiled.Nn.Conv2DForward(&g, x, w, bias, y)
+            inner.Nn.Conv2DForward(&g, x, w, bias, yExpected)
+            Expect.equal (y.ToArray()) (yExpected.ToArray()) "the inner engine's convolution"
+            Expect.equal [ for name, t in stages -> name, t.Calls ] [ "gemm 3x5x4", 1; "conv2d_forward 2->3", 1 ] "one stage per operation, named with its sizes"
+            Expect.all stages (fun (_, t) -> t.WallMs >= 0.0 && t.CpuMs >= 0.0) "times recorded"
+            Expect.throwsT<ArgumentException> (fun () -> profiled.Nn.Gemm(a, false, a, false, c)) "the operation's own exception, not a reflection wrapper"
+            let named (m: string) =
+                match typeof<Hybrid.Dsp.INnOps>.GetMethod m with
+                | null -> failtestf "no method %s" m
+                | info -> BenchStages.nnStageName info [||]
+            Expect.equal (named "BatchNormLeakyReluTrainingForward") "batch_norm_leaky_relu_training_forward" "words split at capitals"
+            Expect.equal (named "Pool2DBackward") "pool2d_backward" "2D kept with its number"
+            Expect.equal profiled.Nn (profiled.Nn) "one operations object"
+        }
+
+        test "stageScaling: each stage's speed-up and its time beyond perfect scaling, the largest first, stages at one count only left out" {
+            let t wall : BenchStages.StageTime = { WallMs = wall; CpuMs = wall; Calls = 1 }
+            let lines =
+                Bench.stageScaling "w" 1 2 2 [ "even", t 200.0; "slow", t 200.0; "gone", t 50.0 ] [ "even", t 100.0; "slow", t 160.0; "new", t 10.0 ]
+            Expect.equal lines.Length 2 "the stages timed at both counts"
+            Expect.stringContains lines.[0] "slow" "the one furthest from 2x first"
+            Expect.stringContains lines.[0] "100.00 ->     80.00 ms wall a run,  1.25x,    30.00 ms a run beyond 2x" "per run: 200/2 -> 160/2, 30 ms beyond 50"
+            Expect.stringContains lines.[1] " 2.00x,     0.00 ms a run beyond 2x" "perfect scaling loses nothing"
+        }
+
         test "a ceiling asked for on another engine is skipped with a line that says so, not silently" {
             use out = new IO.StringWriter()
             use error = new IO.StringWriter()

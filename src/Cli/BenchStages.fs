@@ -1,0 +1,128 @@
+/// The stage profile of `hybrid bench` (HYBRID_BENCH_PROFILE=1): named stages with their wall and CPU time, and an
+/// engine wrapper that times every network operation of a training step as a stage.
+module Hybrid.Cli.BenchStages
+
+open System
+open System.Collections.Generic
+open System.Diagnostics
+open System.Reflection
+open System.Runtime.ExceptionServices
+open Hybrid.Dsp
+
+/// Whether the workloads time their stages: each engine call of the log-mel workloads (STFT, mel, dB, DCT), each
+/// network operation of train-cnn2d (`ProfiledEngine`): HYBRID_BENCH_PROFILE=1. The timing reads the process CPU time
+/// around every call, which costs a few microseconds a call, so it is off unless asked for.
+let profiling () = Environment.GetEnvironmentVariable "HYBRID_BENCH_PROFILE" = "1"
+
+/// Wall and CPU milliseconds (all threads) spent in one stage, summed over its calls.
+type StageTime = { mutable WallMs: float; mutable CpuMs: float; mutable Calls: int }
+
+/// The stages timed since the last `takeStages`, by name, in the order first met.
+let private stages = List<string * StageTime>()
+
+/// Adds wall and CPU milliseconds and calls to stage `name` of `into`, appending the stage when it is new.
+let addStage (into: List<string * StageTime>) (name: string) (wallMs: float) (cpuMs: float) (calls: int) =
+    let t =
+        match into |> Seq.tryFind (fun (n, _) -> n = name) with
+        | Some(_, t) -> t
+        | None ->
+            let t = { WallMs = 0.0; CpuMs = 0.0; Calls = 0 }
+            into.Add((name, t))
+            t
+    t.WallMs <- t.WallMs + wallMs
+    t.CpuMs <- t.CpuMs + cpuMs
+    t.Calls <- t.Calls + calls
+
+/// Runs `action` as one call of stage `name` of `into`, adding its wall and process CPU time.
+let timeStage (into: List<string * StageTime>) (name: string) (action: unit -> unit) =
+    let cpu0 = Environment.CpuUsage.TotalTime
+    let sw = Stopwatch.StartNew()
+    action ()
+    addStage into name sw.Elapsed.TotalMilliseconds (Environment.CpuUsage.TotalTime - cpu0).TotalMilliseconds 1
+
+/// Runs `action` as one call of stage `name`, adding its wall and process CPU time to the stage when profiling.
+let stage (name: string) (action: unit -> unit) =
+    if profiling () then timeStage stages name action else action ()
+
+/// The stages timed since the last call, and forgets them.
+let takeStages () =
+    let taken = List.ofSeq stages
+    stages.Clear()
+    taken
+
+/// A stage name for one network operation: the INnOps method in snake case, with the channels of a convolution
+/// ("conv2d_backward 32->64") and the sizes m x n x k of a GEMM ("gemm 64x128x10240"), so that layers of one kind stay
+/// apart.
+let nnStageName (m: MethodInfo) (args: (obj | null) array) =
+    let name = m.Name
+    // A word starts at a capital after a small letter, or at the capital before a small letter ("2DForward").
+    let starts i =
+        i > 0 && Char.IsUpper name.[i]
+        && (Char.IsLower name.[i - 1] || (Char.IsUpper name.[i - 1] && i + 1 < name.Length && Char.IsLower name.[i + 1]))
+    let snake = name |> Seq.mapi (fun i c -> (if starts i then "_" else "") + string (Char.ToLowerInvariant c)) |> String.concat ""
+    match args with
+    | [| :? ConvGeometry as g; _; _; _; _ |]
+    | [| :? ConvGeometry as g; _; _; _; _; _; _ |] -> sprintf "%s %d->%d" snake g.InChannels g.OutChannels
+    | [| :? Tensor as a; :? bool as ta; :? Tensor as b; :? bool as tb; _; _; _ |] when m.Name = "Gemm" ->
+        let rows, inner = if ta then a.Shape.[1], a.Shape.[0] else a.Shape.[0], a.Shape.[1]
+        let cols = if tb then b.Shape.[0] else b.Shape.[1]
+        sprintf "%s %dx%dx%d" snake rows cols inner
+    | _ -> snake
+
+/// The interface a profiled device-training engine's operations present: both of the inner engine's.
+type IProfiledDeviceNn =
+    inherit INnOps
+    inherit INnDeviceTraining
+
+/// Forwards every call to `Inner` and adds it to the stage `nnStageName` names, after synchronising `Engine` so that a
+/// GPU's queued kernels are counted in the call that queued them (a no-op on the managed engine).
+type NnStageProxy() =
+    inherit DispatchProxy()
+    member val Inner: obj = obj () with get, set
+    member val Engine: Engine = Unchecked.defaultof<Engine> with get, set
+    member val Stages: List<string * StageTime> = List<string * StageTime>() with get, set
+    override this.Invoke(m: MethodInfo | null, args: (obj | null) array | null) : obj | null =
+        match m with
+        | null -> raise (ArgumentNullException(nameof m))
+        | m ->
+            let args = match args with | null -> [||] | a -> a
+            let mutable result: obj | null = null
+            timeStage this.Stages (nnStageName m args) (fun () ->
+                try
+                    result <- m.Invoke(this.Inner, args)
+                with :? TargetInvocationException as e ->
+                    match e.InnerException with
+                    | null -> reraise ()
+                    | inner -> ExceptionDispatchInfo.Capture(inner).Throw()
+                if m.ReturnType = typeof<Void> then this.Engine.Synchronize())
+            result
+
+/// `inner` with its network operations (Nn) timed as stages of `into`, everything else passed through: tensors are
+/// the inner engine's, and its thread count (managed) changes under the wrapper. Every operation is followed by a
+/// synchronisation, so on a GPU the profile shows each kernel's own time but the step runs slower than unprofiled.
+/// The one-argument constructor adds to the stages `takeStages` returns.
+type ProfiledEngine(inner: Engine, into: List<string * StageTime>) =
+    inherit Engine()
+    let nn =
+        let make (proxy: obj) =
+            let p = proxy :?> NnStageProxy
+            p.Inner <- (inner.Nn :> obj)
+            p.Engine <- inner
+            p.Stages <- into
+            proxy
+        match inner.Nn with
+        | :? INnDeviceTraining -> make (DispatchProxy.Create<IProfiledDeviceNn, NnStageProxy>()) :?> INnOps
+        | _ -> make (DispatchProxy.Create<INnOps, NnStageProxy>()) :?> INnOps
+    new(inner: Engine) = new ProfiledEngine(inner, stages)
+    /// The engine whose operations are timed.
+    member _.Inner = inner
+    override _.Name = inner.Name
+    override _.DeviceName = inner.DeviceName
+    override _.Allocate(shape) = inner.Allocate(shape)
+    override _.Dsp = inner.Dsp
+    override _.Nn = nn
+    override _.Synchronize() = inner.Synchronize()
+    override _.Gather(sources, destination, offset) = inner.Gather(sources, destination, offset)
+    override _.Scatter(source, offset, destinations) = inner.Scatter(source, offset, destinations)
+    override _.ReadTensors(tensors, destination) = inner.ReadTensors(tensors, destination)
+    override _.Dispose() = ()
