@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace Hybrid.Dsp.Managed;
 
 /// <summary>
@@ -88,7 +90,41 @@ internal static unsafe class NnDirectConv
                     offsets[t] = (ci * hp + kh * g.DilationH) * wp + kw * g.DilationW;
         float* tail = stackalloc float[8];
         int P = g.OutHeight * g.OutWidth;
-        for (int co = 0; co < g.OutChannels; co++)
+        int co = 0;
+        // Four output channels at a time: four independent accumulator chains share each load of the input (every
+        // output still sums bias then its taps in tap order, as the one-channel loop below does).
+        for (; co + 4 <= g.OutChannels; co += 4)
+        {
+            float* w0 = w + (long)co * taps, w1 = w0 + taps, w2 = w1 + taps, w3 = w2 + taps;
+            var b0 = Vector256.Create(bias == null ? 0f : bias[co]);
+            var b1 = Vector256.Create(bias == null ? 0f : bias[co + 1]);
+            var b2 = Vector256.Create(bias == null ? 0f : bias[co + 2]);
+            var b3 = Vector256.Create(bias == null ? 0f : bias[co + 3]);
+            for (int oh = 0; oh < g.OutHeight; oh++)
+            {
+                float* rowBase = scratch + (long)oh * g.StrideH * wp;
+                float* y0 = y + (long)co * P + oh * g.OutWidth;
+                for (int ow = 0; ow < g.OutWidth; ow += 8)
+                {
+                    Vector256<float> a0 = b0, a1 = b1, a2 = b2, a3 = b3;
+                    float* src = rowBase + ow;
+                    for (int t = 0; t < taps; t++)
+                    {
+                        var xv = Vector256.Load(src + offsets[t]);
+                        a0 += Vector256.Create(w0[t]) * xv;
+                        a1 += Vector256.Create(w1[t]) * xv;
+                        a2 += Vector256.Create(w2[t]) * xv;
+                        a3 += Vector256.Create(w3[t]) * xv;
+                    }
+                    int n = Math.Min(8, g.OutWidth - ow);
+                    StoreRow(a0, y0 + ow, n, tail);
+                    StoreRow(a1, y0 + P + ow, n, tail);
+                    StoreRow(a2, y0 + 2L * P + ow, n, tail);
+                    StoreRow(a3, y0 + 3L * P + ow, n, tail);
+                }
+            }
+        }
+        for (; co < g.OutChannels; co++)
         {
             float* wc = w + (long)co * taps;
             var b = System.Runtime.Intrinsics.Vector256.Create(bias == null ? 0f : bias[co]);
@@ -114,6 +150,19 @@ internal static unsafe class NnDirectConv
                 }
             }
         }
+    }
+
+    /// <summary>Stores the first n (1..8) lanes of v at y (through tail when fewer than 8).</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow(Vector256<float> v, float* y, int n, float* tail)
+    {
+        if (n == 8)
+        {
+            Vector256.Store(v, y);
+            return;
+        }
+        Vector256.Store(v, tail);
+        for (int j = 0; j < n; j++) y[j] = tail[j];
     }
 
     /// <summary>Weight gradient of one sample, accumulated into dw ([OutChannels, PatchSize]).
