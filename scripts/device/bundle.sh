@@ -14,7 +14,9 @@ cd "$root"
 fsdd=${1:-${HYBRID_FSDD:-$root/../shared/data/fsdd}}
 reference=${2:-$root/../shared/reference}
 [ -d "$fsdd/recordings" ] || { echo "bundle: no FSDD recordings under $fsdd (give FSDD_DIR)" >&2; exit 1; }
-[ -d "$reference/librosa-0.10.2" ] || { echo "bundle: no librosa-0.10.2 under $reference (give REFERENCE_DIR)" >&2; exit 1; }
+for ref in librosa-0.10.2 kymatio-0.4; do
+  [ -d "$reference/$ref" ] || { echo "bundle: no $ref under $reference (give REFERENCE_DIR)" >&2; exit 1; }
+done
 out=.devcarry
 rm -rf "$out"
 mkdir -p "$out"
@@ -34,9 +36,10 @@ pack src/Cli/bin/Release/net10.0 cli
 pack tests/Dsp.Kernels.Tests/bin/Release/net10.0 tests
 tar -C "$(dirname "$fsdd")" -c "$(basename "$fsdd")/recordings" | xz -T0 -6 > "$out/fsdd.tar.xz"
 # librosa's and kymatio's reference outputs, so the parity lists run on cuda too.
-tar -C "$reference/.." -c "$(basename "$reference")" | xz -T0 -6 > "$out/reference.tar.xz"
+tar -C "$reference" -c librosa-0.10.2 kymatio-0.4 | xz -T0 -6 > "$out/reference.tar.xz"
 ls -l "$out"
 total=$(du -sb "$out" | cut -f1)
-tree=$(git ls-files -z | xargs -0 du -cb | tail -n 1 | cut -f1)
-echo "bundle: $((total / 1048576)) MiB in $out, $((tree / 1048576)) MiB of tracked files (the device tool carries at most 64 MiB in all)"
+# The tool also carries untracked files that git does not ignore.
+tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb | tail -n 1 | cut -f1)
+echo "bundle: $((total / 1048576)) MiB in $out, $((tree / 1048576)) MiB of working tree (the device tool carries at most 64 MiB in all)"
 [ $((total + tree)) -lt $((63 * 1048576)) ] || { echo "bundle: too large to carry" >&2; exit 1; }

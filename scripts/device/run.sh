@@ -9,7 +9,8 @@
 #                                                                                           ($OUT/scaling.json)
 #   tests-cuda   the Dsp.Kernels tests, whose ILGPU lists add the cuda engine when a CUDA device is present
 # A step that fails or runs out of time is reported and the next one still runs; the script's exit code is the
-# number of failed steps. COUNTS (default 1,2,4,8,16) and RUNS (default 3) change the sweep.
+# number of failed steps (a step fails on its command's non-zero exit or its time limit, exit 124), 100 when the
+# bundle is missing. COUNTS (default 1,2,4,8,16) and RUNS (default 3) change the sweep.
 set -uo pipefail
 out=${OUT:-/tmp/hybrid-device-out}
 mkdir -p "$out"
@@ -26,14 +27,14 @@ for part in dotnet cli tests data reference; do
 done
 export DOTNET_ROOT="$work/dotnet" PATH="$work/dotnet:$PATH" DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 export HYBRID_FSDD=$(ls -d "$work"/data/*)
-export HYBRID_LIBROSA_REFERENCE="$work/reference/reference/librosa-0.10.2" HYBRID_KYMATIO_REFERENCE="$work/reference/reference/kymatio-0.4"
+export HYBRID_LIBROSA_REFERENCE="$work/reference/librosa-0.10.2" HYBRID_KYMATIO_REFERENCE="$work/reference/kymatio-0.4"
 hybrid="dotnet $work/cli/hybrid.dll"
 failed=0
 step() {  # step NAME SECONDS COMMAND...
   local name=$1 limit=$2 start=$SECONDS code
   shift 2
   echo "== $name (limit ${limit} s, $(date -u +%T) UTC)"
-  timeout "$limit" "$@" > "$out/$name.log" 2>&1
+  timeout -k 5 "$limit" "$@" > "$out/$name.log" 2>&1
   code=$?
   echo "== $name: exit $code after $((SECONDS - start)) s$([ $code = 124 ] && echo ' (time limit)')"
   tail -n 40 "$out/$name.log"
@@ -41,10 +42,12 @@ step() {  # step NAME SECONDS COMMAND...
 }
 nvidia-smi -L 2>&1 || echo "run: nvidia-smi found no GPU"
 echo "cores: $(nproc)"
-step bench-cuda 130 $hybrid bench --device cuda --runs 5 --json "$out/bench-cuda.json"
-step train-cuda 110 sh -c "$hybrid train --device cuda --no-plots --json --out $work/run-cuda > '$out/train-cuda.json'"
-step scaling 200 env HYBRID_BENCH_PROFILE=1 $hybrid bench --threads "${COUNTS:-1,2,4,8,16}" --runs "${RUNS:-3}" --warmup 1 \
+step bench-cuda 120 $hybrid bench --device cuda --runs 5 --json "$out/bench-cuda.json"
+step train-cuda 100 sh -c "$hybrid train --device cuda --no-plots --json --out $work/run-cuda > '$out/train-cuda.json'"
+step scaling 180 env HYBRID_BENCH_PROFILE=1 $hybrid bench --threads "${COUNTS:-1,2,4,8,16}" --runs "${RUNS:-3}" --warmup 1 \
   --workload ceiling-compute ceiling-memory w1-logmel w1-mfcc w2-logmel rfft-256 train-cnn2d --json "$out/scaling.json"
-step tests-cuda 140 dotnet "$work/tests/Hybrid.Dsp.Kernels.Tests.dll" --summary
+step tests-cuda 130 dotnet "$work/tests/Hybrid.Dsp.Kernels.Tests.dll" --summary
+# 758 tests run without a CUDA device (2026-12-07); the cuda lists add to that only when the engine could be created.
+echo "tests: $(tail -n 1 "$out/tests-cuda.log") (758 passed without a CUDA device)"
 echo "run: $failed step(s) failed"
 exit $failed
