@@ -434,6 +434,8 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) =
             invalidArg "device" (sprintf "--device %s: the scaling sweep measures the managed engine, whose thread count --threads sets; give --device managed or leave it out" device)
         let runs = args.GetResult(Runs, defaultValue = 5)
         let warmup = args.TryGetResult Warmup
+        if scaling && warmup = Some 0 then
+            error.WriteLine "bench: note: --warmup 0 in a thread sweep leaves first-touch and JIT costs to whichever count runs first; keep at least 1"
         let selected =
             match args.TryGetResult Workload with
             | None -> workloads

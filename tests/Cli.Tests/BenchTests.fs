@@ -155,6 +155,19 @@ let tests =
             Expect.stringContains lines.[1] " 2.00x,     0.00 ms a run beyond 2x" "perfect scaling loses nothing"
         }
 
+        test "a thread sweep with --warmup 0 says what that costs, and still measures" {
+            use out = new IO.StringWriter()
+            use error = new IO.StringWriter()
+            let code = Bench.run out error [| "--threads"; "1,2"; "--workload"; "ceiling-compute"; "--runs"; "1"; "--warmup"; "0" |]
+            Expect.equal code 0 "exit 0"
+            Expect.stringContains (error.ToString()) "--warmup 0 in a thread sweep leaves first-touch and JIT costs to whichever count runs first" "the note"
+            Expect.stringContains (out.ToString()) "| ceiling-compute |" "rows measured"
+            use out1 = new IO.StringWriter()
+            use error1 = new IO.StringWriter()
+            Bench.run out1 error1 [| "--threads"; "1,2"; "--workload"; "ceiling-compute"; "--runs"; "1"; "--warmup"; "1" |] |> ignore
+            Expect.isFalse (error1.ToString().Contains "--warmup 0") "no note with a warm-up run"
+        }
+
         test "a ceiling asked for on another engine is skipped with a line that says so, not silently" {
             use out = new IO.StringWriter()
             use error = new IO.StringWriter()
