@@ -429,6 +429,12 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) =
             if args.Contains Scaling then scalingCounts ()
             else args.TryGetResult Threads |> Option.bind parseThreadCounts |> Option.defaultValue [ Parallelism.MaxThreads ]
         let scaling = counts.Length > 1
+        match args.TryGetResult Threads with
+        | Some text when text.Split(',').Length > counts.Length ->
+            error.WriteLine(
+                sprintf "bench: note: --threads %s repeats a count; each is measured once (%s)%s" text (String.Join(",", counts))
+                    (if scaling then "" else ": one count, so no thread sweep and no scaling table"))
+        | _ -> ()
         let device = args.GetResult(Device, defaultValue = (if scaling then "managed" else "all"))
         if scaling && device.Trim().ToLowerInvariant() <> "managed" then
             invalidArg "device" (sprintf "--device %s: the scaling sweep measures the managed engine, whose thread count --threads sets; give --device managed or leave it out" device)

@@ -155,6 +155,21 @@ let tests =
             Expect.stringContains lines.[1] " 2.00x,     0.00 ms a run beyond 2x" "perfect scaling loses nothing"
         }
 
+        test "--threads with a repeated count says each is measured once, and when that leaves one count, that no sweep runs" {
+            use out = new IO.StringWriter()
+            use error = new IO.StringWriter()
+            let code = Bench.run out error [| "--threads"; "1,1"; "--device"; "managed"; "--workload"; "ceiling-compute"; "--runs"; "1"; "--warmup"; "0" |]
+            Expect.equal code 0 "exit 0"
+            Expect.stringContains (error.ToString()) "--threads 1,1 repeats a count; each is measured once (1): one count, so no thread sweep and no scaling table" "the note"
+            Expect.isFalse (out.ToString().Contains "speed-up") "no scaling table"
+            use out2 = new IO.StringWriter()
+            use error2 = new IO.StringWriter()
+            Bench.run out2 error2 [| "--threads"; "1,2,1"; "--workload"; "ceiling-compute"; "--runs"; "1"; "--warmup"; "1" |] |> ignore
+            Expect.stringContains (error2.ToString()) "--threads 1,2,1 repeats a count; each is measured once (1,2)" "the note in a sweep"
+            Expect.isFalse (error2.ToString().Contains "no thread sweep") "a sweep still runs"
+            Expect.stringContains (out2.ToString()) "speed-up" "the scaling table"
+        }
+
         test "a thread sweep with --warmup 0 says what that costs, and still measures" {
             use out = new IO.StringWriter()
             use error = new IO.StringWriter()
