@@ -26,6 +26,8 @@ type Result =
       clips_per_s: float option
       audio_s_per_s: float option
       gflops: float option
+      /// Bytes read and written a second (ceiling-memory), in 10^9.
+      gb_per_s: float option
       samples_per_s: float option
       peak_mb: float
       /// On an ILGPU engine, the transfers of one more run counted by `IlgpuEngine.Transfers` (host-to-device copies,
@@ -149,8 +151,9 @@ let private report (engine: Engine) (threads: int option) (w: Workload) (peak: f
     let cpuMedian = medianOf sample.Cpu
     let load = loadAverage ()
     let at = threads |> Option.map (fun n -> sprintf " at %d thread%s" n (if n = 1 then "" else "s")) |> Option.defaultValue ""
-    eprintfn "bench: %s on %s%s: median %.1f ms wall, %.1f ms CPU (all threads), %.1f MB allocated a run, %d GCs in %d runs, load %s"
-        w.Name engine.Name at median cpuMedian (medianOf sample.Allocated) sample.Gcs runs (load |> Option.map (sprintf "%.2f") |> Option.defaultValue "n/a")
+    let bandwidth = w.Bytes |> Option.map (fun b -> sprintf " (%.1f GB/s read and written)" (b / (median / 1000.0) / 1e9)) |> Option.defaultValue ""
+    eprintfn "bench: %s on %s%s: median %.1f ms wall%s, %.1f ms CPU (all threads), %.1f MB allocated a run, %d GCs in %d runs, load %s"
+        w.Name engine.Name at median bandwidth cpuMedian (medianOf sample.Allocated) sample.Gcs runs (load |> Option.map (sprintf "%.2f") |> Option.defaultValue "n/a")
     // HYBRID_BENCH_PROFILE=1: each stage's share of the timed runs (log-mel workloads' engine calls, train-cnn2d's
     // network operations).
     if not sample.Stages.IsEmpty then
@@ -175,6 +178,7 @@ let private report (engine: Engine) (threads: int option) (w: Workload) (peak: f
       clips_per_s = perSecond (float w.Clips)
       audio_s_per_s = perSecond w.AudioSeconds
       gflops = w.Flops |> Option.map (fun f -> f / (median / 1000.0) / 1e9)
+      gb_per_s = w.Bytes |> Option.map (fun b -> b / (median / 1000.0) / 1e9)
       samples_per_s = perSecond (float w.Samples)
       peak_mb = peak
       host_to_device = total TransferKind.HostToDevice

@@ -23,6 +23,8 @@ type Workload =
       Samples: int
       /// Floating-point operations per run for GFLOP/s, when the workload has a conventional count.
       Flops: float option
+      /// Bytes a run reads and writes for GB/s, when that is what the workload measures (ceiling-memory).
+      Bytes: float option
       /// Measured on the managed engine only (the machine's own ceilings, which run plain parallel C# under the
       /// engine's thread count): other engines skip it.
       ManagedOnly: bool
@@ -55,6 +57,7 @@ let private logMelWorkload name clips samples sampleRate (stft: StftConfig) (mel
       AudioSeconds = float clips * float samples / float sampleRate
       Samples = 0
       Flops = None
+      Bytes = None
       ManagedOnly = false
       Setup =
         fun engine ->
@@ -106,6 +109,7 @@ let private rfftWorkload (n: int) (count: int) =
       AudioSeconds = 0.0
       Samples = 0
       Flops = Some(2.5 * float n * Math.Log2(float n) * float count)
+      Bytes = None
       ManagedOnly = false
       Setup =
         fun engine ->
@@ -126,6 +130,7 @@ let private scatteringWorkload =
       AudioSeconds = float clips * float samples / 8000.0
       Samples = 0
       Flops = None
+      Bytes = None
       ManagedOnly = false
       Setup =
         fun engine ->
@@ -152,6 +157,7 @@ let private trainWorkload =
       AudioSeconds = 0.0
       Samples = 2700
       Flops = None
+      Bytes = None
       ManagedOnly = false
       Setup =
         fun engine ->
@@ -184,6 +190,7 @@ let private computeCeiling =
       AudioSeconds = 0.0
       Samples = 0
       Flops = Some(2.0 * float Numerics.Vector<float32>.Count * float iterations)
+      Bytes = None
       ManagedOnly = true
       Setup =
         fun engine ->
@@ -223,6 +230,7 @@ let private memoryCeiling =
       AudioSeconds = 0.0
       Samples = 0
       Flops = None
+      Bytes = Some(2.0 * 4.0 * float count)
       ManagedOnly = true
       Setup =
         fun engine ->

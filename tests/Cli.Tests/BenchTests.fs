@@ -27,7 +27,7 @@ let tests =
 
         test "the table puts CPU time and its share beside the wall time and marks a warned share" {
             let row: Bench.Result =
-                { engine = "managed"; device = "cpu"; workload = "w1-logmel"; median_ms = 1000.0; clips_per_s = Some 3000.0
+                { engine = "managed"; device = "cpu"; workload = "w1-logmel"; median_ms = 1000.0; clips_per_s = Some 3000.0; gb_per_s = None
                   audio_s_per_s = None; gflops = None; samples_per_s = None; peak_mb = 100.0; host_to_device = None; device_to_host = None
                   synchronizations = None; cpu_ms = 800.0; threads = Some 2; cpu_share = Some 0.4
                   warning = Bench.contentionWarning "w1-logmel" "managed" 1000.0 800.0 2; alloc_mb = 0.3; gc_count = 0
@@ -41,7 +41,7 @@ let tests =
             let counting () =
                 let calls = ref 0
                 let workload: BenchWorkloads.Workload =
-                    { Name = "count"; Clips = 1; AudioSeconds = 0.0; Samples = 0; Flops = None; ManagedOnly = false
+                    { Name = "count"; Clips = 1; AudioSeconds = 0.0; Samples = 0; Flops = None; Bytes = None; ManagedOnly = false
                       Setup = fun _ -> (fun () -> calls.Value <- calls.Value + 1), ignore }
                 calls, workload
             use engine = Hybrid.Dsp.Engines.Create "managed"
@@ -65,7 +65,7 @@ let tests =
 
         test "withScaling measures speed-up and efficiency against the fewest threads of the same engine and workload" {
             let row workload threads wall cpu : Bench.Result =
-                { engine = "managed"; device = "cpu"; workload = workload; median_ms = wall; clips_per_s = None
+                { engine = "managed"; device = "cpu"; workload = workload; median_ms = wall; clips_per_s = None; gb_per_s = None
                   audio_s_per_s = None; gflops = None; samples_per_s = None; peak_mb = 1.0; host_to_device = None; device_to_host = None
                   synchronizations = None; cpu_ms = cpu; threads = Some threads; cpu_share = Bench.cpuShare wall cpu threads
                   warning = None; alloc_mb = 0.0; gc_count = 0; load_average = Some 0.5; speedup = None; round_speedups = None; efficiency = None }
@@ -95,7 +95,7 @@ let tests =
             let setups = ref 0
             use engine = new Hybrid.Dsp.Managed.ManagedEngine(3)
             let workload: BenchWorkloads.Workload =
-                { Name = "threads"; Clips = 1; AudioSeconds = 0.0; Samples = 0; Flops = None; ManagedOnly = false
+                { Name = "threads"; Clips = 1; AudioSeconds = 0.0; Samples = 0; Flops = None; Bytes = None; ManagedOnly = false
                   Setup =
                     fun e ->
                         setups.Value <- setups.Value + 1
@@ -199,6 +199,11 @@ let tests =
             Expect.all (Bench.workloads |> List.filter (fun w -> not (w.Name.StartsWith "ceiling-"))) (fun w -> not w.ManagedOnly) "the workloads run on every engine"
             use engine = new Hybrid.Dsp.Managed.ManagedEngine(2)
             let rows = Bench.measureInterleaved engine [ 1; 2 ] 1 (Some 0) (ceilings |> List.find (fun w -> w.Name = "ceiling-compute"))
-            Expect.isTrue (rows |> List.forall (fun r -> r.gflops.Value > 0.0 && r.cpu_ms > 0.0)) "timed, GFLOP/s counted"
+            Expect.isTrue (rows |> List.forall (fun r -> r.gflops.Value > 0.0 && r.cpu_ms > 0.0 && r.gb_per_s.IsNone)) "timed, GFLOP/s counted"
+            let memory = Bench.measureInterleaved engine [ 1; 2 ] 1 (Some 0) (ceilings |> List.find (fun w -> w.Name = "ceiling-memory"))
+            for r in memory do
+                // 2 x 200 MB (read and written) over the median time.
+                Expect.floatClose Accuracy.medium r.gb_per_s.Value (0.4 / (r.median_ms / 1000.0)) "GB/s of 400 MB moved"
+                Expect.isNone r.gflops "no GFLOP/s for a copy"
         }
     ]
