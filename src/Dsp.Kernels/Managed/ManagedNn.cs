@@ -174,10 +174,7 @@ internal sealed unsafe class ManagedNn : INnOps
                     NnGemm.Gemm(m, n, kk, alpha, As, lda, transA, Bs, ldb, transB, 0f, pp + (long)sgm * size, n);
                 }
             }
-            if (_engine.MaxThreads <= 1)
-                for (int sgm = 0; sgm < segments; sgm++) Segment(sgm);
-            else
-                System.Threading.Tasks.Parallel.For(0, segments, _engine.Parallel, Segment);
+            Parallelism.SelfScheduled(_engine.Parallel, segments, Segment);
             for (int i = 0; i < m; i++)
             {
                 var row = c.AsSpan(cOff + i * ldc, n);

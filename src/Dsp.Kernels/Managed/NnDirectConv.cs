@@ -127,7 +127,7 @@ internal static unsafe class NnDirectConv
         for (; co < g.OutChannels; co++)
         {
             float* wc = w + (long)co * taps;
-            var b = System.Runtime.Intrinsics.Vector256.Create(bias == null ? 0f : bias[co]);
+            var b = Vector256.Create(bias == null ? 0f : bias[co]);
             for (int oh = 0; oh < g.OutHeight; oh++)
             {
                 float* rowBase = scratch + (long)oh * g.StrideH * wp;
@@ -137,16 +137,8 @@ internal static unsafe class NnDirectConv
                     var acc = b;
                     float* src = rowBase + ow;
                     for (int t = 0; t < taps; t++)
-                        acc += System.Runtime.Intrinsics.Vector256.Create(wc[t]) * System.Runtime.Intrinsics.Vector256.Load(src + offsets[t]);
-                    if (ow + 8 <= g.OutWidth)
-                    {
-                        System.Runtime.Intrinsics.Vector256.Store(acc, yr + ow);
-                    }
-                    else
-                    {
-                        System.Runtime.Intrinsics.Vector256.Store(acc, tail);
-                        for (int j = 0; ow + j < g.OutWidth; j++) yr[ow + j] = tail[j];
-                    }
+                        acc += Vector256.Create(wc[t]) * Vector256.Load(src + offsets[t]);
+                    StoreRow(acc, yr + ow, Math.Min(8, g.OutWidth - ow), tail);
                 }
             }
         }
