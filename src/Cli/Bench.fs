@@ -159,8 +159,14 @@ let private report (engine: Engine) (threads: int option) (w: Workload) (peak: f
     if not sample.Stages.IsEmpty then
         let total = List.sum sample.Times
         for name, t in sample.Stages do
-            eprintfn "bench: profile %s on %s%s: %-38s %8.2f ms wall a run (%4.1f%%), %8.2f ms CPU a run, %d calls a run"
-                w.Name engine.Name at name (t.WallMs / float runs) (100.0 * t.WallMs / total) (t.CpuMs / float runs) (t.Calls / runs)
+            // Work inside the managed engine's parallel loops against wall x threads: the rest is waiting (or serial).
+            let work =
+                match threads with
+                | Some n when t.WorkMs > 0.0 && t.WallMs > 0.0 ->
+                    sprintf ", %8.2f ms work a run (%3.0f%% of wall x %d)" (t.WorkMs / float runs) (100.0 * t.WorkMs / (t.WallMs * float n)) n
+                | _ -> ""
+            eprintfn "bench: profile %s on %s%s: %-38s %8.2f ms wall a run (%4.1f%%), %8.2f ms CPU a run, %d calls a run%s"
+                w.Name engine.Name at name (t.WallMs / float runs) (100.0 * t.WallMs / total) (t.CpuMs / float runs) (t.Calls / runs) work
     let warning = threads |> Option.bind (contentionWarning w.Name engine.Name median cpuMedian)
     warning |> Option.iter (eprintfn "bench: warning: %s")
     let total kind = sample.Transfers |> Option.map (fun counts -> counts |> List.filter (fun c -> c.Kind = kind) |> List.sumBy _.Count)
@@ -207,6 +213,7 @@ let private engineThreads (engine: Engine) =
 /// second, so the JIT has tiered the hot loops up), then the median of `runs` runs; on an ILGPU engine one more run
 /// counts its host/device transfers.
 let measure (engine: Engine) (runs: int) (warmup: int option) (w: Workload) =
+    measureWorkWhenProfiling () |> ignore
     compactBefore ()
     let mutable sample = None
     let peak =
@@ -237,23 +244,32 @@ let measure (engine: Engine) (runs: int) (warmup: int option) (w: Workload) =
 
 /// With a stage profile (HYBRID_BENCH_PROFILE=1) in an interleaved sweep: a line per stage timed at both t0 and n
 /// threads with its wall time a run at each, its speed-up, and the milliseconds a run it spends beyond perfect scaling
-/// (wall at n - wall at t0 * t0 / n), most first: which stage holds the workload's speed-up back.
+/// (wall at n - wall at t0 * t0 / n), most first: which stage holds the workload's speed-up back. Where the stage's
+/// work in parallel loops was measured at both counts (Parallelism.MeasureWork), the line splits that loss in two: the
+/// threads' work at n against at t0 ("work 1.10x": each thread ran 10% slower, from memory or cache sharing) and the
+/// ms a run a thread spent waiting at n (wall - work / n: loop ends, serial parts, waking threads).
 let stageScaling (workload: string) (t0: int) (n: int) (runs: int) (fewest: (string * StageTime) list) (at: (string * StageTime) list) =
     let perRun (t: StageTime) = t.WallMs / float runs
     [ for name, t in at do
           match fewest |> List.tryFind (fun (other, _) -> other = name) with
-          | Some(_, b) when perRun t > 0.0 -> yield name, perRun b, perRun t, perRun t - perRun b * float t0 / float n
+          | Some(_, b) when perRun t > 0.0 -> yield name, b, t, perRun t - perRun b * float t0 / float n
           | _ -> () ]
     |> List.sortByDescending (fun (_, _, _, beyond) -> beyond)
-    |> List.map (fun (name, w0, w, beyond) ->
-        sprintf "bench: profile %s from %d to %d threads: %-38s %9.2f -> %9.2f ms wall a run, %5.2fx, %8.2f ms a run beyond %gx"
-            workload t0 n name w0 w (w0 / w) beyond (float n / float t0))
+    |> List.map (fun (name, b, t, beyond) ->
+        let w0, w = perRun b, perRun t
+        let split =
+            if b.WorkMs > 0.0 && t.WorkMs > 0.0 then
+                sprintf ", work %.2fx, %.2f ms a run waiting" (t.WorkMs / b.WorkMs) ((t.WallMs - t.WorkMs / float n) / float runs)
+            else ""
+        sprintf "bench: profile %s from %d to %d threads: %-38s %9.2f -> %9.2f ms wall a run, %5.2fx, %8.2f ms a run beyond %gx%s"
+            workload t0 n name w0 w (w0 / w) beyond (float n / float t0) split)
 
 /// Times one workload on the managed engine at several thread counts, interleaved: one setup, warm-up at every count,
 /// then `runs` rounds that each time one run at every count back to back (the order rotating from round to round), so
 /// that a slow minute of a shared machine falls on every count alike. Each row's speedup is the median of its rounds'
 /// ratios against the fewest threads (round_speedups); the process-wide setting follows the engine's count.
 let measureInterleaved (engine: Hybrid.Dsp.Managed.ManagedEngine) (counts: int list) (runs: int) (warmup: int option) (w: Workload) =
+    measureWorkWhenProfiling () |> ignore
     compactBefore ()
     let counts = Array.ofList counts
     let timed = Array.init counts.Length (fun _ -> Collections.Generic.List<float * float * float>())
@@ -279,7 +295,7 @@ let measureInterleaved (engine: Hybrid.Dsp.Managed.ManagedEngine) (counts: int l
                         timed.[i].Add(timedRun run)
                         gcs.[i] <- gcs.[i] + collections () - gc0
                         for name, t in takeStages () do
-                            addStage stages.[i] name t.WallMs t.CpuMs t.Calls
+                            addStage stages.[i] name t.WallMs t.CpuMs t.WorkMs t.Calls
             finally
                 cleanup ()
                 engine.MaxThreads <- previousEngine

@@ -14,31 +14,45 @@ open Hybrid.Dsp
 /// around every call, which costs a few microseconds a call, so it is off unless asked for.
 let profiling () = Environment.GetEnvironmentVariable "HYBRID_BENCH_PROFILE" = "1"
 
-/// Wall and CPU milliseconds (all threads) spent in one stage, summed over its calls.
-type StageTime = { mutable WallMs: float; mutable CpuMs: float; mutable Calls: int }
+/// Turns Parallelism.MeasureWork on when profiling (HYBRID_BENCH_PROFILE=1), so that each stage also reports the work
+/// its threads did inside the managed engine's parallel loops; returns whether it did.
+let measureWorkWhenProfiling () =
+    let on = profiling ()
+    if on then Parallelism.MeasureWork <- true
+    on
+
+/// Wall and CPU milliseconds (all threads) spent in one stage, the milliseconds its threads worked inside the managed
+/// engine's parallel loops (Parallelism.MeasureWork: 0 on other engines and outside those loops), and its calls,
+/// summed over its calls.
+type StageTime = { mutable WallMs: float; mutable CpuMs: float; mutable WorkMs: float; mutable Calls: int }
 
 /// The stages timed since the last `takeStages`, by name, in the order first met.
 let private stages = List<string * StageTime>()
 
-/// Adds wall and CPU milliseconds and calls to stage `name` of `into`, appending the stage when it is new.
-let addStage (into: List<string * StageTime>) (name: string) (wallMs: float) (cpuMs: float) (calls: int) =
+/// Adds wall, CPU and work milliseconds and calls to stage `name` of `into`, appending the stage when it is new.
+let addStage (into: List<string * StageTime>) (name: string) (wallMs: float) (cpuMs: float) (workMs: float) (calls: int) =
     let t =
         match into |> Seq.tryFind (fun (n, _) -> n = name) with
         | Some(_, t) -> t
         | None ->
-            let t = { WallMs = 0.0; CpuMs = 0.0; Calls = 0 }
+            let t = { WallMs = 0.0; CpuMs = 0.0; WorkMs = 0.0; Calls = 0 }
             into.Add((name, t))
             t
     t.WallMs <- t.WallMs + wallMs
     t.CpuMs <- t.CpuMs + cpuMs
+    t.WorkMs <- t.WorkMs + workMs
     t.Calls <- t.Calls + calls
 
-/// Runs `action` as one call of stage `name` of `into`, adding its wall and process CPU time.
+/// Runs `action` as one call of stage `name` of `into`, adding its wall and process CPU time and the work its threads
+/// did in the managed engine's parallel loops (counted while Parallelism.MeasureWork is on; the profile turns it on).
 let timeStage (into: List<string * StageTime>) (name: string) (action: unit -> unit) =
     let cpu0 = Environment.CpuUsage.TotalTime
+    let work0 = Parallelism.WorkTicks
     let sw = Stopwatch.StartNew()
     action ()
-    addStage into name sw.Elapsed.TotalMilliseconds (Environment.CpuUsage.TotalTime - cpu0).TotalMilliseconds 1
+    let wall = sw.Elapsed.TotalMilliseconds
+    let work = float (Parallelism.WorkTicks - work0) * 1000.0 / float Stopwatch.Frequency
+    addStage into name wall (Environment.CpuUsage.TotalTime - cpu0).TotalMilliseconds work 1
 
 /// Runs `action` as one call of stage `name`, adding its wall and process CPU time to the stage when profiling.
 let stage (name: string) (action: unit -> unit) =

@@ -70,18 +70,48 @@ public static class Parallelism
     internal static void SelfScheduled(ParallelOptions options, int count, Action<int> body)
     {
         var workers = Math.Min(options.MaxDegreeOfParallelism, count);
+        bool timed = _measureWork != 0;
         if (workers <= 1)
         {
+            long t0 = timed ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
             for (var i = 0; i < count; i++) body(i);
+            if (timed) AddWork(t0);
             return;
         }
         var next = -1;
         Parallel.For(0, workers, options, _ =>
         {
+            long t0 = timed ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
             int i;
             while ((i = Interlocked.Increment(ref next)) < count) body(i);
+            if (timed) AddWork(t0);
         });
     }
+
+    private static int _measureWork;
+    private static long _workTicks;
+
+    private static void AddWork(long start) =>
+        Interlocked.Add(ref _workTicks, System.Diagnostics.Stopwatch.GetTimestamp() - start);
+
+    /// <summary>
+    /// When true, the managed engine's parallel loops (<see cref="SelfScheduled"/>: the network operations and the
+    /// DSP's batched steps) add the time each thread spends working in them to <see cref="WorkTicks"/>: from the moment
+    /// a thread joins a loop until it finds no work left, so a thread that joins late or leaves early adds less, and
+    /// the time the calling thread then waits for the others is not work. Work summed over threads against wall time
+    /// times threads tells a parallel step's waiting (wall x threads - work) from its threads' own slowdown (work at N
+    /// threads over work at 1); <c>HYBRID_BENCH_PROFILE=1 hybrid bench</c> prints both. Two timestamp reads a thread a
+    /// loop; default false.
+    /// </summary>
+    public static bool MeasureWork
+    {
+        get => Volatile.Read(ref _measureWork) != 0;
+        set => Volatile.Write(ref _measureWork, value ? 1 : 0);
+    }
+
+    /// <summary>Stopwatch ticks (<see cref="System.Diagnostics.Stopwatch.Frequency"/> a second) of work in the managed
+    /// engine's parallel loops, summed over threads, while <see cref="MeasureWork"/> was on (see there).</summary>
+    public static long WorkTicks => Interlocked.Read(ref _workTicks);
 
     /// <summary>
     /// Runs body(i) for i in [0, count) in parallel on at most <see cref="MaxThreads"/> threads (serially with one).

@@ -146,13 +146,44 @@ let tests =
         }
 
         test "stageScaling: each stage's speed-up and its time beyond perfect scaling, the largest first, stages at one count only left out" {
-            let t wall : BenchStages.StageTime = { WallMs = wall; CpuMs = wall; Calls = 1 }
+            let t wall : BenchStages.StageTime = { WallMs = wall; CpuMs = wall; WorkMs = 0.0; Calls = 1 }
             let lines =
                 Bench.stageScaling "w" 1 2 2 [ "even", t 200.0; "slow", t 200.0; "gone", t 50.0 ] [ "even", t 100.0; "slow", t 160.0; "new", t 10.0 ]
             Expect.equal lines.Length 2 "the stages timed at both counts"
             Expect.stringContains lines.[0] "slow" "the one furthest from 2x first"
             Expect.stringContains lines.[0] "100.00 ->     80.00 ms wall a run,  1.25x,    30.00 ms a run beyond 2x" "per run: 200/2 -> 160/2, 30 ms beyond 50"
             Expect.stringContains lines.[1] " 2.00x,     0.00 ms a run beyond 2x" "perfect scaling loses nothing"
+        }
+
+        test "stageScaling splits a stage's loss into its threads' slowdown and its waiting when the work was measured" {
+            let t wall work : BenchStages.StageTime = { WallMs = wall; CpuMs = wall; WorkMs = work; Calls = 1 }
+            // 1 thread: 200 ms wall a run, 190 of them work; 2 threads: 130 ms wall, 220 ms work over both threads.
+            let lines = Bench.stageScaling "w" 1 2 2 [ "conv", t 400.0 380.0 ] [ "conv", t 260.0 440.0 ]
+            Expect.stringContains lines.[0] "200.00 ->    130.00 ms wall a run,  1.54x,    30.00 ms a run beyond 2x" "the wall figures as before"
+            Expect.stringContains lines.[0] ", work 1.16x, 20.00 ms a run waiting" "440/380 as long; (260 - 440/2)/2 ms waiting"
+            let unmeasured = Bench.stageScaling "w" 1 2 2 [ "conv", t 400.0 0.0 ] [ "conv", t 260.0 440.0 ]
+            Expect.isFalse (unmeasured.[0].Contains "work") "no split without work at both counts"
+        }
+
+        // Sequenced: WorkTicks is process-wide, and other tests' loops would add to it while it is on.
+        testSequenced <| test "a profiled managed engine counts its threads' work in parallel loops while Parallelism.MeasureWork is on" {
+            use inner = new Hybrid.Dsp.Managed.ManagedEngine(2)
+            let stages = Collections.Generic.List<string * BenchStages.StageTime>()
+            let profiled = new BenchStages.ProfiledEngine(inner, stages) :> Hybrid.Dsp.Engine
+            let rng = Random 5
+            let data n = Array.init n (fun _ -> float32 (rng.NextDouble() - 0.5))
+            let a, b = inner.FromHost(data (256 * 256), 256, 256), inner.FromHost(data (256 * 256), 256, 256)
+            let c = profiled.Allocate(256, 256)
+            let was = Hybrid.Dsp.Parallelism.MeasureWork
+            Hybrid.Dsp.Parallelism.MeasureWork <- true
+            try
+                profiled.Nn.Gemm(a, false, b, false, c)
+            finally
+                Hybrid.Dsp.Parallelism.MeasureWork <- was
+            let _, t = stages.[0]
+            Expect.isGreaterThan t.WorkMs 0.0 "the product's 16.8M multiply-adds counted as work"
+            // Work on 2 threads is at most both threads busy for the whole call (timer granularity aside).
+            Expect.isLessThanOrEqual t.WorkMs (2.0 * t.WallMs + 1.0) "no more work than wall x threads"
         }
 
         test "--threads with a repeated count says each is measured once, and when that leaves one count, that no sweep runs" {

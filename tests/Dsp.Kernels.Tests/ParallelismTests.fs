@@ -57,6 +57,31 @@ let tests =
                 Expect.all visited (fun v -> v = 1) "every item once"
         }
 
+        // Sequenced: WorkTicks is process-wide, and other tests' loops would add to it while it is on.
+        testSequenced <| test "MeasureWork: SelfScheduled adds its threads' time in loop bodies to WorkTicks while on, nothing while off" {
+            let spin (ms: float) =
+                let sw = Diagnostics.Stopwatch.StartNew()
+                while sw.Elapsed.TotalMilliseconds < ms do ()
+            let ms (ticks: int64) = float ticks * 1000.0 / float Diagnostics.Stopwatch.Frequency
+            let was = Parallelism.MeasureWork
+            try
+                Parallelism.MeasureWork <- false
+                let off0 = Parallelism.WorkTicks
+                Parallelism.SelfScheduled(Tasks.ParallelOptions(MaxDegreeOfParallelism = 2), 4, fun _ -> spin 2.0)
+                Expect.equal Parallelism.WorkTicks off0 "off: nothing counted"
+                Parallelism.MeasureWork <- true
+                for threads in [ 1; 2 ] do
+                    let before = Parallelism.WorkTicks
+                    let sw = Diagnostics.Stopwatch.StartNew()
+                    Parallelism.SelfScheduled(Tasks.ParallelOptions(MaxDegreeOfParallelism = threads), 8, fun _ -> spin 5.0)
+                    let wall = sw.Elapsed.TotalMilliseconds
+                    let work = ms (Parallelism.WorkTicks - before)
+                    Expect.isGreaterThanOrEqual work 40.0 $"{threads} thread(s): eight 5 ms bodies are at least 40 ms of work"
+                    Expect.isLessThanOrEqual work (float threads * wall + 1.0) $"{threads} thread(s): at most wall x threads"
+            finally
+                Parallelism.MeasureWork <- was
+        }
+
         test "SelfScheduled runs every index once, on at most the options' threads, and on the calling thread alone with one" {
             for threads in [ 1; 2; 3 ] do
                 for count in [ 0; 1; 5; 64 ] do

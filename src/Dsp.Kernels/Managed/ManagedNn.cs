@@ -13,9 +13,10 @@ namespace Hybrid.Dsp.Managed;
 /// </summary>
 internal sealed unsafe class ManagedNn : INnOps
 {
-    /// <summary>Fixed sample chunks of the convolution weight gradient: the most threads its pass can use (16, the
-    /// cores of a workstation; a batch of 64 gives 4 samples a chunk).</summary>
-    private const int WeightGradChunks = 16;
+    /// <summary>Fixed sample chunks of the convolution weight gradient: the most threads its pass can use, and with
+    /// two threads the work one thread may be left holding at the pass's end (32: a batch of 64 gives 2 samples a
+    /// chunk; at 2 threads 16 left 36 ms an epoch of train-cnn2d waiting, 32 left 22-32 ms).</summary>
+    internal const int WeightGradChunks = 32;
     private const int ReductionBlock = 8192;
     private readonly ManagedEngine _engine;
 
@@ -25,17 +26,22 @@ internal sealed unsafe class ManagedNn : INnOps
 
     private static ManagedTensor M(Tensor t, string name) => ManagedEngine.Expect(t, name);
 
-    /// <summary>Runs body over [0, count) split into contiguous ranges (at least minPerRange items each).</summary>
+    /// <summary>Ranges a thread of <see cref="ForRanges"/>: enough that the thread left working at a loop's end holds
+    /// at most a sixteenth of its share (at 2 threads, 8 ranges a thread left 7% of a training step's wall time
+    /// waiting at loop ends, 16 about 5%: Parallelism.MeasureWork, docs/benchmarks.md).</summary>
+    private const int RangesPerThread = 16;
+
+    /// <summary>Runs body over [0, count) split into contiguous ranges (at least minPerRange items each), the ranges
+    /// self-scheduled over the engine's threads; the split depends on the thread count, so every body must give the
+    /// same result for any split (each item computed by one range alone).</summary>
     private void ForRanges(long count, long minPerRange, Action<int, int> body)
     {
+        if (count <= 0) return;
         int threads = _engine.MaxThreads;
-        if (threads <= 1 || count <= minPerRange)
-        {
-            if (count > 0) body(0, (int)count);
-            return;
-        }
-        int ranges = (int)Math.Min(threads * 4L, (count + minPerRange - 1) / minPerRange);
-        System.Threading.Tasks.Parallel.For(0, ranges, _engine.Parallel, r =>
+        int ranges = threads <= 1 || count <= minPerRange
+            ? 1
+            : (int)Math.Min(threads * (long)RangesPerThread, (count + minPerRange - 1) / minPerRange);
+        Parallelism.SelfScheduled(_engine.Parallel, ranges, r =>
         {
             long s = count * r / ranges, e = count * (r + 1) / ranges;
             body((int)s, (int)e);
@@ -109,20 +115,13 @@ internal sealed unsafe class ManagedNn : INnOps
             GemmSplitK(m, n, k, alpha, a, aOff, lda, transA, b, bOff, ldb, transB, beta, c, cOff, ldc);
             return;
         }
-        if (threads <= 1 || work < (1L << 21))
-        {
-            fixed (float* pa = a)
-            fixed (float* pb = b)
-            fixed (float* pc = c)
-                NnGemm.Gemm(m, n, k, alpha, pa + aOff, lda, transA, pb + bOff, ldb, transB, beta, pc + cOff, ldc);
-            return;
-        }
         bool splitColumns = n >= m;
         int unit = splitColumns ? NnGemm.NR : NnGemm.MR;
         int extent = splitColumns ? n : m;
-        int units = (extent + unit - 1) / unit;
-        int parts = Math.Min(threads * 2, units);
-        System.Threading.Tasks.Parallel.For(0, parts, _engine.Parallel, part =>
+        int units = Math.Max(1, (extent + unit - 1) / unit);
+        // One part (the whole product on the calling thread) below 2M multiply-adds or with one thread.
+        int parts = threads <= 1 || work < (1L << 21) ? 1 : Math.Min(threads * 2, units);
+        Parallelism.SelfScheduled(_engine.Parallel, parts, part =>
         {
             int u0 = (int)((long)units * part / parts), u1 = (int)((long)units * (part + 1) / parts);
             int s = u0 * unit, e = Math.Min(extent, u1 * unit);
@@ -317,7 +316,7 @@ internal sealed unsafe class ManagedNn : INnOps
         float[] partial = ArrayPool<float>.Shared.Rent(chunks * wLen);
         try
         {
-            System.Threading.Tasks.Parallel.For(0, chunks, _engine.Parallel, ch =>
+            Parallelism.SelfScheduled(_engine.Parallel, chunks, ch =>
             {
                 int n0 = (int)((long)geo.Batch * ch / chunks), n1 = (int)((long)geo.Batch * (ch + 1) / chunks);
                 if (direct)
