@@ -65,8 +65,8 @@ let takeStages () =
     taken
 
 /// A stage name for one network operation: the INnOps method in snake case, with the channels of a convolution
-/// ("conv2d_backward 32->64") and the sizes m x n x k of a GEMM ("gemm 64x128x10240"), so that layers of one kind stay
-/// apart.
+/// ("conv2d_backward 32->64"), the channels of a pooling ("pool2d_forward 32 ch") and the sizes m x n x k of a GEMM
+/// ("gemm 64x128x10240"), so that layers of one kind stay apart.
 let nnStageName (m: MethodInfo) (args: (obj | null) array) =
     let name = m.Name
     // A word starts at a capital after a small letter, or at the capital before a small letter ("2DForward").
@@ -77,6 +77,9 @@ let nnStageName (m: MethodInfo) (args: (obj | null) array) =
     match args with
     | [| :? ConvGeometry as g; _; _; _; _ |]
     | [| :? ConvGeometry as g; _; _; _; _; _; _ |] -> sprintf "%s %d->%d" snake g.InChannels g.OutChannels
+    | args when args.Length > 0 && (match args.[0] with :? PoolGeometry -> true | _ -> false) ->
+        let g = args.[0] :?> PoolGeometry
+        sprintf "%s %d ch" snake g.Channels
     | [| :? Tensor as a; :? bool as ta; :? Tensor as b; :? bool as tb; _; _; _ |] when m.Name = "Gemm" ->
         let rows, inner = if ta then a.Shape.[1], a.Shape.[0] else a.Shape.[0], a.Shape.[1]
         let cols = if tb then b.Shape.[0] else b.Shape.[1]
@@ -87,6 +90,11 @@ let nnStageName (m: MethodInfo) (args: (obj | null) array) =
 type IProfiledDeviceNn =
     inherit INnOps
     inherit INnDeviceTraining
+
+/// The interface a profiled engine's operations present when the inner engine fuses batch norm and pooling: both.
+type IProfiledFusedNn =
+    inherit INnOps
+    inherit INnBatchNormPoolFusion
 
 /// Forwards every call to `Inner` and adds it to the stage `nnStageName` names, after synchronising `Engine` so that a
 /// GPU's queued kernels are counted in the call that queued them (a no-op on the managed engine).
@@ -124,8 +132,11 @@ type ProfiledEngine(inner: Engine, into: List<string * StageTime>) =
             p.Engine <- inner
             p.Stages <- into
             proxy
+        // The inner operations' optional interfaces are presented too, so the profiled step takes the same paths (no
+        // engine implements both).
         match inner.Nn with
         | :? INnDeviceTraining -> make (DispatchProxy.Create<IProfiledDeviceNn, NnStageProxy>()) :?> INnOps
+        | :? INnBatchNormPoolFusion -> make (DispatchProxy.Create<IProfiledFusedNn, NnStageProxy>()) :?> INnOps
         | _ -> make (DispatchProxy.Create<INnOps, NnStageProxy>()) :?> INnOps
     new(inner: Engine) = new ProfiledEngine(inner, stages)
     /// The engine whose operations are timed.

@@ -19,6 +19,9 @@ type internal BatchNormRuntime(engine: Engine, name: string, inShape: int[], mom
     let mutable input = Unchecked.defaultof<Tensor>
     let mutable output = Unchecked.defaultof<Tensor>
     let mutable activation: float32 option = None
+    /// The fused 2 x 2 max pool after the activation: the engine's fusion, the pool's geometry for a batch, the pooled
+    /// shape of one sample.
+    let mutable pool: (INnBatchNormPoolFusion * (int -> PoolGeometry) * int[]) option = None
     override _.Params = [ gamma; beta ]
     override _.States = [ name + ".moving_mean", runningMean; name + ".moving_variance", runningVar ]
     /// Applies the following (leaky) ReLU of `slope` from now on: the forward pass writes the activation of each
@@ -27,7 +30,31 @@ type internal BatchNormRuntime(engine: Engine, name: string, inShape: int[], mom
     member _.FuseActivation(slope: float32) = activation <- Some slope
     /// The slope of the fused activation, if any.
     member _.FusedSlope = activation
+    /// Applies the 2 x 2 max pool after the fused activation too (`Model` does this on an engine whose operations
+    /// implement INnBatchNormPoolFusion, and marks the pool layer `Fused`): training runs the fused operations, which
+    /// never store the full-size activation; inference runs batch norm + activation, then the pool. Bit-identical to
+    /// the three layers apart.
+    member _.FusePool(fusion: INnBatchNormPoolFusion, geometry: int -> PoolGeometry, sampleOutput: int[]) =
+        pool <- Some(fusion, geometry, sampleOutput)
+    /// Whether a pool is fused (`FusePool`).
+    member _.PoolFused = pool.IsSome
     override this.Forward(x, training, _) =
+        match pool, activation with
+        | Some(fusion, geometry, sampleOutput), Some slope ->
+            input <- x
+            let n = x.Shape[0]
+            let y = this.Buffers.Get("pooled", Array.append [| n |] sampleOutput)
+            let g = geometry n
+            if training then
+                fusion.BatchNormLeakyReluMaxPoolTrainingForward(&g, x, gamma.Value, beta.Value, slope, float32 momentum, float32 epsilon,
+                    runningMean, runningVar, saveMean, saveInvStd, y)
+            else
+                let full = this.Buffers.Get("y", x.Shape)
+                this.Ops.BatchNormLeakyReluInferenceForward(x, gamma.Value, beta.Value, slope, runningMean, runningVar, float32 epsilon, full)
+                this.Ops.Pool2DForward(&g, PoolKind.Max, full, y)
+            y
+        | _ -> this.ForwardUnpooled(x, training)
+    member private this.ForwardUnpooled(x: Tensor, training: bool) =
         input <- x
         let y = this.Buffers.Get("y", x.Shape)
         output <- y
@@ -43,9 +70,12 @@ type internal BatchNormRuntime(engine: Engine, name: string, inShape: int[], mom
         y
     override this.Backward(dy, _) =
         let dx = this.Buffers.Get("dx", input.Shape)
-        match activation with
-        | None -> this.Ops.BatchNormBackward(input, gamma.Value, saveMean, saveInvStd, dy, dx, gamma.Grad, beta.Grad)
-        | Some slope -> this.Ops.BatchNormLeakyReluBackward(input, output, slope, gamma.Value, saveMean, saveInvStd, dy, dx, gamma.Grad, beta.Grad)
+        match pool, activation with
+        | Some(fusion, geometry, _), Some slope ->
+            let g = geometry input.Shape[0]
+            fusion.BatchNormLeakyReluMaxPoolBackward(&g, input, slope, gamma.Value, beta.Value, saveMean, saveInvStd, dy, dx, gamma.Grad, beta.Grad)
+        | _, None -> this.Ops.BatchNormBackward(input, gamma.Value, saveMean, saveInvStd, dy, dx, gamma.Grad, beta.Grad)
+        | _, Some slope -> this.Ops.BatchNormLeakyReluBackward(input, output, slope, gamma.Value, saveMean, saveInvStd, dy, dx, gamma.Grad, beta.Grad)
         Some dx
 
 /// Batch normalisation over the first (channel or feature) axis; in ONNX its inference form,

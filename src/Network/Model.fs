@@ -54,6 +54,20 @@ type Model internal (engine: Engine, net: Net, runtimes: LayerRuntime[]) =
                 norm.FuseActivation(float32 activation.Slope)
                 activation.Fusion <- Whole
             | _ -> ()
+    /// On an engine whose operations fuse batch norm, activation and 2 x 2 max pooling (the managed engine), a
+    /// BatchNorm + (leaky) ReLU + MaxPooling2D (2 x 2, stride 2, unpadded) sequence over [C; H; W] runs as one
+    /// operation each way, bit for bit the three layers apart (INnBatchNormPoolFusion).
+    do
+        match ops with
+        | :? INnBatchNormPoolFusion as fusion ->
+            for i in 0 .. runtimes.Length - 3 do
+                match runtimes[i], runtimes[i + 1], runtimes[i + 2] with
+                | (:? BatchNormRuntime as norm), (:? LeakyReluRuntime as activation), (:? PoolRuntime as pool)
+                    when norm.FusedSlope.IsSome && activation.Fusion = Whole && pool.IsMaxPool2x2 && not pool.Fused ->
+                    norm.FusePool(fusion, pool.Geometry, pool.SampleOutput)
+                    pool.Fused <- true
+                | _ -> ()
+        | _ -> ()
     let tensors =
         runtimes |> Array.collect (fun r -> Array.ofList ([ for p in r.Params -> p.Name, p.Value ] @ r.States))
     let savedTensors = tensors |> Array.map snd

@@ -16,8 +16,20 @@ type internal PoolRuntime(engine: Engine, name: string, settings: PoolKind * int
     let mutable x4 = Unchecked.defaultof<Tensor>
     let mutable y4 = Unchecked.defaultof<Tensor>
     let mutable inputOriginal = Unchecked.defaultof<Tensor>
+    /// The pool's geometry for a batch of n.
+    member _.Geometry(n: int) = geometry n
+    /// Whether this is 2-D max pooling over 2 x 2 windows of stride 2 without padding (what the fused batch norm,
+    /// activation and pooling of INnBatchNormPoolFusion computes).
+    member _.IsMaxPool2x2 =
+        not is1d && kind = PoolKind.Max && kh = 2 && kw = 2 && sh = 2 && sw = 2 && padTop = 0 && padLeft = 0
+    /// The output shape of one sample, [C; OH; OW].
+    member _.SampleOutput = [| c; oh; ow |]
+    /// Set by `Model` when the BatchNorm two layers before applies this pool in its own passes
+    /// (INnBatchNormPoolFusion): the layer then passes values and gradients through unchanged.
+    member val Fused = false with get, set
     override this.Forward(x, _, _) =
         let n = x.Shape[0]
+        if this.Fused then x else
         inputOriginal <- x
         x4 <- if is1d then x.Reshape(n, c, 1, w) else x
         y4 <- this.Buffers.Get("y", [| n; c; oh; ow |])
@@ -25,7 +37,9 @@ type internal PoolRuntime(engine: Engine, name: string, settings: PoolKind * int
         this.Ops.Pool2DForward(&g, kind, x4, y4)
         if is1d then y4.Reshape(Array.append [| n |] outShape) else y4
     override this.Backward(dy, needDx) =
-        if not needDx then
+        if this.Fused then
+            Some dy
+        elif not needDx then
             None
         else
             let n = dy.Shape[0]

@@ -50,6 +50,36 @@ let private naiveConv (g: ConvGeometry) (x: float32[]) (w: float32[]) (bias: flo
                                  * float w[((co * g.InChannels + ci) * g.KernelHeight + kh) * g.KernelWidth + kw]
         float32 s)
 
+/// Forwards every INnOps call to the inner operations and presents nothing else (no optional interface).
+type PlainNnProxy() =
+    inherit Reflection.DispatchProxy()
+    member val Inner: obj = obj () with get, set
+    override this.Invoke(m, args) =
+        try
+            (nonNull m).Invoke(this.Inner, args)
+        with :? Reflection.TargetInvocationException as e ->
+            Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(nonNull e.InnerException).Throw()
+            null
+
+/// The managed engine with its operations behind a plain INnOps: a Model on it runs BatchNorm, activation and pooling
+/// as separate layers, as on an engine without INnBatchNormPoolFusion.
+type PlainEngine(inner: Engine) =
+    inherit Engine()
+    let nn =
+        let proxy = Reflection.DispatchProxy.Create<INnOps, PlainNnProxy>()
+        (proxy :?> PlainNnProxy).Inner <- (inner.Nn :> obj)
+        proxy
+    override _.Name = inner.Name
+    override _.DeviceName = inner.DeviceName
+    override _.Allocate(shape) = inner.Allocate(shape)
+    override _.Dsp = inner.Dsp
+    override _.Nn = nn
+    override _.Synchronize() = inner.Synchronize()
+    override _.Gather(sources, destination, offset) = inner.Gather(sources, destination, offset)
+    override _.Scatter(source, offset, destinations) = inner.Scatter(source, offset, destinations)
+    override _.ReadTensors(tensors, destination) = inner.ReadTensors(tensors, destination)
+    override _.Dispose() = ()
+
 [<Tests>]
 let tests =
     testList "ManagedNn" [
@@ -227,6 +257,99 @@ let tests =
                 |> List.map (fun (name, t) -> name, t.ToArray())
             let what = sprintf "shape %A slope %g" shape slope
             List.iter2 (fun (name, expected) (_, actual) -> bitEqual (sprintf "%s, %s" name what) expected actual) (run false) (run true))
+
+        testPropertyWithConfig config "BatchNorm, leaky ReLU and 2x2 max pooling fused equal the three operations apart bit for bit, at 1-3 threads" (fun (seed: int) ->
+            let rng = Random seed
+            // Odd heights and widths (the last row or column outside every window), widths past 16 (the 8-output
+            // vector blocks) and below, values on a coarse grid so that windows hold ties and exact zeros.
+            let n, c = rng.Next(1, 6), rng.Next(1, 6)
+            let h, w = rng.Next(2, 12), [| 2; 3; 5; 16; 17; 33; 40; 65 |].[rng.Next 8]
+            let oh, ow = h / 2, w / 2
+            let slope = if rng.Next 2 = 0 then 0.0f else float32 (rng.NextDouble())
+            let threads = rng.Next(1, 4)
+            let g = PoolGeometry(n, c, h, w, 2, 2, 2, 2, 0, 0, oh, ow)
+            let shape, pooledShape = [| n; c; h; w |], [| n; c; oh; ow |]
+            let grid (v: float32[]) = v |> Array.map (fun x -> float32 (Math.Round(float x * 4.0)) / 4.0f)
+            let x = uniform rng (n * c * h * w) |> Array.map (fun v -> 2.0f * v + 0.25f) |> grid
+            let gamma, beta, mean = uniform rng c, uniform rng c, uniform rng c
+            let var = uniform rng c |> Array.map (fun v -> abs v + 0.1f)
+            let dy = uniform rng (n * c * oh * ow)
+            use engine = new ManagedEngine(threads)
+            let ops = engine.Nn
+            let fusion = ops :?> INnBatchNormPoolFusion
+            let run (fused: bool) =
+                let t v sh = tensor engine v sh
+                let tx, tg, tb, trm, trv = t x shape, t gamma [| c |], t beta [| c |], t mean [| c |], t var [| c |]
+                let sm, si, y = engine.Allocate c, engine.Allocate c, engine.Allocate pooledShape
+                let tdy, dx, dg, db = t dy pooledShape, engine.Allocate shape, engine.Allocate c, engine.Allocate c
+                // dx starts as garbage: every cell must be written.
+                dx.CopyFrom(ReadOnlySpan<float32>(Array.create (n * c * h * w) nanf), 0L)
+                if fused then
+                    fusion.BatchNormLeakyReluMaxPoolTrainingForward(&g, tx, tg, tb, slope, 0.9f, 1e-3f, trm, trv, sm, si, y)
+                    fusion.BatchNormLeakyReluMaxPoolBackward(&g, tx, slope, tg, tb, sm, si, tdy, dx, dg, db)
+                else
+                    let activated, pooledGrad = engine.Allocate shape, engine.Allocate shape
+                    ops.BatchNormLeakyReluTrainingForward(tx, tg, tb, slope, 0.9f, 1e-3f, trm, trv, sm, si, activated)
+                    ops.Pool2DForward(&g, PoolKind.Max, activated, y)
+                    ops.Pool2DBackward(&g, PoolKind.Max, activated, y, tdy, pooledGrad)
+                    ops.BatchNormLeakyReluBackward(tx, activated, slope, tg, sm, si, pooledGrad, dx, dg, db)
+                [ "running mean", trm; "running variance", trv; "saved mean", sm; "saved inverse std", si; "pooled output", y
+                  "dx", dx; "dGamma", dg; "dBeta", db ]
+                |> List.map (fun (name, t) -> name, t.ToArray())
+            let what = sprintf "x %A slope %g, %d thread(s)" shape slope threads
+            List.iter2 (fun (name, expected) (_, actual) -> bitEqual (sprintf "%s, %s" name what) expected actual) (run false) (run true))
+
+        testCase "a Model fuses BatchNorm, ReLU and 2x2 max pooling on the managed engine and trains bit for bit as the layers apart" (fun () ->
+            let net () =
+                Hybrid.Classifier.Net.sequential
+                    [ 1; 9; 13 ]
+                    [ Hybrid.Classifier.Layers.conv2d 4 (3, 3) Hybrid.Classifier.Same
+                      Hybrid.Classifier.Layers.batchNorm
+                      Hybrid.Classifier.Layers.relu
+                      Hybrid.Classifier.Layers.maxPool2d 2
+                      Hybrid.Classifier.Layers.conv2d 3 (3, 3) Hybrid.Classifier.Same
+                      Hybrid.Classifier.Layers.batchNorm
+                      Hybrid.Classifier.Layers.leakyRelu 0.1
+                      Hybrid.Classifier.Layers.maxPool2d 2
+                      Hybrid.Classifier.Layers.flatten
+                      Hybrid.Classifier.Layers.dense 3 ]
+            let rng = Random 11
+            let count = 40
+            let inputs = uniform rng (count * 9 * 13)
+            let labels = Array.init count (fun i -> i % 3)
+            use managed = new ManagedEngine(2)
+            let plain = new PlainEngine(managed)
+            let train (engine: Engine) =
+                let model = Hybrid.Classifier.Model.create engine 7 (net ())
+                let trainer = Hybrid.Classifier.Trainer(model, Hybrid.Classifier.Optimizer.adam 1e-2, None, 0.0, None)
+                for epoch in 0..2 do
+                    let order = Hybrid.Classifier.Training.permutation 0 epoch count
+                    trainer.Run(inputs, labels, order, count, 16, (fun _ -> 1e-2), uint64, (fun _ _ _ -> ()))
+                let logits = model.Forward(tensor engine (Array.sub inputs 0 (8 * 9 * 13)) [| 8; 1; 9; 13 |], false, 0UL)
+                model, (model.Tensors |> Array.map (fun (_, t) -> t.ToArray())), logits.ToArray()
+            let fusedModel, fusedWeights, fusedLogits = train managed
+            let pools = fusedModel.Runtimes |> Array.choose (function :? Hybrid.Classifier.PoolRuntime as p -> Some p.Fused | _ -> None)
+            Expect.equal pools [| true; true |] "both pools fused on the managed engine"
+            let plainModel, plainWeights, plainLogits = train plain
+            let plainPools = plainModel.Runtimes |> Array.choose (function :? Hybrid.Classifier.PoolRuntime as p -> Some p.Fused | _ -> None)
+            Expect.equal plainPools [| false; false |] "no pool fused without the fusion interface"
+            Array.iteri2 (fun i expected actual -> bitEqual (sprintf "saved tensor %d after 3 epochs" i) expected actual) plainWeights fusedWeights
+            bitEqual "inference logits" plainLogits fusedLogits)
+
+        testCase "the fused BatchNorm and pooling refuse another pool geometry and a wrong pooled shape, naming them" (fun () ->
+            use engine = new ManagedEngine(1)
+            let fusion = engine.Nn :?> INnBatchNormPoolFusion
+            let x, c4 = engine.Allocate(2, 4, 6, 6), engine.Allocate 4
+            let refused (name: string) (call: unit -> unit) =
+                let e = Expect.throwsC call id
+                Expect.isTrue (e :? ArgumentException) (sprintf "ArgumentException, was %s" (e.GetType().Name))
+                Expect.equal (e :?> ArgumentException).ParamName name (sprintf "names %s: %s" name e.Message)
+            let three = PoolGeometry(2, 4, 6, 6, 3, 3, 3, 3, 0, 0, 2, 2)
+            refused "g" (fun () -> fusion.BatchNormLeakyReluMaxPoolTrainingForward(&three, x, c4, c4, 0.0f, 0.9f, 1e-3f, c4, c4, c4, c4, engine.Allocate(2, 4, 2, 2)))
+            let two = PoolGeometry(2, 4, 6, 6, 2, 2, 2, 2, 0, 0, 3, 3)
+            refused "y" (fun () -> fusion.BatchNormLeakyReluMaxPoolTrainingForward(&two, x, c4, c4, 0.0f, 0.9f, 1e-3f, c4, c4, c4, c4, engine.Allocate(2, 4, 3, 2)))
+            refused "dy" (fun () -> fusion.BatchNormLeakyReluMaxPoolBackward(&two, x, 0.0f, c4, c4, c4, c4, engine.Allocate(2, 4, 2, 3), engine.Allocate(2, 4, 6, 6), c4, c4))
+            refused "beta" (fun () -> fusion.BatchNormLeakyReluMaxPoolBackward(&two, x, 0.0f, c4, engine.Allocate 3, c4, c4, engine.Allocate(2, 4, 3, 3), engine.Allocate(2, 4, 6, 6), c4, c4)))
 
         testCase "dropout masks depend only on the seed and keep about 1 - rate of the elements" (fun () ->
             use e1 = new ManagedEngine(1)

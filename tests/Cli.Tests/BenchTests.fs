@@ -143,6 +143,16 @@ let tests =
             Expect.equal (named "BatchNormLeakyReluTrainingForward") "batch_norm_leaky_relu_training_forward" "words split at capitals"
             Expect.equal (named "Pool2DBackward") "pool2d_backward" "2D kept with its number"
             Expect.equal profiled.Nn (profiled.Nn) "one operations object"
+            // The managed engine's optional fusion is presented through the wrapper, timed under its own name.
+            match profiled.Nn with
+            | :? Hybrid.Dsp.INnBatchNormPoolFusion as fusion ->
+                let mutable pg = Hybrid.Dsp.PoolGeometry(2, 3, 4, 6, 2, 2, 2, 2, 0, 0, 2, 3)
+                let c3 () = inner.FromHost(data 3, 3)
+                let px, pooled = inner.FromHost(data 144, 2, 3, 4, 6), inner.Allocate(2, 3, 2, 3)
+                fusion.BatchNormLeakyReluMaxPoolTrainingForward(&pg, px, c3 (), c3 (), 0.0f, 0.9f, 1e-3f, c3 (), c3 (), c3 (), c3 (), pooled)
+                let name, _ = stages.[stages.Count - 1]
+                Expect.equal name "batch_norm_leaky_relu_max_pool_training_forward 3 ch" "named with its channels"
+            | _ -> failtest "the managed engine's batch norm and pooling fusion is hidden by the profiling wrapper"
         }
 
         test "stageScaling: each stage's speed-up and its time beyond perfect scaling, the largest first, stages at one count only left out" {

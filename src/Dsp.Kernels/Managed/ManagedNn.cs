@@ -11,7 +11,7 @@ namespace Hybrid.Dsp.Managed;
 /// sums per-chunk partials of a fixed chunk count in chunk order), so results are bit-identical run to run and for any
 /// thread count. Scratch (im2col columns, partial sums) comes from <see cref="ArrayPool{T}.Shared"/>.
 /// </summary>
-internal sealed unsafe class ManagedNn : INnOps
+internal sealed unsafe class ManagedNn : INnOps, INnBatchNormPoolFusion
 {
     /// <summary>Fixed sample chunks of the convolution weight gradient: the most threads its pass can use, and with
     /// two threads the work one thread may be left holding at the pass's end (32: a batch of 64 gives 2 samples a
@@ -483,6 +483,35 @@ internal sealed unsafe class ManagedNn : INnOps
         kind == PoolKind.Max && g.PoolHeight == 2 && g.PoolWidth == 2 && g.StrideH == 2 && g.StrideW == 2
         && g.PadTop == 0 && g.PadLeft == 0 && 2 * g.OutHeight <= g.InHeight && 2 * g.OutWidth <= g.InWidth;
 
+    /// <summary>2 x 2 max pooling of stride 2 of one [InHeight, InWidth] plane into one [OutHeight, OutWidth] plane.</summary>
+    private static void MaxPool2x2Plane(in PoolGeometry g, float* x, float* y)
+    {
+        for (int oh = 0; oh < g.OutHeight; oh++)
+        {
+            float* r0 = x + 2 * oh * g.InWidth;
+            NnPool2x2.ForwardRow(r0, r0 + g.InWidth, y + oh * g.OutWidth, g.OutWidth);
+        }
+    }
+
+    /// <summary>Gradient of <see cref="MaxPool2x2Plane"/> for one plane: each window's dy to its first maximal cell of
+    /// x, zeros elsewhere (the other cells, and the rows and columns past the last window).</summary>
+    private static void MaxPool2x2PlaneBackward(in PoolGeometry g, float* x, float* dy, float* dx)
+    {
+        int coveredW = 2 * g.OutWidth;
+        for (int oh = 0; oh < g.OutHeight; oh++)
+        {
+            int row0 = 2 * oh * g.InWidth, row1 = row0 + g.InWidth;
+            NnPool2x2.BackwardRow(x + row0, x + row1, dy + oh * g.OutWidth, dx + row0, dx + row1, g.OutWidth);
+            if (coveredW < g.InWidth)
+            {
+                new Span<float>(dx + row0 + coveredW, g.InWidth - coveredW).Clear();
+                new Span<float>(dx + row1 + coveredW, g.InWidth - coveredW).Clear();
+            }
+        }
+        int below = 2 * g.OutHeight * g.InWidth;
+        new Span<float>(dx + below, g.InHeight * g.InWidth - below).Clear();
+    }
+
     public void Pool2DForward(in PoolGeometry g, PoolKind kind, Tensor x, Tensor y)
     {
         NnChecks.Pool(g, x, y);
@@ -493,20 +522,10 @@ internal sealed unsafe class ManagedNn : INnOps
         {
             ForRanges((long)g.Batch * g.Channels, 4, (p0, p1) =>
             {
-                for (int p = p0; p < p1; p++)
-                {
-                    var xs = tx.Data.AsSpan(tx.Offset + p * inPlane, inPlane);
-                    fixed (float* px = xs)
-                    fixed (float* py = ty.Data)
-                    {
-                        float* yp = py + ty.Offset + (long)p * outPlane;
-                        for (int oh = 0; oh < geo.OutHeight; oh++)
-                        {
-                            float* r0 = px + 2 * oh * geo.InWidth;
-                            NnPool2x2.ForwardRow(r0, r0 + geo.InWidth, yp + oh * geo.OutWidth, geo.OutWidth);
-                        }
-                    }
-                }
+                fixed (float* px = tx.Data)
+                fixed (float* py = ty.Data)
+                    for (int p = p0; p < p1; p++)
+                        MaxPool2x2Plane(geo, px + tx.Offset + (long)p * inPlane, py + ty.Offset + (long)p * outPlane);
             });
             return;
         }
@@ -562,31 +581,12 @@ internal sealed unsafe class ManagedNn : INnOps
         {
             ForRanges((long)g.Batch * g.Channels, 4, (p0, p1) =>
             {
-                for (int p = p0; p < p1; p++)
-                {
-                    var xs = tx.Data.AsSpan(tx.Offset + p * inPlane, inPlane);
-                    var dxs = tdx.Data.AsSpan(tdx.Offset + p * inPlane, inPlane);
-                    var dys = tdy.Data.AsSpan(tdy.Offset + p * outPlane, outPlane);
-                    int coveredW = 2 * geo.OutWidth;
-                    fixed (float* px = xs)
-                    fixed (float* pdx = dxs)
-                    fixed (float* pdy = dys)
-                    {
-                        for (int oh = 0; oh < geo.OutHeight; oh++)
-                        {
-                            int row0 = 2 * oh * geo.InWidth, row1 = row0 + geo.InWidth;
-                            NnPool2x2.BackwardRow(px + row0, px + row1, pdy + oh * geo.OutWidth, pdx + row0, pdx + row1, geo.OutWidth);
-                            // Cells right of the last window receive no gradient.
-                            if (coveredW < geo.InWidth)
-                            {
-                                dxs.Slice(row0 + coveredW, geo.InWidth - coveredW).Clear();
-                                dxs.Slice(row1 + coveredW, geo.InWidth - coveredW).Clear();
-                            }
-                        }
-                    }
-                    // Rows below the last window too.
-                    dxs.Slice(2 * geo.OutHeight * geo.InWidth).Clear();
-                }
+                fixed (float* px = tx.Data)
+                fixed (float* pdx = tdx.Data)
+                fixed (float* pdy = tdy.Data)
+                    for (int p = p0; p < p1; p++)
+                        MaxPool2x2PlaneBackward(geo, px + tx.Offset + (long)p * inPlane, pdy + tdy.Offset + (long)p * outPlane,
+                            pdx + tdx.Offset + (long)p * inPlane);
             });
             return;
         }
@@ -682,34 +682,11 @@ internal sealed unsafe class ManagedNn : INnOps
         var tx = M(x, nameof(x)); var tg = M(gamma, nameof(gamma)); var tb = M(beta, nameof(beta));
         var trm = M(runningMean, nameof(runningMean)); var trv = M(runningVar, nameof(runningVar));
         var tsm = M(saveMean, nameof(saveMean)); var tsi = M(saveInvStd, nameof(saveInvStd)); var ty = M(y, nameof(y));
-        double count = (double)n * s;
         ForRanges(ch, 1, (c0, c1) =>
         {
             for (int c = c0; c < c1; c++)
             {
-                // One read of the channel from memory: each row's mean and squared deviations (the second pass over
-                // the row hits the cache), merged row by row in double (Chan, Golub & LeVeque's pairwise update).
-                double runMean = 0, runM2 = 0;
-                for (int i = 0; i < n; i++)
-                {
-                    var row = tx.Data.AsSpan(tx.Offset + (i * ch + c) * s, s);
-                    double rowMean = (double)Vec.Sum(row) / s;
-                    double rowM2 = Vec.SumOfSquaredDeviations(row, (float)rowMean);
-                    double before = (double)i * s, after = before + s, delta = rowMean - runMean;
-                    runMean += delta * s / after;
-                    runM2 += rowM2 + delta * delta * (before * s / after);
-                }
-                float mean = (float)runMean;
-                float variance = (float)(runM2 / count);
-                float invStd = 1f / MathF.Sqrt(variance + epsilon);
-                tsm.Data[tsm.Offset + c] = mean;
-                tsi.Data[tsi.Offset + c] = invStd;
-                ref float rm = ref trm.Data[trm.Offset + c];
-                ref float rv = ref trv.Data[trv.Offset + c];
-                rm = momentum * rm + (1f - momentum) * mean;
-                rv = momentum * rv + (1f - momentum) * variance;
-                float scale = tg.Data[tg.Offset + c] * invStd;
-                float shift = tb.Data[tb.Offset + c] - mean * scale;
+                var (scale, shift) = TrainingStatistics(tx, n, ch, s, c, momentum, epsilon, tg, tb, trm, trv, tsm, tsi);
                 for (int i = 0; i < n; i++)
                 {
                     int o = (i * ch + c) * s;
@@ -718,6 +695,43 @@ internal sealed unsafe class ManagedNn : INnOps
                 }
             }
         });
+    }
+
+    /// <summary>Channel c's batch statistics from one read of the channel (each row's mean and squared deviations, the
+    /// second pass over the row hitting the cache, merged row by row in double: Chan, Golub and LeVeque's pairwise
+    /// update): writes saveMean, saveInvStd and the running statistics, and returns the affine map of the normalised
+    /// output, y = scale x + shift.</summary>
+    private static (float Scale, float Shift) TrainingStatistics(ManagedTensor tx, int n, int ch, int s, int c, float momentum, float epsilon,
+        ManagedTensor tg, ManagedTensor tb, ManagedTensor trm, ManagedTensor trv, ManagedTensor tsm, ManagedTensor tsi)
+    {
+        double runMean = 0, runM2 = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var row = tx.Data.AsSpan(tx.Offset + (i * ch + c) * s, s);
+            double rowMean = (double)Vec.Sum(row) / s;
+            double rowM2 = Vec.SumOfSquaredDeviations(row, (float)rowMean);
+            double before = (double)i * s, after = before + s, delta = rowMean - runMean;
+            runMean += delta * s / after;
+            runM2 += rowM2 + delta * delta * (before * s / after);
+        }
+        float mean = (float)runMean;
+        float variance = (float)(runM2 / ((double)n * s));
+        float invStd = 1f / MathF.Sqrt(variance + epsilon);
+        tsm.Data[tsm.Offset + c] = mean;
+        tsi.Data[tsi.Offset + c] = invStd;
+        ref float rm = ref trm.Data[trm.Offset + c];
+        ref float rv = ref trv.Data[trv.Offset + c];
+        rm = momentum * rm + (1f - momentum) * mean;
+        rv = momentum * rv + (1f - momentum) * variance;
+        return AffineOf(tg, tb, c, mean, invStd);
+    }
+
+    /// <summary>The normalised output's affine map from a channel's mean and 1/std: scale = gamma invStd, shift =
+    /// beta - mean scale (the forward pass and the fused backward pass's recomputation share it).</summary>
+    private static (float Scale, float Shift) AffineOf(ManagedTensor tg, ManagedTensor tb, int c, float mean, float invStd)
+    {
+        float scale = tg.Data[tg.Offset + c] * invStd;
+        return (scale, tb.Data[tb.Offset + c] - mean * scale);
     }
 
     public void BatchNormInferenceForward(Tensor x, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, float epsilon, Tensor y) =>
@@ -799,15 +813,7 @@ internal sealed unsafe class ManagedNn : INnOps
                     sumDy += rowSum;
                     sumDyXc += rowDot;
                 }
-                float dBetaC = (float)sumDy;
-                float dGammaC = (float)(sumDyXc * invStd);
-                tdb.Data[tdb.Offset + c] = dBetaC;
-                tdg.Data[tdg.Offset + c] = dGammaC;
-                // dx = gamma * invStd * (dy - dBeta / M - xhat * dGamma / M), xhat = (x - mean) * invStd.
-                float k = tg.Data[tg.Offset + c] * invStd;
-                float a = k;
-                float bCoef = -k * dGammaC * invStd / (float)count;
-                float cConst = -k * dBetaC / (float)count - bCoef * mean;
+                var (a, bCoef, cConst) = GradientCoefficients(tg, tdg, tdb, c, mean, invStd, sumDy, sumDyXc, count);
                 for (int i = 0; i < n; i++)
                 {
                     int o = (i * ch + c) * s;
@@ -817,6 +823,137 @@ internal sealed unsafe class ManagedNn : INnOps
                         Vec.LinearPairLeakyRelu(tdy.Data.AsSpan(tdy.Offset + o, s), ty.Data.AsSpan(ty.Offset + o, s), slope, a,
                             tx.Data.AsSpan(tx.Offset + o, s), bCoef, cConst, tdx.Data.AsSpan(tdx.Offset + o, s));
                 }
+            }
+        });
+    }
+
+    /// <summary>Writes channel c's dBeta = sum(g) and dGamma = sum(g (x - mean)) invStd and returns the coefficients of
+    /// dx = a g + b x + c0 (dx = gamma invStd (g - dBeta / M - xhat dGamma / M), xhat = (x - mean) invStd, M = count).</summary>
+    private static (float A, float B, float C) GradientCoefficients(ManagedTensor tg, ManagedTensor tdg, ManagedTensor tdb, int c,
+        float mean, float invStd, double sumDy, double sumDyXc, double count)
+    {
+        float dBetaC = (float)sumDy;
+        float dGammaC = (float)(sumDyXc * invStd);
+        tdb.Data[tdb.Offset + c] = dBetaC;
+        tdg.Data[tdg.Offset + c] = dGammaC;
+        float k = tg.Data[tg.Offset + c] * invStd;
+        float bCoef = -k * dGammaC * invStd / (float)count;
+        float cConst = -k * dBetaC / (float)count - bCoef * mean;
+        return (k, bCoef, cConst);
+    }
+
+    // ---------------------------------------------------------------- batch norm, leaky ReLU and 2 x 2 max pooling fused
+
+    /// <summary>Checks the fused operations' geometry (a 2 x 2, stride 2, unpadded max pool), x, gamma and the pooled
+    /// tensor (y or dy, named <paramref name="pooledName"/>); returns the plane size s = InHeight x InWidth.</summary>
+    private static int CheckFusedPool(in PoolGeometry g, Tensor x, Tensor gamma, Tensor pooled, string pooledName)
+    {
+        g.Validate();
+        x.RequireShape(nameof(x), g.Batch, g.Channels, g.InHeight, g.InWidth);
+        pooled.RequireShape(pooledName, g.Batch, g.Channels, g.OutHeight, g.OutWidth);
+        if (!IsMaxPool2x2(g, PoolKind.Max))
+            throw new ArgumentException($"g: the fused batch norm and pooling needs a 2 x 2 window of stride 2 without padding, was {g.PoolHeight} x {g.PoolWidth}, stride {g.StrideH} x {g.StrideW}, padding {g.PadTop}/{g.PadLeft}.", nameof(g));
+        gamma.RequireShape(nameof(gamma), g.Channels);
+        return g.InHeight * g.InWidth;
+    }
+
+    public void BatchNormLeakyReluMaxPoolTrainingForward(in PoolGeometry g, Tensor x, Tensor gamma, Tensor beta, float slope, float momentum,
+        float epsilon, Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, Tensor y)
+    {
+        int s = CheckFusedPool(g, x, gamma, y, nameof(y));
+        int n = g.Batch, ch = g.Channels, outPlane = g.OutHeight * g.OutWidth;
+        foreach (var (t, name) in new[] { (beta, nameof(beta)), (runningMean, nameof(runningMean)), (runningVar, nameof(runningVar)), (saveMean, nameof(saveMean)), (saveInvStd, nameof(saveInvStd)) })
+            t.RequireShape(name, ch);
+        var geo = g;
+        var tx = M(x, nameof(x)); var tg = M(gamma, nameof(gamma)); var tb = M(beta, nameof(beta));
+        var trm = M(runningMean, nameof(runningMean)); var trv = M(runningVar, nameof(runningVar));
+        var tsm = M(saveMean, nameof(saveMean)); var tsi = M(saveInvStd, nameof(saveInvStd)); var ty = M(y, nameof(y));
+        ForRanges(ch, 1, (c0, c1) =>
+        {
+            // One plane's activation at a time, in cache: the pool reads it back from there.
+            float[] z = ArrayPool<float>.Shared.Rent(s);
+            try
+            {
+                fixed (float* pz = z)
+                fixed (float* py = ty.Data)
+                    for (int c = c0; c < c1; c++)
+                    {
+                        var (scale, shift) = TrainingStatistics(tx, n, ch, s, c, momentum, epsilon, tg, tb, trm, trv, tsm, tsi);
+                        for (int i = 0; i < n; i++)
+                        {
+                            Vec.AffineLeakyRelu(tx.Data.AsSpan(tx.Offset + (i * ch + c) * s, s), scale, shift, slope, z.AsSpan(0, s));
+                            MaxPool2x2Plane(geo, pz, py + ty.Offset + (long)(i * ch + c) * outPlane);
+                        }
+                    }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(z);
+            }
+        });
+    }
+
+    /// <summary>One plane of the fused backward pass: z = the activation of x's plane at offset o (the forward pass's
+    /// float operations), gz = the pool's gradient of z from the plane's pooled dy.</summary>
+    private static void FusedPlaneGradient(in PoolGeometry g, ManagedTensor tx, int o, float scale, float shift, float slope,
+        float* z, float* dyPlane, float* gz)
+    {
+        int s = g.InHeight * g.InWidth;
+        Vec.AffineLeakyRelu(tx.Data.AsSpan(tx.Offset + o, s), scale, shift, slope, new Span<float>(z, s));
+        MaxPool2x2PlaneBackward(g, z, dyPlane, gz);
+    }
+
+    public void BatchNormLeakyReluMaxPoolBackward(in PoolGeometry g, Tensor x, float slope, Tensor gamma, Tensor beta, Tensor saveMean,
+        Tensor saveInvStd, Tensor dy, Tensor dx, Tensor dGamma, Tensor dBeta)
+    {
+        int s = CheckFusedPool(g, x, gamma, dy, nameof(dy));
+        int n = g.Batch, ch = g.Channels, outPlane = g.OutHeight * g.OutWidth;
+        foreach (var (t, name) in new[] { (beta, nameof(beta)), (saveMean, nameof(saveMean)), (saveInvStd, nameof(saveInvStd)), (dGamma, nameof(dGamma)), (dBeta, nameof(dBeta)) })
+            t.RequireShape(name, ch);
+        NnChecks.SameLength(x, nameof(x), dx, nameof(dx));
+        var geo = g;
+        var tx = M(x, nameof(x)); var tg = M(gamma, nameof(gamma)); var tb = M(beta, nameof(beta));
+        var tsm = M(saveMean, nameof(saveMean)); var tsi = M(saveInvStd, nameof(saveInvStd));
+        var tdy = M(dy, nameof(dy)); var tdx = M(dx, nameof(dx)); var tdg = M(dGamma, nameof(dGamma)); var tdb = M(dBeta, nameof(dBeta));
+        double count = (double)n * s;
+        ForRanges(ch, 1, (c0, c1) =>
+        {
+            // Per plane, in cache: the activation z recomputed from x (as the forward pass wrote it) and the pool's
+            // gradient gz, which the separate operations would have written to and read from memory.
+            float[] z = ArrayPool<float>.Shared.Rent(s);
+            float[] gz = ArrayPool<float>.Shared.Rent(s);
+            try
+            {
+                fixed (float* pz = z)
+                fixed (float* pgz = gz)
+                fixed (float* pdy = tdy.Data)
+                    for (int c = c0; c < c1; c++)
+                    {
+                        float mean = tsm.Data[tsm.Offset + c], invStd = tsi.Data[tsi.Offset + c];
+                        var (scale, shift) = AffineOf(tg, tb, c, mean, invStd);
+                        double sumDy = 0, sumDyXc = 0;
+                        for (int i = 0; i < n; i++)
+                        {
+                            FusedPlaneGradient(geo, tx, (i * ch + c) * s, scale, shift, slope, pz, pdy + tdy.Offset + (long)(i * ch + c) * outPlane, pgz);
+                            double rowDot = Vec.SumAndDotCenteredLeakyRelu(gz.AsSpan(0, s), z.AsSpan(0, s), slope,
+                                tx.Data.AsSpan(tx.Offset + (i * ch + c) * s, s), mean, out float rowSum);
+                            sumDy += rowSum;
+                            sumDyXc += rowDot;
+                        }
+                        var (a, bCoef, cConst) = GradientCoefficients(tg, tdg, tdb, c, mean, invStd, sumDy, sumDyXc, count);
+                        for (int i = 0; i < n; i++)
+                        {
+                            FusedPlaneGradient(geo, tx, (i * ch + c) * s, scale, shift, slope, pz, pdy + tdy.Offset + (long)(i * ch + c) * outPlane, pgz);
+                            int o = (i * ch + c) * s;
+                            Vec.LinearPairLeakyRelu(gz.AsSpan(0, s), z.AsSpan(0, s), slope, a, tx.Data.AsSpan(tx.Offset + o, s), bCoef, cConst,
+                                tdx.Data.AsSpan(tdx.Offset + o, s));
+                        }
+                    }
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(z);
+                ArrayPool<float>.Shared.Return(gz);
             }
         });
     }
