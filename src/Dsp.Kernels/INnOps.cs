@@ -279,7 +279,7 @@ public interface INnDeviceTraining
 /// <see cref="INnOps.Pool2DForward"/> (max), and <see cref="INnOps.Pool2DBackward"/> (max) then
 /// <see cref="INnOps.BatchNormLeakyReluBackward"/>, on the same engine. The Network's Model uses them for a BatchNorm,
 /// (leaky) ReLU, MaxPooling2D (2 x 2, stride 2, no padding) sequence when the engine's operations implement this
-/// interface, and runs the three layers apart otherwise.
+/// interface, and runs the three layers apart otherwise. <see cref="BatchNormPoolFusion.Applies"/> says which pools.
 /// </summary>
 public interface INnBatchNormPoolFusion
 {
@@ -290,8 +290,8 @@ public interface INnBatchNormPoolFusion
     /// g.OutWidth]; a 2 x 2 window, stride 2, no padding, the rows and columns past the last window left out);
     /// gamma, beta, running and saved statistics: [g.Channels].
     /// </summary>
-    /// <exception cref="ArgumentException">g is not a 2 x 2, stride 2, unpadded pool, or a tensor has another shape or
-    /// belongs to another engine (the message names it).</exception>
+    /// <exception cref="ArgumentException">g is not a pool <see cref="BatchNormPoolFusion.Applies"/> accepts, or a
+    /// tensor has another shape or belongs to another engine (the message names it).</exception>
     void BatchNormLeakyReluMaxPoolTrainingForward(in PoolGeometry g, Tensor x, Tensor gamma, Tensor beta, float slope, float momentum,
         float epsilon, Tensor runningMean, Tensor runningVar, Tensor saveMean, Tensor saveInvStd, Tensor y);
 
@@ -304,4 +304,17 @@ public interface INnBatchNormPoolFusion
     /// <exception cref="ArgumentException">As the forward pass.</exception>
     void BatchNormLeakyReluMaxPoolBackward(in PoolGeometry g, Tensor x, float slope, Tensor gamma, Tensor beta, Tensor saveMean,
         Tensor saveInvStd, Tensor dy, Tensor dx, Tensor dGamma, Tensor dBeta);
+}
+
+/// <summary>Which pools <see cref="INnBatchNormPoolFusion"/> computes.</summary>
+public static class BatchNormPoolFusion
+{
+    /// <summary>
+    /// True for 2 x 2 windows of stride 2 without padding that all lie inside the input (2 OutHeight &lt;= InHeight and
+    /// 2 OutWidth &lt;= InWidth: an odd last row or column is left out, as Keras' MaxPooling2D(2) with padding "valid"
+    /// does). "same" padding over an odd size has a window past the edge and is run unfused.
+    /// </summary>
+    public static bool Applies(in PoolGeometry g) =>
+        g.PoolHeight == 2 && g.PoolWidth == 2 && g.StrideH == 2 && g.StrideW == 2 && g.PadTop == 0 && g.PadLeft == 0
+        && 2 * g.OutHeight <= g.InHeight && 2 * g.OutWidth <= g.InWidth;
 }

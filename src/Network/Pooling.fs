@@ -18,10 +18,11 @@ type internal PoolRuntime(engine: Engine, name: string, settings: PoolKind * int
     let mutable inputOriginal = Unchecked.defaultof<Tensor>
     /// The pool's geometry for a batch of n.
     member _.Geometry(n: int) = geometry n
-    /// Whether this is 2-D max pooling over 2 x 2 windows of stride 2 without padding (what the fused batch norm,
-    /// activation and pooling of INnBatchNormPoolFusion computes).
+    /// Whether this is 2-D max pooling over 2 x 2 windows of stride 2 without padding, every window inside the input
+    /// (what the fused batch norm, activation and pooling of INnBatchNormPoolFusion computes: BatchNormPoolFusion.Applies).
     member _.IsMaxPool2x2 =
-        not is1d && kind = PoolKind.Max && kh = 2 && kw = 2 && sh = 2 && sw = 2 && padTop = 0 && padLeft = 0
+        let g = geometry 1
+        not is1d && kind = PoolKind.Max && BatchNormPoolFusion.Applies(&g)
     /// The output shape of one sample, [C; OH; OW].
     member _.SampleOutput = [| c; oh; ow |]
     /// Set by `Model` when the BatchNorm two layers before applies this pool in its own passes

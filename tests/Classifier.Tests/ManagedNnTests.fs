@@ -336,6 +336,31 @@ let tests =
             Array.iteri2 (fun i expected actual -> bitEqual (sprintf "saved tensor %d after 3 epochs" i) expected actual) plainWeights fusedWeights
             bitEqual "inference logits" plainLogits fusedLogits)
 
+        testCase "a 2x2 max pool with same padding over an odd size is not fused (a window past the edge) and trains as apart" (fun () ->
+            let net =
+                Hybrid.Classifier.Net.sequential
+                    [ 1; 9; 13 ]
+                    [ Hybrid.Classifier.Layers.conv2d 3 (3, 3) Hybrid.Classifier.Same
+                      Hybrid.Classifier.Layers.batchNorm
+                      Hybrid.Classifier.Layers.relu
+                      Hybrid.Classifier.PoolingLayers.Pool2D(PoolKind.Max, 2, 2, 2, 2, Hybrid.Classifier.Same)
+                      Hybrid.Classifier.Layers.flatten
+                      Hybrid.Classifier.Layers.dense 2 ]
+            let rng = Random 4
+            let inputs = uniform rng (16 * 9 * 13)
+            let labels = Array.init 16 (fun i -> i % 2)
+            use managed = new ManagedEngine(2)
+            let train (engine: Engine) =
+                let model = Hybrid.Classifier.Model.create engine 3 net
+                let trainer = Hybrid.Classifier.Trainer(model, Hybrid.Classifier.Optimizer.adam 1e-2, None, 0.0, None)
+                trainer.Run(inputs, labels, Hybrid.Classifier.Training.permutation 0 0 16, 16, 8, (fun _ -> 1e-2), uint64, (fun _ _ _ -> ()))
+                model
+            let fused = train managed
+            let pools = fused.Runtimes |> Array.choose (function :? Hybrid.Classifier.PoolRuntime as p -> Some p.Fused | _ -> None)
+            Expect.equal pools [| false |] "5 x 7 windows over 9 x 13 reach past the edge: not fused"
+            let plain = train (new PlainEngine(managed))
+            Array.iter2 (fun (name, a: Tensor) (_, b: Tensor) -> bitEqual name (a.ToArray()) (b.ToArray())) plain.Tensors fused.Tensors)
+
         testCase "the fused BatchNorm and pooling refuse another pool geometry and a wrong pooled shape, naming them" (fun () ->
             use engine = new ManagedEngine(1)
             let fusion = engine.Nn :?> INnBatchNormPoolFusion

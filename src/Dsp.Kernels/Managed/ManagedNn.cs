@@ -480,8 +480,7 @@ internal sealed unsafe class ManagedNn : INnOps, INnBatchNormPoolFusion
 
     /// <summary>2 x 2 windows with stride 2 that all lie inside the input (the common max-pooling case).</summary>
     private static bool IsMaxPool2x2(in PoolGeometry g, PoolKind kind) =>
-        kind == PoolKind.Max && g.PoolHeight == 2 && g.PoolWidth == 2 && g.StrideH == 2 && g.StrideW == 2
-        && g.PadTop == 0 && g.PadLeft == 0 && 2 * g.OutHeight <= g.InHeight && 2 * g.OutWidth <= g.InWidth;
+        kind == PoolKind.Max && BatchNormPoolFusion.Applies(g);
 
     /// <summary>2 x 2 max pooling of stride 2 of one [InHeight, InWidth] plane into one [OutHeight, OutWidth] plane.</summary>
     private static void MaxPool2x2Plane(in PoolGeometry g, float* x, float* y)
@@ -852,7 +851,7 @@ internal sealed unsafe class ManagedNn : INnOps, INnBatchNormPoolFusion
         x.RequireShape(nameof(x), g.Batch, g.Channels, g.InHeight, g.InWidth);
         pooled.RequireShape(pooledName, g.Batch, g.Channels, g.OutHeight, g.OutWidth);
         if (!IsMaxPool2x2(g, PoolKind.Max))
-            throw new ArgumentException($"g: the fused batch norm and pooling needs a 2 x 2 window of stride 2 without padding, was {g.PoolHeight} x {g.PoolWidth}, stride {g.StrideH} x {g.StrideW}, padding {g.PadTop}/{g.PadLeft}.", nameof(g));
+            throw new ArgumentException($"g: the fused batch norm and pooling needs a 2 x 2 window of stride 2 without padding, every window inside the input, was {g.PoolHeight} x {g.PoolWidth}, stride {g.StrideH} x {g.StrideW}, padding {g.PadTop}/{g.PadLeft}, {g.OutHeight} x {g.OutWidth} windows over {g.InHeight} x {g.InWidth}.", nameof(g));
         gamma.RequireShape(nameof(gamma), g.Channels);
         return g.InHeight * g.InWidth;
     }
