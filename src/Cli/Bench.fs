@@ -165,7 +165,7 @@ let private report (engine: Engine) (threads: int option) (w: Workload) (peak: f
                 | Some n when t.WorkMs > 0.0 && t.WallMs > 0.0 ->
                     sprintf ", %8.2f ms work a run (%3.0f%% of wall x %d)" (t.WorkMs / float runs) (100.0 * t.WorkMs / (t.WallMs * float n)) n
                 | _ -> ""
-            eprintfn "bench: profile %s on %s%s: %-38s %8.2f ms wall a run (%4.1f%%), %8.2f ms CPU a run, %d calls a run%s"
+            eprintfn "bench: profile %s on %s%s: %-56s %8.2f ms wall a run (%4.1f%%), %8.2f ms CPU a run, %d calls a run%s"
                 w.Name engine.Name at name (t.WallMs / float runs) (100.0 * t.WallMs / total) (t.CpuMs / float runs) (t.Calls / runs) work
     let warning = threads |> Option.bind (contentionWarning w.Name engine.Name median cpuMedian)
     warning |> Option.iter (eprintfn "bench: warning: %s")
@@ -261,7 +261,7 @@ let stageScaling (workload: string) (t0: int) (n: int) (runs: int) (fewest: (str
             if b.WorkMs > 0.0 && t.WorkMs > 0.0 then
                 sprintf ", work %.2fx, %.2f ms a run waiting" (t.WorkMs / b.WorkMs) ((t.WallMs - t.WorkMs / float n) / float runs)
             else ""
-        sprintf "bench: profile %s from %d to %d threads: %-38s %9.2f -> %9.2f ms wall a run, %5.2fx, %8.2f ms a run beyond %gx%s"
+        sprintf "bench: profile %s from %d to %d threads: %-56s %9.2f -> %9.2f ms wall a run, %5.2fx, %8.2f ms a run beyond %gx%s"
             workload t0 n name w0 w (w0 / w) beyond (float n / float t0) split)
 
 /// Times one workload on the managed engine at several thread counts, interleaved: one setup, warm-up at every count,

@@ -95,12 +95,15 @@ public static class Parallelism
         Interlocked.Add(ref _workTicks, System.Diagnostics.Stopwatch.GetTimestamp() - start);
 
     /// <summary>
-    /// When true, the managed engine's parallel loops (<see cref="SelfScheduled"/>: the network operations and the
-    /// DSP's batched steps) add the time each thread spends working in them to <see cref="WorkTicks"/>: from the moment
-    /// a thread joins a loop until it finds no work left, so a thread that joins late or leaves early adds less, and
-    /// the time the calling thread then waits for the others is not work. Work summed over threads against wall time
-    /// times threads tells a parallel step's waiting (wall x threads - work) from its threads' own slowdown (work at N
-    /// threads over work at 1); <c>HYBRID_BENCH_PROFILE=1 hybrid bench</c> prints both. Two timestamp reads a thread a
+    /// When true, the loops that run through <see cref="SelfScheduled"/> (the managed engine's network operations and
+    /// its DSP's batched steps; not the scattering transform's groups, which use Parallel.For) add the time each thread
+    /// spends working in them to <see cref="WorkTicks"/>: wall time from the moment a thread joins a loop until it
+    /// finds no work left, so a thread that joins late or leaves early adds less, and the time the calling thread then
+    /// waits for the others is not work. Work summed over threads against wall time times threads tells a parallel
+    /// step's waiting (wall x threads - work) from its threads' own slowdown (work at N threads over work at 1);
+    /// <c>HYBRID_BENCH_PROFILE=1 hybrid bench</c> prints both. Being wall time, work also counts any time the
+    /// operating system gave a working thread's core to another process: on a loaded machine (bench's contention
+    /// warning) the slowdown includes it, and work can exceed the process's CPU time. Two timestamp reads a thread a
     /// loop; default false.
     /// </summary>
     public static bool MeasureWork

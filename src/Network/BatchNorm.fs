@@ -18,6 +18,9 @@ type internal BatchNormRuntime(engine: Engine, name: string, inShape: int[], mom
         runningVar.CopyFrom(System.ReadOnlySpan<float32>(Array.create c 1.0f), 0L)
     let mutable input = Unchecked.defaultof<Tensor>
     let mutable output = Unchecked.defaultof<Tensor>
+    /// With a fused pool: the pooled output of the last forward pass (`output` then holds the full-size activation
+    /// after an inference pass, and nothing after a training pass, whose backward pass recomputes it).
+    let mutable pooled = Unchecked.defaultof<Tensor>
     let mutable activation: float32 option = None
     /// The fused 2 x 2 max pool after the activation: the engine's fusion, the pool's geometry for a batch, the pooled
     /// shape of one sample.
@@ -45,13 +48,17 @@ type internal BatchNormRuntime(engine: Engine, name: string, inShape: int[], mom
             let n = x.Shape[0]
             let y = this.Buffers.Get("pooled", Array.append [| n |] sampleOutput)
             let g = geometry n
+            pooled <- y
             if training then
                 fusion.BatchNormLeakyReluMaxPoolTrainingForward(&g, x, gamma.Value, beta.Value, slope, float32 momentum, float32 epsilon,
                     runningMean, runningVar, saveMean, saveInvStd, y)
+                output <- Unchecked.defaultof<Tensor>
             else
                 let full = this.Buffers.Get("y", x.Shape)
                 this.Ops.BatchNormLeakyReluInferenceForward(x, gamma.Value, beta.Value, slope, runningMean, runningVar, float32 epsilon, full)
                 this.Ops.Pool2DForward(&g, PoolKind.Max, full, y)
+                // A backward pass after this (an input gradient at inference) runs the operations apart from `full`.
+                output <- full
             y
         | _ -> this.ForwardUnpooled(x, training)
     member private this.ForwardUnpooled(x: Tensor, training: bool) =
@@ -71,9 +78,16 @@ type internal BatchNormRuntime(engine: Engine, name: string, inShape: int[], mom
     override this.Backward(dy, _) =
         let dx = this.Buffers.Get("dx", input.Shape)
         match pool, activation with
-        | Some(fusion, geometry, _), Some slope ->
+        | Some(fusion, geometry, _), Some slope when isNull (box output) ->
             let g = geometry input.Shape[0]
             fusion.BatchNormLeakyReluMaxPoolBackward(&g, input, slope, gamma.Value, beta.Value, saveMean, saveInvStd, dy, dx, gamma.Grad, beta.Grad)
+        | Some(_, geometry, _), Some slope ->
+            // After an inference forward pass: the pool's gradient from the stored activation, then batch norm's, as the
+            // layers apart do (the fused backward pass recomputes the activation from the training statistics).
+            let g = geometry input.Shape[0]
+            let dFull = this.Buffers.Get("dy_full", input.Shape)
+            this.Ops.Pool2DBackward(&g, PoolKind.Max, output, pooled, dy, dFull)
+            this.Ops.BatchNormLeakyReluBackward(input, output, slope, gamma.Value, saveMean, saveInvStd, dFull, dx, gamma.Grad, beta.Grad)
         | _, None -> this.Ops.BatchNormBackward(input, gamma.Value, saveMean, saveInvStd, dy, dx, gamma.Grad, beta.Grad)
         | _, Some slope -> this.Ops.BatchNormLeakyReluBackward(input, output, slope, gamma.Value, saveMean, saveInvStd, dy, dx, gamma.Grad, beta.Grad)
         Some dx

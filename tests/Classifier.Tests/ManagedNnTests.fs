@@ -326,7 +326,10 @@ let tests =
                     let order = Hybrid.Classifier.Training.permutation 0 epoch count
                     trainer.Run(inputs, labels, order, count, 16, (fun _ -> 1e-2), uint64, (fun _ _ _ -> ()))
                 let logits = model.Forward(tensor engine (Array.sub inputs 0 (8 * 9 * 13)) [| 8; 1; 9; 13 |], false, 0UL)
-                model, (model.Tensors |> Array.map (fun (_, t) -> t.ToArray())), logits.ToArray()
+                let logitValues = logits.ToArray()
+                // An input gradient after that inference pass (saliency): the fused layer runs its operations apart.
+                let dInput = model.BackwardFrom(tensor engine (Array.init 24 (fun i -> float32 (i % 5) - 2.0f)) [| 8; 3 |], true)
+                model, (model.Tensors |> Array.map (fun (_, t) -> t.ToArray())), Array.append logitValues (dInput.Value.ToArray())
             let fusedModel, fusedWeights, fusedLogits = train managed
             let pools = fusedModel.Runtimes |> Array.choose (function :? Hybrid.Classifier.PoolRuntime as p -> Some p.Fused | _ -> None)
             Expect.equal pools [| true; true |] "both pools fused on the managed engine"
@@ -334,7 +337,7 @@ let tests =
             let plainPools = plainModel.Runtimes |> Array.choose (function :? Hybrid.Classifier.PoolRuntime as p -> Some p.Fused | _ -> None)
             Expect.equal plainPools [| false; false |] "no pool fused without the fusion interface"
             Array.iteri2 (fun i expected actual -> bitEqual (sprintf "saved tensor %d after 3 epochs" i) expected actual) plainWeights fusedWeights
-            bitEqual "inference logits" plainLogits fusedLogits)
+            bitEqual "inference logits, then the input gradient after the inference pass" plainLogits fusedLogits)
 
         testCase "a 2x2 max pool with same padding over an odd size is not fused (a window past the edge) and trains as apart" (fun () ->
             let net =

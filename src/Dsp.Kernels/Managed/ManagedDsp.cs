@@ -39,11 +39,7 @@ internal sealed partial class ManagedDsp : IDspOps
     {
         if (count <= 0) return;
         var chunks = Math.Min(count, _engine.MaxThreads * 32);
-        if (chunks == 1)
-        {
-            body(0, count);
-            return;
-        }
+        // One chunk runs on the calling thread inside SelfScheduled too, so that Parallelism.MeasureWork counts it.
         Parallelism.SelfScheduled(_engine.Parallel, chunks, c =>
         {
             var start = (int)((long)count * c / chunks);

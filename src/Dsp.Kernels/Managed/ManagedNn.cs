@@ -27,8 +27,9 @@ internal sealed unsafe class ManagedNn : INnOps, INnBatchNormPoolFusion
     private static ManagedTensor M(Tensor t, string name) => ManagedEngine.Expect(t, name);
 
     /// <summary>Ranges a thread of <see cref="ForRanges"/>: enough that the thread left working at a loop's end holds
-    /// at most a sixteenth of its share (at 2 threads, 8 ranges a thread left 7% of a training step's wall time
-    /// waiting at loop ends, 16 about 5%: Parallelism.MeasureWork, docs/benchmarks.md).</summary>
+    /// at most a sixteenth of its share (at 2 threads, Parallel.For over 4 ranges a thread left 7% of a training
+    /// step's wall time waiting, 16 self-scheduled ranges with 32 weight-gradient chunks about 5-6%:
+    /// Parallelism.MeasureWork, docs/benchmarks.md).</summary>
     private const int RangesPerThread = 16;
 
     /// <summary>Runs body over [0, count) split into contiguous ranges (at least minPerRange items each), the ranges
