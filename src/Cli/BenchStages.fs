@@ -6,7 +6,6 @@ open System
 open System.Collections.Generic
 open System.Diagnostics
 open System.Reflection
-open System.Runtime.ExceptionServices
 open Hybrid.Dsp
 
 /// Whether the workloads time their stages: each engine call of the log-mel workloads (STFT, mel, dB, DCT), each
@@ -99,55 +98,40 @@ type IProfiledFusedNn =
 /// Forwards every call to `Inner` and adds it to the stage `nnStageName` names, after synchronising `Engine` so that a
 /// GPU's queued kernels are counted in the call that queued them (a no-op on the managed engine).
 type NnStageProxy() =
-    inherit DispatchProxy()
-    member val Inner: obj = obj () with get, set
+    inherit NnForwardingProxy()
     member val Engine: Engine = Unchecked.defaultof<Engine> with get, set
     member val Stages: List<string * StageTime> = List<string * StageTime>() with get, set
+    /// The inner call (InvokeInner is protected, which F# does not let a closure reach).
+    member private this.CallInner(m: MethodInfo, args: (obj | null) array) = this.InvokeInner(m, args)
     override this.Invoke(m: MethodInfo | null, args: (obj | null) array | null) : obj | null =
         match m with
-        | null -> raise (ArgumentNullException(nameof m))
+        | null -> this.InvokeInner(m, args)
         | m ->
             let args = match args with | null -> [||] | a -> a
             let mutable result: obj | null = null
             timeStage this.Stages (nnStageName m args) (fun () ->
-                try
-                    result <- m.Invoke(this.Inner, args)
-                with :? TargetInvocationException as e ->
-                    match e.InnerException with
-                    | null -> reraise ()
-                    | inner -> ExceptionDispatchInfo.Capture(inner).Throw()
+                result <- this.CallInner(m, args)
                 if m.ReturnType = typeof<Void> then this.Engine.Synchronize())
             result
 
-/// `inner` with its network operations (Nn) timed as stages of `into`, everything else passed through: tensors are
-/// the inner engine's, and its thread count (managed) changes under the wrapper. Every operation is followed by a
-/// synchronisation, so on a GPU the profile shows each kernel's own time but the step runs slower than unprofiled.
-/// The one-argument constructor adds to the stages `takeStages` returns.
+/// The profiled operations of `inner`, presenting its optional interfaces too so that a profiled step takes the same
+/// paths (no engine implements both).
+let private profiledNn (inner: Engine) (into: List<string * StageTime>) : INnOps =
+    let make (proxy: obj) =
+        let p = proxy :?> NnStageProxy
+        p.Inner <- (inner.Nn :> obj)
+        p.Engine <- inner
+        p.Stages <- into
+        proxy :?> INnOps
+    match inner.Nn with
+    | :? INnDeviceTraining -> make (DispatchProxy.Create<IProfiledDeviceNn, NnStageProxy>())
+    | :? INnBatchNormPoolFusion -> make (DispatchProxy.Create<IProfiledFusedNn, NnStageProxy>())
+    | _ -> make (DispatchProxy.Create<INnOps, NnStageProxy>())
+
+/// `inner` with its network operations (Nn) timed as stages of `into`, everything else passed through
+/// (`ForwardingEngine`): tensors are the inner engine's, and its thread count (managed) changes under the wrapper.
+/// Every operation is followed by a synchronisation, so on a GPU the profile shows each kernel's own time but the step
+/// runs slower than unprofiled. The one-argument constructor adds to the stages `takeStages` returns.
 type ProfiledEngine(inner: Engine, into: List<string * StageTime>) =
-    inherit Engine()
-    let nn =
-        let make (proxy: obj) =
-            let p = proxy :?> NnStageProxy
-            p.Inner <- (inner.Nn :> obj)
-            p.Engine <- inner
-            p.Stages <- into
-            proxy
-        // The inner operations' optional interfaces are presented too, so the profiled step takes the same paths (no
-        // engine implements both).
-        match inner.Nn with
-        | :? INnDeviceTraining -> make (DispatchProxy.Create<IProfiledDeviceNn, NnStageProxy>()) :?> INnOps
-        | :? INnBatchNormPoolFusion -> make (DispatchProxy.Create<IProfiledFusedNn, NnStageProxy>()) :?> INnOps
-        | _ -> make (DispatchProxy.Create<INnOps, NnStageProxy>()) :?> INnOps
+    inherit ForwardingEngine(inner, profiledNn inner into)
     new(inner: Engine) = new ProfiledEngine(inner, stages)
-    /// The engine whose operations are timed.
-    member _.Inner = inner
-    override _.Name = inner.Name
-    override _.DeviceName = inner.DeviceName
-    override _.Allocate(shape) = inner.Allocate(shape)
-    override _.Dsp = inner.Dsp
-    override _.Nn = nn
-    override _.Synchronize() = inner.Synchronize()
-    override _.Gather(sources, destination, offset) = inner.Gather(sources, destination, offset)
-    override _.Scatter(source, offset, destinations) = inner.Scatter(source, offset, destinations)
-    override _.ReadTensors(tensors, destination) = inner.ReadTensors(tensors, destination)
-    override _.Dispose() = ()

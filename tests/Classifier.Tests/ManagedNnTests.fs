@@ -50,35 +50,12 @@ let private naiveConv (g: ConvGeometry) (x: float32[]) (w: float32[]) (bias: flo
                                  * float w[((co * g.InChannels + ci) * g.KernelHeight + kh) * g.KernelWidth + kw]
         float32 s)
 
-/// Forwards every INnOps call to the inner operations and presents nothing else (no optional interface).
-type PlainNnProxy() =
-    inherit Reflection.DispatchProxy()
-    member val Inner: obj = obj () with get, set
-    override this.Invoke(m, args) =
-        try
-            (nonNull m).Invoke(this.Inner, args)
-        with :? Reflection.TargetInvocationException as e ->
-            Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(nonNull e.InnerException).Throw()
-            null
-
-/// The managed engine with its operations behind a plain INnOps: a Model on it runs BatchNorm, activation and pooling
-/// as separate layers, as on an engine without INnBatchNormPoolFusion.
-type PlainEngine(inner: Engine) =
-    inherit Engine()
-    let nn =
-        let proxy = Reflection.DispatchProxy.Create<INnOps, PlainNnProxy>()
-        (proxy :?> PlainNnProxy).Inner <- (inner.Nn :> obj)
-        proxy
-    override _.Name = inner.Name
-    override _.DeviceName = inner.DeviceName
-    override _.Allocate(shape) = inner.Allocate(shape)
-    override _.Dsp = inner.Dsp
-    override _.Nn = nn
-    override _.Synchronize() = inner.Synchronize()
-    override _.Gather(sources, destination, offset) = inner.Gather(sources, destination, offset)
-    override _.Scatter(source, offset, destinations) = inner.Scatter(source, offset, destinations)
-    override _.ReadTensors(tensors, destination) = inner.ReadTensors(tensors, destination)
-    override _.Dispose() = ()
+/// The managed engine with its operations behind a plain INnOps proxy (no optional interface): a Model on it runs
+/// BatchNorm, activation and pooling as separate layers, as on an engine without INnBatchNormPoolFusion.
+let private plainEngine (inner: Engine) =
+    let proxy = Reflection.DispatchProxy.Create<INnOps, NnForwardingProxy>()
+    (proxy :?> NnForwardingProxy).Inner <- (inner.Nn :> obj)
+    new ForwardingEngine(inner, proxy)
 
 [<Tests>]
 let tests =
@@ -318,7 +295,7 @@ let tests =
             let inputs = uniform rng (count * 9 * 13)
             let labels = Array.init count (fun i -> i % 3)
             use managed = new ManagedEngine(2)
-            let plain = new PlainEngine(managed)
+            let plain = plainEngine managed
             let train (engine: Engine) =
                 let model = Hybrid.Classifier.Model.create engine 7 (net ())
                 let trainer = Hybrid.Classifier.Trainer(model, Hybrid.Classifier.Optimizer.adam 1e-2, None, 0.0, None)
@@ -361,7 +338,7 @@ let tests =
             let fused = train managed
             let pools = fused.Runtimes |> Array.choose (function :? Hybrid.Classifier.PoolRuntime as p -> Some p.Fused | _ -> None)
             Expect.equal pools [| false |] "5 x 7 windows over 9 x 13 reach past the edge: not fused"
-            let plain = train (new PlainEngine(managed))
+            let plain = train (plainEngine managed)
             Array.iter2 (fun (name, a: Tensor) (_, b: Tensor) -> bitEqual name (a.ToArray()) (b.ToArray())) plain.Tensors fused.Tensors)
 
         testCase "the fused BatchNorm and pooling refuse another pool geometry and a wrong pooled shape, naming them" (fun () ->
