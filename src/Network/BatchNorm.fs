@@ -39,8 +39,6 @@ type internal BatchNormRuntime(engine: Engine, name: string, inShape: int[], mom
     /// the three layers apart.
     member _.FusePool(fusion: INnBatchNormPoolFusion, geometry: int -> PoolGeometry, sampleOutput: int[]) =
         pool <- Some(fusion, geometry, sampleOutput)
-    /// Whether a pool is fused (`FusePool`).
-    member _.PoolFused = pool.IsSome
     override this.Forward(x, training, _) =
         match pool, activation with
         | Some(fusion, geometry, sampleOutput), Some slope ->

@@ -63,7 +63,7 @@ type Model internal (engine: Engine, net: Net, runtimes: LayerRuntime[]) =
             for i in 0 .. runtimes.Length - 3 do
                 match runtimes[i], runtimes[i + 1], runtimes[i + 2] with
                 | (:? BatchNormRuntime as norm), (:? LeakyReluRuntime as activation), (:? PoolRuntime as pool)
-                    when norm.FusedSlope.IsSome && activation.Fusion = Whole && pool.IsMaxPool2x2 && not pool.Fused ->
+                    when activation.Fusion = Whole && pool.IsMaxPool2x2 ->
                     norm.FusePool(fusion, pool.Geometry, pool.SampleOutput)
                     pool.Fused <- true
                 | _ -> ()

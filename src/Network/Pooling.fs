@@ -23,8 +23,8 @@ type internal PoolRuntime(engine: Engine, name: string, settings: PoolKind * int
     member _.IsMaxPool2x2 =
         let g = geometry 1
         not is1d && kind = PoolKind.Max && BatchNormPoolFusion.Applies(&g)
-    /// The output shape of one sample, [C; OH; OW].
-    member _.SampleOutput = [| c; oh; ow |]
+    /// The output shape of one sample ([C; OH; OW] for 2-D pooling).
+    member _.SampleOutput = outShape
     /// Set by `Model` when the BatchNorm two layers before applies this pool in its own passes
     /// (INnBatchNormPoolFusion): the layer then passes values and gradients through unchanged.
     member val Fused = false with get, set

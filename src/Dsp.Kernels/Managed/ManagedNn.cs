@@ -851,7 +851,7 @@ internal sealed unsafe class ManagedNn : INnOps, INnBatchNormPoolFusion
         g.Validate();
         x.RequireShape(nameof(x), g.Batch, g.Channels, g.InHeight, g.InWidth);
         pooled.RequireShape(pooledName, g.Batch, g.Channels, g.OutHeight, g.OutWidth);
-        if (!IsMaxPool2x2(g, PoolKind.Max))
+        if (!BatchNormPoolFusion.Applies(g))
             throw new ArgumentException($"g: the fused batch norm and pooling needs a 2 x 2 window of stride 2 without padding, every window inside the input, was {g.PoolHeight} x {g.PoolWidth}, stride {g.StrideH} x {g.StrideW}, padding {g.PadTop}/{g.PadLeft}, {g.OutHeight} x {g.OutWidth} windows over {g.InHeight} x {g.InWidth}.", nameof(g));
         gamma.RequireShape(nameof(gamma), g.Channels);
         return g.InHeight * g.InWidth;
@@ -934,17 +934,18 @@ internal sealed unsafe class ManagedNn : INnOps, INnBatchNormPoolFusion
                         double sumDy = 0, sumDyXc = 0;
                         for (int i = 0; i < n; i++)
                         {
-                            FusedPlaneGradient(geo, tx, (i * ch + c) * s, scale, shift, slope, pz, pdy + tdy.Offset + (long)(i * ch + c) * outPlane, pgz);
+                            int o = (i * ch + c) * s;
+                            FusedPlaneGradient(geo, tx, o, scale, shift, slope, pz, pdy + tdy.Offset + (long)(i * ch + c) * outPlane, pgz);
                             double rowDot = Vec.SumAndDotCenteredLeakyRelu(gz.AsSpan(0, s), z.AsSpan(0, s), slope,
-                                tx.Data.AsSpan(tx.Offset + (i * ch + c) * s, s), mean, out float rowSum);
+                                tx.Data.AsSpan(tx.Offset + o, s), mean, out float rowSum);
                             sumDy += rowSum;
                             sumDyXc += rowDot;
                         }
                         var (a, bCoef, cConst) = GradientCoefficients(tg, tdg, tdb, c, mean, invStd, sumDy, sumDyXc, count);
                         for (int i = 0; i < n; i++)
                         {
-                            FusedPlaneGradient(geo, tx, (i * ch + c) * s, scale, shift, slope, pz, pdy + tdy.Offset + (long)(i * ch + c) * outPlane, pgz);
                             int o = (i * ch + c) * s;
+                            FusedPlaneGradient(geo, tx, o, scale, shift, slope, pz, pdy + tdy.Offset + (long)(i * ch + c) * outPlane, pgz);
                             Vec.LinearPairLeakyRelu(gz.AsSpan(0, s), z.AsSpan(0, s), slope, a, tx.Data.AsSpan(tx.Offset + o, s), bCoef, cConst,
                                 tdx.Data.AsSpan(tdx.Offset + o, s));
                         }
