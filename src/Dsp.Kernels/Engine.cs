@@ -186,19 +186,24 @@ public abstract class Engine : IDisposable
         for (var i = 0; i < tensors.Count; i++)
         {
             var t = tensors[i] ?? throw new ArgumentNullException(parameterName, $"{parameterName}[{i}] is null.");
-            if (!ReferenceEquals(t.Engine, this))
+            if (!Holds(t))
                 throw new ArgumentException($"{parameterName}[{i}]: tensor lives on engine '{t.Engine.Name}', not on this '{Name}' engine.", parameterName);
             total = checked(total + t.Length);
         }
         return total;
     }
 
+    /// <summary>Whether <paramref name="tensor"/> is one this engine can read and write: by default one it allocated
+    /// (its <see cref="Tensor.Engine"/> is this engine); an engine that allocates through another (a
+    /// <see cref="ForwardingEngine"/>) also holds that engine's tensors.</summary>
+    protected internal virtual bool Holds(Tensor tensor) => ReferenceEquals(tensor.Engine, this);
+
     /// <summary>Checks a <see cref="Gather"/> or <see cref="Scatter"/> call: every tensor on this engine and the
     /// tensors' total length within <paramref name="flat"/> from <paramref name="offset"/>; returns the total.</summary>
     protected long CheckRange(IReadOnlyList<Tensor> tensors, string tensorsName, Tensor flat, string flatName, long offset)
     {
         ArgumentNullException.ThrowIfNull(flat, flatName);
-        if (!ReferenceEquals(flat.Engine, this))
+        if (!Holds(flat))
             throw new ArgumentException($"{flatName}: tensor lives on engine '{flat.Engine.Name}', not on this '{Name}' engine.", flatName);
         var total = TotalLength(tensors, tensorsName);
         if (offset < 0 || offset + total > flat.Length)

@@ -40,6 +40,9 @@ public class ForwardingEngine(Engine inner, INnOps nn) : Engine
     /// <inheritdoc />
     public override void ReadTensors(IReadOnlyList<Tensor> tensors, Span<float> destination) => Inner.ReadTensors(tensors, destination);
 
+    /// <summary>The inner engine's tensors (which are the ones this engine allocates) and any tensor it holds.</summary>
+    protected internal override bool Holds(Tensor tensor) => ReferenceEquals(tensor.Engine, this) || Inner.Holds(tensor);
+
     /// <summary>Does nothing: the inner engine belongs to whoever created it.</summary>
     public override void Dispose() { }
 }

@@ -316,6 +316,28 @@ let tests =
             Array.iteri2 (fun i expected actual -> bitEqual (sprintf "saved tensor %d after 3 epochs" i) expected actual) plainWeights fusedWeights
             bitEqual "inference logits, then the input gradient after the inference pass" plainLogits fusedLogits)
 
+        testCase "a forwarding engine reads, gathers and scatters its inner engine's tensors as lists, and a model on it snapshots" (fun () ->
+            use managed = new ManagedEngine(2)
+            use other = new ManagedEngine(1)
+            let forwarding = plainEngine managed
+            let a = tensor forwarding [| 1.0f; 2.0f; 3.0f |] [| 3 |]
+            let b = tensor managed [| 4.0f; 5.0f |] [| 2 |]
+            Expect.equal (forwarding.ReadTensors [| a; b |]) [| 1.0f; 2.0f; 3.0f; 4.0f; 5.0f |] "read as one list"
+            let flat = forwarding.Allocate 6
+            flat.CopyFrom(Array.zeroCreate<float32> 6)
+            forwarding.Gather([| b; a |], flat, 1L)
+            Expect.equal (flat.ToArray()) [| 0.0f; 4.0f; 5.0f; 1.0f; 2.0f; 3.0f |] "gathered from offset 1"
+            forwarding.Scatter(flat, 0L, [| a; b |])
+            Expect.equal (a.ToArray(), b.ToArray()) ([| 0.0f; 4.0f; 5.0f |], [| 1.0f; 2.0f |]) "scattered back"
+            let foreign = tensor other [| 9.0f |] [| 1 |]
+            let e = Expect.throwsC (fun () -> forwarding.ReadTensors [| a; foreign |] |> ignore) id
+            Expect.isTrue (e :? ArgumentException && e.Message.Contains "tensors[1]") (sprintf "another engine's tensor refused by position: %s" e.Message)
+            let net =
+                Hybrid.Classifier.Net.sequential [ 4 ] [ Hybrid.Classifier.Layers.dense 3; Hybrid.Classifier.Layers.dense 2 ]
+            let model = Hybrid.Classifier.Model.create forwarding 5 net
+            let snapshot = model.Snapshot()
+            Expect.equal snapshot (model.Tensors |> Array.map (fun (_, t) -> t.ToArray())) "a model's snapshot through the wrapper")
+
         testCase "a 2x2 max pool with same padding over an odd size is not fused (a window past the edge) and trains as apart" (fun () ->
             let net =
                 Hybrid.Classifier.Net.sequential
