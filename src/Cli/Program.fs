@@ -44,7 +44,7 @@ let private dispatch (out: TextWriter) (error: TextWriter) (args: string list) =
 
 /// Runs `hybrid` with its arguments (the target first), writing to `out` and `error`: loads the assemblies given with
 /// --schemas (features, train, predict, evaluate, export, summary), then runs the target. Returns the exit code (0 done; `--version`
-/// prints the informational version and exits 0; 2 for an unknown target).
+/// prints the informational version and exits 0; 2 for an unknown target or an invalid HYBRID_SPIN_US).
 let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
     // `hybrid train help` is `hybrid train --help`, as `dotnet fsi build.fsx train help` is.
     let argv = argv |> Array.mapi (fun i a -> if i = 1 && a = "help" && argv.Length = 2 then "--help" else a)
@@ -55,6 +55,14 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         | target :: rest when List.exists (fun (a: string) -> a = "--schemas" || a.StartsWith "--schemas=") rest ->
             Error(2, sprintf "--schemas applies to %s, not to %s" (String.concat ", " Command.schemaCommands) target)
         | all -> Ok all
+        |> Result.bind (fun args ->
+            // Parallelism reads HYBRID_SPIN_US when it starts and ignores a value it cannot use; the command refuses it.
+            match Environment.GetEnvironmentVariable "HYBRID_SPIN_US" with
+            | null | "" -> Ok args
+            | text ->
+                match Int32.TryParse text with
+                | true, us when us >= 0 && us <= 1_000_000 -> Ok args
+                | _ -> Error(2, sprintf "HYBRID_SPIN_US must be a whole number of microseconds in 0..1000000 (how long idle worker threads poll for the next parallel loop), was '%s'." text))
     match args with
     | Error (code, message) ->
         error.WriteLine(sprintf "%s: %s" (Array.tryHead argv |> Option.defaultValue "hybrid") message)

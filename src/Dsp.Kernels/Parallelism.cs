@@ -65,7 +65,12 @@ public static class Parallelism
     /// thread woken late takes only what is left. (The managed DSP's loops, W1 log-mel on 2 threads: with Parallel.For
     /// over 16 items a loop the calling thread spent 23% of its time waiting at the loops' ends, self-scheduled over 64
     /// items 11%; dotnet-trace thread-time samples, docs/benchmarks.md.)
-    /// An exception thrown by <paramref name="body"/> leaves as Parallel.For's AggregateException.
+    /// The threads beside the caller are <see cref="WorkerTeam"/>'s, which poll for the next loop for
+    /// <see cref="SpinMicroseconds"/> before sleeping, so a loop starts on all of them at once; a loop called while
+    /// another holds the team (from another thread, or nested in a body), or with more threads than processors, runs
+    /// on the thread pool through Parallel.For instead. Either way every index runs once and no body runs after the
+    /// call returns. An exception thrown by <paramref name="body"/> stops the loop and leaves, with any others thrown
+    /// meanwhile, in one AggregateException (as from Parallel.For).
     /// </summary>
     internal static void SelfScheduled(ParallelOptions options, int count, Action<int> body)
     {
@@ -78,6 +83,8 @@ public static class Parallelism
             if (timed) AddWork(t0);
             return;
         }
+        // More threads than processors would have helpers polling while the work waits for a core: the thread pool.
+        if (workers <= Environment.ProcessorCount && WorkerTeam.TryRun(workers, count, body, timed)) return;
         var next = -1;
         Parallel.For(0, workers, options, _ =>
         {
@@ -88,15 +95,45 @@ public static class Parallelism
         });
     }
 
+    private static long _spinTicks = MicrosecondsToTicks(
+        int.TryParse(Environment.GetEnvironmentVariable("HYBRID_SPIN_US"), out var us) && us is >= 0 and <= 1_000_000 ? us : DefaultSpinMicroseconds);
+
+    /// <summary>The default of <see cref="SpinMicroseconds"/>.</summary>
+    public const int DefaultSpinMicroseconds = 500;
+
+    /// <summary>
+    /// How long, in microseconds, the threads of a parallel loop keep polling for the next loop before they sleep
+    /// (OpenMP's KMP_BLOCKTIME / GOMP_SPINCOUNT): a loop that starts within that time of the last one starts on every
+    /// thread at once, while a sleeping thread takes tens to hundreds of microseconds to wake on a virtual machine. The
+    /// polling costs CPU time (bench's CPU ms counts it) and, on a machine shared with other busy processes, their
+    /// time; 0 sleeps at once. Default 500 (<see cref="DefaultSpinMicroseconds"/>); the environment variable
+    /// <c>HYBRID_SPIN_US</c> sets it at start-up.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The value is negative or above 1,000,000 (a second).</exception>
+    public static int SpinMicroseconds
+    {
+        get => (int)(Interlocked.Read(ref _spinTicks) * 1_000_000 / System.Diagnostics.Stopwatch.Frequency);
+        set
+        {
+            if (value < 0 || value > 1_000_000)
+                throw new ArgumentOutOfRangeException(nameof(SpinMicroseconds), value, $"SpinMicroseconds must be in 0..1000000, was {value}.");
+            Interlocked.Exchange(ref _spinTicks, MicrosecondsToTicks(value));
+        }
+    }
+
+    internal static long SpinTicks => Interlocked.Read(ref _spinTicks);
+
+    private static long MicrosecondsToTicks(int microseconds) => microseconds * System.Diagnostics.Stopwatch.Frequency / 1_000_000;
+
     private static int _measureWork;
     private static long _workTicks;
 
-    private static void AddWork(long start) =>
+    internal static void AddWork(long start) =>
         Interlocked.Add(ref _workTicks, System.Diagnostics.Stopwatch.GetTimestamp() - start);
 
     /// <summary>
-    /// When true, the loops that run through <see cref="SelfScheduled"/> (the managed engine's network operations and
-    /// its DSP's batched steps; not the scattering transform's groups, which use Parallel.For) add the time each thread
+    /// When true, the loops that run through <see cref="SelfScheduled"/> (the managed engine's network operations, its
+    /// DSP's batched steps and the scattering transform's groups) add the time each thread
     /// spends working in them to <see cref="WorkTicks"/>: wall time from the moment a thread joins a loop until it
     /// finds no work left, so a thread that joins late or leaves early adds less, and the time the calling thread then
     /// waits for the others is not work. Work summed over threads against wall time times threads tells a parallel

@@ -99,6 +99,26 @@ let tests =
             Expect.stringContains (err2.ToString()) "Did you mean 'train'?" "with the closest target"
         }
 
+        // Sequenced: the environment variable is the process's, and other commands run meanwhile would meet it.
+        testSequenced <| test "an invalid HYBRID_SPIN_US is refused with exit code 2 before the target runs, naming the variable and the range" {
+            let before = Environment.GetEnvironmentVariable "HYBRID_SPIN_US"
+            try
+                for bad in [ "fast"; "-5"; "2000000" ] do
+                    Environment.SetEnvironmentVariable("HYBRID_SPIN_US", bad)
+                    use out = new StringWriter()
+                    use err = new StringWriter()
+                    Expect.equal (Program.run out err [| "--version" |]) 2 (sprintf "'%s' refused" bad)
+                    Expect.stringContains (err.ToString()) "HYBRID_SPIN_US" "names the variable"
+                    Expect.stringContains (err.ToString()) "0..1000000" "and the range"
+                    Expect.equal (out.ToString()) "" "the target did not run"
+                Environment.SetEnvironmentVariable("HYBRID_SPIN_US", "0")
+                use out = new StringWriter()
+                use err = new StringWriter()
+                Expect.equal (Program.run out err [| "--version" |]) 0 "0 accepted"
+            finally
+                Environment.SetEnvironmentVariable("HYBRID_SPIN_US", before)
+        }
+
         test "a subclass of a family gets its family's code (DirectoryNotFoundException is an I/O error)" {
             use out = new StringWriter()
             use err = new StringWriter()

@@ -106,6 +106,104 @@ let tests =
             Expect.isTrue (e :? AggregateException && (e :?> AggregateException).InnerExceptions |> Seq.exists (fun x -> x.Message = "six")) "the body's exception inside Parallel.For's AggregateException"
         }
 
+        // Sequenced: SpinMicroseconds is process-wide.
+        testSequenced <| test "SelfScheduled's worker team: thousands of loops back to back and after pauses, polling and sleeping helpers, run every index once and nothing after returning" {
+            let threads = min 4 Environment.ProcessorCount
+            let before = Parallelism.SpinMicroseconds
+            try
+                for spin in [ 0; 50; Parallelism.DefaultSpinMicroseconds ] do
+                    Parallelism.SpinMicroseconds <- spin
+                    let rng = Random spin
+                    let mutable late = 0
+                    let mutable active = 0
+                    for loop in 0 .. 1999 do
+                        let count = rng.Next(0, 3 * threads + 2)
+                        let visited = Array.zeroCreate<int> count
+                        let mutable returned = 0
+                        Parallelism.SelfScheduled(Tasks.ParallelOptions(MaxDegreeOfParallelism = threads), count, fun i ->
+                            Interlocked.Increment(&active) |> ignore
+                            if Volatile.Read(&returned) <> 0 then Interlocked.Increment(&late) |> ignore
+                            Thread.SpinWait 200
+                            Interlocked.Increment(&visited.[i]) |> ignore
+                            Interlocked.Decrement(&active) |> ignore)
+                        Volatile.Write(&returned, 1)
+                        Expect.equal (Volatile.Read(&active)) 0 (sprintf "no body still running after loop %d returned (spin %d us)" loop spin)
+                        if not (Array.forall (fun v -> v = 1) visited) then
+                            failtestf "loop %d (spin %d us, %d indices): visits %A" loop spin count visited
+                        // Every so often a pause long enough for the helpers to stop polling and sleep.
+                        if loop % 97 = 0 then Thread.Sleep 2
+                    Expect.equal late 0 (sprintf "no body started after its loop returned (spin %d us)" spin)
+            finally
+                Parallelism.SpinMicroseconds <- before
+        }
+
+        test "SelfScheduled on the team: helpers take part, a body's exceptions leave together after every thread stopped, and the team works after" {
+            let options = Tasks.ParallelOptions(MaxDegreeOfParallelism = 2)
+            let caller = Environment.CurrentManagedThreadId
+            let mutable away = 0
+            Parallelism.SelfScheduled(options, 20, fun _ ->
+                if Environment.CurrentManagedThreadId <> caller then Interlocked.Increment(&away) |> ignore
+                Thread.Sleep 5)
+            Expect.isGreaterThan away 0 "a helper ran some of twenty 5 ms bodies"
+            let mutable running = 0
+            let mutable afterReturn = 0
+            let mutable returned = 0
+            let e =
+                Expect.throwsC (fun () ->
+                    Parallelism.SelfScheduled(options, 40, fun i ->
+                        Interlocked.Increment(&running) |> ignore
+                        if Volatile.Read(&returned) <> 0 then Interlocked.Increment(&afterReturn) |> ignore
+                        Thread.Sleep 1
+                        Interlocked.Decrement(&running) |> ignore
+                        if i % 7 = 3 then invalidOp (sprintf "item %d" i))) id
+            Volatile.Write(&returned, 1)
+            Expect.equal (Volatile.Read(&running)) 0 "every body had stopped when the exception left"
+            let inner = (e :?> AggregateException).InnerExceptions
+            Expect.isGreaterThanOrEqual inner.Count 1 "at least one"
+            Expect.all inner (fun x -> x :? InvalidOperationException && x.Message.StartsWith "item ") "the bodies' own exceptions"
+            Thread.Sleep 5
+            Expect.equal afterReturn 0 "no body after the loop returned"
+            let visited = Array.zeroCreate<int> 50
+            Parallelism.SelfScheduled(options, 50, fun i -> Interlocked.Increment(&visited.[i]) |> ignore)
+            Expect.all visited (fun v -> v = 1) "the next loop runs every index once"
+        }
+
+        test "SelfScheduled from several threads at once and nested in a body: each loop runs every index once" {
+            let options = Tasks.ParallelOptions(MaxDegreeOfParallelism = 2)
+            let failures = Collections.Concurrent.ConcurrentQueue<string>()
+            let callers =
+                [| for c in 0 .. 3 ->
+                    Thread((fun () ->
+                        for loop in 0 .. 299 do
+                            let count = 1 + (loop * 7 + c) % 11
+                            let visited = Array.zeroCreate<int> count
+                            Parallelism.SelfScheduled(options, count, fun i ->
+                                if i = 0 && loop % 10 = 0 then
+                                    // A loop inside a loop's body.
+                                    let inner = Array.zeroCreate<int> 5
+                                    Parallelism.SelfScheduled(options, 5, fun j -> Interlocked.Increment(&inner.[j]) |> ignore)
+                                    if not (Array.forall (fun v -> v = 1) inner) then failures.Enqueue(sprintf "caller %d loop %d: nested %A" c loop inner)
+                                Interlocked.Increment(&visited.[i]) |> ignore)
+                            if not (Array.forall (fun v -> v = 1) visited) then failures.Enqueue(sprintf "caller %d loop %d: %A" c loop visited)), IsBackground = true) |]
+            for t in callers do t.Start()
+            for t in callers do Expect.isTrue (t.Join(TimeSpan.FromMinutes 2.0)) "a caller finished (no deadlock)"
+            Expect.isEmpty failures "every loop ran every index once"
+        }
+
+        testSequenced <| test "SpinMicroseconds is refused outside 0..1,000,000, naming the range, and kept" {
+            let before = Parallelism.SpinMicroseconds
+            for bad in [ -1; 1_000_001 ] do
+                let e = Expect.throwsC (fun () -> Parallelism.SpinMicroseconds <- bad) id
+                Expect.isTrue (e :? ArgumentOutOfRangeException) "ArgumentOutOfRangeException"
+                Expect.stringContains e.Message "0..1000000" "names the range"
+            Expect.equal Parallelism.SpinMicroseconds before "unchanged"
+            try
+                Parallelism.SpinMicroseconds <- 250
+                Expect.equal Parallelism.SpinMicroseconds 250 "set"
+            finally
+                Parallelism.SpinMicroseconds <- before
+        }
+
         test "Map keeps the order and rethrows the first exception of the mapping unwrapped" {
             let squares = withThreads 2 (fun () -> Parallelism.Map([| 1 .. 100 |], Func<int, int>(fun i -> i * i)))
             Expect.equal squares [| for i in 1 .. 100 -> i * i |] "in order"

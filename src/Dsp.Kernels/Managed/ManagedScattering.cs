@@ -162,7 +162,7 @@ internal static class ManagedScattering
                 var inPtr = (nint)pin;
                 var outPtr = (nint)pout;
                 int inLength = clips.Length, outLength = output.Length;
-                Parallel.For(0, groups, parallel, g =>
+                Parallelism.SelfScheduled(parallel, groups, g =>
                 {
                     var src = new ReadOnlySpan<float>((float*)inPtr, inLength);
                     var dst = new Span<float>((float*)outPtr, outLength);

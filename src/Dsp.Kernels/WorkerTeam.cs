@@ -1,0 +1,146 @@
+using System.Diagnostics;
+
+namespace Hybrid.Dsp;
+
+/// <summary>
+/// The threads that run <see cref="Parallelism.SelfScheduled"/>'s loops beside the calling thread, as an OpenMP
+/// runtime's team does: dedicated background threads that, after a loop, keep polling for the next one for
+/// <see cref="Parallelism.SpinMicroseconds"/> before they sleep. A loop published while they poll starts on every
+/// helper within a microsecond or so; Parallel.For instead wakes pool threads one after another (each replica queues
+/// the next), which on a virtual machine costs tens of microseconds a thread and 100-160 us after a serial gap of
+/// half a millisecond (docs/benchmarks.md), so a loop of a millisecond on 2 threads lost a tenth of its time and a loop
+/// of 100 us on 16 threads ran on few of them. Sleeping helpers are woken together (Monitor.PulseAll), not in a chain.
+/// <para>One caller at a time holds the team (<see cref="TryRun"/>); another thread calling meanwhile, or a loop nested
+/// in a loop's body, gets false and runs on the thread pool instead, so concurrent callers never wait for each other.
+/// Each loop is a fresh <see cref="Job"/>: helpers join it with a ticket (at most workers - 1 of them), take indices
+/// from its shared counter, and the caller, after its own share, closes the ticket window and waits (polling briefly,
+/// then blocking) until every helper that joined has left, so no body runs after <see cref="TryRun"/> returns.</para>
+/// </summary>
+internal sealed class WorkerTeam
+{
+    private static readonly WorkerTeam Shared = new();
+
+    /// <summary>A ticket count no loop reaches: closing a job adds it, so helpers that join later stay out.</summary>
+    private const int Closed = 1 << 24;
+
+    private readonly object _gate = new();
+    private readonly List<Thread> _threads = [];
+    private Job? _job;
+    private int _busy;
+    private int _sleepers;
+
+    private sealed class Job(Action<int> body, int count, int helpers, bool timed)
+    {
+        public Action<int>? Body = body;
+        public readonly int Count = count;
+        public readonly int Helpers = helpers;
+        public readonly bool Timed = timed;
+        public int Next = -1;
+        public int Joined;
+        public int Left;
+        public int Waiting;
+        public List<Exception>? Errors;
+
+        /// <summary>Runs indices until none is left; records an exception and stops the loop's other threads.</summary>
+        public void Work()
+        {
+            long t0 = Timed ? Stopwatch.GetTimestamp() : 0;
+            var body = Body!;
+            try
+            {
+                int i;
+                while ((i = Interlocked.Increment(ref Next)) < Count) body(i);
+            }
+            catch (Exception e)
+            {
+                lock (this) (Errors ??= []).Add(e);
+                Volatile.Write(ref Next, Count);
+            }
+            if (Timed) Parallelism.AddWork(t0);
+        }
+    }
+
+    /// <summary>Runs body(i) for i in [0, count) on the calling thread and up to <paramref name="workers"/> - 1 helpers,
+    /// and returns true; returns false without running anything when another loop holds the team (a concurrent caller,
+    /// or a loop nested in a loop's body). Exceptions thrown by the body leave as one AggregateException, as
+    /// Parallel.For's, after every thread has stopped.</summary>
+    public static bool TryRun(int workers, int count, Action<int> body, bool timed)
+    {
+        var team = Shared;
+        if (Interlocked.CompareExchange(ref team._busy, 1, 0) != 0) return false;
+        try
+        {
+            team.Run(workers, count, body, timed);
+        }
+        finally
+        {
+            Volatile.Write(ref team._busy, 0);
+        }
+        return true;
+    }
+
+    private void Run(int workers, int count, Action<int> body, bool timed)
+    {
+        var helpers = workers - 1;
+        var job = new Job(body, count, helpers, timed);
+        var previous = _job;
+        while (_threads.Count < helpers)
+        {
+            // A new helper starts from the job now published, so it joins the one published next.
+            var thread = new Thread(() => Loop(previous)) { IsBackground = true, Name = $"Hybrid worker {_threads.Count + 1}" };
+            _threads.Add(thread);
+            thread.Start();
+        }
+        Volatile.Write(ref _job, job);
+        Interlocked.MemoryBarrier();
+        if (Volatile.Read(ref _sleepers) > 0)
+            lock (_gate) Monitor.PulseAll(_gate);
+        job.Work();
+        var joined = Math.Min(Interlocked.Add(ref job.Joined, Closed) - Closed, helpers);
+        if (Volatile.Read(ref job.Left) < joined)
+        {
+            var until = Stopwatch.GetTimestamp() + Parallelism.SpinTicks;
+            var spin = new SpinWait();
+            while (Volatile.Read(ref job.Left) < joined && Stopwatch.GetTimestamp() < until) spin.SpinOnce(-1);
+            if (Volatile.Read(ref job.Left) < joined)
+            {
+                Interlocked.Exchange(ref job.Waiting, 1);
+                lock (job)
+                    while (Volatile.Read(ref job.Left) < joined) Monitor.Wait(job);
+            }
+        }
+        job.Body = null;
+        if (job.Errors is { } errors) throw new AggregateException(errors);
+    }
+
+    /// <summary>A helper's life: wait for a job other than the last one seen (polling, then sleeping), join it if a
+    /// ticket is left, leave, repeat.</summary>
+    private void Loop(Job? last)
+    {
+        while (true)
+        {
+            var job = Volatile.Read(ref _job);
+            if (ReferenceEquals(job, last))
+            {
+                var until = Stopwatch.GetTimestamp() + Parallelism.SpinTicks;
+                while (ReferenceEquals(job = Volatile.Read(ref _job), last) && Stopwatch.GetTimestamp() < until)
+                    Thread.SpinWait(16);
+                if (ReferenceEquals(job, last))
+                {
+                    lock (_gate)
+                    {
+                        Interlocked.Increment(ref _sleepers);
+                        while (ReferenceEquals(job = Volatile.Read(ref _job), last)) Monitor.Wait(_gate);
+                        Interlocked.Decrement(ref _sleepers);
+                    }
+                }
+            }
+            last = job;
+            if (Interlocked.Increment(ref job!.Joined) > job.Helpers) continue;
+            job.Work();
+            Interlocked.Increment(ref job.Left);
+            if (Volatile.Read(ref job.Waiting) != 0)
+                lock (job) Monitor.PulseAll(job);
+        }
+    }
+}
