@@ -88,7 +88,10 @@ internal sealed partial class ManagedDsp
     /// pairs, each transforming its frames (<see cref="StftBlock"/>) into the worker's block scratch and applying the
     /// filter bank to them (BandedRows over the block).
     /// Blocks are at most <see cref="FramesPerBlock"/> frames, halved (down to 8) while bins x frames passes
-    /// <see cref="BlockSpectrumLimit"/> or the batch would give a thread fewer than four blocks. Every frame's spectrum
+    /// <see cref="BlockSpectrumLimit"/> or the batch would give a thread fewer than sixteen blocks: with threads taking
+    /// blocks one at a time, the threads' idle time at the loop's end is about half a block each, so a loop of k blocks a
+    /// thread loses about 1/(2k) of its time (a 16-core machine with W2's two tracks had 5 blocks a thread at 4: about
+    /// 10%; now 3%; 2 threads keep 32-frame blocks). Every frame's spectrum
     /// and every band's sum are computed as by <see cref="Stft"/> then <see cref="Mel"/>, so the bands are bitwise theirs.</summary>
     private void StftMelBlocks(StftConfig stft, MelConfig mel, SpectrumKind kind, ManagedTensor clips, int frames, ManagedTensor bands)
     {
@@ -99,7 +102,7 @@ internal sealed partial class ManagedDsp
         var bank = Filters.Mel(mel, stft.NFft);
         var support = Support(bank, nMels, bins);
         var width = FramesPerBlock;
-        while (width > 8 && ((long)bins * width > BlockSpectrumLimit || (long)batch * ((frames + width - 1) / width) < 4L * _engine.MaxThreads))
+        while (width > 8 && ((long)bins * width > BlockSpectrumLimit || (long)batch * ((frames + width - 1) / width) < 16L * _engine.MaxThreads))
             width /= 2;
         var blocks = (frames + width - 1) / width;
         ForRanges(batch * blocks, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (u0, u1) =>
