@@ -12,9 +12,11 @@ namespace Hybrid.Dsp;
 /// of 100 us on 16 threads ran on few of them. Sleeping helpers are woken together (Monitor.PulseAll), not in a chain.
 /// <para>One caller at a time holds the team (<see cref="TryRun"/>); another thread calling meanwhile, or a loop nested
 /// in a loop's body, gets false and runs on the thread pool instead, so concurrent callers never wait for each other.
-/// Each loop is a fresh <see cref="Job"/>: helpers join it with a ticket (at most workers - 1 of them), take indices
-/// from its shared counter, and the caller, after its own share, closes the ticket window and waits (polling briefly,
-/// then blocking) until every helper that joined has left, so no body runs after <see cref="TryRun"/> returns.</para>
+/// Each loop is a fresh <see cref="Job"/>: helpers 1..workers - 1 join it with a ticket and take indices from its
+/// shared counter (helpers numbered higher stay out and sleep rather than poll), and the caller, after its own share,
+/// closes the ticket window and waits (polling briefly, then blocking) until every helper that joined has left, so no
+/// body runs after <see cref="TryRun"/> returns. Helpers never exit: their thread-static scratch (the managed engine's
+/// workspaces) stays allocated for the life of the process, as a pool thread's did while the pool kept it.</para>
 /// </summary>
 internal sealed class WorkerTeam
 {
@@ -86,10 +88,12 @@ internal sealed class WorkerTeam
         var previous = _job;
         while (_threads.Count < helpers)
         {
-            // A new helper starts from the job now published, so it joins the one published next.
-            var thread = new Thread(() => Loop(previous)) { IsBackground = true, Name = $"Hybrid worker {_threads.Count + 1}" };
+            // A new helper starts from the job now published, so it joins the one published next. UnsafeStart: the
+            // helper lives on, so it must not keep the first caller's execution context (culture, AsyncLocal values).
+            var index = _threads.Count + 1;
+            var thread = new Thread(() => Loop(index, previous)) { IsBackground = true, Name = $"Hybrid worker {index}" };
+            thread.UnsafeStart();
             _threads.Add(thread);
-            thread.Start();
         }
         Volatile.Write(ref _job, job);
         Interlocked.MemoryBarrier();
@@ -110,19 +114,25 @@ internal sealed class WorkerTeam
             }
         }
         job.Body = null;
-        if (job.Errors is { } errors) throw new AggregateException(errors);
+        if (job.Errors is { } errors)
+        {
+            job.Errors = null;
+            throw new AggregateException(errors);
+        }
     }
 
     /// <summary>A helper's life: wait for a job other than the last one seen (polling, then sleeping), join it if a
-    /// ticket is left, leave, repeat.</summary>
-    private void Loop(Job? last)
+    /// ticket is left, leave, repeat. Helper <paramref name="index"/> (1-based) polls only after a job that had room
+    /// for it (index &lt;= its helpers): a team grown by a 16-thread loop does not keep 14 threads polling through
+    /// 2-thread loops; those sleep at once.</summary>
+    private void Loop(int index, Job? last)
     {
         while (true)
         {
             var job = Volatile.Read(ref _job);
             if (ReferenceEquals(job, last))
             {
-                var until = Stopwatch.GetTimestamp() + Parallelism.SpinTicks;
+                var until = last is null || index <= last.Helpers ? Stopwatch.GetTimestamp() + Parallelism.SpinTicks : 0;
                 while (ReferenceEquals(job = Volatile.Read(ref _job), last) && Stopwatch.GetTimestamp() < until)
                     Thread.SpinWait(16);
                 if (ReferenceEquals(job, last))
@@ -136,7 +146,8 @@ internal sealed class WorkerTeam
                 }
             }
             last = job;
-            if (Interlocked.Increment(ref job!.Joined) > job.Helpers) continue;
+            // Helpers 1..job.Helpers may join; the others leave the tickets to them.
+            if (index > job!.Helpers || Interlocked.Increment(ref job.Joined) > job.Helpers) continue;
             job.Work();
             Interlocked.Increment(ref job.Left);
             if (Volatile.Read(ref job.Waiting) != 0)

@@ -46,10 +46,12 @@ let private logMel (threads: int) (stft: StftConfig) (mel: MelConfig) (clips: fl
     e.Dsp.Mfcc(13, 0.0f, bands, mfcc)
     bands.ToArray(), mfcc.ToArray()
 
+/// The tests that set or read the process-wide MaxThreads run sequenced: run beside each other, one's temporary
+/// setting was another's "value kept" (seen once as a failure).
 [<Tests>]
 let tests =
     testList "Parallelism" [
-        test "Parallelism.For runs every item once on at most MaxThreads threads at a time" {
+        testSequenced <| test "Parallelism.For runs every item once on at most MaxThreads threads at a time" {
             for n in [ 1; 2; 3 ] do
                 let most, visited = withThreads n observedConcurrency
                 Expect.isLessThanOrEqual most n (sprintf "at most %d bodies at once" n)
@@ -107,32 +109,51 @@ let tests =
         }
 
         // Sequenced: SpinMicroseconds is process-wide.
-        testSequenced <| test "SelfScheduled's worker team: thousands of loops back to back and after pauses, polling and sleeping helpers, run every index once and nothing after returning" {
-            let threads = min 4 Environment.ProcessorCount
+        testSequenced <| test "SelfScheduled's worker team: thousands of loops back to back and after pauses, polling and sleeping helpers, run every index once, on at most the loop's threads, and nothing after returning" {
             let before = Parallelism.SpinMicroseconds
+            let failure = ref None
+            // On its own thread, so that a lost wake-up fails the test after two minutes instead of hanging the suite.
+            let run () =
+                try
+                    // A loop on every processor first, so that later loops of fewer threads meet a larger team.
+                    Parallelism.SelfScheduled(Tasks.ParallelOptions(MaxDegreeOfParallelism = Environment.ProcessorCount), 64, fun _ -> Thread.SpinWait 100)
+                    for spin in [ 0; 50; Parallelism.DefaultSpinMicroseconds ] do
+                        Parallelism.SpinMicroseconds <- spin
+                        let rng = Random spin
+                        let mutable late = 0
+                        let mutable active = 0
+                        let mutable most = 0
+                        for loop in 0 .. 1999 do
+                            let threads = 1 + loop % (min 4 Environment.ProcessorCount)
+                            let count = rng.Next(0, 3 * threads + 2)
+                            let visited = Array.zeroCreate<int> count
+                            let mutable returned = 0
+                            most <- 0
+                            Parallelism.SelfScheduled(Tasks.ParallelOptions(MaxDegreeOfParallelism = threads), count, fun i ->
+                                let now = Interlocked.Increment(&active)
+                                let mutable seen = Volatile.Read(&most)
+                                while now > seen && Interlocked.CompareExchange(&most, now, seen) <> seen do
+                                    seen <- Volatile.Read(&most)
+                                if Volatile.Read(&returned) <> 0 then Interlocked.Increment(&late) |> ignore
+                                Thread.SpinWait 200
+                                Interlocked.Increment(&visited.[i]) |> ignore
+                                Interlocked.Decrement(&active) |> ignore)
+                            Volatile.Write(&returned, 1)
+                            Expect.equal (Volatile.Read(&active)) 0 (sprintf "no body still running after loop %d returned (spin %d us)" loop spin)
+                            Expect.isLessThanOrEqual most threads (sprintf "loop %d: at most %d bodies at once (spin %d us)" loop threads spin)
+                            if not (Array.forall (fun v -> v = 1) visited) then
+                                failtestf "loop %d (spin %d us, %d threads, %d indices): visits %A" loop spin threads count visited
+                            // Every so often a pause long enough for the helpers to stop polling and sleep.
+                            if loop % 97 = 0 then Thread.Sleep 2
+                        Expect.equal late 0 (sprintf "no body started after its loop returned (spin %d us)" spin)
+                with e -> failure.Value <- Some e
             try
-                for spin in [ 0; 50; Parallelism.DefaultSpinMicroseconds ] do
-                    Parallelism.SpinMicroseconds <- spin
-                    let rng = Random spin
-                    let mutable late = 0
-                    let mutable active = 0
-                    for loop in 0 .. 1999 do
-                        let count = rng.Next(0, 3 * threads + 2)
-                        let visited = Array.zeroCreate<int> count
-                        let mutable returned = 0
-                        Parallelism.SelfScheduled(Tasks.ParallelOptions(MaxDegreeOfParallelism = threads), count, fun i ->
-                            Interlocked.Increment(&active) |> ignore
-                            if Volatile.Read(&returned) <> 0 then Interlocked.Increment(&late) |> ignore
-                            Thread.SpinWait 200
-                            Interlocked.Increment(&visited.[i]) |> ignore
-                            Interlocked.Decrement(&active) |> ignore)
-                        Volatile.Write(&returned, 1)
-                        Expect.equal (Volatile.Read(&active)) 0 (sprintf "no body still running after loop %d returned (spin %d us)" loop spin)
-                        if not (Array.forall (fun v -> v = 1) visited) then
-                            failtestf "loop %d (spin %d us, %d indices): visits %A" loop spin count visited
-                        // Every so often a pause long enough for the helpers to stop polling and sleep.
-                        if loop % 97 = 0 then Thread.Sleep 2
-                    Expect.equal late 0 (sprintf "no body started after its loop returned (spin %d us)" spin)
+                let t = Thread(run, IsBackground = true)
+                t.Start()
+                Expect.isTrue (t.Join(TimeSpan.FromMinutes 2.0)) "the loops finished (no lost wake-up)"
+                match failure.Value with
+                | Some e -> raise (exn ("a loop failed", e))
+                | None -> ()
             finally
                 Parallelism.SpinMicroseconds <- before
         }
@@ -145,6 +166,14 @@ let tests =
                 if Environment.CurrentManagedThreadId <> caller then Interlocked.Increment(&away) |> ignore
                 Thread.Sleep 5)
             Expect.isGreaterThan away 0 "a helper ran some of twenty 5 ms bodies"
+            // After pauses longer than the polling time the helper sleeps; each loop must wake it.
+            for round in 1 .. 5 do
+                Thread.Sleep(2 + Parallelism.SpinMicroseconds / 1000)
+                let mutable woken = 0
+                Parallelism.SelfScheduled(options, 8, fun _ ->
+                    if Environment.CurrentManagedThreadId <> caller then Interlocked.Increment(&woken) |> ignore
+                    Thread.Sleep 5)
+                Expect.isGreaterThan woken 0 (sprintf "round %d: the sleeping helper woke and ran some of eight 5 ms bodies" round)
             let mutable running = 0
             let mutable afterReturn = 0
             let mutable returned = 0
@@ -204,7 +233,7 @@ let tests =
                 Parallelism.SpinMicroseconds <- before
         }
 
-        test "Map keeps the order and rethrows the first exception of the mapping unwrapped" {
+        testSequenced <| test "Map keeps the order and rethrows the first exception of the mapping unwrapped" {
             let squares = withThreads 2 (fun () -> Parallelism.Map([| 1 .. 100 |], Func<int, int>(fun i -> i * i)))
             Expect.equal squares [| for i in 1 .. 100 -> i * i |] "in order"
             Expect.throwsT<InvalidOperationException>
@@ -212,7 +241,7 @@ let tests =
                 "the mapping's own exception"
         }
 
-        test "MaxThreads is refused outside 1..4 x the processors, naming the range, and the value is kept" {
+        testSequenced <| test "MaxThreads is refused outside 1..4 x the processors, naming the range, and the value is kept" {
             let before = Parallelism.MaxThreads
             Expect.equal Parallelism.Limit (4 * Environment.ProcessorCount) "the limit"
             for bad in [ 0; -3; Parallelism.Limit + 1 ] do
@@ -222,7 +251,7 @@ let tests =
             Expect.equal Parallelism.MaxThreads before "unchanged after refusals"
         }
 
-        test "a managed engine created without a count takes the process-wide setting" {
+        testSequenced <| test "a managed engine created without a count takes the process-wide setting" {
             withThreads 3 (fun () ->
                 use e = new ManagedEngine()
                 Expect.equal e.MaxThreads 3 "the setting"
