@@ -8,6 +8,7 @@
 #   scaling      the managed sweep at 1..16 threads (COUNTS), with the per-operation profile of train-cnn2d
 #                                                                                           ($OUT/scaling.json)
 #   tests-cuda   the Dsp.Kernels tests, whose ILGPU lists add the cuda engine when a CUDA device is present
+#   spin-off     W1 and W2 at 2 and 16 threads with the worker team's polling off (HYBRID_SPIN_US=0)   ($OUT/spin-off.json)
 # A step that fails or runs out of time is reported and the next one still runs; the script's exit code is the
 # number of failed steps (a step fails on its command's non-zero exit or its time limit, exit 124), 100 when the
 # bundle is missing. COUNTS (default 1,2,4,8,16) and RUNS (default 3) change the sweep.
@@ -47,7 +48,10 @@ step train-cuda 100 sh -c "$hybrid train --device cuda --no-plots --json --out $
 step scaling 180 env HYBRID_BENCH_PROFILE=1 $hybrid bench --threads "${COUNTS:-1,2,4,8,16}" --runs "${RUNS:-3}" --warmup 1 \
   --workload ceiling-compute ceiling-memory w1-logmel w1-mfcc w2-logmel rfft-256 train-cnn2d --json "$out/scaling.json"
 step tests-cuda 130 dotnet "$work/tests/Hybrid.Dsp.Kernels.Tests.dll" --summary
-# 758 tests run without a CUDA device (2026-12-07); the cuda lists add to that only when the engine could be created.
-echo "tests: $(tail -n 1 "$out/tests-cuda.log") (758 passed without a CUDA device)"
+# 763 tests run without a CUDA device (2026-12-07); the cuda lists add to that only when the engine could be created.
+echo "tests: $(tail -n 1 "$out/tests-cuda.log") (763 passed without a CUDA device)"
+# Last, since it is the least needed: the worker team's polling off, to set beside the sweep's 2 and 16 threads.
+step spin-off 40 env HYBRID_SPIN_US=0 $hybrid bench --threads 2,16 --runs 3 --warmup 1 --workload w1-logmel w2-logmel \
+  --json "$out/spin-off.json"
 echo "run: $failed step(s) failed"
 exit $failed
