@@ -41,6 +41,9 @@ type Result =
       /// Threads a CPU engine computes on (the managed engine's MaxThreads, the processor count for ilgpu-cpu); absent
       /// for device engines, whose CPU time is mostly spent waiting.
       threads: int option
+      /// On the managed engine: how long its idle worker threads polled for the next parallel loop before sleeping
+      /// (Parallelism.SpinMicroseconds, HYBRID_SPIN_US), since it changes how fast a loop starts; absent elsewhere.
+      spin_us: int option
       /// cpu_ms / (median_ms * threads): the share of its threads' time the run spent computing (cpuShare).
       cpu_share: float option
       /// The contention warning (contentionWarning), when the share is below minimumCpuShare.
@@ -150,7 +153,9 @@ let private report (engine: Engine) (threads: int option) (w: Workload) (peak: f
     // CPU time tells how much of the wall time was spent computing when other processes share the cores.
     let cpuMedian = medianOf sample.Cpu
     let load = loadAverage ()
+    let spin = match engine with :? Hybrid.Dsp.Managed.ManagedEngine -> Some Parallelism.SpinMicroseconds | _ -> None
     let at = threads |> Option.map (fun n -> sprintf " at %d thread%s" n (if n = 1 then "" else "s")) |> Option.defaultValue ""
+    let at = at + (spin |> Option.map (sprintf " (workers poll %d us)") |> Option.defaultValue "")
     let bandwidth = w.Bytes |> Option.map (fun b -> sprintf " (%.1f GB/s read and written)" (b / (median / 1000.0) / 1e9)) |> Option.defaultValue ""
     eprintfn "bench: %s on %s%s: median %.1f ms wall%s, %.1f ms CPU (all threads), %.1f MB allocated a run, %d GCs in %d runs, load %s"
         w.Name engine.Name at median bandwidth cpuMedian (medianOf sample.Allocated) sample.Gcs runs (load |> Option.map (sprintf "%.2f") |> Option.defaultValue "n/a")
@@ -192,6 +197,7 @@ let private report (engine: Engine) (threads: int option) (w: Workload) (peak: f
       synchronizations = total TransferKind.Synchronize
       cpu_ms = cpuMedian
       threads = threads
+      spin_us = spin
       cpu_share = threads |> Option.bind (cpuShare median cpuMedian)
       warning = warning
       alloc_mb = medianOf sample.Allocated

@@ -29,7 +29,7 @@ let tests =
             let row: Bench.Result =
                 { engine = "managed"; device = "cpu"; workload = "w1-logmel"; median_ms = 1000.0; clips_per_s = Some 3000.0; gb_per_s = None
                   audio_s_per_s = None; gflops = None; samples_per_s = None; peak_mb = 100.0; host_to_device = None; device_to_host = None
-                  synchronizations = None; cpu_ms = 800.0; threads = Some 2; cpu_share = Some 0.4
+                  synchronizations = None; cpu_ms = 800.0; threads = Some 2; spin_us = None; cpu_share = Some 0.4
                   warning = Bench.contentionWarning "w1-logmel" "managed" 1000.0 800.0 2; alloc_mb = 0.3; gc_count = 0
                   load_average = Some 1.0; speedup = None; round_speedups = None; efficiency = None }
             let lines = (Bench.table [ row ]).Split('\n') |> Array.map (fun l -> l.Trim())
@@ -67,7 +67,7 @@ let tests =
             let row workload threads wall cpu : Bench.Result =
                 { engine = "managed"; device = "cpu"; workload = workload; median_ms = wall; clips_per_s = None; gb_per_s = None
                   audio_s_per_s = None; gflops = None; samples_per_s = None; peak_mb = 1.0; host_to_device = None; device_to_host = None
-                  synchronizations = None; cpu_ms = cpu; threads = Some threads; cpu_share = Bench.cpuShare wall cpu threads
+                  synchronizations = None; cpu_ms = cpu; threads = Some threads; spin_us = None; cpu_share = Bench.cpuShare wall cpu threads
                   warning = None; alloc_mb = 0.0; gc_count = 0; load_average = Some 0.5; speedup = None; round_speedups = None; efficiency = None }
             let scaled = Bench.withScaling [ row "w1-logmel" 1 100.0 98.0; row "w1-logmel" 2 55.0 100.0; row "rfft-256" 2 40.0 78.0; row "rfft-256" 4 25.0 90.0 ]
             let at workload threads = scaled |> List.find (fun r -> r.workload = workload && r.threads = Some threads)
@@ -222,6 +222,20 @@ let tests =
             use error1 = new IO.StringWriter()
             Bench.run out1 error1 [| "--threads"; "1,2"; "--workload"; "ceiling-compute"; "--runs"; "1"; "--warmup"; "1" |] |> ignore
             Expect.isFalse (error1.ToString().Contains "--warmup 0") "no note with a warm-up run"
+        }
+
+        test "the JSON records the managed engine's polling time (spin_us), so runs with HYBRID_SPIN_US=0 are told apart" {
+            let path = IO.Path.Combine(IO.Path.GetTempPath(), sprintf "hybrid-bench-spin-%s.json" (Guid.NewGuid().ToString "N"))
+            try
+                use out = new IO.StringWriter()
+                use error = new IO.StringWriter()
+                let code = Bench.run out error [| "--device"; "managed"; "--workload"; "ceiling-compute"; "--runs"; "1"; "--warmup"; "0"; "--json"; path |]
+                Expect.equal code 0 "exit 0"
+                use doc = Text.Json.JsonDocument.Parse(IO.File.ReadAllText path)
+                let row = doc.RootElement.[0]
+                Expect.equal (row.GetProperty("spin_us").GetInt32()) Hybrid.Dsp.Parallelism.SpinMicroseconds "the setting in force"
+            finally
+                IO.File.Delete path
         }
 
         test "a ceiling asked for on another engine is skipped with a line that says so, not silently" {
