@@ -6,10 +6,11 @@ namespace Hybrid.Dsp;
 /// The threads that run <see cref="Parallelism.SelfScheduled"/>'s loops beside the calling thread, as an OpenMP
 /// runtime's team does: dedicated background threads that, after a loop, keep polling for the next one for
 /// <see cref="Parallelism.SpinMicroseconds"/> before they sleep. A loop published while they poll starts on every
-/// helper within a microsecond or so; Parallel.For instead wakes pool threads one after another (each replica queues
-/// the next), which on a virtual machine costs tens of microseconds a thread and 100-160 us after a serial gap of
-/// half a millisecond (docs/benchmarks.md), so a loop of a millisecond on 2 threads lost a tenth of its time and a loop
-/// of 100 us on 16 threads ran on few of them. Sleeping helpers are woken together (Monitor.PulseAll), not in a chain.
+/// helper as soon as each sees it (a read of one shared field). Parallel.For instead wakes pool threads one after
+/// another (each replica queues the next), which on the 2-core VM cost 10-20 us a loop back to back and 100-160 us
+/// after a serial gap of half a millisecond (docs/benchmarks.md): a loop of a millisecond on 2 threads lost about a
+/// tenth of its time, and on 16 threads a loop of 100 us would end before the last helpers woke (not yet measured).
+/// Sleeping helpers are woken together (Monitor.PulseAll), not in a chain.
 /// <para>One caller at a time holds the team (<see cref="TryRun"/>); another thread calling meanwhile, or a loop nested
 /// in a loop's body, gets false and runs on the thread pool instead, so concurrent callers never wait for each other.
 /// Each loop is a fresh <see cref="Job"/>: helpers 1..workers - 1 join it with a ticket and take indices from its
