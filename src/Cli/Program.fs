@@ -57,12 +57,12 @@ let run (out: TextWriter) (error: TextWriter) (argv: string[]) : int =
         | all -> Ok all
         |> Result.bind (fun args ->
             // Parallelism reads HYBRID_SPIN_US when it starts and ignores a value it cannot use; the command refuses it.
-            match Environment.GetEnvironmentVariable "HYBRID_SPIN_US" with
+            match Environment.GetEnvironmentVariable Hybrid.Dsp.Parallelism.SpinVariable with
             | null | "" -> Ok args
+            | text when fst (Hybrid.Dsp.Parallelism.TryParseSpinMicroseconds text) -> Ok args
             | text ->
-                match Int32.TryParse text with
-                | true, us when us >= 0 && us <= 1_000_000 -> Ok args
-                | _ -> Error(2, sprintf "HYBRID_SPIN_US must be a whole number of microseconds in 0..1000000 (how long idle worker threads poll for the next parallel loop), was '%s'." text))
+                Error(2, sprintf "%s must be a whole number of microseconds in 0..%d (how long idle worker threads poll for the next parallel loop), was '%s'."
+                            Hybrid.Dsp.Parallelism.SpinVariable Hybrid.Dsp.Parallelism.MaxSpinMicroseconds text))
     match args with
     | Error (code, message) ->
         error.WriteLine(sprintf "%s: %s" (Array.tryHead argv |> Option.defaultValue "hybrid") message)

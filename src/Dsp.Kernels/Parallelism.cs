@@ -85,21 +85,27 @@ public static class Parallelism
         }
         // More threads than processors would have helpers polling while the work waits for a core: the thread pool.
         if (workers <= Environment.ProcessorCount && WorkerTeam.TryRun(workers, count, body, timed)) return;
-        var next = -1;
-        Parallel.For(0, workers, options, _ =>
-        {
-            long t0 = timed ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-            int i;
-            while ((i = Interlocked.Increment(ref next)) < count) body(i);
-            if (timed) AddWork(t0);
-        });
+        var job = new WorkerTeam.Job(body, count, workers - 1, timed);
+        Parallel.For(0, workers, options, _ => job.Work());
+        job.ThrowIfFailed();
     }
 
     private static long _spinTicks = MicrosecondsToTicks(
-        int.TryParse(Environment.GetEnvironmentVariable("HYBRID_SPIN_US"), out var us) && us is >= 0 and <= 1_000_000 ? us : DefaultSpinMicroseconds);
+        TryParseSpinMicroseconds(Environment.GetEnvironmentVariable(SpinVariable), out var us) ? us : DefaultSpinMicroseconds);
 
     /// <summary>The default of <see cref="SpinMicroseconds"/>.</summary>
     public const int DefaultSpinMicroseconds = 500;
+
+    /// <summary>The largest <see cref="SpinMicroseconds"/>: a second.</summary>
+    public const int MaxSpinMicroseconds = 1_000_000;
+
+    /// <summary>The environment variable read at start-up for <see cref="SpinMicroseconds"/>: HYBRID_SPIN_US.</summary>
+    public const string SpinVariable = "HYBRID_SPIN_US";
+
+    /// <summary>Whether <paramref name="text"/> is a whole number of microseconds in 0..<see cref="MaxSpinMicroseconds"/>
+    /// (what <see cref="SpinVariable"/> must hold; the start-up reading ignores anything else and keeps the default).</summary>
+    public static bool TryParseSpinMicroseconds(string? text, out int microseconds) =>
+        int.TryParse(text, out microseconds) && microseconds is >= 0 and <= MaxSpinMicroseconds;
 
     /// <summary>
     /// How long, in microseconds, the threads of a parallel loop keep polling for the next loop before they sleep
@@ -115,8 +121,8 @@ public static class Parallelism
         get => (int)(Interlocked.Read(ref _spinTicks) * 1_000_000 / System.Diagnostics.Stopwatch.Frequency);
         set
         {
-            if (value < 0 || value > 1_000_000)
-                throw new ArgumentOutOfRangeException(nameof(SpinMicroseconds), value, $"SpinMicroseconds must be in 0..1000000, was {value}.");
+            if (value < 0 || value > MaxSpinMicroseconds)
+                throw new ArgumentOutOfRangeException(nameof(SpinMicroseconds), value, $"SpinMicroseconds must be in 0..{MaxSpinMicroseconds}, was {value}.");
             Interlocked.Exchange(ref _spinTicks, MicrosecondsToTicks(value));
         }
     }

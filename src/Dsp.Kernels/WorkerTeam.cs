@@ -32,7 +32,9 @@ internal sealed class WorkerTeam
     private int _busy;
     private int _sleepers;
 
-    private sealed class Job(Action<int> body, int count, int helpers, bool timed)
+    /// <summary>One loop: its body, its shared index counter, the helpers' tickets and the exceptions thrown. Also
+    /// what <see cref="Parallelism.SelfScheduled"/> runs on the thread pool when the team is held.</summary>
+    internal sealed class Job(Action<int> body, int count, int helpers, bool timed)
     {
         public Action<int>? Body = body;
         public readonly int Count = count;
@@ -60,6 +62,18 @@ internal sealed class WorkerTeam
                 Volatile.Write(ref Next, Count);
             }
             if (Timed) Parallelism.AddWork(t0);
+        }
+
+        /// <summary>After every thread has left <see cref="Work"/>: throws the exceptions the body threw, together in
+        /// one AggregateException, and lets go of the body and the exceptions.</summary>
+        public void ThrowIfFailed()
+        {
+            Body = null;
+            if (Errors is { } errors)
+            {
+                Errors = null;
+                throw new AggregateException(errors);
+            }
         }
     }
 
@@ -96,8 +110,8 @@ internal sealed class WorkerTeam
             thread.UnsafeStart();
             _threads.Add(thread);
         }
-        Volatile.Write(ref _job, job);
-        Interlocked.MemoryBarrier();
+        // A full fence between publishing the job and reading _sleepers (a helper does the opposite).
+        Interlocked.Exchange(ref _job, job);
         if (Volatile.Read(ref _sleepers) > 0)
             lock (_gate) Monitor.PulseAll(_gate);
         job.Work();
@@ -114,12 +128,7 @@ internal sealed class WorkerTeam
                     while (Volatile.Read(ref job.Left) < joined) Monitor.Wait(job);
             }
         }
-        job.Body = null;
-        if (job.Errors is { } errors)
-        {
-            job.Errors = null;
-            throw new AggregateException(errors);
-        }
+        job.ThrowIfFailed();
     }
 
     /// <summary>A helper's life: wait for a job other than the last one seen (polling, then sleeping), join it if a

@@ -42,21 +42,19 @@ type internal BatchNormRuntime(engine: Engine, name: string, inShape: int[], mom
     override this.Forward(x, training, _) =
         match pool, activation with
         | Some(fusion, geometry, sampleOutput), Some slope ->
-            input <- x
             let n = x.Shape[0]
             let y = this.Buffers.Get("pooled", Array.append [| n |] sampleOutput)
             let g = geometry n
             pooled <- y
             if training then
+                input <- x
                 fusion.BatchNormLeakyReluMaxPoolTrainingForward(&g, x, gamma.Value, beta.Value, slope, float32 momentum, float32 epsilon,
                     runningMean, runningVar, saveMean, saveInvStd, y)
                 output <- Unchecked.defaultof<Tensor>
             else
-                let full = this.Buffers.Get("y", x.Shape)
-                this.Ops.BatchNormLeakyReluInferenceForward(x, gamma.Value, beta.Value, slope, runningMean, runningVar, float32 epsilon, full)
-                this.Ops.Pool2DForward(&g, PoolKind.Max, full, y)
-                // A backward pass after this (an input gradient at inference) runs the operations apart from `full`.
-                output <- full
+                // Batch norm + activation as apart, keeping the full-size activation in `output`: a backward pass after
+                // this (an input gradient at inference) runs the operations apart from it.
+                this.Ops.Pool2DForward(&g, PoolKind.Max, this.ForwardUnpooled(x, false), y)
             y
         | _ -> this.ForwardUnpooled(x, training)
     member private this.ForwardUnpooled(x: Tensor, training: bool) =

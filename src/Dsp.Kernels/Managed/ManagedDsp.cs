@@ -376,16 +376,15 @@ internal sealed partial class ManagedDsp : IDspOps
     /// <summary>Each matrix's row supports, kept as long as the matrix lives: the filter banks come from
     /// <see cref="Filters"/>' cache, so a batched call does not scan its bank again (W2's 128 x 1025 mel bank took about
     /// 100 us a call on one thread, while the others waited).</summary>
-    private static readonly ConditionalWeakTable<float[], Tuple<int, (int Lo, int Hi)[]>> SupportCache = new();
+    private static readonly ConditionalWeakTable<float[], (int Lo, int Hi)[]> SupportCache = new();
 
     /// <summary>For each row of a [rows, cols] matrix, the range [lo, hi) of columns outside which it is zero; cached
     /// per matrix (<see cref="SupportCache"/>), which callers treat as read-only.</summary>
     private static (int Lo, int Hi)[] Support(float[] matrix, int rows, int cols)
     {
-        if (SupportCache.TryGetValue(matrix, out var cached) && cached.Item1 == rows && cached.Item2.Length == rows)
-            return cached.Item2;
+        if (SupportCache.TryGetValue(matrix, out var cached) && cached.Length == rows) return cached;
         var support = ScanSupport(matrix, rows, cols);
-        SupportCache.AddOrUpdate(matrix, Tuple.Create(rows, support));
+        SupportCache.AddOrUpdate(matrix, support);
         return support;
     }
 
