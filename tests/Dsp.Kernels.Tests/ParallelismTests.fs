@@ -158,6 +158,69 @@ let tests =
                 Parallelism.SpinMicroseconds <- before
         }
 
+        // Sequenced: SpinMicroseconds is process-wide, and the team must be free for TryRun.
+        testSequenced <| test "the worker team at up to 16 threads (a workstation's width, oversubscribed on a smaller machine): wide and narrow loops alternate, every index once, at most the loop's threads, helpers beyond a loop's width stay out, nothing after returning" {
+            // SelfScheduled sends loops wider than the processors to the thread pool, so on a 2-core machine only a
+            // direct TryRun drives 15 helpers: the protocol a 16-core host runs, here with threads sharing cores.
+            let before = Parallelism.SpinMicroseconds
+            let failure = ref None
+            let run () =
+                try
+                    for spin in [ 0; 50 ] do
+                        Parallelism.SpinMicroseconds <- spin
+                        let rng = Random(16 + spin)
+                        let mutable late = 0
+                        let mutable active = 0
+                        let mutable most = 0
+                        let mutable wideHelpers = 0
+                        for loop in 0 .. 599 do
+                            // Wide, narrow and in between, so helpers 2..15 meet loops that have no room for them.
+                            let workers = match loop % 4 with 0 -> 16 | 1 -> 2 | 2 -> 1 + rng.Next 16 | _ -> 3
+                            let count = rng.Next(0, 3 * workers + 2)
+                            let visited = Array.zeroCreate<int> count
+                            let threadsSeen = Collections.Concurrent.ConcurrentDictionary<int, bool>()
+                            let mutable returned = 0
+                            most <- 0
+                            let body (i: int) =
+                                let now = Interlocked.Increment(&active)
+                                let mutable seen = Volatile.Read(&most)
+                                while now > seen && Interlocked.CompareExchange(&most, now, seen) <> seen do
+                                    seen <- Volatile.Read(&most)
+                                if Volatile.Read(&returned) <> 0 then Interlocked.Increment(&late) |> ignore
+                                threadsSeen.[Environment.CurrentManagedThreadId] <- true
+                                Thread.SpinWait 1000
+                                Interlocked.Increment(&visited.[i]) |> ignore
+                                Interlocked.Decrement(&active) |> ignore
+                            let mutable ran = WorkerTeam.TryRun(workers, count, Action<int> body, false)
+                            // Another test's loop may hold the team for a moment (it gives it back when its loop ends).
+                            let mutable tries = 0
+                            while not ran && tries < 10_000 do
+                                Thread.Sleep 1
+                                tries <- tries + 1
+                                ran <- WorkerTeam.TryRun(workers, count, Action<int> body, false)
+                            Expect.isTrue ran (sprintf "loop %d: the team was free within 10 s" loop)
+                            Volatile.Write(&returned, 1)
+                            Expect.equal (Volatile.Read(&active)) 0 (sprintf "no body still running after loop %d returned (spin %d us)" loop spin)
+                            Expect.isLessThanOrEqual most workers (sprintf "loop %d: at most %d bodies at once (spin %d us)" loop workers spin)
+                            Expect.isLessThanOrEqual threadsSeen.Count workers (sprintf "loop %d: at most %d threads took part (spin %d us)" loop workers spin)
+                            if workers = 16 && count >= 32 then wideHelpers <- max wideHelpers (threadsSeen.Count - 1)
+                            if not (Array.forall (fun v -> v = 1) visited) then
+                                failtestf "loop %d (spin %d us, %d threads, %d indices): visits %A" loop spin workers count visited
+                            if loop % 53 = 0 then Thread.Sleep 2
+                        Expect.equal late 0 (sprintf "no body started after its loop returned (spin %d us)" spin)
+                        Expect.isGreaterThan wideHelpers 1 (sprintf "16-thread loops ran on more than one helper (spin %d us)" spin)
+                with e -> failure.Value <- Some e
+            try
+                let t = Thread(run, IsBackground = true)
+                t.Start()
+                Expect.isTrue (t.Join(TimeSpan.FromMinutes 3.0)) "the loops finished (no lost wake-up)"
+                match failure.Value with
+                | Some e -> raise (exn ("a loop failed", e))
+                | None -> ()
+            finally
+                Parallelism.SpinMicroseconds <- before
+        }
+
         test "SelfScheduled on the team: helpers take part, a body's exceptions leave together after every thread stopped, and the team works after" {
             let options = Tasks.ParallelOptions(MaxDegreeOfParallelism = 2)
             let caller = Environment.CurrentManagedThreadId
