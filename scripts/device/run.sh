@@ -48,8 +48,8 @@ step train-cuda 100 sh -c "$hybrid train --device cuda --no-plots --json --out $
 step scaling 180 env HYBRID_BENCH_PROFILE=1 $hybrid bench --threads "${COUNTS:-1,2,4,8,16}" --runs "${RUNS:-3}" --warmup 1 \
   --workload ceiling-compute ceiling-memory w1-logmel w1-mfcc w2-logmel rfft-256 train-cnn2d --json "$out/scaling.json"
 step tests-cuda 130 dotnet "$work/tests/Hybrid.Dsp.Kernels.Tests.dll" --summary
-# 763 tests run without a CUDA device (2026-12-07); the cuda lists add to that only when the engine could be created.
-echo "tests: $(tail -n 1 "$out/tests-cuda.log") (763 passed without a CUDA device)"
+# 764 tests run without a CUDA device (2026-12-08, with the 16-thread worker team test); the cuda lists add to that only when the engine could be created.
+echo "tests: $(tail -n 1 "$out/tests-cuda.log") (764 passed without a CUDA device)"
 # Last, since it is the least needed: the worker team's polling off, to set beside the sweep's 2 and 16 threads.
 step spin-off 40 env HYBRID_SPIN_US=0 $hybrid bench --threads 2,16 --runs 3 --warmup 1 --workload w1-logmel w2-logmel \
   --json "$out/spin-off.json"
