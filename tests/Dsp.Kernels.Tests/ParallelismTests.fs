@@ -48,6 +48,47 @@ let private logMel (threads: int) (stft: StftConfig) (mel: MelConfig) (clips: fl
 
 /// The tests that set or read the process-wide MaxThreads run sequenced: run beside each other, one's temporary
 /// setting was another's "value kept" (seen once as a failure).
+/// Watches the bodies of one parallel loop over `count` indices, each holding its thread for Thread.SpinWait `work`:
+/// how often each index ran, the most bodies running at once, the distinct threads that ran one, and how many started
+/// after `Returned` was called.
+type private LoopProbe(count: int, work: int) =
+    [<DefaultValue>] val mutable private active: int
+    [<DefaultValue>] val mutable private most: int
+    [<DefaultValue>] val mutable private returned: int
+    [<DefaultValue>] val mutable private late: int
+    member val Visited = Array.zeroCreate<int> count
+    member val Threads = Collections.Concurrent.ConcurrentDictionary<int, bool>()
+    member p.Body(i: int) =
+        let now = Interlocked.Increment(&p.active)
+        let mutable seen = Volatile.Read(&p.most)
+        while now > seen && Interlocked.CompareExchange(&p.most, now, seen) <> seen do
+            seen <- Volatile.Read(&p.most)
+        if Volatile.Read(&p.returned) <> 0 then Interlocked.Increment(&p.late) |> ignore
+        p.Threads.[Environment.CurrentManagedThreadId] <- true
+        Thread.SpinWait work
+        Interlocked.Increment(&p.Visited.[i]) |> ignore
+        Interlocked.Decrement(&p.active) |> ignore
+    /// Marks the loop as returned: a body starting after this counts as late.
+    member p.Returned() = Volatile.Write(&p.returned, 1)
+    member p.Active = Volatile.Read(&p.active)
+    member p.Most = Volatile.Read(&p.most)
+    member p.Late = Volatile.Read(&p.late)
+
+/// Runs `loops` on a thread of its own, so that a lost wake-up fails the test after `limit` instead of hanging the
+/// suite; rethrows what it threw, and restores Parallelism.SpinMicroseconds (which the loops may set) after.
+let private onOwnThread (limit: TimeSpan) (loops: unit -> unit) =
+    let before = Parallelism.SpinMicroseconds
+    let failure = ref None
+    try
+        let t = Thread((fun () -> try loops () with e -> failure.Value <- Some e), IsBackground = true)
+        t.Start()
+        Expect.isTrue (t.Join limit) "the loops finished (no lost wake-up)"
+        match failure.Value with
+        | Some e -> raise (exn ("a loop failed", e))
+        | None -> ()
+    finally
+        Parallelism.SpinMicroseconds <- before
+
 [<Tests>]
 let tests =
     testList "Parallelism" [
@@ -110,115 +151,64 @@ let tests =
 
         // Sequenced: SpinMicroseconds is process-wide.
         testSequenced <| test "SelfScheduled's worker team: thousands of loops back to back and after pauses, polling and sleeping helpers, run every index once, on at most the loop's threads, and nothing after returning" {
-            let before = Parallelism.SpinMicroseconds
-            let failure = ref None
-            // On its own thread, so that a lost wake-up fails the test after two minutes instead of hanging the suite.
-            let run () =
-                try
-                    // A loop on every processor first, so that later loops of fewer threads meet a larger team.
-                    Parallelism.SelfScheduled(Tasks.ParallelOptions(MaxDegreeOfParallelism = Environment.ProcessorCount), 64, fun _ -> Thread.SpinWait 100)
-                    for spin in [ 0; 50; Parallelism.DefaultSpinMicroseconds ] do
-                        Parallelism.SpinMicroseconds <- spin
-                        let rng = Random spin
-                        let mutable late = 0
-                        let mutable active = 0
-                        let mutable most = 0
-                        for loop in 0 .. 1999 do
-                            let threads = 1 + loop % (min 4 Environment.ProcessorCount)
-                            let count = rng.Next(0, 3 * threads + 2)
-                            let visited = Array.zeroCreate<int> count
-                            let mutable returned = 0
-                            most <- 0
-                            Parallelism.SelfScheduled(Tasks.ParallelOptions(MaxDegreeOfParallelism = threads), count, fun i ->
-                                let now = Interlocked.Increment(&active)
-                                let mutable seen = Volatile.Read(&most)
-                                while now > seen && Interlocked.CompareExchange(&most, now, seen) <> seen do
-                                    seen <- Volatile.Read(&most)
-                                if Volatile.Read(&returned) <> 0 then Interlocked.Increment(&late) |> ignore
-                                Thread.SpinWait 200
-                                Interlocked.Increment(&visited.[i]) |> ignore
-                                Interlocked.Decrement(&active) |> ignore)
-                            Volatile.Write(&returned, 1)
-                            Expect.equal (Volatile.Read(&active)) 0 (sprintf "no body still running after loop %d returned (spin %d us)" loop spin)
-                            Expect.isLessThanOrEqual most threads (sprintf "loop %d: at most %d bodies at once (spin %d us)" loop threads spin)
-                            if not (Array.forall (fun v -> v = 1) visited) then
-                                failtestf "loop %d (spin %d us, %d threads, %d indices): visits %A" loop spin threads count visited
-                            // Every so often a pause long enough for the helpers to stop polling and sleep.
-                            if loop % 97 = 0 then Thread.Sleep 2
-                        Expect.equal late 0 (sprintf "no body started after its loop returned (spin %d us)" spin)
-                with e -> failure.Value <- Some e
-            try
-                let t = Thread(run, IsBackground = true)
-                t.Start()
-                Expect.isTrue (t.Join(TimeSpan.FromMinutes 2.0)) "the loops finished (no lost wake-up)"
-                match failure.Value with
-                | Some e -> raise (exn ("a loop failed", e))
-                | None -> ()
-            finally
-                Parallelism.SpinMicroseconds <- before
+            onOwnThread (TimeSpan.FromMinutes 2.0) (fun () ->
+                // A loop on every processor first, so that later loops of fewer threads meet a larger team.
+                Parallelism.SelfScheduled(Tasks.ParallelOptions(MaxDegreeOfParallelism = Environment.ProcessorCount), 64, fun _ -> Thread.SpinWait 100)
+                for spin in [ 0; 50; Parallelism.DefaultSpinMicroseconds ] do
+                    Parallelism.SpinMicroseconds <- spin
+                    let rng = Random spin
+                    let probes = ResizeArray()
+                    for loop in 0 .. 1999 do
+                        let threads = 1 + loop % (min 4 Environment.ProcessorCount)
+                        let count = rng.Next(0, 3 * threads + 2)
+                        let probe = LoopProbe(count, 200)
+                        probes.Add probe
+                        Parallelism.SelfScheduled(Tasks.ParallelOptions(MaxDegreeOfParallelism = threads), count, Action<int> probe.Body)
+                        probe.Returned()
+                        Expect.equal probe.Active 0 (sprintf "no body still running after loop %d returned (spin %d us)" loop spin)
+                        Expect.isLessThanOrEqual probe.Most threads (sprintf "loop %d: at most %d bodies at once (spin %d us)" loop threads spin)
+                        if not (Array.forall (fun v -> v = 1) probe.Visited) then
+                            failtestf "loop %d (spin %d us, %d threads, %d indices): visits %A" loop spin threads count probe.Visited
+                        // Every so often a pause long enough for the helpers to stop polling and sleep.
+                        if loop % 97 = 0 then Thread.Sleep 2
+                    Expect.equal (probes |> Seq.sumBy _.Late) 0 (sprintf "no body started after its loop returned (spin %d us)" spin))
         }
 
         // Sequenced: SpinMicroseconds is process-wide, and the team must be free for TryRun.
         testSequenced <| test "the worker team at up to 16 threads (a workstation's width, oversubscribed on a smaller machine): wide and narrow loops alternate, every index once, at most the loop's threads, helpers beyond a loop's width stay out, nothing after returning" {
             // SelfScheduled sends loops wider than the processors to the thread pool, so on a 2-core machine only a
             // direct TryRun drives 15 helpers: the protocol a 16-core host runs, here with threads sharing cores.
-            let before = Parallelism.SpinMicroseconds
-            let failure = ref None
-            let run () =
-                try
-                    for spin in [ 0; 50 ] do
-                        Parallelism.SpinMicroseconds <- spin
-                        let rng = Random(16 + spin)
-                        let mutable late = 0
-                        let mutable active = 0
-                        let mutable most = 0
-                        let mutable wideHelpers = 0
-                        for loop in 0 .. 599 do
-                            // Wide, narrow and in between, so helpers 2..15 meet loops that have no room for them.
-                            let workers = match loop % 4 with 0 -> 16 | 1 -> 2 | 2 -> 1 + rng.Next 16 | _ -> 3
-                            let count = rng.Next(0, 3 * workers + 2)
-                            let visited = Array.zeroCreate<int> count
-                            let threadsSeen = Collections.Concurrent.ConcurrentDictionary<int, bool>()
-                            let mutable returned = 0
-                            most <- 0
-                            let body (i: int) =
-                                let now = Interlocked.Increment(&active)
-                                let mutable seen = Volatile.Read(&most)
-                                while now > seen && Interlocked.CompareExchange(&most, now, seen) <> seen do
-                                    seen <- Volatile.Read(&most)
-                                if Volatile.Read(&returned) <> 0 then Interlocked.Increment(&late) |> ignore
-                                threadsSeen.[Environment.CurrentManagedThreadId] <- true
-                                Thread.SpinWait 1000
-                                Interlocked.Increment(&visited.[i]) |> ignore
-                                Interlocked.Decrement(&active) |> ignore
-                            let mutable ran = WorkerTeam.TryRun(workers, count, Action<int> body, false)
-                            // Another test's loop may hold the team for a moment (it gives it back when its loop ends).
-                            let mutable tries = 0
-                            while not ran && tries < 10_000 do
-                                Thread.Sleep 1
-                                tries <- tries + 1
-                                ran <- WorkerTeam.TryRun(workers, count, Action<int> body, false)
-                            Expect.isTrue ran (sprintf "loop %d: the team was free within 10 s" loop)
-                            Volatile.Write(&returned, 1)
-                            Expect.equal (Volatile.Read(&active)) 0 (sprintf "no body still running after loop %d returned (spin %d us)" loop spin)
-                            Expect.isLessThanOrEqual most workers (sprintf "loop %d: at most %d bodies at once (spin %d us)" loop workers spin)
-                            Expect.isLessThanOrEqual threadsSeen.Count workers (sprintf "loop %d: at most %d threads took part (spin %d us)" loop workers spin)
-                            if workers = 16 && count >= 32 then wideHelpers <- max wideHelpers (threadsSeen.Count - 1)
-                            if not (Array.forall (fun v -> v = 1) visited) then
-                                failtestf "loop %d (spin %d us, %d threads, %d indices): visits %A" loop spin workers count visited
-                            if loop % 53 = 0 then Thread.Sleep 2
-                        Expect.equal late 0 (sprintf "no body started after its loop returned (spin %d us)" spin)
-                        Expect.isGreaterThan wideHelpers 1 (sprintf "16-thread loops ran on more than one helper (spin %d us)" spin)
-                with e -> failure.Value <- Some e
-            try
-                let t = Thread(run, IsBackground = true)
-                t.Start()
-                Expect.isTrue (t.Join(TimeSpan.FromMinutes 3.0)) "the loops finished (no lost wake-up)"
-                match failure.Value with
-                | Some e -> raise (exn ("a loop failed", e))
-                | None -> ()
-            finally
-                Parallelism.SpinMicroseconds <- before
+            onOwnThread (TimeSpan.FromMinutes 3.0) (fun () ->
+                for spin in [ 0; 50 ] do
+                    Parallelism.SpinMicroseconds <- spin
+                    let rng = Random(16 + spin)
+                    let probes = ResizeArray()
+                    let mutable wideHelpers = 0
+                    for loop in 0 .. 599 do
+                        // Wide, narrow and in between, so helpers 2..15 meet loops that have no room for them.
+                        let workers = match loop % 4 with 0 -> 16 | 1 -> 2 | 2 -> 1 + rng.Next 16 | _ -> 3
+                        let count = rng.Next(0, 3 * workers + 2)
+                        let probe = LoopProbe(count, 1000)
+                        probes.Add probe
+                        let body = Action<int> probe.Body
+                        let mutable ran = WorkerTeam.TryRun(workers, count, body, false)
+                        // Another test's loop may hold the team for a moment (it gives it back when its loop ends).
+                        let mutable tries = 0
+                        while not ran && tries < 10_000 do
+                            Thread.Sleep 1
+                            tries <- tries + 1
+                            ran <- WorkerTeam.TryRun(workers, count, body, false)
+                        Expect.isTrue ran (sprintf "loop %d: the team was free within 10 s" loop)
+                        probe.Returned()
+                        Expect.equal probe.Active 0 (sprintf "no body still running after loop %d returned (spin %d us)" loop spin)
+                        Expect.isLessThanOrEqual probe.Most workers (sprintf "loop %d: at most %d bodies at once (spin %d us)" loop workers spin)
+                        Expect.isLessThanOrEqual probe.Threads.Count workers (sprintf "loop %d: at most %d threads took part (spin %d us)" loop workers spin)
+                        if workers = 16 && count >= 32 then wideHelpers <- max wideHelpers (probe.Threads.Count - 1)
+                        if not (Array.forall (fun v -> v = 1) probe.Visited) then
+                            failtestf "loop %d (spin %d us, %d threads, %d indices): visits %A" loop spin workers count probe.Visited
+                        if loop % 53 = 0 then Thread.Sleep 2
+                    Expect.equal (probes |> Seq.sumBy _.Late) 0 (sprintf "no body started after its loop returned (spin %d us)" spin)
+                    Expect.isGreaterThan wideHelpers 1 (sprintf "16-thread loops ran on more than one helper (spin %d us)" spin))
         }
 
         test "SelfScheduled on the team: helpers take part, a body's exceptions leave together after every thread stopped, and the team works after" {
